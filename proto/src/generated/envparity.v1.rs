@@ -886,6 +886,10 @@ pub struct FindingSide {
     /// or env fingerprints (`fp:<hex>`), never secret values. Empty when absent.
     #[prost(string, repeated, tag = "3")]
     pub values: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// The subset of `hosts` whose data is not current (stale, or engine
+    /// unreachable): the value shown is the last one observed there.
+    #[prost(string, repeated, tag = "4")]
+    pub stale_hosts: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
 }
 /// One difference between two environments.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
