@@ -1,0 +1,138 @@
+//! Deriving the history of a host from consecutive snapshots.
+//!
+//! Pure: two snapshots in, the list of changes out. Containers are matched by
+//! name within a host, so a container replaced under the same name (the usual
+//! deploy) is one `image_changed`, not a removal and an addition, and an agent
+//! restart — same containers, new boot id — records nothing.
+
+use std::collections::BTreeMap;
+
+use envparity_proto::time::{from_timestamp, unix_millis};
+use envparity_proto::v1::{Container, HostSnapshot};
+
+use crate::parity::digest::registry_digest;
+use crate::store::{Change, ChangeKind};
+
+/// The content identity shown in history: the registry digest when known,
+/// else the image id.
+pub fn content_identity(container: &Container) -> String {
+    container.image.as_ref().map_or_else(String::new, |img| {
+        registry_digest(img).map_or_else(|| img.image_id.clone(), str::to_owned)
+    })
+}
+
+/// The changes from `previous` to `next` (`None`: the host is new, every
+/// container is an addition). `received_at_ms` is the aggregator's clock.
+pub fn changes(previous: Option<&HostSnapshot>, next: &HostSnapshot, received_at_ms: i64) -> Vec<Change> {
+    let by_name = |s: &HostSnapshot| -> BTreeMap<String, Container> {
+        s.containers.iter().map(|c| (c.name.clone(), c.clone())).collect()
+    };
+    let before = previous.map(by_name).unwrap_or_default();
+    let after = by_name(next);
+    let observed_at_ms = next
+        .collected_at
+        .as_ref()
+        .and_then(from_timestamp)
+        .map_or(received_at_ms, unix_millis);
+    let change = |c: &Container, what, old_image: String, new_image: String| Change {
+        host_id: next.host_id.clone(),
+        environment: next.environment.clone(),
+        service: c.service.as_ref().map_or_else(|| c.name.clone(), |s| s.name.clone()),
+        container: c.name.clone(),
+        what,
+        old_image,
+        new_image,
+        observed_at_ms,
+        received_at_ms,
+    };
+    let mut out = Vec::new();
+    for (name, old) in &before {
+        match after.get(name) {
+            None => out.push(change(old, ChangeKind::Removed, content_identity(old), String::new())),
+            Some(new) => {
+                let (a, b) = (content_identity(old), content_identity(new));
+                if a != b {
+                    out.push(change(new, ChangeKind::ImageChanged, a, b));
+                }
+            }
+        }
+    }
+    for (name, new) in &after {
+        if !before.contains_key(name) {
+            out.push(change(new, ChangeKind::Added, String::new(), content_identity(new)));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use envparity_proto::v1::{ImageInfo, ServiceIdentity};
+
+    fn c(name: &str, image_id: &str) -> Container {
+        Container {
+            id: format!("{name}-{image_id}"),
+            name: name.into(),
+            service: Some(ServiceIdentity {
+                name: format!("svc-{name}"),
+                source: 1,
+            }),
+            image: Some(ImageInfo {
+                image_id: image_id.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn snap(containers: Vec<Container>) -> HostSnapshot {
+        HostSnapshot {
+            host_id: "h".into(),
+            environment: "dev".into(),
+            containers,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn added_removed_and_replaced_containers() {
+        let before = snap(vec![c("a", "i1"), c("b", "i1"), c("keep", "i1")]);
+        let after = snap(vec![c("a", "i2"), c("keep", "i1"), c("new", "i3")]);
+        let got: Vec<(String, ChangeKind, String, String)> = changes(Some(&before), &after, 7)
+            .into_iter()
+            .map(|x| (x.container, x.what, x.old_image, x.new_image))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("a".into(), ChangeKind::ImageChanged, "i1".into(), "i2".into()),
+                ("b".into(), ChangeKind::Removed, "i1".into(), String::new()),
+                ("new".into(), ChangeKind::Added, String::new(), "i3".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unchanged_host_records_nothing() {
+        let s = snap(vec![c("a", "i1")]);
+        let mut restarted = s.clone();
+        restarted.containers[0].id = "new-id-after-agent-restart".into();
+        assert_eq!(changes(Some(&s), &restarted, 1), vec![]);
+    }
+
+    #[test]
+    fn a_new_host_adds_everything_at_the_agents_time() {
+        let mut s = snap(vec![c("a", "i1")]);
+        s.collected_at = Some(prost_types::Timestamp {
+            seconds: 100,
+            nanos: 0,
+        });
+        let got = changes(None, &s, 999_999);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].what, ChangeKind::Added);
+        assert_eq!(got[0].observed_at_ms, 100_000);
+        assert_eq!(got[0].received_at_ms, 999_999);
+        assert_eq!(got[0].service, "svc-a");
+    }
+}

@@ -1,0 +1,105 @@
+//! Which digest identifies an image's content.
+//!
+//! Two identities exist. The *registry digest* is the digest of the manifest
+//! (or of the multi-arch index) in a registry: the same on every host and every
+//! architecture that pulled it, so it is the right thing to compare. The *image
+//! id* is the digest of the local image config: it differs between the arm64
+//! and amd64 variants of one multi-arch image, and it is all there is for an
+//! image that never went through a registry. The engine compares registry
+//! digests when every replica on both sides has one, image ids otherwise, and
+//! says which in the finding.
+
+use envparity_proto::v1::ImageInfo;
+
+/// The registry digest (`sha256:…`) of an image, if one is known.
+///
+/// In order: the digest the reference pins (`repo@sha256:…`); the repo digest
+/// whose repository is the reference's; the only distinct digest among the
+/// repo digests. `None` when there is none, or several that the reference
+/// does not disambiguate.
+pub fn registry_digest(image: &ImageInfo) -> Option<&str> {
+    if let Some((_, pinned)) = image.reference.rsplit_once('@') {
+        if pinned.starts_with("sha256:") {
+            return Some(pinned);
+        }
+    }
+    let wanted = repository(&image.reference);
+    let mut entries = image
+        .repo_digests
+        .iter()
+        .filter_map(|d| d.rsplit_once('@'))
+        .filter(|(_, digest)| digest.starts_with("sha256:"));
+    if let Some((_, digest)) = entries.clone().find(|(repo, _)| *repo == wanted) {
+        return Some(digest);
+    }
+    let first = entries.next()?.1;
+    entries.all(|(_, d)| d == first).then_some(first)
+}
+
+/// The repository part of a reference: without `@digest` and without `:tag`
+/// (a `:` followed by no `/`, so a registry port is kept).
+pub fn repository(reference: &str) -> &str {
+    let without_digest = reference.split_once('@').map_or(reference, |(r, _)| r);
+    match without_digest.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => repo,
+        _ => without_digest,
+    }
+}
+
+/// Whether a reference is pinned to content (`@sha256:`).
+pub fn is_pinned(reference: &str) -> bool {
+    reference.contains("@sha256:")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(reference: &str, repo_digests: &[&str]) -> ImageInfo {
+        ImageInfo {
+            reference: reference.into(),
+            image_id: "sha256:local".into(),
+            repo_digests: repo_digests.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn repository_strips_tag_and_digest_but_keeps_the_port() {
+        assert_eq!(repository("127.0.0.1:5000/app:1.2"), "127.0.0.1:5000/app");
+        assert_eq!(repository("127.0.0.1:5000/app"), "127.0.0.1:5000/app");
+        assert_eq!(repository("app@sha256:abc"), "app");
+        assert_eq!(repository("app:1@sha256:abc"), "app");
+        assert_eq!(repository("busybox"), "busybox");
+    }
+
+    #[test]
+    fn a_pinned_reference_is_its_own_digest() {
+        let i = image("reg/app@sha256:aaa", &["reg/app@sha256:bbb"]);
+        assert_eq!(registry_digest(&i), Some("sha256:aaa"));
+        assert!(is_pinned(&i.reference));
+    }
+
+    #[test]
+    fn the_repo_digest_of_the_references_repository_wins() {
+        let i = image(
+            "reg/app:1",
+            &["other/app@sha256:111", "reg/app@sha256:222"],
+        );
+        assert_eq!(registry_digest(&i), Some("sha256:222"));
+    }
+
+    #[test]
+    fn a_single_distinct_digest_under_other_names_is_used() {
+        let i = image("app:1", &["a/app@sha256:333", "b/app@sha256:333"]);
+        assert_eq!(registry_digest(&i), Some("sha256:333"));
+    }
+
+    #[test]
+    fn ambiguous_or_missing_digests_give_none() {
+        assert_eq!(registry_digest(&image("app:1", &[])), None);
+        let i = image("app:1", &["a/app@sha256:1", "b/app@sha256:2"]);
+        assert_eq!(registry_digest(&i), None);
+        assert_eq!(registry_digest(&image("app:1", &["garbage"])), None);
+    }
+}

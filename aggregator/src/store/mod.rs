@@ -1,0 +1,155 @@
+//! Where the aggregator keeps what it was told.
+//!
+//! One interface, [`Store`], so that the embedded SQLite store (the default)
+//! and a server database can be swapped without touching ingest, queries or
+//! the parity engine. Every method is synchronous: the server calls them on
+//! tokio's blocking pool. A method returns only after its write is durable —
+//! the report API acknowledges a snapshot only after `save_snapshot` returned.
+
+mod sqlite;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use envparity_proto::v1::{EngineState, HostSnapshot};
+
+pub use sqlite::SqliteStore;
+
+/// The stored state of one host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredHost {
+    /// The host's latest accepted snapshot (shared: queries read it while
+    /// ingest replaces it).
+    pub snapshot: Arc<HostSnapshot>,
+    /// When the aggregator stored that snapshot (aggregator's clock).
+    pub received_at: SystemTime,
+    /// When the aggregator last heard from the host (aggregator's clock).
+    pub last_seen: SystemTime,
+    /// The engine state from the host's latest snapshot or heartbeat.
+    pub engine_state: EngineState,
+}
+
+impl StoredHost {
+    /// The host id.
+    pub fn host_id(&self) -> &str {
+        &self.snapshot.host_id
+    }
+}
+
+/// One change on a host, derived from two consecutive snapshots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The host.
+    pub host_id: String,
+    /// Its environment.
+    pub environment: String,
+    /// The service the container belongs to.
+    pub service: String,
+    /// The container name.
+    pub container: String,
+    /// What happened.
+    pub what: ChangeKind,
+    /// The image content before (digest or image id), empty when added.
+    pub old_image: String,
+    /// The image content after, empty when removed.
+    pub new_image: String,
+    /// When the agent observed it (agent's clock), Unix milliseconds.
+    pub observed_at_ms: i64,
+    /// When the aggregator stored it (aggregator's clock), Unix milliseconds.
+    pub received_at_ms: i64,
+}
+
+/// What happened to a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// A container of the service appeared.
+    Added,
+    /// A container of the service went away.
+    Removed,
+    /// The container now runs different image content.
+    ImageChanged,
+}
+
+impl ChangeKind {
+    /// The stable name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Added => "added",
+            ChangeKind::Removed => "removed",
+            ChangeKind::ImageChanged => "image_changed",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "added" => Some(ChangeKind::Added),
+            "removed" => Some(ChangeKind::Removed),
+            "image_changed" => Some(ChangeKind::ImageChanged),
+            _ => None,
+        }
+    }
+}
+
+/// Errors of a store. Each names what it was doing and on what.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The data directory could not be created or used.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The database failed.
+    #[error("database {path}: {context}: {source}")]
+    Database {
+        /// The database file.
+        path: PathBuf,
+        /// What was being done.
+        context: &'static str,
+        /// The cause.
+        source: rusqlite::Error,
+    },
+    /// A stored row could not be decoded: the store is damaged.
+    #[error("database {path}: stored snapshot of host {host_id:?} is unreadable: {reason}")]
+    Corrupt {
+        /// The database file.
+        path: PathBuf,
+        /// The host whose row is damaged.
+        host_id: String,
+        /// Why.
+        reason: String,
+    },
+    /// The database was written by a newer envparity.
+    #[error("database {path}: schema version {found} is newer than this envparity supports ({supported}); upgrade envparity")]
+    SchemaTooNew {
+        /// The database file.
+        path: PathBuf,
+        /// The version found.
+        found: i64,
+        /// The newest version this build knows.
+        supported: i64,
+    },
+}
+
+/// The storage interface of the aggregator.
+pub trait Store: Send + Sync + 'static {
+    /// Every stored host, for start-up.
+    fn load_hosts(&self) -> Result<Vec<StoredHost>, StoreError>;
+
+    /// Atomically replaces a host's snapshot and appends its changes.
+    fn save_snapshot(&self, host: &StoredHost, changes: &[Change]) -> Result<(), StoreError>;
+
+    /// Records that a host was heard from (a heartbeat).
+    fn touch(
+        &self,
+        host_id: &str,
+        last_seen: SystemTime,
+        engine_state: EngineState,
+    ) -> Result<(), StoreError>;
+
+    /// The changes recorded for a service (or every service), oldest first.
+    fn changes(&self, service: Option<&str>, limit: usize) -> Result<Vec<Change>, StoreError>;
+}

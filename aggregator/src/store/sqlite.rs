@@ -1,0 +1,405 @@
+//! The embedded store: one SQLite database in WAL mode under the data
+//! directory.
+//!
+//! Durability: `synchronous = FULL` makes every committed transaction survive
+//! a crash or power loss, which is what "acknowledged after commit" needs.
+//! Snapshots are stored as their protobuf encoding — the versioned wire
+//! contract is also the storage format, so a newer agent's fields survive a
+//! round trip through an older table layout.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use envparity_proto::time::{from_unix_millis, unix_millis};
+use envparity_proto::v1::{EngineState, HostSnapshot};
+use prost::Message;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{Change, ChangeKind, Store, StoreError, StoredHost};
+
+/// The schema version this build writes and reads.
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS hosts (
+    host_id        TEXT PRIMARY KEY,
+    environment    TEXT NOT NULL,
+    snapshot       BLOB NOT NULL,
+    content_hash   TEXT NOT NULL,
+    boot_id        TEXT NOT NULL,
+    sequence       INTEGER NOT NULL,
+    received_at_ms INTEGER NOT NULL,
+    last_seen_ms   INTEGER NOT NULL,
+    engine_state   INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS changes (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    host_id        TEXT NOT NULL,
+    environment    TEXT NOT NULL,
+    service        TEXT NOT NULL,
+    container      TEXT NOT NULL,
+    what           TEXT NOT NULL,
+    old_image      TEXT NOT NULL,
+    new_image      TEXT NOT NULL,
+    observed_at_ms INTEGER NOT NULL,
+    received_at_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS changes_by_service ON changes (service, id);
+";
+
+/// The SQLite-backed [`Store`].
+#[derive(Debug)]
+pub struct SqliteStore {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `envparity.db` under `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+            path: data_dir.to_owned(),
+            source,
+        })?;
+        let path = data_dir.join("envparity.db");
+        let db = |context: &'static str| {
+            let path = path.clone();
+            move |source| StoreError::Database {
+                path,
+                context,
+                source,
+            }
+        };
+        let conn = Connection::open(&path).map_err(db("open"))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(db("set busy timeout"))?;
+        // `journal_mode` answers with a row, so it is queried, not executed.
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(db("enable WAL (is this an SQLite database?)"))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(path = %path.display(), %mode, "SQLite refused WAL mode");
+        }
+        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+            .map_err(db("set pragmas"))?;
+        conn.execute_batch(SCHEMA).map_err(db("create schema"))?;
+        let found: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0))
+            .optional()
+            .map_err(db("read schema version"))?;
+        match found.map(|v| v.parse::<i64>()) {
+            None => {
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)",
+                    params![SCHEMA_VERSION.to_string()],
+                )
+                .map_err(db("write schema version"))?;
+            }
+            Some(Ok(v)) if v > SCHEMA_VERSION => {
+                return Err(StoreError::SchemaTooNew {
+                    path,
+                    found: v,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                return Err(StoreError::Corrupt {
+                    path,
+                    host_id: String::new(),
+                    reason: format!("schema version is not a number: {e}"),
+                });
+            }
+        }
+        Ok(SqliteStore {
+            path,
+            conn: Mutex::new(conn),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn db(&self, context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
+        move |source| StoreError::Database {
+            path: self.path.clone(),
+            context,
+            source,
+        }
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite half-written (the
+        // transaction rolls back on drop), so a poisoned lock is still usable.
+        self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Store for SqliteStore {
+    fn load_hosts(&self) -> Result<Vec<StoredHost>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(
+                "SELECT host_id, snapshot, received_at_ms, last_seen_ms, engine_state
+                 FROM hosts ORDER BY host_id",
+            )
+            .map_err(self.db("prepare host load"))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i32>(4)?,
+                ))
+            })
+            .map_err(self.db("load hosts"))?;
+        let mut hosts = Vec::new();
+        for row in rows {
+            let (host_id, blob, received, seen, engine) = row.map_err(self.db("load hosts"))?;
+            let snapshot = HostSnapshot::decode(blob.as_slice()).map_err(|e| StoreError::Corrupt {
+                path: self.path.clone(),
+                host_id: host_id.clone(),
+                reason: e.to_string(),
+            })?;
+            if snapshot.host_id != host_id {
+                return Err(StoreError::Corrupt {
+                    path: self.path.clone(),
+                    host_id,
+                    reason: format!("row holds the snapshot of host {:?}", snapshot.host_id),
+                });
+            }
+            hosts.push(StoredHost {
+                snapshot: std::sync::Arc::new(snapshot),
+                received_at: from_unix_millis(received),
+                last_seen: from_unix_millis(seen),
+                engine_state: EngineState::try_from(engine).unwrap_or(EngineState::Unspecified),
+            });
+        }
+        Ok(hosts)
+    }
+
+    fn save_snapshot(&self, host: &StoredHost, changes: &[Change]) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(self.db("begin snapshot write"))?;
+        let s = &host.snapshot;
+        let boot_id = s.agent.as_ref().map_or("", |a| a.boot_id.as_str());
+        tx.execute(
+            "INSERT INTO hosts (host_id, environment, snapshot, content_hash, boot_id, sequence,
+                                received_at_ms, last_seen_ms, engine_state)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT (host_id) DO UPDATE SET
+                environment = excluded.environment, snapshot = excluded.snapshot,
+                content_hash = excluded.content_hash, boot_id = excluded.boot_id,
+                sequence = excluded.sequence, received_at_ms = excluded.received_at_ms,
+                last_seen_ms = excluded.last_seen_ms, engine_state = excluded.engine_state",
+            params![
+                s.host_id,
+                s.environment,
+                s.encode_to_vec(),
+                s.content_hash,
+                boot_id,
+                i64::try_from(s.sequence).unwrap_or(i64::MAX),
+                unix_millis(host.received_at),
+                unix_millis(host.last_seen),
+                host.engine_state as i32,
+            ],
+        )
+        .map_err(self.db("write host snapshot"))?;
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO changes (host_id, environment, service, container, what,
+                                          old_image, new_image, observed_at_ms, received_at_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )
+                .map_err(self.db("prepare change write"))?;
+            for c in changes {
+                insert
+                    .execute(params![
+                        c.host_id,
+                        c.environment,
+                        c.service,
+                        c.container,
+                        c.what.as_str(),
+                        c.old_image,
+                        c.new_image,
+                        c.observed_at_ms,
+                        c.received_at_ms,
+                    ])
+                    .map_err(self.db("write change"))?;
+            }
+        }
+        tx.commit().map_err(self.db("commit snapshot write"))
+    }
+
+    fn touch(
+        &self,
+        host_id: &str,
+        last_seen: SystemTime,
+        engine_state: EngineState,
+    ) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "UPDATE hosts SET last_seen_ms = ?2, engine_state = ?3 WHERE host_id = ?1",
+                params![host_id, unix_millis(last_seen), engine_state as i32],
+            )
+            .map_err(self.db("record heartbeat"))?;
+        Ok(())
+    }
+
+    fn changes(&self, service: Option<&str>, limit: usize) -> Result<Vec<Change>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(
+                "SELECT host_id, environment, service, container, what, old_image, new_image,
+                        observed_at_ms, received_at_ms
+                 FROM changes WHERE (?1 IS NULL OR service = ?1)
+                 ORDER BY id DESC LIMIT ?2",
+            )
+            .map_err(self.db("prepare change query"))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt
+            .query_map(params![service, limit], |r| {
+                Ok((
+                    Change {
+                        host_id: r.get(0)?,
+                        environment: r.get(1)?,
+                        service: r.get(2)?,
+                        container: r.get(3)?,
+                        what: ChangeKind::Added,
+                        old_image: r.get(5)?,
+                        new_image: r.get(6)?,
+                        observed_at_ms: r.get(7)?,
+                        received_at_ms: r.get(8)?,
+                    },
+                    r.get::<_, String>(4)?,
+                ))
+            })
+            .map_err(self.db("query changes"))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (mut change, what) = row.map_err(self.db("query changes"))?;
+            change.what = ChangeKind::parse(&what).ok_or_else(|| StoreError::Corrupt {
+                path: self.path.clone(),
+                host_id: change.host_id.clone(),
+                reason: format!("unknown change kind {what:?}"),
+            })?;
+            out.push(change);
+        }
+        out.reverse();
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use envparity_proto::v1::{AgentInfo, Container};
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn host(id: &str, containers: usize) -> StoredHost {
+        StoredHost {
+            snapshot: std::sync::Arc::new(HostSnapshot {
+                host_id: id.into(),
+                environment: "staging".into(),
+                sequence: 3,
+                content_hash: format!("hash-{containers}"),
+                agent: Some(AgentInfo {
+                    version: "0.1.0".into(),
+                    boot_id: "b1".into(),
+                }),
+                containers: (0..containers)
+                    .map(|i| Container {
+                        id: format!("c{i}"),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }),
+            received_at: UNIX_EPOCH + Duration::from_millis(1_000),
+            last_seen: UNIX_EPOCH + Duration::from_millis(2_000),
+            engine_state: EngineState::Ok,
+        }
+    }
+
+    fn change(service: &str, at: i64) -> Change {
+        Change {
+            host_id: "h1".into(),
+            environment: "staging".into(),
+            service: service.into(),
+            container: "c".into(),
+            what: ChangeKind::ImageChanged,
+            old_image: "sha256:a".into(),
+            new_image: "sha256:b".into(),
+            observed_at_ms: at,
+            received_at_ms: at + 1,
+        }
+    }
+
+    #[test]
+    fn snapshots_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SqliteStore::open(dir.path()).unwrap();
+            store.save_snapshot(&host("h1", 2), &[change("shop", 5)]).unwrap();
+            store.save_snapshot(&host("h1", 3), &[change("shop", 6)]).unwrap();
+            store.save_snapshot(&host("h2", 1), &[]).unwrap();
+            store
+                .touch("h2", UNIX_EPOCH + Duration::from_millis(9_000), EngineState::Unreachable)
+                .unwrap();
+        }
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let hosts = store.load_hosts().unwrap();
+        assert_eq!(hosts.len(), 2);
+        assert_eq!(hosts[0], host("h1", 3));
+        assert_eq!(hosts[1].last_seen, UNIX_EPOCH + Duration::from_millis(9_000));
+        assert_eq!(hosts[1].engine_state, EngineState::Unreachable);
+        let changes = store.changes(Some("shop"), 10).unwrap();
+        assert_eq!(changes, vec![change("shop", 5), change("shop", 6)]);
+        assert_eq!(store.changes(Some("other"), 10).unwrap(), vec![]);
+        assert_eq!(store.changes(None, 1).unwrap(), vec![change("shop", 6)]);
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_database_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("envparity.db"), b"this is not sqlite, just garbage bytes....").unwrap();
+        let err = SqliteStore::open(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("envparity.db"), "{err}");
+        assert!(err.contains("database"), "{err}");
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(SqliteStore::open(dir.path()).unwrap());
+        let conn = Connection::open(dir.path().join("envparity.db")).unwrap();
+        conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'", [])
+            .unwrap();
+        drop(conn);
+        let err = SqliteStore::open(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("schema version 99"), "{err}");
+    }
+
+    #[test]
+    fn a_damaged_snapshot_row_names_the_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        store.save_snapshot(&host("h1", 1), &[]).unwrap();
+        store
+            .conn()
+            .execute("UPDATE hosts SET snapshot = x'ffffffff'", [])
+            .unwrap();
+        let err = store.load_hosts().unwrap_err().to_string();
+        assert!(err.contains("\"h1\""), "{err}");
+    }
+}
