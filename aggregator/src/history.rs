@@ -23,9 +23,16 @@ pub fn content_identity(container: &Container) -> String {
 
 /// The changes from `previous` to `next` (`None`: the host is new, every
 /// container is an addition). `received_at_ms` is the aggregator's clock.
-pub fn changes(previous: Option<&HostSnapshot>, next: &HostSnapshot, received_at_ms: i64) -> Vec<Change> {
+pub fn changes(
+    previous: Option<&HostSnapshot>,
+    next: &HostSnapshot,
+    received_at_ms: i64,
+) -> Vec<Change> {
     let by_name = |s: &HostSnapshot| -> BTreeMap<String, Container> {
-        s.containers.iter().map(|c| (c.name.clone(), c.clone())).collect()
+        s.containers
+            .iter()
+            .map(|c| (c.name.clone(), c.clone()))
+            .collect()
     };
     let before = previous.map(by_name).unwrap_or_default();
     let after = by_name(next);
@@ -37,7 +44,10 @@ pub fn changes(previous: Option<&HostSnapshot>, next: &HostSnapshot, received_at
     let change = |c: &Container, what, old_image: String, new_image: String| Change {
         host_id: next.host_id.clone(),
         environment: next.environment.clone(),
-        service: c.service.as_ref().map_or_else(|| c.name.clone(), |s| s.name.clone()),
+        service: c
+            .service
+            .as_ref()
+            .map_or_else(|| c.name.clone(), |s| s.name.clone()),
         container: c.name.clone(),
         what,
         old_image,
@@ -48,7 +58,12 @@ pub fn changes(previous: Option<&HostSnapshot>, next: &HostSnapshot, received_at
     let mut out = Vec::new();
     for (name, old) in &before {
         match after.get(name) {
-            None => out.push(change(old, ChangeKind::Removed, content_identity(old), String::new())),
+            None => out.push(change(
+                old,
+                ChangeKind::Removed,
+                content_identity(old),
+                String::new(),
+            )),
             Some(new) => {
                 let (a, b) = (content_identity(old), content_identity(new));
                 if a != b {
@@ -59,7 +74,12 @@ pub fn changes(previous: Option<&HostSnapshot>, next: &HostSnapshot, received_at
     }
     for (name, new) in &after {
         if !before.contains_key(name) {
-            out.push(change(new, ChangeKind::Added, String::new(), content_identity(new)));
+            out.push(change(
+                new,
+                ChangeKind::Added,
+                String::new(),
+                content_identity(new),
+            ));
         }
     }
     out
@@ -106,7 +126,12 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                ("a".into(), ChangeKind::ImageChanged, "i1".into(), "i2".into()),
+                (
+                    "a".into(),
+                    ChangeKind::ImageChanged,
+                    "i1".into(),
+                    "i2".into()
+                ),
                 ("b".into(), ChangeKind::Removed, "i1".into(), String::new()),
                 ("new".into(), ChangeKind::Added, String::new(), "i3".into()),
             ]

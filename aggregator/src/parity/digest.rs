@@ -82,10 +82,7 @@ mod tests {
 
     #[test]
     fn the_repo_digest_of_the_references_repository_wins() {
-        let i = image(
-            "reg/app:1",
-            &["other/app@sha256:111", "reg/app@sha256:222"],
-        );
+        let i = image("reg/app:1", &["other/app@sha256:111", "reg/app@sha256:222"]);
         assert_eq!(registry_digest(&i), Some("sha256:222"));
     }
 

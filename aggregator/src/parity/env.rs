@@ -124,7 +124,10 @@ mod tests {
 
     #[test]
     fn equal_fingerprints_under_one_key_are_equal() {
-        let (ca, cb) = (container(&[("A", "f1", None)]), container(&[("A", "f1", None)]));
+        let (ca, cb) = (
+            container(&[("A", "f1", None)]),
+            container(&[("A", "f1", None)]),
+        );
         let a = collect([(&ca, "k1")]);
         let b = collect([(&cb, "k1")]);
         assert_eq!(compare_values(&a["A"], &b["A"]), ValueVerdict::Equal);
@@ -171,7 +174,10 @@ mod tests {
 
     #[test]
     fn fingerprints_under_different_keys_are_not_compared() {
-        let (ca, cb) = (container(&[("A", "f1", None)]), container(&[("A", "f1", None)]));
+        let (ca, cb) = (
+            container(&[("A", "f1", None)]),
+            container(&[("A", "f1", None)]),
+        );
         let verdict = compare_values(&collect([(&ca, "k1")])["A"], &collect([(&cb, "k2")])["A"]);
         assert_eq!(verdict, ValueVerdict::Incomparable);
     }

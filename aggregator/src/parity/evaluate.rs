@@ -81,7 +81,11 @@ pub fn evaluate(hosts: &[HostView<'_>], scope: &Scope) -> Vec<Finding> {
             let Some(service) = container.service.as_ref().map(|s| s.name.as_str()) else {
                 continue;
             };
-            if scope.service.as_deref().is_some_and(|wanted| wanted != service) {
+            if scope
+                .service
+                .as_deref()
+                .is_some_and(|wanted| wanted != service)
+            {
                 continue;
             }
             services
@@ -117,11 +121,18 @@ pub fn evaluate(hosts: &[HostView<'_>], scope: &Scope) -> Vec<Finding> {
 }
 
 fn kind_rank(kind: Kind) -> usize {
-    Kind::ALL.iter().position(|k| *k == kind).unwrap_or(usize::MAX)
+    Kind::ALL
+        .iter()
+        .position(|k| *k == kind)
+        .unwrap_or(usize::MAX)
 }
 
 /// A side over some hosts with some values.
-fn side<'a>(environment: &str, hosts: impl IntoIterator<Item = &'a HostView<'a>>, values: Vec<String>) -> Side {
+fn side<'a>(
+    environment: &str,
+    hosts: impl IntoIterator<Item = &'a HostView<'a>>,
+    values: Vec<String>,
+) -> Side {
     let mut all = BTreeSet::new();
     let mut stale = BTreeSet::new();
     for h in hosts {

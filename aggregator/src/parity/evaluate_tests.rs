@@ -4,7 +4,12 @@ use proptest::prelude::*;
 
 /// A container of `service` running `image_id` with an optional registry
 /// digest and explicit env `(name, fingerprint)`.
-fn container(service: &str, image_id: &str, digest: Option<&str>, env: &[(&str, &str)]) -> Container {
+fn container(
+    service: &str,
+    image_id: &str,
+    digest: Option<&str>,
+    env: &[(&str, &str)],
+) -> Container {
     Container {
         id: format!("{service}-{image_id}"),
         name: service.into(),
@@ -15,7 +20,10 @@ fn container(service: &str, image_id: &str, digest: Option<&str>, env: &[(&str, 
         image: Some(ImageInfo {
             reference: format!("reg/{service}:1"),
             image_id: image_id.into(),
-            repo_digests: digest.map(|d| format!("reg/{service}@{d}")).into_iter().collect(),
+            repo_digests: digest
+                .map(|d| format!("reg/{service}@{d}"))
+                .into_iter()
+                .collect(),
             ..Default::default()
         }),
         explicit_env: env
@@ -87,8 +95,22 @@ fn identical_environments_have_parity() {
 #[test]
 fn a_different_registry_digest_is_a_critical_image_digest_finding() {
     let fleet = Fleet::new()
-        .host("s1", snapshot("staging", K, vec![container("shop", "sha256:i1", Some("sha256:d1"), &[])]))
-        .host("p1", snapshot("production", K, vec![container("shop", "sha256:i2", Some("sha256:d2"), &[])]));
+        .host(
+            "s1",
+            snapshot(
+                "staging",
+                K,
+                vec![container("shop", "sha256:i1", Some("sha256:d1"), &[])],
+            ),
+        )
+        .host(
+            "p1",
+            snapshot(
+                "production",
+                K,
+                vec![container("shop", "sha256:i2", Some("sha256:d2"), &[])],
+            ),
+        );
     let f = fleet.findings("staging", "production");
     assert_eq!(f.len(), 1, "{f:#?}");
     assert_eq!(f[0].kind, Kind::ImageDigest);
@@ -106,16 +128,44 @@ fn multi_arch_hosts_with_one_index_digest_are_not_a_mismatch() {
     // arm64 and amd64 pulls of one multi-arch image: different image ids,
     // same registry digest.
     let fleet = Fleet::new()
-        .host("d1", snapshot("staging", K, vec![container("shop", "sha256:arm", Some("sha256:idx"), &[])]))
-        .host("p1", snapshot("production", K, vec![container("shop", "sha256:amd", Some("sha256:idx"), &[])]));
+        .host(
+            "d1",
+            snapshot(
+                "staging",
+                K,
+                vec![container("shop", "sha256:arm", Some("sha256:idx"), &[])],
+            ),
+        )
+        .host(
+            "p1",
+            snapshot(
+                "production",
+                K,
+                vec![container("shop", "sha256:amd", Some("sha256:idx"), &[])],
+            ),
+        );
     assert_eq!(fleet.findings("staging", "production"), vec![]);
 }
 
 #[test]
 fn without_a_registry_digest_on_one_side_image_ids_are_compared() {
     let fleet = Fleet::new()
-        .host("s1", snapshot("staging", K, vec![container("shop", "sha256:i1", Some("sha256:d1"), &[])]))
-        .host("p1", snapshot("production", K, vec![container("shop", "sha256:i2", None, &[])]));
+        .host(
+            "s1",
+            snapshot(
+                "staging",
+                K,
+                vec![container("shop", "sha256:i1", Some("sha256:d1"), &[])],
+            ),
+        )
+        .host(
+            "p1",
+            snapshot(
+                "production",
+                K,
+                vec![container("shop", "sha256:i2", None, &[])],
+            ),
+        );
     let f = fleet.findings("staging", "production");
     assert_eq!(f.len(), 1);
     assert_eq!(f[0].basis, Basis::ImageId);
@@ -123,8 +173,22 @@ fn without_a_registry_digest_on_one_side_image_ids_are_compared() {
     assert_eq!(f[0].b.values, vec!["sha256:i2"]);
 
     let same = Fleet::new()
-        .host("s1", snapshot("staging", K, vec![container("shop", "sha256:i1", Some("sha256:d1"), &[])]))
-        .host("p1", snapshot("production", K, vec![container("shop", "sha256:i1", None, &[])]));
+        .host(
+            "s1",
+            snapshot(
+                "staging",
+                K,
+                vec![container("shop", "sha256:i1", Some("sha256:d1"), &[])],
+            ),
+        )
+        .host(
+            "p1",
+            snapshot(
+                "production",
+                K,
+                vec![container("shop", "sha256:i1", None, &[])],
+            ),
+        );
     assert_eq!(same.findings("staging", "production"), vec![]);
 }
 
@@ -151,10 +215,37 @@ fn image_baked_env_is_never_configuration_drift() {
 #[test]
 fn env_missing_extra_and_value_are_told_apart() {
     let fleet = Fleet::new()
-        .host("s1", snapshot("staging", K, vec![container("shop", "i", None, &[("ONLY_A", "f"), ("BOTH", "f1"), ("SAME", "s")])]))
-        .host("p1", snapshot("production", K, vec![container("shop", "i", None, &[("ONLY_B", "f"), ("BOTH", "f2"), ("SAME", "s")])]));
+        .host(
+            "s1",
+            snapshot(
+                "staging",
+                K,
+                vec![container(
+                    "shop",
+                    "i",
+                    None,
+                    &[("ONLY_A", "f"), ("BOTH", "f1"), ("SAME", "s")],
+                )],
+            ),
+        )
+        .host(
+            "p1",
+            snapshot(
+                "production",
+                K,
+                vec![container(
+                    "shop",
+                    "i",
+                    None,
+                    &[("ONLY_B", "f"), ("BOTH", "f2"), ("SAME", "s")],
+                )],
+            ),
+        );
     let f = fleet.findings("staging", "production");
-    let got: Vec<(Kind, &str, Severity)> = f.iter().map(|x| (x.kind, x.key.as_str(), x.severity)).collect();
+    let got: Vec<(Kind, &str, Severity)> = f
+        .iter()
+        .map(|x| (x.kind, x.key.as_str(), x.severity))
+        .collect();
     assert_eq!(
         got,
         vec![
@@ -190,14 +281,20 @@ fn kernel_minor_drift_is_a_warning_and_patch_drift_info() {
         .host("p1", snapshot("production", "5.10.0-28-amd64", vec![]));
     let f = minor.findings("staging", "production");
     assert_eq!(f.len(), 1);
-    assert_eq!((f[0].kind, f[0].severity), (Kind::Kernel, Severity::Warning));
+    assert_eq!(
+        (f[0].kind, f[0].severity),
+        (Kind::Kernel, Severity::Warning)
+    );
     assert_eq!(f[0].service, "");
     assert_eq!(f[0].b.values, vec!["5.10.0-28-amd64"]);
 
     let patch = Fleet::new()
         .host("s1", snapshot("staging", "6.1.0-18-amd64", vec![]))
         .host("p1", snapshot("production", "6.1.0-20-amd64", vec![]));
-    assert_eq!(patch.findings("staging", "production")[0].severity, Severity::Info);
+    assert_eq!(
+        patch.findings("staging", "production")[0].severity,
+        Severity::Info
+    );
     assert_eq!(major_minor("6.1.0-18-amd64"), Some((6, 1)));
     assert_eq!(major_minor("garbage"), None);
 }
@@ -205,16 +302,28 @@ fn kernel_minor_drift_is_a_warning_and_patch_drift_info() {
 #[test]
 fn services_absent_on_one_side_are_not_compared_in_v1() {
     let fleet = Fleet::new()
-        .host("s1", snapshot("staging", K, vec![container("shop", "i1", None, &[])]))
-        .host("p1", snapshot("production", K, vec![container("cart", "i2", None, &[])]));
+        .host(
+            "s1",
+            snapshot("staging", K, vec![container("shop", "i1", None, &[])]),
+        )
+        .host(
+            "p1",
+            snapshot("production", K, vec![container("cart", "i2", None, &[])]),
+        );
     assert_eq!(fleet.findings("staging", "production"), vec![]);
 }
 
 #[test]
 fn stale_hosts_are_named_on_their_side() {
     let fleet = Fleet::new()
-        .host("s1", snapshot("staging", K, vec![container("shop", "i1", None, &[])]))
-        .stale_host("p1", snapshot("production", K, vec![container("shop", "i2", None, &[])]));
+        .host(
+            "s1",
+            snapshot("staging", K, vec![container("shop", "i1", None, &[])]),
+        )
+        .stale_host(
+            "p1",
+            snapshot("production", K, vec![container("shop", "i2", None, &[])]),
+        );
     let f = fleet.findings("staging", "production");
     assert_eq!(f[0].a.stale_hosts, Vec::<String>::new());
     assert_eq!(f[0].b.stale_hosts, vec!["p1"]);
@@ -223,8 +332,28 @@ fn stale_hosts_are_named_on_their_side() {
 #[test]
 fn the_service_filter_keeps_host_level_findings() {
     let fleet = Fleet::new()
-        .host("s1", snapshot("staging", "6.1.0", vec![container("shop", "i1", None, &[]), container("cart", "c1", None, &[])]))
-        .host("p1", snapshot("production", "5.10.0", vec![container("shop", "i2", None, &[]), container("cart", "c2", None, &[])]));
+        .host(
+            "s1",
+            snapshot(
+                "staging",
+                "6.1.0",
+                vec![
+                    container("shop", "i1", None, &[]),
+                    container("cart", "c1", None, &[]),
+                ],
+            ),
+        )
+        .host(
+            "p1",
+            snapshot(
+                "production",
+                "5.10.0",
+                vec![
+                    container("shop", "i2", None, &[]),
+                    container("cart", "c2", None, &[]),
+                ],
+            ),
+        );
     let scope = Scope::pair("staging", "production").with_service(Some("cart".into()));
     let f = evaluate(&fleet.views(), &scope);
     let kinds: Vec<(Kind, &str)> = f.iter().map(|x| (x.kind, x.service.as_str())).collect();
@@ -234,9 +363,18 @@ fn the_service_filter_keeps_host_level_findings() {
 #[test]
 fn replicas_contribute_all_their_digests() {
     let fleet = Fleet::new()
-        .host("s1", snapshot("staging", K, vec![container("shop", "i1", None, &[])]))
-        .host("p1", snapshot("production", K, vec![container("shop", "i1", None, &[])]))
-        .host("p2", snapshot("production", K, vec![container("shop", "i2", None, &[])]));
+        .host(
+            "s1",
+            snapshot("staging", K, vec![container("shop", "i1", None, &[])]),
+        )
+        .host(
+            "p1",
+            snapshot("production", K, vec![container("shop", "i1", None, &[])]),
+        )
+        .host(
+            "p2",
+            snapshot("production", K, vec![container("shop", "i2", None, &[])]),
+        );
     let f = fleet.findings("staging", "production");
     assert_eq!(f.len(), 1);
     assert_eq!(f[0].b.values, vec!["i1", "i2"]);

@@ -123,7 +123,9 @@ pub enum StoreError {
         reason: String,
     },
     /// The database was written by a newer envparity.
-    #[error("database {path}: schema version {found} is newer than this envparity supports ({supported}); upgrade envparity")]
+    #[error(
+        "database {path}: schema version {found} is newer than this envparity supports ({supported}); upgrade envparity"
+    )]
     SchemaTooNew {
         /// The database file.
         path: PathBuf,

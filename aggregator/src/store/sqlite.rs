@@ -89,7 +89,11 @@ impl SqliteStore {
             .map_err(db("set pragmas"))?;
         conn.execute_batch(SCHEMA).map_err(db("create schema"))?;
         let found: Option<String> = conn
-            .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0))
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(db("read schema version"))?;
         match found.map(|v| v.parse::<i64>()) {
@@ -138,7 +142,9 @@ impl SqliteStore {
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite half-written (the
         // transaction rolls back on drop), so a poisoned lock is still usable.
-        self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -165,11 +171,12 @@ impl Store for SqliteStore {
         let mut hosts = Vec::new();
         for row in rows {
             let (host_id, blob, received, seen, engine) = row.map_err(self.db("load hosts"))?;
-            let snapshot = HostSnapshot::decode(blob.as_slice()).map_err(|e| StoreError::Corrupt {
-                path: self.path.clone(),
-                host_id: host_id.clone(),
-                reason: e.to_string(),
-            })?;
+            let snapshot =
+                HostSnapshot::decode(blob.as_slice()).map_err(|e| StoreError::Corrupt {
+                    path: self.path.clone(),
+                    host_id: host_id.clone(),
+                    reason: e.to_string(),
+                })?;
             if snapshot.host_id != host_id {
                 return Err(StoreError::Corrupt {
                     path: self.path.clone(),
@@ -189,7 +196,9 @@ impl Store for SqliteStore {
 
     fn save_snapshot(&self, host: &StoredHost, changes: &[Change]) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction().map_err(self.db("begin snapshot write"))?;
+        let tx = conn
+            .transaction()
+            .map_err(self.db("begin snapshot write"))?;
         let s = &host.snapshot;
         let boot_id = s.agent.as_ref().map_or("", |a| a.boot_id.as_str());
         tx.execute(
@@ -350,18 +359,29 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = SqliteStore::open(dir.path()).unwrap();
-            store.save_snapshot(&host("h1", 2), &[change("shop", 5)]).unwrap();
-            store.save_snapshot(&host("h1", 3), &[change("shop", 6)]).unwrap();
+            store
+                .save_snapshot(&host("h1", 2), &[change("shop", 5)])
+                .unwrap();
+            store
+                .save_snapshot(&host("h1", 3), &[change("shop", 6)])
+                .unwrap();
             store.save_snapshot(&host("h2", 1), &[]).unwrap();
             store
-                .touch("h2", UNIX_EPOCH + Duration::from_millis(9_000), EngineState::Unreachable)
+                .touch(
+                    "h2",
+                    UNIX_EPOCH + Duration::from_millis(9_000),
+                    EngineState::Unreachable,
+                )
                 .unwrap();
         }
         let store = SqliteStore::open(dir.path()).unwrap();
         let hosts = store.load_hosts().unwrap();
         assert_eq!(hosts.len(), 2);
         assert_eq!(hosts[0], host("h1", 3));
-        assert_eq!(hosts[1].last_seen, UNIX_EPOCH + Duration::from_millis(9_000));
+        assert_eq!(
+            hosts[1].last_seen,
+            UNIX_EPOCH + Duration::from_millis(9_000)
+        );
         assert_eq!(hosts[1].engine_state, EngineState::Unreachable);
         let changes = store.changes(Some("shop"), 10).unwrap();
         assert_eq!(changes, vec![change("shop", 5), change("shop", 6)]);
@@ -372,7 +392,11 @@ mod tests {
     #[test]
     fn a_file_that_is_not_a_database_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("envparity.db"), b"this is not sqlite, just garbage bytes....").unwrap();
+        std::fs::write(
+            dir.path().join("envparity.db"),
+            b"this is not sqlite, just garbage bytes....",
+        )
+        .unwrap();
         let err = SqliteStore::open(dir.path()).unwrap_err().to_string();
         assert!(err.contains("envparity.db"), "{err}");
         assert!(err.contains("database"), "{err}");
@@ -383,8 +407,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         drop(SqliteStore::open(dir.path()).unwrap());
         let conn = Connection::open(dir.path().join("envparity.db")).unwrap();
-        conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'", [])
-            .unwrap();
+        conn.execute(
+            "UPDATE meta SET value = '99' WHERE key = 'schema_version'",
+            [],
+        )
+        .unwrap();
         drop(conn);
         let err = SqliteStore::open(dir.path()).unwrap_err().to_string();
         assert!(err.contains("schema version 99"), "{err}");

@@ -1,0 +1,233 @@
+//! Validation of what agents send: a report is accepted whole or rejected
+//! whole, with a message that names the offending part.
+
+use envparity_proto::names::validate_environment;
+use envparity_proto::v1::{HeartbeatRequest, HostSnapshot};
+
+/// Limits on one snapshot. Generous for real hosts, small enough that one
+/// misbehaving agent cannot exhaust the aggregator.
+pub mod limits {
+    /// Largest encoded request accepted, in bytes.
+    pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+    /// Most containers in one snapshot.
+    pub const MAX_CONTAINERS: usize = 5_000;
+    /// Most env entries (explicit + image) per container.
+    pub const MAX_ENV_ENTRIES: usize = 4_096;
+    /// Most labels per container or host.
+    pub const MAX_LABELS: usize = 1_024;
+    /// Longest identifier (host id, container id or name, service name).
+    pub const MAX_ID_LEN: usize = 253;
+}
+
+/// Why a report was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("report from host {host:?}: {reason}")]
+pub struct InvalidReport {
+    /// The host id as sent (escaped and truncated for display).
+    pub host: String,
+    /// What is wrong, naming the part.
+    pub reason: String,
+}
+
+fn shown(s: &str) -> String {
+    s.chars().take(80).collect()
+}
+
+fn check_id(what: &str, value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return Err(format!("{what} is empty"));
+    }
+    if value.len() > limits::MAX_ID_LEN {
+        return Err(format!(
+            "{what} is {} bytes long, over the limit of {}",
+            value.len(),
+            limits::MAX_ID_LEN
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(format!(
+            "{what} {:?} contains control characters",
+            shown(value)
+        ));
+    }
+    Ok(())
+}
+
+fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Checks a snapshot before anything of it is stored.
+pub fn snapshot(s: &HostSnapshot) -> Result<(), InvalidReport> {
+    let fail = |reason: String| InvalidReport {
+        host: shown(&s.host_id),
+        reason,
+    };
+    check_id("host_id", &s.host_id).map_err(&fail)?;
+    validate_environment(&s.environment).map_err(|e| fail(e.to_string()))?;
+    let agent = s
+        .agent
+        .as_ref()
+        .ok_or_else(|| fail("agent is missing".into()))?;
+    if agent.boot_id.is_empty() {
+        return Err(fail("agent.boot_id is empty".into()));
+    }
+    if s.sequence == 0 {
+        return Err(fail("sequence is 0; sequences start at 1".into()));
+    }
+    if !is_sha256_hex(&s.content_hash) {
+        return Err(fail(format!(
+            "content_hash {:?} is not a hex SHA-256",
+            shown(&s.content_hash)
+        )));
+    }
+    if s.labels.len() > limits::MAX_LABELS {
+        return Err(fail(format!(
+            "{} host labels, over the limit of {}",
+            s.labels.len(),
+            limits::MAX_LABELS
+        )));
+    }
+    if s.containers.len() > limits::MAX_CONTAINERS {
+        return Err(fail(format!(
+            "{} containers, over the limit of {}",
+            s.containers.len(),
+            limits::MAX_CONTAINERS
+        )));
+    }
+    for (i, c) in s.containers.iter().enumerate() {
+        let at = |reason: String| fail(format!("container {i} ({:?}): {reason}", shown(&c.name)));
+        check_id("id", &c.id).map_err(&at)?;
+        check_id("name", &c.name).map_err(&at)?;
+        let service = c
+            .service
+            .as_ref()
+            .ok_or_else(|| at("service is missing".into()))?;
+        check_id("service name", &service.name).map_err(&at)?;
+        let image = c
+            .image
+            .as_ref()
+            .ok_or_else(|| at("image is missing".into()))?;
+        if image.image_id.is_empty() {
+            return Err(at("image.image_id is empty".into()));
+        }
+        let env = c.explicit_env.len() + c.image_env.len();
+        if env > limits::MAX_ENV_ENTRIES {
+            return Err(at(format!(
+                "{env} env entries, over the limit of {}",
+                limits::MAX_ENV_ENTRIES
+            )));
+        }
+        if c.labels.len() > limits::MAX_LABELS {
+            return Err(at(format!(
+                "{} labels, over the limit of {}",
+                c.labels.len(),
+                limits::MAX_LABELS
+            )));
+        }
+        for var in c.explicit_env.iter().chain(&c.image_env) {
+            if var.name.is_empty() {
+                return Err(at("an env entry has an empty name".into()));
+            }
+            if var.fingerprint.is_empty() {
+                return Err(at(format!("env {:?} has no fingerprint", shown(&var.name))));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks a heartbeat.
+pub fn heartbeat(h: &HeartbeatRequest) -> Result<(), InvalidReport> {
+    let fail = |reason: String| InvalidReport {
+        host: shown(&h.host_id),
+        reason,
+    };
+    check_id("host_id", &h.host_id).map_err(&fail)?;
+    validate_environment(&h.environment).map_err(|e| fail(e.to_string()))?;
+    if h.boot_id.is_empty() {
+        return Err(fail("boot_id is empty".into()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use envparity_proto::v1::{AgentInfo, Container, ImageInfo, ServiceIdentity};
+
+    fn good() -> HostSnapshot {
+        HostSnapshot {
+            host_id: "h1".into(),
+            environment: "staging".into(),
+            agent: Some(AgentInfo {
+                version: "0.1.0".into(),
+                boot_id: "b".into(),
+            }),
+            sequence: 1,
+            content_hash: "a".repeat(64),
+            containers: vec![Container {
+                id: "c1".into(),
+                name: "shop".into(),
+                service: Some(ServiceIdentity {
+                    name: "shop".into(),
+                    source: 1,
+                }),
+                image: Some(ImageInfo {
+                    image_id: "sha256:1".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_complete_snapshot_passes() {
+        assert_eq!(snapshot(&good()), Ok(()));
+    }
+
+    #[test]
+    fn each_defect_is_named() {
+        let cases: Vec<(Box<dyn Fn(&mut HostSnapshot)>, &str)> = vec![
+            (Box::new(|s| s.host_id.clear()), "host_id is empty"),
+            (
+                Box::new(|s| s.host_id = "a\u{1b}[2J".into()),
+                "control characters",
+            ),
+            (
+                Box::new(|s| s.environment = "Prod!".into()),
+                "invalid environment name",
+            ),
+            (Box::new(|s| s.agent = None), "agent is missing"),
+            (Box::new(|s| s.sequence = 0), "sequence is 0"),
+            (Box::new(|s| s.content_hash = "x".into()), "content_hash"),
+            (
+                Box::new(|s| s.containers[0].service = None),
+                "container 0 (\"shop\"): service is missing",
+            ),
+            (
+                Box::new(|s| s.containers[0].image = None),
+                "image is missing",
+            ),
+            (
+                Box::new(|s| s.containers[0].name = "n".repeat(300)),
+                "over the limit of 253",
+            ),
+            (
+                Box::new(|s| {
+                    let c = s.containers[0].clone();
+                    s.containers = vec![c; limits::MAX_CONTAINERS + 1];
+                }),
+                "containers, over the limit",
+            ),
+        ];
+        for (mutate, expected) in cases {
+            let mut s = good();
+            mutate(&mut s);
+            let err = snapshot(&s).unwrap_err().to_string();
+            assert!(err.contains(expected), "expected {expected:?} in {err:?}");
+        }
+    }
+}

@@ -1,0 +1,384 @@
+//! The aggregator's gRPC API, driven through a real tonic client against a
+//! real server and a real SQLite store in a temporary directory.
+
+use std::time::Duration;
+
+use envparity_aggregator::server::{ServeConfig, serve};
+use envparity_proto::hash::content_hash;
+use envparity_proto::v1::query_service_client::QueryServiceClient;
+use envparity_proto::v1::report_service_client::ReportServiceClient;
+use envparity_proto::v1::*;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tonic::Code;
+use tonic::transport::Channel;
+
+struct Server {
+    url: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Server {
+    async fn start(dir: &std::path::Path, stale_after: Duration) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel();
+        let config = ServeConfig {
+            listen: addr,
+            data_dir: dir.to_owned(),
+            stale_after,
+        };
+        let task = tokio::spawn(serve(listener, config, async {
+            let _ = rx.await;
+        }));
+        Server {
+            url: format!("http://{addr}"),
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    async fn report(&self) -> ReportServiceClient<Channel> {
+        ReportServiceClient::connect(self.url.clone())
+            .await
+            .unwrap()
+    }
+
+    async fn query(&self) -> QueryServiceClient<Channel> {
+        QueryServiceClient::connect(self.url.clone()).await.unwrap()
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.take().unwrap().await.unwrap().unwrap();
+    }
+}
+
+fn container(service: &str, digest: &str, env: &[(&str, &str)]) -> Container {
+    Container {
+        id: format!("{service}-id"),
+        name: service.into(),
+        service: Some(ServiceIdentity {
+            name: service.into(),
+            source: ServiceSource::Label as i32,
+        }),
+        image: Some(ImageInfo {
+            reference: format!("127.0.0.1:5000/{service}:1"),
+            image_id: format!("sha256:id-{digest}"),
+            repo_digests: vec![format!("127.0.0.1:5000/{service}@sha256:{digest}")],
+            ..Default::default()
+        }),
+        explicit_env: env
+            .iter()
+            .map(|(n, fp)| EnvVar {
+                name: n.to_string(),
+                fingerprint: fp.to_string(),
+                value: None,
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+fn snapshot(host: &str, env: &str, seq: u64, containers: Vec<Container>) -> HostSnapshot {
+    let mut s = HostSnapshot {
+        host_id: host.into(),
+        environment: env.into(),
+        agent: Some(AgentInfo {
+            version: "test".into(),
+            boot_id: "boot-1".into(),
+        }),
+        sequence: seq,
+        host: Some(HostFacts {
+            kernel_version: "6.1.0".into(),
+            ..Default::default()
+        }),
+        engine_state: EngineState::Ok as i32,
+        containers,
+        fingerprint_key_id: "k1".into(),
+        ..Default::default()
+    };
+    s.content_hash = content_hash(&s);
+    s
+}
+
+async fn push(
+    client: &mut ReportServiceClient<Channel>,
+    s: HostSnapshot,
+) -> Result<PushSnapshotResponse, tonic::Status> {
+    client
+        .push_snapshot(PushSnapshotRequest { snapshot: Some(s) })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+async fn findings(q: &mut QueryServiceClient<Channel>, a: &str, b: &str) -> Vec<Finding> {
+    q.get_findings(GetFindingsRequest {
+        env_a: a.into(),
+        env_b: b.into(),
+        service: String::new(),
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .findings
+}
+
+#[tokio::test]
+async fn reports_become_findings_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), Duration::from_secs(60)).await;
+    let mut r = server.report().await;
+    let mut q = server.query().await;
+
+    push(
+        &mut r,
+        snapshot(
+            "s1",
+            "staging",
+            1,
+            vec![container("shop", "aaa", &[("A", "f1")])],
+        ),
+    )
+    .await
+    .unwrap();
+    let prod = snapshot(
+        "p1",
+        "production",
+        1,
+        vec![container("shop", "bbb", &[("A", "f1")])],
+    );
+    let prod_hash = prod.content_hash.clone();
+    let ack = push(&mut r, prod).await.unwrap();
+    assert_eq!(ack.content_hash, prod_hash);
+    assert!(!ack.duplicate);
+
+    let f = findings(&mut q, "staging", "production").await;
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(f[0].kind(), FindingKind::ImageDigest);
+    assert_eq!(f[0].severity(), Severity::Critical);
+    assert_eq!(f[0].basis, "registry_digest");
+
+    server.stop().await;
+    let server = Server::start(dir.path(), Duration::from_secs(60)).await;
+    let mut r = server.report().await;
+    let mut q = server.query().await;
+    // State came back from the store: the same finding, and a heartbeat with
+    // the stored hash needs no snapshot.
+    assert_eq!(findings(&mut q, "staging", "production").await.len(), 1);
+    let hb = |hash: &str| HeartbeatRequest {
+        host_id: "p1".into(),
+        environment: "production".into(),
+        content_hash: hash.into(),
+        boot_id: "boot-1".into(),
+        sequence: 2,
+        sent_at: None,
+        engine_state: EngineState::Ok as i32,
+    };
+    assert!(
+        !r.heartbeat(hb(&prod_hash))
+            .await
+            .unwrap()
+            .into_inner()
+            .snapshot_needed
+    );
+    assert!(
+        r.heartbeat(hb("0000"))
+            .await
+            .unwrap()
+            .into_inner()
+            .snapshot_needed
+    );
+    let mut unknown = hb(&prod_hash);
+    unknown.host_id = "never-seen".into();
+    assert!(
+        r.heartbeat(unknown)
+            .await
+            .unwrap()
+            .into_inner()
+            .snapshot_needed
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_invalid_snapshot_is_rejected_whole_and_the_previous_state_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), Duration::from_secs(60)).await;
+    let mut r = server.report().await;
+    let mut q = server.query().await;
+    push(
+        &mut r,
+        snapshot("s1", "staging", 1, vec![container("shop", "aaa", &[])]),
+    )
+    .await
+    .unwrap();
+
+    let mut bad = snapshot("s1", "staging", 2, vec![container("shop", "bbb", &[])]);
+    bad.containers[0].service = None;
+    let err = push(&mut r, bad).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().contains("service is missing"),
+        "{}",
+        err.message()
+    );
+
+    let err = r
+        .push_snapshot(PushSnapshotRequest { snapshot: None })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+
+    let svc = q
+        .get_service(GetServiceRequest {
+            service: "shop".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(svc.instances.len(), 1);
+    let kept = svc.instances[0].container.as_ref().unwrap();
+    assert_eq!(kept.image.as_ref().unwrap().image_id, "sha256:id-aaa");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn replays_do_not_overwrite_newer_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), Duration::from_secs(60)).await;
+    let mut r = server.report().await;
+    let mut q = server.query().await;
+    let old = snapshot("s1", "staging", 1, vec![container("shop", "aaa", &[])]);
+    push(&mut r, old.clone()).await.unwrap();
+    push(
+        &mut r,
+        snapshot("s1", "staging", 2, vec![container("shop", "bbb", &[])]),
+    )
+    .await
+    .unwrap();
+    let ack = push(&mut r, old).await.unwrap();
+    assert!(ack.duplicate);
+    let svc = q
+        .get_service(GetServiceRequest {
+            service: "shop".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let image = svc.instances[0]
+        .container
+        .as_ref()
+        .unwrap()
+        .image
+        .as_ref()
+        .unwrap();
+    assert_eq!(image.image_id, "sha256:id-bbb");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_names_in_queries_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), Duration::from_secs(60)).await;
+    let mut r = server.report().await;
+    let mut q = server.query().await;
+    push(
+        &mut r,
+        snapshot("s1", "staging", 1, vec![container("shop", "aaa", &[])]),
+    )
+    .await
+    .unwrap();
+    let err = q
+        .get_findings(GetFindingsRequest {
+            env_a: "staging".into(),
+            env_b: "prodd".into(),
+            service: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    assert!(
+        err.message()
+            .contains("\"prodd\" is unknown; known environments: staging"),
+        "{}",
+        err.message()
+    );
+
+    let err = q
+        .get_service(GetServiceRequest {
+            service: "nope".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    assert!(
+        err.message().contains("known services: shop"),
+        "{}",
+        err.message()
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn engine_loss_keeps_the_last_known_containers_and_marks_the_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), Duration::from_secs(60)).await;
+    let mut r = server.report().await;
+    let mut q = server.query().await;
+    push(
+        &mut r,
+        snapshot("s1", "staging", 1, vec![container("shop", "aaa", &[])]),
+    )
+    .await
+    .unwrap();
+    let mut lost = snapshot("s1", "staging", 2, vec![]);
+    lost.engine_state = EngineState::Unreachable as i32;
+    lost.content_hash = content_hash(&lost);
+    push(&mut r, lost).await.unwrap();
+    let hosts = q
+        .list_hosts(ListHostsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .hosts;
+    assert_eq!(hosts.len(), 1);
+    assert_eq!(hosts[0].state(), HostState::EngineUnreachable);
+    assert_eq!(hosts[0].container_count, 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_silent_host_turns_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), Duration::from_millis(300)).await;
+    let mut r = server.report().await;
+    let mut q = server.query().await;
+    push(&mut r, snapshot("s1", "staging", 1, vec![]))
+        .await
+        .unwrap();
+    let state = |hosts: Vec<HostSummary>| hosts[0].state();
+    assert_eq!(
+        state(
+            q.list_hosts(ListHostsRequest::default())
+                .await
+                .unwrap()
+                .into_inner()
+                .hosts
+        ),
+        HostState::Fresh
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        state(
+            q.list_hosts(ListHostsRequest::default())
+                .await
+                .unwrap()
+                .into_inner()
+                .hosts
+        ),
+        HostState::Stale
+    );
+    server.stop().await;
+}
