@@ -18,10 +18,10 @@ use envparity_proto::v1::ImageInfo;
 /// repo digests. `None` when there is none, or several that the reference
 /// does not disambiguate.
 pub fn registry_digest(image: &ImageInfo) -> Option<&str> {
-    if let Some((_, pinned)) = image.reference.rsplit_once('@') {
-        if pinned.starts_with("sha256:") {
-            return Some(pinned);
-        }
+    if let Some((_, pinned)) = image.reference.rsplit_once('@')
+        && pinned.starts_with("sha256:")
+    {
+        return Some(pinned);
     }
     let wanted = repository(&image.reference);
     let mut entries = image

@@ -188,19 +188,18 @@ impl Fleet {
                 .unwrap_or_default()
         };
 
-        if let Some(prev) = &previous {
-            if boot_id(&prev.snapshot) == boot_id(&snapshot)
-                && snapshot.sequence <= prev.snapshot.sequence
-            {
-                // A retry or replay of something already held: acknowledge
-                // without changing anything but liveness.
-                self.heard_from(&snapshot.host_id, now, prev.engine_state)
-                    .await?;
-                return Ok(PushOutcome {
-                    content_hash: prev.snapshot.content_hash.clone(),
-                    duplicate: true,
-                });
-            }
+        if let Some(prev) = &previous
+            && boot_id(&prev.snapshot) == boot_id(&snapshot)
+            && snapshot.sequence <= prev.snapshot.sequence
+        {
+            // A retry or replay of something already held: acknowledge
+            // without changing anything but liveness.
+            self.heard_from(&snapshot.host_id, now, prev.engine_state)
+                .await?;
+            return Ok(PushOutcome {
+                content_hash: prev.snapshot.content_hash.clone(),
+                duplicate: true,
+            });
         }
 
         let engine_state =

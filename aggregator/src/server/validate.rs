@@ -190,7 +190,8 @@ mod tests {
 
     #[test]
     fn each_defect_is_named() {
-        let cases: Vec<(Box<dyn Fn(&mut HostSnapshot)>, &str)> = vec![
+        type Mutation = Box<dyn Fn(&mut HostSnapshot)>;
+        let cases: Vec<(Mutation, &str)> = vec![
             (Box::new(|s| s.host_id.clear()), "host_id is empty"),
             (
                 Box::new(|s| s.host_id = "a\u{1b}[2J".into()),
