@@ -1,0 +1,823 @@
+//! Reading the Docker engine: engine facts and running containers.
+//!
+//! The engine sits behind the narrow [`Engine`] trait so that the collection
+//! rules (what is skipped, what is inspected how often, how fields map to the
+//! contract) can be tested without a daemon; [`DockerEngine`] is the real
+//! implementation over bollard, exercised by the integration tests.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bollard::models::{
+    ContainerInspectResponse, ContainerSummary, EventMessage, HostConfig, ImageInspect, MountPoint,
+    NetworkSettings, PortMap, SystemInfo, SystemVersion,
+};
+use bollard::query_parameters::{EventsOptionsBuilder, ListContainersOptionsBuilder};
+use bollard::{API_DEFAULT_VERSION, Docker};
+use envparity_proto::time::to_timestamp;
+use envparity_proto::v1::{Container, EngineFacts, ImageInfo, Label, Mount, Port, RuntimeConfig};
+use futures_util::{Stream, StreamExt, TryStreamExt, stream};
+
+use crate::clear_env::ClearEnvPolicy;
+use crate::envsplit::{protect, split_env};
+use crate::fingerprint::FleetKey;
+use crate::identity::service_identity;
+
+/// How many container (and image) inspects run at once. Enough to hide
+/// latency on a host with hundreds of containers, few enough not to load
+/// a busy engine.
+pub const INSPECT_CONCURRENCY: usize = 4;
+
+/// Per-request timeout towards the engine (response headers; the events
+/// stream's body is not limited). A hung engine must not stall reporting.
+pub const ENGINE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Label prefix of OCI image annotations that envparity reports.
+pub const OCI_LABEL_PREFIX: &str = "org.opencontainers.image.";
+
+/// Container event actions that can change what a snapshot contains.
+pub const WATCHED_ACTIONS: &[&str] = &[
+    "start", "stop", "die", "rename", "destroy", "pause", "unpause", "update",
+];
+
+/// A failed engine request, naming what was asked.
+#[derive(Debug, thiserror::Error)]
+#[error("{operation}: {error}")]
+pub struct EngineError {
+    /// What was requested, e.g. `inspect container 3f2a…`.
+    pub operation: String,
+    /// What the engine (or the connection to it) said.
+    pub error: bollard::errors::Error,
+}
+
+impl EngineError {
+    fn new(operation: impl Into<String>, error: bollard::errors::Error) -> Self {
+        Self {
+            operation: operation.into(),
+            error,
+        }
+    }
+
+    fn is_not_found(&self) -> bool {
+        matches!(
+            self.error,
+            bollard::errors::Error::DockerResponseServerError {
+                status_code: 404,
+                ..
+            }
+        )
+    }
+}
+
+/// The engine operations a collection needs. Inspect methods answer
+/// `Ok(None)` for an object that no longer exists (HTTP 404): containers
+/// come and go between listing and inspecting, and that is not an error.
+pub trait Engine: Sync {
+    /// `GET /version`.
+    fn version(&self) -> impl Future<Output = Result<SystemVersion, EngineError>> + Send;
+    /// `GET /info`.
+    fn info(&self) -> impl Future<Output = Result<SystemInfo, EngineError>> + Send;
+    /// The running containers (never with sizes: computing them walks every
+    /// container's filesystem).
+    fn running_containers(
+        &self,
+    ) -> impl Future<Output = Result<Vec<ContainerSummary>, EngineError>> + Send;
+    /// `GET /containers/{id}/json`.
+    fn inspect_container(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<ContainerInspectResponse>, EngineError>> + Send;
+    /// `GET /images/{id}/json`.
+    fn inspect_image(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<ImageInspect>, EngineError>> + Send;
+}
+
+/// The real engine, over bollard.
+#[derive(Debug, Clone)]
+pub struct DockerEngine {
+    docker: Docker,
+}
+
+/// A boxed stream of container events.
+pub type EventStream = Pin<Box<dyn Stream<Item = Result<EventMessage, EngineError>> + Send>>;
+
+impl DockerEngine {
+    /// Connects to the engine at `addr` (`unix:///path`, `tcp://host:port` or
+    /// `http://host:port`) and negotiates the API version, so that older
+    /// engines (which refuse a newer client version) work too.
+    pub async fn connect(addr: &str) -> Result<Self, EngineError> {
+        let timeout = ENGINE_TIMEOUT.as_secs();
+        let docker = if addr.starts_with("unix://") {
+            Docker::connect_with_unix(addr, timeout, API_DEFAULT_VERSION)
+        } else if addr.starts_with("tcp://") || addr.starts_with("http://") {
+            Docker::connect_with_http(addr, timeout, API_DEFAULT_VERSION)
+        } else {
+            Err(bollard::errors::Error::UnsupportedURISchemeError {
+                uri: addr.to_owned(),
+            })
+        }
+        .map_err(|e| EngineError::new("connect", e))?;
+        let docker = docker
+            .negotiate_version()
+            .await
+            .map_err(|e| EngineError::new("negotiate API version", e))?;
+        Ok(Self { docker })
+    }
+
+    /// The stream of container events that can change a snapshot, starting
+    /// at `since` (the engine replays buffered events from then on, so
+    /// nothing between a collection and the subscription is missed).
+    pub fn container_events(&self, since: SystemTime) -> EventStream {
+        let since = since
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs()
+            .to_string();
+        let filters = HashMap::from([
+            ("type", vec!["container"]),
+            ("event", WATCHED_ACTIONS.to_vec()),
+        ]);
+        let options = EventsOptionsBuilder::new()
+            .since(&since)
+            .filters(&filters)
+            .build();
+        Box::pin(
+            self.docker
+                .events(Some(options))
+                .map_err(|e| EngineError::new("watch container events", e)),
+        )
+    }
+}
+
+/// Maps a 404 to `None`.
+fn found<T>(result: Result<T, EngineError>) -> Result<Option<T>, EngineError> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+impl Engine for DockerEngine {
+    async fn version(&self) -> Result<SystemVersion, EngineError> {
+        self.docker
+            .version()
+            .await
+            .map_err(|e| EngineError::new("version", e))
+    }
+
+    async fn info(&self) -> Result<SystemInfo, EngineError> {
+        self.docker
+            .info()
+            .await
+            .map_err(|e| EngineError::new("info", e))
+    }
+
+    async fn running_containers(&self) -> Result<Vec<ContainerSummary>, EngineError> {
+        // `status=running` also leaves out paused containers: they serve
+        // nothing, and pause/unpause events re-collect.
+        let filters = HashMap::from([("status", vec!["running"])]);
+        let options = ListContainersOptionsBuilder::new()
+            .all(false)
+            .size(false)
+            .filters(&filters)
+            .build();
+        self.docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| EngineError::new("list containers", e))
+    }
+
+    async fn inspect_container(
+        &self,
+        id: &str,
+    ) -> Result<Option<ContainerInspectResponse>, EngineError> {
+        found(
+            self.docker
+                .inspect_container(id, None)
+                .await
+                .map_err(|e| EngineError::new(format!("inspect container {id}"), e)),
+        )
+    }
+
+    async fn inspect_image(&self, id: &str) -> Result<Option<ImageInspect>, EngineError> {
+        found(
+            self.docker
+                .inspect_image(id)
+                .await
+                .map_err(|e| EngineError::new(format!("inspect image {id}"), e)),
+        )
+    }
+}
+
+/// Reads the engine facts.
+pub async fn collect_engine_facts<E: Engine>(engine: &E) -> Result<EngineFacts, EngineError> {
+    let version = engine.version().await?;
+    let info = engine.info().await?;
+    Ok(engine_facts(&version, &info))
+}
+
+/// The engine facts from `/version` and `/info`.
+pub fn engine_facts(version: &SystemVersion, info: &SystemInfo) -> EngineFacts {
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    EngineFacts {
+        server_version: version
+            .version
+            .clone()
+            .or_else(|| info.server_version.clone())
+            .unwrap_or_default(),
+        api_version: text(&version.api_version),
+        storage_driver: text(&info.driver),
+        cgroup_driver: info
+            .cgroup_driver
+            .map(|d| d.to_string())
+            .unwrap_or_default(),
+        cgroup_version: info
+            .cgroup_version
+            .map(|v| v.to_string())
+            .unwrap_or_default(),
+        operating_system: text(&info.operating_system),
+        os_type: text(&info.os_type),
+        architecture: text(&info.architecture),
+        kernel_version: text(&info.kernel_version),
+    }
+}
+
+/// Reads every running container that is a service, sorted by id.
+///
+/// Containers are inspected [`INSPECT_CONCURRENCY`] at a time; each distinct
+/// image is inspected once. A container or image that disappears meanwhile
+/// (404) is skipped, as is a container that stopped before its inspect; any
+/// other engine error fails the whole collection, because a partial list
+/// would read as "these containers stopped".
+pub async fn collect_containers<E: Engine>(
+    engine: &E,
+    key: &FleetKey,
+    policy: &ClearEnvPolicy,
+) -> Result<Vec<Container>, EngineError> {
+    let listed = engine.running_containers().await?;
+    let ids: Vec<String> = listed.into_iter().filter_map(|c| c.id).collect();
+
+    let inspected: Vec<ContainerInspectResponse> = stream::iter(&ids)
+        .map(|id| engine.inspect_container(id))
+        .buffer_unordered(INSPECT_CONCURRENCY)
+        .try_collect::<Vec<_>>()
+        .await?
+        .into_iter()
+        .flatten()
+        .filter(|c| c.state.as_ref().and_then(|s| s.running).unwrap_or(false))
+        .collect();
+
+    let image_ids: HashSet<&str> = inspected
+        .iter()
+        .filter_map(|c| c.image.as_deref())
+        .collect();
+    let images: HashMap<&str, ImageInspect> = stream::iter(image_ids)
+        .map(|id| async move { Ok::<_, EngineError>((id, engine.inspect_image(id).await?)) })
+        .buffer_unordered(INSPECT_CONCURRENCY)
+        .try_collect::<Vec<_>>()
+        .await?
+        .into_iter()
+        .filter_map(|(id, image)| {
+            if image.is_none() {
+                tracing::warn!(image_id = id, "image vanished; its env counts as explicit");
+            }
+            Some((id, image?))
+        })
+        .collect();
+
+    let mut containers: Vec<Container> = inspected
+        .iter()
+        .filter_map(|c| {
+            let image = c.image.as_deref().and_then(|id| images.get(id));
+            container_from_inspect(c, image, key, policy)
+        })
+        .collect();
+    containers.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(containers)
+}
+
+/// Maps one inspected container (and its image, if known) to the contract.
+/// `None` when the container is not a service (see
+/// [`service_identity`]).
+pub fn container_from_inspect(
+    c: &ContainerInspectResponse,
+    image: Option<&ImageInspect>,
+    key: &FleetKey,
+    policy: &ClearEnvPolicy,
+) -> Option<Container> {
+    let no_labels = HashMap::new();
+    let name = c.name.as_deref().unwrap_or_default();
+    let name = name.strip_prefix('/').unwrap_or(name);
+    let config = c.config.as_ref();
+    let container_labels = config.and_then(|c| c.labels.as_ref()).unwrap_or(&no_labels);
+    let service = service_identity(container_labels, name)?;
+
+    let image_config = image.and_then(|i| i.config.as_ref());
+    let env = split_env(
+        config.and_then(|c| c.env.as_deref()).unwrap_or_default(),
+        image_config
+            .and_then(|c| c.env.as_deref())
+            .unwrap_or_default(),
+    );
+    let image_labels = image_config
+        .and_then(|c| c.labels.as_ref())
+        .unwrap_or(&no_labels);
+
+    Some(Container {
+        id: c.id.clone().unwrap_or_default(),
+        name: name.to_owned(),
+        service: Some(service),
+        image: Some(ImageInfo {
+            reference: config.and_then(|c| c.image.clone()).unwrap_or_default(),
+            image_id: c.image.clone().unwrap_or_default(),
+            repo_digests: sorted(image.and_then(|i| i.repo_digests.clone())),
+            oci_labels: sorted_labels(image_labels, |k| k.starts_with(OCI_LABEL_PREFIX)),
+            created: image.and_then(|i| i.created.clone()).unwrap_or_default(),
+            layers: image
+                .and_then(|i| i.root_fs.as_ref())
+                .and_then(|r| r.layers.clone())
+                .unwrap_or_default(),
+            os: image.and_then(|i| i.os.clone()).unwrap_or_default(),
+            architecture: image
+                .and_then(|i| i.architecture.clone())
+                .unwrap_or_default(),
+        }),
+        explicit_env: protect(&env.explicit, key, policy),
+        image_env: protect(&env.image, key, policy),
+        runtime: Some(runtime_config(c)),
+        labels: sorted_labels(container_labels, |_| true),
+        started_at: c
+            .state
+            .as_ref()
+            .and_then(|s| s.started_at.as_deref())
+            .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
+            .map(to_timestamp),
+    })
+}
+
+fn runtime_config(c: &ContainerInspectResponse) -> RuntimeConfig {
+    let config = c.config.as_ref();
+    let host = c.host_config.as_ref();
+    RuntimeConfig {
+        cmd: config.and_then(|c| c.cmd.clone()).unwrap_or_default(),
+        entrypoint: config
+            .and_then(|c| c.entrypoint.clone())
+            .unwrap_or_default(),
+        user: config.and_then(|c| c.user.clone()).unwrap_or_default(),
+        working_dir: config
+            .and_then(|c| c.working_dir.clone())
+            .unwrap_or_default(),
+        mounts: mounts(c.mounts.as_deref().unwrap_or_default()),
+        ports: ports(host, c.network_settings.as_ref()),
+        restart_policy: host
+            .and_then(|h| h.restart_policy.as_ref())
+            .and_then(|r| r.name)
+            .map(|n| n.to_string())
+            .unwrap_or_default(),
+        privileged: host.and_then(|h| h.privileged).unwrap_or(false),
+        cap_add: sorted(host.and_then(|h| h.cap_add.clone())),
+        cap_drop: sorted(host.and_then(|h| h.cap_drop.clone())),
+        read_only_rootfs: host.and_then(|h| h.readonly_rootfs).unwrap_or(false),
+        network_mode: host
+            .and_then(|h| h.network_mode.clone())
+            .unwrap_or_default(),
+    }
+}
+
+fn mounts(points: &[MountPoint]) -> Vec<Mount> {
+    let mut mounts: Vec<Mount> = points
+        .iter()
+        .map(|m| Mount {
+            r#type: m.typ.clone().unwrap_or_default(),
+            destination: m.destination.clone().unwrap_or_default(),
+            read_only: !m.rw.unwrap_or(true),
+        })
+        .collect();
+    mounts.sort_by(|a, b| (&a.destination, &a.r#type).cmp(&(&b.destination, &b.r#type)));
+    mounts
+}
+
+/// Published ports. The declared bindings (`HostConfig.PortBindings`) come
+/// first because they are what an operator chose and are stable across
+/// hosts, unlike the live ones (a random host port, or one entry per IP
+/// family). Ports only known live (`NetworkSettings.Ports`: exposed, or
+/// published with `-P`) are added with their live bindings, or with host
+/// port 0 when unpublished.
+fn ports(host: Option<&HostConfig>, network: Option<&NetworkSettings>) -> Vec<Port> {
+    let declared = host.and_then(|h| h.port_bindings.as_ref());
+    let live = network.and_then(|n| n.ports.as_ref());
+    let mut ports = Vec::new();
+    let mut add = |map: &PortMap, skip: Option<&PortMap>| {
+        for (key, bindings) in map {
+            if skip.is_some_and(|s| s.contains_key(key)) {
+                continue;
+            }
+            let Some((container_port, protocol)) = parse_port_key(key) else {
+                continue;
+            };
+            let port = |host_ip: &str, host_port: u32| Port {
+                container_port,
+                protocol: protocol.to_owned(),
+                host_ip: host_ip.to_owned(),
+                host_port,
+            };
+            match bindings.as_deref() {
+                Some(bindings) if !bindings.is_empty() => {
+                    for b in bindings {
+                        let host_port = b
+                            .host_port
+                            .as_deref()
+                            .and_then(|p| p.parse().ok())
+                            .unwrap_or(0);
+                        ports.push(port(b.host_ip.as_deref().unwrap_or_default(), host_port));
+                    }
+                }
+                _ => ports.push(port("", 0)),
+            }
+        }
+    };
+    if let Some(declared) = declared {
+        add(declared, None);
+    }
+    if let Some(live) = live {
+        add(live, declared);
+    }
+    ports.sort_by(|a, b| {
+        (a.container_port, &a.protocol, &a.host_ip, a.host_port).cmp(&(
+            b.container_port,
+            &b.protocol,
+            &b.host_ip,
+            b.host_port,
+        ))
+    });
+    ports.dedup();
+    ports
+}
+
+/// Parses Docker's `"80/tcp"` port key (protocol defaults to `tcp`).
+fn parse_port_key(key: &str) -> Option<(u32, &str)> {
+    let (port, protocol) = key.split_once('/').unwrap_or((key, "tcp"));
+    Some((port.parse().ok()?, protocol))
+}
+
+fn sorted(items: Option<Vec<String>>) -> Vec<String> {
+    let mut items = items.unwrap_or_default();
+    items.sort();
+    items
+}
+
+fn sorted_labels(map: &HashMap<String, String>, keep: impl Fn(&str) -> bool) -> Vec<Label> {
+    let mut labels: Vec<Label> = map
+        .iter()
+        .filter(|(k, _)| keep(k))
+        .map(|(k, v)| Label {
+            key: k.clone(),
+            value: v.clone(),
+        })
+        .collect();
+    labels.sort_by(|a, b| a.key.cmp(&b.key));
+    labels
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use bollard::models::{
+        ContainerConfig, ContainerState, ImageConfig, ImageInspectRootFs, PortBinding,
+        RestartPolicy, RestartPolicyNameEnum,
+    };
+    use envparity_proto::v1::ServiceSource;
+
+    use super::*;
+
+    fn key() -> FleetKey {
+        FleetKey::from_bytes(*b"0123456789abcdef")
+    }
+
+    fn s(v: &str) -> String {
+        v.to_owned()
+    }
+
+    fn image(id: &str, env: &[&str]) -> ImageInspect {
+        ImageInspect {
+            id: Some(s(id)),
+            repo_digests: Some(vec![s("b/app@sha256:2"), s("a/app@sha256:1")]),
+            created: Some(s("2024-01-01T00:00:00Z")),
+            os: Some(s("linux")),
+            architecture: Some(s("amd64")),
+            root_fs: Some(ImageInspectRootFs {
+                typ: s("layers"),
+                layers: Some(vec![s("sha256:bottom"), s("sha256:top")]),
+            }),
+            config: Some(ImageConfig {
+                env: Some(env.iter().map(|e| s(e)).collect()),
+                labels: Some(HashMap::from([
+                    (s("org.opencontainers.image.version"), s("2.3.0")),
+                    (s("org.opencontainers.image.revision"), s("abc")),
+                    (s("maintainer"), s("someone")),
+                ])),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn container(id: &str, image_id: &str, env: &[&str]) -> ContainerInspectResponse {
+        ContainerInspectResponse {
+            id: Some(s(id)),
+            name: Some(format!("/{id}-name")),
+            image: Some(s(image_id)),
+            state: Some(ContainerState {
+                running: Some(true),
+                started_at: Some(s("2024-05-01T10:00:00.5Z")),
+                ..Default::default()
+            }),
+            config: Some(ContainerConfig {
+                image: Some(s("registry/app:2.3.0")),
+                env: Some(env.iter().map(|e| s(e)).collect()),
+                cmd: Some(vec![s("/bin/sleep"), s("3600")]),
+                labels: Some(HashMap::from([(s("z"), s("1")), (s("a"), s("2"))])),
+                ..Default::default()
+            }),
+            host_config: Some(HostConfig {
+                network_mode: Some(s("none")),
+                cap_add: Some(vec![s("NET_ADMIN"), s("CHOWN")]),
+                restart_policy: Some(RestartPolicy {
+                    name: Some(RestartPolicyNameEnum::ON_FAILURE),
+                    maximum_retry_count: Some(3),
+                }),
+                ..Default::default()
+            }),
+            mounts: Some(vec![
+                MountPoint {
+                    typ: Some(s("volume")),
+                    destination: Some(s("/z")),
+                    rw: Some(true),
+                    ..Default::default()
+                },
+                MountPoint {
+                    typ: Some(s("bind")),
+                    destination: Some(s("/a")),
+                    rw: Some(false),
+                    source: Some(s("/host/specific")),
+                    ..Default::default()
+                },
+            ]),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn maps_an_inspected_container_to_the_contract() {
+        let policy = ClearEnvPolicy::new(["FOO"]);
+        let c = container("c1", "sha256:img", &["BAKED=1", "FOO=bar"]);
+        let img = image("sha256:img", &["BAKED=1"]);
+        let out = container_from_inspect(&c, Some(&img), &key(), &policy).unwrap();
+
+        assert_eq!(out.name, "c1-name", "leading / stripped");
+        let service = out.service.unwrap();
+        assert_eq!(
+            (service.name.as_str(), service.source()),
+            ("c1-name", ServiceSource::ContainerName)
+        );
+        let names = |v: &[envparity_proto::v1::EnvVar]| {
+            v.iter().map(|e| e.name.clone()).collect::<Vec<_>>()
+        };
+        assert_eq!(names(&out.explicit_env), ["FOO"]);
+        assert_eq!(out.explicit_env[0].value.as_deref(), Some("bar"));
+        assert_eq!(names(&out.image_env), ["BAKED"]);
+        assert_eq!(out.image_env[0].value, None, "BAKED is not allowlisted");
+
+        let info = out.image.unwrap();
+        assert_eq!(info.reference, "registry/app:2.3.0");
+        assert_eq!(info.image_id, "sha256:img");
+        assert_eq!(info.repo_digests, ["a/app@sha256:1", "b/app@sha256:2"]);
+        let oci: Vec<_> = info.oci_labels.iter().map(|l| l.key.as_str()).collect();
+        assert_eq!(
+            oci,
+            [
+                "org.opencontainers.image.revision",
+                "org.opencontainers.image.version"
+            ]
+        );
+        assert_eq!(
+            info.layers,
+            ["sha256:bottom", "sha256:top"],
+            "bottom first, as given"
+        );
+        assert_eq!(
+            (info.os.as_str(), info.architecture.as_str()),
+            ("linux", "amd64")
+        );
+
+        let rt = out.runtime.unwrap();
+        assert_eq!(rt.cmd, ["/bin/sleep", "3600"]);
+        assert_eq!(rt.cap_add, ["CHOWN", "NET_ADMIN"]);
+        assert_eq!(rt.restart_policy, "on-failure");
+        assert_eq!(rt.network_mode, "none");
+        let mounts: Vec<_> = rt
+            .mounts
+            .iter()
+            .map(|m| (m.destination.as_str(), m.r#type.as_str(), m.read_only))
+            .collect();
+        assert_eq!(mounts, [("/a", "bind", true), ("/z", "volume", false)]);
+
+        let labels: Vec<_> = out.labels.iter().map(|l| l.key.as_str()).collect();
+        assert_eq!(labels, ["a", "z"]);
+        let started = out.started_at.unwrap();
+        assert_eq!(
+            (started.seconds, started.nanos),
+            (1_714_557_600, 500_000_000)
+        );
+    }
+
+    #[test]
+    fn declared_port_bindings_win_and_unpublished_live_ports_get_zero() {
+        let host = HostConfig {
+            port_bindings: Some(HashMap::from([(
+                s("80/tcp"),
+                Some(vec![PortBinding {
+                    host_ip: Some(s("")),
+                    host_port: Some(s("8080")),
+                }]),
+            )])),
+            ..Default::default()
+        };
+        let live = NetworkSettings {
+            ports: Some(HashMap::from([
+                (
+                    s("80/tcp"),
+                    Some(vec![
+                        PortBinding {
+                            host_ip: Some(s("0.0.0.0")),
+                            host_port: Some(s("8080")),
+                        },
+                        PortBinding {
+                            host_ip: Some(s("::")),
+                            host_port: Some(s("8080")),
+                        },
+                    ]),
+                ),
+                (s("53/udp"), None),
+            ])),
+            ..Default::default()
+        };
+        let got: Vec<_> = ports(Some(&host), Some(&live))
+            .into_iter()
+            .map(|p| (p.container_port, p.protocol, p.host_ip, p.host_port))
+            .collect();
+        assert_eq!(got, [(53, s("udp"), s(""), 0), (80, s("tcp"), s(""), 8080)]);
+    }
+
+    #[test]
+    fn pause_containers_are_not_reported() {
+        let mut c = container("c1", "sha256:img", &[]);
+        c.config.as_mut().unwrap().labels = Some(HashMap::from([(
+            s("io.kubernetes.container.name"),
+            s("POD"),
+        )]));
+        assert_eq!(
+            container_from_inspect(&c, None, &key(), &ClearEnvPolicy::default()),
+            None
+        );
+    }
+
+    #[test]
+    fn engine_facts_map_version_and_info() {
+        use bollard::models::{SystemInfoCgroupDriverEnum, SystemInfoCgroupVersionEnum};
+        let version = SystemVersion {
+            version: Some(s("20.10.24")),
+            api_version: Some(s("1.41")),
+            ..Default::default()
+        };
+        let info = SystemInfo {
+            driver: Some(s("vfs")),
+            cgroup_driver: Some(SystemInfoCgroupDriverEnum::CGROUPFS),
+            cgroup_version: Some(SystemInfoCgroupVersionEnum::_2),
+            operating_system: Some(s("Debian GNU/Linux 12")),
+            os_type: Some(s("linux")),
+            architecture: Some(s("x86_64")),
+            kernel_version: Some(s("6.1.0")),
+            ..Default::default()
+        };
+        let facts = engine_facts(&version, &info);
+        assert_eq!(facts.server_version, "20.10.24");
+        assert_eq!(facts.api_version, "1.41");
+        assert_eq!(facts.storage_driver, "vfs");
+        assert_eq!(facts.cgroup_driver, "cgroupfs");
+        assert_eq!(facts.cgroup_version, "2");
+        assert_eq!(facts.operating_system, "Debian GNU/Linux 12");
+        assert_eq!(facts.os_type, "linux");
+        assert_eq!(facts.architecture, "x86_64");
+        assert_eq!(facts.kernel_version, "6.1.0");
+    }
+
+    /// An in-memory engine that records which images were inspected.
+    #[derive(Default)]
+    struct FakeEngine {
+        listed: Vec<&'static str>,
+        containers: HashMap<&'static str, ContainerInspectResponse>,
+        images: HashMap<&'static str, ImageInspect>,
+        fail_inspect: Option<&'static str>,
+        image_inspects: Mutex<Vec<String>>,
+    }
+
+    fn server_error() -> bollard::errors::Error {
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 500,
+            message: s("boom"),
+        }
+    }
+
+    impl Engine for FakeEngine {
+        async fn version(&self) -> Result<SystemVersion, EngineError> {
+            Ok(SystemVersion::default())
+        }
+        async fn info(&self) -> Result<SystemInfo, EngineError> {
+            Ok(SystemInfo::default())
+        }
+        async fn running_containers(&self) -> Result<Vec<ContainerSummary>, EngineError> {
+            Ok(self
+                .listed
+                .iter()
+                .map(|id| ContainerSummary {
+                    id: Some(s(id)),
+                    ..Default::default()
+                })
+                .collect())
+        }
+        async fn inspect_container(
+            &self,
+            id: &str,
+        ) -> Result<Option<ContainerInspectResponse>, EngineError> {
+            if self.fail_inspect == Some(id) {
+                return Err(EngineError::new(
+                    format!("inspect container {id}"),
+                    server_error(),
+                ));
+            }
+            Ok(self.containers.get(id).cloned())
+        }
+        async fn inspect_image(&self, id: &str) -> Result<Option<ImageInspect>, EngineError> {
+            self.image_inspects.lock().unwrap().push(s(id));
+            Ok(self.images.get(id).cloned())
+        }
+    }
+
+    fn fake() -> FakeEngine {
+        let mut stopped = container("c4", "sha256:a", &[]);
+        stopped.state.as_mut().unwrap().running = Some(false);
+        FakeEngine {
+            // c3 vanishes between list and inspect; c4 stopped meanwhile.
+            listed: vec!["c2", "c1", "c3", "c4"],
+            containers: HashMap::from([
+                ("c1", container("c1", "sha256:a", &["X=1"])),
+                ("c2", container("c2", "sha256:a", &["X=1"])),
+                ("c4", stopped),
+            ]),
+            images: HashMap::from([("sha256:a", image("sha256:a", &["X=1"]))]),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn vanished_and_stopped_containers_are_skipped_and_the_rest_sorted() {
+        let engine = fake();
+        let got = collect_containers(&engine, &key(), &ClearEnvPolicy::default())
+            .await
+            .unwrap();
+        let ids: Vec<_> = got.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["c1", "c2"]);
+        assert!(
+            got[0].explicit_env.is_empty(),
+            "X=1 is baked into the image"
+        );
+    }
+
+    #[tokio::test]
+    async fn each_distinct_image_is_inspected_once() {
+        let engine = fake();
+        collect_containers(&engine, &key(), &ClearEnvPolicy::default())
+            .await
+            .unwrap();
+        assert_eq!(*engine.image_inspects.lock().unwrap(), ["sha256:a"]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_inspect_fails_the_collection_naming_the_container() {
+        let engine = FakeEngine {
+            fail_inspect: Some("c2"),
+            ..fake()
+        };
+        let err = collect_containers(&engine, &key(), &ClearEnvPolicy::default())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("inspect container c2"), "{err}");
+    }
+}

@@ -1,0 +1,253 @@
+//! Collecting a host snapshot: host facts, engine facts and containers.
+
+pub mod docker;
+pub mod host;
+
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use envparity_proto::hash::content_hash;
+use envparity_proto::time::to_timestamp;
+use envparity_proto::v1::{
+    AgentInfo, Container, EngineFacts, EngineState, HostFacts, HostSnapshot, Label,
+};
+
+use crate::clear_env::ClearEnvPolicy;
+use crate::config::Config;
+use crate::fingerprint::FleetKey;
+
+use self::docker::{DockerEngine, EngineError, collect_containers, collect_engine_facts};
+
+/// The part of every snapshot that does not come from observation: who
+/// reports, for which environment, under which key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SnapshotHeader {
+    /// `HostSnapshot.host_id`.
+    pub host_id: String,
+    /// `HostSnapshot.environment`.
+    pub environment: String,
+    /// Host labels, sorted by key.
+    pub labels: Vec<Label>,
+    /// This agent and boot.
+    pub agent: AgentInfo,
+    /// `HostSnapshot.fingerprint_key_id`.
+    pub fingerprint_key_id: String,
+}
+
+impl SnapshotHeader {
+    /// The header for `config`, for the agent boot `boot_id`.
+    pub fn new(config: &Config, boot_id: &str) -> Self {
+        Self {
+            host_id: config.host_id.clone(),
+            environment: config.environment.clone(),
+            labels: config
+                .labels
+                .iter()
+                .map(|(key, value)| Label {
+                    key: key.clone(),
+                    value: value.clone(),
+                })
+                .collect(),
+            agent: AgentInfo {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                boot_id: boot_id.to_owned(),
+            },
+            fingerprint_key_id: config.fingerprint_key_id.clone(),
+        }
+    }
+}
+
+/// A fresh random boot id: 128 bits, lower hex. It only has to be unique per
+/// agent start, not secret.
+pub fn new_boot_id() -> String {
+    format!("{:032x}", fastrand::u128(..))
+}
+
+/// What the engine said, or why it could not be read.
+pub type EngineReading = Result<(EngineFacts, Vec<Container>), EngineError>;
+
+/// Assembles a snapshot and stamps its content hash. `sequence` is left at 0:
+/// the reporter numbers snapshots when it sends them.
+///
+/// When the engine could not be read the snapshot says so and carries no
+/// engine facts and no containers: "unknown" must never look like "nothing
+/// runs".
+pub fn build_snapshot(
+    header: &SnapshotHeader,
+    host: HostFacts,
+    engine: &EngineReading,
+    collected_at: SystemTime,
+) -> HostSnapshot {
+    let (engine, engine_state, containers) = match engine {
+        Ok((facts, containers)) => (Some(facts.clone()), EngineState::Ok, containers.clone()),
+        Err(_) => (None, EngineState::Unreachable, Vec::new()),
+    };
+    let mut snapshot = HostSnapshot {
+        host_id: header.host_id.clone(),
+        environment: header.environment.clone(),
+        labels: header.labels.clone(),
+        agent: Some(header.agent.clone()),
+        sequence: 0,
+        collected_at: Some(to_timestamp(collected_at)),
+        host: Some(host),
+        engine,
+        engine_state: engine_state as i32,
+        containers,
+        content_hash: String::new(),
+        fingerprint_key_id: header.fingerprint_key_id.clone(),
+    };
+    snapshot.content_hash = content_hash(&snapshot);
+    snapshot
+}
+
+/// Collects snapshots of this host, keeping the engine connection between
+/// collections and re-establishing it after a failure (the engine may have
+/// restarted, possibly as a newer version with another API version).
+#[derive(Debug)]
+pub struct Collector {
+    docker_host: String,
+    engine: Option<DockerEngine>,
+    host_root: PathBuf,
+    key: FleetKey,
+    policy: ClearEnvPolicy,
+    header: SnapshotHeader,
+    /// Whether the last collection could read the engine (`None` before the
+    /// first), so that an outage is logged once, not on every retry.
+    engine_was_ok: Option<bool>,
+}
+
+impl Collector {
+    /// A collector for `config`; connects to the engine on first use.
+    pub fn new(config: &Config, header: SnapshotHeader) -> Self {
+        Self {
+            docker_host: config.docker_host.clone(),
+            engine: None,
+            host_root: config.host_root.clone(),
+            key: config.fingerprint_key.clone(),
+            policy: config.clear_env.clone(),
+            header,
+            engine_was_ok: None,
+        }
+    }
+
+    /// The snapshot header this collector stamps on every snapshot.
+    pub fn header(&self) -> &SnapshotHeader {
+        &self.header
+    }
+
+    /// Collects one snapshot. Never fails: an unreadable engine yields an
+    /// `ENGINE_STATE_UNREACHABLE` snapshot (and a warning, once per outage).
+    pub async fn collect(&mut self) -> HostSnapshot {
+        let reading = self.read_engine().await;
+        match (&reading, self.engine_was_ok) {
+            (Err(error), Some(true) | None) => tracing::warn!(
+                docker_host = %self.docker_host,
+                %error,
+                "container engine unreachable; reporting it as such until it answers"
+            ),
+            (Err(error), Some(false)) => {
+                tracing::debug!(docker_host = %self.docker_host, %error, "container engine still unreachable");
+            }
+            (Ok(_), Some(false)) => {
+                tracing::info!(docker_host = %self.docker_host, "container engine reachable again");
+            }
+            (Ok(_), _) => {}
+        }
+        self.engine_was_ok = Some(reading.is_ok());
+        if reading.is_err() {
+            self.engine = None;
+        }
+        let host = host::host_facts(&self.host_root);
+        build_snapshot(&self.header, host, &reading, SystemTime::now())
+    }
+
+    async fn read_engine(&mut self) -> EngineReading {
+        let engine = match &self.engine {
+            Some(engine) => engine,
+            None => self
+                .engine
+                .insert(DockerEngine::connect(&self.docker_host).await?),
+        };
+        let facts = collect_engine_facts(engine).await?;
+        let containers = collect_containers(engine, &self.key, &self.policy).await?;
+        Ok((facts, containers))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header() -> SnapshotHeader {
+        SnapshotHeader {
+            host_id: "h1".into(),
+            environment: "staging".into(),
+            labels: vec![Label {
+                key: "region".into(),
+                value: "eu".into(),
+            }],
+            agent: AgentInfo {
+                version: "0.1.0".into(),
+                boot_id: "b".into(),
+            },
+            fingerprint_key_id: "kabc".into(),
+        }
+    }
+
+    fn unreachable() -> EngineReading {
+        Err(EngineError {
+            operation: "connect".into(),
+            error: bollard::errors::Error::SocketNotFoundError("/nope".into()),
+        })
+    }
+
+    #[test]
+    fn unreachable_engine_reports_no_containers_and_no_engine_facts() {
+        let snap = build_snapshot(
+            &header(),
+            HostFacts::default(),
+            &unreachable(),
+            SystemTime::now(),
+        );
+        assert_eq!(snap.engine_state(), EngineState::Unreachable);
+        assert!(snap.engine.is_none());
+        assert!(snap.containers.is_empty());
+        assert_eq!(snap.content_hash, content_hash(&snap));
+    }
+
+    #[test]
+    fn reachable_engine_reports_state_ok_and_the_header() {
+        let reading: EngineReading = Ok((
+            EngineFacts::default(),
+            vec![Container {
+                id: "c1".into(),
+                ..Default::default()
+            }],
+        ));
+        let snap = build_snapshot(&header(), HostFacts::default(), &reading, SystemTime::now());
+        assert_eq!(snap.engine_state(), EngineState::Ok);
+        assert_eq!(snap.containers.len(), 1);
+        assert_eq!(snap.host_id, "h1");
+        assert_eq!(snap.environment, "staging");
+        assert_eq!(snap.fingerprint_key_id, "kabc");
+        assert_eq!(snap.sequence, 0);
+        assert_eq!(snap.content_hash.len(), 64);
+    }
+
+    #[test]
+    fn an_outage_changes_the_content_hash() {
+        let ok: EngineReading = Ok((EngineFacts::default(), Vec::new()));
+        let now = SystemTime::now();
+        let a = build_snapshot(&header(), HostFacts::default(), &ok, now);
+        let b = build_snapshot(&header(), HostFacts::default(), &unreachable(), now);
+        assert_ne!(a.content_hash, b.content_hash);
+    }
+
+    #[test]
+    fn boot_ids_are_random_128_bit_hex() {
+        let (a, b) = (new_boot_id(), new_boot_id());
+        assert_eq!(a.len(), 32);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+}

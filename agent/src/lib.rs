@@ -1,0 +1,22 @@
+//! envparity-agent: watches a host's container engine and reports what runs
+//! there to the envparity aggregator.
+//!
+//! The flow, from the top: [`config`] resolves flags, environment and file;
+//! [`run`] drives the loop; [`collect`] reads the host and the engine into a
+//! `HostSnapshot`, using [`identity`] to name services, [`envsplit`] to
+//! separate explicit env from the image's, [`fingerprint`] and [`clear_env`]
+//! to protect values; [`report`] sends snapshots and heartbeats.
+#![forbid(unsafe_code)]
+
+pub mod clear_env;
+pub mod collect;
+pub mod config;
+pub mod envsplit;
+pub mod fingerprint;
+pub mod identity;
+pub mod logging;
+pub mod report;
+pub mod run;
+
+pub use config::Config;
+pub use run::{RunError, run, shutdown_signal};

@@ -1,0 +1,482 @@
+//! The agent's main loop: watch the engine, collect, report.
+//!
+//! One task drives everything, so there is no shared state to lock: engine
+//! events, timers and retries are all wake-ups of the same loop. The latest
+//! unacknowledged snapshot is kept until the aggregator acknowledges it or a
+//! newer one replaces it; it is never dropped because a call failed.
+
+use std::future::{Future, pending};
+use std::time::{Duration, SystemTime};
+
+use envparity_proto::time::to_timestamp;
+use envparity_proto::v1::{HeartbeatRequest, HostSnapshot};
+use futures_util::StreamExt;
+use tokio::time::{Instant, sleep, sleep_until};
+use tracing::{debug, error, info, warn};
+
+use crate::collect::docker::{DockerEngine, EngineError, EventStream};
+use crate::collect::{Collector, SnapshotHeader, new_boot_id};
+use crate::config::Config;
+use crate::report::{Backoff, ReportError, Reporter};
+
+/// How long to wait after an engine event before collecting, so a burst
+/// (`docker compose up` starting ten containers) costs one collection, while
+/// a `docker run` is still reported well within a second.
+pub const DEBOUNCE: Duration = Duration::from_millis(150);
+
+/// How many times `--once` tries to deliver its snapshot.
+pub const ONCE_ATTEMPTS: u32 = 5;
+
+/// Why the agent stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The aggregator client could not be set up.
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    /// `--once` could not deliver its snapshot.
+    #[error("{last} (gave up after {attempts} attempts)")]
+    NotDelivered {
+        /// Attempts made.
+        attempts: u32,
+        /// The last failure.
+        last: ReportError,
+    },
+}
+
+/// Runs the agent until `shutdown` completes (then returns `Ok`), or, with
+/// `--once`, until its single snapshot is acknowledged.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
+    let boot_id = new_boot_id();
+    info!(
+        host_id = %config.host_id,
+        environment = %config.environment,
+        aggregator = %config.aggregator,
+        docker_host = %config.docker_host,
+        key_id = %config.fingerprint_key_id,
+        clear_env_patterns = config.clear_env.patterns().len(),
+        version = env!("CARGO_PKG_VERSION"),
+        %boot_id,
+        "envparity agent starting"
+    );
+    let reporter = Reporter::new(&config.aggregator)?;
+    let collector = Collector::new(&config, SnapshotHeader::new(&config, &boot_id));
+    let mut agent = Agent::new(collector, reporter);
+    let mut shutdown = std::pin::pin!(shutdown);
+
+    if config.once {
+        return tokio::select! {
+            result = agent.once() => result,
+            () = &mut shutdown => Ok(()),
+        };
+    }
+
+    let mut watch = Watch::new(agent, &config);
+    loop {
+        let wake = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            wake = watch.next_wake() => wake,
+        };
+        tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            () = watch.handle(wake) => {}
+        }
+    }
+    info!("shutting down");
+    Ok(())
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => info!(signal = "SIGTERM", "received"),
+        _ = int.recv() => info!(signal = "SIGINT", "received"),
+    }
+}
+
+/// Reporting state: what was collected, what awaits acknowledgement, and the
+/// per-boot sequence.
+#[derive(Debug)]
+struct Agent {
+    collector: Collector,
+    reporter: Reporter,
+    /// Last sequence number used; the first report of a boot gets 1.
+    sequence: u64,
+    /// The latest collected snapshot (its content is what heartbeats vouch for).
+    current: Option<HostSnapshot>,
+    /// The snapshot to push, already numbered; retries reuse its number so
+    /// the aggregator can recognize a retry of something it stored.
+    pending: Option<HostSnapshot>,
+    /// Content hash of the last snapshot the aggregator acknowledged.
+    acked_hash: Option<String>,
+}
+
+impl Agent {
+    fn new(collector: Collector, reporter: Reporter) -> Self {
+        Self {
+            collector,
+            reporter,
+            sequence: 0,
+            current: None,
+            pending: None,
+            acked_hash: None,
+        }
+    }
+
+    fn next_sequence(&mut self) -> u64 {
+        self.sequence += 1;
+        self.sequence
+    }
+
+    fn header(&self) -> &SnapshotHeader {
+        self.collector.header()
+    }
+
+    /// Collects, and queues the result for pushing when its content differs
+    /// from what the aggregator holds.
+    async fn collect(&mut self) {
+        let snapshot = self.collector.collect().await;
+        debug!(
+            containers = snapshot.containers.len(),
+            hash = %short(&snapshot.content_hash),
+            "collected"
+        );
+        if self.acked_hash.as_deref() == Some(snapshot.content_hash.as_str()) {
+            // Back to what the aggregator already has (e.g. a container
+            // started and stopped while a push was failing).
+            self.pending = None;
+        } else if self.pending.as_ref().map(|p| &p.content_hash) != Some(&snapshot.content_hash) {
+            let mut queued = snapshot.clone();
+            queued.sequence = self.next_sequence();
+            self.pending = Some(queued);
+        }
+        self.current = Some(snapshot);
+    }
+
+    /// Pushes the pending snapshot, if any.
+    async fn push_pending(&mut self) -> Result<(), ReportError> {
+        let Some(snapshot) = self.pending.clone() else {
+            return Ok(());
+        };
+        let response = self.reporter.push(snapshot.clone()).await?;
+        info!(
+            host_id = %snapshot.host_id,
+            containers = snapshot.containers.len(),
+            sequence = snapshot.sequence,
+            hash = %short(&snapshot.content_hash),
+            engine_state = ?snapshot.engine_state(),
+            duplicate = response.duplicate,
+            "snapshot pushed"
+        );
+        if response.content_hash != snapshot.content_hash {
+            warn!(
+                sent = %short(&snapshot.content_hash),
+                stored = %short(&response.content_hash),
+                "aggregator acknowledged a different content hash; the next heartbeat will reconcile"
+            );
+        }
+        self.acked_hash = Some(snapshot.content_hash);
+        if self.pending.as_ref().map(|p| p.sequence) == Some(snapshot.sequence) {
+            self.pending = None;
+        }
+        Ok(())
+    }
+
+    /// Sends a heartbeat for the current content; queues the full snapshot
+    /// when the aggregator says it lacks it.
+    async fn heartbeat(&mut self) -> Result<(), ReportError> {
+        let Some(current) = self.current.clone() else {
+            return Ok(());
+        };
+        let header = self.header();
+        let request = HeartbeatRequest {
+            host_id: header.host_id.clone(),
+            environment: header.environment.clone(),
+            content_hash: current.content_hash.clone(),
+            boot_id: header.agent.boot_id.clone(),
+            sequence: self.next_sequence(),
+            sent_at: Some(to_timestamp(SystemTime::now())),
+            engine_state: current.engine_state,
+        };
+        let sequence = request.sequence;
+        let response = self.reporter.heartbeat(request).await?;
+        debug!(
+            sequence,
+            snapshot_needed = response.snapshot_needed,
+            "heartbeat sent"
+        );
+        if response.snapshot_needed {
+            info!(hash = %short(&current.content_hash), "aggregator asked for the full snapshot");
+            let mut queued = current;
+            queued.sequence = self.next_sequence();
+            self.pending = Some(queued);
+        }
+        Ok(())
+    }
+
+    /// `--once`: collect, push with a few retries.
+    async fn once(&mut self) -> Result<(), RunError> {
+        self.collect().await;
+        let mut backoff = Backoff::new();
+        let mut attempt = 1;
+        loop {
+            match self.push_pending().await {
+                Ok(()) => return Ok(()),
+                Err(last) if attempt >= ONCE_ATTEMPTS || !retryable(&last) => {
+                    return Err(RunError::NotDelivered {
+                        attempts: attempt,
+                        last,
+                    });
+                }
+                Err(error) => {
+                    let delay = backoff.next_delay();
+                    warn!(%error, attempt, retry_in = ?delay, "push failed; retrying");
+                    sleep(delay).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+}
+
+/// Whether retrying a failed call can help without anyone changing
+/// anything. A rejected snapshot will be rejected again.
+fn retryable(error: &ReportError) -> bool {
+    use tonic::Code;
+    !matches!(
+        error.code(),
+        None | Some(
+            Code::InvalidArgument
+                | Code::PermissionDenied
+                | Code::Unauthenticated
+                | Code::Unimplemented
+                | Code::FailedPrecondition
+        )
+    )
+}
+
+/// The first 12 characters of a hash, for logs.
+fn short(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
+}
+
+/// What woke the loop.
+#[derive(Debug)]
+enum Wake {
+    /// An item (or the end) of the engine event stream.
+    Event(Option<Result<bollard::models::EventMessage, EngineError>>),
+    /// Time to (re)subscribe to engine events.
+    Subscribe,
+    /// The debounce after an event elapsed, or a collection was requested.
+    Collect,
+    /// Time for a full periodic re-collection.
+    Resync,
+    /// Time to retry pushing the pending snapshot.
+    RetryPush,
+    /// Time for a heartbeat.
+    Heartbeat,
+}
+
+/// The daemon loop's timers and event subscription.
+struct Watch {
+    agent: Agent,
+    docker_host: String,
+    heartbeat_interval: Duration,
+    resync_interval: Duration,
+    events: Option<EventStream>,
+    events_backoff: Backoff,
+    push_backoff: Backoff,
+    heartbeat_backoff: Backoff,
+    subscribe_at: Option<Instant>,
+    collect_at: Option<Instant>,
+    resync_at: Instant,
+    retry_at: Option<Instant>,
+    heartbeat_at: Instant,
+}
+
+/// Sleeps until `deadline`, or forever when there is none.
+async fn sleep_until_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => sleep_until(deadline).await,
+        None => pending().await,
+    }
+}
+
+impl Watch {
+    fn new(agent: Agent, config: &Config) -> Self {
+        let now = Instant::now();
+        Self {
+            agent,
+            docker_host: config.docker_host.clone(),
+            heartbeat_interval: config.heartbeat_interval,
+            resync_interval: config.resync_interval,
+            events: None,
+            events_backoff: Backoff::new(),
+            push_backoff: Backoff::new(),
+            heartbeat_backoff: Backoff::new(),
+            // Subscribing triggers the first collection.
+            subscribe_at: Some(now),
+            collect_at: None,
+            resync_at: now + config.resync_interval,
+            retry_at: None,
+            heartbeat_at: now + config.heartbeat_interval,
+        }
+    }
+
+    async fn next_wake(&mut self) -> Wake {
+        let events = &mut self.events;
+        let next_event = async move {
+            match events {
+                Some(stream) => stream.next().await,
+                None => pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            event = next_event => Wake::Event(event),
+            () = sleep_until_some(self.subscribe_at) => Wake::Subscribe,
+            () = sleep_until_some(self.collect_at) => Wake::Collect,
+            () = sleep_until_some(self.retry_at) => Wake::RetryPush,
+            () = sleep_until(self.resync_at) => Wake::Resync,
+            () = sleep_until(self.heartbeat_at) => Wake::Heartbeat,
+        }
+    }
+
+    async fn handle(&mut self, wake: Wake) {
+        let now = Instant::now();
+        match wake {
+            Wake::Event(Some(Ok(event))) => {
+                self.events_backoff.reset();
+                debug!(
+                    action = event.action.as_deref().unwrap_or_default(),
+                    "container event"
+                );
+                self.collect_at.get_or_insert(now + DEBOUNCE);
+            }
+            Wake::Event(Some(Err(error))) => {
+                let delay = self.events_backoff.next_delay();
+                warn!(docker_host = %self.docker_host, %error, retry_in = ?delay, "container event stream failed; resubscribing");
+                self.events = None;
+                self.subscribe_at = Some(now + delay);
+            }
+            Wake::Event(None) => {
+                let delay = self.events_backoff.next_delay();
+                warn!(docker_host = %self.docker_host, retry_in = ?delay, "container event stream ended; resubscribing");
+                self.events = None;
+                self.subscribe_at = Some(now + delay);
+            }
+            Wake::Subscribe => {
+                self.subscribe_at = None;
+                match DockerEngine::connect(&self.docker_host).await {
+                    Ok(engine) => {
+                        // A second back covers clock granularity: replayed
+                        // duplicates only cost a collection.
+                        let since = SystemTime::now() - Duration::from_secs(1);
+                        self.events = Some(engine.container_events(since));
+                        debug!(docker_host = %self.docker_host, "watching container events");
+                    }
+                    Err(error) => {
+                        // The collection below reports the outage; this is
+                        // the same cause seen a second time.
+                        let delay = self.events_backoff.next_delay();
+                        debug!(docker_host = %self.docker_host, %error, retry_in = ?delay, "cannot watch container events");
+                        self.subscribe_at = Some(now + delay);
+                    }
+                }
+                // Whatever happened while unsubscribed is only seen by a resync.
+                self.collect_at = Some(now);
+            }
+            Wake::Collect | Wake::Resync => {
+                if matches!(wake, Wake::Resync) {
+                    self.resync_at = now + self.resync_interval;
+                }
+                self.collect_at = None;
+                self.agent.collect().await;
+                if self.agent.pending.is_some() && self.retry_at.is_none() {
+                    self.retry_at = Some(Instant::now());
+                }
+            }
+            Wake::RetryPush => {
+                self.retry_at = None;
+                match self.agent.push_pending().await {
+                    Ok(()) => {
+                        self.push_backoff.reset();
+                        self.heartbeat_at = Instant::now() + self.heartbeat_interval;
+                    }
+                    Err(error) => {
+                        let delay = self.push_backoff.next_delay();
+                        if retryable(&error) {
+                            warn!(%error, retry_in = ?delay, "snapshot push failed; will retry");
+                        } else {
+                            error!(%error, retry_in = ?delay, "aggregator rejected the snapshot; will retry");
+                        }
+                        self.retry_at = Some(Instant::now() + delay);
+                    }
+                }
+            }
+            Wake::Heartbeat => {
+                self.heartbeat_at = now + self.heartbeat_interval;
+                if self.agent.pending.is_some() {
+                    // A push is being retried; that is the liveness signal.
+                    return;
+                }
+                match self.agent.heartbeat().await {
+                    Ok(()) => {
+                        self.heartbeat_backoff.reset();
+                        if self.agent.pending.is_some() {
+                            self.retry_at = Some(Instant::now());
+                        }
+                    }
+                    Err(error) => {
+                        let delay = self
+                            .heartbeat_backoff
+                            .next_delay()
+                            .min(self.heartbeat_interval);
+                        warn!(%error, retry_in = ?delay, "heartbeat failed");
+                        self.heartbeat_at = Instant::now() + delay;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Watch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watch")
+            .field("agent", &self.agent)
+            .field("subscribed", &self.events.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status_error(code: tonic::Code) -> ReportError {
+        ReportError::Call {
+            url: "http://x".into(),
+            rpc: "PushSnapshot",
+            status: tonic::Status::new(code, "m"),
+        }
+    }
+
+    #[test]
+    fn transient_failures_are_retried_rejections_are_not() {
+        assert!(retryable(&status_error(tonic::Code::Unavailable)));
+        assert!(retryable(&status_error(tonic::Code::DeadlineExceeded)));
+        assert!(!retryable(&status_error(tonic::Code::InvalidArgument)));
+        assert!(!retryable(&status_error(tonic::Code::Unauthenticated)));
+    }
+
+    #[test]
+    fn short_hash_is_12_chars_or_less() {
+        assert_eq!(short("0123456789abcdef"), "0123456789ab");
+        assert_eq!(short("abc"), "abc");
+    }
+}
