@@ -260,10 +260,13 @@ pub async fn collect_containers<E: Engine>(
     policy: &ClearEnvPolicy,
 ) -> Result<Vec<Container>, EngineError> {
     let listed = engine.running_containers().await?;
-    let ids: Vec<String> = listed.into_iter().filter_map(|c| c.id).collect();
-
-    let inspected: Vec<ContainerInspectResponse> = stream::iter(&ids)
-        .map(|id| engine.inspect_container(id))
+    // Futures are built from owned ids by a plain iterator: closures over
+    // borrowed ids inside stream combinators make the future !Send.
+    let inspects = listed
+        .into_iter()
+        .filter_map(|c| c.id)
+        .map(|id| async move { engine.inspect_container(&id).await });
+    let inspected: Vec<ContainerInspectResponse> = stream::iter(inspects)
         .buffer_unordered(INSPECT_CONCURRENCY)
         .try_collect::<Vec<_>>()
         .await?
@@ -272,19 +275,19 @@ pub async fn collect_containers<E: Engine>(
         .filter(|c| c.state.as_ref().and_then(|s| s.running).unwrap_or(false))
         .collect();
 
-    let image_ids: HashSet<&str> = inspected
-        .iter()
-        .filter_map(|c| c.image.as_deref())
-        .collect();
-    let images: HashMap<&str, ImageInspect> = stream::iter(image_ids)
-        .map(|id| async move { Ok::<_, EngineError>((id, engine.inspect_image(id).await?)) })
+    let image_ids: HashSet<String> = inspected.iter().filter_map(|c| c.image.clone()).collect();
+    let image_inspects = image_ids.into_iter().map(|id| async move {
+        let image = engine.inspect_image(&id).await?;
+        Ok::<_, EngineError>((id, image))
+    });
+    let images: HashMap<String, ImageInspect> = stream::iter(image_inspects)
         .buffer_unordered(INSPECT_CONCURRENCY)
         .try_collect::<Vec<_>>()
         .await?
         .into_iter()
         .filter_map(|(id, image)| {
             if image.is_none() {
-                tracing::warn!(image_id = id, "image vanished; its env counts as explicit");
+                tracing::warn!(image_id = %id, "image vanished; its env counts as explicit");
             }
             Some((id, image?))
         })
@@ -380,13 +383,35 @@ fn runtime_config(c: &ContainerInspectResponse) -> RuntimeConfig {
             .map(|n| n.to_string())
             .unwrap_or_default(),
         privileged: host.and_then(|h| h.privileged).unwrap_or(false),
-        cap_add: sorted(host.and_then(|h| h.cap_add.clone())),
-        cap_drop: sorted(host.and_then(|h| h.cap_drop.clone())),
+        cap_add: capabilities(host.and_then(|h| h.cap_add.as_deref())),
+        cap_drop: capabilities(host.and_then(|h| h.cap_drop.as_deref())),
         read_only_rootfs: host.and_then(|h| h.readonly_rootfs).unwrap_or(false),
         network_mode: host
             .and_then(|h| h.network_mode.clone())
             .unwrap_or_default(),
     }
+}
+
+/// Capabilities in one spelling, sorted: upper case with the `CAP_` prefix
+/// (`ALL` stays `ALL`). The engine stores what the client sent, and Docker
+/// CLIs differ (`net_raw`, `NET_RAW`, `CAP_NET_RAW`); the same capability
+/// spelled differently on two hosts is not drift.
+fn capabilities(caps: Option<&[String]>) -> Vec<String> {
+    let mut caps: Vec<String> = caps
+        .unwrap_or_default()
+        .iter()
+        .map(|cap| {
+            let cap = cap.trim().to_ascii_uppercase();
+            if cap == "ALL" || cap.starts_with("CAP_") {
+                cap
+            } else {
+                format!("CAP_{cap}")
+            }
+        })
+        .collect();
+    caps.sort();
+    caps.dedup();
+    caps
 }
 
 fn mounts(points: &[MountPoint]) -> Vec<Mount> {
@@ -618,7 +643,7 @@ mod tests {
 
         let rt = out.runtime.unwrap();
         assert_eq!(rt.cmd, ["/bin/sleep", "3600"]);
-        assert_eq!(rt.cap_add, ["CHOWN", "NET_ADMIN"]);
+        assert_eq!(rt.cap_add, ["CAP_CHOWN", "CAP_NET_ADMIN"]);
         assert_eq!(rt.restart_policy, "on-failure");
         assert_eq!(rt.network_mode, "none");
         let mounts: Vec<_> = rt
@@ -635,6 +660,16 @@ mod tests {
             (started.seconds, started.nanos),
             (1_714_557_600, 500_000_000)
         );
+    }
+
+    #[test]
+    fn capabilities_are_spelled_one_way_and_sorted() {
+        let caps = [s("net_raw"), s("CAP_CHOWN"), s("NET_RAW"), s("all")];
+        assert_eq!(
+            capabilities(Some(&caps)),
+            ["ALL", "CAP_CHOWN", "CAP_NET_RAW"]
+        );
+        assert!(capabilities(None).is_empty());
     }
 
     #[test]
