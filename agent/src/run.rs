@@ -87,14 +87,26 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     Ok(())
 }
 
-/// Completes on SIGTERM or SIGINT.
+/// Completes on SIGTERM or SIGINT. If a handler cannot be installed (which
+/// only a broken runtime would cause) that signal is logged and ignored
+/// rather than stopping the agent.
 pub async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
+    async fn wait_for(kind: SignalKind, name: &'static str) {
+        match signal(kind) {
+            Ok(mut stream) => {
+                stream.recv().await;
+                info!(signal = name, "received");
+            }
+            Err(error) => {
+                error!(signal = name, %error, "cannot install a signal handler");
+                pending::<()>().await;
+            }
+        }
+    }
     tokio::select! {
-        _ = term.recv() => info!(signal = "SIGTERM", "received"),
-        _ = int.recv() => info!(signal = "SIGINT", "received"),
+        () = wait_for(SignalKind::terminate(), "SIGTERM") => {}
+        () = wait_for(SignalKind::interrupt(), "SIGINT") => {}
     }
 }
 

@@ -205,8 +205,9 @@ async fn docker_run_is_reported_within_a_second_through_engine_events() {
 }
 
 #[tokio::test]
-async fn engine_shutdown_is_reported_as_unreachable() {
+async fn engine_restart_is_reported_as_unreachable_then_recovered() {
     let mut engine = DockerHost::start();
+    engine.import_busybox("envparity-test:1", &[r#"CMD ["/bin/sleep","3600"]"#]);
     let aggregator = FakeAggregator::start().await;
     let cfg = config(&aggregator.url, &engine.url());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -229,6 +230,24 @@ async fn engine_shutdown_is_reported_as_unreachable() {
         })
         .await;
     assert!(down.containers.is_empty() && down.engine.is_none());
+
+    // Back up: the agent resubscribes (resync is off, so only a new event
+    // subscription can notice the container).
+    engine.restart();
+    engine.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "after",
+        "--network",
+        "none",
+        "envparity-test:1",
+    ]);
+    aggregator
+        .wait_for_push("the recovered engine", Duration::from_secs(30), |s| {
+            s.engine_state() == EngineState::Ok && find(s, "after").is_some()
+        })
+        .await;
 
     stop.send(()).unwrap();
     agent.await.unwrap().unwrap();

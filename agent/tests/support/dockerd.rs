@@ -51,7 +51,23 @@ impl DockerHost {
             .tempdir_in("/tmp")
             .expect("creating the engine's temp dir");
         let root = dir.path().to_owned();
-        let log = fs::File::create(root.join("dockerd.log")).unwrap();
+        let mut host = Self {
+            dir: Some(dir),
+            root,
+            daemon: None,
+        };
+        host.spawn_daemon();
+        host
+    }
+
+    /// Starts dockerd on this host's dirs and waits until it answers.
+    fn spawn_daemon(&mut self) {
+        let root = &self.root;
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(root.join("dockerd.log"))
+            .unwrap();
         let daemon = Command::new("dockerd")
             .arg("--data-root")
             .arg(root.join("data"))
@@ -71,13 +87,15 @@ impl DockerHost {
             .stderr(log)
             .spawn()
             .expect("spawning dockerd");
-        let mut host = Self {
-            dir: Some(dir),
-            root,
-            daemon: Some(daemon),
-        };
-        host.wait_until_ready();
-        host
+        self.daemon = Some(daemon);
+        self.wait_until_ready();
+    }
+
+    /// Starts the engine again after [`stop`](Self::stop), on the same
+    /// state and socket, as an engine restart would.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn_daemon();
     }
 
     fn wait_until_ready(&mut self) {
