@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Prepares a Debian machine to build envparity and run its end-to-end tests.
+#
+# Idempotent: installs only the Debian packages that are missing (one
+# `apt-get update` + `apt-get install` when there are any), then checks that
+# every tool the tests execute is where they expect it. Run as root.
+# Rust is not installed here: cargo must already be on PATH.
+#
+#   scripts/setup.sh
+set -euo pipefail
+
+# Package -> why the project needs it.
+packages=(
+  docker.io        # dockerd + client (+ containerd, runc): the e2e test hosts
+  docker-registry  # registry:2 as a plain process: images shared between hosts
+  busybox-static   # the only binary inside the test images
+  ca-certificates  # cargo fetching from crates.io
+  gcc              # C compiler for rusqlite's bundled SQLite (and other -sys crates)
+  libc6-dev        # headers and crt files for gcc
+  make
+  pkg-config
+  tar              # packs test image root file systems
+  procps           # pgrep, used by scripts/lib/fleet.sh and the leftover check
+  util-linux       # umount, used by scripts/lib/fleet.sh
+)
+
+# Tool -> the absolute path the tests and scripts execute.
+tools=(
+  /usr/sbin/dockerd
+  /usr/bin/docker
+  /usr/bin/containerd
+  /usr/bin/runc
+  /usr/bin/docker-registry
+  /bin/busybox
+  /bin/tar
+)
+
+say() { printf 'setup: %s\n' "$*"; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+[[ "$(id -u)" == 0 ]] || die "run as root (it installs Debian packages): sudo $0"
+command -v apt-get >/dev/null || die "apt-get not found: this script supports Debian (and derivatives) only"
+command -v cargo >/dev/null \
+  || die "cargo not found on PATH: install the Rust toolchain (rustup) first; this script does not install Rust"
+
+installed() {
+  [[ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" == installed ]]
+}
+
+missing=()
+for pkg in "${packages[@]}"; do
+  installed "$pkg" || missing+=("$pkg")
+done
+
+if ((${#missing[@]} == 0)); then
+  say "all ${#packages[@]} packages already installed: ${packages[*]}"
+else
+  say "installing ${#missing[@]} missing package(s): ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  say "installed: ${missing[*]}"
+fi
+
+for tool in "${tools[@]}"; do
+  [[ -x "$tool" ]] || die "$tool is missing after installing packages; check the apt output above"
+done
+
+say "cargo: $(cargo --version)"
+say "dockerd: $(/usr/sbin/dockerd --version)"
+say "docker-registry: $(/usr/bin/docker-registry --version 2>&1 | head -n 1)"
+say "ready"

@@ -1,0 +1,145 @@
+//! [`Agent`]: a real `envparity-agent` watching one [`DockerHost`].
+
+use crate::bins::cargo_bin;
+use crate::cli::project_command;
+use crate::docker_host::DockerHost;
+use crate::error::Result;
+use crate::fleet::Fleet;
+use crate::process::Process;
+use crate::scratch::ScratchDir;
+
+/// The agent binary's name.
+pub const AGENT_BIN: &str = "envparity-agent";
+
+/// The heartbeat interval agents get unless a test sets one: short, so tests
+/// about liveness do not wait long.
+pub const DEFAULT_HEARTBEAT: &str = "1s";
+
+/// How to start an agent; see [`Fleet::agent`].
+#[derive(Debug)]
+#[must_use]
+pub struct AgentBuilder<'f> {
+    fleet: &'f Fleet,
+    host: &'f DockerHost,
+    environment: String,
+    host_id: String,
+    heartbeat: String,
+    args: Vec<String>,
+}
+
+impl<'f> AgentBuilder<'f> {
+    pub(crate) fn new(fleet: &'f Fleet, host: &'f DockerHost) -> Self {
+        Self {
+            fleet,
+            host,
+            environment: host.name().to_owned(),
+            host_id: host.name().to_owned(),
+            heartbeat: DEFAULT_HEARTBEAT.to_owned(),
+            args: Vec::new(),
+        }
+    }
+
+    /// `--environment` (default: the host's name).
+    pub fn environment(mut self, environment: &str) -> Self {
+        environment.clone_into(&mut self.environment);
+        self
+    }
+
+    /// `--host-id` (default: the host's name).
+    pub fn host_id(mut self, host_id: &str) -> Self {
+        host_id.clone_into(&mut self.host_id);
+        self
+    }
+
+    /// `--heartbeat-interval` (default [`DEFAULT_HEARTBEAT`]).
+    pub fn heartbeat_interval(mut self, interval: &str) -> Self {
+        interval.clone_into(&mut self.heartbeat);
+        self
+    }
+
+    /// `--clear-env PATTERN`: report these variables in clear, not fingerprinted.
+    pub fn clear_env(self, pattern: &str) -> Self {
+        self.arg("--clear-env").arg(pattern)
+    }
+
+    /// `--label key=value` on the host's reports.
+    pub fn label(self, key: &str, value: &str) -> Self {
+        self.arg("--label").arg(format!("{key}={value}"))
+    }
+
+    /// Any other agent flag, passed through as is.
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Starts the agent against the fleet's last-started aggregator, with the
+    /// fleet's shared fingerprint key. It runs until the guard is dropped.
+    pub fn start(self) -> Result<Agent> {
+        let server = self.fleet.server()?;
+        let binary = cargo_bin(AGENT_BIN)?;
+        let dir = self.fleet.new_dir(&format!("agent-{}", self.host_id))?;
+        let mut agent = project_command(&binary);
+        agent
+            .arg("--aggregator")
+            .arg(&server)
+            .arg("--environment")
+            .arg(&self.environment)
+            .arg("--host-id")
+            .arg(&self.host_id)
+            .arg("--docker-host")
+            .arg(self.host.docker_host())
+            .arg("--fingerprint-key-file")
+            .arg(self.fleet.fingerprint_key())
+            .arg("--heartbeat-interval")
+            .arg(&self.heartbeat)
+            .args(&self.args);
+        let process = Process::spawn(
+            format!("agent {}", self.host_id),
+            agent,
+            dir.path().join("agent.log"),
+        )?;
+        Ok(Agent {
+            environment: self.environment,
+            host_id: self.host_id,
+            process,
+            _dir: dir,
+        })
+    }
+}
+
+/// A running agent; dropping it stops it.
+#[derive(Debug)]
+pub struct Agent {
+    environment: String,
+    host_id: String,
+    process: Process,
+    _dir: ScratchDir,
+}
+
+impl Agent {
+    /// The environment it reports.
+    pub fn environment(&self) -> &str {
+        &self.environment
+    }
+
+    /// The host id it reports as.
+    pub fn host_id(&self) -> &str {
+        &self.host_id
+    }
+
+    /// Its process (pid, log, stop).
+    pub fn process(&mut self) -> &mut Process {
+        &mut self.process
+    }
+
+    /// Its log so far.
+    pub fn log(&self) -> String {
+        self.process.log()
+    }
+
+    /// Stops it (SIGTERM, then SIGKILL), as a host going dark would.
+    pub fn stop(&mut self) -> Result<()> {
+        self.process.stop().map(drop)
+    }
+}

@@ -1,0 +1,137 @@
+//! [`Aggregator`]: a real `envparity serve` on a loopback port.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::bins::cargo_bin;
+use crate::cli::{CLI_BIN, project_command};
+use crate::error::{Error, Result};
+use crate::fleet::Fleet;
+use crate::process::Process;
+use crate::scratch::ScratchDir;
+use crate::wait::free_port;
+
+/// How long the aggregator may take to accept connections.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How to start an aggregator; see [`Fleet::aggregator`].
+#[derive(Debug)]
+#[must_use]
+pub struct AggregatorBuilder<'f> {
+    fleet: &'f Fleet,
+    args: Vec<String>,
+}
+
+impl<'f> AggregatorBuilder<'f> {
+    pub(crate) fn new(fleet: &'f Fleet) -> Self {
+        Self {
+            fleet,
+            args: Vec::new(),
+        }
+    }
+
+    /// `--stale-after`: how long a silent host stays fresh (`"3s"`).
+    pub fn stale_after(self, duration: &str) -> Self {
+        self.arg("--stale-after").arg(duration)
+    }
+
+    /// Any other flag of `envparity serve`, passed through as is.
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Starts `envparity serve --listen 127.0.0.1:PORT --data-dir DIR …` and
+    /// waits until it accepts connections; agents and `fleet.cli` then use it.
+    pub fn start(self) -> Result<Aggregator> {
+        let binary = cargo_bin(CLI_BIN)?;
+        let dir = self.fleet.new_dir("aggregator")?;
+        let data_dir = dir.path().join("data");
+        std::fs::create_dir(&data_dir)
+            .map_err(Error::io(format!("create {}", data_dir.display())))?;
+        let mut aggregator = Aggregator {
+            port: free_port()?,
+            binary,
+            args: self.args,
+            data_dir,
+            process: None,
+            dir,
+        };
+        aggregator.spawn()?;
+        self.fleet.set_server(aggregator.url());
+        Ok(aggregator)
+    }
+}
+
+/// A running aggregator; dropping it stops it and deletes its data.
+#[derive(Debug)]
+pub struct Aggregator {
+    port: u16,
+    binary: PathBuf,
+    args: Vec<String>,
+    data_dir: PathBuf,
+    process: Option<Process>,
+    dir: ScratchDir,
+}
+
+impl Aggregator {
+    fn spawn(&mut self) -> Result<()> {
+        let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+        let mut serve = project_command(&self.binary);
+        serve
+            .arg("serve")
+            .arg("--listen")
+            .arg(listen.to_string())
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(&self.args);
+        let mut process = Process::spawn(
+            format!("aggregator {listen}"),
+            serve,
+            self.dir.path().join("aggregator.log"),
+        )?;
+        process.wait_for_port(listen, START_TIMEOUT)?;
+        self.process = Some(process);
+        Ok(())
+    }
+
+    /// `http://127.0.0.1:PORT`, what agents and the CLI connect to.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Its `--data-dir`, which survives [`Aggregator::restart`].
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Its process (pid, log), while it runs.
+    pub fn process(&mut self) -> Option<&mut Process> {
+        self.process.as_mut()
+    }
+
+    /// Its log (all runs, appended).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("aggregator.log")).unwrap_or_default()
+    }
+
+    /// Stops it (SIGTERM, then SIGKILL); its data stays.
+    pub fn stop(&mut self) -> Result<()> {
+        if let Some(mut process) = self.process.take() {
+            process.stop()?;
+        }
+        Ok(())
+    }
+
+    /// Stops it and starts it again on the same port with the same data dir.
+    pub fn restart(&mut self) -> Result<()> {
+        self.stop()?;
+        self.spawn()
+    }
+}

@@ -1,0 +1,285 @@
+//! [`Fleet`]: the hosts of several environments, a registry, and (once the
+//! binaries exist) the aggregator and agents watching them, all under one
+//! temp dir.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use crate::agent::{Agent, AgentBuilder};
+use crate::aggregator::{Aggregator, AggregatorBuilder};
+use crate::cli::CliOutput;
+use crate::docker_host::DockerHost;
+use crate::error::{Error, Result};
+use crate::key::write_fingerprint_key;
+use crate::registry::Registry;
+use crate::scratch::ScratchDir;
+use crate::tools::{self, DOCKER_REGISTRY};
+use crate::wait::wait_for;
+
+/// What to start; see [`Fleet::builder`].
+#[derive(Debug, Default, Clone)]
+#[must_use]
+pub struct FleetBuilder {
+    hosts: Vec<String>,
+    registry: bool,
+}
+
+impl FleetBuilder {
+    /// Adds a host (a dockerd) named `name`.
+    pub fn host(mut self, name: &str) -> Self {
+        self.hosts.push(name.to_owned());
+        self
+    }
+
+    /// Adds a registry the hosts can push to and pull from.
+    pub fn registry(mut self) -> Self {
+        self.registry = true;
+        self
+    }
+
+    /// Starts everything, hosts and registry in parallel. If anything fails to
+    /// start, whatever did start is torn down again.
+    pub fn start(self) -> Result<Fleet> {
+        tools::require_docker()?;
+        if self.registry {
+            DOCKER_REGISTRY.require()?;
+        }
+        for (i, name) in self.hosts.iter().enumerate() {
+            if self.hosts[..i].contains(name) {
+                return Err(Error::unexpected(
+                    "Fleet::builder()",
+                    format!("host {name:?} added twice"),
+                ));
+            }
+        }
+        let dir = ScratchDir::new()?;
+        let hosts_dir = dir.path().join("hosts");
+        std::fs::create_dir(&hosts_dir)
+            .map_err(Error::io(format!("create {}", hosts_dir.display())))?;
+        let (hosts, registry) = thread::scope(|scope| {
+            let hosts: Vec<_> = self
+                .hosts
+                .iter()
+                .map(|name| scope.spawn(|| DockerHost::start_in(&hosts_dir, name)))
+                .collect();
+            let registry = self
+                .registry
+                .then(|| scope.spawn(|| Registry::start_in(dir.path())));
+            let hosts: Vec<Result<DockerHost>> = hosts.into_iter().map(join).collect();
+            (hosts, registry.map(join))
+        });
+        // Collecting stops at the first error; the hosts already collected and
+        // the results not yet looked at are dropped, which stops them.
+        let hosts = hosts.into_iter().collect::<Result<Vec<_>>>()?;
+        let registry = registry.transpose()?;
+        let fingerprint_key = dir.path().join("fingerprint.key");
+        write_fingerprint_key(&fingerprint_key)?;
+        Ok(Fleet {
+            hosts,
+            registry,
+            fingerprint_key,
+            server: Mutex::new(None),
+            started: AtomicUsize::new(0),
+            dir,
+        })
+    }
+}
+
+fn join<T>(handle: thread::ScopedJoinHandle<'_, Result<T>>) -> Result<T> {
+    handle.join().unwrap_or_else(|_| {
+        Err(Error::unexpected(
+            "start the fleet",
+            "a start-up thread panicked",
+        ))
+    })
+}
+
+/// Running hosts (and maybe a registry), torn down on drop: hosts first (in
+/// parallel), then the registry, then the fleet's dir with anything still
+/// inside.
+#[derive(Debug)]
+pub struct Fleet {
+    hosts: Vec<DockerHost>,
+    registry: Option<Registry>,
+    fingerprint_key: PathBuf,
+    /// The URL of the aggregator started last, for agents and the CLI.
+    server: Mutex<Option<String>>,
+    /// Counts aggregators and agents started, to give each its own dir.
+    started: AtomicUsize,
+    dir: ScratchDir,
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        let mut hosts = std::mem::take(&mut self.hosts);
+        if thread::panicking() {
+            // Here: the stopping threads below are not panicking, and would not print.
+            for host in &mut hosts {
+                host.print_log_tail("test failed");
+            }
+        }
+        // Each dockerd takes ~1 s to exit; stopping them side by side keeps a
+        // fleet's teardown at about that.
+        thread::scope(|scope| {
+            for host in hosts {
+                scope.spawn(move || drop(host));
+            }
+        });
+    }
+}
+
+impl Fleet {
+    /// Describes a fleet to start.
+    pub fn builder() -> FleetBuilder {
+        FleetBuilder::default()
+    }
+
+    /// The host named `name`.
+    ///
+    /// # Panics
+    /// If the fleet has no such host: that is a bug in the test.
+    #[track_caller]
+    pub fn host(&self, name: &str) -> &DockerHost {
+        self.hosts
+            .iter()
+            .find(|host| host.name() == name)
+            .unwrap_or_else(|| {
+                let names: Vec<&str> = self.hosts.iter().map(DockerHost::name).collect();
+                panic!("the fleet has no host {name:?} (hosts: {names:?})")
+            })
+    }
+
+    /// All hosts, in the order they were added.
+    pub fn hosts(&self) -> &[DockerHost] {
+        &self.hosts
+    }
+
+    /// The registry.
+    ///
+    /// # Panics
+    /// If the fleet was built without `.registry()`.
+    #[track_caller]
+    pub fn registry(&self) -> &Registry {
+        self.registry
+            .as_ref()
+            .expect("the fleet has no registry: add .registry() to Fleet::builder()")
+    }
+
+    /// The fleet's dir (hosts, registry, aggregator data, logs).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The fingerprint key file every agent of this fleet shares (32 random
+    /// bytes, mode 0600).
+    pub fn fingerprint_key(&self) -> &Path {
+        &self.fingerprint_key
+    }
+
+    /// Describes an aggregator (`envparity serve`) to start.
+    pub fn aggregator(&self) -> AggregatorBuilder<'_> {
+        AggregatorBuilder::new(self)
+    }
+
+    /// Starts an aggregator with default settings; agents and [`Fleet::cli`]
+    /// then talk to it. Keep the returned guard alive as long as it is needed.
+    pub fn start_aggregator(&self) -> Result<Aggregator> {
+        self.aggregator().start()
+    }
+
+    /// Describes an agent to start on `host`.
+    pub fn agent<'f>(&'f self, host: &'f DockerHost) -> AgentBuilder<'f> {
+        AgentBuilder::new(self, host)
+    }
+
+    /// Starts an agent on `host` with default settings: environment and host
+    /// id are the host's name, reporting to the last aggregator started.
+    pub fn start_agent(&self, host: &DockerHost) -> Result<Agent> {
+        self.agent(host).start()
+    }
+
+    /// Runs `envparity --server URL -o json ARGS…` against the aggregator.
+    pub fn cli(&self, args: &[&str]) -> Result<CliOutput> {
+        CliOutput::run(&self.server()?, args)
+    }
+
+    /// Runs the CLI until `done` accepts its output, for at most `timeout`;
+    /// `what` describes the awaited state for the timeout error.
+    pub fn cli_until(
+        &self,
+        timeout: Duration,
+        what: &str,
+        args: &[&str],
+        mut done: impl FnMut(&CliOutput) -> bool,
+    ) -> Result<CliOutput> {
+        let mut last = None;
+        let waited = wait_for(timeout, what, || {
+            let out = self.cli(args)?;
+            if done(&out) {
+                return Ok(Some(out));
+            }
+            last = Some(out);
+            Ok(None)
+        });
+        waited.map_err(|error| match (error, last) {
+            (Error::Timeout { what, after, .. }, Some(out)) => Error::Timeout {
+                what,
+                after,
+                last: format!("; last answer: {out}"),
+            },
+            (error, _) => error,
+        })
+    }
+
+    /// Waits until `envparity hosts -o json` lists every one of `host_ids`
+    /// as `fresh` (see docs/json-output.md).
+    pub fn wait_for_hosts(&self, host_ids: &[&str], timeout: Duration) -> Result<CliOutput> {
+        self.cli_until(
+            timeout,
+            &format!("the aggregator to list hosts {host_ids:?} as fresh"),
+            &["hosts"],
+            |out| {
+                let hosts = out.json["hosts"]
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                out.code == 0
+                    && host_ids.iter().all(|id| {
+                        hosts
+                            .iter()
+                            .any(|host| host["host_id"] == *id && host["state"] == "fresh")
+                    })
+            },
+        )
+    }
+
+    /// The URL of the aggregator started last.
+    pub fn server(&self) -> Result<String> {
+        self.server
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+            .ok_or_else(|| {
+                Error::unexpected(
+                    "talk to the aggregator",
+                    "none started: call fleet.start_aggregator() first",
+                )
+            })
+    }
+
+    pub(crate) fn set_server(&self, url: String) {
+        *self
+            .server
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(url);
+    }
+
+    /// A new dir for an aggregator or agent: `<fleet>/<kind>-<n>`.
+    pub(crate) fn new_dir(&self, kind: &str) -> Result<ScratchDir> {
+        let n = self.started.fetch_add(1, Ordering::Relaxed) + 1;
+        ScratchDir::child(self.dir.path(), &format!("{kind}-{n}"))
+    }
+}

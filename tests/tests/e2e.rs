@@ -1,0 +1,12 @@
+//! envparity's end-to-end suite: one test binary (one link step), real
+//! engines, real binaries. Needs root and `scripts/setup.sh`; run it all with
+//! `scripts/test.sh`.
+
+mod e2e {
+    /// The harness itself: hosts, registry, images, containers and guards.
+    mod harness;
+    /// The process guard and the small helpers around it.
+    mod helpers;
+    /// envparity proper: agents report, the aggregator judges, the CLI tells.
+    mod parity;
+}
