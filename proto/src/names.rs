@@ -55,9 +55,20 @@ mod tests {
     #[test]
     fn refuses_hostile_or_odd_names() {
         let long = "a".repeat(64);
-        for name in ["", "Prod", "-dev", "dev env", "dev\u{1b}[31m", "prod/x", long.as_str()] {
+        for name in [
+            "",
+            "Prod",
+            "-dev",
+            "dev env",
+            "dev\u{1b}[31m",
+            "prod/x",
+            long.as_str(),
+        ] {
             let err = validate_environment(name).unwrap_err();
-            assert!(err.to_string().contains("invalid environment name"), "{name}");
+            assert!(
+                err.to_string().contains("invalid environment name"),
+                "{name}"
+            );
         }
     }
 }

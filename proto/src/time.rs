@@ -17,7 +17,9 @@ pub fn to_timestamp(time: SystemTime) -> Timestamp {
 /// values.
 pub fn from_timestamp(ts: &Timestamp) -> Option<SystemTime> {
     let secs = u64::try_from(ts.seconds).ok()?;
-    let nanos = u32::try_from(ts.nanos).ok().filter(|n| *n < 1_000_000_000)?;
+    let nanos = u32::try_from(ts.nanos)
+        .ok()
+        .filter(|n| *n < 1_000_000_000)?;
     UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
 }
 
@@ -48,10 +50,25 @@ mod tests {
 
     #[test]
     fn rejects_malformed_timestamps() {
-        assert_eq!(from_timestamp(&Timestamp { seconds: -1, nanos: 0 }), None);
-        assert_eq!(from_timestamp(&Timestamp { seconds: 1, nanos: -5 }), None);
         assert_eq!(
-            from_timestamp(&Timestamp { seconds: 1, nanos: 2_000_000_000 }),
+            from_timestamp(&Timestamp {
+                seconds: -1,
+                nanos: 0
+            }),
+            None
+        );
+        assert_eq!(
+            from_timestamp(&Timestamp {
+                seconds: 1,
+                nanos: -5
+            }),
+            None
+        );
+        assert_eq!(
+            from_timestamp(&Timestamp {
+                seconds: 1,
+                nanos: 2_000_000_000
+            }),
             None
         );
     }
