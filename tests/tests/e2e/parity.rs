@@ -1,108 +1,404 @@
-//! envparity proper, end to end: agents watch real engines, the aggregator
-//! judges, the CLI's exit code tells (0 parity, 1 drift, 2+ error).
+//! envparity proper, end to end: real `dockerd` hosts and a real registry,
+//! one real `envparity-agent` per host, the real `envparity serve`, and the
+//! CLI's JSON and exit code (0 parity, 1 drift, 2 error).
 //!
-//! Ignored for now: `aggregator` is not yet in the workspace members, so a
-//! clean `cargo build --workspace` does not build `envparity`. They pass
-//! against the binaries built from the working tree; run them with
-//! `cargo build --workspace && cargo test -p envparity-tests --test e2e -- --ignored`,
-//! then drop the `#[ignore]`s.
+//! Every test asserts the complete set of findings — what must be flagged and
+//! that nothing else is.
 
 use std::time::Duration;
 
 use envparity_tests::{EXIT_MISMATCH, EXIT_PARITY, Fleet, ImageSpec, Result, Run};
+use serde_json::Value;
 
 /// Agents register within this time on a loaded 2-core CI machine.
 const REPORT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Staging and production, each running service `shop` from the same pushed
-/// image, with `env` set on production's container only.
-fn shop_fleet(production_env: &[(&str, &str)]) -> Result<Fleet> {
+const ENVIRONMENTS: [&str; 3] = ["dev", "staging", "production"];
+
+/// `(kind, severity, service, key, env_a, env_b)` of every finding.
+type Summary = (String, String, String, String, String, String);
+
+fn summaries(json: &Value) -> Vec<Summary> {
+    let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    json["findings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no findings array in {json}"))
+        .iter()
+        .map(|f| {
+            (
+                s(&f["kind"]),
+                s(&f["severity"]),
+                s(&f["service"]),
+                s(&f["key"]),
+                s(&f["a"]["environment"]),
+                s(&f["b"]["environment"]),
+            )
+        })
+        .collect()
+}
+
+fn summary(kind: &str, severity: &str, service: &str, key: &str, a: &str, b: &str) -> Summary {
+    (
+        kind.into(),
+        severity.into(),
+        service.into(),
+        key.into(),
+        a.into(),
+        b.into(),
+    )
+}
+
+/// dev, staging and production hosts; `shop:1` (which bakes `BAKED=1`) built
+/// on dev, pushed, and pulled by the two others: one promoted artifact.
+fn promoted_fleet() -> Result<Fleet> {
     let fleet = Fleet::builder()
+        .host("dev")
         .host("staging")
         .host("production")
         .registry()
         .start()?;
-    let (staging, prod) = (fleet.host("staging"), fleet.host("production"));
     let registry = fleet.registry();
-    staging.import_image("shop:1", ImageSpec::new().file("/app/version", "1"))?;
-    registry.push_from(staging, "shop:1")?;
-    registry.pull_to(prod, "shop:1")?;
-    let image = registry.reference("shop:1");
-
-    let shop = Run::new(&image)
-        .name("shop")
-        .label("envparity.service", "shop")
-        .env("MODE", "web");
-    staging.run(shop.clone())?;
-    let prod_shop = production_env
-        .iter()
-        .fold(shop, |run, (key, value)| run.env(*key, *value));
-    prod.run(prod_shop)?;
+    let dev = fleet.host("dev");
+    dev.import_image(
+        "shop:1",
+        ImageSpec::new().file("/app/version", "1").env("BAKED", "1"),
+    )?;
+    registry.push_from(dev, "shop:1")?;
+    for name in ["staging", "production"] {
+        registry.pull_to(fleet.host(name), "shop:1")?;
+    }
     Ok(fleet)
 }
 
-#[test]
-#[ignore = "needs `envparity` built: un-ignore once aggregator is a workspace member"]
-fn environments_running_the_same_image_and_config_are_at_parity() -> Result<()> {
-    let fleet = shop_fleet(&[])?;
-    let _aggregator = fleet.start_aggregator()?;
-    let _staging = fleet.start_agent(fleet.host("staging"))?;
-    let _prod = fleet.start_agent(fleet.host("production"))?;
-    fleet.wait_for_hosts(&["staging", "production"], REPORT_TIMEOUT)?;
+fn shop(fleet: &Fleet) -> Run {
+    Run::new(fleet.registry().reference("shop:1"))
+        .name("shop")
+        .label("envparity.service", "shop")
+        .env("MODE", "web")
+}
 
-    fleet
-        .cli(&["diff", "staging", "production"])?
-        .assert_code(EXIT_PARITY);
+/// Starts the aggregator and one agent per host, and waits until every host
+/// is listed as fresh.
+fn watch(fleet: &Fleet) -> Result<Vec<envparity_tests::Agent>> {
+    let mut agents = Vec::new();
+    for name in ENVIRONMENTS {
+        agents.push(fleet.start_agent(fleet.host(name))?);
+    }
+    fleet.wait_for_hosts(&ENVIRONMENTS, REPORT_TIMEOUT)?;
+    Ok(agents)
+}
+
+#[test]
+fn one_promoted_image_with_the_same_config_everywhere_is_parity() -> Result<()> {
+    let fleet = promoted_fleet()?;
+    for name in ENVIRONMENTS {
+        fleet.host(name).run(shop(&fleet))?;
+    }
+    let _aggregator = fleet.start_aggregator()?;
+    let _agents = watch(&fleet)?;
+
+    let status = fleet.cli(&["status"])?;
+    status.assert_code(EXIT_PARITY);
+    assert_eq!(summaries(&status.json), vec![], "{status}");
+    assert_eq!(status.json["environments"], serde_json::json!(ENVIRONMENTS));
+    let cells = status.json["services"][0]["cells"]
+        .as_array()
+        .expect("cells");
+    assert_eq!(status.json["services"][0]["service"], "shop");
+    assert_eq!(cells.len(), 3);
+    let digest = fleet.registry().digest_of(fleet.host("dev"), "shop:1")?;
+    let digest = digest.split_once('@').expect("repo@digest").1;
+    for cell in cells {
+        assert_eq!(cell["replicas"], 1, "{status}");
+        assert_eq!(cell["digests"], serde_json::json!([digest]), "{status}");
+        assert_eq!(cell["drift"], false);
+    }
+    for (a, b) in [("dev", "staging"), ("staging", "production")] {
+        fleet.cli(&["diff", a, b])?.assert_code(EXIT_PARITY);
+    }
+
+    // The hosts are described by their real engines.
+    let hosts = fleet.cli(&["hosts"])?;
+    for host in hosts.json["hosts"].as_array().expect("hosts") {
+        assert_eq!(host["engine"]["storage_driver"], "vfs", "{hosts}");
+        assert_eq!(host["container_count"], 1, "{hosts}");
+        assert!(
+            !host["host"]["kernel_version"]
+                .as_str()
+                .unwrap_or_default()
+                .is_empty()
+        );
+    }
     Ok(())
 }
 
 #[test]
-#[ignore = "needs `envparity` built: un-ignore once aggregator is a workspace member"]
-fn an_env_var_set_only_in_production_is_drift() -> Result<()> {
-    let fleet = shop_fleet(&[("FEATURE_FLAG", "on")])?;
+fn production_on_a_different_digest_is_exactly_one_image_digest_finding() -> Result<()> {
+    let fleet = promoted_fleet()?;
+    let registry = fleet.registry();
+    let prod = fleet.host("production");
+    // Production runs a rebuild: other content, pushed under its own tag.
+    prod.import_image(
+        "shop:1-rebuilt",
+        ImageSpec::new()
+            .file("/app/version", "1b")
+            .env("BAKED", "1"),
+    )?;
+    let rebuilt = registry.push_from(prod, "shop:1-rebuilt")?;
+    let promoted = registry.digest_of(fleet.host("dev"), "shop:1")?;
+    for name in ["dev", "staging"] {
+        fleet.host(name).run(shop(&fleet))?;
+    }
+    prod.run(
+        Run::new(registry.reference("shop:1-rebuilt"))
+            .name("shop")
+            .label("envparity.service", "shop")
+            .env("MODE", "web"),
+    )?;
     let _aggregator = fleet.start_aggregator()?;
-    let _staging = fleet.start_agent(fleet.host("staging"))?;
-    let _prod = fleet.start_agent(fleet.host("production"))?;
-    fleet.wait_for_hosts(&["staging", "production"], REPORT_TIMEOUT)?;
+    let _agents = watch(&fleet)?;
 
-    let diff = fleet.cli(&["diff", "staging", "production", "--service", "shop"])?;
+    let diff = fleet.cli(&["diff", "staging", "production"])?;
     diff.assert_code(EXIT_MISMATCH);
-    assert!(
-        diff.stdout.contains("FEATURE_FLAG"),
-        "the finding names the variable: {diff}"
+    assert_eq!(
+        summaries(&diff.json),
+        vec![summary(
+            "image_digest",
+            "critical",
+            "shop",
+            "",
+            "staging",
+            "production"
+        )],
+        "{diff}"
+    );
+    let finding = &diff.json["findings"][0];
+    assert_eq!(finding["basis"], "registry_digest");
+    let digest = |repo_digest: &str| {
+        repo_digest
+            .split_once('@')
+            .expect("repo@digest")
+            .1
+            .to_owned()
+    };
+    assert_eq!(
+        finding["a"]["values"],
+        serde_json::json!([digest(&promoted)])
+    );
+    assert_eq!(
+        finding["b"]["values"],
+        serde_json::json!([digest(&rebuilt)])
+    );
+    assert_eq!(finding["a"]["hosts"], serde_json::json!(["staging"]));
+    assert_eq!(finding["b"]["hosts"], serde_json::json!(["production"]));
+
+    // dev and staging still agree; dev vs production is the earlier-stage
+    // view of the same drift, so it is only info.
+    fleet
+        .cli(&["diff", "dev", "staging"])?
+        .assert_code(EXIT_PARITY);
+    let status = fleet.cli(&["status"])?;
+    status.assert_code(EXIT_MISMATCH);
+    assert_eq!(
+        summaries(&status.json),
+        vec![
+            summary("image_digest", "info", "shop", "", "dev", "production"),
+            summary(
+                "image_digest",
+                "critical",
+                "shop",
+                "",
+                "staging",
+                "production"
+            ),
+        ],
+        "{status}"
     );
     Ok(())
 }
 
 #[test]
-#[ignore = "needs `envparity` built: un-ignore once aggregator is a workspace member"]
-fn a_different_image_in_production_is_drift() -> Result<()> {
-    let fleet = Fleet::builder()
-        .host("staging")
-        .host("production")
-        .registry()
-        .start()?;
-    let (staging, prod) = (fleet.host("staging"), fleet.host("production"));
-    let registry = fleet.registry();
-    for (host, version) in [(staging, "1"), (prod, "2")] {
-        host.import_image(
-            "shop:latest",
-            ImageSpec::new().file("/app/version", version),
-        )?;
-        registry.push_from(host, "shop:latest")?;
-        host.run(
-            Run::new(registry.reference("shop:latest"))
-                .name("shop")
-                .label("envparity.service", "shop"),
-        )?;
+fn an_extra_and_a_changed_explicit_env_var_are_exactly_their_env_findings() -> Result<()> {
+    let fleet = promoted_fleet()?;
+    for name in ["dev", "staging"] {
+        fleet
+            .host(name)
+            .run(shop(&fleet).env("DB_PASSWORD", "staging-secret-1"))?;
     }
+    fleet.host("production").run(
+        shop(&fleet)
+            .env("DB_PASSWORD", "prod-secret-2")
+            .env("FEATURE_FLAG", "on"),
+    )?;
     let _aggregator = fleet.start_aggregator()?;
-    let _staging = fleet.start_agent(staging)?;
-    let _prod = fleet.start_agent(prod)?;
-    fleet.wait_for_hosts(&["staging", "production"], REPORT_TIMEOUT)?;
+    let _agents = watch(&fleet)?;
 
+    let diff = fleet.cli(&["diff", "staging", "production", "--service", "shop"])?;
+    diff.assert_code(EXIT_MISMATCH);
+    assert_eq!(
+        summaries(&diff.json),
+        vec![
+            summary(
+                "env_extra_key",
+                "warning",
+                "shop",
+                "FEATURE_FLAG",
+                "staging",
+                "production"
+            ),
+            summary(
+                "env_value",
+                "warning",
+                "shop",
+                "DB_PASSWORD",
+                "staging",
+                "production"
+            ),
+        ],
+        "{diff}"
+    );
+    let value = &diff.json["findings"][1];
+    assert_eq!(value["basis"], "fingerprint");
+    for side in ["a", "b"] {
+        let shown = value[side]["values"][0].as_str().unwrap_or_default();
+        assert!(shown.starts_with("fp:"), "{diff}");
+    }
+    for secret in ["staging-secret-1", "prod-secret-2"] {
+        assert!(
+            !diff.stdout.contains(secret),
+            "secret value in the output: {diff}"
+        );
+    }
+    // The same environments in the other order: the sides swap.
+    let back = fleet.cli(&["diff", "production", "staging", "--service", "shop"])?;
+    assert_eq!(
+        summaries(&back.json),
+        vec![
+            summary(
+                "env_missing_key",
+                "warning",
+                "shop",
+                "FEATURE_FLAG",
+                "production",
+                "staging"
+            ),
+            summary(
+                "env_value",
+                "warning",
+                "shop",
+                "DB_PASSWORD",
+                "production",
+                "staging"
+            ),
+        ],
+        "{back}"
+    );
+    Ok(())
+}
+
+#[test]
+fn env_that_only_the_image_bakes_in_is_never_drift() -> Result<()> {
+    let fleet = promoted_fleet()?;
+    // Production passes BAKED=1 explicitly, identical to the image's own
+    // value: it is still the image's env, not configuration. A checker that
+    // took the container's whole env would report it as set only there.
+    fleet.host("dev").run(shop(&fleet))?;
+    fleet.host("staging").run(shop(&fleet))?;
     fleet
-        .cli(&["diff", "staging", "production"])?
-        .assert_code(EXIT_MISMATCH);
+        .host("production")
+        .run(shop(&fleet).env("BAKED", "1"))?;
+    let _aggregator = fleet.start_aggregator()?;
+    let _agents = watch(&fleet)?;
+
+    let status = fleet.cli(&["status"])?;
+    status.assert_code(EXIT_PARITY);
+    assert_eq!(summaries(&status.json), vec![], "{status}");
+    let service = fleet.cli(&["service", "shop"])?;
+    for instance in service.json["instances"].as_array().expect("instances") {
+        let names: Vec<&str> = instance["explicit_env"]
+            .as_array()
+            .expect("explicit_env")
+            .iter()
+            .filter_map(|e| e["name"].as_str())
+            .collect();
+        assert_eq!(names, vec!["MODE"], "{service}");
+    }
+    Ok(())
+}
+
+#[test]
+fn a_container_started_after_the_agents_is_reported_and_judged() -> Result<()> {
+    let fleet = promoted_fleet()?;
+    fleet.host("staging").run(shop(&fleet))?;
+    fleet.host("production").run(shop(&fleet))?;
+    fleet.host("dev").run(shop(&fleet))?;
+    let _aggregator = fleet.start_aggregator()?;
+    let _agents = watch(&fleet)?;
+    fleet.cli(&["status"])?.assert_code(EXIT_PARITY);
+
+    // A second service appears in staging and production with different env:
+    // the agents push on the Docker event, no restart or resync needed.
+    let worker = |mode: &str| {
+        Run::new(fleet.registry().reference("shop:1"))
+            .name("worker")
+            .label("envparity.service", "worker")
+            .env("QUEUE", mode)
+    };
+    fleet.host("staging").run(worker("a"))?;
+    fleet.host("production").run(worker("b"))?;
+    let diff = fleet.cli_until(
+        Duration::from_secs(10),
+        "the worker's env drift to be reported",
+        &["diff", "staging", "production"],
+        |out| out.code == EXIT_MISMATCH,
+    )?;
+    assert_eq!(
+        summaries(&diff.json),
+        vec![summary(
+            "env_value",
+            "warning",
+            "worker",
+            "QUEUE",
+            "staging",
+            "production"
+        )],
+        "{diff}"
+    );
+    Ok(())
+}
+
+#[test]
+fn bad_queries_and_a_dead_server_are_errors_with_exit_2() -> Result<()> {
+    let fleet = promoted_fleet()?;
+    fleet.host("staging").run(shop(&fleet))?;
+    let aggregator = fleet.start_aggregator()?;
+    let _agent = fleet.start_agent(fleet.host("staging"))?;
+    fleet.wait_for_hosts(&["staging"], REPORT_TIMEOUT)?;
+
+    let unknown = fleet.cli(&["diff", "staging", "prodction"])?;
+    unknown.assert_code(2);
+    assert!(
+        unknown.stderr.contains("\"prodction\" is unknown"),
+        "{unknown}"
+    );
+    assert!(
+        unknown.stderr.contains("known environments: staging"),
+        "{unknown}"
+    );
+    assert!(unknown.stdout.is_empty(), "{unknown}");
+
+    let service = fleet.cli(&["service", "nope"])?;
+    service.assert_code(2);
+    assert!(service.stderr.contains("\"nope\""), "{service}");
+
+    let url = fleet.server()?;
+    drop(aggregator);
+    let dead = fleet.cli(&["status"])?;
+    dead.assert_code(2);
+    assert!(
+        dead.stderr
+            .contains(&format!("cannot reach the aggregator at {url}")),
+        "{dead}"
+    );
     Ok(())
 }
