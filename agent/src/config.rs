@@ -156,10 +156,10 @@ pub struct Cli {
     pub fingerprint_key_id: Option<String>,
 
     /// Env variable names whose values may be sent in clear: exact names or
-    /// `*` globs, e.g. LOG_LEVEL or FEATURE_* (repeatable; the variable takes
-    /// a comma-separated list). Names that look secret and values holding
-    /// URL credentials are never sent in clear.
-    #[arg(long = "clear-env", value_name = "PATTERN")]
+    /// `*` globs, e.g. LOG_LEVEL or FEATURE_* (repeatable and
+    /// comma-separated, like the variable). Names that look secret and values
+    /// holding URL credentials are never sent in clear.
+    #[arg(long = "clear-env", value_name = "PATTERN", value_delimiter = ',')]
     pub clear_env: Vec<String>,
 
     /// Root of the host filesystem, for os-release and machine-id; set it
@@ -983,6 +983,25 @@ mod tests {
             )
             .unwrap();
         assert_eq!(c.clear_env.patterns(), ["FEATURE_*", "OTHER"]);
+    }
+
+    #[test]
+    fn clear_env_flag_takes_a_comma_separated_list_like_the_variable() {
+        let fx = Fixture::new();
+        let c = fx
+            .resolve(
+                &[
+                    "--environment",
+                    "dev",
+                    "--clear-env",
+                    "LOG_LEVEL,FEATURE_*",
+                    "--clear-env",
+                    "X",
+                ],
+                &[],
+            )
+            .unwrap();
+        assert_eq!(c.clear_env.patterns(), ["LOG_LEVEL", "FEATURE_*", "X"]);
     }
 
     #[test]
