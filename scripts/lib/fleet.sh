@@ -140,7 +140,8 @@ _fleet_registry_up() {
 }
 
 # fleet_make_image HOST TAG VERSION: a busybox image with /app/version holding
-# VERSION and APP_VERSION=VERSION baked in; prints the image id. Same VERSION,
+# VERSION, APP_VERSION=VERSION baked in and the OCI label
+# org.opencontainers.image.version=VERSION; prints the image id. Same VERSION,
 # same layer; another VERSION, another digest.
 fleet_make_image() (
   set -euo pipefail
@@ -157,6 +158,7 @@ fleet_make_image() (
   tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$build/rootfs" -cf "$build/root.tar" .
   fleet_docker "$host" import \
     --change "ENV APP_VERSION=\"$version\"" \
+    --change "LABEL org.opencontainers.image.version=\"$version\"" \
     --change 'CMD ["/bin/sh","-c","trap '\''exit 0'\'' TERM; sleep 3600 & wait"]' \
     "$build/root.tar" "$tag"
   rm -rf "$build"
