@@ -230,8 +230,8 @@ fn an_extra_and_a_changed_explicit_env_var_are_exactly_their_env_findings() -> R
             .env("DB_PASSWORD", "prod-secret-2")
             .env("FEATURE_FLAG", "on"),
     )?;
-    let _aggregator = fleet.start_aggregator()?;
-    let _agents = watch(&fleet)?;
+    let aggregator = fleet.start_aggregator()?;
+    let agents = watch(&fleet)?;
 
     let diff = fleet.cli(&["diff", "staging", "production", "--service", "shop"])?;
     diff.assert_code(EXIT_MISMATCH);
@@ -263,11 +263,48 @@ fn an_extra_and_a_changed_explicit_env_var_are_exactly_their_env_findings() -> R
         let shown = value[side]["values"][0].as_str().unwrap_or_default();
         assert!(shown.starts_with("fp:"), "{diff}");
     }
+    // The values never left the hosts: in no output format, log or stored byte.
+    let mut seen = vec![("diff output".to_owned(), diff.stdout.clone().into_bytes())];
+    for format in ["json", "yaml", "table", "wide"] {
+        let out = std::process::Command::new(envparity_tests::cargo_bin("envparity")?)
+            .args([
+                "--server",
+                &fleet.server()?,
+                "-o",
+                format,
+                "service",
+                "shop",
+            ])
+            .output()
+            .expect("run envparity service");
+        assert!(out.status.success(), "service -o {format} failed");
+        seen.push((format!("service -o {format}"), out.stdout));
+    }
+    seen.push(("aggregator log".into(), aggregator.log().into_bytes()));
+    for (i, agent) in agents.iter().enumerate() {
+        seen.push((format!("agent {i} log"), agent.log().into_bytes()));
+    }
+    for entry in std::fs::read_dir(aggregator.data_dir()).expect("data dir") {
+        let path = entry.expect("data dir entry").path();
+        let bytes = std::fs::read(&path).expect("stored file");
+        seen.push((path.display().to_string(), bytes));
+    }
+    assert!(seen.len() >= 10, "checked too few places: {}", seen.len());
+    // Control: the search does find what is stored (the name, not its value).
+    let stored = seen
+        .iter()
+        .filter(|(place, _)| place.contains("envparity.db"));
+    assert!(
+        stored
+            .flat_map(|(_, bytes)| bytes.windows(b"FEATURE_FLAG".len()))
+            .any(|w| w == b"FEATURE_FLAG"),
+        "the store holds no snapshot: the search below would prove nothing"
+    );
     for secret in ["staging-secret-1", "prod-secret-2"] {
-        assert!(
-            !diff.stdout.contains(secret),
-            "secret value in the output: {diff}"
-        );
+        for (place, bytes) in &seen {
+            let found = bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
+            assert!(!found, "secret value {secret:?} found in {place}");
+        }
     }
     // The same environments in the other order: the sides swap.
     let back = fleet.cli(&["diff", "production", "staging", "--service", "shop"])?;
