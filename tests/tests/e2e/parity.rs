@@ -439,3 +439,66 @@ fn bad_queries_and_a_dead_server_are_errors_with_exit_2() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn a_host_whose_agent_goes_silent_turns_stale_and_findings_say_so() -> Result<()> {
+    let fleet = promoted_fleet()?;
+    fleet.host("staging").run(shop(&fleet))?;
+    fleet
+        .host("production")
+        .run(shop(&fleet).env("EXTRA", "1"))?;
+    let _aggregator = fleet.aggregator().stale_after("3s").start()?;
+    let _staging = fleet
+        .agent(fleet.host("staging"))
+        .heartbeat_interval("1s")
+        .start()?;
+    let mut prod = fleet
+        .agent(fleet.host("production"))
+        .heartbeat_interval("1s")
+        .start()?;
+    fleet.wait_for_hosts(&["staging", "production"], REPORT_TIMEOUT)?;
+    // Heartbeats keep a quiet but live host fresh past the stale window.
+    std::thread::sleep(Duration::from_secs(4));
+    fleet.wait_for_hosts(&["staging", "production"], Duration::from_secs(1))?;
+
+    prod.stop()?;
+    let hosts = fleet.cli_until(
+        Duration::from_secs(15),
+        "production to be listed as stale",
+        &["hosts"],
+        |out| {
+            out.json["hosts"].as_array().is_some_and(|hs| {
+                hs.iter()
+                    .any(|h| h["host_id"] == "production" && h["state"] == "stale")
+            })
+        },
+    )?;
+    let staging = hosts.json["hosts"]
+        .as_array()
+        .and_then(|hs| hs.iter().find(|h| h["host_id"] == "staging"))
+        .expect("staging listed");
+    assert_eq!(staging["state"], "fresh", "{hosts}");
+
+    // Its last known data still counts, and says it is not current.
+    let diff = fleet.cli(&["diff", "staging", "production"])?;
+    diff.assert_code(EXIT_MISMATCH);
+    assert_eq!(
+        summaries(&diff.json),
+        vec![summary(
+            "env_extra_key",
+            "warning",
+            "shop",
+            "EXTRA",
+            "staging",
+            "production"
+        )],
+        "{diff}"
+    );
+    let finding = &diff.json["findings"][0];
+    assert_eq!(
+        finding["b"]["stale_hosts"],
+        serde_json::json!(["production"])
+    );
+    assert_eq!(finding["a"]["stale_hosts"], serde_json::json!([]));
+    Ok(())
+}
