@@ -1,13 +1,20 @@
-//! Collection from a real Docker engine.
+//! The agent against real, isolated Docker engines (`envparity_tests::DockerHost`).
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime};
 
 use envparity_agent::collect::{Collector, SnapshotHeader};
-use envparity_proto::v1::{Container, EngineState, EnvVar, HostSnapshot, ServiceSource};
+use envparity_proto::v1::{Container, EngineState, EnvVar, HostSnapshot, HostState, ServiceSource};
+use envparity_tests::{DockerHost, ImageSpec, Result, Run};
 
-use crate::support::aggregator::FakeAggregator;
-use crate::support::dockerd::DockerHost;
-use crate::support::{config, fleet_key};
+use crate::support::agent::Agent;
+use crate::support::serve::{Aggregator, time};
+use crate::support::{config, fleet_key, runtime};
+
+/// The image the containers here run.
+const IMAGE: &str = "envparity-test:1";
+
+/// How quickly a `docker run` must reach the aggregator.
+const REPORT_BOUND: Duration = Duration::from_secs(1);
 
 fn names(vars: &[EnvVar]) -> Vec<&str> {
     vars.iter().map(|v| v.name.as_str()).collect()
@@ -17,58 +24,39 @@ fn find<'a>(snapshot: &'a HostSnapshot, name: &str) -> Option<&'a Container> {
     snapshot.containers.iter().find(|c| c.name == name)
 }
 
-async fn collect_once(engine: &DockerHost) -> HostSnapshot {
-    let cfg = config("http://127.0.0.1:9", &engine.url());
+fn collect_once(engine: &DockerHost) -> HostSnapshot {
+    let cfg = config("http://127.0.0.1:9", &engine.docker_host());
     let mut collector = Collector::new(&cfg, SnapshotHeader::new(&cfg, "boot"));
-    collector.collect().await
+    runtime().block_on(collector.collect())
 }
 
-#[tokio::test]
-async fn collects_a_running_container_from_a_real_engine() {
-    let engine = DockerHost::start();
-    let image_id = engine.import_busybox(
-        "envparity-test:1",
-        &["ENV BAKED=1", r#"CMD ["/bin/sleep","3600"]"#],
-    );
-    let id = engine.docker(&[
-        "run",
-        "-d",
-        "--name",
-        "web",
-        "--network",
-        "none",
-        "-e",
-        "FOO=bar",
-        "-e",
-        "LOG_LEVEL=debug",
-        "-e",
-        "DB_PASSWORD=hunter2",
-        "-l",
-        "com.docker.compose.project=shop",
-        "-l",
-        "com.docker.compose.service=web",
-        "--cap-drop",
-        "NET_RAW",
-        "--cap-drop",
-        "MKNOD",
-        "--read-only",
-        "--restart",
-        "unless-stopped",
-        "-v",
-        "/data",
-        "envparity-test:1",
-    ]);
+#[test]
+fn collects_a_running_container_from_a_real_engine() -> Result<()> {
+    let engine = DockerHost::start("collect")?;
+    let image_id = engine.import_image(
+        IMAGE,
+        ImageSpec::new()
+            .env("BAKED", "1")
+            .cmd(&["/bin/sleep", "3600"]),
+    )?;
+    let id = engine.run(
+        Run::new(IMAGE)
+            .name("web")
+            .env("FOO", "bar")
+            .env("LOG_LEVEL", "debug")
+            .env("DB_PASSWORD", "hunter2")
+            .label("com.docker.compose.project", "shop")
+            .label("com.docker.compose.service", "web")
+            .arg("--cap-drop=NET_RAW")
+            .arg("--cap-drop=MKNOD")
+            .arg("--read-only")
+            .arg("--restart=unless-stopped")
+            .arg("--volume=/data"),
+    )?;
     // A stopped container must not be reported.
-    engine.docker(&[
-        "create",
-        "--name",
-        "idle",
-        "--network",
-        "none",
-        "envparity-test:1",
-    ]);
+    engine.docker(["create", "--name=idle", "--network=none", IMAGE])?;
 
-    let snap = collect_once(&engine).await;
+    let snap = collect_once(&engine);
 
     assert_eq!(snap.engine_state(), EngineState::Ok);
     let facts = snap.engine.as_ref().expect("engine facts");
@@ -118,7 +106,7 @@ async fn collects_a_running_container_from_a_real_engine() {
     );
 
     let image = web.image.as_ref().unwrap();
-    assert_eq!(image.reference, "envparity-test:1");
+    assert_eq!(image.reference, IMAGE);
     assert_eq!(image.image_id, image_id);
     assert!(
         image.repo_digests.is_empty(),
@@ -150,105 +138,74 @@ async fn collects_a_running_container_from_a_real_engine() {
     assert!(web.started_at.is_some());
 
     // Unchanged engine, unchanged content hash.
-    assert_eq!(collect_once(&engine).await.content_hash, snap.content_hash);
+    assert_eq!(collect_once(&engine).content_hash, snap.content_hash);
+    Ok(())
 }
 
-#[tokio::test]
-async fn docker_run_is_reported_within_a_second_through_engine_events() {
-    let engine = DockerHost::start();
-    engine.import_busybox("envparity-test:1", &[r#"CMD ["/bin/sleep","3600"]"#]);
-    let aggregator = FakeAggregator::start().await;
+#[test]
+fn docker_run_is_reported_within_a_second_through_engine_events() -> Result<()> {
+    let engine = DockerHost::start("events")?;
+    engine.import_image(IMAGE, ImageSpec::new())?;
+    let aggregator = Aggregator::start();
     // Resync is 1 h: only an engine event can explain a prompt report.
-    let cfg = config(&aggregator.url, &engine.url());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let agent = tokio::spawn(envparity_agent::run(cfg, async {
-        stopped.await.ok();
-    }));
-    aggregator
-        .wait_for_push("the initial snapshot", Duration::from_secs(10), |s| {
-            s.engine_state() == EngineState::Ok && s.containers.is_empty()
-        })
-        .await;
+    let agent = Agent::start(config(&aggregator.url(), &engine.docker_host()));
+    aggregator.wait_for_host("the initial snapshot", Duration::from_secs(10), |h| {
+        h.state() == HostState::Fresh && h.container_count == 0
+    });
     // Let the event subscription settle.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    std::thread::sleep(Duration::from_millis(300));
 
-    engine.docker(&[
-        "run",
-        "-d",
-        "--name",
-        "late",
-        "--network",
-        "none",
-        "envparity-test:1",
-    ]);
-    let started = Instant::now();
-    aggregator
-        .wait_for_push("the new container", Duration::from_secs(5), |s| {
-            find(s, "late").is_some()
-        })
-        .await;
-    let latency = started.elapsed();
+    engine.run(Run::new(IMAGE).name("late"))?;
+    let run_returned = SystemTime::now();
+    aggregator.wait_for_replica("late", Duration::from_secs(5));
+    // When the aggregator stored the snapshot listing the container, by its
+    // own clock (this process's): exact, whatever the polling pace. A newer
+    // snapshot stored meanwhile could only make it later, never earlier.
+    let host = aggregator.host().expect("the host is listed");
+    let latency = time(host.snapshot_received_at.as_ref())
+        .duration_since(run_returned)
+        .unwrap_or_default();
 
-    engine.docker(&["rm", "-f", "late"]);
-    aggregator
-        .wait_for_push("the container gone again", Duration::from_secs(5), |s| {
-            s.engine_state() == EngineState::Ok && s.containers.is_empty() && s.sequence > 1
-        })
-        .await;
+    engine.rm("late")?;
+    aggregator.wait_for_host("the container gone again", Duration::from_secs(5), |h| {
+        h.state() == HostState::Fresh && h.container_count == 0
+    });
+    assert!(aggregator.replicas("late").is_empty());
 
-    stop.send(()).unwrap();
-    agent.await.unwrap().unwrap();
+    agent.stop();
     assert!(
-        latency < Duration::from_secs(1),
-        "docker run reported after {latency:?}"
+        latency < REPORT_BOUND,
+        "docker run was listed by the aggregator {latency:?} after it returned; the bound is {REPORT_BOUND:?}"
     );
+    Ok(())
 }
 
-#[tokio::test]
-async fn engine_restart_is_reported_as_unreachable_then_recovered() {
-    let mut engine = DockerHost::start();
-    engine.import_busybox("envparity-test:1", &[r#"CMD ["/bin/sleep","3600"]"#]);
-    let aggregator = FakeAggregator::start().await;
-    let cfg = config(&aggregator.url, &engine.url());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let agent = tokio::spawn(envparity_agent::run(cfg, async {
-        stopped.await.ok();
-    }));
-    aggregator
-        .wait_for_push(
-            "the engine's first snapshot",
-            Duration::from_secs(10),
-            |s| s.engine_state() == EngineState::Ok,
-        )
-        .await;
+#[test]
+fn engine_restart_is_reported_as_unreachable_then_recovered() -> Result<()> {
+    let mut engine = DockerHost::start("restart")?;
+    engine.import_image(IMAGE, ImageSpec::new())?;
+    let aggregator = Aggregator::start();
+    let agent = Agent::start(config(&aggregator.url(), &engine.docker_host()));
+    aggregator.wait_for_host(
+        "the engine's first snapshot",
+        Duration::from_secs(10),
+        |h| h.state() == HostState::Fresh,
+    );
 
     // The event stream ends with the engine; the agent resyncs and finds it gone.
-    engine.stop();
-    let down = aggregator
-        .wait_for_push("an unreachable engine", Duration::from_secs(10), |s| {
-            s.engine_state() == EngineState::Unreachable
-        })
-        .await;
-    assert!(down.containers.is_empty() && down.engine.is_none());
+    engine.stop_engine()?;
+    aggregator.wait_for_host("an unreachable engine", Duration::from_secs(10), |h| {
+        h.state() == HostState::EngineUnreachable
+    });
 
     // Back up: the agent resubscribes (resync is off, so only a new event
     // subscription can notice the container).
-    engine.restart();
-    engine.docker(&[
-        "run",
-        "-d",
-        "--name",
-        "after",
-        "--network",
-        "none",
-        "envparity-test:1",
-    ]);
-    aggregator
-        .wait_for_push("the recovered engine", Duration::from_secs(30), |s| {
-            s.engine_state() == EngineState::Ok && find(s, "after").is_some()
-        })
-        .await;
+    engine.start_engine()?;
+    engine.run(Run::new(IMAGE).name("after"))?;
+    aggregator.wait_for_host("the recovered engine", Duration::from_secs(30), |h| {
+        h.state() == HostState::Fresh && !aggregator.replicas("after").is_empty()
+    });
 
-    stop.send(()).unwrap();
-    agent.await.unwrap().unwrap();
+    agent.stop();
+    Ok(())
 }

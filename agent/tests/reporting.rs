@@ -1,89 +1,150 @@
-//! The reporting protocol, against an in-process aggregator. The engine is
-//! deliberately absent here (its socket does not exist), which also pins
-//! down how an unreachable engine is reported.
+//! The reporting protocol, against the real aggregator in-process. Most
+//! tests leave the engine absent (its socket does not exist), which also
+//! pins down how an unreachable engine is reported; the ones that need
+//! containers to report start a real engine.
 
 use std::time::Duration;
 
-use envparity_agent::run;
-use envparity_proto::v1::EngineState;
-use tokio::sync::oneshot;
+use envparity_proto::hash::content_hash;
+use envparity_proto::v1::{EngineState, HostSnapshot, HostState};
+use envparity_tests::{DockerHost, ImageSpec, Result, Run, free_port};
 
-use crate::support::aggregator::FakeAggregator;
-use crate::support::{NO_ENGINE, config};
+use crate::support::agent::{Agent, run_once};
+use crate::support::serve::{Aggregator, time};
+use crate::support::{ENVIRONMENT, HOST_ID, NO_ENGINE, config};
 
-/// A running agent; `stop` shuts it down like SIGTERM would.
-struct RunningAgent {
-    stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<Result<(), envparity_agent::RunError>>,
+/// The image the containers here run.
+const IMAGE: &str = "envparity-test:1";
+
+/// How long a `--once` that should succeed may take.
+const ONCE_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn boot_id(snapshot: &HostSnapshot) -> &str {
+    snapshot.agent.as_ref().map_or("", |a| a.boot_id.as_str())
 }
 
-impl RunningAgent {
-    fn start(config: envparity_agent::Config) -> Self {
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(run(config, async {
-            stopped.await.ok();
-        }));
-        Self { stop, task }
-    }
+#[test]
+fn once_pushes_a_single_snapshot_and_returns() -> Result<()> {
+    let engine = DockerHost::start("once")?;
+    let image_id = engine.import_image(IMAGE, ImageSpec::new())?;
+    let web = engine.run(Run::new(IMAGE).name("web"))?;
+    let mut aggregator = Aggregator::start();
+    run_once(
+        config(&aggregator.url(), &engine.docker_host()),
+        ONCE_TIMEOUT,
+    )
+    .expect("--once failed");
 
-    async fn stop(self) {
-        self.stop.send(()).unwrap();
-        let result = tokio::time::timeout(Duration::from_secs(5), self.task)
-            .await
-            .expect("agent did not stop within 5s of the shutdown signal")
-            .expect("agent task panicked");
-        assert!(result.is_ok(), "agent stopped with {result:?}");
-    }
-}
-
-#[tokio::test]
-async fn once_pushes_a_single_snapshot_and_returns() {
-    let aggregator = FakeAggregator::start().await;
-    let mut cfg = config(&aggregator.url, NO_ENGINE);
-    cfg.once = true;
-    tokio::time::timeout(Duration::from_secs(10), run(cfg, std::future::pending()))
-        .await
-        .expect("--once did not return")
-        .expect("--once failed");
-    let pushes = aggregator.pushes();
-    assert_eq!(pushes.len(), 1);
-    let snap = &pushes[0];
-    assert_eq!(snap.sequence, 1, "the first report of a boot is sequence 1");
-    assert_eq!(snap.host_id, "test-host");
-    assert_eq!(snap.environment, "staging");
-    assert_eq!(snap.fingerprint_key_id, "ktest");
-    assert_eq!(snap.labels[0].key, "region");
-    assert_eq!(snap.agent.as_ref().unwrap().boot_id.len(), 32);
-    assert_eq!(snap.content_hash, envparity_proto::hash::content_hash(snap));
+    // --once returns once the aggregator acknowledged the snapshot, which it
+    // does only after storing it: no waiting here.
+    let host = aggregator
+        .host()
+        .expect("the host is listed as soon as --once returned");
+    assert_eq!(host.environment, ENVIRONMENT);
+    assert_eq!(host.state(), HostState::Fresh);
+    let labels: Vec<_> = host
+        .labels
+        .iter()
+        .map(|l| (l.key.as_str(), l.value.as_str()))
+        .collect();
+    assert_eq!(labels, [("region", "eu")]);
     assert!(
-        snap.host
+        host.host
             .as_ref()
-            .is_some_and(|h| !h.kernel_version.is_empty())
+            .is_some_and(|h| !h.kernel_version.is_empty()),
+        "{host:#?}"
     );
+    assert!(host.engine.is_some(), "engine facts: {host:#?}");
+    assert_eq!(host.agent_version, env!("CARGO_PKG_VERSION"));
+    assert_eq!(host.container_count, 1);
+    assert_eq!(
+        time(host.last_seen.as_ref()),
+        time(host.snapshot_received_at.as_ref()),
+        "--once sends nothing after its snapshot"
+    );
+
+    let replicas = aggregator.replicas("web");
+    assert_eq!(replicas.len(), 1, "{replicas:#?}");
+    assert_eq!(
+        (
+            replicas[0].environment.as_str(),
+            replicas[0].host_id.as_str()
+        ),
+        (ENVIRONMENT, HOST_ID)
+    );
+    let container = replicas[0].container.as_ref().expect("the container");
+    assert_eq!(container.id, web);
+    assert_eq!(
+        container.image.as_ref().map(|i| i.image_id.as_str()),
+        Some(image_id.as_str())
+    );
+
+    aggregator.stop();
+    let stored = aggregator.stored();
+    assert_eq!(
+        stored.sequence, 1,
+        "the first report of a boot is sequence 1, and --once sends only it"
+    );
+    assert_eq!(stored.host_id, HOST_ID);
+    assert_eq!(stored.environment, ENVIRONMENT);
+    assert_eq!(stored.fingerprint_key_id, "ktest");
+    assert_eq!(boot_id(&stored).len(), 32);
+    assert_eq!(stored.engine_state(), EngineState::Ok);
+    assert_eq!(stored.content_hash, content_hash(&stored));
+    Ok(())
 }
 
-#[tokio::test]
-async fn unreachable_engine_is_reported_as_such_never_as_no_containers() {
-    let aggregator = FakeAggregator::start().await;
-    let mut cfg = config(&aggregator.url, NO_ENGINE);
-    cfg.once = true;
-    run(cfg, std::future::pending()).await.unwrap();
-    let snap = &aggregator.pushes()[0];
-    assert_eq!(snap.engine_state(), EngineState::Unreachable);
-    assert!(snap.engine.is_none(), "no engine facts without an engine");
-    assert!(snap.containers.is_empty());
+#[test]
+fn unreachable_engine_is_reported_as_such_never_as_no_containers() {
+    let mut aggregator = Aggregator::start();
+    run_once(config(&aggregator.url(), NO_ENGINE), ONCE_TIMEOUT).expect("--once failed");
+
+    let host = aggregator.host().expect("the host is listed");
+    assert_eq!(
+        host.state(),
+        HostState::EngineUnreachable,
+        "an engine that does not answer is not an engine without containers"
+    );
+    assert!(host.engine.is_none(), "no engine facts without an engine");
+    assert_eq!(host.container_count, 0);
+    aggregator.stop();
+    assert_eq!(aggregator.stored().engine_state(), EngineState::Unreachable);
 }
 
-#[tokio::test]
-async fn once_fails_naming_the_aggregator_when_it_is_down() {
-    let port = free_port().await;
+#[test]
+fn containers_are_kept_while_the_engine_is_unreachable() -> Result<()> {
+    let engine = DockerHost::start("kept")?;
+    engine.import_image(IMAGE, ImageSpec::new())?;
+    engine.run(Run::new(IMAGE).name("web"))?;
+    let aggregator = Aggregator::start();
+    run_once(
+        config(&aggregator.url(), &engine.docker_host()),
+        ONCE_TIMEOUT,
+    )
+    .expect("--once with the engine failed");
+    let seen = aggregator.host().expect("the host is listed");
+    assert_eq!((seen.state(), seen.container_count), (HostState::Fresh, 1));
+
+    // The same host reports again, its engine gone.
+    run_once(config(&aggregator.url(), NO_ENGINE), ONCE_TIMEOUT)
+        .expect("--once without the engine failed");
+    let host = aggregator.host().expect("the host is listed");
+    assert_eq!(host.state(), HostState::EngineUnreachable);
+    assert_eq!(
+        host.container_count, 1,
+        "the containers last seen are kept, not reported as removed"
+    );
+    let replicas = aggregator.replicas("web");
+    assert_eq!(replicas.len(), 1, "{replicas:#?}");
+    assert_eq!(replicas[0].host_state(), HostState::EngineUnreachable);
+    Ok(())
+}
+
+#[test]
+fn once_fails_naming_the_aggregator_when_it_is_down() {
+    let port = free_port().expect("a free port");
     let url = format!("http://127.0.0.1:{port}");
-    let mut cfg = config(&url, NO_ENGINE);
-    cfg.once = true;
-    let err = tokio::time::timeout(Duration::from_secs(30), run(cfg, std::future::pending()))
-        .await
-        .expect("--once did not give up")
-        .unwrap_err();
+    let err = run_once(config(&url, NO_ENGINE), Duration::from_secs(30)).unwrap_err();
     let msg = format!("{err:#}");
     assert!(
         msg.starts_with(&format!("aggregator {url}: PushSnapshot failed")),
@@ -92,84 +153,104 @@ async fn once_fails_naming_the_aggregator_when_it_is_down() {
     assert!(msg.contains("gave up after 5 attempts"), "{msg}");
 }
 
-#[tokio::test]
-async fn unchanged_content_is_heartbeated_not_pushed_again() {
-    let aggregator = FakeAggregator::start().await;
-    let agent = RunningAgent::start(config(&aggregator.url, NO_ENGINE));
-    let first = aggregator
-        .wait_for_push("the first snapshot", Duration::from_secs(5), |_| true)
-        .await;
-    aggregator
-        .wait_for_heartbeats(3, Duration::from_secs(5))
-        .await;
-    agent.stop().await;
+#[test]
+fn unchanged_content_is_heartbeated_not_pushed_again() {
+    let mut aggregator = Aggregator::start();
+    let agent = Agent::start(config(&aggregator.url(), NO_ENGINE));
+    let first = aggregator.wait_for_host("the first snapshot", Duration::from_secs(5), |_| true);
+    let received = time(first.snapshot_received_at.as_ref());
 
-    assert_eq!(aggregator.pushes().len(), 1, "content did not change");
-    let heartbeats = aggregator.heartbeats();
-    let mut last = first.sequence;
-    for hb in &heartbeats {
-        assert_eq!(hb.content_hash, first.content_hash);
-        assert_eq!(hb.boot_id, first.agent.as_ref().unwrap().boot_id);
-        assert_eq!(hb.host_id, "test-host");
-        assert_eq!(hb.engine_state(), EngineState::Unreachable);
-        assert!(hb.sent_at.is_some());
-        assert!(hb.sequence > last, "sequence must strictly increase");
-        last = hb.sequence;
-    }
-}
+    // Each heartbeat the aggregator accepts moves `last_seen`. One whose
+    // content hash differed from the stored snapshot's would be answered
+    // with `snapshot_needed`, and the re-push would move
+    // `snapshot_received_at`.
+    let mut seen = vec![time(first.last_seen.as_ref())];
+    envparity_tests::wait_until(Duration::from_secs(5), "three heartbeats", || {
+        let host = aggregator.host().expect("the host is still listed");
+        assert_eq!(
+            time(host.snapshot_received_at.as_ref()),
+            received,
+            "the content did not change, yet a snapshot was stored again"
+        );
+        assert_eq!(
+            host.state(),
+            HostState::EngineUnreachable,
+            "heartbeats carry the engine state"
+        );
+        let last_seen = time(host.last_seen.as_ref());
+        if last_seen > seen[seen.len() - 1] {
+            seen.push(last_seen);
+        }
+        seen.len() > 3
+    })
+    .unwrap_or_else(|error| panic!("{error}; last_seen went {seen:?}"));
+    agent.stop();
 
-#[tokio::test]
-async fn snapshot_is_pushed_again_when_the_aggregator_asks() {
-    let aggregator = FakeAggregator::start().await;
-    let agent = RunningAgent::start(config(&aggregator.url, NO_ENGINE));
-    let first = aggregator
-        .wait_for_push("the first snapshot", Duration::from_secs(5), |_| true)
-        .await;
-    aggregator
-        .wait_for_heartbeats(1, Duration::from_secs(5))
-        .await;
-    aggregator.ask_for_snapshot();
-    let again = aggregator
-        .wait_for_push("a re-push", Duration::from_secs(5), |s| {
-            s.sequence != first.sequence
-        })
-        .await;
-    agent.stop().await;
-
-    assert_eq!(again.content_hash, first.content_hash);
-    let asked_at = aggregator
-        .heartbeats()
-        .iter()
-        .map(|h| h.sequence)
-        .filter(|s| *s < again.sequence)
-        .max()
-        .unwrap();
-    assert!(
-        again.sequence > asked_at,
-        "a re-push is newer than the heartbeat that asked"
+    aggregator.stop();
+    assert_eq!(
+        aggregator.stored().sequence,
+        1,
+        "the first snapshot is still the one stored"
     );
 }
 
-#[tokio::test]
-async fn snapshot_is_kept_and_delivered_once_the_aggregator_comes_up() {
-    let port = free_port().await;
-    let url = format!("http://127.0.0.1:{port}");
-    let agent = RunningAgent::start(config(&url, NO_ENGINE));
-    // Let a few pushes fail.
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    let aggregator = FakeAggregator::start_on(format!("127.0.0.1:{port}").parse().unwrap()).await;
-    let snap = aggregator
-        .wait_for_push("the retried snapshot", Duration::from_secs(10), |_| true)
-        .await;
-    agent.stop().await;
+#[test]
+fn snapshot_is_pushed_again_when_the_aggregator_asks() {
+    let mut first = Aggregator::start();
+    let port = first.port();
+    let agent = Agent::start(config(&first.url(), NO_ENGINE));
+    let pushed = first.wait_for_host("the first snapshot", Duration::from_secs(5), |_| true);
+    let received = time(pushed.snapshot_received_at.as_ref());
+    first.wait_for_host("a heartbeat", Duration::from_secs(5), |h| {
+        time(h.last_seen.as_ref()) > received
+    });
+    first.stop();
+    let before = first.stored();
+    drop(first);
+
+    // A new aggregator on the same port that has lost all state: it answers
+    // the agent's next heartbeat with `snapshot_needed`.
+    let mut second = Aggregator::start_on(port);
+    let host = second.wait_for_host("the snapshot pushed again", Duration::from_secs(10), |_| {
+        true
+    });
+    agent.stop();
+    assert_eq!(host.state(), HostState::EngineUnreachable);
+
+    second.stop();
+    let after = second.stored();
+    assert_eq!(after.content_hash, before.content_hash, "the same content");
     assert_eq!(
-        snap.sequence, 1,
+        boot_id(&after),
+        boot_id(&before),
+        "the same agent run: it was not restarted"
+    );
+    // Heartbeats and pushes share the per-boot sequence, so the heartbeat
+    // that was answered with `snapshot_needed` took a number after the first
+    // push, and the re-push one after that.
+    assert!(
+        after.sequence > before.sequence + 1,
+        "a re-push is newer than the heartbeat that asked: sequence {} after {}",
+        after.sequence,
+        before.sequence
+    );
+}
+
+#[test]
+fn snapshot_is_kept_and_delivered_once_the_aggregator_comes_up() {
+    let port = free_port().expect("a free port");
+    let agent = Agent::start(config(&format!("http://127.0.0.1:{port}"), NO_ENGINE));
+    // Let a few pushes fail (the retry backoff starts at 100-200 ms); nothing
+    // outside the agent can observe them, so this waits by the clock.
+    std::thread::sleep(Duration::from_millis(800));
+    let mut aggregator = Aggregator::start_on(port);
+    aggregator.wait_for_host("the retried snapshot", Duration::from_secs(10), |_| true);
+    agent.stop();
+
+    aggregator.stop();
+    assert_eq!(
+        aggregator.stored().sequence,
+        1,
         "the retried snapshot keeps its number, so the aggregator can tell a retry"
     );
-}
-
-/// A loopback port nothing listens on (bound, then released).
-async fn free_port() -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    listener.local_addr().unwrap().port()
 }

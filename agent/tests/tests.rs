@@ -1,9 +1,12 @@
 //! Integration tests of the agent: one binary, modules per concern.
 //!
-//! `reporting` runs the agent against an in-process fake aggregator.
-//! `docker` starts real, isolated Docker engines and needs `dockerd`,
-//! `docker` and a static `busybox` (Debian: docker.io, busybox-static); it
-//! fails, loudly, when they are missing.
+//! Everything is real: the aggregator runs in-process (`envparity serve`'s
+//! own `serve`, with its SQLite store), and Docker engines are isolated
+//! dockerds from the end-to-end harness (`envparity_tests::DockerHost`).
+//! `reporting` covers the protocol, mostly with the engine absent; `docker`
+//! covers collection, engine events and engine restarts. The engines need
+//! root, `docker.io` and `busybox-static` (`scripts/setup.sh`); without them
+//! those tests fail, saying so.
 
 mod support;
 

@@ -4,7 +4,8 @@
 //! Each host is a real dockerd with its own data root, exec root, socket and
 //! containerd, all under one temp dir, using the vfs storage driver and no
 //! networking (`--bridge=none`, no iptables). It starts in well under a second
-//! and several run side by side.
+//! and several run side by side. Its dockerd can be stopped and started again
+//! in place, as an engine restart on a real machine would.
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
@@ -85,11 +86,26 @@ impl DockerHost {
         let tmp = root.join("tmp");
         std::fs::create_dir(&tmp).map_err(Error::io(format!("create {}", tmp.display())))?;
 
+        let mut host = Self {
+            name: name.to_owned(),
+            socket,
+            dockerd: None,
+            images_built: AtomicUsize::new(0),
+            dir: Some(dir),
+        };
+        host.spawn_dockerd()?;
+        Ok(host)
+    }
+
+    /// Spawns dockerd on this host's dir (its config file, roots, socket and
+    /// log) and waits until it answers.
+    fn spawn_dockerd(&mut self) -> Result<()> {
+        let root = self.dir().to_path_buf();
         let mut dockerd = Command::new(DOCKERD.path);
         dockerd
-            .env("TMPDIR", &tmp)
+            .env("TMPDIR", root.join("tmp"))
             .arg("--config-file")
-            .arg(&config)
+            .arg(root.join("daemon.json"))
             .arg("--data-root")
             .arg(root.join("data"))
             .arg("--exec-root")
@@ -97,24 +113,61 @@ impl DockerHost {
             .arg("--pidfile")
             .arg(root.join("dockerd.pid"))
             .arg("--host")
-            .arg(format!("unix://{}", socket.display()))
+            .arg(format!("unix://{}", self.socket.display()))
             .args([
                 "--storage-driver=vfs",
                 "--iptables=false",
                 "--bridge=none",
                 "--ip-masq=false",
             ]);
-        let process = Process::spawn(format!("dockerd {name}"), dockerd, root.join("dockerd.log"))?
-            .with_stop_timeout(STOP_TIMEOUT);
-        let mut host = Self {
-            name: name.to_owned(),
-            socket,
-            dockerd: Some(process),
-            images_built: AtomicUsize::new(0),
-            dir: Some(dir),
+        let process = Process::spawn(
+            format!("dockerd {}", self.name),
+            dockerd,
+            root.join("dockerd.log"),
+        )?
+        .with_stop_timeout(STOP_TIMEOUT);
+        self.dockerd = Some(process);
+        self.wait_ready()
+    }
+
+    /// Stops the engine as a restart of the Docker service would: SIGTERM to
+    /// dockerd, which stops its containers (they stay, stopped) and its
+    /// containerd. The data root, socket path and log are kept, so
+    /// [`DockerHost::start_engine`] brings the same engine back. Until then
+    /// nothing answers on [`DockerHost::socket`]: this is how a test shows an
+    /// agent its engine going away, then returning.
+    pub fn stop_engine(&mut self) -> Result<()> {
+        let Some(mut dockerd) = self.dockerd.take() else {
+            return Ok(());
         };
-        host.wait_ready()?;
-        Ok(host)
+        dockerd.stop()?;
+        // dockerd ends its containerd and shims itself; this catches any that outlived it.
+        let survivors = pids::terminate(&self.pids(), STOP_TIMEOUT);
+        if survivors.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Cleanup {
+                path: self.dir().to_path_buf(),
+                detail: format!(
+                    "processes of host {} that survived SIGKILL: {survivors:?}",
+                    self.name
+                ),
+            })
+        }
+    }
+
+    /// Starts the engine again after [`DockerHost::stop_engine`], on the same
+    /// data root and socket, and waits until it answers. Images and
+    /// containers are still there; containers come back running only if
+    /// their restart policy says so, as after a real service restart.
+    pub fn start_engine(&mut self) -> Result<()> {
+        if self.dockerd.is_some() {
+            return Err(Error::unexpected(
+                format!("start the engine of host {}", self.name),
+                "its dockerd is already running; call stop_engine first",
+            ));
+        }
+        self.spawn_dockerd()
     }
 
     fn wait_ready(&mut self) -> Result<()> {

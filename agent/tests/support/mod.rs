@@ -1,8 +1,9 @@
-//! Test helpers: a fake aggregator, a real isolated Docker engine, and a
-//! config builder.
+//! Test helpers: the real aggregator in-process ([`serve`]), the agent
+//! in-process ([`agent`]), and the config they share. Docker engines come
+//! from the end-to-end harness, `envparity_tests::DockerHost`.
 
-pub mod aggregator;
-pub mod dockerd;
+pub mod agent;
+pub mod serve;
 
 use std::time::Duration;
 
@@ -10,6 +11,12 @@ use envparity_agent::Config;
 use envparity_agent::clear_env::ClearEnvPolicy;
 use envparity_agent::config::LogFormat;
 use envparity_agent::fingerprint::FleetKey;
+
+/// The host id every test agent reports as.
+pub const HOST_ID: &str = "test-host";
+
+/// The environment every test agent reports.
+pub const ENVIRONMENT: &str = "staging";
 
 /// The fleet key every test agent uses.
 pub fn fleet_key() -> FleetKey {
@@ -22,8 +29,8 @@ pub fn fleet_key() -> FleetKey {
 pub fn config(aggregator: &str, docker_host: &str) -> Config {
     Config {
         aggregator: aggregator.to_owned(),
-        environment: "staging".to_owned(),
-        host_id: "test-host".to_owned(),
+        environment: ENVIRONMENT.to_owned(),
+        host_id: HOST_ID.to_owned(),
         docker_host: docker_host.to_owned(),
         labels: vec![("region".to_owned(), "eu".to_owned())],
         fingerprint_key: fleet_key(),
@@ -39,3 +46,15 @@ pub fn config(aggregator: &str, docker_host: &str) -> Config {
 
 /// An engine address where nothing answers.
 pub const NO_ENGINE: &str = "unix:///nonexistent/envparity-test/docker.sock";
+
+/// A multi-threaded runtime for one in-process component. Each component
+/// gets its own, so the test thread can block (on `docker`, on polling)
+/// while the agent and the aggregator keep running, and stopping one cannot
+/// stall the other.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("building a tokio runtime")
+}
