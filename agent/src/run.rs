@@ -9,7 +9,7 @@ use std::future::{Future, pending};
 use std::time::{Duration, SystemTime};
 
 use envparity_proto::time::to_timestamp;
-use envparity_proto::v1::{HeartbeatRequest, HostSnapshot};
+use envparity_proto::v1::{EngineState, HeartbeatRequest, HostSnapshot};
 use futures_util::StreamExt;
 use tokio::time::{Instant, sleep, sleep_until};
 use tracing::{debug, error, info, warn};
@@ -41,6 +41,15 @@ pub enum RunError {
         /// The last failure.
         last: ReportError,
     },
+    /// `--once` reported the engine as unreachable (so the aggregator knows),
+    /// but a one-shot run that could not read its engine has failed.
+    #[error(
+        "Docker engine at {docker_host} is unreachable; reported the host as engine_unreachable"
+    )]
+    EngineUnreachable {
+        /// The engine address.
+        docker_host: String,
+    },
 }
 
 /// Runs the agent until `shutdown` completes (then returns `Ok`), or, with
@@ -65,7 +74,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 
     if config.once {
         return tokio::select! {
-            result = agent.once() => result,
+            result = agent.once(&config.docker_host) => result,
             () = &mut shutdown => Ok(()),
         };
     }
@@ -231,12 +240,21 @@ impl Agent {
     }
 
     /// `--once`: collect, push with a few retries.
-    async fn once(&mut self) -> Result<(), RunError> {
+    async fn once(&mut self, docker_host: &str) -> Result<(), RunError> {
         self.collect().await;
+        let engine_lost = self
+            .current
+            .as_ref()
+            .is_some_and(|s| s.engine_state() == EngineState::Unreachable);
         let mut backoff = Backoff::new();
         let mut attempt = 1;
         loop {
             match self.push_pending().await {
+                Ok(()) if engine_lost => {
+                    return Err(RunError::EngineUnreachable {
+                        docker_host: docker_host.to_owned(),
+                    });
+                }
                 Ok(()) => return Ok(()),
                 Err(last) if attempt >= ONCE_ATTEMPTS || !retryable(&last) => {
                     return Err(RunError::NotDelivered {

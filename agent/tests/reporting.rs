@@ -97,7 +97,15 @@ fn once_pushes_a_single_snapshot_and_returns() -> Result<()> {
 #[test]
 fn unreachable_engine_is_reported_as_such_never_as_no_containers() {
     let mut aggregator = Aggregator::start();
-    run_once(config(&aggregator.url(), NO_ENGINE), ONCE_TIMEOUT).expect("--once failed");
+    // `--once` delivers the engine_unreachable report, then fails: a one-shot
+    // run that could not read its engine has not done its job.
+    let err = run_once(config(&aggregator.url(), NO_ENGINE), ONCE_TIMEOUT)
+        .expect_err("--once without an engine must fail");
+    let message = err.to_string();
+    assert!(
+        message.contains(NO_ENGINE) && message.contains("unreachable"),
+        "the error names the engine: {message}"
+    );
 
     let host = aggregator.host().expect("the host is listed");
     assert_eq!(
@@ -127,7 +135,7 @@ fn containers_are_kept_while_the_engine_is_unreachable() -> Result<()> {
 
     // The same host reports again, its engine gone.
     run_once(config(&aggregator.url(), NO_ENGINE), ONCE_TIMEOUT)
-        .expect("--once without the engine failed");
+        .expect_err("--once without the engine reports it, then fails");
     let host = aggregator.host().expect("the host is listed");
     assert_eq!(host.state(), HostState::EngineUnreachable);
     assert_eq!(
