@@ -3,39 +3,32 @@
 
 use std::time::Duration;
 
-use envparity_aggregator::server::{ServeConfig, serve};
+use envparity_aggregator::server::{Background, ServeConfig};
 use envparity_proto::hash::content_hash;
 use envparity_proto::v1::query_service_client::QueryServiceClient;
 use envparity_proto::v1::report_service_client::ReportServiceClient;
 use envparity_proto::v1::*;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 use tonic::Code;
 use tonic::transport::Channel;
 
 struct Server {
     url: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    running: Background,
 }
 
 impl Server {
     async fn start(dir: &std::path::Path, stale_after: Duration) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, rx) = oneshot::channel();
         let config = ServeConfig {
-            listen: addr,
+            listen: listener.local_addr().unwrap(),
             data_dir: dir.to_owned(),
             stale_after,
         };
-        let task = tokio::spawn(serve(listener, config, async {
-            let _ = rx.await;
-        }));
+        let running = Background::spawn(listener, config).unwrap();
         Server {
-            url: format!("http://{addr}"),
-            stop: Some(tx),
-            task: Some(task),
+            url: running.url(),
+            running,
         }
     }
 
@@ -49,9 +42,8 @@ impl Server {
         QueryServiceClient::connect(self.url.clone()).await.unwrap()
     }
 
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.take().unwrap().await.unwrap().unwrap();
+    async fn stop(self) {
+        self.running.stop().await.unwrap();
     }
 }
 

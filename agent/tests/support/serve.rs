@@ -7,7 +7,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, SystemTime};
 
-use envparity_aggregator::server::{ServeConfig, serve};
+use envparity_aggregator::server::{Background, ServeConfig};
 use envparity_aggregator::store::{SqliteStore, Store};
 use envparity_proto::time::from_timestamp;
 use envparity_proto::v1::query_service_client::QueryServiceClient;
@@ -17,8 +17,6 @@ use envparity_proto::v1::{
 use prost_types::Timestamp;
 use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tonic::transport::{Channel, Endpoint};
 
 use super::{HOST_ID, runtime};
@@ -36,8 +34,7 @@ pub struct Aggregator {
     runtime: Runtime,
     addr: SocketAddr,
     data_dir: tempfile::TempDir,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<anyhow::Result<()>>>,
+    running: Option<Background>,
     query: QueryServiceClient<Channel>,
 }
 
@@ -62,10 +59,10 @@ impl Aggregator {
             data_dir: data_dir.path().to_owned(),
             stale_after: STALE_AFTER,
         };
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = runtime.spawn(serve(listener, config, async {
-            stopped.await.ok();
-        }));
+        let running = {
+            let _in_runtime = runtime.enter();
+            Background::spawn(listener, config).expect("starting the aggregator")
+        };
         let query = {
             let _in_runtime = runtime.enter();
             let endpoint = Endpoint::from_shared(format!("http://{addr}")).expect("a valid URL");
@@ -75,8 +72,7 @@ impl Aggregator {
             runtime,
             addr,
             data_dir,
-            stop: Some(stop),
-            task: Some(task),
+            running: Some(running),
             query,
         }
     }
@@ -152,14 +148,12 @@ impl Aggregator {
     /// Shuts it down gracefully (in-flight requests finish); its store stays
     /// readable through [`Aggregator::stored`]. Panics if serving failed.
     pub fn stop(&mut self) {
-        let (Some(stop), Some(task)) = (self.stop.take(), self.task.take()) else {
+        let Some(running) = self.running.take() else {
             return;
         };
-        let _ = stop.send(());
         self.runtime
-            .block_on(async { tokio::time::timeout(STOP_TIMEOUT, task).await })
+            .block_on(async { tokio::time::timeout(STOP_TIMEOUT, running.stop()).await })
             .unwrap_or_else(|_| panic!("the aggregator did not stop within {STOP_TIMEOUT:?}"))
-            .expect("the aggregator task panicked")
             .unwrap_or_else(|error| panic!("the aggregator failed: {error:#}"));
     }
 
@@ -167,7 +161,7 @@ impl Aggregator {
     /// after [`Aggregator::stop`], so nothing changes while it is read.
     pub fn stored(&self) -> HostSnapshot {
         assert!(
-            self.task.is_none(),
+            self.running.is_none(),
             "read the store after stopping the aggregator"
         );
         let store =

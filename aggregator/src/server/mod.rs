@@ -35,6 +35,45 @@ pub struct ServeConfig {
     pub stale_after: Duration,
 }
 
+/// A server running in the background on the current tokio runtime: for
+/// embedding the aggregator (tests, load generators) without a process.
+#[derive(Debug)]
+pub struct Background {
+    addr: SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Background {
+    /// Starts serving on `listener`; must be called within a tokio runtime.
+    pub fn spawn(listener: TcpListener, config: ServeConfig) -> anyhow::Result<Self> {
+        let addr = listener.local_addr().context("listener address")?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(serve(listener, config, async {
+            stopped.await.ok();
+        }));
+        Ok(Background { addr, stop, task })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR`, for clients.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Shuts down gracefully (in-flight requests finish) and returns how the
+    /// server ended.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        // The server may already have ended (then its result says why).
+        let _ = self.stop.send(());
+        self.task.await.context("server task")?
+    }
+}
+
 /// Binds `config.listen` and serves until `shutdown` resolves.
 pub async fn run(
     config: ServeConfig,
