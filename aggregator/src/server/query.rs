@@ -1,6 +1,6 @@
 //! `envparity.v1.QueryService`: where verdicts leave.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -210,6 +210,7 @@ impl QueryService for QueryApi {
             .into_iter()
             .filter(|s| service.as_ref().is_none_or(|wanted| wanted == s))
             .collect();
+        let mut cells = cells_by_service(&view);
         let rows = services
             .iter()
             .map(|svc| StatusRow {
@@ -217,12 +218,13 @@ impl QueryService for QueryApi {
                 cells: environments
                     .iter()
                     .map(|env| {
-                        cell(
-                            &view,
-                            svc,
-                            env,
-                            drifting.contains(&(svc.as_str(), env.as_str())),
-                        )
+                        let key = (svc.clone(), env.clone());
+                        let mut cell = cells.remove(&key).unwrap_or_else(|| StatusCell {
+                            environment: env.clone(),
+                            ..StatusCell::default()
+                        });
+                        cell.drift = drifting.contains(&(svc.as_str(), env.as_str()));
+                        cell
                     })
                     .collect(),
             })
@@ -235,40 +237,39 @@ impl QueryService for QueryApi {
     }
 }
 
-fn cell(view: &FleetView, service: &str, environment: &str, drift: bool) -> StatusCell {
-    let mut replicas = 0u32;
-    let mut digests = BTreeSet::new();
-    let mut versions = BTreeSet::new();
-    let mut stale = false;
-    for (h, state) in view
-        .hosts
-        .iter()
-        .filter(|(h, _)| h.snapshot.environment == environment)
-    {
-        for c in h
-            .snapshot
-            .containers
-            .iter()
-            .filter(|c| c.service.as_ref().is_some_and(|s| s.name == service))
-        {
-            replicas += 1;
-            stale |= *state != HostState::Fresh;
-            digests.insert(content_identity(c));
+/// Every (service, environment) cell with replicas, in one pass over the
+/// fleet; `drift` is left for the caller, which knows the findings.
+fn cells_by_service(view: &FleetView) -> BTreeMap<(String, String), StatusCell> {
+    let mut cells: BTreeMap<(String, String), StatusCell> = BTreeMap::new();
+    for (h, state) in &view.hosts {
+        let environment = &h.snapshot.environment;
+        for c in &h.snapshot.containers {
+            let Some(service) = c.service.as_ref() else {
+                continue;
+            };
+            let cell = cells
+                .entry((service.name.clone(), environment.clone()))
+                .or_insert_with(|| StatusCell {
+                    environment: environment.clone(),
+                    ..StatusCell::default()
+                });
+            cell.replicas += 1;
+            cell.stale |= *state != HostState::Fresh;
+            cell.digests.push(content_identity(c));
             if let Some(v) = c.image.as_ref().and_then(|i| {
                 i.oci_labels
                     .iter()
                     .find(|l| l.key == "org.opencontainers.image.version")
             }) {
-                versions.insert(v.value.clone());
+                cell.versions.push(v.value.clone());
             }
         }
     }
-    StatusCell {
-        environment: environment.to_owned(),
-        replicas,
-        digests: digests.into_iter().collect(),
-        versions: versions.into_iter().collect(),
-        drift,
-        stale,
+    for cell in cells.values_mut() {
+        cell.digests.sort();
+        cell.digests.dedup();
+        cell.versions.sort();
+        cell.versions.dedup();
     }
+    cells
 }
