@@ -24,6 +24,7 @@ impl Server {
             listen: listener.local_addr().unwrap(),
             data_dir: dir.to_owned(),
             stale_after,
+            policy: None,
         };
         let running = Background::spawn(listener, config).unwrap();
         Server {
@@ -56,7 +57,7 @@ fn container(service: &str, digest: &str, env: &[(&str, &str)]) -> Container {
             source: ServiceSource::Label as i32,
         }),
         image: Some(ImageInfo {
-            reference: format!("127.0.0.1:5000/{service}:1"),
+            reference: format!("127.0.0.1:5000/{service}@sha256:{digest}"),
             image_id: format!("sha256:id-{digest}"),
             repo_digests: vec![format!("127.0.0.1:5000/{service}@sha256:{digest}")],
             ..Default::default()
@@ -166,14 +167,20 @@ async fn reports_become_findings_and_survive_a_restart() {
     assert_eq!(f[0].kind(), FindingKind::ImageDigest);
     assert_eq!(f[0].severity(), Severity::Critical);
     assert_eq!(f[0].basis, "registry_digest");
+    assert_eq!(f[0].state(), FindingState::Active);
+    let first_seen = f[0].first_seen.expect("first_seen");
 
     server.stop().await;
     let server = Server::start(dir.path(), Duration::from_secs(60)).await;
     let mut r = server.report().await;
     let mut q = server.query().await;
-    // State came back from the store: the same finding, and a heartbeat with
-    // the stored hash needs no snapshot.
-    assert_eq!(findings(&mut q, "staging", "production").await.len(), 1);
+    // State came back from the store: the same finding, first seen when it
+    // first was (not at the restart), and a heartbeat with the stored hash
+    // needs no snapshot.
+    let again = findings(&mut q, "staging", "production").await;
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].first_seen, Some(first_seen));
+    assert_eq!(again[0].id, f[0].id);
     let hb = |hash: &str| HeartbeatRequest {
         host_id: "p1".into(),
         environment: "production".into(),

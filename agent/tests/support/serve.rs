@@ -58,6 +58,7 @@ impl Aggregator {
             listen: addr,
             data_dir: data_dir.path().to_owned(),
             stale_after: STALE_AFTER,
+            policy: None,
         };
         let running = {
             let _in_runtime = runtime.enter();

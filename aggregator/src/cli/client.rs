@@ -5,12 +5,15 @@ use std::time::Duration;
 use anyhow::Context;
 use envparity_proto::v1::query_service_client::QueryServiceClient;
 use envparity_proto::v1::{
-    GetFindingsRequest, GetServiceRequest, GetStatusRequest, ListHostsRequest,
+    GateRequest, GetFindingsRequest, GetHistoryRequest, GetPolicyRequest, GetServiceRequest,
+    GetStatusRequest, ListHostsRequest,
 };
 use tonic::transport::{Channel, Endpoint};
 
 use super::render::Out;
-use super::{Command, Outcome, output};
+use super::{Command, Outcome, PolicyAction, output};
+use crate::parity::explain::explain;
+use crate::parity::{Kind, Severity};
 
 /// A connected query client.
 #[derive(Debug)]
@@ -40,7 +43,9 @@ impl Client {
 
     fn failed(&self, status: tonic::Status) -> anyhow::Error {
         match status.code() {
-            tonic::Code::NotFound | tonic::Code::InvalidArgument => {
+            tonic::Code::NotFound
+            | tonic::Code::InvalidArgument
+            | tonic::Code::FailedPrecondition => {
                 anyhow::anyhow!("{}", status.message())
             }
             code => anyhow::anyhow!(
@@ -136,5 +141,173 @@ pub async fn execute(mut client: Client, command: Command, out: &Out) -> anyhow:
             out.service(&output::Service::from_proto(&resp))?;
             Ok(Outcome::Parity)
         }
+        Command::Findings {
+            severity,
+            kind,
+            service,
+        } => {
+            let findings = client.all_findings(service.clone()).await?;
+            let findings = filter(findings, severity, kind);
+            let passed = !findings.iter().any(output::Finding::counts);
+            out.findings(&output::Findings {
+                schema_version: output::SCHEMA_VERSION,
+                min_severity: severity.map(|s| s.as_str().to_owned()),
+                kind: kind.map(|k| k.as_str().to_owned()),
+                service,
+                fail_on: None,
+                passed,
+                findings,
+            })?;
+            Ok(if passed {
+                Outcome::Parity
+            } else {
+                Outcome::Drift
+            })
+        }
+        Command::Check { fail_on } => {
+            let findings = filter(client.all_findings(None).await?, Some(fail_on), None);
+            let passed = !findings.iter().any(output::Finding::counts);
+            out.findings(&output::Findings {
+                schema_version: output::SCHEMA_VERSION,
+                min_severity: Some(fail_on.as_str().to_owned()),
+                kind: None,
+                service: None,
+                fail_on: Some(fail_on.as_str().to_owned()),
+                passed,
+                findings,
+            })?;
+            Ok(if passed {
+                Outcome::Parity
+            } else {
+                Outcome::Drift
+            })
+        }
+        Command::Gate { service, to, image } => {
+            let resp = client
+                .inner
+                .gate(GateRequest {
+                    service: service.clone(),
+                    to: to.clone(),
+                    image: image.unwrap_or_default(),
+                })
+                .await
+                .map_err(|s| client.failed(s))?
+                .into_inner();
+            let gate = output::Gate::from_proto(service, to, &resp);
+            out.gate(&gate)?;
+            Ok(if gate.allowed {
+                Outcome::Parity
+            } else {
+                Outcome::Drift
+            })
+        }
+        Command::Explain { service, envs } => {
+            let resp = client
+                .inner
+                .get_service(GetServiceRequest {
+                    service: service.clone(),
+                })
+                .await
+                .map_err(|s| client.failed(s))?
+                .into_inner();
+            let instances: Vec<_> = resp
+                .instances
+                .into_iter()
+                .filter_map(|i| Some((i.environment, i.host_id, i.container?)))
+                .collect();
+            // Instances come in promotion order.
+            let mut present: Vec<String> = Vec::new();
+            for (env, _, _) in &instances {
+                if !present.contains(env) {
+                    present.push(env.clone());
+                }
+            }
+            let (a, b) = match envs.as_slice() {
+                [] => match present.as_slice() {
+                    [.., a, b] => (a.clone(), b.clone()),
+                    _ => anyhow::bail!(
+                        "{service} runs only in {}; give two environments with --env A --env B",
+                        present.join(", ")
+                    ),
+                },
+                [a, b] => (a.clone(), b.clone()),
+                _ => anyhow::bail!(
+                    "give --env exactly twice (or not at all), e.g. --env staging --env production"
+                ),
+            };
+            for env in [&a, &b] {
+                if !present.contains(env) {
+                    anyhow::bail!(
+                        "{service} does not run in {env:?}; it runs in: {}",
+                        present.join(", ")
+                    );
+                }
+            }
+            let explanation = explain(&service, &a, &b, &instances);
+            out.explain(&output::Explain::from_domain(&explanation))?;
+            Ok(Outcome::Parity)
+        }
+        Command::History { service, limit } => {
+            let resp = client
+                .inner
+                .get_history(GetHistoryRequest { service, limit })
+                .await
+                .map_err(|s| client.failed(s))?
+                .into_inner();
+            out.history(&output::History::from_proto(&resp))?;
+            Ok(Outcome::Parity)
+        }
+        Command::Policy { action } => match action {
+            PolicyAction::Show => {
+                let resp = client
+                    .inner
+                    .get_policy(GetPolicyRequest {})
+                    .await
+                    .map_err(|s| client.failed(s))?
+                    .into_inner();
+                out.policy(&output::PolicyShow::from_proto(&resp))?;
+                Ok(Outcome::Parity)
+            }
+            PolicyAction::Check { .. } => unreachable!("policy check runs without a server"),
+        },
     }
+}
+
+impl Client {
+    /// Every finding between every pair, optionally for one service.
+    async fn all_findings(
+        &mut self,
+        service: Option<String>,
+    ) -> anyhow::Result<Vec<output::Finding>> {
+        let resp = self
+            .inner
+            .get_findings(GetFindingsRequest {
+                env_a: String::new(),
+                env_b: String::new(),
+                service: service.unwrap_or_default(),
+            })
+            .await
+            .map_err(|s| self.failed(s))?
+            .into_inner();
+        Ok(resp
+            .findings
+            .iter()
+            .map(output::Finding::from_proto)
+            .collect())
+    }
+}
+
+/// Keeps findings at or above `severity` and of `kind`.
+fn filter(
+    findings: Vec<output::Finding>,
+    severity: Option<Severity>,
+    kind: Option<Kind>,
+) -> Vec<output::Finding> {
+    findings
+        .into_iter()
+        .filter(|f| {
+            severity.is_none_or(|min| f.severity.parse::<Severity>().is_ok_and(|s| s >= min))
+                && kind.is_none_or(|k| f.kind == k.as_str())
+        })
+        .collect()
 }

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::parity::{Kind, Severity};
 use crate::server::{self, ServeConfig};
 
 /// envparity: prove that production runs what staging tested.
@@ -71,13 +72,14 @@ pub enum Command {
         environment: Option<String>,
     },
     /// Show every service in every environment, marking drift, then every
-    /// finding. Exits 1 when there is any finding.
+    /// finding. Exits 1 when any finding counts (pending and waived ones do
+    /// not).
     Status {
         /// Only this service (host-level findings are always shown).
         #[arg(long)]
         service: Option<String>,
     },
-    /// Compare two environments. Exits 1 when they differ.
+    /// Compare two environments. Exits 1 when any finding counts.
     Diff {
         /// The first environment, e.g. `staging`.
         env_a: String,
@@ -93,6 +95,91 @@ pub enum Command {
         /// The service name.
         name: String,
     },
+    /// List every finding between every pair of environments, filtered.
+    /// Exits 1 when any listed finding counts.
+    Findings {
+        /// Only findings at or above this severity.
+        #[arg(long, value_parser = parse_severity)]
+        severity: Option<Severity>,
+        /// Only findings of this kind (e.g. `image_digest`; see
+        /// docs/findings.md).
+        #[arg(long, value_parser = parse_kind)]
+        kind: Option<Kind>,
+        /// Only findings of this service (host-level ones are kept).
+        #[arg(long)]
+        service: Option<String>,
+    },
+    /// CI check: exit 1 when any finding that counts is at or above
+    /// `--fail-on`, else 0. Pending and waived findings never fail it.
+    Check {
+        /// The lowest severity that fails the check.
+        #[arg(long, value_parser = parse_severity, default_value = "warning")]
+        fail_on: Severity,
+    },
+    /// The promotion gate, for CI: exit 0 only when the digest about to go to
+    /// `--to` is what every replica of the previous stage runs (for at least
+    /// the policy's minimum time) and no blocking finding stands; else 1 with
+    /// the reasons.
+    Gate {
+        /// The service to promote.
+        #[arg(long)]
+        service: String,
+        /// The environment it is promoted to, e.g. `production`.
+        #[arg(long)]
+        to: String,
+        /// The image about to be deployed, pinned: `REF@sha256:<hex>` or
+        /// `sha256:<hex>`. Without it, what `--to` runs now is checked.
+        #[arg(long)]
+        image: Option<String>,
+    },
+    /// Why two environments run different images of a service: OCI labels
+    /// (revision, version, created, base digest) and shared layers.
+    Explain {
+        /// The service.
+        service: String,
+        /// The two environments (give `--env` twice); default: the last two
+        /// environments, in promotion order, that run the service.
+        #[arg(long = "env", num_args = 1)]
+        envs: Vec<String>,
+    },
+    /// A service's history: when each environment moved to what, and when
+    /// each finding opened and resolved.
+    History {
+        /// The service.
+        service: String,
+        /// At most this many recent changes and findings.
+        #[arg(long, default_value_t = 200)]
+        limit: u32,
+    },
+    /// The policy: `show` prints the one the aggregator applies; `check FILE`
+    /// validates a file locally (exit 0 valid, 2 invalid) without a server.
+    Policy {
+        /// What to do.
+        #[command(subcommand)]
+        action: PolicyAction,
+    },
+}
+
+/// `envparity policy` actions.
+#[derive(Debug, Subcommand)]
+pub enum PolicyAction {
+    /// Print the effective policy of the aggregator, defaults included.
+    Show,
+    /// Validate a policy file; print it with defaults filled in.
+    Check {
+        /// The policy file.
+        file: PathBuf,
+    },
+}
+
+fn parse_severity(s: &str) -> Result<Severity, String> {
+    s.parse()
+        .map_err(|e: crate::parity::UnknownName| e.to_string())
+}
+
+fn parse_kind(s: &str) -> Result<Kind, String> {
+    s.parse()
+        .map_err(|e: crate::parity::UnknownName| e.to_string())
 }
 
 /// Options of `envparity serve`.
@@ -109,6 +196,12 @@ pub struct ServeArgs {
     /// A host not heard from for this long is shown as stale.
     #[arg(long, env = "ENVPARITY_STALE_AFTER", default_value = "90s", value_parser = humantime::parse_duration)]
     pub stale_after: Duration,
+
+    /// The policy file (TOML; see docs/findings.md). Without it the built-in
+    /// defaults apply (`envparity policy show` prints them). Reloaded on
+    /// SIGHUP; a bad file then is logged and the last good policy stays.
+    #[arg(long, env = "ENVPARITY_POLICY")]
+    pub policy: Option<PathBuf>,
 
     /// Log format on stderr. The level comes from RUST_LOG (default `info`).
     #[arg(long, env = "ENVPARITY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -166,8 +259,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 listen: args.listen,
                 data_dir: args.data_dir,
                 stale_after: args.stale_after,
+                policy: args.policy,
             };
             server::run(config, shutdown_signal()).await?;
+            Ok(Outcome::Parity)
+        }
+        Command::Policy {
+            action: PolicyAction::Check { file },
+        } => {
+            let loaded = server::load_policy(&file)?;
+            let out = render::Out::new(cli.output);
+            out.policy(&output::PolicyShow {
+                schema_version: output::SCHEMA_VERSION,
+                source: loaded.source,
+                loaded_at: None,
+                toml: loaded.policy.to_toml(),
+            })?;
             Ok(Outcome::Parity)
         }
         command => {

@@ -136,19 +136,40 @@ impl Hosts {
 /// One finding.
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
-    /// e.g. `image_digest`, `kernel`, `env_missing_key`, `env_extra_key`, `env_value`.
+    /// Stable identity: kind, service, environments, key, host.
+    pub id: String,
+    /// The kind's stable name (docs/findings.md lists them).
     pub kind: String,
     /// `info`, `warning` or `critical`.
     pub severity: String,
+    /// `pending` (inside the grace period), `active` (counts) or `waived`.
+    pub state: String,
     /// Empty for host-level kinds.
     pub service: String,
-    /// The env key, for env kinds.
+    /// The env key, runtime setting, reference or replica aspect.
     pub key: String,
+    /// The host, for per-host kinds (`stale_host`).
+    pub host: String,
     pub a: Side,
-    pub b: Side,
+    /// `null` for single-environment kinds.
+    pub b: Option<Side>,
     /// What was compared.
     pub basis: String,
     pub summary: String,
+    pub first_seen: Option<String>,
+    pub last_seen: Option<String>,
+    /// The waiver that matched, applied or expired.
+    pub waiver: Option<Waiver>,
+}
+
+/// A matched waiver.
+#[derive(Debug, Clone, Serialize)]
+pub struct Waiver {
+    pub reason: String,
+    pub owner: String,
+    pub expires: Option<String>,
+    /// True when it expired and the finding counts again.
+    pub expired: bool,
 }
 
 /// One side of a finding.
@@ -157,40 +178,60 @@ pub struct Side {
     pub environment: String,
     pub hosts: Vec<String>,
     pub stale_hosts: Vec<String>,
-    /// Digests, kernel versions, or env fingerprints (`fp:…`); allowlisted
-    /// env values in clear. Never secret values.
+    /// Digests, host facts, settings, or env fingerprints (`fp:…`);
+    /// allowlisted env values in clear. Never secret values.
     pub values: Vec<String>,
 }
 
-impl Finding {
-    fn from_proto(f: &v1::Finding) -> Self {
-        let side = |s: Option<&v1::FindingSide>| {
-            s.map_or_else(
-                || Side {
-                    environment: String::new(),
-                    hosts: Vec::new(),
-                    stale_hosts: Vec::new(),
-                    values: Vec::new(),
-                },
-                |s| Side {
-                    environment: s.environment.clone(),
-                    hosts: s.hosts.clone(),
-                    stale_hosts: s.stale_hosts.clone(),
-                    values: s.values.clone(),
-                },
-            )
-        };
-        Finding {
-            kind: enum_name(f.kind().as_str_name(), "FINDING_KIND_"),
-            severity: enum_name(f.severity().as_str_name(), "SEVERITY_"),
-            service: f.service.clone(),
-            key: f.key.clone(),
-            a: side(f.a.as_ref()),
-            b: side(f.b.as_ref()),
-            basis: f.basis.clone(),
-            summary: f.summary.clone(),
+impl Side {
+    fn from_proto(s: &v1::FindingSide) -> Self {
+        Side {
+            environment: s.environment.clone(),
+            hosts: s.hosts.clone(),
+            stale_hosts: s.stale_hosts.clone(),
+            values: s.values.clone(),
         }
     }
+}
+
+impl Finding {
+    /// From the wire.
+    pub fn from_proto(f: &v1::Finding) -> Self {
+        Finding {
+            id: f.id.clone(),
+            kind: enum_name(f.kind().as_str_name(), "FINDING_KIND_"),
+            severity: enum_name(f.severity().as_str_name(), "SEVERITY_"),
+            state: enum_name(f.state().as_str_name(), "FINDING_STATE_"),
+            service: f.service.clone(),
+            key: f.key.clone(),
+            host: f.host.clone(),
+            a: f.a.as_ref().map_or_else(
+                || Side::from_proto(&v1::FindingSide::default()),
+                Side::from_proto,
+            ),
+            b: f.b.as_ref().map(Side::from_proto),
+            basis: f.basis.clone(),
+            summary: f.summary.clone(),
+            first_seen: rfc3339(f.first_seen.as_ref()),
+            last_seen: rfc3339(f.last_seen.as_ref()),
+            waiver: f.waiver.as_ref().map(|w| Waiver {
+                reason: w.reason.clone(),
+                owner: w.owner.clone(),
+                expires: rfc3339(w.expires.as_ref()),
+                expired: w.expired,
+            }),
+        }
+    }
+
+    /// Whether it counts: active, not pending or waived.
+    pub fn counts(&self) -> bool {
+        self.state == "active"
+    }
+}
+
+/// Whether no finding counts.
+fn parity_of(findings: &[Finding]) -> bool {
+    !findings.iter().any(Finding::counts)
 }
 
 /// `diff` output.
@@ -200,7 +241,7 @@ pub struct Diff {
     pub env_a: String,
     pub env_b: String,
     pub service: Option<String>,
-    /// True when there is no finding.
+    /// True when no finding counts (pending and waived ones do not).
     pub parity: bool,
     pub findings: Vec<Finding>,
 }
@@ -219,7 +260,7 @@ impl Diff {
             env_a,
             env_b,
             service,
-            parity: findings.is_empty(),
+            parity: parity_of(&findings),
             findings,
         }
     }
@@ -232,7 +273,7 @@ pub struct Status {
     /// In promotion order.
     pub environments: Vec<String>,
     pub services: Vec<StatusRow>,
-    /// True when there is no finding.
+    /// True when no finding counts (pending and waived ones do not).
     pub parity: bool,
     pub findings: Vec<Finding>,
 }
@@ -281,7 +322,7 @@ impl Status {
                         .collect(),
                 })
                 .collect(),
-            parity: findings.is_empty(),
+            parity: parity_of(&findings),
             findings,
         }
     }
@@ -356,6 +397,253 @@ impl Service {
             schema_version: SCHEMA_VERSION,
             service: resp.service.clone(),
             instances,
+        }
+    }
+}
+
+/// `findings` and `check` output.
+#[derive(Debug, Serialize)]
+pub struct Findings {
+    pub schema_version: u32,
+    /// The filters applied (`null`: none).
+    pub min_severity: Option<String>,
+    pub kind: Option<String>,
+    pub service: Option<String>,
+    /// For `check`: the severity at or above which a finding fails it.
+    pub fail_on: Option<String>,
+    /// True when no finding here counts (for `check`: none at or above
+    /// `fail_on`).
+    pub passed: bool,
+    pub findings: Vec<Finding>,
+}
+
+/// `gate` output.
+#[derive(Debug, Serialize)]
+pub struct Gate {
+    pub schema_version: u32,
+    pub service: String,
+    pub to: String,
+    pub previous_environment: String,
+    pub candidate: String,
+    pub allowed: bool,
+    pub running_since: Option<String>,
+    pub min_time_in_previous: String,
+    pub reasons: Vec<String>,
+    pub blocking: Vec<Finding>,
+}
+
+impl Gate {
+    /// From the wire.
+    pub fn from_proto(service: String, to: String, r: &v1::GateResponse) -> Self {
+        let min = r
+            .min_time_in_previous
+            .and_then(|d| std::time::Duration::try_from(d).ok())
+            .unwrap_or_default();
+        Gate {
+            schema_version: SCHEMA_VERSION,
+            service,
+            to,
+            previous_environment: r.previous_environment.clone(),
+            candidate: r.candidate.clone(),
+            allowed: r.allowed,
+            running_since: rfc3339(r.running_since.as_ref()),
+            min_time_in_previous: humantime::format_duration(min).to_string(),
+            reasons: r.reasons.clone(),
+            blocking: r.blocking.iter().map(Finding::from_proto).collect(),
+        }
+    }
+}
+
+/// `history` output.
+#[derive(Debug, Serialize)]
+pub struct History {
+    pub schema_version: u32,
+    pub service: String,
+    /// Container changes, oldest first.
+    pub events: Vec<HistoryEvent>,
+    /// Findings about the service, open and resolved, oldest first.
+    pub findings: Vec<FindingRecord>,
+}
+
+/// One container change.
+#[derive(Debug, Serialize)]
+pub struct HistoryEvent {
+    pub observed_at: Option<String>,
+    pub received_at: Option<String>,
+    pub environment: String,
+    pub host_id: String,
+    pub container: String,
+    /// `added`, `removed` or `image_changed`.
+    pub change: String,
+    pub old_image: String,
+    pub new_image: String,
+}
+
+/// A finding's lifetime.
+#[derive(Debug, Serialize)]
+pub struct FindingRecord {
+    pub id: String,
+    pub kind: String,
+    pub severity: String,
+    pub service: String,
+    pub environments: Vec<String>,
+    pub key: String,
+    pub host: String,
+    pub summary: String,
+    pub first_seen: Option<String>,
+    pub last_seen: Option<String>,
+    /// `null` while open.
+    pub resolved_at: Option<String>,
+}
+
+impl History {
+    /// From the wire.
+    pub fn from_proto(r: &v1::GetHistoryResponse) -> Self {
+        History {
+            schema_version: SCHEMA_VERSION,
+            service: r.service.clone(),
+            events: r
+                .events
+                .iter()
+                .map(|e| HistoryEvent {
+                    observed_at: rfc3339(e.observed_at.as_ref()),
+                    received_at: rfc3339(e.received_at.as_ref()),
+                    environment: e.environment.clone(),
+                    host_id: e.host_id.clone(),
+                    container: e.container.clone(),
+                    change: e.change.clone(),
+                    old_image: e.old_image.clone(),
+                    new_image: e.new_image.clone(),
+                })
+                .collect(),
+            findings: r
+                .findings
+                .iter()
+                .map(|f| FindingRecord {
+                    id: f.id.clone(),
+                    kind: enum_name(f.kind().as_str_name(), "FINDING_KIND_"),
+                    severity: enum_name(f.severity().as_str_name(), "SEVERITY_"),
+                    service: f.service.clone(),
+                    environments: f.environments.clone(),
+                    key: f.key.clone(),
+                    host: f.host.clone(),
+                    summary: f.summary.clone(),
+                    first_seen: rfc3339(f.first_seen.as_ref()),
+                    last_seen: rfc3339(f.last_seen.as_ref()),
+                    resolved_at: rfc3339(f.resolved_at.as_ref()),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `explain` output.
+#[derive(Debug, Serialize)]
+pub struct Explain {
+    pub schema_version: u32,
+    pub service: String,
+    pub a: ExplainSide,
+    pub b: ExplainSide,
+    /// True when both sides run exactly the same content.
+    pub same_content: bool,
+    /// Layers shared from the bottom, when each side runs one image.
+    pub shared_layers: Option<SharedLayers>,
+}
+
+/// One environment's images.
+#[derive(Debug, Serialize)]
+pub struct ExplainSide {
+    pub environment: String,
+    pub images: Vec<ExplainImage>,
+}
+
+/// What an image says about itself.
+#[derive(Debug, Serialize)]
+pub struct ExplainImage {
+    pub reference: String,
+    pub digest: String,
+    pub image_id: String,
+    pub architecture: String,
+    pub created: String,
+    /// OCI labels `revision`, `version`, `created`, `base.digest`, `source`
+    /// (empty when the image does not set them).
+    pub revision: String,
+    pub version: String,
+    pub created_label: String,
+    pub base_digest: String,
+    pub source: String,
+    pub layer_count: usize,
+    pub hosts: Vec<String>,
+}
+
+/// Shared layers.
+#[derive(Debug, Serialize)]
+pub struct SharedLayers {
+    /// Layers both images share from the bottom: divergence starts at layer
+    /// `shared + 1`.
+    pub shared: usize,
+    pub a_total: usize,
+    pub b_total: usize,
+}
+
+impl Explain {
+    /// From the engine's explanation.
+    pub fn from_domain(e: &crate::parity::explain::Explanation) -> Self {
+        let side = |s: &crate::parity::explain::ExplainSide| ExplainSide {
+            environment: s.environment.clone(),
+            images: s
+                .images
+                .iter()
+                .map(|i| ExplainImage {
+                    reference: i.reference.clone(),
+                    digest: i.digest.clone(),
+                    image_id: i.image_id.clone(),
+                    architecture: i.architecture.clone(),
+                    created: i.created.clone(),
+                    revision: i.revision.clone(),
+                    version: i.version.clone(),
+                    created_label: i.created_label.clone(),
+                    base_digest: i.base_digest.clone(),
+                    source: i.source.clone(),
+                    layer_count: i.layers.len(),
+                    hosts: i.hosts.clone(),
+                })
+                .collect(),
+        };
+        Explain {
+            schema_version: SCHEMA_VERSION,
+            service: e.service.clone(),
+            a: side(&e.a),
+            b: side(&e.b),
+            same_content: e.same_content,
+            shared_layers: e.shared.map(|s| SharedLayers {
+                shared: s.shared,
+                a_total: s.a_total,
+                b_total: s.b_total,
+            }),
+        }
+    }
+}
+
+/// `policy show` output.
+#[derive(Debug, Serialize)]
+pub struct PolicyShow {
+    pub schema_version: u32,
+    /// The file it was loaded from, or `built-in defaults`.
+    pub source: String,
+    pub loaded_at: Option<String>,
+    /// The effective policy as TOML.
+    pub toml: String,
+}
+
+impl PolicyShow {
+    /// From the wire.
+    pub fn from_proto(r: &v1::GetPolicyResponse) -> Self {
+        PolicyShow {
+            schema_version: SCHEMA_VERSION,
+            source: r.source.clone(),
+            loaded_at: rfc3339(r.loaded_at.as_ref()),
+            toml: r.toml.clone(),
         }
     }
 }

@@ -11,7 +11,9 @@ use anyhow::Context;
 use serde::Serialize;
 
 use super::Format;
-use super::output::{Diff, Finding, Hosts, Service, Status};
+use super::output::{
+    Diff, Explain, Finding, Findings, Gate, History, Hosts, PolicyShow, Service, Status,
+};
 
 /// Replaces control characters (ANSI escapes, CR, BEL, …) with their escaped
 /// form, so hostile strings are shown, never interpreted.
@@ -143,7 +145,7 @@ impl Out {
     fn findings_table(&self, findings: &[Finding]) -> String {
         let mut headers = vec!["SEVERITY", "KIND", "SERVICE", "KEY", "A", "B"];
         if self.wide() {
-            headers.extend(["BASIS", "HOSTS A", "HOSTS B"]);
+            headers.extend(["BASIS", "HOSTS A", "HOSTS B", "FIRST SEEN"]);
         }
         let mut table = Table::new(&headers);
         for f in findings {
@@ -166,46 +168,92 @@ impl Out {
                 };
                 format!("{}: {values}{stale}", s.environment)
             };
+            let dash = |s: &str| {
+                if s.is_empty() {
+                    "-".to_owned()
+                } else {
+                    s.to_owned()
+                }
+            };
+            let severity = match f.state.as_str() {
+                "active" => f.severity.clone(),
+                state => format!("{} ({state})", f.severity),
+            };
+            let key = if f.host.is_empty() {
+                dash(&f.key)
+            } else {
+                format!("host {}", f.host)
+            };
             let mut row = vec![
-                f.severity.clone(),
+                severity,
                 f.kind.clone(),
-                if f.service.is_empty() {
-                    "-".into()
-                } else {
-                    f.service.clone()
-                },
-                if f.key.is_empty() {
-                    "-".into()
-                } else {
-                    f.key.clone()
-                },
+                dash(&f.service),
+                key,
                 side(&f.a),
-                side(&f.b),
+                f.b.as_ref().map_or_else(|| "-".to_owned(), side),
             ];
             if self.wide() {
-                row.extend([f.basis.clone(), f.a.hosts.join(","), f.b.hosts.join(",")]);
+                row.extend([
+                    f.basis.clone(),
+                    f.a.hosts.join(","),
+                    f.b.as_ref().map(|b| b.hosts.join(",")).unwrap_or_default(),
+                    f.first_seen.clone().unwrap_or_default(),
+                ]);
             }
-            let severity = f.severity.clone();
+            let paint_as = if f.counts() {
+                f.severity.clone()
+            } else {
+                String::new()
+            };
             table.row(row, move |col, text, out: &Out| {
                 if col == 0 {
-                    out.paint(text, &severity)
+                    out.paint(text, &paint_as)
                 } else {
                     text.to_owned()
                 }
             });
         }
-        table.render(self)
+        let mut s = table.render(self);
+        for f in findings {
+            if let Some(w) = &f.waiver {
+                let expires = w.expires.clone().unwrap_or_default();
+                let note = if w.expired {
+                    format!("waiver EXPIRED {expires} (owner {}): {}", w.owner, w.reason)
+                } else {
+                    format!("waived until {expires} by {}: {}", w.owner, w.reason)
+                };
+                s.push_str(&sanitize_lines(&format!(
+                    "  {} {}: {note}\n",
+                    f.kind,
+                    dash_or(&f.service)
+                )));
+            }
+        }
+        s
     }
 
     fn verdict(&self, findings: &[Finding], scope: &str) -> String {
-        if findings.is_empty() {
-            return format!("{} {scope}: no findings\n", self.paint("parity", "ok"));
+        let counted: Vec<&Finding> = findings.iter().filter(|f| f.counts()).collect();
+        let pending = findings.iter().filter(|f| f.state == "pending").count();
+        let waived = findings.iter().filter(|f| f.state == "waived").count();
+        let mut extra = String::new();
+        if pending > 0 {
+            extra.push_str(&format!("; {pending} pending (inside the grace period)"));
         }
-        let count = |sev: &str| findings.iter().filter(|f| f.severity == sev).count();
+        if waived > 0 {
+            extra.push_str(&format!("; {waived} waived"));
+        }
+        if counted.is_empty() {
+            return format!(
+                "{} {scope}: no findings{extra}\n",
+                self.paint("parity", "ok")
+            );
+        }
+        let count = |sev: &str| counted.iter().filter(|f| f.severity == sev).count();
         format!(
-            "{} {scope}: {} finding(s): {} critical, {} warning, {} info\n",
+            "{} {scope}: {} finding(s): {} critical, {} warning, {} info{extra}\n",
             self.paint("drift", "critical"),
-            findings.len(),
+            counted.len(),
             count("critical"),
             count("warning"),
             count("info"),
@@ -288,6 +336,190 @@ impl Out {
         );
         s.push_str(&self.verdict(&status.findings, &scope));
         print_all(&s)
+    }
+
+    /// `envparity findings` and `envparity check`.
+    pub fn findings(&self, findings: &Findings) -> anyhow::Result<()> {
+        if self.structured(findings)? {
+            return Ok(());
+        }
+        let mut s = String::new();
+        if !findings.findings.is_empty() {
+            s.push_str(&self.findings_table(&findings.findings));
+            s.push('\n');
+        }
+        let scope = match &findings.fail_on {
+            Some(level) => format!("check (fail on {level} and above)"),
+            None => "fleet".to_owned(),
+        };
+        s.push_str(&self.verdict(&findings.findings, &scope));
+        print_all(&s)
+    }
+
+    /// `envparity gate`.
+    pub fn gate(&self, gate: &Gate) -> anyhow::Result<()> {
+        if self.structured(gate)? {
+            return Ok(());
+        }
+        let mut s = format!(
+            " promote {} {} to {} (previous stage: {})\n",
+            gate.service, gate.candidate, gate.to, gate.previous_environment,
+        );
+        if let Some(since) = &gate.running_since {
+            s.push_str(&format!(
+                "  {} has run it on every replica since {since} (policy minimum: {})\n",
+                gate.previous_environment, gate.min_time_in_previous
+            ));
+        }
+        for r in &gate.reasons {
+            s.push_str(&format!("  - {r}\n"));
+        }
+        let verdict = if gate.allowed {
+            self.paint("ALLOWED", "ok")
+        } else {
+            self.paint("REFUSED", "critical")
+        };
+        print_all(&(verdict + &sanitize_lines(&s)))
+    }
+
+    /// `envparity history`.
+    pub fn history(&self, history: &History) -> anyhow::Result<()> {
+        if self.structured(history)? {
+            return Ok(());
+        }
+        let mut events = Table::new(&[
+            "TIME",
+            "ENVIRONMENT",
+            "HOST",
+            "CONTAINER",
+            "CHANGE",
+            "FROM",
+            "TO",
+        ]);
+        for e in &history.events {
+            let image = |v: &str| {
+                if v.is_empty() {
+                    "-".to_owned()
+                } else if self.wide() {
+                    v.to_owned()
+                } else {
+                    short(v)
+                }
+            };
+            events.row(
+                vec![
+                    e.received_at.clone().unwrap_or_default(),
+                    e.environment.clone(),
+                    e.host_id.clone(),
+                    e.container.clone(),
+                    e.change.clone(),
+                    image(&e.old_image),
+                    image(&e.new_image),
+                ],
+                |_, t, _: &Out| t.to_owned(),
+            );
+        }
+        let mut s = sanitize_lines(&format!(
+            "{}: {} change(s)\n",
+            history.service,
+            history.events.len()
+        ));
+        s.push_str(&events.render(self));
+        let mut findings = Table::new(&[
+            "OPENED",
+            "RESOLVED",
+            "SEVERITY",
+            "KIND",
+            "ENVIRONMENTS",
+            "KEY",
+        ]);
+        for f in &history.findings {
+            findings.row(
+                vec![
+                    f.first_seen.clone().unwrap_or_default(),
+                    f.resolved_at.clone().unwrap_or_else(|| "open".to_owned()),
+                    f.severity.clone(),
+                    f.kind.clone(),
+                    f.environments.join(","),
+                    dash_or(&f.key).to_owned(),
+                ],
+                |_, t, _: &Out| t.to_owned(),
+            );
+        }
+        s.push_str(&format!("\n{} finding(s)\n", history.findings.len()));
+        s.push_str(&findings.render(self));
+        print_all(&s)
+    }
+
+    /// `envparity explain`.
+    pub fn explain(&self, e: &Explain) -> anyhow::Result<()> {
+        if self.structured(e)? {
+            return Ok(());
+        }
+        let mut s = format!(
+            "{}: {} vs {}: {}\n",
+            e.service,
+            e.a.environment,
+            e.b.environment,
+            if e.same_content {
+                "same content"
+            } else {
+                "different content"
+            }
+        );
+        let field = |s: &mut String, name: &str, v: &str| {
+            if !v.is_empty() {
+                s.push_str(&format!("    {name:<13} {v}\n"));
+            }
+        };
+        for side in [&e.a, &e.b] {
+            s.push_str(&format!("\n{}:\n", side.environment));
+            if side.images.is_empty() {
+                s.push_str("  (the service does not run here)\n");
+            }
+            for i in &side.images {
+                s.push_str(&format!("  {} on {}\n", i.reference, i.hosts.join(", ")));
+                field(&mut s, "digest", &i.digest);
+                field(&mut s, "image id", &i.image_id);
+                field(&mut s, "architecture", &i.architecture);
+                field(&mut s, "created", &i.created);
+                field(&mut s, "revision", &i.revision);
+                field(&mut s, "version", &i.version);
+                field(&mut s, "base digest", &i.base_digest);
+                field(&mut s, "source", &i.source);
+                field(&mut s, "layers", &i.layer_count.to_string());
+            }
+        }
+        match &e.shared_layers {
+            Some(l) if l.shared == l.a_total && l.shared == l.b_total => {
+                s.push_str(&format!("\nlayers: all {} identical\n", l.shared));
+            }
+            Some(l) if l.shared == 0 => s.push_str(&format!(
+                "\nlayers: none shared ({} vs {}): different base image\n",
+                l.a_total, l.b_total
+            )),
+            Some(l) => s.push_str(&format!(
+                "\nlayers: the bottom {} are shared (same base); they diverge from layer {} ({} vs {} layers)\n",
+                l.shared,
+                l.shared + 1,
+                l.a_total,
+                l.b_total
+            )),
+            None => {}
+        }
+        print_all(&sanitize_lines(&s))
+    }
+
+    /// `envparity policy show`.
+    pub fn policy(&self, p: &PolicyShow) -> anyhow::Result<()> {
+        if self.structured(p)? {
+            return Ok(());
+        }
+        let loaded = p.loaded_at.clone().unwrap_or_default();
+        print_all(&sanitize_lines(&format!(
+            "# effective policy, from {} (loaded {loaded})\n{}",
+            p.source, p.toml
+        )))
     }
 
     /// `envparity service`.
@@ -401,6 +633,20 @@ impl Table {
         }
         s
     }
+}
+
+/// [`sanitize`] line by line, keeping the line breaks.
+fn sanitize_lines(text: &str) -> String {
+    text.split_inclusive('\n')
+        .map(|line| match line.strip_suffix('\n') {
+            Some(l) => sanitize(l) + "\n",
+            None => sanitize(line),
+        })
+        .collect()
+}
+
+fn dash_or(s: &str) -> &str {
+    if s.is_empty() { "-" } else { s }
 }
 
 fn print_all(text: &str) -> anyhow::Result<()> {

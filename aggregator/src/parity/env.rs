@@ -97,10 +97,16 @@ pub(super) fn compare_values(a: &KeyValues, b: &KeyValues) -> ValueVerdict {
 }
 
 fn shown(fingerprints: &BTreeSet<String>) -> Vec<String> {
-    fingerprints
-        .iter()
-        .map(|f| format!("fp:{}", &f[..f.len().min(SHOWN_FINGERPRINT_HEX)]))
-        .collect()
+    fingerprints.iter().map(|f| shown_fingerprint(f)).collect()
+}
+
+/// A fingerprint as shown: `fp:` and its first hex digits.
+pub(super) fn shown_fingerprint(fingerprint: &str) -> String {
+    let end = fingerprint
+        .char_indices()
+        .nth(SHOWN_FINGERPRINT_HEX)
+        .map_or(fingerprint.len(), |(i, _)| i);
+    format!("fp:{}", &fingerprint[..end])
 }
 
 #[cfg(test)]

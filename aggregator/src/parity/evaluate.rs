@@ -1,13 +1,15 @@
-//! The evaluation itself.
+//! The evaluation itself: hosts and a policy in, findings out.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::SystemTime;
 
-use envparity_proto::v1::{Container, HostSnapshot, ImageInfo};
+use envparity_proto::v1::{Container, EngineFacts, HostFacts, HostSnapshot, ImageInfo};
 
-use super::digest::registry_digest;
+use super::digest::{is_pinned, registry_digest};
 use super::env::{self, ValueVerdict};
-use super::environments::{self, Strictness};
-use super::finding::{Basis, Finding, Kind, Severity, Side};
+use super::finding::{Basis, Finding, Kind, Severity, Side, Status};
+use super::policy::{Level, Policy, RuntimeField};
+use super::runtime;
 
 /// One host as the engine sees it.
 #[derive(Debug, Clone, Copy)]
@@ -19,46 +21,77 @@ pub struct HostView<'a> {
     /// False when the host is stale or cannot read its engine: its data is
     /// still compared (it is the last known truth) but findings name it.
     pub current: bool,
+    /// True when the host has not been heard from within the stale window.
+    pub stale: bool,
+    /// When the aggregator last heard from it.
+    pub last_seen: SystemTime,
     /// Its latest snapshot.
     pub snapshot: &'a HostSnapshot,
 }
 
-/// What to compare.
+/// What to evaluate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scope {
     /// Environment pairs, each oriented as (side A, side B).
     pub pairs: Vec<(String, String)>,
-    /// Only this service (host-level kinds are always evaluated).
-    pub service: Option<String>,
+    /// Environments for the single-environment kinds.
+    pub environments: Vec<String>,
+    /// Only these services (`None`: every service).
+    pub services: Option<BTreeSet<String>>,
+    /// Whether to evaluate host-level kinds.
+    pub host_level: bool,
 }
 
 impl Scope {
-    /// Every pair of the given environments, in promotion order.
-    pub fn all_pairs(environments: &[String]) -> Self {
-        let envs = environments::ordered(environments.iter().cloned());
+    /// Every pair of the given environments in promotion order, except pairs
+    /// the policy ignores.
+    pub fn all(policy: &Policy, environments: &[String]) -> Self {
+        let envs = policy.ordered(environments.iter().cloned());
         let pairs = envs
             .iter()
             .enumerate()
             .flat_map(|(i, a)| envs[i + 1..].iter().map(move |b| (a.clone(), b.clone())))
+            .filter(|(a, b)| policy.level(a, b, &envs) != Level::Ignore)
             .collect();
         Scope {
             pairs,
-            service: None,
+            environments: envs,
+            services: None,
+            host_level: true,
         }
     }
 
     /// One pair, oriented as given.
     pub fn pair(a: impl Into<String>, b: impl Into<String>) -> Self {
+        let (a, b) = (a.into(), b.into());
         Scope {
-            pairs: vec![(a.into(), b.into())],
-            service: None,
+            pairs: vec![(a.clone(), b.clone())],
+            environments: vec![a, b],
+            services: None,
+            host_level: true,
         }
     }
 
-    /// Restricts service-level kinds to one service.
+    /// Restricts service-level kinds to one service (`None`: all).
     pub fn with_service(mut self, service: Option<String>) -> Self {
-        self.service = service;
+        self.services = service.map(|s| BTreeSet::from([s]));
         self
+    }
+
+    /// Restricts service-level kinds to some services.
+    pub fn with_services(mut self, services: BTreeSet<String>) -> Self {
+        self.services = Some(services);
+        self
+    }
+
+    /// Whether host-level kinds are evaluated.
+    pub fn with_host_level(mut self, host_level: bool) -> Self {
+        self.host_level = host_level;
+        self
+    }
+
+    fn wants(&self, service: &str) -> bool {
+        self.services.as_ref().is_none_or(|s| s.contains(service))
     }
 }
 
@@ -69,10 +102,26 @@ struct Replica<'a> {
     container: &'a Container,
 }
 
-/// Computes the findings for `scope`, sorted by kind, service, environments
-/// and key. Deterministic: the same input always gives the same output.
-pub fn evaluate(hosts: &[HostView<'_>], scope: &Scope) -> Vec<Finding> {
-    let fleet = environments::ordered(hosts.iter().map(|h| h.environment));
+impl<'a> Replica<'a> {
+    fn image(&self) -> Option<&'a ImageInfo> {
+        self.container.image.as_ref()
+    }
+}
+
+/// What the evaluation of one pair or environment shares.
+struct Ctx<'p> {
+    policy: &'p Policy,
+    fleet: Vec<String>,
+}
+
+/// Computes the findings for `scope`, sorted by kind, service, environments,
+/// key and host. Deterministic: the same input always gives the same output.
+/// The returned findings have a default [`Status`]; see [`super::judge`].
+pub fn evaluate(hosts: &[HostView<'_>], policy: &Policy, scope: &Scope) -> Vec<Finding> {
+    let ctx = Ctx {
+        policy,
+        fleet: policy.ordered(hosts.iter().map(|h| h.environment)),
+    };
 
     // service -> environment -> replicas
     let mut services: BTreeMap<&str, BTreeMap<&str, Vec<Replica<'_>>>> = BTreeMap::new();
@@ -81,11 +130,7 @@ pub fn evaluate(hosts: &[HostView<'_>], scope: &Scope) -> Vec<Finding> {
             let Some(service) = container.service.as_ref().map(|s| s.name.as_str()) else {
                 continue;
             };
-            if scope
-                .service
-                .as_deref()
-                .is_some_and(|wanted| wanted != service)
-            {
+            if !scope.wants(service) || policy.service_ignored(service) {
                 continue;
             }
             services
@@ -97,34 +142,96 @@ pub fn evaluate(hosts: &[HostView<'_>], scope: &Scope) -> Vec<Finding> {
         }
     }
 
-    let mut findings = Vec::new();
-    for (a, b) in &scope.pairs {
-        let strictness = environments::strictness(a, b, &fleet);
-        kernel(hosts, a, b, &mut findings);
+    let mut out = Vec::new();
+    for env in &scope.environments {
         for (service, by_env) in &services {
-            let (Some(ra), Some(rb)) = (by_env.get(a.as_str()), by_env.get(b.as_str())) else {
-                continue;
-            };
-            image_digest(service, (a, ra), (b, rb), strictness, &mut findings);
-            explicit_env(service, (a, ra), (b, rb), strictness, &mut findings);
+            if let Some(replicas) = by_env.get(env.as_str()) {
+                unpinned_image(&ctx, service, env, replicas, &mut out);
+                replica_drift(&ctx, service, env, replicas, &mut out);
+            }
+        }
+        if scope.host_level {
+            stale_hosts(&ctx, hosts, env, &mut out);
         }
     }
-    findings.sort_by(|x, y| {
-        kind_rank(x.kind)
-            .cmp(&kind_rank(y.kind))
+    for (a, b) in &scope.pairs {
+        let level = policy.level(a, b, &ctx.fleet);
+        if level == Level::Ignore {
+            continue;
+        }
+        if scope.host_level {
+            host_facts(hosts, level, (a, b), &ctx, &mut out);
+        }
+        for (service, by_env) in &services {
+            match (by_env.get(a.as_str()), by_env.get(b.as_str())) {
+                (Some(ra), Some(rb)) => {
+                    let pair = Pair {
+                        service,
+                        level,
+                        a: (a, ra),
+                        b: (b, rb),
+                    };
+                    image_digest(&ctx, &pair, &mut out);
+                    same_tag(&ctx, &pair, &mut out);
+                    explicit_env(&ctx, &pair, &mut out);
+                    runtime_config(&ctx, &pair, &mut out);
+                }
+                (Some(ra), None) if has_hosts(hosts, b) => {
+                    missing_service(&ctx, service, level, (a, ra), b, false, &mut out);
+                }
+                (None, Some(rb)) if has_hosts(hosts, a) => {
+                    missing_service(&ctx, service, level, (b, rb), a, true, &mut out);
+                }
+                _ => {}
+            }
+        }
+    }
+    out.sort_by(|x, y| {
+        x.kind
+            .rank()
+            .cmp(&y.kind.rank())
             .then_with(|| x.service.cmp(&y.service))
-            .then_with(|| environments::compare(&x.a.environment, &y.a.environment))
-            .then_with(|| environments::compare(&x.b.environment, &y.b.environment))
+            .then_with(|| policy.compare(&x.a.environment, &y.a.environment))
+            .then_with(|| {
+                let b = |f: &Finding| f.b.as_ref().map(|s| s.environment.clone());
+                match (b(x), b(y)) {
+                    (Some(p), Some(q)) => policy.compare(&p, &q),
+                    (p, q) => p.cmp(&q),
+                }
+            })
             .then_with(|| x.key.cmp(&y.key))
+            .then_with(|| x.host.cmp(&y.host))
     });
-    findings
+    out
 }
 
-fn kind_rank(kind: Kind) -> usize {
-    Kind::ALL
-        .iter()
-        .position(|k| *k == kind)
-        .unwrap_or(usize::MAX)
+fn has_hosts(hosts: &[HostView<'_>], env: &str) -> bool {
+    hosts.iter().any(|h| h.environment == env)
+}
+
+/// A service present on both sides of a pair.
+struct Pair<'r, 'a> {
+    service: &'r str,
+    level: Level,
+    a: (&'r str, &'r [Replica<'a>]),
+    b: (&'r str, &'r [Replica<'a>]),
+}
+
+/// Content drift: critical between the strict pair, info when relaxed.
+fn content_severity(level: Level) -> Severity {
+    match level {
+        Level::Strict => Severity::Critical,
+        Level::Standard | Level::Ignore => Severity::Warning,
+        Level::Relaxed => Severity::Info,
+    }
+}
+
+/// Config drift: a warning unless relaxed.
+fn config_severity(level: Level) -> Severity {
+    match level {
+        Level::Strict | Level::Standard | Level::Ignore => Severity::Warning,
+        Level::Relaxed => Severity::Info,
+    }
 }
 
 /// A side over some hosts with some values.
@@ -153,83 +260,385 @@ fn replica_hosts<'a>(replicas: &'a [Replica<'a>]) -> impl Iterator<Item = &'a Ho
     replicas.iter().map(|r| r.host)
 }
 
-fn image_digest(
-    service: &str,
-    (env_a, ra): (&str, &[Replica<'_>]),
-    (env_b, rb): (&str, &[Replica<'_>]),
-    strictness: Strictness,
+#[allow(clippy::too_many_arguments)]
+fn push(
+    ctx: &Ctx<'_>,
     out: &mut Vec<Finding>,
+    kind: Kind,
+    service: &str,
+    a: Side,
+    b: Option<Side>,
+    key: &str,
+    severity: Severity,
+    basis: Basis,
+    summary: String,
 ) {
-    fn image<'a>(r: &Replica<'a>) -> Option<&'a ImageInfo> {
-        r.container.image.as_ref()
-    }
-    let all_have_registry = ra
-        .iter()
-        .chain(rb)
-        .all(|r| image(r).and_then(registry_digest).is_some());
-    let basis = if all_have_registry {
-        Basis::RegistryDigest
-    } else {
-        Basis::ImageId
-    };
-    let identities = |replicas: &[Replica<'_>]| -> Vec<String> {
-        let set: BTreeSet<String> = replicas
-            .iter()
-            .filter_map(|r| {
-                let img = image(r)?;
-                match basis {
-                    Basis::RegistryDigest => registry_digest(img).map(str::to_owned),
-                    _ => Some(img.image_id.clone()),
-                }
-            })
-            .collect();
-        set.into_iter().collect()
-    };
-    let (va, vb) = (identities(ra), identities(rb));
-    if va == vb {
-        return;
-    }
-    let severity = match strictness {
-        Strictness::Strict => Severity::Critical,
-        Strictness::Standard => Severity::Warning,
-        Strictness::Relaxed => Severity::Info,
-    };
-    let summary = format!(
-        "{service}: {env_a} runs {} and {env_b} runs {} ({})",
-        va.join(", "),
-        vb.join(", "),
-        basis
-    );
     out.push(Finding {
-        kind: Kind::ImageDigest,
+        kind,
         service: service.to_owned(),
-        a: side(env_a, replica_hosts(ra), va),
-        b: side(env_b, replica_hosts(rb), vb),
-        key: String::new(),
-        severity,
+        a,
+        b,
+        key: key.to_owned(),
+        host: String::new(),
+        severity: ctx.policy.severity_of(kind, severity),
         basis,
         summary,
+        status: Status::default(),
     });
 }
 
-fn explicit_env(
+/// How to identify image content across some replicas: registry digests when
+/// every one has one, else image ids — unless the image ids come from
+/// different architectures, where they cannot be compared (`None`).
+fn content_basis<'a>(replicas: impl Iterator<Item = &'a Replica<'a>> + Clone) -> Option<Basis> {
+    if replicas
+        .clone()
+        .all(|r| r.image().and_then(registry_digest).is_some())
+    {
+        return Some(Basis::RegistryDigest);
+    }
+    let arches: BTreeSet<&str> = replicas
+        .filter_map(|r| r.image())
+        .map(|i| i.architecture.as_str())
+        .filter(|a| !a.is_empty())
+        .collect();
+    (arches.len() <= 1).then_some(Basis::ImageId)
+}
+
+fn content_of(r: &Replica<'_>, basis: Basis) -> Option<String> {
+    let img = r.image()?;
+    match basis {
+        Basis::RegistryDigest => registry_digest(img).map(str::to_owned),
+        _ => Some(img.image_id.clone()),
+    }
+}
+
+fn distinct<'a>(
+    replicas: impl IntoIterator<Item = &'a Replica<'a>>,
+    f: impl Fn(&Replica<'a>) -> Option<String>,
+) -> Vec<String> {
+    let set: BTreeSet<String> = replicas.into_iter().filter_map(f).collect();
+    set.into_iter().collect()
+}
+
+fn image_digest(ctx: &Ctx<'_>, p: &Pair<'_, '_>, out: &mut Vec<Finding>) {
+    let ((env_a, ra), (env_b, rb)) = (p.a, p.b);
+    let Some(basis) = content_basis(ra.iter().chain(rb)) else {
+        return;
+    };
+    let (va, vb) = (
+        distinct(ra, |r| content_of(r, basis)),
+        distinct(rb, |r| content_of(r, basis)),
+    );
+    if va == vb {
+        return;
+    }
+    let summary = format!(
+        "{}: {env_a} runs {} and {env_b} runs {} ({basis})",
+        p.service,
+        va.join(", "),
+        vb.join(", "),
+    );
+    push(
+        ctx,
+        out,
+        Kind::ImageDigest,
+        p.service,
+        side(env_a, replica_hosts(ra), va),
+        Some(side(env_b, replica_hosts(rb), vb)),
+        "",
+        content_severity(p.level),
+        basis,
+        summary,
+    );
+}
+
+/// The same mutable reference resolving to different content on the two
+/// sides: one finding per reference.
+fn same_tag(ctx: &Ctx<'_>, p: &Pair<'_, '_>, out: &mut Vec<Finding>) {
+    let ((env_a, ra), (env_b, rb)) = (p.a, p.b);
+    let by_reference = |replicas: &[Replica<'_>]| -> BTreeSet<String> {
+        replicas
+            .iter()
+            .filter_map(|r| r.image())
+            .map(|i| i.reference.clone())
+            .filter(|reference| !reference.is_empty() && !is_pinned(reference))
+            .collect()
+    };
+    let common: BTreeSet<String> = by_reference(ra)
+        .intersection(&by_reference(rb))
+        .cloned()
+        .collect();
+    for reference in common {
+        let (ua, ub) = (using(ra, &reference), using(rb, &reference));
+        let Some(basis) = content_basis(ua.iter().chain(&ub)) else {
+            continue;
+        };
+        let (va, vb) = (
+            distinct(&ua, |r| content_of(r, basis)),
+            distinct(&ub, |r| content_of(r, basis)),
+        );
+        if va == vb {
+            continue;
+        }
+        let summary = format!(
+            "{}: {reference} is {} in {env_a} but {} in {env_b}: the tag was rebuilt, not promoted",
+            p.service,
+            va.join(", "),
+            vb.join(", "),
+        );
+        push(
+            ctx,
+            out,
+            Kind::SameTagDifferentDigest,
+            p.service,
+            side(env_a, ua.iter().map(|r| r.host), va),
+            Some(side(env_b, ub.iter().map(|r| r.host), vb)),
+            &reference,
+            Severity::Critical,
+            basis,
+            summary,
+        );
+    }
+}
+
+fn using<'a>(replicas: &[Replica<'a>], reference: &str) -> Vec<Replica<'a>> {
+    replicas
+        .iter()
+        .filter(|r| r.image().is_some_and(|i| i.reference == reference))
+        .copied()
+        .collect()
+}
+
+fn unpinned_image(
+    ctx: &Ctx<'_>,
     service: &str,
-    (env_a, ra): (&str, &[Replica<'_>]),
-    (env_b, rb): (&str, &[Replica<'_>]),
-    strictness: Strictness,
+    env: &str,
+    replicas: &[Replica<'_>],
     out: &mut Vec<Finding>,
 ) {
+    let Some(severity) = ctx.policy.unpinned_severity(env, &ctx.fleet) else {
+        return;
+    };
+    let unpinned: Vec<&Replica<'_>> = replicas
+        .iter()
+        .filter(|r| r.image().is_some_and(|i| !is_pinned(&i.reference)))
+        .collect();
+    if unpinned.is_empty() {
+        return;
+    }
+    let references = distinct(unpinned.iter().copied(), |r| {
+        r.image().map(|i| i.reference.clone())
+    });
+    let summary = format!(
+        "{service}: {env} runs {} by a mutable reference; pin it by @sha256 digest",
+        references.join(", ")
+    );
+    push(
+        ctx,
+        out,
+        Kind::UnpinnedImage,
+        service,
+        side(env, unpinned.iter().map(|r| r.host), references),
+        None,
+        "",
+        severity,
+        Basis::Reference,
+        summary,
+    );
+}
+
+/// `present` runs the service and `absent` does not. `present_is_later`:
+/// the present side is side B of the pair.
+fn missing_service(
+    ctx: &Ctx<'_>,
+    service: &str,
+    level: Level,
+    (present, replicas): (&str, &[Replica<'_>]),
+    absent: &str,
+    present_is_later: bool,
+    out: &mut Vec<Finding>,
+) {
+    if !ctx.policy.should_run(service, absent) {
+        return;
+    }
+    // Absent from the later stage: not promoted yet. Absent from the earlier
+    // one: the later stage runs something the earlier never ran. "Later" is
+    // promotion order, not the pair's orientation, so swapping the pair
+    // swaps the sides and nothing else.
+    let later = ctx.policy.compare(present, absent) == std::cmp::Ordering::Greater;
+    let severity = if later {
+        config_severity(level)
+    } else {
+        match level {
+            Level::Standard | Level::Ignore => Severity::Warning,
+            Level::Strict | Level::Relaxed => Severity::Info,
+        }
+    };
+    let with = side(present, replica_hosts(replicas), vec!["running".to_owned()]);
+    let without = Side {
+        environment: absent.to_owned(),
+        ..Side::default()
+    };
+    let (a, b) = if present_is_later {
+        (without, with)
+    } else {
+        (with, without)
+    };
+    let summary = format!("{service}: runs in {present} but not in {absent}");
+    push(
+        ctx,
+        out,
+        Kind::MissingService,
+        service,
+        a,
+        Some(b),
+        "",
+        severity,
+        Basis::ServicePresence,
+        summary,
+    );
+}
+
+type Aspects<'a> = BTreeMap<String, (Basis, BTreeMap<String, BTreeSet<&'a str>>)>;
+
+fn note_aspect<'a>(
+    aspects: &mut Aspects<'a>,
+    aspect: String,
+    basis: Basis,
+    value: String,
+    host: &'a str,
+) {
+    aspects
+        .entry(aspect)
+        .or_insert_with(|| (basis, BTreeMap::new()))
+        .1
+        .entry(value)
+        .or_default()
+        .insert(host);
+}
+
+/// Inside one environment: replicas that run different content, env or
+/// runtime settings. One finding per aspect (`image`, `env:KEY`,
+/// `runtime:SETTING`).
+fn replica_drift(
+    ctx: &Ctx<'_>,
+    service: &str,
+    env: &str,
+    replicas: &[Replica<'_>],
+    out: &mut Vec<Finding>,
+) {
+    if replicas.len() < 2 {
+        return;
+    }
+    // aspect -> (basis, value -> hosts)
+    let mut aspects: Aspects<'_> = BTreeMap::new();
+    let mut note = |aspect: String, basis: Basis, value: String, host| {
+        note_aspect(&mut aspects, aspect, basis, value, host);
+    };
+    if let Some(basis) = content_basis(replicas.iter()) {
+        for r in replicas {
+            if let Some(v) = content_of(r, basis) {
+                note("image".into(), basis, v, r.host.host_id);
+            }
+        }
+    }
+    let keys: BTreeSet<&str> = replicas
+        .iter()
+        .flat_map(|r| r.container.explicit_env.iter().map(|v| v.name.as_str()))
+        .filter(|k| !ctx.policy.env_ignored(service, k))
+        .collect();
+    for key in keys {
+        let presence_only = ctx.policy.expected_to_differ(service, key);
+        let per_replica: Vec<(Option<&envparity_proto::v1::EnvVar>, &str)> = replicas
+            .iter()
+            .map(|r| {
+                (
+                    r.container.explicit_env.iter().find(|v| v.name == key),
+                    r.host.host_id,
+                )
+            })
+            .collect();
+        let all_clear = per_replica
+            .iter()
+            .all(|(v, _)| v.is_some_and(|v| v.value.is_some()));
+        for (var, host) in per_replica {
+            let value = match var {
+                None => "(unset)".to_owned(),
+                Some(_) if presence_only => "set".to_owned(),
+                Some(v) if all_clear => v.value.clone().unwrap_or_default(),
+                Some(v) => env::shown_fingerprint(&v.fingerprint),
+            };
+            let basis = if presence_only {
+                Basis::KeyPresence
+            } else if all_clear {
+                Basis::ClearValue
+            } else {
+                Basis::Fingerprint
+            };
+            note(format!("env:{key}"), basis, value, host);
+        }
+    }
+    for field in RuntimeField::ALL {
+        if ctx.policy.runtime_ignored(service, field) {
+            continue;
+        }
+        for r in replicas {
+            let value = runtime::render(r.container.runtime.as_ref(), field);
+            note(
+                format!("runtime:{}", field.as_str()),
+                Basis::RuntimeSetting,
+                value,
+                r.host.host_id,
+            );
+        }
+    }
+    for (aspect, (basis, values)) in aspects {
+        if values.len() < 2 {
+            continue;
+        }
+        let shown: Vec<String> = values
+            .iter()
+            .map(|(v, hosts)| {
+                format!(
+                    "{v} on {}",
+                    hosts.iter().copied().collect::<Vec<_>>().join(",")
+                )
+            })
+            .collect();
+        let summary = format!(
+            "{service}: replicas in {env} differ in {aspect}: {}",
+            shown.join("; ")
+        );
+        push(
+            ctx,
+            out,
+            Kind::ReplicaDrift,
+            service,
+            side(env, replica_hosts(replicas), shown),
+            None,
+            &aspect,
+            Severity::Warning,
+            basis,
+            summary,
+        );
+    }
+}
+
+fn explicit_env(ctx: &Ctx<'_>, p: &Pair<'_, '_>, out: &mut Vec<Finding>) {
     fn key_id<'a>(r: &Replica<'a>) -> &'a str {
         r.host.snapshot.fingerprint_key_id.as_str()
     }
+    let ((env_a, ra), (env_b, rb)) = (p.a, p.b);
+    let service = p.service;
     let side_a = env::collect(ra.iter().map(|r| (r.container, key_id(r))));
     let side_b = env::collect(rb.iter().map(|r| (r.container, key_id(r))));
-    let severity = match strictness {
-        Strictness::Strict | Strictness::Standard => Severity::Warning,
-        Strictness::Relaxed => Severity::Info,
-    };
+    let severity = config_severity(p.level);
     let keys: BTreeSet<&String> = side_a.keys().chain(side_b.keys()).collect();
     for key in keys {
+        if ctx.policy.env_ignored(service, key) {
+            continue;
+        }
         let (kind, basis, va, vb, summary) = match (side_a.get(key), side_b.get(key)) {
             (Some(_), None) => (
                 Kind::EnvMissingKey,
@@ -245,6 +654,7 @@ fn explicit_env(
                 vec!["set".to_owned()],
                 format!("{service}: {key} is set in {env_b} but not in {env_a}"),
             ),
+            (Some(_), Some(_)) if ctx.policy.expected_to_differ(service, key) => continue,
             (Some(a), Some(b)) => match env::compare_values(a, b) {
                 ValueVerdict::Equal | ValueVerdict::Incomparable => continue,
                 ValueVerdict::Differs { a, b, basis } => (
@@ -257,67 +667,208 @@ fn explicit_env(
             },
             (None, None) => continue,
         };
-        out.push(Finding {
+        push(
+            ctx,
+            out,
             kind,
-            service: service.to_owned(),
-            a: side(env_a, replica_hosts(ra), va),
-            b: side(env_b, replica_hosts(rb), vb),
-            key: key.clone(),
+            service,
+            side(env_a, replica_hosts(ra), va),
+            Some(side(env_b, replica_hosts(rb), vb)),
+            key,
             severity,
             basis,
             summary,
+        );
+    }
+}
+
+fn runtime_config(ctx: &Ctx<'_>, p: &Pair<'_, '_>, out: &mut Vec<Finding>) {
+    let ((env_a, ra), (env_b, rb)) = (p.a, p.b);
+    for field in RuntimeField::ALL {
+        if ctx.policy.runtime_ignored(p.service, field) {
+            continue;
+        }
+        let values = |replicas: &[Replica<'_>]| {
+            distinct(replicas, |r| {
+                Some(runtime::render(r.container.runtime.as_ref(), field))
+            })
+        };
+        let (va, vb) = (values(ra), values(rb));
+        if va == vb {
+            continue;
+        }
+        let summary = format!(
+            "{}: {} differs: {env_a} has {} and {env_b} has {}",
+            p.service,
+            field.as_str(),
+            va.join(" | "),
+            vb.join(" | ")
+        );
+        push(
+            ctx,
+            out,
+            Kind::RuntimeConfig,
+            p.service,
+            side(env_a, replica_hosts(ra), va),
+            Some(side(env_b, replica_hosts(rb), vb)),
+            field.as_str(),
+            config_severity(p.level),
+            Basis::RuntimeSetting,
+            summary,
+        );
+    }
+}
+
+/// A host fact compared between environments.
+struct HostFact {
+    kind: Kind,
+    what: &'static str,
+    value: fn(Option<&HostFacts>, Option<&EngineFacts>) -> String,
+    severity: fn(&[String], &[String]) -> Severity,
+}
+
+const HOST_FACTS: [HostFact; 6] = [
+    HostFact {
+        kind: Kind::Kernel,
+        what: "kernel",
+        value: |h, _| h.map(|h| h.kernel_version.clone()).unwrap_or_default(),
+        severity: |a, b| by_release(a, b, 2),
+    },
+    HostFact {
+        kind: Kind::Os,
+        what: "operating system",
+        value: |h, _| {
+            h.map(|h| match (h.os_id.as_str(), h.os_version.as_str()) {
+                ("", "") => h.os_name.clone(),
+                (id, version) => format!("{id} {version}").trim().to_owned(),
+            })
+            .unwrap_or_default()
+        },
+        severity: |_, _| Severity::Warning,
+    },
+    HostFact {
+        kind: Kind::EngineVersion,
+        what: "engine version",
+        value: |_, e| e.map(|e| e.server_version.clone()).unwrap_or_default(),
+        severity: |a, b| by_release(a, b, 1),
+    },
+    HostFact {
+        kind: Kind::Cgroup,
+        what: "cgroup version/driver",
+        value: |_, e| {
+            e.filter(|e| !e.cgroup_version.is_empty() || !e.cgroup_driver.is_empty())
+                .map(|e| format!("v{}/{}", e.cgroup_version, e.cgroup_driver))
+                .unwrap_or_default()
+        },
+        severity: |_, _| Severity::Warning,
+    },
+    HostFact {
+        kind: Kind::StorageDriver,
+        what: "storage driver",
+        value: |_, e| e.map(|e| e.storage_driver.clone()).unwrap_or_default(),
+        severity: |_, _| Severity::Warning,
+    },
+    HostFact {
+        kind: Kind::Architecture,
+        what: "architecture",
+        value: |h, e| {
+            h.map(|h| h.architecture.clone())
+                .filter(|a| !a.is_empty())
+                .or_else(|| e.map(|e| e.architecture.clone()))
+                .unwrap_or_default()
+        },
+        severity: |_, _| Severity::Warning,
+    },
+];
+
+/// Warning when the first `parts` numeric components of a release differ,
+/// info when only later ones do.
+fn by_release(a: &[String], b: &[String], parts: usize) -> Severity {
+    let prefix = |vs: &[String]| -> BTreeSet<Vec<Option<u64>>> {
+        vs.iter()
+            .map(|v| {
+                let mut nums = v
+                    .split(|c: char| !c.is_ascii_digit())
+                    .filter(|s| !s.is_empty())
+                    .map(|n| n.parse().ok());
+                (0..parts).map(|_| nums.next().flatten()).collect()
+            })
+            .collect()
+    };
+    if prefix(a) == prefix(b) {
+        Severity::Info
+    } else {
+        Severity::Warning
+    }
+}
+
+fn host_facts(
+    hosts: &[HostView<'_>],
+    level: Level,
+    (env_a, env_b): (&str, &str),
+    ctx: &Ctx<'_>,
+    out: &mut Vec<Finding>,
+) {
+    let of = |env: &str, fact: &HostFact| -> (Vec<&HostView<'_>>, Vec<String>) {
+        let in_env: Vec<&HostView<'_>> = hosts.iter().filter(|h| h.environment == env).collect();
+        let values: BTreeSet<String> = in_env
+            .iter()
+            .map(|h| (fact.value)(h.snapshot.host.as_ref(), h.snapshot.engine.as_ref()))
+            .filter(|v| !v.is_empty())
+            .collect();
+        (in_env, values.into_iter().collect())
+    };
+    for fact in &HOST_FACTS {
+        let ((ha, va), (hb, vb)) = (of(env_a, fact), of(env_b, fact));
+        if va.is_empty() || vb.is_empty() || va == vb {
+            continue;
+        }
+        let mut severity = (fact.severity)(&va, &vb);
+        if level == Level::Relaxed {
+            severity = Severity::Info;
+        }
+        let summary = format!(
+            "{} differs: {env_a} runs {} and {env_b} runs {}",
+            fact.what,
+            va.join(", "),
+            vb.join(", ")
+        );
+        push(
+            ctx,
+            out,
+            fact.kind,
+            "",
+            side(env_a, ha.iter().copied(), va),
+            Some(side(env_b, hb.iter().copied(), vb)),
+            "",
+            severity,
+            Basis::HostFact,
+            summary,
+        );
+    }
+}
+
+fn stale_hosts(ctx: &Ctx<'_>, hosts: &[HostView<'_>], env: &str, out: &mut Vec<Finding>) {
+    for h in hosts.iter().filter(|h| h.environment == env && h.stale) {
+        let last_seen = humantime::format_rfc3339_seconds(h.last_seen).to_string();
+        out.push(Finding {
+            kind: Kind::StaleHost,
+            service: String::new(),
+            a: side(env, [h], vec![last_seen.clone()]),
+            b: None,
+            key: String::new(),
+            host: h.host_id.to_owned(),
+            severity: ctx.policy.severity_of(Kind::StaleHost, Severity::Warning),
+            basis: Basis::LastSeen,
+            summary: format!(
+                "host {} in {env} has not been heard from since {last_seen}; its data is not current",
+                h.host_id
+            ),
+            status: Status::default(),
         });
     }
 }
 
-fn kernel(hosts: &[HostView<'_>], env_a: &str, env_b: &str, out: &mut Vec<Finding>) {
-    let of = |env: &str| -> (Vec<&HostView<'_>>, Vec<String>) {
-        let in_env: Vec<&HostView<'_>> = hosts.iter().filter(|h| h.environment == env).collect();
-        let versions: BTreeSet<String> = in_env
-            .iter()
-            .filter_map(|h| h.snapshot.host.as_ref())
-            .map(|f| f.kernel_version.clone())
-            .filter(|v| !v.is_empty())
-            .collect();
-        (in_env, versions.into_iter().collect())
-    };
-    let ((ha, va), (hb, vb)) = (of(env_a), of(env_b));
-    if ha.is_empty() || hb.is_empty() || va == vb {
-        return;
-    }
-    let minor = |vs: &[String]| -> BTreeSet<Option<(u64, u64)>> {
-        vs.iter().map(|v| major_minor(v)).collect()
-    };
-    let severity = if minor(&va) == minor(&vb) {
-        Severity::Info
-    } else {
-        Severity::Warning
-    };
-    let summary = format!(
-        "kernel differs: {env_a} runs {} and {env_b} runs {}",
-        va.join(", "),
-        vb.join(", ")
-    );
-    out.push(Finding {
-        kind: Kind::Kernel,
-        service: String::new(),
-        a: side(env_a, ha.iter().copied(), va),
-        b: side(env_b, hb.iter().copied(), vb),
-        key: String::new(),
-        severity,
-        basis: Basis::KernelVersion,
-        summary,
-    });
-}
-
-/// `6.1.0-18-amd64` → `(6, 1)`.
-fn major_minor(release: &str) -> Option<(u64, u64)> {
-    let mut parts = release.split(|c: char| !c.is_ascii_digit());
-    let major = parts.next()?.parse().ok()?;
-    let minor = parts.next()?.parse().ok()?;
-    Some((major, minor))
-}
-
 #[cfg(test)]
 #[path = "evaluate_tests.rs"]
-mod tests;
+pub(super) mod tests;

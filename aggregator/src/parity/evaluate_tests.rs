@@ -1,6 +1,8 @@
 use super::*;
-use envparity_proto::v1::{EnvVar, HostFacts, ImageInfo, ServiceIdentity};
+use crate::parity::policy::{Pinning, Report};
+use envparity_proto::v1::{EnvVar, HostFacts, ImageInfo, RuntimeConfig, ServiceIdentity};
 use proptest::prelude::*;
+use std::time::Duration;
 
 /// A container of `service` running `image_id` with an optional registry
 /// digest and explicit env `(name, fingerprint)`.
@@ -18,7 +20,9 @@ fn container(
             source: 1,
         }),
         image: Some(ImageInfo {
-            reference: format!("reg/{service}:1"),
+            // One tag per image, so that only the tests that mean it share a
+            // tag between different images.
+            reference: format!("reg/{service}:{}", image_id.replace(':', "-")),
             image_id: image_id.into(),
             repo_digests: digest
                 .map(|d| format!("reg/{service}@{d}"))
@@ -51,34 +55,82 @@ fn snapshot(env: &str, kernel: &str, containers: Vec<Container>) -> HostSnapshot
     }
 }
 
-struct Fleet(Vec<(String, HostSnapshot, bool)>);
+/// The default policy without pinning rules: the containers above run tags,
+/// and most tests are about other kinds. Pinning has its own tests.
+fn quiet() -> Policy {
+    Policy {
+        pinning: Pinning {
+            required: Vec::new(),
+            elsewhere: Report::Off,
+        },
+        ..Policy::default()
+    }
+}
+
+pub(crate) const LAST_SEEN: Duration = Duration::from_secs(1_700_000_000);
+
+pub(crate) struct Fleet {
+    pub(crate) hosts: Vec<(String, HostSnapshot, bool)>,
+    pub(crate) policy: Policy,
+}
 
 impl Fleet {
-    fn new() -> Self {
-        Fleet(Vec::new())
+    pub(crate) fn new() -> Self {
+        Fleet {
+            hosts: Vec::new(),
+            policy: quiet(),
+        }
     }
-    fn host(mut self, id: &str, snap: HostSnapshot) -> Self {
-        self.0.push((id.into(), snap, true));
+    pub(crate) fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+    pub(crate) fn host(mut self, id: &str, snap: HostSnapshot) -> Self {
+        self.hosts.push((id.into(), snap, true));
         self
     }
     fn stale_host(mut self, id: &str, snap: HostSnapshot) -> Self {
-        self.0.push((id.into(), snap, false));
+        self.hosts.push((id.into(), snap, false));
         self
     }
-    fn views(&self) -> Vec<HostView<'_>> {
-        self.0
+    pub(crate) fn views(&self) -> Vec<HostView<'_>> {
+        self.hosts
             .iter()
             .map(|(id, s, current)| HostView {
                 host_id: id,
                 environment: &s.environment,
                 current: *current,
+                stale: !*current,
+                last_seen: SystemTime::UNIX_EPOCH + LAST_SEEN,
                 snapshot: s,
             })
             .collect()
     }
-    fn findings(&self, a: &str, b: &str) -> Vec<Finding> {
-        evaluate(&self.views(), &Scope::pair(a, b))
+    pub(crate) fn findings(&self, a: &str, b: &str) -> Vec<Finding> {
+        evaluate(&self.views(), &self.policy, &Scope::pair(a, b))
     }
+    fn all(&self) -> Vec<Finding> {
+        let envs: Vec<String> = self
+            .hosts
+            .iter()
+            .map(|(_, s, _)| s.environment.clone())
+            .collect();
+        evaluate(
+            &self.views(),
+            &self.policy,
+            &Scope::all(&self.policy, &envs),
+        )
+    }
+}
+
+fn b(f: &Finding) -> &Side {
+    f.b.as_ref().expect("a two-sided finding")
+}
+
+fn kinds(f: &[Finding]) -> Vec<(Kind, &str, &str)> {
+    f.iter()
+        .map(|x| (x.kind, x.service.as_str(), x.key.as_str()))
+        .collect()
 }
 
 const K: &str = "6.1.0-18-amd64";
@@ -118,9 +170,9 @@ fn a_different_registry_digest_is_a_critical_image_digest_finding() {
     assert_eq!(f[0].basis, Basis::RegistryDigest);
     assert_eq!(f[0].service, "shop");
     assert_eq!(f[0].a.values, vec!["sha256:d1"]);
-    assert_eq!(f[0].b.values, vec!["sha256:d2"]);
+    assert_eq!(b(&f[0]).values, vec!["sha256:d2"]);
     assert_eq!(f[0].a.hosts, vec!["s1"]);
-    assert_eq!(f[0].b.hosts, vec!["p1"]);
+    assert_eq!(b(&f[0]).hosts, vec!["p1"]);
 }
 
 #[test]
@@ -170,7 +222,7 @@ fn without_a_registry_digest_on_one_side_image_ids_are_compared() {
     assert_eq!(f.len(), 1);
     assert_eq!(f[0].basis, Basis::ImageId);
     assert_eq!(f[0].a.values, vec!["sha256:i1"]);
-    assert_eq!(f[0].b.values, vec!["sha256:i2"]);
+    assert_eq!(b(&f[0]).values, vec!["sha256:i2"]);
 
     let same = Fleet::new()
         .host(
@@ -286,7 +338,7 @@ fn kernel_minor_drift_is_a_warning_and_patch_drift_info() {
         (Kind::Kernel, Severity::Warning)
     );
     assert_eq!(f[0].service, "");
-    assert_eq!(f[0].b.values, vec!["5.10.0-28-amd64"]);
+    assert_eq!(b(&f[0]).values, vec!["5.10.0-28-amd64"]);
 
     let patch = Fleet::new()
         .host("s1", snapshot("staging", "6.1.0-18-amd64", vec![]))
@@ -295,12 +347,10 @@ fn kernel_minor_drift_is_a_warning_and_patch_drift_info() {
         patch.findings("staging", "production")[0].severity,
         Severity::Info
     );
-    assert_eq!(major_minor("6.1.0-18-amd64"), Some((6, 1)));
-    assert_eq!(major_minor("garbage"), None);
 }
 
 #[test]
-fn services_absent_on_one_side_are_not_compared_in_v1() {
+fn a_service_absent_on_one_side_is_missing_there_and_nothing_else() {
     let fleet = Fleet::new()
         .host(
             "s1",
@@ -310,7 +360,22 @@ fn services_absent_on_one_side_are_not_compared_in_v1() {
             "p1",
             snapshot("production", K, vec![container("cart", "i2", None, &[])]),
         );
-    assert_eq!(fleet.findings("staging", "production"), vec![]);
+    let f = fleet.findings("staging", "production");
+    assert_eq!(
+        kinds(&f),
+        vec![
+            (Kind::MissingService, "cart", ""),
+            (Kind::MissingService, "shop", "")
+        ]
+    );
+    // cart runs in production but never ran in staging: a warning.
+    assert_eq!(f[0].severity, Severity::Warning);
+    assert_eq!(f[0].a.hosts, Vec::<String>::new());
+    assert_eq!(b(&f[0]).hosts, vec!["p1"]);
+    // shop is in staging, not promoted yet: info.
+    assert_eq!(f[1].severity, Severity::Info);
+    assert_eq!(f[1].a.values, vec!["running"]);
+    assert_eq!(f[1].summary, "shop: runs in staging but not in production");
 }
 
 #[test]
@@ -325,8 +390,19 @@ fn stale_hosts_are_named_on_their_side() {
             snapshot("production", K, vec![container("shop", "i2", None, &[])]),
         );
     let f = fleet.findings("staging", "production");
+    assert_eq!(f[0].kind, Kind::ImageDigest);
     assert_eq!(f[0].a.stale_hosts, Vec::<String>::new());
-    assert_eq!(f[0].b.stale_hosts, vec!["p1"]);
+    assert_eq!(b(&f[0]).stale_hosts, vec!["p1"]);
+    // And the stale host is a finding of its own, saying since when.
+    let stale = f
+        .iter()
+        .find(|x| x.kind == Kind::StaleHost)
+        .expect("stale_host");
+    assert_eq!(stale.host, "p1");
+    assert_eq!(stale.a.environment, "production");
+    assert!(stale.b.is_none());
+    assert_eq!(stale.a.values, vec!["2023-11-14T22:13:20Z"]);
+    assert_eq!(f.len(), 2, "{f:#?}");
 }
 
 #[test]
@@ -355,7 +431,7 @@ fn the_service_filter_keeps_host_level_findings() {
             ),
         );
     let scope = Scope::pair("staging", "production").with_service(Some("cart".into()));
-    let f = evaluate(&fleet.views(), &scope);
+    let f = evaluate(&fleet.views(), &fleet.policy, &scope);
     let kinds: Vec<(Kind, &str)> = f.iter().map(|x| (x.kind, x.service.as_str())).collect();
     assert_eq!(kinds, vec![(Kind::ImageDigest, "cart"), (Kind::Kernel, "")]);
 }
@@ -376,14 +452,24 @@ fn replicas_contribute_all_their_digests() {
             snapshot("production", K, vec![container("shop", "i2", None, &[])]),
         );
     let f = fleet.findings("staging", "production");
-    assert_eq!(f.len(), 1);
-    assert_eq!(f[0].b.values, vec!["i1", "i2"]);
-    assert_eq!(f[0].b.hosts, vec!["p1", "p2"]);
+    // The two production replicas also differ from each other.
+    assert_eq!(
+        kinds(&f),
+        vec![
+            (Kind::ImageDigest, "shop", ""),
+            (Kind::ReplicaDrift, "shop", "image")
+        ]
+    );
+    assert_eq!(b(&f[0]).values, vec!["i1", "i2"]);
+    assert_eq!(b(&f[0]).hosts, vec!["p1", "p2"]);
 }
 
 #[test]
 fn all_pairs_follow_promotion_order() {
-    let scope = Scope::all_pairs(&["production".into(), "dev".into(), "staging".into()]);
+    let scope = Scope::all(
+        &Policy::default(),
+        &["production".into(), "dev".into(), "staging".into()],
+    );
     assert_eq!(
         scope.pairs,
         vec![
@@ -392,6 +478,653 @@ fn all_pairs_follow_promotion_order() {
             ("staging".to_string(), "production".to_string()),
         ]
     );
+}
+
+fn with_reference(mut c: Container, reference: &str) -> Container {
+    if let Some(i) = c.image.as_mut() {
+        i.reference = reference.into();
+    }
+    c
+}
+
+fn with_runtime(mut c: Container, f: impl FnOnce(&mut RuntimeConfig)) -> Container {
+    let mut r = c.runtime.take().unwrap_or_default();
+    f(&mut r);
+    c.runtime = Some(r);
+    c
+}
+
+#[test]
+fn one_tag_with_two_digests_is_a_critical_rebuild() {
+    let tagged = |i, d| with_reference(container("shop", i, Some(d), &[]), "reg/shop:1");
+    let fleet = Fleet::new()
+        .host(
+            "s1",
+            snapshot("staging", K, vec![tagged("i1", "sha256:d1")]),
+        )
+        .host(
+            "p1",
+            snapshot("production", K, vec![tagged("i2", "sha256:d2")]),
+        );
+    let f = fleet.findings("staging", "production");
+    assert_eq!(
+        kinds(&f),
+        vec![
+            (Kind::SameTagDifferentDigest, "shop", "reg/shop:1"),
+            (Kind::ImageDigest, "shop", "")
+        ]
+    );
+    assert_eq!(f[0].severity, Severity::Critical);
+    assert_eq!(f[0].a.values, vec!["sha256:d1"]);
+    assert_eq!(b(&f[0]).values, vec!["sha256:d2"]);
+    assert!(
+        f[0].summary.contains("rebuilt, not promoted"),
+        "{}",
+        f[0].summary
+    );
+
+    // A different tag with different content is drift, not a rebuild; and
+    // even in relaxed pairs a rebuilt tag stays critical.
+    let retagged = Fleet::new()
+        .host(
+            "s1",
+            snapshot("staging", K, vec![tagged("i1", "sha256:d1")]),
+        )
+        .host(
+            "p1",
+            snapshot(
+                "production",
+                K,
+                vec![with_reference(
+                    container("shop", "i2", Some("sha256:d2"), &[]),
+                    "reg/shop:2",
+                )],
+            ),
+        );
+    assert_eq!(
+        kinds(&retagged.findings("staging", "production")),
+        vec![(Kind::ImageDigest, "shop", "")]
+    );
+    let dev = Fleet::new()
+        .host("d1", snapshot("dev", K, vec![tagged("i1", "sha256:d1")]))
+        .host(
+            "s1",
+            snapshot("staging", K, vec![tagged("i2", "sha256:d2")]),
+        )
+        .host(
+            "p1",
+            snapshot("production", K, vec![tagged("i2", "sha256:d2")]),
+        );
+    let f = dev.findings("dev", "staging");
+    assert_eq!(f[0].kind, Kind::SameTagDifferentDigest);
+    assert_eq!(f[0].severity, Severity::Critical);
+    assert_eq!(f[1].severity, Severity::Info);
+}
+
+#[test]
+fn multi_arch_pulls_of_one_tag_are_not_a_rebuild() {
+    let arm = |c: Container| {
+        let mut c = c;
+        c.image.as_mut().unwrap().architecture = "arm64".into();
+        c
+    };
+    let amd = |c: Container| {
+        let mut c = c;
+        c.image.as_mut().unwrap().architecture = "amd64".into();
+        c
+    };
+    // Same index digest: nothing at all.
+    let fleet = Fleet::new()
+        .host(
+            "s1",
+            snapshot(
+                "staging",
+                K,
+                vec![arm(container(
+                    "shop",
+                    "sha256:arm",
+                    Some("sha256:idx"),
+                    &[],
+                ))],
+            ),
+        )
+        .host(
+            "p1",
+            snapshot(
+                "production",
+                K,
+                vec![amd(container(
+                    "shop",
+                    "sha256:amd",
+                    Some("sha256:idx"),
+                    &[],
+                ))],
+            ),
+        );
+    assert_eq!(fleet.findings("staging", "production"), vec![]);
+    // No registry digest on one side and different architectures: image ids
+    // cannot be compared, so no content verdict rather than a false one.
+    let fleet = Fleet::new()
+        .host(
+            "s1",
+            snapshot(
+                "staging",
+                K,
+                vec![arm(container(
+                    "shop",
+                    "sha256:arm",
+                    Some("sha256:idx"),
+                    &[],
+                ))],
+            ),
+        )
+        .host(
+            "p1",
+            snapshot(
+                "production",
+                K,
+                vec![amd(container("shop", "sha256:amd", None, &[]))],
+            ),
+        );
+    assert_eq!(fleet.findings("staging", "production"), vec![]);
+}
+
+#[test]
+fn unpinned_images_follow_the_pinning_policy() {
+    let pinned = |s| {
+        with_reference(
+            container(s, "i1", Some("sha256:d1"), &[]),
+            "reg/shop@sha256:d1",
+        )
+    };
+    let tagged = |s| with_reference(container(s, "i1", Some("sha256:d1"), &[]), "reg/shop:1");
+    let fleet = Fleet::new()
+        .policy(Policy::default())
+        .host("d1", snapshot("dev", K, vec![tagged("shop")]))
+        .host("s1", snapshot("staging", K, vec![pinned("shop")]))
+        .host("p1", snapshot("production", K, vec![tagged("shop")]));
+    let f: Vec<_> = fleet
+        .all()
+        .into_iter()
+        .filter(|f| f.kind == Kind::UnpinnedImage)
+        .collect();
+    let got: Vec<(&str, Severity, Option<&Side>)> = f
+        .iter()
+        .map(|x| (x.a.environment.as_str(), x.severity, x.b.as_ref()))
+        .collect();
+    // The last stage must be pinned (warning); elsewhere it is info.
+    assert_eq!(
+        got,
+        vec![
+            ("dev", Severity::Info, None),
+            ("production", Severity::Warning, None)
+        ]
+    );
+    assert_eq!(f[1].a.values, vec!["reg/shop:1"]);
+    assert_eq!(f[1].a.hosts, vec!["p1"]);
+
+    // An explicit policy: only the listed environments, nothing elsewhere.
+    let policy = Policy {
+        pinning: Pinning {
+            required: vec!["dev".into()],
+            elsewhere: Report::Off,
+        },
+        ..Policy::default()
+    };
+    let f: Vec<_> = fleet
+        .policy(policy)
+        .all()
+        .into_iter()
+        .filter(|f| f.kind == Kind::UnpinnedImage)
+        .map(|f| (f.a.environment, f.severity))
+        .collect();
+    assert_eq!(f, vec![("dev".to_owned(), Severity::Warning)]);
+}
+
+#[test]
+fn replicas_that_differ_inside_one_environment_are_replica_drift() {
+    let fleet = Fleet::new()
+        .host(
+            "p1",
+            snapshot(
+                "production",
+                K,
+                vec![container("shop", "i1", Some("sha256:d1"), &[("A", "f1")])],
+            ),
+        )
+        .host(
+            "p2",
+            snapshot(
+                "production",
+                K,
+                vec![container("shop", "i2", Some("sha256:d2"), &[("A", "f2")])],
+            ),
+        )
+        .host(
+            "p3",
+            snapshot(
+                "production",
+                K,
+                vec![with_runtime(
+                    container("shop", "i1", Some("sha256:d1"), &[("A", "f1")]),
+                    |r| r.user = "root".into(),
+                )],
+            ),
+        );
+    let f = fleet.all();
+    assert_eq!(
+        kinds(&f),
+        vec![
+            (Kind::ReplicaDrift, "shop", "env:A"),
+            (Kind::ReplicaDrift, "shop", "image"),
+            (Kind::ReplicaDrift, "shop", "runtime:user"),
+        ]
+    );
+    assert!(
+        f.iter()
+            .all(|x| x.b.is_none() && x.a.environment == "production")
+    );
+    assert_eq!(f[1].a.values, vec!["sha256:d1 on p1,p3", "sha256:d2 on p2"]);
+    assert_eq!(f[1].basis, Basis::RegistryDigest);
+    assert_eq!(f[0].a.values, vec!["fp:f1 on p1,p3", "fp:f2 on p2"]);
+    assert_eq!(f[2].a.values, vec!["(none) on p1,p2", "root on p3"]);
+    assert_eq!(f[1].severity, Severity::Warning);
+
+    // Identical replicas: nothing.
+    let same = Fleet::new()
+        .host(
+            "p1",
+            snapshot(
+                "production",
+                K,
+                vec![container("shop", "i1", Some("sha256:d1"), &[("A", "f1")])],
+            ),
+        )
+        .host(
+            "p2",
+            snapshot(
+                "production",
+                K,
+                vec![container("shop", "i1", Some("sha256:d1"), &[("A", "f1")])],
+            ),
+        );
+    assert_eq!(same.all(), vec![]);
+}
+
+#[test]
+fn runtime_settings_that_differ_are_runtime_config_findings() {
+    let base = || container("shop", "i1", Some("sha256:d1"), &[]);
+    let staging = with_runtime(base(), |r| {
+        r.cmd = vec!["serve".into()];
+        r.privileged = false;
+        r.mounts = vec![envparity_proto::v1::Mount {
+            r#type: "volume".into(),
+            destination: "/data".into(),
+            read_only: true,
+        }];
+    });
+    let production = with_runtime(base(), |r| {
+        r.cmd = vec!["serve".into(), "--debug".into()];
+        r.privileged = true;
+        r.mounts = vec![envparity_proto::v1::Mount {
+            r#type: "volume".into(),
+            destination: "/data".into(),
+            read_only: false,
+        }];
+    });
+    let fleet = Fleet::new()
+        .host("s1", snapshot("staging", K, vec![staging]))
+        .host("p1", snapshot("production", K, vec![production]));
+    let f = fleet.findings("staging", "production");
+    assert_eq!(
+        kinds(&f),
+        vec![
+            (Kind::RuntimeConfig, "shop", "cmd"),
+            (Kind::RuntimeConfig, "shop", "mounts"),
+            (Kind::RuntimeConfig, "shop", "privileged"),
+        ]
+    );
+    assert_eq!(f[0].a.values, vec!["serve"]);
+    assert_eq!(b(&f[0]).values, vec!["serve --debug"]);
+    assert_eq!(b(&f[1]).values, vec!["/data:rw (volume)"]);
+    assert!(
+        f.iter()
+            .all(|x| x.severity == Severity::Warning && x.basis == Basis::RuntimeSetting)
+    );
+
+    // Ignoring a setting in the policy removes exactly its finding.
+    let mut policy = quiet();
+    policy.runtime.ignored.insert(RuntimeField::Cmd);
+    let f = fleet.policy(policy).findings("staging", "production");
+    assert_eq!(
+        kinds(&f),
+        vec![
+            (Kind::RuntimeConfig, "shop", "mounts"),
+            (Kind::RuntimeConfig, "shop", "privileged")
+        ]
+    );
+}
+
+#[test]
+fn expected_to_differ_keys_must_exist_but_may_differ() {
+    let mut policy = quiet();
+    policy.env.expected_to_differ.insert("DATABASE_URL".into());
+    let fleet = Fleet::new()
+        .policy(policy)
+        .host(
+            "s1",
+            snapshot(
+                "staging",
+                K,
+                vec![container(
+                    "shop",
+                    "i",
+                    None,
+                    &[("DATABASE_URL", "f1"), ("ENVIRONMENT", "s")],
+                )],
+            ),
+        )
+        .host(
+            "p1",
+            snapshot(
+                "production",
+                K,
+                vec![container("shop", "i", None, &[("DATABASE_URL", "f2")])],
+            ),
+        );
+    // The value may differ; the key missing from production still counts.
+    assert_eq!(
+        kinds(&fleet.findings("staging", "production")),
+        vec![(Kind::EnvMissingKey, "shop", "ENVIRONMENT")]
+    );
+    let missing = Fleet::new()
+        .policy(fleet.policy.clone())
+        .host(
+            "s1",
+            snapshot(
+                "staging",
+                K,
+                vec![container("shop", "i", None, &[("DATABASE_URL", "f1")])],
+            ),
+        )
+        .host(
+            "p1",
+            snapshot("production", K, vec![container("shop", "i", None, &[])]),
+        );
+    assert_eq!(
+        kinds(&missing.findings("staging", "production")),
+        vec![(Kind::EnvMissingKey, "shop", "DATABASE_URL")]
+    );
+}
+
+#[test]
+fn per_service_rules_apply_to_that_service_only() {
+    let mut policy = quiet();
+    policy.services.insert(
+        "shop".into(),
+        crate::parity::policy::ServiceRules {
+            expected_to_differ: ["A".to_owned()].into(),
+            ..Default::default()
+        },
+    );
+    policy.services.insert(
+        "legacy".into(),
+        crate::parity::policy::ServiceRules {
+            ignore: true,
+            ..Default::default()
+        },
+    );
+    let c = |s, fp| container(s, "i", None, &[("A", fp)]);
+    let fleet = Fleet::new()
+        .policy(policy)
+        .host(
+            "s1",
+            snapshot(
+                "staging",
+                K,
+                vec![c("shop", "f1"), c("cart", "f1"), c("legacy", "f1")],
+            ),
+        )
+        .host(
+            "p1",
+            snapshot("production", K, vec![c("shop", "f2"), c("cart", "f2")]),
+        );
+    assert_eq!(
+        kinds(&fleet.findings("staging", "production")),
+        vec![(Kind::EnvValue, "cart", "A")]
+    );
+}
+
+#[test]
+fn a_service_listed_for_some_environments_is_only_missing_there() {
+    let mut policy = quiet();
+    policy.services.insert(
+        "debug-ui".into(),
+        crate::parity::policy::ServiceRules {
+            environments: Some(["dev".to_owned()].into()),
+            ..Default::default()
+        },
+    );
+    let fleet = Fleet::new()
+        .policy(policy)
+        .host(
+            "d1",
+            snapshot("dev", K, vec![container("debug-ui", "i", None, &[])]),
+        )
+        .host(
+            "s1",
+            snapshot("staging", K, vec![container("shop", "i", None, &[])]),
+        )
+        .host(
+            "p1",
+            snapshot("production", K, vec![container("shop", "i", None, &[])]),
+        );
+    // shop should run in dev too (no rule): missing there. debug-ui is dev-only.
+    assert_eq!(
+        kinds(&fleet.all()),
+        vec![
+            (Kind::MissingService, "shop", ""),
+            (Kind::MissingService, "shop", "")
+        ]
+    );
+}
+
+#[test]
+fn host_facts_are_compared_per_environment_pair() {
+    let host = |env: &str, os: (&str, &str), engine: (&str, &str, &str, &str), arch: &str| {
+        let mut s = snapshot(env, K, vec![]);
+        let h = s.host.as_mut().unwrap();
+        h.os_id = os.0.into();
+        h.os_version = os.1.into();
+        h.architecture = arch.into();
+        s.engine = Some(envparity_proto::v1::EngineFacts {
+            server_version: engine.0.into(),
+            cgroup_version: engine.1.into(),
+            cgroup_driver: engine.2.into(),
+            storage_driver: engine.3.into(),
+            ..Default::default()
+        });
+        s
+    };
+    let fleet = Fleet::new()
+        .host(
+            "s1",
+            host(
+                "staging",
+                ("debian", "12"),
+                ("20.10.24", "2", "cgroupfs", "overlay2"),
+                "x86_64",
+            ),
+        )
+        .host(
+            "p1",
+            host(
+                "production",
+                ("ubuntu", "22.04"),
+                ("24.0.7", "1", "systemd", "vfs"),
+                "aarch64",
+            ),
+        );
+    let f = fleet.findings("staging", "production");
+    let got: Vec<(Kind, Severity, Vec<String>, Vec<String>)> = f
+        .iter()
+        .map(|x| (x.kind, x.severity, x.a.values.clone(), b(x).values.clone()))
+        .collect();
+    let v = |s: &str| vec![s.to_owned()];
+    assert_eq!(
+        got,
+        vec![
+            (
+                Kind::Os,
+                Severity::Warning,
+                v("debian 12"),
+                v("ubuntu 22.04")
+            ),
+            (
+                Kind::EngineVersion,
+                Severity::Warning,
+                v("20.10.24"),
+                v("24.0.7")
+            ),
+            (
+                Kind::Cgroup,
+                Severity::Warning,
+                v("v2/cgroupfs"),
+                v("v1/systemd")
+            ),
+            (
+                Kind::StorageDriver,
+                Severity::Warning,
+                v("overlay2"),
+                v("vfs")
+            ),
+            (
+                Kind::Architecture,
+                Severity::Warning,
+                v("x86_64"),
+                v("aarch64")
+            ),
+        ]
+    );
+    assert!(
+        f.iter()
+            .all(|x| x.service.is_empty() && x.basis == Basis::HostFact)
+    );
+
+    // A patch-level engine difference is info; a relaxed pair is info.
+    let patch = Fleet::new()
+        .host(
+            "s1",
+            host(
+                "staging",
+                ("debian", "12"),
+                ("20.10.24", "2", "systemd", "vfs"),
+                "x86_64",
+            ),
+        )
+        .host(
+            "p1",
+            host(
+                "production",
+                ("debian", "12"),
+                ("20.10.25", "2", "systemd", "vfs"),
+                "x86_64",
+            ),
+        );
+    let f = patch.findings("staging", "production");
+    assert_eq!(
+        (f[0].kind, f[0].severity),
+        (Kind::EngineVersion, Severity::Info)
+    );
+    let relaxed = Fleet::new()
+        .host(
+            "d1",
+            host(
+                "dev",
+                ("ubuntu", "24.04"),
+                ("20.10.24", "2", "systemd", "vfs"),
+                "x86_64",
+            ),
+        )
+        .host(
+            "s1",
+            host(
+                "staging",
+                ("debian", "12"),
+                ("20.10.24", "2", "systemd", "vfs"),
+                "x86_64",
+            ),
+        )
+        .host(
+            "p1",
+            host(
+                "production",
+                ("debian", "12"),
+                ("20.10.24", "2", "systemd", "vfs"),
+                "x86_64",
+            ),
+        );
+    let f = relaxed.findings("dev", "staging");
+    assert_eq!((f[0].kind, f[0].severity), (Kind::Os, Severity::Info));
+}
+
+#[test]
+fn severity_overrides_replace_the_default() {
+    let mut policy = quiet();
+    policy.severity.insert(Kind::Kernel, Severity::Critical);
+    policy.severity.insert(Kind::EnvValue, Severity::Info);
+    let fleet = Fleet::new()
+        .policy(policy)
+        .host(
+            "s1",
+            snapshot(
+                "staging",
+                "6.1.0",
+                vec![container("shop", "i", None, &[("A", "f1")])],
+            ),
+        )
+        .host(
+            "p1",
+            snapshot(
+                "production",
+                "6.1.1",
+                vec![container("shop", "i", None, &[("A", "f2")])],
+            ),
+        );
+    let got: Vec<(Kind, Severity)> = fleet
+        .findings("staging", "production")
+        .iter()
+        .map(|f| (f.kind, f.severity))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (Kind::EnvValue, Severity::Info),
+            (Kind::Kernel, Severity::Critical)
+        ]
+    );
+}
+
+#[test]
+fn a_pair_the_policy_ignores_is_not_compared() {
+    let mut policy = quiet();
+    policy.pairs.push(crate::parity::policy::PairRule {
+        environments: ["dev".into(), "staging".into()],
+        level: Level::Ignore,
+    });
+    let c = |img: &str| container("shop", img, Some(img), &[]);
+    let fleet = Fleet::new()
+        .policy(policy)
+        .host("d1", snapshot("dev", K, vec![c("sha256:1")]))
+        .host("s1", snapshot("staging", K, vec![c("sha256:2")]))
+        .host("p1", snapshot("production", K, vec![c("sha256:2")]));
+    let pairs: Vec<(String, String)> = fleet
+        .all()
+        .iter()
+        .filter(|f| f.kind == Kind::ImageDigest)
+        .map(|f| (f.a.environment.clone(), b(f).environment.clone()))
+        .collect();
+    assert_eq!(pairs, vec![("dev".to_owned(), "production".to_owned())]);
 }
 
 // ---- properties ----
@@ -429,6 +1162,35 @@ fn arb_env_hosts() -> impl Strategy<Value = Vec<(String, Vec<Container>)>> {
 
 proptest! {
     #[test]
+    fn adding_an_ignored_key_changes_nothing(a in arb_env_hosts(), b in arb_env_hosts(), fp in "[a-f]{1,4}", on_a in any::<bool>()) {
+        let mut policy = quiet();
+        policy.env.ignored.insert("IGNORED".into());
+        let build = |extra: bool| {
+            let mut fleet = Fleet::new().policy(policy.clone());
+            for (i, (kernel, cs)) in a.iter().enumerate() {
+                let mut cs = cs.clone();
+                if extra && on_a {
+                    for c in &mut cs {
+                        c.explicit_env.push(EnvVar { name: "IGNORED".into(), fingerprint: fp.clone(), value: None });
+                    }
+                }
+                fleet = fleet.host(&format!("s{i}"), snapshot("staging", kernel, cs));
+            }
+            for (i, (kernel, cs)) in b.iter().enumerate() {
+                let mut cs = cs.clone();
+                if extra && !on_a {
+                    for c in &mut cs {
+                        c.explicit_env.push(EnvVar { name: "IGNORED".into(), fingerprint: fp.clone(), value: None });
+                    }
+                }
+                fleet = fleet.host(&format!("p{i}"), snapshot("production", kernel, cs));
+            }
+            fleet.all()
+        };
+        prop_assert_eq!(build(false), build(true));
+    }
+
+    #[test]
     fn an_environment_copied_verbatim_has_parity(hosts in arb_env_hosts()) {
         let mut fleet = Fleet::new();
         for (i, (kernel, cs)) in hosts.iter().enumerate() {
@@ -436,7 +1198,14 @@ proptest! {
                 .host(&format!("s{i}"), snapshot("staging", kernel, cs.clone()))
                 .host(&format!("p{i}"), snapshot("production", kernel, cs.clone()));
         }
-        prop_assert_eq!(fleet.findings("staging", "production"), vec![]);
+        // Replicas may differ inside each environment (that is replica
+        // drift, on both sides alike); between the two there is nothing.
+        let between: Vec<Finding> = fleet
+            .findings("staging", "production")
+            .into_iter()
+            .filter(|f| f.b.is_some())
+            .collect();
+        prop_assert_eq!(between, vec![]);
     }
 
     #[test]
@@ -456,7 +1225,10 @@ proptest! {
                 Kind::EnvExtraKey => Kind::EnvMissingKey,
                 k => k,
             };
-            (kind, f.service.clone(), f.key.clone(), f.b.clone(), f.a.clone(), f.severity, f.basis)
+            match &f.b {
+                Some(b) => (kind, f.service.clone(), f.key.clone(), b.clone(), Some(f.a.clone()), f.severity, f.basis),
+                None => (kind, f.service.clone(), f.key.clone(), f.a.clone(), None, f.severity, f.basis),
+            }
         };
         let mut fw: Vec<_> = forward.iter().map(mirror).collect();
         let mut bw: Vec<_> = backward

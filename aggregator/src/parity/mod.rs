@@ -1,23 +1,29 @@
-//! The parity engine: host snapshots in, findings out.
+//! The parity engine: host snapshots and a policy in, findings out.
 //!
 //! Pure code by design — no I/O, no clock, no async. Everything the engine
-//! needs (the snapshots, which hosts are current, which environment pairs to
-//! compare) is passed in, so every verdict can be unit- and property-tested in
-//! milliseconds, and the server and the CLI share one implementation.
+//! needs (the snapshots, which hosts are current, the policy, "now") is passed
+//! in, so every verdict can be unit- and property-tested in milliseconds, and
+//! the server and the CLI share one implementation.
 //!
-//! What v1 compares, per service present in both environments of a pair:
-//! - image content ([`Kind::ImageDigest`]): the registry digest when every
-//!   replica on both sides has one, else the local image id (see [`digest`]);
-//! - explicit env ([`Kind::EnvMissingKey`], [`Kind::EnvExtraKey`],
-//!   [`Kind::EnvValue`]): keys and value fingerprints, never image-baked env;
-//!
-//! and per environment pair, the hosts' kernel versions ([`Kind::Kernel`]).
+//! - [`evaluate`] computes the findings of a [`Scope`] (every kind is listed in
+//!   [`Kind`] and explained in `docs/findings.md`);
+//! - a [`Ledger`] tracks them over time (first/last seen, opened/resolved),
+//!   and [`judge`] says whether each is pending, active or waived;
+//! - [`explain`] says what is known about why two images differ.
 
 pub mod digest;
 mod env;
-pub mod environments;
 mod evaluate;
+pub mod explain;
 mod finding;
+pub mod gate;
+mod ledger;
+pub mod policy;
+pub mod runtime;
 
 pub use evaluate::{HostView, Scope, evaluate};
-pub use finding::{Basis, Finding, Kind, Severity, Side};
+pub use finding::{
+    Basis, Finding, FindingKey, Kind, Severity, Side, State, Status, UnknownName, WaiverNote,
+};
+pub use ledger::{Delta, Entry, Ledger, Seen, Transition, judge};
+pub use policy::{Level, Policy, PolicyError};

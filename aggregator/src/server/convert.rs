@@ -1,10 +1,10 @@
 //! Domain → wire conversions for query answers.
 
-use envparity_proto::time::to_timestamp;
+use envparity_proto::time::{from_unix_millis, to_timestamp};
 use envparity_proto::v1;
 
-use crate::parity::{Finding, Kind, Severity, Side};
-use crate::store::StoredHost;
+use crate::parity::{Finding, Kind, Severity, Side, State};
+use crate::store::{Change, FindingRecord, StoredHost};
 
 /// A finding on the wire.
 pub fn finding(f: &Finding) -> v1::Finding {
@@ -14,9 +14,28 @@ pub fn finding(f: &Finding) -> v1::Finding {
         service: f.service.clone(),
         key: f.key.clone(),
         a: Some(side(&f.a)),
-        b: Some(side(&f.b)),
+        b: f.b.as_ref().map(side),
         basis: f.basis.as_str().to_owned(),
         summary: f.summary.clone(),
+        host: f.host.clone(),
+        state: state(f.status.state) as i32,
+        first_seen: f.status.first_seen.map(to_timestamp),
+        last_seen: f.status.last_seen.map(to_timestamp),
+        waiver: f.status.waiver.as_ref().map(|w| v1::WaiverNote {
+            reason: w.reason.clone(),
+            owner: w.owner.clone(),
+            expires: Some(to_timestamp(w.expires)),
+            expired: w.expired,
+        }),
+        id: f.identity().id(),
+    }
+}
+
+fn state(s: State) -> v1::FindingState {
+    match s {
+        State::Pending => v1::FindingState::Pending,
+        State::Active => v1::FindingState::Active,
+        State::Waived => v1::FindingState::Waived,
     }
 }
 
@@ -29,21 +48,72 @@ fn side(s: &Side) -> v1::FindingSide {
     }
 }
 
-fn kind(k: Kind) -> v1::FindingKind {
+/// A kind on the wire.
+pub fn kind(k: Kind) -> v1::FindingKind {
     match k {
         Kind::ImageDigest => v1::FindingKind::ImageDigest,
-        Kind::Kernel => v1::FindingKind::Kernel,
+        Kind::SameTagDifferentDigest => v1::FindingKind::SameTagDifferentDigest,
+        Kind::UnpinnedImage => v1::FindingKind::UnpinnedImage,
+        Kind::MissingService => v1::FindingKind::MissingService,
+        Kind::ReplicaDrift => v1::FindingKind::ReplicaDrift,
         Kind::EnvMissingKey => v1::FindingKind::EnvMissingKey,
         Kind::EnvExtraKey => v1::FindingKind::EnvExtraKey,
         Kind::EnvValue => v1::FindingKind::EnvValue,
+        Kind::RuntimeConfig => v1::FindingKind::RuntimeConfig,
+        Kind::Kernel => v1::FindingKind::Kernel,
+        Kind::Os => v1::FindingKind::Os,
+        Kind::EngineVersion => v1::FindingKind::EngineVersion,
+        Kind::Cgroup => v1::FindingKind::Cgroup,
+        Kind::StorageDriver => v1::FindingKind::StorageDriver,
+        Kind::Architecture => v1::FindingKind::Architecture,
+        Kind::StaleHost => v1::FindingKind::StaleHost,
     }
 }
 
-fn severity(s: Severity) -> v1::Severity {
+/// A severity on the wire.
+pub fn severity(s: Severity) -> v1::Severity {
     match s {
         Severity::Info => v1::Severity::Info,
         Severity::Warning => v1::Severity::Warning,
         Severity::Critical => v1::Severity::Critical,
+    }
+}
+
+/// A history event on the wire.
+pub fn history_event(c: &Change) -> v1::HistoryEvent {
+    v1::HistoryEvent {
+        observed_at: Some(to_timestamp(from_unix_millis(c.observed_at_ms))),
+        received_at: Some(to_timestamp(from_unix_millis(c.received_at_ms))),
+        environment: c.environment.clone(),
+        host_id: c.host_id.clone(),
+        container: c.container.clone(),
+        change: c.what.as_str().to_owned(),
+        old_image: c.old_image.clone(),
+        new_image: c.new_image.clone(),
+    }
+}
+
+/// A stored finding's lifetime on the wire.
+pub fn finding_record(r: &FindingRecord) -> v1::FindingRecord {
+    let at = |ms: i64| Some(to_timestamp(from_unix_millis(ms)));
+    v1::FindingRecord {
+        id: r.id.clone(),
+        kind: r
+            .kind
+            .parse::<Kind>()
+            .map_or(v1::FindingKind::Unspecified, kind) as i32,
+        severity: r
+            .severity
+            .parse::<Severity>()
+            .map_or(v1::Severity::Unspecified, severity) as i32,
+        environments: r.environments.clone(),
+        key: r.key.clone(),
+        host: r.host.clone(),
+        summary: r.summary.clone(),
+        first_seen: at(r.first_seen_ms),
+        last_seen: at(r.last_seen_ms),
+        resolved_at: r.resolved_ms.and_then(at),
+        service: r.service.clone(),
     }
 }
 
@@ -77,6 +147,14 @@ mod tests {
         for k in Kind::ALL {
             let wire = kind(k).as_str_name().to_ascii_lowercase();
             assert_eq!(wire, format!("finding_kind_{}", k.as_str()));
+        }
+    }
+
+    #[test]
+    fn every_state_has_the_wire_name_of_its_domain_name() {
+        for s in [State::Pending, State::Active, State::Waived] {
+            let wire = state(s).as_str_name().to_ascii_lowercase();
+            assert_eq!(wire, format!("finding_state_{}", s.as_str()));
         }
     }
 

@@ -8,9 +8,9 @@ mod state;
 pub mod validate;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use envparity_proto::v1::query_service_server::QueryServiceServer;
@@ -20,7 +20,9 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 pub use query::QueryApi;
 pub use report::ReportApi;
-pub use state::{Fleet, FleetView, IngestError, PushOutcome};
+pub use state::{Fleet, FleetView, IngestError, LoadedPolicy, PushOutcome};
+
+use crate::parity::{Policy, PolicyError};
 
 use crate::store::SqliteStore;
 
@@ -33,6 +35,90 @@ pub struct ServeConfig {
     pub data_dir: PathBuf,
     /// A host not heard from for this long is stale.
     pub stale_after: Duration,
+    /// The policy file; `None` for the built-in defaults. Reloaded on SIGHUP;
+    /// a bad file at reload is logged and the last good policy stays.
+    pub policy: Option<PathBuf>,
+}
+
+/// Reads and validates a policy file.
+pub fn load_policy(path: &Path) -> Result<LoadedPolicy, PolicyError> {
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| PolicyError {
+        origin: origin.clone(),
+        message: format!("cannot read the file: {e}"),
+    })?;
+    Ok(LoadedPolicy {
+        policy: Policy::from_toml(&text, &origin)?,
+        source: origin,
+        loaded_at: SystemTime::now(),
+    })
+}
+
+/// The policy of `config`: its file, or the defaults.
+fn initial_policy(config: &ServeConfig) -> Result<LoadedPolicy, PolicyError> {
+    match &config.policy {
+        Some(path) => load_policy(path),
+        None => Ok(LoadedPolicy::defaults(SystemTime::now())),
+    }
+}
+
+/// How often time-dependent findings (stale hosts) are re-evaluated.
+const TICK: Duration = Duration::from_secs(1);
+
+/// Re-evaluates stale hosts every [`TICK`] and reloads the policy on SIGHUP,
+/// until the fleet is dropped by the server.
+async fn background(fleet: std::sync::Weak<Fleet>, policy_path: Option<PathBuf>) {
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; policy reload is disabled");
+            None
+        }
+    };
+    loop {
+        let reload = tokio::select! {
+            _ = tick.tick() => false,
+            Some(()) = async {
+                match hangup.as_mut() {
+                    Some(h) => h.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => true,
+        };
+        let Some(fleet) = fleet.upgrade() else {
+            return;
+        };
+        if reload {
+            reload_policy(&fleet, policy_path.as_deref()).await;
+        } else if let Err(e) = fleet.tick(SystemTime::now()).await {
+            tracing::error!(error = %e, "re-evaluating stale hosts failed");
+        }
+    }
+}
+
+async fn reload_policy(fleet: &Fleet, path: Option<&Path>) {
+    let Some(path) = path else {
+        tracing::info!("SIGHUP: no --policy file; the built-in defaults stay");
+        return;
+    };
+    match load_policy(path) {
+        Ok(policy) => {
+            let source = policy.source.clone();
+            match fleet.set_policy(policy, SystemTime::now()).await {
+                Ok(()) => tracing::info!(policy = %source, "policy reloaded"),
+                Err(e) => {
+                    tracing::error!(policy = %source, error = %e, "policy reloaded, but recording the re-evaluation failed")
+                }
+            }
+        }
+        Err(e) => tracing::error!(
+            error = %e,
+            kept = %fleet.policy().source,
+            "policy reload refused; the last good policy stays in force"
+        ),
+    }
 }
 
 /// A server running in the background on the current tokio runtime: for
@@ -97,7 +183,15 @@ pub async fn serve(
         .await
         .context("store task")??;
     let db_path = store.path().to_owned();
-    let fleet = Arc::new(Fleet::load(Arc::new(store), config.stale_after)?);
+    let policy = initial_policy(&config)?;
+    let policy_source = policy.source.clone();
+    let fleet = Arc::new(Fleet::load(
+        Arc::new(store),
+        config.stale_after,
+        policy,
+        SystemTime::now(),
+    )?);
+    let ticker = tokio::spawn(background(Arc::downgrade(&fleet), config.policy.clone()));
     let local = listener.local_addr().context("listener address")?;
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -120,16 +214,19 @@ pub async fn serve(
         database = %db_path.display(),
         hosts = fleet.host_count(),
         stale_after = %humantime::format_duration(config.stale_after),
+        policy = %policy_source,
         "envparity aggregator listening"
     );
-    tonic::transport::Server::builder()
+    let served = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)
         .add_service(report)
         .add_service(query)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
-        .context("gRPC server")?;
+        .context("gRPC server");
+    ticker.abort();
+    served?;
     tracing::info!("envparity aggregator stopped");
     Ok(())
 }

@@ -2,21 +2,29 @@
 //! kept in memory for queries and in the [`Store`] for restarts.
 //!
 //! Write path (one ingest at a time, so two reports of one host never race):
-//! validate → compare with the current record → derive history → write to the
-//! store → only then update memory and acknowledge. A failed store write
-//! leaves both the store and memory as they were.
+//! validate → compare with the current record → derive history → re-evaluate
+//! the services the report touches (incremental: not the whole fleet) → write
+//! the snapshot, its history and the findings it opened or resolved to the
+//! store in one transaction → only then update memory and acknowledge. A
+//! failed store write leaves both the store and memory as they were.
+//!
+//! Findings live in a [`Ledger`] (first/last seen); queries read it rather
+//! than re-evaluating the fleet. Time alone changes one thing — hosts going
+//! stale — which [`Fleet::tick`] re-evaluates.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
-use envparity_proto::time::unix_millis;
+use envparity_proto::time::{from_unix_millis, unix_millis};
 use envparity_proto::v1::{EngineState, HeartbeatRequest, HostSnapshot, HostState};
 
 use super::validate::{self, InvalidReport};
 use crate::history;
-use crate::parity::{self, HostView, Scope};
-use crate::store::{Store, StoreError, StoredHost};
+use crate::parity::{
+    self, Delta, Entry, Finding, FindingKey, HostView, Ledger, Policy, Scope, Seen, judge,
+};
+use crate::store::{FindingChanges, FindingRecord, Resolved, Store, StoreError, StoredHost};
 
 /// Why a report was not accepted.
 #[derive(Debug, thiserror::Error)]
@@ -41,11 +49,40 @@ pub struct PushOutcome {
     pub duplicate: bool,
 }
 
+/// The policy in force, with where it came from.
+#[derive(Debug, Clone)]
+pub struct LoadedPolicy {
+    /// The policy.
+    pub policy: Policy,
+    /// Its file, or `built-in defaults`.
+    pub source: String,
+    /// When it was loaded.
+    pub loaded_at: SystemTime,
+}
+
+impl LoadedPolicy {
+    /// The built-in defaults.
+    pub fn defaults(now: SystemTime) -> Self {
+        LoadedPolicy {
+            policy: Policy::default(),
+            source: "built-in defaults".to_owned(),
+            loaded_at: now,
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+struct Inner {
+    hosts: BTreeMap<String, StoredHost>,
+    ledger: Ledger,
+}
+
 /// The fleet state shared by the report and query services.
 #[derive(Debug)]
 pub struct Fleet {
     store: Arc<dyn Store>,
-    hosts: RwLock<BTreeMap<String, StoredHost>>,
+    inner: RwLock<Inner>,
+    policy: RwLock<Arc<LoadedPolicy>>,
     ingest: tokio::sync::Mutex<()>,
     stale_after: Duration,
 }
@@ -59,27 +96,51 @@ impl std::fmt::Debug for dyn Store {
 /// A consistent copy of the fleet for one query.
 #[derive(Debug, Clone)]
 pub struct FleetView {
-    /// Every host, by id.
+    /// Every host, by id, with its state.
     pub hosts: Vec<(StoredHost, HostState)>,
+    /// The policy in force.
+    pub policy: Arc<LoadedPolicy>,
+    /// The open findings as of the last evaluation.
+    pub open: Vec<Entry>,
+    /// When the view was taken.
+    pub now: SystemTime,
+}
+
+fn host_views(hosts: &[(StoredHost, HostState)]) -> Vec<HostView<'_>> {
+    hosts
+        .iter()
+        .map(|(h, state)| HostView {
+            host_id: &h.snapshot.host_id,
+            environment: &h.snapshot.environment,
+            current: *state == HostState::Fresh,
+            stale: *state == HostState::Stale,
+            last_seen: h.last_seen,
+            snapshot: &h.snapshot,
+        })
+        .collect()
+}
+
+fn services_of(snapshot: &HostSnapshot) -> impl Iterator<Item = &str> {
+    snapshot
+        .containers
+        .iter()
+        .filter_map(|c| c.service.as_ref().map(|s| s.name.as_str()))
 }
 
 impl FleetView {
     /// Engine views of the hosts.
     pub fn host_views(&self) -> Vec<HostView<'_>> {
-        self.hosts
-            .iter()
-            .map(|(h, state)| HostView {
-                host_id: &h.snapshot.host_id,
-                environment: &h.snapshot.environment,
-                current: *state == HostState::Fresh,
-                snapshot: &h.snapshot,
-            })
-            .collect()
+        host_views(&self.hosts)
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy.policy
     }
 
     /// The environments present, in promotion order.
     pub fn environments(&self) -> Vec<String> {
-        parity::environments::ordered(
+        self.policy().ordered(
             self.hosts
                 .iter()
                 .map(|(h, _)| h.snapshot.environment.as_str()),
@@ -88,54 +149,181 @@ impl FleetView {
 
     /// The services present, sorted.
     pub fn services(&self) -> Vec<String> {
-        let mut v: Vec<String> = self
+        let set: BTreeSet<&str> = self
             .hosts
             .iter()
-            .flat_map(|(h, _)| h.snapshot.containers.iter())
-            .filter_map(|c| c.service.as_ref().map(|s| s.name.clone()))
+            .flat_map(|(h, _)| services_of(&h.snapshot))
             .collect();
-        v.sort();
-        v.dedup();
-        v
+        set.into_iter().map(str::to_owned).collect()
     }
 
-    /// Evaluates parity over this view.
-    pub fn findings(&self, scope: &Scope) -> Vec<parity::Finding> {
-        parity::evaluate(&self.host_views(), scope)
+    /// The hosts whose data is not current.
+    fn not_current(&self) -> BTreeSet<&str> {
+        self.hosts
+            .iter()
+            .filter(|(_, s)| *s != HostState::Fresh)
+            .map(|(h, _)| h.snapshot.host_id.as_str())
+            .collect()
+    }
+
+    /// Every open finding (every pair, in promotion order), judged with the
+    /// policy's CLI grace, optionally for one service only (host-level
+    /// findings are always included).
+    pub fn findings(&self, service: Option<&str>) -> Vec<Finding> {
+        let stale = self.not_current();
+        let mut out: Vec<Finding> = self
+            .open
+            .iter()
+            .filter(|e| {
+                service.is_none_or(|s| e.finding.service == s || e.finding.kind.is_host_level())
+            })
+            .map(|e| {
+                let mut f = e.finding.clone();
+                for side in std::iter::once(&mut f.a).chain(f.b.as_mut()) {
+                    side.stale_hosts = side
+                        .hosts
+                        .iter()
+                        .filter(|h| stale.contains(h.as_str()))
+                        .cloned()
+                        .collect();
+                }
+                judge(
+                    f,
+                    Some((e.first_seen, e.last_seen)),
+                    self.policy(),
+                    self.policy().grace,
+                    self.now,
+                )
+            })
+            .collect();
+        self.sort(&mut out);
+        out
+    }
+
+    /// Evaluates one scope afresh (for a pair in a given orientation), judged
+    /// with what the ledger knows of each finding.
+    pub fn evaluate(&self, scope: &Scope) -> Vec<Finding> {
+        let views = self.host_views();
+        let seen: BTreeMap<FindingKey, (SystemTime, SystemTime)> = self
+            .open
+            .iter()
+            .map(|e| (e.finding.identity(), (e.first_seen, e.last_seen)))
+            .collect();
+        parity::evaluate(&views, self.policy(), scope)
+            .into_iter()
+            .map(|f| {
+                let s = seen.get(&f.identity()).copied();
+                judge(f, s, self.policy(), self.policy().grace, self.now)
+            })
+            .collect()
+    }
+
+    fn sort(&self, findings: &mut [Finding]) {
+        let p = self.policy();
+        findings.sort_by(|x, y| {
+            x.kind
+                .rank()
+                .cmp(&y.kind.rank())
+                .then_with(|| x.service.cmp(&y.service))
+                .then_with(|| p.compare(&x.a.environment, &y.a.environment))
+                .then_with(|| {
+                    let b = |f: &Finding| f.b.as_ref().map(|s| s.environment.clone());
+                    match (b(x), b(y)) {
+                        (Some(m), Some(n)) => p.compare(&m, &n),
+                        (m, n) => m.cmp(&n),
+                    }
+                })
+                .then_with(|| x.key.cmp(&y.key))
+                .then_with(|| x.host.cmp(&y.host))
+        });
     }
 }
 
+/// What to re-evaluate after a change.
+#[derive(Debug, Clone)]
+enum Reach {
+    /// Everything.
+    Full,
+    /// These services and the host-level kinds.
+    Services(BTreeSet<String>),
+    /// Only the host-level kinds (time passing).
+    HostLevel,
+}
+
 impl Fleet {
-    /// Loads the fleet from the store.
-    pub fn load(store: Arc<dyn Store>, stale_after: Duration) -> Result<Self, StoreError> {
-        let hosts = store
+    /// Loads the fleet from the store and evaluates it once with `policy`.
+    pub fn load(
+        store: Arc<dyn Store>,
+        stale_after: Duration,
+        policy: LoadedPolicy,
+        now: SystemTime,
+    ) -> Result<Self, StoreError> {
+        let now = to_millis(now);
+        let hosts: BTreeMap<String, StoredHost> = store
             .load_hosts()?
             .into_iter()
             .map(|h| (h.snapshot.host_id.clone(), h))
             .collect();
-        Ok(Fleet {
+        let remembered = store.open_findings()?.into_iter().map(|r| {
+            (
+                r.id,
+                Seen {
+                    first_seen: from_unix_millis(r.first_seen_ms),
+                    last_seen: from_unix_millis(r.last_seen_ms),
+                },
+            )
+        });
+        let fleet = Fleet {
             store,
-            hosts: RwLock::new(hosts),
+            inner: RwLock::new(Inner {
+                hosts,
+                ledger: Ledger::remembering(remembered),
+            }),
+            policy: RwLock::new(Arc::new(policy)),
             ingest: tokio::sync::Mutex::new(()),
             stale_after,
-        })
+        };
+        let mut inner = fleet.read().clone();
+        let mut changes = fleet.reevaluate(&mut inner, &Reach::Full, now);
+        // What a previous run recorded as open and is gone now resolved
+        // while the aggregator was down; it is recorded as resolved now.
+        for (id, seen) in inner.ledger.forget_remembered() {
+            changes.resolved.push(Resolved {
+                id,
+                last_seen_ms: unix_millis(seen.last_seen),
+                resolved_ms: unix_millis(now),
+            });
+        }
+        fleet.store.save_findings(&changes)?;
+        *fleet.write() = inner;
+        Ok(fleet)
     }
 
     /// Number of hosts known.
     pub fn host_count(&self) -> usize {
-        self.read().len()
+        self.read().hosts.len()
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, StoredHost>> {
-        self.hosts
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        self.inner
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, StoredHost>> {
-        self.hosts
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
+        self.inner
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> Arc<LoadedPolicy> {
+        Arc::clone(
+            &self
+                .policy
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 
     /// How current a host is at `now`.
@@ -150,14 +338,21 @@ impl Fleet {
         }
     }
 
-    /// A consistent copy of every host with its state at `now`.
+    /// A consistent copy of every host with its state at `now`, the policy
+    /// and the open findings.
     pub fn view(&self, now: SystemTime) -> FleetView {
-        let hosts = self
-            .read()
+        let inner = self.read();
+        let hosts = inner
+            .hosts
             .values()
             .map(|h| (h.clone(), self.state_of(h, now)))
             .collect();
-        FleetView { hosts }
+        FleetView {
+            hosts,
+            policy: self.policy(),
+            open: inner.ledger.entries().cloned().collect(),
+            now,
+        }
     }
 
     async fn blocking<T, F>(&self, f: F) -> Result<T, IngestError>
@@ -172,6 +367,68 @@ impl Fleet {
             .map_err(IngestError::from)
     }
 
+    /// Re-evaluates `reach` of `inner` at `now`, updating its ledger; returns
+    /// what the store must record.
+    fn reevaluate(&self, inner: &mut Inner, reach: &Reach, now: SystemTime) -> FindingChanges {
+        let policy = self.policy();
+        let policy = &policy.policy;
+        let hosts: Vec<(StoredHost, HostState)> = inner
+            .hosts
+            .values()
+            .map(|h| (h.clone(), self.state_of(h, now)))
+            .collect();
+        let views = host_views(&hosts);
+        let environments = policy.ordered(views.iter().map(|v| v.environment));
+        let scope = Scope::all(policy, &environments);
+        let scope = match reach {
+            Reach::Full => scope,
+            Reach::Services(s) => scope.with_services(s.clone()),
+            Reach::HostLevel => scope.with_services(BTreeSet::new()),
+        };
+        let findings = parity::evaluate(&views, policy, &scope);
+        let covers = |k: &FindingKey| match reach {
+            Reach::Full => true,
+            Reach::Services(s) => k.kind.is_host_level() || s.contains(&k.service),
+            Reach::HostLevel => k.kind.is_host_level(),
+        };
+        let delta = inner.ledger.observe(findings, covers, now);
+        finding_changes(&delta, now)
+    }
+
+    /// Re-evaluates what depends on time alone (stale hosts) and records
+    /// what opened or resolved.
+    pub async fn tick(&self, now: SystemTime) -> Result<(), IngestError> {
+        let now = to_millis(now);
+        let _one_at_a_time = self.ingest.lock().await;
+        self.apply(Reach::HostLevel, now).await
+    }
+
+    /// Replaces the policy and re-evaluates everything with it.
+    pub async fn set_policy(
+        &self,
+        policy: LoadedPolicy,
+        now: SystemTime,
+    ) -> Result<(), IngestError> {
+        let now = to_millis(now);
+        let _one_at_a_time = self.ingest.lock().await;
+        *self
+            .policy
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(policy);
+        self.apply(Reach::Full, now).await
+    }
+
+    async fn apply(&self, reach: Reach, now: SystemTime) -> Result<(), IngestError> {
+        let mut inner = self.read().clone();
+        let changes = self.reevaluate(&mut inner, &reach, now);
+        if !changes.is_empty() {
+            self.blocking(move |store| store.save_findings(&changes))
+                .await?;
+        }
+        self.write().ledger = inner.ledger;
+        Ok(())
+    }
+
     /// Stores a pushed snapshot; returns only after it is durable.
     pub async fn push(
         &self,
@@ -179,8 +436,9 @@ impl Fleet {
         now: SystemTime,
     ) -> Result<PushOutcome, IngestError> {
         validate::snapshot(&snapshot)?;
+        let now = to_millis(now);
         let _one_at_a_time = self.ingest.lock().await;
-        let previous = self.read().get(&snapshot.host_id).cloned();
+        let previous = self.read().hosts.get(&snapshot.host_id).cloned();
         let boot_id = |s: &HostSnapshot| {
             s.agent
                 .as_ref()
@@ -226,11 +484,38 @@ impl Fleet {
             last_seen: now,
             engine_state,
         };
+
+        // Re-evaluate what this report can change: the services it ran
+        // before and runs now (everything when the set of environments
+        // changed, because that changes which pairs exist).
+        let mut inner = self.read().clone();
+        let environments = |i: &Inner| -> BTreeSet<String> {
+            i.hosts
+                .values()
+                .map(|h| h.snapshot.environment.clone())
+                .collect()
+        };
+        let before = environments(&inner);
+        inner
+            .hosts
+            .insert(record.snapshot.host_id.clone(), record.clone());
+        let reach = if environments(&inner) == before {
+            let mut services: BTreeSet<String> =
+                services_of(&record.snapshot).map(str::to_owned).collect();
+            if let Some(prev) = &previous {
+                services.extend(services_of(&prev.snapshot).map(str::to_owned));
+            }
+            Reach::Services(services)
+        } else {
+            Reach::Full
+        };
+        let findings = self.reevaluate(&mut inner, &reach, now);
+
         let to_store = record.clone();
-        self.blocking(move |store| store.save_snapshot(&to_store, &changes))
+        self.blocking(move |store| store.save_snapshot(&to_store, &changes, &findings))
             .await?;
         let content_hash = record.snapshot.content_hash.clone();
-        self.write().insert(record.snapshot.host_id.clone(), record);
+        *self.write() = inner;
         Ok(PushOutcome {
             content_hash,
             duplicate: false,
@@ -245,9 +530,10 @@ impl Fleet {
         now: SystemTime,
     ) -> Result<bool, IngestError> {
         validate::heartbeat(hb)?;
+        let now = to_millis(now);
         let engine_state =
             EngineState::try_from(hb.engine_state).unwrap_or(EngineState::Unspecified);
-        let needed = match self.read().get(&hb.host_id) {
+        let needed = match self.read().hosts.get(&hb.host_id) {
             None => true,
             Some(h) => {
                 h.snapshot.content_hash != hb.content_hash
@@ -269,7 +555,7 @@ impl Fleet {
         let id = host_id.to_owned();
         self.blocking(move |store| store.touch(&id, now, engine_state))
             .await?;
-        if let Some(h) = self.write().get_mut(host_id) {
+        if let Some(h) = self.write().hosts.get_mut(host_id) {
             h.last_seen = now;
             h.engine_state = engine_state;
         }
@@ -280,4 +566,45 @@ impl Fleet {
     pub fn store(&self) -> Arc<dyn Store> {
         Arc::clone(&self.store)
     }
+}
+
+/// The store's record of what an observation opened and resolved.
+fn finding_changes(delta: &Delta, now: SystemTime) -> FindingChanges {
+    FindingChanges {
+        opened: delta
+            .opened
+            .iter()
+            .map(|t| {
+                let key = t.finding.identity();
+                FindingRecord {
+                    id: t.id.clone(),
+                    kind: t.finding.kind.as_str().to_owned(),
+                    severity: t.finding.severity.as_str().to_owned(),
+                    service: t.finding.service.clone(),
+                    environments: key.environments,
+                    key: t.finding.key.clone(),
+                    host: t.finding.host.clone(),
+                    summary: t.finding.summary.clone(),
+                    first_seen_ms: unix_millis(t.first_seen),
+                    last_seen_ms: unix_millis(t.last_seen),
+                    resolved_ms: None,
+                }
+            })
+            .collect(),
+        resolved: delta
+            .resolved
+            .iter()
+            .map(|t| Resolved {
+                id: t.id.clone(),
+                last_seen_ms: unix_millis(t.last_seen),
+                resolved_ms: unix_millis(now),
+            })
+            .collect(),
+    }
+}
+
+/// `now` at the store's precision (milliseconds), so that what is kept in
+/// memory and what comes back after a restart are the same instants.
+fn to_millis(now: SystemTime) -> SystemTime {
+    from_unix_millis(unix_millis(now))
 }

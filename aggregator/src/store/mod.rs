@@ -60,6 +60,61 @@ pub struct Change {
     pub received_at_ms: i64,
 }
 
+/// A finding's lifetime as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FindingRecord {
+    /// Its stable identity.
+    pub id: String,
+    /// Its kind's stable name.
+    pub kind: String,
+    /// Its severity's name when it opened.
+    pub severity: String,
+    /// The service, empty for host-level kinds.
+    pub service: String,
+    /// The environments, sorted.
+    pub environments: Vec<String>,
+    /// Its key.
+    pub key: String,
+    /// Its host.
+    pub host: String,
+    /// Its summary when it opened.
+    pub summary: String,
+    /// When it opened (aggregator's clock), Unix milliseconds.
+    pub first_seen_ms: i64,
+    /// When it was last seen.
+    pub last_seen_ms: i64,
+    /// When it resolved; `None` while open.
+    pub resolved_ms: Option<i64>,
+}
+
+/// A finding that resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// Its identity.
+    pub id: String,
+    /// When it was last seen.
+    pub last_seen_ms: i64,
+    /// When it resolved.
+    pub resolved_ms: i64,
+}
+
+/// Findings that opened and resolved, written with the change that caused
+/// them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FindingChanges {
+    /// Newly open findings.
+    pub opened: Vec<FindingRecord>,
+    /// Findings that are gone.
+    pub resolved: Vec<Resolved>,
+}
+
+impl FindingChanges {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.opened.is_empty() && self.resolved.is_empty()
+    }
+}
+
 /// What happened to a container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChangeKind {
@@ -141,8 +196,29 @@ pub trait Store: Send + Sync + 'static {
     /// Every stored host, for start-up.
     fn load_hosts(&self) -> Result<Vec<StoredHost>, StoreError>;
 
-    /// Atomically replaces a host's snapshot and appends its changes.
-    fn save_snapshot(&self, host: &StoredHost, changes: &[Change]) -> Result<(), StoreError>;
+    /// Atomically replaces a host's snapshot, appends its changes and records
+    /// the findings it opened and resolved.
+    fn save_snapshot(
+        &self,
+        host: &StoredHost,
+        changes: &[Change],
+        findings: &FindingChanges,
+    ) -> Result<(), StoreError>;
+
+    /// Records findings that opened and resolved without a snapshot (time
+    /// passing, a policy reload).
+    fn save_findings(&self, findings: &FindingChanges) -> Result<(), StoreError>;
+
+    /// The findings recorded as open, for start-up.
+    fn open_findings(&self) -> Result<Vec<FindingRecord>, StoreError>;
+
+    /// The most recent findings (open and resolved) of a service, oldest
+    /// first.
+    fn finding_records(
+        &self,
+        service: &str,
+        limit: usize,
+    ) -> Result<Vec<FindingRecord>, StoreError>;
 
     /// Records that a host was heard from (a heartbeat).
     fn touch(

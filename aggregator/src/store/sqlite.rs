@@ -16,10 +16,13 @@ use envparity_proto::v1::{EngineState, HostSnapshot};
 use prost::Message;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Change, ChangeKind, Store, StoreError, StoredHost};
+use super::{Change, ChangeKind, FindingChanges, FindingRecord, Store, StoreError, StoredHost};
 
 /// The schema version this build writes and reads.
-const SCHEMA_VERSION: i64 = 1;
+///
+/// History: 1 — hosts and changes; 2 — findings (opened/resolved). A version-1
+/// database is upgraded in place on open (the new table is created empty).
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (
@@ -50,6 +53,22 @@ CREATE TABLE IF NOT EXISTS changes (
     received_at_ms INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS changes_by_service ON changes (service, id);
+CREATE TABLE IF NOT EXISTS findings (
+    row_id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    id             TEXT NOT NULL,
+    kind           TEXT NOT NULL,
+    severity       TEXT NOT NULL,
+    service        TEXT NOT NULL,
+    environments   TEXT NOT NULL,
+    key            TEXT NOT NULL,
+    host           TEXT NOT NULL,
+    summary        TEXT NOT NULL,
+    first_seen_ms  INTEGER NOT NULL,
+    last_seen_ms   INTEGER NOT NULL,
+    resolved_ms    INTEGER
+);
+CREATE UNIQUE INDEX IF NOT EXISTS findings_open ON findings (id) WHERE resolved_ms IS NULL;
+CREATE INDEX IF NOT EXISTS findings_by_service ON findings (service, row_id);
 ";
 
 /// The SQLite-backed [`Store`].
@@ -111,6 +130,15 @@ impl SqliteStore {
                     supported: SCHEMA_VERSION,
                 });
             }
+            Some(Ok(v)) if v < SCHEMA_VERSION => {
+                // The schema batch above created what is new; record it.
+                conn.execute(
+                    "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
+                    params![SCHEMA_VERSION.to_string()],
+                )
+                .map_err(db("upgrade schema version"))?;
+                tracing::info!(path = %path.display(), from = v, to = SCHEMA_VERSION, "upgraded the store's schema");
+            }
             Some(Ok(_)) => {}
             Some(Err(e)) => {
                 return Err(StoreError::Corrupt {
@@ -139,12 +167,102 @@ impl SqliteStore {
         }
     }
 
+    fn write_findings(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        f: &FindingChanges,
+    ) -> Result<(), StoreError> {
+        let mut open = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO findings (id, kind, severity, service, environments, key,
+                                                 host, summary, first_seen_ms, last_seen_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )
+            .map_err(self.db("prepare finding write"))?;
+        for r in &f.opened {
+            open.execute(params![
+                r.id,
+                r.kind,
+                r.severity,
+                r.service,
+                r.environments.join(","),
+                r.key,
+                r.host,
+                r.summary,
+                r.first_seen_ms,
+                r.last_seen_ms,
+            ])
+            .map_err(self.db("write opened finding"))?;
+        }
+        let mut resolve = tx
+            .prepare_cached(
+                "UPDATE findings SET resolved_ms = ?2, last_seen_ms = MAX(last_seen_ms, ?3)
+                 WHERE id = ?1 AND resolved_ms IS NULL",
+            )
+            .map_err(self.db("prepare finding resolution"))?;
+        for r in &f.resolved {
+            resolve
+                .execute(params![r.id, r.resolved_ms, r.last_seen_ms])
+                .map_err(self.db("write resolved finding"))?;
+        }
+        Ok(())
+    }
+
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite half-written (the
         // transaction rolls back on drop), so a poisoned lock is still usable.
         self.conn
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl SqliteStore {
+    /// Finding rows matching `filter` (SQL over `?1` = service and `?2` =
+    /// limit), newest `limit` of them, returned oldest first.
+    fn query_findings(
+        &self,
+        filter: &str,
+        service: &str,
+        limit: usize,
+    ) -> Result<Vec<FindingRecord>, StoreError> {
+        let conn = self.conn();
+        let sql = format!(
+            "SELECT id, kind, severity, service, environments, key, host, summary,
+                    first_seen_ms, last_seen_ms, resolved_ms
+             FROM findings WHERE {filter} ORDER BY row_id DESC LIMIT ?2"
+        );
+        let mut stmt = conn
+            .prepare(&sql)
+            .map_err(self.db("prepare finding query"))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt
+            .query_map(params![service, limit], |r| {
+                let environments: String = r.get(4)?;
+                Ok(FindingRecord {
+                    id: r.get(0)?,
+                    kind: r.get(1)?,
+                    severity: r.get(2)?,
+                    service: r.get(3)?,
+                    environments: environments
+                        .split(',')
+                        .filter(|e| !e.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                    key: r.get(5)?,
+                    host: r.get(6)?,
+                    summary: r.get(7)?,
+                    first_seen_ms: r.get(8)?,
+                    last_seen_ms: r.get(9)?,
+                    resolved_ms: r.get(10)?,
+                })
+            })
+            .map_err(self.db("query findings"))?;
+        let mut out = rows
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(self.db("query findings"))?;
+        out.reverse();
+        Ok(out)
     }
 }
 
@@ -194,7 +312,12 @@ impl Store for SqliteStore {
         Ok(hosts)
     }
 
-    fn save_snapshot(&self, host: &StoredHost, changes: &[Change]) -> Result<(), StoreError> {
+    fn save_snapshot(
+        &self,
+        host: &StoredHost,
+        changes: &[Change],
+        findings: &FindingChanges,
+    ) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn
             .transaction()
@@ -247,7 +370,30 @@ impl Store for SqliteStore {
                     .map_err(self.db("write change"))?;
             }
         }
+        self.write_findings(&tx, findings)?;
         tx.commit().map_err(self.db("commit snapshot write"))
+    }
+
+    fn save_findings(&self, findings: &FindingChanges) -> Result<(), StoreError> {
+        if findings.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(self.db("begin finding write"))?;
+        self.write_findings(&tx, findings)?;
+        tx.commit().map_err(self.db("commit finding write"))
+    }
+
+    fn open_findings(&self) -> Result<Vec<FindingRecord>, StoreError> {
+        self.query_findings("resolved_ms IS NULL AND ?1 = ?1", "", usize::MAX)
+    }
+
+    fn finding_records(
+        &self,
+        service: &str,
+        limit: usize,
+    ) -> Result<Vec<FindingRecord>, StoreError> {
+        self.query_findings("service = ?1", service, limit)
     }
 
     fn touch(
@@ -312,6 +458,7 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Resolved;
     use envparity_proto::v1::{AgentInfo, Container};
     use std::time::{Duration, UNIX_EPOCH};
 
@@ -354,18 +501,127 @@ mod tests {
         }
     }
 
+    fn record(id: &str, service: &str, first: i64) -> FindingRecord {
+        FindingRecord {
+            id: id.into(),
+            kind: "image_digest".into(),
+            severity: "critical".into(),
+            service: service.into(),
+            environments: vec!["production".into(), "staging".into()],
+            key: String::new(),
+            host: String::new(),
+            summary: format!("{service} differs"),
+            first_seen_ms: first,
+            last_seen_ms: first,
+            resolved_ms: None,
+        }
+    }
+
+    #[test]
+    fn findings_open_and_resolve_across_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SqliteStore::open(dir.path()).unwrap();
+            let opened = FindingChanges {
+                opened: vec![record("a", "shop", 10), record("b", "cart", 11)],
+                resolved: vec![],
+            };
+            store.save_snapshot(&host("h1", 1), &[], &opened).unwrap();
+            // Opening an id that is already open changes nothing.
+            store
+                .save_findings(&FindingChanges {
+                    opened: vec![record("a", "shop", 99)],
+                    resolved: vec![],
+                })
+                .unwrap();
+            store
+                .save_findings(&FindingChanges {
+                    opened: vec![],
+                    resolved: vec![Resolved {
+                        id: "a".into(),
+                        last_seen_ms: 15,
+                        resolved_ms: 20,
+                    }],
+                })
+                .unwrap();
+            // The same identity can open again after it resolved.
+            store
+                .save_findings(&FindingChanges {
+                    opened: vec![record("a", "shop", 30)],
+                    resolved: vec![],
+                })
+                .unwrap();
+        }
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let open: Vec<(String, i64)> = store
+            .open_findings()
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.id, r.first_seen_ms))
+            .collect();
+        assert_eq!(open, vec![("b".to_owned(), 11), ("a".to_owned(), 30)]);
+        let shop = store.finding_records("shop", 10).unwrap();
+        assert_eq!(shop.len(), 2);
+        assert_eq!(shop[0].resolved_ms, Some(20));
+        assert_eq!(shop[0].last_seen_ms, 15);
+        assert_eq!(shop[1].resolved_ms, None);
+        assert_eq!(shop[0].environments, vec!["production", "staging"]);
+        assert_eq!(
+            store.finding_records("shop", 1).unwrap()[0].first_seen_ms,
+            30
+        );
+    }
+
+    #[test]
+    fn a_version_1_store_is_upgraded_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SqliteStore::open(dir.path()).unwrap();
+            store
+                .save_snapshot(&host("h1", 1), &[], &FindingChanges::default())
+                .unwrap();
+            let conn = store.conn();
+            conn.execute_batch(
+                "DROP TABLE findings; UPDATE meta SET value = '1' WHERE key = 'schema_version';",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(dir.path()).unwrap();
+        assert_eq!(store.load_hosts().unwrap().len(), 1);
+        assert!(store.open_findings().unwrap().is_empty());
+        let version: String = store
+            .conn()
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION.to_string());
+    }
+
     #[test]
     fn snapshots_survive_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = SqliteStore::open(dir.path()).unwrap();
             store
-                .save_snapshot(&host("h1", 2), &[change("shop", 5)])
+                .save_snapshot(
+                    &host("h1", 2),
+                    &[change("shop", 5)],
+                    &FindingChanges::default(),
+                )
                 .unwrap();
             store
-                .save_snapshot(&host("h1", 3), &[change("shop", 6)])
+                .save_snapshot(
+                    &host("h1", 3),
+                    &[change("shop", 6)],
+                    &FindingChanges::default(),
+                )
                 .unwrap();
-            store.save_snapshot(&host("h2", 1), &[]).unwrap();
+            store
+                .save_snapshot(&host("h2", 1), &[], &FindingChanges::default())
+                .unwrap();
             store
                 .touch(
                     "h2",
@@ -421,7 +677,9 @@ mod tests {
     fn a_damaged_snapshot_row_names_the_host() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path()).unwrap();
-        store.save_snapshot(&host("h1", 1), &[]).unwrap();
+        store
+            .save_snapshot(&host("h1", 1), &[], &FindingChanges::default())
+            .unwrap();
         store
             .conn()
             .execute("UPDATE hosts SET snapshot = x'ffffffff'", [])

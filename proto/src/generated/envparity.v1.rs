@@ -873,6 +873,22 @@ pub struct GetFindingsResponse {
     #[prost(message, optional, tag = "3")]
     pub evaluated_at: ::core::option::Option<::prost_types::Timestamp>,
 }
+/// The waiver that matched a finding.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct WaiverNote {
+    /// Why the difference is accepted.
+    #[prost(string, tag = "1")]
+    pub reason: ::prost::alloc::string::String,
+    /// Who accepted it.
+    #[prost(string, tag = "2")]
+    pub owner: ::prost::alloc::string::String,
+    /// When it stops applying.
+    #[prost(message, optional, tag = "3")]
+    pub expires: ::core::option::Option<::prost_types::Timestamp>,
+    /// True when it has expired and no longer applies.
+    #[prost(bool, tag = "4")]
+    pub expired: bool,
+}
 /// One side of a finding.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct FindingSide {
@@ -903,22 +919,191 @@ pub struct Finding {
     /// The service concerned; empty for host-level kinds such as `kernel`.
     #[prost(string, tag = "3")]
     pub service: ::prost::alloc::string::String,
-    /// The env key concerned, for env kinds; empty otherwise.
+    /// What within the service: the env key (env kinds), the runtime setting
+    /// (`runtime_config`), the reference (`same_tag_different_digest`) or the
+    /// aspect (`replica_drift`); empty otherwise.
     #[prost(string, tag = "4")]
     pub key: ::prost::alloc::string::String,
-    /// Side A (the earlier environment of the pair).
+    /// Side A (the earlier environment of the pair, or the one environment of a
+    /// single-environment kind).
     #[prost(message, optional, tag = "5")]
     pub a: ::core::option::Option<FindingSide>,
-    /// Side B.
+    /// Side B; absent for single-environment kinds.
     #[prost(message, optional, tag = "6")]
     pub b: ::core::option::Option<FindingSide>,
     /// What was compared: `registry_digest`, `image_id`, `fingerprint`,
-    /// `clear_value`, `kernel_version`, `key_presence`.
+    /// `clear_value`, `key_presence`, `reference`, `service_presence`,
+    /// `runtime_setting`, `host_fact`, `last_seen`.
     #[prost(string, tag = "7")]
     pub basis: ::prost::alloc::string::String,
     /// A one-line human explanation.
     #[prost(string, tag = "8")]
     pub summary: ::prost::alloc::string::String,
+    /// The host, for per-host kinds (`stale_host`); empty otherwise.
+    #[prost(string, tag = "9")]
+    pub host: ::prost::alloc::string::String,
+    /// Pending, active or waived.
+    #[prost(enumeration = "FindingState", tag = "10")]
+    pub state: i32,
+    /// When the aggregator first saw it (continuously present since).
+    #[prost(message, optional, tag = "11")]
+    pub first_seen: ::core::option::Option<::prost_types::Timestamp>,
+    /// When an evaluation last found it.
+    #[prost(message, optional, tag = "12")]
+    pub last_seen: ::core::option::Option<::prost_types::Timestamp>,
+    /// The waiver that matched, applied or expired.
+    #[prost(message, optional, tag = "13")]
+    pub waiver: ::core::option::Option<WaiverNote>,
+    /// Its stable identity: kind, service, environments, key and host — never
+    /// a digest or a value, so a changing digest keeps the same id.
+    #[prost(string, tag = "14")]
+    pub id: ::prost::alloc::string::String,
+}
+/// Which service's history.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetHistoryRequest {
+    /// The service; required.
+    #[prost(string, tag = "1")]
+    pub service: ::prost::alloc::string::String,
+    /// At most this many of the most recent events and findings; 0 for the
+    /// server's default (1000).
+    #[prost(uint32, tag = "2")]
+    pub limit: u32,
+}
+/// A service's history, oldest first.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct GetHistoryResponse {
+    /// The service.
+    #[prost(string, tag = "1")]
+    pub service: ::prost::alloc::string::String,
+    /// Container changes: when each host of each environment moved to what.
+    #[prost(message, repeated, tag = "2")]
+    pub events: ::prost::alloc::vec::Vec<HistoryEvent>,
+    /// Findings about the service (and host-level findings), open and resolved.
+    #[prost(message, repeated, tag = "3")]
+    pub findings: ::prost::alloc::vec::Vec<FindingRecord>,
+}
+/// One container change on one host.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct HistoryEvent {
+    /// When the agent observed it (agent's clock).
+    #[prost(message, optional, tag = "1")]
+    pub observed_at: ::core::option::Option<::prost_types::Timestamp>,
+    /// When the aggregator stored it (aggregator's clock).
+    #[prost(message, optional, tag = "2")]
+    pub received_at: ::core::option::Option<::prost_types::Timestamp>,
+    /// The environment.
+    #[prost(string, tag = "3")]
+    pub environment: ::prost::alloc::string::String,
+    /// The host.
+    #[prost(string, tag = "4")]
+    pub host_id: ::prost::alloc::string::String,
+    /// The container name.
+    #[prost(string, tag = "5")]
+    pub container: ::prost::alloc::string::String,
+    /// `added`, `removed` or `image_changed`.
+    #[prost(string, tag = "6")]
+    pub change: ::prost::alloc::string::String,
+    /// The content identity before (empty when added).
+    #[prost(string, tag = "7")]
+    pub old_image: ::prost::alloc::string::String,
+    /// The content identity after (empty when removed).
+    #[prost(string, tag = "8")]
+    pub new_image: ::prost::alloc::string::String,
+}
+/// A finding's lifetime.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct FindingRecord {
+    /// Its stable identity.
+    #[prost(string, tag = "1")]
+    pub id: ::prost::alloc::string::String,
+    /// What differed.
+    #[prost(enumeration = "FindingKind", tag = "2")]
+    pub kind: i32,
+    /// Its severity when it opened.
+    #[prost(enumeration = "Severity", tag = "3")]
+    pub severity: i32,
+    /// The environments it concerned, sorted.
+    #[prost(string, repeated, tag = "4")]
+    pub environments: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// Its key, as in Finding.
+    #[prost(string, tag = "5")]
+    pub key: ::prost::alloc::string::String,
+    /// Its host, as in Finding.
+    #[prost(string, tag = "6")]
+    pub host: ::prost::alloc::string::String,
+    /// The summary when it opened.
+    #[prost(string, tag = "7")]
+    pub summary: ::prost::alloc::string::String,
+    /// When it opened.
+    #[prost(message, optional, tag = "8")]
+    pub first_seen: ::core::option::Option<::prost_types::Timestamp>,
+    /// When it was last seen.
+    #[prost(message, optional, tag = "9")]
+    pub last_seen: ::core::option::Option<::prost_types::Timestamp>,
+    /// When it resolved; absent while it is open.
+    #[prost(message, optional, tag = "10")]
+    pub resolved_at: ::core::option::Option<::prost_types::Timestamp>,
+    /// The service, empty for host-level kinds.
+    #[prost(string, tag = "11")]
+    pub service: ::prost::alloc::string::String,
+}
+/// No parameters.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetPolicyRequest {}
+/// The effective policy.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetPolicyResponse {
+    /// The policy as TOML, defaults included.
+    #[prost(string, tag = "1")]
+    pub toml: ::prost::alloc::string::String,
+    /// Where it was loaded from, or `built-in defaults`.
+    #[prost(string, tag = "2")]
+    pub source: ::prost::alloc::string::String,
+    /// When it was (re)loaded.
+    #[prost(message, optional, tag = "3")]
+    pub loaded_at: ::core::option::Option<::prost_types::Timestamp>,
+}
+/// A promotion to check.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GateRequest {
+    /// The service; required.
+    #[prost(string, tag = "1")]
+    pub service: ::prost::alloc::string::String,
+    /// The environment it is about to be promoted to; required, and it must
+    /// have a previous stage in the chain.
+    #[prost(string, tag = "2")]
+    pub to: ::prost::alloc::string::String,
+    /// The image about to be promoted, pinned (`REF@sha256:...`) or a bare
+    /// `sha256:` digest; empty: what `to` runs now.
+    #[prost(string, tag = "3")]
+    pub image: ::prost::alloc::string::String,
+}
+/// The gate's verdict.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct GateResponse {
+    /// True when the promotion may proceed.
+    #[prost(bool, tag = "1")]
+    pub allowed: bool,
+    /// The previous stage of `to` whose observations were used.
+    #[prost(string, tag = "2")]
+    pub previous_environment: ::prost::alloc::string::String,
+    /// The digest checked.
+    #[prost(string, tag = "3")]
+    pub candidate: ::prost::alloc::string::String,
+    /// Since when every replica of the previous stage runs the candidate;
+    /// absent when they do not.
+    #[prost(message, optional, tag = "4")]
+    pub running_since: ::core::option::Option<::prost_types::Timestamp>,
+    /// Why the promotion is refused; empty when allowed.
+    #[prost(string, repeated, tag = "5")]
+    pub reasons: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// The findings that block it.
+    #[prost(message, repeated, tag = "6")]
+    pub blocking: ::prost::alloc::vec::Vec<Finding>,
+    /// The minimum time in the previous stage the policy asks for.
+    #[prost(message, optional, tag = "7")]
+    pub min_time_in_previous: ::core::option::Option<::prost_types::Duration>,
 }
 /// Which service to show.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -999,7 +1184,8 @@ pub struct StatusCell {
     /// The distinct OCI `version` labels, sorted.
     #[prost(string, repeated, tag = "4")]
     pub versions: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
-    /// True when at least one finding concerns this service in this environment.
+    /// True when at least one finding that counts (active, not pending or
+    /// waived) concerns this service in this environment.
     #[prost(bool, tag = "5")]
     pub drift: bool,
     /// True when a host carrying the service is stale or cannot read its engine.
@@ -1062,6 +1248,34 @@ pub enum FindingKind {
     EnvExtraKey = 4,
     /// An explicit env key has different values (fingerprints) on the two sides.
     EnvValue = 5,
+    /// One tag resolves to different content in two environments: the artifact
+    /// was rebuilt instead of promoted.
+    SameTagDifferentDigest = 6,
+    /// A service runs from a mutable reference (no `@sha256:`) where the policy
+    /// wants it pinned. Single-environment: only side A is set.
+    UnpinnedImage = 7,
+    /// A service runs in one environment of the pair but not in the other.
+    MissingService = 8,
+    /// Inside one environment, replicas of a service differ (`key` says in
+    /// what: `image`, `env:NAME` or `runtime:SETTING`). Single-environment.
+    ReplicaDrift = 9,
+    /// A runtime setting (`key`: cmd, entrypoint, user, working_dir, mounts,
+    /// ports, privileged, cap_add, cap_drop, read_only_rootfs, network_mode,
+    /// restart_policy) differs.
+    RuntimeConfig = 10,
+    /// Hosts run different operating systems.
+    Os = 11,
+    /// Hosts run different container engine versions.
+    EngineVersion = 12,
+    /// Hosts use a different cgroup version or driver.
+    Cgroup = 13,
+    /// Hosts' engines use different storage drivers.
+    StorageDriver = 14,
+    /// Hosts have different CPU architectures.
+    Architecture = 15,
+    /// A host has not been heard from within the stale window (`host`).
+    /// Single-environment.
+    StaleHost = 16,
 }
 impl FindingKind {
     /// String value of the enum field names used in the ProtoBuf definition.
@@ -1076,6 +1290,17 @@ impl FindingKind {
             Self::EnvMissingKey => "FINDING_KIND_ENV_MISSING_KEY",
             Self::EnvExtraKey => "FINDING_KIND_ENV_EXTRA_KEY",
             Self::EnvValue => "FINDING_KIND_ENV_VALUE",
+            Self::SameTagDifferentDigest => "FINDING_KIND_SAME_TAG_DIFFERENT_DIGEST",
+            Self::UnpinnedImage => "FINDING_KIND_UNPINNED_IMAGE",
+            Self::MissingService => "FINDING_KIND_MISSING_SERVICE",
+            Self::ReplicaDrift => "FINDING_KIND_REPLICA_DRIFT",
+            Self::RuntimeConfig => "FINDING_KIND_RUNTIME_CONFIG",
+            Self::Os => "FINDING_KIND_OS",
+            Self::EngineVersion => "FINDING_KIND_ENGINE_VERSION",
+            Self::Cgroup => "FINDING_KIND_CGROUP",
+            Self::StorageDriver => "FINDING_KIND_STORAGE_DRIVER",
+            Self::Architecture => "FINDING_KIND_ARCHITECTURE",
+            Self::StaleHost => "FINDING_KIND_STALE_HOST",
         }
     }
     /// Creates an enum from field names used in the ProtoBuf definition.
@@ -1087,6 +1312,57 @@ impl FindingKind {
             "FINDING_KIND_ENV_MISSING_KEY" => Some(Self::EnvMissingKey),
             "FINDING_KIND_ENV_EXTRA_KEY" => Some(Self::EnvExtraKey),
             "FINDING_KIND_ENV_VALUE" => Some(Self::EnvValue),
+            "FINDING_KIND_SAME_TAG_DIFFERENT_DIGEST" => {
+                Some(Self::SameTagDifferentDigest)
+            }
+            "FINDING_KIND_UNPINNED_IMAGE" => Some(Self::UnpinnedImage),
+            "FINDING_KIND_MISSING_SERVICE" => Some(Self::MissingService),
+            "FINDING_KIND_REPLICA_DRIFT" => Some(Self::ReplicaDrift),
+            "FINDING_KIND_RUNTIME_CONFIG" => Some(Self::RuntimeConfig),
+            "FINDING_KIND_OS" => Some(Self::Os),
+            "FINDING_KIND_ENGINE_VERSION" => Some(Self::EngineVersion),
+            "FINDING_KIND_CGROUP" => Some(Self::Cgroup),
+            "FINDING_KIND_STORAGE_DRIVER" => Some(Self::StorageDriver),
+            "FINDING_KIND_ARCHITECTURE" => Some(Self::Architecture),
+            "FINDING_KIND_STALE_HOST" => Some(Self::StaleHost),
+            _ => None,
+        }
+    }
+}
+/// Where a finding stands in its lifecycle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
+#[repr(i32)]
+pub enum FindingState {
+    /// Unknown.
+    Unspecified = 0,
+    /// Present for less than the policy's grace period: a rollout may be under
+    /// way. It does not count yet.
+    Pending = 1,
+    /// Present for at least the grace period: it counts.
+    Active = 2,
+    /// Accepted by an unexpired waiver: shown, but it does not count.
+    Waived = 3,
+}
+impl FindingState {
+    /// String value of the enum field names used in the ProtoBuf definition.
+    ///
+    /// The values are not transformed in any way and thus are considered stable
+    /// (if the ProtoBuf definition does not change) and safe for programmatic use.
+    pub fn as_str_name(&self) -> &'static str {
+        match self {
+            Self::Unspecified => "FINDING_STATE_UNSPECIFIED",
+            Self::Pending => "FINDING_STATE_PENDING",
+            Self::Active => "FINDING_STATE_ACTIVE",
+            Self::Waived => "FINDING_STATE_WAIVED",
+        }
+    }
+    /// Creates an enum from field names used in the ProtoBuf definition.
+    pub fn from_str_name(value: &str) -> ::core::option::Option<Self> {
+        match value {
+            "FINDING_STATE_UNSPECIFIED" => Some(Self::Unspecified),
+            "FINDING_STATE_PENDING" => Some(Self::Pending),
+            "FINDING_STATE_ACTIVE" => Some(Self::Active),
+            "FINDING_STATE_WAIVED" => Some(Self::Waived),
             _ => None,
         }
     }
@@ -1321,6 +1597,82 @@ pub mod query_service_client {
                 .insert(GrpcMethod::new("envparity.v1.QueryService", "GetStatus"));
             self.inner.unary(req, path, codec).await
         }
+        /// A service's history: when each environment moved to what, and when each
+        /// finding about it opened and resolved.
+        pub async fn get_history(
+            &mut self,
+            request: impl tonic::IntoRequest<super::GetHistoryRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::GetHistoryResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/envparity.v1.QueryService/GetHistory",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("envparity.v1.QueryService", "GetHistory"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// The policy the aggregator is applying, as TOML.
+        pub async fn get_policy(
+            &mut self,
+            request: impl tonic::IntoRequest<super::GetPolicyRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::GetPolicyResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/envparity.v1.QueryService/GetPolicy",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("envparity.v1.QueryService", "GetPolicy"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// The promotion gate: may this digest of this service go to that
+        /// environment? The verdict is in the response, not in the status: an
+        /// unknown service or environment is NOT_FOUND, a refusal is OK with
+        /// `allowed = false` and the reasons.
+        pub async fn gate(
+            &mut self,
+            request: impl tonic::IntoRequest<super::GateRequest>,
+        ) -> std::result::Result<tonic::Response<super::GateResponse>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/envparity.v1.QueryService/Gate",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("envparity.v1.QueryService", "Gate"));
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -1369,6 +1721,31 @@ pub mod query_service_server {
             tonic::Response<super::GetStatusResponse>,
             tonic::Status,
         >;
+        /// A service's history: when each environment moved to what, and when each
+        /// finding about it opened and resolved.
+        async fn get_history(
+            &self,
+            request: tonic::Request<super::GetHistoryRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::GetHistoryResponse>,
+            tonic::Status,
+        >;
+        /// The policy the aggregator is applying, as TOML.
+        async fn get_policy(
+            &self,
+            request: tonic::Request<super::GetPolicyRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::GetPolicyResponse>,
+            tonic::Status,
+        >;
+        /// The promotion gate: may this digest of this service go to that
+        /// environment? The verdict is in the response, not in the status: an
+        /// unknown service or environment is NOT_FOUND, a refusal is OK with
+        /// `allowed = false` and the reasons.
+        async fn gate(
+            &self,
+            request: tonic::Request<super::GateRequest>,
+        ) -> std::result::Result<tonic::Response<super::GateResponse>, tonic::Status>;
     }
     /// Read-only access to what the aggregator knows.
     #[derive(Debug)]
@@ -1612,6 +1989,139 @@ pub mod query_service_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = GetStatusSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/envparity.v1.QueryService/GetHistory" => {
+                    #[allow(non_camel_case_types)]
+                    struct GetHistorySvc<T: QueryService>(pub Arc<T>);
+                    impl<
+                        T: QueryService,
+                    > tonic::server::UnaryService<super::GetHistoryRequest>
+                    for GetHistorySvc<T> {
+                        type Response = super::GetHistoryResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::GetHistoryRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as QueryService>::get_history(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = GetHistorySvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/envparity.v1.QueryService/GetPolicy" => {
+                    #[allow(non_camel_case_types)]
+                    struct GetPolicySvc<T: QueryService>(pub Arc<T>);
+                    impl<
+                        T: QueryService,
+                    > tonic::server::UnaryService<super::GetPolicyRequest>
+                    for GetPolicySvc<T> {
+                        type Response = super::GetPolicyResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::GetPolicyRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as QueryService>::get_policy(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = GetPolicySvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/envparity.v1.QueryService/Gate" => {
+                    #[allow(non_camel_case_types)]
+                    struct GateSvc<T: QueryService>(pub Arc<T>);
+                    impl<T: QueryService> tonic::server::UnaryService<super::GateRequest>
+                    for GateSvc<T> {
+                        type Response = super::GateResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::GateRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as QueryService>::gate(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = GateSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

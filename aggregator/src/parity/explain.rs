@@ -1,0 +1,277 @@
+//! Why two environments run different images: what each image says about
+//! itself (OCI labels, creation time) and how much of it they share.
+//!
+//! Layers are listed bottom first (the image's `RootFS.Layers`), so the
+//! length of the common prefix says where two images diverge: a long shared
+//! prefix is the same base with different application layers on top; none at
+//! all is a different base.
+
+use std::collections::BTreeMap;
+
+use envparity_proto::v1::{Container, ImageInfo};
+
+use super::digest::registry_digest;
+
+/// The OCI annotation keys shown.
+pub const REVISION: &str = "org.opencontainers.image.revision";
+/// The version label.
+pub const VERSION: &str = "org.opencontainers.image.version";
+/// The creation time label.
+pub const CREATED: &str = "org.opencontainers.image.created";
+/// The base image digest label.
+pub const BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
+/// The source repository label.
+pub const SOURCE: &str = "org.opencontainers.image.source";
+
+/// What one image says about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageFacts {
+    /// The reference containers were started from.
+    pub reference: String,
+    /// The registry digest, empty when unknown.
+    pub digest: String,
+    /// The local image id.
+    pub image_id: String,
+    /// Its architecture.
+    pub architecture: String,
+    /// When it was built (the image config's `created`).
+    pub created: String,
+    /// OCI `revision` label (the source commit), empty when absent.
+    pub revision: String,
+    /// OCI `version` label.
+    pub version: String,
+    /// OCI `created` label.
+    pub created_label: String,
+    /// OCI `base.digest` label: the base image it was built on.
+    pub base_digest: String,
+    /// OCI `source` label.
+    pub source: String,
+    /// Its layers, bottom first.
+    pub layers: Vec<String>,
+    /// The hosts running it, sorted.
+    pub hosts: Vec<String>,
+}
+
+/// One environment's images.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExplainSide {
+    /// The environment.
+    pub environment: String,
+    /// The distinct images the service runs there.
+    pub images: Vec<ImageFacts>,
+}
+
+/// How much two images share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SharedLayers {
+    /// Layers shared from the bottom.
+    pub shared: usize,
+    /// Layers of side A's image.
+    pub a_total: usize,
+    /// Layers of side B's image.
+    pub b_total: usize,
+}
+
+/// The explanation for one service and pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Explanation {
+    /// The service.
+    pub service: String,
+    /// Side A.
+    pub a: ExplainSide,
+    /// Side B.
+    pub b: ExplainSide,
+    /// True when both sides run exactly the same content.
+    pub same_content: bool,
+    /// Shared layers, when each side runs exactly one image and both list
+    /// their layers.
+    pub shared: Option<SharedLayers>,
+}
+
+fn label<'a>(img: &'a ImageInfo, key: &str) -> &'a str {
+    img.oci_labels
+        .iter()
+        .find(|l| l.key == key)
+        .map_or("", |l| l.value.as_str())
+}
+
+/// The content identity used to tell images apart.
+fn identity(img: &ImageInfo) -> String {
+    registry_digest(img).map_or_else(|| img.image_id.clone(), str::to_owned)
+}
+
+fn side<'a>(
+    environment: &str,
+    instances: impl Iterator<Item = (&'a str, &'a Container)>,
+) -> ExplainSide {
+    let mut images: BTreeMap<String, ImageFacts> = BTreeMap::new();
+    for (host, c) in instances {
+        let Some(img) = c.image.as_ref() else {
+            continue;
+        };
+        let facts = images.entry(identity(img)).or_insert_with(|| ImageFacts {
+            reference: img.reference.clone(),
+            digest: registry_digest(img).unwrap_or_default().to_owned(),
+            image_id: img.image_id.clone(),
+            architecture: img.architecture.clone(),
+            created: img.created.clone(),
+            revision: label(img, REVISION).to_owned(),
+            version: label(img, VERSION).to_owned(),
+            created_label: label(img, CREATED).to_owned(),
+            base_digest: label(img, BASE_DIGEST).to_owned(),
+            source: label(img, SOURCE).to_owned(),
+            layers: img.layers.clone(),
+            hosts: Vec::new(),
+        });
+        if !facts.hosts.iter().any(|h| h == host) {
+            facts.hosts.push(host.to_owned());
+            facts.hosts.sort();
+        }
+    }
+    ExplainSide {
+        environment: environment.to_owned(),
+        images: images.into_values().collect(),
+    }
+}
+
+/// Explains `service` between environments `a` and `b` from its instances
+/// `(environment, host, container)`.
+pub fn explain(
+    service: &str,
+    a: &str,
+    b: &str,
+    instances: &[(String, String, Container)],
+) -> Explanation {
+    let of = |env: &str| {
+        side(
+            env,
+            instances
+                .iter()
+                .filter(move |(e, _, _)| e == env)
+                .map(|(_, h, c)| (h.as_str(), c)),
+        )
+    };
+    let (sa, sb) = (of(a), of(b));
+    let ids = |s: &ExplainSide| -> Vec<String> {
+        s.images
+            .iter()
+            .map(|i| {
+                if i.digest.is_empty() {
+                    i.image_id.clone()
+                } else {
+                    i.digest.clone()
+                }
+            })
+            .collect()
+    };
+    let same_content = !sa.images.is_empty() && ids(&sa) == ids(&sb);
+    let shared = match (sa.images.as_slice(), sb.images.as_slice()) {
+        ([x], [y]) if !x.layers.is_empty() && !y.layers.is_empty() => Some(SharedLayers {
+            shared: x
+                .layers
+                .iter()
+                .zip(&y.layers)
+                .take_while(|(p, q)| p == q)
+                .count(),
+            a_total: x.layers.len(),
+            b_total: y.layers.len(),
+        }),
+        _ => None,
+    };
+    Explanation {
+        service: service.to_owned(),
+        a: sa,
+        b: sb,
+        same_content,
+        shared,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use envparity_proto::v1::Label;
+
+    fn container(digest: &str, layers: &[&str], revision: &str) -> Container {
+        Container {
+            image: Some(ImageInfo {
+                reference: "reg/app:1".into(),
+                image_id: format!("sha256:id-{digest}"),
+                repo_digests: vec![format!("reg/app@sha256:{digest}")],
+                layers: layers.iter().map(|l| l.to_string()).collect(),
+                oci_labels: vec![Label {
+                    key: REVISION.into(),
+                    value: revision.into(),
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn instance(env: &str, host: &str, c: Container) -> (String, String, Container) {
+        (env.into(), host.into(), c)
+    }
+
+    #[test]
+    fn a_rebuild_on_the_same_base_shares_the_bottom_layers() {
+        let instances = vec![
+            instance(
+                "staging",
+                "s1",
+                container("aaa", &["base", "deps", "app1"], "r1"),
+            ),
+            instance(
+                "production",
+                "p1",
+                container("bbb", &["base", "deps", "app2"], "r2"),
+            ),
+            instance(
+                "production",
+                "p2",
+                container("bbb", &["base", "deps", "app2"], "r2"),
+            ),
+        ];
+        let e = explain("app", "staging", "production", &instances);
+        assert!(!e.same_content);
+        assert_eq!(
+            e.shared,
+            Some(SharedLayers {
+                shared: 2,
+                a_total: 3,
+                b_total: 3
+            })
+        );
+        assert_eq!(e.a.images[0].revision, "r1");
+        assert_eq!(e.b.images[0].revision, "r2");
+        assert_eq!(e.b.images[0].hosts, vec!["p1", "p2"]);
+        assert_eq!(e.b.images[0].digest, "sha256:bbb");
+    }
+
+    #[test]
+    fn identical_content_is_said_and_a_different_base_shares_nothing() {
+        let same = vec![
+            instance("staging", "s1", container("aaa", &["l1"], "r")),
+            instance("production", "p1", container("aaa", &["l1"], "r")),
+        ];
+        assert!(explain("app", "staging", "production", &same).same_content);
+        let other_base = vec![
+            instance("staging", "s1", container("aaa", &["x1", "x2"], "r")),
+            instance("production", "p1", container("bbb", &["y1", "x2"], "r")),
+        ];
+        let e = explain("app", "staging", "production", &other_base);
+        assert_eq!(e.shared.map(|s| s.shared), Some(0));
+    }
+
+    #[test]
+    fn several_images_on_one_side_give_no_layer_comparison() {
+        let instances = vec![
+            instance("staging", "s1", container("aaa", &["l1"], "r")),
+            instance("staging", "s2", container("ccc", &["l1"], "r")),
+            instance("production", "p1", container("bbb", &["l1"], "r")),
+        ];
+        let e = explain("app", "staging", "production", &instances);
+        assert_eq!(e.a.images.len(), 2);
+        assert_eq!(e.shared, None);
+    }
+}

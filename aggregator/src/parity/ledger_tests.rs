@@ -1,0 +1,269 @@
+use super::*;
+use crate::parity::evaluate::tests::{Fleet, LAST_SEEN};
+use crate::parity::policy::Waiver;
+use crate::parity::{Kind, Scope, State, evaluate};
+use envparity_proto::v1::{Container, EnvVar, HostFacts, HostSnapshot, ImageInfo, ServiceIdentity};
+use proptest::prelude::*;
+use std::collections::BTreeSet;
+
+fn at(secs: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + LAST_SEEN + Duration::from_secs(secs)
+}
+
+fn container(service: &str, digest: &str, env: &[(&str, &str)]) -> Container {
+    Container {
+        id: service.into(),
+        name: service.into(),
+        service: Some(ServiceIdentity {
+            name: service.into(),
+            source: 1,
+        }),
+        image: Some(ImageInfo {
+            reference: format!("reg/{service}@{digest}"),
+            image_id: format!("id-{digest}"),
+            ..Default::default()
+        }),
+        explicit_env: env
+            .iter()
+            .map(|(n, f)| EnvVar {
+                name: n.to_string(),
+                fingerprint: f.to_string(),
+                value: None,
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+fn snapshot(env: &str, containers: Vec<Container>) -> HostSnapshot {
+    HostSnapshot {
+        environment: env.into(),
+        host: Some(HostFacts {
+            kernel_version: "6.1.0".into(),
+            ..Default::default()
+        }),
+        containers,
+        fingerprint_key_id: "k1".into(),
+        ..Default::default()
+    }
+}
+
+fn full(fleet: &Fleet) -> Vec<Finding> {
+    let envs: Vec<String> = fleet
+        .hosts
+        .iter()
+        .map(|(_, s, _)| s.environment.clone())
+        .collect();
+    evaluate(
+        &fleet.views(),
+        &fleet.policy,
+        &Scope::all(&fleet.policy, &envs),
+    )
+}
+
+fn drifting(digest: &str) -> Fleet {
+    Fleet::new()
+        .host(
+            "s1",
+            snapshot("staging", vec![container("shop", "sha256:a", &[])]),
+        )
+        .host(
+            "p1",
+            snapshot("production", vec![container("shop", digest, &[])]),
+        )
+}
+
+#[test]
+fn a_finding_opens_keeps_its_first_seen_and_resolves() {
+    let mut ledger = Ledger::new();
+    let delta = ledger.observe(full(&drifting("sha256:b")), |_| true, at(10));
+    assert_eq!(delta.opened.len(), 1);
+    assert_eq!(delta.opened[0].finding.kind, Kind::ImageDigest);
+    assert!(delta.resolved.is_empty());
+
+    // Production moves to yet another digest: the same finding (identity has
+    // no digest), updated, not reopened.
+    let delta = ledger.observe(full(&drifting("sha256:c")), |_| true, at(20));
+    assert!(delta.is_empty(), "{delta:?}");
+    let entry = ledger.entries().next().unwrap();
+    assert_eq!((entry.first_seen, entry.last_seen), (at(10), at(20)));
+    assert_eq!(entry.finding.b.as_ref().unwrap().values, vec!["sha256:c"]);
+
+    let delta = ledger.observe(full(&drifting("sha256:a")), |_| true, at(30));
+    assert_eq!(delta.resolved.len(), 1);
+    assert_eq!(delta.resolved[0].first_seen, at(10));
+    assert_eq!(delta.resolved[0].last_seen, at(20));
+    assert!(ledger.is_empty());
+}
+
+#[test]
+fn a_partial_observation_leaves_what_it_did_not_cover() {
+    let mut ledger = Ledger::new();
+    ledger.observe(full(&drifting("sha256:b")), |_| true, at(10));
+    // An evaluation of another service only: shop's finding stays open.
+    let delta = ledger.observe(Vec::new(), |k| k.service == "cart", at(20));
+    assert!(delta.is_empty());
+    assert_eq!(ledger.len(), 1);
+}
+
+#[test]
+fn findings_remembered_from_a_previous_run_keep_their_first_seen() {
+    let findings = full(&drifting("sha256:b"));
+    let id = findings[0].identity().id();
+    let mut ledger = Ledger::remembering([
+        (
+            id.clone(),
+            Seen {
+                first_seen: at(1),
+                last_seen: at(5),
+            },
+        ),
+        (
+            "gone|x||||".to_owned(),
+            Seen {
+                first_seen: at(2),
+                last_seen: at(6),
+            },
+        ),
+    ]);
+    let delta = ledger.observe(findings, |_| true, at(100));
+    assert!(delta.opened.is_empty(), "already recorded as open");
+    assert_eq!(ledger.entries().next().unwrap().first_seen, at(1));
+    let forgotten: Vec<String> = ledger
+        .forget_remembered()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(forgotten, vec!["gone|x||||".to_owned()]);
+}
+
+fn waiver(expires: u64) -> Waiver {
+    Waiver {
+        kind: Kind::ImageDigest,
+        service: "shop".into(),
+        key: String::new(),
+        host: String::new(),
+        environments: ["production".to_owned(), "staging".to_owned()].into(),
+        reason: "canary".into(),
+        owner: "team-shop".into(),
+        expires: at(expires),
+    }
+}
+
+#[test]
+fn grace_keeps_a_new_finding_pending_until_it_has_persisted() {
+    let f = full(&drifting("sha256:b")).remove(0);
+    let policy = Policy::default();
+    let grace = Duration::from_secs(60);
+    let pending = judge(f.clone(), Some((at(0), at(30))), &policy, grace, at(30));
+    assert_eq!(pending.status.state, State::Pending);
+    assert!(!pending.counts());
+    let active = judge(f, Some((at(0), at(60))), &policy, grace, at(60));
+    assert_eq!(active.status.state, State::Active);
+    assert_eq!(active.status.first_seen, Some(at(0)));
+}
+
+#[test]
+fn a_waiver_applies_until_it_expires_and_then_says_so() {
+    let f = full(&drifting("sha256:b")).remove(0);
+    let mut policy = Policy::default();
+    policy.waivers.push(waiver(100));
+    let waived = judge(f.clone(), None, &policy, Duration::ZERO, at(99));
+    assert_eq!(waived.status.state, State::Waived);
+    let note = waived.status.waiver.as_ref().unwrap();
+    assert_eq!((note.owner.as_str(), note.expired), ("team-shop", false));
+
+    let expired = judge(f.clone(), None, &policy, Duration::ZERO, at(100));
+    assert_eq!(expired.status.state, State::Active);
+    assert!(expired.status.waiver.as_ref().unwrap().expired);
+
+    // A waiver for another pair or service does not match.
+    let mut other = waiver(1_000);
+    other.environments = ["dev".to_owned(), "staging".to_owned()].into();
+    let policy = Policy {
+        waivers: vec![other],
+        ..Policy::default()
+    };
+    let f = judge(f, None, &policy, Duration::ZERO, at(1));
+    assert_eq!(f.status.state, State::Active);
+    assert!(f.status.waiver.is_none());
+}
+
+// ---- incremental == full ----
+
+/// A step: host `host` now runs these (service, digest, env value).
+type Step = (usize, Vec<(usize, usize, usize)>);
+
+fn arb_steps() -> impl Strategy<Value = Vec<Step>> {
+    prop::collection::vec(
+        (
+            0..4usize,
+            prop::collection::vec((0..3usize, 0..2usize, 0..2usize), 0..3),
+        ),
+        1..12,
+    )
+}
+
+const HOSTS: [(&str, &str); 4] = [
+    ("d1", "dev"),
+    ("s1", "staging"),
+    ("p1", "production"),
+    ("p2", "production"),
+];
+
+fn host_snapshot(env: &str, containers: &[(usize, usize, usize)]) -> HostSnapshot {
+    let services = ["shop", "cart", "auth"];
+    let mut seen = BTreeSet::new();
+    let cs = containers
+        .iter()
+        .filter(|(s, _, _)| seen.insert(*s))
+        .map(|(s, d, v)| {
+            container(
+                services[*s],
+                &format!("sha256:{d}"),
+                &[("A", &format!("f{v}"))],
+            )
+        })
+        .collect();
+    snapshot(env, cs)
+}
+
+proptest! {
+    #[test]
+    fn incremental_observation_matches_a_full_one(steps in arb_steps()) {
+        // Start with every host present (so the set of environments is fixed,
+        // as in the server's incremental path), then apply the steps.
+        let mut snapshots: Vec<HostSnapshot> = HOSTS.iter().map(|(_, env)| host_snapshot(env, &[])).collect();
+        let build = |snaps: &[HostSnapshot]| {
+            HOSTS.iter().zip(snaps).fold(Fleet::new(), |f, ((id, _), s)| f.host(id, s.clone()))
+        };
+        let mut incremental = Ledger::new();
+        incremental.observe(full(&build(&snapshots)), |_| true, at(0));
+        for (i, (host, containers)) in steps.iter().enumerate() {
+            let before: BTreeSet<String> = snapshots[*host]
+                .containers
+                .iter()
+                .filter_map(|c| c.service.as_ref().map(|s| s.name.clone()))
+                .collect();
+            snapshots[*host] = host_snapshot(HOSTS[*host].1, containers);
+            let after: BTreeSet<String> = snapshots[*host]
+                .containers
+                .iter()
+                .filter_map(|c| c.service.as_ref().map(|s| s.name.clone()))
+                .collect();
+            let touched: BTreeSet<String> = before.union(&after).cloned().collect();
+            let fleet = build(&snapshots);
+            let envs: Vec<String> = HOSTS.iter().map(|(_, e)| e.to_string()).collect();
+            let scope = Scope::all(&fleet.policy, &envs).with_services(touched.clone());
+            let partial = evaluate(&fleet.views(), &fleet.policy, &scope);
+            let now = at(i as u64 + 1);
+            incremental.observe(partial, |k| k.kind.is_host_level() || touched.contains(&k.service), now);
+
+            let mut reference = Ledger::new();
+            reference.observe(full(&fleet), |_| true, now);
+            let got: Vec<&Finding> = incremental.entries().map(|e| &e.finding).collect();
+            let want: Vec<&Finding> = reference.entries().map(|e| &e.finding).collect();
+            prop_assert_eq!(got, want);
+        }
+    }
+}
