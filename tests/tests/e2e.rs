@@ -7,6 +7,8 @@ mod e2e {
     mod harness;
     /// The process guard and the small helpers around it.
     mod helpers;
+    /// The rest of the finding kinds, the policy, the gate and the history.
+    mod kinds;
     /// envparity proper: agents report, the aggregator judges, the CLI tells.
     mod parity;
 }

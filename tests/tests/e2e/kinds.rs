@@ -1,0 +1,440 @@
+//! The finding kinds beyond the core slice, from real engines and a real
+//! registry: a tag rebuilt between stages, unpinned images, replicas that
+//! disagree, runtime settings, a service missing from a stage, another OS,
+//! and the policy (expected-to-differ keys, waivers, reload) — plus the
+//! commands built on them: `gate`, `check`, `explain`, `history`, `policy`.
+//!
+//! As in `parity.rs`, every test asserts the complete set of findings.
+
+use std::time::Duration;
+
+use envparity_tests::{EXIT_MISMATCH, EXIT_PARITY, Error, Fleet, ImageSpec, Result, Run};
+use serde_json::{Value, json};
+
+const REPORT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `(kind, severity, state, service, key, env_a, env_b)` of every finding.
+type Summary = (String, String, String, String, String, String, String);
+
+fn summaries(json: &Value) -> Vec<Summary> {
+    let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    json["findings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no findings array in {json}"))
+        .iter()
+        .map(|f| {
+            (
+                s(&f["kind"]),
+                s(&f["severity"]),
+                s(&f["state"]),
+                s(&f["service"]),
+                s(&f["key"]),
+                s(&f["a"]["environment"]),
+                s(&f["b"]["environment"]),
+            )
+        })
+        .collect()
+}
+
+fn summary(kind: &str, severity: &str, service: &str, key: &str, a: &str, b: &str) -> Summary {
+    (
+        kind.into(),
+        severity.into(),
+        "active".into(),
+        service.into(),
+        key.into(),
+        a.into(),
+        b.into(),
+    )
+}
+
+fn digest(repo_digest: &str) -> String {
+    repo_digest
+        .split_once('@')
+        .expect("repo@digest")
+        .1
+        .to_owned()
+}
+
+#[test]
+fn a_tag_rebuilt_between_stages_is_caught_and_the_gate_promotes_only_what_staging_ran() -> Result<()>
+{
+    let fleet = Fleet::builder()
+        .host("build")
+        .host("staging")
+        .host("production")
+        .registry()
+        .start()?;
+    let registry = fleet.registry();
+    let build = fleet.host("build");
+    // shop:2 is built and pushed; staging pulls it. Later the same tag is
+    // rebuilt from other sources and pushed again; production pulls that.
+    let image = |revision: &str| {
+        ImageSpec::new()
+            .file("/app/revision", revision)
+            .label("org.opencontainers.image.revision", revision)
+            .label("org.opencontainers.image.version", "2")
+    };
+    build.import_image("shop:2", image("r1"))?;
+    let tested = registry.push_from(build, "shop:2")?;
+    registry.pull_to(fleet.host("staging"), "shop:2")?;
+    build.import_image("shop:2", image("r2"))?;
+    let rebuilt = registry.push_from(build, "shop:2")?;
+    assert_ne!(tested, rebuilt);
+    registry.pull_to(fleet.host("production"), "shop:2")?;
+    for name in ["staging", "production"] {
+        fleet.host(name).run(
+            Run::new(registry.reference("shop:2"))
+                .name("shop")
+                .label("envparity.service", "shop"),
+        )?;
+    }
+    let _aggregator = fleet.start_aggregator()?;
+    let _agents = [
+        fleet.start_agent(fleet.host("staging"))?,
+        fleet.start_agent(fleet.host("production"))?,
+    ];
+    fleet.wait_for_hosts(&["staging", "production"], REPORT_TIMEOUT)?;
+
+    let status = fleet.cli(&["status"])?;
+    status.assert_code(EXIT_MISMATCH);
+    let tag = registry.reference("shop:2");
+    assert_eq!(
+        summaries(&status.json),
+        vec![
+            summary(
+                "same_tag_different_digest",
+                "critical",
+                "shop",
+                &tag,
+                "staging",
+                "production"
+            ),
+            summary(
+                "image_digest",
+                "critical",
+                "shop",
+                "",
+                "staging",
+                "production"
+            ),
+            summary("unpinned_image", "info", "shop", "", "staging", ""),
+            summary("unpinned_image", "warning", "shop", "", "production", ""),
+        ],
+        "{status}"
+    );
+    let rebuilt_finding = &status.json["findings"][0];
+    assert_eq!(rebuilt_finding["a"]["values"], json!([digest(&tested)]));
+    assert_eq!(rebuilt_finding["b"]["values"], json!([digest(&rebuilt)]));
+    assert_eq!(rebuilt_finding["basis"], "registry_digest");
+    assert!(rebuilt_finding["first_seen"].is_string(), "{status}");
+    assert_eq!(status.json["findings"][3]["a"]["values"], json!([tag]));
+
+    // check fails on warnings by default and on criticals when asked.
+    fleet.cli(&["check"])?.assert_code(EXIT_MISMATCH);
+    let critical = fleet.cli(&["check", "--fail-on", "critical"])?;
+    critical.assert_code(EXIT_MISMATCH);
+    assert_eq!(
+        critical.json["findings"].as_array().map(Vec::len),
+        Some(2),
+        "{critical}"
+    );
+    let kinds = fleet.cli(&["findings", "--kind", "unpinned_image"])?;
+    assert_eq!(
+        kinds.json["findings"].as_array().map(Vec::len),
+        Some(2),
+        "{kinds}"
+    );
+
+    // explain: the two images' own labels, and no layer in common.
+    let explain = fleet.cli(&["explain", "shop"])?;
+    explain.assert_code(EXIT_PARITY);
+    assert_eq!(explain.json["same_content"], false, "{explain}");
+    assert_eq!(explain.json["a"]["environment"], "staging");
+    assert_eq!(
+        explain.json["a"]["images"][0]["revision"], "r1",
+        "{explain}"
+    );
+    assert_eq!(
+        explain.json["b"]["images"][0]["revision"], "r2",
+        "{explain}"
+    );
+    assert_eq!(explain.json["a"]["images"][0]["digest"], digest(&tested));
+    assert_eq!(
+        explain.json["shared_layers"],
+        json!({"shared": 0, "a_total": 1, "b_total": 1}),
+        "{explain}"
+    );
+
+    // The gate lets through exactly what staging ran.
+    let allowed = fleet.cli(&[
+        "gate",
+        "--service",
+        "shop",
+        "--to",
+        "production",
+        "--image",
+        &tested,
+    ])?;
+    allowed.assert_code(EXIT_PARITY);
+    assert_eq!(allowed.json["allowed"], true, "{allowed}");
+    assert_eq!(allowed.json["previous_environment"], "staging");
+    assert_eq!(allowed.json["candidate"], digest(&tested));
+    assert!(allowed.json["running_since"].is_string(), "{allowed}");
+    let refused = fleet.cli(&[
+        "gate",
+        "--service",
+        "shop",
+        "--to",
+        "production",
+        "--image",
+        &rebuilt,
+    ])?;
+    refused.assert_code(EXIT_MISMATCH);
+    assert_eq!(refused.json["allowed"], false);
+    let reasons = refused.json["reasons"].to_string();
+    assert!(
+        reasons.contains(&format!("staging runs {}", digest(&tested))),
+        "{refused}"
+    );
+    // Without --image, what production runs now is checked: the rebuild.
+    let current = fleet.cli(&["gate", "--service", "shop", "--to", "production"])?;
+    current.assert_code(EXIT_MISMATCH);
+    assert_eq!(current.json["candidate"], digest(&rebuilt), "{current}");
+    // A tag is not something the gate can vouch for.
+    let tagged = fleet.cli(&[
+        "gate",
+        "--service",
+        "shop",
+        "--to",
+        "production",
+        "--image",
+        &tag,
+    ])?;
+    tagged.assert_code(2);
+    assert!(tagged.stderr.contains("is not pinned"), "{tagged}");
+
+    // history: both hosts' containers, and the findings that opened.
+    let history = fleet.cli(&["history", "shop"])?;
+    history.assert_code(EXIT_PARITY);
+    let events: Vec<(String, String, String)> = history.json["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| {
+            (
+                e["environment"].as_str().unwrap_or_default().to_owned(),
+                e["change"].as_str().unwrap_or_default().to_owned(),
+                e["new_image"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let mut events = events;
+    events.sort();
+    assert_eq!(
+        events,
+        vec![
+            ("production".into(), "added".into(), digest(&rebuilt)),
+            ("staging".into(), "added".into(), digest(&tested)),
+        ],
+        "{history}"
+    );
+    let mut opened: Vec<String> = history.json["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["resolved_at"].is_null())
+        .map(|f| f["kind"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    opened.sort();
+    opened.dedup();
+    assert_eq!(
+        opened,
+        vec![
+            "image_digest",
+            "same_tag_different_digest",
+            "unpinned_image"
+        ],
+        "{history}"
+    );
+    Ok(())
+}
+
+fn write(path: &std::path::Path, text: &str) -> Result<()> {
+    std::fs::write(path, text).map_err(Error::io(format!("write {}", path.display())))
+}
+
+#[test]
+fn policy_replicas_runtime_missing_services_and_os_from_real_engines() -> Result<()> {
+    let fleet = Fleet::builder()
+        .host("staging")
+        .host("production")
+        .registry()
+        .start()?;
+    let registry = fleet.registry();
+    let staging = fleet.host("staging");
+    let production = fleet.host("production");
+    staging.import_image("shop:1", ImageSpec::new().file("/app/v", "1"))?;
+    let pinned = registry.push_from(staging, "shop:1")?;
+    registry.pull_to(production, "shop:1")?;
+    let shop = |name: &str, environment: &str, mode: &str| {
+        Run::new(pinned.clone())
+            .name(name)
+            .label("envparity.service", "shop")
+            .env("ENVIRONMENT", environment)
+            .env("MODE", mode)
+    };
+    // Two staging replicas disagree on MODE; production runs as another user
+    // and also runs a worker that staging never ran.
+    staging.run(shop("shop-a", "staging", "web"))?;
+    staging.run(shop("shop-b", "staging", "api"))?;
+    production.run(shop("shop", "production", "web").arg("--user=1000"))?;
+    production.run(
+        Run::new(pinned.clone())
+            .name("worker")
+            .label("envparity.service", "worker"),
+    )?;
+
+    let policy = fleet.dir().join("policy.toml");
+    let rules = |expected: &str| {
+        format!(
+            r#"[env]
+expected_to_differ = [{expected}]
+
+[[waivers]]
+kind = "missing_service"
+service = "worker"
+reason = "worker is rolled out to staging next sprint"
+owner = "team-shop"
+expires = "2099-01-01"
+"#
+        )
+    };
+    write(&policy, &rules("\"ENVIRONMENT\""))?;
+    let mut aggregator = fleet
+        .aggregator()
+        .arg("--policy")
+        .arg(policy.display().to_string())
+        .start()?;
+    // production's agent reads another OS from its host root.
+    let root = fleet.dir().join("production-root");
+    std::fs::create_dir_all(root.join("etc")).map_err(Error::io("create the host root"))?;
+    write(
+        &root.join("etc/os-release"),
+        "ID=exoticos\nVERSION_ID=\"7\"\n",
+    )?;
+    let _agents = [
+        fleet.start_agent(staging)?,
+        fleet
+            .agent(production)
+            .arg("--host-root")
+            .arg(root.display().to_string())
+            .start()?,
+    ];
+    fleet.wait_for_hosts(&["staging", "production"], REPORT_TIMEOUT)?;
+
+    let status = fleet.cli(&["status"])?;
+    status.assert_code(EXIT_MISMATCH);
+    let mut waived = summary(
+        "missing_service",
+        "warning",
+        "worker",
+        "",
+        "staging",
+        "production",
+    );
+    waived.2 = "waived".into();
+    assert_eq!(
+        summaries(&status.json),
+        vec![
+            waived,
+            summary(
+                "replica_drift",
+                "warning",
+                "shop",
+                "env:MODE",
+                "staging",
+                ""
+            ),
+            summary(
+                "env_value",
+                "warning",
+                "shop",
+                "MODE",
+                "staging",
+                "production"
+            ),
+            summary(
+                "runtime_config",
+                "warning",
+                "shop",
+                "user",
+                "staging",
+                "production"
+            ),
+            summary("os", "warning", "", "", "staging", "production"),
+        ],
+        "{status}"
+    );
+    let f = &status.json["findings"];
+    assert_eq!(f[0]["waiver"]["owner"], "team-shop", "{status}");
+    assert_eq!(f[0]["b"]["hosts"], json!(["production"]));
+    assert_eq!(f[0]["a"]["hosts"], json!([]));
+    assert_eq!(f[3]["b"]["values"], json!(["1000"]), "{status}");
+    assert_eq!(f[3]["a"]["values"], json!(["(none)"]), "{status}");
+    let os = f[4]["b"]["values"].to_string();
+    assert!(os.contains("exoticos 7"), "{status}");
+
+    // policy show says what is in force; policy check validates offline.
+    let show = fleet.cli(&["policy", "show"])?;
+    show.assert_code(EXIT_PARITY);
+    assert_eq!(show.json["source"], policy.display().to_string());
+    assert!(
+        show.json["toml"]
+            .as_str()
+            .is_some_and(|t| t.contains("team-shop")),
+        "{show}"
+    );
+    let bad = fleet.dir().join("bad.toml");
+    write(&bad, "[env]\nexpected_to_diffe = [\"MODE\"]\n")?;
+    let check = fleet.cli(&["policy", "check", &bad.display().to_string()])?;
+    check.assert_code(2);
+    assert!(
+        check.stderr.contains("line 2") && check.stderr.contains("expected_to_diffe"),
+        "{check}"
+    );
+
+    // A broken policy on reload is refused and the last good one stays.
+    let pid = aggregator.process().expect("aggregator process").pid();
+    let hangup = || {
+        std::process::Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .map_err(Error::io("kill -HUP"))
+    };
+    write(&policy, "[env]\nexpected_to_diffe = [\"MODE\"]\n")?;
+    hangup()?;
+    aggregator
+        .process()
+        .expect("aggregator process")
+        .wait_for_log("policy reload refused", Duration::from_secs(10))?;
+    assert_eq!(summaries(&fleet.cli(&["status"])?.json).len(), 5);
+
+    // A good one applies at once: MODE may now differ, across and within
+    // environments.
+    write(&policy, &rules("\"ENVIRONMENT\", \"MODE\""))?;
+    hangup()?;
+    let status = fleet.cli_until(
+        Duration::from_secs(10),
+        "the reloaded policy to apply",
+        &["status"],
+        |out| summaries(&out.json).len() == 3,
+    )?;
+    let kinds: Vec<String> = summaries(&status.json).into_iter().map(|s| s.0).collect();
+    assert_eq!(
+        kinds,
+        vec!["missing_service", "runtime_config", "os"],
+        "{status}"
+    );
+    Ok(())
+}
