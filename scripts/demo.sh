@@ -10,12 +10,16 @@
 # built once in dev, pushed, pulled by staging and production — with deliberate drift:
 #
 #   - dev already runs shop 1.5.0 (ahead of staging: normal, reported as info);
-#   - production runs a *rebuild* of checkout 2.0.0 instead of the promoted artifact;
-#   - production's shop has an extra FEATURE_NEW_CART flag and another LOG_LEVEL;
-#   - DB_PASSWORD differs per environment (shown only as fingerprints, never in clear).
+#   - production runs a *rebuild* of checkout 2.0.0 instead of the promoted artifact,
+#     by tag (production runs shop pinned by digest, as it should);
+#   - production's shop has an extra FEATURE_NEW_CART flag (waived in the policy) and
+#     another LOG_LEVEL;
+#   - DB_PASSWORD differs per environment, as the policy says it may (and it is only
+#     ever seen as a fingerprint).
 #
-# Then it prints `envparity hosts`, `envparity status` and `envparity diff staging
-# production`, and stops everything it started (by pid) on exit.
+# The aggregator runs with deploy/policy.example.toml. The demo prints `envparity
+# hosts`, `status`, `diff staging production`, `explain checkout` and `gate --service
+# checkout --to production`, and stops everything it started (by pid) on exit.
 # ENVPARITY_DEMO_KEEP=1 keeps the fleet running until you press Enter.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -68,7 +72,10 @@ run() { # run ENV SERVICE IMAGE [docker run args…]
 }
 run dev        shop     shop:1.5.0     -e LOG_LEVEL=debug -e DB_PASSWORD=dev-pw-1
 run staging    shop     shop:1.4.0     -e LOG_LEVEL=info  -e DB_PASSWORD=stg-pw-2
-run production shop     shop:1.4.0     -e LOG_LEVEL=warn  -e DB_PASSWORD=prd-pw-3 -e FEATURE_NEW_CART=on
+# Production pins shop by its registry digest.
+shop_digest=$(fleet_docker production inspect --format '{{index .RepoDigests 0}}' "$reg/shop:1.4.0")
+fleet_docker production run -d --network none --name shop --label envparity.service=shop \
+  -e LOG_LEVEL=warn -e DB_PASSWORD=prd-pw-3 -e FEATURE_NEW_CART=on "$shop_digest" >/dev/null
 run dev        checkout checkout:2.0.0 -e WORKERS=2
 run staging    checkout checkout:2.0.0 -e WORKERS=2
 run production checkout checkout:2.0.0-rebuild -e WORKERS=2
@@ -80,7 +87,7 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); p
 server="http://127.0.0.1:$port"
 
 "$bin/envparity" serve --listen "127.0.0.1:$port" --data-dir "$FLEET_DIR/envparity-data" \
-  >"$FLEET_DIR/aggregator.log" 2>&1 &
+  --policy "$root/deploy/policy.example.toml" >"$FLEET_DIR/aggregator.log" 2>&1 &
 demo_pids+=($!)
 for env in dev staging production; do
   "$bin/envparity-agent" --aggregator "$server" --environment "$env" --host-id "$env-1" \
@@ -111,6 +118,8 @@ show() {
 show hosts
 show status
 show diff staging production
+show explain checkout
+show gate --service checkout --to production
 
 if [[ -n "${ENVPARITY_DEMO_KEEP:-}" ]]; then
   printf '\nThe fleet keeps running. Try: %s/envparity --server %s diff dev staging -o json\n' "$bin" "$server"
