@@ -48,16 +48,23 @@ impl DockerHost {
     /// Starts a host in a fresh temp dir of its own.
     pub fn start(name: &str) -> Result<Self> {
         tools::require_docker()?;
-        Self::launch(name, ScratchDir::new()?)
+        Self::launch(name, ScratchDir::new()?, "{}")
     }
 
     /// Starts a host in `parent/name` (which must not exist yet).
     pub fn start_in(parent: &Path, name: &str) -> Result<Self> {
-        tools::require_docker()?;
-        Self::launch(name, ScratchDir::child(parent, name)?)
+        Self::start_in_with(parent, name, "{}")
     }
 
-    fn launch(name: &str, dir: ScratchDir) -> Result<Self> {
+    /// Like [`DockerHost::start_in`], with `daemon_json` as dockerd's config
+    /// file (e.g. `{"exec-opts": ["native.cgroupdriver=systemd"]}` for a host
+    /// whose engine differs from the others).
+    pub fn start_in_with(parent: &Path, name: &str, daemon_json: &str) -> Result<Self> {
+        tools::require_docker()?;
+        Self::launch(name, ScratchDir::child(parent, name)?, daemon_json)
+    }
+
+    fn launch(name: &str, dir: ScratchDir, daemon_json: &str) -> Result<Self> {
         let root = dir.path();
         let socket = root.join("docker.sock");
         // The longest socket path dockerd's containerd creates under the exec root.
@@ -72,10 +79,11 @@ impl DockerHost {
                 ),
             ));
         }
-        // An empty config file, so a machine's /etc/docker/daemon.json cannot
-        // change (or, by repeating a flag, break) the test daemons.
+        // A config file of our own (empty unless asked), so a machine's
+        // /etc/docker/daemon.json cannot change (or, by repeating a flag,
+        // break) the test daemons.
         let config = root.join("daemon.json");
-        std::fs::write(&config, "{}\n")
+        std::fs::write(&config, format!("{daemon_json}\n"))
             .map_err(Error::io(format!("write {}", config.display())))?;
         let client_config = root.join("client");
         std::fs::create_dir(&client_config)

@@ -23,14 +23,21 @@ use crate::wait::wait_for;
 #[derive(Debug, Default, Clone)]
 #[must_use]
 pub struct FleetBuilder {
-    hosts: Vec<String>,
+    /// (name, dockerd config file content)
+    hosts: Vec<(String, String)>,
     registry: bool,
 }
 
 impl FleetBuilder {
     /// Adds a host (a dockerd) named `name`.
     pub fn host(mut self, name: &str) -> Self {
-        self.hosts.push(name.to_owned());
+        self.hosts.push((name.to_owned(), "{}".to_owned()));
+        self
+    }
+
+    /// Adds a host whose dockerd reads `daemon_json` as its config file.
+    pub fn host_with_config(mut self, name: &str, daemon_json: &str) -> Self {
+        self.hosts.push((name.to_owned(), daemon_json.to_owned()));
         self
     }
 
@@ -47,8 +54,8 @@ impl FleetBuilder {
         if self.registry {
             DOCKER_REGISTRY.require()?;
         }
-        for (i, name) in self.hosts.iter().enumerate() {
-            if self.hosts[..i].contains(name) {
+        for (i, (name, _)) in self.hosts.iter().enumerate() {
+            if self.hosts[..i].iter().any(|(n, _)| n == name) {
                 return Err(Error::unexpected(
                     "Fleet::builder()",
                     format!("host {name:?} added twice"),
@@ -63,7 +70,9 @@ impl FleetBuilder {
             let hosts: Vec<_> = self
                 .hosts
                 .iter()
-                .map(|name| scope.spawn(|| DockerHost::start_in(&hosts_dir, name)))
+                .map(|(name, config)| {
+                    scope.spawn(|| DockerHost::start_in_with(&hosts_dir, name, config))
+                })
                 .collect();
             let registry = self
                 .registry

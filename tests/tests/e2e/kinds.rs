@@ -1,6 +1,7 @@
 //! The finding kinds beyond the core slice, from real engines and a real
 //! registry: a tag rebuilt between stages, unpinned images, replicas that
-//! disagree, runtime settings, a service missing from a stage, another OS,
+//! disagree, runtime settings, a service missing from a stage, another OS and
+//! cgroup driver,
 //! and the policy (expected-to-differ keys, waivers, reload) — plus the
 //! commands built on them: `gate`, `check`, `explain`, `history`, `policy`.
 //!
@@ -265,10 +266,16 @@ fn write(path: &std::path::Path, text: &str) -> Result<()> {
 }
 
 #[test]
-fn policy_replicas_runtime_missing_services_and_os_from_real_engines() -> Result<()> {
+fn policy_replicas_runtime_missing_services_os_and_cgroup_from_real_engines() -> Result<()> {
+    // production-2 runs no container; its engine uses the systemd cgroup
+    // driver, the others cgroupfs.
     let fleet = Fleet::builder()
         .host("staging")
         .host("production")
+        .host_with_config(
+            "production-2",
+            r#"{"exec-opts": ["native.cgroupdriver=systemd"]}"#,
+        )
         .registry()
         .start()?;
     let registry = fleet.registry();
@@ -330,8 +337,12 @@ expires = "2099-01-01"
             .arg("--host-root")
             .arg(root.display().to_string())
             .start()?,
+        fleet
+            .agent(fleet.host("production-2"))
+            .environment("production")
+            .start()?,
     ];
-    fleet.wait_for_hosts(&["staging", "production"], REPORT_TIMEOUT)?;
+    fleet.wait_for_hosts(&["staging", "production", "production-2"], REPORT_TIMEOUT)?;
 
     let status = fleet.cli(&["status"])?;
     status.assert_code(EXIT_MISMATCH);
@@ -373,6 +384,7 @@ expires = "2099-01-01"
                 "production"
             ),
             summary("os", "warning", "", "", "staging", "production"),
+            summary("cgroup", "warning", "", "", "staging", "production"),
         ],
         "{status}"
     );
@@ -384,6 +396,16 @@ expires = "2099-01-01"
     assert_eq!(f[3]["a"]["values"], json!(["(none)"]), "{status}");
     let os = f[4]["b"]["values"].to_string();
     assert!(os.contains("exoticos 7"), "{status}");
+    let cgroup = f[5]["b"]["values"].to_string();
+    assert!(
+        cgroup.contains("/systemd") && cgroup.contains("/cgroupfs"),
+        "{status}"
+    );
+    assert_eq!(
+        f[5]["b"]["hosts"],
+        json!(["production", "production-2"]),
+        "{status}"
+    );
 
     // policy show says what is in force; policy check validates offline.
     let show = fleet.cli(&["policy", "show"])?;
@@ -418,7 +440,7 @@ expires = "2099-01-01"
         .process()
         .expect("aggregator process")
         .wait_for_log("policy reload refused", Duration::from_secs(10))?;
-    assert_eq!(summaries(&fleet.cli(&["status"])?.json).len(), 5);
+    assert_eq!(summaries(&fleet.cli(&["status"])?.json).len(), 6);
 
     // A good one applies at once: MODE may now differ, across and within
     // environments.
@@ -428,12 +450,12 @@ expires = "2099-01-01"
         Duration::from_secs(10),
         "the reloaded policy to apply",
         &["status"],
-        |out| summaries(&out.json).len() == 3,
+        |out| summaries(&out.json).len() == 4,
     )?;
     let kinds: Vec<String> = summaries(&status.json).into_iter().map(|s| s.0).collect();
     assert_eq!(
         kinds,
-        vec!["missing_service", "runtime_config", "os"],
+        vec!["missing_service", "runtime_config", "os", "cgroup"],
         "{status}"
     );
     Ok(())
