@@ -267,3 +267,54 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn replicas_mid_rollout_stay_pending_within_the_grace_period() {
+    // Two production replicas on different digests: a rolling update.
+    let fleet = Fleet::new()
+        .host(
+            "p1",
+            snapshot("production", vec![container("shop", "sha256:old", &[])]),
+        )
+        .host(
+            "p2",
+            snapshot("production", vec![container("shop", "sha256:new", &[])]),
+        );
+    let mut ledger = Ledger::new();
+    ledger.observe(full(&fleet), |_| true, at(0));
+    let entry = ledger.entries().next().expect("replica_drift").clone();
+    assert_eq!(entry.finding.kind, Kind::ReplicaDrift);
+    let policy = Policy {
+        grace: Duration::from_secs(120),
+        ..Policy::default()
+    };
+    let seen = Some((entry.first_seen, at(90)));
+    let mid = judge(entry.finding.clone(), seen, &policy, policy.grace, at(90));
+    assert_eq!(
+        mid.status.state,
+        State::Pending,
+        "a rollout under way does not fire"
+    );
+    // The rollout finishes: the finding resolves without ever counting.
+    let done = Fleet::new()
+        .host(
+            "p1",
+            snapshot("production", vec![container("shop", "sha256:new", &[])]),
+        )
+        .host(
+            "p2",
+            snapshot("production", vec![container("shop", "sha256:new", &[])]),
+        );
+    let delta = ledger.observe(full(&done), |_| true, at(100));
+    assert_eq!(delta.resolved.len(), 1);
+    assert!(ledger.is_empty());
+    // Stuck past the grace period, it counts.
+    let stuck = judge(
+        entry.finding.clone(),
+        Some((at(0), at(121))),
+        &policy,
+        policy.grace,
+        at(121),
+    );
+    assert_eq!(stuck.status.state, State::Active);
+}
