@@ -108,11 +108,7 @@ pub async fn execute(mut client: Client, command: Command, out: &Out) -> anyhow:
                 .into_inner();
             let diff = output::Diff::from_proto(env_a, env_b, service, &resp);
             out.diff(&diff)?;
-            Ok(if diff.parity {
-                Outcome::Parity
-            } else {
-                Outcome::Drift
-            })
+            Ok(Outcome::judged(diff.parity))
         }
         Command::Status { service } => {
             let resp = client
@@ -125,11 +121,7 @@ pub async fn execute(mut client: Client, command: Command, out: &Out) -> anyhow:
                 .into_inner();
             let status = output::Status::from_proto(&resp);
             out.status(&status)?;
-            Ok(if status.parity {
-                Outcome::Parity
-            } else {
-                Outcome::Drift
-            })
+            Ok(Outcome::judged(status.parity))
         }
         Command::Service { name } => {
             let resp = client
@@ -158,11 +150,7 @@ pub async fn execute(mut client: Client, command: Command, out: &Out) -> anyhow:
                 passed,
                 findings,
             })?;
-            Ok(if passed {
-                Outcome::Parity
-            } else {
-                Outcome::Drift
-            })
+            Ok(Outcome::judged(passed))
         }
         Command::Check { fail_on } => {
             let findings = filter(client.all_findings(None).await?, Some(fail_on), None);
@@ -176,11 +164,7 @@ pub async fn execute(mut client: Client, command: Command, out: &Out) -> anyhow:
                 passed,
                 findings,
             })?;
-            Ok(if passed {
-                Outcome::Parity
-            } else {
-                Outcome::Drift
-            })
+            Ok(Outcome::judged(passed))
         }
         Command::Gate { service, to, image } => {
             let resp = client
@@ -195,11 +179,7 @@ pub async fn execute(mut client: Client, command: Command, out: &Out) -> anyhow:
                 .into_inner();
             let gate = output::Gate::from_proto(service, to, &resp);
             out.gate(&gate)?;
-            Ok(if gate.allowed {
-                Outcome::Parity
-            } else {
-                Outcome::Drift
-            })
+            Ok(Outcome::judged(gate.allowed))
         }
         Command::Explain { service, envs } => {
             let resp = client

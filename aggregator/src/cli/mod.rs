@@ -226,6 +226,17 @@ pub enum Outcome {
     Drift,
 }
 
+impl Outcome {
+    /// `Parity` when `parity` holds, else `Drift`.
+    pub fn judged(parity: bool) -> Self {
+        if parity {
+            Outcome::Parity
+        } else {
+            Outcome::Drift
+        }
+    }
+}
+
 /// Entry point of the binary: parses arguments, runs, maps the result to an
 /// exit code.
 pub fn main() -> ExitCode {
