@@ -10,15 +10,16 @@ use std::collections::BTreeMap;
 use envparity_proto::time::{from_timestamp, unix_millis};
 use envparity_proto::v1::{Container, HostSnapshot};
 
-use crate::parity::digest::registry_digest;
+use crate::parity::digest;
 use crate::store::{Change, ChangeKind};
 
 /// The content identity shown in history: the registry digest when known,
 /// else the image id.
 pub fn content_identity(container: &Container) -> String {
-    container.image.as_ref().map_or_else(String::new, |img| {
-        registry_digest(img).map_or_else(|| img.image_id.clone(), str::to_owned)
-    })
+    container
+        .image
+        .as_ref()
+        .map_or_else(String::new, digest::content_identity)
 }
 
 /// The changes from `previous` to `next` (`None`: the host is new, every

@@ -168,26 +168,19 @@ impl Out {
                 };
                 format!("{}: {values}{stale}", s.environment)
             };
-            let dash = |s: &str| {
-                if s.is_empty() {
-                    "-".to_owned()
-                } else {
-                    s.to_owned()
-                }
-            };
             let severity = match f.state.as_str() {
                 "active" => f.severity.clone(),
                 state => format!("{} ({state})", f.severity),
             };
             let key = if f.host.is_empty() {
-                dash(&f.key)
+                dash_or(&f.key).to_owned()
             } else {
                 format!("host {}", f.host)
             };
             let mut row = vec![
                 severity,
                 f.kind.clone(),
-                dash(&f.service),
+                dash_or(&f.service).to_owned(),
                 key,
                 side(&f.a),
                 f.b.as_ref().map_or_else(|| "-".to_owned(), side),

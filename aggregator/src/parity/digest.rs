@@ -36,6 +36,12 @@ pub fn registry_digest(image: &ImageInfo) -> Option<&str> {
     entries.all(|(_, d)| d == first).then_some(first)
 }
 
+/// The content identity of an image: its registry digest when known, else its
+/// image id. What history, `status` cells and `explain` show and group by.
+pub fn content_identity(image: &ImageInfo) -> String {
+    registry_digest(image).map_or_else(|| image.image_id.clone(), str::to_owned)
+}
+
 /// The repository part of a reference: without `@digest` and without `:tag`
 /// (a `:` followed by no `/`, so a registry port is kept).
 pub fn repository(reference: &str) -> &str {

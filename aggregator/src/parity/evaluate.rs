@@ -186,23 +186,25 @@ pub fn evaluate(hosts: &[HostView<'_>], policy: &Policy, scope: &Scope) -> Vec<F
             }
         }
     }
-    out.sort_by(|x, y| {
+    sort(&mut out, policy);
+    out
+}
+
+/// Report order: kind, service, environments in promotion order, key, host.
+pub fn sort(findings: &mut [Finding], policy: &Policy) {
+    findings.sort_by(|x, y| {
         x.kind
             .rank()
             .cmp(&y.kind.rank())
             .then_with(|| x.service.cmp(&y.service))
             .then_with(|| policy.compare(&x.a.environment, &y.a.environment))
-            .then_with(|| {
-                let b = |f: &Finding| f.b.as_ref().map(|s| s.environment.clone());
-                match (b(x), b(y)) {
-                    (Some(p), Some(q)) => policy.compare(&p, &q),
-                    (p, q) => p.cmp(&q),
-                }
+            .then_with(|| match (&x.b, &y.b) {
+                (Some(p), Some(q)) => policy.compare(&p.environment, &q.environment),
+                (p, q) => p.is_some().cmp(&q.is_some()),
             })
             .then_with(|| x.key.cmp(&y.key))
             .then_with(|| x.host.cmp(&y.host))
     });
-    out
 }
 
 fn has_hosts(hosts: &[HostView<'_>], env: &str) -> bool {
@@ -321,18 +323,26 @@ fn distinct<'a>(
     set.into_iter().collect()
 }
 
-fn image_digest(ctx: &Ctx<'_>, p: &Pair<'_, '_>, out: &mut Vec<Finding>) {
-    let ((env_a, ra), (env_b, rb)) = (p.a, p.b);
-    let Some(basis) = content_basis(ra.iter().chain(rb)) else {
-        return;
-    };
+/// The distinct contents of two groups of replicas and the basis they were
+/// compared on, when they differ; `None` when they agree or cannot be
+/// compared.
+fn content_difference(
+    ra: &[Replica<'_>],
+    rb: &[Replica<'_>],
+) -> Option<(Basis, Vec<String>, Vec<String>)> {
+    let basis = content_basis(ra.iter().chain(rb))?;
     let (va, vb) = (
         distinct(ra, |r| content_of(r, basis)),
         distinct(rb, |r| content_of(r, basis)),
     );
-    if va == vb {
+    (va != vb).then_some((basis, va, vb))
+}
+
+fn image_digest(ctx: &Ctx<'_>, p: &Pair<'_, '_>, out: &mut Vec<Finding>) {
+    let ((env_a, ra), (env_b, rb)) = (p.a, p.b);
+    let Some((basis, va, vb)) = content_difference(ra, rb) else {
         return;
-    }
+    };
     let summary = format!(
         "{}: {env_a} runs {} and {env_b} runs {} ({basis})",
         p.service,
@@ -371,16 +381,9 @@ fn same_tag(ctx: &Ctx<'_>, p: &Pair<'_, '_>, out: &mut Vec<Finding>) {
         .collect();
     for reference in common {
         let (ua, ub) = (using(ra, &reference), using(rb, &reference));
-        let Some(basis) = content_basis(ua.iter().chain(&ub)) else {
+        let Some((basis, va, vb)) = content_difference(&ua, &ub) else {
             continue;
         };
-        let (va, vb) = (
-            distinct(&ua, |r| content_of(r, basis)),
-            distinct(&ub, |r| content_of(r, basis)),
-        );
-        if va == vb {
-            continue;
-        }
         let summary = format!(
             "{}: {reference} is {} in {env_a} but {} in {env_b}: the tag was rebuilt, not promoted",
             p.service,

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use envparity_proto::v1::{Container, ImageInfo};
 
-use super::digest::registry_digest;
+use super::digest::{content_identity, registry_digest};
 
 /// The OCI annotation keys shown.
 pub const REVISION: &str = "org.opencontainers.image.revision";
@@ -50,6 +50,17 @@ pub struct ImageFacts {
     pub layers: Vec<String>,
     /// The hosts running it, sorted.
     pub hosts: Vec<String>,
+}
+
+impl ImageFacts {
+    /// Its content identity (see [`content_identity`]).
+    pub fn content(&self) -> &str {
+        if self.digest.is_empty() {
+            &self.image_id
+        } else {
+            &self.digest
+        }
+    }
 }
 
 /// One environment's images.
@@ -95,11 +106,6 @@ fn label<'a>(img: &'a ImageInfo, key: &str) -> &'a str {
         .map_or("", |l| l.value.as_str())
 }
 
-/// The content identity used to tell images apart.
-fn identity(img: &ImageInfo) -> String {
-    registry_digest(img).map_or_else(|| img.image_id.clone(), str::to_owned)
-}
-
 fn side<'a>(
     environment: &str,
     instances: impl Iterator<Item = (&'a str, &'a Container)>,
@@ -109,20 +115,22 @@ fn side<'a>(
         let Some(img) = c.image.as_ref() else {
             continue;
         };
-        let facts = images.entry(identity(img)).or_insert_with(|| ImageFacts {
-            reference: img.reference.clone(),
-            digest: registry_digest(img).unwrap_or_default().to_owned(),
-            image_id: img.image_id.clone(),
-            architecture: img.architecture.clone(),
-            created: img.created.clone(),
-            revision: label(img, REVISION).to_owned(),
-            version: label(img, VERSION).to_owned(),
-            created_label: label(img, CREATED).to_owned(),
-            base_digest: label(img, BASE_DIGEST).to_owned(),
-            source: label(img, SOURCE).to_owned(),
-            layers: img.layers.clone(),
-            hosts: Vec::new(),
-        });
+        let facts = images
+            .entry(content_identity(img))
+            .or_insert_with(|| ImageFacts {
+                reference: img.reference.clone(),
+                digest: registry_digest(img).unwrap_or_default().to_owned(),
+                image_id: img.image_id.clone(),
+                architecture: img.architecture.clone(),
+                created: img.created.clone(),
+                revision: label(img, REVISION).to_owned(),
+                version: label(img, VERSION).to_owned(),
+                created_label: label(img, CREATED).to_owned(),
+                base_digest: label(img, BASE_DIGEST).to_owned(),
+                source: label(img, SOURCE).to_owned(),
+                layers: img.layers.clone(),
+                hosts: Vec::new(),
+            });
         if !facts.hosts.iter().any(|h| h == host) {
             facts.hosts.push(host.to_owned());
             facts.hosts.sort();
@@ -152,19 +160,12 @@ pub fn explain(
         )
     };
     let (sa, sb) = (of(a), of(b));
-    let ids = |s: &ExplainSide| -> Vec<String> {
-        s.images
+    let same_content = !sa.images.is_empty()
+        && sa
+            .images
             .iter()
-            .map(|i| {
-                if i.digest.is_empty() {
-                    i.image_id.clone()
-                } else {
-                    i.digest.clone()
-                }
-            })
-            .collect()
-    };
-    let same_content = !sa.images.is_empty() && ids(&sa) == ids(&sb);
+            .map(ImageFacts::content)
+            .eq(sb.images.iter().map(ImageFacts::content));
     let shared = match (sa.images.as_slice(), sb.images.as_slice()) {
         ([x], [y]) if !x.layers.is_empty() && !y.layers.is_empty() => Some(SharedLayers {
             shared: x

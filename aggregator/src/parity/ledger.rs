@@ -95,7 +95,7 @@ impl Ledger {
         covers: impl Fn(&FindingKey) -> bool,
         now: SystemTime,
     ) -> Delta {
-        let mut fresh: BTreeMap<FindingKey, Finding> =
+        let fresh: BTreeMap<FindingKey, Finding> =
             findings.into_iter().map(|f| (f.identity(), f)).collect();
         let mut delta = Delta::default();
         let gone: Vec<FindingKey> = self
@@ -114,7 +114,7 @@ impl Ledger {
                 });
             }
         }
-        for (key, finding) in std::mem::take(&mut fresh) {
+        for (key, finding) in fresh {
             if let Some(e) = self.open.get_mut(&key) {
                 e.finding = finding;
                 e.last_seen = now;

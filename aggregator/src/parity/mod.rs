@@ -21,7 +21,7 @@ mod ledger;
 pub mod policy;
 pub mod runtime;
 
-pub use evaluate::{HostView, Scope, evaluate};
+pub use evaluate::{HostView, Scope, evaluate, sort};
 pub use finding::{
     Basis, Finding, FindingKey, Kind, Severity, Side, State, Status, UnknownName, WaiverNote,
 };

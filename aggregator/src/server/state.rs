@@ -106,14 +106,16 @@ pub struct FleetView {
     pub now: SystemTime,
 }
 
-fn host_views(hosts: &[(StoredHost, HostState)]) -> Vec<HostView<'_>> {
+fn host_views<'a>(
+    hosts: impl IntoIterator<Item = (&'a StoredHost, HostState)>,
+) -> Vec<HostView<'a>> {
     hosts
-        .iter()
+        .into_iter()
         .map(|(h, state)| HostView {
             host_id: &h.snapshot.host_id,
             environment: &h.snapshot.environment,
-            current: *state == HostState::Fresh,
-            stale: *state == HostState::Stale,
+            current: state == HostState::Fresh,
+            stale: state == HostState::Stale,
             last_seen: h.last_seen,
             snapshot: &h.snapshot,
         })
@@ -130,7 +132,7 @@ fn services_of(snapshot: &HostSnapshot) -> impl Iterator<Item = &str> {
 impl FleetView {
     /// Engine views of the hosts.
     pub fn host_views(&self) -> Vec<HostView<'_>> {
-        host_views(&self.hosts)
+        host_views(self.hosts.iter().map(|(h, state)| (h, *state)))
     }
 
     /// The policy.
@@ -196,7 +198,7 @@ impl FleetView {
                 )
             })
             .collect();
-        self.sort(&mut out);
+        parity::sort(&mut out, self.policy());
         out
     }
 
@@ -216,26 +218,6 @@ impl FleetView {
                 judge(f, s, self.policy(), self.policy().grace, self.now)
             })
             .collect()
-    }
-
-    fn sort(&self, findings: &mut [Finding]) {
-        let p = self.policy();
-        findings.sort_by(|x, y| {
-            x.kind
-                .rank()
-                .cmp(&y.kind.rank())
-                .then_with(|| x.service.cmp(&y.service))
-                .then_with(|| p.compare(&x.a.environment, &y.a.environment))
-                .then_with(|| {
-                    let b = |f: &Finding| f.b.as_ref().map(|s| s.environment.clone());
-                    match (b(x), b(y)) {
-                        (Some(m), Some(n)) => p.compare(&m, &n),
-                        (m, n) => m.cmp(&n),
-                    }
-                })
-                .then_with(|| x.key.cmp(&y.key))
-                .then_with(|| x.host.cmp(&y.host))
-        });
     }
 }
 
@@ -372,12 +354,7 @@ impl Fleet {
     fn reevaluate(&self, inner: &mut Inner, reach: &Reach, now: SystemTime) -> FindingChanges {
         let policy = self.policy();
         let policy = &policy.policy;
-        let hosts: Vec<(StoredHost, HostState)> = inner
-            .hosts
-            .values()
-            .map(|h| (h.clone(), self.state_of(h, now)))
-            .collect();
-        let views = host_views(&hosts);
+        let views = host_views(inner.hosts.values().map(|h| (h, self.state_of(h, now))));
         let environments = policy.ordered(views.iter().map(|v| v.environment));
         let scope = Scope::all(policy, &environments);
         let scope = match reach {

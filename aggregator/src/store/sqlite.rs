@@ -218,26 +218,24 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
-    /// Finding rows matching `filter` (SQL over `?1` = service and `?2` =
-    /// limit), newest `limit` of them, returned oldest first.
+    /// Finding rows selected by `tail` (the `WHERE … ORDER BY row_id DESC
+    /// [LIMIT …]` part, over `args`), returned oldest first.
     fn query_findings(
         &self,
-        filter: &str,
-        service: &str,
-        limit: usize,
+        tail: &str,
+        args: impl rusqlite::Params,
     ) -> Result<Vec<FindingRecord>, StoreError> {
         let conn = self.conn();
         let sql = format!(
             "SELECT id, kind, severity, service, environments, key, host, summary,
                     first_seen_ms, last_seen_ms, resolved_ms
-             FROM findings WHERE {filter} ORDER BY row_id DESC LIMIT ?2"
+             FROM findings {tail}"
         );
         let mut stmt = conn
             .prepare(&sql)
             .map_err(self.db("prepare finding query"))?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt
-            .query_map(params![service, limit], |r| {
+            .query_map(args, |r| {
                 let environments: String = r.get(4)?;
                 Ok(FindingRecord {
                     id: r.get(0)?,
@@ -385,7 +383,7 @@ impl Store for SqliteStore {
     }
 
     fn open_findings(&self) -> Result<Vec<FindingRecord>, StoreError> {
-        self.query_findings("resolved_ms IS NULL AND ?1 = ?1", "", usize::MAX)
+        self.query_findings("WHERE resolved_ms IS NULL ORDER BY row_id DESC", [])
     }
 
     fn finding_records(
@@ -393,7 +391,11 @@ impl Store for SqliteStore {
         service: &str,
         limit: usize,
     ) -> Result<Vec<FindingRecord>, StoreError> {
-        self.query_findings("service = ?1", service, limit)
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.query_findings(
+            "WHERE service = ?1 ORDER BY row_id DESC LIMIT ?2",
+            params![service, limit],
+        )
     }
 
     fn touch(
