@@ -13,7 +13,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use envparity_proto::names::validate_environment;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -106,16 +106,35 @@ pub enum LogFormat {
     Json,
 }
 
+/// What the agent does with its configuration. Without a command it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum Action {
+    /// Validate the configuration and print it (never the key), then exit
+    ///
+    /// Resolves flags, environment and the --config file exactly as a run
+    /// would and loads the fleet key file, then prints the effective settings
+    /// and exits 0, or prints `error: ...` naming the file or setting and
+    /// exits 2. Contacts neither the engine nor the aggregator. Takes the same
+    /// flags as a run, e.g. `envparity-agent --config
+    /// /etc/envparity/agent.toml check-config` (systemd's ExecStartPre).
+    CheckConfig,
+}
+
 /// envparity-agent: reports what runs on this host to the envparity
 /// aggregator, so production can be proven to run the same thing as staging.
 ///
 /// Every flag can also be set through its environment variable or in the
-/// `--config` file (keys are the long flag names with `_`); flags win over
-/// the environment, which wins over the file. Logs go to stderr; the log
-/// level comes from RUST_LOG (default: info).
+/// `--config` file (keys are the long flag names with `_`, except `once`);
+/// flags win over the environment, which wins over the file. Logs go to
+/// stderr; the log level comes from RUST_LOG (default: info).
+/// `envparity-agent check-config` validates a configuration without running.
 #[derive(Debug, Clone, Default, Parser)]
 #[command(name = "envparity-agent", version)]
 pub struct Cli {
+    /// Without a command, the agent runs (until SIGTERM, or once with --once).
+    #[command(subcommand)]
+    pub action: Option<Action>,
+
     /// TOML configuration file, merged under flags and environment. Keys
     /// are the long flag names with `_`; unknown keys are an error.
     #[arg(long, value_name = "PATH")]
@@ -186,12 +205,15 @@ pub struct Cli {
 }
 
 /// The clap command, with every flag's help naming its environment variable
-/// and default.
+/// and default. Flags are global, so they go before or after a command:
+/// `envparity-agent --config F check-config` and `envparity-agent check-config
+/// --config F` are the same.
 pub fn command() -> clap::Command {
     Cli::command().mut_args(|arg| {
         let Some((_, var, default)) = SETTINGS.iter().find(|(id, _, _)| arg.get_id() == *id) else {
             return arg;
         };
+        let arg = arg.global(true);
         let mut suffix = format!(" [env: {var}]");
         if let Some(default) = default {
             suffix.push_str(&format!(" [default: {default}]"));
@@ -392,6 +414,8 @@ struct FileConfig {
     heartbeat_interval: Option<Duration>,
     #[serde(default, deserialize_with = "de_duration")]
     resync_interval: Option<Duration>,
+    #[serde(default, deserialize_with = "de_log_format")]
+    log_format: Option<LogFormat>,
 }
 
 /// Parses `KEY=VALUE`; the key must be non-empty.
@@ -431,6 +455,11 @@ fn parse_log_format(text: &str) -> Result<LogFormat, String> {
 fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     let text = String::deserialize(d)?;
     parse_duration(&text).map(Some).map_err(de::Error::custom)
+}
+
+fn de_log_format<'de, D: Deserializer<'de>>(d: D) -> Result<Option<LogFormat>, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_log_format(&text).map(Some).map_err(de::Error::custom)
 }
 
 fn de_labels<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<(String, String)>>, D::Error> {
@@ -528,12 +557,94 @@ fn non_empty(v: Vec<(String, String)>) -> Option<Vec<(String, String)>> {
     (!v.is_empty()).then_some(v)
 }
 
+/// A configuration that `check-config` accepted: the resolved settings and
+/// the files they came from. Its `Display` is the summary `check-config`
+/// prints: every effective setting, never the fleet key.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// The resolved configuration.
+    pub config: Config,
+    /// The config file read, if any.
+    pub config_file: Option<PathBuf>,
+    /// The file the fleet key was read from.
+    pub fingerprint_key_file: PathBuf,
+}
+
+impl fmt::Display for Checked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.config;
+        let list = |items: Vec<String>, none: &str| {
+            if items.is_empty() {
+                none.to_owned()
+            } else {
+                items.join(", ")
+            }
+        };
+        let labels = list(
+            c.labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            "(none)",
+        );
+        let clear_env = list(
+            c.clear_env.patterns().to_vec(),
+            "(none: every value is sent as a fingerprint)",
+        );
+        match &self.config_file {
+            Some(path) => writeln!(f, "configuration is valid (config file {})", path.display())?,
+            None => writeln!(f, "configuration is valid (no config file)")?,
+        }
+        let rows = [
+            ("environment", c.environment.clone()),
+            ("host id", c.host_id.clone()),
+            ("aggregator", c.aggregator.clone()),
+            ("docker host", c.docker_host.clone()),
+            ("host root", c.host_root.display().to_string()),
+            ("labels", labels),
+            (
+                "fingerprint key",
+                format!(
+                    "{} (key id {})",
+                    self.fingerprint_key_file.display(),
+                    c.fingerprint_key_id
+                ),
+            ),
+            ("clear env", clear_env),
+            (
+                "heartbeat interval",
+                humantime::format_duration(c.heartbeat_interval).to_string(),
+            ),
+            (
+                "resync interval",
+                humantime::format_duration(c.resync_interval).to_string(),
+            ),
+            (
+                "log format",
+                match c.log_format {
+                    LogFormat::Text => "text".to_owned(),
+                    LogFormat::Json => "json".to_owned(),
+                },
+            ),
+            ("mode", if c.once { "once" } else { "daemon" }.to_owned()),
+        ];
+        for (name, value) in rows {
+            writeln!(f, "  {name:<19} {value}")?;
+        }
+        Ok(())
+    }
+}
+
 impl Config {
     /// Resolves the configuration from parsed flags, the environment and
     /// the config file they name, then loads the fleet key. Flags win over
     /// the environment, which wins over the file; list settings (labels,
     /// clear-env) are taken whole from the first source that sets them.
     pub fn resolve(cli: Cli, env: &dyn EnvSource) -> Result<Self, ConfigError> {
+        Self::check(cli, env).map(|checked| checked.config)
+    }
+
+    /// [`Config::resolve`], also returning the files read: what
+    /// `check-config` runs and prints. The two cannot disagree, because
+    /// `resolve` is this.
+    pub fn check(cli: Cli, env: &dyn EnvSource) -> Result<Checked, ConfigError> {
         let path_from_env = |s: &str| Ok::<_, String>(PathBuf::from(s));
         let string_from_env = |s: &str| Ok::<_, String>(s.to_owned());
 
@@ -685,7 +796,7 @@ impl Config {
             (cli.log_format, "--log-format"),
             (env, vars::LOG_FORMAT),
             parse_log_format,
-            (None, path, "log_format"),
+            (file.log_format, path, "log_format"),
         )?
         .map_or(LogFormat::default(), |(f, _)| f);
 
@@ -717,7 +828,7 @@ impl Config {
             None => fingerprint_key.derived_id(),
         };
 
-        Ok(Self {
+        let config = Self {
             aggregator: aggregator.0,
             environment,
             host_id,
@@ -731,6 +842,11 @@ impl Config {
             resync_interval,
             once,
             log_format,
+        };
+        Ok(Checked {
+            config,
+            config_file: config_path,
+            fingerprint_key_file: key_file,
         })
     }
 }
@@ -1097,6 +1213,30 @@ mod tests {
                 .to_string();
             assert!(msg.starts_with(var), "{var}: {msg}");
         }
+    }
+
+    #[test]
+    fn log_format_comes_from_the_file_under_env() {
+        let fx = Fixture::new();
+        let file = fx.write("log.toml", "environment = \"dev\"\nlog_format = \"json\"\n");
+        let c = fx.resolve(&["--config", &file], &[]).unwrap();
+        assert_eq!(c.log_format, LogFormat::Json);
+        let c = fx
+            .resolve(&["--config", &file], &[(vars::LOG_FORMAT, "text")])
+            .unwrap();
+        assert_eq!(c.log_format, LogFormat::Text);
+        let bad = fx.write(
+            "bad-log.toml",
+            "environment = \"dev\"\nlog_format = \"xml\"\n",
+        );
+        let msg = fx
+            .resolve(&["--config", &bad], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("line 2") && msg.contains("invalid log format"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use envparity_agent::config::{self, Config, ProcessEnv};
+use envparity_agent::config::{self, Action, Config, ProcessEnv};
 use envparity_agent::{logging, run, shutdown_signal};
 
 fn main() -> ExitCode {
@@ -22,6 +22,12 @@ fn main() -> ExitCode {
 }
 
 fn try_main(cli: config::Cli) -> anyhow::Result<()> {
+    if cli.action == Some(Action::CheckConfig) {
+        // Exactly the resolution a run does, then stop: no logging, no
+        // runtime, no engine, no aggregator.
+        print!("{}", Config::check(cli, &ProcessEnv)?);
+        return Ok(());
+    }
     let config = Config::resolve(cli, &ProcessEnv)?;
     logging::init(config.log_format);
     // The agent is light: two workers are plenty on hosts with many cores.

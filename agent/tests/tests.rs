@@ -10,5 +10,6 @@
 
 mod support;
 
+mod check_config;
 mod docker;
 mod reporting;
