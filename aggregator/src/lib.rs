@@ -6,8 +6,11 @@
 //! by [`cli`].
 #![forbid(unsafe_code)]
 
+pub mod alert;
 pub mod cli;
+pub mod config;
 pub mod history;
+pub mod metrics;
 pub mod parity;
 pub mod server;
 pub mod store;

@@ -21,10 +21,8 @@ impl Server {
     async fn start(dir: &std::path::Path, stale_after: Duration) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let config = ServeConfig {
-            listen: listener.local_addr().unwrap(),
-            data_dir: dir.to_owned(),
             stale_after,
-            policy: None,
+            ..ServeConfig::new(listener.local_addr().unwrap(), dir.to_owned())
         };
         let running = Background::spawn(listener, config).unwrap();
         Server {

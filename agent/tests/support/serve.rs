@@ -55,10 +55,8 @@ impl Aggregator {
         let addr = listener.local_addr().expect("the aggregator's address");
         let data_dir = tempfile::tempdir().expect("creating the aggregator's data dir");
         let config = ServeConfig {
-            listen: addr,
-            data_dir: data_dir.path().to_owned(),
             stale_after: STALE_AFTER,
-            policy: None,
+            ..ServeConfig::new(addr, data_dir.path().to_owned())
         };
         let running = {
             let _in_runtime = runtime.enter();

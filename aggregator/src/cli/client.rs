@@ -6,7 +6,7 @@ use anyhow::Context;
 use envparity_proto::v1::query_service_client::QueryServiceClient;
 use envparity_proto::v1::{
     GateRequest, GetFindingsRequest, GetHistoryRequest, GetPolicyRequest, GetServiceRequest,
-    GetStatusRequest, ListHostsRequest,
+    GetStatusRequest, ListAlertsRequest, ListHostsRequest,
 };
 use tonic::transport::{Channel, Endpoint};
 
@@ -75,7 +75,19 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 /// Runs one query command and prints its answer.
 pub async fn execute(mut client: Client, command: Command, out: &Out) -> anyhow::Result<Outcome> {
     match command {
-        Command::Serve(_) => unreachable!("serve is not a query"),
+        Command::Serve(_) | Command::CheckConfig(_) | Command::Alerts { action: Some(_) } => {
+            unreachable!("runs without a server")
+        }
+        Command::Alerts { action: None } => {
+            let resp = client
+                .inner
+                .list_alerts(ListAlertsRequest {})
+                .await
+                .map_err(|s| client.failed(s))?
+                .into_inner();
+            out.alerts(&output::Alerts::from_proto(&resp))?;
+            Ok(Outcome::Parity)
+        }
         Command::Hosts { environment } => {
             let resp = client
                 .inner

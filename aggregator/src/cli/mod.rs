@@ -151,12 +151,41 @@ pub enum Command {
         #[arg(long, default_value_t = 200)]
         limit: u32,
     },
+    /// Validate the aggregator's configuration as `serve` would (the file,
+    /// the policy it names, every secret file and its permissions) without
+    /// starting anything; print the effective settings (never a secret).
+    /// Exit 0 valid, 2 invalid.
+    CheckConfig(ServeArgs),
+    /// List the alerts firing now (findings active past the policy's
+    /// `alert_grace` at or above the alerting severity) and the sinks;
+    /// `alerts test SINK` sends a test notification.
+    Alerts {
+        /// What to do; without one, list.
+        #[command(subcommand)]
+        action: Option<AlertsAction>,
+    },
     /// The policy: `show` prints the one the aggregator applies; `check FILE`
     /// validates a file locally (exit 0 valid, 2 invalid) without a server.
     Policy {
         /// What to do.
         #[command(subcommand)]
         action: PolicyAction,
+    },
+}
+
+/// `envparity alerts` actions.
+#[derive(Debug, Subcommand)]
+pub enum AlertsAction {
+    /// Send a test notification to one sink of the configuration file,
+    /// from this machine, with the sink's retry rules; exit 0 when the sink
+    /// accepted it, 2 otherwise (with its answer). PagerDuty gets a trigger
+    /// then a resolve; Alertmanager an info alert that ends in a minute.
+    Test {
+        /// The sink's `name` in the configuration file.
+        sink: String,
+        /// The configuration (as for `serve`).
+        #[command(flatten)]
+        serve: ServeArgs,
     },
 }
 
@@ -182,20 +211,31 @@ fn parse_kind(s: &str) -> Result<Kind, String> {
         .map_err(|e: crate::parity::UnknownName| e.to_string())
 }
 
-/// Options of `envparity serve`.
+/// Options of `envparity serve` (and `check-config`): each flag can also be
+/// set by its environment variable or in the `--config` file (keys are the
+/// long flag names with `_`); flags win over the environment, which wins
+/// over the file.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address for the gRPC API (reports, queries, health, reflection).
-    #[arg(long, env = "ENVPARITY_LISTEN", default_value = "127.0.0.1:7600")]
-    pub listen: SocketAddr,
+    /// Configuration file (TOML; docs/alerting.md and deploy/config/
+    /// aggregator.toml show every key). Alert sinks are configured only
+    /// here.
+    #[arg(long, env = "ENVPARITY_CONFIG")]
+    pub config: Option<PathBuf>,
 
-    /// Directory of the embedded store (SQLite, WAL mode). Created if missing.
-    #[arg(long, env = "ENVPARITY_DATA_DIR", default_value = "./envparity-data")]
-    pub data_dir: PathBuf,
+    /// Address for the gRPC API (reports, queries, health, reflection)
+    /// [default: 127.0.0.1:7600].
+    #[arg(long, env = "ENVPARITY_LISTEN")]
+    pub listen: Option<SocketAddr>,
 
-    /// A host not heard from for this long is shown as stale.
-    #[arg(long, env = "ENVPARITY_STALE_AFTER", default_value = "90s", value_parser = humantime::parse_duration)]
-    pub stale_after: Duration,
+    /// Directory of the embedded store (SQLite, WAL mode). Created if
+    /// missing [default: ./envparity-data].
+    #[arg(long, env = "ENVPARITY_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// A host not heard from for this long is shown as stale [default: 90s].
+    #[arg(long, env = "ENVPARITY_STALE_AFTER", value_parser = humantime::parse_duration)]
+    pub stale_after: Option<Duration>,
 
     /// The policy file (TOML; see docs/findings.md). Without it the built-in
     /// defaults apply (`envparity policy show` prints them). Reloaded on
@@ -203,19 +243,54 @@ pub struct ServeArgs {
     #[arg(long, env = "ENVPARITY_POLICY")]
     pub policy: Option<PathBuf>,
 
-    /// Log format on stderr. The level comes from RUST_LOG (default `info`).
-    #[arg(long, env = "ENVPARITY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+    /// Serve Prometheus metrics (OpenMetrics) at http://ADDR/metrics. Off
+    /// unless set.
+    #[arg(long, env = "ENVPARITY_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// Log format on stderr [default: text]. The level comes from RUST_LOG
+    /// (default `info`).
+    #[arg(long, env = "ENVPARITY_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
 }
 
-/// Log formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
+impl ServeArgs {
+    /// The effective configuration: flags and environment over the file
+    /// over the defaults. Reads and validates the file, the policy and every
+    /// secret file it names.
+    pub fn resolve(self) -> anyhow::Result<(ServeConfig, LogFormat)> {
+        use crate::config::{FileConfig, defaults};
+        let file = match &self.config {
+            Some(path) => FileConfig::load(path)?,
+            None => FileConfig::default(),
+        };
+        let listen = match self.listen.or(file.listen) {
+            Some(l) => l,
+            None => defaults::LISTEN.parse()?,
+        };
+        let data_dir = self
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(defaults::DATA_DIR));
+        let config = ServeConfig {
+            stale_after: self
+                .stale_after
+                .or(file.stale_after)
+                .unwrap_or(defaults::STALE_AFTER),
+            policy: self.policy.or(file.policy),
+            metrics_listen: self.metrics_listen.or(file.metrics_listen),
+            alerts: file.alerts,
+            ..ServeConfig::new(listen, data_dir)
+        };
+        if let Some(path) = &config.policy {
+            server::load_policy(path)?;
+        }
+        let log_format = self.log_format.or(file.log_format).unwrap_or_default();
+        Ok((config, log_format))
+    }
 }
+
+pub use crate::config::LogFormat;
 
 /// The outcome of a successful command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -265,14 +340,30 @@ pub fn main() -> ExitCode {
 pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::Serve(args) => {
-            init_logging(args.log_format);
-            let config = ServeConfig {
-                listen: args.listen,
-                data_dir: args.data_dir,
-                stale_after: args.stale_after,
-                policy: args.policy,
-            };
+            let (config, log_format) = args.resolve()?;
+            init_logging(log_format);
             server::run(config, shutdown_signal()).await?;
+            Ok(Outcome::Parity)
+        }
+        Command::CheckConfig(args) => {
+            let source = args.config.as_ref().map_or_else(
+                || "no --config file".to_owned(),
+                |p| p.display().to_string(),
+            );
+            let (config, log_format) = args.resolve()?;
+            render::Out::new(cli.output)
+                .config_check(&output::ConfigCheck::new(source, &config, log_format))?;
+            Ok(Outcome::Parity)
+        }
+        Command::Alerts {
+            action: Some(AlertsAction::Test { sink, serve }),
+        } => {
+            let (config, _) = serve.resolve()?;
+            crate::alert::Sender::new(&config.alerts)
+                .test(&config.alerts, &sink)
+                .await
+                .map_err(|e| anyhow::anyhow!("sink {sink}: {e}"))?;
+            println!("test notification accepted by sink {sink}");
             Ok(Outcome::Parity)
         }
         Command::Policy {

@@ -648,6 +648,130 @@ impl PolicyShow {
     }
 }
 
+/// `alerts` output.
+#[derive(Debug, Serialize)]
+pub struct Alerts {
+    pub schema_version: u32,
+    /// The lowest severity that alerts.
+    pub min_severity: String,
+    /// The configured sinks, as `name (type)`.
+    pub sinks: Vec<String>,
+    /// The firing alerts, most severe first.
+    pub alerts: Vec<Alert>,
+}
+
+/// A firing alert.
+#[derive(Debug, Serialize)]
+pub struct Alert {
+    /// Stable identity (the finding's id).
+    pub id: String,
+    pub kind: String,
+    pub severity: String,
+    pub service: String,
+    pub env_a: String,
+    /// Empty for single-environment kinds.
+    pub env_b: String,
+    pub host: String,
+    pub key: String,
+    pub summary: String,
+    pub first_seen: Option<String>,
+    pub fired_at: Option<String>,
+}
+
+impl Alerts {
+    /// From the wire.
+    pub fn from_proto(r: &v1::ListAlertsResponse) -> Self {
+        Alerts {
+            schema_version: SCHEMA_VERSION,
+            min_severity: enum_name(r.min_severity().as_str_name(), "SEVERITY_"),
+            sinks: r.sinks.clone(),
+            alerts: r
+                .alerts
+                .iter()
+                .map(|a| Alert {
+                    id: a.id.clone(),
+                    kind: enum_name(a.kind().as_str_name(), "FINDING_KIND_"),
+                    severity: enum_name(a.severity().as_str_name(), "SEVERITY_"),
+                    service: a.service.clone(),
+                    env_a: a.env_a.clone(),
+                    env_b: a.env_b.clone(),
+                    host: a.host.clone(),
+                    key: a.key.clone(),
+                    summary: a.summary.clone(),
+                    first_seen: rfc3339(a.first_seen.as_ref()),
+                    fired_at: rfc3339(a.fired_at.as_ref()),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `check-config` output: the effective settings, never a secret.
+#[derive(Debug, Serialize)]
+pub struct ConfigCheck {
+    pub schema_version: u32,
+    /// The file checked.
+    pub source: String,
+    pub listen: String,
+    pub data_dir: String,
+    pub stale_after: String,
+    /// The policy file, or `built-in defaults`.
+    pub policy: String,
+    /// Empty when metrics are off.
+    pub metrics_listen: String,
+    pub log_format: String,
+    pub alert_min_severity: String,
+    /// One line per sink: name, type, route (secrets are never shown).
+    pub sinks: Vec<String>,
+}
+
+impl ConfigCheck {
+    /// From a resolved configuration.
+    pub fn new(
+        source: String,
+        c: &crate::server::ServeConfig,
+        log_format: crate::config::LogFormat,
+    ) -> Self {
+        ConfigCheck {
+            schema_version: SCHEMA_VERSION,
+            source,
+            listen: c.listen.to_string(),
+            data_dir: c.data_dir.display().to_string(),
+            stale_after: humantime::format_duration(c.stale_after).to_string(),
+            policy: c.policy.as_ref().map_or_else(
+                || "built-in defaults".to_owned(),
+                |p| p.display().to_string(),
+            ),
+            metrics_listen: c.metrics_listen.map(|a| a.to_string()).unwrap_or_default(),
+            log_format: match log_format {
+                crate::config::LogFormat::Text => "text",
+                crate::config::LogFormat::Json => "json",
+            }
+            .to_owned(),
+            alert_min_severity: c.alerts.min_severity.as_str().to_owned(),
+            sinks: c
+                .alerts
+                .sinks
+                .iter()
+                .map(|s| {
+                    let envs: Vec<&str> = s.route.environments.iter().map(String::as_str).collect();
+                    format!(
+                        "{} ({}): min_severity {}, environments {}",
+                        s.name,
+                        s.target.type_name(),
+                        s.route.min_severity,
+                        if envs.is_empty() {
+                            "all".to_owned()
+                        } else {
+                            envs.join(",")
+                        }
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

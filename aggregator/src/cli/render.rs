@@ -12,7 +12,8 @@ use serde::Serialize;
 
 use super::Format;
 use super::output::{
-    Diff, Explain, Finding, Findings, Gate, History, Hosts, PolicyShow, Service, Status,
+    Alerts, ConfigCheck, Diff, Explain, Finding, Findings, Gate, History, Hosts, PolicyShow,
+    Service, Status,
 };
 
 /// Replaces control characters (ANSI escapes, CR, BEL, …) with their escaped
@@ -513,6 +514,92 @@ impl Out {
             "# effective policy, from {} (loaded {loaded})\n{}",
             p.source, p.toml
         )))
+    }
+
+    /// `envparity alerts`.
+    pub fn alerts(&self, a: &Alerts) -> anyhow::Result<()> {
+        if self.structured(a)? {
+            return Ok(());
+        }
+        let mut headers = vec![
+            "SEVERITY",
+            "KIND",
+            "SERVICE",
+            "ENVIRONMENTS",
+            "FIRING SINCE",
+            "SUMMARY",
+        ];
+        if self.wide() {
+            headers.extend(["HOST", "KEY", "FIRST SEEN", "ID"]);
+        }
+        let mut table = Table::new(&headers);
+        for alert in &a.alerts {
+            let envs = if alert.env_b.is_empty() {
+                alert.env_a.clone()
+            } else {
+                format!("{} → {}", alert.env_a, alert.env_b)
+            };
+            let mut row = vec![
+                alert.severity.clone(),
+                alert.kind.clone(),
+                dash_or(&alert.service).to_owned(),
+                envs,
+                alert.fired_at.clone().unwrap_or_default(),
+                alert.summary.clone(),
+            ];
+            if self.wide() {
+                row.extend([
+                    dash_or(&alert.host).to_owned(),
+                    dash_or(&alert.key).to_owned(),
+                    alert.first_seen.clone().unwrap_or_default(),
+                    alert.id.clone(),
+                ]);
+            }
+            table.row(row, |_, text, _| text.to_owned());
+        }
+        let sinks = if a.sinks.is_empty() {
+            "none configured".to_owned()
+        } else {
+            a.sinks.join(", ")
+        };
+        let mut text = sanitize_lines(&format!(
+            "{} alert(s) firing (alerting at {} and above; sinks: {sinks})\n",
+            a.alerts.len(),
+            a.min_severity
+        ));
+        if !a.alerts.is_empty() {
+            text.push_str(&table.render(self));
+        }
+        print_all(&text)
+    }
+
+    /// `envparity check-config`.
+    pub fn config_check(&self, c: &ConfigCheck) -> anyhow::Result<()> {
+        if self.structured(c)? {
+            return Ok(());
+        }
+        let mut text = format!(
+            "config OK: {}\nlisten:          {}\ndata_dir:        {}\nstale_after:     {}\npolicy:          {}\nmetrics_listen:  {}\nlog_format:      {}\nalerts at:       {} and above\n",
+            c.source,
+            c.listen,
+            c.data_dir,
+            c.stale_after,
+            c.policy,
+            if c.metrics_listen.is_empty() {
+                "off"
+            } else {
+                &c.metrics_listen
+            },
+            c.log_format,
+            c.alert_min_severity,
+        );
+        if c.sinks.is_empty() {
+            text.push_str("sinks:           none\n");
+        }
+        for s in &c.sinks {
+            text.push_str(&format!("sink:            {s}\n"));
+        }
+        print_all(&sanitize_lines(&text))
     }
 
     /// `envparity service`.

@@ -557,7 +557,7 @@ impl Policy {
 }
 
 /// A TOML error as one line: "line 3, column 9: <message> (near `<text>`)".
-fn describe(e: &toml::de::Error, text: &str) -> String {
+pub(crate) fn describe(e: &toml::de::Error, text: &str) -> String {
     let message = e.message().trim();
     match e.span() {
         Some(span) => format!("{}: {message}", position(text, span.start)),
@@ -653,7 +653,7 @@ impl fmt::Display for Level {
 }
 
 /// Durations as humantime strings ("0s", "5m", "1h 30m").
-mod duration {
+pub(crate) mod duration {
     use super::*;
 
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

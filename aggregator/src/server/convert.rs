@@ -3,6 +3,7 @@
 use envparity_proto::time::{from_unix_millis, to_timestamp};
 use envparity_proto::v1;
 
+use crate::alert::Alert;
 use crate::parity::{Finding, Kind, Severity, Side, State};
 use crate::store::{Change, FindingRecord, StoredHost};
 
@@ -76,6 +77,23 @@ pub fn severity(s: Severity) -> v1::Severity {
         Severity::Info => v1::Severity::Info,
         Severity::Warning => v1::Severity::Warning,
         Severity::Critical => v1::Severity::Critical,
+    }
+}
+
+/// A firing alert on the wire.
+pub fn alert(a: &Alert) -> v1::Alert {
+    v1::Alert {
+        id: a.id.clone(),
+        kind: kind(a.kind).into(),
+        severity: severity(a.severity).into(),
+        service: a.service.clone(),
+        env_a: a.env_a.clone(),
+        env_b: a.env_b.clone(),
+        host: a.host.clone(),
+        key: a.key.clone(),
+        summary: a.summary.clone(),
+        first_seen: Some(to_timestamp(from_unix_millis(a.first_seen_ms))),
+        fired_at: Some(to_timestamp(from_unix_millis(a.fired_at_ms))),
     }
 }
 

@@ -22,6 +22,9 @@ pub use query::QueryApi;
 pub use report::ReportApi;
 pub use state::{Fleet, FleetView, IngestError, LoadedPolicy, PushOutcome};
 
+use crate::alert::Alerting;
+use crate::config::AlertsConfig;
+use crate::metrics::{self, Metrics};
 use crate::parity::{Policy, PolicyError};
 
 use crate::store::SqliteStore;
@@ -38,6 +41,24 @@ pub struct ServeConfig {
     /// The policy file; `None` for the built-in defaults. Reloaded on SIGHUP;
     /// a bad file at reload is logged and the last good policy stays.
     pub policy: Option<PathBuf>,
+    /// Where to serve Prometheus metrics; `None`: not served.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Alerting: the alerting severity and the sinks.
+    pub alerts: AlertsConfig,
+}
+
+impl ServeConfig {
+    /// `listen` and `data_dir` with every other setting at its default.
+    pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Self {
+        ServeConfig {
+            listen,
+            data_dir,
+            stale_after: crate::config::defaults::STALE_AFTER,
+            policy: None,
+            metrics_listen: None,
+            alerts: AlertsConfig::default(),
+        }
+    }
 }
 
 /// Reads and validates a policy file.
@@ -193,6 +214,32 @@ pub async fn serve(
     )?);
     let ticker = tokio::spawn(background(Arc::downgrade(&fleet), config.policy.clone()));
     let local = listener.local_addr().context("listener address")?;
+    let metrics = Arc::new(Metrics::new());
+    let alerting = Arc::new(Alerting::load(
+        config.alerts.clone(),
+        fleet.store(),
+        Arc::clone(&metrics),
+    )?);
+    let mut tasks = alerting.spawn(Arc::downgrade(&fleet));
+    tasks.push(ticker);
+    let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    let metrics_task = match config.metrics_listen {
+        Some(addr) => {
+            let listener = metrics::bind(addr).await?;
+            let bound = listener.local_addr().context("metrics listener address")?;
+            tracing::info!(metrics = %bound, "serving Prometheus metrics at /metrics");
+            Some(tokio::spawn(metrics::serve(
+                listener,
+                Arc::clone(&metrics),
+                Arc::clone(&fleet),
+                Arc::clone(&alerting),
+                async {
+                    metrics_stopped.await.ok();
+                },
+            )))
+        }
+        None => None,
+    };
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<ReportServiceServer<ReportApi>>().await;
@@ -204,9 +251,9 @@ pub async fn serve(
         .context("gRPC reflection service")?;
 
     let max = validate::limits::MAX_MESSAGE_BYTES;
-    let report =
-        ReportServiceServer::new(ReportApi::new(Arc::clone(&fleet))).max_decoding_message_size(max);
-    let query = QueryServiceServer::new(QueryApi::new(Arc::clone(&fleet)))
+    let report = ReportServiceServer::new(ReportApi::new(Arc::clone(&fleet), Arc::clone(&metrics)))
+        .max_decoding_message_size(max);
+    let query = QueryServiceServer::new(QueryApi::new(Arc::clone(&fleet), Arc::clone(&alerting)))
         .max_encoding_message_size(64 * 1024 * 1024);
 
     tracing::info!(
@@ -215,6 +262,7 @@ pub async fn serve(
         hosts = fleet.host_count(),
         stale_after = %humantime::format_duration(config.stale_after),
         policy = %policy_source,
+        alert_sinks = alerting.sinks().len(),
         "envparity aggregator listening"
     );
     let served = tonic::transport::Server::builder()
@@ -225,7 +273,17 @@ pub async fn serve(
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
         .context("gRPC server");
-    ticker.abort();
+    for t in tasks {
+        t.abort();
+    }
+    let _ = metrics_stop.send(());
+    if let Some(t) = metrics_task {
+        match t.await {
+            Ok(Err(e)) => tracing::error!(error = %e, "metrics server failed"),
+            Err(e) => tracing::error!(error = %e, "metrics server task failed"),
+            Ok(Ok(())) => {}
+        }
+    }
     served?;
     tracing::info!("envparity aggregator stopped");
     Ok(())

@@ -9,13 +9,15 @@ use envparity_proto::v1::query_service_server::QueryService;
 use envparity_proto::v1::{
     Container, GateRequest, GateResponse, GetFindingsRequest, GetFindingsResponse,
     GetHistoryRequest, GetHistoryResponse, GetPolicyRequest, GetPolicyResponse, GetServiceRequest,
-    GetServiceResponse, GetStatusRequest, GetStatusResponse, HostState, ListHostsRequest,
-    ListHostsResponse, ServiceInstance, StatusCell, StatusRow,
+    GetServiceResponse, GetStatusRequest, GetStatusResponse, HostState, ListAlertsRequest,
+    ListAlertsResponse, ListHostsRequest, ListHostsResponse, ServiceInstance, StatusCell,
+    StatusRow,
 };
 use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::state::{Fleet, FleetView};
+use crate::alert::Alerting;
 use crate::history::content_identity;
 use crate::parity::Scope;
 use crate::parity::digest::registry_digest;
@@ -25,12 +27,13 @@ use crate::parity::gate::{self, GateInput, StageReplica};
 #[derive(Debug, Clone)]
 pub struct QueryApi {
     fleet: Arc<Fleet>,
+    alerting: Arc<Alerting>,
 }
 
 impl QueryApi {
-    /// Serves queries from `fleet`.
-    pub fn new(fleet: Arc<Fleet>) -> Self {
-        QueryApi { fleet }
+    /// Serves queries from `fleet` and its `alerting`.
+    pub fn new(fleet: Arc<Fleet>, alerting: Arc<Alerting>) -> Self {
+        QueryApi { fleet, alerting }
     }
 
     /// Since when each (host, container) of a service runs its current
@@ -331,6 +334,17 @@ impl QueryService for QueryApi {
             service: req.service,
             events: changes.iter().map(convert::history_event).collect(),
             findings: records.iter().map(convert::finding_record).collect(),
+        }))
+    }
+
+    async fn list_alerts(
+        &self,
+        _request: Request<ListAlertsRequest>,
+    ) -> Result<Response<ListAlertsResponse>, Status> {
+        Ok(Response::new(ListAlertsResponse {
+            alerts: self.alerting.firing().iter().map(convert::alert).collect(),
+            min_severity: convert::severity(self.alerting.min_severity()).into(),
+            sinks: self.alerting.sinks(),
         }))
     }
 

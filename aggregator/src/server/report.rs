@@ -10,17 +10,28 @@ use envparity_proto::v1::{
 use tonic::{Request, Response, Status};
 
 use super::state::{Fleet, IngestError};
+use crate::metrics::{Metrics, Rejection};
 
 /// The report API over a shared [`Fleet`].
 #[derive(Debug, Clone)]
 pub struct ReportApi {
     fleet: Arc<Fleet>,
+    metrics: Arc<Metrics>,
 }
 
 impl ReportApi {
-    /// Serves reports into `fleet`.
-    pub fn new(fleet: Arc<Fleet>) -> Self {
-        ReportApi { fleet }
+    /// Serves reports into `fleet`, counting them in `metrics`.
+    pub fn new(fleet: Arc<Fleet>, metrics: Arc<Metrics>) -> Self {
+        ReportApi { fleet, metrics }
+    }
+
+    fn rejected(&self, host: &str, err: IngestError) -> Status {
+        self.metrics.rejected(match err {
+            IngestError::Invalid(_) => Rejection::Invalid,
+            IngestError::Store(_) => Rejection::Store,
+            IngestError::Task(_) => Rejection::Internal,
+        });
+        status(host, err)
     }
 }
 
@@ -47,10 +58,14 @@ impl ReportService for ReportApi {
         &self,
         request: Request<PushSnapshotRequest>,
     ) -> Result<Response<PushSnapshotResponse>, Status> {
-        let snapshot = request
-            .into_inner()
-            .snapshot
-            .ok_or_else(|| Status::invalid_argument("PushSnapshotRequest.snapshot is missing"))?;
+        let started = std::time::Instant::now();
+        self.metrics.received("snapshot");
+        let Some(snapshot) = request.into_inner().snapshot else {
+            self.metrics.rejected(Rejection::Invalid);
+            return Err(Status::invalid_argument(
+                "PushSnapshotRequest.snapshot is missing",
+            ));
+        };
         let host = snapshot.host_id.clone();
         let (environment, containers, sequence) = (
             snapshot.environment.clone(),
@@ -61,7 +76,8 @@ impl ReportService for ReportApi {
             .fleet
             .push(snapshot, SystemTime::now())
             .await
-            .map_err(|e| status(&host, e))?;
+            .map_err(|e| self.rejected(&host, e))?;
+        self.metrics.ingested(started.elapsed());
         tracing::info!(
             host = %host.escape_debug(),
             %environment,
@@ -80,12 +96,13 @@ impl ReportService for ReportApi {
         &self,
         request: Request<HeartbeatRequest>,
     ) -> Result<Response<HeartbeatResponse>, Status> {
+        self.metrics.received("heartbeat");
         let hb = request.into_inner();
         let snapshot_needed = self
             .fleet
             .heartbeat(&hb, SystemTime::now())
             .await
-            .map_err(|e| status(&hb.host_id, e))?;
+            .map_err(|e| self.rejected(&hb.host_id, e))?;
         tracing::debug!(host = %hb.host_id.escape_debug(), snapshot_needed, "heartbeat");
         Ok(Response::new(HeartbeatResponse { snapshot_needed }))
     }

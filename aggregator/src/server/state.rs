@@ -85,6 +85,8 @@ pub struct Fleet {
     policy: RwLock<Arc<LoadedPolicy>>,
     ingest: tokio::sync::Mutex<()>,
     stale_after: Duration,
+    /// Signalled whenever the ledger may have changed (alerting listens).
+    changed: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for dyn Store {
@@ -264,6 +266,7 @@ impl Fleet {
             policy: RwLock::new(Arc::new(policy)),
             ingest: tokio::sync::Mutex::new(()),
             stale_after,
+            changed: tokio::sync::Notify::new(),
         };
         let mut inner = fleet.read().clone();
         let mut changes = fleet.reevaluate(&mut inner, &Reach::Full, now);
@@ -398,11 +401,15 @@ impl Fleet {
     async fn apply(&self, reach: Reach, now: SystemTime) -> Result<(), IngestError> {
         let mut inner = self.read().clone();
         let changes = self.reevaluate(&mut inner, &reach, now);
-        if !changes.is_empty() {
+        let changed = !changes.is_empty();
+        if changed {
             self.blocking(move |store| store.save_findings(&changes))
                 .await?;
         }
         self.write().ledger = inner.ledger;
+        if changed {
+            self.changed.notify_one();
+        }
         Ok(())
     }
 
@@ -493,6 +500,7 @@ impl Fleet {
             .await?;
         let content_hash = record.snapshot.content_hash.clone();
         *self.write() = inner;
+        self.changed.notify_one();
         Ok(PushOutcome {
             content_hash,
             duplicate: false,
@@ -537,6 +545,34 @@ impl Fleet {
             h.engine_state = engine_state;
         }
         Ok(())
+    }
+
+    /// Resolves when the open findings may have changed since the last
+    /// call (one waiter: the alerting task).
+    pub async fn changed(&self) {
+        self.changed.notified().await;
+    }
+
+    /// Every open finding judged with `grace` at `now` (for alerting, with
+    /// the policy's `alert_grace`), and the policy that judged them.
+    pub fn judged(&self, grace: impl Fn(&Policy) -> Duration, now: SystemTime) -> Vec<Finding> {
+        let loaded = self.policy();
+        let policy = &loaded.policy;
+        let grace = grace(policy);
+        let inner = self.read();
+        inner
+            .ledger
+            .entries()
+            .map(|e| {
+                judge(
+                    e.finding.clone(),
+                    Some((e.first_seen, e.last_seen)),
+                    policy,
+                    grace,
+                    now,
+                )
+            })
+            .collect()
     }
 
     /// The store, for history queries.

@@ -115,6 +115,29 @@ impl FindingChanges {
     }
 }
 
+/// An alert as stored: its JSON, so the alert model can grow without a
+/// schema change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertRow {
+    /// Its identity.
+    pub id: String,
+    /// The alert as JSON.
+    pub body: String,
+    /// When it resolved; `None` while firing.
+    pub resolved_ms: Option<i64>,
+}
+
+/// A notification waiting for a sink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    /// Its place in the outbox (delivery order); 0 before it is stored.
+    pub seq: i64,
+    /// The sink it is for.
+    pub sink: String,
+    /// The event as JSON.
+    pub event: String,
+}
+
 /// What happened to a container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChangeKind {
@@ -177,6 +200,9 @@ pub enum StoreError {
         /// Why.
         reason: String,
     },
+    /// The blocking task running a store call died.
+    #[error("store task failed: {0}")]
+    Task(String),
     /// The database was written by a newer envparity.
     #[error(
         "database {path}: schema version {found} is newer than this envparity supports ({supported}); upgrade envparity"
@@ -189,6 +215,13 @@ pub enum StoreError {
         /// The newest version this build knows.
         supported: i64,
     },
+}
+
+impl StoreError {
+    /// A blocking store task that died (panicked or was cancelled).
+    pub fn task(e: impl std::fmt::Display) -> Self {
+        StoreError::Task(e.to_string())
+    }
 }
 
 /// The storage interface of the aggregator.
@@ -230,4 +263,22 @@ pub trait Store: Send + Sync + 'static {
 
     /// The changes recorded for a service (or every service), oldest first.
     fn changes(&self, service: Option<&str>, limit: usize) -> Result<Vec<Change>, StoreError>;
+
+    /// The alerts recorded (firing and recently resolved), for start-up.
+    fn load_alerts(&self) -> Result<Vec<AlertRow>, StoreError>;
+
+    /// Atomically records alerts that changed, queues their notifications,
+    /// and forgets alerts resolved before `forget_before_ms`.
+    fn save_alerts(
+        &self,
+        alerts: &[AlertRow],
+        outbox: &[OutboxRow],
+        forget_before_ms: i64,
+    ) -> Result<(), StoreError>;
+
+    /// The oldest `limit` notifications queued for `sink`.
+    fn outbox(&self, sink: &str, limit: usize) -> Result<Vec<OutboxRow>, StoreError>;
+
+    /// Removes delivered (or given up) notifications.
+    fn outbox_done(&self, seqs: &[i64]) -> Result<(), StoreError>;
 }

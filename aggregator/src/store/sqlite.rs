@@ -16,13 +16,17 @@ use envparity_proto::v1::{EngineState, HostSnapshot};
 use prost::Message;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Change, ChangeKind, FindingChanges, FindingRecord, Store, StoreError, StoredHost};
+use super::{
+    AlertRow, Change, ChangeKind, FindingChanges, FindingRecord, OutboxRow, Store, StoreError,
+    StoredHost,
+};
 
 /// The schema version this build writes and reads.
 ///
-/// History: 1 — hosts and changes; 2 — findings (opened/resolved). A version-1
-/// database is upgraded in place on open (the new table is created empty).
-const SCHEMA_VERSION: i64 = 2;
+/// History: 1 — hosts and changes; 2 — findings (opened/resolved); 3 — alerts
+/// and the notification outbox. An older database is upgraded in place on
+/// open (the new tables are created empty).
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (
@@ -69,6 +73,17 @@ CREATE TABLE IF NOT EXISTS findings (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS findings_open ON findings (id) WHERE resolved_ms IS NULL;
 CREATE INDEX IF NOT EXISTS findings_by_service ON findings (service, row_id);
+CREATE TABLE IF NOT EXISTS alerts (
+    id             TEXT PRIMARY KEY,
+    body           TEXT NOT NULL,
+    resolved_ms    INTEGER
+);
+CREATE TABLE IF NOT EXISTS alert_outbox (
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+    sink           TEXT NOT NULL,
+    event          TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alert_outbox_by_sink ON alert_outbox (sink, seq);
 ";
 
 /// The SQLite-backed [`Store`].
@@ -411,6 +426,94 @@ impl Store for SqliteStore {
             )
             .map_err(self.db("record heartbeat"))?;
         Ok(())
+    }
+
+    fn load_alerts(&self) -> Result<Vec<AlertRow>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached("SELECT id, body, resolved_ms FROM alerts ORDER BY id")
+            .map_err(self.db("prepare alert read"))?;
+        stmt.query_map([], |r| {
+            Ok(AlertRow {
+                id: r.get(0)?,
+                body: r.get(1)?,
+                resolved_ms: r.get(2)?,
+            })
+        })
+        .and_then(Iterator::collect)
+        .map_err(self.db("read alerts"))
+    }
+
+    fn save_alerts(
+        &self,
+        alerts: &[AlertRow],
+        outbox: &[OutboxRow],
+        forget_before_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(self.db("begin alert write"))?;
+        {
+            let mut upsert = tx
+                .prepare_cached(
+                    "INSERT INTO alerts (id, body, resolved_ms) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (id) DO UPDATE SET body = ?2, resolved_ms = ?3",
+                )
+                .map_err(self.db("prepare alert write"))?;
+            for a in alerts {
+                upsert
+                    .execute(params![a.id, a.body, a.resolved_ms])
+                    .map_err(self.db("write alert"))?;
+            }
+            let mut queue = tx
+                .prepare_cached("INSERT INTO alert_outbox (sink, event) VALUES (?1, ?2)")
+                .map_err(self.db("prepare outbox write"))?;
+            for o in outbox {
+                queue
+                    .execute(params![o.sink, o.event])
+                    .map_err(self.db("queue notification"))?;
+            }
+            tx.execute(
+                "DELETE FROM alerts WHERE resolved_ms IS NOT NULL AND resolved_ms < ?1",
+                params![forget_before_ms],
+            )
+            .map_err(self.db("forget old alerts"))?;
+        }
+        tx.commit().map_err(self.db("commit alert write"))
+    }
+
+    fn outbox(&self, sink: &str, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT seq, sink, event FROM alert_outbox WHERE sink = ?1 ORDER BY seq LIMIT ?2",
+            )
+            .map_err(self.db("prepare outbox read"))?;
+        stmt.query_map(params![sink, limit], |r| {
+            Ok(OutboxRow {
+                seq: r.get(0)?,
+                sink: r.get(1)?,
+                event: r.get(2)?,
+            })
+        })
+        .and_then(Iterator::collect)
+        .map_err(self.db("read outbox"))
+    }
+
+    fn outbox_done(&self, seqs: &[i64]) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(self.db("begin outbox delete"))?;
+        {
+            let mut delete = tx
+                .prepare_cached("DELETE FROM alert_outbox WHERE seq = ?1")
+                .map_err(self.db("prepare outbox delete"))?;
+            for seq in seqs {
+                delete
+                    .execute(params![seq])
+                    .map_err(self.db("delete delivered notification"))?;
+            }
+        }
+        tx.commit().map_err(self.db("commit outbox delete"))
     }
 
     fn changes(&self, service: Option<&str>, limit: usize) -> Result<Vec<Change>, StoreError> {

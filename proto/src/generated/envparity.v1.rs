@@ -1192,6 +1192,59 @@ pub struct StatusCell {
     #[prost(bool, tag = "6")]
     pub stale: bool,
 }
+/// ListAlerts takes no filter.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ListAlertsRequest {}
+/// The firing alerts, most severe first.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ListAlertsResponse {
+    /// One entry per firing alert.
+    #[prost(message, repeated, tag = "1")]
+    pub alerts: ::prost::alloc::vec::Vec<Alert>,
+    /// The lowest severity that alerts.
+    #[prost(enumeration = "Severity", tag = "2")]
+    pub min_severity: i32,
+    /// The configured sinks, as `name (type)`.
+    #[prost(string, repeated, tag = "3")]
+    pub sinks: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+}
+/// A firing alert. Its identity never contains a digest or a value.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Alert {
+    /// Stable identity (the finding's id): kind|service|environments|key|host.
+    #[prost(string, tag = "1")]
+    pub id: ::prost::alloc::string::String,
+    /// What differs.
+    #[prost(enumeration = "FindingKind", tag = "2")]
+    pub kind: i32,
+    /// Severity when it fired.
+    #[prost(enumeration = "Severity", tag = "3")]
+    pub severity: i32,
+    /// The service; empty for host-level kinds.
+    #[prost(string, tag = "4")]
+    pub service: ::prost::alloc::string::String,
+    /// The earlier environment in promotion order (or the only one).
+    #[prost(string, tag = "5")]
+    pub env_a: ::prost::alloc::string::String,
+    /// The later environment; empty for single-environment kinds.
+    #[prost(string, tag = "6")]
+    pub env_b: ::prost::alloc::string::String,
+    /// The host, for per-host kinds.
+    #[prost(string, tag = "7")]
+    pub host: ::prost::alloc::string::String,
+    /// The env key or runtime setting, if any.
+    #[prost(string, tag = "8")]
+    pub key: ::prost::alloc::string::String,
+    /// One line for humans.
+    #[prost(string, tag = "9")]
+    pub summary: ::prost::alloc::string::String,
+    /// When the finding was first seen.
+    #[prost(message, optional, tag = "10")]
+    pub first_seen: ::core::option::Option<::prost_types::Timestamp>,
+    /// When the alert fired.
+    #[prost(message, optional, tag = "11")]
+    pub fired_at: ::core::option::Option<::prost_types::Timestamp>,
+}
 /// How current the aggregator's knowledge of a host is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
 #[repr(i32)]
@@ -1673,6 +1726,32 @@ pub mod query_service_client {
                 .insert(GrpcMethod::new("envparity.v1.QueryService", "Gate"));
             self.inner.unary(req, path, codec).await
         }
+        /// The alerts firing now: findings active past the policy's alert grace at
+        /// or above the alerting severity, with the sinks configured.
+        pub async fn list_alerts(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ListAlertsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ListAlertsResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/envparity.v1.QueryService/ListAlerts",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("envparity.v1.QueryService", "ListAlerts"));
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -1746,6 +1825,15 @@ pub mod query_service_server {
             &self,
             request: tonic::Request<super::GateRequest>,
         ) -> std::result::Result<tonic::Response<super::GateResponse>, tonic::Status>;
+        /// The alerts firing now: findings active past the policy's alert grace at
+        /// or above the alerting severity, with the sinks configured.
+        async fn list_alerts(
+            &self,
+            request: tonic::Request<super::ListAlertsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ListAlertsResponse>,
+            tonic::Status,
+        >;
     }
     /// Read-only access to what the aggregator knows.
     #[derive(Debug)]
@@ -2122,6 +2210,51 @@ pub mod query_service_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = GateSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/envparity.v1.QueryService/ListAlerts" => {
+                    #[allow(non_camel_case_types)]
+                    struct ListAlertsSvc<T: QueryService>(pub Arc<T>);
+                    impl<
+                        T: QueryService,
+                    > tonic::server::UnaryService<super::ListAlertsRequest>
+                    for ListAlertsSvc<T> {
+                        type Response = super::ListAlertsResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::ListAlertsRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as QueryService>::list_alerts(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ListAlertsSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
