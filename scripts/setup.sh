@@ -14,6 +14,8 @@ packages=(
   docker.io        # dockerd + client (+ containerd, runc): the e2e test hosts
   docker-registry  # registry:2 as a plain process: images shared between hosts
   busybox-static   # the only binary inside the test images
+  prometheus-alertmanager  # a real Alertmanager for the alerting e2e tests
+  prometheus       # a real Prometheus (+ promtool) scraping /metrics in the e2e tests
   ca-certificates  # cargo fetching from crates.io
   gcc              # C compiler for rusqlite's bundled SQLite (and other -sys crates)
   libc6-dev        # headers and crt files for gcc
@@ -33,6 +35,9 @@ tools=(
   /usr/bin/docker-registry
   /bin/busybox
   /bin/tar
+  /usr/bin/prometheus-alertmanager
+  /usr/bin/prometheus
+  /usr/bin/promtool
 )
 
 say() { printf 'setup: %s\n' "$*"; }

@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -52,6 +53,8 @@ pub mod vars {
     pub const ONCE: &str = "ENVPARITY_ONCE";
     /// `--log-format`.
     pub const LOG_FORMAT: &str = "ENVPARITY_LOG_FORMAT";
+    /// `--metrics-listen`.
+    pub const METRICS_LISTEN: &str = "ENVPARITY_METRICS_LISTEN";
     /// Docker's own variable, the fallback for `--docker-host`.
     pub const DOCKER_HOST_FALLBACK: &str = "DOCKER_HOST";
 }
@@ -94,6 +97,7 @@ const SETTINGS: &[(&str, &str, Option<&str>)] = &[
     ("resync_interval", vars::RESYNC_INTERVAL, Some("60s")),
     ("once", vars::ONCE, None),
     ("log_format", vars::LOG_FORMAT, Some("text")),
+    ("metrics_listen", vars::METRICS_LISTEN, Some("off")),
 ];
 
 /// Log output format.
@@ -193,6 +197,11 @@ pub struct Cli {
     /// How often to re-read everything even without engine events, e.g. 1m.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub resync_interval: Option<Duration>,
+
+    /// Serve Prometheus metrics (OpenMetrics) at http://ADDR/metrics, e.g.
+    /// 127.0.0.1:9601.
+    #[arg(long, value_name = "ADDR", value_parser = parse_socket_addr)]
+    pub metrics_listen: Option<SocketAddr>,
 
     /// Collect and push one snapshot, then exit: 0 once the aggregator
     /// acknowledged it, 2 if it could not be delivered.
@@ -393,6 +402,8 @@ pub struct Config {
     pub once: bool,
     /// Log format.
     pub log_format: LogFormat,
+    /// Where to serve metrics; `None`: off.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// The config file. Every key is optional; unknown keys are refused so that a
@@ -416,6 +427,7 @@ struct FileConfig {
     resync_interval: Option<Duration>,
     #[serde(default, deserialize_with = "de_log_format")]
     log_format: Option<LogFormat>,
+    metrics_listen: Option<SocketAddr>,
 }
 
 /// Parses `KEY=VALUE`; the key must be non-empty.
@@ -437,6 +449,12 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         Ok(d) => Ok(d),
         Err(e) => Err(format!("invalid duration {text:?}: {e}")),
     }
+}
+
+fn parse_socket_addr(text: &str) -> Result<SocketAddr, String> {
+    text.parse().map_err(|e| {
+        format!("invalid address {text:?}: {e} (expected IP:PORT, e.g. 127.0.0.1:9601)")
+    })
 }
 
 fn parse_bool(text: &str) -> Result<bool, String> {
@@ -615,6 +633,11 @@ impl fmt::Display for Checked {
             (
                 "resync interval",
                 humantime::format_duration(c.resync_interval).to_string(),
+            ),
+            (
+                "metrics",
+                c.metrics_listen
+                    .map_or_else(|| "off".to_owned(), |a| format!("http://{a}/metrics")),
             ),
             (
                 "log format",
@@ -800,6 +823,14 @@ impl Config {
         )?
         .map_or(LogFormat::default(), |(f, _)| f);
 
+        let metrics_listen = layer(
+            (cli.metrics_listen, "--metrics-listen"),
+            (env, vars::METRICS_LISTEN),
+            parse_socket_addr,
+            (file.metrics_listen, path, "metrics_listen"),
+        )?
+        .map(|(a, _)| a);
+
         let (key_file, _) = layer(
             (cli.fingerprint_key_file, "--fingerprint-key-file"),
             (env, vars::FINGERPRINT_KEY_FILE),
@@ -842,6 +873,7 @@ impl Config {
             resync_interval,
             once,
             log_format,
+            metrics_listen,
         };
         Ok(Checked {
             config,

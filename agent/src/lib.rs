@@ -5,7 +5,8 @@
 //! [`run`] drives the loop; [`collect`] reads the host and the engine into a
 //! `HostSnapshot`, using [`identity`] to name services, [`envsplit`] to
 //! separate explicit env from the image's, [`fingerprint`] and [`clear_env`]
-//! to protect values; [`report`] sends snapshots and heartbeats.
+//! to protect values; [`report`] sends snapshots and heartbeats; [`metrics`]
+//! counts what it does.
 #![forbid(unsafe_code)]
 
 pub mod clear_env;
@@ -15,6 +16,7 @@ pub mod envsplit;
 pub mod fingerprint;
 pub mod identity;
 pub mod logging;
+pub mod metrics;
 pub mod report;
 pub mod run;
 

@@ -17,6 +17,7 @@ use tracing::{debug, error, info, warn};
 use crate::collect::docker::{DockerEngine, EngineError, EventStream};
 use crate::collect::{Collector, SnapshotHeader, new_boot_id};
 use crate::config::Config;
+use crate::metrics::{Metrics, Sent};
 use crate::report::{Backoff, ReportError, Reporter};
 
 /// How long to wait after an engine event before collecting, so a burst
@@ -30,6 +31,14 @@ pub const ONCE_ATTEMPTS: u32 = 5;
 /// Why the agent stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// `--metrics-listen` could not be bound.
+    #[error("cannot serve metrics on {addr}: {source}")]
+    Metrics {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// The aggregator client could not be set up.
     #[error(transparent)]
     Report(#[from] ReportError),
@@ -69,7 +78,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     );
     let reporter = Reporter::new(&config.aggregator)?;
     let collector = Collector::new(&config, SnapshotHeader::new(&config, &boot_id));
-    let mut agent = Agent::new(collector, reporter);
+    let metrics = Metrics::new();
+    if let Some(addr) = config.metrics_listen {
+        let bound = crate::metrics::serve(addr, metrics.clone())
+            .await
+            .map_err(|source| RunError::Metrics { addr, source })?;
+        info!(metrics = %bound, "serving Prometheus metrics at /metrics");
+    }
+    let mut agent = Agent::new(collector, reporter, metrics);
     let mut shutdown = std::pin::pin!(shutdown);
 
     if config.once {
@@ -134,10 +150,11 @@ struct Agent {
     pending: Option<HostSnapshot>,
     /// Content hash of the last snapshot the aggregator acknowledged.
     acked_hash: Option<String>,
+    metrics: Metrics,
 }
 
 impl Agent {
-    fn new(collector: Collector, reporter: Reporter) -> Self {
+    fn new(collector: Collector, reporter: Reporter, metrics: Metrics) -> Self {
         Self {
             collector,
             reporter,
@@ -145,6 +162,7 @@ impl Agent {
             current: None,
             pending: None,
             acked_hash: None,
+            metrics,
         }
     }
 
@@ -160,7 +178,9 @@ impl Agent {
     /// Collects, and queues the result for pushing when its content differs
     /// from what the aggregator holds.
     async fn collect(&mut self) {
+        let started = Instant::now();
         let snapshot = self.collector.collect().await;
+        self.metrics.collected(started.elapsed());
         debug!(
             containers = snapshot.containers.len(),
             hash = %short(&snapshot.content_hash),
@@ -176,6 +196,8 @@ impl Agent {
             self.pending = Some(queued);
         }
         self.current = Some(snapshot);
+        self.metrics
+            .unacknowledged(usize::from(self.pending.is_some()));
     }
 
     /// Pushes the pending snapshot, if any.
@@ -183,7 +205,14 @@ impl Agent {
         let Some(snapshot) = self.pending.clone() else {
             return Ok(());
         };
-        let response = self.reporter.push(snapshot.clone()).await?;
+        let response = match self.reporter.push(snapshot.clone()).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.metrics.failed(Sent::Snapshot);
+                return Err(e);
+            }
+        };
+        self.metrics.sent(Sent::Snapshot);
         info!(
             host_id = %snapshot.host_id,
             containers = snapshot.containers.len(),
@@ -204,6 +233,8 @@ impl Agent {
         if self.pending.as_ref().map(|p| p.sequence) == Some(snapshot.sequence) {
             self.pending = None;
         }
+        self.metrics
+            .unacknowledged(usize::from(self.pending.is_some()));
         Ok(())
     }
 
@@ -224,7 +255,14 @@ impl Agent {
             engine_state: current.engine_state,
         };
         let sequence = request.sequence;
-        let response = self.reporter.heartbeat(request).await?;
+        let response = match self.reporter.heartbeat(request).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.metrics.failed(Sent::Heartbeat);
+                return Err(e);
+            }
+        };
+        self.metrics.sent(Sent::Heartbeat);
         debug!(
             sequence,
             snapshot_needed = response.snapshot_needed,
@@ -381,6 +419,7 @@ impl Watch {
         match wake {
             Wake::Event(Some(Ok(event))) => {
                 self.events_backoff.reset();
+                self.agent.metrics.event();
                 debug!(
                     action = event.action.as_deref().unwrap_or_default(),
                     "container event"

@@ -6,7 +6,8 @@
 //! names and fixed reasons — never a host, digest or value, which would
 //! make a series per deployment. Fleet-wide gauges (findings, hosts,
 //! alerts) are computed from the fleet at scrape time, so they cannot drift
-//! from what the CLI shows.
+//! from what the CLI shows. The format follows the scraper's `Accept`
+//! header ([`envparity_proto::exposition`]).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -19,15 +20,16 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
 use crate::alert::Alerting;
 use crate::server::Fleet;
 
-/// OpenMetrics' content type.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+}
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReportLabels {
@@ -121,10 +123,18 @@ impl Metrics {
             hosts: Family::default(),
             alerts: Family::default(),
         };
+        // A gauge at 1 (the classic `_info` convention) rather than an
+        // OpenMetrics info metric, which Prometheus' text tooling rejects.
+        let build = Family::<BuildLabels, Gauge>::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
         registry.register(
-            "envparity_build",
-            "The running envparity's version",
-            Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
+            "envparity_build_info",
+            "The running envparity's version (always 1)",
+            build,
         );
         registry.register(
             "envparity_reports_received",
@@ -284,20 +294,19 @@ pub async fn serve(
     alerting: Arc<Alerting>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    use axum::http::header;
     let app = axum::Router::new().route(
         "/metrics",
-        axum::routing::get(move || {
+        axum::routing::get(move |headers: axum::http::HeaderMap| {
             let (metrics, fleet, alerting) = (
                 Arc::clone(&metrics),
                 Arc::clone(&fleet),
                 Arc::clone(&alerting),
             );
             async move {
-                let body = tokio::task::spawn_blocking(move || metrics.render(&fleet, &alerting))
+                let text = tokio::task::spawn_blocking(move || metrics.render(&fleet, &alerting))
                     .await
                     .unwrap_or_default();
-                ([(header::CONTENT_TYPE, CONTENT_TYPE)], body)
+                exposition_response(&headers, text)
             }
         }),
     );
@@ -305,6 +314,31 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await
         .context("metrics HTTP server")
+}
+
+/// The response in the format the scraper asked for (see
+/// [`envparity_proto::exposition`]).
+pub fn exposition_response(
+    headers: &axum::http::HeaderMap,
+    openmetrics: String,
+) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    use envparity_proto::exposition::{
+        OPENMETRICS, PROMETHEUS_TEXT, to_prometheus_text, wants_openmetrics,
+    };
+    let accept = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    if wants_openmetrics(accept) {
+        (
+            [(axum::http::header::CONTENT_TYPE, OPENMETRICS)],
+            openmetrics,
+        )
+    } else {
+        (
+            [(axum::http::header::CONTENT_TYPE, PROMETHEUS_TEXT)],
+            to_prometheus_text(&openmetrics),
+        )
+    }
 }
 
 /// Binds the metrics listener (so a taken port fails start-up, not later).

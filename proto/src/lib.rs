@@ -19,6 +19,7 @@ pub mod v1 {
     include!("generated/envparity.v1.rs");
 }
 
+pub mod exposition;
 pub mod hash;
 pub mod names;
 pub mod time;

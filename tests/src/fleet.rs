@@ -287,7 +287,7 @@ impl Fleet {
     }
 
     /// A new dir for an aggregator or agent: `<fleet>/<kind>-<n>`.
-    pub(crate) fn new_dir(&self, kind: &str) -> Result<ScratchDir> {
+    pub fn new_dir(&self, kind: &str) -> Result<ScratchDir> {
         let n = self.started.fetch_add(1, Ordering::Relaxed) + 1;
         ScratchDir::child(self.dir.path(), &format!("{kind}-{n}"))
     }

@@ -54,6 +54,27 @@ pub const TAR: Tool = Tool {
     package: "tar",
 };
 
+/// Prometheus' Alertmanager, run standalone on loopback.
+pub const ALERTMANAGER: Tool = Tool {
+    name: "alertmanager",
+    path: "/usr/bin/prometheus-alertmanager",
+    package: "prometheus-alertmanager",
+};
+
+/// Prometheus, which scrapes envparity's `/metrics`.
+pub const PROMETHEUS: Tool = Tool {
+    name: "prometheus",
+    path: "/usr/bin/prometheus",
+    package: "prometheus",
+};
+
+/// Prometheus' checker for metrics text and rule files.
+pub const PROMTOOL: Tool = Tool {
+    name: "promtool",
+    path: "/usr/bin/promtool",
+    package: "prometheus",
+};
+
 impl Tool {
     /// Fails with a message pointing at `scripts/setup.sh` when the tool is missing.
     pub fn require(&self) -> Result<&'static str> {

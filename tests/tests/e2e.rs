@@ -3,6 +3,8 @@
 //! `scripts/test.sh`.
 
 mod e2e {
+    /// Alerting (Alertmanager, Slack, PagerDuty, webhooks) and metrics (Prometheus).
+    mod alerting;
     /// The harness itself: hosts, registry, images, containers and guards.
     mod harness;
     /// The process guard and the small helpers around it.

@@ -41,6 +41,7 @@ pub fn config(aggregator: &str, docker_host: &str) -> Config {
         resync_interval: Duration::from_secs(3600),
         once: false,
         log_format: LogFormat::Text,
+        metrics_listen: None,
     }
 }
 

@@ -1,0 +1,198 @@
+//! The agent's own Prometheus metrics, served (when `--metrics-listen` is
+//! set) as OpenMetrics text on a small HTTP listener: how long collections
+//! take, how many engine events it saw, what it sent and what failed, and
+//! how many snapshots await the aggregator's acknowledgement. Labels are
+//! fixed words; nothing about containers or values is exported.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TypeLabels {
+    r#type: &'static str,
+}
+
+/// What was sent: `snapshot` or `heartbeat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sent {
+    /// A full snapshot.
+    Snapshot,
+    /// A heartbeat.
+    Heartbeat,
+}
+
+impl Sent {
+    fn labels(self) -> TypeLabels {
+        TypeLabels {
+            r#type: match self {
+                Sent::Snapshot => "snapshot",
+                Sent::Heartbeat => "heartbeat",
+            },
+        }
+    }
+}
+
+/// The agent's metrics; cheap to clone (shared counters).
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Arc<Mutex<Registry>>,
+    collection: Histogram,
+    events: Counter,
+    sent: Family<TypeLabels, Counter>,
+    failed: Family<TypeLabels, Counter>,
+    unacknowledged: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let m = Metrics {
+            registry: Arc::new(Mutex::new(Registry::default())),
+            // 1 ms … ~8 s.
+            collection: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
+            events: Counter::default(),
+            sent: Family::default(),
+            failed: Family::default(),
+            unacknowledged: Gauge::default(),
+        };
+        // A gauge at 1 (the classic `_info` convention) rather than an
+        // OpenMetrics info metric, which Prometheus' text tooling rejects.
+        let build = Family::<BuildLabels, Gauge>::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        registry.register(
+            "envparity_agent_build_info",
+            "The running agent's version (always 1)",
+            build,
+        );
+        registry.register(
+            "envparity_agent_collection_duration_seconds",
+            "Time to read the host and the engine into a snapshot",
+            m.collection.clone(),
+        );
+        registry.register(
+            "envparity_agent_engine_events",
+            "Container events received from the engine",
+            m.events.clone(),
+        );
+        registry.register(
+            "envparity_agent_reports_sent",
+            "Reports the aggregator acknowledged, by type (snapshot, heartbeat)",
+            m.sent.clone(),
+        );
+        registry.register(
+            "envparity_agent_reports_failed",
+            "Reports that failed (to be retried), by type (snapshot, heartbeat)",
+            m.failed.clone(),
+        );
+        registry.register(
+            "envparity_agent_unacknowledged_snapshots",
+            "Snapshots held until the aggregator acknowledges them (0 or 1: only the latest is kept)",
+            m.unacknowledged.clone(),
+        );
+        for kind in [Sent::Snapshot, Sent::Heartbeat] {
+            let _ = m.sent.get_or_create(&kind.labels());
+            let _ = m.failed.get_or_create(&kind.labels());
+        }
+        *m.registry
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = registry;
+        m
+    }
+
+    /// Records a collection's duration.
+    pub fn collected(&self, took: Duration) {
+        self.collection.observe(took.as_secs_f64());
+    }
+
+    /// Counts an engine event.
+    pub fn event(&self) {
+        self.events.inc();
+    }
+
+    /// Counts an acknowledged report.
+    pub fn sent(&self, what: Sent) {
+        self.sent.get_or_create(&what.labels()).inc();
+    }
+
+    /// Counts a failed report.
+    pub fn failed(&self, what: Sent) {
+        self.failed.get_or_create(&what.labels()).inc();
+    }
+
+    /// Sets how many snapshots await acknowledgement.
+    pub fn unacknowledged(&self, n: usize) {
+        self.unacknowledged
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// The OpenMetrics text.
+    pub fn render(&self) -> String {
+        let registry = self
+            .registry
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &registry) {
+            tracing::error!(error = %e, "cannot encode metrics");
+        }
+        out
+    }
+}
+
+/// Binds `addr` (a taken port fails start-up) and serves `GET /metrics` in
+/// the background for as long as the runtime runs.
+pub async fn serve(addr: SocketAddr, metrics: Metrics) -> std::io::Result<SocketAddr> {
+    use envparity_proto::exposition::{
+        OPENMETRICS, PROMETHEUS_TEXT, to_prometheus_text, wants_openmetrics,
+    };
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move |headers: axum::http::HeaderMap| {
+            let metrics = metrics.clone();
+            async move {
+                let text = metrics.render();
+                let accept = headers
+                    .get(axum::http::header::ACCEPT)
+                    .and_then(|v| v.to_str().ok());
+                let (content_type, body) = if wants_openmetrics(accept) {
+                    (OPENMETRICS, text)
+                } else {
+                    (PROMETHEUS_TEXT, to_prometheus_text(&text))
+                };
+                ([(axum::http::header::CONTENT_TYPE, content_type)], body)
+            }
+        }),
+    );
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "metrics server failed");
+        }
+    });
+    Ok(bound)
+}
