@@ -179,6 +179,16 @@ impl Metrics {
         *m.registry
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = registry;
+        // Every fixed series exists from the start (at 0), so rate() and
+        // absent() work before the first report.
+        for kind in ["snapshot", "heartbeat"] {
+            let _ = m.received.get_or_create(&ReportLabels { r#type: kind });
+        }
+        for why in [Rejection::Invalid, Rejection::Store, Rejection::Internal] {
+            let _ = m.rejected.get_or_create(&ReasonLabels {
+                reason: why.as_str(),
+            });
+        }
         m
     }
 
@@ -346,4 +356,38 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen for metrics on {addr}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_and_the_build_info_are_encoded() {
+        let m = Metrics::new();
+        m.received("snapshot");
+        m.rejected(Rejection::Invalid);
+        m.rejected(Rejection::Invalid);
+        m.sent("hook");
+        m.register_sink("quiet");
+        m.ingested(Duration::from_millis(3));
+        let registry = m.registry.lock().unwrap();
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        for line in [
+            "envparity_build_info{version=\"0.1.0\"} 1",
+            "envparity_reports_received_total{type=\"snapshot\"} 1",
+            "envparity_reports_received_total{type=\"heartbeat\"} 0",
+            "envparity_reports_rejected_total{reason=\"invalid\"} 2",
+            "envparity_reports_rejected_total{reason=\"store\"} 0",
+            "envparity_alert_notifications_sent_total{sink=\"hook\"} 1",
+            "envparity_alert_notifications_failed_total{sink=\"quiet\"} 0",
+            "envparity_ingest_duration_seconds_count 1",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+    }
 }

@@ -129,6 +129,15 @@ impl Aggregator {
         Ok(())
     }
 
+    /// Kills it with SIGKILL (a crash: nothing is flushed or closed); its
+    /// data stays for [`Aggregator::restart`].
+    pub fn crash(&mut self) -> Result<()> {
+        if let Some(mut process) = self.process.take() {
+            process.kill()?;
+        }
+        Ok(())
+    }
+
     /// Stops it and starts it again on the same port with the same data dir.
     pub fn restart(&mut self) -> Result<()> {
         self.stop()?;

@@ -133,6 +133,8 @@ impl Received {
 pub struct Answer {
     /// Status code.
     pub status: u16,
+    /// How long to wait before answering (a slow receiver).
+    pub delay: Duration,
     /// Extra headers, e.g. `("Retry-After", "1")`.
     pub headers: Vec<(String, String)>,
 }
@@ -142,8 +144,15 @@ impl Answer {
     pub fn status(status: u16) -> Self {
         Answer {
             status,
+            delay: Duration::ZERO,
             headers: Vec::new(),
         }
+    }
+
+    /// Answers only after `delay`.
+    pub fn after(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
     }
 
     /// Adds a header.
@@ -173,10 +182,17 @@ pub struct Receiver {
 }
 
 impl Receiver {
-    /// Starts listening.
+    /// Starts listening on a free port.
     pub fn start() -> Result<Self> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .map_err(Error::io("bind the webhook receiver"))?;
+        Self::start_on(0)
+    }
+
+    /// Starts listening on `port` (a sink configured before its receiver
+    /// came up).
+    pub fn start_on(port: u16) -> Result<Self> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).map_err(Error::io(
+            format!("bind the webhook receiver to port {port}"),
+        ))?;
         listener
             .set_nonblocking(true)
             .map_err(Error::io("set the receiver non-blocking"))?;

@@ -187,6 +187,23 @@ impl Process {
         Ok(status)
     }
 
+    /// SIGKILL at once — a crash, not a shutdown — and reaps it.
+    pub fn kill(&mut self) -> Result<ExitStatus> {
+        if let Some(status) = self.try_exit_status()? {
+            return Ok(status);
+        }
+        self.stopped_by_us = true;
+        pids::signal(self.pid(), Signal::KILL);
+        let status = self.child.wait().map_err(Error::io(format!(
+            "wait for {} (pid {})",
+            self.name,
+            self.pid()
+        )))?;
+        pids::forget(self.pid());
+        self.exited = Some(status);
+        Ok(status)
+    }
+
     /// Waits until `addr` accepts TCP connections, failing early (with the log
     /// tail) if the process exits first.
     pub fn wait_for_port(&mut self, addr: SocketAddr, timeout: Duration) -> Result<()> {

@@ -706,6 +706,67 @@ mod tests {
     }
 
     #[test]
+    fn alerts_and_queued_notifications_survive_a_reopen_and_old_resolutions_are_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let alert = |id: &str, resolved_ms: Option<i64>| AlertRow {
+            id: id.into(),
+            body: format!("{{\"id\":\"{id}\"}}"),
+            resolved_ms,
+        };
+        let queued = |sink: &str, event: &str| OutboxRow {
+            seq: 0,
+            sink: sink.into(),
+            event: event.into(),
+        };
+        {
+            let store = SqliteStore::open(dir.path()).unwrap();
+            store
+                .save_alerts(
+                    &[
+                        alert("firing", None),
+                        alert("old", Some(100)),
+                        alert("recent", Some(900)),
+                    ],
+                    &[
+                        queued("hook", "e1"),
+                        queued("slack", "e1"),
+                        queued("hook", "e2"),
+                    ],
+                    500,
+                )
+                .unwrap();
+        }
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let ids: Vec<String> = store
+            .load_alerts()
+            .unwrap()
+            .into_iter()
+            .map(|a| a.id)
+            .collect();
+        assert_eq!(ids, ["firing", "recent"]);
+        let hook = store.outbox("hook", 10).unwrap();
+        assert_eq!(
+            hook.iter().map(|r| r.event.as_str()).collect::<Vec<_>>(),
+            ["e1", "e2"]
+        );
+        assert!(hook[0].seq < hook[1].seq);
+        assert_eq!(store.outbox("hook", 1).unwrap().len(), 1);
+        store.outbox_done(&[hook[0].seq]).unwrap();
+        assert_eq!(store.outbox("hook", 10).unwrap()[0].event, "e2");
+        assert_eq!(store.outbox("slack", 10).unwrap().len(), 1);
+        // An update replaces the row.
+        store
+            .save_alerts(&[alert("firing", Some(1000))], &[], 0)
+            .unwrap();
+        let firing = store
+            .load_alerts()
+            .unwrap()
+            .into_iter()
+            .find(|a| a.id == "firing");
+        assert_eq!(firing.unwrap().resolved_ms, Some(1000));
+    }
+
+    #[test]
     fn snapshots_survive_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
         {

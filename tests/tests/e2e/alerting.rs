@@ -128,8 +128,12 @@ fn repo_root() -> PathBuf {
         .to_owned()
 }
 
-#[test]
-fn a_real_drift_fires_everywhere_once_survives_a_restart_and_resolves_when_fixed() -> Result<()> {
+/// Alerts at once; nothing but env drift matters; env drift is a warning.
+const POLICY: &str = "grace = \"0s\"\nalert_grace = \"0s\"\n[pinning]\nrequired = []\nelsewhere = \"off\"\n[severity]\nenv_value = \"warning\"\n";
+
+/// staging and production with one image, promoted through a registry;
+/// returns the fleet and the image reference.
+fn two_stages() -> Result<(Fleet, String)> {
     let fleet = Fleet::builder()
         .host("staging")
         .host("production")
@@ -143,12 +147,22 @@ fn a_real_drift_fires_everywhere_once_survives_a_restart_and_resolves_when_fixed
     fleet.registry().push_from(staging, "shop:1")?;
     fleet.registry().pull_to(production, "shop:1")?;
     let image = fleet.registry().reference("shop:1");
-    let shop = |mode: &str| {
-        Run::new(&image)
-            .name("shop")
-            .label("envparity.service", "shop")
-            .env("MODE", mode)
-    };
+    Ok((fleet, image))
+}
+
+/// The `shop` service with `MODE=mode`.
+fn shop(image: &str, mode: &str) -> Run {
+    Run::new(image)
+        .name("shop")
+        .label("envparity.service", "shop")
+        .env("MODE", mode)
+}
+
+#[test]
+fn a_real_drift_fires_everywhere_once_survives_a_restart_and_resolves_when_fixed() -> Result<()> {
+    let (fleet, image) = two_stages()?;
+    let (staging, production) = (fleet.host("staging"), fleet.host("production"));
+    let shop = |mode: &str| shop(&image, mode);
     staging.run(shop("web"))?;
     production.run(shop("web"))?;
 
@@ -201,18 +215,27 @@ url = "http://127.0.0.1:{dead_port}/gone"
 secret_file = "hook-secret"
 max_attempts = 2
 backoff = "100ms"
+[[alerts.sinks]]
+name = "slow"
+type = "webhook"
+url = "{slow}"
+secret_file = "hook-secret"
+timeout = "60s"
 "#,
             am = alertmanager.url(),
             hook = rx.url("/hook"),
             pd = rx.url("/pd"),
             critical = rx.url("/critical"),
+            slow = rx.url("/slow"),
         ),
     )?;
-    let policy = write_file(
-        dir,
-        "policy.toml",
-        "grace = \"0s\"\nalert_grace = \"0s\"\n[pinning]\nrequired = []\nelsewhere = \"off\"\n[severity]\nenv_value = \"warning\"\n",
-    )?;
+    // A sink that takes longer to answer than any wait below must delay
+    // nothing else.
+    rx.always(
+        "/slow",
+        Answer::status(200).after(ALERT_TIMEOUT + Duration::from_secs(15)),
+    );
+    let policy = write_file(dir, "policy.toml", POLICY)?;
     let mut aggregator = fleet
         .aggregator()
         .arg("--config")
@@ -271,7 +294,8 @@ backoff = "100ms"
     );
     assert_eq!(am_alert["generatorURL"], "https://envparity.test/");
 
-    // The event sinks got it once, in their own shapes.
+    // The event sinks got it once, in their own shapes (while the slow sink
+    // still holds its first request).
     let hook = wait("the webhook", || rx.requests("/hook").first().cloned())?;
     verify_signature(&hook);
     let body = hook.json();
@@ -328,6 +352,13 @@ backoff = "100ms"
     promtool_accepts(&text)?;
     // Routing: a warning does not reach a critical-only sink.
     assert!(rx.requests("/critical").is_empty());
+    // The slow sink got its request but has not answered: it held up no one.
+    let slow = rx.requests("/slow");
+    assert!(
+        slow.len() <= 1,
+        "the slow sink was sent {} requests",
+        slow.len()
+    );
 
     // A restart neither forgets nor re-fires what is open.
     aggregator.restart()?;
@@ -555,5 +586,63 @@ fn prometheus_scrapes_the_aggregator_and_an_agent_and_loads_the_shipped_rules() 
             .is_some_and(|g| !g.is_empty()),
         "{rules}"
     );
+    Ok(())
+}
+
+#[test]
+fn a_notification_queued_when_the_aggregator_crashes_is_delivered_once_after_restart() -> Result<()>
+{
+    let (fleet, image) = two_stages()?;
+    fleet.host("staging").run(shop(&image, "web"))?;
+    fleet.host("production").run(shop(&image, "worker"))?;
+    let dir = fleet.dir();
+    write_secret(dir, "hook-secret", HOOK_SECRET)?;
+    // The receiver is not up yet: every attempt fails until it is.
+    let port = free_port()?;
+    let config = write_file(
+        dir,
+        "aggregator.toml",
+        &format!(
+            "[[alerts.sinks]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:{port}/hook\"\nsecret_file = \"hook-secret\"\nmax_attempts = 1000\nbackoff = \"200ms\"\ntimeout = \"2s\"\n"
+        ),
+    )?;
+    let policy = write_file(dir, "policy.toml", POLICY)?;
+    let mut aggregator = fleet
+        .aggregator()
+        .arg("--config")
+        .arg(config.display().to_string())
+        .arg("--policy")
+        .arg(policy.display().to_string())
+        .start()?;
+    let _agents = (
+        fleet.start_agent(fleet.host("staging"))?,
+        fleet.start_agent(fleet.host("production"))?,
+    );
+    fleet.wait_for_hosts(&["staging", "production"], REPORT_TIMEOUT)?;
+    let firing = wait("the alert to fire", || {
+        let out = fleet.cli(&["alerts"]).ok()?;
+        out.json["alerts"][0]["id"].as_str().map(str::to_owned)
+    })?;
+    wait("a failed delivery attempt", || {
+        aggregator
+            .log()
+            .contains("notification not accepted; will retry")
+            .then_some(())
+    })?;
+
+    // kill -9 while the notification is queued, then bring the receiver up.
+    aggregator.crash()?;
+    let rx = Receiver::start_on(port)?;
+    aggregator.restart()?;
+    let delivered = wait("the queued notification", || {
+        rx.requests("/hook").first().cloned()
+    })?;
+    verify_signature(&delivered);
+    let body = delivered.json();
+    assert_eq!(body["type"], "envparity.alert.firing", "{body}");
+    assert_eq!(body["data"]["id"], firing.as_str());
+    // Once: the restart re-fired nothing, and the outbox row is gone.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(rx.requests("/hook").len(), 1);
     Ok(())
 }
