@@ -24,6 +24,10 @@ packages=(
   tar              # packs test image root file systems
   procps           # pgrep, used by scripts/lib/fleet.sh and the leftover check
   util-linux       # umount, used by scripts/lib/fleet.sh
+  yamllint         # tests/deploy/check.sh: every YAML file in deploy/
+  systemd          # systemd-analyze verify/security on deploy/systemd/*.service
+  docker-compose   # `docker-compose config` validates deploy/compose/compose.yaml
+  python3-venv     # the venv holding kubernetes-validate and Helm's SDK (below)
 )
 
 # Tool -> the absolute path the tests and scripts execute.
@@ -38,6 +42,9 @@ tools=(
   /usr/bin/prometheus-alertmanager
   /usr/bin/prometheus
   /usr/bin/promtool
+  /usr/bin/yamllint
+  /usr/bin/systemd-analyze
+  /usr/bin/docker-compose
 )
 
 say() { printf 'setup: %s\n' "$*"; }
@@ -70,6 +77,30 @@ fi
 for tool in "${tools[@]}"; do
   [[ -x "$tool" ]] || die "$tool is missing after installing packages; check the apt output above"
 done
+
+# `kubectl kustomize` renders deploy/kubernetes offline. Any kubectl will do
+# (some machine images ship a newer one from another source); without one,
+# Debian's kubernetes-client provides it.
+if ! command -v kubectl >/dev/null; then
+  say "installing kubernetes-client (kubectl, for kubectl kustomize)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends kubernetes-client
+fi
+
+# tests/deploy/check.sh's Python tools from PyPI (kubernetes-validate: the
+# Kubernetes API schemas, offline; helm-python-sdk: Helm's Go SDK as a library,
+# as no reachable registry ships the helm binary), pinned with hashes, in a venv
+# of their own; rebuilt only when the requirements change.
+deploy_requirements=$(dirname "$0")/../tests/deploy/requirements.txt
+deploy_venv=${ENVPARITY_DEPLOY_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/envparity/deploy-venv}
+deploy_want=$(sha256sum <"$deploy_requirements" | cut -d' ' -f1)
+if [[ ! -x "$deploy_venv/bin/python" || "$(cat "$deploy_venv/.requirements.sha256" 2>/dev/null)" != "$deploy_want" ]]; then
+  say "creating $deploy_venv from tests/deploy/requirements.txt"
+  rm -rf "$deploy_venv"
+  /usr/bin/python3 -m venv "$deploy_venv"
+  "$deploy_venv/bin/pip" install --quiet --disable-pip-version-check --require-hashes --no-deps \
+    -r "$deploy_requirements"
+  echo "$deploy_want" >"$deploy_venv/.requirements.sha256"
+fi
 
 say "cargo: $(cargo --version)"
 say "dockerd: $(/usr/sbin/dockerd --version)"

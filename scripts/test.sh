@@ -48,6 +48,10 @@ TMPDIR=$run_tmp cargo test --locked "$@" -- --test-threads="$threads" || status=
 say "scripts/test-fleet.sh"
 TMPDIR=$run_tmp scripts/test-fleet.sh || status=$?
 
+# deploy/ as its users will use it: units, manifests, chart, Dockerfile, compose, example configs.
+say "tests/deploy/check.sh"
+TMPDIR=$run_tmp tests/deploy/check.sh || status=$?
+
 # Nothing may outlive the tests.
 if pgrep -af -- "$run_tmp"; then
   say "FAILED: the processes above outlived the tests"
