@@ -11,7 +11,7 @@
 # any failed. Several run a deliberately broken input too (a negative
 # control): a check that cannot fail proves nothing.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 repo=$(pwd -P)
 bin=${ENVPARITY_BIN_DIR:-$repo/target/debug}
 venv=${ENVPARITY_DEPLOY_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/envparity/deploy-venv}
@@ -137,8 +137,11 @@ cp /usr/bin/kill "$sysroot/usr/bin/kill"
 cp deploy/systemd/*.service "$sysroot/etc/systemd/system/"
 verify() { # systemd-analyze prints problems but may still exit 0: any output fails.
   local out
-  out=$(cd "$sysroot" && systemd-analyze verify --root="$sysroot" "$@" 2>&1) && [[ -z "$out" ]] ||
-    { printf '%s\n' "$out"; return 1; }
+  if out=$(cd "$sysroot" && systemd-analyze verify --root="$sysroot" "$@" 2>&1) && [[ -z "$out" ]]; then
+    return 0
+  fi
+  printf '%s\n' "$out"
+  return 1
 }
 check "systemd-analyze verify envparity-agent.service envparity-aggregator.service" \
   verify envparity-agent.service envparity-aggregator.service
@@ -191,6 +194,7 @@ broken_agent() { # broken_agent NAME EXPECTED-MESSAGE SED-EXPRESSION
   [[ $status == 2 && "$out" == *"$message"* ]] ||
     { echo "exit $status, wanted 2 and \"$message\": $out"; return 1; }
 }
+# shellcheck disable=SC2016  # the backquotes are part of the expected message
 check "envparity-agent check-config refuses an unknown key" \
   broken_agent unknown-key 'unknown field `heartbeat`' '1i heartbeat = "15s"'
 check "envparity-agent check-config refuses a bad duration" \
