@@ -312,6 +312,7 @@ fn serve(stream: TcpStream, shared: &Mutex<Shared>) {
             });
             answer
         };
+        std::thread::sleep(answer.delay);
         let mut response = format!(
             "HTTP/1.1 {} scripted\r\nContent-Length: 2\r\n",
             answer.status

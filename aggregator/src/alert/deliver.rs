@@ -74,6 +74,28 @@ pub fn retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     Some(wait.min(MAX_WAIT))
 }
 
+/// A transport failure in words, with its causes but never the URL.
+fn transport_error(e: &reqwest::Error, timeout: Duration) -> String {
+    if e.is_timeout() {
+        return format!(
+            "no answer within the timeout of {}",
+            humantime::format_duration(timeout)
+        );
+    }
+    let mut text = if e.is_connect() {
+        "cannot connect".to_owned()
+    } else {
+        "request failed".to_owned()
+    };
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 fn answer(text: &str) -> String {
     let cut: String = text.chars().take(ANSWER_MAX).collect();
     cut.escape_debug().to_string()
@@ -119,7 +141,7 @@ pub async fn post(
                 hinted.unwrap_or_else(|| backoff(sink.backoff, attempt))
             }
             Err(e) => {
-                last = e.without_url().to_string();
+                last = transport_error(&e, sink.timeout);
                 backoff(sink.backoff, attempt)
             }
         };

@@ -438,10 +438,19 @@ url = "{failing}"
 secret_file = "hook-secret"
 max_attempts = 3
 backoff = "50ms"
+[[alerts.sinks]]
+name = "sluggish"
+type = "webhook"
+url = "{sluggish}"
+secret_file = "hook-secret"
+timeout = "300ms"
+max_attempts = 2
+backoff = "50ms"
 "#,
             hook = rx.url("/hook"),
             refusing = rx.url("/refusing"),
             failing = rx.url("/failing"),
+            sluggish = rx.url("/sluggish"),
         ),
     )?;
     let config = config.display().to_string();
@@ -498,10 +507,31 @@ backoff = "50ms"
     assert_eq!(rx.requests("/failing").len(), 3, "{out}");
     assert!(out.stderr.contains("gave up after 3 attempts"), "{out}");
 
+    // No answer within the timeout is retried, then given up, and says so.
+    rx.always(
+        "/sluggish",
+        Answer::status(200).after(Duration::from_secs(3)),
+    );
+    let started = Instant::now();
+    let out = test("sluggish")?;
+    out.assert_code(2);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the timeout was not applied"
+    );
+    assert_eq!(rx.requests("/sluggish").len(), 2, "{out}");
+    assert!(
+        out.stderr.contains("no answer within the timeout of 300ms"),
+        "{out}"
+    );
+
     // An unknown sink names the configured ones.
     let out = test("nope")?;
     out.assert_code(2);
-    assert!(out.stderr.contains("hook, refusing, failing"), "{out}");
+    assert!(
+        out.stderr.contains("hook, refusing, failing, sluggish"),
+        "{out}"
+    );
     Ok(())
 }
 
