@@ -55,6 +55,12 @@ pub mod vars {
     pub const LOG_FORMAT: &str = "ENVPARITY_LOG_FORMAT";
     /// `--metrics-listen`.
     pub const METRICS_LISTEN: &str = "ENVPARITY_METRICS_LISTEN";
+    /// `--tls-ca`.
+    pub const TLS_CA: &str = "ENVPARITY_TLS_CA";
+    /// `--tls-cert`.
+    pub const TLS_CERT: &str = "ENVPARITY_TLS_CERT";
+    /// `--tls-key`.
+    pub const TLS_KEY: &str = "ENVPARITY_TLS_KEY";
     /// Docker's own variable, the fallback for `--docker-host`.
     pub const DOCKER_HOST_FALLBACK: &str = "DOCKER_HOST";
 }
@@ -98,6 +104,9 @@ const SETTINGS: &[(&str, &str, Option<&str>)] = &[
     ("once", vars::ONCE, None),
     ("log_format", vars::LOG_FORMAT, Some("text")),
     ("metrics_listen", vars::METRICS_LISTEN, Some("off")),
+    ("tls_ca", vars::TLS_CA, None),
+    ("tls_cert", vars::TLS_CERT, None),
+    ("tls_key", vars::TLS_KEY, None),
 ];
 
 /// Log output format.
@@ -202,6 +211,20 @@ pub struct Cli {
     /// 127.0.0.1:9601.
     #[arg(long, value_name = "ADDR", value_parser = parse_socket_addr)]
     pub metrics_listen: Option<SocketAddr>,
+
+    /// The fleet CA certificate (PEM) the aggregator's certificate must
+    /// chain to; needed for an https:// --aggregator.
+    #[arg(long, value_name = "PEM")]
+    pub tls_ca: Option<PathBuf>,
+
+    /// This host's agent certificate (PEM; `envparity certs --agent HOST_ID`):
+    /// the aggregator accepts its reports only for the host id it names.
+    #[arg(long, value_name = "PEM")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The key of --tls-cert (PEM).
+    #[arg(long, value_name = "PEM")]
+    pub tls_key: Option<PathBuf>,
 
     /// Collect and push one snapshot, then exit: 0 once the aggregator
     /// acknowledged it, 2 if it could not be delivered.
@@ -404,6 +427,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Where to serve metrics; `None`: off.
     pub metrics_listen: Option<SocketAddr>,
+    /// TLS files for an https:// aggregator.
+    pub tls: envparity_proto::transport::ClientTls,
 }
 
 /// The config file. Every key is optional; unknown keys are refused so that a
@@ -428,6 +453,9 @@ struct FileConfig {
     #[serde(default, deserialize_with = "de_log_format")]
     log_format: Option<LogFormat>,
     metrics_listen: Option<SocketAddr>,
+    tls_ca: Option<PathBuf>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 /// Parses `KEY=VALUE`; the key must be non-empty.
@@ -635,6 +663,16 @@ impl fmt::Display for Checked {
                 humantime::format_duration(c.resync_interval).to_string(),
             ),
             (
+                "tls",
+                match (&c.tls.ca, &c.tls.cert) {
+                    (Some(ca), Some(cert)) => {
+                        format!("CA {}, certificate {}", ca.display(), cert.display())
+                    }
+                    (Some(ca), None) => format!("CA {} (no client certificate)", ca.display()),
+                    _ => "off (plain text)".to_owned(),
+                },
+            ),
+            (
                 "metrics",
                 c.metrics_listen
                     .map_or_else(|| "off".to_owned(), |a| format!("http://{a}/metrics")),
@@ -831,6 +869,37 @@ impl Config {
         )?
         .map(|(a, _)| a);
 
+        let tls_file = |flag: Option<PathBuf>,
+                        name: &'static str,
+                        var: &'static str,
+                        from_file: Option<PathBuf>,
+                        key: &'static str| {
+            layer(
+                (flag, name),
+                (env, var),
+                path_from_env,
+                (from_file, path, key),
+            )
+            .map(|v| v.map(|(p, _)| p))
+        };
+        let tls = envparity_proto::transport::ClientTls {
+            ca: tls_file(cli.tls_ca, "--tls-ca", vars::TLS_CA, file.tls_ca, "tls_ca")?,
+            cert: tls_file(
+                cli.tls_cert,
+                "--tls-cert",
+                vars::TLS_CERT,
+                file.tls_cert,
+                "tls_cert",
+            )?,
+            key: tls_file(
+                cli.tls_key,
+                "--tls-key",
+                vars::TLS_KEY,
+                file.tls_key,
+                "tls_key",
+            )?,
+        };
+
         let (key_file, _) = layer(
             (cli.fingerprint_key_file, "--fingerprint-key-file"),
             (env, vars::FINGERPRINT_KEY_FILE),
@@ -874,6 +943,7 @@ impl Config {
             once,
             log_format,
             metrics_listen,
+            tls,
         };
         Ok(Checked {
             config,
@@ -903,9 +973,9 @@ fn sort_unique_labels(mut labels: Vec<(String, String)>) -> Result<Vec<(String, 
 }
 
 fn validate_aggregator(url: &str) -> Result<(), String> {
-    if !url.starts_with("http://") {
+    if !url.starts_with("http://") && !url.starts_with("https://") {
         return Err(format!(
-            "invalid aggregator URL {url:?}: only http:// is supported for now (TLS is not implemented yet)"
+            "invalid aggregator URL {url:?}: use https://HOST:PORT (TLS, with --tls-ca) or http://HOST:PORT (plain text)"
         ));
     }
     tonic::transport::Endpoint::from_shared(url.to_owned())
@@ -1236,7 +1306,7 @@ mod tests {
             (vars::ONCE, "maybe"),
             (vars::LOG_FORMAT, "xml"),
             (vars::LABELS, "novalue"),
-            (vars::AGGREGATOR, "https://agg:443"),
+            (vars::AGGREGATOR, "grpc://agg:443"),
             (vars::DOCKER_HOST, "ssh://host"),
         ] {
             let msg = fx

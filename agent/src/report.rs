@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use envparity_proto::transport::ClientTls;
 use envparity_proto::v1::report_service_client::ReportServiceClient;
 use envparity_proto::v1::{
     HeartbeatRequest, HeartbeatResponse, HostSnapshot, PushSnapshotRequest, PushSnapshotResponse,
@@ -35,13 +36,16 @@ pub enum ReportError {
         /// The gRPC status.
         status: tonic::Status,
     },
+    /// The TLS settings are unusable.
+    #[error(transparent)]
+    Tls(envparity_proto::transport::TlsSetupError),
 }
 
 impl ReportError {
     /// The gRPC code of a failed call.
     pub fn code(&self) -> Option<tonic::Code> {
         match self {
-            Self::InvalidUrl { .. } => None,
+            Self::InvalidUrl { .. } | Self::Tls(_) => None,
             Self::Call { status, .. } => Some(status.code()),
         }
     }
@@ -84,6 +88,12 @@ impl Reporter {
     /// A client for the aggregator at `url` (`http://host:port`). Does not
     /// connect yet.
     pub fn new(url: &str) -> Result<Self, ReportError> {
+        Self::with_tls(url, &ClientTls::default())
+    }
+
+    /// A client for `url`, over TLS when it is `https://` (with `tls`'s CA
+    /// and this host's agent certificate).
+    pub fn with_tls(url: &str, tls: &ClientTls) -> Result<Self, ReportError> {
         let endpoint = Endpoint::from_shared(url.to_owned())
             .map_err(|error| ReportError::InvalidUrl {
                 url: url.to_owned(),
@@ -91,6 +101,7 @@ impl Reporter {
             })?
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(CALL_TIMEOUT);
+        let endpoint = tls.apply(endpoint, url).map_err(ReportError::Tls)?;
         Ok(Self {
             url: url.to_owned(),
             client: ReportServiceClient::new(endpoint.connect_lazy()),

@@ -76,7 +76,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         %boot_id,
         "envparity agent starting"
     );
-    let reporter = Reporter::new(&config.aggregator)?;
+    let reporter = Reporter::with_tls(&config.aggregator, &config.tls)?;
     let collector = Collector::new(&config, SnapshotHeader::new(&config, &boot_id));
     let metrics = Metrics::new();
     if let Some(addr) = config.metrics_listen {

@@ -80,6 +80,10 @@ struct FileRepr {
     policy: Option<PathBuf>,
     log_format: Option<LogFormat>,
     metrics_listen: Option<SocketAddr>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_client_ca: Option<PathBuf>,
+    query_tokens_file: Option<PathBuf>,
     #[serde(default)]
     alerts: AlertsRepr,
 }
@@ -146,6 +150,14 @@ pub struct FileConfig {
     pub log_format: Option<LogFormat>,
     /// `metrics_listen`.
     pub metrics_listen: Option<SocketAddr>,
+    /// `tls_cert` (relative to the file).
+    pub tls_cert: Option<PathBuf>,
+    /// `tls_key`.
+    pub tls_key: Option<PathBuf>,
+    /// `tls_client_ca`.
+    pub tls_client_ca: Option<PathBuf>,
+    /// `query_tokens_file`.
+    pub query_tokens_file: Option<PathBuf>,
     /// `[alerts]`.
     pub alerts: AlertsConfig,
 }
@@ -314,6 +326,10 @@ impl FileConfig {
             policy: repr.policy.map(&relative),
             log_format: repr.log_format,
             metrics_listen: repr.metrics_listen,
+            tls_cert: repr.tls_cert.map(&relative),
+            tls_key: repr.tls_key.map(&relative),
+            tls_client_ca: repr.tls_client_ca.map(&relative),
+            query_tokens_file: repr.query_tokens_file.map(&relative),
             alerts: AlertsConfig {
                 min_severity: repr.alerts.min_severity.unwrap_or(defaults::MIN_SEVERITY),
                 base_url: repr.alerts.base_url,

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod alert;
+pub mod certs;
 pub mod cli;
 pub mod config;
 pub mod history;

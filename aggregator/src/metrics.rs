@@ -75,6 +75,9 @@ pub enum Rejection {
     Store,
     /// An internal failure.
     Internal,
+    /// The caller may not report for that host (`PERMISSION_DENIED` or
+    /// `UNAUTHENTICATED`).
+    Unauthorized,
 }
 
 impl Rejection {
@@ -83,6 +86,7 @@ impl Rejection {
             Rejection::Invalid => "invalid",
             Rejection::Store => "store",
             Rejection::Internal => "internal",
+            Rejection::Unauthorized => "unauthorized",
         }
     }
 }
@@ -143,7 +147,7 @@ impl Metrics {
         );
         registry.register(
             "envparity_reports_rejected",
-            "Reports rejected, by reason (invalid, store, internal)",
+            "Reports rejected, by reason (invalid, store, internal, unauthorized)",
             m.rejected.clone(),
         );
         registry.register(
@@ -184,7 +188,12 @@ impl Metrics {
         for kind in ["snapshot", "heartbeat"] {
             let _ = m.received.get_or_create(&ReportLabels { r#type: kind });
         }
-        for why in [Rejection::Invalid, Rejection::Store, Rejection::Internal] {
+        for why in [
+            Rejection::Invalid,
+            Rejection::Store,
+            Rejection::Internal,
+            Rejection::Unauthorized,
+        ] {
             let _ = m.rejected.get_or_create(&ReasonLabels {
                 reason: why.as_str(),
             });

@@ -23,6 +23,7 @@ pub mod exposition;
 pub mod hash;
 pub mod names;
 pub mod time;
+pub mod transport;
 
 /// The encoded `FileDescriptorSet` of the contract, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!("generated/envparity_descriptor.bin");

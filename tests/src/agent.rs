@@ -25,6 +25,7 @@ pub struct AgentBuilder<'f> {
     host_id: String,
     heartbeat: String,
     args: Vec<String>,
+    without_certificate: bool,
 }
 
 impl<'f> AgentBuilder<'f> {
@@ -36,6 +37,7 @@ impl<'f> AgentBuilder<'f> {
             host_id: host.name().to_owned(),
             heartbeat: DEFAULT_HEARTBEAT.to_owned(),
             args: Vec::new(),
+            without_certificate: false,
         }
     }
 
@@ -67,6 +69,13 @@ impl<'f> AgentBuilder<'f> {
         self.arg("--label").arg(format!("{key}={value}"))
     }
 
+    /// Against a TLS aggregator: trust the fleet CA but present no client
+    /// certificate.
+    pub fn without_certificate(mut self) -> Self {
+        self.without_certificate = true;
+        self
+    }
+
     /// Any other agent flag, passed through as is.
     pub fn arg(mut self, arg: impl Into<String>) -> Self {
         self.args.push(arg.into());
@@ -78,6 +87,27 @@ impl<'f> AgentBuilder<'f> {
     pub fn start(self) -> Result<Agent> {
         let server = self.fleet.server()?;
         let binary = cargo_bin(AGENT_BIN)?;
+        let mut tls = Vec::new();
+        if server.starts_with("https://") {
+            // The fleet CA, and this host's certificate (named after the
+            // host, whatever --host-id claims).
+            let pki = self.fleet.pki()?;
+            tls.push("--tls-ca".to_owned());
+            tls.push(pki.join("ca.pem").display().to_string());
+            if !self.without_certificate {
+                let cert = |suffix: &str| {
+                    pki.join(format!("agent-{}{suffix}", self.host.name()))
+                        .display()
+                        .to_string()
+                };
+                tls.extend([
+                    "--tls-cert".to_owned(),
+                    cert(".pem"),
+                    "--tls-key".to_owned(),
+                    cert("-key.pem"),
+                ]);
+            }
+        }
         let dir = self.fleet.new_dir(&format!("agent-{}", self.host_id))?;
         let mut agent = project_command(&binary);
         agent
@@ -93,6 +123,7 @@ impl<'f> AgentBuilder<'f> {
             .arg(self.fleet.fingerprint_key())
             .arg("--heartbeat-interval")
             .arg(&self.heartbeat)
+            .args(&tls)
             .args(&self.args);
         let process = Process::spawn(
             format!("agent {}", self.host_id),

@@ -21,6 +21,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct AggregatorBuilder<'f> {
     fleet: &'f Fleet,
     args: Vec<String>,
+    tls: bool,
 }
 
 impl<'f> AggregatorBuilder<'f> {
@@ -28,7 +29,16 @@ impl<'f> AggregatorBuilder<'f> {
         Self {
             fleet,
             args: Vec::new(),
+            tls: false,
         }
+    }
+
+    /// Serve TLS 1.3 with the fleet's certificates ([`Fleet::pki`]); agents
+    /// then report with their host's certificate and [`Fleet::cli`] queries
+    /// with the `cli` certificate.
+    pub fn tls(mut self) -> Self {
+        self.tls = true;
+        self
     }
 
     /// `--stale-after`: how long a silent host stays fresh (`"3s"`).
@@ -46,6 +56,29 @@ impl<'f> AggregatorBuilder<'f> {
     /// waits until it accepts connections; agents and `fleet.cli` then use it.
     pub fn start(self) -> Result<Aggregator> {
         let binary = cargo_bin(CLI_BIN)?;
+        let mut args = self.args;
+        if self.tls {
+            let pki = self.fleet.pki()?;
+            let file = |name: &str| pki.join(name).display().to_string();
+            args.extend([
+                "--tls-cert".to_owned(),
+                file("server.pem"),
+                "--tls-key".to_owned(),
+                file("server-key.pem"),
+                "--tls-client-ca".to_owned(),
+                file("ca.pem"),
+            ]);
+            self.fleet.set_cli_credentials(vec![
+                "--tls-ca".to_owned(),
+                file("ca.pem"),
+                "--tls-cert".to_owned(),
+                file("client-cli.pem"),
+                "--tls-key".to_owned(),
+                file("client-cli-key.pem"),
+            ]);
+        } else {
+            self.fleet.set_cli_credentials(Vec::new());
+        }
         let dir = self.fleet.new_dir("aggregator")?;
         let data_dir = dir.path().join("data");
         std::fs::create_dir(&data_dir)
@@ -53,7 +86,8 @@ impl<'f> AggregatorBuilder<'f> {
         let mut aggregator = Aggregator {
             port: free_port()?,
             binary,
-            args: self.args,
+            args,
+            scheme: if self.tls { "https" } else { "http" },
             data_dir,
             process: None,
             dir,
@@ -68,6 +102,7 @@ impl<'f> AggregatorBuilder<'f> {
 #[derive(Debug)]
 pub struct Aggregator {
     port: u16,
+    scheme: &'static str,
     binary: PathBuf,
     args: Vec<String>,
     data_dir: PathBuf,
@@ -96,9 +131,9 @@ impl Aggregator {
         Ok(())
     }
 
-    /// `http://127.0.0.1:PORT`, what agents and the CLI connect to.
+    /// `http(s)://127.0.0.1:PORT`, what agents and the CLI connect to.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("{}://127.0.0.1:{}", self.scheme, self.port)
     }
 
     /// The port it listens on.

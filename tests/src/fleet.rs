@@ -92,6 +92,8 @@ impl FleetBuilder {
             fingerprint_key,
             server: Mutex::new(None),
             started: AtomicUsize::new(0),
+            pki: std::sync::OnceLock::new(),
+            cli_credentials: Mutex::new(Vec::new()),
             dir,
         })
     }
@@ -118,6 +120,10 @@ pub struct Fleet {
     server: Mutex<Option<String>>,
     /// Counts aggregators and agents started, to give each its own dir.
     started: AtomicUsize,
+    /// The fleet's CA and certificates, made on first use.
+    pki: std::sync::OnceLock<PathBuf>,
+    /// Credentials `Fleet::cli` passes (TLS files of the `cli` client).
+    cli_credentials: Mutex<Vec<String>>,
     dir: ScratchDir,
 }
 
@@ -210,9 +216,47 @@ impl Fleet {
         self.agent(host).start()
     }
 
-    /// Runs `envparity --server URL -o json ARGS…` against the aggregator.
+    /// Runs `envparity --server URL -o json ARGS…` against the aggregator
+    /// (with the `cli` query certificate when it serves TLS).
     pub fn cli(&self, args: &[&str]) -> Result<CliOutput> {
-        CliOutput::run(&self.server()?, args)
+        let mut all: Vec<&str> = Vec::new();
+        let credentials = self
+            .cli_credentials
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        all.extend(credentials.iter().map(String::as_str));
+        all.extend(args);
+        CliOutput::run(&self.server()?, &all)
+    }
+
+    /// The fleet's PKI dir, made by `envparity certs` on first use: `ca.pem`,
+    /// `server.pem` (for 127.0.0.1), `agent-<host>.pem` for every host and
+    /// `client-cli.pem` (each with its `-key.pem`).
+    pub fn pki(&self) -> Result<&Path> {
+        if let Some(dir) = self.pki.get() {
+            return Ok(dir);
+        }
+        let dir = self.dir.path().join("pki");
+        let mut certs = crate::cli::project_command(&crate::bins::cargo_bin(crate::cli::CLI_BIN)?);
+        certs.arg("certs").arg("--dir").arg(&dir).args([
+            "--server-name",
+            "127.0.0.1",
+            "--client",
+            "cli",
+        ]);
+        for host in &self.hosts {
+            certs.arg("--agent").arg(host.name());
+        }
+        crate::command::checked(certs)?;
+        Ok(self.pki.get_or_init(|| dir))
+    }
+
+    pub(crate) fn set_cli_credentials(&self, args: Vec<String>) {
+        *self
+            .cli_credentials
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = args;
     }
 
     /// Runs the CLI until `done` accepts its output, for at most `timeout`;

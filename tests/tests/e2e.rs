@@ -13,4 +13,6 @@ mod e2e {
     mod kinds;
     /// envparity proper: agents report, the aggregator judges, the CLI tells.
     mod parity;
+    /// TLS, host identity and query authorization.
+    mod security;
 }

@@ -42,6 +42,7 @@ pub fn config(aggregator: &str, docker_host: &str) -> Config {
         once: false,
         log_format: LogFormat::Text,
         metrics_listen: None,
+        tls: Default::default(),
     }
 }
 

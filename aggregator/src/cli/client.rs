@@ -8,6 +8,10 @@ use envparity_proto::v1::{
     GateRequest, GetFindingsRequest, GetHistoryRequest, GetPolicyRequest, GetServiceRequest,
     GetStatusRequest, ListAlertsRequest, ListHostsRequest,
 };
+use std::path::{Path, PathBuf};
+
+use envparity_proto::transport::ClientTls;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
 use super::render::Out;
@@ -15,20 +19,70 @@ use super::{Command, Outcome, PolicyAction, output};
 use crate::parity::explain::explain;
 use crate::parity::{Kind, Severity};
 
+/// How the CLI proves who it is: TLS settings and an optional token.
+#[derive(Debug, Clone, Default)]
+pub struct Credentials {
+    /// The fleet CA and the query client certificate.
+    pub tls: ClientTls,
+    /// File holding a bearer token.
+    pub token_file: Option<PathBuf>,
+}
+
+/// Adds `authorization: Bearer …` to every call when a token is set.
+#[derive(Clone)]
+pub struct Bearer(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl std::fmt::Debug for Bearer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Bearer(<redacted>)"
+        } else {
+            "Bearer(none)"
+        })
+    }
+}
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            request.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(request)
+    }
+}
+
+fn read(what: &str, path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {what} {}", path.display()))
+}
+
 /// A connected query client.
 #[derive(Debug)]
 pub struct Client {
     server: String,
-    inner: QueryServiceClient<Channel>,
+    inner: QueryServiceClient<InterceptedService<Channel, Bearer>>,
 }
 
 impl Client {
-    /// Connects to the aggregator at `server`.
-    pub async fn connect(server: &str) -> anyhow::Result<Self> {
+    /// Connects to the aggregator at `server` with `credentials`.
+    pub async fn connect(server: &str, credentials: &Credentials) -> anyhow::Result<Self> {
         let endpoint = Endpoint::from_shared(server.to_owned())
             .with_context(|| format!("invalid --server address {server:?}"))?
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30));
+        let endpoint = credentials.tls.apply(endpoint, server)?;
+        let bearer = match &credentials.token_file {
+            Some(path) => {
+                let token = read("the token file", path)?;
+                let value = format!("Bearer {}", token.trim()).parse().map_err(|_| {
+                    anyhow::anyhow!("the token in {} is not valid text", path.display())
+                })?;
+                Bearer(Some(value))
+            }
+            None => Bearer(None),
+        };
         let channel = endpoint.connect().await.map_err(|e| {
             anyhow::anyhow!(
                 "cannot reach the aggregator at {server}: {}",
@@ -37,7 +91,8 @@ impl Client {
         })?;
         Ok(Client {
             server: server.to_owned(),
-            inner: QueryServiceClient::new(channel).max_decoding_message_size(64 * 1024 * 1024),
+            inner: QueryServiceClient::with_interceptor(channel, bearer)
+                .max_decoding_message_size(64 * 1024 * 1024),
         })
     }
 
@@ -45,7 +100,9 @@ impl Client {
         match status.code() {
             tonic::Code::NotFound
             | tonic::Code::InvalidArgument
-            | tonic::Code::FailedPrecondition => {
+            | tonic::Code::FailedPrecondition
+            | tonic::Code::PermissionDenied
+            | tonic::Code::Unauthenticated => {
                 anyhow::anyhow!("{}", status.message())
             }
             code => anyhow::anyhow!(
@@ -75,7 +132,11 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 /// Runs one query command and prints its answer.
 pub async fn execute(mut client: Client, command: Command, out: &Out) -> anyhow::Result<Outcome> {
     match command {
-        Command::Serve(_) | Command::CheckConfig(_) | Command::Alerts { action: Some(_) } => {
+        Command::Serve(_)
+        | Command::CheckConfig(_)
+        | Command::Certs { .. }
+        | Command::QueryToken { .. }
+        | Command::Alerts { action: Some(_) } => {
             unreachable!("runs without a server")
         }
         Command::Alerts { action: None } => {

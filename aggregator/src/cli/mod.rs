@@ -36,6 +36,37 @@ pub struct Cli {
     )]
     pub server: String,
 
+    /// CA certificate (PEM) the aggregator's certificate must chain to; needed
+    /// for an `https://` --server.
+    #[arg(long, global = true, env = "ENVPARITY_TLS_CA", value_name = "PEM")]
+    pub tls_ca: Option<PathBuf>,
+
+    /// Query client certificate (PEM, `OU=envparity-query`; see `envparity
+    /// certs --client`).
+    #[arg(
+        long,
+        global = true,
+        env = "ENVPARITY_TLS_CERT",
+        value_name = "PEM",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// Key of --tls-cert (PEM).
+    #[arg(
+        long,
+        global = true,
+        env = "ENVPARITY_TLS_KEY",
+        value_name = "PEM",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// File holding a query bearer token (see `envparity query-token`),
+    /// instead of a client certificate.
+    #[arg(long, global = true, env = "ENVPARITY_TOKEN_FILE", value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+
     /// Output format: `table` (default), `wide` (more columns), `json` or
     /// `yaml` (documented in docs/json-output.md, with `schema_version`).
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = Format::Table)]
@@ -164,6 +195,34 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<AlertsAction>,
     },
+    /// Make a fleet CA (or reuse the one in --dir) and certificates: the
+    /// aggregator's (--server-name), one per agent host (--agent HOST_ID)
+    /// and query clients (--client NAME). Keys are written mode 0600.
+    Certs {
+        /// Where the files go (`ca.pem`, `server.pem`, `agent-HOST.pem`,
+        /// `client-NAME.pem` and their `-key.pem`).
+        #[arg(long)]
+        dir: PathBuf,
+        /// A DNS name or IP address of the aggregator (repeat for several).
+        #[arg(long = "server-name")]
+        server_names: Vec<String>,
+        /// A host id to make an agent certificate for (repeat).
+        #[arg(long = "agent")]
+        agents: Vec<String>,
+        /// A name to make a query certificate for (repeat).
+        #[arg(long = "client")]
+        clients: Vec<String>,
+        /// Validity of new certificates, in days.
+        #[arg(long, default_value_t = 365)]
+        days: u64,
+    },
+    /// Make a query bearer token: prints the token (once: give it to the
+    /// client) and the line to add to the aggregator's query_tokens_file
+    /// (which holds only its SHA-256).
+    QueryToken {
+        /// Who will hold it (shown in logs).
+        name: String,
+    },
     /// The policy: `show` prints the one the aggregator applies; `check FILE`
     /// validates a file locally (exit 0 valid, 2 invalid) without a server.
     Policy {
@@ -243,6 +302,26 @@ pub struct ServeArgs {
     #[arg(long, env = "ENVPARITY_POLICY")]
     pub policy: Option<PathBuf>,
 
+    /// The server's TLS certificate chain (PEM). With --tls-key and
+    /// --tls-client-ca, gRPC is TLS 1.3 and callers are identified by client
+    /// certificate (docs/security.md).
+    #[arg(long, env = "ENVPARITY_TLS_CERT", value_name = "PEM")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The server's TLS key (PEM).
+    #[arg(long, env = "ENVPARITY_TLS_KEY", value_name = "PEM")]
+    pub tls_key: Option<PathBuf>,
+
+    /// CA certificate(s) (PEM) that agent and query client certificates
+    /// must chain to.
+    #[arg(long, env = "ENVPARITY_TLS_CLIENT_CA", value_name = "PEM")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// Query bearer tokens: `NAME sha256:HEX` per line (`envparity
+    /// query-token` makes them).
+    #[arg(long, env = "ENVPARITY_QUERY_TOKENS_FILE", value_name = "FILE")]
+    pub query_tokens_file: Option<PathBuf>,
+
     /// Serve Prometheus metrics (OpenMetrics) at http://ADDR/metrics. Off
     /// unless set.
     #[arg(long, env = "ENVPARITY_METRICS_LISTEN")]
@@ -272,6 +351,32 @@ impl ServeArgs {
             .data_dir
             .or(file.data_dir)
             .unwrap_or_else(|| PathBuf::from(defaults::DATA_DIR));
+        let tls_files = (
+            self.tls_cert.or(file.tls_cert),
+            self.tls_key.or(file.tls_key),
+            self.tls_client_ca.or(file.tls_client_ca),
+        );
+        let tls = match tls_files {
+            (Some(cert), Some(key), Some(client_ca)) => {
+                let files = server::tls::TlsFiles {
+                    cert,
+                    key,
+                    client_ca,
+                };
+                server::tls::server_config(&files)?;
+                Some(files)
+            }
+            // Plain text, as before TLS existed; `serve` logs a warning.
+            // Requiring an explicit --insecure-plaintext is issue 4's next step.
+            (None, None, None) => None,
+            _ => anyhow::bail!(
+                "TLS needs all of tls_cert, tls_key and tls_client_ca (--tls-cert, --tls-key, --tls-client-ca)"
+            ),
+        };
+        let tokens_file = self.query_tokens_file.or(file.query_tokens_file);
+        if let Some(path) = &tokens_file {
+            server::auth::read_tokens(path).map_err(anyhow::Error::msg)?;
+        }
         let config = ServeConfig {
             stale_after: self
                 .stale_after
@@ -280,6 +385,8 @@ impl ServeArgs {
             policy: self.policy.or(file.policy),
             metrics_listen: self.metrics_listen.or(file.metrics_listen),
             alerts: file.alerts,
+            tls,
+            tokens_file,
             ..ServeConfig::new(listen, data_dir)
         };
         if let Some(path) = &config.policy {
@@ -379,8 +486,43 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             })?;
             Ok(Outcome::Parity)
         }
+        Command::Certs {
+            dir,
+            server_names,
+            agents,
+            clients,
+            days,
+        } => {
+            let written = crate::certs::make(&crate::certs::Request {
+                dir,
+                server_names,
+                agents,
+                clients,
+                valid_for: Duration::from_secs(days.saturating_mul(86_400)),
+            })?;
+            for path in written {
+                println!("wrote {}", path.display());
+            }
+            Ok(Outcome::Parity)
+        }
+        Command::QueryToken { name } => {
+            let (token, line) = crate::certs::new_token(&name)?;
+            println!(
+                "token (shown once; give it to {name}, e.g. in a file for --token-file):\n{token}"
+            );
+            println!("line for the aggregator's query_tokens_file:\n{line}");
+            Ok(Outcome::Parity)
+        }
         command => {
-            let client = client::Client::connect(&cli.server).await?;
+            let credentials = client::Credentials {
+                tls: envparity_proto::transport::ClientTls {
+                    ca: cli.tls_ca.clone(),
+                    cert: cli.tls_cert.clone(),
+                    key: cli.tls_key.clone(),
+                },
+                token_file: cli.token_file.clone(),
+            };
+            let client = client::Client::connect(&cli.server, &credentials).await?;
             let out = render::Out::new(cli.output);
             client::execute(client, command, &out).await
         }

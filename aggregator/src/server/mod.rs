@@ -1,10 +1,12 @@
 //! `envparity serve`: the gRPC server that ingests reports and answers
 //! queries.
 
+pub mod auth;
 mod convert;
 mod query;
 mod report;
 mod state;
+pub mod tls;
 pub mod validate;
 
 use std::net::SocketAddr;
@@ -45,6 +47,10 @@ pub struct ServeConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// Alerting: the alerting severity and the sinks.
     pub alerts: AlertsConfig,
+    /// TLS 1.3 with client certificates; `None`: plain text.
+    pub tls: Option<tls::TlsFiles>,
+    /// Query tokens (`NAME sha256:HEX` lines); `None`: no tokens.
+    pub tokens_file: Option<PathBuf>,
 }
 
 impl ServeConfig {
@@ -57,6 +63,8 @@ impl ServeConfig {
             policy: None,
             metrics_listen: None,
             alerts: AlertsConfig::default(),
+            tls: None,
+            tokens_file: None,
         }
     }
 }
@@ -250,11 +258,32 @@ pub async fn serve(
         .build_v1()
         .context("gRPC reflection service")?;
 
+    let tls_config = config.tls.as_ref().map(tls::server_config).transpose()?;
+    let tokens = match &config.tokens_file {
+        Some(path) => Some(auth::read_tokens(path).map_err(anyhow::Error::msg)?),
+        None => None,
+    };
+    let auth = Arc::new(auth::Auth {
+        tls: tls_config.is_some(),
+        tokens,
+        tokens_file: config.tokens_file.clone(),
+    });
     let max = validate::limits::MAX_MESSAGE_BYTES;
-    let report = ReportServiceServer::new(ReportApi::new(Arc::clone(&fleet), Arc::clone(&metrics)))
-        .max_decoding_message_size(max);
-    let query = QueryServiceServer::new(QueryApi::new(Arc::clone(&fleet), Arc::clone(&alerting)))
-        .max_encoding_message_size(64 * 1024 * 1024);
+    let report = ReportServiceServer::new(ReportApi::new(
+        Arc::clone(&fleet),
+        Arc::clone(&metrics),
+        Arc::clone(&auth),
+    ))
+    .max_decoding_message_size(max);
+    let query_auth = Arc::clone(&auth);
+    let query = tonic::service::interceptor::InterceptedService::new(
+        QueryServiceServer::new(QueryApi::new(Arc::clone(&fleet), Arc::clone(&alerting)))
+            .max_encoding_message_size(64 * 1024 * 1024),
+        move |request: tonic::Request<()>| {
+            query_auth.query(&request)?;
+            Ok(request)
+        },
+    );
 
     tracing::info!(
         listen = %local,
@@ -263,16 +292,34 @@ pub async fn serve(
         stale_after = %humantime::format_duration(config.stale_after),
         policy = %policy_source,
         alert_sinks = alerting.sinks().len(),
+        tls = auth.tls,
+        query_tokens = auth.tokens.as_ref().map_or(0, Vec::len),
         "envparity aggregator listening"
     );
-    let served = tonic::transport::Server::builder()
+    if !auth.tls {
+        tracing::warn!(
+            listen = %local,
+            "serving plain-text gRPC: reports and queries are neither encrypted nor authenticated by certificate; configure tls_cert, tls_key and tls_client_ca (docs/security.md)"
+        );
+    }
+    let router = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)
         .add_service(report)
-        .add_service(query)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-        .await
-        .context("gRPC server");
+        .add_service(query);
+    let served = match tls_config {
+        Some(tls_config) => {
+            router
+                .serve_with_incoming_shutdown(tls::incoming(listener, tls_config), shutdown)
+                .await
+        }
+        None => {
+            router
+                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+                .await
+        }
+    }
+    .context("gRPC server");
     for t in tasks {
         t.abort();
     }

@@ -9,6 +9,7 @@ use envparity_proto::v1::{
 };
 use tonic::{Request, Response, Status};
 
+use super::auth::Auth;
 use super::state::{Fleet, IngestError};
 use crate::metrics::{Metrics, Rejection};
 
@@ -17,12 +18,25 @@ use crate::metrics::{Metrics, Rejection};
 pub struct ReportApi {
     fleet: Arc<Fleet>,
     metrics: Arc<Metrics>,
+    auth: Arc<Auth>,
 }
 
 impl ReportApi {
-    /// Serves reports into `fleet`, counting them in `metrics`.
-    pub fn new(fleet: Arc<Fleet>, metrics: Arc<Metrics>) -> Self {
-        ReportApi { fleet, metrics }
+    /// Serves reports into `fleet`, counting them in `metrics`, for the
+    /// callers `auth` lets in.
+    pub fn new(fleet: Arc<Fleet>, metrics: Arc<Metrics>, auth: Arc<Auth>) -> Self {
+        ReportApi {
+            fleet,
+            metrics,
+            auth,
+        }
+    }
+
+    /// Refuses (and counts) a caller that may not report for `host`.
+    fn authorize<T>(&self, request: &Request<T>, host: &str) -> Result<(), Status> {
+        self.auth.report(request, host).inspect_err(|_| {
+            self.metrics.rejected(Rejection::Unauthorized);
+        })
     }
 
     fn rejected(&self, host: &str, err: IngestError) -> Status {
@@ -60,6 +74,13 @@ impl ReportService for ReportApi {
     ) -> Result<Response<PushSnapshotResponse>, Status> {
         let started = std::time::Instant::now();
         self.metrics.received("snapshot");
+        let host_claimed = request
+            .get_ref()
+            .snapshot
+            .as_ref()
+            .map(|s| s.host_id.clone())
+            .unwrap_or_default();
+        self.authorize(&request, &host_claimed)?;
         let Some(snapshot) = request.into_inner().snapshot else {
             self.metrics.rejected(Rejection::Invalid);
             return Err(Status::invalid_argument(
@@ -97,6 +118,8 @@ impl ReportService for ReportApi {
         request: Request<HeartbeatRequest>,
     ) -> Result<Response<HeartbeatResponse>, Status> {
         self.metrics.received("heartbeat");
+        let host_claimed = request.get_ref().host_id.clone();
+        self.authorize(&request, &host_claimed)?;
         let hb = request.into_inner();
         let snapshot_needed = self
             .fleet
