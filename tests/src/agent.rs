@@ -26,6 +26,8 @@ pub struct AgentBuilder<'f> {
     heartbeat: String,
     args: Vec<String>,
     without_certificate: bool,
+    envs: Vec<(String, String)>,
+    aggregator: Option<String>,
 }
 
 impl<'f> AgentBuilder<'f> {
@@ -38,6 +40,8 @@ impl<'f> AgentBuilder<'f> {
             heartbeat: DEFAULT_HEARTBEAT.to_owned(),
             args: Vec::new(),
             without_certificate: false,
+            envs: Vec::new(),
+            aggregator: None,
         }
     }
 
@@ -76,6 +80,19 @@ impl<'f> AgentBuilder<'f> {
         self
     }
 
+    /// Report to `url` instead of the fleet's aggregator (e.g. through a
+    /// [`crate::Tap`]).
+    pub fn aggregator(mut self, url: &str) -> Self {
+        self.aggregator = Some(url.to_owned());
+        self
+    }
+
+    /// An environment variable for the process (e.g. `RUST_LOG`).
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.envs.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
     /// Any other agent flag, passed through as is.
     pub fn arg(mut self, arg: impl Into<String>) -> Self {
         self.args.push(arg.into());
@@ -85,7 +102,10 @@ impl<'f> AgentBuilder<'f> {
     /// Starts the agent against the fleet's last-started aggregator, with the
     /// fleet's shared fingerprint key. It runs until the guard is dropped.
     pub fn start(self) -> Result<Agent> {
-        let server = self.fleet.server()?;
+        let server = match &self.aggregator {
+            Some(url) => url.clone(),
+            None => self.fleet.server()?,
+        };
         let binary = cargo_bin(AGENT_BIN)?;
         let mut tls = Vec::new();
         if server.starts_with("https://") {
@@ -124,7 +144,8 @@ impl<'f> AgentBuilder<'f> {
             .arg("--heartbeat-interval")
             .arg(&self.heartbeat)
             .args(&tls)
-            .args(&self.args);
+            .args(&self.args)
+            .envs(self.envs.iter().map(|(k, v)| (k, v)));
         let process = Process::spawn(
             format!("agent {}", self.host_id),
             agent,

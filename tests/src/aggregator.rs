@@ -22,6 +22,7 @@ pub struct AggregatorBuilder<'f> {
     fleet: &'f Fleet,
     args: Vec<String>,
     tls: bool,
+    envs: Vec<(String, String)>,
 }
 
 impl<'f> AggregatorBuilder<'f> {
@@ -30,6 +31,7 @@ impl<'f> AggregatorBuilder<'f> {
             fleet,
             args: Vec::new(),
             tls: false,
+            envs: Vec::new(),
         }
     }
 
@@ -44,6 +46,12 @@ impl<'f> AggregatorBuilder<'f> {
     /// `--stale-after`: how long a silent host stays fresh (`"3s"`).
     pub fn stale_after(self, duration: &str) -> Self {
         self.arg("--stale-after").arg(duration)
+    }
+
+    /// An environment variable for the process (e.g. `RUST_LOG`).
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.envs.push((key.to_owned(), value.to_owned()));
+        self
     }
 
     /// Any other flag of `envparity serve`, passed through as is.
@@ -88,6 +96,7 @@ impl<'f> AggregatorBuilder<'f> {
             binary,
             args,
             scheme: if self.tls { "https" } else { "http" },
+            envs: self.envs,
             data_dir,
             process: None,
             dir,
@@ -103,6 +112,7 @@ impl<'f> AggregatorBuilder<'f> {
 pub struct Aggregator {
     port: u16,
     scheme: &'static str,
+    envs: Vec<(String, String)>,
     binary: PathBuf,
     args: Vec<String>,
     data_dir: PathBuf,
@@ -120,7 +130,8 @@ impl Aggregator {
             .arg(listen.to_string())
             .arg("--data-dir")
             .arg(&self.data_dir)
-            .args(&self.args);
+            .args(&self.args)
+            .envs(self.envs.iter().map(|(k, v)| (k, v)));
         let mut process = Process::spawn(
             format!("aggregator {listen}"),
             serve,

@@ -50,6 +50,7 @@ mod process;
 mod registry;
 mod run;
 mod scratch;
+mod tap;
 pub mod tools;
 mod wait;
 
@@ -68,4 +69,5 @@ pub use process::{DEFAULT_STOP_TIMEOUT, Process};
 pub use registry::Registry;
 pub use run::Run;
 pub use scratch::{KEEP_ENV, PREFIX, ScratchDir, mounts_under};
+pub use tap::Tap;
 pub use wait::{free_port, wait_for, wait_until};

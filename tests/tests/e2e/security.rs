@@ -121,3 +121,175 @@ fn with_mtls_an_agent_reports_only_for_its_host_and_queries_need_query_credentia
 
     Ok(())
 }
+
+#[test]
+fn a_planted_secret_is_in_no_output_log_alert_metric_stored_byte_or_wire_byte() -> Result<()> {
+    use envparity_tests::http::{self, Receiver};
+    use envparity_tests::{Run, Tap, free_port};
+    use std::os::unix::fs::PermissionsExt;
+
+    const SECRETS: [&str; 2] = ["planted-secret-staging-41", "planted-secret-prod-97"];
+    let fleet = Fleet::builder()
+        .host("staging")
+        .host("production")
+        .registry()
+        .start()?;
+    let (staging, production) = (fleet.host("staging"), fleet.host("production"));
+    staging.import_image(
+        "shop:1",
+        envparity_tests::ImageSpec::new().file("/app/v", "1"),
+    )?;
+    fleet.registry().push_from(staging, "shop:1")?;
+    fleet.registry().pull_to(production, "shop:1")?;
+    let image = fleet.registry().reference("shop:1");
+    for (host, secret) in [(staging, SECRETS[0]), (production, SECRETS[1])] {
+        host.run(
+            Run::new(&image)
+                .name("shop")
+                .label("envparity.service", "shop")
+                .env("DB_PASSWORD", secret)
+                .env("LOG_LEVEL", "clear-value-7"),
+        )?;
+    }
+
+    // An alert sink and metrics, so the secret's finding goes everywhere.
+    let rx = Receiver::start()?;
+    let dir = fleet.dir();
+    let secret_file = dir.join("hook-secret");
+    std::fs::write(&secret_file, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").expect("write");
+    std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let (metrics_port, agent_metrics_port) = (free_port()?, free_port()?);
+    let config = dir.join("aggregator.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "metrics_listen = \"127.0.0.1:{metrics_port}\"\n[[alerts.sinks]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\nsecret_file = \"hook-secret\"\n",
+            rx.url("/hook")
+        ),
+    )
+    .expect("write the config");
+    let policy = dir.join("policy.toml");
+    std::fs::write(
+        &policy,
+        "grace = \"0s\"\nalert_grace = \"0s\"\n[pinning]\nrequired = []\nelsewhere = \"off\"\n",
+    )
+    .expect("write the policy");
+    let aggregator = fleet
+        .aggregator()
+        .env("RUST_LOG", "debug")
+        .arg("--config")
+        .arg(config.display().to_string())
+        .arg("--policy")
+        .arg(policy.display().to_string())
+        .start()?;
+    // Agents report through a tap that records every byte they send, with
+    // DB_PASSWORD even asked for in clear (it must still be fingerprinted).
+    let tap = Tap::start(
+        free_port()?,
+        format!("127.0.0.1:{}", aggregator.port())
+            .parse()
+            .expect("address"),
+    )?;
+    let agents = [
+        fleet
+            .agent(staging)
+            .aggregator(&tap.url())
+            .env("RUST_LOG", "debug")
+            .clear_env("DB_PASSWORD,LOG_LEVEL")
+            .arg("--metrics-listen")
+            .arg(format!("127.0.0.1:{agent_metrics_port}"))
+            .start()?,
+        fleet
+            .agent(production)
+            .aggregator(&tap.url())
+            .env("RUST_LOG", "debug")
+            .clear_env("DB_PASSWORD,LOG_LEVEL")
+            .start()?,
+    ];
+    fleet.wait_for_hosts(&["staging", "production"], REPORT_TIMEOUT)?;
+    envparity_tests::wait_until(
+        REPORT_TIMEOUT,
+        "the DB_PASSWORD alert at the webhook",
+        || {
+            rx.requests("/hook")
+                .iter()
+                .any(|r| String::from_utf8_lossy(&r.body).contains("DB_PASSWORD"))
+        },
+    )?;
+
+    let mut seen: Vec<(String, Vec<u8>)> = Vec::new();
+    for format in ["json", "yaml", "table", "wide"] {
+        for args in [
+            vec!["service", "shop"],
+            vec!["status"],
+            vec!["findings"],
+            vec!["alerts"],
+            vec!["history", "shop"],
+        ] {
+            let mut all = vec!["-o", format];
+            all.extend(args.iter().copied());
+            let out = fleet.cli(&all)?;
+            seen.push((
+                format!("{} -o {format}", args.join(" ")),
+                out.stdout.into_bytes(),
+            ));
+        }
+    }
+    for r in rx.requests("/hook") {
+        seen.push(("webhook body".into(), r.body.clone()));
+    }
+    seen.push((
+        "aggregator /metrics".into(),
+        http::get(&format!("http://127.0.0.1:{metrics_port}/metrics"))?
+            .body
+            .into_bytes(),
+    ));
+    seen.push((
+        "agent /metrics".into(),
+        http::get(&format!("http://127.0.0.1:{agent_metrics_port}/metrics"))?
+            .body
+            .into_bytes(),
+    ));
+    seen.push(("aggregator debug log".into(), aggregator.log().into_bytes()));
+    for (i, agent) in agents.iter().enumerate() {
+        seen.push((format!("agent {i} debug log"), agent.log().into_bytes()));
+    }
+    for entry in std::fs::read_dir(aggregator.data_dir()).expect("data dir") {
+        let path = entry.expect("entry").path();
+        seen.push((
+            path.display().to_string(),
+            std::fs::read(&path).expect("read"),
+        ));
+    }
+    let wire = tap.sent();
+    seen.push(("agent → aggregator wire bytes".into(), wire.clone()));
+
+    // Controls: each place searched holds what it should, so finding
+    // nothing means something. The wire and the store carry the key name and
+    // the clear-allowlisted value; the debug logs are debug logs.
+    let has =
+        |bytes: &[u8], needle: &str| bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
+    assert!(
+        has(&wire, "DB_PASSWORD") && has(&wire, "LOG_LEVEL"),
+        "the tap saw no snapshot"
+    );
+    assert!(
+        seen.iter()
+            .any(|(p, b)| p.contains("envparity.db") && has(b, "DB_PASSWORD")),
+        "the store holds no snapshot"
+    );
+    assert!(
+        has(&aggregator.log().into_bytes(), "DEBUG"),
+        "the aggregator did not log at debug"
+    );
+    assert!(seen.len() >= 30, "checked too few places: {}", seen.len());
+    for secret in SECRETS {
+        for (place, bytes) in &seen {
+            assert!(
+                !has(bytes, secret),
+                "secret value {secret:?} found in {place}"
+            );
+        }
+    }
+    Ok(())
+}
