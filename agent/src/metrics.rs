@@ -166,9 +166,6 @@ impl Metrics {
 /// Binds `addr` (a taken port fails start-up) and serves `GET /metrics` in
 /// the background for as long as the runtime runs.
 pub async fn serve(addr: SocketAddr, metrics: Metrics) -> std::io::Result<SocketAddr> {
-    use envparity_proto::exposition::{
-        OPENMETRICS, PROMETHEUS_TEXT, to_prometheus_text, wants_openmetrics,
-    };
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let app = axum::Router::new().route(
@@ -180,11 +177,7 @@ pub async fn serve(addr: SocketAddr, metrics: Metrics) -> std::io::Result<Socket
                 let accept = headers
                     .get(axum::http::header::ACCEPT)
                     .and_then(|v| v.to_str().ok());
-                let (content_type, body) = if wants_openmetrics(accept) {
-                    (OPENMETRICS, text)
-                } else {
-                    (PROMETHEUS_TEXT, to_prometheus_text(&text))
-                };
+                let (content_type, body) = envparity_proto::exposition::negotiate(accept, text);
                 ([(axum::http::header::CONTENT_TYPE, content_type)], body)
             }
         }),

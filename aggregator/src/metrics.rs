@@ -325,7 +325,11 @@ pub async fn serve(
                 let text = tokio::task::spawn_blocking(move || metrics.render(&fleet, &alerting))
                     .await
                     .unwrap_or_default();
-                exposition_response(&headers, text)
+                let accept = headers
+                    .get(axum::http::header::ACCEPT)
+                    .and_then(|v| v.to_str().ok());
+                let (content_type, body) = envparity_proto::exposition::negotiate(accept, text);
+                ([(axum::http::header::CONTENT_TYPE, content_type)], body)
             }
         }),
     );
@@ -333,31 +337,6 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await
         .context("metrics HTTP server")
-}
-
-/// The response in the format the scraper asked for (see
-/// [`envparity_proto::exposition`]).
-pub fn exposition_response(
-    headers: &axum::http::HeaderMap,
-    openmetrics: String,
-) -> ([(axum::http::HeaderName, &'static str); 1], String) {
-    use envparity_proto::exposition::{
-        OPENMETRICS, PROMETHEUS_TEXT, to_prometheus_text, wants_openmetrics,
-    };
-    let accept = headers
-        .get(axum::http::header::ACCEPT)
-        .and_then(|v| v.to_str().ok());
-    if wants_openmetrics(accept) {
-        (
-            [(axum::http::header::CONTENT_TYPE, OPENMETRICS)],
-            openmetrics,
-        )
-    } else {
-        (
-            [(axum::http::header::CONTENT_TYPE, PROMETHEUS_TEXT)],
-            to_prometheus_text(&openmetrics),
-        )
-    }
 }
 
 /// Binds the metrics listener (so a taken port fails start-up, not later).

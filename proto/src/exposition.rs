@@ -18,6 +18,16 @@ pub fn wants_openmetrics(accept: Option<&str>) -> bool {
     accept.is_some_and(|a| a.contains("application/openmetrics-text"))
 }
 
+/// The content type and body for a scraper that sent `accept`, from the
+/// OpenMetrics text.
+pub fn negotiate(accept: Option<&str>, openmetrics: String) -> (&'static str, String) {
+    if wants_openmetrics(accept) {
+        (OPENMETRICS, openmetrics)
+    } else {
+        (PROMETHEUS_TEXT, to_prometheus_text(&openmetrics))
+    }
+}
+
 /// Rewrites OpenMetrics text as Prometheus text 0.0.4: counter families are
 /// named with their `_total` suffix (as their samples are), `unknown`
 /// becomes `untyped`, and `# UNIT` and `# EOF` lines go.

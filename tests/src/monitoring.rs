@@ -11,7 +11,7 @@ use crate::fleet::Fleet;
 use crate::http;
 use crate::process::Process;
 use crate::scratch::ScratchDir;
-use crate::tools::{ALERTMANAGER, PROMETHEUS};
+use crate::tools::{ALERTMANAGER, PROMETHEUS, Tool};
 use crate::wait::{free_port, wait_until};
 
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -36,6 +36,33 @@ fn wait_ready(process: &mut Process, base: &str) -> Result<()> {
     })
 }
 
+/// Starts `tool` with `config` written to `<dir>/<kind>.yml`, on a free
+/// loopback port, with the flags `args(config, data dir, listen)` give, and
+/// waits until it answers `/-/ready`.
+fn launch(
+    fleet: &Fleet,
+    tool: Tool,
+    kind: &str,
+    config: &str,
+    args: impl FnOnce(&Path, &Path, SocketAddr) -> Vec<String>,
+) -> Result<(String, Process, ScratchDir)> {
+    let binary = tool.require()?;
+    let dir = fleet.new_dir(kind)?;
+    let config_file = dir.path().join(format!("{kind}.yml"));
+    write(&config_file, config)?;
+    let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?));
+    let mut command = Command::new(binary);
+    command.args(args(&config_file, &dir.path().join("data"), listen));
+    let mut process = Process::spawn(
+        format!("{kind} {listen}"),
+        command,
+        dir.path().join(format!("{kind}.log")),
+    )?;
+    let url = format!("http://{listen}");
+    wait_ready(&mut process, &url)?;
+    Ok((url, process, dir))
+}
+
 /// A running Alertmanager (API v2 at [`Alertmanager::url`]).
 #[derive(Debug)]
 pub struct Alertmanager {
@@ -48,31 +75,21 @@ impl Alertmanager {
     /// Starts one with a route to a receiver that sends nowhere: the test
     /// reads alerts through the API, which is what envparity writes to.
     pub fn start(fleet: &Fleet) -> Result<Self> {
-        let binary = ALERTMANAGER.require()?;
-        let dir = fleet.new_dir("alertmanager")?;
-        let config = dir.path().join("alertmanager.yml");
-        write(
-            &config,
+        let (url, process, dir) = launch(
+            fleet,
+            ALERTMANAGER,
+            "alertmanager",
             "route:\n  receiver: nowhere\n  group_wait: 1s\nreceivers:\n  - name: nowhere\n",
+            |config, data, listen| {
+                vec![
+                    format!("--config.file={}", config.display()),
+                    format!("--storage.path={}", data.display()),
+                    format!("--web.listen-address={listen}"),
+                    // Standalone: no gossip port.
+                    "--cluster.listen-address=".to_owned(),
+                ]
+            },
         )?;
-        let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?));
-        let mut command = Command::new(binary);
-        command
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address={listen}"))
-            // Standalone: no gossip port.
-            .arg("--cluster.listen-address=");
-        let mut process = Process::spawn(
-            format!("alertmanager {listen}"),
-            command,
-            dir.path().join("alertmanager.log"),
-        )?;
-        let url = format!("http://{listen}");
-        wait_ready(&mut process, &url)?;
         Ok(Alertmanager {
             url,
             _process: process,
@@ -109,42 +126,33 @@ impl Prometheus {
     /// Starts one scraping `targets` (`host:port`, path `/metrics`) as job
     /// `envparity`, with `rule_files` loaded.
     pub fn start(fleet: &Fleet, targets: &[String], rule_files: &[&Path]) -> Result<Self> {
-        let binary = PROMETHEUS.require()?;
-        let dir = fleet.new_dir("prometheus")?;
-        let config = dir.path().join("prometheus.yml");
         let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
         let rules: Vec<String> = rule_files
             .iter()
             .map(|r| format!("  - '{}'\n", r.display()))
             .collect();
-        write(
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n{}scrape_configs:\n  - job_name: envparity\n    static_configs:\n      - targets: [{}]\n",
+            if rules.is_empty() {
+                "  []\n".to_owned()
+            } else {
+                rules.concat()
+            },
+            targets.join(", ")
+        );
+        let (url, process, dir) = launch(
+            fleet,
+            PROMETHEUS,
+            "prometheus",
             &config,
-            &format!(
-                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n{}scrape_configs:\n  - job_name: envparity\n    static_configs:\n      - targets: [{}]\n",
-                if rules.is_empty() {
-                    "  []\n".to_owned()
-                } else {
-                    rules.concat()
-                },
-                targets.join(", ")
-            ),
+            |config, data, listen| {
+                vec![
+                    format!("--config.file={}", config.display()),
+                    format!("--storage.tsdb.path={}", data.display()),
+                    format!("--web.listen-address={listen}"),
+                ]
+            },
         )?;
-        let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?));
-        let mut command = Command::new(binary);
-        command
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address={listen}"));
-        let mut process = Process::spawn(
-            format!("prometheus {listen}"),
-            command,
-            dir.path().join("prometheus.log"),
-        )?;
-        let url = format!("http://{listen}");
-        wait_ready(&mut process, &url)?;
         Ok(Prometheus {
             url,
             _process: process,

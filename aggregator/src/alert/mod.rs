@@ -389,11 +389,8 @@ impl Sender {
             at_ms,
         };
         let result = match &sink.target {
-            Target::Alertmanager {
-                url, resolve_for, ..
-            } => {
-                // Fires and immediately ends, so it shows as resolved.
-                let _ = resolve_for;
+            Target::Alertmanager { url, .. } => {
+                // An info alert that ends by itself in a minute.
                 let body = serde_json::to_vec(&[sink::alertmanager_alert(
                     &alert,
                     now + Duration::from_secs(60),

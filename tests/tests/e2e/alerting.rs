@@ -23,9 +23,9 @@ const REPORT_TIMEOUT: Duration = Duration::from_secs(30);
 const ALERT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A Standard Webhooks secret (`whsec_` + base64 of 24 bytes).
-const HOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+pub(super) const HOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
-fn write_secret(dir: &Path, name: &str, text: &str) -> Result<PathBuf> {
+pub(super) fn write_secret(dir: &Path, name: &str, text: &str) -> Result<PathBuf> {
     let path = dir.join(name);
     std::fs::write(&path, text).map_err(Error::io(format!("write {}", path.display())))?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
@@ -133,7 +133,7 @@ const POLICY: &str = "grace = \"0s\"\nalert_grace = \"0s\"\n[pinning]\nrequired 
 
 /// staging and production with one image, promoted through a registry;
 /// returns the fleet and the image reference.
-fn two_stages() -> Result<(Fleet, String)> {
+pub(super) fn two_stages() -> Result<(Fleet, String)> {
     let fleet = Fleet::builder()
         .host("staging")
         .host("production")
@@ -151,7 +151,7 @@ fn two_stages() -> Result<(Fleet, String)> {
 }
 
 /// The `shop` service with `MODE=mode`.
-fn shop(image: &str, mode: &str) -> Run {
+pub(super) fn shop(image: &str, mode: &str) -> Run {
     Run::new(image)
         .name("shop")
         .label("envparity.service", "shop")

@@ -124,29 +124,16 @@ fn with_mtls_an_agent_reports_only_for_its_host_and_queries_need_query_credentia
 
 #[test]
 fn a_planted_secret_is_in_no_output_log_alert_metric_stored_byte_or_wire_byte() -> Result<()> {
+    use super::alerting::{HOOK_SECRET, shop, two_stages, write_secret};
     use envparity_tests::http::{self, Receiver};
-    use envparity_tests::{Run, Tap, free_port};
-    use std::os::unix::fs::PermissionsExt;
+    use envparity_tests::{Tap, free_port};
 
     const SECRETS: [&str; 2] = ["planted-secret-staging-41", "planted-secret-prod-97"];
-    let fleet = Fleet::builder()
-        .host("staging")
-        .host("production")
-        .registry()
-        .start()?;
+    let (fleet, image) = two_stages()?;
     let (staging, production) = (fleet.host("staging"), fleet.host("production"));
-    staging.import_image(
-        "shop:1",
-        envparity_tests::ImageSpec::new().file("/app/v", "1"),
-    )?;
-    fleet.registry().push_from(staging, "shop:1")?;
-    fleet.registry().pull_to(production, "shop:1")?;
-    let image = fleet.registry().reference("shop:1");
     for (host, secret) in [(staging, SECRETS[0]), (production, SECRETS[1])] {
         host.run(
-            Run::new(&image)
-                .name("shop")
-                .label("envparity.service", "shop")
+            shop(&image, "web")
                 .env("DB_PASSWORD", secret)
                 .env("LOG_LEVEL", "clear-value-7"),
         )?;
@@ -155,9 +142,7 @@ fn a_planted_secret_is_in_no_output_log_alert_metric_stored_byte_or_wire_byte() 
     // An alert sink and metrics, so the secret's finding goes everywhere.
     let rx = Receiver::start()?;
     let dir = fleet.dir();
-    let secret_file = dir.join("hook-secret");
-    std::fs::write(&secret_file, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").expect("write");
-    std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    write_secret(dir, "hook-secret", HOOK_SECRET)?;
     let (metrics_port, agent_metrics_port) = (free_port()?, free_port()?);
     let config = dir.join("aggregator.toml");
     std::fs::write(
