@@ -6,7 +6,9 @@
 # Installs what is missing (scripts/setup.sh), builds envparity, then starts three
 # sandboxed Docker hosts (dev, staging, production: isolated dockerd with vfs storage,
 # no network), a local registry, the aggregator on its embedded store (SQLite) and one
-# agent per host. It deploys a small two-service app the way a real pipeline would —
+# agent per host, all talking mutual TLS 1.3 with certificates from `envparity certs`
+# (each agent may report only for its own host; the CLI queries with its own
+# certificate). It deploys a small two-service app the way a real pipeline would —
 # built once in dev, pushed, pulled by staging and production — with deliberate drift:
 #
 #   - dev already runs shop 1.5.0 (ahead of staging: normal, reported as info);
@@ -84,20 +86,32 @@ key="$FLEET_DIR/fleet.key"
 head -c 32 /dev/urandom >"$key"
 chmod 600 "$key"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-server="http://127.0.0.1:$port"
+server="https://127.0.0.1:$port"
+
+# Mutual TLS, as in production: a fleet CA, the aggregator's certificate, one
+# agent certificate per host id (an agent may report only for its own host)
+# and a query certificate for the CLI.
+pki="$FLEET_DIR/pki"
+"$bin/envparity" certs --dir "$pki" --server-name 127.0.0.1 --client cli \
+  --agent dev-1 --agent staging-1 --agent production-1 >/dev/null
 
 "$bin/envparity" serve --listen "127.0.0.1:$port" --data-dir "$FLEET_DIR/envparity-data" \
+  --tls-cert "$pki/server.pem" --tls-key "$pki/server-key.pem" --tls-client-ca "$pki/ca.pem" \
   --policy "$root/deploy/policy.example.toml" >"$FLEET_DIR/aggregator.log" 2>&1 &
 demo_pids+=($!)
 for env in dev staging production; do
   "$bin/envparity-agent" --aggregator "$server" --environment "$env" --host-id "$env-1" \
+    --tls-ca "$pki/ca.pem" --tls-cert "$pki/agent-$env-1.pem" --tls-key "$pki/agent-$env-1-key.pem" \
     --docker-host "$(fleet_docker_host "$env")" --fingerprint-key-file "$key" \
     --clear-env 'LOG_LEVEL,FEATURE_*' --label region=local \
     >"$FLEET_DIR/agent-$env.log" 2>&1 &
   demo_pids+=($!)
 done
 
-cli() { "$bin/envparity" --server "$server" "$@"; }
+# The CLI's query certificate, through the variables its flags read.
+export ENVPARITY_SERVER=$server ENVPARITY_TLS_CA=$pki/ca.pem \
+  ENVPARITY_TLS_CERT=$pki/client-cli.pem ENVPARITY_TLS_KEY=$pki/client-cli-key.pem
+cli() { "$bin/envparity" "$@"; }
 echo "demo: waiting for the three agents to report…"
 deadline=$((SECONDS + 60))
 until [[ "$(cli hosts -o json 2>/dev/null | grep -c '"state": "fresh"')" == 3 ]]; do
@@ -122,6 +136,7 @@ show explain checkout
 show gate --service checkout --to production
 
 if [[ -n "${ENVPARITY_DEMO_KEEP:-}" ]]; then
-  printf '\nThe fleet keeps running. Try: %s/envparity --server %s diff dev staging -o json\n' "$bin" "$server"
+  printf '\nThe fleet keeps running. Try (with the query certificate):\n  ENVPARITY_SERVER=%s ENVPARITY_TLS_CA=%s ENVPARITY_TLS_CERT=%s ENVPARITY_TLS_KEY=%s %s/envparity diff dev staging -o json\n' \
+    "$server" "$ENVPARITY_TLS_CA" "$ENVPARITY_TLS_CERT" "$ENVPARITY_TLS_KEY" "$bin"
   read -r -p "Press Enter to stop everything… " _
 fi

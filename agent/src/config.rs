@@ -61,12 +61,16 @@ pub mod vars {
     pub const TLS_CERT: &str = "ENVPARITY_TLS_CERT";
     /// `--tls-key`.
     pub const TLS_KEY: &str = "ENVPARITY_TLS_KEY";
+    /// `--insecure-plaintext`.
+    pub const INSECURE_PLAINTEXT: &str = "ENVPARITY_INSECURE_PLAINTEXT";
+    /// `--insecure-plaintext-anywhere`.
+    pub const INSECURE_PLAINTEXT_ANYWHERE: &str = "ENVPARITY_INSECURE_PLAINTEXT_ANYWHERE";
     /// Docker's own variable, the fallback for `--docker-host`.
     pub const DOCKER_HOST_FALLBACK: &str = "DOCKER_HOST";
 }
 
 /// Default aggregator address.
-pub const DEFAULT_AGGREGATOR: &str = "http://127.0.0.1:7600";
+pub const DEFAULT_AGGREGATOR: &str = "https://127.0.0.1:7600";
 /// Default engine address when neither `--docker-host` nor `DOCKER_HOST` is set.
 pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
 /// Default heartbeat interval.
@@ -107,6 +111,12 @@ const SETTINGS: &[(&str, &str, Option<&str>)] = &[
     ("tls_ca", vars::TLS_CA, None),
     ("tls_cert", vars::TLS_CERT, None),
     ("tls_key", vars::TLS_KEY, None),
+    ("insecure_plaintext", vars::INSECURE_PLAINTEXT, None),
+    (
+        "insecure_plaintext_anywhere",
+        vars::INSECURE_PLAINTEXT_ANYWHERE,
+        None,
+    ),
 ];
 
 /// Log output format.
@@ -225,6 +235,17 @@ pub struct Cli {
     /// The key of --tls-cert (PEM).
     #[arg(long, value_name = "PEM")]
     pub tls_key: Option<PathBuf>,
+
+    /// Allow an http:// (plain-text) --aggregator on a loopback address:
+    /// snapshots then travel unencrypted and the aggregator cannot check
+    /// this host's identity. For local trials only.
+    #[arg(long)]
+    pub insecure_plaintext: bool,
+
+    /// Allow an http:// --aggregator on any address. Only for networks
+    /// trusted by other means.
+    #[arg(long)]
+    pub insecure_plaintext_anywhere: bool,
 
     /// Collect and push one snapshot, then exit: 0 once the aggregator
     /// acknowledged it, 2 if it could not be delivered.
@@ -456,6 +477,10 @@ struct FileConfig {
     tls_ca: Option<PathBuf>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    #[serde(default)]
+    insecure_plaintext: bool,
+    #[serde(default)]
+    insecure_plaintext_anywhere: bool,
 }
 
 /// Parses `KEY=VALUE`; the key must be non-empty.
@@ -560,9 +585,15 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     // Relative paths in a file mean "next to this file", not "wherever the
     // agent happened to be started".
     let dir = path.parent().unwrap_or(Path::new(""));
-    for p in [&mut file.fingerprint_key_file, &mut file.host_root]
-        .into_iter()
-        .flatten()
+    for p in [
+        &mut file.fingerprint_key_file,
+        &mut file.host_root,
+        &mut file.tls_ca,
+        &mut file.tls_cert,
+        &mut file.tls_key,
+    ]
+    .into_iter()
+    .flatten()
     {
         if p.is_relative() {
             *p = dir.join(&*p);
@@ -669,7 +700,12 @@ impl fmt::Display for Checked {
                         format!("CA {}, certificate {}", ca.display(), cert.display())
                     }
                     (Some(ca), None) => format!("CA {} (no client certificate)", ca.display()),
-                    _ => "off (plain text)".to_owned(),
+                    _ => match c.tls.plaintext {
+                        envparity_proto::transport::Plaintext::Anywhere => {
+                            "off: plain text, any address (insecure)".to_owned()
+                        }
+                        _ => "off: plain text, loopback only (insecure)".to_owned(),
+                    },
                 },
             ),
             (
@@ -842,16 +878,30 @@ impl Config {
         )?
         .map_or(DEFAULT_RESYNC_INTERVAL, |(d, _)| d);
 
-        let once = cli.once
-            || env
-                .var(vars::ONCE)
+        let switch = |flag: bool, var: &'static str, from_file: bool| {
+            let from_env = env
+                .var(var)
                 .map(|v| parse_bool(&v))
                 .transpose()
                 .map_err(|message| ConfigError::Invalid {
-                    origin: Origin::Env(vars::ONCE),
+                    origin: Origin::Env(var),
                     message,
-                })?
-                == Some(true);
+                })?;
+            Ok::<_, ConfigError>(flag || from_env == Some(true) || from_file)
+        };
+        let once = switch(cli.once, vars::ONCE, false)?;
+        let plaintext = envparity_proto::transport::Plaintext::from_flags(
+            switch(
+                cli.insecure_plaintext,
+                vars::INSECURE_PLAINTEXT,
+                file.insecure_plaintext,
+            )?,
+            switch(
+                cli.insecure_plaintext_anywhere,
+                vars::INSECURE_PLAINTEXT_ANYWHERE,
+                file.insecure_plaintext_anywhere,
+            )?,
+        );
 
         let log_format = layer(
             (cli.log_format, "--log-format"),
@@ -898,6 +948,7 @@ impl Config {
                 file.tls_key,
                 "tls_key",
             )?,
+            plaintext,
         };
 
         let (key_file, _) = layer(
@@ -928,6 +979,20 @@ impl Config {
             None => fingerprint_key.derived_id(),
         };
 
+        // The scheme, the TLS files and the plain-text allowance must agree
+        // now, not at the first report.
+        let endpoint =
+            tonic::transport::Endpoint::from_shared(aggregator.0.clone()).map_err(|e| {
+                ConfigError::Invalid {
+                    origin: aggregator.1.clone(),
+                    message: format!("invalid aggregator URL {:?}: {e}", aggregator.0),
+                }
+            })?;
+        tls.apply(endpoint, &aggregator.0)
+            .map_err(|e| ConfigError::Invalid {
+                origin: aggregator.1.clone(),
+                message: e.to_string(),
+            })?;
         let config = Self {
             aggregator: aggregator.0,
             environment,
@@ -1003,8 +1068,13 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;
+    use envparity_proto::transport::Plaintext;
 
     /// A temp dir holding a valid 0600 key file.
+    /// A self-signed CA certificate (openssl, P-256), only parsed here: the
+    /// default https:// aggregator needs one.
+    const TEST_CA_PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIBkDCCATWgAwIBAgIUa8KsaSW7mUUAhDqOnRPCVw6xCK8wCgYIKoZIzj0EAwIw\nHDEaMBgGA1UEAwwRZW52cGFyaXR5IHRlc3QgQ0EwIBcNMjYxMTIzMTY1MjI4WhgP\nMjEyNjEwMzAxNjUyMjhaMBwxGjAYBgNVBAMMEWVudnBhcml0eSB0ZXN0IENBMFkw\nEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEyHDKZwsUpr8MkgxVT6Yd4lrjE7g1BPKt\nWP6z8T/S1BtB32OXKip2vNcXHhnjI0eNOYL0mbog2RBA9hzCXA/s1qNTMFEwHQYD\nVR0OBBYEFG53c8cB6ECgUGvXrp9Ss/6qeaRQMB8GA1UdIwQYMBaAFG53c8cB6ECg\nUGvXrp9Ss/6qeaRQMA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDSQAwRgIh\nAICkuzCZf53psD7Jn6d9f5CvtfS/b3rWinGXg6eNkqNfAiEAlb3w/iV2FP38HppC\nj3+qIJMKVknwFG/YUG10yPmEDs8=\n-----END CERTIFICATE-----\n";
+
     struct Fixture {
         dir: tempfile::TempDir,
     }
@@ -1017,6 +1087,7 @@ mod tests {
             std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
             std::fs::create_dir_all(dir.path().join("root/etc")).unwrap();
             std::fs::write(dir.path().join("root/etc/machine-id"), "machine-123\n").unwrap();
+            std::fs::write(dir.path().join("ca.pem"), TEST_CA_PEM).unwrap();
             Self { dir }
         }
 
@@ -1037,6 +1108,8 @@ mod tests {
                 self.path("fleet.key"),
                 "--host-root".to_owned(),
                 self.path("root"),
+                "--tls-ca".to_owned(),
+                self.path("ca.pem"),
             ];
             args.extend(extra.iter().map(|s| (*s).to_owned()));
             args
@@ -1053,17 +1126,17 @@ mod tests {
         let fx = Fixture::new();
         let file = fx.write(
             "agent.toml",
-            "environment = \"from-file\"\naggregator = \"http://file:1\"\nheartbeat_interval = \"7s\"\n",
+            "environment = \"from-file\"\naggregator = \"https://file:1\"\nheartbeat_interval = \"7s\"\n",
         );
         let env = [
             (vars::CONFIG, file.as_str()),
             (vars::ENVIRONMENT, "from-env"),
-            (vars::AGGREGATOR, "http://env:2"),
+            (vars::AGGREGATOR, "https://env:2"),
         ];
 
         let c = fx.resolve(&["--environment", "from-flag"], &env).unwrap();
         assert_eq!(c.environment, "from-flag", "flag beats env and file");
-        assert_eq!(c.aggregator, "http://env:2", "env beats file");
+        assert_eq!(c.aggregator, "https://env:2", "env beats file");
         assert_eq!(
             c.heartbeat_interval,
             Duration::from_secs(7),
@@ -1076,6 +1149,45 @@ mod tests {
 
         let c = fx.resolve(&[], &env).unwrap();
         assert_eq!(c.environment, "from-env");
+    }
+
+    #[test]
+    fn plain_text_needs_the_flag_and_a_loopback_address_unless_forced() {
+        let fx = Fixture::new();
+        // The fixture's --tls-ca would contradict http://; a plain-text agent
+        // has no CA, so resolve without it.
+        let resolve = |extra: &[&str]| {
+            let mut args = fx.args(&["--environment", "dev"]);
+            let ca = args.iter().position(|a| a == "--tls-ca").unwrap();
+            args.drain(ca..ca + 2);
+            args.extend(extra.iter().map(|s| (*s).to_owned()));
+            Config::resolve(parse_args(args).unwrap(), &BTreeMap::<&str, &str>::new())
+        };
+        let err = resolve(&["--aggregator", "http://127.0.0.1:7600"]).unwrap_err();
+        assert!(err.to_string().contains("--insecure-plaintext"), "{err}");
+        let c = resolve(&[
+            "--aggregator",
+            "http://127.0.0.1:7600",
+            "--insecure-plaintext",
+        ])
+        .expect("loopback plain text when asked");
+        assert_eq!(c.tls.plaintext, Plaintext::Loopback);
+        let err = resolve(&[
+            "--aggregator",
+            "http://10.0.0.9:7600",
+            "--insecure-plaintext",
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("non-loopback"), "{err}");
+        let c = resolve(&[
+            "--aggregator",
+            "http://10.0.0.9:7600",
+            "--insecure-plaintext-anywhere",
+        ])
+        .expect("forced");
+        assert_eq!(c.tls.plaintext, Plaintext::Anywhere);
+        let err = resolve(&["--aggregator", "https://10.0.0.9:7600"]).unwrap_err();
+        assert!(err.to_string().contains("--tls-ca"), "{err}");
     }
 
     #[test]
@@ -1284,7 +1396,7 @@ mod tests {
         let fx = Fixture::new();
         let file = fx.write(
             "rel.toml",
-            "environment = \"dev\"\nfingerprint_key_file = \"fleet.key\"\n",
+            "environment = \"dev\"\nfingerprint_key_file = \"fleet.key\"\ntls_ca = \"ca.pem\"\n",
         );
         let args = vec![
             "envparity-agent".to_owned(),

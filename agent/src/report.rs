@@ -85,12 +85,6 @@ pub struct Reporter {
 }
 
 impl Reporter {
-    /// A client for the aggregator at `url` (`http://host:port`). Does not
-    /// connect yet.
-    pub fn new(url: &str) -> Result<Self, ReportError> {
-        Self::with_tls(url, &ClientTls::default())
-    }
-
     /// A client for `url`, over TLS when it is `https://` (with `tls`'s CA
     /// and this host's agent certificate).
     pub fn with_tls(url: &str, tls: &ClientTls) -> Result<Self, ReportError> {
@@ -228,15 +222,25 @@ mod tests {
     }
 
     #[test]
+    fn plain_text_is_refused_unless_allowed() {
+        let err = Reporter::with_tls("http://127.0.0.1:9", &ClientTls::default()).unwrap_err();
+        assert!(err.to_string().contains("--insecure-plaintext"), "{err}");
+    }
+
+    #[test]
     fn invalid_url_is_refused_naming_it() {
-        let err = Reporter::new("not a url").unwrap_err();
+        let err = Reporter::with_tls("not a url", &ClientTls::default()).unwrap_err();
         assert!(err.to_string().contains("aggregator not a url"), "{err}");
     }
 
     #[tokio::test]
     async fn unreachable_aggregator_error_names_the_url() {
         // Port 9 on loopback: nothing listens there, the connect is refused.
-        let mut reporter = Reporter::new("http://127.0.0.1:9").unwrap();
+        let loopback = ClientTls {
+            plaintext: envparity_proto::transport::Plaintext::Loopback,
+            ..ClientTls::default()
+        };
+        let mut reporter = Reporter::with_tls("http://127.0.0.1:9", &loopback).unwrap();
         let err = reporter.push(HostSnapshot::default()).await.unwrap_err();
         let msg = err.to_string();
         assert!(

@@ -77,6 +77,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         "envparity agent starting"
     );
     let reporter = Reporter::with_tls(&config.aggregator, &config.tls)?;
+    if !config.aggregator.starts_with("https://") {
+        tracing::warn!(
+            aggregator = %config.aggregator,
+            "reporting in plain text as asked (--insecure-plaintext): snapshots travel unencrypted and this host's identity is not proven; use https:// with --tls-ca, --tls-cert and --tls-key (docs/security.md)"
+        );
+    }
     let collector = Collector::new(&config, SnapshotHeader::new(&config, &boot_id));
     let metrics = Metrics::new();
     if let Some(addr) = config.metrics_listen {

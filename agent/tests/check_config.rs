@@ -25,6 +25,16 @@ impl Dir {
         dir.write("fleet.key", KEY);
         dir.chmod("fleet.key", 0o600);
         dir.write("root/etc/machine-id", "machine-42\n");
+        // A real PKI, as `envparity certs` makes it: the example config
+        // names TLS files and the check reads them.
+        envparity_aggregator::certs::make(&envparity_aggregator::certs::Request {
+            dir: dir.0.path().join("tls"),
+            server_names: vec!["localhost".to_owned()],
+            agents: vec!["machine-42".to_owned()],
+            clients: Vec::new(),
+            valid_for: std::time::Duration::from_secs(86_400),
+        })
+        .expect("making the test PKI");
         dir
     }
 
@@ -65,6 +75,11 @@ impl Dir {
         let config = example_config().display().to_string();
         let key = self.path("fleet.key");
         let root = self.path("root");
+        let (ca, cert, tls_key) = (
+            self.path("tls/ca.pem"),
+            self.path("tls/agent-machine-42.pem"),
+            self.path("tls/agent-machine-42-key.pem"),
+        );
         let mut args = vec![
             "--config",
             &config,
@@ -72,6 +87,12 @@ impl Dir {
             &key,
             "--host-root",
             &root,
+            "--tls-ca",
+            &ca,
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &tls_key,
         ];
         args.extend_from_slice(extra);
         args.push("check-config");
@@ -118,7 +139,7 @@ fn the_deploy_example_config_passes_and_prints_its_settings() {
     for line in [
         "environment         production",
         "host id             machine-42",
-        "aggregator          http://envparity-aggregator.example.internal:7600",
+        "aggregator          https://envparity-aggregator.example.internal:7600",
         "docker host         unix:///var/run/docker.sock",
         "labels              region=eu-west",
         "clear env           LOG_LEVEL, FEATURE_*",
@@ -150,7 +171,7 @@ fn check_config_contacts_neither_engine_nor_aggregator() {
         "--docker-host",
         "unix:///nonexistent/docker.sock",
         "--aggregator",
-        "http://127.0.0.1:1",
+        "https://127.0.0.1:1",
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
@@ -162,7 +183,7 @@ fn flags_go_before_or_after_check_config_and_env_counts_too() {
     let dir = Dir::new();
     let config = dir.write(
         "agent.toml",
-        "environment = \"staging\"\nfingerprint_key_file = \"fleet.key\"\nhost_root = \"root\"\n",
+        "environment = \"staging\"\nfingerprint_key_file = \"fleet.key\"\nhost_root = \"root\"\ntls_ca = \"tls/ca.pem\"\n",
     );
     let after = dir.agent(
         &["check-config", "--config", &config, "--label", "zone=b"],
@@ -184,6 +205,68 @@ fn flags_go_before_or_after_check_config_and_env_counts_too() {
         "the variable wins over the file: {}",
         stdout(&from_env)
     );
+}
+
+#[test]
+fn plain_text_is_refused_unless_asked_for_and_then_only_on_loopback() {
+    let dir = Dir::new();
+    let config = dir.write(
+        "agent.toml",
+        "environment = \"dev\"\nfingerprint_key_file = \"fleet.key\"\nhost_root = \"root\"\n",
+    );
+    let check = |extra: &[&str]| {
+        let mut args = vec!["--config", config.as_str()];
+        args.extend_from_slice(extra);
+        args.push("check-config");
+        dir.agent(&args, &[])
+    };
+    let out = check(&["--aggregator", "http://127.0.0.1:7600"]);
+    assert_refused(
+        &out,
+        &[
+            "http://127.0.0.1:7600",
+            "plain text",
+            "--insecure-plaintext",
+        ],
+    );
+    let out = check(&[
+        "--aggregator",
+        "http://10.9.8.7:7600",
+        "--insecure-plaintext",
+    ]);
+    assert_refused(&out, &["non-loopback", "--insecure-plaintext-anywhere"]);
+    let out = check(&["--aggregator", "https://10.9.8.7:7600"]);
+    assert_refused(&out, &["--tls-ca"]);
+    let out = dir.agent(
+        &[
+            "--config",
+            &config,
+            "--aggregator",
+            "http://127.0.0.1:7600",
+            "check-config",
+        ],
+        &[("ENVPARITY_INSECURE_PLAINTEXT", "true")],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("tls                 off: plain text, loopback only (insecure)"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn unreadable_tls_files_fail_naming_the_file() {
+    let dir = Dir::new();
+    let missing = dir.path("tls/nope.pem");
+    let config = dir.write(
+        "agent.toml",
+        &format!(
+            "environment = \"dev\"\nfingerprint_key_file = \"fleet.key\"\nhost_root = \"root\"\ntls_ca = \"tls/ca.pem\"\ntls_cert = \"{missing}\"\ntls_key = \"tls/agent-machine-42-key.pem\"\n"
+        ),
+    );
+    let out = dir.agent(&["--config", &config, "check-config"], &[]);
+    assert_refused(&out, &["cannot read the client certificate", &missing]);
 }
 
 #[test]

@@ -83,6 +83,10 @@ struct FileRepr {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     tls_client_ca: Option<PathBuf>,
+    #[serde(default)]
+    insecure_plaintext: bool,
+    #[serde(default)]
+    insecure_plaintext_anywhere: bool,
     query_tokens_file: Option<PathBuf>,
     #[serde(default)]
     alerts: AlertsRepr,
@@ -156,6 +160,8 @@ pub struct FileConfig {
     pub tls_key: Option<PathBuf>,
     /// `tls_client_ca`.
     pub tls_client_ca: Option<PathBuf>,
+    /// `insecure_plaintext` and `insecure_plaintext_anywhere`.
+    pub plaintext: envparity_proto::transport::Plaintext,
     /// `query_tokens_file`.
     pub query_tokens_file: Option<PathBuf>,
     /// `[alerts]`.
@@ -329,6 +335,10 @@ impl FileConfig {
             tls_cert: repr.tls_cert.map(&relative),
             tls_key: repr.tls_key.map(&relative),
             tls_client_ca: repr.tls_client_ca.map(&relative),
+            plaintext: envparity_proto::transport::Plaintext::from_flags(
+                repr.insecure_plaintext,
+                repr.insecure_plaintext_anywhere,
+            ),
             query_tokens_file: repr.query_tokens_file.map(&relative),
             alerts: AlertsConfig {
                 min_severity: repr.alerts.min_severity.unwrap_or(defaults::MIN_SEVERITY),

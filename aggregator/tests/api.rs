@@ -22,6 +22,7 @@ impl Server {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let config = ServeConfig {
             stale_after,
+            plaintext: envparity_proto::transport::Plaintext::Loopback,
             ..ServeConfig::new(listener.local_addr().unwrap(), dir.to_owned())
         };
         let running = Background::spawn(listener, config).unwrap();

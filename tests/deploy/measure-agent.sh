@@ -54,10 +54,16 @@ done
 port=$((20000 + RANDOM % 20000))
 head -c 32 /dev/urandom >"$FLEET_DIR/fleet.key"
 chmod 600 "$FLEET_DIR/fleet.key"
-"$server_bin" serve --listen "127.0.0.1:$port" --data-dir "$FLEET_DIR/data" >"$FLEET_DIR/serve.log" 2>&1 &
+# Mutual TLS, as deployed: the agent's footprint includes rustls.
+pki=$FLEET_DIR/pki
+"$server_bin" certs --dir "$pki" --server-name 127.0.0.1 --agent measure-1 >/dev/null
+"$server_bin" serve --listen "127.0.0.1:$port" --data-dir "$FLEET_DIR/data" \
+  --tls-cert "$pki/server.pem" --tls-key "$pki/server-key.pem" --tls-client-ca "$pki/ca.pem" \
+  >"$FLEET_DIR/serve.log" 2>&1 &
 pids+=($!)
 sleep 1
-agent_args=(--aggregator "http://127.0.0.1:$port" --environment production --host-id measure-1
+agent_args=(--aggregator "https://127.0.0.1:$port" --environment production --host-id measure-1
+  --tls-ca "$pki/ca.pem" --tls-cert "$pki/agent-measure-1.pem" --tls-key "$pki/agent-measure-1-key.pem"
   --docker-host "$(fleet_docker_host prod)" --fingerprint-key-file "$FLEET_DIR/fleet.key"
   --clear-env LOG_LEVEL)
 

@@ -30,16 +30,21 @@ impl<'f> AggregatorBuilder<'f> {
         Self {
             fleet,
             args: Vec::new(),
-            tls: false,
+            tls: true,
             envs: Vec::new(),
         }
     }
 
-    /// Serve TLS 1.3 with the fleet's certificates ([`Fleet::pki`]); agents
-    /// then report with their host's certificate and [`Fleet::cli`] queries
-    /// with the `cli` certificate.
-    pub fn tls(mut self) -> Self {
-        self.tls = true;
+    /// Serve plain text (`--insecure-plaintext`, loopback) instead of the
+    /// default mutual TLS; agents and [`Fleet::cli`] then connect with
+    /// `--insecure-plaintext` too. Only for tests that must see the bytes on
+    /// the wire or test plain text itself.
+    ///
+    /// By default the aggregator serves TLS 1.3 with the fleet's
+    /// certificates ([`Fleet::pki`]); agents report with their host's
+    /// certificate and [`Fleet::cli`] queries with the `cli` certificate.
+    pub fn plaintext(mut self) -> Self {
+        self.tls = false;
         self
     }
 
@@ -85,7 +90,9 @@ impl<'f> AggregatorBuilder<'f> {
                 file("client-cli-key.pem"),
             ]);
         } else {
-            self.fleet.set_cli_credentials(Vec::new());
+            args.push("--insecure-plaintext".to_owned());
+            self.fleet
+                .set_cli_credentials(vec!["--insecure-plaintext".to_owned()]);
         }
         let dir = self.fleet.new_dir("aggregator")?;
         let data_dir = dir.path().join("data");

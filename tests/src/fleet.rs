@@ -230,6 +230,20 @@ impl Fleet {
         CliOutput::run(&self.server()?, &all)
     }
 
+    /// `envparity --server URL` with the fleet's query credentials and no
+    /// output format, for tests that need the raw output of a format.
+    pub fn cli_command(&self) -> Result<std::process::Command> {
+        let mut command =
+            crate::cli::project_command(&crate::bins::cargo_bin(crate::cli::CLI_BIN)?);
+        command.arg("--server").arg(self.server()?).args(
+            self.cli_credentials
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .iter(),
+        );
+        Ok(command)
+    }
+
     /// The fleet's PKI dir, made by `envparity certs` on first use: `ca.pem`,
     /// `server.pem` (for 127.0.0.1), `agent-<host>.pem` for every host and
     /// `client-cli.pem` (each with its `-key.pem`).

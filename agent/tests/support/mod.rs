@@ -42,7 +42,11 @@ pub fn config(aggregator: &str, docker_host: &str) -> Config {
         once: false,
         log_format: LogFormat::Text,
         metrics_listen: None,
-        tls: Default::default(),
+        // The in-process aggregator serves plain text on loopback.
+        tls: envparity_proto::transport::ClientTls {
+            plaintext: envparity_proto::transport::Plaintext::Loopback,
+            ..Default::default()
+        },
     }
 }
 

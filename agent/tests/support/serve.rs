@@ -56,6 +56,7 @@ impl Aggregator {
         let data_dir = tempfile::tempdir().expect("creating the aggregator's data dir");
         let config = ServeConfig {
             stale_after: STALE_AFTER,
+            plaintext: envparity_proto::transport::Plaintext::Loopback,
             ..ServeConfig::new(addr, data_dir.path().to_owned())
         };
         let running = {

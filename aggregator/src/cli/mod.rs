@@ -6,8 +6,8 @@
 //! environment or service, …), with a one-line message on stderr.
 
 mod client;
-mod output;
-mod render;
+pub mod output;
+pub mod render;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,6 +18,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::parity::{Kind, Severity};
 use crate::server::{self, ServeConfig};
+use envparity_proto::transport::Plaintext;
 
 /// envparity: prove that production runs what staging tested.
 ///
@@ -32,9 +33,21 @@ pub struct Cli {
         long,
         global = true,
         env = "ENVPARITY_SERVER",
-        default_value = "http://127.0.0.1:7600"
+        default_value = "https://127.0.0.1:7600"
     )]
     pub server: String,
+
+    /// Allow plain-text gRPC (no TLS) on loopback only: an `http://`
+    /// --server for queries, or `serve` without TLS files. Unencrypted and
+    /// without certificate identities; for local trials only.
+    #[arg(long, global = true, env = "ENVPARITY_INSECURE_PLAINTEXT")]
+    pub insecure_plaintext: bool,
+
+    /// Allow plain-text gRPC to or on any address, not just loopback. Only
+    /// for networks trusted by other means (e.g. a service mesh that
+    /// encrypts).
+    #[arg(long, global = true, env = "ENVPARITY_INSECURE_PLAINTEXT_ANYWHERE")]
+    pub insecure_plaintext_anywhere: bool,
 
     /// CA certificate (PEM) the aggregator's certificate must chain to; needed
     /// for an `https://` --server.
@@ -75,6 +88,13 @@ pub struct Cli {
     /// The command.
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The plain-text allowance of the global flags.
+    pub fn plaintext(&self) -> Plaintext {
+        Plaintext::from_flags(self.insecure_plaintext, self.insecure_plaintext_anywhere)
+    }
 }
 
 /// Output formats.
@@ -337,7 +357,9 @@ impl ServeArgs {
     /// The effective configuration: flags and environment over the file
     /// over the defaults. Reads and validates the file, the policy and every
     /// secret file it names.
-    pub fn resolve(self) -> anyhow::Result<(ServeConfig, LogFormat)> {
+    /// `plaintext` comes from the global `--insecure-plaintext` flags; the
+    /// file's `insecure_plaintext` keys can only widen it.
+    pub fn resolve(self, plaintext: Plaintext) -> anyhow::Result<(ServeConfig, LogFormat)> {
         use crate::config::{FileConfig, defaults};
         let file = match &self.config {
             Some(path) => FileConfig::load(path)?,
@@ -366,8 +388,7 @@ impl ServeArgs {
                 server::tls::server_config(&files)?;
                 Some(files)
             }
-            // Plain text, as before TLS existed; `serve` logs a warning.
-            // Requiring an explicit --insecure-plaintext is issue 4's next step.
+            // Plain text, if allowed (checked below).
             (None, None, None) => None,
             _ => anyhow::bail!(
                 "TLS needs all of tls_cert, tls_key and tls_client_ca (--tls-cert, --tls-key, --tls-client-ca)"
@@ -386,6 +407,7 @@ impl ServeArgs {
             metrics_listen: self.metrics_listen.or(file.metrics_listen),
             alerts: file.alerts,
             tls,
+            plaintext: plaintext.max(file.plaintext),
             tokens_file,
             ..ServeConfig::new(listen, data_dir)
         };
@@ -445,9 +467,10 @@ pub fn main() -> ExitCode {
 
 /// Runs a parsed command.
 pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    let plaintext = cli.plaintext();
     match cli.command {
         Command::Serve(args) => {
-            let (config, log_format) = args.resolve()?;
+            let (config, log_format) = args.resolve(plaintext)?;
             init_logging(log_format);
             server::run(config, shutdown_signal()).await?;
             Ok(Outcome::Parity)
@@ -457,7 +480,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 || "no --config file".to_owned(),
                 |p| p.display().to_string(),
             );
-            let (config, log_format) = args.resolve()?;
+            let (config, log_format) = args.resolve(plaintext)?;
+            server::check_transport(&config, config.listen)?;
             render::Out::new(cli.output)
                 .config_check(&output::ConfigCheck::new(source, &config, log_format))?;
             Ok(Outcome::Parity)
@@ -465,7 +489,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Alerts {
             action: Some(AlertsAction::Test { sink, serve }),
         } => {
-            let (config, _) = serve.resolve()?;
+            let (config, _) = serve.resolve(plaintext)?;
             crate::alert::Sender::new(&config.alerts)
                 .test(&config.alerts, &sink)
                 .await
@@ -519,6 +543,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                     ca: cli.tls_ca.clone(),
                     cert: cli.tls_cert.clone(),
                     key: cli.tls_key.clone(),
+                    plaintext,
                 },
                 token_file: cli.token_file.clone(),
             };

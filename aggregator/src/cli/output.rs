@@ -713,6 +713,8 @@ pub struct ConfigCheck {
     /// The file checked.
     pub source: String,
     pub listen: String,
+    /// `tls 1.3, client certificates from CA …` or `plain text (…)`.
+    pub transport: String,
     pub data_dir: String,
     pub stale_after: String,
     /// The policy file, or `built-in defaults`.
@@ -736,6 +738,17 @@ impl ConfigCheck {
             schema_version: SCHEMA_VERSION,
             source,
             listen: c.listen.to_string(),
+            transport: match (&c.tls, c.plaintext) {
+                (Some(tls), _) => format!(
+                    "tls 1.3 (certificate {}, client certificates from CA {})",
+                    tls.cert.display(),
+                    tls.client_ca.display()
+                ),
+                (None, envparity_proto::transport::Plaintext::Anywhere) => {
+                    "plain text, any address (insecure)".to_owned()
+                }
+                (None, _) => "plain text, loopback only (insecure)".to_owned(),
+            },
             data_dir: c.data_dir.display().to_string(),
             stale_after: humantime::format_duration(c.stale_after).to_string(),
             policy: c.policy.as_ref().map_or_else(

@@ -45,6 +45,8 @@ fn short(value: &str) -> String {
 pub struct Out {
     format: Format,
     color: bool,
+    /// `None`: stdout. `Some`: collected for [`Out::take`] (tests, fuzzing).
+    buffer: Option<std::sync::Mutex<String>>,
 }
 
 impl Out {
@@ -52,7 +54,41 @@ impl Out {
     pub fn new(format: Format) -> Self {
         let color = std::io::stdout().is_terminal()
             && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-        Out { format, color }
+        Out {
+            format,
+            color,
+            buffer: None,
+        }
+    }
+
+    /// Renders into a buffer instead of stdout, with colour as given: the
+    /// same text the CLI prints, for tests and fuzzing.
+    pub fn buffered(format: Format, color: bool) -> Self {
+        Out {
+            format,
+            color,
+            buffer: Some(std::sync::Mutex::default()),
+        }
+    }
+
+    /// What was rendered into the buffer so far (empty for stdout), emptying
+    /// it.
+    pub fn take(&self) -> String {
+        self.buffer.as_ref().map_or_else(String::new, |b| {
+            std::mem::take(&mut *b.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+        })
+    }
+
+    fn emit(&self, text: &str) -> anyhow::Result<()> {
+        match &self.buffer {
+            Some(b) => {
+                b.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push_str(text);
+                Ok(())
+            }
+            None => print_all(text),
+        }
     }
 
     fn wide(&self) -> bool {
@@ -65,7 +101,7 @@ impl Out {
             Format::Yaml => serde_norway::to_string(value).context("encode YAML")?,
             Format::Table | Format::Wide => return Ok(false),
         };
-        print_all(&text)?;
+        self.emit(&text)?;
         Ok(true)
     }
 
@@ -140,7 +176,7 @@ impl Out {
         }
         let mut s = table.render(self);
         s.push_str(&format!("{} host(s)\n", hosts.hosts.len()));
-        print_all(&s)
+        self.emit(&s)
     }
 
     fn findings_table(&self, findings: &[Finding]) -> String {
@@ -269,7 +305,7 @@ impl Out {
             None => format!("{} vs {}", diff.env_a, diff.env_b),
         };
         s.push_str(&self.verdict(&diff.findings, &scope));
-        print_all(&s)
+        self.emit(&s)
     }
 
     /// `envparity status`.
@@ -329,7 +365,7 @@ impl Out {
             status.services.len()
         );
         s.push_str(&self.verdict(&status.findings, &scope));
-        print_all(&s)
+        self.emit(&s)
     }
 
     /// `envparity findings` and `envparity check`.
@@ -347,7 +383,7 @@ impl Out {
             None => "fleet".to_owned(),
         };
         s.push_str(&self.verdict(&findings.findings, &scope));
-        print_all(&s)
+        self.emit(&s)
     }
 
     /// `envparity gate`.
@@ -373,7 +409,7 @@ impl Out {
         } else {
             self.paint("REFUSED", "critical")
         };
-        print_all(&(verdict + &sanitize_lines(&s)))
+        self.emit(&(verdict + &sanitize_lines(&s)))
     }
 
     /// `envparity history`.
@@ -442,7 +478,7 @@ impl Out {
         }
         s.push_str(&format!("\n{} finding(s)\n", history.findings.len()));
         s.push_str(&findings.render(self));
-        print_all(&s)
+        self.emit(&s)
     }
 
     /// `envparity explain`.
@@ -501,7 +537,7 @@ impl Out {
             )),
             None => {}
         }
-        print_all(&sanitize_lines(&s))
+        self.emit(&sanitize_lines(&s))
     }
 
     /// `envparity policy show`.
@@ -510,7 +546,7 @@ impl Out {
             return Ok(());
         }
         let loaded = p.loaded_at.clone().unwrap_or_default();
-        print_all(&sanitize_lines(&format!(
+        self.emit(&sanitize_lines(&format!(
             "# effective policy, from {} (loaded {loaded})\n{}",
             p.source, p.toml
         )))
@@ -570,7 +606,7 @@ impl Out {
         if !a.alerts.is_empty() {
             text.push_str(&table.render(self));
         }
-        print_all(&text)
+        self.emit(&text)
     }
 
     /// `envparity check-config`.
@@ -579,9 +615,10 @@ impl Out {
             return Ok(());
         }
         let mut text = format!(
-            "config OK: {}\nlisten:          {}\ndata_dir:        {}\nstale_after:     {}\npolicy:          {}\nmetrics_listen:  {}\nlog_format:      {}\nalerts at:       {} and above\n",
+            "config OK: {}\nlisten:          {}\ntransport:       {}\ndata_dir:        {}\nstale_after:     {}\npolicy:          {}\nmetrics_listen:  {}\nlog_format:      {}\nalerts at:       {} and above\n",
             c.source,
             c.listen,
+            c.transport,
             c.data_dir,
             c.stale_after,
             c.policy,
@@ -599,7 +636,7 @@ impl Out {
         for s in &c.sinks {
             text.push_str(&format!("sink:            {s}\n"));
         }
-        print_all(&sanitize_lines(&text))
+        self.emit(&sanitize_lines(&text))
     }
 
     /// `envparity service`.
@@ -659,7 +696,7 @@ impl Out {
             service.service,
             service.instances.len()
         ));
-        print_all(&s)
+        self.emit(&s)
     }
 }
 
@@ -765,10 +802,7 @@ mod tests {
 
     #[test]
     fn columns_align_on_visible_text() {
-        let out = Out {
-            format: Format::Table,
-            color: true,
-        };
+        let out = Out::buffered(Format::Table, true);
         let mut t = Table::new(&["A", "B"]);
         t.row(
             vec!["long-cell".into(), "x".into()],

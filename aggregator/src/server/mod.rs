@@ -47,8 +47,11 @@ pub struct ServeConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// Alerting: the alerting severity and the sinks.
     pub alerts: AlertsConfig,
-    /// TLS 1.3 with client certificates; `None`: plain text.
+    /// TLS 1.3 with client certificates; `None`: plain text, which
+    /// `plaintext` must allow.
     pub tls: Option<tls::TlsFiles>,
+    /// Whether serving plain text (without `tls`) is allowed, and where.
+    pub plaintext: envparity_proto::transport::Plaintext,
     /// Query tokens (`NAME sha256:HEX` lines); `None`: no tokens.
     pub tokens_file: Option<PathBuf>,
 }
@@ -64,6 +67,7 @@ impl ServeConfig {
             metrics_listen: None,
             alerts: AlertsConfig::default(),
             tls: None,
+            plaintext: envparity_proto::transport::Plaintext::Refused,
             tokens_file: None,
         }
     }
@@ -200,6 +204,25 @@ pub async fn run(
     serve(listener, config, shutdown).await
 }
 
+/// Refuses plain text unless `config.plaintext` allows it on `local`, and
+/// TLS together with a plain-text allowance (which one was meant?).
+pub(crate) fn check_transport(config: &ServeConfig, local: SocketAddr) -> anyhow::Result<()> {
+    match (&config.tls, config.plaintext.allowed()) {
+        (Some(_), true) => anyhow::bail!(
+            "both TLS files and --insecure-plaintext are set; choose one (docs/security.md)"
+        ),
+        (Some(_), false) => Ok(()),
+        (None, _) => config
+            .plaintext
+            .check(&format!("listen address {local}"), &local.ip().to_string())
+            .map_err(|message| {
+                anyhow::anyhow!(
+                    "{message} (the server's TLS settings are tls_cert, tls_key and tls_client_ca)"
+                )
+            }),
+    }
+}
+
 /// Opens the store and serves on `listener` until `shutdown` resolves.
 /// In-flight requests finish before this returns.
 pub async fn serve(
@@ -207,6 +230,8 @@ pub async fn serve(
     config: ServeConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
+    let local = listener.local_addr().context("listener address")?;
+    check_transport(&config, local)?;
     let data_dir = config.data_dir.clone();
     let store = tokio::task::spawn_blocking(move || SqliteStore::open(&data_dir))
         .await
@@ -221,7 +246,6 @@ pub async fn serve(
         SystemTime::now(),
     )?);
     let ticker = tokio::spawn(background(Arc::downgrade(&fleet), config.policy.clone()));
-    let local = listener.local_addr().context("listener address")?;
     let metrics = Arc::new(Metrics::new());
     let alerting = Arc::new(Alerting::load(
         config.alerts.clone(),
@@ -299,7 +323,8 @@ pub async fn serve(
     if !auth.tls {
         tracing::warn!(
             listen = %local,
-            "serving plain-text gRPC: reports and queries are neither encrypted nor authenticated by certificate; configure tls_cert, tls_key and tls_client_ca (docs/security.md)"
+            plaintext = ?config.plaintext,
+            "serving plain-text gRPC as asked (--insecure-plaintext): reports and queries are neither encrypted nor authenticated by certificate; configure tls_cert, tls_key and tls_client_ca (docs/security.md)"
         );
     }
     let router = tonic::transport::Server::builder()
@@ -334,4 +359,59 @@ pub async fn serve(
     served?;
     tracing::info!("envparity aggregator stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use envparity_proto::transport::Plaintext;
+
+    fn config(tls: bool, plaintext: Plaintext) -> ServeConfig {
+        ServeConfig {
+            tls: tls.then(|| tls::TlsFiles {
+                cert: "server.pem".into(),
+                key: "server-key.pem".into(),
+                client_ca: "ca.pem".into(),
+            }),
+            plaintext,
+            ..ServeConfig::new("127.0.0.1:0".parse().unwrap(), "data".into())
+        }
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn plain_text_is_refused_by_default_naming_the_address() {
+        let err = check_transport(&config(false, Plaintext::Refused), addr("127.0.0.1:7600"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listen address 127.0.0.1:7600"), "{err}");
+        assert!(err.contains("--insecure-plaintext"), "{err}");
+        assert!(err.contains("tls_cert"), "{err}");
+    }
+
+    #[test]
+    fn plain_text_when_asked_is_loopback_only_unless_forced() {
+        let loopback = config(false, Plaintext::Loopback);
+        check_transport(&loopback, addr("127.0.0.1:7600")).expect("loopback");
+        check_transport(&loopback, addr("[::1]:7600")).expect("IPv6 loopback");
+        for listen in ["0.0.0.0:7600", "10.0.0.1:7600", "[::]:7600"] {
+            let err = check_transport(&loopback, addr(listen))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("--insecure-plaintext-anywhere"), "{err}");
+        }
+        check_transport(&config(false, Plaintext::Anywhere), addr("0.0.0.0:7600")).expect("forced");
+    }
+
+    #[test]
+    fn tls_with_a_plain_text_allowance_is_ambiguous() {
+        check_transport(&config(true, Plaintext::Refused), addr("0.0.0.0:7600")).expect("TLS");
+        let err = check_transport(&config(true, Plaintext::Loopback), addr("127.0.0.1:1"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("choose one"), "{err}");
+    }
 }

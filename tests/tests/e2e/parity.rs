@@ -274,15 +274,9 @@ fn an_extra_and_a_changed_explicit_env_var_are_exactly_their_env_findings() -> R
     // The values never left the hosts: in no output format, log or stored byte.
     let mut seen = vec![("diff output".to_owned(), diff.stdout.clone().into_bytes())];
     for format in ["json", "yaml", "table", "wide"] {
-        let out = std::process::Command::new(envparity_tests::cargo_bin("envparity")?)
-            .args([
-                "--server",
-                &fleet.server()?,
-                "-o",
-                format,
-                "service",
-                "shop",
-            ])
+        let out = fleet
+            .cli_command()?
+            .args(["-o", format, "service", "shop"])
             .output()
             .expect("run envparity service");
         assert!(out.status.success(), "service -o {format} failed");

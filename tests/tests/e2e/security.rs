@@ -42,7 +42,6 @@ fn with_mtls_an_agent_reports_only_for_its_host_and_queries_need_query_credentia
 
     let aggregator = fleet
         .aggregator()
-        .tls()
         .arg("--query-tokens-file")
         .arg(tokens.display().to_string())
         .start()?;
@@ -116,9 +115,87 @@ fn with_mtls_an_agent_reports_only_for_its_host_and_queries_need_query_credentia
     let out = query(&["--token-file", &wrong, "hosts"])?;
     out.assert_code(2);
     assert!(out.stderr.contains("bearer token is not valid"), "{out}");
+    // Plain text: refused by the CLI itself unless asked for, and a TLS
+    // server does not answer it anyway.
     let plain = server.replace("https://", "http://");
-    CliOutput::run(&plain, &["hosts"])?.assert_code(2);
+    let out = CliOutput::run(&plain, &["hosts"])?;
+    out.assert_code(2);
+    assert!(out.stderr.contains("--insecure-plaintext"), "{out}");
+    let out = CliOutput::run(&plain, &["--insecure-plaintext", "hosts"])?;
+    out.assert_code(2);
+    assert!(out.json.is_null(), "no answer over plain text: {out}");
 
+    Ok(())
+}
+
+#[test]
+fn plain_text_is_served_only_when_asked_and_then_only_on_loopback() -> Result<()> {
+    let fleet = Fleet::builder().host("plain").start()?;
+    let data = fleet.dir().join("data");
+    let run = |args: &[&str]| -> Result<envparity_tests::Output> {
+        let mut cmd = project_command(&cargo_bin("envparity")?);
+        cmd.args(args).arg("--data-dir").arg(&data);
+        envparity_tests::output(cmd, Duration::from_secs(20))
+    };
+    let refused = |out: &envparity_tests::Output, wanted: &[&str]| {
+        assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+        for w in wanted {
+            assert!(out.stderr.contains(w), "{w:?} missing: {}", out.stderr);
+        }
+    };
+    // No TLS files and no --insecure-plaintext: serve does not start.
+    let out = run(&["serve", "--listen", "127.0.0.1:0"])?;
+    refused(
+        &out,
+        &[
+            "listen address 127.0.0.1:0 is plain text",
+            "--insecure-plaintext",
+            "tls_cert",
+        ],
+    );
+    // Asked for, but on every interface: refused unless forced.
+    let out = run(&["serve", "--insecure-plaintext", "--listen", "0.0.0.0:0"])?;
+    refused(&out, &["non-loopback", "--insecure-plaintext-anywhere"]);
+    let out = run(&[
+        "check-config",
+        "--insecure-plaintext",
+        "--listen",
+        "0.0.0.0:7600",
+    ])?;
+    refused(&out, &["non-loopback"]);
+    let out = run(&[
+        "check-config",
+        "--insecure-plaintext-anywhere",
+        "--listen",
+        "0.0.0.0:7600",
+    ])?;
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout.contains("plain text, any address (insecure)"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        !data.exists(),
+        "nothing was stored by refused or checked configs"
+    );
+
+    // On loopback, when asked: it serves, says so in its log, and agents and
+    // the CLI connect only with the same opt-in.
+    let mut aggregator = fleet.aggregator().plaintext().start()?;
+    let _agent = fleet.start_agent(fleet.host("plain"))?;
+    fleet.wait_for_hosts(&["plain"], REPORT_TIMEOUT)?;
+    assert!(
+        aggregator
+            .log()
+            .contains("serving plain-text gRPC as asked"),
+        "{}",
+        aggregator.log()
+    );
+    let out = CliOutput::run(&aggregator.url(), &["hosts"])?;
+    out.assert_code(2);
+    assert!(out.stderr.contains("--insecure-plaintext"), "{out}");
+    aggregator.stop()?;
     Ok(())
 }
 
@@ -159,8 +236,12 @@ fn a_planted_secret_is_in_no_output_log_alert_metric_stored_byte_or_wire_byte() 
         "grace = \"0s\"\nalert_grace = \"0s\"\n[pinning]\nrequired = []\nelsewhere = \"off\"\n",
     )
     .expect("write the policy");
+    // Plain text on loopback, so the tap below can read the encoded
+    // snapshots themselves: with TLS it would only see ciphertext, and the
+    // point is that the agent never encodes the secret at all.
     let aggregator = fleet
         .aggregator()
+        .plaintext()
         .env("RUST_LOG", "debug")
         .arg("--config")
         .arg(config.display().to_string())
