@@ -28,6 +28,7 @@ pub struct AgentBuilder<'f> {
     without_certificate: bool,
     envs: Vec<(String, String)>,
     aggregator: Option<String>,
+    fingerprint_key: Option<std::path::PathBuf>,
 }
 
 impl<'f> AgentBuilder<'f> {
@@ -42,6 +43,7 @@ impl<'f> AgentBuilder<'f> {
             without_certificate: false,
             envs: Vec::new(),
             aggregator: None,
+            fingerprint_key: None,
         }
     }
 
@@ -84,6 +86,13 @@ impl<'f> AgentBuilder<'f> {
     /// [`crate::Tap`]).
     pub fn aggregator(mut self, url: &str) -> Self {
         self.aggregator = Some(url.to_owned());
+        self
+    }
+
+    /// Fingerprint with the key in `path` instead of the fleet's shared key
+    /// (e.g. a host already rotated to a new key).
+    pub fn fingerprint_key(mut self, path: &std::path::Path) -> Self {
+        self.fingerprint_key = Some(path.to_owned());
         self
     }
 
@@ -142,7 +151,11 @@ impl<'f> AgentBuilder<'f> {
             .arg("--docker-host")
             .arg(self.host.docker_host())
             .arg("--fingerprint-key-file")
-            .arg(self.fleet.fingerprint_key())
+            .arg(
+                self.fingerprint_key
+                    .as_deref()
+                    .unwrap_or_else(|| self.fleet.fingerprint_key()),
+            )
             .arg("--heartbeat-interval")
             .arg(&self.heartbeat)
             .args(&tls)

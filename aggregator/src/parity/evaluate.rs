@@ -551,8 +551,16 @@ fn replica_drift(
         .flat_map(|r| r.container.explicit_env.iter().map(|v| v.name.as_str()))
         .filter(|k| !ctx.policy.env_ignored(service, k))
         .collect();
+    // Replicas fingerprinting under different fleet keys (a rotation under
+    // way) cannot compare fingerprints: only presence, and clear values.
+    let mixed_keys = replicas
+        .iter()
+        .map(|r| r.host.snapshot.fingerprint_key_id.as_str())
+        .collect::<BTreeSet<_>>()
+        .len()
+        > 1;
     for key in keys {
-        let presence_only = ctx.policy.expected_to_differ(service, key);
+        let expected_to_differ = ctx.policy.expected_to_differ(service, key);
         let per_replica: Vec<(Option<&envparity_proto::v1::EnvVar>, &str)> = replicas
             .iter()
             .map(|r| {
@@ -565,6 +573,7 @@ fn replica_drift(
         let all_clear = per_replica
             .iter()
             .all(|(v, _)| v.is_some_and(|v| v.value.is_some()));
+        let presence_only = expected_to_differ || (mixed_keys && !all_clear);
         for (var, host) in per_replica {
             let value = match var {
                 None => "(unset)".to_owned(),
@@ -638,6 +647,9 @@ fn explicit_env(ctx: &Ctx<'_>, p: &Pair<'_, '_>, out: &mut Vec<Finding>) {
     let side_b = env::collect(rb.iter().map(|r| (r.container, key_id(r))));
     let severity = config_severity(p.level);
     let keys: BTreeSet<&String> = side_a.keys().chain(side_b.keys()).collect();
+    // Keys set on both sides whose fingerprints were made with different
+    // fleet keys: not compared, reported together as one key_mismatch.
+    let mut incomparable: Vec<&str> = Vec::new();
     for key in keys {
         if ctx.policy.env_ignored(service, key) {
             continue;
@@ -659,7 +671,11 @@ fn explicit_env(ctx: &Ctx<'_>, p: &Pair<'_, '_>, out: &mut Vec<Finding>) {
             ),
             (Some(_), Some(_)) if ctx.policy.expected_to_differ(service, key) => continue,
             (Some(a), Some(b)) => match env::compare_values(a, b) {
-                ValueVerdict::Equal | ValueVerdict::Incomparable => continue,
+                ValueVerdict::Equal => continue,
+                ValueVerdict::Incomparable => {
+                    incomparable.push(key);
+                    continue;
+                }
                 ValueVerdict::Differs { a, b, basis } => (
                     Kind::EnvValue,
                     basis,
@@ -680,6 +696,35 @@ fn explicit_env(ctx: &Ctx<'_>, p: &Pair<'_, '_>, out: &mut Vec<Finding>) {
             key,
             severity,
             basis,
+            summary,
+        );
+    }
+    if !incomparable.is_empty() {
+        let ids = |replicas: &[Replica<'_>]| -> Vec<String> {
+            let ids: BTreeSet<&str> = replicas.iter().map(key_id).collect();
+            ids.into_iter().map(str::to_owned).collect()
+        };
+        let (ids_a, ids_b) = (ids(ra), ids(rb));
+        let summary = format!(
+            "{service}: {env_a} ({}) and {env_b} ({}) fingerprint env with different fleet keys, so {} could not be compared: {}",
+            ids_a.join(", "),
+            ids_b.join(", "),
+            match incomparable.len() {
+                1 => "1 key".to_owned(),
+                n => format!("{n} keys"),
+            },
+            incomparable.join(", ")
+        );
+        push(
+            ctx,
+            out,
+            Kind::KeyMismatch,
+            service,
+            side(env_a, replica_hosts(ra), ids_a),
+            Some(side(env_b, replica_hosts(rb), ids_b)),
+            "",
+            severity,
+            Basis::KeyId,
             summary,
         );
     }

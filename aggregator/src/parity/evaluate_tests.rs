@@ -1160,7 +1160,169 @@ fn arb_env_hosts() -> impl Strategy<Value = Vec<(String, Vec<Container>)>> {
     )
 }
 
+fn rekeyed(mut snap: HostSnapshot, key_id: &str) -> HostSnapshot {
+    // Another fleet key gives every value another fingerprint.
+    snap.fingerprint_key_id = key_id.into();
+    for c in &mut snap.containers {
+        for v in &mut c.explicit_env {
+            v.fingerprint = format!("{key_id}-{}", v.fingerprint);
+        }
+    }
+    snap
+}
+
+#[test]
+fn a_key_rotation_is_one_key_mismatch_not_env_value_findings() {
+    let env = [("A", "fa"), ("B", "fb")];
+    let fleet = Fleet::new()
+        .host(
+            "s1",
+            snapshot(
+                "staging",
+                K,
+                vec![container("shop", "sha256:i", None, &env)],
+            ),
+        )
+        .host(
+            "p1",
+            rekeyed(
+                snapshot(
+                    "production",
+                    K,
+                    vec![container(
+                        "shop",
+                        "sha256:i",
+                        None,
+                        &[("A", "fa"), ("B", "fb"), ("C", "fc")],
+                    )],
+                ),
+                "k2",
+            ),
+        );
+    let f = fleet.findings("staging", "production");
+    assert_eq!(
+        kinds(&f),
+        vec![
+            (Kind::EnvExtraKey, "shop", "C"),
+            (Kind::KeyMismatch, "shop", "")
+        ],
+        "{f:#?}"
+    );
+    let mismatch = &f[1];
+    assert_eq!(mismatch.a.values, vec!["k1"]);
+    assert_eq!(b(mismatch).values, vec!["k2"]);
+    assert_eq!(mismatch.basis, Basis::KeyId);
+    assert_eq!(mismatch.severity, Severity::Warning);
+    assert!(
+        mismatch
+            .summary
+            .contains("2 keys could not be compared: A, B"),
+        "{}",
+        mismatch.summary
+    );
+
+    // Positive control: under one key the same values are env_value drift.
+    let fleet = Fleet::new()
+        .host(
+            "s1",
+            snapshot(
+                "staging",
+                K,
+                vec![container("shop", "sha256:i", None, &env)],
+            ),
+        )
+        .host(
+            "p1",
+            snapshot(
+                "production",
+                K,
+                vec![container(
+                    "shop",
+                    "sha256:i",
+                    None,
+                    &[("A", "k2-fa"), ("B", "k2-fb")],
+                )],
+            ),
+        );
+    assert_eq!(
+        kinds(&fleet.findings("staging", "production")),
+        vec![(Kind::EnvValue, "shop", "A"), (Kind::EnvValue, "shop", "B")]
+    );
+}
+
+#[test]
+fn a_rotation_with_nothing_to_compare_is_no_finding() {
+    // Keys set on one side only are compared by presence, whatever the key.
+    let fleet = Fleet::new()
+        .host(
+            "s1",
+            snapshot(
+                "staging",
+                K,
+                vec![container("shop", "sha256:i", None, &[("A", "fa")])],
+            ),
+        )
+        .host(
+            "p1",
+            rekeyed(
+                snapshot(
+                    "production",
+                    K,
+                    vec![container("shop", "sha256:i", None, &[])],
+                ),
+                "k2",
+            ),
+        );
+    assert_eq!(
+        kinds(&fleet.findings("staging", "production")),
+        vec![(Kind::EnvMissingKey, "shop", "A")]
+    );
+}
+
+#[test]
+fn replicas_under_different_keys_are_compared_by_presence_only() {
+    let c = |env: &[(&str, &str)]| container("shop", "sha256:i", None, env);
+    let fleet = Fleet::new()
+        .host("p1", snapshot("production", K, vec![c(&[("A", "fa")])]))
+        .host(
+            "p2",
+            rekeyed(snapshot("production", K, vec![c(&[("A", "fa")])]), "k2"),
+        )
+        .host("p3", snapshot("production", K, vec![c(&[])]));
+    let f: Vec<Finding> = fleet
+        .all()
+        .into_iter()
+        .filter(|f| f.kind == Kind::ReplicaDrift)
+        .collect();
+    assert_eq!(
+        kinds(&f),
+        vec![(Kind::ReplicaDrift, "shop", "env:A")],
+        "{f:#?}"
+    );
+    assert_eq!(f[0].basis, Basis::KeyPresence, "presence, not fingerprints");
+}
+
 proptest! {
+    #[test]
+    fn re_keying_an_environment_never_yields_env_value(hosts in arb_env_hosts()) {
+        let mut fleet = Fleet::new();
+        for (i, (kernel, cs)) in hosts.iter().enumerate() {
+            fleet = fleet
+                .host(&format!("s{i}"), snapshot("staging", kernel, cs.clone()))
+                .host(&format!("p{i}"), rekeyed(snapshot("production", kernel, cs.clone()), "k2"));
+        }
+        let between: Vec<Finding> = fleet
+            .findings("staging", "production")
+            .into_iter()
+            .filter(|f| f.b.is_some())
+            .collect();
+        // The same containers, only re-keyed: nothing but key mismatches,
+        // at most one per service.
+        prop_assert!(between.iter().all(|f| f.kind == Kind::KeyMismatch), "{:#?}", between);
+        let services: BTreeSet<&str> = between.iter().map(|f| f.service.as_str()).collect();
+        prop_assert_eq!(services.len(), between.len());
+    }
+
     #[test]
     fn adding_an_ignored_key_changes_nothing(a in arb_env_hosts(), b in arb_env_hosts(), fp in "[a-f]{1,4}", on_a in any::<bool>()) {
         let mut policy = quiet();

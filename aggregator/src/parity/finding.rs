@@ -43,11 +43,14 @@ pub enum Kind {
     Architecture,
     /// A host has not been heard from within the stale window.
     StaleHost,
+    /// Two environments fingerprint a service's env with different fleet
+    /// keys, so values set on both sides could not be compared.
+    KeyMismatch,
 }
 
 impl Kind {
     /// Every kind, in report order.
-    pub const ALL: [Kind; 16] = [
+    pub const ALL: [Kind; 17] = [
         Kind::SameTagDifferentDigest,
         Kind::ImageDigest,
         Kind::UnpinnedImage,
@@ -56,6 +59,7 @@ impl Kind {
         Kind::EnvMissingKey,
         Kind::EnvExtraKey,
         Kind::EnvValue,
+        Kind::KeyMismatch,
         Kind::RuntimeConfig,
         Kind::Kernel,
         Kind::Os,
@@ -85,6 +89,7 @@ impl Kind {
             Kind::StorageDriver => "storage_driver",
             Kind::Architecture => "architecture",
             Kind::StaleHost => "stale_host",
+            Kind::KeyMismatch => "key_mismatch",
         }
     }
 
@@ -218,6 +223,8 @@ pub enum Basis {
     HostFact,
     /// When the aggregator last heard from a host.
     LastSeen,
+    /// The fleet-key ids env fingerprints were made with.
+    KeyId,
 }
 
 impl Basis {
@@ -234,6 +241,7 @@ impl Basis {
             Basis::RuntimeSetting => "runtime_setting",
             Basis::HostFact => "host_fact",
             Basis::LastSeen => "last_seen",
+            Basis::KeyId => "key_id",
         }
     }
 }

@@ -68,6 +68,7 @@ pub fn kind(k: Kind) -> v1::FindingKind {
         Kind::StorageDriver => v1::FindingKind::StorageDriver,
         Kind::Architecture => v1::FindingKind::Architecture,
         Kind::StaleHost => v1::FindingKind::StaleHost,
+        Kind::KeyMismatch => v1::FindingKind::KeyMismatch,
     }
 }
 

@@ -1329,6 +1329,10 @@ pub enum FindingKind {
     /// A host has not been heard from within the stale window (`host`).
     /// Single-environment.
     StaleHost = 16,
+    /// The two environments fingerprint a service's env with different fleet
+    /// keys (a key rotation under way), so the keys set on both sides could not
+    /// be compared. `key` is empty; the sides' values are the key ids.
+    KeyMismatch = 17,
 }
 impl FindingKind {
     /// String value of the enum field names used in the ProtoBuf definition.
@@ -1354,6 +1358,7 @@ impl FindingKind {
             Self::StorageDriver => "FINDING_KIND_STORAGE_DRIVER",
             Self::Architecture => "FINDING_KIND_ARCHITECTURE",
             Self::StaleHost => "FINDING_KIND_STALE_HOST",
+            Self::KeyMismatch => "FINDING_KIND_KEY_MISMATCH",
         }
     }
     /// Creates an enum from field names used in the ProtoBuf definition.
@@ -1378,6 +1383,7 @@ impl FindingKind {
             "FINDING_KIND_STORAGE_DRIVER" => Some(Self::StorageDriver),
             "FINDING_KIND_ARCHITECTURE" => Some(Self::Architecture),
             "FINDING_KIND_STALE_HOST" => Some(Self::StaleHost),
+            "FINDING_KIND_KEY_MISMATCH" => Some(Self::KeyMismatch),
             _ => None,
         }
     }

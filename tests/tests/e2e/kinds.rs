@@ -266,6 +266,75 @@ fn write(path: &std::path::Path, text: &str) -> Result<()> {
 }
 
 #[test]
+fn a_fleet_key_rotation_is_a_key_mismatch_until_every_host_has_the_new_key() -> Result<()> {
+    let fleet = Fleet::builder()
+        .host("staging")
+        .host("production")
+        .registry()
+        .start()?;
+    let (staging, production) = (fleet.host("staging"), fleet.host("production"));
+    staging.import_image("shop:1", ImageSpec::new().file("/app/v", "1"))?;
+    let pinned = fleet.registry().push_from(staging, "shop:1")?;
+    fleet.registry().pull_to(production, "shop:1")?;
+    for host in [staging, production] {
+        host.run(
+            Run::new(pinned.clone())
+                .name("shop")
+                .label("envparity.service", "shop")
+                .env("DB_HOST", "db.internal")
+                .env("LOG_LEVEL", "info"),
+        )?;
+    }
+    // production already runs the new key: the same values, other fingerprints.
+    let new_key = fleet.dir().join("new-fleet.key");
+    envparity_tests::write_fingerprint_key(&new_key)?;
+    let _aggregator = fleet.start_aggregator()?;
+    let _staging = fleet.agent(staging).clear_env("LOG_LEVEL").start()?;
+    let mut rotated = fleet
+        .agent(production)
+        .clear_env("LOG_LEVEL")
+        .fingerprint_key(&new_key)
+        .start()?;
+    fleet.wait_for_hosts(&["staging", "production"], REPORT_TIMEOUT)?;
+
+    let diff = fleet.cli(&["diff", "staging", "production"])?;
+    diff.assert_code(EXIT_MISMATCH);
+    assert_eq!(
+        summaries(&diff.json),
+        vec![summary(
+            "key_mismatch",
+            "warning",
+            "shop",
+            "",
+            "staging",
+            "production"
+        )],
+        "no env_value for DB_HOST, which is equal: {diff}"
+    );
+    let finding = &diff.json["findings"][0];
+    let (ids_a, ids_b) = (&finding["a"]["values"], &finding["b"]["values"]);
+    assert_ne!(ids_a, ids_b, "each side names its key id: {finding}");
+    let text = finding["summary"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("1 key could not be compared: DB_HOST"),
+        "{text}"
+    );
+
+    // The rotation completes: production goes back to the fleet key (as if
+    // staging had rotated too); the finding resolves.
+    rotated.stop()?;
+    let _production = fleet.agent(production).clear_env("LOG_LEVEL").start()?;
+    let parity = fleet.cli_until(
+        REPORT_TIMEOUT,
+        "parity once both hosts use one key",
+        &["diff", "staging", "production"],
+        |out| out.code == EXIT_PARITY,
+    )?;
+    assert_eq!(summaries(&parity.json), Vec::<Summary>::new(), "{parity}");
+    Ok(())
+}
+
+#[test]
 fn policy_replicas_runtime_missing_services_os_and_cgroup_from_real_engines() -> Result<()> {
     // production-2 runs no container; its engine uses the systemd cgroup
     // driver, the others cgroupfs.
