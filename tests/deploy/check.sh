@@ -49,6 +49,18 @@ refused() {
   fi
 }
 
+# fails_with MESSAGE COMMAND…: a negative control that must also say why, for
+# use inside `check`: COMMAND must fail, and its output contain MESSAGE.
+fails_with() {
+  local message=$1 out
+  shift
+  if out=$("$@" 2>&1); then
+    echo "a broken input passed: the check cannot fail"
+    return 1
+  fi
+  [[ "$out" == *"$message"* ]] || { echo "refused, but without \"$message\": $out"; return 1; }
+}
+
 for tool in "$bin/envparity-agent" "$bin/envparity" "$python" /usr/bin/yamllint /usr/bin/systemd-analyze \
   /usr/bin/docker-compose "$venv/bin/kubernetes-validate"; do
   [[ -x "$tool" ]] || { say "error: $tool is missing: run scripts/setup.sh (and cargo build)"; exit 1; }
@@ -79,13 +91,26 @@ check "helm template (every option) matches tests/deploy/helm-rendered/full.yaml
   render full tests/deploy/helm-values-full.yaml monitoring policy=deploy/policy.example.toml
 refused "helm template without agent.environment" \
   "$python" "$tools" helm-render deploy/helm/envparity <(echo 'agent: {environment: ""}') envparity envparity
+# The plain-text escape hatch renders (validated and check-config'd below, not
+# committed); turning TLS off without it, or asking for both, does not.
+render_uncommitted() { # render_uncommitted NAME VALUES
+  "$python" "$tools" helm-render deploy/helm/envparity "$2" envparity envparity >"$work/$1.yaml"
+}
+check "helm template (insecurePlaintext escape hatch)" render_uncommitted plaintext tests/deploy/helm-values-plaintext.yaml
+check "helm template refuses tls.enabled=false without insecurePlaintext" \
+  fails_with "tls.enabled=false needs insecurePlaintext=true" \
+  "$python" "$tools" helm-render deploy/helm/envparity <(echo 'tls: {enabled: false}') envparity envparity
+check "helm template refuses TLS together with insecurePlaintext" \
+  fails_with "tls.enabled and insecurePlaintext are both true" \
+  "$python" "$tools" helm-render deploy/helm/envparity <(echo 'insecurePlaintext: true') envparity envparity
 
 # ---- YAML: every file parses and is tidy ---------------------------------------
 mapfile -t all_yaml < <(find deploy -name '*.y*ml' -not -path 'deploy/helm/envparity/templates/*' | sort)
 check "every YAML file under deploy/ parses (${#all_yaml[@]} files)" "$python" "$tools" parse "${all_yaml[@]}"
 # The deployment assets of this check (deploy/prometheus is checked by promtool).
 mapfile -t yaml_files < <(find deploy -name '*.yaml' -not -path 'deploy/helm/envparity/templates/*' | sort)
-yaml_files+=(deploy/.yamllint tests/deploy/helm-values-full.yaml "$rendered/default.yaml" "$rendered/full.yaml")
+yaml_files+=(deploy/.yamllint tests/deploy/helm-values-full.yaml tests/deploy/helm-values-plaintext.yaml
+  "$rendered/default.yaml" "$rendered/full.yaml" "$work/plaintext.yaml")
 check "yamllint --strict (${#yaml_files[@]} files)" yamllint --strict -c deploy/.yamllint "${yaml_files[@]}"
 printf 'a: [1\n' >"$work/broken.yaml"
 refused "yamllint on unparsable YAML" yamllint --strict -c deploy/.yamllint "$work/broken.yaml"
@@ -104,7 +129,8 @@ for version in "${k8s_versions[@]}"; do
   check "kubernetes-validate --strict $version: kustomized deploy/kubernetes" \
     "$venv/bin/kubernetes-validate" --strict --quiet -k "$version" "$work/kustomized.yaml"
   check "kubernetes-validate --strict $version: Helm renders" \
-    "$venv/bin/kubernetes-validate" --strict --quiet -k "$version" "$work/default.yaml" "$work"/full-split/*.yaml
+    "$venv/bin/kubernetes-validate" --strict --quiet -k "$version" "$work/default.yaml" "$work"/full-split/*.yaml \
+    "$work/plaintext.yaml"
 done
 sed 's/readOnlyRootFilesystem: true/readOnlyRootFilesytem: true/' deploy/kubernetes/aggregator.yaml >"$work/typo.yaml"
 refused "kubernetes-validate on a misspelt field" \
@@ -157,37 +183,111 @@ rm "$sysroot/etc/systemd/system/broken-agent.service"
 # The examples name absolute paths (/etc/envparity/…, /var/lib/envparity,
 # /run/envparity/…); each is checked in a throwaway root holding those files:
 # every `key = "/path"` is moved under it. Fleet keys and sink secrets are
-# made here, mode 0600, as the binaries require.
+# made here, mode 0600, as the binaries require, and the TLS files come from
+# a real PKI made by `envparity certs`, put where each deployment puts them.
 croot=$work/root
-mkdir -p "$croot/etc/envparity" "$croot/run/envparity/key" "$croot/run/envparity/secrets" \
-  "$croot/var/lib/envparity" "$croot/host/etc"
-for key in "$croot/etc/envparity/fleet.key" "$croot/run/envparity/key/fleet.key"; do
+mkdir -p "$croot/etc/envparity/tls" "$croot/run/envparity/secret" "$croot/run/envparity/key" \
+  "$croot/run/envparity/secrets" "$croot/var/lib/envparity" "$croot/host/etc"
+for key in "$croot/etc/envparity/fleet.key" "$croot/run/envparity/secret/fleet.key"; do
   head -c 32 /dev/urandom >"$key"
 done
 printf 'https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX\n' >"$croot/run/envparity/secrets/team-chat"
 printf '0123456789abcdef0123456789abcdef\n' >"$croot/run/envparity/secrets/on-call"
 printf 'whsec_%s\n' "$(head -c 32 /dev/urandom | base64)" >"$croot/run/envparity/secrets/audit"
-chmod 600 "$croot"/etc/envparity/fleet.key "$croot"/run/envparity/key/fleet.key "$croot"/run/envparity/secrets/*
+chmod 600 "$croot"/etc/envparity/fleet.key "$croot"/run/envparity/secret/fleet.key "$croot"/run/envparity/secrets/*
 cp deploy/policy.example.toml "$croot/etc/envparity/policy.toml"
 relocate() { sed -E "s#^([a-z_]+ *= *\")/#\\1$croot/#" "$1" >"$2"; }
-agent_check() { env -i PATH="$PATH" "$bin/envparity-agent" --config "$1" check-config; }
+agent_check() { env -i PATH="$PATH" ${host_id:+ENVPARITY_HOST_ID="$host_id"} "$bin/envparity-agent" --config "$1" check-config; }
 aggregator_check() { env -i PATH="$PATH" "$bin/envparity" check-config --config "$1"; }
+
+# The fleet PKI, as docs/deploy.md makes it: the server certificate names
+# every address the example agents use (deploy/config/agent.toml, the
+# kustomization's Service, the chart's Service in both rendered namespaces)
+# and localhost for port-forwarding; agent certificates for two hosts, and a
+# query certificate.
+pki=$work/pki
+check "envparity certs: a fleet CA, server, agent and query certificates" \
+  "$bin/envparity" certs --dir "$pki" --server-name envparity-aggregator.example.internal \
+  --server-name envparity-aggregator.envparity.svc --server-name envparity-aggregator.monitoring.svc \
+  --server-name localhost --agent host-1 --agent host-2 --client ops
+# systemd hosts (docs/deploy.md): /etc/envparity/tls, this host's agent pair
+# renamed agent.pem and agent-key.pem.
+install -m 0644 "$pki/ca.pem" "$pki/server.pem" "$croot/etc/envparity/tls/"
+install -m 0600 "$pki/server-key.pem" "$croot/etc/envparity/tls/"
+install -m 0644 "$pki/agent-host-1.pem" "$croot/etc/envparity/tls/agent.pem"
+install -m 0600 "$pki/agent-host-1-key.pem" "$croot/etc/envparity/tls/agent-key.pem"
+# Kubernetes: the Secret envparity-agent-tls holds the CA and every node's
+# pair (kubectl create secret generic … --from-file=pki/ca.pem
+# --from-file=pki/agent-….pem); with the chart's agent hostDir, each node
+# holds its own ca.pem, agent.pem and agent-key.pem.
+mkdir -p "$work/agent-secret" "$work/node-dir"
+cp "$pki/ca.pem" "$pki"/agent-host-*.pem "$work/agent-secret/"
+cp "$pki/ca.pem" "$work/node-dir/ca.pem"
+cp "$pki/agent-host-1.pem" "$work/node-dir/agent.pem"
+cp "$pki/agent-host-1-key.pem" "$work/node-dir/agent-key.pem"
+
+# The agent DaemonSet's init container, run for real on node host-1: it copies
+# the fleet key, the CA and this node's agent pair from the Secret (or the
+# node's directory) into /run/envparity/{key,tls}, where the agent reads them.
+# `install -o 65532` needs root; elsewhere it runs without the chown.
+k8s_init() { # k8s_init MANIFESTS SOURCE-DIR NODE
+  local script
+  script=$("$python" "$tools" init-script "$1" credentials) || return 1
+  rm -rf "$croot/run/envparity/agent-tls-source" "$croot/run/envparity/tls" "$croot/run/envparity/key"
+  mkdir -p "$croot/run/envparity/tls" "$croot/run/envparity/key"
+  cp -a "$2" "$croot/run/envparity/agent-tls-source"
+  script=${script//\/run\/envparity\//$croot\/run\/envparity\/}
+  ((EUID == 0)) || script=${script//-o 65532 -g 65532 /}
+  NODE_NAME=$3 sh -c "$script"
+}
+# The agent certificate names the host id the agent reports as.
+cert_names_host() { # cert_names_host CERT HOST-ID
+  local subject
+  subject=$(openssl x509 -in "$1" -noout -subject -nameopt RFC2253) || return 1
+  [[ "$subject" == *"CN=$2"* && "$subject" == *"OU=envparity-agent"* ]] ||
+    { echo "$1: subject $subject, wanted CN=$2 and OU=envparity-agent"; return 1; }
+}
 
 "$python" "$tools" configmap-file "$work/default.yaml" envparity-agent agent.toml >"$work/helm-agent.toml"
 "$python" "$tools" configmap-file "$work/full.yaml" envparity-agent agent.toml >"$work/helm-full-agent.toml"
+"$python" "$tools" configmap-file "$work/plaintext.yaml" envparity-agent agent.toml >"$work/helm-plaintext-agent.toml"
 "$python" "$tools" configmap-file "$work/default.yaml" envparity-aggregator aggregator.toml >"$work/helm-aggregator.toml"
 "$python" "$tools" configmap-file "$work/full.yaml" envparity-aggregator aggregator.toml >"$work/helm-full-aggregator.toml"
-i=0
-for config in deploy/config/agent.toml deploy/kubernetes/config/agent.toml "$work/helm-agent.toml" "$work/helm-full-agent.toml"; do
+"$python" "$tools" configmap-file "$work/plaintext.yaml" envparity-aggregator aggregator.toml >"$work/helm-plaintext-aggregator.toml"
+
+host_id=""
+relocate deploy/config/agent.toml "$work/agent-1.toml"
+check "envparity-agent check-config deploy/config/agent.toml" agent_check "$work/agent-1.toml"
+# On Kubernetes each config is checked with the files its own init container
+# put in place, as the agent on node host-1 (ENVPARITY_HOST_ID = the node name).
+host_id=host-1
+i=1
+for pair in "deploy/kubernetes/config/agent.toml $work/kustomized.yaml $work/agent-secret" \
+  "helm-agent.toml $work/default.yaml $work/agent-secret" \
+  "helm-full-agent.toml $work/full.yaml $work/node-dir" \
+  "helm-plaintext-agent.toml $work/plaintext.yaml $work/agent-secret"; do
+  read -r config manifests source <<<"$pair"
+  [[ $config == helm-* ]] && config=$work/$config
+  name=${config#"$work"/}
   i=$((i + 1))
   relocate "$config" "$work/agent-$i.toml"
-  check "envparity-agent check-config ${config#"$work"/}" agent_check "$work/agent-$i.toml"
+  check "agent init container of ${manifests#"$work"/} on node host-1" k8s_init "$manifests" "$source" host-1
+  if grep -q '^tls_cert' "$work/agent-$i.toml"; then
+    check "the agent certificate it installed names host-1 as an agent (CN, OU): ${manifests#"$work"/}" \
+      cert_names_host "$croot/run/envparity/tls/agent.pem" host-1
+  fi
+  check "envparity-agent check-config $name" agent_check "$work/agent-$i.toml"
 done
+host_id=""
+# A node whose certificate is not in the Secret: the init container stops, naming it.
+check "agent init container on a node without a certificate in the Secret fails, naming it" \
+  fails_with "has no agent-host-9.pem for node host-9" k8s_init "$work/kustomized.yaml" "$work/agent-secret" host-9
+
 # Broken ones: exit 2 and a message naming the problem.
 broken_agent() { # broken_agent NAME EXPECTED-MESSAGE SED-EXPRESSION
   local name=$1 message=$2 out status
-  sed -E "$3" "$work/agent-1.toml" >"$work/$name.toml"
-  out=$(agent_check "$work/$name.toml" 2>&1)
+  sed -E "$3" "$work/agent-1.toml" >"$work/agent-$name.toml"
+  out=$(agent_check "$work/agent-$name.toml" 2>&1)
   status=$?
   [[ $status == 2 && "$out" == *"$message"* ]] ||
     { echo "exit $status, wanted 2 and \"$message\": $out"; return 1; }
@@ -201,16 +301,46 @@ chmod 644 "$croot/etc/envparity/fleet.key"
 check "envparity-agent check-config refuses a world-readable key" \
   broken_agent readable-key 'mode 0644' 's/^$//'
 chmod 600 "$croot/etc/envparity/fleet.key"
+check "envparity-agent check-config refuses a missing TLS key file" \
+  broken_agent missing-tls-key 'cannot read the client key' 's#^(tls_key = ".*)agent-key\.pem"#\1missing-key.pem"#'
+check "envparity-agent check-config refuses plain text to a non-loopback aggregator" \
+  broken_agent plaintext 'is plain text (no TLS)' 's#^aggregator = .*#aggregator = "http://10.0.0.5:7600"#; /^tls_/d'
+check "envparity-agent check-config refuses plain text on a non-loopback address with insecure_plaintext only" \
+  broken_agent plaintext-loopback-only 'refusing plain text (no TLS) on non-loopback' \
+  's#^aggregator = .*#aggregator = "http://10.0.0.5:7600"\ninsecure_plaintext = true#; /^tls_/d'
+check "envparity-agent check-config refuses TLS files with an http:// aggregator" \
+  broken_agent tls-with-http 'is not https://' 's#^aggregator = "https://#aggregator = "http://#'
 
+# The aggregator. On Kubernetes its Secret is mounted at /run/envparity/tls.
+mkdir -p "$croot/run/envparity/tls"
+install -m 0644 "$pki/ca.pem" "$pki/server.pem" "$croot/run/envparity/tls/"
+install -m 0600 "$pki/server-key.pem" "$croot/run/envparity/tls/"
 i=0
 for config in deploy/config/aggregator.toml deploy/kubernetes/config/aggregator.toml \
-  "$work/helm-aggregator.toml" "$work/helm-full-aggregator.toml"; do
+  "$work/helm-aggregator.toml" "$work/helm-full-aggregator.toml" "$work/helm-plaintext-aggregator.toml"; do
   i=$((i + 1))
   relocate "$config" "$work/aggregator-$i.toml"
   check "envparity check-config --config ${config#"$work"/}" aggregator_check "$work/aggregator-$i.toml"
 done
 printf 'listen = "0.0.0.0:7600"\nstale_afterr = "90s"\n' >"$work/aggregator-broken.toml"
 refused "envparity check-config on an unknown key" aggregator_check "$work/aggregator-broken.toml"
+broken_aggregator() { # broken_aggregator NAME EXPECTED-MESSAGE SED-EXPRESSION
+  local name=$1 message=$2 out status
+  sed -E "$3" "$work/aggregator-1.toml" >"$work/aggregator-$name.toml"
+  out=$(aggregator_check "$work/aggregator-$name.toml" 2>&1)
+  status=$?
+  [[ $status == 2 && "$out" == *"$message"* ]] ||
+    { echo "exit $status, wanted 2 and \"$message\": $out"; return 1; }
+}
+check "envparity check-config refuses a missing TLS key file" \
+  broken_aggregator missing-tls-key "TLS key $croot/etc/envparity/tls/missing-key.pem" 's#^(tls_key = ".*)server-key\.pem"#\1missing-key.pem"#'
+check "envparity check-config refuses to serve without TLS" \
+  broken_aggregator no-tls 'is plain text (no TLS)' '/^tls_/d'
+check "envparity check-config refuses plain text on 0.0.0.0 with insecure_plaintext only" \
+  broken_aggregator plaintext-loopback-only 'refusing plain text (no TLS) on non-loopback listen address 0.0.0.0:7600' \
+  '/^tls_/d; 1i insecure_plaintext = true'
+check "envparity check-config refuses TLS files together with insecure_plaintext" \
+  broken_aggregator tls-and-plaintext 'both TLS files and --insecure-plaintext are set' '1i insecure_plaintext = true'
 
 if ((${#failures[@]})); then
   say "${#failures[@]} check(s) FAILED: ${failures[*]}"

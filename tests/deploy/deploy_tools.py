@@ -6,6 +6,7 @@
   deploy_tools.py helm-lint CHART                 # `helm lint`: fails on errors
   deploy_tools.py configmap-file MANIFESTS NAME KEY   # one ConfigMap entry of a multi-document YAML file
   deploy_tools.py split-kinds MANIFESTS OUT_DIR KIND...   # writes the documents whose kind is not listed
+  deploy_tools.py init-script MANIFESTS NAME      # the shell script of the DaemonSet's init container NAME
   deploy_tools.py parse FILE...                   # every file is YAML (all its documents)
 
 Each exits 1 with a message naming the file and the problem.
@@ -125,6 +126,22 @@ def configmap_file(manifests, name, key):
     fail(f"{manifests}: no ConfigMap {name} with key {key}")
 
 
+def init_script(manifests, name):
+    """The script of a DaemonSet's init container run as `/bin/sh -c SCRIPT`."""
+    for doc in documents(manifests):
+        if doc.get("kind") != "DaemonSet":
+            continue
+        for container in doc["spec"]["template"]["spec"].get("initContainers", []):
+            if container["name"] != name:
+                continue
+            command = container.get("command", [])
+            if command[:2] != ["/bin/sh", "-c"] or len(command) != 3:
+                fail(f"{manifests}: init container {name} is not `/bin/sh -c SCRIPT`: {command}")
+            sys.stdout.write(command[2])
+            return
+    fail(f"{manifests}: no DaemonSet with an init container {name}")
+
+
 def split_kinds(manifests, out_dir, skip):
     import yaml
 
@@ -167,6 +184,8 @@ def main(argv):
         configmap_file(*args)
     elif command == "parse" and args:
         parse(args)
+    elif command == "init-script" and len(args) == 2:
+        init_script(*args)
     elif command == "split-kinds" and len(args) >= 2:
         split_kinds(args[0], args[1], set(args[2:]))
     else:

@@ -56,3 +56,13 @@ helm.sh/chart: {{ printf "%s-%s" .ctx.Chart.Name .ctx.Chart.Version | replace "+
 {{- define "envparity.sinkSecrets" -}}
 {{- range .Values.alerts.sinks -}}{{- if .secret -}}yes{{- end -}}{{- end -}}
 {{- end -}}
+
+{{/* Fails unless exactly one transport is chosen: TLS (the default) or, explicitly, plain text. */}}
+{{- define "envparity.checkTransport" -}}
+{{- if and .Values.tls.enabled .Values.insecurePlaintext -}}
+{{- fail "tls.enabled and insecurePlaintext are both true: choose one (docs/deploy.md, \"Transport security\")" -}}
+{{- end -}}
+{{- if not (or .Values.tls.enabled .Values.insecurePlaintext) -}}
+{{- fail "tls.enabled=false needs insecurePlaintext=true: reports and queries would travel unencrypted and unauthenticated (docs/deploy.md, \"Transport security\")" -}}
+{{- end -}}
+{{- end -}}
