@@ -140,6 +140,26 @@ refused "kubernetes-validate on a misspelt field" \
 check "docker-compose config deploy/compose/compose.yaml" docker-compose -f deploy/compose/compose.yaml config -q
 sed 's/service_completed_successfully/service_finished/' deploy/compose/compose.yaml >"$work/compose.yaml"
 refused "docker-compose config on a bad depends_on condition" docker-compose -f "$work/compose.yaml" config -q
+# The certs service's script, run for real (its volumes under a temp dir, the
+# built envparity on PATH): it must make every TLS file a service names, and
+# keep the CA key out of the shared tls volume. `chown` needs root.
+compose_certs() { # compose_certs COMPOSE-FILE
+  local script dir=$work/compose-pki file missing=0
+  script=$("$python" "$tools" compose-script "$1" certs) || return 1
+  rm -rf "$dir" && mkdir -p "$dir/ca" "$dir/tls"
+  script=${script// \/ca/ $dir\/ca}
+  script=${script// \/tls/ $dir\/tls}
+  ((EUID == 0)) || script=${script//chown -R 65532:65532/true}
+  PATH="$bin:$PATH" sh -c "$script" >/dev/null || return 1
+  while read -r file; do
+    [[ -f "$dir/tls/${file##*/}" ]] || { echo "$1 names $file, which the certs service does not make"; missing=1; }
+  done < <(grep -Eo '/run/envparity/tls/[A-Za-z0-9._-]+' "$1" | sort -u)
+  [[ ! -e "$dir/tls/ca-key.pem" ]] || { echo "the CA key is in the shared tls volume"; missing=1; }
+  ((missing == 0))
+}
+check "compose: the certs service makes every TLS file the services name" compose_certs deploy/compose/compose.yaml
+sed 's#/run/envparity/tls/agent-dev-1.pem#/run/envparity/tls/agent-dev-2.pem#' deploy/compose/compose.yaml >"$work/compose-cert.yaml"
+refused "compose certs check on a service naming a certificate no one makes" compose_certs "$work/compose-cert.yaml"
 
 # ---- Dockerfile: pinned by digest, built --locked ----------------------------------
 check "deploy/docker/Dockerfile: every FROM pinned by digest, cargo build --locked" \

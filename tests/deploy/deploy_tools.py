@@ -7,6 +7,7 @@
   deploy_tools.py configmap-file MANIFESTS NAME KEY   # one ConfigMap entry of a multi-document YAML file
   deploy_tools.py split-kinds MANIFESTS OUT_DIR KIND...   # writes the documents whose kind is not listed
   deploy_tools.py init-script MANIFESTS NAME      # the shell script of the DaemonSet's init container NAME
+  deploy_tools.py compose-script COMPOSE SERVICE  # the shell script of a Compose service's entrypoint
   deploy_tools.py parse FILE...                   # every file is YAML (all its documents)
 
 Each exits 1 with a message naming the file and the problem.
@@ -142,6 +143,15 @@ def init_script(manifests, name):
     fail(f"{manifests}: no DaemonSet with an init container {name}")
 
 
+def compose_script(compose, service):
+    """The script of a Compose service whose entrypoint is `/bin/sh -c SCRIPT`."""
+    services = documents(compose)[0].get("services", {})
+    entrypoint = services.get(service, {}).get("entrypoint", [])
+    if entrypoint[:2] != ["/bin/sh", "-c"] or len(entrypoint) != 3:
+        fail(f"{compose}: service {service}'s entrypoint is not `/bin/sh -c SCRIPT`: {entrypoint}")
+    sys.stdout.write(entrypoint[2])
+
+
 def split_kinds(manifests, out_dir, skip):
     import yaml
 
@@ -186,6 +196,8 @@ def main(argv):
         parse(args)
     elif command == "init-script" and len(args) == 2:
         init_script(*args)
+    elif command == "compose-script" and len(args) == 2:
+        compose_script(*args)
     elif command == "split-kinds" and len(args) >= 2:
         split_kinds(args[0], args[1], set(args[2:]))
     else:
