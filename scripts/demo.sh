@@ -110,7 +110,7 @@ done
 
 # The CLI's query certificate, through the variables its flags read.
 export ENVPARITY_SERVER=$server ENVPARITY_TLS_CA=$pki/ca.pem \
-  ENVPARITY_TLS_CERT=$pki/client-cli.pem ENVPARITY_TLS_KEY=$pki/client-cli-key.pem
+  ENVPARITY_QUERY_TLS_CERT=$pki/client-cli.pem ENVPARITY_QUERY_TLS_KEY=$pki/client-cli-key.pem
 cli() { "$bin/envparity" "$@"; }
 echo "demo: waiting for the three agents to report…"
 deadline=$((SECONDS + 60))
@@ -136,7 +136,7 @@ show explain checkout
 show gate --service checkout --to production
 
 if [[ -n "${ENVPARITY_DEMO_KEEP:-}" ]]; then
-  printf '\nThe fleet keeps running. Try (with the query certificate):\n  ENVPARITY_SERVER=%s ENVPARITY_TLS_CA=%s ENVPARITY_TLS_CERT=%s ENVPARITY_TLS_KEY=%s %s/envparity diff dev staging -o json\n' \
-    "$server" "$ENVPARITY_TLS_CA" "$ENVPARITY_TLS_CERT" "$ENVPARITY_TLS_KEY" "$bin"
+  printf '\nThe fleet keeps running. Try (with the query certificate):\n  ENVPARITY_SERVER=%s ENVPARITY_TLS_CA=%s ENVPARITY_QUERY_TLS_CERT=%s ENVPARITY_QUERY_TLS_KEY=%s %s/envparity diff dev staging -o json\n' \
+    "$server" "$ENVPARITY_TLS_CA" "$ENVPARITY_QUERY_TLS_CERT" "$ENVPARITY_QUERY_TLS_KEY" "$bin"
   read -r -p "Press Enter to stop everything… " _
 fi

@@ -87,6 +87,8 @@ struct FileRepr {
     insecure_plaintext: bool,
     #[serde(default)]
     insecure_plaintext_anywhere: bool,
+    report_rate: Option<f64>,
+    report_burst: Option<u32>,
     query_tokens_file: Option<PathBuf>,
     #[serde(default)]
     alerts: AlertsRepr,
@@ -162,6 +164,10 @@ pub struct FileConfig {
     pub tls_client_ca: Option<PathBuf>,
     /// `insecure_plaintext` and `insecure_plaintext_anywhere`.
     pub plaintext: envparity_proto::transport::Plaintext,
+    /// `report_rate` (reports per second per host).
+    pub report_rate: Option<f64>,
+    /// `report_burst`.
+    pub report_burst: Option<u32>,
     /// `query_tokens_file`.
     pub query_tokens_file: Option<PathBuf>,
     /// `[alerts]`.
@@ -339,6 +345,8 @@ impl FileConfig {
                 repr.insecure_plaintext,
                 repr.insecure_plaintext_anywhere,
             ),
+            report_rate: repr.report_rate,
+            report_burst: repr.report_burst,
             query_tokens_file: repr.query_tokens_file.map(&relative),
             alerts: AlertsConfig {
                 min_severity: repr.alerts.min_severity.unwrap_or(defaults::MIN_SEVERITY),

@@ -78,6 +78,8 @@ pub enum Rejection {
     /// The caller may not report for that host (`PERMISSION_DENIED` or
     /// `UNAUTHENTICATED`).
     Unauthorized,
+    /// The host reported faster than the rate limit (`RESOURCE_EXHAUSTED`).
+    RateLimited,
 }
 
 impl Rejection {
@@ -87,6 +89,7 @@ impl Rejection {
             Rejection::Store => "store",
             Rejection::Internal => "internal",
             Rejection::Unauthorized => "unauthorized",
+            Rejection::RateLimited => "rate_limited",
         }
     }
 }
@@ -193,6 +196,7 @@ impl Metrics {
             Rejection::Store,
             Rejection::Internal,
             Rejection::Unauthorized,
+            Rejection::RateLimited,
         ] {
             let _ = m.rejected.get_or_create(&ReasonLabels {
                 reason: why.as_str(),

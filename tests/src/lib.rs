@@ -40,6 +40,7 @@ mod command;
 mod docker_host;
 mod error;
 mod fleet;
+pub mod grpc;
 pub mod http;
 mod image;
 mod key;

@@ -11,6 +11,8 @@ mod e2e {
     mod helpers;
     /// The rest of the finding kinds, the policy, the gate and the history.
     mod kinds;
+    /// Oversize, malformed, hostile and flooding reports against the real server.
+    mod limits;
     /// envparity proper: agents report, the aggregator judges, the CLI tells.
     mod parity;
     /// TLS, host identity and query authorization.

@@ -59,7 +59,7 @@ pub struct Cli {
     #[arg(
         long,
         global = true,
-        env = "ENVPARITY_TLS_CERT",
+        env = "ENVPARITY_QUERY_TLS_CERT",
         value_name = "PEM",
         requires = "tls_key"
     )]
@@ -69,7 +69,7 @@ pub struct Cli {
     #[arg(
         long,
         global = true,
-        env = "ENVPARITY_TLS_KEY",
+        env = "ENVPARITY_QUERY_TLS_KEY",
         value_name = "PEM",
         requires = "tls_cert"
     )]
@@ -342,6 +342,16 @@ pub struct ServeArgs {
     #[arg(long, env = "ENVPARITY_QUERY_TOKENS_FILE", value_name = "FILE")]
     pub query_tokens_file: Option<PathBuf>,
 
+    /// Reports (snapshots and heartbeats) each host may send per second on
+    /// average; faster ones get RESOURCE_EXHAUSTED before they are looked at
+    /// [default: 5].
+    #[arg(long, env = "ENVPARITY_REPORT_RATE", value_name = "PER_SECOND")]
+    pub report_rate: Option<f64>,
+
+    /// Reports a host may send at once after a quiet period [default: 50].
+    #[arg(long, env = "ENVPARITY_REPORT_BURST", value_name = "COUNT")]
+    pub report_burst: Option<u32>,
+
     /// Serve Prometheus metrics (OpenMetrics) at http://ADDR/metrics. Off
     /// unless set.
     #[arg(long, env = "ENVPARITY_METRICS_LISTEN")]
@@ -394,6 +404,18 @@ impl ServeArgs {
                 "TLS needs all of tls_cert, tls_key and tls_client_ca (--tls-cert, --tls-key, --tls-client-ca)"
             ),
         };
+        let defaults_rate = server::rate::RateLimit::default();
+        let report_rate = server::rate::RateLimit {
+            rate: self
+                .report_rate
+                .or(file.report_rate)
+                .unwrap_or(defaults_rate.rate),
+            burst: self
+                .report_burst
+                .or(file.report_burst)
+                .unwrap_or(defaults_rate.burst),
+        };
+        report_rate.validate().map_err(anyhow::Error::msg)?;
         let tokens_file = self.query_tokens_file.or(file.query_tokens_file);
         if let Some(path) = &tokens_file {
             server::auth::read_tokens(path).map_err(anyhow::Error::msg)?;
@@ -409,6 +431,7 @@ impl ServeArgs {
             tls,
             plaintext: plaintext.max(file.plaintext),
             tokens_file,
+            report_rate,
             ..ServeConfig::new(listen, data_dir)
         };
         if let Some(path) = &config.policy {

@@ -715,6 +715,8 @@ pub struct ConfigCheck {
     pub listen: String,
     /// `tls 1.3, client certificates from CA …` or `plain text (…)`.
     pub transport: String,
+    /// `5/s per host, bursts of 50`.
+    pub report_rate: String,
     pub data_dir: String,
     pub stale_after: String,
     /// The policy file, or `built-in defaults`.
@@ -749,6 +751,10 @@ impl ConfigCheck {
                 }
                 (None, _) => "plain text, loopback only (insecure)".to_owned(),
             },
+            report_rate: format!(
+                "{}/s per host, bursts of {}",
+                c.report_rate.rate, c.report_rate.burst
+            ),
             data_dir: c.data_dir.display().to_string(),
             stale_after: humantime::format_duration(c.stale_after).to_string(),
             policy: c.policy.as_ref().map_or_else(

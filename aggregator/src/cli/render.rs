@@ -615,10 +615,11 @@ impl Out {
             return Ok(());
         }
         let mut text = format!(
-            "config OK: {}\nlisten:          {}\ntransport:       {}\ndata_dir:        {}\nstale_after:     {}\npolicy:          {}\nmetrics_listen:  {}\nlog_format:      {}\nalerts at:       {} and above\n",
+            "config OK: {}\nlisten:          {}\ntransport:       {}\nreport rate:     {}\ndata_dir:        {}\nstale_after:     {}\npolicy:          {}\nmetrics_listen:  {}\nlog_format:      {}\nalerts at:       {} and above\n",
             c.source,
             c.listen,
             c.transport,
+            c.report_rate,
             c.data_dir,
             c.stale_after,
             c.policy,

@@ -4,6 +4,7 @@
 pub mod auth;
 mod convert;
 mod query;
+pub mod rate;
 mod report;
 mod state;
 pub mod tls;
@@ -54,6 +55,8 @@ pub struct ServeConfig {
     pub plaintext: envparity_proto::transport::Plaintext,
     /// Query tokens (`NAME sha256:HEX` lines); `None`: no tokens.
     pub tokens_file: Option<PathBuf>,
+    /// How fast each host may report.
+    pub report_rate: rate::RateLimit,
 }
 
 impl ServeConfig {
@@ -69,6 +72,7 @@ impl ServeConfig {
             tls: None,
             plaintext: envparity_proto::transport::Plaintext::Refused,
             tokens_file: None,
+            report_rate: rate::RateLimit::default(),
         }
     }
 }
@@ -293,10 +297,12 @@ pub async fn serve(
         tokens_file: config.tokens_file.clone(),
     });
     let max = validate::limits::MAX_MESSAGE_BYTES;
+    config.report_rate.validate().map_err(anyhow::Error::msg)?;
     let report = ReportServiceServer::new(ReportApi::new(
         Arc::clone(&fleet),
         Arc::clone(&metrics),
         Arc::clone(&auth),
+        Arc::new(rate::RateLimiter::new(config.report_rate)),
     ))
     .max_decoding_message_size(max);
     let query_auth = Arc::clone(&auth);
@@ -318,6 +324,8 @@ pub async fn serve(
         alert_sinks = alerting.sinks().len(),
         tls = auth.tls,
         query_tokens = auth.tokens.as_ref().map_or(0, Vec::len),
+        report_rate = config.report_rate.rate,
+        report_burst = config.report_rate.burst,
         "envparity aggregator listening"
     );
     if !auth.tls {

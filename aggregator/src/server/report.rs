@@ -10,6 +10,7 @@ use envparity_proto::v1::{
 use tonic::{Request, Response, Status};
 
 use super::auth::Auth;
+use super::rate::RateLimiter;
 use super::state::{Fleet, IngestError};
 use crate::metrics::{Metrics, Rejection};
 
@@ -19,24 +20,47 @@ pub struct ReportApi {
     fleet: Arc<Fleet>,
     metrics: Arc<Metrics>,
     auth: Arc<Auth>,
+    limiter: Arc<RateLimiter>,
 }
 
 impl ReportApi {
     /// Serves reports into `fleet`, counting them in `metrics`, for the
-    /// callers `auth` lets in.
-    pub fn new(fleet: Arc<Fleet>, metrics: Arc<Metrics>, auth: Arc<Auth>) -> Self {
+    /// callers `auth` lets in, at the pace `limiter` allows each host.
+    pub fn new(
+        fleet: Arc<Fleet>,
+        metrics: Arc<Metrics>,
+        auth: Arc<Auth>,
+        limiter: Arc<RateLimiter>,
+    ) -> Self {
         ReportApi {
             fleet,
             metrics,
             auth,
+            limiter,
         }
     }
 
-    /// Refuses (and counts) a caller that may not report for `host`.
+    /// Refuses (and counts) a caller that may not report for `host`, or that
+    /// reports for it faster than the rate limit. Both are checked before
+    /// anything of the report is looked at.
     fn authorize<T>(&self, request: &Request<T>, host: &str) -> Result<(), Status> {
         self.auth.report(request, host).inspect_err(|_| {
             self.metrics.rejected(Rejection::Unauthorized);
-        })
+        })?;
+        self.limiter
+            .check(host, std::time::Instant::now())
+            .map_err(|wait| {
+                self.metrics.rejected(Rejection::RateLimited);
+                let limit = self.limiter.limit();
+                tracing::debug!(host = %host.escape_debug(), retry_in_ms = wait.as_millis(), "report rate-limited");
+                Status::resource_exhausted(format!(
+                    "host {:?} reports faster than the limit of {}/s (bursts of {}); retry in {} ms",
+                    host.escape_debug().to_string(),
+                    limit.rate,
+                    limit.burst,
+                    wait.as_millis().max(1)
+                ))
+            })
     }
 
     fn rejected(&self, host: &str, err: IngestError) -> Status {

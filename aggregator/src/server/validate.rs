@@ -17,6 +17,9 @@ pub mod limits {
     pub const MAX_LABELS: usize = 1_024;
     /// Longest identifier (host id, container id or name, service name).
     pub const MAX_ID_LEN: usize = 253;
+    /// Longest other string: a label key or value, an env name, value or
+    /// fingerprint, an image reference.
+    pub const MAX_TEXT_LEN: usize = 64 * 1024;
 }
 
 /// Why a report was refused.
@@ -51,6 +54,25 @@ fn check_id(what: &str, value: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+fn check_len(what: &str, value: &str) -> Result<(), String> {
+    if value.len() > limits::MAX_TEXT_LEN {
+        return Err(format!(
+            "{what} {:?}… is {} bytes long, over the limit of {}",
+            shown(value),
+            value.len(),
+            limits::MAX_TEXT_LEN
+        ));
+    }
+    Ok(())
+}
+
+fn check_labels(labels: &[envparity_proto::v1::Label]) -> Result<(), String> {
+    labels.iter().try_for_each(|l| {
+        check_len("label key", &l.key)?;
+        check_len(&format!("label {:?}", shown(&l.key)), &l.value)
+    })
 }
 
 fn is_sha256_hex(s: &str) -> bool {
@@ -88,6 +110,7 @@ pub fn snapshot(s: &HostSnapshot) -> Result<(), InvalidReport> {
             limits::MAX_LABELS
         )));
     }
+    check_labels(&s.labels).map_err(|r| fail(format!("host {r}")))?;
     if s.containers.len() > limits::MAX_CONTAINERS {
         return Err(fail(format!(
             "{} containers, over the limit of {}",
@@ -111,6 +134,13 @@ pub fn snapshot(s: &HostSnapshot) -> Result<(), InvalidReport> {
         if image.image_id.is_empty() {
             return Err(at("image.image_id is empty".into()));
         }
+        check_len("image reference", &image.reference).map_err(&at)?;
+        check_len("image id", &image.image_id).map_err(&at)?;
+        image
+            .repo_digests
+            .iter()
+            .try_for_each(|d| check_len("repo digest", d))
+            .map_err(&at)?;
         let env = c.explicit_env.len() + c.image_env.len();
         if env > limits::MAX_ENV_ENTRIES {
             return Err(at(format!(
@@ -125,9 +155,19 @@ pub fn snapshot(s: &HostSnapshot) -> Result<(), InvalidReport> {
                 limits::MAX_LABELS
             )));
         }
+        check_labels(&c.labels).map_err(&at)?;
         for var in c.explicit_env.iter().chain(&c.image_env) {
             if var.name.is_empty() {
                 return Err(at("an env entry has an empty name".into()));
+            }
+            check_len("env name", &var.name).map_err(&at)?;
+            check_len(
+                &format!("env {:?} fingerprint", shown(&var.name)),
+                &var.fingerprint,
+            )
+            .map_err(&at)?;
+            if let Some(value) = &var.value {
+                check_len(&format!("env {:?} value", shown(&var.name)), value).map_err(&at)?;
             }
             if var.fingerprint.is_empty() {
                 return Err(at(format!("env {:?} has no fingerprint", shown(&var.name))));
@@ -154,7 +194,14 @@ pub fn heartbeat(h: &HeartbeatRequest) -> Result<(), InvalidReport> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use envparity_proto::v1::{AgentInfo, Container, ImageInfo, ServiceIdentity};
+    use envparity_proto::v1::{AgentInfo, Container, EnvVar, ImageInfo, Label, ServiceIdentity};
+
+    fn label(key: &str, value: &str) -> Label {
+        Label {
+            key: key.into(),
+            value: value.into(),
+        }
+    }
 
     fn good() -> HostSnapshot {
         HostSnapshot {
@@ -222,6 +269,56 @@ mod tests {
                     s.containers = vec![c; limits::MAX_CONTAINERS + 1];
                 }),
                 "containers, over the limit",
+            ),
+            (
+                Box::new(|s| {
+                    s.containers[0].explicit_env = vec![
+                        EnvVar {
+                            name: "A".into(),
+                            fingerprint: "f".into(),
+                            value: None,
+                        };
+                        limits::MAX_ENV_ENTRIES + 1
+                    ];
+                }),
+                "4097 env entries, over the limit of 4096",
+            ),
+            (
+                Box::new(|s| {
+                    s.containers[0].labels = vec![label("k", "v"); limits::MAX_LABELS + 1]
+                }),
+                "1025 labels, over the limit of 1024",
+            ),
+            (
+                Box::new(|s| s.labels = vec![label("k", "v"); limits::MAX_LABELS + 1]),
+                "1025 host labels, over the limit of 1024",
+            ),
+            (
+                Box::new(|s| s.labels = vec![label("team", &"x".repeat(limits::MAX_TEXT_LEN + 1))]),
+                "host label \"team\"",
+            ),
+            (
+                Box::new(|s| {
+                    s.containers[0].labels = vec![label(&"k".repeat(limits::MAX_TEXT_LEN + 1), "v")]
+                }),
+                "label key",
+            ),
+            (
+                Box::new(|s| {
+                    s.containers[0].explicit_env = vec![EnvVar {
+                        name: "BIG".into(),
+                        fingerprint: "f".into(),
+                        value: Some("v".repeat(limits::MAX_TEXT_LEN + 1)),
+                    }];
+                }),
+                "env \"BIG\" value",
+            ),
+            (
+                Box::new(|s| {
+                    s.containers[0].image.as_mut().unwrap().reference =
+                        "r".repeat(limits::MAX_TEXT_LEN + 1);
+                }),
+                "image reference",
             ),
         ];
         for (mutate, expected) in cases {

@@ -77,14 +77,14 @@ fn label<'a>(alert: &'a Value, name: &str) -> &'a str {
     alert["labels"][name].as_str().unwrap_or_default()
 }
 
-fn metrics(url: &str) -> Result<String> {
+pub(super) fn metrics(url: &str) -> Result<String> {
     let r = http::get(url)?;
     assert_eq!(r.status, 200, "{url}: {}", r.body);
     Ok(r.body)
 }
 
 /// The value of the series `name{labels}` (labels as written, in order).
-fn sample(text: &str, series: &str) -> Option<f64> {
+pub(super) fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }

@@ -1,0 +1,184 @@
+//! [`ReportClient`]: the report API driven directly over real gRPC and mutual
+//! TLS, as a (possibly hostile) agent would, for what a well-behaved agent
+//! never sends: oversize, malformed or flooding reports.
+
+use std::time::Duration;
+
+use bytes::{Buf, BufMut};
+use envparity_proto::transport::ClientTls;
+use envparity_proto::v1::report_service_client::ReportServiceClient;
+use envparity_proto::v1::{
+    AgentInfo, Container, HeartbeatRequest, HostSnapshot, ImageInfo, PushSnapshotRequest,
+    ServiceIdentity,
+};
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::transport::{Channel, Endpoint};
+
+use crate::error::{Error, Result};
+use crate::fleet::Fleet;
+
+/// A synchronous report client with its own runtime, presenting the agent
+/// certificate of one fleet host.
+#[derive(Debug)]
+pub struct ReportClient {
+    runtime: tokio::runtime::Runtime,
+    channel: Channel,
+}
+
+fn setup(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::unexpected(what, e.to_string())
+}
+
+impl ReportClient {
+    /// Connects to the fleet's (TLS) aggregator as the agent of `host`
+    /// (its certificate from [`Fleet::pki`]).
+    pub fn connect_as(fleet: &Fleet, host: &str) -> Result<Self> {
+        let pki = fleet.pki()?;
+        let server = fleet.server()?;
+        let tls = ClientTls {
+            ca: Some(pki.join("ca.pem")),
+            cert: Some(pki.join(format!("agent-{host}.pem"))),
+            key: Some(pki.join(format!("agent-{host}-key.pem"))),
+            ..ClientTls::default()
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| setup("a runtime for the report client", e))?;
+        let endpoint = Endpoint::from_shared(server.clone())
+            .map_err(|e| setup(&format!("aggregator address {server}"), e))?
+            .timeout(Duration::from_secs(30));
+        let endpoint = tls
+            .apply(endpoint, &server)
+            .map_err(|e| setup("report client TLS", e))?;
+        let channel = runtime
+            .block_on(endpoint.connect())
+            .map_err(|e| setup(&format!("connecting to {server}"), e))?;
+        Ok(Self { runtime, channel })
+    }
+
+    /// `PushSnapshot`.
+    pub fn push(&self, snapshot: HostSnapshot) -> std::result::Result<(), tonic::Status> {
+        let mut client =
+            ReportServiceClient::new(self.channel.clone()).max_encoding_message_size(usize::MAX);
+        self.runtime
+            .block_on(client.push_snapshot(PushSnapshotRequest {
+                snapshot: Some(snapshot),
+            }))
+            .map(drop)
+    }
+
+    /// `Heartbeat`.
+    pub fn heartbeat(&self, heartbeat: HeartbeatRequest) -> std::result::Result<(), tonic::Status> {
+        let mut client = ReportServiceClient::new(self.channel.clone());
+        self.runtime.block_on(client.heartbeat(heartbeat)).map(drop)
+    }
+
+    /// `PushSnapshot` with `body` as the request message's bytes, as is.
+    pub fn push_raw(&self, body: Vec<u8>) -> std::result::Result<(), tonic::Status> {
+        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+        self.runtime.block_on(async {
+            grpc.ready()
+                .await
+                .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+            let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+                "/envparity.v1.ReportService/PushSnapshot",
+            );
+            grpc.unary(tonic::Request::new(body), path, RawCodec)
+                .await
+                .map(drop)
+        })
+    }
+}
+
+/// A well-formed snapshot of `host` in `environment` with `containers`
+/// (see [`container`]), `sequence` and a correct content hash.
+pub fn snapshot(
+    host: &str,
+    environment: &str,
+    sequence: u64,
+    containers: Vec<Container>,
+) -> HostSnapshot {
+    let mut s = HostSnapshot {
+        host_id: host.to_owned(),
+        environment: environment.to_owned(),
+        agent: Some(AgentInfo {
+            version: "test".to_owned(),
+            boot_id: "boot-test".to_owned(),
+        }),
+        sequence,
+        containers,
+        fingerprint_key_id: "ktest".to_owned(),
+        ..HostSnapshot::default()
+    };
+    rehash(&mut s);
+    s
+}
+
+/// Recomputes `content_hash` after a change.
+pub fn rehash(s: &mut HostSnapshot) {
+    s.content_hash = envparity_proto::hash::content_hash(s);
+}
+
+/// A running container of `service` with a made-up image id.
+pub fn container(service: &str) -> Container {
+    Container {
+        id: format!("{service}-0123456789ab"),
+        name: service.to_owned(),
+        service: Some(ServiceIdentity {
+            name: service.to_owned(),
+            source: 1,
+        }),
+        image: Some(ImageInfo {
+            reference: format!("registry.test/{service}:1"),
+            image_id: format!("sha256:{}", "ab".repeat(32)),
+            ..ImageInfo::default()
+        }),
+        ..Container::default()
+    }
+}
+
+/// Bytes in, bytes out: a codec that sends exactly what it is given.
+#[derive(Debug, Clone, Copy)]
+struct RawCodec;
+
+impl Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        RawCodec
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        RawCodec
+    }
+}
+
+impl Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        dst: &mut EncodeBuf<'_>,
+    ) -> std::result::Result<(), tonic::Status> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn decode(
+        &mut self,
+        src: &mut DecodeBuf<'_>,
+    ) -> std::result::Result<Option<Vec<u8>>, tonic::Status> {
+        Ok(Some(src.copy_to_bytes(src.remaining()).to_vec()))
+    }
+}

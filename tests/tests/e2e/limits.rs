@@ -1,0 +1,313 @@
+//! Bad input at the report API, sent over real gRPC and mutual TLS with a
+//! real agent certificate (as a compromised or broken agent could): every
+//! limit rejects the report whole with a status naming the limit, malformed
+//! bytes are an error, hostile strings are stored and shown inert, a flood
+//! is rate-limited — and through all of it the host's last good state stays
+//! and other hosts keep reporting.
+
+use std::time::{Duration, Instant};
+
+use envparity_proto::v1::{EnvVar, HeartbeatRequest, HostSnapshot, Label};
+use envparity_tests::grpc::{ReportClient, container, rehash, snapshot};
+use envparity_tests::{Fleet, Result, Run, free_port};
+use prost::Message;
+
+use super::alerting::{metrics, sample};
+
+const REPORT_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn label(key: &str, value: &str) -> Label {
+    Label {
+        key: key.to_owned(),
+        value: value.to_owned(),
+    }
+}
+
+fn env(name: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        fingerprint: "f".repeat(64),
+        value: None,
+    }
+}
+
+/// The containers `envparity hosts` lists for `host`.
+fn containers_of(fleet: &Fleet, host: &str) -> Result<u64> {
+    let hosts = fleet.cli(&["hosts"])?;
+    hosts.assert_code(0);
+    Ok(hosts.json["hosts"]
+        .as_array()
+        .and_then(|hs| hs.iter().find(|h| h["host_id"] == host))
+        .and_then(|h| h["container_count"].as_u64())
+        .unwrap_or_else(|| panic!("{host} not listed: {hosts}")))
+}
+
+#[test]
+fn every_limit_rejects_the_report_whole_and_the_last_good_state_stays() -> Result<()> {
+    let fleet = Fleet::builder().host("edge").start()?;
+    let metrics_port = free_port()?;
+    let _aggregator = fleet
+        .aggregator()
+        .arg("--metrics-listen")
+        .arg(format!("127.0.0.1:{metrics_port}"))
+        .start()?;
+    let client = ReportClient::connect_as(&fleet, "edge")?;
+
+    // The last good state: two containers, one with hostile strings that a
+    // real engine would pass through (labels are free text).
+    let hostile = "\u{1b}[2J\u{1b}]0;pwned\u{7}\r\u{202e}evil\u{0}";
+    let mut shown = container("shop");
+    shown.labels = vec![label("note", hostile), label("long", &"L".repeat(10_000))];
+    shown.explicit_env = vec![EnvVar {
+        name: "MODE".to_owned(),
+        fingerprint: "a".repeat(64),
+        value: Some(hostile.to_owned()),
+    }];
+    let good = snapshot("edge", "production", 1, vec![shown, container("cart")]);
+    client
+        .push(good.clone())
+        .expect("a good snapshot is stored");
+    assert_eq!(containers_of(&fleet, "edge")?, 2);
+
+    let variant = |sequence: u64, change: &dyn Fn(&mut HostSnapshot)| {
+        let mut s = snapshot("edge", "production", sequence, vec![container("shop")]);
+        change(&mut s);
+        rehash(&mut s);
+        s
+    };
+    let bad: Vec<(&str, HostSnapshot, &str)> = vec![
+        (
+            "too many containers",
+            variant(2, &|s| s.containers = vec![container("x"); 5_001]),
+            "5001 containers, over the limit of 5000",
+        ),
+        (
+            "too many env entries",
+            variant(3, &|s| s.containers[0].explicit_env = vec![env("A"); 4_097]),
+            "4097 env entries, over the limit of 4096",
+        ),
+        (
+            "too many container labels",
+            variant(4, &|s| {
+                s.containers[0].labels = vec![label("k", "v"); 1_025]
+            }),
+            "1025 labels, over the limit of 1024",
+        ),
+        (
+            "too many host labels",
+            variant(5, &|s| s.labels = vec![label("k", "v"); 1_025]),
+            "1025 host labels, over the limit of 1024",
+        ),
+        (
+            "a host id too long",
+            variant(6, &|s| s.containers[0].name = "n".repeat(254)),
+            "254 bytes long, over the limit of 253",
+        ),
+        (
+            "a label value too long",
+            variant(7, &|s| {
+                s.containers[0].labels = vec![label("blob", &"b".repeat(64 * 1024 + 1))];
+            }),
+            "65537 bytes long, over the limit of 65536",
+        ),
+        (
+            "control characters in a name",
+            variant(8, &|s| s.containers[0].name = "shop\u{1b}[31m".to_owned()),
+            "contains control characters",
+        ),
+    ];
+    for (what, snapshot, limit) in bad {
+        let status = client.push(snapshot).expect_err(what);
+        assert_eq!(
+            status.code(),
+            tonic::Code::InvalidArgument,
+            "{what}: {status:?}"
+        );
+        assert!(
+            status.message().contains(limit),
+            "{what}: {:?}",
+            status.message()
+        );
+    }
+
+    // Over the message-size limit (16 MiB): refused before decoding.
+    let huge = variant(9, &|s| {
+        s.containers[0].explicit_env = (0..3_000)
+            .map(|i| EnvVar {
+                name: format!("V{i}"),
+                fingerprint: "f".repeat(64),
+                value: Some("v".repeat(6_000)),
+            })
+            .collect();
+    });
+    assert!(huge.encoded_len() > 16 * 1024 * 1024);
+    let status = client.push(huge).expect_err("an oversize message");
+    assert_eq!(status.code(), tonic::Code::OutOfRange, "{status:?}");
+    assert!(status.message().contains("too large"), "{status:?}");
+
+    // Malformed bytes: not protobuf, and a string field holding invalid
+    // UTF-8 (field 1 of HostSnapshot is host_id, inside field 1 of the
+    // request).
+    for (what, body) in [
+        ("garbage", vec![0xff; 64]),
+        ("invalid UTF-8", vec![0x0a, 0x04, 0x0a, 0x02, 0xc3, 0x28]),
+    ] {
+        let status = client.push_raw(body).expect_err(what);
+        assert!(
+            status.message().contains("decode"),
+            "{what}: a decode error, not {status:?}"
+        );
+    }
+
+    // A heartbeat must not claim another state either.
+    let status = client
+        .heartbeat(HeartbeatRequest {
+            host_id: "edge".to_owned(),
+            environment: "Production!".to_owned(),
+            boot_id: "boot-test".to_owned(),
+            ..HeartbeatRequest::default()
+        })
+        .expect_err("a bad environment");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+
+    // Nothing of the rejected reports was stored; the last good state stays
+    // and is shown inert, and the rejections were counted.
+    assert_eq!(containers_of(&fleet, "edge")?, 2);
+    let table = fleet
+        .cli_command()?
+        .args(["service", "shop"])
+        .output()
+        .expect("run");
+    assert!(table.status.success());
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        !table
+            .stdout
+            .iter()
+            .any(|b| *b == 0x1b || *b == 0x07 || *b == b'\r' || *b == 0),
+        "terminal control bytes reached the table: {text:?}"
+    );
+    assert!(text.contains("\\u{1b}[2J"), "shown escaped: {text}");
+    let json = fleet.cli(&["service", "shop"])?;
+    assert!(
+        json.stdout
+            .contains("\\u001b[2J\\u001b]0;pwned\\u0007\\r\\u202eevil\\u0000")
+            || json.stdout.contains(r"\u001b[2J"),
+        "JSON keeps the exact string, escaped: {}",
+        json.stdout
+    );
+    let text = metrics(&format!("http://127.0.0.1:{metrics_port}/metrics"))?;
+    let invalid = sample(
+        &text,
+        r#"envparity_reports_rejected_total{reason="invalid"}"#,
+    );
+    assert!(invalid >= Some(8.0), "{invalid:?}\n{text}");
+
+    // And the host can still report: the next good snapshot is taken.
+    let mut next = good;
+    next.sequence = 20;
+    next.containers.truncate(1);
+    rehash(&mut next);
+    client
+        .push(next)
+        .expect("a good snapshot after the bad ones");
+    assert_eq!(containers_of(&fleet, "edge")?, 1);
+    Ok(())
+}
+
+#[test]
+fn a_flooding_agent_is_rate_limited_and_others_keep_reporting() -> Result<()> {
+    let fleet = Fleet::builder().host("flood").host("calm").start()?;
+    let metrics_port = free_port()?;
+    let (rate, burst) = (5.0, 10.0);
+    let _aggregator = fleet
+        .aggregator()
+        .arg("--report-rate")
+        .arg(rate.to_string())
+        .arg("--report-burst")
+        .arg(burst.to_string())
+        .arg("--metrics-listen")
+        .arg(format!("127.0.0.1:{metrics_port}"))
+        .start()?;
+    let calm = fleet.host("calm");
+    calm.import_image("shop:1", envparity_tests::ImageSpec::new().file("/v", "1"))?;
+    let _agent = fleet.start_agent(calm)?;
+    fleet.wait_for_hosts(&["calm"], REPORT_TIMEOUT)?;
+
+    // Four connections flood for three seconds while calm's engine changes.
+    let flood_for = Duration::from_secs(3);
+    let floods: Vec<_> = (0..4)
+        .map(|_| {
+            let client = ReportClient::connect_as(&fleet, "flood")?;
+            Ok(std::thread::spawn(move || {
+                let (mut ok, mut limited, mut messages) = (0u32, 0u32, Vec::new());
+                let started = Instant::now();
+                let mut sequence = 1;
+                while started.elapsed() < flood_for {
+                    sequence += 1;
+                    match client.push(snapshot(
+                        "flood",
+                        "production",
+                        sequence,
+                        vec![container("x")],
+                    )) {
+                        Ok(()) => ok += 1,
+                        Err(s) if s.code() == tonic::Code::ResourceExhausted => {
+                            limited += 1;
+                            if messages.is_empty() {
+                                messages.push(s.message().to_owned());
+                            }
+                        }
+                        Err(s) => panic!("unexpected status {s:?}"),
+                    }
+                }
+                (ok, limited, messages)
+            }))
+        })
+        .collect::<Result<_>>()?;
+    calm.run(
+        Run::new("shop:1")
+            .name("shop")
+            .label("envparity.service", "shop"),
+    )?;
+    fleet.cli_until(
+        REPORT_TIMEOUT,
+        "calm's new container while flood floods",
+        &["hosts"],
+        |out| {
+            out.json["hosts"].as_array().is_some_and(|hs| {
+                hs.iter().any(|h| {
+                    h["host_id"] == "calm" && h["container_count"] == 1 && h["state"] == "fresh"
+                })
+            })
+        },
+    )?;
+    let (mut ok, mut limited, mut messages) = (0, 0, Vec::new());
+    for flood in floods {
+        let (o, l, m) = flood.join().expect("a flood thread");
+        ok += o;
+        limited += l;
+        messages.extend(m);
+    }
+    // Through: at most the burst plus the rate over the flood (with a
+    // second of slack for the threads' start), the rest refused.
+    let allowed = burst + rate * (flood_for.as_secs_f64() + 1.0);
+    assert!(
+        f64::from(ok) <= allowed,
+        "{ok} reports got through, allowed {allowed}"
+    );
+    assert!(ok >= 1, "the burst lets the first reports through");
+    assert!(limited > 100, "a flood, mostly refused: {limited}");
+    assert!(
+        messages[0]
+            .contains("\"flood\" reports faster than the limit of 5/s (bursts of 10); retry in"),
+        "{messages:?}"
+    );
+    let text = metrics(&format!("http://127.0.0.1:{metrics_port}/metrics"))?;
+    let counted = sample(
+        &text,
+        r#"envparity_reports_rejected_total{reason="rate_limited"}"#,
+    );
+    assert_eq!(counted, Some(f64::from(limited)), "{text}");
+    Ok(())
+}
