@@ -494,6 +494,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::Serve(args) => {
             let (config, log_format) = args.resolve(plaintext)?;
+            // Before binding anything: a refused transport opens no port.
+            server::check_transport(&config, config.listen)?;
             init_logging(log_format);
             server::run(config, shutdown_signal()).await?;
             Ok(Outcome::Parity)
