@@ -28,6 +28,7 @@ packages=(
   systemd          # systemd-analyze verify/security on deploy/systemd/*.service
   docker-compose   # `docker-compose config` validates deploy/compose/compose.yaml
   python3-venv     # the venv holding kubernetes-validate and Helm's SDK (below)
+  haproxy          # a read-only Docker socket proxy in the security e2e tests
 )
 
 # Tool -> the absolute path the tests and scripts execute.
@@ -45,6 +46,7 @@ tools=(
   /usr/bin/yamllint
   /usr/bin/systemd-analyze
   /usr/bin/docker-compose
+  /usr/sbin/haproxy
 )
 
 say() { printf 'setup: %s\n' "$*"; }

@@ -29,6 +29,7 @@ pub struct AgentBuilder<'f> {
     envs: Vec<(String, String)>,
     aggregator: Option<String>,
     fingerprint_key: Option<std::path::PathBuf>,
+    docker_host: Option<String>,
 }
 
 impl<'f> AgentBuilder<'f> {
@@ -44,6 +45,7 @@ impl<'f> AgentBuilder<'f> {
             envs: Vec::new(),
             aggregator: None,
             fingerprint_key: None,
+            docker_host: None,
         }
     }
 
@@ -86,6 +88,13 @@ impl<'f> AgentBuilder<'f> {
     /// [`crate::Tap`]).
     pub fn aggregator(mut self, url: &str) -> Self {
         self.aggregator = Some(url.to_owned());
+        self
+    }
+
+    /// Watch the engine at `url` instead of the host's own socket (e.g.
+    /// through a [`crate::ReadOnlyProxy`]).
+    pub fn docker_host(mut self, url: &str) -> Self {
+        self.docker_host = Some(url.to_owned());
         self
     }
 
@@ -149,7 +158,11 @@ impl<'f> AgentBuilder<'f> {
             .arg("--host-id")
             .arg(&self.host_id)
             .arg("--docker-host")
-            .arg(self.host.docker_host())
+            .arg(
+                self.docker_host
+                    .clone()
+                    .unwrap_or_else(|| self.host.docker_host()),
+            )
             .arg("--fingerprint-key-file")
             .arg(
                 self.fingerprint_key

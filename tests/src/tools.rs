@@ -75,6 +75,14 @@ pub const PROMTOOL: Tool = Tool {
     package: "prometheus",
 };
 
+/// HAProxy, as a read-only Docker socket proxy (what docker-socket-proxy
+/// is built on).
+pub const HAPROXY: Tool = Tool {
+    name: "haproxy",
+    path: "/usr/sbin/haproxy",
+    package: "haproxy",
+};
+
 impl Tool {
     /// Fails with a message pointing at `scripts/setup.sh` when the tool is missing.
     pub fn require(&self) -> Result<&'static str> {

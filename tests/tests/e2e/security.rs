@@ -359,3 +359,77 @@ fn a_planted_secret_is_in_no_output_log_alert_metric_stored_byte_or_wire_byte() 
     }
     Ok(())
 }
+
+#[test]
+fn the_agent_works_through_a_read_only_socket_proxy() -> Result<()> {
+    use envparity_tests::tools::DOCKER;
+    use envparity_tests::{ImageSpec, ReadOnlyProxy, Run};
+
+    let fleet = Fleet::builder().host("ro").start()?;
+    let host = fleet.host("ro");
+    host.import_image("shop:1", ImageSpec::new().file("/v", "1"))?;
+    let shop = |name: &str| {
+        Run::new("shop:1")
+            .name(name)
+            .label("envparity.service", "shop")
+    };
+    host.run(shop("shop-1"))?;
+    let proxy = ReadOnlyProxy::start(&fleet, host)?;
+
+    // The proxy really is read-only: listing works, changing does not.
+    let through_proxy = |args: &[&str]| {
+        std::process::Command::new(DOCKER.path)
+            .env("DOCKER_HOST", proxy.docker_host())
+            .args(args)
+            .output()
+            .expect("run docker")
+    };
+    let ps = through_proxy(&["ps", "--format", "{{.Names}}"]);
+    assert!(ps.status.success(), "{ps:?}");
+    assert_eq!(String::from_utf8_lossy(&ps.stdout).trim(), "shop-1");
+    for write in [
+        &["rm", "-f", "shop-1"][..],
+        &["run", "-d", "--network", "none", "shop:1", "sleep", "9"][..],
+    ] {
+        let out = through_proxy(write);
+        assert!(!out.status.success(), "{write:?} must be refused: {out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("403"),
+            "{write:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    // The agent needs nothing more: it reports the host, and follows the
+    // engine's events through the proxy.
+    let _aggregator = fleet.start_aggregator()?;
+    let agent = fleet
+        .agent(host)
+        .docker_host(&proxy.docker_host())
+        .start()?;
+    let count = |n: u64| {
+        move |out: &CliOutput| {
+            out.json["hosts"].as_array().is_some_and(|hs| {
+                hs.iter().any(|h| {
+                    h["host_id"] == "ro" && h["state"] == "fresh" && h["container_count"] == n
+                })
+            })
+        }
+    };
+    fleet.cli_until(
+        REPORT_TIMEOUT,
+        "ro with its container",
+        &["hosts"],
+        count(1),
+    )?;
+    host.run(shop("shop-2"))?;
+    fleet.cli_until(
+        REPORT_TIMEOUT,
+        "the container started later, seen through the proxy's event stream",
+        &["hosts"],
+        count(2),
+    )?;
+    let log = agent.log();
+    assert!(!log.contains("403") && !log.contains("ERROR"), "{log}");
+    Ok(())
+}
