@@ -61,6 +61,10 @@ pub mod vars {
     pub const TLS_CERT: &str = "ENVPARITY_TLS_CERT";
     /// `--tls-key`.
     pub const TLS_KEY: &str = "ENVPARITY_TLS_KEY";
+    /// `--state-dir`.
+    pub const STATE_DIR: &str = "ENVPARITY_STATE_DIR";
+    /// `--journal-max-bytes`.
+    pub const JOURNAL_MAX_BYTES: &str = "ENVPARITY_JOURNAL_MAX_BYTES";
     /// `--insecure-plaintext`.
     pub const INSECURE_PLAINTEXT: &str = "ENVPARITY_INSECURE_PLAINTEXT";
     /// `--insecure-plaintext-anywhere`.
@@ -108,6 +112,12 @@ const SETTINGS: &[(&str, &str, Option<&str>)] = &[
     ("once", vars::ONCE, None),
     ("log_format", vars::LOG_FORMAT, Some("text")),
     ("metrics_listen", vars::METRICS_LISTEN, Some("off")),
+    (
+        "state_dir",
+        vars::STATE_DIR,
+        Some("none: the journal is kept in memory only"),
+    ),
+    ("journal_max_bytes", vars::JOURNAL_MAX_BYTES, Some("64MiB")),
     ("tls_ca", vars::TLS_CA, None),
     ("tls_cert", vars::TLS_CERT, None),
     ("tls_key", vars::TLS_KEY, None),
@@ -221,6 +231,18 @@ pub struct Cli {
     /// 127.0.0.1:9601.
     #[arg(long, value_name = "ADDR", value_parser = parse_socket_addr)]
     pub metrics_listen: Option<SocketAddr>,
+
+    /// Directory for the journal of snapshots not yet acknowledged, so an
+    /// aggregator outage or an agent restart loses nothing (e.g.
+    /// /var/lib/envparity-agent).
+    #[arg(long, value_name = "PATH")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Bound on the journal's size, e.g. 64MiB; when full it keeps the
+    /// first and the latest snapshot and drops those between (logged and
+    /// counted).
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    pub journal_max_bytes: Option<u64>,
 
     /// The fleet CA certificate (PEM) the aggregator's certificate must
     /// chain to; needed for an https:// --aggregator.
@@ -450,6 +472,10 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// TLS files for an https:// aggregator.
     pub tls: envparity_proto::transport::ClientTls,
+    /// Where the journal lives; `None`: in memory.
+    pub state_dir: Option<PathBuf>,
+    /// The journal's bound.
+    pub journal_max_bytes: u64,
 }
 
 /// The config file. Every key is optional; unknown keys are refused so that a
@@ -474,6 +500,9 @@ struct FileConfig {
     #[serde(default, deserialize_with = "de_log_format")]
     log_format: Option<LogFormat>,
     metrics_listen: Option<SocketAddr>,
+    state_dir: Option<PathBuf>,
+    #[serde(default, deserialize_with = "de_bytes")]
+    journal_max_bytes: Option<u64>,
     tls_ca: Option<PathBuf>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -526,6 +555,61 @@ fn parse_log_format(text: &str) -> Result<LogFormat, String> {
 fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     let text = String::deserialize(d)?;
     parse_duration(&text).map(Some).map_err(de::Error::custom)
+}
+
+fn de_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Bytes {
+        Number(u64),
+        Text(String),
+    }
+    match Bytes::deserialize(d)? {
+        Bytes::Number(n) => parse_bytes(&n.to_string()),
+        Bytes::Text(t) => parse_bytes(&t),
+    }
+    .map(Some)
+    .map_err(de::Error::custom)
+}
+
+/// `64MiB`, `200KiB` or `12345 bytes`.
+fn human_bytes(bytes: u64) -> String {
+    match bytes {
+        b if b % (1 << 30) == 0 => format!("{}GiB", b >> 30),
+        b if b % (1 << 20) == 0 => format!("{}MiB", b >> 20),
+        b if b % (1 << 10) == 0 => format!("{}KiB", b >> 10),
+        b => format!("{b} bytes"),
+    }
+}
+
+/// Parses a size: a number of bytes, optionally with a KiB, MiB or GiB
+/// suffix (`64MiB`); at least 4 KiB.
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let (number, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => t.split_at(i),
+        None => (t, ""),
+    };
+    let factor: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        other => {
+            return Err(format!(
+                "invalid size {text:?}: unknown unit {other:?} (use bytes, KiB, MiB or GiB)"
+            ));
+        }
+    };
+    let bytes = number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(factor))
+        .ok_or_else(|| format!("invalid size {text:?}"))?;
+    if bytes < 4 * 1024 {
+        return Err(format!("size {text:?} is below the minimum of 4KiB"));
+    }
+    Ok(bytes)
 }
 
 fn de_log_format<'de, D: Deserializer<'de>>(d: D) -> Result<Option<LogFormat>, D::Error> {
@@ -591,6 +675,7 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
         &mut file.tls_ca,
         &mut file.tls_cert,
         &mut file.tls_key,
+        &mut file.state_dir,
     ]
     .into_iter()
     .flatten()
@@ -707,6 +792,17 @@ impl fmt::Display for Checked {
                         _ => "off: plain text, loopback only (insecure)".to_owned(),
                     },
                 },
+            ),
+            (
+                "journal",
+                format!(
+                    "{}, at most {}",
+                    c.state_dir.as_ref().map_or_else(
+                        || "in memory only (lost on restart; set state_dir)".to_owned(),
+                        |d| d.display().to_string()
+                    ),
+                    human_bytes(c.journal_max_bytes)
+                ),
             ),
             (
                 "metrics",
@@ -919,6 +1015,21 @@ impl Config {
         )?
         .map(|(a, _)| a);
 
+        let state_dir = layer(
+            (cli.state_dir, "--state-dir"),
+            (env, vars::STATE_DIR),
+            path_from_env,
+            (file.state_dir, path, "state_dir"),
+        )?
+        .map(|(p, _)| p);
+        let journal_max_bytes = layer(
+            (cli.journal_max_bytes, "--journal-max-bytes"),
+            (env, vars::JOURNAL_MAX_BYTES),
+            parse_bytes,
+            (file.journal_max_bytes, path, "journal_max_bytes"),
+        )?
+        .map_or(crate::journal::DEFAULT_MAX_BYTES, |(b, _)| b);
+
         let tls_file = |flag: Option<PathBuf>,
                         name: &'static str,
                         var: &'static str,
@@ -1009,6 +1120,8 @@ impl Config {
             log_format,
             metrics_listen,
             tls,
+            state_dir,
+            journal_max_bytes,
         };
         Ok(Checked {
             config,

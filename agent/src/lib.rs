@@ -15,6 +15,7 @@ pub mod config;
 pub mod envsplit;
 pub mod fingerprint;
 pub mod identity;
+pub mod journal;
 pub mod logging;
 pub mod metrics;
 pub mod report;

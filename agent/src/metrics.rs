@@ -54,6 +54,9 @@ pub struct Metrics {
     sent: Family<TypeLabels, Counter>,
     failed: Family<TypeLabels, Counter>,
     unacknowledged: Gauge,
+    journal_bytes: Gauge,
+    compactions: Counter,
+    dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -74,6 +77,9 @@ impl Metrics {
             sent: Family::default(),
             failed: Family::default(),
             unacknowledged: Gauge::default(),
+            journal_bytes: Gauge::default(),
+            compactions: Counter::default(),
+            dropped: Counter::default(),
         };
         // A gauge at 1 (the classic `_info` convention) rather than an
         // OpenMetrics info metric, which Prometheus' text tooling rejects.
@@ -110,8 +116,23 @@ impl Metrics {
         );
         registry.register(
             "envparity_agent_unacknowledged_snapshots",
-            "Snapshots held until the aggregator acknowledges them (0 or 1: only the latest is kept)",
+            "Snapshots in the journal, held until the aggregator acknowledges them",
             m.unacknowledged.clone(),
+        );
+        registry.register(
+            "envparity_agent_journal_bytes",
+            "Encoded size of the journal's snapshots",
+            m.journal_bytes.clone(),
+        );
+        registry.register(
+            "envparity_agent_journal_compactions",
+            "Times the journal reached its bound and compacted (kept the first and latest snapshot)",
+            m.compactions.clone(),
+        );
+        registry.register(
+            "envparity_agent_journal_dropped_snapshots",
+            "Snapshots between the first and the latest that compactions dropped",
+            m.dropped.clone(),
         );
         for kind in [Sent::Snapshot, Sent::Heartbeat] {
             let _ = m.sent.get_or_create(&kind.labels());
@@ -143,10 +164,18 @@ impl Metrics {
         self.failed.get_or_create(&what.labels()).inc();
     }
 
-    /// Sets how many snapshots await acknowledgement.
-    pub fn unacknowledged(&self, n: usize) {
+    /// Sets how many snapshots (of how many bytes) await acknowledgement.
+    pub fn journal(&self, entries: usize, bytes: u64) {
         self.unacknowledged
-            .set(i64::try_from(n).unwrap_or(i64::MAX));
+            .set(i64::try_from(entries).unwrap_or(i64::MAX));
+        self.journal_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    /// Counts a compaction that dropped `dropped` snapshots.
+    pub fn compacted(&self, dropped: usize) {
+        self.compactions.inc();
+        self.dropped.inc_by(dropped as u64);
     }
 
     /// The OpenMetrics text.

@@ -1,9 +1,10 @@
 //! The agent's main loop: watch the engine, collect, report.
 //!
 //! One task drives everything, so there is no shared state to lock: engine
-//! events, timers and retries are all wake-ups of the same loop. The latest
-//! unacknowledged snapshot is kept until the aggregator acknowledges it or a
-//! newer one replaces it; it is never dropped because a call failed.
+//! events, timers and retries are all wake-ups of the same loop. Every
+//! collected change goes into the [`Journal`] and stays there, in order,
+//! until the aggregator acknowledges it; it is never dropped because a call
+//! failed (only a full journal compacts, and says so).
 
 use std::future::{Future, pending};
 use std::time::{Duration, SystemTime};
@@ -17,6 +18,7 @@ use tracing::{debug, error, info, warn};
 use crate::collect::docker::{DockerEngine, EngineError, EventStream};
 use crate::collect::{Collector, SnapshotHeader, new_boot_id};
 use crate::config::Config;
+use crate::journal::{EntryKey, Journal, JournalError};
 use crate::metrics::{Metrics, Sent};
 use crate::report::{Backoff, ReportError, Reporter};
 
@@ -42,6 +44,9 @@ pub enum RunError {
     /// The aggregator client could not be set up.
     #[error(transparent)]
     Report(#[from] ReportError),
+    /// The journal could not be opened or written.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
     /// `--once` could not deliver its snapshot.
     #[error("{last} (gave up after {attempts} attempts)")]
     NotDelivered {
@@ -91,7 +96,31 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             .map_err(|source| RunError::Metrics { addr, source })?;
         info!(metrics = %bound, "serving Prometheus metrics at /metrics");
     }
-    let mut agent = Agent::new(collector, reporter, metrics);
+    let journal = match &config.state_dir {
+        Some(dir) => {
+            let (journal, opened) = Journal::open(&dir.join("journal"), config.journal_max_bytes)?;
+            for path in &opened.corrupt {
+                error!(path = %path.display(), "journal entry does not decode; set aside, not replayed");
+            }
+            info!(
+                dir = %dir.join("journal").display(),
+                recovered = opened.recovered,
+                bytes = journal.bytes(),
+                max_bytes = journal.max_bytes(),
+                "journal opened"
+            );
+            journal
+        }
+        None => {
+            warn!(
+                max_bytes = config.journal_max_bytes,
+                "no state_dir: unacknowledged snapshots are kept in memory only and lost if the agent restarts during an aggregator outage"
+            );
+            Journal::in_memory(config.journal_max_bytes)
+        }
+    };
+    metrics.journal(journal.len(), journal.bytes());
+    let mut agent = Agent::new(collector, reporter, metrics, journal);
     let mut shutdown = std::pin::pin!(shutdown);
 
     if config.once {
@@ -151,25 +180,52 @@ struct Agent {
     sequence: u64,
     /// The latest collected snapshot (its content is what heartbeats vouch for).
     current: Option<HostSnapshot>,
-    /// The snapshot to push, already numbered; retries reuse its number so
-    /// the aggregator can recognize a retry of something it stored.
-    pending: Option<HostSnapshot>,
+    /// The snapshots to push, numbered, oldest first; retries reuse their
+    /// numbers so the aggregator recognizes a retry of something it stored.
+    journal: Journal,
     /// Content hash of the last snapshot the aggregator acknowledged.
     acked_hash: Option<String>,
     metrics: Metrics,
 }
 
 impl Agent {
-    fn new(collector: Collector, reporter: Reporter, metrics: Metrics) -> Self {
+    fn new(collector: Collector, reporter: Reporter, metrics: Metrics, journal: Journal) -> Self {
         Self {
             collector,
             reporter,
             sequence: 0,
             current: None,
-            pending: None,
+            journal,
             acked_hash: None,
             metrics,
         }
+    }
+
+    /// Whether snapshots wait for acknowledgement.
+    fn has_pending(&self) -> bool {
+        !self.journal.is_empty()
+    }
+
+    /// Numbers `snapshot` and appends it to the journal. A journal that
+    /// cannot be written is logged (the snapshot is then only in memory as
+    /// `current`, and the next heartbeat or resync sends it).
+    fn enqueue(&mut self, mut snapshot: HostSnapshot) {
+        snapshot.sequence = self.next_sequence();
+        match self.journal.append(snapshot) {
+            Ok(Some(c)) => {
+                warn!(
+                    dropped = c.dropped,
+                    kept = c.kept,
+                    max_bytes = c.max_bytes,
+                    "journal full: compacted to the first and the latest snapshot; the changes in between are lost to history (the latest state is exact)"
+                );
+                self.metrics.compacted(c.dropped);
+            }
+            Ok(None) => {}
+            Err(error) => error!(%error, "cannot write the journal"),
+        }
+        self.metrics
+            .journal(self.journal.len(), self.journal.bytes());
     }
 
     fn next_sequence(&mut self) -> u64 {
@@ -192,25 +248,49 @@ impl Agent {
             hash = %short(&snapshot.content_hash),
             "collected"
         );
-        if self.acked_hash.as_deref() == Some(snapshot.content_hash.as_str()) {
-            // Back to what the aggregator already has (e.g. a container
-            // started and stopped while a push was failing).
-            self.pending = None;
-        } else if self.pending.as_ref().map(|p| &p.content_hash) != Some(&snapshot.content_hash) {
-            let mut queued = snapshot.clone();
-            queued.sequence = self.next_sequence();
-            self.pending = Some(queued);
+        // The content the aggregator will hold once the journal is
+        // through: a change from it is one more entry (so a container
+        // started and stopped during an outage is two entries, both in the
+        // history).
+        let latest = self.journal.newest_hash().or(self.acked_hash.as_deref());
+        if latest != Some(snapshot.content_hash.as_str()) {
+            self.enqueue(snapshot.clone());
         }
         self.current = Some(snapshot);
-        self.metrics
-            .unacknowledged(usize::from(self.pending.is_some()));
     }
 
-    /// Pushes the pending snapshot, if any.
+    /// Pushes the journal's snapshots, oldest first, until it is empty or a
+    /// push fails.
     async fn push_pending(&mut self) -> Result<(), ReportError> {
-        let Some(snapshot) = self.pending.clone() else {
-            return Ok(());
-        };
+        loop {
+            let snapshot = match self.journal.oldest() {
+                Ok(Some(s)) => s,
+                Ok(None) => return Ok(()),
+                Err(error) => {
+                    // Unreadable (the disk failed under us): skip it rather
+                    // than retry forever, and say so. Nothing of the current
+                    // state is lost: the next heartbeat finds the
+                    // aggregator's content differs and sends it.
+                    error!(%error, "cannot read the journal's oldest entry; skipping it");
+                    self.journal_skip_oldest();
+                    continue;
+                }
+            };
+            self.push_one(snapshot).await?;
+        }
+    }
+
+    /// Drops the oldest entry without an acknowledgement.
+    fn journal_skip_oldest(&mut self) {
+        if let Err(error) = self.journal.drop_oldest() {
+            error!(%error, "cannot remove the unreadable journal entry");
+        }
+        self.metrics
+            .journal(self.journal.len(), self.journal.bytes());
+    }
+
+    /// Pushes one snapshot and, once acknowledged, removes it from the journal.
+    async fn push_one(&mut self, snapshot: HostSnapshot) -> Result<(), ReportError> {
         let response = match self.reporter.push(snapshot.clone()).await {
             Ok(r) => r,
             Err(e) => {
@@ -235,12 +315,12 @@ impl Agent {
                 "aggregator acknowledged a different content hash; the next heartbeat will reconcile"
             );
         }
-        self.acked_hash = Some(snapshot.content_hash);
-        if self.pending.as_ref().map(|p| p.sequence) == Some(snapshot.sequence) {
-            self.pending = None;
+        if let Err(error) = self.journal.acknowledged(&EntryKey::of(&snapshot)) {
+            error!(%error, "cannot remove an acknowledged journal entry");
         }
+        self.acked_hash = Some(snapshot.content_hash);
         self.metrics
-            .unacknowledged(usize::from(self.pending.is_some()));
+            .journal(self.journal.len(), self.journal.bytes());
         Ok(())
     }
 
@@ -274,11 +354,9 @@ impl Agent {
             snapshot_needed = response.snapshot_needed,
             "heartbeat sent"
         );
-        if response.snapshot_needed {
+        if response.snapshot_needed && !self.has_pending() {
             info!(hash = %short(&current.content_hash), "aggregator asked for the full snapshot");
-            let mut queued = current;
-            queued.sequence = self.next_sequence();
-            self.pending = Some(queued);
+            self.enqueue(current);
         }
         Ok(())
     }
@@ -471,7 +549,7 @@ impl Watch {
                 }
                 self.collect_at = None;
                 self.agent.collect().await;
-                if self.agent.pending.is_some() && self.retry_at.is_none() {
+                if self.agent.has_pending() && self.retry_at.is_none() {
                     self.retry_at = Some(Instant::now());
                 }
             }
@@ -495,14 +573,14 @@ impl Watch {
             }
             Wake::Heartbeat => {
                 self.heartbeat_at = now + self.heartbeat_interval;
-                if self.agent.pending.is_some() {
+                if self.agent.has_pending() {
                     // A push is being retried; that is the liveness signal.
                     return;
                 }
                 match self.agent.heartbeat().await {
                     Ok(()) => {
                         self.heartbeat_backoff.reset();
-                        if self.agent.pending.is_some() {
+                        if self.agent.has_pending() {
                             self.retry_at = Some(Instant::now());
                         }
                     }

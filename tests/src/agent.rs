@@ -30,6 +30,7 @@ pub struct AgentBuilder<'f> {
     aggregator: Option<String>,
     fingerprint_key: Option<std::path::PathBuf>,
     docker_host: Option<String>,
+    state_dir: Option<std::path::PathBuf>,
 }
 
 impl<'f> AgentBuilder<'f> {
@@ -46,6 +47,7 @@ impl<'f> AgentBuilder<'f> {
             aggregator: None,
             fingerprint_key: None,
             docker_host: None,
+            state_dir: None,
         }
     }
 
@@ -88,6 +90,13 @@ impl<'f> AgentBuilder<'f> {
     /// [`crate::Tap`]).
     pub fn aggregator(mut self, url: &str) -> Self {
         self.aggregator = Some(url.to_owned());
+        self
+    }
+
+    /// `--state-dir` (default: `state-<host id>` in the fleet's dir, so it
+    /// survives restarts of the agent, as `/var/lib/envparity-agent` does).
+    pub fn state_dir(mut self, dir: &std::path::Path) -> Self {
+        self.state_dir = Some(dir.to_owned());
         self
     }
 
@@ -171,6 +180,12 @@ impl<'f> AgentBuilder<'f> {
             )
             .arg("--heartbeat-interval")
             .arg(&self.heartbeat)
+            .arg("--state-dir")
+            .arg(
+                self.state_dir
+                    .clone()
+                    .unwrap_or_else(|| self.fleet.dir().join(format!("state-{}", self.host_id))),
+            )
             .args(&tls)
             .args(&self.args)
             .envs(self.envs.iter().map(|(k, v)| (k, v)));

@@ -228,9 +228,10 @@ impl DockerHost {
     }
 
     /// Every live process belonging to this host: dockerd, its containerd,
-    /// shims and container processes.
+    /// shims and container processes — not the clients of its socket (an
+    /// agent watching it is not stopped with the engine).
     pub fn pids(&self) -> Vec<u32> {
-        pids::processes_under(self.dir())
+        pids::processes_under_except(self.dir(), Some(&self.socket))
     }
 
     /// A `docker` command aimed at this host (and only at it: no contexts,

@@ -26,6 +26,9 @@ pub struct FleetBuilder {
     /// (name, dockerd config file content)
     hosts: Vec<(String, String)>,
     registry: bool,
+    /// Host ids that get an agent certificate but no engine (for tests that
+    /// report over gRPC themselves).
+    identities: Vec<String>,
 }
 
 impl FleetBuilder {
@@ -38,6 +41,13 @@ impl FleetBuilder {
     /// Adds a host whose dockerd reads `daemon_json` as its config file.
     pub fn host_with_config(mut self, name: &str, daemon_json: &str) -> Self {
         self.hosts.push((name.to_owned(), daemon_json.to_owned()));
+        self
+    }
+
+    /// Adds an agent identity `host_id` without an engine: [`Fleet::pki`]
+    /// makes its certificate, for [`crate::grpc::ReportClient`].
+    pub fn identity(mut self, host_id: &str) -> Self {
+        self.identities.push(host_id.to_owned());
         self
     }
 
@@ -94,6 +104,7 @@ impl FleetBuilder {
             started: AtomicUsize::new(0),
             pki: std::sync::OnceLock::new(),
             cli_credentials: Mutex::new(Vec::new()),
+            identities: self.identities,
             dir,
         })
     }
@@ -124,6 +135,8 @@ pub struct Fleet {
     pki: std::sync::OnceLock<PathBuf>,
     /// Credentials `Fleet::cli` passes (TLS files of the `cli` client).
     cli_credentials: Mutex<Vec<String>>,
+    /// Agent identities without an engine.
+    identities: Vec<String>,
     dir: ScratchDir,
 }
 
@@ -165,6 +178,18 @@ impl Fleet {
                 let names: Vec<&str> = self.hosts.iter().map(DockerHost::name).collect();
                 panic!("the fleet has no host {name:?} (hosts: {names:?})")
             })
+    }
+
+    /// The host named `name`, to stop and start its engine.
+    ///
+    /// # Panics
+    /// If the fleet has no such host.
+    #[track_caller]
+    pub fn host_mut(&mut self, name: &str) -> &mut DockerHost {
+        self.hosts
+            .iter_mut()
+            .find(|host| host.name() == name)
+            .unwrap_or_else(|| panic!("the fleet has no host {name:?}"))
     }
 
     /// All hosts, in the order they were added.
@@ -261,6 +286,9 @@ impl Fleet {
         ]);
         for host in &self.hosts {
             certs.arg("--agent").arg(host.name());
+        }
+        for id in &self.identities {
+            certs.arg("--agent").arg(id);
         }
         crate::command::checked(certs)?;
         Ok(self.pki.get_or_init(|| dir))

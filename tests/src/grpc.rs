@@ -9,7 +9,7 @@ use envparity_proto::transport::ClientTls;
 use envparity_proto::v1::report_service_client::ReportServiceClient;
 use envparity_proto::v1::{
     AgentInfo, Container, HeartbeatRequest, HostSnapshot, ImageInfo, PushSnapshotRequest,
-    ServiceIdentity,
+    PushSnapshotResponse, ServiceIdentity,
 };
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::{Channel, Endpoint};
@@ -59,13 +59,22 @@ impl ReportClient {
 
     /// `PushSnapshot`.
     pub fn push(&self, snapshot: HostSnapshot) -> std::result::Result<(), tonic::Status> {
+        self.push_acked(snapshot).map(drop)
+    }
+
+    /// `PushSnapshot`, with the aggregator's answer (`duplicate`: it already
+    /// held that sequence of that boot).
+    pub fn push_acked(
+        &self,
+        snapshot: HostSnapshot,
+    ) -> std::result::Result<PushSnapshotResponse, tonic::Status> {
         let mut client =
             ReportServiceClient::new(self.channel.clone()).max_encoding_message_size(usize::MAX);
         self.runtime
             .block_on(client.push_snapshot(PushSnapshotRequest {
                 snapshot: Some(snapshot),
             }))
-            .map(drop)
+            .map(tonic::Response::into_inner)
     }
 
     /// `Heartbeat`.

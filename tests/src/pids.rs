@@ -95,6 +95,13 @@ pub fn is_alive(pid: u32) -> bool {
 /// namespace, so their `/proc/PID/root` reads as `/`, but they descend from a
 /// containerd shim whose command line names the host's exec root.
 pub fn processes_under(dir: &Path) -> Vec<u32> {
+    processes_under_except(dir, None)
+}
+
+/// [`processes_under`], not counting mentions of `except` (a path under
+/// `dir`) in command lines: clients of a host's Docker socket (an agent, a
+/// socket proxy) name the socket but are not the host's processes.
+pub fn processes_under_except(dir: &Path, except: Option<&Path>) -> Vec<u32> {
     let me = std::process::id();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -107,7 +114,7 @@ pub fn processes_under(dir: &Path) -> Vec<u32> {
     let mut ours: Vec<u32> = all
         .iter()
         .map(|&(pid, _)| pid)
-        .filter(|&pid| belongs_to(pid, dir))
+        .filter(|&pid| belongs_to(pid, dir, except))
         .collect();
     // Add children of what is ours until nothing new turns up (a tree is shallow).
     loop {
@@ -132,13 +139,34 @@ fn parent_of(pid: u32) -> Option<u32> {
     after_comm.split_whitespace().nth(1)?.parse().ok()
 }
 
-fn belongs_to(pid: u32, dir: &Path) -> bool {
+fn belongs_to(pid: u32, dir: &Path, except: Option<&Path>) -> bool {
     let inside = |link: &str| {
         std::fs::read_link(format!("/proc/{pid}/{link}"))
             .is_ok_and(|target| target.starts_with(dir))
     };
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let mut cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    if let Some(except) = except {
+        cmdline = without(&cmdline, except.as_os_str().as_encoded_bytes());
+    }
     mentions(&cmdline, dir.as_os_str().as_encoded_bytes()) || inside("root") || inside("cwd")
+}
+
+/// `haystack` with every occurrence of `needle` removed.
+fn without(haystack: &[u8], needle: &[u8]) -> Vec<u8> {
+    if needle.is_empty() {
+        return haystack.to_vec();
+    }
+    let mut out = Vec::with_capacity(haystack.len());
+    let mut i = 0;
+    while i < haystack.len() {
+        if haystack[i..].starts_with(needle) {
+            i += needle.len();
+        } else {
+            out.push(haystack[i]);
+            i += 1;
+        }
+    }
+    out
 }
 
 /// True when `haystack` holds `dir` as a whole path: followed by `/`, a NUL
@@ -196,7 +224,7 @@ pub(crate) fn terminate(pids: &[u32], grace: Duration) -> Vec<u32> {
 
 #[cfg(test)]
 mod tests {
-    use super::mentions;
+    use super::{mentions, without};
 
     #[test]
     fn a_dir_is_mentioned_only_as_a_whole_path() {
@@ -205,5 +233,14 @@ mod tests {
         assert!(mentions(b"x\0/tmp/a", b"/tmp/a"));
         assert!(!mentions(b"x\0/tmp/ab/data", b"/tmp/a"));
         assert!(!mentions(b"unrelated", b"/tmp/a"));
+    }
+
+    #[test]
+    fn a_client_of_the_socket_is_not_the_hosts_process() {
+        let agent = b"envparity-agent\0--docker-host\0unix:///tmp/a/docker.sock";
+        let dockerd = b"dockerd\0--data-root\0/tmp/a/data\0-H\0unix:///tmp/a/docker.sock";
+        let sock = b"/tmp/a/docker.sock";
+        assert!(!mentions(&without(agent, sock), b"/tmp/a"));
+        assert!(mentions(&without(dockerd, sock), b"/tmp/a"));
     }
 }

@@ -15,6 +15,8 @@ mod e2e {
     mod limits;
     /// envparity proper: agents report, the aggregator judges, the CLI tells.
     mod parity;
+    /// Outages, crashes, engine restarts, duplicates: nothing acknowledged is lost.
+    mod reliability;
     /// TLS, host identity and query authorization.
     mod security;
 }

@@ -42,6 +42,8 @@ pub fn config(aggregator: &str, docker_host: &str) -> Config {
         once: false,
         log_format: LogFormat::Text,
         metrics_listen: None,
+        state_dir: None,
+        journal_max_bytes: envparity_agent::journal::DEFAULT_MAX_BYTES,
         // The in-process aggregator serves plain text on loopback.
         tls: envparity_proto::transport::ClientTls {
             plaintext: envparity_proto::transport::Plaintext::Loopback,

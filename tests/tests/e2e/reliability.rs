@@ -1,0 +1,391 @@
+//! Nothing acknowledged is lost, and nothing is invented, through the faults
+//! an SRE meets: the aggregator down or killed with SIGKILL, the Docker
+//! engine restarted under a running agent, an agent journal filling up,
+//! replayed and reordered reports. Real dockerd hosts, the real binaries and
+//! real gRPC over mutual TLS.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+use envparity_tests::grpc::{ReportClient, container, snapshot};
+use envparity_tests::{CliOutput, Fleet, ImageSpec, Result, Run, free_port};
+use serde_json::Value;
+
+use super::alerting::{metrics, sample};
+
+const REPORT_TIMEOUT: Duration = Duration::from_secs(45);
+
+/// `envparity history SERVICE` events as `(host, container, change,
+/// new_image, observed_at, received_at)`.
+type Event = (String, String, String, String, SystemTime, SystemTime);
+
+fn time(v: &Value) -> SystemTime {
+    let text = v.as_str().unwrap_or_else(|| panic!("a time, not {v}"));
+    humantime::parse_rfc3339(text).unwrap_or_else(|e| panic!("{text}: {e}"))
+}
+
+fn history(fleet: &Fleet, service: &str) -> Result<Vec<Event>> {
+    let out = fleet.cli(&["history", service, "--limit", "1000000"])?;
+    out.assert_code(0);
+    let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    Ok(out.json["events"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no events in {out}"))
+        .iter()
+        .map(|e| {
+            (
+                s(&e["host_id"]),
+                s(&e["container"]),
+                s(&e["change"]),
+                s(&e["new_image"]),
+                time(&e["observed_at"]),
+                time(&e["received_at"]),
+            )
+        })
+        .collect())
+}
+
+/// Waits until `envparity hosts` shows every `(host, state, containers)`.
+fn wait_for_state(fleet: &Fleet, what: &str, want: &[(&str, &str, u64)]) -> Result<CliOutput> {
+    fleet.cli_until(REPORT_TIMEOUT, what, &["hosts"], |out| {
+        want.iter().all(|(host, state, count)| {
+            out.json["hosts"].as_array().is_some_and(|hs| {
+                hs.iter().any(|h| {
+                    h["host_id"] == *host && h["state"] == *state && h["container_count"] == *count
+                })
+            })
+        })
+    })
+}
+
+fn web(image: &str, name: &str) -> Run {
+    Run::new(image).name(name).label("envparity.service", "web")
+}
+
+/// Seconds resolution: the history shows times to the second.
+fn within(t: SystemTime, from: SystemTime, to: SystemTime) -> bool {
+    let secs = |t: SystemTime| {
+        t.duration_since(SystemTime::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs()
+    };
+    secs(from) <= secs(t) && secs(t) <= secs(to) + 3
+}
+
+#[test]
+fn changes_during_an_aggregator_outage_arrive_afterwards_with_their_real_times() -> Result<()> {
+    let fleet = Fleet::builder().host("one").host("two").start()?;
+    let (one, two) = (fleet.host("one"), fleet.host("two"));
+    for host in [one, two] {
+        host.import_image("app:1", ImageSpec::new().file("/v", "1"))?;
+        host.import_image("app:2", ImageSpec::new().file("/v", "2"))?;
+        host.run(web("app:1", "web"))?;
+    }
+    let app2 = two.image_id("app:2")?;
+    let mut aggregator = fleet.start_aggregator()?;
+    let _agents = [fleet.start_agent(one)?, fleet.start_agent(two)?];
+    wait_for_state(
+        &fleet,
+        "both hosts with web",
+        &[("one", "fresh", 1), ("two", "fresh", 1)],
+    )?;
+
+    // The outage: start, stop and replace containers while nobody listens.
+    aggregator.stop()?;
+    let mark = |f: &mut dyn FnMut() -> Result<()>| -> Result<(SystemTime, SystemTime)> {
+        let before = SystemTime::now();
+        f()?;
+        std::thread::sleep(Duration::from_millis(1_200));
+        Ok((before, SystemTime::now()))
+    };
+    let started = mark(&mut || one.run(web("app:1", "web-2")).map(drop))?;
+    let stopped = mark(&mut || one.rm("web"))?;
+    let replaced = mark(&mut || {
+        two.rm("web")?;
+        two.run(web("app:2", "web")).map(drop)
+    })?;
+    let back = SystemTime::now();
+    aggregator.restart()?;
+
+    // Same container counts as before the outage, so wait for the history.
+    let mut events = Vec::new();
+    envparity_tests::wait_for(
+        REPORT_TIMEOUT,
+        "the changes made during the outage in the history",
+        || {
+            events = history(&fleet, "web")?;
+            let seen = |host: &str, container: &str, pred: &dyn Fn(&Event) -> bool| {
+                events
+                    .iter()
+                    .any(|e| e.0 == host && e.1 == container && pred(e))
+            };
+            Ok((seen("one", "web-2", &|e| e.2 == "added")
+                && seen("one", "web", &|e| e.2 == "removed")
+                && seen("two", "web", &|e| e.3 == app2))
+            .then_some(()))
+        },
+    )?;
+    let events = events;
+    let find = |host: &str, container: &str, change: &str| {
+        events
+            .iter()
+            .filter(|e| e.0 == host && e.1 == container && e.2 == change)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let check = |what: &str, found: Vec<Event>, window: (SystemTime, SystemTime)| {
+        assert_eq!(found.len(), 1, "{what}: exactly one event in {events:#?}");
+        let (observed, received) = (found[0].4, found[0].5);
+        assert!(
+            within(observed, window.0, window.1),
+            "{what}: observed at {observed:?}, the change was made in {window:?}"
+        );
+        assert!(
+            observed < back && received >= back - Duration::from_secs(1),
+            "{what}: observed during the outage, received after it: {found:?}"
+        );
+    };
+    check(
+        "web-2 started on one",
+        find("one", "web-2", "added"),
+        started,
+    );
+    check("web stopped on one", find("one", "web", "removed"), stopped);
+    let replaced_events: Vec<Event> = events
+        .iter()
+        .filter(|e| e.0 == "two" && e.1 == "web" && e.3 == app2)
+        .cloned()
+        .collect();
+    check("web replaced on two", replaced_events, replaced);
+
+    // The final state matches the engines.
+    let service = fleet.cli(&["service", "web"])?;
+    let text = service.stdout.clone();
+    assert!(text.contains("web-2") && text.contains(&app2), "{text}");
+    Ok(())
+}
+
+#[test]
+fn a_full_journal_compacts_visibly_and_the_final_state_is_exact() -> Result<()> {
+    let fleet = Fleet::builder().host("busy").start()?;
+    let busy = fleet.host("busy");
+    busy.import_image("app:1", ImageSpec::new().file("/v", "1"))?;
+    let mut aggregator = fleet.start_aggregator()?;
+    let agent_metrics = free_port()?;
+    let agent = fleet
+        .agent(busy)
+        .arg("--journal-max-bytes")
+        .arg("6KiB")
+        .arg("--metrics-listen")
+        .arg(format!("127.0.0.1:{agent_metrics}"))
+        .start()?;
+    wait_for_state(&fleet, "busy, empty", &[("busy", "fresh", 0)])?;
+
+    aggregator.stop()?;
+    for i in 1..=8 {
+        busy.run(web("app:1", &format!("web-{i}")))?;
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let url = format!("http://127.0.0.1:{agent_metrics}/metrics");
+    let text = metrics(&url)?;
+    let compactions = sample(&text, "envparity_agent_journal_compactions_total");
+    let dropped = sample(&text, "envparity_agent_journal_dropped_snapshots_total");
+    let bytes = sample(&text, "envparity_agent_journal_bytes");
+    assert!(compactions >= Some(1.0), "compacted: {text}");
+    assert!(dropped >= Some(1.0), "dropped some: {text}");
+    assert!(bytes <= Some(6.0 * 1024.0), "bounded: {text}");
+    assert!(
+        agent.log().contains("journal full: compacted"),
+        "{}",
+        agent.log()
+    );
+
+    aggregator.restart()?;
+    wait_for_state(&fleet, "all eight containers", &[("busy", "fresh", 8)])?;
+    let names: BTreeSet<String> = history(&fleet, "web")?
+        .into_iter()
+        .filter(|e| e.2 == "added")
+        .map(|e| e.1)
+        .collect();
+    let expected: BTreeSet<String> = (1..=8).map(|i| format!("web-{i}")).collect();
+    assert_eq!(names, expected, "every container is in the history");
+    let text = metrics(&url)?;
+    assert_eq!(
+        sample(&text, "envparity_agent_unacknowledged_snapshots"),
+        Some(0.0),
+        "{text}"
+    );
+    Ok(())
+}
+
+#[test]
+fn killing_the_aggregator_repeatedly_loses_no_acknowledged_snapshot() -> Result<()> {
+    const CYCLES: usize = 12;
+    const HOSTS: [&str; 3] = ["a", "b", "c"];
+    let mut builder = Fleet::builder();
+    for host in HOSTS {
+        builder = builder.identity(host);
+    }
+    let fleet = builder.start()?;
+    let mut aggregator = fleet
+        .aggregator()
+        .arg("--report-rate")
+        .arg("100000")
+        .arg("--report-burst")
+        .arg("100000")
+        .start()?;
+    let done = AtomicBool::new(false);
+    let acked: BTreeMap<&str, Vec<String>> = std::thread::scope(|scope| -> Result<_> {
+        let pushers: Vec<_> = HOSTS
+            .iter()
+            .map(|&host| {
+                let client = ReportClient::connect_as(&fleet, host)?;
+                let done = &done;
+                Ok(scope.spawn(move || {
+                    let mut acked = Vec::new();
+                    for sequence in 1.. {
+                        let mut c = container(&format!("svc-{host}"));
+                        let image = format!("sha256:{sequence:064x}");
+                        if let Some(i) = c.image.as_mut() {
+                            i.image_id.clone_from(&image);
+                        }
+                        let s = snapshot(host, "production", sequence, vec![c]);
+                        // Until acknowledged: a push the crash interrupted
+                        // is retried as is.
+                        loop {
+                            if done.load(Ordering::Relaxed) {
+                                return (host, acked);
+                            }
+                            if client.push_acked(s.clone()).is_ok() {
+                                acked.push(image.clone());
+                                break;
+                            }
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                    }
+                    (host, acked)
+                }))
+            })
+            .collect::<Result<_>>()?;
+        let mut result = Ok(());
+        for _ in 0..CYCLES {
+            std::thread::sleep(Duration::from_millis(400));
+            if let Err(e) = aggregator.crash().and_then(|()| aggregator.restart()) {
+                result = Err(e);
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(400));
+        done.store(true, Ordering::Relaxed);
+        let acked = pushers
+            .into_iter()
+            .map(|p| p.join().expect("a pusher thread"))
+            .collect();
+        result.map(|()| acked)
+    })?;
+
+    // Every snapshot acknowledged before a SIGKILL is in the store: each one
+    // changed the image, so each is an event in its host's history.
+    for (host, images) in &acked {
+        assert!(
+            images.len() > CYCLES,
+            "{host}: ingest went on between the crashes ({} acknowledged)",
+            images.len()
+        );
+        let stored: BTreeSet<String> = history(&fleet, &format!("svc-{host}"))?
+            .into_iter()
+            .map(|e| e.3)
+            .collect();
+        let lost: Vec<&String> = images.iter().filter(|i| !stored.contains(*i)).collect();
+        assert!(
+            lost.is_empty(),
+            "{host}: {} of {} acknowledged snapshots lost over {CYCLES} kill -9 cycles, e.g. {:?}",
+            lost.len(),
+            images.len(),
+            &lost[..lost.len().min(3)]
+        );
+    }
+    eprintln!(
+        "{CYCLES} kill -9 cycles, acknowledged snapshots kept: {:?}",
+        acked.iter().map(|(h, i)| (h, i.len())).collect::<Vec<_>>()
+    );
+    Ok(())
+}
+
+#[test]
+fn replayed_and_reordered_reports_never_regress_the_state() -> Result<()> {
+    let fleet = Fleet::builder().identity("r").start()?;
+    let _aggregator = fleet.start_aggregator()?;
+    let client = ReportClient::connect_as(&fleet, "r")?;
+    let at = |sequence: u64, image: &str| {
+        let mut c = container("svc-r");
+        if let Some(i) = c.image.as_mut() {
+            i.image_id = image.to_owned();
+        }
+        snapshot("r", "production", sequence, vec![c])
+    };
+    let (old, new, late) = (
+        format!("sha256:{}", "1".repeat(64)),
+        format!("sha256:{}", "3".repeat(64)),
+        format!("sha256:{}", "2".repeat(64)),
+    );
+    let ack = |s| client.push_acked(s).expect("acknowledged");
+    assert!(!ack(at(1, &old)).duplicate);
+    assert!(!ack(at(3, &new)).duplicate);
+    // A delayed report (2) and a replay (3) arrive after 3: acknowledged as
+    // already held, and nothing changes.
+    assert!(
+        ack(at(2, &late)).duplicate,
+        "an older report is not applied"
+    );
+    assert!(ack(at(3, &new)).duplicate, "a replay is idempotent");
+    let service = fleet.cli(&["service", "svc-r"])?;
+    assert!(
+        service.stdout.contains(&new) && !service.stdout.contains(&late),
+        "{service}"
+    );
+    let events = history(&fleet, "svc-r")?;
+    let images: Vec<&str> = events.iter().map(|e| e.3.as_str()).collect();
+    assert_eq!(images, [old.as_str(), new.as_str()], "{events:#?}");
+    Ok(())
+}
+
+#[test]
+fn an_engine_restart_under_a_running_agent_is_survived_without_false_removals() -> Result<()> {
+    let mut fleet = Fleet::builder().host("bounce").start()?;
+    {
+        let host = fleet.host("bounce");
+        host.import_image("app:1", ImageSpec::new().file("/v", "1"))?;
+        host.run(web("app:1", "web").arg("--restart=always"))?;
+    }
+    let _aggregator = fleet.start_aggregator()?;
+    let agent = fleet.start_agent(fleet.host("bounce"))?;
+    wait_for_state(&fleet, "bounce with web", &[("bounce", "fresh", 1)])?;
+
+    fleet.host_mut("bounce").stop_engine()?;
+    // Unreachable, not "no containers": the last known ones stay.
+    wait_for_state(
+        &fleet,
+        "bounce marked engine_unreachable with its container kept",
+        &[("bounce", "engine_unreachable", 1)],
+    )?;
+    fleet.host_mut("bounce").start_engine()?;
+    wait_for_state(&fleet, "bounce back", &[("bounce", "fresh", 1)])?;
+
+    // It recovered by itself: a container started now is seen through a new
+    // event subscription.
+    fleet.host("bounce").run(web("app:1", "web-2"))?;
+    wait_for_state(&fleet, "the new container", &[("bounce", "fresh", 2)])?;
+    let events = history(&fleet, "web")?;
+    assert!(
+        events.iter().all(|e| e.2 == "added"),
+        "no removal was recorded for the outage: {events:#?}"
+    );
+    assert!(
+        agent.log().contains("resubscribing") || agent.log().contains("watching"),
+        "{}",
+        agent.log()
+    );
+    Ok(())
+}
