@@ -131,6 +131,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     }
 
     let mut watch = Watch::new(agent, &config);
+    sd_notify(envparity_proto::systemd::READY);
     loop {
         let wake = tokio::select! {
             biased;
@@ -143,8 +144,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             () = watch.handle(wake) => {}
         }
     }
+    sd_notify(envparity_proto::systemd::STOPPING);
     info!("shutting down");
     Ok(())
+}
+
+/// Tells systemd `state` when it started us with `$NOTIFY_SOCKET`.
+fn sd_notify(state: &str) {
+    if let Err(error) = envparity_proto::systemd::notify(state) {
+        warn!(%error, state, "cannot notify systemd");
+    }
 }
 
 /// Completes on SIGTERM or SIGINT. If a handler cannot be installed (which

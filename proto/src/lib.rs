@@ -22,6 +22,7 @@ pub mod v1 {
 pub mod exposition;
 pub mod hash;
 pub mod names;
+pub mod systemd;
 pub mod time;
 pub mod transport;
 

@@ -208,6 +208,13 @@ pub async fn run(
     serve(listener, config, shutdown).await
 }
 
+/// Tells systemd `state` when it started us with `$NOTIFY_SOCKET`.
+fn sd_notify(state: &str) {
+    if let Err(error) = envparity_proto::systemd::notify(state) {
+        tracing::warn!(%error, state, "cannot notify systemd");
+    }
+}
+
 /// Refuses plain text unless `config.plaintext` allows it on `local`, and
 /// TLS together with a plain-text allowance (which one was meant?).
 pub(crate) fn check_transport(config: &ServeConfig, local: SocketAddr) -> anyhow::Result<()> {
@@ -335,6 +342,12 @@ pub async fn serve(
             "serving plain-text gRPC as asked (--insecure-plaintext): reports and queries are neither encrypted nor authenticated by certificate; configure tls_cert, tls_key and tls_client_ca (docs/security.md)"
         );
     }
+    // systemd (Type=notify): serving from here on; stopping when asked.
+    sd_notify(envparity_proto::systemd::READY);
+    let shutdown = async {
+        shutdown.await;
+        sd_notify(envparity_proto::systemd::STOPPING);
+    };
     let router = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)
