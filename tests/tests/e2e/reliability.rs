@@ -389,3 +389,48 @@ fn an_engine_restart_under_a_running_agent_is_survived_without_false_removals() 
     );
     Ok(())
 }
+
+#[test]
+fn both_daemons_tell_systemd_they_are_ready_and_stop_cleanly_on_sigterm() -> Result<()> {
+    use std::os::unix::net::UnixDatagram;
+
+    let fleet = Fleet::builder().host("quiet").start()?;
+    let socket = fleet.dir().join("notify.sock");
+    let notify = UnixDatagram::bind(&socket).expect("bind the notify socket");
+    notify
+        .set_read_timeout(Some(REPORT_TIMEOUT))
+        .expect("a read timeout");
+    let next = || {
+        let mut buf = [0u8; 256];
+        let n = notify.recv(&mut buf).expect("a notification in time");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let path = socket.display().to_string();
+
+    let mut aggregator = fleet.aggregator().env("NOTIFY_SOCKET", &path).start()?;
+    assert_eq!(next(), "READY=1", "the aggregator is ready once it serves");
+    let mut agent = fleet
+        .agent(fleet.host("quiet"))
+        .env("NOTIFY_SOCKET", &path)
+        .start()?;
+    assert_eq!(next(), "READY=1", "the agent is ready once it runs");
+    wait_for_state(&fleet, "quiet reporting", &[("quiet", "fresh", 0)])?;
+
+    let status = agent.process().stop()?;
+    assert!(status.success(), "the agent exits 0 on SIGTERM: {status}");
+    assert_eq!(next(), "STOPPING=1");
+    assert!(agent.log().contains("shutting down"), "{}", agent.log());
+    let process = aggregator.process().expect("running");
+    let status = process.stop()?;
+    assert!(
+        status.success(),
+        "the aggregator exits 0 on SIGTERM: {status}"
+    );
+    assert_eq!(next(), "STOPPING=1");
+    assert!(
+        aggregator.log().contains("envparity aggregator stopped"),
+        "{}",
+        aggregator.log()
+    );
+    Ok(())
+}
