@@ -434,3 +434,83 @@ fn both_daemons_tell_systemd_they_are_ready_and_stop_cleanly_on_sigterm() -> Res
     );
     Ok(())
 }
+
+#[test]
+fn restarts_of_either_daemon_resend_nothing_and_record_nothing() -> Result<()> {
+    let fleet = Fleet::builder().host("steady").start()?;
+    let host = fleet.host("steady");
+    host.import_image("app:1", ImageSpec::new().file("/v", "1"))?;
+    host.run(web("app:1", "web"))?;
+    let mut aggregator = fleet.start_aggregator()?;
+    let mut agent = fleet.start_agent(host)?;
+    wait_for_state(&fleet, "steady with web", &[("steady", "fresh", 1)])?;
+    let before = history(&fleet, "web")?;
+    assert_eq!(before.len(), 1, "{before:#?}");
+
+    // The aggregator restarts: its state comes from the store, and the
+    // agent's heartbeats (every second here) vouch for the same content, so
+    // no full snapshot is asked for or sent.
+    let pushed = |log: &str| log.matches("snapshot pushed").count();
+    let pushed_before = pushed(&agent.log());
+    aggregator.restart()?;
+    std::thread::sleep(Duration::from_secs(4));
+    wait_for_state(&fleet, "steady still fresh", &[("steady", "fresh", 1)])?;
+    let log = agent.log();
+    assert_eq!(pushed(&log), pushed_before, "no snapshot re-sent: {log}");
+    assert!(!log.contains("asked for the full snapshot"), "{log}");
+
+    // The agent restarts (a new boot): one snapshot of the same containers,
+    // and no history event, neither removed nor added.
+    agent.stop()?;
+    let _agent = fleet.start_agent(host)?;
+    std::thread::sleep(Duration::from_secs(3));
+    wait_for_state(
+        &fleet,
+        "steady after the agent restart",
+        &[("steady", "fresh", 1)],
+    )?;
+    assert_eq!(history(&fleet, "web")?, before, "nothing recorded");
+    Ok(())
+}
+
+#[test]
+fn a_skewed_agent_clock_is_recorded_beside_the_receive_time_and_order_follows_sequence()
+-> Result<()> {
+    let fleet = Fleet::builder().identity("skew").start()?;
+    let _aggregator = fleet.start_aggregator()?;
+    let client = ReportClient::connect_as(&fleet, "skew")?;
+    let at = |sequence: u64, image: &str, collected: SystemTime| {
+        let mut c = container("svc-skew");
+        if let Some(i) = c.image.as_mut() {
+            i.image_id = image.to_owned();
+        }
+        let mut s = snapshot("skew", "production", sequence, vec![c]);
+        s.collected_at = Some(envparity_proto::time::to_timestamp(collected));
+        envparity_tests::grpc::rehash(&mut s);
+        s
+    };
+    let now = SystemTime::now();
+    let hour = Duration::from_secs(3600);
+    let (first, second) = (
+        format!("sha256:{}", "a".repeat(64)),
+        format!("sha256:{}", "b".repeat(64)),
+    );
+    // The agent's clock jumps back an hour between two reports: the later
+    // sequence still wins.
+    client.push(at(1, &first, now)).expect("stored");
+    client.push(at(2, &second, now - hour)).expect("stored");
+    let service = fleet.cli(&["service", "svc-skew"])?;
+    assert!(service.stdout.contains(&second), "{service}");
+    let events = history(&fleet, "svc-skew")?;
+    let last = events.last().expect("events");
+    assert_eq!(last.3, second);
+    assert!(
+        within(last.4, now - hour, now - hour),
+        "observed_at is the agent's time: {last:?}"
+    );
+    assert!(
+        within(last.5, now, SystemTime::now()),
+        "received_at is the aggregator's: {last:?}"
+    );
+    Ok(())
+}
