@@ -103,6 +103,7 @@ for env in dev staging production; do
   "$bin/envparity-agent" --aggregator "$server" --environment "$env" --host-id "$env-1" \
     --tls-ca "$pki/ca.pem" --tls-cert "$pki/agent-$env-1.pem" --tls-key "$pki/agent-$env-1-key.pem" \
     --docker-host "$(fleet_docker_host "$env")" --fingerprint-key-file "$key" \
+    --state-dir "$FLEET_DIR/agent-state-$env" \
     --clear-env 'LOG_LEVEL,FEATURE_*' --label region=local \
     >"$FLEET_DIR/agent-$env.log" 2>&1 &
   demo_pids+=($!)
