@@ -91,6 +91,9 @@ check "helm template (every option) matches tests/deploy/helm-rendered/full.yaml
   render full tests/deploy/helm-values-full.yaml monitoring policy=deploy/policy.example.toml
 refused "helm template without agent.environment" \
   "$python" "$tools" helm-render deploy/helm/envparity <(echo 'agent: {environment: ""}') envparity envparity
+check "helm template refuses a malformed agent.journalMaxBytes" \
+  fails_with 'agent.journalMaxBytes "64MB": use bytes, or a KiB, MiB or GiB suffix' \
+  "$python" "$tools" helm-render deploy/helm/envparity <(echo 'agent: {journalMaxBytes: 64MB}') envparity envparity
 # The plain-text escape hatch renders (validated and check-config'd below, not
 # committed); turning TLS off without it, or asking for both, does not.
 render_uncommitted() { # render_uncommitted NAME VALUES
@@ -248,17 +251,45 @@ cp "$pki/agent-host-1-key.pem" "$work/node-dir/agent-key.pem"
 
 # The agent DaemonSet's init container, run for real on node host-1: it copies
 # the fleet key, the CA and this node's agent pair from the Secret (or the
-# node's directory) into /run/envparity/{key,tls}, where the agent reads them.
-# `install -o 65532` needs root; elsewhere it runs without the chown.
+# node's directory) into /run/envparity/{key,tls}, where the agent reads them,
+# and hands the journal's hostPath /var/lib/envparity-agent (made by the
+# kubelet, root's, mode 0755) to the agent's user, mode 0700. `install -o
+# 65532` needs root; elsewhere it runs without the chown. Every path is moved
+# under the throwaway root; a script naming any other absolute path is not run.
+state=$croot/var/lib/envparity-agent
 k8s_init() { # k8s_init MANIFESTS SOURCE-DIR NODE
   local script
   script=$("$python" "$tools" init-script "$1" credentials) || return 1
-  rm -rf "$croot/run/envparity/agent-tls-source" "$croot/run/envparity/tls" "$croot/run/envparity/key"
+  rm -rf "$croot/run/envparity/agent-tls-source" "$croot/run/envparity/tls" "$croot/run/envparity/key" "$state"
   mkdir -p "$croot/run/envparity/tls" "$croot/run/envparity/key"
+  mkdir -m 0755 "$state"
   cp -a "$2" "$croot/run/envparity/agent-tls-source"
   script=${script//\/run\/envparity\//$croot\/run\/envparity\/}
+  script=${script//\/var\/lib\/envparity-agent/$state}
+  # Commands that change files, naming an absolute path left outside the root.
+  if grep -E '^ *(install|mkdir|chown|chmod|cp|mv|rm|ln|touch) ' <<<"${script//"$croot"/ROOT}" |
+    grep -E '(^|[ "=])/'; then
+    echo "the init script changes the paths above, outside the throwaway root: not run"
+    return 1
+  fi
   ((EUID == 0)) || script=${script//-o 65532 -g 65532 /}
   NODE_NAME=$3 sh -c "$script"
+}
+# The journal's directory after the init container: the agent's alone.
+state_dir_ready() {
+  local want=700 got
+  ((EUID == 0)) && want="700 65532:65532"
+  got=$(stat -c '%a %u:%g' "$state") || return 1
+  ((EUID == 0)) || got=${got%% *}
+  [[ "$got" == "$want" ]] || { echo "$state: $got, wanted $want"; return 1; }
+}
+# check-config of a Kubernetes agent config: the journal is on disk, in the
+# directory the init container prepared.
+agent_check_journal() { # agent_check_journal CONFIG
+  local out
+  out=$(agent_check "$1") || { printf '%s\n' "$out"; return 1; }
+  grep -Eq "^ *journal +$state, at most " <<<"$out" ||
+    { printf 'the journal is not in %s:\n%s\n' "$state" "$out"; return 1; }
 }
 # The agent certificate names the host id the agent reports as.
 cert_names_host() { # cert_names_host CERT HOST-ID
@@ -296,12 +327,23 @@ for pair in "deploy/kubernetes/config/agent.toml $work/kustomized.yaml $work/age
     check "the agent certificate it installed names host-1 as an agent (CN, OU): ${manifests#"$work"/}" \
       cert_names_host "$croot/run/envparity/tls/agent.pem" host-1
   fi
-  check "envparity-agent check-config $name" agent_check "$work/agent-$i.toml"
+  check "the journal's directory it prepared is the agent's, mode 0700: ${manifests#"$work"/}" state_dir_ready
+  check "envparity-agent check-config $name (journal in /var/lib/envparity-agent)" \
+    agent_check_journal "$work/agent-$i.toml"
 done
 host_id=""
 # A node whose certificate is not in the Secret: the init container stops, naming it.
 check "agent init container on a node without a certificate in the Secret fails, naming it" \
   fails_with "has no agent-host-9.pem for node host-9" k8s_init "$work/kustomized.yaml" "$work/agent-secret" host-9
+# Without its `install -d`, the journal's directory stays the kubelet's; and the
+# harness runs no script that names a path it did not move under its root.
+init_then_state() { k8s_init "$1" "$work/agent-secret" host-1 && state_dir_ready; }
+sed '/install -d .*\/var\/lib\/envparity-agent$/d' "$work/kustomized.yaml" >"$work/kustomized-no-state.yaml"
+check "the journal's directory check on an init container that leaves it to the kubelet fails" \
+  fails_with "wanted 700" init_then_state "$work/kustomized-no-state.yaml"
+sed 's#install -d \(.*\) /var/lib/envparity-agent$#install -d \1 /var/lib/elsewhere#' "$work/kustomized.yaml" >"$work/kustomized-elsewhere.yaml"
+check "agent init container naming a path outside the throwaway root is not run" \
+  fails_with "outside the throwaway root: not run" k8s_init "$work/kustomized-elsewhere.yaml" "$work/agent-secret" host-1
 
 # Broken ones: exit 2 and a message naming the problem.
 broken_agent() { # broken_agent NAME EXPECTED-MESSAGE SED-EXPRESSION
