@@ -32,6 +32,14 @@ const SUFFIX: &str = ".snapshot";
 /// A journal operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
+    /// Another process holds the journal.
+    #[error(
+        "journal {path} is in use by another envparity-agent (two agents must not share a state_dir)"
+    )]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
     /// Reading or writing a file failed.
     #[error("journal {path}: {action}: {source}")]
     Io {
@@ -102,6 +110,8 @@ struct Entry {
 #[derive(Debug)]
 pub struct Journal {
     dir: Option<PathBuf>,
+    /// Held (locked) as long as the journal is open.
+    _lock: Option<std::fs::File>,
     max_bytes: u64,
     entries: VecDeque<Entry>,
     bytes: u64,
@@ -122,6 +132,7 @@ impl Journal {
     pub fn in_memory(max_bytes: u64) -> Self {
         Journal {
             dir: None,
+            _lock: None,
             max_bytes,
             entries: VecDeque::new(),
             bytes: 0,
@@ -133,6 +144,22 @@ impl Journal {
     /// entries a previous run left.
     pub fn open(dir: &Path, max_bytes: u64) -> Result<(Self, Opened), JournalError> {
         std::fs::create_dir_all(dir).map_err(io(dir, "create the directory"))?;
+        let lock_path = dir.join("lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io(&lock_path, "open the lock file"))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(JournalError::Locked { path: lock_path });
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(io(&lock_path, "lock the journal")(e));
+            }
+        }
         let mut found: Vec<(u64, PathBuf)> = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(io(dir, "list the directory"))? {
             let path = entry.map_err(io(dir, "list the directory"))?.path();
@@ -155,6 +182,7 @@ impl Journal {
         found.sort();
         let mut journal = Journal {
             dir: Some(dir.to_owned()),
+            _lock: Some(lock),
             max_bytes,
             entries: VecDeque::new(),
             bytes: 0,
@@ -395,7 +423,25 @@ mod tests {
         j.append(snap(4, 10)).unwrap();
         assert_eq!(sequences(&mut j), vec![2, 3, 4]);
         assert_eq!(j.bytes(), 0);
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["lock"], "only the lock file stays");
+    }
+
+    #[test]
+    fn two_agents_cannot_share_a_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let (first, _) = Journal::open(dir.path(), DEFAULT_MAX_BYTES).unwrap();
+        let err = Journal::open(dir.path(), DEFAULT_MAX_BYTES).unwrap_err();
+        assert!(matches!(err, JournalError::Locked { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .contains("in use by another envparity-agent")
+        );
+        drop(first);
+        Journal::open(dir.path(), DEFAULT_MAX_BYTES).expect("free again once closed");
     }
 
     #[test]
