@@ -79,6 +79,17 @@ export ENVPARITY_SERVER=$server ENVPARITY_TLS_CA=$pki/ca.pem \
   ENVPARITY_QUERY_TLS_CERT=$pki/client-soak.pem ENVPARITY_QUERY_TLS_KEY=$pki/client-soak-key.pem
 cli() { "$bin/envparity" "$@"; }
 
+deadline=$((SECONDS + 120))
+until [[ "$(cli hosts -o json 2>/dev/null | grep -c '"state": "fresh"')" == "${#names[@]}" ]]; do
+  ((SECONDS < deadline)) || { echo "soak: agents did not report within 120 s; see $out" >&2; exit 1; }
+  sleep 0.5
+done
+# Every query's service exists from the start.
+for i in $(seq 0 4); do
+  fleet_docker "${names[0]}" run -d --network none --name "seed$i" --label envparity.service="svc-$i" \
+    app:1 sleep 100000 >/dev/null
+done
+
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 header=t_s,aggregator_kib
 for h in "${names[@]}"; do header+=",agent_${h}_kib"; done
@@ -86,11 +97,12 @@ echo "$header" >"$out/rss.csv"
 
 declare -A count
 for h in "${names[@]}"; do count[$h]=0; done
+count[${names[0]}]=5
 serial=0
 query_failures=0
 start=$SECONDS
 next_sample=0
-next_query=0
+next_query=10
 echo "soak: ${duration}s, ${#names[@]} hosts, a change every ${churn_every}s; results in $out"
 while ((SECONDS - start < duration)); do
   t=$((SECONDS - start))
