@@ -728,8 +728,11 @@ impl Table {
         let mut widths: Vec<usize> = self.headers.iter().map(|h| width(h)).collect();
         for (cells, _) in &self.rows {
             for (i, c) in cells.iter().enumerate() {
-                if let Some(w) = widths.get_mut(i) {
-                    *w = (*w).max(width(c));
+                // A row may have more cells than there are headers (a
+                // malformed answer): the extra columns get widths too.
+                match widths.get_mut(i) {
+                    Some(w) => *w = (*w).max(width(c)),
+                    None => widths.push(width(c)),
                 }
             }
         }
@@ -790,6 +793,35 @@ mod tests {
         assert!(s.contains("evil"));
         assert!(s.contains("\\u{1b}[2J"));
         assert!(!s.contains('\u{202e}'));
+    }
+
+    #[test]
+    fn status_rows_with_more_cells_than_environments_render() {
+        // Found by fuzz/render: an answer whose rows hold more cells than it
+        // names environments panicked on the missing column width.
+        use envparity_proto::v1;
+        let resp = v1::GetStatusResponse {
+            environments: vec![],
+            rows: vec![v1::StatusRow {
+                service: "shop".into(),
+                cells: ["sha256:1", "sha256:2"]
+                    .map(|digest| v1::StatusCell {
+                        environment: "staging".into(),
+                        replicas: 1,
+                        digests: vec![digest.into()],
+                        ..Default::default()
+                    })
+                    .into(),
+            }],
+            findings: vec![],
+        };
+        let out = Out::buffered(Format::Table, false);
+        out.status(&super::super::output::Status::from_proto(&resp))
+            .unwrap();
+        assert!(
+            out.take()
+                .starts_with("SERVICE\nshop     sha256:1  sha256:2\n")
+        );
     }
 
     #[test]
