@@ -674,8 +674,11 @@ pub(crate) mod duration {
 mod instant {
     use super::*;
 
+    /// Whole seconds, or nanoseconds when the instant has a fraction of a
+    /// second, so that what `policy show` prints parses back to the same
+    /// instant.
     pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_rfc3339_seconds(*t).to_string())
+        s.serialize_str(&humantime::format_rfc3339(*t).to_string())
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {

@@ -92,6 +92,21 @@ fn the_printed_policy_parses_back_to_itself() {
 }
 
 #[test]
+fn a_waiver_expiring_at_a_fraction_of_a_second_prints_back_to_itself() {
+    // Found by fuzz/config: the printed expiry dropped the fraction, so the
+    // printed policy's waiver expired up to a second earlier.
+    let policy = parse(
+        "[[waivers]]\nkind = \"env_value\"\nreason = \"r\"\nowner = \"o\"\nexpires = \"2027-01-31T12:00:00.25Z\"\n",
+    )
+    .unwrap();
+    let text = policy.to_toml();
+    assert!(text.contains("2027-01-31T12:00:00.250000000Z"), "{text}");
+    assert_eq!(parse(&text).unwrap(), policy, "{text}");
+    let whole = parse(FULL).unwrap().to_toml();
+    assert!(!whole.contains(".000000000Z"), "{whole}");
+}
+
+#[test]
 fn the_defaults_form_the_conventional_chain() {
     let p = Policy::default();
     let fleet: Vec<String> = ["dev", "staging", "production"].map(String::from).into();
