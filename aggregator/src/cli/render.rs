@@ -263,6 +263,8 @@ impl Out {
     }
 
     fn verdict(&self, findings: &[Finding], scope: &str) -> String {
+        // The scope names environments and services from the command line.
+        let scope = sanitize(scope);
         let counted: Vec<&Finding> = findings.iter().filter(|f| f.counts()).collect();
         let pending = findings.iter().filter(|f| f.state == "pending").count();
         let waived = findings.iter().filter(|f| f.state == "waived").count();
@@ -694,7 +696,7 @@ impl Out {
         let mut s = table.render(self);
         s.push_str(&format!(
             "{}: {} replica(s)\n",
-            service.service,
+            sanitize(&service.service),
             service.instances.len()
         ));
         self.emit(&s)
@@ -822,6 +824,32 @@ mod tests {
             out.take()
                 .starts_with("SERVICE\nshop     sha256:1  sha256:2\n")
         );
+    }
+
+    #[test]
+    fn names_from_the_command_line_are_sanitized_in_verdict_lines() {
+        // Found by fuzz/render: `diff` printed its environments unsanitized
+        // in the verdict line; `service` did the same with the service name.
+        let evil = "staging\u{1b}[2J";
+        let out = Out::buffered(Format::Table, false);
+        let diff = super::super::output::Diff::from_proto(
+            evil.into(),
+            "production".into(),
+            Some(evil.into()),
+            &Default::default(),
+        );
+        out.diff(&diff).unwrap();
+        out.service(&super::super::output::Service::from_proto(
+            &envparity_proto::v1::GetServiceResponse {
+                service: evil.into(),
+                instances: vec![],
+            },
+        ))
+        .unwrap();
+        let text = out.take();
+        assert!(!text.contains('\u{1b}'), "{text:?}");
+        assert!(text.contains("staging\\u{1b}[2J vs production"), "{text:?}");
+        assert!(text.contains("staging\\u{1b}[2J: 0 replica(s)"), "{text:?}");
     }
 
     #[test]
