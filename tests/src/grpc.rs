@@ -35,25 +35,12 @@ impl ReportClient {
     pub fn connect_as(fleet: &Fleet, host: &str) -> Result<Self> {
         let pki = fleet.pki()?;
         let server = fleet.server()?;
-        let tls = ClientTls {
-            ca: Some(pki.join("ca.pem")),
-            cert: Some(pki.join(format!("agent-{host}.pem"))),
-            key: Some(pki.join(format!("agent-{host}-key.pem"))),
-            ..ClientTls::default()
-        };
+        let tls = agent_tls(pki, host);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| setup("a runtime for the report client", e))?;
-        let endpoint = Endpoint::from_shared(server.clone())
-            .map_err(|e| setup(&format!("aggregator address {server}"), e))?
-            .timeout(Duration::from_secs(30));
-        let endpoint = tls
-            .apply(endpoint, &server)
-            .map_err(|e| setup("report client TLS", e))?;
-        let channel = runtime
-            .block_on(endpoint.connect())
-            .map_err(|e| setup(&format!("connecting to {server}"), e))?;
+        let channel = runtime.block_on(connect(&server, &tls))?;
         Ok(Self { runtime, channel })
     }
 
@@ -98,6 +85,39 @@ impl ReportClient {
                 .map(drop)
         })
     }
+}
+
+/// The client TLS settings of the agent of `host` in a PKI directory made by
+/// `envparity certs` (`ca.pem`, `agent-HOST.pem`, `agent-HOST-key.pem`).
+pub fn agent_tls(pki: &std::path::Path, host: &str) -> ClientTls {
+    pki_tls(pki, &format!("agent-{host}"))
+}
+
+/// The client TLS settings of `NAME.pem`/`NAME-key.pem` in a PKI directory
+/// (`agent-HOST`, `client-NAME`).
+pub fn pki_tls(pki: &std::path::Path, name: &str) -> ClientTls {
+    ClientTls {
+        ca: Some(pki.join("ca.pem")),
+        cert: Some(pki.join(format!("{name}.pem"))),
+        key: Some(pki.join(format!("{name}-key.pem"))),
+        ..ClientTls::default()
+    }
+}
+
+/// Connects to the aggregator at `server` (`https://…` with `tls`, or
+/// `http://…`), with a 30-second deadline per call. Async, for callers that
+/// drive many hosts at once (`envparity-loadgen`).
+pub async fn connect(server: &str, tls: &ClientTls) -> Result<Channel> {
+    let endpoint = Endpoint::from_shared(server.to_owned())
+        .map_err(|e| setup(&format!("aggregator address {server}"), e))?
+        .timeout(Duration::from_secs(30));
+    let endpoint = tls
+        .apply(endpoint, server)
+        .map_err(|e| setup("report client TLS", e))?;
+    endpoint
+        .connect()
+        .await
+        .map_err(|e| setup(&format!("connecting to {server}"), e))
 }
 
 /// A well-formed snapshot of `host` in `environment` with `containers`

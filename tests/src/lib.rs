@@ -52,6 +52,7 @@ mod registry;
 mod run;
 mod scratch;
 mod socket_proxy;
+pub mod synthetic;
 mod tap;
 pub mod tools;
 mod wait;
