@@ -13,6 +13,8 @@ mod e2e {
     mod kinds;
     /// Oversize, malformed, hostile and flooding reports against the real server.
     mod limits;
+    /// The load generator speaks the current API (a smoke run; no timings).
+    mod loadgen;
     /// envparity proper: agents report, the aggregator judges, the CLI tells.
     mod parity;
     /// Outages, crashes, engine restarts, duplicates: nothing acknowledged is lost.
