@@ -125,7 +125,9 @@ pub fn evaluate(hosts: &[HostView<'_>], policy: &Policy, scope: &Scope) -> Vec<F
 
     // service -> environment -> replicas
     let mut services: BTreeMap<&str, BTreeMap<&str, Vec<Replica<'_>>>> = BTreeMap::new();
-    for host in hosts {
+    // A scope of no services (host-level kinds only) reads no container.
+    let no_services = scope.services.as_ref().is_some_and(BTreeSet::is_empty);
+    for host in hosts.iter().filter(|_| !no_services) {
         for container in &host.snapshot.containers {
             let Some(service) = container.service.as_ref().map(|s| s.name.as_str()) else {
                 continue;
@@ -171,10 +173,21 @@ pub fn evaluate(hosts: &[HostView<'_>], policy: &Policy, scope: &Scope) -> Vec<F
                         a: (a, ra),
                         b: (b, rb),
                     };
-                    image_digest(&ctx, &pair, &mut out);
-                    same_tag(&ctx, &pair, &mut out);
-                    explicit_env(&ctx, &pair, &mut out);
-                    runtime_config(&ctx, &pair, &mut out);
+                    // Each comparison is skipped when every replica on both
+                    // sides carries the same part: it could find nothing.
+                    let both = || ra.iter().chain(rb.iter()).copied();
+                    if !uniform(both(), |r| &r.container.image) {
+                        image_digest(&ctx, &pair, &mut out);
+                        same_tag(&ctx, &pair, &mut out);
+                    }
+                    if !(uniform(both(), |r| &r.container.explicit_env)
+                        && uniform(both(), |r| &r.host.snapshot.fingerprint_key_id))
+                    {
+                        explicit_env(&ctx, &pair, &mut out);
+                    }
+                    if !uniform(both(), |r| &r.container.runtime) {
+                        runtime_config(&ctx, &pair, &mut out);
+                    }
                 }
                 (Some(ra), None) if has_hosts(hosts, b) => {
                     missing_service(&ctx, service, level, (a, ra), b, false, &mut out);
@@ -205,6 +218,26 @@ pub fn sort(findings: &mut [Finding], policy: &Policy) {
             .then_with(|| x.key.cmp(&y.key))
             .then_with(|| x.host.cmp(&y.host))
     });
+}
+
+/// Whether every replica has the same `part` as the first.
+///
+/// The fast path of the comparisons: replicas that agree on a part cannot
+/// differ in anything derived from it, so comparing them (which renders,
+/// collects and allocates every value) can only find nothing. Equal parts are
+/// sufficient for "no finding", not necessary — runtime settings that differ
+/// only in the order of a set still go through the full comparison, which
+/// decides. Most services in a fleet run identical replicas, so this keeps
+/// the cost of an evaluation close to that of reading the snapshots.
+fn uniform<'a, T: PartialEq + ?Sized + 'a>(
+    mut replicas: impl Iterator<Item = Replica<'a>>,
+    part: impl Fn(&Replica<'a>) -> &'a T,
+) -> bool {
+    let Some(first) = replicas.next() else {
+        return true;
+    };
+    let first = part(&first);
+    replicas.all(|r| part(&r) == first)
 }
 
 fn has_hosts(hosts: &[HostView<'_>], env: &str) -> bool {
@@ -532,6 +565,13 @@ fn replica_drift(
     out: &mut Vec<Finding>,
 ) {
     if replicas.len() < 2 {
+        return;
+    }
+    let all = || replicas.iter().copied();
+    if uniform(all(), |r| &r.container.image)
+        && uniform(all(), |r| &r.container.explicit_env)
+        && uniform(all(), |r| &r.container.runtime)
+    {
         return;
     }
     // aspect -> (basis, value -> hosts)
