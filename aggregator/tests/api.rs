@@ -438,3 +438,75 @@ async fn standard_health_and_reflection_services_answer() {
     }
     server.stop().await;
 }
+
+/// Heartbeats that arrive together share one commit (group commit), and each
+/// is still acknowledged only once its own liveness is stored: after a
+/// restart every host shows the time and engine state of its heartbeat.
+#[tokio::test]
+async fn concurrent_heartbeats_are_each_stored_when_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), Duration::from_secs(3600)).await;
+    let mut r = server.report().await;
+    let hosts: Vec<String> = (0..40).map(|i| format!("h{i:02}")).collect();
+    let mut hashes = Vec::new();
+    for h in &hosts {
+        let s = snapshot(h, "staging", 1, vec![container("shop", "aaa", &[])]);
+        hashes.push(s.content_hash.clone());
+        push(&mut r, s).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let before = std::time::SystemTime::now();
+    let mut beats = tokio::task::JoinSet::new();
+    for (i, (h, hash)) in hosts.iter().zip(&hashes).enumerate() {
+        let mut r = r.clone();
+        let request = HeartbeatRequest {
+            host_id: h.clone(),
+            environment: "staging".into(),
+            content_hash: hash.clone(),
+            boot_id: "boot-1".into(),
+            sequence: 2,
+            sent_at: None,
+            // Every other host says its engine is unreachable: both fields
+            // of each row must come from its own heartbeat.
+            engine_state: if i.is_multiple_of(2) {
+                EngineState::Ok
+            } else {
+                EngineState::Unreachable
+            } as i32,
+        };
+        beats.spawn(async move { r.heartbeat(request).await.map(|_| ()) });
+    }
+    while let Some(acked) = beats.join_next().await {
+        acked.unwrap().unwrap();
+    }
+    server.stop().await;
+
+    let server = Server::start(dir.path(), Duration::from_secs(3600)).await;
+    let listed = server
+        .query()
+        .await
+        .list_hosts(ListHostsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .hosts;
+    assert_eq!(listed.len(), hosts.len());
+    let before_ms = envparity_proto::time::unix_millis(before);
+    for h in &listed {
+        let seen = h.last_seen.expect("last_seen");
+        let seen_ms = seen.seconds * 1000 + i64::from(seen.nanos / 1_000_000);
+        assert!(
+            seen_ms >= before_ms,
+            "{}: last seen before its heartbeat",
+            h.host_id
+        );
+        let index: usize = h.host_id[1..].parse().unwrap();
+        let expected = if index.is_multiple_of(2) {
+            HostState::Fresh
+        } else {
+            HostState::EngineUnreachable
+        };
+        assert_eq!(h.state(), expected, "{}", h.host_id);
+    }
+    server.stop().await;
+}

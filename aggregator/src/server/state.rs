@@ -75,12 +75,103 @@ impl LoadedPolicy {
 struct Inner {
     hosts: BTreeMap<String, StoredHost>,
     ledger: Ledger,
+    /// Service -> the hosts running it: what a service's findings depend on,
+    /// so that a report re-evaluates its services without reading every
+    /// container of the fleet. The sets are shared, so cloning `Inner` (once
+    /// per report) does not copy them.
+    by_service: BTreeMap<String, Arc<BTreeSet<String>>>,
+}
+
+impl Inner {
+    /// Adds (`add`) or removes `snapshot`'s host under each service it runs.
+    fn index(&mut self, snapshot: &HostSnapshot, add: bool) {
+        for service in services_of(snapshot) {
+            let hosts = self.by_service.entry(service.to_owned()).or_default();
+            let hosts = Arc::make_mut(hosts);
+            if add {
+                hosts.insert(snapshot.host_id.clone());
+            } else {
+                hosts.remove(&snapshot.host_id);
+            }
+            if hosts.is_empty() {
+                self.by_service.remove(service);
+            }
+        }
+    }
+
+    /// The hosts running any of `services`, and one host of each
+    /// environment: the environments that have hosts decide which pairs
+    /// exist, at which level, and whether a service is missing from one.
+    fn hosts_for<'a>(&'a self, services: &BTreeSet<String>) -> Vec<&'a StoredHost> {
+        let mut ids: BTreeSet<&str> = services
+            .iter()
+            .filter_map(|s| self.by_service.get(s))
+            .flat_map(|hosts| hosts.iter().map(String::as_str))
+            .collect();
+        let mut environments = BTreeSet::new();
+        for h in self.hosts.values() {
+            if environments.insert(h.snapshot.environment.as_str()) {
+                ids.insert(h.snapshot.host_id.as_str());
+            }
+        }
+        ids.iter().filter_map(|id| self.hosts.get(*id)).collect()
+    }
+}
+
+/// Liveness records (heartbeats, replayed reports) waiting to be written,
+/// each with whoever waits for its commit.
+///
+/// Group commit: the first blocking task to take the writer's lock writes
+/// everything queued so far in one transaction — one fsync for all the
+/// heartbeats that arrived while the previous transaction committed — and
+/// answers each waiter; tasks that find the queue empty have nothing to do.
+/// Every heartbeat is still acknowledged only after its own commit.
+#[derive(Debug, Default)]
+struct Touches {
+    queue: std::sync::Mutex<Vec<Touch>>,
+    writer: std::sync::Mutex<()>,
+}
+
+#[derive(Debug)]
+struct Touch {
+    host_id: String,
+    last_seen: SystemTime,
+    engine_state: EngineState,
+    done: tokio::sync::oneshot::Sender<Result<(), Arc<StoreError>>>,
+}
+
+impl Touches {
+    fn write_queued(&self, store: &dyn Store) {
+        let _writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let batch = std::mem::take(
+            &mut *self
+                .queue
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        if batch.is_empty() {
+            return;
+        }
+        let rows: Vec<(String, SystemTime, EngineState)> = batch
+            .iter()
+            .map(|t| (t.host_id.clone(), t.last_seen, t.engine_state))
+            .collect();
+        let result = store.touch_many(&rows).map_err(Arc::new);
+        for t in batch {
+            // A waiter that went away (its call was cancelled) needs no answer.
+            let _ = t.done.send(result.clone());
+        }
+    }
 }
 
 /// The fleet state shared by the report and query services.
 #[derive(Debug)]
 pub struct Fleet {
     store: Arc<dyn Store>,
+    touches: Arc<Touches>,
     inner: RwLock<Inner>,
     policy: RwLock<Arc<LoadedPolicy>>,
     ingest: tokio::sync::Mutex<()>,
@@ -228,8 +319,12 @@ impl FleetView {
 enum Reach {
     /// Everything.
     Full,
-    /// These services and the host-level kinds.
-    Services(BTreeSet<String>),
+    /// These services, and the host-level kinds when `host_level` (the
+    /// report changed a host's facts, environment or state).
+    Services {
+        services: BTreeSet<String>,
+        host_level: bool,
+    },
     /// Only the host-level kinds (time passing).
     HostLevel,
 }
@@ -257,12 +352,18 @@ impl Fleet {
                 },
             )
         });
+        let mut inner = Inner {
+            ledger: Ledger::remembering(remembered),
+            ..Inner::default()
+        };
+        for h in hosts.values() {
+            inner.index(&h.snapshot, true);
+        }
+        inner.hosts = hosts;
         let fleet = Fleet {
             store,
-            inner: RwLock::new(Inner {
-                hosts,
-                ledger: Ledger::remembering(remembered),
-            }),
+            touches: Arc::default(),
+            inner: RwLock::new(inner),
             policy: RwLock::new(Arc::new(policy)),
             ingest: tokio::sync::Mutex::new(()),
             stale_after,
@@ -357,18 +458,43 @@ impl Fleet {
     fn reevaluate(&self, inner: &mut Inner, reach: &Reach, now: SystemTime) -> FindingChanges {
         let policy = self.policy();
         let policy = &policy.policy;
-        let views = host_views(inner.hosts.values().map(|h| (h, self.state_of(h, now))));
-        let environments = policy.ordered(views.iter().map(|v| v.environment));
-        let scope = Scope::all(policy, &environments);
-        let scope = match reach {
-            Reach::Full => scope,
-            Reach::Services(s) => scope.with_services(s.clone()),
-            Reach::HostLevel => scope.with_services(BTreeSet::new()),
+        let environments = policy.ordered(
+            inner
+                .hosts
+                .values()
+                .map(|h| h.snapshot.environment.as_str()),
+        );
+        let all = Scope::all(policy, &environments);
+        let evaluate = |hosts: Vec<&StoredHost>, scope: &Scope| {
+            let views = host_views(hosts.into_iter().map(|h| (h, self.state_of(h, now))));
+            parity::evaluate(&views, policy, scope)
         };
-        let findings = parity::evaluate(&views, policy, &scope);
+        let every_host = || inner.hosts.values().collect::<Vec<_>>();
+        let host_level_only = all.clone().with_services(BTreeSet::new());
+        let findings = match reach {
+            Reach::Full => evaluate(every_host(), &all),
+            Reach::HostLevel => evaluate(every_host(), &host_level_only),
+            Reach::Services {
+                services,
+                host_level,
+            } => {
+                let scope = all
+                    .clone()
+                    .with_services(services.clone())
+                    .with_host_level(false);
+                let mut findings = evaluate(inner.hosts_for(services), &scope);
+                if *host_level {
+                    findings.extend(evaluate(every_host(), &host_level_only));
+                }
+                findings
+            }
+        };
         let covers = |k: &FindingKey| match reach {
             Reach::Full => true,
-            Reach::Services(s) => k.kind.is_host_level() || s.contains(&k.service),
+            Reach::Services {
+                services,
+                host_level,
+            } => (*host_level && k.kind.is_host_level()) || services.contains(&k.service),
             Reach::HostLevel => k.kind.is_host_level(),
         };
         let delta = inner.ledger.observe(findings, covers, now);
@@ -470,16 +596,32 @@ impl Fleet {
         };
 
         // Re-evaluate what this report can change: the services it ran
-        // before and runs now (everything when the set of environments
-        // changed, because that changes which pairs exist).
+        // before and runs now, and the host-level kinds when the host's
+        // facts, environment or state changed (everything when the set of
+        // environments changed, because that changes which pairs exist).
         let mut inner = self.read().clone();
         let environments = |i: &Inner| -> BTreeSet<String> {
             i.hosts
                 .values()
-                .map(|h| h.snapshot.environment.clone())
+                .map(|h| h.snapshot.environment.as_str())
+                .collect::<BTreeSet<&str>>()
+                .into_iter()
+                .map(str::to_owned)
                 .collect()
         };
         let before = environments(&inner);
+        let host_level = previous.as_ref().is_none_or(|prev| {
+            let (p, n) = (&prev.snapshot, &record.snapshot);
+            p.environment != n.environment
+                || p.host != n.host
+                || p.engine != n.engine
+                || prev.engine_state != record.engine_state
+                || self.state_of(prev, now) != HostState::Fresh
+        });
+        if let Some(prev) = &previous {
+            inner.index(&prev.snapshot, false);
+        }
+        inner.index(&record.snapshot, true);
         inner
             .hosts
             .insert(record.snapshot.host_id.clone(), record.clone());
@@ -489,7 +631,10 @@ impl Fleet {
             if let Some(prev) = &previous {
                 services.extend(services_of(&prev.snapshot).map(str::to_owned));
             }
-            Reach::Services(services)
+            Reach::Services {
+                services,
+                host_level,
+            }
         } else {
             Reach::Full
         };
@@ -537,9 +682,23 @@ impl Fleet {
         now: SystemTime,
         engine_state: EngineState,
     ) -> Result<(), IngestError> {
-        let id = host_id.to_owned();
-        self.blocking(move |store| store.touch(&id, now, engine_state))
-            .await?;
+        let (done, committed) = tokio::sync::oneshot::channel();
+        self.touches
+            .queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Touch {
+                host_id: host_id.to_owned(),
+                last_seen: now,
+                engine_state,
+                done,
+            });
+        let (store, touches) = (Arc::clone(&self.store), Arc::clone(&self.touches));
+        tokio::task::spawn_blocking(move || touches.write_queued(store.as_ref()));
+        committed
+            .await
+            .map_err(|e| IngestError::Task(e.to_string()))?
+            .map_err(|e| IngestError::Store(StoreError::Shared(e)))?;
         if let Some(h) = self.write().hosts.get_mut(host_id) {
             h.last_seen = now;
             h.engine_state = engine_state;
@@ -620,4 +779,100 @@ fn finding_changes(delta: &Delta, now: SystemTime) -> FindingChanges {
 /// memory and what comes back after a restart are the same instants.
 fn to_millis(now: SystemTime) -> SystemTime {
     from_unix_millis(unix_millis(now))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SqliteStore;
+    use envparity_proto::v1::{
+        AgentInfo, Container, EnvVar, HostFacts, ImageInfo, ServiceIdentity,
+    };
+
+    fn container(service: &str, image: u64, env: u64) -> Container {
+        Container {
+            id: format!("{service}-{image}"),
+            name: service.into(),
+            service: Some(ServiceIdentity {
+                name: service.into(),
+                source: 1,
+            }),
+            image: Some(ImageInfo {
+                reference: format!("reg/{service}:{image}"),
+                image_id: format!("sha256:{image}"),
+                ..Default::default()
+            }),
+            explicit_env: vec![EnvVar {
+                name: "MODE".into(),
+                fingerprint: format!("fp{env}"),
+                value: None,
+            }],
+            ..Default::default()
+        }
+    }
+
+    /// A random fleet changing one report at a time: after every report the
+    /// ledger, kept by incremental re-evaluation (only the services the
+    /// report touches, host-level kinds only when the host's facts or state
+    /// changed), holds exactly what a full evaluation finds.
+    #[tokio::test]
+    async fn incremental_ingest_matches_a_full_evaluation() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let fleet = Fleet::load(
+            store,
+            Duration::from_secs(3600),
+            LoadedPolicy::defaults(t0),
+            t0,
+        )
+        .unwrap();
+        let mut rng = fastrand::Rng::with_seed(7);
+        let envs = ["dev", "staging", "production"];
+        let mut sequence = BTreeMap::new();
+        for step in 0..150u64 {
+            let host = format!("h{}", rng.u64(0..9));
+            let seq = sequence.entry(host.clone()).or_insert(0u64);
+            *seq += 1;
+            let containers = (0..rng.usize(0..4))
+                .map(|_| container(&format!("s{}", rng.u64(0..5)), rng.u64(0..3), rng.u64(0..2)))
+                .collect();
+            let mut s = HostSnapshot {
+                host_id: host.clone(),
+                // Mostly the host's own environment; sometimes it moves.
+                environment: envs[(rng.usize(0..12) + host.len()) % 3].into(),
+                agent: Some(AgentInfo {
+                    version: "t".into(),
+                    boot_id: "b".into(),
+                }),
+                sequence: *seq,
+                host: Some(HostFacts {
+                    kernel_version: format!("6.{}.0", rng.u64(0..2)),
+                    ..Default::default()
+                }),
+                engine_state: if rng.u8(0..10) == 0 { 2 } else { 1 },
+                containers,
+                fingerprint_key_id: "k".into(),
+                ..Default::default()
+            };
+            s.content_hash = envparity_proto::hash::content_hash(&s);
+            let now = t0 + Duration::from_secs(step);
+            fleet.push(s, now).await.unwrap();
+
+            let view = fleet.view(now);
+            let held: BTreeSet<FindingKey> =
+                view.open.iter().map(|e| e.finding.identity()).collect();
+            let views = view.host_views();
+            let environments = view.environments();
+            let full: BTreeSet<FindingKey> = parity::evaluate(
+                &views,
+                view.policy(),
+                &Scope::all(view.policy(), &environments),
+            )
+            .iter()
+            .map(Finding::identity)
+            .collect();
+            assert_eq!(held, full, "after step {step}");
+        }
+    }
 }

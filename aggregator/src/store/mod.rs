@@ -203,6 +203,10 @@ pub enum StoreError {
     /// The blocking task running a store call died.
     #[error("store task failed: {0}")]
     Task(String),
+    /// A write shared by several reports (group commit) failed; each of
+    /// them gets this one error.
+    #[error("{0}")]
+    Shared(std::sync::Arc<StoreError>),
     /// The database was written by a newer envparity.
     #[error(
         "database {path}: schema version {found} is newer than this envparity supports ({supported}); upgrade envparity"
@@ -260,6 +264,15 @@ pub trait Store: Send + Sync + 'static {
         last_seen: SystemTime,
         engine_state: EngineState,
     ) -> Result<(), StoreError>;
+
+    /// Records several [`Store::touch`]es in one transaction (heartbeats
+    /// that arrived together share one commit).
+    fn touch_many(&self, touches: &[(String, SystemTime, EngineState)]) -> Result<(), StoreError> {
+        for (host_id, last_seen, engine_state) in touches {
+            self.touch(host_id, *last_seen, *engine_state)?;
+        }
+        Ok(())
+    }
 
     /// The changes recorded for a service (or every service), oldest first.
     fn changes(&self, service: Option<&str>, limit: usize) -> Result<Vec<Change>, StoreError>;

@@ -428,6 +428,30 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn touch_many(&self, touches: &[(String, SystemTime, EngineState)]) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction()
+            .map_err(self.db("begin heartbeat write"))?;
+        {
+            let mut update = tx
+                .prepare_cached(
+                    "UPDATE hosts SET last_seen_ms = ?2, engine_state = ?3 WHERE host_id = ?1",
+                )
+                .map_err(self.db("prepare heartbeat write"))?;
+            for (host_id, last_seen, engine_state) in touches {
+                update
+                    .execute(params![
+                        host_id,
+                        unix_millis(*last_seen),
+                        *engine_state as i32
+                    ])
+                    .map_err(self.db("record heartbeat"))?;
+            }
+        }
+        tx.commit().map_err(self.db("commit heartbeat write"))
+    }
+
     fn load_alerts(&self) -> Result<Vec<AlertRow>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
