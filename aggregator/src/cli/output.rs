@@ -23,9 +23,15 @@ fn enum_name(proto_name: &str, prefix: &str) -> String {
         .to_ascii_lowercase()
 }
 
+/// A timestamp as RFC 3339 text; `None` when absent, malformed, or after
+/// the year 9999, which RFC 3339 cannot write (agents' clocks are theirs:
+/// `collected_at` and `started_at` can say anything).
 fn rfc3339(ts: Option<&prost_types::Timestamp>) -> Option<String> {
-    ts.and_then(from_timestamp)
-        .map(|t| humantime::format_rfc3339_seconds(t).to_string())
+    use std::fmt::Write;
+    let t = ts.and_then(from_timestamp)?;
+    let mut text = String::new();
+    write!(text, "{}", humantime::format_rfc3339_seconds(t)).ok()?;
+    Some(text)
 }
 
 /// `hosts` output.
@@ -794,6 +800,27 @@ impl ConfigCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_timestamp_after_the_year_9999_is_absent_not_a_panic() {
+        // Found by fuzz/render: an agent's `collected_at` in the year 10000
+        // reached `history` as an event time, and formatting it panicked.
+        let at = |seconds| rfc3339(Some(&prost_types::Timestamp { seconds, nanos: 0 }));
+        assert_eq!(at(253_402_300_799).as_deref(), Some("9999-12-31T23:59:59Z"));
+        assert_eq!(at(253_402_300_800), None);
+        assert_eq!(at(i64::MAX), None);
+        let history = History::from_proto(&v1::GetHistoryResponse {
+            events: vec![v1::HistoryEvent {
+                observed_at: Some(prost_types::Timestamp {
+                    seconds: i64::MAX,
+                    nanos: 0,
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        assert_eq!(history.events[0].observed_at, None);
+    }
 
     #[test]
     fn enum_names_are_snake_case_without_prefix() {
