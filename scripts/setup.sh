@@ -29,6 +29,7 @@ packages=(
   docker-compose   # `docker-compose config` validates deploy/compose/compose.yaml
   python3-venv     # the venv holding kubernetes-validate and Helm's SDK (below)
   haproxy          # a read-only Docker socket proxy in the security e2e tests
+  prometheus-node-exporter  # the minimal host agent the benchmarks compare against (scripts/bench.sh)
 )
 
 # Tool -> the absolute path the tests and scripts execute.
@@ -47,6 +48,7 @@ tools=(
   /usr/bin/systemd-analyze
   /usr/bin/docker-compose
   /usr/sbin/haproxy
+  /usr/bin/prometheus-node-exporter
 )
 
 say() { printf 'setup: %s\n' "$*"; }

@@ -1,9 +1,11 @@
 //! The parity engine on synthetic fleets of 100, 1,000 and 10,000 hosts × 50
 //! containers (`envparity_tests::synthetic`, the fleet `envparity-loadgen`
-//! sends): a full evaluation, and the re-evaluation after one host changed,
-//! as `Fleet::push` does it (only the services that host runs, then the
-//! ledger). `cargo bench -p envparity-aggregator --bench parity`; the
-//! figures and how to read them are in docs/benchmarks.md.
+//! sends): a full evaluation, and the re-evaluation after one host changed
+//! (only the services that host runs, over every host, then the ledger; the
+//! aggregator also narrows the hosts to those running the services, which
+//! the load generator's figures include). `cargo bench -p
+//! envparity-aggregator --bench parity`; the figures and how to read them
+//! are in docs/benchmarks.md.
 //!
 //! Sample sizes are small (10) so that the whole run stays within a few
 //! minutes on two cores; criterion's confidence intervals say how much that

@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# Runs every benchmark behind docs/benchmarks.md and prints its tables. As
+# root, from a built tree (it builds the release binaries it needs):
+#
+#   scripts/bench.sh [OUT_DIR]            # everything, 3 runs of each (about 90 minutes on 2 cores)
+#   BENCH_RUNS=1 BENCH_PARTS=ingest scripts/bench.sh   # a part, once
+#
+# Parts (BENCH_PARTS, comma-separated; default all of them):
+#   ingest  envparity-loadgen against the bare tonic echo server and against
+#           `envparity serve`, 100 hosts × 50 containers, plain text and
+#           mutual TLS: heartbeat and full-snapshot throughput, latencies,
+#           server CPU per call; the ratio to the echo baseline
+#   scale   100 → 1,000 → 10,000 hosts × 50 containers, plain text: time to
+#           register every host, snapshot throughput, then a steady fleet
+#           (heartbeats every 15 s, 10 changed snapshots per second) while
+#           `status` and `diff` run every second over gRPC and through the
+#           CLI; aggregator CPU and RSS
+#   engine  criterion benchmarks of the pure parity engine (cargo bench)
+#   agent   tests/deploy/measure-agent.sh: the agent with 0, 10, 100
+#           containers on a real dockerd, idle; docker run → aggregator and
+#           → webhook alert; node_exporter's RSS beside it
+#
+# Results go to OUT_DIR (default ./bench-results/DATE) as JSON lines;
+# scripts/bench-summary.py turns them into the tables of docs/benchmarks.md.
+# The aggregator runs with its report rate limit raised (--report-rate and
+# --report-burst 1000000): the load generator reports for each host far
+# faster than an agent would.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd -P)
+out=${1:-$root/bench-results/$(date -u +%Y%m%dT%H%M%SZ)}
+runs=${BENCH_RUNS:-3}
+parts=${BENCH_PARTS:-ingest,scale,engine,agent}
+scales=${BENCH_SCALES:-100,1000,10000}
+duration=${BENCH_DURATION:-10s}
+steady=${BENCH_STEADY:-30s}
+tls_hosts=${BENCH_TLS_HOSTS:-100}
+mkdir -p "$out"
+out=$(cd "$out" && pwd -P)
+bin=${CARGO_TARGET_DIR:-$root/target}/release
+say() { printf 'bench: %s\n' "$*" >&2; }
+has() { [[ ",$parts," == *",$1,"* ]]; }
+
+[[ "$(id -u)" == 0 ]] || { say "run as root (the agent part starts dockerd)"; exit 1; }
+say "building release binaries"
+build=(-p envparity-aggregator -p envparity-tests --bin envparity --bin envparity-loadgen)
+# ENVPARITY_AGENT_BIN measures another agent build (e.g. a release).
+[[ -n "${ENVPARITY_AGENT_BIN:-}" ]] || build+=(-p envparity-agent --bin envparity-agent)
+cargo build --release --locked "${build[@]}" >&2
+
+{
+  echo "date: $(date -u +%FT%TZ)"
+  echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with local changes)')"
+  echo "nproc: $(nproc)"
+  echo "cpu: $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
+  echo "memory: $(awk '/^MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)"
+  echo "kernel: $(uname -r)"
+  echo "load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+} | tee "$out/machine.txt" >&2
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/envparity-bench.XXXXXX")
+server=
+stop_server() {
+  if [[ -n "$server" ]]; then
+    kill -TERM "$server" 2>/dev/null || true
+    wait "$server" 2>/dev/null || true
+    server=
+  fi
+}
+cleanup() {
+  local status=$?
+  stop_server
+  rm -rf "$tmp"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+free_port() {
+  local p
+  while :; do
+    p=$((20000 + RANDOM % 20000))
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+  done
+}
+
+# start_server NAME [TLS_DIR]: a fresh aggregator; sets server (pid) and url.
+start_server() {
+  local name=$1 pki=${2:-} port
+  port=$(free_port)
+  local args=(serve --listen "127.0.0.1:$port" --data-dir "$tmp/data-$name"
+    --report-rate 1000000 --report-burst 1000000)
+  if [[ -n "$pki" ]]; then
+    args+=(--tls-cert "$pki/server.pem" --tls-key "$pki/server-key.pem" --tls-client-ca "$pki/ca.pem")
+    url=https://127.0.0.1:$port
+  else
+    args+=(--insecure-plaintext)
+    url=http://127.0.0.1:$port
+  fi
+  rm -rf "$tmp/data-$name"
+  "$bin/envparity" "${args[@]}" >"$tmp/serve-$name.log" 2>&1 &
+  server=$!
+  local i
+  for i in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  say "the aggregator did not start:"
+  tail -n 20 "$tmp/serve-$name.log" >&2
+  return 1
+}
+
+loadgen() { "$bin/envparity-loadgen" --json "$out/loadgen.jsonl" "$@"; }
+
+if has ingest; then
+  say "ingest: making a PKI for $tls_hosts hosts"
+  hosts=()
+  for i in $(seq 0 $((tls_hosts - 1))); do hosts+=("$(printf 'host-%05d' "$i")"); done
+  t0=$EPOCHREALTIME
+  "$bin/envparity" certs --dir "$tmp/pki" --server-name 127.0.0.1 --client loadgen "${hosts[@]/#/--agent=}" >/dev/null
+  echo "{\"certs\": $tls_hosts, \"seconds\": $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN {print b - a}')}" >>"$out/certs.jsonl"
+  for r in $(seq 1 "$runs"); do
+    for tls in plain tls; do
+      pki_args=()
+      [[ $tls == tls ]] && pki_args=(--tls-dir "$tmp/pki")
+      common=(--hosts "$tls_hosts" --phases "register,heartbeat,snapshot" --duration "$duration" "${pki_args[@]}")
+      say "ingest run $r ($tls): echo baseline"
+      loadgen --echo "${common[@]}" --label "ingest-$tls-echo/run$r"
+      say "ingest run $r ($tls): aggregator"
+      start_server "ingest-$tls-$r" "${pki_args[@]:1}"
+      loadgen --server "$url" --server-pid "$server" "${common[@]}" --label "ingest-$tls-aggregator/run$r"
+      stop_server
+    done
+  done
+fi
+
+# Times `envparity ARGS…` every second until the file STOP exists; one JSON
+# line per call.
+time_cli() {
+  local label=$1 stop=$2 what=$3
+  shift 3
+  while [[ ! -e "$stop" ]]; do
+    local t0=$EPOCHREALTIME code=0
+    "$bin/envparity" --server "$url" --insecure-plaintext "$@" >/dev/null 2>&1 || code=$?
+    echo "{\"label\": \"$label\", \"command\": \"$what\", \"exit\": $code, \"ms\": $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.1f", 1000 * (b - a)}')}" >>"$out/cli.jsonl"
+    sleep 1
+  done
+}
+
+if has scale; then
+  IFS=, read -r -a scale_list <<<"$scales"
+  for r in $(seq 1 "$runs"); do
+    for n in "${scale_list[@]}"; do
+      say "scale run $r: $n hosts"
+      start_server "scale-$n-$r"
+      loadgen --server "$url" --server-pid "$server" --hosts "$n" --phases register,snapshot \
+        --duration "$duration" --label "scale-$n/run$r"
+      stop=$tmp/stop-cli
+      rm -f "$stop"
+      time_cli "scale-$n/run$r" "$stop" status status &
+      cli_status=$!
+      time_cli "scale-$n/run$r" "$stop" diff diff staging production &
+      cli_diff=$!
+      loadgen --server "$url" --server-pid "$server" --hosts "$n" --phases steady --duration "$steady" \
+        --heartbeat-interval 15s --churn 10 --query-interval 1s --label "scale-$n/run$r"
+      touch "$stop"
+      wait "$cli_status" "$cli_diff"
+      stop_server
+    done
+  done
+fi
+
+if has engine; then
+  say "engine: cargo bench (criterion)"
+  cargo bench --locked -p envparity-aggregator --bench parity 2>&1 | tee "$out/criterion.txt" >&2
+fi
+
+if has agent; then
+  for r in $(seq 1 "$runs"); do
+    say "agent run $r"
+    ENVPARITY_AGENT_BIN=${ENVPARITY_AGENT_BIN:-$bin/envparity-agent} ENVPARITY_BIN=$bin/envparity \
+      tests/deploy/measure-agent.sh --counts 0,10,100 --seconds "${BENCH_AGENT_SECONDS:-120}" --idle \
+      --trials "${BENCH_TRIALS:-20}" --node-exporter --json "$out/agent.jsonl" | tee -a "$out/agent.txt" >&2
+  done
+fi
+
+echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/machine.txt" >&2
+python3 scripts/bench-summary.py "$out" | tee "$out/summary.md"
