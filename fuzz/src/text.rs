@@ -74,6 +74,27 @@ pub const HOSTILE: &[&str] = &[
     " ",
 ];
 
+/// Characters of every UTF-8 width, hex digits among them (digests and
+/// fingerprints are hex, and are shortened for tables).
+pub const MIXED: &[char] = &[
+    'a',
+    'f',
+    '0',
+    '9',
+    ':',
+    '@',
+    '/',
+    '-',
+    'é',
+    '\u{85}',
+    'ß',
+    '日',
+    '\u{202e}',
+    '\u{feff}',
+    '🙂',
+    '\u{10ffff}',
+];
+
 /// A string for one field: mostly realistic (so the input gets past
 /// validation and is compared with the rest of the fleet), often hostile.
 #[derive(Debug, Clone, Arbitrary)]
@@ -91,6 +112,16 @@ pub enum Text {
     },
     /// Hostile fragments glued together.
     Hostile(Vec<u8>),
+    /// A dictionary value or fragment followed by characters of mixed
+    /// widths (1 to 4 bytes in UTF-8), so that code cutting strings at a
+    /// byte offset meets a character boundary at every offset.
+    Mixed {
+        /// What comes first: a dictionary value (odd numbers) or a hostile
+        /// fragment (even ones), such as `sha256:`.
+        known: u8,
+        /// The characters, each picked from [`MIXED`].
+        chars: Vec<u8>,
+    },
     /// Any UTF-8.
     Any(String),
     /// Bytes decoded as the agent decodes Docker's: lossily.
@@ -141,6 +172,18 @@ impl Text {
                 )
             }
             Text::Hostile(parts) => parts.iter().take(16).map(|i| pick(HOSTILE, *i)).collect(),
+            Text::Mixed { known, chars } => {
+                let prefix = if known % 2 == 1 {
+                    pick(dict, known / 2)
+                } else {
+                    pick(HOSTILE, known / 2)
+                };
+                let tail = chars
+                    .iter()
+                    .take(256)
+                    .map(|c| MIXED[usize::from(*c) % MIXED.len()]);
+                prefix.chars().chain(tail).collect()
+            }
             Text::Any(s) => s.clone(),
             Text::Lossy(b) => String::from_utf8_lossy(b).into_owned(),
             Text::Long { len, what } => {
