@@ -1,5 +1,6 @@
-//! A whole aggregator in memory: the report and query services over a fleet
-//! that starts with [`report::baseline`], without a network or a database.
+//! A whole aggregator without a network: the report and query services over
+//! the real SQLite store ([`FuzzStore`]), reset to [`report::baseline`] for
+//! each input.
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
@@ -12,7 +13,7 @@ use envparity_aggregator::server::rate::{RateLimit, RateLimiter};
 use envparity_aggregator::server::{Fleet, LoadedPolicy, QueryApi, ReportApi};
 
 use crate::report;
-use crate::store::MemStore;
+use crate::store::FuzzStore;
 
 /// One tokio runtime per fuzzing process (the services are async and the
 /// store runs on the blocking pool, as in `serve`).
@@ -29,7 +30,7 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
 #[derive(Debug)]
 pub struct Aggregator {
     /// What is stored.
-    pub store: MemStore,
+    pub store: &'static FuzzStore,
     /// The fleet.
     pub fleet: Arc<Fleet>,
     /// The report service, as agents reach it (plain text: no certificate
@@ -48,10 +49,11 @@ impl Aggregator {
     /// An aggregator that has the baseline fleet, received just now.
     pub fn with_baseline() -> Self {
         let now = SystemTime::now();
-        let store = MemStore::with_hosts(&report::baseline(), now);
+        let store = FuzzStore::get();
+        store.reset(&report::baseline(), now);
         let fleet = Arc::new(
             Fleet::load(
-                Arc::new(store.clone()),
+                store.store(),
                 Duration::from_secs(90),
                 LoadedPolicy::defaults(now),
                 now,
@@ -60,12 +62,8 @@ impl Aggregator {
         );
         let metrics = Arc::new(Metrics::new());
         let alerting = Arc::new(
-            Alerting::load(
-                AlertsConfig::default(),
-                Arc::new(store.clone()),
-                Arc::clone(&metrics),
-            )
-            .expect("alerting loads"),
+            Alerting::load(AlertsConfig::default(), store.store(), Arc::clone(&metrics))
+                .expect("alerting loads"),
         );
         Aggregator {
             report: ReportApi::new(

@@ -1,246 +1,112 @@
-//! An in-memory [`Store`] that stores snapshots as the SQLite store does —
-//! as encoded protobuf — and checks that what it stored decodes back to what
-//! it was given. SQLite itself is left out: opening a database per input
-//! would cut the fuzzer's speed a hundredfold.
+//! The aggregator's real store, [`SqliteStore`], one per fuzzing process.
+//!
+//! Opening a database per input would cost more than the input itself, so the
+//! process opens one (on tmpfs when there is one: `fsync` is then free) and
+//! [`FuzzStore::reset`] empties it and writes the baseline fleet back through
+//! the store's own write path before each input. A second connection to the
+//! same file does the emptying and watches `PRAGMA data_version`, which moves
+//! exactly when another connection (the store's) commits: that is how a
+//! target proves a refused report wrote nothing.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::SystemTime;
 
-use envparity_aggregator::store::{
-    AlertRow, Change, FindingChanges, FindingRecord, OutboxRow, Store, StoreError, StoredHost,
-};
-use envparity_proto::time::{from_unix_millis, unix_millis};
+use envparity_aggregator::store::{FindingChanges, SqliteStore, Store, StoredHost};
 use envparity_proto::v1::{EngineState, HostSnapshot};
-use prost::Message;
+use rusqlite::Connection;
 
-/// One stored host: the encoded snapshot and the columns beside it.
-#[derive(Debug, Clone)]
-struct Row {
-    snapshot: Vec<u8>,
-    received_at_ms: i64,
-    last_seen_ms: i64,
-    engine_state: EngineState,
+/// Every table the store writes, emptied between inputs (`meta` keeps the
+/// schema version and is left alone).
+const TABLES: &[&str] = &["hosts", "changes", "findings", "alerts", "alert_outbox"];
+
+/// The process's store and the connection that resets and watches it.
+#[derive(Debug)]
+pub struct FuzzStore {
+    store: Arc<SqliteStore>,
+    watch: Mutex<Connection>,
+    _dir: tempfile::TempDir,
 }
 
-#[derive(Debug, Default)]
-struct State {
-    hosts: BTreeMap<String, Row>,
-    changes: Vec<Change>,
-    findings: Vec<FindingRecord>,
-    alerts: BTreeMap<String, AlertRow>,
-    outbox: Vec<OutboxRow>,
-    /// Calls that wrote something.
-    writes: usize,
-}
+impl FuzzStore {
+    /// The process's store, opened on first use.
+    pub fn get() -> &'static FuzzStore {
+        static STORE: OnceLock<FuzzStore> = OnceLock::new();
+        STORE.get_or_init(|| {
+            let shm = Path::new("/dev/shm");
+            let dir = if shm.is_dir() {
+                tempfile::Builder::new()
+                    .prefix("envparity-fuzz-")
+                    .tempdir_in(shm)
+            } else {
+                tempfile::Builder::new().prefix("envparity-fuzz-").tempdir()
+            }
+            .expect("a temporary directory for the fuzz store");
+            let store = SqliteStore::open(dir.path()).expect("the fuzz store opens");
+            let watch = Connection::open(store.path()).expect("a second connection to the store");
+            watch
+                .busy_timeout(std::time::Duration::from_secs(5))
+                .expect("busy timeout");
+            FuzzStore {
+                store: Arc::new(store),
+                watch: Mutex::new(watch),
+                _dir: dir,
+            }
+        })
+    }
 
-/// The in-memory store.
-#[derive(Debug, Default, Clone)]
-pub struct MemStore {
-    state: Arc<Mutex<State>>,
-}
-
-impl MemStore {
-    fn state(&self) -> MutexGuard<'_, State> {
-        self.state
+    fn watch(&self) -> MutexGuard<'_, Connection> {
+        self.watch
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// A store holding `hosts`, received and last seen at `now`.
-    pub fn with_hosts(hosts: &[HostSnapshot], now: SystemTime) -> Self {
-        let store = MemStore::default();
+    /// The store, as the aggregator's services take it.
+    pub fn store(&self) -> Arc<SqliteStore> {
+        Arc::clone(&self.store)
+    }
+
+    /// Empties the store and writes `hosts` into it, received and last seen
+    /// at `now`, through [`Store::save_snapshot`].
+    pub fn reset(&self, hosts: &[HostSnapshot], now: SystemTime) {
+        {
+            let watch = self.watch();
+            let sql: String = TABLES.iter().map(|t| format!("DELETE FROM {t};")).collect();
+            watch
+                .execute_batch(&format!("BEGIN IMMEDIATE; {sql} COMMIT;"))
+                .expect("the fuzz store empties");
+        }
         for h in hosts {
-            store.state().hosts.insert(
-                h.host_id.clone(),
-                Row {
-                    snapshot: h.encode_to_vec(),
-                    received_at_ms: unix_millis(now),
-                    last_seen_ms: unix_millis(now),
-                    engine_state: EngineState::Ok,
-                },
-            );
+            self.store
+                .save_snapshot(
+                    &StoredHost {
+                        snapshot: Arc::new(h.clone()),
+                        received_at: now,
+                        last_seen: now,
+                        engine_state: EngineState::Ok,
+                    },
+                    &[],
+                    &FindingChanges::default(),
+                )
+                .expect("the baseline is stored");
         }
-        store
     }
 
-    /// How many calls wrote something.
-    pub fn writes(&self) -> usize {
-        self.state().writes
+    /// A number that changes whenever the store commits a write (SQLite's
+    /// `data_version`, as seen from the watching connection).
+    pub fn version(&self) -> i64 {
+        self.watch()
+            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .expect("data_version")
     }
 
-    /// The stored snapshot of `host_id`, decoded.
+    /// The stored snapshot of `host_id`, read back from SQLite.
     pub fn snapshot(&self, host_id: &str) -> Option<HostSnapshot> {
-        let state = self.state();
-        let row = state.hosts.get(host_id)?;
-        Some(HostSnapshot::decode(row.snapshot.as_slice()).expect("a stored snapshot decodes"))
-    }
-
-    /// Every change recorded.
-    pub fn changes_recorded(&self) -> Vec<Change> {
-        self.state().changes.clone()
-    }
-}
-
-impl Store for MemStore {
-    fn load_hosts(&self) -> Result<Vec<StoredHost>, StoreError> {
-        let state = self.state();
-        Ok(state
-            .hosts
-            .values()
-            .map(|row| StoredHost {
-                snapshot: Arc::new(
-                    HostSnapshot::decode(row.snapshot.as_slice())
-                        .expect("a stored snapshot decodes"),
-                ),
-                received_at: from_unix_millis(row.received_at_ms),
-                last_seen: from_unix_millis(row.last_seen_ms),
-                engine_state: row.engine_state,
-            })
-            .collect())
-    }
-
-    fn save_snapshot(
-        &self,
-        host: &StoredHost,
-        changes: &[Change],
-        findings: &FindingChanges,
-    ) -> Result<(), StoreError> {
-        let bytes = host.snapshot.encode_to_vec();
-        let back = HostSnapshot::decode(bytes.as_slice()).expect("an encoded snapshot decodes");
-        assert_eq!(
-            &back, &*host.snapshot,
-            "a stored snapshot decodes to what was stored"
-        );
-        let mut state = self.state();
-        state.hosts.insert(
-            host.snapshot.host_id.clone(),
-            Row {
-                snapshot: bytes,
-                received_at_ms: unix_millis(host.received_at),
-                last_seen_ms: unix_millis(host.last_seen),
-                engine_state: host.engine_state,
-            },
-        );
-        state.changes.extend_from_slice(changes);
-        write_findings(&mut state, findings);
-        state.writes += 1;
-        Ok(())
-    }
-
-    fn save_findings(&self, findings: &FindingChanges) -> Result<(), StoreError> {
-        let mut state = self.state();
-        write_findings(&mut state, findings);
-        state.writes += 1;
-        Ok(())
-    }
-
-    fn open_findings(&self) -> Result<Vec<FindingRecord>, StoreError> {
-        Ok(self
-            .state()
-            .findings
-            .iter()
-            .rev()
-            .filter(|r| r.resolved_ms.is_none())
-            .cloned()
-            .collect())
-    }
-
-    fn finding_records(
-        &self,
-        service: &str,
-        limit: usize,
-    ) -> Result<Vec<FindingRecord>, StoreError> {
-        let state = self.state();
-        let mut out: Vec<FindingRecord> = state
-            .findings
-            .iter()
-            .rev()
-            .filter(|r| r.service == service)
-            .take(limit)
-            .cloned()
-            .collect();
-        out.reverse();
-        Ok(out)
-    }
-
-    fn touch(
-        &self,
-        host_id: &str,
-        last_seen: SystemTime,
-        engine_state: EngineState,
-    ) -> Result<(), StoreError> {
-        let mut state = self.state();
-        if let Some(row) = state.hosts.get_mut(host_id) {
-            row.last_seen_ms = unix_millis(last_seen);
-            row.engine_state = engine_state;
-        }
-        state.writes += 1;
-        Ok(())
-    }
-
-    fn changes(&self, service: Option<&str>, limit: usize) -> Result<Vec<Change>, StoreError> {
-        let state = self.state();
-        let mut out: Vec<Change> = state
-            .changes
-            .iter()
-            .rev()
-            .filter(|c| service.is_none_or(|s| c.service == s))
-            .take(limit)
-            .cloned()
-            .collect();
-        out.reverse();
-        Ok(out)
-    }
-
-    fn load_alerts(&self) -> Result<Vec<AlertRow>, StoreError> {
-        Ok(self.state().alerts.values().cloned().collect())
-    }
-
-    fn save_alerts(
-        &self,
-        alerts: &[AlertRow],
-        outbox: &[OutboxRow],
-        forget_before_ms: i64,
-    ) -> Result<(), StoreError> {
-        let mut state = self.state();
-        for a in alerts {
-            state.alerts.insert(a.id.clone(), a.clone());
-        }
-        state
-            .alerts
-            .retain(|_, a| a.resolved_ms.is_none_or(|r| r >= forget_before_ms));
-        let first = state.outbox.last().map_or(1, |r| r.seq + 1);
-        for (seq, o) in (first..).zip(outbox) {
-            state.outbox.push(OutboxRow { seq, ..o.clone() });
-        }
-        state.writes += 1;
-        Ok(())
-    }
-
-    fn outbox(&self, sink: &str, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
-        Ok(self
-            .state()
-            .outbox
-            .iter()
-            .filter(|r| r.sink == sink)
-            .take(limit)
-            .cloned()
-            .collect())
-    }
-
-    fn outbox_done(&self, seqs: &[i64]) -> Result<(), StoreError> {
-        self.state().outbox.retain(|r| !seqs.contains(&r.seq));
-        Ok(())
-    }
-}
-
-fn write_findings(state: &mut State, findings: &FindingChanges) {
-    state.findings.extend(findings.opened.iter().cloned());
-    for r in &findings.resolved {
-        if let Some(f) = state.findings.iter_mut().find(|f| f.id == r.id) {
-            f.last_seen_ms = r.last_seen_ms;
-            f.resolved_ms = Some(r.resolved_ms);
-        }
+        self.store
+            .load_hosts()
+            .expect("the stored hosts load")
+            .into_iter()
+            .find(|h| h.snapshot.host_id == host_id)
+            .map(|h| HostSnapshot::clone(&h.snapshot))
     }
 }
