@@ -15,6 +15,7 @@ use futures_util::StreamExt;
 use tokio::time::{Instant, sleep, sleep_until};
 use tracing::{debug, error, info, warn};
 
+use crate::collect::changes::Changes;
 use crate::collect::docker::{DockerEngine, EngineError, EventStream};
 use crate::collect::{Collector, SnapshotHeader, new_boot_id};
 use crate::config::Config;
@@ -23,8 +24,9 @@ use crate::metrics::{Metrics, Sent};
 use crate::report::{Backoff, ReportError, Reporter};
 
 /// How long to wait after an engine event before collecting, so a burst
-/// (`docker compose up` starting ten containers) costs one collection, while
-/// a `docker run` is still reported well within a second.
+/// (`docker compose up` starting ten containers) costs one collection and
+/// one report, while a `docker run` is still reported well within a second.
+/// That collection reads only the containers the events named.
 pub const DEBOUNCE: Duration = Duration::from_millis(150);
 
 /// How many times `--once` tries to deliver its snapshot.
@@ -246,14 +248,19 @@ impl Agent {
         self.collector.header()
     }
 
-    /// Collects, and queues the result for pushing when its content differs
-    /// from what the aggregator holds.
-    async fn collect(&mut self) {
+    /// Collects (everything, or only the containers `changes` names), and
+    /// queues the result for pushing when its content differs from what the
+    /// aggregator holds.
+    async fn collect(&mut self, changes: Option<&Changes>) {
         let started = Instant::now();
-        let snapshot = self.collector.collect().await;
+        let snapshot = match changes {
+            Some(changes) => self.collector.collect_changes(changes).await,
+            None => self.collector.collect().await,
+        };
         self.metrics.collected(started.elapsed());
         debug!(
             containers = snapshot.containers.len(),
+            changed = changes.map(Changes::len),
             hash = %short(&snapshot.content_hash),
             "collected"
         );
@@ -372,7 +379,7 @@ impl Agent {
 
     /// `--once`: collect, push with a few retries.
     async fn once(&mut self, docker_host: &str) -> Result<(), RunError> {
-        self.collect().await;
+        self.collect(None).await;
         let engine_lost = self
             .current
             .as_ref()
@@ -434,7 +441,8 @@ enum Wake {
     Subscribe,
     /// The debounce after an event elapsed, or a collection was requested.
     Collect,
-    /// Time for a full periodic re-collection.
+    /// Time for the periodic full re-collection: the safety net for a
+    /// change no event told of.
     Resync,
     /// Time to retry pushing the pending snapshot.
     RetryPush,
@@ -449,6 +457,12 @@ struct Watch {
     heartbeat_interval: Duration,
     resync_interval: Duration,
     events: Option<EventStream>,
+    /// The containers named by events since the last collection.
+    changes: Changes,
+    /// Whether the next collection must read every container: the first
+    /// one, and every one after (re)subscribing to events, since whatever
+    /// happened while unsubscribed went untold.
+    collect_all: bool,
     events_backoff: Backoff,
     push_backoff: Backoff,
     heartbeat_backoff: Backoff,
@@ -476,6 +490,8 @@ impl Watch {
             heartbeat_interval: config.heartbeat_interval,
             resync_interval: config.resync_interval,
             events: None,
+            changes: Changes::default(),
+            collect_all: true,
             events_backoff: Backoff::new(),
             push_backoff: Backoff::new(),
             heartbeat_backoff: Backoff::new(),
@@ -517,6 +533,9 @@ impl Watch {
                     action = event.action.as_deref().unwrap_or_default(),
                     "container event"
                 );
+                if !self.changes.note(&event) {
+                    self.collect_all = true;
+                }
                 self.collect_at.get_or_insert(now + DEBOUNCE);
             }
             Wake::Event(Some(Err(error))) => {
@@ -549,7 +568,9 @@ impl Watch {
                         self.subscribe_at = Some(now + delay);
                     }
                 }
-                // Whatever happened while unsubscribed is only seen by a resync.
+                // Whatever happened while unsubscribed is only seen by
+                // reading everything.
+                self.collect_all = true;
                 self.collect_at = Some(now);
             }
             Wake::Collect | Wake::Resync => {
@@ -557,7 +578,12 @@ impl Watch {
                     self.resync_at = now + self.resync_interval;
                 }
                 self.collect_at = None;
-                self.agent.collect().await;
+                let changes = std::mem::take(&mut self.changes);
+                if std::mem::take(&mut self.collect_all) || matches!(wake, Wake::Resync) {
+                    self.agent.collect(None).await;
+                } else {
+                    self.agent.collect(Some(&changes)).await;
+                }
                 if self.agent.has_pending() && self.retry_at.is_none() {
                     self.retry_at = Some(Instant::now());
                 }

@@ -180,6 +180,91 @@ fn docker_run_is_reported_within_a_second_through_engine_events() -> Result<()> 
     Ok(())
 }
 
+/// Waits until the aggregator holds, for the test host, exactly the
+/// containers a full collection finds now; panics naming `step` otherwise.
+fn wait_for_full_agreement(aggregator: &Aggregator, engine: &DockerHost, step: &str) {
+    let mut last = (Vec::new(), Vec::new());
+    let agreed = envparity_tests::wait_until(Duration::from_secs(10), step, || {
+        let expected = collect_once(engine).containers;
+        let count = aggregator.host().map_or(0, |h| h.container_count as usize);
+        let reported: Vec<Container> = expected
+            .iter()
+            .filter_map(|c| {
+                let service = c.service.as_ref()?.name.as_str();
+                aggregator
+                    .replicas(service)
+                    .into_iter()
+                    .filter(|r| r.host_id == crate::support::HOST_ID)
+                    .find_map(|r| r.container.filter(|reported| reported.id == c.id))
+            })
+            .collect();
+        let agreed = count == expected.len() && reported == expected;
+        last = (expected, reported);
+        agreed
+    });
+    if let Err(error) = agreed {
+        panic!(
+            "{error}: a full collection finds {:#?}, the aggregator holds {:#?}",
+            last.0, last.1
+        );
+    }
+}
+
+#[test]
+fn after_each_event_the_report_equals_a_full_collection() -> Result<()> {
+    let engine = DockerHost::start("changes")?;
+    engine.import_image(IMAGE, ImageSpec::new().env("BAKED", "1"))?;
+    engine.run(Run::new(IMAGE).name("web").env("A", "1"))?;
+    let aggregator = Aggregator::start();
+    // Resync is 1 h: after the first collection, only events read the engine.
+    let agent = Agent::start(config(&aggregator.url(), &engine.docker_host()));
+    wait_for_full_agreement(&aggregator, &engine, "the first collection");
+
+    let steps: &[(&str, &[&str])] = &[
+        (
+            "run api",
+            &[
+                "run",
+                "-d",
+                "--name=api",
+                "--network=none",
+                "--env=B=1",
+                IMAGE,
+            ],
+        ),
+        ("rename api to api2", &["rename", "api", "api2"]),
+        ("pause web", &["pause", "web"]),
+        ("unpause web", &["unpause", "web"]),
+        (
+            "update api2's restart policy",
+            &["update", "--restart=always", "api2"],
+        ),
+        ("restart api2", &["restart", "--time=0", "api2"]),
+        ("stop api2", &["stop", "--time=0", "api2"]),
+        ("start api2", &["start", "api2"]),
+        ("remove web", &["rm", "--force", "web"]),
+        (
+            "run web again",
+            &[
+                "run",
+                "-d",
+                "--name=web",
+                "--network=none",
+                "--env=A=2",
+                IMAGE,
+            ],
+        ),
+        ("kill api2 (restart policy always)", &["kill", "api2"]),
+    ];
+    for (step, args) in steps {
+        engine.docker(*args)?;
+        wait_for_full_agreement(&aggregator, &engine, step);
+    }
+
+    agent.stop();
+    Ok(())
+}
+
 #[test]
 fn engine_restart_is_reported_as_unreachable_then_recovered() -> Result<()> {
     let mut engine = DockerHost::start("restart")?;

@@ -5,7 +5,7 @@
 //! contract) can be tested without a daemon; [`DockerEngine`] is the real
 //! implementation over bollard, exercised by the integration tests.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -20,6 +20,7 @@ use envparity_proto::time::to_timestamp;
 use envparity_proto::v1::{Container, EngineFacts, ImageInfo, Label, Mount, Port, RuntimeConfig};
 use futures_util::{Stream, StreamExt, TryStreamExt, stream};
 
+use super::changes::{Change, Changes};
 use crate::clear_env::ClearEnvPolicy;
 use crate::envsplit::{protect, split_env};
 use crate::fingerprint::FleetKey;
@@ -259,23 +260,55 @@ pub async fn collect_containers<E: Engine>(
     key: &FleetKey,
     policy: &ClearEnvPolicy,
 ) -> Result<Vec<Container>, EngineError> {
-    let listed = engine.running_containers().await?;
-    // Futures are built from owned ids by a plain iterator: closures over
-    // borrowed ids inside stream combinators make the future !Send.
-    let inspects = listed
-        .into_iter()
-        .filter_map(|c| c.id)
-        .map(|id| async move { engine.inspect_container(&id).await });
-    let inspected: Vec<ContainerInspectResponse> = stream::iter(inspects)
-        .buffer_unordered(INSPECT_CONCURRENCY)
-        .try_collect::<Vec<_>>()
+    let listed: Changes = engine
+        .running_containers()
         .await?
         .into_iter()
-        .flatten()
-        .filter(|c| c.state.as_ref().and_then(|s| s.running).unwrap_or(false))
+        .filter_map(|c| c.id)
+        .map(|id| (id, Change::Inspect))
         .collect();
+    let mut containers = BTreeMap::new();
+    refresh_containers(engine, &mut containers, &listed, key, policy).await?;
+    Ok(containers.into_values().collect())
+}
 
-    let image_ids: HashSet<String> = inspected.iter().filter_map(|c| c.image.clone()).collect();
+/// Brings `containers` (the reported containers by id, from an earlier
+/// reading) up to date with `changes`: removed containers are dropped, the
+/// others inspected again (with their images) and kept, replaced or dropped
+/// by what the engine says now, exactly as [`collect_containers`] would
+/// judge them.
+///
+/// An image's repo digests are not part of its id and can change (a push,
+/// a pull by digest): every container on an image inspected here takes its
+/// current digests, so one snapshot never shows two answers for one image.
+///
+/// On an error `containers` is left as it was: nothing is changed before
+/// every read succeeded.
+pub async fn refresh_containers<E: Engine>(
+    engine: &E,
+    containers: &mut BTreeMap<String, Container>,
+    changes: &Changes,
+    key: &FleetKey,
+    policy: &ClearEnvPolicy,
+) -> Result<(), EngineError> {
+    // Futures are built from owned ids by a plain iterator: closures over
+    // borrowed ids inside stream combinators make the future !Send.
+    let inspects = changes
+        .to_inspect()
+        .map(str::to_owned)
+        .map(|id| async move {
+            let inspected = engine.inspect_container(&id).await?;
+            Ok::<_, EngineError>((id, inspected.filter(is_listed)))
+        });
+    let inspected: Vec<(String, Option<ContainerInspectResponse>)> = stream::iter(inspects)
+        .buffer_unordered(INSPECT_CONCURRENCY)
+        .try_collect()
+        .await?;
+
+    let image_ids: HashSet<String> = inspected
+        .iter()
+        .filter_map(|(_, c)| c.as_ref()?.image.clone())
+        .collect();
     let image_inspects = image_ids.into_iter().map(|id| async move {
         let image = engine.inspect_image(&id).await?;
         Ok::<_, EngineError>((id, image))
@@ -293,15 +326,32 @@ pub async fn collect_containers<E: Engine>(
         })
         .collect();
 
-    let mut containers: Vec<Container> = inspected
-        .iter()
-        .filter_map(|c| {
-            let image = c.image.as_deref().and_then(|id| images.get(id));
-            container_from_inspect(c, image, key, policy)
-        })
-        .collect();
-    containers.sort_by(|a, b| a.id.cmp(&b.id));
-    Ok(containers)
+    for id in changes.removed() {
+        containers.remove(id);
+    }
+    for (id, c) in &inspected {
+        containers.remove(id);
+        let Some(c) = c else { continue };
+        let image = c.image.as_deref().and_then(|id| images.get(id));
+        if let Some(container) = container_from_inspect(c, image, key, policy) {
+            containers.insert(container.id.clone(), container);
+        }
+    }
+    for info in containers.values_mut().filter_map(|c| c.image.as_mut()) {
+        if let Some(image) = images.get(&info.image_id) {
+            info.repo_digests = sorted(image.repo_digests.clone());
+        }
+    }
+    Ok(())
+}
+
+/// Whether an inspected container is one [`Engine::running_containers`]
+/// lists (`status=running`): running, neither paused nor restarting. Reading
+/// one container must judge it as listing them all would.
+fn is_listed(c: &ContainerInspectResponse) -> bool {
+    c.state.as_ref().is_some_and(|s| {
+        s.running == Some(true) && s.paused != Some(true) && s.restarting != Some(true)
+    })
 }
 
 /// Maps one inspected container (and its image, if known) to the contract.
@@ -854,5 +904,124 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("inspect container c2"), "{err}");
+    }
+
+    fn by_id(containers: Vec<Container>) -> BTreeMap<String, Container> {
+        containers.into_iter().map(|c| (c.id.clone(), c)).collect()
+    }
+
+    #[tokio::test]
+    async fn refreshing_the_named_containers_agrees_with_reading_them_all() {
+        let policy = ClearEnvPolicy::default();
+        // Before: c1, c2, c3 and c4 run on image a.
+        let before = FakeEngine {
+            listed: vec!["c1", "c2", "c3", "c4"],
+            containers: HashMap::from([
+                ("c1", container("c1", "sha256:a", &["X=1"])),
+                ("c2", container("c2", "sha256:a", &[])),
+                ("c3", container("c3", "sha256:a", &[])),
+                ("c4", container("c4", "sha256:a", &[])),
+            ]),
+            images: HashMap::from([("sha256:a", image("sha256:a", &["X=1"]))]),
+            ..Default::default()
+        };
+        let mut containers = by_id(collect_containers(&before, &key(), &policy).await.unwrap());
+
+        // After: c1 renamed and restarted with another env, c2 paused, c4
+        // removed, c5 started on image b, c6 restarting; image a was
+        // pushed meanwhile (one more repo digest); c3 untouched.
+        let mut renamed = container("c1", "sha256:a", &["X=2"]);
+        renamed.name = Some(s("/c1-renamed"));
+        let mut paused = container("c2", "sha256:a", &[]);
+        paused.state.as_mut().unwrap().paused = Some(true);
+        let mut restarting = container("c6", "sha256:b", &[]);
+        restarting.state.as_mut().unwrap().restarting = Some(true);
+        let mut pushed = image("sha256:a", &["X=1"]);
+        pushed
+            .repo_digests
+            .as_mut()
+            .unwrap()
+            .push(s("c/app@sha256:3"));
+        let after = FakeEngine {
+            // What `status=running` lists: neither c2 (paused) nor c6.
+            listed: vec!["c1", "c3", "c5"],
+            containers: HashMap::from([
+                ("c1", renamed),
+                ("c2", paused),
+                ("c3", container("c3", "sha256:a", &[])),
+                ("c5", container("c5", "sha256:b", &["Y=1"])),
+                ("c6", restarting),
+            ]),
+            images: HashMap::from([("sha256:a", pushed), ("sha256:b", image("sha256:b", &[]))]),
+            ..Default::default()
+        };
+        let changes: Changes = [
+            ("c1", Change::Inspect),
+            ("c2", Change::Inspect),
+            ("c4", Change::Remove),
+            ("c5", Change::Inspect),
+            ("c6", Change::Inspect),
+        ]
+        .into_iter()
+        .collect();
+        refresh_containers(&after, &mut containers, &changes, &key(), &policy)
+            .await
+            .unwrap();
+
+        let everything = by_id(collect_containers(&after, &key(), &policy).await.unwrap());
+        assert_eq!(containers, everything);
+        assert_eq!(containers.keys().collect::<Vec<_>>(), ["c1", "c3", "c5"]);
+        let digests = |id: &str| containers[id].image.as_ref().unwrap().repo_digests.len();
+        assert_eq!(digests("c3"), 3, "c3 shares the image inspected for c1");
+    }
+
+    #[tokio::test]
+    async fn a_removed_container_is_dropped_without_asking_the_engine() {
+        let engine = FakeEngine {
+            // Asking about c1 would fail the refresh.
+            fail_inspect: Some("c1"),
+            ..fake()
+        };
+        let mut containers = by_id(vec![
+            container_from_inspect(
+                &container("c1", "sha256:a", &[]),
+                None,
+                &key(),
+                &ClearEnvPolicy::default(),
+            )
+            .unwrap(),
+        ]);
+        let changes: Changes = [("c1", Change::Remove)].into_iter().collect();
+        refresh_containers(
+            &engine,
+            &mut containers,
+            &changes,
+            &key(),
+            &ClearEnvPolicy::default(),
+        )
+        .await
+        .unwrap();
+        assert!(containers.is_empty());
+        assert!(engine.image_inspects.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_failed_refresh_changes_nothing() {
+        let policy = ClearEnvPolicy::default();
+        let engine = fake();
+        let mut containers = by_id(collect_containers(&engine, &key(), &policy).await.unwrap());
+        let kept = containers.clone();
+        let failing = FakeEngine {
+            fail_inspect: Some("c2"),
+            ..fake()
+        };
+        let changes: Changes = [("c1", Change::Remove), ("c2", Change::Inspect)]
+            .into_iter()
+            .collect();
+        let err = refresh_containers(&failing, &mut containers, &changes, &key(), &policy)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("inspect container c2"), "{err}");
+        assert_eq!(containers, kept);
     }
 }

@@ -1,8 +1,10 @@
 //! Collecting a host snapshot: host facts, engine facts and containers.
 
+pub mod changes;
 pub mod docker;
 pub mod host;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
@@ -16,7 +18,10 @@ use crate::clear_env::ClearEnvPolicy;
 use crate::config::Config;
 use crate::fingerprint::FleetKey;
 
-use self::docker::{DockerEngine, EngineError, collect_containers, collect_engine_facts};
+use self::changes::Changes;
+use self::docker::{
+    DockerEngine, EngineError, collect_containers, collect_engine_facts, refresh_containers,
+};
 
 /// The part of every snapshot that does not come from observation: who
 /// reports, for which environment, under which key.
@@ -103,6 +108,9 @@ pub fn build_snapshot(
 /// Collects snapshots of this host, keeping the engine connection between
 /// collections and re-establishing it after a failure (the engine may have
 /// restarted, possibly as a newer version with another API version).
+///
+/// It keeps the last engine reading, so that a collection after an event
+/// reads only the containers the event named ([`Collector::collect_changes`]).
 #[derive(Debug)]
 pub struct Collector {
     docker_host: String,
@@ -114,6 +122,18 @@ pub struct Collector {
     /// Whether the last collection could read the engine (`None` before the
     /// first), so that an outage is logged once, not on every retry.
     engine_was_ok: Option<bool>,
+    /// What the engine said at the last collection, if it could be read.
+    last: Option<Reading>,
+}
+
+/// A successful reading of the engine.
+#[derive(Debug)]
+struct Reading {
+    /// Read at every full collection: they only change when the engine
+    /// restarts, which ends the event stream and so brings a full one.
+    facts: EngineFacts,
+    /// The reported containers, by id.
+    containers: BTreeMap<String, Container>,
 }
 
 impl Collector {
@@ -127,6 +147,7 @@ impl Collector {
             policy: config.clear_env.clone(),
             header,
             engine_was_ok: None,
+            last: None,
         }
     }
 
@@ -135,10 +156,23 @@ impl Collector {
         &self.header
     }
 
-    /// Collects one snapshot. Never fails: an unreadable engine yields an
-    /// `ENGINE_STATE_UNREACHABLE` snapshot (and a warning, once per outage).
+    /// Collects one snapshot, reading every container. Never fails: an
+    /// unreadable engine yields an `ENGINE_STATE_UNREACHABLE` snapshot (and
+    /// a warning, once per outage).
     pub async fn collect(&mut self) -> HostSnapshot {
-        let reading = self.read_engine().await;
+        self.collect_with(None).await
+    }
+
+    /// Collects one snapshot, reading again only the containers `changes`
+    /// names and keeping the others as the last collection saw them. Reads
+    /// everything when there is no last reading (the first collection, or
+    /// the engine was unreachable) or when reading the changes fails.
+    pub async fn collect_changes(&mut self, changes: &Changes) -> HostSnapshot {
+        self.collect_with(Some(changes)).await
+    }
+
+    async fn collect_with(&mut self, changes: Option<&Changes>) -> HostSnapshot {
+        let reading = self.read_engine(changes).await;
         match (&reading, self.engine_was_ok) {
             (Err(error), Some(true) | None) => tracing::warn!(
                 docker_host = %self.docker_host,
@@ -161,15 +195,46 @@ impl Collector {
         build_snapshot(&self.header, host, &reading, SystemTime::now())
     }
 
-    async fn read_engine(&mut self) -> EngineReading {
+    async fn read_engine(&mut self, changes: Option<&Changes>) -> EngineReading {
         let engine = match &self.engine {
             Some(engine) => engine,
             None => self
                 .engine
                 .insert(DockerEngine::connect(&self.docker_host).await?),
         };
+        if let (Some(changes), Some(last)) = (changes, &mut self.last) {
+            match refresh_containers(
+                engine,
+                &mut last.containers,
+                changes,
+                &self.key,
+                &self.policy,
+            )
+            .await
+            {
+                Ok(()) => {
+                    return Ok((
+                        last.facts.clone(),
+                        last.containers.values().cloned().collect(),
+                    ));
+                }
+                Err(error) => tracing::debug!(
+                    docker_host = %self.docker_host,
+                    %error,
+                    "cannot read the changed containers; reading them all"
+                ),
+            }
+        }
+        self.last = None;
         let facts = collect_engine_facts(engine).await?;
         let containers = collect_containers(engine, &self.key, &self.policy).await?;
+        self.last = Some(Reading {
+            facts: facts.clone(),
+            containers: containers
+                .iter()
+                .map(|c| (c.id.clone(), c.clone()))
+                .collect(),
+        });
         Ok((facts, containers))
     }
 }
