@@ -45,15 +45,19 @@ tls_hosts=${BENCH_TLS_HOSTS:-100}
 mkdir -p "$out"
 out=$(cd "$out" && pwd -P)
 bin=${CARGO_TARGET_DIR:-$root/target}/release
+# The agent as shipped: its size-optimised profile (Cargo.toml).
+agent_bin=${CARGO_TARGET_DIR:-$root/target}/release-agent/envparity-agent
 say() { printf 'bench: %s\n' "$*" >&2; }
 has() { [[ ",$parts," == *",$1,"* ]]; }
 
 [[ "$(id -u)" == 0 ]] || { say "run as root (the agent part starts dockerd)"; exit 1; }
 say "building release binaries"
 build=(-p envparity-aggregator -p envparity-tests --bin envparity --bin envparity-loadgen)
-# ENVPARITY_AGENT_BIN measures another agent build (e.g. a release).
-[[ -n "${ENVPARITY_AGENT_BIN:-}" ]] || build+=(-p envparity-agent --bin envparity-agent)
 cargo build --release --locked "${build[@]}" >&2
+# ENVPARITY_AGENT_BIN measures another agent build (e.g. a release).
+if [[ -z "${ENVPARITY_AGENT_BIN:-}" ]] && has agent; then
+  cargo build --profile release-agent --locked -p envparity-agent --bin envparity-agent >&2
+fi
 
 {
   echo "date: $(date -u +%FT%TZ)"
@@ -186,7 +190,7 @@ fi
 if has agent; then
   for r in $(seq 1 "$runs"); do
     say "agent run $r"
-    ENVPARITY_AGENT_BIN=${ENVPARITY_AGENT_BIN:-$bin/envparity-agent} ENVPARITY_BIN=$bin/envparity \
+    ENVPARITY_AGENT_BIN=${ENVPARITY_AGENT_BIN:-$agent_bin} ENVPARITY_BIN=$bin/envparity \
       tests/deploy/measure-agent.sh --counts 0,10,100 --seconds "${BENCH_AGENT_SECONDS:-90}" --idle \
       --trials "${BENCH_TRIALS:-20}" --node-exporter --json "$out/agent.jsonl" | tee -a "$out/agent.txt" >&2
   done

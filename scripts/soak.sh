@@ -24,8 +24,10 @@ hosts=${2:-3}
 churn_every=${CHURN_EVERY:-2}
 
 scripts/setup.sh >/dev/null
-cargo build --release --locked --quiet -p envparity-aggregator -p envparity-agent
+cargo build --release --locked --quiet -p envparity-aggregator
+cargo build --profile release-agent --locked --quiet -p envparity-agent
 bin="$root/target/release"
+agent_bin="$root/target/release-agent/envparity-agent"
 
 # shellcheck source=SCRIPTDIR/lib/fleet.sh
 . scripts/lib/fleet.sh
@@ -67,7 +69,7 @@ aggregator=$!
 pids+=("$aggregator")
 agents=()
 for h in "${names[@]}"; do
-  "$bin/envparity-agent" --aggregator "$server" --environment "env-$h" --host-id "$h" \
+  "$agent_bin" --aggregator "$server" --environment "env-$h" --host-id "$h" \
     --tls-ca "$pki/ca.pem" --tls-cert "$pki/agent-$h.pem" --tls-key "$pki/agent-$h-key.pem" \
     --docker-host "$(fleet_docker_host "$h")" --fingerprint-key-file "$out/fleet.key" \
     --state-dir "$out/state-$h" --heartbeat-interval 5s --clear-env LOG_LEVEL \

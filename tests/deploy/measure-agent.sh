@@ -5,7 +5,8 @@
 # reaches the aggregator and an alert reaches a webhook (docs/benchmarks.md).
 # Not part of the test suite: its numbers are for a person to read. As root:
 #
-#   cargo build --release --locked -p envparity-agent -p envparity-aggregator
+#   cargo build --profile release-agent --locked -p envparity-agent   # as shipped
+#   cargo build --release --locked -p envparity-aggregator
 #   tests/deploy/measure-agent.sh [CONTAINERS] [SECONDS]   # default 30 containers, 120 s, with churn
 #   tests/deploy/measure-agent.sh --counts 0,10,100 --seconds 120 --idle --trials 20 \
 #       --node-exporter --json agent.jsonl                 # what scripts/bench.sh runs
@@ -65,12 +66,12 @@ done
 ((${#positional[@]} > 1)) && seconds=${positional[1]}
 IFS=, read -r -a count_list <<<"$counts"
 
-agent_bin=${ENVPARITY_AGENT_BIN:-$root/target/release/envparity-agent}
+agent_bin=${ENVPARITY_AGENT_BIN:-$root/target/release-agent/envparity-agent}
 server_bin=${ENVPARITY_BIN:-$root/target/release/envparity}
 [[ -x "$server_bin" ]] || server_bin=$root/target/debug/envparity
 node_exporter_bin=${NODE_EXPORTER_BIN:-/usr/bin/prometheus-node-exporter}
 for bin in "$agent_bin" "$server_bin"; do
-  [[ -x "$bin" ]] || { echo "measure: $bin missing: cargo build --release --locked first" >&2; exit 1; }
+  [[ -x "$bin" ]] || { echo "measure: $bin missing: build it first (see --help)" >&2; exit 1; }
 done
 if ((node_exporter)) && [[ ! -x "$node_exporter_bin" ]]; then
   echo "measure: $node_exporter_bin missing: apt-get install prometheus-node-exporter (scripts/setup.sh)" >&2
