@@ -86,6 +86,21 @@ CREATE TABLE IF NOT EXISTS alert_outbox (
 CREATE INDEX IF NOT EXISTS alert_outbox_by_sink ON alert_outbox (sink, seq);
 ";
 
+/// The most memory SQLite's page cache may take, in KiB (`PRAGMA
+/// cache_size` takes a negative number as KiB).
+///
+/// SQLite's default (2000 KiB per connection) is reached only once the file
+/// is that large, so the aggregator's memory grew with its history for hours
+/// or days before it settled (the soak in docs/reliability.md measured about
+/// 4.4 KiB per database page). 256 KiB (about 60 pages of 4 KiB) holds what
+/// every report touches — the interior pages of each table and index, the
+/// hosts, the open findings and the tail of the history — and is full once
+/// the file passes 256 KiB (minutes into the soak, not days), after which the
+/// cache no longer grows. Reads of older history
+/// (`history`, `gate`) go to the OS page cache instead, which costs a
+/// system call per page, not a disk read.
+const PAGE_CACHE_KIB: u32 = 256;
+
 /// The SQLite-backed [`Store`].
 #[derive(Debug)]
 pub struct SqliteStore {
@@ -119,8 +134,11 @@ impl SqliteStore {
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(path = %path.display(), %mode, "SQLite refused WAL mode");
         }
-        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
-            .map_err(db("set pragmas"))?;
+        conn.execute_batch(&format!(
+            "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
+             PRAGMA cache_size = -{PAGE_CACHE_KIB};"
+        ))
+        .map_err(db("set pragmas"))?;
         conn.execute_batch(SCHEMA).map_err(db("create schema"))?;
         let found: Option<String> = conn
             .query_row(
@@ -861,6 +879,54 @@ mod tests {
         drop(conn);
         let err = SqliteStore::open(dir.path()).unwrap_err().to_string();
         assert!(err.contains("schema version 99"), "{err}");
+    }
+
+    #[test]
+    fn the_page_cache_is_bounded_and_history_larger_than_it_is_kept_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let cache: i64 = store
+            .conn()
+            .query_row("PRAGMA cache_size", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(cache, -i64::from(PAGE_CACHE_KIB));
+        // One transaction dirtying several times more pages than the cache
+        // holds (SQLite spills them to the WAL before the commit), then many
+        // small ones, as under steady ingest.
+        let service = |i: usize| format!("svc-{:0>200}", i % 7);
+        let big: Vec<Change> = (0..4000).map(|i| change(&service(i), i as i64)).collect();
+        store
+            .save_snapshot(&host("h1", 200), &big, &FindingChanges::default())
+            .unwrap();
+        for i in 0..200 {
+            store
+                .save_snapshot(
+                    &host("h1", i % 13),
+                    &[change(&service(i), 10_000 + i as i64)],
+                    &FindingChanges::default(),
+                )
+                .unwrap();
+        }
+        let pages: i64 = store
+            .conn()
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        let page_size: i64 = store
+            .conn()
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .unwrap();
+        assert!(
+            pages * page_size > 4 * 1024 * i64::from(PAGE_CACHE_KIB),
+            "{pages} pages"
+        );
+        drop(store);
+        let store = SqliteStore::open(dir.path()).unwrap();
+        assert_eq!(store.changes(None, usize::MAX).unwrap().len(), 4200);
+        assert_eq!(store.changes(Some(&service(3)), 10).unwrap().len(), 10);
+        assert_eq!(
+            store.load_hosts().unwrap()[0].snapshot.containers.len(),
+            199 % 13
+        );
     }
 
     #[test]
