@@ -54,6 +54,26 @@ impl Delta {
     }
 }
 
+/// What one evaluation changes in a [`Ledger`] ([`Ledger::assess`]).
+#[derive(Debug, Clone, Default)]
+pub struct Observation {
+    /// What opened and resolved: what the store must record.
+    pub delta: Delta,
+    /// The findings found, each with its new entry.
+    found: Vec<(FindingKey, Entry)>,
+    /// The open findings that are gone.
+    gone: Vec<FindingKey>,
+    /// Findings remembered from a previous run that are found again.
+    recalled: Vec<String>,
+}
+
+impl Observation {
+    /// The findings whose entry it opens, updates or removes.
+    pub fn keys(&self) -> impl Iterator<Item = &FindingKey> {
+        self.found.iter().map(|(k, _)| k).chain(&self.gone)
+    }
+}
+
 /// When a finding recorded as open by a previous run was first and last
 /// seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,54 +115,83 @@ impl Ledger {
         covers: impl Fn(&FindingKey) -> bool,
         now: SystemTime,
     ) -> Delta {
+        let observation = self.assess(findings, covers, now);
+        self.apply(observation)
+    }
+
+    /// What observing an evaluation would change, without changing the
+    /// ledger: the aggregator records it in the store first and applies it
+    /// ([`Ledger::apply`]) only once that succeeded, so the ledger it
+    /// shares with queries is never copied. The cost is that of the
+    /// findings `covers` selects, not of the whole ledger (but for a scan of
+    /// the keys).
+    pub fn assess(
+        &self,
+        findings: Vec<Finding>,
+        covers: impl Fn(&FindingKey) -> bool,
+        now: SystemTime,
+    ) -> Observation {
         let fresh: BTreeMap<FindingKey, Finding> =
             findings.into_iter().map(|f| (f.identity(), f)).collect();
-        let mut delta = Delta::default();
-        let gone: Vec<FindingKey> = self
+        let mut observation = Observation::default();
+        for (key, e) in self
             .open
-            .keys()
-            .filter(|k| covers(k) && !fresh.contains_key(*k))
-            .cloned()
-            .collect();
-        for key in gone {
-            if let Some(e) = self.open.remove(&key) {
-                delta.resolved.push(Transition {
-                    id: key.id(),
-                    finding: e.finding,
-                    first_seen: e.first_seen,
-                    last_seen: e.last_seen,
-                });
-            }
+            .iter()
+            .filter(|(k, _)| covers(k) && !fresh.contains_key(*k))
+        {
+            observation.delta.resolved.push(Transition {
+                id: key.id(),
+                finding: e.finding.clone(),
+                first_seen: e.first_seen,
+                last_seen: e.last_seen,
+            });
+            observation.gone.push(key.clone());
         }
         for (key, finding) in fresh {
-            if let Some(e) = self.open.get_mut(&key) {
-                e.finding = finding;
-                e.last_seen = now;
-                continue;
-            }
-            let id = key.id();
-            let first_seen = match self.remembered.remove(&id) {
-                Some(seen) => seen.first_seen,
+            let first_seen = match self.open.get(&key) {
+                Some(e) => e.first_seen,
                 None => {
-                    delta.opened.push(Transition {
-                        id,
-                        finding: finding.clone(),
-                        first_seen: now,
-                        last_seen: now,
-                    });
-                    now
+                    let id = key.id();
+                    match self.remembered.get(&id) {
+                        Some(seen) => {
+                            observation.recalled.push(id);
+                            seen.first_seen
+                        }
+                        None => {
+                            observation.delta.opened.push(Transition {
+                                id,
+                                finding: finding.clone(),
+                                first_seen: now,
+                                last_seen: now,
+                            });
+                            now
+                        }
+                    }
                 }
             };
-            self.open.insert(
+            observation.found.push((
                 key,
                 Entry {
                     finding,
                     first_seen,
                     last_seen: now,
                 },
-            );
+            ));
         }
-        delta
+        observation
+    }
+
+    /// Applies what [`Ledger::assess`] found (to the ledger it assessed);
+    /// returns what opened and resolved.
+    pub fn apply(&mut self, observation: Observation) -> Delta {
+        for key in &observation.gone {
+            self.open.remove(key);
+        }
+        for id in &observation.recalled {
+            self.remembered.remove(id);
+        }
+        self.open.extend(observation.found);
+        observation.delta
     }
 
     /// After the first full observation: what a previous run recorded as

@@ -107,6 +107,19 @@ fn a_partial_observation_leaves_what_it_did_not_cover() {
 }
 
 #[test]
+fn assessing_changes_nothing_until_applied() {
+    let mut ledger = Ledger::new();
+    ledger.observe(full(&drifting("sha256:b")), |_| true, at(10));
+    let before: Vec<Entry> = ledger.entries().cloned().collect();
+    let observation = ledger.assess(Vec::new(), |_| true, at(20));
+    assert_eq!(ledger.entries().cloned().collect::<Vec<_>>(), before);
+    assert_eq!(observation.keys().count(), 1, "the resolved finding");
+    let delta = ledger.apply(observation);
+    assert_eq!(delta.resolved.len(), 1);
+    assert!(ledger.is_empty());
+}
+
+#[test]
 fn findings_remembered_from_a_previous_run_keep_their_first_seen() {
     let findings = full(&drifting("sha256:b"));
     let id = findings[0].identity().id();

@@ -22,7 +22,8 @@ use envparity_proto::v1::{EngineState, HeartbeatRequest, HostSnapshot, HostState
 use super::validate::{self, InvalidReport};
 use crate::history;
 use crate::parity::{
-    self, Delta, Entry, Finding, FindingKey, HostView, Ledger, Policy, Scope, Seen, judge,
+    self, Delta, Entry, Finding, FindingKey, HostView, Ledger, Observation, Policy, Scope, Seen,
+    judge,
 };
 use crate::store::{FindingChanges, FindingRecord, Resolved, Store, StoreError, StoredHost};
 
@@ -71,51 +72,164 @@ impl LoadedPolicy {
     }
 }
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 struct Inner {
     hosts: BTreeMap<String, StoredHost>,
     ledger: Ledger,
     /// Service -> the hosts running it: what a service's findings depend on,
     /// so that a report re-evaluates its services without reading every
-    /// container of the fleet. The sets are shared, so cloning `Inner` (once
-    /// per report) does not copy them.
-    by_service: BTreeMap<String, Arc<BTreeSet<String>>>,
+    /// container of the fleet.
+    by_service: BTreeMap<String, BTreeSet<String>>,
+    /// Environment -> its hosts: which environments exist (and so which
+    /// pairs), without reading every host.
+    by_environment: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl Inner {
-    /// Adds (`add`) or removes `snapshot`'s host under each service it runs.
+    /// Adds (`add`) or removes `snapshot`'s host under each service it runs
+    /// and under its environment.
     fn index(&mut self, snapshot: &HostSnapshot, add: bool) {
+        let id = &snapshot.host_id;
         for service in services_of(snapshot) {
-            let hosts = self.by_service.entry(service.to_owned()).or_default();
-            let hosts = Arc::make_mut(hosts);
-            if add {
-                hosts.insert(snapshot.host_id.clone());
-            } else {
-                hosts.remove(&snapshot.host_id);
-            }
-            if hosts.is_empty() {
-                self.by_service.remove(service);
-            }
+            file(&mut self.by_service, service, id, add);
         }
+        file(&mut self.by_environment, &snapshot.environment, id, add);
+    }
+
+    /// Applies a change whose store write succeeded.
+    fn apply(&mut self, change: Change) {
+        if let Some(record) = change.record {
+            if let Some(prev) = self.hosts.get(&record.snapshot.host_id) {
+                let prev = Arc::clone(&prev.snapshot);
+                self.index(&prev, false);
+            }
+            self.index(&record.snapshot, true);
+            self.hosts.insert(record.snapshot.host_id.clone(), record);
+        }
+        self.ledger.apply(change.observation);
+    }
+}
+
+/// Adds (`add`) or removes `host` under `name` in `index`.
+fn file(index: &mut BTreeMap<String, BTreeSet<String>>, name: &str, host: &str, add: bool) {
+    let hosts = index.entry(name.to_owned()).or_default();
+    if add {
+        hosts.insert(host.to_owned());
+    } else {
+        hosts.remove(host);
+    }
+    if hosts.is_empty() {
+        index.remove(name);
+    }
+}
+
+/// The fleet as it is once a report is applied: `inner` with `record` in
+/// place of its host's previous record (or added). Reading through it
+/// spares copying the fleet state per report: only what the report
+/// touches is looked at, and memory changes only once the store has the
+/// report.
+struct Next<'a> {
+    inner: &'a Inner,
+    record: Option<&'a StoredHost>,
+}
+
+impl<'a> Next<'a> {
+    fn id(&self) -> Option<&'a str> {
+        self.record.map(|r| r.snapshot.host_id.as_str())
+    }
+
+    fn get(&self, id: &str) -> Option<&'a StoredHost> {
+        match self.record {
+            Some(r) if r.snapshot.host_id == id => Some(r),
+            _ => self.inner.hosts.get(id),
+        }
+    }
+
+    /// Every host, by id.
+    fn every_host(&self) -> Vec<&'a StoredHost> {
+        let mut hosts: Vec<&StoredHost> = self
+            .inner
+            .hosts
+            .values()
+            .filter(|h| Some(h.snapshot.host_id.as_str()) != self.id())
+            .collect();
+        if let Some(r) = self.record {
+            let at = hosts.partition_point(|h| h.snapshot.host_id < r.snapshot.host_id);
+            hosts.insert(at, r);
+        }
+        hosts
+    }
+
+    /// The hosts of `index[name]`, `record`'s host among them when
+    /// `with_record`.
+    fn members(
+        &self,
+        index: &'a BTreeMap<String, BTreeSet<String>>,
+        name: &str,
+        with_record: bool,
+    ) -> impl Iterator<Item = &'a str> + use<'a> {
+        let id = self.id();
+        let held = index
+            .get(name)
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .filter(move |h| Some(*h) != id);
+        held.chain(id.filter(|_| with_record))
+    }
+
+    /// The environments that have hosts.
+    fn environments(&self) -> BTreeSet<&'a str> {
+        let mut out: BTreeSet<&str> = self
+            .inner
+            .by_environment
+            .keys()
+            .map(String::as_str)
+            .filter(|e| self.first_of(e).is_some())
+            .collect();
+        out.extend(self.record.map(|r| r.snapshot.environment.as_str()));
+        out
+    }
+
+    /// The first host (by id) of `environment`.
+    fn first_of(&self, environment: &str) -> Option<&'a str> {
+        let with = self
+            .record
+            .is_some_and(|r| r.snapshot.environment == environment);
+        self.members(&self.inner.by_environment, environment, with)
+            .min()
     }
 
     /// The hosts running any of `services`, and one host of each
     /// environment: the environments that have hosts decide which pairs
     /// exist, at which level, and whether a service is missing from one.
-    fn hosts_for<'a>(&'a self, services: &BTreeSet<String>) -> Vec<&'a StoredHost> {
+    fn hosts_for(&self, services: &BTreeSet<String>) -> Vec<&'a StoredHost> {
+        let runs = |s: &str| {
+            self.record
+                .is_some_and(|r| services_of(&r.snapshot).any(|x| x == s))
+        };
         let mut ids: BTreeSet<&str> = services
             .iter()
-            .filter_map(|s| self.by_service.get(s))
-            .flat_map(|hosts| hosts.iter().map(String::as_str))
+            .flat_map(|s| self.members(&self.inner.by_service, s, runs(s)))
             .collect();
-        let mut environments = BTreeSet::new();
-        for h in self.hosts.values() {
-            if environments.insert(h.snapshot.environment.as_str()) {
-                ids.insert(h.snapshot.host_id.as_str());
-            }
-        }
-        ids.iter().filter_map(|id| self.hosts.get(*id)).collect()
+        ids.extend(
+            self.environments()
+                .into_iter()
+                .filter_map(|e| self.first_of(e)),
+        );
+        ids.iter().filter_map(|id| self.get(id)).collect()
     }
+}
+
+/// What a report (or time passing, or a new policy) changes in memory,
+/// computed against the current state and applied ([`Inner::apply`]) once
+/// the store has it.
+#[derive(Debug, Default)]
+struct Change {
+    /// The host's new record.
+    record: Option<StoredHost>,
+    /// What the re-evaluation changes in the ledger.
+    observation: Observation,
 }
 
 /// Liveness records (heartbeats, replayed reports) waiting to be written,
@@ -369,8 +483,17 @@ impl Fleet {
             stale_after,
             changed: tokio::sync::Notify::new(),
         };
-        let mut inner = fleet.read().clone();
-        let mut changes = fleet.reevaluate(&mut inner, &Reach::Full, now);
+        let mut inner = fleet.write();
+        let observation = fleet.reevaluate(
+            &Next {
+                inner: &inner,
+                record: None,
+            },
+            &Reach::Full,
+            now,
+        );
+        let mut changes = finding_changes(&observation.delta, now);
+        inner.ledger.apply(observation);
         // What a previous run recorded as open and is gone now resolved
         // while the aggregator was down; it is recorded as resolved now.
         for (id, seen) in inner.ledger.forget_remembered() {
@@ -381,7 +504,7 @@ impl Fleet {
             });
         }
         fleet.store.save_findings(&changes)?;
-        *fleet.write() = inner;
+        drop(inner);
         Ok(fleet)
     }
 
@@ -453,27 +576,21 @@ impl Fleet {
             .map_err(IngestError::from)
     }
 
-    /// Re-evaluates `reach` of `inner` at `now`, updating its ledger; returns
-    /// what the store must record.
-    fn reevaluate(&self, inner: &mut Inner, reach: &Reach, now: SystemTime) -> FindingChanges {
+    /// Re-evaluates `reach` of `fleet` at `now`; returns what that changes
+    /// in the ledger.
+    fn reevaluate(&self, fleet: &Next<'_>, reach: &Reach, now: SystemTime) -> Observation {
         let policy = self.policy();
         let policy = &policy.policy;
-        let environments = policy.ordered(
-            inner
-                .hosts
-                .values()
-                .map(|h| h.snapshot.environment.as_str()),
-        );
+        let environments = policy.ordered(fleet.environments());
         let all = Scope::all(policy, &environments);
         let evaluate = |hosts: Vec<&StoredHost>, scope: &Scope| {
             let views = host_views(hosts.into_iter().map(|h| (h, self.state_of(h, now))));
             parity::evaluate(&views, policy, scope)
         };
-        let every_host = || inner.hosts.values().collect::<Vec<_>>();
         let host_level_only = all.clone().with_services(BTreeSet::new());
         let findings = match reach {
-            Reach::Full => evaluate(every_host(), &all),
-            Reach::HostLevel => evaluate(every_host(), &host_level_only),
+            Reach::Full => evaluate(fleet.every_host(), &all),
+            Reach::HostLevel => evaluate(fleet.every_host(), &host_level_only),
             Reach::Services {
                 services,
                 host_level,
@@ -482,9 +599,9 @@ impl Fleet {
                     .clone()
                     .with_services(services.clone())
                     .with_host_level(false);
-                let mut findings = evaluate(inner.hosts_for(services), &scope);
+                let mut findings = evaluate(fleet.hosts_for(services), &scope);
                 if *host_level {
-                    findings.extend(evaluate(every_host(), &host_level_only));
+                    findings.extend(evaluate(fleet.every_host(), &host_level_only));
                 }
                 findings
             }
@@ -497,8 +614,18 @@ impl Fleet {
             } => (*host_level && k.kind.is_host_level()) || services.contains(&k.service),
             Reach::HostLevel => k.kind.is_host_level(),
         };
-        let delta = inner.ledger.observe(findings, covers, now);
-        finding_changes(&delta, now)
+        fleet.inner.ledger.assess(findings, covers, now)
+    }
+
+    /// Applies a change the store has recorded; wakes alerting when
+    /// `wake`.
+    fn commit(&self, change: Change, wake: bool) {
+        let mut inner = self.write();
+        inner.apply(change);
+        drop(inner);
+        if wake {
+            self.changed.notify_one();
+        }
     }
 
     /// Re-evaluates what depends on time alone (stale hosts) and records
@@ -525,17 +652,30 @@ impl Fleet {
     }
 
     async fn apply(&self, reach: Reach, now: SystemTime) -> Result<(), IngestError> {
-        let mut inner = self.read().clone();
-        let changes = self.reevaluate(&mut inner, &reach, now);
+        let observation = {
+            let inner = self.read();
+            self.reevaluate(
+                &Next {
+                    inner: &inner,
+                    record: None,
+                },
+                &reach,
+                now,
+            )
+        };
+        let changes = finding_changes(&observation.delta, now);
         let changed = !changes.is_empty();
         if changed {
             self.blocking(move |store| store.save_findings(&changes))
                 .await?;
         }
-        self.write().ledger = inner.ledger;
-        if changed {
-            self.changed.notify_one();
-        }
+        self.commit(
+            Change {
+                record: None,
+                observation,
+            },
+            changed,
+        );
         Ok(())
     }
 
@@ -599,17 +739,6 @@ impl Fleet {
         // before and runs now, and the host-level kinds when the host's
         // facts, environment or state changed (everything when the set of
         // environments changed, because that changes which pairs exist).
-        let mut inner = self.read().clone();
-        let environments = |i: &Inner| -> BTreeSet<String> {
-            i.hosts
-                .values()
-                .map(|h| h.snapshot.environment.as_str())
-                .collect::<BTreeSet<&str>>()
-                .into_iter()
-                .map(str::to_owned)
-                .collect()
-        };
-        let before = environments(&inner);
         let host_level = previous.as_ref().is_none_or(|prev| {
             let (p, n) = (&prev.snapshot, &record.snapshot);
             p.environment != n.environment
@@ -618,34 +747,44 @@ impl Fleet {
                 || prev.engine_state != record.engine_state
                 || self.state_of(prev, now) != HostState::Fresh
         });
-        if let Some(prev) = &previous {
-            inner.index(&prev.snapshot, false);
-        }
-        inner.index(&record.snapshot, true);
-        inner
-            .hosts
-            .insert(record.snapshot.host_id.clone(), record.clone());
-        let reach = if environments(&inner) == before {
-            let mut services: BTreeSet<String> =
-                services_of(&record.snapshot).map(str::to_owned).collect();
-            if let Some(prev) = &previous {
-                services.extend(services_of(&prev.snapshot).map(str::to_owned));
-            }
-            Reach::Services {
-                services,
-                host_level,
-            }
-        } else {
-            Reach::Full
+        let observation = {
+            let inner = self.read();
+            let next = Next {
+                inner: &inner,
+                record: Some(&record),
+            };
+            let before = Next {
+                inner: &inner,
+                record: None,
+            };
+            let reach = if next.environments() == before.environments() {
+                let mut services: BTreeSet<String> =
+                    services_of(&record.snapshot).map(str::to_owned).collect();
+                if let Some(prev) = &previous {
+                    services.extend(services_of(&prev.snapshot).map(str::to_owned));
+                }
+                Reach::Services {
+                    services,
+                    host_level,
+                }
+            } else {
+                Reach::Full
+            };
+            self.reevaluate(&next, &reach, now)
         };
-        let findings = self.reevaluate(&mut inner, &reach, now);
+        let findings = finding_changes(&observation.delta, now);
 
         let to_store = record.clone();
         self.blocking(move |store| store.save_snapshot(&to_store, &changes, &findings))
             .await?;
         let content_hash = record.snapshot.content_hash.clone();
-        *self.write() = inner;
-        self.changed.notify_one();
+        self.commit(
+            Change {
+                record: Some(record),
+                observation,
+            },
+            true,
+        );
         Ok(PushOutcome {
             content_hash,
             duplicate: false,
@@ -874,5 +1013,67 @@ mod tests {
             .collect();
             assert_eq!(held, full, "after step {step}");
         }
+    }
+
+    /// The change a report makes is computed against the current state and
+    /// applied only once the store has it: when the store fails, queries
+    /// see the fleet and its findings as they were.
+    #[tokio::test]
+    async fn a_report_the_store_refuses_changes_nothing_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let fleet = Fleet::load(
+            store,
+            Duration::from_secs(3600),
+            LoadedPolicy::defaults(t0),
+            t0,
+        )
+        .unwrap();
+        let report = |host: &str, environment: &str, image: u64, sequence: u64| {
+            let mut s = HostSnapshot {
+                host_id: host.into(),
+                environment: environment.into(),
+                agent: Some(AgentInfo {
+                    version: "t".into(),
+                    boot_id: "b".into(),
+                }),
+                sequence,
+                engine_state: 1,
+                containers: vec![container("shop", image, 0)],
+                fingerprint_key_id: "k".into(),
+                ..Default::default()
+            };
+            s.content_hash = envparity_proto::hash::content_hash(&s);
+            s
+        };
+        fleet.push(report("s1", "staging", 1, 1), t0).await.unwrap();
+        fleet
+            .push(report("p1", "production", 1, 1), t0)
+            .await
+            .unwrap();
+        let before = fleet.view(t0);
+
+        let db = rusqlite::Connection::open(dir.path().join("envparity.db")).unwrap();
+        db.execute_batch("DROP TABLE changes").unwrap();
+        // A new image (a finding would open) and a new environment.
+        assert!(
+            fleet
+                .push(report("p1", "production", 2, 2), t0)
+                .await
+                .is_err()
+        );
+        assert!(fleet.push(report("d1", "dev", 1, 1), t0).await.is_err());
+
+        let after = fleet.view(t0);
+        let hosts = |v: &FleetView| -> Vec<(String, String)> {
+            v.hosts
+                .iter()
+                .map(|(h, _)| (h.snapshot.host_id.clone(), h.snapshot.content_hash.clone()))
+                .collect()
+        };
+        assert_eq!(hosts(&after), hosts(&before));
+        assert_eq!(after.open, before.open);
+        assert_eq!(after.environments(), ["staging", "production"]);
     }
 }
