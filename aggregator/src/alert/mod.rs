@@ -3,7 +3,11 @@
 //!
 //! One reconciler compares the ledger (judged with the policy's
 //! `alert_grace`) with the book of alerts, every second and whenever the
-//! ledger changes ([`model::plan`]). Every change is written to the store
+//! ledger changes ([`model::plan`]): only the findings a report (or time,
+//! or a new policy) opened, changed or resolved since it last looked, and
+//! those whose grace period or waiver has ended since — every other
+//! verdict is the one the book holds, so the cost of a report does not
+//! grow with the number of open findings. Every change is written to the store
 //! *with* the notifications it implies (an outbox, one row per sink and
 //! event) in one transaction, before anything is sent: an aggregator that
 //! dies mid-delivery delivers after its restart instead of forgetting, and
@@ -19,7 +23,7 @@ pub mod deliver;
 pub mod model;
 pub mod sink;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
@@ -27,10 +31,22 @@ use reqwest::header::{HeaderMap, HeaderValue};
 
 use crate::config::{AlertsConfig, SinkConfig, Target};
 use crate::metrics::Metrics;
-use crate::parity::Severity;
-use crate::server::Fleet;
+use crate::parity::{FindingKey, Severity, judged_until};
+use crate::server::{Changed, Fleet};
 use crate::store::{AlertRow, OutboxRow, Store, StoreError};
 pub use model::{Action, Alert, Event};
+
+/// Which open findings a reconciliation judges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sweep {
+    /// Those that changed since the last reconciliation (every one the
+    /// first time), and those whose grace period or waiver has ended since:
+    /// no other verdict can differ from what the book holds. The cost is
+    /// that of the changes, not of the fleet.
+    Changed,
+    /// Every one (what `Changed` must always agree with).
+    Everything,
+}
 
 /// How often the reconciler looks at the ledger without being woken.
 const RECONCILE_EVERY: Duration = Duration::from_secs(1);
@@ -51,6 +67,9 @@ pub struct Alerting {
     metrics: Arc<Metrics>,
     /// Firing alerts and recently resolved ones, by id.
     book: Mutex<BTreeMap<String, Alert>>,
+    /// When the verdict on an open finding may change with time alone (its
+    /// grace period or waiver ends): it is judged again then.
+    due: Mutex<BTreeSet<(SystemTime, FindingKey)>>,
     /// One wake-up per sink, in `config.sinks` order.
     wake: Vec<tokio::sync::Notify>,
     sender: Sender,
@@ -89,6 +108,7 @@ impl Alerting {
             store,
             metrics,
             book: Mutex::new(book),
+            due: Mutex::default(),
             wake,
             sender,
         })
@@ -98,6 +118,27 @@ impl Alerting {
         self.book
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn due(&self) -> std::sync::MutexGuard<'_, BTreeSet<(SystemTime, FindingKey)>> {
+        self.due
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The findings whose verdict may have changed by `now` with time alone.
+    fn take_due(&self, now: SystemTime) -> Vec<FindingKey> {
+        let mut due = self.due();
+        let mut out = Vec::new();
+        while let Some(first) = due.first() {
+            if first.0 > now {
+                break;
+            }
+            if let Some((_, key)) = due.pop_first() {
+                out.push(key);
+            }
+        }
+        out
     }
 
     /// The firing alerts, most severe first.
@@ -140,11 +181,57 @@ impl Alerting {
             .unwrap_or_default()
     }
 
-    /// Compares the ledger with the book once; records and queues what
-    /// changed.
-    pub async fn reconcile(&self, fleet: &Fleet, now: SystemTime) -> Result<(), StoreError> {
-        let findings = fleet.judged(|p| p.alert_grace, now);
-        let plan = model::plan(&self.book(), &findings, self.min_severity, now);
+    /// Compares the ledger with the book once (with [`Sweep::Changed`],
+    /// only where it may differ); records and queues what changed.
+    pub async fn reconcile(
+        &self,
+        fleet: &Fleet,
+        sweep: Sweep,
+        now: SystemTime,
+    ) -> Result<(), StoreError> {
+        let result = self.reconcile_once(fleet, sweep, now).await;
+        if result.is_err() {
+            // What was taken as changed was not recorded: look at
+            // everything next time.
+            fleet.all_changed();
+        }
+        result
+    }
+
+    async fn reconcile_once(
+        &self,
+        fleet: &Fleet,
+        sweep: Sweep,
+        now: SystemTime,
+    ) -> Result<(), StoreError> {
+        let grace = fleet.policy().policy.alert_grace;
+        let changed = match sweep {
+            Sweep::Everything => Changed::everything(),
+            Sweep::Changed => fleet.take_changed(),
+        };
+        let (findings, only) = if changed.everything {
+            (fleet.judged(None, |_| grace, now), None)
+        } else {
+            let mut keys = changed.keys;
+            keys.extend(self.take_due(now));
+            let ids: BTreeSet<String> = keys.iter().map(FindingKey::id).collect();
+            (fleet.judged(Some(&keys), |_| grace, now), Some(ids))
+        };
+        {
+            let mut due = self.due();
+            for f in &findings {
+                if let Some(until) = judged_until(f, grace, now) {
+                    due.insert((until, f.identity()));
+                }
+            }
+        }
+        let plan = model::plan(
+            &self.book(),
+            &findings,
+            only.as_ref(),
+            self.min_severity,
+            now,
+        );
         let keep = self.keep_resolved();
         let forget_before = envparity_proto::time::unix_millis(now)
             .saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX));
@@ -495,7 +582,7 @@ async fn reconciler(alerting: Weak<Alerting>, fleet: Weak<Fleet>) {
             () = f.changed() => {}
         }
         let Some(a) = alerting.upgrade() else { return };
-        if let Err(e) = a.reconcile(&f, SystemTime::now()).await {
+        if let Err(e) = a.reconcile(&f, Sweep::Changed, SystemTime::now()).await {
             tracing::error!(error = %e, "alerting: cannot record alert changes; will retry");
         }
     }
@@ -526,5 +613,93 @@ async fn sink_task(alerting: Weak<Alerting>, index: usize) {
         // Hold only the wake-up, not the alerting state, while waiting.
         let woken = async { a.wake[index].notified().await };
         let _ = tokio::time::timeout(wait, woken).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parity::{Kind, Policy, policy::Waiver};
+    use crate::server::{LoadedPolicy, random_report};
+    use crate::store::SqliteStore;
+
+    fn alerting(dir: &std::path::Path) -> Alerting {
+        let config = AlertsConfig {
+            min_severity: Severity::Info,
+            ..AlertsConfig::default()
+        };
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir).unwrap());
+        Alerting::load(config, store, Arc::new(Metrics::new())).unwrap()
+    }
+
+    /// Random reports, time passing (grace periods ending, hosts going
+    /// stale, waivers expiring) and policy changes: after every step, the
+    /// reconciler that judges only what changed or fell due holds the same
+    /// alerts — fired, refreshed and resolved at the same instants — as one
+    /// that judges every open finding.
+    #[tokio::test]
+    async fn reconciling_what_changed_matches_reconciling_everything() {
+        let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let waiver = |service: &str, expires: u64| Waiver {
+            kind: Kind::ImageDigest,
+            service: service.to_owned(),
+            key: String::new(),
+            host: String::new(),
+            environments: Default::default(),
+            reason: "test".to_owned(),
+            owner: "test".to_owned(),
+            expires: t0 + Duration::from_secs(expires),
+        };
+        let policy = |alert_grace: u64| LoadedPolicy {
+            policy: Policy {
+                alert_grace: Duration::from_secs(alert_grace),
+                waivers: vec![waiver("s1", 300), waiver("s2", 900), waiver("s2", 600)],
+                ..Policy::default()
+            },
+            source: "test".to_owned(),
+            loaded_at: t0,
+        };
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dirs[0].path()).unwrap());
+        let fleet = Fleet::load(store, Duration::from_secs(40), policy(20), t0).unwrap();
+        let (changed, everything) = (alerting(dirs[1].path()), alerting(dirs[2].path()));
+
+        let mut rng = fastrand::Rng::with_seed(11);
+        let mut sequence = BTreeMap::new();
+        let mut now = t0;
+        let (mut fired, mut resolved) = (0, 0);
+        for step in 0..400 {
+            now += Duration::from_millis(rng.u64(0..12_000));
+            match rng.u8(0..20) {
+                0..=14 => {
+                    fleet
+                        .push(random_report(&mut rng, &mut sequence), now)
+                        .await
+                        .unwrap();
+                }
+                15..=17 => fleet.tick(now).await.unwrap(),
+                18 => fleet
+                    .set_policy(policy(rng.u64(0..3) * 15), now)
+                    .await
+                    .unwrap(),
+                _ => {}
+            }
+            changed
+                .reconcile(&fleet, Sweep::Changed, now)
+                .await
+                .unwrap();
+            everything
+                .reconcile(&fleet, Sweep::Everything, now)
+                .await
+                .unwrap();
+            let (a, b) = (changed.book().clone(), everything.book().clone());
+            assert_eq!(a, b, "after step {step}");
+            fired = fired.max(a.values().filter(|a| a.is_firing()).count());
+            resolved = resolved.max(a.len() - a.values().filter(|a| a.is_firing()).count());
+        }
+        assert!(
+            fired > 3 && resolved > 0,
+            "the sequence exercised little: {fired} firing, {resolved} resolved"
+        );
     }
 }

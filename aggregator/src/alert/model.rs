@@ -7,7 +7,7 @@
 //! never a digest or a value, so a service whose digest keeps changing
 //! updates one alert instead of opening another.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
 use envparity_proto::time::{from_unix_millis, unix_millis};
@@ -193,9 +193,16 @@ impl Plan {
 /// findings judged with the alert grace; those active at or above
 /// `min_severity` should fire. A severity change resolves the old alert and
 /// fires a new one, because receivers key alerts on their labels.
+///
+/// `only` limits the comparison to the alerts with these ids (`None`:
+/// every alert); `findings` must then hold every open finding among them
+/// and may leave out the rest. Alerting passes the findings that changed
+/// and those whose grace period or waiver ended since it last looked:
+/// every other alert is as the previous plan left it.
 pub fn plan(
     firing: &BTreeMap<String, Alert>,
     findings: &[Finding],
+    only: Option<&BTreeSet<String>>,
     min_severity: Severity,
     now: SystemTime,
 ) -> Plan {
@@ -207,7 +214,11 @@ pub fn plan(
         }
     }
     let now_ms = unix_millis(now);
-    for (id, alert) in firing.iter().filter(|(_, a)| a.is_firing()) {
+    let alerts: Box<dyn Iterator<Item = (&String, &Alert)>> = match only {
+        None => Box::new(firing.iter()),
+        Some(ids) => Box::new(ids.iter().filter_map(|id| firing.get_key_value(id))),
+    };
+    for (id, alert) in alerts.filter(|(_, a)| a.is_firing()) {
         match should.get(id) {
             Some(f) if f.severity == alert.severity => {
                 let fresh = Alert {
@@ -311,6 +322,7 @@ mod tests {
         let p1 = plan(
             &BTreeMap::new(),
             std::slice::from_ref(&f),
+            None,
             Severity::Warning,
             at(10),
         );
@@ -318,13 +330,22 @@ mod tests {
         assert_eq!(p1.events(at(10))[0].action, Action::Firing);
         let b = book(&p1, at(10));
         // Still active: nothing to send again.
-        assert!(plan(&b, std::slice::from_ref(&f), Severity::Warning, at(20)).is_empty());
+        assert!(
+            plan(
+                &b,
+                std::slice::from_ref(&f),
+                None,
+                Severity::Warning,
+                at(20)
+            )
+            .is_empty()
+        );
         // Gone: resolved, once.
-        let p3 = plan(&b, &[], Severity::Warning, at(30));
+        let p3 = plan(&b, &[], None, Severity::Warning, at(30));
         assert_eq!(p3.resolved.len(), 1);
         assert_eq!(p3.resolved[0].resolved_at_ms, Some(unix_millis(at(30))));
         let b = book(&p3, at(30));
-        assert!(plan(&b, &[], Severity::Warning, at(40)).is_empty());
+        assert!(plan(&b, &[], None, Severity::Warning, at(40)).is_empty());
     }
 
     #[test]
@@ -334,14 +355,14 @@ mod tests {
             finding("b", Severity::Critical, State::Waived),
             finding("c", Severity::Info, State::Active),
         ];
-        assert!(plan(&BTreeMap::new(), &findings, Severity::Warning, at(0)).is_empty());
+        assert!(plan(&BTreeMap::new(), &findings, None, Severity::Warning, at(0)).is_empty());
         // A firing alert whose finding becomes waived resolves.
         let active = finding("b", Severity::Critical, State::Active);
         let b = book(
-            &plan(&BTreeMap::new(), &[active], Severity::Warning, at(0)),
+            &plan(&BTreeMap::new(), &[active], None, Severity::Warning, at(0)),
             at(0),
         );
-        let p = plan(&b, &findings, Severity::Warning, at(5));
+        let p = plan(&b, &findings, None, Severity::Warning, at(5));
         assert_eq!(p.resolved.len(), 1);
         assert_eq!(p.resolved[0].service, "b");
     }
@@ -353,6 +374,7 @@ mod tests {
             &plan(
                 &BTreeMap::new(),
                 std::slice::from_ref(&f),
+                None,
                 Severity::Warning,
                 at(0),
             ),
@@ -360,7 +382,7 @@ mod tests {
         );
         let mut g = f.clone();
         g.b.as_mut().unwrap().values = vec!["sha256:ccc".into()];
-        assert!(plan(&b, &[g], Severity::Warning, at(5)).is_empty());
+        assert!(plan(&b, &[g], None, Severity::Warning, at(5)).is_empty());
     }
 
     #[test]
@@ -370,13 +392,14 @@ mod tests {
             &plan(
                 &BTreeMap::new(),
                 std::slice::from_ref(&f),
+                None,
                 Severity::Warning,
                 at(0),
             ),
             at(0),
         );
         let g = finding("shop", Severity::Critical, State::Active);
-        let p = plan(&b, &[g], Severity::Warning, at(5));
+        let p = plan(&b, &[g], None, Severity::Warning, at(5));
         assert_eq!((p.resolved.len(), p.fired.len()), (1, 1));
         let events = p.events(at(5));
         assert_eq!(
@@ -399,12 +422,13 @@ mod tests {
             &plan(
                 &BTreeMap::new(),
                 std::slice::from_ref(&f),
+                None,
                 Severity::Warning,
                 at(0),
             ),
             at(0),
         );
-        let p = plan(&b, &[], Severity::Warning, at(10));
+        let p = plan(&b, &[], None, Severity::Warning, at(10));
         apply(&mut b, &p, Duration::from_secs(300), at(10));
         assert_eq!(b.len(), 1);
         apply(&mut b, &Plan::default(), Duration::from_secs(300), at(309));

@@ -253,6 +253,25 @@ pub fn judge(
     finding
 }
 
+/// Until when [`judge`]'s verdict on `finding` (as it judged it at `now`
+/// with `grace`) holds if nothing but time changes: the end of the grace
+/// period of a pending finding, the expiry of a waiver. `None`: it holds
+/// until the finding or the policy changes. Alerting re-judges a finding
+/// then, instead of re-judging every open finding all the time.
+pub fn judged_until(finding: &Finding, grace: Duration, now: SystemTime) -> Option<SystemTime> {
+    let status = &finding.status;
+    let grace_ends = status
+        .first_seen
+        .and_then(|first| first.checked_add(grace))
+        .filter(|end| *end > now);
+    let waiver_ends = status
+        .waiver
+        .as_ref()
+        .map(|w| w.expires)
+        .filter(|end| *end > now);
+    grace_ends.into_iter().chain(waiver_ends).min()
+}
+
 #[cfg(test)]
 #[path = "ledger_tests.rs"]
 mod tests;

@@ -7,6 +7,8 @@ mod query;
 pub mod rate;
 mod report;
 mod state;
+#[cfg(test)]
+pub(crate) use state::tests::random_report;
 pub mod tls;
 pub mod validate;
 
@@ -23,7 +25,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 pub use query::QueryApi;
 pub use report::ReportApi;
-pub use state::{Fleet, FleetView, IngestError, LoadedPolicy, PushOutcome};
+pub use state::{Changed, Fleet, FleetView, IngestError, LoadedPolicy, PushOutcome};
 
 use crate::alert::Alerting;
 use crate::config::AlertsConfig;

@@ -232,6 +232,47 @@ struct Change {
     observation: Observation,
 }
 
+/// The open findings whose entry changed since alerting last asked
+/// ([`Fleet::take_changed`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changed {
+    /// Everything may have changed (at start, after a new policy, or when
+    /// alerting could not record what it saw): judge every open finding.
+    pub everything: bool,
+    /// Otherwise, these.
+    pub keys: BTreeSet<FindingKey>,
+}
+
+impl Default for Changed {
+    fn default() -> Self {
+        Changed::everything()
+    }
+}
+
+impl Changed {
+    /// Everything.
+    pub fn everything() -> Self {
+        Changed {
+            everything: true,
+            keys: BTreeSet::new(),
+        }
+    }
+
+    /// Nothing.
+    pub fn nothing() -> Self {
+        Changed {
+            everything: false,
+            keys: BTreeSet::new(),
+        }
+    }
+
+    fn add<'a>(&mut self, keys: impl IntoIterator<Item = &'a FindingKey>) {
+        if !self.everything {
+            self.keys.extend(keys.into_iter().cloned());
+        }
+    }
+}
+
 /// Liveness records (heartbeats, replayed reports) waiting to be written,
 /// each with whoever waits for its commit.
 ///
@@ -292,6 +333,8 @@ pub struct Fleet {
     stale_after: Duration,
     /// Signalled whenever the ledger may have changed (alerting listens).
     changed: tokio::sync::Notify,
+    /// Which findings changed since alerting last asked.
+    changed_keys: std::sync::Mutex<Changed>,
 }
 
 impl std::fmt::Debug for dyn Store {
@@ -482,6 +525,7 @@ impl Fleet {
             ingest: tokio::sync::Mutex::new(()),
             stale_after,
             changed: tokio::sync::Notify::new(),
+            changed_keys: std::sync::Mutex::new(Changed::everything()),
         };
         let mut inner = fleet.write();
         let observation = fleet.reevaluate(
@@ -621,11 +665,18 @@ impl Fleet {
     /// `wake`.
     fn commit(&self, change: Change, wake: bool) {
         let mut inner = self.write();
+        self.changed_keys().add(change.observation.keys());
         inner.apply(change);
         drop(inner);
         if wake {
             self.changed.notify_one();
         }
+    }
+
+    fn changed_keys(&self) -> std::sync::MutexGuard<'_, Changed> {
+        self.changed_keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Re-evaluates what depends on time alone (stale hosts) and records
@@ -648,6 +699,8 @@ impl Fleet {
             .policy
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(policy);
+        // The grace periods and waivers that judge every finding changed.
+        *self.changed_keys() = Changed::everything();
         self.apply(Reach::Full, now).await
     }
 
@@ -851,16 +904,38 @@ impl Fleet {
         self.changed.notified().await;
     }
 
-    /// Every open finding judged with `grace` at `now` (for alerting, with
-    /// the policy's `alert_grace`), and the policy that judged them.
-    pub fn judged(&self, grace: impl Fn(&Policy) -> Duration, now: SystemTime) -> Vec<Finding> {
+    /// Which open findings changed since the last call (for alerting): the
+    /// ones a report, time passing or a new policy opened, updated or
+    /// resolved; `everything` on the first call and after
+    /// [`Fleet::all_changed`].
+    pub fn take_changed(&self) -> Changed {
+        std::mem::replace(&mut *self.changed_keys(), Changed::nothing())
+    }
+
+    /// Makes the next [`Fleet::take_changed`] say everything changed (for
+    /// alerting, when it could not record what it saw).
+    pub fn all_changed(&self) {
+        *self.changed_keys() = Changed::everything();
+    }
+
+    /// The open findings (every one, or those of `only` that are open)
+    /// judged with `grace` at `now` (for alerting, with the policy's
+    /// `alert_grace`).
+    pub fn judged(
+        &self,
+        only: Option<&BTreeSet<FindingKey>>,
+        grace: impl Fn(&Policy) -> Duration,
+        now: SystemTime,
+    ) -> Vec<Finding> {
         let loaded = self.policy();
         let policy = &loaded.policy;
         let grace = grace(policy);
         let inner = self.read();
-        inner
-            .ledger
-            .entries()
+        let entries: Box<dyn Iterator<Item = &Entry>> = match only {
+            None => Box::new(inner.ledger.entries()),
+            Some(keys) => Box::new(keys.iter().filter_map(|k| inner.ledger.get(k))),
+        };
+        entries
             .map(|e| {
                 judge(
                     e.finding.clone(),
@@ -921,7 +996,7 @@ fn to_millis(now: SystemTime) -> SystemTime {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::store::SqliteStore;
     use envparity_proto::v1::{
@@ -950,6 +1025,42 @@ mod tests {
         }
     }
 
+    /// A report of one of 9 hosts, the next in its sequence: up to 3 of 5
+    /// services with one of 3 images and 2 env values, mostly in the host's
+    /// own environment (sometimes it moves), sometimes with its engine
+    /// unreachable, one of 2 kernels.
+    pub(crate) fn random_report(
+        rng: &mut fastrand::Rng,
+        sequence: &mut BTreeMap<String, u64>,
+    ) -> HostSnapshot {
+        let envs = ["dev", "staging", "production"];
+        let host = format!("h{}", rng.u64(0..9));
+        let seq = sequence.entry(host.clone()).or_insert(0u64);
+        *seq += 1;
+        let containers = (0..rng.usize(0..4))
+            .map(|_| container(&format!("s{}", rng.u64(0..5)), rng.u64(0..3), rng.u64(0..2)))
+            .collect();
+        let mut s = HostSnapshot {
+            host_id: host.clone(),
+            environment: envs[(rng.usize(0..12) + host.len()) % 3].into(),
+            agent: Some(AgentInfo {
+                version: "t".into(),
+                boot_id: "b".into(),
+            }),
+            sequence: *seq,
+            host: Some(HostFacts {
+                kernel_version: format!("6.{}.0", rng.u64(0..2)),
+                ..Default::default()
+            }),
+            engine_state: if rng.u8(0..10) == 0 { 2 } else { 1 },
+            containers,
+            fingerprint_key_id: "k".into(),
+            ..Default::default()
+        };
+        s.content_hash = envparity_proto::hash::content_hash(&s);
+        s
+    }
+
     /// A random fleet changing one report at a time: after every report the
     /// ledger, kept by incremental re-evaluation (only the services the
     /// report touches, host-level kinds only when the host's facts or state
@@ -967,34 +1078,9 @@ mod tests {
         )
         .unwrap();
         let mut rng = fastrand::Rng::with_seed(7);
-        let envs = ["dev", "staging", "production"];
         let mut sequence = BTreeMap::new();
         for step in 0..150u64 {
-            let host = format!("h{}", rng.u64(0..9));
-            let seq = sequence.entry(host.clone()).or_insert(0u64);
-            *seq += 1;
-            let containers = (0..rng.usize(0..4))
-                .map(|_| container(&format!("s{}", rng.u64(0..5)), rng.u64(0..3), rng.u64(0..2)))
-                .collect();
-            let mut s = HostSnapshot {
-                host_id: host.clone(),
-                // Mostly the host's own environment; sometimes it moves.
-                environment: envs[(rng.usize(0..12) + host.len()) % 3].into(),
-                agent: Some(AgentInfo {
-                    version: "t".into(),
-                    boot_id: "b".into(),
-                }),
-                sequence: *seq,
-                host: Some(HostFacts {
-                    kernel_version: format!("6.{}.0", rng.u64(0..2)),
-                    ..Default::default()
-                }),
-                engine_state: if rng.u8(0..10) == 0 { 2 } else { 1 },
-                containers,
-                fingerprint_key_id: "k".into(),
-                ..Default::default()
-            };
-            s.content_hash = envparity_proto::hash::content_hash(&s);
+            let s = random_report(&mut rng, &mut sequence);
             let now = t0 + Duration::from_secs(step);
             fleet.push(s, now).await.unwrap();
 
