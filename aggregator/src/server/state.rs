@@ -196,8 +196,13 @@ impl<'a> Next<'a> {
         let with = self
             .record
             .is_some_and(|r| r.snapshot.environment == environment);
-        self.members(&self.inner.by_environment, environment, with)
-            .min()
+        // The held hosts come sorted: the first of them that is not the
+        // record's host is their least, so this reads one or two of them,
+        // not the environment.
+        let held = self
+            .members(&self.inner.by_environment, environment, false)
+            .next();
+        held.into_iter().chain(self.id().filter(|_| with)).min()
     }
 
     /// The hosts running any of `services`, and one host of each
