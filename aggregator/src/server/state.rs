@@ -1066,12 +1066,9 @@ pub(crate) mod tests {
         s
     }
 
-    /// A random fleet changing one report at a time: after every report the
-    /// ledger, kept by incremental re-evaluation (only the services the
-    /// report touches, host-level kinds only when the host's facts or state
-    /// changed), holds exactly what a full evaluation finds.
-    #[tokio::test]
-    async fn incremental_ingest_matches_a_full_evaluation() {
+    /// A fleet with no hosts over a fresh SQLite store (kept alive by the
+    /// returned directory), and the time it was loaded at.
+    fn empty_fleet() -> (tempfile::TempDir, Fleet, SystemTime) {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
@@ -1082,6 +1079,16 @@ pub(crate) mod tests {
             t0,
         )
         .unwrap();
+        (dir, fleet, t0)
+    }
+
+    /// A random fleet changing one report at a time: after every report the
+    /// ledger, kept by incremental re-evaluation (only the services the
+    /// report touches, host-level kinds only when the host's facts or state
+    /// changed), holds exactly what a full evaluation finds.
+    #[tokio::test]
+    async fn incremental_ingest_matches_a_full_evaluation() {
+        let (_dir, fleet, t0) = empty_fleet();
         let mut rng = fastrand::Rng::with_seed(7);
         let mut sequence = BTreeMap::new();
         for step in 0..150u64 {
@@ -1111,16 +1118,7 @@ pub(crate) mod tests {
     /// see the fleet and its findings as they were.
     #[tokio::test]
     async fn a_report_the_store_refuses_changes_nothing_in_memory() {
-        let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
-        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        let fleet = Fleet::load(
-            store,
-            Duration::from_secs(3600),
-            LoadedPolicy::defaults(t0),
-            t0,
-        )
-        .unwrap();
+        let (dir, fleet, t0) = empty_fleet();
         let report = |host: &str, environment: &str, image: u64, sequence: u64| {
             let mut s = HostSnapshot {
                 host_id: host.into(),
