@@ -61,6 +61,12 @@ fn parity(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("full", hosts), &all, |b, all| {
             b.iter(|| evaluate(all, &policy, &scope));
         });
+        // The host-level kinds alone (kernel, OS, engine, stale hosts): what a
+        // new host, or a host whose facts changed, re-evaluates over the fleet.
+        let host_level = scope.clone().with_services(BTreeSet::new());
+        group.bench_with_input(BenchmarkId::new("host_level", hosts), &all, |b, all| {
+            b.iter(|| evaluate(all, &policy, &host_level));
+        });
         let mut ledger = Ledger::new();
         ledger.observe(evaluate(&all, &policy, &scope), |_| true, now);
         drop(all);

@@ -144,6 +144,11 @@ pub fn evaluate(hosts: &[HostView<'_>], policy: &Policy, scope: &Scope) -> Vec<F
         }
     }
 
+    let facts = if scope.host_level {
+        env_facts(hosts)
+    } else {
+        BTreeMap::new()
+    };
     let mut out = Vec::new();
     for env in &scope.environments {
         for (service, by_env) in &services {
@@ -152,8 +157,8 @@ pub fn evaluate(hosts: &[HostView<'_>], policy: &Policy, scope: &Scope) -> Vec<F
                 replica_drift(&ctx, service, env, replicas, &mut out);
             }
         }
-        if scope.host_level {
-            stale_hosts(&ctx, hosts, env, &mut out);
+        if let Some(f) = facts.get(env.as_str()) {
+            stale_hosts(&ctx, &f.hosts, env, &mut out);
         }
     }
     for (a, b) in &scope.pairs {
@@ -162,7 +167,7 @@ pub fn evaluate(hosts: &[HostView<'_>], policy: &Policy, scope: &Scope) -> Vec<F
             continue;
         }
         if scope.host_level {
-            host_facts(hosts, level, (a, b), &ctx, &mut out);
+            host_facts(&facts, level, (a, b), &ctx, &mut out);
         }
         for (service, by_env) in &services {
             match (by_env.get(a.as_str()), by_env.get(b.as_str())) {
@@ -890,28 +895,61 @@ fn by_release(a: &[String], b: &[String], parts: usize) -> Severity {
     }
 }
 
+/// The hosts of one environment and, per entry of [`HOST_FACTS`], the
+/// distinct non-empty values they report, sorted.
+struct EnvFacts<'h, 'a> {
+    hosts: Vec<&'h HostView<'a>>,
+    values: Vec<Vec<String>>,
+}
+
+/// Every environment's hosts and host-fact values, gathered in one pass so
+/// that each pair compares what is gathered instead of walking the fleet.
+fn env_facts<'h, 'a>(hosts: &'h [HostView<'a>]) -> BTreeMap<&'h str, EnvFacts<'h, 'a>> {
+    let mut by_env: BTreeMap<&str, Vec<&HostView<'a>>> = BTreeMap::new();
+    for h in hosts {
+        by_env.entry(h.environment).or_default().push(h);
+    }
+    by_env
+        .into_iter()
+        .map(|(env, in_env)| {
+            let values = HOST_FACTS
+                .iter()
+                .map(|fact| {
+                    let values: BTreeSet<String> = in_env
+                        .iter()
+                        .map(|h| (fact.value)(h.snapshot.host.as_ref(), h.snapshot.engine.as_ref()))
+                        .filter(|v| !v.is_empty())
+                        .collect();
+                    values.into_iter().collect()
+                })
+                .collect();
+            (
+                env,
+                EnvFacts {
+                    hosts: in_env,
+                    values,
+                },
+            )
+        })
+        .collect()
+}
+
 fn host_facts(
-    hosts: &[HostView<'_>],
+    facts: &BTreeMap<&str, EnvFacts<'_, '_>>,
     level: Level,
     (env_a, env_b): (&str, &str),
     ctx: &Ctx<'_>,
     out: &mut Vec<Finding>,
 ) {
-    let of = |env: &str, fact: &HostFact| -> (Vec<&HostView<'_>>, Vec<String>) {
-        let in_env: Vec<&HostView<'_>> = hosts.iter().filter(|h| h.environment == env).collect();
-        let values: BTreeSet<String> = in_env
-            .iter()
-            .map(|h| (fact.value)(h.snapshot.host.as_ref(), h.snapshot.engine.as_ref()))
-            .filter(|v| !v.is_empty())
-            .collect();
-        (in_env, values.into_iter().collect())
+    let (Some(fa), Some(fb)) = (facts.get(env_a), facts.get(env_b)) else {
+        return;
     };
-    for fact in &HOST_FACTS {
-        let ((ha, va), (hb, vb)) = (of(env_a, fact), of(env_b, fact));
+    for (i, fact) in HOST_FACTS.iter().enumerate() {
+        let (va, vb) = (&fa.values[i], &fb.values[i]);
         if va.is_empty() || vb.is_empty() || va == vb {
             continue;
         }
-        let mut severity = (fact.severity)(&va, &vb);
+        let mut severity = (fact.severity)(va, vb);
         if level == Level::Relaxed {
             severity = Severity::Info;
         }
@@ -926,8 +964,8 @@ fn host_facts(
             out,
             fact.kind,
             "",
-            side(env_a, ha.iter().copied(), va),
-            Some(side(env_b, hb.iter().copied(), vb)),
+            side(env_a, fa.hosts.iter().copied(), va.clone()),
+            Some(side(env_b, fb.hosts.iter().copied(), vb.clone())),
             "",
             severity,
             Basis::HostFact,
@@ -936,13 +974,13 @@ fn host_facts(
     }
 }
 
-fn stale_hosts(ctx: &Ctx<'_>, hosts: &[HostView<'_>], env: &str, out: &mut Vec<Finding>) {
-    for h in hosts.iter().filter(|h| h.environment == env && h.stale) {
+fn stale_hosts(ctx: &Ctx<'_>, hosts: &[&HostView<'_>], env: &str, out: &mut Vec<Finding>) {
+    for h in hosts.iter().filter(|h| h.stale) {
         let last_seen = humantime::format_rfc3339_seconds(h.last_seen).to_string();
         out.push(Finding {
             kind: Kind::StaleHost,
             service: String::new(),
-            a: side(env, [h], vec![last_seen.clone()]),
+            a: side(env, [*h], vec![last_seen.clone()]),
             b: None,
             key: String::new(),
             host: h.host_id.to_owned(),
