@@ -253,10 +253,7 @@ impl Agent {
     /// aggregator holds.
     async fn collect(&mut self, changes: Option<&Changes>) {
         let started = Instant::now();
-        let snapshot = match changes {
-            Some(changes) => self.collector.collect_changes(changes).await,
-            None => self.collector.collect().await,
-        };
+        let snapshot = self.collector.collect(changes).await;
         self.metrics.collected(started.elapsed());
         debug!(
             containers = snapshot.containers.len(),

@@ -27,7 +27,7 @@ fn find<'a>(snapshot: &'a HostSnapshot, name: &str) -> Option<&'a Container> {
 fn collect_once(engine: &DockerHost) -> HostSnapshot {
     let cfg = config("http://127.0.0.1:9", &engine.docker_host());
     let mut collector = Collector::new(&cfg, SnapshotHeader::new(&cfg, "boot"));
-    runtime().block_on(collector.collect())
+    runtime().block_on(collector.collect(None))
 }
 
 #[test]

@@ -110,7 +110,7 @@ pub fn build_snapshot(
 /// restarted, possibly as a newer version with another API version).
 ///
 /// It keeps the last engine reading, so that a collection after an event
-/// reads only the containers the event named ([`Collector::collect_changes`]).
+/// reads only the containers the event named ([`Collector::collect`]).
 #[derive(Debug)]
 pub struct Collector {
     docker_host: String,
@@ -156,22 +156,14 @@ impl Collector {
         &self.header
     }
 
-    /// Collects one snapshot, reading every container. Never fails: an
-    /// unreadable engine yields an `ENGINE_STATE_UNREACHABLE` snapshot (and
-    /// a warning, once per outage).
-    pub async fn collect(&mut self) -> HostSnapshot {
-        self.collect_with(None).await
-    }
-
-    /// Collects one snapshot, reading again only the containers `changes`
-    /// names and keeping the others as the last collection saw them. Reads
-    /// everything when there is no last reading (the first collection, or
-    /// the engine was unreachable) or when reading the changes fails.
-    pub async fn collect_changes(&mut self, changes: &Changes) -> HostSnapshot {
-        self.collect_with(Some(changes)).await
-    }
-
-    async fn collect_with(&mut self, changes: Option<&Changes>) -> HostSnapshot {
+    /// Collects one snapshot. Never fails: an unreadable engine yields an
+    /// `ENGINE_STATE_UNREACHABLE` snapshot (and a warning, once per outage).
+    ///
+    /// With `changes`, reads again only the containers they name and keeps
+    /// the others as the last collection saw them; reads everything without
+    /// them, when there is no last reading (the first collection, or the
+    /// engine was unreachable) or when reading the changes fails.
+    pub async fn collect(&mut self, changes: Option<&Changes>) -> HostSnapshot {
         let reading = self.read_engine(changes).await;
         match (&reading, self.engine_was_ok) {
             (Err(error), Some(true) | None) => tracing::warn!(
