@@ -1,5 +1,6 @@
 //! The evaluation itself: hosts and a policy in, findings out.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::SystemTime;
 
@@ -812,37 +813,50 @@ fn runtime_config(ctx: &Ctx<'_>, p: &Pair<'_, '_>, out: &mut Vec<Finding>) {
     }
 }
 
+/// The value of a host fact, borrowed from the snapshot where it is one
+/// field (most are), so that gathering an environment's values copies
+/// nothing per host.
+type FactValue = for<'s> fn(Option<&'s HostFacts>, Option<&'s EngineFacts>) -> Cow<'s, str>;
+
 /// A host fact compared between environments.
 struct HostFact {
     kind: Kind,
     what: &'static str,
-    value: fn(Option<&HostFacts>, Option<&EngineFacts>) -> String,
+    value: FactValue,
     severity: fn(&[String], &[String]) -> Severity,
+}
+
+/// `s`, borrowed.
+fn field(s: &str) -> Cow<'_, str> {
+    Cow::Borrowed(s)
 }
 
 const HOST_FACTS: [HostFact; 6] = [
     HostFact {
         kind: Kind::Kernel,
         what: "kernel",
-        value: |h, _| h.map(|h| h.kernel_version.clone()).unwrap_or_default(),
+        value: |h, _| h.map_or(field(""), |h| field(&h.kernel_version)),
         severity: |a, b| by_release(a, b, 2),
     },
     HostFact {
         kind: Kind::Os,
         what: "operating system",
         value: |h, _| {
-            h.map(|h| match (h.os_id.as_str(), h.os_version.as_str()) {
-                ("", "") => h.os_name.clone(),
-                (id, version) => format!("{id} {version}").trim().to_owned(),
+            h.map_or(field(""), |h| {
+                match (h.os_id.as_str(), h.os_version.as_str()) {
+                    ("", "") => field(&h.os_name),
+                    (id, "") => field(id.trim()),
+                    ("", version) => field(version.trim()),
+                    (id, version) => Cow::Owned(format!("{id} {version}").trim().to_owned()),
+                }
             })
-            .unwrap_or_default()
         },
         severity: |_, _| Severity::Warning,
     },
     HostFact {
         kind: Kind::EngineVersion,
         what: "engine version",
-        value: |_, e| e.map(|e| e.server_version.clone()).unwrap_or_default(),
+        value: |_, e| e.map_or(field(""), |e| field(&e.server_version)),
         severity: |a, b| by_release(a, b, 1),
     },
     HostFact {
@@ -850,25 +864,26 @@ const HOST_FACTS: [HostFact; 6] = [
         what: "cgroup version/driver",
         value: |_, e| {
             e.filter(|e| !e.cgroup_version.is_empty() || !e.cgroup_driver.is_empty())
-                .map(|e| format!("v{}/{}", e.cgroup_version, e.cgroup_driver))
-                .unwrap_or_default()
+                .map_or(field(""), |e| {
+                    Cow::Owned(format!("v{}/{}", e.cgroup_version, e.cgroup_driver))
+                })
         },
         severity: |_, _| Severity::Warning,
     },
     HostFact {
         kind: Kind::StorageDriver,
         what: "storage driver",
-        value: |_, e| e.map(|e| e.storage_driver.clone()).unwrap_or_default(),
+        value: |_, e| e.map_or(field(""), |e| field(&e.storage_driver)),
         severity: |_, _| Severity::Warning,
     },
     HostFact {
         kind: Kind::Architecture,
         what: "architecture",
         value: |h, e| {
-            h.map(|h| h.architecture.clone())
+            h.map(|h| h.architecture.as_str())
                 .filter(|a| !a.is_empty())
-                .or_else(|| e.map(|e| e.architecture.clone()))
-                .unwrap_or_default()
+                .or_else(|| e.map(|e| e.architecture.as_str()))
+                .map_or(field(""), field)
         },
         severity: |_, _| Severity::Warning,
     },
@@ -915,12 +930,17 @@ fn env_facts<'h, 'a>(hosts: &'h [HostView<'a>]) -> BTreeMap<&'h str, EnvFacts<'h
             let values = HOST_FACTS
                 .iter()
                 .map(|fact| {
-                    let values: BTreeSet<String> = in_env
-                        .iter()
-                        .map(|h| (fact.value)(h.snapshot.host.as_ref(), h.snapshot.engine.as_ref()))
-                        .filter(|v| !v.is_empty())
-                        .collect();
-                    values.into_iter().collect()
+                    // Inserted one by one: an environment's hosts share a
+                    // few values, so the set stays small and nothing is
+                    // copied or sorted per host.
+                    let mut values: BTreeSet<Cow<'_, str>> = BTreeSet::new();
+                    for h in &in_env {
+                        let v = (fact.value)(h.snapshot.host.as_ref(), h.snapshot.engine.as_ref());
+                        if !v.is_empty() {
+                            values.insert(v);
+                        }
+                    }
+                    values.into_iter().map(Cow::into_owned).collect()
                 })
                 .collect();
             (
