@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use envparity_aggregator::parity::{HostView, Ledger, Policy, Scope, evaluate};
+use envparity_aggregator::parity::{Cover, HostView, Ledger, Policy, Scope, evaluate};
 use envparity_proto::v1::HostSnapshot;
 use envparity_tests::synthetic::Shape;
 
@@ -68,7 +68,7 @@ fn parity(c: &mut Criterion) {
             b.iter(|| evaluate(all, &policy, &host_level));
         });
         let mut ledger = Ledger::new();
-        ledger.observe(evaluate(&all, &policy, &scope), |_| true, now);
+        ledger.observe(evaluate(&all, &policy, &scope), Cover::Everything, now);
         drop(all);
 
         // Host 0 starts a canary: re-evaluate the services it ran or runs
@@ -87,8 +87,9 @@ fn parity(c: &mut Criterion) {
                     || ledger.clone(),
                     |mut ledger| {
                         let findings = evaluate(all, &policy, &scope);
-                        let covers = |k: &envparity_aggregator::parity::FindingKey| {
-                            k.kind.is_host_level() || reach.contains(&k.service)
+                        let covers = Cover::Only {
+                            services: &reach,
+                            host_level: true,
                         };
                         ledger.observe(findings, covers, now)
                     },

@@ -8,10 +8,10 @@
 //! *resolved*, and everything outside the part is left alone. The returned
 //! [`Delta`] is what the store must record. Pure: `now` is an argument.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
-use super::finding::{Finding, FindingKey, State, Status, WaiverNote};
+use super::finding::{Finding, FindingKey, Kind, State, Status, WaiverNote};
 use super::policy::Policy;
 
 /// An open finding.
@@ -74,6 +74,74 @@ impl Observation {
     }
 }
 
+/// Which findings an evaluation covered: those it did not find among them
+/// are resolved; the others are left alone.
+#[derive(Debug, Clone, Copy)]
+pub enum Cover<'s> {
+    /// Every finding (a full evaluation).
+    Everything,
+    /// The findings of these services, and every host-level one when
+    /// `host_level` ([`Kind::is_host_level`]).
+    Only {
+        /// The services.
+        services: &'s BTreeSet<String>,
+        /// Whether the host-level kinds were evaluated.
+        host_level: bool,
+    },
+}
+
+impl Cover<'_> {
+    /// Whether `key` is covered.
+    pub fn covers(&self, key: &FindingKey) -> bool {
+        match self {
+            Cover::Everything => true,
+            Cover::Only {
+                services,
+                host_level,
+            } => (*host_level && key.kind.is_host_level()) || services.contains(&key.service),
+        }
+    }
+
+    /// The covered entries of `open`, in key order. Keys sort by kind, then
+    /// service: the entries of one kind, or of one kind and service, are a
+    /// range, so this reads only what it returns (and a lookup per kind and
+    /// service), not every key.
+    fn open_in<'l, V>(&self, open: &'l BTreeMap<FindingKey, V>) -> Vec<(&'l FindingKey, &'l V)> {
+        let Cover::Only {
+            services,
+            host_level,
+        } = *self
+        else {
+            return open.iter().collect();
+        };
+        let first = |kind: Kind, service: &str| FindingKey {
+            kind,
+            service: service.to_owned(),
+            environments: Vec::new(),
+            key: String::new(),
+            host: String::new(),
+        };
+        let mut out = Vec::new();
+        for kind in Kind::ALL {
+            if host_level && kind.is_host_level() {
+                out.extend(
+                    open.range(first(kind, "")..)
+                        .take_while(|(k, _)| k.kind == kind),
+                );
+                continue;
+            }
+            for service in services {
+                out.extend(
+                    open.range(first(kind, service)..)
+                        .take_while(|(k, _)| k.kind == kind && k.service == *service),
+                );
+            }
+        }
+        out.sort_unstable_by_key(|(k, _)| *k);
+        out
+    }
+}
+
 /// When a finding recorded as open by a previous run was first and last
 /// seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,14 +175,9 @@ impl Ledger {
         }
     }
 
-    /// Observes an evaluation that covered the findings for which `covers`
-    /// is true. Returns what opened and resolved.
-    pub fn observe(
-        &mut self,
-        findings: Vec<Finding>,
-        covers: impl Fn(&FindingKey) -> bool,
-        now: SystemTime,
-    ) -> Delta {
+    /// Observes an evaluation that covered the findings `covers` selects.
+    /// Returns what opened and resolved.
+    pub fn observe(&mut self, findings: Vec<Finding>, covers: Cover<'_>, now: SystemTime) -> Delta {
         let observation = self.assess(findings, covers, now);
         self.apply(observation)
     }
@@ -123,21 +186,21 @@ impl Ledger {
     /// ledger: the aggregator records it in the store first and applies it
     /// ([`Ledger::apply`]) only once that succeeded, so the ledger it
     /// shares with queries is never copied. The cost is that of the
-    /// findings `covers` selects, not of the whole ledger (but for a scan of
-    /// the keys).
+    /// findings `covers` selects, not of the whole ledger: they are read
+    /// as ranges of the ledger's keys, not found by a scan of every key.
     pub fn assess(
         &self,
         findings: Vec<Finding>,
-        covers: impl Fn(&FindingKey) -> bool,
+        covers: Cover<'_>,
         now: SystemTime,
     ) -> Observation {
         let fresh: BTreeMap<FindingKey, Finding> =
             findings.into_iter().map(|f| (f.identity(), f)).collect();
         let mut observation = Observation::default();
-        for (key, e) in self
-            .open
-            .iter()
-            .filter(|(k, _)| covers(k) && !fresh.contains_key(*k))
+        for (key, e) in covers
+            .open_in(&self.open)
+            .into_iter()
+            .filter(|(k, _)| !fresh.contains_key(*k))
         {
             observation.delta.resolved.push(Transition {
                 id: key.id(),

@@ -4,7 +4,7 @@ use crate::parity::policy::Waiver;
 use crate::parity::{Kind, Scope, State, evaluate};
 use envparity_proto::v1::{Container, EnvVar, HostFacts, HostSnapshot, ImageInfo, ServiceIdentity};
 use proptest::prelude::*;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 fn at(secs: u64) -> SystemTime {
     SystemTime::UNIX_EPOCH + LAST_SEEN + Duration::from_secs(secs)
@@ -76,20 +76,20 @@ fn drifting(digest: &str) -> Fleet {
 #[test]
 fn a_finding_opens_keeps_its_first_seen_and_resolves() {
     let mut ledger = Ledger::new();
-    let delta = ledger.observe(full(&drifting("sha256:b")), |_| true, at(10));
+    let delta = ledger.observe(full(&drifting("sha256:b")), Cover::Everything, at(10));
     assert_eq!(delta.opened.len(), 1);
     assert_eq!(delta.opened[0].finding.kind, Kind::ImageDigest);
     assert!(delta.resolved.is_empty());
 
     // Production moves to yet another digest: the same finding (identity has
     // no digest), updated, not reopened.
-    let delta = ledger.observe(full(&drifting("sha256:c")), |_| true, at(20));
+    let delta = ledger.observe(full(&drifting("sha256:c")), Cover::Everything, at(20));
     assert!(delta.is_empty(), "{delta:?}");
     let entry = ledger.entries().next().unwrap();
     assert_eq!((entry.first_seen, entry.last_seen), (at(10), at(20)));
     assert_eq!(entry.finding.b.as_ref().unwrap().values, vec!["sha256:c"]);
 
-    let delta = ledger.observe(full(&drifting("sha256:a")), |_| true, at(30));
+    let delta = ledger.observe(full(&drifting("sha256:a")), Cover::Everything, at(30));
     assert_eq!(delta.resolved.len(), 1);
     assert_eq!(delta.resolved[0].first_seen, at(10));
     assert_eq!(delta.resolved[0].last_seen, at(20));
@@ -99,9 +99,16 @@ fn a_finding_opens_keeps_its_first_seen_and_resolves() {
 #[test]
 fn a_partial_observation_leaves_what_it_did_not_cover() {
     let mut ledger = Ledger::new();
-    ledger.observe(full(&drifting("sha256:b")), |_| true, at(10));
+    ledger.observe(full(&drifting("sha256:b")), Cover::Everything, at(10));
     // An evaluation of another service only: shop's finding stays open.
-    let delta = ledger.observe(Vec::new(), |k| k.service == "cart", at(20));
+    let delta = ledger.observe(
+        Vec::new(),
+        Cover::Only {
+            services: &BTreeSet::from(["cart".to_owned()]),
+            host_level: false,
+        },
+        at(20),
+    );
     assert!(delta.is_empty());
     assert_eq!(ledger.len(), 1);
 }
@@ -109,9 +116,9 @@ fn a_partial_observation_leaves_what_it_did_not_cover() {
 #[test]
 fn assessing_changes_nothing_until_applied() {
     let mut ledger = Ledger::new();
-    ledger.observe(full(&drifting("sha256:b")), |_| true, at(10));
+    ledger.observe(full(&drifting("sha256:b")), Cover::Everything, at(10));
     let before: Vec<Entry> = ledger.entries().cloned().collect();
-    let observation = ledger.assess(Vec::new(), |_| true, at(20));
+    let observation = ledger.assess(Vec::new(), Cover::Everything, at(20));
     assert_eq!(ledger.entries().cloned().collect::<Vec<_>>(), before);
     assert_eq!(observation.keys().count(), 1, "the resolved finding");
     let delta = ledger.apply(observation);
@@ -139,7 +146,7 @@ fn findings_remembered_from_a_previous_run_keep_their_first_seen() {
             },
         ),
     ]);
-    let delta = ledger.observe(findings, |_| true, at(100));
+    let delta = ledger.observe(findings, Cover::Everything, at(100));
     assert!(delta.opened.is_empty(), "already recorded as open");
     assert_eq!(ledger.entries().next().unwrap().first_seen, at(1));
     let forgotten: Vec<String> = ledger
@@ -251,7 +258,7 @@ proptest! {
             HOSTS.iter().zip(snaps).fold(Fleet::new(), |f, ((id, _), s)| f.host(id, s.clone()))
         };
         let mut incremental = Ledger::new();
-        incremental.observe(full(&build(&snapshots)), |_| true, at(0));
+        incremental.observe(full(&build(&snapshots)), Cover::Everything, at(0));
         for (i, (host, containers)) in steps.iter().enumerate() {
             let before: BTreeSet<String> = snapshots[*host]
                 .containers
@@ -270,10 +277,10 @@ proptest! {
             let scope = Scope::all(&fleet.policy, &envs).with_services(touched.clone());
             let partial = evaluate(&fleet.views(), &fleet.policy, &scope);
             let now = at(i as u64 + 1);
-            incremental.observe(partial, |k| k.kind.is_host_level() || touched.contains(&k.service), now);
+            incremental.observe(partial, Cover::Only { services: &touched, host_level: true }, now);
 
             let mut reference = Ledger::new();
-            reference.observe(full(&fleet), |_| true, now);
+            reference.observe(full(&fleet), Cover::Everything, now);
             let got: Vec<&Finding> = incremental.entries().map(|e| &e.finding).collect();
             let want: Vec<&Finding> = reference.entries().map(|e| &e.finding).collect();
             prop_assert_eq!(got, want);
@@ -294,7 +301,7 @@ fn replicas_mid_rollout_stay_pending_within_the_grace_period() {
             snapshot("production", vec![container("shop", "sha256:new", &[])]),
         );
     let mut ledger = Ledger::new();
-    ledger.observe(full(&fleet), |_| true, at(0));
+    ledger.observe(full(&fleet), Cover::Everything, at(0));
     let entry = ledger.entries().next().expect("replica_drift").clone();
     assert_eq!(entry.finding.kind, Kind::ReplicaDrift);
     let policy = Policy {
@@ -318,7 +325,7 @@ fn replicas_mid_rollout_stay_pending_within_the_grace_period() {
             "p2",
             snapshot("production", vec![container("shop", "sha256:new", &[])]),
         );
-    let delta = ledger.observe(full(&done), |_| true, at(100));
+    let delta = ledger.observe(full(&done), Cover::Everything, at(100));
     assert_eq!(delta.resolved.len(), 1);
     assert!(ledger.is_empty());
     // Stuck past the grace period, it counts.
@@ -330,4 +337,43 @@ fn replicas_mid_rollout_stay_pending_within_the_grace_period() {
         at(121),
     );
     assert_eq!(stuck.status.state, State::Active);
+}
+
+fn arb_key() -> impl Strategy<Value = FindingKey> {
+    let names = || prop::sample::select(vec!["", "a", "a ", "ab", "b", "shop/web"]);
+    (
+        prop::sample::select(Kind::ALL.to_vec()),
+        names(),
+        prop::collection::vec(prop::sample::select(vec!["dev", "production"]), 0..3),
+        names(),
+        names(),
+    )
+        .prop_map(|(kind, service, environments, key, host)| FindingKey {
+            kind,
+            service: service.to_owned(),
+            environments: environments.into_iter().map(str::to_owned).collect(),
+            key: key.to_owned(),
+            host: host.to_owned(),
+        })
+}
+
+proptest! {
+    /// Reading the covered findings as ranges of keys selects exactly what
+    /// testing every key would, in the same order.
+    #[test]
+    fn cover_reads_exactly_the_covered_keys(
+        keys in prop::collection::btree_set(arb_key(), 0..60),
+        services in prop::collection::btree_set(
+            prop::sample::select(vec!["", "a", "ab", "b", "c", "shop/web"]).prop_map(str::to_owned),
+            0..4,
+        ),
+        host_level: bool,
+    ) {
+        let open: BTreeMap<FindingKey, ()> = keys.into_iter().map(|k| (k, ())).collect();
+        for cover in [Cover::Everything, Cover::Only { services: &services, host_level }] {
+            let want: Vec<&FindingKey> = open.keys().filter(|k| cover.covers(k)).collect();
+            let got: Vec<&FindingKey> = cover.open_in(&open).into_iter().map(|(k, _)| k).collect();
+            prop_assert_eq!(got, want);
+        }
+    }
 }

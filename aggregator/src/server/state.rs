@@ -22,8 +22,8 @@ use envparity_proto::v1::{EngineState, HeartbeatRequest, HostSnapshot, HostState
 use super::validate::{self, InvalidReport};
 use crate::history;
 use crate::parity::{
-    self, Delta, Entry, Finding, FindingKey, HostView, Ledger, Observation, Policy, Scope, Seen,
-    judge,
+    self, Cover, Delta, Entry, Finding, FindingKey, HostView, Ledger, Observation, Policy, Scope,
+    Seen, judge,
 };
 use crate::store::{FindingChanges, FindingRecord, Resolved, Store, StoreError, StoredHost};
 
@@ -655,13 +655,20 @@ impl Fleet {
                 findings
             }
         };
-        let covers = |k: &FindingKey| match reach {
-            Reach::Full => true,
+        let none = BTreeSet::new();
+        let covers = match reach {
+            Reach::Full => Cover::Everything,
             Reach::Services {
                 services,
                 host_level,
-            } => (*host_level && k.kind.is_host_level()) || services.contains(&k.service),
-            Reach::HostLevel => k.kind.is_host_level(),
+            } => Cover::Only {
+                services,
+                host_level: *host_level,
+            },
+            Reach::HostLevel => Cover::Only {
+                services: &none,
+                host_level: true,
+            },
         };
         fleet.inner.ledger.assess(findings, covers, now)
     }
