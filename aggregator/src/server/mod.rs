@@ -3,6 +3,7 @@
 
 pub mod auth;
 mod convert;
+mod grid;
 mod query;
 pub mod rate;
 mod report;
@@ -25,7 +26,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 pub use query::QueryApi;
 pub use report::ReportApi;
-pub use state::{Changed, Fleet, FleetView, IngestError, LoadedPolicy, PushOutcome};
+pub use state::{Changed, Fleet, FleetView, IngestError, LoadedPolicy, PushOutcome, Reading};
 
 use crate::alert::Alerting;
 use crate::config::AlertsConfig;

@@ -16,10 +16,9 @@ use envparity_proto::v1::{
 use tonic::{Request, Response, Status};
 
 use super::convert;
-use super::state::{Fleet, FleetView};
+use super::state::{Fleet, FleetView, Reading};
 use crate::alert::Alerting;
 use crate::history::content_identity;
-use crate::parity::Scope;
 use crate::parity::digest::registry_digest;
 use crate::parity::gate::{self, GateInput, StageReplica};
 
@@ -111,25 +110,27 @@ fn instances_in(view: &FleetView, service: &str) -> Vec<(String, String, Contain
         .collect()
 }
 
-fn known_environment(view: &FleetView, name: &str) -> Result<(), Status> {
-    let known = view.environments();
+/// `name` when it is one of the `known` environments, else NOT_FOUND
+/// listing them.
+fn known_environment(known: &[String], name: &str) -> Result<(), Status> {
     if known.iter().any(|e| e == name) {
         return Ok(());
     }
     Err(Status::not_found(format!(
         "environment {name:?} is unknown; known environments: {}",
-        list(&known)
+        list(known)
     )))
 }
 
-fn known_service(view: &FleetView, name: &str) -> Result<(), Status> {
-    let known = view.services();
+/// `name` when it is one of the `known` services, else NOT_FOUND listing
+/// them.
+fn known_service(known: &[String], name: &str) -> Result<(), Status> {
     if known.iter().any(|s| s == name) {
         return Ok(());
     }
     Err(Status::not_found(format!(
         "service {name:?} is not running in any environment; known services: {}",
-        list(&known)
+        list(known)
     )))
 }
 
@@ -154,7 +155,7 @@ impl QueryService for QueryApi {
         let req = request.into_inner();
         let view = self.fleet.view(SystemTime::now());
         if !req.environment.is_empty() {
-            known_environment(&view, &req.environment)?;
+            known_environment(&view.environments(), &req.environment)?;
         }
         let mut hosts: Vec<_> = view
             .hosts
@@ -176,38 +177,8 @@ impl QueryService for QueryApi {
         &self,
         request: Request<GetFindingsRequest>,
     ) -> Result<Response<GetFindingsResponse>, Status> {
-        let req = request.into_inner();
-        let now = SystemTime::now();
-        let view = self.fleet.view(now);
-        let service = non_empty(req.service);
-        if let Some(s) = &service {
-            known_service(&view, s)?;
-        }
-        let (findings, environments) = match (req.env_a.is_empty(), req.env_b.is_empty()) {
-            (true, true) => (view.findings(service.as_deref()), view.environments()),
-            (false, false) => {
-                if req.env_a == req.env_b {
-                    return Err(Status::invalid_argument(format!(
-                        "env_a and env_b are both {:?}; compare two different environments",
-                        req.env_a
-                    )));
-                }
-                known_environment(&view, &req.env_a)?;
-                known_environment(&view, &req.env_b)?;
-                let scope = Scope::pair(req.env_a.clone(), req.env_b.clone()).with_service(service);
-                (view.evaluate(&scope), vec![req.env_a, req.env_b])
-            }
-            _ => {
-                return Err(Status::invalid_argument(
-                    "give both env_a and env_b, or neither for every pair",
-                ));
-            }
-        };
-        Ok(Response::new(GetFindingsResponse {
-            findings: findings.iter().map(convert::finding).collect(),
-            environments,
-            evaluated_at: Some(to_timestamp(now)),
-        }))
+        let reading = self.fleet.reading(SystemTime::now());
+        findings(&reading, request.into_inner()).map(Response::new)
     }
 
     async fn get_service(
@@ -221,7 +192,7 @@ impl QueryService for QueryApi {
             ));
         }
         let view = self.fleet.view(SystemTime::now());
-        known_service(&view, &req.service)?;
+        known_service(&view.services(), &req.service)?;
         let mut instances: Vec<ServiceInstance> = view
             .hosts
             .iter()
@@ -257,48 +228,8 @@ impl QueryService for QueryApi {
         &self,
         request: Request<GetStatusRequest>,
     ) -> Result<Response<GetStatusResponse>, Status> {
-        let req = request.into_inner();
-        let view = self.fleet.view(SystemTime::now());
-        let service = non_empty(req.service);
-        if let Some(s) = &service {
-            known_service(&view, s)?;
-        }
-        let environments = view.environments();
-        let findings = view.findings(service.as_deref());
-        let drifting: BTreeSet<(&str, &str)> = findings
-            .iter()
-            .filter(|f| !f.service.is_empty() && f.counts())
-            .flat_map(|f| f.environments().map(|e| (f.service.as_str(), e)))
-            .collect();
-        let services: Vec<String> = view
-            .services()
-            .into_iter()
-            .filter(|s| service.as_ref().is_none_or(|wanted| wanted == s))
-            .collect();
-        let mut cells = cells_by_service(&view);
-        let rows = services
-            .iter()
-            .map(|svc| StatusRow {
-                service: svc.clone(),
-                cells: environments
-                    .iter()
-                    .map(|env| {
-                        let key = (svc.clone(), env.clone());
-                        let mut cell = cells.remove(&key).unwrap_or_else(|| StatusCell {
-                            environment: env.clone(),
-                            ..StatusCell::default()
-                        });
-                        cell.drift = drifting.contains(&(svc.as_str(), env.as_str()));
-                        cell
-                    })
-                    .collect(),
-            })
-            .collect();
-        Ok(Response::new(GetStatusResponse {
-            environments,
-            rows,
-            findings: findings.iter().map(convert::finding).collect(),
-        }))
+        let reading = self.fleet.reading(SystemTime::now());
+        status(&reading, request.into_inner()).map(Response::new)
     }
 
     async fn get_history(
@@ -328,7 +259,7 @@ impl QueryService for QueryApi {
         .map_err(|e| Status::unavailable(format!("cannot read history: {e}")))?;
         if changes.is_empty() && records.is_empty() {
             let view = self.fleet.view(SystemTime::now());
-            known_service(&view, &req.service)?;
+            known_service(&view.services(), &req.service)?;
         }
         Ok(Response::new(GetHistoryResponse {
             service: req.service,
@@ -369,7 +300,7 @@ impl QueryService for QueryApi {
         }
         let now = SystemTime::now();
         let view = self.fleet.view(now);
-        known_service(&view, &req.service)?;
+        known_service(&view.services(), &req.service)?;
         let environments = view.environments();
         let policy = view.policy();
         if policy.stage_of(&req.to).is_none() {
@@ -467,39 +398,361 @@ impl QueryService for QueryApi {
     }
 }
 
-/// Every (service, environment) cell with replicas, in one pass over the
-/// fleet; `drift` is left for the caller, which knows the findings.
-fn cells_by_service(view: &FleetView) -> BTreeMap<(String, String), StatusCell> {
-    let mut cells: BTreeMap<(String, String), StatusCell> = BTreeMap::new();
-    for (h, state) in &view.hosts {
-        let environment = &h.snapshot.environment;
-        for c in &h.snapshot.containers {
-            let Some(service) = c.service.as_ref() else {
-                continue;
-            };
-            let cell = cells
-                .entry((service.name.clone(), environment.clone()))
-                .or_insert_with(|| StatusCell {
-                    environment: environment.clone(),
-                    ..StatusCell::default()
-                });
-            cell.replicas += 1;
-            cell.stale |= *state != HostState::Fresh;
-            cell.digests.push(content_identity(c));
-            if let Some(v) = c.image.as_ref().and_then(|i| {
-                i.oci_labels
+/// The open findings (every pair, or those of `env_a` against `env_b` in
+/// that orientation), optionally for one service.
+fn findings(reading: &Reading<'_>, req: GetFindingsRequest) -> Result<GetFindingsResponse, Status> {
+    let service = non_empty(req.service);
+    if let Some(s) = &service {
+        known_service(&reading.services(), s)?;
+    }
+    let (findings, environments) = match (req.env_a.is_empty(), req.env_b.is_empty()) {
+        (true, true) => (reading.findings(service.as_deref()), reading.environments()),
+        (false, false) => {
+            if req.env_a == req.env_b {
+                return Err(Status::invalid_argument(format!(
+                    "env_a and env_b are both {:?}; compare two different environments",
+                    req.env_a
+                )));
+            }
+            let known = reading.environments();
+            known_environment(&known, &req.env_a)?;
+            known_environment(&known, &req.env_b)?;
+            (
+                reading.diff(&req.env_a, &req.env_b, service.as_deref()),
+                vec![req.env_a, req.env_b],
+            )
+        }
+        _ => {
+            return Err(Status::invalid_argument(
+                "give both env_a and env_b, or neither for every pair",
+            ));
+        }
+    };
+    Ok(GetFindingsResponse {
+        findings: findings.iter().map(convert::finding).collect(),
+        environments,
+        evaluated_at: Some(to_timestamp(reading.now())),
+    })
+}
+
+/// The status grid (a row per service, a cell per environment) and the
+/// open findings, optionally for one service.
+fn status(reading: &Reading<'_>, req: GetStatusRequest) -> Result<GetStatusResponse, Status> {
+    let service = non_empty(req.service);
+    let known = reading.services();
+    if let Some(s) = &service {
+        known_service(&known, s)?;
+    }
+    let environments = reading.environments();
+    let findings = reading.findings(service.as_deref());
+    let drifting: BTreeSet<(&str, &str)> = findings
+        .iter()
+        .filter(|f| !f.service.is_empty() && f.counts())
+        .flat_map(|f| f.environments().map(|e| (f.service.as_str(), e)))
+        .collect();
+    let rows = known
+        .into_iter()
+        .filter(|s| service.as_ref().is_none_or(|wanted| wanted == s))
+        .map(|svc| StatusRow {
+            cells: environments
+                .iter()
+                .map(|env| {
+                    let mut cell = reading.cell(&svc, env).unwrap_or_else(|| StatusCell {
+                        environment: env.clone(),
+                        ..StatusCell::default()
+                    });
+                    cell.drift = drifting.contains(&(svc.as_str(), env.as_str()));
+                    cell
+                })
+                .collect(),
+            service: svc,
+        })
+        .collect();
+    Ok(GetStatusResponse {
+        environments,
+        rows,
+        findings: findings.iter().map(convert::finding).collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use envparity_proto::v1::HeartbeatRequest;
+
+    use super::*;
+    use crate::parity::{self, Finding, FindingKey, Policy, Scope, judge};
+    use crate::server::state::LoadedPolicy;
+    use crate::server::state::tests::{empty_fleet, random_report};
+
+    // The whole-fleet computations `status` and `diff` made before the
+    // status grid and the ledger answered them, kept as the oracle: every
+    // cell from every container of a copy of the fleet, every pair
+    // evaluated afresh over every host.
+
+    fn cells_by_service(view: &FleetView) -> BTreeMap<(String, String), StatusCell> {
+        let mut cells: BTreeMap<(String, String), StatusCell> = BTreeMap::new();
+        for (h, state) in &view.hosts {
+            let environment = &h.snapshot.environment;
+            for c in &h.snapshot.containers {
+                let Some(service) = c.service.as_ref() else {
+                    continue;
+                };
+                let cell = cells
+                    .entry((service.name.clone(), environment.clone()))
+                    .or_insert_with(|| StatusCell {
+                        environment: environment.clone(),
+                        ..StatusCell::default()
+                    });
+                cell.replicas += 1;
+                cell.stale |= *state != HostState::Fresh;
+                cell.digests.push(content_identity(c));
+                if let Some(v) = c.image.as_ref().and_then(|i| {
+                    i.oci_labels
+                        .iter()
+                        .find(|l| l.key == "org.opencontainers.image.version")
+                }) {
+                    cell.versions.push(v.value.clone());
+                }
+            }
+        }
+        for cell in cells.values_mut() {
+            cell.digests.sort();
+            cell.digests.dedup();
+            cell.versions.sort();
+            cell.versions.dedup();
+        }
+        cells
+    }
+
+    fn known_service_in(view: &FleetView, s: &str) -> Result<(), Status> {
+        known_service(&view.services(), s)
+    }
+
+    fn status_over_the_fleet(
+        view: &FleetView,
+        req: GetStatusRequest,
+    ) -> Result<GetStatusResponse, Status> {
+        let service = non_empty(req.service);
+        if let Some(s) = &service {
+            known_service_in(view, s)?;
+        }
+        let environments = view.environments();
+        let findings = view.findings(service.as_deref());
+        let drifting: BTreeSet<(&str, &str)> = findings
+            .iter()
+            .filter(|f| !f.service.is_empty() && f.counts())
+            .flat_map(|f| f.environments().map(|e| (f.service.as_str(), e)))
+            .collect();
+        let services: Vec<String> = view
+            .services()
+            .into_iter()
+            .filter(|s| service.as_ref().is_none_or(|wanted| wanted == s))
+            .collect();
+        let mut cells = cells_by_service(view);
+        let rows = services
+            .iter()
+            .map(|svc| StatusRow {
+                service: svc.clone(),
+                cells: environments
                     .iter()
-                    .find(|l| l.key == "org.opencontainers.image.version")
-            }) {
-                cell.versions.push(v.value.clone());
+                    .map(|env| {
+                        let key = (svc.clone(), env.clone());
+                        let mut cell = cells.remove(&key).unwrap_or_else(|| StatusCell {
+                            environment: env.clone(),
+                            ..StatusCell::default()
+                        });
+                        cell.drift = drifting.contains(&(svc.as_str(), env.as_str()));
+                        cell
+                    })
+                    .collect(),
+            })
+            .collect();
+        Ok(GetStatusResponse {
+            environments,
+            rows,
+            findings: findings.iter().map(convert::finding).collect(),
+        })
+    }
+
+    fn evaluate_over_the_fleet(view: &FleetView, scope: &Scope) -> Vec<Finding> {
+        let views = view.host_views();
+        let seen: BTreeMap<FindingKey, (SystemTime, SystemTime)> = view
+            .open
+            .iter()
+            .map(|e| (e.finding.identity(), (e.first_seen, e.last_seen)))
+            .collect();
+        parity::evaluate(&views, view.policy(), scope)
+            .into_iter()
+            .map(|f| {
+                let s = seen.get(&f.identity()).copied();
+                judge(f, s, view.policy(), view.policy().grace, view.now)
+            })
+            .collect()
+    }
+
+    fn findings_over_the_fleet(
+        view: &FleetView,
+        req: GetFindingsRequest,
+    ) -> Result<GetFindingsResponse, Status> {
+        let service = non_empty(req.service);
+        if let Some(s) = &service {
+            known_service_in(view, s)?;
+        }
+        let (findings, environments) = match (req.env_a.is_empty(), req.env_b.is_empty()) {
+            (true, true) => (view.findings(service.as_deref()), view.environments()),
+            (false, false) => {
+                if req.env_a == req.env_b {
+                    return Err(Status::invalid_argument(format!(
+                        "env_a and env_b are both {:?}; compare two different environments",
+                        req.env_a
+                    )));
+                }
+                known_environment(&view.environments(), &req.env_a)?;
+                known_environment(&view.environments(), &req.env_b)?;
+                let scope = Scope::pair(req.env_a.clone(), req.env_b.clone()).with_service(service);
+                (
+                    evaluate_over_the_fleet(view, &scope),
+                    vec![req.env_a, req.env_b],
+                )
+            }
+            _ => {
+                return Err(Status::invalid_argument(
+                    "give both env_a and env_b, or neither for every pair",
+                ));
+            }
+        };
+        Ok(GetFindingsResponse {
+            findings: findings.iter().map(convert::finding).collect(),
+            environments,
+            evaluated_at: Some(to_timestamp(view.now)),
+        })
+    }
+
+    /// An answer with its error reduced to what a client sees.
+    fn seen<T>(answer: Result<T, Status>) -> Result<T, (tonic::Code, String)> {
+        answer.map_err(|s| (s.code(), s.message().to_owned()))
+    }
+
+    /// A policy that orders a fourth environment (`qa`, outside the chain)
+    /// alphabetically, ignores one pair, waives one finding and keeps
+    /// findings pending for 20 minutes.
+    fn strict_policy(t0: SystemTime) -> LoadedPolicy {
+        let policy = Policy::from_toml(
+            r#"
+grace = "20m"
+chain = ["dev", "staging", "production"]
+
+[[pairs]]
+environments = ["dev", "production"]
+level = "ignore"
+
+[[waivers]]
+kind = "image_digest"
+service = "s1"
+environments = ["staging", "production"]
+reason = "canary"
+owner = "team"
+expires = 2030-01-01
+"#,
+            "test",
+        )
+        .unwrap();
+        LoadedPolicy {
+            policy,
+            source: "test".to_owned(),
+            loaded_at: t0,
+        }
+    }
+
+    /// Random reports (some moving a host to `qa`), heartbeats that change
+    /// only a host's liveness or engine state, and time passing so that
+    /// hosts turn stale, each followed by the server's tick: after every
+    /// step, `status` (for the fleet, each service and an unknown one) and
+    /// the findings (every pair, and `diff` of every two environments in
+    /// both orientations, for the fleet and each service, and with unknown
+    /// names) answer exactly as the whole-fleet computation does.
+    async fn answers_match_the_whole_fleet(policy: Option<LoadedPolicy>, seed: u64) {
+        let (_dir, fleet, t0) = empty_fleet();
+        if let Some(p) = policy {
+            fleet.set_policy(p, t0).await.unwrap();
+        }
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let mut sequence = BTreeMap::new();
+        for step in 0..120u64 {
+            // 5 minutes a step: a host not heard from for 12 steps is stale.
+            let now = t0 + Duration::from_secs(300 * step);
+            let known: Vec<_> = fleet.view(now).hosts.into_iter().map(|(h, _)| h).collect();
+            if !known.is_empty() && rng.u8(0..4) == 0 {
+                let h = &known[rng.usize(0..known.len())];
+                let hb = HeartbeatRequest {
+                    host_id: h.snapshot.host_id.clone(),
+                    environment: h.snapshot.environment.clone(),
+                    content_hash: h.snapshot.content_hash.clone(),
+                    boot_id: "b".into(),
+                    sequence: h.snapshot.sequence,
+                    sent_at: None,
+                    engine_state: if rng.u8(0..3) == 0 { 2 } else { 1 },
+                };
+                assert!(!fleet.heartbeat(&hb, now).await.unwrap());
+            } else {
+                let mut s = random_report(&mut rng, &mut sequence);
+                if rng.u8(0..10) == 0 {
+                    s.environment = "qa".into();
+                    s.content_hash = envparity_proto::hash::content_hash(&s);
+                }
+                fleet.push(s, now).await.unwrap();
+            }
+            fleet.tick(now).await.unwrap();
+
+            let view = fleet.view(now);
+            let reading = fleet.reading(now);
+            let mut services: Vec<String> = view.services();
+            services.push(String::new());
+            services.push("nope".into());
+            let mut environments = view.environments();
+            environments.push("nowhere".into());
+            for service in &services {
+                let req = GetStatusRequest {
+                    service: service.clone(),
+                };
+                assert_eq!(
+                    seen(status(&reading, req.clone())),
+                    seen(status_over_the_fleet(&view, req)),
+                    "status of {service:?} after step {step}"
+                );
+                let mut pairs = vec![(String::new(), String::new())];
+                for a in &environments {
+                    for b in &environments {
+                        pairs.push((a.clone(), b.clone()));
+                    }
+                }
+                pairs.push(("dev".into(), String::new()));
+                for (a, b) in pairs {
+                    let req = GetFindingsRequest {
+                        service: service.clone(),
+                        env_a: a.clone(),
+                        env_b: b.clone(),
+                    };
+                    assert_eq!(
+                        seen(findings(&reading, req.clone())),
+                        seen(findings_over_the_fleet(&view, req)),
+                        "findings of {a:?} against {b:?} for {service:?} after step {step}"
+                    );
+                }
             }
         }
     }
-    for cell in cells.values_mut() {
-        cell.digests.sort();
-        cell.digests.dedup();
-        cell.versions.sort();
-        cell.versions.dedup();
+
+    #[tokio::test]
+    async fn status_and_diff_answer_as_the_whole_fleet_does() {
+        answers_match_the_whole_fleet(None, 7).await;
     }
-    cells
+
+    #[tokio::test]
+    async fn status_and_diff_answer_as_the_whole_fleet_does_under_a_policy() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        answers_match_the_whole_fleet(Some(strict_policy(t0)), 11).await;
+    }
 }

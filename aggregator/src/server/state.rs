@@ -17,8 +17,9 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use envparity_proto::time::{from_unix_millis, unix_millis};
-use envparity_proto::v1::{EngineState, HeartbeatRequest, HostSnapshot, HostState};
+use envparity_proto::v1::{EngineState, HeartbeatRequest, HostSnapshot, HostState, StatusCell};
 
+use super::grid::Grid;
 use super::validate::{self, InvalidReport};
 use crate::history;
 use crate::parity::{
@@ -83,6 +84,9 @@ struct Inner {
     /// Environment -> its hosts: which environments exist (and so which
     /// pairs), without reading every host.
     by_environment: BTreeMap<String, BTreeSet<String>>,
+    /// The status grid, kept with the indexes so that `status` reads only
+    /// the cells it returns.
+    grid: Grid,
 }
 
 impl Inner {
@@ -94,6 +98,7 @@ impl Inner {
             file(&mut self.by_service, service, id, add);
         }
         file(&mut self.by_environment, &snapshot.environment, id, add);
+        self.grid.file(snapshot, add);
     }
 
     /// Applies a change whose store write succeeded.
@@ -431,48 +436,190 @@ impl FleetView {
         let mut out: Vec<Finding> = self
             .open
             .iter()
-            .filter(|e| {
-                service.is_none_or(|s| e.finding.service == s || e.finding.kind.is_host_level())
-            })
-            .map(|e| {
-                let mut f = e.finding.clone();
-                for side in std::iter::once(&mut f.a).chain(f.b.as_mut()) {
-                    side.stale_hosts = side
-                        .hosts
-                        .iter()
-                        .filter(|h| stale.contains(h.as_str()))
-                        .cloned()
-                        .collect();
-                }
-                judge(
-                    f,
-                    Some((e.first_seen, e.last_seen)),
-                    self.policy(),
-                    self.policy().grace,
-                    self.now,
-                )
-            })
+            .filter(|e| concerns(&e.finding, service))
+            .map(|e| judged(e, |h| stale.contains(h), self.policy(), self.now))
+            .collect();
+        parity::sort(&mut out, self.policy());
+        out
+    }
+}
+
+/// Whether `finding` is among those of `service` (`None`: every finding);
+/// host-level findings concern every service.
+fn concerns(finding: &Finding, service: Option<&str>) -> bool {
+    service.is_none_or(|s| finding.service == s || finding.kind.is_host_level())
+}
+
+/// An open finding as a query shows it: which of its hosts are not current
+/// (`not_current`) as of now, not as of its last evaluation, and judged with
+/// the policy's CLI grace.
+fn judged(
+    entry: &Entry,
+    not_current: impl Fn(&str) -> bool,
+    policy: &Policy,
+    now: SystemTime,
+) -> Finding {
+    let mut f = entry.finding.clone();
+    for side in std::iter::once(&mut f.a).chain(f.b.as_mut()) {
+        side.stale_hosts = side
+            .hosts
+            .iter()
+            .filter(|h| not_current(h))
+            .cloned()
+            .collect();
+    }
+    judge(
+        f,
+        Some((entry.first_seen, entry.last_seen)),
+        policy,
+        policy.grace,
+        now,
+    )
+}
+
+/// Whether `finding` is one a diff of `a` against `b` shows: a finding of
+/// that pair in that orientation, or a single-environment finding of either.
+fn of_pair(finding: &Finding, a: &str, b: &str) -> bool {
+    match &finding.b {
+        Some(side_b) => finding.a.environment == a && side_b.environment == b,
+        None => finding.a.environment == a || finding.a.environment == b,
+    }
+}
+
+/// The fleet under its read lock, for the queries that should cost what
+/// they return (`status`, `diff`): unlike a [`FleetView`], nothing is
+/// copied up front; an answer reads the indexes and the status grid, and
+/// clones and judges only the ledger entries it returns (it still filters
+/// every open entry: a comparison each, no allocation). Hold it only while
+/// computing an answer (it keeps ingest from applying a report), never
+/// across an `.await`.
+#[derive(Debug)]
+pub struct Reading<'a> {
+    fleet: &'a Fleet,
+    inner: std::sync::RwLockReadGuard<'a, Inner>,
+    policy: Arc<LoadedPolicy>,
+    now: SystemTime,
+    /// The hosts whose data is not current at `now` (usually few).
+    not_current: BTreeSet<String>,
+    /// Service -> the environments where a host running it is not current.
+    stale_cells: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl Reading<'_> {
+    /// When the reading was taken.
+    pub fn now(&self) -> SystemTime {
+        self.now
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy.policy
+    }
+
+    /// The environments present, in promotion order.
+    pub fn environments(&self) -> Vec<String> {
+        self.policy().ordered(self.inner.by_environment.keys())
+    }
+
+    /// The services present, sorted.
+    pub fn services(&self) -> Vec<String> {
+        self.inner.by_service.keys().cloned().collect()
+    }
+
+    /// Every open finding (every pair, in promotion order), judged with the
+    /// policy's CLI grace, optionally for one service only (host-level
+    /// findings are always included): what [`FleetView::findings`] says.
+    pub fn findings(&self, service: Option<&str>) -> Vec<Finding> {
+        let mut out: Vec<Finding> = self
+            .inner
+            .ledger
+            .entries()
+            .filter(|e| concerns(&e.finding, service))
+            .map(|e| self.judged(e))
             .collect();
         parity::sort(&mut out, self.policy());
         out
     }
 
-    /// Evaluates one scope afresh (for a pair in a given orientation), judged
-    /// with what the ledger knows of each finding.
-    pub fn evaluate(&self, scope: &Scope) -> Vec<Finding> {
-        let views = self.host_views();
-        let seen: BTreeMap<FindingKey, (SystemTime, SystemTime)> = self
-            .open
+    /// The findings of `a` against `b` in that orientation (optionally for
+    /// one service; host-level findings always), as evaluating the pair
+    /// over the whole fleet finds them, judged with what the ledger knows
+    /// of each.
+    ///
+    /// When the ledger evaluates the pair in this orientation (a pair of
+    /// [`Scope::all`]: earlier stage first, as `diff staging production`),
+    /// the answer is the ledger's open findings of the pair, as `status`
+    /// shows them: what an evaluation at the last report or tick found, so a
+    /// host crossing the stale threshold shows within the tick (1 s), as in
+    /// `status`. Otherwise (the pair reversed, whose sides and summaries
+    /// read the other way, or one the policy ignores) the pair is evaluated
+    /// afresh over the hosts of `a` and `b`, plus one host of every other
+    /// environment: the environments present decide the pair's level.
+    pub fn diff(&self, a: &str, b: &str, service: Option<&str>) -> Vec<Finding> {
+        let policy = self.policy();
+        let held = Scope::all(policy, &self.environments())
+            .pairs
             .iter()
-            .map(|e| (e.finding.identity(), (e.first_seen, e.last_seen)))
+            .any(|(x, y)| x == a && y == b);
+        if held {
+            let mut out: Vec<Finding> = self
+                .inner
+                .ledger
+                .entries()
+                .filter(|e| concerns(&e.finding, service) && of_pair(&e.finding, a, b))
+                .map(|e| self.judged(e))
+                .collect();
+            parity::sort(&mut out, policy);
+            return out;
+        }
+        let by_environment = &self.inner.by_environment;
+        let mut ids: BTreeSet<&str> = [a, b]
+            .iter()
+            .filter_map(|e| by_environment.get(*e))
+            .flatten()
+            .map(String::as_str)
             .collect();
-        parity::evaluate(&views, self.policy(), scope)
+        ids.extend(
+            by_environment
+                .values()
+                .filter_map(|hosts| hosts.first())
+                .map(String::as_str),
+        );
+        let hosts = ids.iter().filter_map(|id| self.inner.hosts.get(*id));
+        let views = host_views(hosts.map(|h| (h, self.fleet.state_of(h, self.now))));
+        let scope = Scope::pair(a, b).with_service(service.map(str::to_owned));
+        parity::evaluate(&views, policy, &scope)
             .into_iter()
             .map(|f| {
-                let s = seen.get(&f.identity()).copied();
-                judge(f, s, self.policy(), self.policy().grace, self.now)
+                let seen = self
+                    .inner
+                    .ledger
+                    .get(&f.identity())
+                    .map(|e| (e.first_seen, e.last_seen));
+                judge(f, seen, policy, policy.grace, self.now)
             })
             .collect()
+    }
+
+    /// The status cell of `service` in `environment`, `stale` filled in and
+    /// `drift` left for the caller (which knows the findings); `None` when
+    /// the service has no replica there.
+    pub fn cell(&self, service: &str, environment: &str) -> Option<StatusCell> {
+        let mut cell = self.inner.grid.cell(service, environment)?;
+        cell.stale = self
+            .stale_cells
+            .get(service)
+            .is_some_and(|envs| envs.contains(environment));
+        Some(cell)
+    }
+
+    fn judged(&self, entry: &Entry) -> Finding {
+        judged(
+            entry,
+            |h| self.not_current.contains(h),
+            self.policy(),
+            self.now,
+        )
     }
 }
 
@@ -593,6 +740,40 @@ impl Fleet {
             HostState::EngineUnreachable
         } else {
             HostState::Fresh
+        }
+    }
+
+    /// The fleet under its read lock at `now`, for `status` and `diff`
+    /// (see [`Reading`]).
+    pub fn reading(&self, now: SystemTime) -> Reading<'_> {
+        let inner = self.read();
+        let mut not_current = BTreeSet::new();
+        let mut stale_cells: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for h in inner
+            .hosts
+            .values()
+            .filter(|h| self.state_of(h, now) != HostState::Fresh)
+        {
+            not_current.insert(h.snapshot.host_id.clone());
+            for service in services_of(&h.snapshot) {
+                if !stale_cells
+                    .get(service)
+                    .is_some_and(|envs| envs.contains(&h.snapshot.environment))
+                {
+                    stale_cells
+                        .entry(service.to_owned())
+                        .or_default()
+                        .insert(h.snapshot.environment.clone());
+                }
+            }
+        }
+        Reading {
+            fleet: self,
+            inner,
+            policy: self.policy(),
+            now,
+            not_current,
+            stale_cells,
         }
     }
 
@@ -1075,7 +1256,7 @@ pub(crate) mod tests {
 
     /// A fleet with no hosts over a fresh SQLite store (kept alive by the
     /// returned directory), and the time it was loaded at.
-    fn empty_fleet() -> (tempfile::TempDir, Fleet, SystemTime) {
+    pub(crate) fn empty_fleet() -> (tempfile::TempDir, Fleet, SystemTime) {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);

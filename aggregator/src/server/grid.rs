@@ -1,0 +1,98 @@
+//! The status grid, kept up to date at ingest: for each (service,
+//! environment), how many replicas run and which contents and versions they
+//! run.
+//!
+//! `status` used to build every cell from every container of the fleet on
+//! each call; the grid is instead changed by each host's old record going out
+//! and its new one coming in ([`Grid::file`]), so a query reads only the cells
+//! it returns. What depends on time (a host turning stale) and on findings
+//! (drift) is not kept here: the query adds it.
+
+use std::collections::BTreeMap;
+
+use envparity_proto::v1::{Container, HostSnapshot, StatusCell};
+
+use crate::history::content_identity;
+
+/// One cell, counted so that a container can be taken out again: a digest
+/// or version stays listed while any replica still runs it.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct Tally {
+    replicas: u32,
+    digests: BTreeMap<String, u32>,
+    versions: BTreeMap<String, u32>,
+}
+
+/// Service → environment → its cell.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(super) struct Grid {
+    services: BTreeMap<String, BTreeMap<String, Tally>>,
+}
+
+/// The OCI version label of a container's image.
+fn version(c: &Container) -> Option<&str> {
+    c.image.as_ref().and_then(|i| {
+        i.oci_labels
+            .iter()
+            .find(|l| l.key == "org.opencontainers.image.version")
+            .map(|l| l.value.as_str())
+    })
+}
+
+/// Adds one to `name`'s count (`add`) or takes one away, dropping it at 0.
+fn count(counts: &mut BTreeMap<String, u32>, name: &str, add: bool) {
+    if add {
+        *counts.entry(name.to_owned()).or_default() += 1;
+    } else if let Some(n) = counts.get_mut(name) {
+        *n -= 1;
+        if *n == 0 {
+            counts.remove(name);
+        }
+    }
+}
+
+impl Grid {
+    /// Adds (`add`) or takes out every container of `snapshot` that runs a
+    /// service, in the snapshot's environment. A host's record is taken out
+    /// exactly as it was added, so the grid always equals one built from
+    /// the current records.
+    pub(super) fn file(&mut self, snapshot: &HostSnapshot, add: bool) {
+        let environment = &snapshot.environment;
+        for c in &snapshot.containers {
+            let Some(service) = c.service.as_ref().map(|s| s.name.as_str()) else {
+                continue;
+            };
+            let cells = self.services.entry(service.to_owned()).or_default();
+            let tally = cells.entry(environment.clone()).or_default();
+            if add {
+                tally.replicas += 1;
+            } else {
+                tally.replicas -= 1;
+            }
+            count(&mut tally.digests, &content_identity(c), add);
+            if let Some(v) = version(c) {
+                count(&mut tally.versions, v, add);
+            }
+            if tally.replicas == 0 {
+                cells.remove(environment);
+                if cells.is_empty() {
+                    self.services.remove(service);
+                }
+            }
+        }
+    }
+
+    /// The cell of `service` in `environment`, with `drift` and `stale`
+    /// false; `None` when the service has no replica there.
+    pub(super) fn cell(&self, service: &str, environment: &str) -> Option<StatusCell> {
+        let tally = self.services.get(service)?.get(environment)?;
+        Some(StatusCell {
+            environment: environment.to_owned(),
+            replicas: tally.replicas,
+            digests: tally.digests.keys().cloned().collect(),
+            versions: tally.versions.keys().cloned().collect(),
+            drift: false,
+            stale: false,
+        })
+    }
+}
