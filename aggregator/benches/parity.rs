@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use envparity_aggregator::parity::{Cover, HostView, Ledger, Policy, Scope, evaluate};
+use envparity_aggregator::parity::{Cover, HostLevel, HostView, Ledger, Policy, Scope, evaluate};
 use envparity_proto::v1::HostSnapshot;
 use envparity_tests::synthetic::Shape;
 
@@ -89,7 +89,7 @@ fn parity(c: &mut Criterion) {
                         let findings = evaluate(all, &policy, &scope);
                         let covers = Cover::Only {
                             services: &reach,
-                            host_level: true,
+                            host_level: HostLevel::All,
                         };
                         ledger.observe(findings, covers, now)
                     },

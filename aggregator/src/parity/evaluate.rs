@@ -41,6 +41,10 @@ pub struct Scope {
     pub services: Option<BTreeSet<String>>,
     /// Whether to evaluate host-level kinds.
     pub host_level: bool,
+    /// Only these hosts' staleness (`None`: every host's). A host's
+    /// staleness depends on that host alone, so a report re-evaluates its
+    /// own, not every host's.
+    pub stale_of: Option<BTreeSet<String>>,
 }
 
 impl Scope {
@@ -59,6 +63,7 @@ impl Scope {
             environments: envs,
             services: None,
             host_level: true,
+            stale_of: None,
         }
     }
 
@@ -70,6 +75,7 @@ impl Scope {
             environments: vec![a, b],
             services: None,
             host_level: true,
+            stale_of: None,
         }
     }
 
@@ -88,6 +94,12 @@ impl Scope {
     /// Whether host-level kinds are evaluated.
     pub fn with_host_level(mut self, host_level: bool) -> Self {
         self.host_level = host_level;
+        self
+    }
+
+    /// Restricts stale-host findings to these hosts (`None`: every host).
+    pub fn with_stale_of(mut self, hosts: Option<BTreeSet<String>>) -> Self {
+        self.stale_of = hosts;
         self
     }
 
@@ -159,7 +171,7 @@ pub fn evaluate(hosts: &[HostView<'_>], policy: &Policy, scope: &Scope) -> Vec<F
             }
         }
         if let Some(f) = facts.get(env.as_str()) {
-            stale_hosts(&ctx, &f.hosts, env, &mut out);
+            stale_hosts(&ctx, &f.hosts, scope.stale_of.as_ref(), env, &mut out);
         }
     }
     for (a, b) in &scope.pairs {
@@ -994,8 +1006,15 @@ fn host_facts(
     }
 }
 
-fn stale_hosts(ctx: &Ctx<'_>, hosts: &[&HostView<'_>], env: &str, out: &mut Vec<Finding>) {
-    for h in hosts.iter().filter(|h| h.stale) {
+fn stale_hosts(
+    ctx: &Ctx<'_>,
+    hosts: &[&HostView<'_>],
+    only: Option<&BTreeSet<String>>,
+    env: &str,
+    out: &mut Vec<Finding>,
+) {
+    let wanted = |h: &HostView<'_>| only.is_none_or(|o| o.contains(h.host_id));
+    for h in hosts.iter().filter(|h| h.stale && wanted(h)) {
         let last_seen = humantime::format_rfc3339_seconds(h.last_seen).to_string();
         out.push(Finding {
             kind: Kind::StaleHost,

@@ -80,14 +80,37 @@ impl Observation {
 pub enum Cover<'s> {
     /// Every finding (a full evaluation).
     Everything,
-    /// The findings of these services, and every host-level one when
-    /// `host_level` ([`Kind::is_host_level`]).
+    /// The findings of these services, and the host-level ones `host_level`
+    /// says ([`Kind::is_host_level`]).
     Only {
         /// The services.
         services: &'s BTreeSet<String>,
-        /// Whether the host-level kinds were evaluated.
-        host_level: bool,
+        /// Which host-level findings.
+        host_level: HostLevel<'s>,
     },
+}
+
+/// Which host-level findings an evaluation covered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostLevel<'s> {
+    /// None.
+    No,
+    /// All of them.
+    All,
+    /// The host facts compared between environments, and the staleness of
+    /// these hosts only ([`super::Scope::stale_of`]).
+    StaleOf(&'s BTreeSet<String>),
+}
+
+impl HostLevel<'_> {
+    /// Whether the host-level finding `key` is covered.
+    fn covers(self, key: &FindingKey) -> bool {
+        match self {
+            HostLevel::No => false,
+            HostLevel::All => true,
+            HostLevel::StaleOf(hosts) => key.kind != Kind::StaleHost || hosts.contains(&key.host),
+        }
+    }
 }
 
 impl Cover<'_> {
@@ -98,7 +121,10 @@ impl Cover<'_> {
             Cover::Only {
                 services,
                 host_level,
-            } => (*host_level && key.kind.is_host_level()) || services.contains(&key.service),
+            } => {
+                (key.kind.is_host_level() && host_level.covers(key))
+                    || services.contains(&key.service)
+            }
         }
     }
 
@@ -123,10 +149,13 @@ impl Cover<'_> {
         };
         let mut out = Vec::new();
         for kind in Kind::ALL {
-            if host_level && kind.is_host_level() {
+            if kind.is_host_level() && host_level != HostLevel::No {
+                // Every finding of the kind: a range; the stale hosts named
+                // among them (one per stale host: a short scan, no copy).
                 out.extend(
                     open.range(first(kind, "")..)
-                        .take_while(|(k, _)| k.kind == kind),
+                        .take_while(|(k, _)| k.kind == kind)
+                        .filter(|(k, _)| self.covers(k)),
                 );
                 continue;
             }

@@ -105,7 +105,7 @@ fn a_partial_observation_leaves_what_it_did_not_cover() {
         Vec::new(),
         Cover::Only {
             services: &BTreeSet::from(["cart".to_owned()]),
-            host_level: false,
+            host_level: HostLevel::No,
         },
         at(20),
     );
@@ -277,7 +277,7 @@ proptest! {
             let scope = Scope::all(&fleet.policy, &envs).with_services(touched.clone());
             let partial = evaluate(&fleet.views(), &fleet.policy, &scope);
             let now = at(i as u64 + 1);
-            incremental.observe(partial, Cover::Only { services: &touched, host_level: true }, now);
+            incremental.observe(partial, Cover::Only { services: &touched, host_level: HostLevel::All }, now);
 
             let mut reference = Ledger::new();
             reference.observe(full(&fleet), Cover::Everything, now);
@@ -367,9 +367,18 @@ proptest! {
             prop::sample::select(vec!["", "a", "ab", "b", "c", "shop/web"]).prop_map(str::to_owned),
             0..4,
         ),
-        host_level: bool,
+        host_level in 0..3u8,
+        stale_of in prop::collection::btree_set(
+            prop::sample::select(vec!["", "a", "ab", "b"]).prop_map(str::to_owned),
+            0..3,
+        ),
     ) {
         let open: BTreeMap<FindingKey, ()> = keys.into_iter().map(|k| (k, ())).collect();
+        let host_level = match host_level {
+            0 => HostLevel::No,
+            1 => HostLevel::All,
+            _ => HostLevel::StaleOf(&stale_of),
+        };
         for cover in [Cover::Everything, Cover::Only { services: &services, host_level }] {
             let want: Vec<&FindingKey> = open.keys().filter(|k| cover.covers(k)).collect();
             let got: Vec<&FindingKey> = cover.open_in(&open).into_iter().map(|(k, _)| k).collect();

@@ -25,5 +25,7 @@ pub use evaluate::{HostView, Scope, evaluate, sort};
 pub use finding::{
     Basis, Finding, FindingKey, Kind, Severity, Side, State, Status, UnknownName, WaiverNote,
 };
-pub use ledger::{Cover, Delta, Entry, Ledger, Observation, Seen, Transition, judge, judged_until};
+pub use ledger::{
+    Cover, Delta, Entry, HostLevel, Ledger, Observation, Seen, Transition, judge, judged_until,
+};
 pub use policy::{Level, Policy, PolicyError};

@@ -23,8 +23,8 @@ use super::grid::Grid;
 use super::validate::{self, InvalidReport};
 use crate::history;
 use crate::parity::{
-    self, Cover, Delta, Entry, Finding, FindingKey, HostView, Ledger, Observation, Policy, Scope,
-    Seen, judge,
+    self, Cover, Delta, Entry, Finding, FindingKey, HostLevel, HostView, Ledger, Observation,
+    Policy, Scope, Seen, judge,
 };
 use crate::store::{FindingChanges, FindingRecord, Resolved, Store, StoreError, StoredHost};
 
@@ -629,7 +629,10 @@ enum Reach {
     /// Everything.
     Full,
     /// These services, and the host-level kinds when `host_level` (the
-    /// report changed a host's facts, environment or state).
+    /// report changed a host's facts, environment or state): the host
+    /// facts over every host, and the staleness of the reporting host
+    /// only — another host's depends on time alone, which the tick
+    /// ([`Reach::HostLevel`]) re-evaluates.
     Services {
         services: BTreeSet<String>,
         host_level: bool,
@@ -818,6 +821,7 @@ impl Fleet {
             parity::evaluate(&views, policy, scope)
         };
         let host_level_only = all.clone().with_services(BTreeSet::new());
+        let reporter: BTreeSet<String> = fleet.id().map(str::to_owned).into_iter().collect();
         let findings = match reach {
             Reach::Full => evaluate(fleet.every_host(), &all),
             Reach::HostLevel => evaluate(fleet.every_host(), &host_level_only),
@@ -831,7 +835,12 @@ impl Fleet {
                     .with_host_level(false);
                 let mut findings = evaluate(fleet.hosts_for(services), &scope);
                 if *host_level {
-                    findings.extend(evaluate(fleet.every_host(), &host_level_only));
+                    // The host facts are compared over every host; of the
+                    // stale hosts, only the reporting one can have changed.
+                    let scope = host_level_only
+                        .clone()
+                        .with_stale_of(Some(reporter.clone()));
+                    findings.extend(evaluate(fleet.every_host(), &scope));
                 }
                 findings
             }
@@ -844,11 +853,15 @@ impl Fleet {
                 host_level,
             } => Cover::Only {
                 services,
-                host_level: *host_level,
+                host_level: if *host_level {
+                    HostLevel::StaleOf(&reporter)
+                } else {
+                    HostLevel::No
+                },
             },
             Reach::HostLevel => Cover::Only {
                 services: &none,
-                host_level: true,
+                host_level: HostLevel::All,
             },
         };
         fleet.inner.ledger.assess(findings, covers, now)
@@ -1257,17 +1270,36 @@ pub(crate) mod tests {
     /// A fleet with no hosts over a fresh SQLite store (kept alive by the
     /// returned directory), and the time it was loaded at.
     pub(crate) fn empty_fleet() -> (tempfile::TempDir, Fleet, SystemTime) {
+        empty_fleet_stale_after(Duration::from_secs(3600))
+    }
+
+    /// [`empty_fleet`] with hosts going stale after `stale_after`.
+    fn empty_fleet_stale_after(stale_after: Duration) -> (tempfile::TempDir, Fleet, SystemTime) {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        let fleet = Fleet::load(
-            store,
-            Duration::from_secs(3600),
-            LoadedPolicy::defaults(t0),
-            t0,
-        )
-        .unwrap();
+        let fleet = Fleet::load(store, stale_after, LoadedPolicy::defaults(t0), t0).unwrap();
         (dir, fleet, t0)
+    }
+
+    /// The open findings, and what a full evaluation of the fleet finds.
+    fn held_and_full(
+        fleet: &Fleet,
+        now: SystemTime,
+    ) -> (BTreeSet<FindingKey>, BTreeSet<FindingKey>) {
+        let view = fleet.view(now);
+        let held = view.open.iter().map(|e| e.finding.identity()).collect();
+        let views = view.host_views();
+        let environments = view.environments();
+        let full = parity::evaluate(
+            &views,
+            view.policy(),
+            &Scope::all(view.policy(), &environments),
+        )
+        .iter()
+        .map(Finding::identity)
+        .collect();
+        (held, full)
     }
 
     /// A random fleet changing one report at a time: after every report the
@@ -1284,21 +1316,48 @@ pub(crate) mod tests {
             let now = t0 + Duration::from_secs(step);
             fleet.push(s, now).await.unwrap();
 
-            let view = fleet.view(now);
-            let held: BTreeSet<FindingKey> =
-                view.open.iter().map(|e| e.finding.identity()).collect();
-            let views = view.host_views();
-            let environments = view.environments();
-            let full: BTreeSet<FindingKey> = parity::evaluate(
-                &views,
-                view.policy(),
-                &Scope::all(view.policy(), &environments),
-            )
-            .iter()
-            .map(Finding::identity)
-            .collect();
+            let (held, full) = held_and_full(&fleet, now);
             assert_eq!(held, full, "after step {step}");
         }
+    }
+
+    /// Hosts going stale while others report: a report re-evaluates the
+    /// staleness of its own host only (the others' depends on time alone,
+    /// which the tick re-evaluates), so its own stale finding resolves at
+    /// once, and after the tick that follows the ledger holds exactly what
+    /// a full evaluation finds.
+    #[tokio::test]
+    async fn a_report_judges_its_own_staleness_and_the_tick_everyone_elses() {
+        let (_dir, fleet, t0) = empty_fleet_stale_after(Duration::from_secs(3));
+        let mut rng = fastrand::Rng::with_seed(11);
+        let mut sequence = BTreeMap::new();
+        let mut now = t0;
+        let mut stale_seen = 0;
+        for step in 0..150u64 {
+            let s = random_report(&mut rng, &mut sequence);
+            let host = s.host_id.clone();
+            now += Duration::from_millis(rng.u64(0..2500));
+            fleet.push(s, now).await.unwrap();
+            let (held, _) = held_and_full(&fleet, now);
+            assert!(
+                !held
+                    .iter()
+                    .any(|k| k.kind == parity::Kind::StaleHost && k.host == host),
+                "step {step}: {host} reported but is still held stale"
+            );
+
+            fleet.tick(now).await.unwrap();
+            let (held, full) = held_and_full(&fleet, now);
+            stale_seen += held
+                .iter()
+                .filter(|k| k.kind == parity::Kind::StaleHost)
+                .count();
+            assert_eq!(held, full, "after step {step}");
+        }
+        assert!(
+            stale_seen > 0,
+            "no host ever went stale: the test tests nothing"
+        );
     }
 
     /// The change a report makes is computed against the current state and
