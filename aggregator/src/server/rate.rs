@@ -91,18 +91,19 @@ impl RateLimiter {
         if buckets.len() > PRUNE_ABOVE && !buckets.contains_key(host) {
             buckets.retain(|_, b| refill(b, now, rate, burst) < burst);
         }
-        let bucket = buckets.entry(host.to_owned()).or_insert(Bucket {
-            tokens: burst,
-            updated: now,
-        });
-        let tokens = refill(bucket, now, rate, burst);
-        bucket.tokens = tokens;
-        bucket.updated = bucket.updated.max(now);
-        if tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64((1.0 - tokens) / rate))
+        // Looked up before inserting: a host's name is copied when its
+        // bucket is made, not on every report.
+        match buckets.get_mut(host) {
+            Some(bucket) => spend(bucket, now, rate, burst),
+            None => {
+                let mut bucket = Bucket {
+                    tokens: burst,
+                    updated: now,
+                };
+                let spent = spend(&mut bucket, now, rate, burst);
+                buckets.insert(host.to_owned(), bucket);
+                spent
+            }
         }
     }
 
@@ -112,6 +113,20 @@ impl RateLimiter {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .len()
+    }
+}
+
+/// Takes one token from `bucket` at `now`, or says how long to wait until
+/// one is available.
+fn spend(bucket: &mut Bucket, now: Instant, rate: f64, burst: f64) -> Result<(), Duration> {
+    let tokens = refill(bucket, now, rate, burst);
+    bucket.tokens = tokens;
+    bucket.updated = bucket.updated.max(now);
+    if tokens >= 1.0 {
+        bucket.tokens -= 1.0;
+        Ok(())
+    } else {
+        Err(Duration::from_secs_f64((1.0 - tokens) / rate))
     }
 }
 

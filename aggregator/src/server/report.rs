@@ -142,8 +142,7 @@ impl ReportService for ReportApi {
         request: Request<HeartbeatRequest>,
     ) -> Result<Response<HeartbeatResponse>, Status> {
         self.metrics.received("heartbeat");
-        let host_claimed = request.get_ref().host_id.clone();
-        self.authorize(&request, &host_claimed)?;
+        self.authorize(&request, &request.get_ref().host_id)?;
         let hb = request.into_inner();
         let snapshot_needed = self
             .fleet
