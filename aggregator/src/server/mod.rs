@@ -133,7 +133,7 @@ async fn background(fleet: std::sync::Weak<Fleet>, policy_path: Option<PathBuf>)
         if reload {
             reload_policy(&fleet, policy_path.as_deref()).await;
         } else if let Err(e) = fleet.tick(SystemTime::now()).await {
-            tracing::error!(error = %e, "re-evaluating stale hosts failed");
+            tracing::error!(error = %e, "storing liveness or re-evaluating stale hosts failed");
         }
     }
 }
@@ -371,6 +371,10 @@ pub async fn serve(
     .context("gRPC server");
     for t in tasks {
         t.abort();
+    }
+    // Heartbeats acknowledged since the last tick are in memory only.
+    if let Err(e) = fleet.store_liveness(SystemTime::now()).await {
+        tracing::error!(error = %e, "storing the liveness of the last heartbeats failed");
     }
     let _ = metrics_stop.send(());
     if let Some(t) = metrics_task {

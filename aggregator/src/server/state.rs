@@ -12,7 +12,7 @@
 //! than re-evaluating the fleet. Time alone changes one thing — hosts going
 //! stale — which [`Fleet::tick`] re-evaluates.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -87,6 +87,12 @@ struct Inner {
     /// The status grid, kept with the indexes so that `status` reads only
     /// the cells it returns.
     grid: Grid,
+    /// The hosts whose `last_seen` here is newer than the store's:
+    /// heartbeats acknowledged from memory, for the next liveness commit.
+    unstored: HashSet<String>,
+    /// When the last liveness commit gathered what it wrote: every
+    /// heartbeat acknowledged before then is in the store.
+    liveness_stored_at: Option<SystemTime>,
 }
 
 impl Inner {
@@ -283,64 +289,84 @@ impl Changed {
     }
 }
 
-/// Liveness records (heartbeats, replayed reports) waiting to be written,
-/// each with whoever waits for its commit.
+/// How long heartbeats may be acknowledged from memory after the last
+/// liveness commit (at most; a tenth of `stale_after` when that is less).
 ///
-/// Group commit: the first blocking task to take the writer's lock writes
-/// everything queued so far in one transaction — one fsync for all the
-/// heartbeats that arrived while the previous transaction committed — and
-/// answers each waiter; tasks that find the queue empty have nothing to do.
-/// Every heartbeat is still acknowledged only after its own commit.
+/// A heartbeat that changes nothing but `last_seen` is acknowledged at once,
+/// without waiting for the store, while the last liveness commit gathered
+/// what it wrote less than this long ago. Liveness is committed every tick
+/// (1 s), so normally no heartbeat waits. When the commits fail or fall
+/// behind, heartbeats wait for a commit of their own again, and see its
+/// error. A crash therefore loses only the liveness of heartbeats
+/// acknowledged within this bound after the last commit: after a restart a
+/// host shows its last heartbeat before that commit, far inside
+/// `stale_after` (90 s by default). Engine state changes are never held in
+/// memory only: a heartbeat that carries one is acknowledged after its
+/// commit.
+pub const LIVENESS_BOUND: Duration = Duration::from_secs(5);
+
+/// Heartbeats that must be stored before they are acknowledged (their
+/// engine state changed, or the last liveness commit is older than the
+/// bound), each with whoever waits for its commit. The next liveness commit
+/// ([`Fleet::commit_liveness`]) writes them all with the liveness held in
+/// memory, in one transaction.
 #[derive(Debug, Default)]
-struct Touches {
-    queue: std::sync::Mutex<Vec<Touch>>,
-    writer: std::sync::Mutex<()>,
-}
+struct Touches(std::sync::Mutex<Vec<Touch>>);
 
 #[derive(Debug)]
 struct Touch {
     host_id: String,
     last_seen: SystemTime,
     engine_state: EngineState,
-    done: tokio::sync::oneshot::Sender<Result<(), Arc<StoreError>>>,
+    done: tokio::sync::oneshot::Sender<Result<(), Failed>>,
 }
 
 impl Touches {
-    fn write_queued(&self, store: &dyn Store) {
-        let _writer = self
-            .writer
+    fn queue(&self) -> std::sync::MutexGuard<'_, Vec<Touch>> {
+        self.0
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let batch = std::mem::take(
-            &mut *self
-                .queue
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
-        if batch.is_empty() {
-            return;
-        }
-        let rows: Vec<(String, SystemTime, EngineState)> = batch
-            .iter()
-            .map(|t| (t.host_id.clone(), t.last_seen, t.engine_state))
-            .collect();
-        let result = store.touch_many(&rows).map_err(Arc::new);
-        for t in batch {
-            // A waiter that went away (its call was cancelled) needs no answer.
-            let _ = t.done.send(result.clone());
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Why a liveness commit failed, for each heartbeat that waited for it.
+#[derive(Debug, Clone)]
+enum Failed {
+    Store(Arc<StoreError>),
+    Task(String),
+}
+
+impl From<Failed> for IngestError {
+    fn from(failed: Failed) -> Self {
+        match failed {
+            Failed::Store(e) => IngestError::Store(StoreError::Shared(e)),
+            Failed::Task(e) => IngestError::Task(e),
         }
     }
+}
+
+/// What a heartbeat found ([`Fleet::hear`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Heard {
+    /// The host is unknown, or its snapshot is not the one held.
+    SnapshotNeeded,
+    /// Liveness noted in memory; the next liveness commit stores it.
+    Noted,
+    /// It must be stored before it is acknowledged.
+    MustStore,
 }
 
 /// The fleet state shared by the report and query services.
 #[derive(Debug)]
 pub struct Fleet {
     store: Arc<dyn Store>,
-    touches: Arc<Touches>,
+    touches: Touches,
     inner: RwLock<Inner>,
     policy: RwLock<Arc<LoadedPolicy>>,
     ingest: tokio::sync::Mutex<()>,
     stale_after: Duration,
+    /// [`LIVENESS_BOUND`], or a tenth of `stale_after` when that is less.
+    liveness_bound: Duration,
     /// Signalled whenever the ledger may have changed (alerting listens).
     changed: tokio::sync::Notify,
     /// Which findings changed since alerting last asked.
@@ -666,6 +692,7 @@ impl Fleet {
         });
         let mut inner = Inner {
             ledger: Ledger::remembering(remembered),
+            liveness_stored_at: Some(now),
             ..Inner::default()
         };
         for h in hosts.values() {
@@ -674,11 +701,12 @@ impl Fleet {
         inner.hosts = hosts;
         let fleet = Fleet {
             store,
-            touches: Arc::default(),
+            touches: Touches::default(),
             inner: RwLock::new(inner),
             policy: RwLock::new(Arc::new(policy)),
             ingest: tokio::sync::Mutex::new(()),
             stale_after,
+            liveness_bound: LIVENESS_BOUND.min(stale_after / 10),
             changed: tokio::sync::Notify::new(),
             changed_keys: std::sync::Mutex::new(Changed::everything()),
         };
@@ -885,12 +913,85 @@ impl Fleet {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Re-evaluates what depends on time alone (stale hosts) and records
-    /// what opened or resolved.
+    /// Commits the liveness held in memory, then re-evaluates what depends
+    /// on time alone (stale hosts) and records what opened or resolved.
+    /// The re-evaluation runs even when the commit failed (whose error is
+    /// returned): hosts still go stale while the store is failing.
     pub async fn tick(&self, now: SystemTime) -> Result<(), IngestError> {
         let now = to_millis(now);
         let _one_at_a_time = self.ingest.lock().await;
-        self.apply(Reach::HostLevel, now).await
+        let stored = self.commit_liveness(now).await;
+        let evaluated = self.apply(Reach::HostLevel, now).await;
+        stored.and(evaluated)
+    }
+
+    /// Commits the liveness held in memory (at shutdown: so that a graceful
+    /// stop loses none).
+    pub async fn store_liveness(&self, now: SystemTime) -> Result<(), IngestError> {
+        let now = to_millis(now);
+        let _one_at_a_time = self.ingest.lock().await;
+        self.commit_liveness(now).await
+    }
+
+    /// Writes, in one transaction, every heartbeat waiting to be stored and
+    /// the liveness of every host acknowledged from memory since the last
+    /// commit, then answers the waiting heartbeats. The caller holds the
+    /// ingest lock, so no snapshot is stored meanwhile: the engine state
+    /// written with a host's liveness is the one memory and store agree on,
+    /// and a waiting heartbeat's engine state reaches memory only once the
+    /// store has it.
+    async fn commit_liveness(&self, now: SystemTime) -> Result<(), IngestError> {
+        let touches = std::mem::take(&mut *self.touches.queue());
+        let (rows, unstored) = {
+            let mut inner = self.write();
+            let unstored = std::mem::take(&mut inner.unstored);
+            let mut rows: Vec<(String, SystemTime, EngineState)> = unstored
+                .iter()
+                .filter_map(|id| {
+                    let h = inner.hosts.get(id)?;
+                    Some((id.clone(), h.last_seen, h.engine_state))
+                })
+                .collect();
+            // After the held liveness: a waiting heartbeat's row is the
+            // last written for its host.
+            rows.extend(
+                touches
+                    .iter()
+                    .map(|t| (t.host_id.clone(), t.last_seen, t.engine_state)),
+            );
+            if rows.is_empty() {
+                // Everything acknowledged so far is stored.
+                mark_stored(&mut inner, now);
+                return Ok(());
+            }
+            (rows, unstored)
+        };
+        let store = Arc::clone(&self.store);
+        let written = match tokio::task::spawn_blocking(move || store.touch_many(&rows)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(Failed::Store(Arc::new(e))),
+            Err(e) => Err(Failed::Task(e.to_string())),
+        };
+        {
+            let mut inner = self.write();
+            if written.is_ok() {
+                for t in &touches {
+                    if let Some(h) = inner.hosts.get_mut(&t.host_id) {
+                        h.last_seen = t.last_seen;
+                        h.engine_state = t.engine_state;
+                    }
+                }
+                mark_stored(&mut inner, now);
+            } else {
+                // Not stored: the next commit tries again.
+                inner.unstored.extend(unstored);
+            }
+        }
+        for t in touches {
+            // A waiter that went away (its call was cancelled) needs no answer.
+            let _ = t.done.send(written.clone());
+        }
+        written.map_err(IngestError::from)
     }
 
     /// Replaces the policy and re-evaluates everything with it.
@@ -961,8 +1062,11 @@ impl Fleet {
         {
             // A retry or replay of something already held: acknowledge
             // without changing anything but liveness.
-            self.heard_from(&snapshot.host_id, now, prev.engine_state)
-                .await?;
+            if self.hear(&snapshot.host_id, None, now, prev.engine_state) == Heard::MustStore {
+                let committed = self.enqueue(&snapshot.host_id, now, prev.engine_state);
+                self.commit_liveness(now).await?;
+                Self::answer(committed).await?;
+            }
             return Ok(PushOutcome {
                 content_hash: prev.snapshot.content_hash.clone(),
                 duplicate: true,
@@ -1051,7 +1155,8 @@ impl Fleet {
     }
 
     /// Handles a heartbeat: records liveness and says whether the full
-    /// snapshot is needed.
+    /// snapshot is needed. Liveness alone is acknowledged from memory (see
+    /// [`LIVENESS_BOUND`]); a changed engine state only once it is stored.
     pub async fn heartbeat(
         &self,
         hb: &HeartbeatRequest,
@@ -1061,47 +1166,88 @@ impl Fleet {
         let now = to_millis(now);
         let engine_state =
             EngineState::try_from(hb.engine_state).unwrap_or(EngineState::Unspecified);
-        let needed = match self.read().hosts.get(&hb.host_id) {
-            None => true,
-            Some(h) => {
-                h.snapshot.content_hash != hb.content_hash
-                    || h.snapshot.environment != hb.environment
+        let held = Some((hb.content_hash.as_str(), hb.environment.as_str()));
+        match self.hear(&hb.host_id, held, now, engine_state) {
+            Heard::SnapshotNeeded => Ok(true),
+            Heard::Noted => Ok(false),
+            Heard::MustStore => {
+                let committed = self.enqueue(&hb.host_id, now, engine_state);
+                let one_at_a_time = self.ingest.lock().await;
+                // An earlier holder of the lock may have written ours with
+                // its own; then this writes only what came since, if any.
+                // Ours is answered through `committed` either way: an error
+                // of this commit that is not about ours is reported to the
+                // heartbeats it concerns and by the next tick.
+                let _ = self.commit_liveness(now).await;
+                drop(one_at_a_time);
+                Self::answer(committed).await
             }
-        };
-        if !needed {
-            self.heard_from(&hb.host_id, now, engine_state).await?;
         }
-        Ok(needed)
     }
 
-    async fn heard_from(
+    /// Notes that `host_id` was heard from at `now` with `engine_state`, in
+    /// memory when that is allowed; `held`, when given, is the content hash
+    /// and environment the host says it runs, which must be the ones held.
+    fn hear(
+        &self,
+        host_id: &str,
+        held: Option<(&str, &str)>,
+        now: SystemTime,
+        engine_state: EngineState,
+    ) -> Heard {
+        let mut guard = self.write();
+        let inner = &mut *guard;
+        let stored_at = inner.liveness_stored_at;
+        let Some(h) = inner.hosts.get_mut(host_id) else {
+            return Heard::SnapshotNeeded;
+        };
+        if let Some((hash, environment)) = held
+            && (h.snapshot.content_hash != hash || h.snapshot.environment != environment)
+        {
+            return Heard::SnapshotNeeded;
+        }
+        // A clock that went back before the last commit counts as late.
+        let recent = stored_at
+            .and_then(|at| now.duration_since(at).ok())
+            .is_some_and(|age| age < self.liveness_bound);
+        if h.engine_state != engine_state || !recent {
+            return Heard::MustStore;
+        }
+        h.last_seen = now;
+        if !inner.unstored.contains(host_id) {
+            inner.unstored.insert(host_id.to_owned());
+        }
+        Heard::Noted
+    }
+
+    /// Queues a heartbeat for the next liveness commit; resolves with that
+    /// commit's outcome.
+    fn enqueue(
         &self,
         host_id: &str,
         now: SystemTime,
         engine_state: EngineState,
-    ) -> Result<(), IngestError> {
+    ) -> tokio::sync::oneshot::Receiver<Result<(), Failed>> {
         let (done, committed) = tokio::sync::oneshot::channel();
-        self.touches
-            .queue
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(Touch {
-                host_id: host_id.to_owned(),
-                last_seen: now,
-                engine_state,
-                done,
-            });
-        let (store, touches) = (Arc::clone(&self.store), Arc::clone(&self.touches));
-        tokio::task::spawn_blocking(move || touches.write_queued(store.as_ref()));
+        self.touches.queue().push(Touch {
+            host_id: host_id.to_owned(),
+            last_seen: now,
+            engine_state,
+            done,
+        });
+        committed
+    }
+
+    /// The outcome of a queued heartbeat's commit, `Ok(false)` (no snapshot
+    /// needed) once it is stored.
+    async fn answer(
+        committed: tokio::sync::oneshot::Receiver<Result<(), Failed>>,
+    ) -> Result<bool, IngestError> {
         committed
             .await
             .map_err(|e| IngestError::Task(e.to_string()))?
-            .map_err(|e| IngestError::Store(StoreError::Shared(e)))?;
-        if let Some(h) = self.write().hosts.get_mut(host_id) {
-            h.last_seen = now;
-            h.engine_state = engine_state;
-        }
-        Ok(())
+            .map_err(IngestError::from)?;
+        Ok(false)
     }
 
     /// Resolves when the open findings may have changed since the last
@@ -1193,6 +1339,11 @@ fn finding_changes(delta: &Delta, now: SystemTime) -> FindingChanges {
             })
             .collect(),
     }
+}
+
+/// Records that every heartbeat acknowledged before `now` is stored.
+fn mark_stored(inner: &mut Inner, now: SystemTime) {
+    inner.liveness_stored_at = inner.liveness_stored_at.max(Some(now));
 }
 
 /// `now` at the store's precision (milliseconds), so that what is kept in
@@ -1411,5 +1562,165 @@ pub(crate) mod tests {
         assert_eq!(hosts(&after), hosts(&before));
         assert_eq!(after.open, before.open);
         assert_eq!(after.environments(), ["staging", "production"]);
+    }
+
+    /// One host `h1` in staging with its engine answering, reported at `t0`.
+    async fn one_host(fleet: &Fleet, t0: SystemTime) -> HostSnapshot {
+        let mut s = HostSnapshot {
+            host_id: "h1".into(),
+            environment: "staging".into(),
+            agent: Some(AgentInfo {
+                version: "t".into(),
+                boot_id: "b".into(),
+            }),
+            sequence: 1,
+            engine_state: EngineState::Ok as i32,
+            containers: vec![container("shop", 1, 0)],
+            fingerprint_key_id: "k".into(),
+            ..Default::default()
+        };
+        s.content_hash = envparity_proto::hash::content_hash(&s);
+        fleet.push(s.clone(), t0).await.unwrap();
+        s
+    }
+
+    fn beat(s: &HostSnapshot, engine_state: EngineState) -> HeartbeatRequest {
+        HeartbeatRequest {
+            host_id: s.host_id.clone(),
+            environment: s.environment.clone(),
+            content_hash: s.content_hash.clone(),
+            boot_id: "b".into(),
+            sequence: 2,
+            sent_at: None,
+            engine_state: engine_state as i32,
+        }
+    }
+
+    /// What the store holds for `h1` (read through a connection of its
+    /// own, as the next process would after a crash): last seen, engine
+    /// state.
+    fn stored(dir: &tempfile::TempDir) -> (SystemTime, EngineState) {
+        let hosts = SqliteStore::open(dir.path()).unwrap().load_hosts().unwrap();
+        let h = hosts.iter().find(|h| h.snapshot.host_id == "h1").unwrap();
+        (h.last_seen, h.engine_state)
+    }
+
+    /// Heartbeats that change nothing but liveness are acknowledged from
+    /// memory only within LIVENESS_BOUND after the last liveness commit
+    /// (each tick makes one); later ones wait for a commit of their own. A
+    /// crash (the fleet dropped with no tick and no shutdown) then finds in
+    /// the store a last_seen at most LIVENESS_BOUND older than the last
+    /// acknowledged heartbeat.
+    #[tokio::test]
+    async fn a_crash_loses_at_most_the_liveness_bound_of_heartbeats() {
+        let (dir, fleet, t0) = empty_fleet();
+        let s = one_host(&fleet, t0).await;
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        assert!(fleet.liveness_bound == LIVENESS_BOUND);
+
+        assert!(
+            !fleet
+                .heartbeat(&beat(&s, EngineState::Ok), at(2_000))
+                .await
+                .unwrap()
+        );
+        assert_eq!(stored(&dir).0, t0, "acknowledged from memory");
+        assert_eq!(fleet.view(at(2_000)).hosts[0].0.last_seen, at(2_000));
+        fleet.tick(at(3_000)).await.unwrap();
+        assert_eq!(stored(&dir).0, at(2_000), "committed by the tick");
+
+        // 4 s after the tick's commit: from memory; 5.5 s: stored first.
+        fleet
+            .heartbeat(&beat(&s, EngineState::Ok), at(7_000))
+            .await
+            .unwrap();
+        assert_eq!(stored(&dir).0, at(2_000));
+        fleet
+            .heartbeat(&beat(&s, EngineState::Ok), at(8_500))
+            .await
+            .unwrap();
+        assert_eq!(stored(&dir).0, at(8_500), "older than the bound: stored");
+        let last = at(9_000);
+        fleet
+            .heartbeat(&beat(&s, EngineState::Ok), last)
+            .await
+            .unwrap();
+        drop(fleet);
+
+        let (seen, state) = stored(&dir);
+        assert_eq!(seen, at(8_500));
+        assert!(last.duration_since(seen).unwrap() <= LIVENESS_BOUND);
+        assert_eq!(state, EngineState::Ok);
+    }
+
+    /// An engine state change is never held in memory only: the heartbeat
+    /// carrying it is acknowledged once the store has it (a host whose
+    /// engine is unreachable changes findings), even right after a commit.
+    #[tokio::test]
+    async fn an_engine_state_change_is_stored_before_its_heartbeat_is_acknowledged() {
+        let (dir, fleet, t0) = empty_fleet();
+        let s = one_host(&fleet, t0).await;
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+
+        fleet
+            .heartbeat(&beat(&s, EngineState::Ok), at(500))
+            .await
+            .unwrap();
+        fleet
+            .heartbeat(&beat(&s, EngineState::Unreachable), at(1_000))
+            .await
+            .unwrap();
+        assert_eq!(stored(&dir), (at(1_000), EngineState::Unreachable));
+        let view = fleet.view(at(1_000));
+        assert_eq!(view.hosts[0].1, HostState::EngineUnreachable);
+
+        fleet
+            .heartbeat(&beat(&s, EngineState::Ok), at(1_500))
+            .await
+            .unwrap();
+        drop(fleet);
+        assert_eq!(stored(&dir), (at(1_500), EngineState::Ok));
+    }
+
+    /// A failing store still reaches heartbeats as an error: at once for an
+    /// engine state change, at the tick for the liveness held in memory, and
+    /// for every heartbeat once the last commit is older than the bound.
+    /// The held liveness is kept and stored once the store works again.
+    #[tokio::test]
+    async fn heartbeats_see_a_failing_store_once_liveness_cannot_be_stored() {
+        let (dir, fleet, t0) = empty_fleet();
+        let s = one_host(&fleet, t0).await;
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let db = rusqlite::Connection::open(dir.path().join("envparity.db")).unwrap();
+        db.execute_batch("ALTER TABLE liveness RENAME TO liveness_away")
+            .unwrap();
+
+        fleet
+            .heartbeat(&beat(&s, EngineState::Ok), at(1_000))
+            .await
+            .unwrap();
+        let err = fleet
+            .heartbeat(&beat(&s, EngineState::Unreachable), at(1_000))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, IngestError::Store(_)), "{err}");
+        assert!(err.to_string().contains("heartbeat"), "{err}");
+        assert!(err.to_string().contains("envparity.db"), "{err}");
+        assert!(fleet.tick(at(2_000)).await.is_err());
+        let err = fleet
+            .heartbeat(&beat(&s, EngineState::Ok), at(6_000))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, IngestError::Store(_)), "{err}");
+        assert_eq!(
+            fleet.view(at(6_000)).hosts[0].0.engine_state,
+            EngineState::Ok,
+            "a change the store refused is not in memory either"
+        );
+
+        db.execute_batch("ALTER TABLE liveness_away RENAME TO liveness")
+            .unwrap();
+        fleet.tick(at(7_000)).await.unwrap();
+        assert_eq!(stored(&dir), (at(1_000), EngineState::Ok));
     }
 }
