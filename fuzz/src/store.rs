@@ -18,7 +18,14 @@ use rusqlite::Connection;
 
 /// Every table the store writes, emptied between inputs (`meta` keeps the
 /// schema version and is left alone).
-const TABLES: &[&str] = &["hosts", "changes", "findings", "alerts", "alert_outbox"];
+const TABLES: &[&str] = &[
+    "hosts",
+    "liveness",
+    "changes",
+    "findings",
+    "alerts",
+    "alert_outbox",
+];
 
 /// The process's store and the connection that resets and watches it.
 #[derive(Debug)]
