@@ -30,23 +30,21 @@ use crate::report::{Backoff, ReportError, Reporter};
 /// The collection reads only the containers the events named.
 pub const DEBOUNCE: Duration = Duration::from_millis(50);
 
-/// The wait instead, while the engine is busy (the agent collected twice
-/// within [`BUSY_FOR`]; one `docker run` is a `create` and a `start`, which
-/// may take two quick collections): a burst (`docker compose up` starting
-/// ten containers) costs a few collections and reports a second, not one
-/// per event — at most four a second once busy, within the aggregator's
-/// default limit of five reports a second per host.
+/// The wait instead, while the engine is busy (the last collection is less
+/// than [`BUSY_FOR`] ago): a burst (`docker compose up` starting ten
+/// containers) costs a few collections and reports a second, not one per
+/// event — at most four a second, within the aggregator's default limit of
+/// five reports a second per host.
 pub const DEBOUNCE_BUSY: Duration = Duration::from_millis(250);
 
-/// How recent the collection before the last must be for the engine to
-/// count as busy.
+/// How recent the last collection must be for the engine to count as busy.
 pub const BUSY_FOR: Duration = Duration::from_secs(1);
 
-/// How long to wait after an event at `now`, the collection before the
-/// last having started at `before_last` (if any).
-fn debounce(before_last: Option<Instant>, now: Instant) -> Duration {
-    match before_last {
-        Some(at) if now.saturating_duration_since(at) < BUSY_FOR => DEBOUNCE_BUSY,
+/// How long to wait after an event at `now`, the last collection having
+/// started at `last` (if any).
+fn debounce(last: Option<Instant>, now: Instant) -> Duration {
+    match last {
+        Some(last) if now.saturating_duration_since(last) < BUSY_FOR => DEBOUNCE_BUSY,
         _ => DEBOUNCE,
     }
 }
@@ -487,9 +485,8 @@ struct Watch {
     heartbeat_backoff: Backoff,
     subscribe_at: Option<Instant>,
     collect_at: Option<Instant>,
-    /// When the last two collections started, the latest first
-    /// ([`debounce`]).
-    collected_at: [Option<Instant>; 2],
+    /// When the last collection started ([`debounce`]).
+    collected_at: Option<Instant>,
     resync_at: Instant,
     retry_at: Option<Instant>,
     heartbeat_at: Instant,
@@ -520,7 +517,7 @@ impl Watch {
             // Subscribing triggers the first collection.
             subscribe_at: Some(now),
             collect_at: None,
-            collected_at: [None, None],
+            collected_at: None,
             resync_at: now + config.resync_interval,
             retry_at: None,
             heartbeat_at: now + config.heartbeat_interval,
@@ -560,7 +557,7 @@ impl Watch {
                     self.collect_all = true;
                 }
                 self.collect_at
-                    .get_or_insert(now + debounce(self.collected_at[1], now));
+                    .get_or_insert(now + debounce(self.collected_at, now));
             }
             Wake::Event(Some(Err(error))) => {
                 let delay = self.events_backoff.next_delay();
@@ -602,7 +599,7 @@ impl Watch {
                     self.resync_at = now + self.resync_interval;
                 }
                 self.collect_at = None;
-                self.collected_at = [Some(now), self.collected_at[0]];
+                self.collected_at = Some(now);
                 let changes = std::mem::take(&mut self.changes);
                 if std::mem::take(&mut self.collect_all) || matches!(wake, Wake::Resync) {
                     self.agent.collect(None).await;
@@ -673,9 +670,6 @@ mod tests {
 
     #[test]
     fn a_change_after_a_quiet_spell_is_collected_soon_and_a_busy_engine_less_often() {
-        // `debounce` is given the collection before the last: a single
-        // recent collection (a `docker run`'s create) does not make the
-        // engine busy, two within a second do.
         let now = Instant::now() + Duration::from_secs(10);
         assert_eq!(debounce(None, now), DEBOUNCE);
         assert_eq!(debounce(Some(now - Duration::from_secs(5)), now), DEBOUNCE);
