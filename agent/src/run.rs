@@ -23,31 +23,11 @@ use crate::journal::{EntryKey, Journal, JournalError};
 use crate::metrics::{Metrics, Sent};
 use crate::report::{Backoff, ReportError, Reporter};
 
-/// How long to wait after an engine event before collecting, when the
-/// agent was quiet: long enough for the events of one command (`create`,
-/// `start`) to arrive together, short enough that a `docker run` reaches
-/// the aggregator a few tens of milliseconds after the engine started it.
-/// The collection reads only the containers the events named.
-pub const DEBOUNCE: Duration = Duration::from_millis(50);
-
-/// The wait instead, while the engine is busy (the last collection is less
-/// than [`BUSY_FOR`] ago): a burst (`docker compose up` starting ten
-/// containers) costs a few collections and reports a second, not one per
-/// event — at most four a second, within the aggregator's default limit of
-/// five reports a second per host.
-pub const DEBOUNCE_BUSY: Duration = Duration::from_millis(250);
-
-/// How recent the last collection must be for the engine to count as busy.
-pub const BUSY_FOR: Duration = Duration::from_secs(1);
-
-/// How long to wait after an event at `now`, the last collection having
-/// started at `last` (if any).
-fn debounce(last: Option<Instant>, now: Instant) -> Duration {
-    match last {
-        Some(last) if now.saturating_duration_since(last) < BUSY_FOR => DEBOUNCE_BUSY,
-        _ => DEBOUNCE,
-    }
-}
+/// How long to wait after an engine event before collecting, so a burst
+/// (`docker compose up` starting ten containers) costs one collection and
+/// one report, while a `docker run` is still reported well within a second.
+/// That collection reads only the containers the events named.
+pub const DEBOUNCE: Duration = Duration::from_millis(150);
 
 /// How many times `--once` tries to deliver its snapshot.
 pub const ONCE_ATTEMPTS: u32 = 5;
@@ -485,8 +465,6 @@ struct Watch {
     heartbeat_backoff: Backoff,
     subscribe_at: Option<Instant>,
     collect_at: Option<Instant>,
-    /// When the last collection started ([`debounce`]).
-    collected_at: Option<Instant>,
     resync_at: Instant,
     retry_at: Option<Instant>,
     heartbeat_at: Instant,
@@ -517,7 +495,6 @@ impl Watch {
             // Subscribing triggers the first collection.
             subscribe_at: Some(now),
             collect_at: None,
-            collected_at: None,
             resync_at: now + config.resync_interval,
             retry_at: None,
             heartbeat_at: now + config.heartbeat_interval,
@@ -556,8 +533,7 @@ impl Watch {
                 if !self.changes.note(&event) {
                     self.collect_all = true;
                 }
-                self.collect_at
-                    .get_or_insert(now + debounce(self.collected_at, now));
+                self.collect_at.get_or_insert(now + DEBOUNCE);
             }
             Wake::Event(Some(Err(error))) => {
                 let delay = self.events_backoff.next_delay();
@@ -599,7 +575,6 @@ impl Watch {
                     self.resync_at = now + self.resync_interval;
                 }
                 self.collect_at = None;
-                self.collected_at = Some(now);
                 let changes = std::mem::take(&mut self.changes);
                 if std::mem::take(&mut self.collect_all) || matches!(wake, Wake::Resync) {
                     self.agent.collect(None).await;
@@ -667,23 +642,6 @@ impl std::fmt::Debug for Watch {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_change_after_a_quiet_spell_is_collected_soon_and_a_busy_engine_less_often() {
-        let now = Instant::now() + Duration::from_secs(10);
-        assert_eq!(debounce(None, now), DEBOUNCE);
-        assert_eq!(debounce(Some(now - Duration::from_secs(5)), now), DEBOUNCE);
-        assert_eq!(debounce(Some(now - BUSY_FOR), now), DEBOUNCE);
-        assert_eq!(
-            debounce(Some(now - Duration::from_millis(300)), now),
-            DEBOUNCE_BUSY
-        );
-        assert_eq!(debounce(Some(now), now), DEBOUNCE_BUSY);
-        // A steady stream of events: one collection per DEBOUNCE_BUSY at
-        // most, which stays within the aggregator's default 5 reports/s.
-        assert!(Duration::from_secs(1).as_secs_f64() / DEBOUNCE_BUSY.as_secs_f64() <= 5.0);
-        assert!(DEBOUNCE < DEBOUNCE_BUSY);
-    }
 
     fn status_error(code: tonic::Code) -> ReportError {
         ReportError::Call {
