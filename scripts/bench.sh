@@ -146,11 +146,12 @@ if has ingest; then
   done
 fi
 
-# Times `envparity ARGS…` every second until the file STOP exists; one JSON
-# line per call.
+# Times `envparity ARGS…` every second, once the file AFTER exists, until
+# the file STOP exists; one JSON line per call.
 time_cli() {
-  local label=$1 stop=$2 what=$3
-  shift 3
+  local label=$1 stop=$2 after=$3 what=$4
+  shift 4
+  while [[ ! -e "$after" && ! -e "$stop" ]]; do sleep 0.2; done
   while [[ ! -e "$stop" ]]; do
     local t0=$EPOCHREALTIME code=0
     "$bin/envparity" --server "$url" --insecure-plaintext "$@" >/dev/null 2>&1 || code=$?
@@ -165,16 +166,20 @@ if has scale; then
     for n in "${scale_list[@]}"; do
       say "scale run $r: $n hosts"
       start_server "scale-$n-$r"
-      loadgen --server "$url" --server-pid "$server" --hosts "$n" --phases register,snapshot \
-        --duration "$duration" --label "scale-$n/run$r"
-      stop=$tmp/stop-cli
-      rm -f "$stop"
-      time_cli "scale-$n/run$r" "$stop" status status &
+      # One load-generator process for all phases: its steady hosts vouch
+      # for the content it pushed (another process would report under
+      # another boot id, and every heartbeat would ask for a snapshot). The
+      # CLI is timed during the steady phase alone: from its mark to the end.
+      stop=$tmp/stop-cli mark=$tmp/steady-started
+      rm -f "$stop" "$mark"
+      time_cli "scale-$n/run$r" "$stop" "$mark" status status &
       cli_status=$!
-      time_cli "scale-$n/run$r" "$stop" diff diff staging production &
+      time_cli "scale-$n/run$r" "$stop" "$mark" diff diff staging production &
       cli_diff=$!
-      loadgen --server "$url" --server-pid "$server" --hosts "$n" --phases steady --duration "$steady" \
-        --heartbeat-interval 15s --churn 10 --query-interval 1s --label "scale-$n/run$r"
+      loadgen --server "$url" --server-pid "$server" --hosts "$n" --phases register,snapshot,steady \
+        --duration "$duration" --steady-duration "$steady" --steady-mark "$mark" \
+        --heartbeat-interval 15s --churn 10 --query-interval 1s --label "scale-$n/run$r" ||
+        say "scale run $r, $n hosts: the load generator saw failed calls (errors in the results)"
       touch "$stop"
       wait "$cli_status" "$cli_diff"
       stop_server

@@ -15,7 +15,11 @@
 //!   `--heartbeat-interval`, `--churn` hosts per second push a changed
 //!   snapshot, and a `status` and a `diff` query run every
 //!   `--query-interval`; latencies count from when a call was due, so a
-//!   server that falls behind shows in them.
+//!   server that falls behind shows in them. Run it in the same process as
+//!   `register`: a host's heartbeat vouches for the content hash this
+//!   process last pushed for it (and the hosts report under a boot id of
+//!   this process), so hosts it never pushed are answered `snapshot_needed`
+//!   and stay un-heard-of, which is not a steady fleet.
 //!
 //! Each phase prints throughput, latency percentiles and errors by gRPC code,
 //! with the CPU time and memory of the server (`--server-pid`) and of the
@@ -107,6 +111,13 @@ struct Args {
     /// How long each timed phase (heartbeat, snapshot, steady) runs.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
     duration: Duration,
+    /// How long the steady phase runs instead of --duration.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    steady_duration: Option<Duration>,
+    /// Create this file when the steady phase starts (a script timing the
+    /// CLI during that phase alone waits for it).
+    #[arg(long)]
+    steady_mark: Option<PathBuf>,
     /// Calls in flight at once in the closed-loop phases.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
@@ -425,7 +436,7 @@ async fn snapshot_flood(run: &Arc<Run>, record: &Arc<Record>) {
 
 async fn steady(run: &Arc<Run>, record: &Arc<Record>) {
     let start = Instant::now();
-    let deadline = start + run.args.duration;
+    let deadline = start + run.args.steady_duration.unwrap_or(run.args.duration);
     let limit = Arc::new(tokio::sync::Semaphore::new(run.args.concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
 
@@ -930,7 +941,14 @@ async fn run(args: Args) -> BoxResult<()> {
             Phase::Register => register(&run, &record).await,
             Phase::Heartbeat => heartbeat_flood(&run, &record).await,
             Phase::Snapshot => snapshot_flood(&run, &record).await,
-            Phase::Steady => steady(&run, &record).await,
+            Phase::Steady => {
+                if let Some(mark) = &run.args.steady_mark {
+                    std::fs::write(mark, b"").map_err(|e| {
+                        format!("cannot create --steady-mark {}: {e}", mark.display())
+                    })?;
+                }
+                steady(&run, &record).await
+            }
         }
         let elapsed = started.elapsed();
         let (server1, me1) = sample();
