@@ -484,8 +484,19 @@ fn a_host_whose_agent_goes_silent_turns_stale_and_findings_say_so() -> Result<()
     assert_eq!(staging["state"], "fresh", "{hosts}");
 
     // Its last known data still counts, and says it is not current; the
-    // silence is a finding of its own.
-    let diff = fleet.cli(&["diff", "staging", "production"])?;
+    // silence is a finding of its own. `diff` answers from the ledger, where
+    // the aggregator's tick records the silence within a second of the host
+    // turning stale (as `status` always has), so it may take one tick.
+    let diff = fleet.cli_until(
+        Duration::from_secs(5),
+        "the diff to name production's silence",
+        &["diff", "staging", "production"],
+        |out| {
+            out.json["findings"]
+                .as_array()
+                .is_some_and(|fs| fs.iter().any(|f| f["kind"] == "stale_host"))
+        },
+    )?;
     diff.assert_code(EXIT_MISMATCH);
     assert_eq!(
         summaries(&diff.json),
