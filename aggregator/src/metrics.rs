@@ -37,6 +37,11 @@ struct ReportLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabels {
+    limit: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
     reason: &'static str,
 }
@@ -106,6 +111,9 @@ pub struct Metrics {
     findings: Family<FindingLabels, Gauge>,
     hosts: Family<HostLabels, Gauge>,
     alerts: Family<SeverityLabels, Gauge>,
+    connections_refused: Family<LimitLabels, Counter>,
+    budget_exhausted: Counter,
+    accept_failed: Counter,
 }
 
 impl Default for Metrics {
@@ -129,6 +137,9 @@ impl Metrics {
             findings: Family::default(),
             hosts: Family::default(),
             alerts: Family::default(),
+            connections_refused: Family::default(),
+            budget_exhausted: Counter::default(),
+            accept_failed: Counter::default(),
         };
         // A gauge at 1 (the classic `_info` convention) rather than an
         // OpenMetrics info metric, which Prometheus' text tooling rejects.
@@ -183,11 +194,31 @@ impl Metrics {
             "Alerts firing, by severity",
             m.alerts.clone(),
         );
+        registry.register(
+            "envparity_connections_refused",
+            "gRPC connections closed on arrival or after the TLS handshake because a connection limit was reached, by limit",
+            m.connections_refused.clone(),
+        );
+        registry.register(
+            "envparity_request_budget_exhausted",
+            "Requests refused with RESOURCE_EXHAUSTED because the bytes of requests in flight reached their bound",
+            m.budget_exhausted.clone(),
+        );
+        registry.register(
+            "envparity_accept_failed",
+            "Failed accept(2) calls on the gRPC listener (e.g. out of file descriptors)",
+            m.accept_failed.clone(),
+        );
         *m.registry
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = registry;
         // Every fixed series exists from the start (at 0), so rate() and
         // absent() work before the first report.
+        for refusal in crate::server::conn::Refusal::ALL {
+            let _ = m.connections_refused.get_or_create(&LimitLabels {
+                limit: refusal.as_str(),
+            });
+        }
         for kind in ["snapshot", "heartbeat"] {
             let _ = m.received.get_or_create(&ReportLabels { r#type: kind });
         }
@@ -210,6 +241,23 @@ impl Metrics {
         self.received
             .get_or_create(&ReportLabels { r#type: kind })
             .inc();
+    }
+
+    /// Counts a connection refused by the limit `limit`.
+    pub fn connection_refused(&self, limit: &'static str) {
+        self.connections_refused
+            .get_or_create(&LimitLabels { limit })
+            .inc();
+    }
+
+    /// Counts a request refused because the in-flight budget was full.
+    pub fn request_budget_exhausted(&self) {
+        self.budget_exhausted.inc();
+    }
+
+    /// Counts a failed `accept`.
+    pub fn accept_failed(&self) {
+        self.accept_failed.inc();
     }
 
     /// Counts a rejected report.
@@ -317,6 +365,7 @@ pub async fn serve(
     alerting: Arc<Alerting>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let metrics_for_listener = Arc::clone(&metrics);
     let app = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move |headers: axum::http::HeaderMap| {
@@ -337,6 +386,8 @@ pub async fn serve(
             }
         }),
     );
+    let listener =
+        crate::server::conn::Http1Listener::new(listener, Arc::clone(&metrics_for_listener));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

@@ -41,6 +41,7 @@ mod docker_host;
 mod error;
 mod fleet;
 pub mod grpc;
+pub mod h2client;
 pub mod http;
 mod image;
 mod key;

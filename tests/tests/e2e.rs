@@ -5,6 +5,8 @@
 mod e2e {
     /// Alerting (Alertmanager, Slack, PagerDuty, webhooks) and metrics (Prometheus).
     mod alerting;
+    /// Bounds before authentication: memory, connections, idle time.
+    mod exhaustion;
     /// The harness itself: hosts, registry, images, containers and guards.
     mod harness;
     /// The process guard and the small helpers around it.

@@ -20,7 +20,24 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tonic::{Request, Status};
 
+use super::throttle::{INTERVAL, Throttle};
 use crate::certs::{AGENT_OU, QUERY_OU};
+use crate::warn_throttled;
+
+// Refusals are provoked at will by callers without credentials: their lines
+// are throttled, per kind (the metrics count every one).
+static NO_CERTIFICATE: Throttle = Throttle::new(INTERVAL);
+static NOT_AN_AGENT: Throttle = Throttle::new(INTERVAL);
+static OTHER_HOST: Throttle = Throttle::new(INTERVAL);
+static NOT_A_QUERIER: Throttle = Throttle::new(INTERVAL);
+static UNKNOWN_TOKEN: Throttle = Throttle::new(INTERVAL);
+
+/// The caller's address, for log lines.
+fn from<T>(request: &Request<T>) -> String {
+    request
+        .remote_addr()
+        .map_or_else(|| "unknown".to_owned(), |a| a.to_string())
+}
 
 /// The SHA-256 of a token as written in the tokens file: `sha256:HEX`.
 pub fn token_hash(token: &str) -> String {
@@ -115,33 +132,45 @@ pub struct Auth {
 }
 
 impl Auth {
-    /// May this request report for `host_id`?
-    pub fn report<T>(&self, request: &Request<T>, host_id: &str) -> Result<(), Status> {
+    /// May this caller report at all? Needs only the request's headers and
+    /// its connection, so the report service checks it in an interceptor,
+    /// before a byte of the body is read: a caller without an agent
+    /// certificate cannot make the server buffer anything.
+    pub fn reporter<T>(&self, request: &Request<T>) -> Result<(), Status> {
         if !self.tls {
             return Ok(());
         }
         match peer(request) {
             None => {
-                tracing::warn!(host = %host_id.escape_debug(), "report without a client certificate refused");
+                warn_throttled!(NO_CERTIFICATE, peer = %from(request), "report without a client certificate refused");
                 Err(Status::unauthenticated(
                     "reports need an agent client certificate (see `envparity certs --agent`)",
                 ))
             }
             Some(p) if p.role != AGENT_OU => {
-                tracing::warn!(certificate = %p.name.escape_debug(), role = %p.role.escape_debug(), host = %host_id.escape_debug(), "report with a non-agent certificate refused");
+                warn_throttled!(NOT_AN_AGENT, peer = %from(request), certificate = %p.name.escape_debug(), role = %p.role.escape_debug(), "report with a non-agent certificate refused");
                 Err(Status::permission_denied(format!(
                     "certificate {:?} (OU {:?}) may not report; reports need an {AGENT_OU} certificate",
                     p.name, p.role
                 )))
             }
-            Some(p) if p.name != host_id => {
-                tracing::warn!(certificate = %p.name.escape_debug(), host = %host_id.escape_debug(), "report for another host refused");
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// May this request report for `host_id`? ([`Auth::reporter`], and the
+    /// certificate names that host.)
+    pub fn report<T>(&self, request: &Request<T>, host_id: &str) -> Result<(), Status> {
+        self.reporter(request)?;
+        match peer(request) {
+            Some(p) if self.tls && p.name != host_id => {
+                warn_throttled!(OTHER_HOST, peer = %from(request), certificate = %p.name.escape_debug(), host = %host_id.escape_debug(), "report for another host refused");
                 Err(Status::permission_denied(format!(
                     "the certificate of host {:?} may not report for host {:?}",
                     p.name, host_id
                 )))
             }
-            Some(_) => Ok(()),
+            _ => Ok(()),
         }
     }
 
@@ -151,7 +180,7 @@ impl Auth {
             if p.role == QUERY_OU {
                 return Ok(());
             }
-            tracing::warn!(certificate = %p.name.escape_debug(), role = %p.role.escape_debug(), "query with a non-query certificate refused");
+            warn_throttled!(NOT_A_QUERIER, peer = %from(request), certificate = %p.name.escape_debug(), role = %p.role.escape_debug(), "query with a non-query certificate refused");
             return Err(Status::permission_denied(format!(
                 "certificate {:?} (OU {:?}) may not query; queries need an {QUERY_OU} certificate or a token",
                 p.name, p.role
@@ -173,7 +202,7 @@ impl Auth {
                 if bool::from(found) {
                     Ok(())
                 } else {
-                    tracing::warn!("query with an unknown token refused");
+                    warn_throttled!(UNKNOWN_TOKEN, peer = %from(request), "query with an unknown token refused");
                     Err(Status::unauthenticated("the bearer token is not valid"))
                 }
             }

@@ -2,6 +2,8 @@
 //! queries.
 
 pub mod auth;
+pub mod budget;
+pub mod conn;
 mod convert;
 mod grid;
 mod query;
@@ -10,6 +12,7 @@ mod report;
 mod state;
 #[cfg(test)]
 pub(crate) use state::tests::random_report;
+pub mod throttle;
 pub mod tls;
 pub mod validate;
 
@@ -22,7 +25,6 @@ use anyhow::Context;
 use envparity_proto::v1::query_service_server::QueryServiceServer;
 use envparity_proto::v1::report_service_server::ReportServiceServer;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 pub use query::QueryApi;
 pub use report::ReportApi;
@@ -101,6 +103,19 @@ fn initial_policy(config: &ServeConfig) -> Result<LoadedPolicy, PolicyError> {
         None => Ok(LoadedPolicy::defaults(SystemTime::now())),
     }
 }
+
+/// Concurrent streams (calls) one connection may have open: an agent uses
+/// one or two, a CLI one.
+const MAX_STREAMS_PER_CONNECTION: u32 = 32;
+/// The longest a call may take, from its headers to its answer, reading the
+/// body included: a client that sends a body slowly is cut off.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// HTTP/2 pings on a connection, and how long an answer may take: a peer
+/// that is gone is noticed within their sum.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest header block a call may send.
+const MAX_HEADER_LIST_BYTES: u32 = 64 * 1024;
 
 /// How often time-dependent findings (stale hosts) are re-evaluated.
 const TICK: Duration = Duration::from_secs(1);
@@ -308,13 +323,23 @@ pub async fn serve(
     });
     let max = validate::limits::MAX_MESSAGE_BYTES;
     config.report_rate.validate().map_err(anyhow::Error::msg)?;
-    let report = ReportServiceServer::new(ReportApi::new(
-        Arc::clone(&fleet),
-        Arc::clone(&metrics),
-        Arc::clone(&auth),
-        Arc::new(rate::RateLimiter::new(config.report_rate)),
-    ))
-    .max_decoding_message_size(max);
+    // Who may report is decided on the headers, before the body is read.
+    let (report_auth, report_metrics) = (Arc::clone(&auth), Arc::clone(&metrics));
+    let report = tonic::service::interceptor::InterceptedService::new(
+        ReportServiceServer::new(ReportApi::new(
+            Arc::clone(&fleet),
+            Arc::clone(&metrics),
+            Arc::clone(&auth),
+            Arc::new(rate::RateLimiter::new(config.report_rate)),
+        ))
+        .max_decoding_message_size(max),
+        move |request: tonic::Request<()>| {
+            report_auth.reporter(&request).inspect_err(|_| {
+                report_metrics.rejected(metrics::Rejection::Unauthorized);
+            })?;
+            Ok(request)
+        },
+    );
     let query_auth = Arc::clone(&auth);
     let query = tonic::service::interceptor::InterceptedService::new(
         QueryServiceServer::new(QueryApi::new(Arc::clone(&fleet), Arc::clone(&alerting)))
@@ -351,7 +376,25 @@ pub async fn serve(
         shutdown.await;
         sd_notify(envparity_proto::systemd::STOPPING);
     };
+    let nofile = conn::raise_nofile_limit();
+    let limits = conn::ConnLimits::for_nofile(nofile);
+    let conns = conn::Conns::new(limits, Arc::clone(&metrics));
+    let budget = budget::Budget::new(budget::DEFAULT_BYTES, max, Arc::clone(&metrics));
+    tracing::info!(
+        open_files = nofile,
+        max_connections = limits.max_connections,
+        max_anonymous = limits.max_anonymous,
+        request_budget_bytes = budget::DEFAULT_BYTES,
+        "connection limits"
+    );
     let router = tonic::transport::Server::builder()
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+        .timeout(REQUEST_TIMEOUT)
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
+        .layer(conn::Track(Arc::clone(&conns)))
+        .layer(budget::Meter(budget))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(report)
@@ -359,12 +402,15 @@ pub async fn serve(
     let served = match tls_config {
         Some(tls_config) => {
             router
-                .serve_with_incoming_shutdown(tls::incoming(listener, tls_config), shutdown)
+                .serve_with_incoming_shutdown(
+                    tls::incoming(listener, tls_config, conns, Arc::clone(&metrics)),
+                    shutdown,
+                )
                 .await
         }
         None => {
             router
-                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+                .serve_with_incoming_shutdown(conn::incoming_plain(listener, conns), shutdown)
                 .await
         }
     }

@@ -20,6 +20,11 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::conn::{self, Class, Conns, Guarded};
+use super::throttle::{INTERVAL, Throttle};
+use crate::metrics::Metrics;
+use crate::warn_throttled;
+
 /// How long a client has to finish its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -118,37 +123,53 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, TlsE
 }
 
 /// TLS connections accepted on `listener`: each handshake runs in its own
-/// task with a deadline; failures are logged (with the peer address) and
-/// dropped. Ends when the receiver is dropped.
+/// task with a deadline, in a handshake slot of `conns`; then the connection
+/// takes an established slot of its class (with a client certificate:
+/// trusted; without: anonymous) or is closed. Failures are logged (with the
+/// peer address, throttled) and dropped. Ends when the receiver is dropped.
 pub fn incoming(
     listener: TcpListener,
     config: Arc<rustls::ServerConfig>,
-) -> ReceiverStream<std::io::Result<TlsStream<TcpStream>>> {
+    conns: Arc<Conns>,
+    metrics: Arc<Metrics>,
+) -> ReceiverStream<std::io::Result<Guarded<TlsStream<TcpStream>>>> {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     let acceptor = TlsAcceptor::from(config);
     tokio::spawn(async move {
+        let accept_failed = Throttle::new(INTERVAL);
+        let failed = Arc::new(Throttle::new(INTERVAL));
         loop {
-            let (tcp, addr) = match listener.accept().await {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
+            let (tcp, addr) = conn::accept(&listener, &metrics, &accept_failed).await;
             if tx.is_closed() {
                 return;
             }
-            let (acceptor, tx) = (acceptor.clone(), tx.clone());
+            let Ok(handshake) = conns.handshake(addr) else {
+                continue;
+            };
+            let (acceptor, tx, conns, failed) = (
+                acceptor.clone(),
+                tx.clone(),
+                Arc::clone(&conns),
+                Arc::clone(&failed),
+            );
             tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                let outcome = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await;
+                drop(handshake);
+                match outcome {
                     Ok(Ok(tls)) => {
-                        let _ = tx.send(Ok(tls)).await;
+                        let class = if tls.get_ref().1.peer_certificates().is_some() {
+                            Class::Trusted
+                        } else {
+                            Class::Anonymous
+                        };
+                        if let Ok(slot) = conns.establish(addr, class) {
+                            let _ = tx.send(Ok(conns.guard(tls, slot))).await;
+                        }
                     }
                     Ok(Err(e)) => {
-                        tracing::warn!(peer = %addr, error = %e, "TLS handshake failed")
+                        warn_throttled!(failed, peer = %addr, error = %e, "TLS handshake failed")
                     }
-                    Err(_) => tracing::warn!(peer = %addr, "TLS handshake timed out"),
+                    Err(_) => warn_throttled!(failed, peer = %addr, "TLS handshake timed out"),
                 }
             });
         }
