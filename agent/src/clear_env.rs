@@ -7,25 +7,7 @@
 //! carry credentials stay fingerprinted even when allowlisted, because a
 //! broad pattern such as `APP_*` will sooner or later match `APP_DB_PASSWORD`.
 
-/// Substrings (upper case) that make a variable name look secret. Matched
-/// case-insensitively anywhere in the name; false positives (e.g.
-/// `KEYBOARD_LAYOUT`) only cost a fingerprint instead of a clear value.
-pub const SECRET_NAME_MARKERS: &[&str] = &[
-    "PASSWORD",
-    "PASSWD",
-    "PASS",
-    "SECRET",
-    "TOKEN",
-    "KEY",
-    "CREDENTIAL",
-    "PRIVATE",
-    "AUTH",
-    "SESSION",
-    "COOKIE",
-    "SALT",
-    "CERT",
-    "SIGNATURE",
-];
+use crate::secrets::{carries_secret, looks_secret};
 
 /// The `--clear-env` allowlist: exact names or `*` globs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -48,45 +30,13 @@ impl ClearEnvPolicy {
     }
 
     /// Whether `value` of variable `name` may be sent in clear: the name is
-    /// allowlisted, does not look secret, and the value carries no URL
-    /// credentials.
+    /// allowlisted, does not look secret, and the value carries no credential
+    /// (a secret parameter or URL userinfo; [`crate::secrets`]).
     pub fn allows(&self, name: &str, value: &str) -> bool {
         self.patterns.iter().any(|p| glob_match(p, name))
             && !looks_secret(name)
-            && !has_url_credentials(value)
+            && !carries_secret(value)
     }
-}
-
-/// Whether a variable name looks like it holds a secret (see
-/// [`SECRET_NAME_MARKERS`]).
-pub fn looks_secret(name: &str) -> bool {
-    let upper = name.to_ascii_uppercase();
-    SECRET_NAME_MARKERS.iter().any(|m| upper.contains(m))
-}
-
-/// Whether `value` contains a URL with userinfo (`scheme://user:pass@host`,
-/// or `scheme://token@host`). Every `://` in the value is checked, so lists
-/// of URLs and DSNs embedded in larger strings are caught too. A bare
-/// `user@host` without a scheme is not a URL and does not count.
-pub fn has_url_credentials(value: &str) -> bool {
-    let mut rest = value;
-    while let Some(at) = rest.find("://") {
-        let before = &rest[..at];
-        let scheme_len = before
-            .chars()
-            .rev()
-            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
-            .count();
-        let after = &rest[at + 3..];
-        let authority_end = after
-            .find(|c: char| matches!(c, '/' | '?' | '#') || c.is_whitespace())
-            .unwrap_or(after.len());
-        if scheme_len > 0 && after[..authority_end].contains('@') {
-            return true;
-        }
-        rest = after;
-    }
-    false
 }
 
 /// Matches `name` against `pattern`, where `*` stands for any run of
@@ -137,44 +87,6 @@ mod tests {
     }
 
     #[test]
-    fn secret_looking_names_are_detected_case_insensitively() {
-        for name in [
-            "DB_PASSWORD",
-            "db_passwd",
-            "SMTP_PASS",
-            "CLIENT_SECRET",
-            "GITHUB_TOKEN",
-            "API_KEY",
-            "aws_credentials",
-            "PRIVATE_PEM",
-            "BASIC_AUTH",
-            "SESSION_STORE",
-            "COOKIE_DOMAIN",
-            "PW_SALT",
-            "TLS_CERT",
-            "SIGNATURE_ALG",
-        ] {
-            assert!(looks_secret(name), "{name}");
-        }
-        for name in ["LOG_LEVEL", "FEATURE_X", "PORT", "RUST_LOG"] {
-            assert!(!looks_secret(name), "{name}");
-        }
-    }
-
-    #[test]
-    fn credential_urls_are_detected() {
-        assert!(has_url_credentials("postgres://app:hunter2@db:5432/app"));
-        assert!(has_url_credentials("https://ghp_abc@github.com/org/repo"));
-        assert!(has_url_credentials("a,redis://:pw@cache:6379,b"));
-        assert!(has_url_credentials("http://x/ then amqp://u:p@mq"));
-        assert!(!has_url_credentials("https://example.com/path?email=a@b.c"));
-        assert!(!has_url_credentials("https://example.com/#user@x"));
-        assert!(!has_url_credentials("admin@example.com"));
-        assert!(!has_url_credentials("plain"));
-        assert!(!has_url_credentials("://@"));
-    }
-
-    #[test]
     fn allowlist_sends_harmless_values_in_clear() {
         let policy = ClearEnvPolicy::new(["LOG_LEVEL", "FEATURE_*"]);
         assert!(policy.allows("LOG_LEVEL", "debug"));
@@ -188,6 +100,21 @@ mod tests {
         assert!(!policy.allows("FEATURE_TOKEN", "abc"));
         assert!(!policy.allows("DATABASE_URL", "postgres://u:p@db/app"));
         assert!(policy.allows("DATABASE_HOST", "db"));
+        // The shapes that went in clear under `APP_*` before.
+        let policy = ClearEnvPolicy::new(["APP_*"]);
+        for (name, value) in [
+            ("APP_DB_PWD", "s3cr3t"),
+            ("APP_PG", "host=db password=s3cr3t"),
+            (
+                "APP_JDBC",
+                "jdbc:postgresql://db/app?user=a&password=s3cr3t",
+            ),
+            ("APP_API", "https://x/?access_token=s3cr3t"),
+            ("APP_READ_DSN", "db.internal"),
+        ] {
+            assert!(!policy.allows(name, value), "{name}={value}");
+        }
+        assert!(policy.allows("APP_MODE", "fast"));
     }
 
     #[test]

@@ -209,8 +209,10 @@ pub struct Cli {
 
     /// Env variable names whose values may be sent in clear: exact names or
     /// `*` globs, e.g. LOG_LEVEL or FEATURE_* (repeatable and
-    /// comma-separated, like the variable). Names that look secret and values
-    /// holding URL credentials are never sent in clear.
+    /// comma-separated, like the variable). Names that look secret (PASSWORD,
+    /// PWD, TOKEN, KEY, DSN, CONN, AUTH, …) and values that carry a
+    /// credential (password=/token=/key=… parameters, URL userinfo) are never
+    /// sent in clear.
     #[arg(long = "clear-env", value_name = "PATTERN", value_delimiter = ',')]
     pub clear_env: Vec<String>,
 

@@ -4,8 +4,8 @@
 //! The flow, from the top: [`config`] resolves flags, environment and file;
 //! [`run`] drives the loop; [`collect`] reads the host and the engine into a
 //! `HostSnapshot`, using [`identity`] to name services, [`envsplit`] to
-//! separate explicit env from the image's, [`fingerprint`] and [`clear_env`]
-//! to protect values; [`report`] sends snapshots and heartbeats; [`metrics`]
+//! separate explicit env from the image's, [`fingerprint`], [`clear_env`] and
+//! [`secrets`] to protect values; [`report`] sends snapshots and heartbeats; [`metrics`]
 //! counts what it does.
 #![forbid(unsafe_code)]
 
@@ -20,6 +20,7 @@ pub mod logging;
 pub mod metrics;
 pub mod report;
 pub mod run;
+pub mod secrets;
 
 pub use config::Config;
 pub use run::{RunError, run, shutdown_signal};

@@ -83,6 +83,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         %boot_id,
         "envparity agent starting"
     );
+    if !config.clear_env.patterns().is_empty() {
+        info!(
+            clear_env = %config.clear_env.patterns().join(","),
+            "env values of these names go in clear, except names that look secret (PASSWORD, PWD, TOKEN, KEY, DSN, CONN, AUTH, …) and values that carry a credential (password=/token=/key=… parameters, URL userinfo): those are fingerprinted even when allowlisted; credentials in command lines and labels are replaced by keyed stand-ins (docs/security.md)"
+        );
+    }
     let reporter = Reporter::with_tls(&config.aggregator, &config.tls)?;
     if !config.aggregator.starts_with("https://") {
         tracing::warn!(

@@ -25,6 +25,7 @@ use crate::clear_env::ClearEnvPolicy;
 use crate::envsplit::{protect, split_env};
 use crate::fingerprint::FleetKey;
 use crate::identity::service_identity;
+use crate::secrets::{redact, redact_args};
 
 /// How many container (and image) inspects run at once. Enough to hide
 /// latency on a host with hundreds of containers, few enough not to load
@@ -389,7 +390,7 @@ pub fn container_from_inspect(
             reference: config.and_then(|c| c.image.clone()).unwrap_or_default(),
             image_id: c.image.clone().unwrap_or_default(),
             repo_digests: sorted(image.and_then(|i| i.repo_digests.clone())),
-            oci_labels: sorted_labels(image_labels, |k| k.starts_with(OCI_LABEL_PREFIX)),
+            oci_labels: sorted_labels(image_labels, |k| k.starts_with(OCI_LABEL_PREFIX), key),
             created: image.and_then(|i| i.created.clone()).unwrap_or_default(),
             layers: image
                 .and_then(|i| i.root_fs.as_ref())
@@ -402,8 +403,8 @@ pub fn container_from_inspect(
         }),
         explicit_env: protect(&env.explicit, key, policy),
         image_env: protect(&env.image, key, policy),
-        runtime: Some(runtime_config(c)),
-        labels: sorted_labels(container_labels, |_| true),
+        runtime: Some(runtime_config(c, key)),
+        labels: sorted_labels(container_labels, |_| true, key),
         started_at: c
             .state
             .as_ref()
@@ -413,14 +414,15 @@ pub fn container_from_inspect(
     })
 }
 
-fn runtime_config(c: &ContainerInspectResponse) -> RuntimeConfig {
+/// The runtime configuration; credentials in the command line and the
+/// entrypoint are replaced by stand-ins ([`redact_args`]).
+fn runtime_config(c: &ContainerInspectResponse, key: &FleetKey) -> RuntimeConfig {
     let config = c.config.as_ref();
     let host = c.host_config.as_ref();
+    let args = |a: Option<&Vec<String>>| redact_args(a.map_or(&[][..], Vec::as_slice), key);
     RuntimeConfig {
-        cmd: config.and_then(|c| c.cmd.clone()).unwrap_or_default(),
-        entrypoint: config
-            .and_then(|c| c.entrypoint.clone())
-            .unwrap_or_default(),
+        cmd: args(config.and_then(|c| c.cmd.as_ref())),
+        entrypoint: args(config.and_then(|c| c.entrypoint.as_ref())),
         user: config.and_then(|c| c.user.clone()).unwrap_or_default(),
         working_dir: config
             .and_then(|c| c.working_dir.clone())
@@ -546,13 +548,19 @@ fn sorted(items: Option<Vec<String>>) -> Vec<String> {
     items
 }
 
-fn sorted_labels(map: &HashMap<String, String>, keep: impl Fn(&str) -> bool) -> Vec<Label> {
+/// The labels `keep` selects, sorted by key, with credentials in their values
+/// replaced by stand-ins ([`redact`]).
+fn sorted_labels(
+    map: &HashMap<String, String>,
+    keep: impl Fn(&str) -> bool,
+    key: &FleetKey,
+) -> Vec<Label> {
     let mut labels: Vec<Label> = map
         .iter()
         .filter(|(k, _)| keep(k))
         .map(|(k, v)| Label {
             key: k.clone(),
-            value: v.clone(),
+            value: redact(v, key, k),
         })
         .collect();
     labels.sort_by(|a, b| a.key.cmp(&b.key));

@@ -205,14 +205,72 @@ fn a_planted_secret_is_in_no_output_log_alert_metric_stored_byte_or_wire_byte() 
     use envparity_tests::http::{self, Receiver};
     use envparity_tests::{Tap, free_port};
 
-    const SECRETS: [&str; 2] = ["planted-secret-staging-41", "planted-secret-prod-97"];
+    // Each environment plants one secret in every shape that once went out
+    // in clear: under a broad allowlist (`APP_*`), in the command line, in a
+    // label. `SECRETS` lists every planted value.
+    const SECRETS: [&str; 18] = [
+        "planted-secret-staging-41",
+        "planted-secret-prod-97",
+        "pwd-staging-5a",
+        "pwd-prod-5b",
+        "libpq-staging-6a",
+        "libpq-prod-6b",
+        "jdbc-staging-7a",
+        "jdbc-prod-7b",
+        "token-staging-8a",
+        "token-prod-8b",
+        "userinfo-staging-9a",
+        "userinfo-prod-9b",
+        "flag-staging-10a",
+        "flag-prod-10b",
+        "nextarg-staging-11a",
+        "nextarg-prod-11b",
+        "label-staging-12a",
+        "label-prod-12b",
+    ];
     let (fleet, image) = two_stages()?;
     let (staging, production) = (fleet.host("staging"), fleet.host("production"));
-    for (host, secret) in [(staging, SECRETS[0]), (production, SECRETS[1])] {
+    for (host, i) in [(staging, 0), (production, 1)] {
+        let planted = |n: usize| SECRETS[2 * n + i];
         host.run(
             shop(&image, "web")
-                .env("DB_PASSWORD", secret)
-                .env("LOG_LEVEL", "clear-value-7"),
+                .env("DB_PASSWORD", planted(0))
+                .env("LOG_LEVEL", "clear-value-7")
+                .env("APP_MODE", "clear-value-8")
+                .env("APP_DB_PWD", planted(1))
+                .env(
+                    "APP_PG",
+                    format!("host=db port=5432 password={} user=app", planted(2)),
+                )
+                .env(
+                    "APP_JDBC",
+                    format!(
+                        "jdbc:postgresql://db/app?user=app&password={}&ssl=true",
+                        planted(3)
+                    ),
+                )
+                .env(
+                    "APP_API",
+                    format!("https://api.example/v1?access_token={}", planted(4)),
+                )
+                .env(
+                    "APP_CACHE",
+                    format!("redis://app:{}@cache:6379/0", planted(5)),
+                )
+                .label(
+                    "source",
+                    format!("https://ci:{}@git.example/shop.git", planted(8)),
+                )
+                .cmd(&[
+                    "sh",
+                    "-c",
+                    "exec sleep 3600",
+                    "shop",
+                    &format!("--db-password={}", planted(6)),
+                    "--token",
+                    planted(7),
+                    "--port=8080",
+                ]),
         )?;
     }
 
@@ -261,7 +319,7 @@ fn a_planted_secret_is_in_no_output_log_alert_metric_stored_byte_or_wire_byte() 
             .agent(staging)
             .aggregator(&tap.url())
             .env("RUST_LOG", "debug")
-            .clear_env("DB_PASSWORD,LOG_LEVEL")
+            .clear_env("DB_PASSWORD,LOG_LEVEL,APP_*")
             .arg("--metrics-listen")
             .arg(format!("127.0.0.1:{agent_metrics_port}"))
             .start()?,
@@ -269,7 +327,7 @@ fn a_planted_secret_is_in_no_output_log_alert_metric_stored_byte_or_wire_byte() 
             .agent(production)
             .aggregator(&tap.url())
             .env("RUST_LOG", "debug")
-            .clear_env("DB_PASSWORD,LOG_LEVEL")
+            .clear_env("DB_PASSWORD,LOG_LEVEL,APP_*")
             .start()?,
     ];
     fleet.wait_for_hosts(&["staging", "production"], REPORT_TIMEOUT)?;
@@ -339,6 +397,21 @@ fn a_planted_secret_is_in_no_output_log_alert_metric_stored_byte_or_wire_byte() 
         has(&wire, "DB_PASSWORD") && has(&wire, "LOG_LEVEL"),
         "the tap saw no snapshot"
     );
+    // The allowlist still works, and the redacted fields keep their shape:
+    // the stored snapshots hold the clear value, the harmless arguments and
+    // the stand-ins.
+    for shown in [
+        "clear-value-8",
+        "--port=8080",
+        "--db-password=<hmac:",
+        "https://ci:<hmac:",
+    ] {
+        assert!(
+            seen.iter()
+                .any(|(p, b)| p.contains("envparity.db") && has(b, shown)),
+            "{shown:?} is in no stored snapshot"
+        );
+    }
     assert!(
         seen.iter()
             .any(|(p, b)| p.contains("envparity.db") && has(b, "DB_PASSWORD")),
