@@ -22,6 +22,22 @@ impl std::error::Error for InvalidEnvironment {}
 /// Maximum length of an environment name.
 pub const MAX_ENVIRONMENT_LEN: usize = 63;
 
+/// Whether a character could change how a terminal shows the text around
+/// it: C0 and C1 controls (ANSI escapes, CR, BEL, …), DEL, zero-width and
+/// direction marks, bidi overrides and isolates, the line and paragraph
+/// separators U+2028/U+2029, and the byte-order mark. Identifiers may not
+/// hold one; free text holding one is shown escaped.
+pub fn is_hostile(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{200b}'..='\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{feff}'
+        )
+}
+
 /// Checks an environment name: 1..=63 characters of `[a-z0-9._-]`, starting
 /// with a letter or digit. Names appear in metrics labels, file names and
 /// terminal output, so the alphabet is deliberately small.

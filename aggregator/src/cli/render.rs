@@ -16,14 +16,36 @@ use super::output::{
     Service, Status,
 };
 
-/// Replaces control characters (ANSI escapes, CR, BEL, …) with their escaped
-/// form, so hostile strings are shown, never interpreted.
+pub use envparity_proto::names::is_hostile;
+
+/// JSON text with every [`is_hostile`] character that serde_json leaves raw
+/// (C1 controls, bidi, zero-width, U+2028/U+2029) written as a `\uXXXX`
+/// escape: the same document for a parser, inert on a terminal. Outside
+/// strings JSON is ASCII, so only string contents change.
+fn inert_json(text: String) -> String {
+    if !text.chars().any(|c| c != '\n' && is_hostile(c)) {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if c != '\n' && is_hostile(c) {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Replaces [`is_hostile`] characters with their escaped form, so hostile
+/// strings are shown, never interpreted.
 pub fn sanitize(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
-        if c.is_control()
-            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-        {
+        if is_hostile(c) {
             out.extend(c.escape_default());
         } else {
             out.push(c);
@@ -97,7 +119,9 @@ impl Out {
 
     fn structured<T: Serialize>(&self, value: &T) -> anyhow::Result<bool> {
         let text = match self.format {
-            Format::Json => serde_json::to_string_pretty(value).context("encode JSON")? + "\n",
+            Format::Json => {
+                inert_json(serde_json::to_string_pretty(value).context("encode JSON")?) + "\n"
+            }
             Format::Yaml => serde_norway::to_string(value).context("encode YAML")?,
             Format::Table | Format::Wide => return Ok(false),
         };
@@ -790,6 +814,16 @@ mod tests {
 
     #[test]
     fn hostile_strings_are_escaped_not_interpreted() {
+        let hostile = "a\u{1b}[2J\u{9b}31m\u{202e}b\u{200b}c\u{2028}d\u{2029}e\u{feff}\u{7f}";
+        let json = inert_json(serde_json::to_string(&hostile).unwrap());
+        assert!(json.is_ascii(), "{json}");
+        assert!(!json.contains('\u{1b}'), "{json}");
+        assert_eq!(serde_json::from_str::<String>(&json).unwrap(), hostile);
+        let yaml = serde_norway::to_string(&hostile).unwrap();
+        assert!(
+            !yaml.chars().any(|c| c != '\n' && c.is_control()),
+            "{yaml:?}"
+        );
         let s = sanitize("evil\u{1b}[2J\rname\u{7}\u{202e}txt");
         assert!(!s.chars().any(char::is_control), "{s:?}");
         assert!(s.contains("evil"));

@@ -378,10 +378,10 @@ impl QueryService for QueryApi {
             now,
         });
         tracing::info!(
-            service = %req.service,
-            to = %req.to,
-            previous = %previous,
-            candidate = %candidate,
+            service = %req.service.escape_debug(),
+            to = %req.to.escape_debug(),
+            previous = %previous.escape_debug(),
+            candidate = %candidate.escape_debug(),
             allowed = verdict.allowed(),
             "gate decided"
         );

@@ -68,6 +68,19 @@ fn check_len(what: &str, value: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// An image reference, id or digest: bounded, and free of characters that
+/// could act on a terminal (these are identifiers, logged and shown as is).
+fn check_image_name(what: &str, value: &str) -> Result<(), String> {
+    check_len(what, value)?;
+    if value.chars().any(envparity_proto::names::is_hostile) {
+        return Err(format!(
+            "{what} {:?} contains control, bidi or zero-width characters",
+            shown(value)
+        ));
+    }
+    Ok(())
+}
+
 fn check_labels(labels: &[envparity_proto::v1::Label]) -> Result<(), String> {
     labels.iter().try_for_each(|l| {
         check_len("label key", &l.key)?;
@@ -134,12 +147,12 @@ pub fn snapshot(s: &HostSnapshot) -> Result<(), InvalidReport> {
         if image.image_id.is_empty() {
             return Err(at("image.image_id is empty".into()));
         }
-        check_len("image reference", &image.reference).map_err(&at)?;
-        check_len("image id", &image.image_id).map_err(&at)?;
+        check_image_name("image reference", &image.reference).map_err(&at)?;
+        check_image_name("image id", &image.image_id).map_err(&at)?;
         image
             .repo_digests
             .iter()
-            .try_for_each(|d| check_len("repo digest", d))
+            .try_for_each(|d| check_image_name("repo digest", d))
             .map_err(&at)?;
         let env = c.explicit_env.len() + c.image_env.len();
         if env > limits::MAX_ENV_ENTRIES {
@@ -251,6 +264,29 @@ mod tests {
             (Box::new(|s| s.agent = None), "agent is missing"),
             (Box::new(|s| s.sequence = 0), "sequence is 0"),
             (Box::new(|s| s.content_hash = "x".into()), "content_hash"),
+            (
+                Box::new(|s| {
+                    // A digest followed by a window title, a clear screen
+                    // and an OSC 52 clipboard write.
+                    s.containers[0].image.as_mut().unwrap().repo_digests = vec![format!(
+                        "reg/shop@sha256:{}\u{1b}]0;owned\u{7}\u{1b}[2J\u{1b}]52;c;ZXZpbA==\u{7}",
+                        "a".repeat(64)
+                    )];
+                }),
+                "repo digest",
+            ),
+            (
+                Box::new(|s| {
+                    s.containers[0].image.as_mut().unwrap().reference = "shop:1\u{202e}".into();
+                }),
+                "image reference \"shop:1\\u{202e}\" contains control, bidi or zero-width",
+            ),
+            (
+                Box::new(|s| {
+                    s.containers[0].image.as_mut().unwrap().image_id = "sha256:1\u{9b}2J".into();
+                }),
+                "image id",
+            ),
             (
                 Box::new(|s| s.containers[0].service = None),
                 "container 0 (\"shop\"): service is missing",

@@ -311,3 +311,42 @@ fn a_flooding_agent_is_rate_limited_and_others_keep_reporting() -> Result<()> {
     assert_eq!(counted, Some(f64::from(limited)), "{text}");
     Ok(())
 }
+
+#[test]
+fn terminal_escapes_in_image_names_are_refused_and_never_reach_the_log_raw() -> Result<()> {
+    let fleet = Fleet::builder().host("edge").host("stage").start()?;
+    let aggregator = fleet.aggregator().start()?;
+    let client = ReportClient::connect_as(&fleet, "edge")?;
+    ReportClient::connect_as(&fleet, "stage")?
+        .push(snapshot("stage", "staging", 1, vec![container("shop")]))
+        .expect("staging reports");
+    // A digest followed by a window title, a clear screen and an OSC 52
+    // clipboard write, as a hostile agent would report it.
+    let escapes = "\u{1b}]0;owned\u{7}\u{1b}[2J\u{1b}]52;c;ZXZpbA==\u{7}";
+    let mut hostile = container("shop");
+    let image = hostile.image.as_mut().expect("image");
+    image.repo_digests = vec![format!("reg/shop@sha256:{}{escapes}", "a".repeat(64))];
+    let refused = client
+        .push(snapshot("edge", "production", 1, vec![hostile]))
+        .expect_err("a digest with escapes is refused");
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+    assert!(
+        refused.message().contains("repo digest"),
+        "the refusal names the field: {refused:?}"
+    );
+    client
+        .push(snapshot("edge", "production", 2, vec![container("shop")]))
+        .expect("the next good report is taken");
+    // The gate, which logs the digests agents reported, and the log as a
+    // whole: no raw escape, not even colour (the log is not a terminal).
+    let gate = fleet.cli(&["gate", "--service", "shop", "--to", "production"])?;
+    assert!(gate.code == 0 || gate.code == 1, "{gate}");
+    let log = aggregator.log();
+    assert!(log.contains("gate decided"), "{gate}\n{log}");
+    assert!(
+        !log.contains('\u{1b}') && !log.contains('\u{7}'),
+        "raw terminal escapes in the aggregator's log:\n{}",
+        log.escape_debug()
+    );
+    Ok(())
+}
