@@ -16,6 +16,7 @@ pub mod envsplit;
 pub mod fingerprint;
 pub mod identity;
 pub mod journal;
+pub mod limit;
 pub mod logging;
 pub mod metrics;
 pub mod report;

@@ -202,6 +202,8 @@ struct Agent {
     journal: Journal,
     /// Content hash of the last snapshot the aggregator acknowledged.
     acked_hash: Option<String>,
+    /// The last refusal of a snapshot as invalid, for `--once` to report.
+    refused: Option<ReportError>,
     metrics: Metrics,
 }
 
@@ -214,6 +216,7 @@ impl Agent {
             current: None,
             journal,
             acked_hash: None,
+            refused: None,
             metrics,
         }
     }
@@ -295,7 +298,24 @@ impl Agent {
                     continue;
                 }
             };
-            self.push_one(snapshot).await?;
+            let sequence = snapshot.sequence;
+            match self.push_one(snapshot).await {
+                Ok(()) => {}
+                // Refused as invalid, it would be refused again at every
+                // retry, ahead of every newer snapshot: the host would go
+                // unseen for good. Move past it (newer snapshots follow; the
+                // next heartbeat brings the current state if none does).
+                Err(error) if refused_as_invalid(&error) => {
+                    error!(
+                        %error,
+                        sequence,
+                        "the aggregator refused this snapshot as invalid; dropping it from the journal and going on with newer ones"
+                    );
+                    self.journal_skip_oldest();
+                    self.refused = Some(error);
+                }
+                Err(error) => return Err(error),
+            }
         }
     }
 
@@ -391,6 +411,12 @@ impl Agent {
         let mut attempt = 1;
         loop {
             match self.push_pending().await {
+                Ok(()) if self.refused.is_some() => {
+                    return Err(RunError::NotDelivered {
+                        attempts: attempt,
+                        last: self.refused.take().expect("checked"),
+                    });
+                }
                 Ok(()) if engine_lost => {
                     return Err(RunError::EngineUnreachable {
                         docker_host: docker_host.to_owned(),
@@ -427,6 +453,15 @@ fn retryable(error: &ReportError) -> bool {
                 | Code::Unimplemented
                 | Code::FailedPrecondition
         )
+    )
+}
+
+/// Whether the aggregator refused a report for what it is (malformed or
+/// over a limit), so that sending it again cannot succeed.
+fn refused_as_invalid(error: &ReportError) -> bool {
+    matches!(
+        error.code(),
+        Some(tonic::Code::InvalidArgument | tonic::Code::OutOfRange)
     )
 }
 

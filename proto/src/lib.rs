@@ -21,6 +21,7 @@ pub mod v1 {
 
 pub mod exposition;
 pub mod hash;
+pub mod limits;
 pub mod names;
 pub mod systemd;
 pub mod time;

@@ -17,6 +17,7 @@ use envparity_proto::v1::{
 use crate::clear_env::ClearEnvPolicy;
 use crate::config::Config;
 use crate::fingerprint::FleetKey;
+use crate::limit::Cut;
 
 use self::changes::Changes;
 use self::docker::{
@@ -71,8 +72,9 @@ pub fn new_boot_id() -> String {
 /// What the engine said, or why it could not be read.
 pub type EngineReading = Result<(EngineFacts, Vec<Container>), EngineError>;
 
-/// Assembles a snapshot and stamps its content hash. `sequence` is left at 0:
-/// the reporter numbers snapshots when it sends them.
+/// Assembles a snapshot, cuts it down to the aggregator's limits
+/// ([`crate::limit`]) and stamps its content hash. `sequence` is left at 0:
+/// the reporter numbers snapshots when it sends them. Returns what was cut.
 ///
 /// When the engine could not be read the snapshot says so and carries no
 /// engine facts and no containers: "unknown" must never look like "nothing
@@ -82,7 +84,7 @@ pub fn build_snapshot(
     host: HostFacts,
     engine: &EngineReading,
     collected_at: SystemTime,
-) -> HostSnapshot {
+) -> (HostSnapshot, Vec<Cut>) {
     let (engine, engine_state, containers) = match engine {
         Ok((facts, containers)) => (Some(facts.clone()), EngineState::Ok, containers.clone()),
         Err(_) => (None, EngineState::Unreachable, Vec::new()),
@@ -101,8 +103,9 @@ pub fn build_snapshot(
         content_hash: String::new(),
         fingerprint_key_id: header.fingerprint_key_id.clone(),
     };
+    let cuts = crate::limit::apply(&mut snapshot);
     snapshot.content_hash = content_hash(&snapshot);
-    snapshot
+    (snapshot, cuts)
 }
 
 /// Collects snapshots of this host, keeping the engine connection between
@@ -124,6 +127,8 @@ pub struct Collector {
     engine_was_ok: Option<bool>,
     /// What the engine said at the last collection, if it could be read.
     last: Option<Reading>,
+    /// What the last collection cut to fit the limits.
+    cuts: Vec<Cut>,
 }
 
 /// A successful reading of the engine.
@@ -148,6 +153,7 @@ impl Collector {
             header,
             engine_was_ok: None,
             last: None,
+            cuts: Vec::new(),
         }
     }
 
@@ -184,7 +190,17 @@ impl Collector {
             self.engine = None;
         }
         let host = host::host_facts(&self.host_root);
-        build_snapshot(&self.header, host, &reading, SystemTime::now())
+        let (snapshot, cuts) = build_snapshot(&self.header, host, &reading, SystemTime::now());
+        // Each cut is logged when it first appears, not at every collection.
+        for cut in cuts.iter().filter(|c| !self.cuts.contains(c)) {
+            tracing::warn!(
+                container = %cut.container.escape_debug(),
+                reason = %cut.reason,
+                "container over the aggregator's limits: cut down to report the rest of it and of its host"
+            );
+        }
+        self.cuts = cuts;
+        snapshot
     }
 
     async fn read_engine(&mut self, changes: Option<&Changes>) -> EngineReading {
@@ -260,7 +276,7 @@ mod tests {
 
     #[test]
     fn unreachable_engine_reports_no_containers_and_no_engine_facts() {
-        let snap = build_snapshot(
+        let (snap, _) = build_snapshot(
             &header(),
             HostFacts::default(),
             &unreachable(),
@@ -281,7 +297,8 @@ mod tests {
                 ..Default::default()
             }],
         ));
-        let snap = build_snapshot(&header(), HostFacts::default(), &reading, SystemTime::now());
+        let (snap, _) =
+            build_snapshot(&header(), HostFacts::default(), &reading, SystemTime::now());
         assert_eq!(snap.engine_state(), EngineState::Ok);
         assert_eq!(snap.containers.len(), 1);
         assert_eq!(snap.host_id, "h1");
@@ -295,8 +312,8 @@ mod tests {
     fn an_outage_changes_the_content_hash() {
         let ok: EngineReading = Ok((EngineFacts::default(), Vec::new()));
         let now = SystemTime::now();
-        let a = build_snapshot(&header(), HostFacts::default(), &ok, now);
-        let b = build_snapshot(&header(), HostFacts::default(), &unreachable(), now);
+        let (a, _) = build_snapshot(&header(), HostFacts::default(), &ok, now);
+        let (b, _) = build_snapshot(&header(), HostFacts::default(), &unreachable(), now);
         assert_ne!(a.content_hash, b.content_hash);
     }
 

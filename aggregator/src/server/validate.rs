@@ -4,23 +4,8 @@
 use envparity_proto::names::validate_environment;
 use envparity_proto::v1::{HeartbeatRequest, HostSnapshot};
 
-/// Limits on one snapshot. Generous for real hosts, small enough that one
-/// misbehaving agent cannot exhaust the aggregator.
-pub mod limits {
-    /// Largest encoded request accepted, in bytes.
-    pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
-    /// Most containers in one snapshot.
-    pub const MAX_CONTAINERS: usize = 5_000;
-    /// Most env entries (explicit + image) per container.
-    pub const MAX_ENV_ENTRIES: usize = 4_096;
-    /// Most labels per container or host.
-    pub const MAX_LABELS: usize = 1_024;
-    /// Longest identifier (host id, container id or name, service name).
-    pub const MAX_ID_LEN: usize = 253;
-    /// Longest other string: a label key or value, an env name, value or
-    /// fingerprint, an image reference.
-    pub const MAX_TEXT_LEN: usize = 64 * 1024;
-}
+/// Limits on one snapshot (one definition, shared with the agent).
+pub use envparity_proto::limits;
 
 /// Why a report was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -362,6 +347,71 @@ mod tests {
             mutate(&mut s);
             let err = snapshot(&s).unwrap_err().to_string();
             assert!(err.contains(expected), "expected {expected:?} in {err:?}");
+        }
+    }
+
+    mod agent_limits {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn text(max: usize) -> impl Strategy<Value = String> {
+            prop_oneof![
+                "[a-z0-9]{1,12}",
+                "[\\x00-\\x7f\\u{80}-\\u{9f}\\u{200b}-\\u{200f}\\u{202a}-\\u{202e}a-z]{0,40}",
+                (1..max).prop_map(|n| "x".repeat(n)),
+            ]
+        }
+
+        fn container() -> impl Strategy<Value = Container> {
+            (
+                text(400),
+                text(400),
+                prop::collection::vec((text(300), text(70_000)), 0..1_100),
+                prop::collection::vec((text(300), text(70_000)), 0..20),
+                text(300),
+            )
+                .prop_map(|(name, service, labels, env, reference)| Container {
+                    id: format!("{name}-id"),
+                    name,
+                    service: Some(ServiceIdentity {
+                        name: service,
+                        source: 1,
+                    }),
+                    image: Some(ImageInfo {
+                        image_id: format!("sha256:{}", "a".repeat(64)),
+                        reference,
+                        repo_digests: vec![format!("r@sha256:{}\u{1b}]0;x\u{7}", "b".repeat(64))],
+                        ..Default::default()
+                    }),
+                    labels: labels
+                        .into_iter()
+                        .map(|(key, value)| Label { key, value })
+                        .collect(),
+                    explicit_env: env
+                        .into_iter()
+                        .map(|(name, value)| EnvVar {
+                            name,
+                            fingerprint: "f".repeat(64),
+                            value: Some(value),
+                        })
+                        .collect(),
+                    ..Default::default()
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(32))]
+            /// Whatever the engine reports, what the agent sends after
+            /// applying the shared limits is accepted.
+            #[test]
+            fn what_the_agent_cuts_down_always_passes_validation(
+                containers in prop::collection::vec(container(), 0..4),
+            ) {
+                let mut s = good();
+                s.containers = containers;
+                envparity_agent::limit::apply(&mut s);
+                prop_assert_eq!(snapshot(&s), Ok(()));
+            }
         }
     }
 }

@@ -350,3 +350,79 @@ fn terminal_escapes_in_image_names_are_refused_and_never_reach_the_log_raw() -> 
     );
     Ok(())
 }
+
+#[test]
+fn one_container_over_the_limits_never_blinds_its_host() -> Result<()> {
+    use envparity_tests::ImageSpec;
+    let fleet = Fleet::builder().host("edge").start()?;
+    let host = fleet.host("edge");
+    host.import_image("app:1", ImageSpec::new().file("/v", "1"))?;
+    // A 70,000-byte annotation and 1,100 labels: each alone is over a limit
+    // the aggregator enforces by refusing the whole report.
+    let mut big = Run::new("app:1")
+        .name("big")
+        .label("envparity.service", "big")
+        .label(
+            "kubectl.kubernetes.io/last-applied-configuration",
+            "x".repeat(70_000),
+        );
+    for i in 0..1_100 {
+        big = big.label(format!("l{i:04}"), "v");
+    }
+    host.run(big)?;
+    // And a report the aggregator refuses as invalid, at the head of the
+    // agent's journal (as an older agent, or one with other limits, left
+    // it): it must be moved past, not retried forever.
+    let journal = fleet.dir().join("state-edge").join("journal");
+    std::fs::create_dir_all(&journal).expect("journal dir");
+    let mut refused = snapshot("edge", "edge", 1, vec![container("old")]);
+    refused.content_hash = "not-a-hash".to_owned();
+    std::fs::write(
+        journal.join(format!("{:020}.snapshot", 1)),
+        refused.encode_to_vec(),
+    )
+    .expect("plant a journal entry");
+    let _aggregator = fleet.start_aggregator()?;
+    let agent = fleet.start_agent(host)?;
+    fleet.wait_for_hosts(&["edge"], REPORT_TIMEOUT)?;
+    envparity_tests::wait_until(REPORT_TIMEOUT, "the big container, cut down", || {
+        containers_of(&fleet, "edge").is_ok_and(|n| n == 1)
+    })?;
+    // A redeploy beside it is seen within one collection.
+    host.run(
+        Run::new("app:1")
+            .name("shop")
+            .label("envparity.service", "shop"),
+    )?;
+    envparity_tests::wait_until(
+        Duration::from_secs(10),
+        "the container started beside it",
+        || containers_of(&fleet, "edge").is_ok_and(|n| n == 2),
+    )?;
+    let hosts = fleet.cli(&["hosts"])?;
+    assert!(hosts.stdout.contains("fresh"), "{hosts}");
+    // The agent said what it cut, naming the container, once.
+    let log = agent.log();
+    let cut = "container over the aggregator's limits";
+    assert!(
+        log.lines()
+            .any(|l| l.contains(cut) && l.contains("big") && l.contains("70000 bytes")),
+        "{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains(cut) && l.contains("1102 labels")),
+        "{log}"
+    );
+    assert_eq!(
+        log.lines().filter(|l| l.contains("70000 bytes")).count(),
+        1,
+        "each cut is logged once"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("refused this snapshot as invalid") && l.contains("content_hash")),
+        "{log}"
+    );
+    Ok(())
+}

@@ -1,0 +1,20 @@
+//! Limits on one report, shared by both ends: the aggregator refuses a
+//! report over any of them whole (`INVALID_ARGUMENT` naming the part), and
+//! the agent applies them to what it collects before it sends anything, so
+//! that one oversized container is cut down and flagged rather than making
+//! its whole host unreportable. Generous for real hosts, small enough that
+//! one misbehaving agent cannot exhaust the aggregator.
+
+/// Largest encoded request accepted, in bytes.
+pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+/// Most containers in one snapshot.
+pub const MAX_CONTAINERS: usize = 5_000;
+/// Most env entries (explicit + image) per container.
+pub const MAX_ENV_ENTRIES: usize = 4_096;
+/// Most labels per container or host.
+pub const MAX_LABELS: usize = 1_024;
+/// Longest identifier (host id, container id or name, service name).
+pub const MAX_ID_LEN: usize = 253;
+/// Longest other string: a label key or value, an env name, value or
+/// fingerprint, an image reference.
+pub const MAX_TEXT_LEN: usize = 64 * 1024;
