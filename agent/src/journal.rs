@@ -143,9 +143,12 @@ impl Journal {
     /// Opens (creating it if needed) the journal in `dir`, recovering the
     /// entries a previous run left.
     pub fn open(dir: &Path, max_bytes: u64) -> Result<(Self, Opened), JournalError> {
-        std::fs::create_dir_all(dir).map_err(io(dir, "create the directory"))?;
+        // Owner only: entries hold env names, fingerprints and labels.
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(dir)
+            .map_err(io(dir, "create the directory"))?;
         let lock_path = dir.join("lock");
-        let lock = std::fs::OpenOptions::new()
+        let lock = std::os::unix::fs::OpenOptionsExt::mode(&mut std::fs::OpenOptions::new(), 0o600)
             .create(true)
             .truncate(false)
             .write(true)
@@ -362,7 +365,15 @@ fn entry_path(dir: &Path, id: u64) -> PathBuf {
 fn write_entry(dir: &Path, id: u64, encoded: &[u8]) -> Result<(), JournalError> {
     use std::io::Write;
     let tmp = dir.join(format!(".{id:020}.tmp"));
-    let mut file = std::fs::File::create(&tmp).map_err(io(&tmp, "create an entry"))?;
+    let mut file = std::os::unix::fs::OpenOptionsExt::mode(
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true),
+        0o600,
+    )
+    .open(&tmp)
+    .map_err(io(&tmp, "create an entry"))?;
     file.write_all(encoded)
         .map_err(io(&tmp, "write an entry"))?;
     file.sync_all().map_err(io(&tmp, "sync an entry"))?;
@@ -403,6 +414,22 @@ mod tests {
             assert!(j.acknowledged(&EntryKey::of(&s)).unwrap());
         }
         out
+    }
+
+    #[test]
+    fn the_journal_is_the_owners_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("state/journal");
+        let (mut j, _) = Journal::open(&dir, DEFAULT_MAX_BYTES).unwrap();
+        j.append(snap(1, 10)).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&parent.path().join("state")), 0o700);
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            assert_eq!(mode(&path), 0o600, "{}", path.display());
+        }
     }
 
     #[test]

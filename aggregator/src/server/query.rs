@@ -58,8 +58,18 @@ impl QueryApi {
     }
 }
 
-/// History rows returned when the request gives no limit.
-const DEFAULT_HISTORY_LIMIT: usize = 1000;
+/// History rows returned when the request gives no limit, and at most.
+const MAX_HISTORY_ROWS: usize = 1000;
+
+/// The rows of each kind a history call reads: what it asks for (0: the
+/// default), never more than [`MAX_HISTORY_ROWS`], so one call cannot make the
+/// server read a whole table into memory.
+fn history_rows(asked: u32) -> usize {
+    match asked {
+        0 => MAX_HISTORY_ROWS,
+        n => (n as usize).min(MAX_HISTORY_ROWS),
+    }
+}
 
 /// History rows the gate reads to date the previous stage's replicas.
 const GATE_HISTORY: usize = 100_000;
@@ -242,10 +252,7 @@ impl QueryService for QueryApi {
                 "GetHistoryRequest.service is empty",
             ));
         }
-        let limit = match req.limit {
-            0 => DEFAULT_HISTORY_LIMIT,
-            n => n as usize,
-        };
+        let limit = history_rows(req.limit);
         let store = self.fleet.store();
         let service = req.service.clone();
         let (changes, records) = tokio::task::spawn_blocking(move || {
@@ -485,6 +492,15 @@ mod tests {
     use crate::parity::{self, Finding, FindingKey, Policy, Scope, judge};
     use crate::server::state::LoadedPolicy;
     use crate::server::state::tests::{empty_fleet, random_report};
+
+    #[test]
+    fn a_history_call_reads_at_most_a_thousand_rows_whatever_it_asks() {
+        assert_eq!(history_rows(0), 1000);
+        assert_eq!(history_rows(10), 10);
+        assert_eq!(history_rows(1000), 1000);
+        assert_eq!(history_rows(1_000_000), 1000);
+        assert_eq!(history_rows(u32::MAX), 1000);
+    }
 
     // The whole-fleet computations `status` and `diff` made before the
     // status grid and the ledger answered them, kept as the oracle: every

@@ -121,11 +121,27 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) `envparity.db` under `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
-            path: data_dir.to_owned(),
+        // Owner only, as the systemd unit makes it (StateDirectoryMode=0700):
+        // the store holds every host's configuration. An existing dir keeps
+        // its mode; the operator chose it.
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(data_dir)
+            .map_err(|source| StoreError::DataDir {
+                path: data_dir.to_owned(),
+                source,
+            })?;
+        let path = data_dir.join("envparity.db");
+        // SQLite gives its -wal and -shm files the database file's mode, so a
+        // new database is created 0600 here before SQLite opens it.
+        std::os::unix::fs::OpenOptionsExt::mode(
+            std::fs::OpenOptions::new().create(true).append(true),
+            0o600,
+        )
+        .open(&path)
+        .map_err(|source| StoreError::DataDir {
+            path: path.clone(),
             source,
         })?;
-        let path = data_dir.join("envparity.db");
         let db = |context: &'static str| {
             let path = path.clone();
             move |source| StoreError::Database {
@@ -635,7 +651,24 @@ mod tests {
     use super::*;
     use crate::store::Resolved;
     use envparity_proto::v1::{AgentInfo, Container};
+    use std::os::unix::fs::PermissionsExt;
     use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn a_new_data_dir_and_its_database_are_the_owners_only() {
+        let parent = tempfile::tempdir().unwrap();
+        let data = parent.path().join("a/data");
+        let store = SqliteStore::open(&data).unwrap();
+        store
+            .save_snapshot(&host("h1", 1), &[], &FindingChanges::default())
+            .unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&data), 0o700);
+        for entry in std::fs::read_dir(&data).unwrap() {
+            let path = entry.unwrap().path();
+            assert_eq!(mode(&path), 0o600, "{}", path.display());
+        }
+    }
 
     fn host(id: &str, containers: usize) -> StoredHost {
         StoredHost {

@@ -966,7 +966,8 @@ pub struct GetHistoryRequest {
     #[prost(string, tag = "1")]
     pub service: ::prost::alloc::string::String,
     /// At most this many of the most recent events and findings; 0 for the
-    /// server's default (1000).
+    /// server's default (1000). The server never returns more than 1000 of
+    /// each, whatever is asked.
     #[prost(uint32, tag = "2")]
     pub limit: u32,
 }
