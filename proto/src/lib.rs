@@ -19,6 +19,7 @@ pub mod v1 {
     include!("generated/envparity.v1.rs");
 }
 
+pub mod codec;
 pub mod exposition;
 pub mod hash;
 pub mod limits;

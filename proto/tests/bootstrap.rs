@@ -32,6 +32,7 @@ fn generated_code_matches_the_proto_files() {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        .codec_path("crate::codec::Codec")
         .emit_rerun_if_changed(false)
         .out_dir(out.path())
         .compile_fds(fds)

@@ -157,6 +157,12 @@ fn every_limit_rejects_the_report_whole_and_the_last_good_state_stays() -> Resul
             status.message().contains("decode"),
             "{what}: a decode error, not {status:?}"
         );
+        // The caller's fault, not the server's.
+        assert_eq!(
+            status.code(),
+            tonic::Code::InvalidArgument,
+            "{what}: {status:?}"
+        );
     }
 
     // A heartbeat must not claim another state either.
