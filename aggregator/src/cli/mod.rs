@@ -507,6 +507,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             );
             let (config, log_format) = args.resolve(plaintext)?;
             server::check_transport(&config, config.listen)?;
+            crate::store::check_writable(&config.data_dir)?;
             render::Out::new(cli.output)
                 .config_check(&output::ConfigCheck::new(source, &config, log_format))?;
             Ok(Outcome::Parity)

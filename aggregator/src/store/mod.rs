@@ -14,7 +14,7 @@ use std::time::SystemTime;
 
 use envparity_proto::v1::{EngineState, HostSnapshot};
 
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, check_writable};
 
 /// The stored state of one host.
 #[derive(Debug, Clone, PartialEq)]
@@ -199,6 +199,15 @@ pub enum StoreError {
         host_id: String,
         /// Why.
         reason: String,
+    },
+    /// The database can be read but not written (a read-only file or file
+    /// system): every report would fail, so the aggregator must not start.
+    #[error(
+        "database {path} is read-only (the file or its file system): the aggregator must be able to write its store"
+    )]
+    ReadOnly {
+        /// The database file.
+        path: PathBuf,
     },
     /// The blocking task running a store call died.
     #[error("store task failed: {0}")]

@@ -118,6 +118,31 @@ pub struct SqliteStore {
     conn: Mutex<Connection>,
 }
 
+/// Checks, without creating or changing anything, that an existing store
+/// under `data_dir` can be written (`check-config`). A store that does not
+/// exist yet passes: `serve` creates it, and says so if it cannot.
+pub fn check_writable(data_dir: &Path) -> Result<(), StoreError> {
+    let path = data_dir.join("envparity.db");
+    if !path.exists() {
+        return Ok(());
+    }
+    let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)
+        .map_err(|source| StoreError::Database {
+            path: path.clone(),
+            context: "open",
+            source,
+        })?;
+    match conn.is_readonly(rusqlite::MAIN_DB) {
+        Ok(false) => Ok(()),
+        Ok(true) => Err(StoreError::ReadOnly { path }),
+        Err(source) => Err(StoreError::Database {
+            path,
+            context: "check it is writable",
+            source,
+        }),
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) `envparity.db` under `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
@@ -133,15 +158,20 @@ impl SqliteStore {
         let path = data_dir.join("envparity.db");
         // SQLite gives its -wal and -shm files the database file's mode, so a
         // new database is created 0600 here before SQLite opens it.
-        std::os::unix::fs::OpenOptionsExt::mode(
-            std::fs::OpenOptions::new().create(true).append(true),
+        match std::os::unix::fs::OpenOptionsExt::mode(
+            std::fs::OpenOptions::new().write(true).create_new(true),
             0o600,
         )
         .open(&path)
-        .map_err(|source| StoreError::DataDir {
-            path: path.clone(),
-            source,
-        })?;
+        {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                return Err(StoreError::DataDir {
+                    path: path.clone(),
+                    source: e,
+                });
+            }
+            _ => {}
+        }
         let db = |context: &'static str| {
             let path = path.clone();
             move |source| StoreError::Database {
@@ -151,6 +181,14 @@ impl SqliteStore {
             }
         };
         let conn = Connection::open(&path).map_err(db("open"))?;
+        // SQLite falls back to read-only when it cannot open the file for
+        // writing; then every report would fail after the server said ready.
+        if conn
+            .is_readonly(rusqlite::MAIN_DB)
+            .map_err(db("check it is writable"))?
+        {
+            return Err(StoreError::ReadOnly { path });
+        }
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(db("set busy timeout"))?;
         // `journal_mode` answers with a row, so it is queried, not executed.

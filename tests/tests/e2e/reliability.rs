@@ -514,3 +514,59 @@ fn a_skewed_agent_clock_is_recorded_beside_the_receive_time_and_order_follows_se
     );
     Ok(())
 }
+
+/// Unmounts a bind mount when dropped (also when the test panics).
+struct BindMount(std::path::PathBuf);
+
+impl Drop for BindMount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_store_that_cannot_be_written_stops_serve_and_check_config_with_a_clear_error() -> Result<()> {
+    let fleet = Fleet::builder().host("ro").start()?;
+    let data = fleet.dir().join("data");
+    let run_for = |args: &[&str], limit: Duration| -> Result<envparity_tests::Output> {
+        let mut cmd = envparity_tests::project_command(&envparity_tests::cargo_bin("envparity")?);
+        cmd.args(args).arg("--data-dir").arg(&data).args([
+            "--insecure-plaintext",
+            "--listen",
+            "127.0.0.1:0",
+        ]);
+        envparity_tests::output(cmd, limit)
+    };
+    let run = |args: &[&str]| run_for(args, Duration::from_secs(20));
+    // A store with a database in it, as a running aggregator leaves it:
+    // serve for two seconds (the harness kills it then).
+    let _ = run_for(&["serve"], Duration::from_secs(2));
+    assert!(data.join("envparity.db").exists(), "serve made no store");
+    let out = run(&["check-config"])?;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    // The same directory, now on a read-only file system.
+    let mount = |args: &[&str]| {
+        let ok = std::process::Command::new("mount")
+            .args(args)
+            .arg(&data)
+            .arg(&data)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "mount {args:?} failed");
+    };
+    mount(&["--bind"]);
+    let _mounted = BindMount(data.clone());
+    mount(&["-o", "remount,bind,ro"]);
+
+    for args in [&["check-config"][..], &["serve"][..]] {
+        let out = run(args)?;
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        assert!(
+            out.stderr.contains("is read-only") && out.stderr.contains("envparity.db"),
+            "{args:?} names the store and why: {}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains("listening"), "{}", out.stderr);
+    }
+    Ok(())
+}
