@@ -1,7 +1,7 @@
 //! What looks like a secret, and taking it out of free text.
 //!
 //! Env values leave the host as keyed fingerprints unless `--clear-env`
-//! allowlists their name ([`crate::clear_env`]). Other fields are free text
+//! allowlists their name (`clear_env.rs`). Other fields are free text
 //! that no allowlist governs: a container's command line and entrypoint, and
 //! the labels of containers and images. Credentials turn up in all of them
 //! (`--db-password=…`, `postgres://app:hunter2@db/app`, a libpq string

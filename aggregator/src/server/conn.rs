@@ -417,8 +417,10 @@ pub enum Idle {
 #[derive(Debug)]
 pub struct Guarded<IO> {
     io: IO,
-    _slot: Slot,
+    // Dropped before the slot, so that the slot finds the activity gone and
+    // takes its entry out of the live map.
     activity: Arc<Activity>,
+    _slot: Slot,
     idle: Duration,
     mode: Idle,
     opened: Instant,
@@ -830,6 +832,10 @@ mod tests {
         drop(guarded);
         assert_eq!(c.established(), (0, 0));
         assert!(c.activity(peer).is_none());
+        assert!(
+            c.live.lock().unwrap().is_empty(),
+            "a closed connection left its entry behind"
+        );
     }
 
     #[tokio::test]
