@@ -32,6 +32,8 @@ pub mod defaults {
     pub const DATA_DIR: &str = "./envparity-data";
     /// `stale_after`.
     pub const STALE_AFTER: Duration = Duration::from_secs(90);
+    /// `max_plaintext_hosts`.
+    pub const MAX_PLAINTEXT_HOSTS: usize = 10_000;
     /// `alerts.min_severity` and a sink's `min_severity`.
     pub const MIN_SEVERITY: crate::parity::Severity = crate::parity::Severity::Warning;
     /// A sink's request `timeout`.
@@ -89,6 +91,7 @@ struct FileRepr {
     insecure_plaintext_anywhere: bool,
     report_rate: Option<f64>,
     report_burst: Option<u32>,
+    max_plaintext_hosts: Option<usize>,
     query_tokens_file: Option<PathBuf>,
     #[serde(default)]
     alerts: AlertsRepr,
@@ -168,6 +171,8 @@ pub struct FileConfig {
     pub report_rate: Option<f64>,
     /// `report_burst`.
     pub report_burst: Option<u32>,
+    /// `max_plaintext_hosts`.
+    pub max_plaintext_hosts: Option<usize>,
     /// `query_tokens_file`.
     pub query_tokens_file: Option<PathBuf>,
     /// `[alerts]`.
@@ -347,6 +352,7 @@ impl FileConfig {
             ),
             report_rate: repr.report_rate,
             report_burst: repr.report_burst,
+            max_plaintext_hosts: repr.max_plaintext_hosts,
             query_tokens_file: repr.query_tokens_file.map(&relative),
             alerts: AlertsConfig {
                 min_severity: repr.alerts.min_severity.unwrap_or(defaults::MIN_SEVERITY),

@@ -85,6 +85,8 @@ pub enum Rejection {
     Unauthorized,
     /// The host reported faster than the rate limit (`RESOURCE_EXHAUSTED`).
     RateLimited,
+    /// A new host beyond the plain-text host cap (`RESOURCE_EXHAUSTED`).
+    HostCap,
 }
 
 impl Rejection {
@@ -95,6 +97,7 @@ impl Rejection {
             Rejection::Internal => "internal",
             Rejection::Unauthorized => "unauthorized",
             Rejection::RateLimited => "rate_limited",
+            Rejection::HostCap => "host_cap",
         }
     }
 }
@@ -228,6 +231,7 @@ impl Metrics {
             Rejection::Internal,
             Rejection::Unauthorized,
             Rejection::RateLimited,
+            Rejection::HostCap,
         ] {
             let _ = m.rejected.get_or_create(&ReasonLabels {
                 reason: why.as_str(),

@@ -352,6 +352,12 @@ pub struct ServeArgs {
     #[arg(long, env = "ENVPARITY_REPORT_BURST", value_name = "COUNT")]
     pub report_burst: Option<u32>,
 
+    /// In plain text (no certificates, so anyone who reaches the port can
+    /// report), the most hosts the aggregator accepts; a report from a new
+    /// host beyond it gets RESOURCE_EXHAUSTED [default: 10000].
+    #[arg(long, env = "ENVPARITY_MAX_PLAINTEXT_HOSTS", value_name = "COUNT")]
+    pub max_plaintext_hosts: Option<usize>,
+
     /// Serve Prometheus metrics (OpenMetrics) at http://ADDR/metrics. Off
     /// unless set.
     #[arg(long, env = "ENVPARITY_METRICS_LISTEN")]
@@ -416,6 +422,15 @@ impl ServeArgs {
                 .unwrap_or(defaults_rate.burst),
         };
         report_rate.validate().map_err(anyhow::Error::msg)?;
+        let max_plaintext_hosts = self
+            .max_plaintext_hosts
+            .or(file.max_plaintext_hosts)
+            .unwrap_or(crate::config::defaults::MAX_PLAINTEXT_HOSTS);
+        if max_plaintext_hosts == 0 {
+            anyhow::bail!(
+                "max_plaintext_hosts (--max-plaintext-hosts) is 0: no host could ever report; give at least 1"
+            );
+        }
         let tokens_file = self.query_tokens_file.or(file.query_tokens_file);
         if let Some(path) = &tokens_file {
             server::auth::read_tokens(path).map_err(anyhow::Error::msg)?;
@@ -432,6 +447,7 @@ impl ServeArgs {
             plaintext: plaintext.max(file.plaintext),
             tokens_file,
             report_rate,
+            max_plaintext_hosts,
             ..ServeConfig::new(listen, data_dir)
         };
         if let Some(path) = &config.policy {

@@ -752,10 +752,14 @@ impl ConfigCheck {
                     tls.cert.display(),
                     tls.client_ca.display()
                 ),
-                (None, envparity_proto::transport::Plaintext::Anywhere) => {
-                    "plain text, any address (insecure)".to_owned()
-                }
-                (None, _) => "plain text, loopback only (insecure)".to_owned(),
+                (None, envparity_proto::transport::Plaintext::Anywhere) => format!(
+                    "plain text, any address (insecure), at most {} hosts",
+                    c.max_plaintext_hosts
+                ),
+                (None, _) => format!(
+                    "plain text, loopback only (insecure), at most {} hosts",
+                    c.max_plaintext_hosts
+                ),
             },
             report_rate: format!(
                 "{}/s per host, bursts of {}",

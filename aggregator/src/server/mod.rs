@@ -62,6 +62,8 @@ pub struct ServeConfig {
     pub tokens_file: Option<PathBuf>,
     /// How fast each host may report.
     pub report_rate: rate::RateLimit,
+    /// In plain text, the most hosts accepted.
+    pub max_plaintext_hosts: usize,
 }
 
 impl ServeConfig {
@@ -78,6 +80,7 @@ impl ServeConfig {
             plaintext: envparity_proto::transport::Plaintext::Refused,
             tokens_file: None,
             report_rate: rate::RateLimit::default(),
+            max_plaintext_hosts: crate::config::defaults::MAX_PLAINTEXT_HOSTS,
         }
     }
 }
@@ -326,12 +329,15 @@ pub async fn serve(
     // Who may report is decided on the headers, before the body is read.
     let (report_auth, report_metrics) = (Arc::clone(&auth), Arc::clone(&metrics));
     let report = tonic::service::interceptor::InterceptedService::new(
-        ReportServiceServer::new(ReportApi::new(
-            Arc::clone(&fleet),
-            Arc::clone(&metrics),
-            Arc::clone(&auth),
-            Arc::new(rate::RateLimiter::new(config.report_rate)),
-        ))
+        ReportServiceServer::new(
+            ReportApi::new(
+                Arc::clone(&fleet),
+                Arc::clone(&metrics),
+                Arc::clone(&auth),
+                Arc::new(rate::RateLimiter::new(config.report_rate)),
+            )
+            .with_host_cap((!auth.tls).then_some(config.max_plaintext_hosts)),
+        )
         .max_decoding_message_size(max),
         move |request: tonic::Request<()>| {
             report_auth.reporter(&request).inspect_err(|_| {

@@ -12,7 +12,11 @@ use tonic::{Request, Response, Status};
 use super::auth::Auth;
 use super::rate::RateLimiter;
 use super::state::{Fleet, IngestError};
+use super::throttle::{INTERVAL, Throttle};
 use crate::metrics::{Metrics, Rejection};
+use crate::warn_throttled;
+
+static HOST_CAP: Throttle = Throttle::new(INTERVAL);
 
 /// The report API over a shared [`Fleet`].
 #[derive(Debug, Clone)]
@@ -21,6 +25,9 @@ pub struct ReportApi {
     metrics: Arc<Metrics>,
     auth: Arc<Auth>,
     limiter: Arc<RateLimiter>,
+    /// The most hosts accepted, in plain text (`None`: no cap; with TLS each
+    /// host needs a certificate of the fleet CA).
+    host_cap: Option<usize>,
 }
 
 impl ReportApi {
@@ -37,7 +44,39 @@ impl ReportApi {
             metrics,
             auth,
             limiter,
+            host_cap: None,
         }
+    }
+
+    /// Refuses reports from new hosts once `cap` hosts are known (`None`:
+    /// no cap).
+    #[must_use]
+    pub fn with_host_cap(mut self, cap: Option<usize>) -> Self {
+        self.host_cap = cap;
+        self
+    }
+
+    /// Refuses a snapshot from a host the fleet does not know yet when the
+    /// fleet already holds `host_cap` hosts. Concurrent first reports may
+    /// overshoot the cap by at most the number of calls in flight.
+    fn admit_new_host(&self, host: &str) -> Result<(), Status> {
+        let Some(cap) = self.host_cap else {
+            return Ok(());
+        };
+        if self.fleet.host_count() < cap || self.fleet.knows(host) {
+            return Ok(());
+        }
+        self.metrics.rejected(Rejection::HostCap);
+        warn_throttled!(
+            HOST_CAP,
+            host = %host.escape_debug(),
+            cap,
+            "report from a new host refused: the plain-text host cap is reached"
+        );
+        Err(Status::resource_exhausted(format!(
+            "the aggregator already knows {cap} hosts, its plain-text limit (max_plaintext_hosts, --max-plaintext-hosts); host {:?} is not accepted",
+            host.escape_debug().to_string()
+        )))
     }
 
     /// Refuses (and counts) a caller that may not report for `host`, or that
@@ -105,6 +144,7 @@ impl ReportService for ReportApi {
             .map(|s| s.host_id.clone())
             .unwrap_or_default();
         self.authorize(&request, &host_claimed)?;
+        self.admit_new_host(&host_claimed)?;
         let Some(snapshot) = request.into_inner().snapshot else {
             self.metrics.rejected(Rejection::Invalid);
             return Err(Status::invalid_argument(

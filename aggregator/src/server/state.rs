@@ -740,6 +740,11 @@ impl Fleet {
         self.read().hosts.len()
     }
 
+    /// Whether `host` has reported before.
+    pub fn knows(&self, host: &str) -> bool {
+        self.read().hosts.contains_key(host)
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
         self.inner
             .read()

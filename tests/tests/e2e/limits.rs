@@ -432,3 +432,67 @@ fn one_container_over_the_limits_never_blinds_its_host() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn in_plain_text_new_hosts_beyond_the_cap_are_refused_and_known_ones_keep_reporting() -> Result<()>
+{
+    use envparity_proto::v1::PushSnapshotRequest;
+    use envparity_proto::v1::report_service_client::ReportServiceClient;
+    let fleet = Fleet::builder().host("edge").start()?;
+    let aggregator = fleet
+        .aggregator()
+        .plaintext()
+        .arg("--max-plaintext-hosts")
+        .arg("2")
+        .start()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let push = |host: &str, sequence: u64| {
+        rt.block_on(async {
+            let mut client = ReportServiceClient::connect(aggregator.url())
+                .await
+                .expect("plain-text connection");
+            client
+                .push_snapshot(PushSnapshotRequest {
+                    snapshot: Some(snapshot(
+                        host,
+                        "production",
+                        sequence,
+                        vec![container("shop")],
+                    )),
+                })
+                .await
+                .map(drop)
+        })
+    };
+    push("h1", 1).expect("the first host");
+    push("h2", 1).expect("the second host");
+    let refused = push("h3", 1).expect_err("a third host is over the cap");
+    assert_eq!(
+        refused.code(),
+        tonic::Code::ResourceExhausted,
+        "{refused:?}"
+    );
+    assert!(
+        refused.message().contains("max_plaintext_hosts") && refused.message().contains("h3"),
+        "{refused:?}"
+    );
+    // Known hosts keep reporting.
+    push("h1", 2).expect("a known host");
+    let out = fleet.cli(&["hosts"])?;
+    out.assert_code(0);
+    assert!(
+        out.stdout.contains("\"h1\"") && !out.stdout.contains("\"h3\""),
+        "{out}"
+    );
+    assert!(
+        aggregator
+            .log()
+            .contains("report from a new host refused: the plain-text host cap is reached"),
+        "{}",
+        aggregator.log()
+    );
+    Ok(())
+}
