@@ -22,7 +22,7 @@
 use envparity_proto::limits::{
     MAX_CONTAINERS, MAX_ENV_ENTRIES, MAX_ID_LEN, MAX_LABELS, MAX_TEXT_LEN,
 };
-use envparity_proto::names::is_hostile;
+use envparity_proto::names::escape_hostile;
 use envparity_proto::v1::{Container, EnvVar, HostSnapshot, Label};
 
 /// Appended to a truncated value.
@@ -63,20 +63,7 @@ fn shortened(value: &mut String, max: usize) -> bool {
 /// `s` with hostile characters escaped and cut to `max` bytes; `fallback`
 /// when nothing is left.
 fn inert(s: &str, max: usize, fallback: &str) -> String {
-    let escaped: String = if s.chars().any(is_hostile) {
-        s.chars()
-            .flat_map(|c| {
-                let escape: Vec<char> = if is_hostile(c) {
-                    c.escape_default().collect()
-                } else {
-                    vec![c]
-                };
-                escape
-            })
-            .collect()
-    } else {
-        s.to_owned()
-    };
+    let escaped = escape_hostile(s);
     let out = truncated(&escaped, max);
     if out.is_empty() {
         fallback.to_owned()
@@ -227,6 +214,7 @@ pub fn apply(snapshot: &mut HostSnapshot) -> Vec<Cut> {
 
 #[cfg(test)]
 mod tests {
+    use envparity_proto::names::is_hostile;
     use envparity_proto::v1::{ImageInfo, ServiceIdentity};
 
     use super::*;

@@ -38,6 +38,20 @@ pub fn is_hostile(c: char) -> bool {
         )
 }
 
+/// `s` with every [`is_hostile`] character replaced by its escaped form
+/// (`\u{1b}`), so a hostile string is shown, never interpreted.
+pub fn escape_hostile(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if is_hostile(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Checks an environment name: 1..=63 characters of `[a-z0-9._-]`, starting
 /// with a letter or digit. Names appear in metrics labels, file names and
 /// terminal output, so the alphabet is deliberately small.

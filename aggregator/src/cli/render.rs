@@ -43,15 +43,7 @@ fn inert_json(text: String) -> String {
 /// Replaces [`is_hostile`] characters with their escaped form, so hostile
 /// strings are shown, never interpreted.
 pub fn sanitize(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if is_hostile(c) {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    envparity_proto::names::escape_hostile(s)
 }
 
 /// Shortens `sha256:<64 hex>` to `sha256:<12 hex>` for tables.
