@@ -12,7 +12,16 @@
 //!   is too long, and containers beyond the count are dropped;
 //! - identifiers (container id and name, service name) and image names with
 //!   control, bidi or zero-width characters have those characters escaped,
-//!   and are truncated to their length limit.
+//!   and are truncated to their length limit;
+//! - a container over [`MAX_CONTAINER_BYTES`] encoded, or over its share
+//!   when the whole snapshot is over [`MAX_SNAPSHOT_BYTES`], is shrunk
+//!   (label values, then labels, env, long arguments; at last everything but
+//!   its identity and image), and containers that still do not fit are left
+//!   out and counted.
+//!
+//! Each container carries its reasons in its `cut` field, so the aggregator
+//! raises a `container_unreportable` finding naming it: a cut is never
+//! silent.
 //!
 //! Every cut is returned as a [`Cut`] naming the container and the reason;
 //! the caller logs each at WARN. The function is pure, and its output always
@@ -20,10 +29,12 @@
 //! validator checks exactly that).
 
 use envparity_proto::limits::{
-    MAX_CONTAINERS, MAX_ENV_ENTRIES, MAX_ID_LEN, MAX_LABELS, MAX_TEXT_LEN,
+    MAX_CONTAINER_BYTES, MAX_CONTAINERS, MAX_CUT_LEN, MAX_CUTS, MAX_ENV_ENTRIES, MAX_ID_LEN,
+    MAX_LABELS, MAX_SNAPSHOT_BYTES, MAX_TEXT_LEN,
 };
 use envparity_proto::names::escape_hostile;
 use envparity_proto::v1::{Container, EnvVar, HostSnapshot, Label};
+use prost::Message;
 
 /// Appended to a truncated value.
 pub const MARKER: &str = "…[truncated by envparity-agent]";
@@ -187,29 +198,180 @@ fn fix_container(c: &mut Container) -> Vec<String> {
     cuts
 }
 
+/// Label values and command-line arguments are shortened to this many bytes
+/// when a container is over its byte budget.
+const SHORT: usize = 256;
+
+/// Repo digests kept when a container is cut to its identity and image.
+const KEPT_DIGESTS: usize = 16;
+
 /// Cuts `snapshot` down to the limits, in place, and says what was cut.
+///
+/// Each container's reasons are also written to its `cut` field (at most
+/// [`MAX_CUTS`]), so that the aggregator raises a `container_unreportable`
+/// finding; containers left out are counted in `containers_dropped`.
 pub fn apply(snapshot: &mut HostSnapshot) -> Vec<Cut> {
-    let mut cuts = Vec::new();
+    let mut reasons: Vec<Vec<String>> = Vec::with_capacity(snapshot.containers.len());
     for c in &mut snapshot.containers {
-        for reason in fix_container(c) {
-            cuts.push(Cut {
-                container: c.name.clone(),
-                reason,
-            });
-        }
+        let mut why = fix_container(c);
+        why.extend(shrink(c, MAX_CONTAINER_BYTES));
+        reasons.push(why);
     }
+    let mut dropped = Vec::new();
     if snapshot.containers.len() > MAX_CONTAINERS {
-        let dropped = snapshot.containers.split_off(MAX_CONTAINERS);
-        for c in dropped {
-            cuts.push(Cut {
+        for c in snapshot.containers.split_off(MAX_CONTAINERS) {
+            dropped.push(Cut {
                 container: c.name,
                 reason: format!(
                     "beyond the limit of {MAX_CONTAINERS} containers per host: not reported"
                 ),
             });
         }
+        reasons.truncate(MAX_CONTAINERS);
     }
+    for (c, why) in snapshot.containers.iter_mut().zip(&reasons) {
+        c.cut = listed(why);
+    }
+    fit(snapshot, &mut reasons, &mut dropped);
+    snapshot.containers_dropped = u32::try_from(dropped.len()).unwrap_or(u32::MAX);
+    let mut cuts: Vec<Cut> = snapshot
+        .containers
+        .iter()
+        .zip(reasons)
+        .flat_map(|(c, why)| {
+            why.into_iter().map(|reason| Cut {
+                container: c.name.clone(),
+                reason,
+            })
+        })
+        .collect();
+    cuts.extend(dropped);
     cuts
+}
+
+/// What a container's `cut` field carries for `reasons`: each made inert and
+/// bounded, at most [`MAX_CUTS`] of them (the last one then says how many
+/// more the agent's log has).
+fn listed(reasons: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = reasons
+        .iter()
+        .take(MAX_CUTS)
+        .map(|r| inert(r, MAX_CUT_LEN, "cut"))
+        .collect();
+    if reasons.len() > MAX_CUTS {
+        out[MAX_CUTS - 1] = format!(
+            "{} more cuts: the agent's log lists them",
+            reasons.len() - (MAX_CUTS - 1)
+        );
+    }
+    out
+}
+
+/// Fits the whole snapshot in [`MAX_SNAPSHOT_BYTES`]: when it is over, each
+/// container over its fair share of the room is shrunk to it, and if that is
+/// not enough (containers whose identity alone is over the share), the last
+/// containers are left out.
+fn fit(snapshot: &mut HostSnapshot, reasons: &mut Vec<Vec<String>>, dropped: &mut Vec<Cut>) {
+    if snapshot.encoded_len() <= MAX_SNAPSHOT_BYTES || snapshot.containers.is_empty() {
+        return;
+    }
+    let containers = std::mem::take(&mut snapshot.containers);
+    let fixed = snapshot.encoded_len();
+    snapshot.containers = containers;
+    let share = MAX_SNAPSHOT_BYTES.saturating_sub(fixed) / snapshot.containers.len();
+    // Room for the reason this adds to the container's `cut` list.
+    let budget = share.saturating_sub(MAX_CUT_LEN + 8);
+    for (c, why) in snapshot.containers.iter_mut().zip(reasons.iter_mut()) {
+        if let Some(reason) = shrink(c, budget) {
+            why.push(format!(
+                "the host's snapshot was over {MAX_SNAPSHOT_BYTES} bytes: {reason}"
+            ));
+            c.cut = listed(why);
+        }
+    }
+    let mut total = snapshot.encoded_len();
+    while total > MAX_SNAPSHOT_BYTES {
+        let Some(c) = snapshot.containers.pop() else {
+            break;
+        };
+        reasons.pop();
+        total -= prost::encoding::message::encoded_len(10, &c);
+        dropped.push(Cut {
+            container: c.name,
+            reason: format!(
+                "the host's snapshot would be over {MAX_SNAPSHOT_BYTES} bytes with it: not reported"
+            ),
+        });
+    }
+}
+
+/// Shrinks `c` to at most `budget` encoded bytes, giving up first what
+/// parity needs least: label values, then labels, image env, clear env
+/// values, long command-line arguments, explicit env entries, and at last
+/// everything but the container's identity and image. Says what it gave up,
+/// or `None` when the container already fit.
+fn shrink(c: &mut Container, budget: usize) -> Option<String> {
+    let before = c.encoded_len();
+    if before <= budget {
+        return None;
+    }
+    let over = |c: &Container| c.encoded_len() > budget;
+    let mut gave_up = Vec::new();
+    let mut count = |n: usize, what: &str| {
+        if n > 0 {
+            gave_up.push(format!("{n} {what}"));
+        }
+    };
+    let mut n = 0;
+    for l in &mut c.labels {
+        n += usize::from(shortened(&mut l.value, SHORT));
+    }
+    count(n, "label value(s) shortened");
+    let mut n = 0;
+    while over(c) && c.labels.pop().is_some() {
+        n += 1;
+    }
+    count(n, "label(s) dropped");
+    let mut n = 0;
+    while over(c) && c.image_env.pop().is_some() {
+        n += 1;
+    }
+    count(n, "image env entr(ies) dropped");
+    if over(c) {
+        let mut n = 0;
+        for v in &mut c.explicit_env {
+            n += usize::from(v.value.take().is_some());
+        }
+        count(n, "clear env value(s) sent as fingerprints only");
+    }
+    if over(c)
+        && let Some(runtime) = c.runtime.as_mut()
+    {
+        let mut n = 0;
+        for arg in runtime.cmd.iter_mut().chain(&mut runtime.entrypoint) {
+            n += usize::from(shortened(arg, SHORT));
+        }
+        count(n, "command-line argument(s) shortened");
+    }
+    let mut n = 0;
+    while over(c) && c.explicit_env.pop().is_some() {
+        n += 1;
+    }
+    count(n, "explicit env entr(ies) dropped");
+    if over(c) {
+        c.runtime = None;
+        c.labels.clear();
+        if let Some(image) = c.image.as_mut() {
+            image.repo_digests.truncate(KEPT_DIGESTS);
+            image.layers.clear();
+            image.oci_labels.clear();
+        }
+        gave_up.push("cut to its identity and image".to_owned());
+    }
+    Some(format!(
+        "the container was {before} bytes encoded, over {budget}: {}",
+        gave_up.join(", ")
+    ))
 }
 
 #[cfg(test)]
@@ -265,19 +427,145 @@ mod tests {
                 value: "v".into(),
             })
             .collect();
-        s.containers = vec![c; MAX_CONTAINERS + 2];
+        s.containers = vec![c, container("plain")];
+        s.containers
+            .extend((0..MAX_CONTAINERS).map(|i| container(&format!("z{i:05}"))));
         let cuts = apply(&mut s);
         assert_eq!(s.containers.len(), MAX_CONTAINERS);
+        assert_eq!(s.containers_dropped, 2);
         let first = &s.containers[0];
         assert_eq!(first.labels.len(), MAX_LABELS);
         assert!(!first.name.chars().any(is_hostile), "{:?}", first.name);
         assert!(first.name.contains("\\u{1b}"));
         assert!(cuts.iter().any(|c| c.reason.contains("1100 labels")));
+        assert!(
+            first.cut.iter().any(|r| r.contains("1100 labels")),
+            "{:?}",
+            first.cut
+        );
+        assert_eq!(s.containers[1].cut, Vec::<String>::new());
         assert_eq!(
             cuts.iter()
                 .filter(|c| c.reason.contains("not reported"))
                 .count(),
             2
+        );
+    }
+
+    /// Labels of 60,000 bytes each, many of them: every one is within the
+    /// per-field limits, the whole is far over the message limit.
+    fn heavy(name: &str, labels: usize) -> Container {
+        let mut c = container(name);
+        c.labels = (0..labels)
+            .map(|i| Label {
+                key: format!("k{i:04}"),
+                value: "x".repeat(60_000),
+            })
+            .collect();
+        c.explicit_env = vec![EnvVar {
+            name: "MODE".into(),
+            fingerprint: "f".repeat(64),
+            value: Some("blue".into()),
+        }];
+        c
+    }
+
+    #[test]
+    fn a_container_over_its_byte_budget_is_shrunk_and_says_so() {
+        let mut s = HostSnapshot {
+            containers: vec![heavy("shop", 1_000), container("cart")],
+            ..Default::default()
+        };
+        assert!(s.encoded_len() > MAX_SNAPSHOT_BYTES);
+        let cuts = apply(&mut s);
+        let shop = &s.containers[0];
+        assert!(
+            shop.encoded_len() <= MAX_CONTAINER_BYTES,
+            "{}",
+            shop.encoded_len()
+        );
+        assert!(s.encoded_len() <= MAX_SNAPSHOT_BYTES);
+        // Label values go first: the keys all stay, the env is untouched.
+        assert_eq!(shop.labels.len(), 1_000);
+        assert!(shop.labels.iter().all(|l| l.value.ends_with(MARKER)));
+        assert_eq!(shop.explicit_env[0].value.as_deref(), Some("blue"));
+        assert_eq!(shop.cut.len(), 1, "{:?}", shop.cut);
+        assert!(
+            shop.cut[0].contains("1000 label value(s) shortened"),
+            "{:?}",
+            shop.cut
+        );
+        assert_eq!(cuts.len(), 1);
+        assert_eq!(s.containers[1], container("cart"));
+        assert_eq!(s.containers_dropped, 0);
+    }
+
+    #[test]
+    fn a_snapshot_over_the_message_limit_is_shared_out_fairly() {
+        // 60 containers of about 900 KB each: each within its own budget,
+        // together 54 MB.
+        let mut s = HostSnapshot {
+            containers: (0..60).map(|i| heavy(&format!("c{i:02}"), 15)).collect(),
+            ..Default::default()
+        };
+        assert!(s.containers[0].encoded_len() <= MAX_CONTAINER_BYTES);
+        apply(&mut s);
+        assert!(s.encoded_len() <= MAX_SNAPSHOT_BYTES, "{}", s.encoded_len());
+        assert_eq!(s.containers.len(), 60, "nobody is left out");
+        assert_eq!(s.containers_dropped, 0);
+        for c in &s.containers {
+            assert!(
+                c.cut
+                    .iter()
+                    .any(|r| r.contains("the host's snapshot was over")),
+                "{}: {:?}",
+                c.name,
+                c.cut
+            );
+        }
+    }
+
+    #[test]
+    fn containers_that_cannot_shrink_enough_are_left_out_and_counted() {
+        // Identity and image alone over a fair share: 5,000 image
+        // references of 60,000 bytes are 300 MB.
+        let mut s = HostSnapshot {
+            containers: (0..MAX_CONTAINERS)
+                .map(|i| {
+                    let mut c = container(&format!("c{i:04}"));
+                    if let Some(image) = c.image.as_mut() {
+                        image.reference = format!("r{i:04}/{}", "x".repeat(60_000));
+                    }
+                    c
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let cuts = apply(&mut s);
+        assert!(s.encoded_len() <= MAX_SNAPSHOT_BYTES, "{}", s.encoded_len());
+        let kept = s.containers.len();
+        assert!(kept > 0 && kept < MAX_CONTAINERS, "{kept}");
+        assert_eq!(s.containers_dropped as usize, MAX_CONTAINERS - kept);
+        assert_eq!(
+            cuts.iter()
+                .filter(|c| c.reason.contains("would be over"))
+                .count(),
+            MAX_CONTAINERS - kept
+        );
+    }
+
+    #[test]
+    fn the_cut_list_is_bounded_and_inert() {
+        let reasons: Vec<String> = (0..20)
+            .map(|i| format!("reason {i} \u{1b}[2J {}", "y".repeat(400)))
+            .collect();
+        let listed = listed(&reasons);
+        assert_eq!(listed.len(), MAX_CUTS);
+        assert!(listed.iter().all(|r| r.len() <= MAX_CUT_LEN));
+        assert!(listed.iter().all(|r| !r.chars().any(is_hostile)));
+        assert_eq!(
+            listed[MAX_CUTS - 1],
+            "13 more cuts: the agent's log lists them"
         );
     }
 

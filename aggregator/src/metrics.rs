@@ -189,7 +189,7 @@ impl Metrics {
         );
         registry.register(
             "envparity_hosts",
-            "Known hosts by environment and state (fresh, stale, engine_unreachable)",
+            "Known hosts by environment and state (fresh, stale, engine_unreachable, refused)",
             m.hosts.clone(),
         );
         registry.register(
@@ -336,6 +336,7 @@ impl Metrics {
             let state = match state {
                 HostState::Stale => "stale",
                 HostState::EngineUnreachable => "engine_unreachable",
+                HostState::Refused => "refused",
                 _ => "fresh",
             };
             self.hosts

@@ -273,6 +273,8 @@ fn history(g: &mut Gen<'_, '_>) -> Result<v1::GetHistoryResponse> {
                 service: g.s()?,
             })
         })?,
+        older_events: g.u.arbitrary()?,
+        older_findings: g.u.arbitrary()?,
     })
 }
 

@@ -271,6 +271,8 @@ async fn query(agg: &Aggregator, snapshot: &HostSnapshot) {
             .get_history(Request::new(GetHistoryRequest {
                 service: service.clone(),
                 limit: 0,
+                events_before: 0,
+                findings_before: 0,
             }))
             .await
             .expect("history")

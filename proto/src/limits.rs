@@ -18,3 +18,14 @@ pub const MAX_ID_LEN: usize = 253;
 /// Longest other string: a label key or value, an env name, value or
 /// fingerprint, an image reference.
 pub const MAX_TEXT_LEN: usize = 64 * 1024;
+/// Encoded bytes the agent allows one container before it shortens the
+/// container's labels, env and command line (the aggregator does not check
+/// it: it bounds the whole message).
+pub const MAX_CONTAINER_BYTES: usize = 1024 * 1024;
+/// Encoded bytes the agent allows a whole snapshot: the message limit less
+/// room for the request around it.
+pub const MAX_SNAPSHOT_BYTES: usize = MAX_MESSAGE_BYTES - 64 * 1024;
+/// Most reasons one container's `cut` list carries.
+pub const MAX_CUTS: usize = 8;
+/// Longest reason in a container's `cut` list.
+pub const MAX_CUT_LEN: usize = 256;

@@ -158,6 +158,7 @@ impl Shape {
         let host_id = self.host_id(i);
         let kernel = "6.1.0-18-amd64".to_owned();
         let mut snapshot = HostSnapshot {
+            containers_dropped: 0,
             host_id: host_id.clone(),
             environment: self.environments[env_index].clone(),
             labels: vec![
@@ -263,6 +264,7 @@ impl Shape {
             value: name.clone(),
         });
         Container {
+            cut: Vec::new(),
             id: hex64(&[host as u64, s, version, 3]),
             name: format!("{name}-1"),
             service: Some(ServiceIdentity {

@@ -383,6 +383,7 @@ pub fn container_from_inspect(
         .unwrap_or(&no_labels);
 
     Some(Container {
+        cut: Vec::new(),
         id: c.id.clone().unwrap_or_default(),
         name: name.to_owned(),
         service: Some(service),

@@ -90,6 +90,7 @@ pub fn build_snapshot(
         Err(_) => (None, EngineState::Unreachable, Vec::new()),
     };
     let mut snapshot = HostSnapshot {
+        containers_dropped: 0,
         host_id: header.host_id.clone(),
         environment: header.environment.clone(),
         labels: header.labels.clone(),

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
+use envparity_proto::v1;
 use envparity_proto::v1::query_service_client::QueryServiceClient;
 use envparity_proto::v1::{
     GateRequest, GetFindingsRequest, GetHistoryRequest, GetPolicyRequest, GetServiceRequest,
@@ -58,6 +59,73 @@ fn read(what: &str, path: &Path) -> anyhow::Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("cannot read {what} {}", path.display()))
 }
 
+/// The most history rows of each kind the server returns per call.
+const HISTORY_PAGE: u32 = 1000;
+
+/// Where the CLI stands in reading one of a history's two lists.
+#[derive(Debug)]
+struct Paging {
+    /// Rows still wanted.
+    wanted: u32,
+    /// The cursor of the next (older) page; 0 before the first.
+    before: u64,
+    /// Whether the last page read reached the list's first row.
+    reached_first: bool,
+}
+
+impl Paging {
+    fn new(limit: u32) -> Self {
+        Paging {
+            wanted: limit,
+            before: 0,
+            reached_first: false,
+        }
+    }
+
+    /// Whether another page is needed.
+    fn wants(&self) -> bool {
+        self.wanted > 0 && !self.reached_first
+    }
+
+    /// The size of the next page.
+    fn next_page(&self) -> u32 {
+        if self.wants() {
+            self.wanted.min(HISTORY_PAGE)
+        } else {
+            0
+        }
+    }
+
+    /// Keeps what a page brought (at most what is still wanted) and moves
+    /// the cursor; returns nothing when this list was not being read.
+    fn take<T>(&mut self, mut rows: Vec<T>, older: u64) -> Vec<T> {
+        if !self.wants() {
+            return Vec::new();
+        }
+        // The page may be longer than this list asked for (the other list
+        // set the page size): keep the newest rows, which come last.
+        let keep = rows.len().min(self.wanted as usize);
+        let cut = rows.len() - keep;
+        let cursor_still_valid = cut == 0;
+        rows.drain(..cut);
+        self.wanted -= keep as u32;
+        if older == 0 && cursor_still_valid {
+            self.reached_first = true;
+        } else if cursor_still_valid {
+            self.before = older;
+        } else {
+            // Rows were dropped from this page: older ones exist.
+            self.wanted = 0;
+        }
+        rows
+    }
+
+    /// Whether older rows exist that were not read.
+    fn left_out(&self) -> bool {
+        !self.reached_first
+    }
+}
+
 /// A connected query client.
 #[derive(Debug)]
 pub struct Client {
@@ -94,6 +162,49 @@ impl Client {
             inner: QueryServiceClient::with_interceptor(channel, bearer)
                 .max_decoding_message_size(64 * 1024 * 1024),
         })
+    }
+
+    /// Up to `limit` of a service's most recent events and findings, read a
+    /// page (at most [`HISTORY_PAGE`] rows) at a time.
+    async fn history(&mut self, service: String, limit: u32) -> anyhow::Result<output::History> {
+        let mut events = Paging::new(limit);
+        let mut findings = Paging::new(limit);
+        let mut pages = Vec::new();
+        while events.wants() || findings.wants() {
+            let resp = self
+                .inner
+                .get_history(GetHistoryRequest {
+                    service: service.clone(),
+                    limit: events.next_page().max(findings.next_page()),
+                    events_before: events.before,
+                    findings_before: findings.before,
+                })
+                .await
+                .map_err(|s| self.failed(s))?
+                .into_inner();
+            // A list already complete is asked for again from the top when the
+            // other needs another page: its rows then are not kept.
+            let page = v1::GetHistoryResponse {
+                events: events.take(resp.events, resp.older_events),
+                findings: findings.take(resp.findings, resp.older_findings),
+                ..resp
+            };
+            pages.push(page);
+        }
+        // Pages were read newest first; each is oldest first within.
+        pages.reverse();
+        let mut whole = v1::GetHistoryResponse {
+            service,
+            ..Default::default()
+        };
+        for page in pages {
+            whole.events.extend(page.events);
+            whole.findings.extend(page.findings);
+        }
+        let mut history = output::History::from_proto(&whole);
+        history.older_events_left_out = events.left_out();
+        history.older_findings_left_out = findings.left_out();
+        Ok(history)
     }
 
     fn failed(&self, status: tonic::Status) -> anyhow::Error {
@@ -301,13 +412,8 @@ pub async fn execute(mut client: Client, command: Command, out: &Out) -> anyhow:
             Ok(Outcome::Parity)
         }
         Command::History { service, limit } => {
-            let resp = client
-                .inner
-                .get_history(GetHistoryRequest { service, limit })
-                .await
-                .map_err(|s| client.failed(s))?
-                .into_inner();
-            out.history(&output::History::from_proto(&resp))?;
+            let history = client.history(service, limit).await?;
+            out.history(&history)?;
             Ok(Outcome::Parity)
         }
         Command::Policy { action } => match action {
@@ -363,4 +469,53 @@ fn filter(
                 && kind.is_none_or(|k| f.kind == k.as_str())
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pages of a list of `rows` (1..=rows, oldest first) as the server
+    /// answers them: at most `limit` rows before `before`, and the cursor.
+    fn serve(rows: u64, before: u64, limit: u32) -> (Vec<u64>, u64) {
+        let end = if before == 0 { rows + 1 } else { before };
+        let start = end
+            .saturating_sub(u64::from(limit.min(HISTORY_PAGE)))
+            .max(1);
+        let page: Vec<u64> = (start..end).collect();
+        let older = if start > 1 { start } else { 0 };
+        (page, older)
+    }
+
+    fn read(rows: u64, limit: u32) -> (Vec<u64>, bool, usize) {
+        let mut paging = Paging::new(limit);
+        let mut pages = Vec::new();
+        while paging.wants() {
+            let (page, older) = serve(rows, paging.before, paging.next_page());
+            pages.push(paging.take(page, older));
+        }
+        let calls = pages.len();
+        pages.reverse();
+        (pages.concat(), paging.left_out(), calls)
+    }
+
+    #[test]
+    fn history_pages_back_to_the_limit_and_says_what_it_left_out() {
+        // More than one page, fewer than asked: everything, in order.
+        let (rows, left_out, calls) = read(2_500, 10_000);
+        assert_eq!(rows, (1..=2_500).collect::<Vec<_>>());
+        assert!(!left_out);
+        assert_eq!(calls, 3);
+        // Fewer asked than there are: the most recent, and it says so.
+        let (rows, left_out, _) = read(2_500, 1_200);
+        assert_eq!(rows, (1_301..=2_500).collect::<Vec<_>>());
+        assert!(left_out);
+        // Exactly as many as asked: nothing left out once the first row is
+        // reached.
+        let (rows, left_out, _) = read(1_000, 1_000);
+        assert_eq!(rows.len(), 1_000);
+        assert!(!left_out);
+        // An empty history.
+        assert_eq!(read(0, 200), (vec![], false, 1));
+    }
 }

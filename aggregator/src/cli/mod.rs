@@ -198,7 +198,8 @@ pub enum Command {
     History {
         /// The service.
         service: String,
-        /// At most this many recent changes and findings.
+        /// At most this many recent changes, and as many findings; read
+        /// 1,000 per call. The output says when older ones were left out.
         #[arg(long, default_value_t = 200)]
         limit: u32,
     },

@@ -48,12 +48,20 @@ pub struct Hosts {
 pub struct Host {
     pub host_id: String,
     pub environment: String,
-    /// `fresh`, `stale` or `engine_unreachable`.
+    /// `fresh`, `stale`, `engine_unreachable` or `refused`.
     pub state: String,
+    /// Why the host's latest report was refused (state `refused` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused_reason: Option<String>,
+    /// When it was refused (state `refused` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused_at: Option<String>,
     pub last_seen: Option<String>,
     /// Seconds since the aggregator last heard from the host.
     pub last_seen_age_seconds: Option<u64>,
     pub container_count: u32,
+    /// Running containers the agent left out of its report.
+    pub containers_dropped: u32,
     pub agent_version: String,
     pub labels: BTreeMap<String, String>,
     pub host: HostFacts,
@@ -96,10 +104,14 @@ impl Hosts {
                         host_id: h.host_id.clone(),
                         environment: h.environment.clone(),
                         state: enum_name(h.state().as_str_name(), "HOST_STATE_"),
+                        refused_reason: (!h.refused_reason.is_empty())
+                            .then(|| h.refused_reason.clone()),
+                        refused_at: rfc3339(h.refused_at.as_ref()),
                         last_seen: rfc3339(h.last_seen.as_ref()),
                         last_seen_age_seconds: seen
                             .map(|t| now.duration_since(t).unwrap_or_default().as_secs()),
                         container_count: h.container_count,
+                        containers_dropped: h.containers_dropped,
                         agent_version: h.agent_version.clone(),
                         labels: h
                             .labels
@@ -469,6 +481,10 @@ pub struct History {
     pub events: Vec<HistoryEvent>,
     /// Findings about the service, open and resolved, oldest first.
     pub findings: Vec<FindingRecord>,
+    /// Whether older changes exist than `events` shows (raise `--limit`).
+    pub older_events_left_out: bool,
+    /// Whether older findings exist than `findings` shows.
+    pub older_findings_left_out: bool,
 }
 
 /// One container change.
@@ -539,6 +555,8 @@ impl History {
                     resolved_at: rfc3339(f.resolved_at.as_ref()),
                 })
                 .collect(),
+            older_events_left_out: r.older_events != 0,
+            older_findings_left_out: r.older_findings != 0,
         }
     }
 }

@@ -161,7 +161,11 @@ impl Out {
                 h.state.clone(),
                 h.last_seen_age_seconds
                     .map_or_else(|| "never".to_owned(), |s| format!("{s}s ago")),
-                h.container_count.to_string(),
+                if h.containers_dropped > 0 {
+                    format!("{} (+{} left out)", h.container_count, h.containers_dropped)
+                } else {
+                    h.container_count.to_string()
+                },
                 h.host.kernel_version.clone(),
                 format!("{} {}", h.host.os_id, h.host.os_version)
                     .trim()
@@ -192,6 +196,15 @@ impl Out {
         }
         let mut s = table.render(self);
         s.push_str(&format!("{} host(s)\n", hosts.hosts.len()));
+        for h in &hosts.hosts {
+            if let Some(reason) = &h.refused_reason {
+                s.push_str(&sanitize_lines(&format!(
+                    "{}: latest report refused at {}: {reason}\n",
+                    h.host_id,
+                    h.refused_at.as_deref().unwrap_or("?")
+                )));
+            }
+        }
         self.emit(&s)
     }
 
@@ -473,6 +486,9 @@ impl Out {
             history.events.len()
         ));
         s.push_str(&events.render(self));
+        if history.older_events_left_out {
+            s.push_str("(older changes left out: raise --limit to see them)\n");
+        }
         let mut findings = Table::new(&[
             "OPENED",
             "RESOLVED",
@@ -496,6 +512,9 @@ impl Out {
         }
         s.push_str(&format!("\n{} finding(s)\n", history.findings.len()));
         s.push_str(&findings.render(self));
+        if history.older_findings_left_out {
+            s.push_str("(older findings left out: raise --limit to see them)\n");
+        }
         self.emit(&s)
     }
 

@@ -167,6 +167,7 @@ pub fn evaluate(hosts: &[HostView<'_>], policy: &Policy, scope: &Scope) -> Vec<F
         for (service, by_env) in &services {
             if let Some(replicas) = by_env.get(env.as_str()) {
                 unpinned_image(&ctx, service, env, replicas, &mut out);
+                container_unreportable(&ctx, service, env, replicas, &mut out);
                 replica_drift(&ctx, service, env, replicas, &mut out);
             }
         }
@@ -500,6 +501,37 @@ fn unpinned_image(
         Basis::Reference,
         summary,
     );
+}
+
+/// One finding per container the agent cut down to fit the report limits:
+/// the comparisons above may miss what was cut, and that is never silent.
+fn container_unreportable(
+    ctx: &Ctx<'_>,
+    service: &str,
+    env: &str,
+    replicas: &[Replica<'_>],
+    out: &mut Vec<Finding>,
+) {
+    for r in replicas.iter().filter(|r| !r.container.cut.is_empty()) {
+        let (name, host) = (&r.container.name, r.host.host_id);
+        out.push(Finding {
+            kind: Kind::ContainerUnreportable,
+            service: service.to_owned(),
+            a: side(env, [r.host], r.container.cut.clone()),
+            b: None,
+            key: name.clone(),
+            host: host.to_owned(),
+            severity: ctx
+                .policy
+                .severity_of(Kind::ContainerUnreportable, Severity::Warning),
+            basis: Basis::AgentCut,
+            summary: format!(
+                "{service}: the agent on {host} ({env}) cut container {name} to fit the report limits ({}); comparisons may miss what was cut",
+                r.container.cut.join("; ")
+            ),
+            status: Status::default(),
+        });
+    }
 }
 
 /// `present` runs the service and `absent` does not. `present_is_later`:

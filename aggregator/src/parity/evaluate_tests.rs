@@ -1416,3 +1416,48 @@ proptest! {
         prop_assert_eq!(forward.findings("staging", "production"), reversed.findings("staging", "production"));
     }
 }
+
+#[test]
+fn a_container_the_agent_cut_is_a_finding_of_its_own_environment_host_and_name() {
+    let whole = container("shop", "sha256:i1", Some("sha256:d1"), &[]);
+    let mut cut = whole.clone();
+    cut.name = "shop-2".into();
+    cut.cut = vec!["label \"last-applied\" was 70000 bytes, truncated to 65536".into()];
+    let fleet = Fleet::new()
+        .host("s1", snapshot("staging", K, vec![whole.clone()]))
+        .host("p1", snapshot("production", K, vec![whole.clone(), cut]));
+    let f: Vec<Finding> = fleet
+        .all()
+        .into_iter()
+        .filter(|f| f.kind == Kind::ContainerUnreportable)
+        .collect();
+    assert_eq!(f.len(), 1, "{f:?}");
+    let f = &f[0];
+    assert_eq!(
+        (
+            f.service.as_str(),
+            f.key.as_str(),
+            f.host.as_str(),
+            f.a.environment.as_str()
+        ),
+        ("shop", "shop-2", "p1", "production")
+    );
+    assert_eq!(f.b, None);
+    assert_eq!(f.severity, Severity::Warning);
+    assert_eq!(f.basis, Basis::AgentCut);
+    assert_eq!(
+        f.a.values,
+        vec!["label \"last-applied\" was 70000 bytes, truncated to 65536"]
+    );
+    assert!(f.summary.contains("70000 bytes"), "{}", f.summary);
+    // The same container reported whole: nothing.
+    let fleet = Fleet::new()
+        .host("s1", snapshot("staging", K, vec![whole.clone()]))
+        .host("p1", snapshot("production", K, vec![whole]));
+    assert!(
+        fleet
+            .all()
+            .iter()
+            .all(|f| f.kind != Kind::ContainerUnreportable)
+    );
+}

@@ -46,14 +46,18 @@ pub enum Kind {
     /// Two environments fingerprint a service's env with different fleet
     /// keys, so values set on both sides could not be compared.
     KeyMismatch,
+    /// The agent had to cut a container down to fit the report limits, so
+    /// comparisons may miss what was cut.
+    ContainerUnreportable,
 }
 
 impl Kind {
     /// Every kind, in report order.
-    pub const ALL: [Kind; 17] = [
+    pub const ALL: [Kind; 18] = [
         Kind::SameTagDifferentDigest,
         Kind::ImageDigest,
         Kind::UnpinnedImage,
+        Kind::ContainerUnreportable,
         Kind::MissingService,
         Kind::ReplicaDrift,
         Kind::EnvMissingKey,
@@ -90,6 +94,7 @@ impl Kind {
             Kind::Architecture => "architecture",
             Kind::StaleHost => "stale_host",
             Kind::KeyMismatch => "key_mismatch",
+            Kind::ContainerUnreportable => "container_unreportable",
         }
     }
 
@@ -111,7 +116,10 @@ impl Kind {
     pub fn is_single_environment(self) -> bool {
         matches!(
             self,
-            Kind::UnpinnedImage | Kind::ReplicaDrift | Kind::StaleHost
+            Kind::UnpinnedImage
+                | Kind::ReplicaDrift
+                | Kind::StaleHost
+                | Kind::ContainerUnreportable
         )
     }
 
@@ -225,6 +233,8 @@ pub enum Basis {
     LastSeen,
     /// The fleet-key ids env fingerprints were made with.
     KeyId,
+    /// What the agent says it cut from a container to fit the report limits.
+    AgentCut,
 }
 
 impl Basis {
@@ -242,6 +252,7 @@ impl Basis {
             Basis::HostFact => "host_fact",
             Basis::LastSeen => "last_seen",
             Basis::KeyId => "key_id",
+            Basis::AgentCut => "agent_cut",
         }
     }
 }

@@ -3,6 +3,7 @@
 use envparity_proto::time::{from_unix_millis, to_timestamp};
 use envparity_proto::v1;
 
+use super::state::Refusal;
 use crate::alert::Alert;
 use crate::parity::{Finding, Kind, Severity, Side, State};
 use crate::store::{Change, FindingRecord, StoredHost};
@@ -69,6 +70,7 @@ pub fn kind(k: Kind) -> v1::FindingKind {
         Kind::Architecture => v1::FindingKind::Architecture,
         Kind::StaleHost => v1::FindingKind::StaleHost,
         Kind::KeyMismatch => v1::FindingKind::KeyMismatch,
+        Kind::ContainerUnreportable => v1::FindingKind::ContainerUnreportable,
     }
 }
 
@@ -137,9 +139,16 @@ pub fn finding_record(r: &FindingRecord) -> v1::FindingRecord {
 }
 
 /// A host summary on the wire.
-pub fn host_summary(h: &StoredHost, state: v1::HostState) -> v1::HostSummary {
+pub fn host_summary(
+    h: &StoredHost,
+    state: v1::HostState,
+    refusal: Option<&Refusal>,
+) -> v1::HostSummary {
     let s = &h.snapshot;
     v1::HostSummary {
+        refused_reason: refusal.map(|r| r.reason.clone()).unwrap_or_default(),
+        refused_at: refusal.map(|r| to_timestamp(r.at)),
+        containers_dropped: s.containers_dropped,
         host_id: s.host_id.clone(),
         environment: s.environment.clone(),
         labels: s.labels.clone(),

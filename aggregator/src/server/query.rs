@@ -21,6 +21,7 @@ use crate::alert::Alerting;
 use crate::history::content_identity;
 use crate::parity::digest::registry_digest;
 use crate::parity::gate::{self, GateInput, StageReplica};
+use crate::store::PageAt;
 
 /// The query API over a shared [`Fleet`].
 #[derive(Debug, Clone)]
@@ -44,13 +45,14 @@ impl QueryApi {
     ) -> Result<BTreeMap<(String, String), SystemTime>, Status> {
         let store = self.fleet.store();
         let service = service.to_owned();
-        let changes =
-            tokio::task::spawn_blocking(move || store.changes(Some(&service), GATE_HISTORY))
-                .await
-                .map_err(|e| Status::internal(format!("store task failed: {e}")))?
-                .map_err(|e| Status::unavailable(format!("cannot read history: {e}")))?;
+        let changes = tokio::task::spawn_blocking(move || {
+            store.changes(Some(&service), PageAt::newest(GATE_HISTORY))
+        })
+        .await
+        .map_err(|e| Status::internal(format!("store task failed: {e}")))?
+        .map_err(|e| Status::unavailable(format!("cannot read history: {e}")))?;
         let mut since = BTreeMap::new();
-        for c in changes {
+        for c in changes.rows {
             // Oldest first: the last change of a container is what it runs now.
             since.insert((c.host_id, c.container), from_unix_millis(c.received_at_ms));
         }
@@ -60,6 +62,20 @@ impl QueryApi {
 
 /// History rows returned when the request gives no limit, and at most.
 const MAX_HISTORY_ROWS: usize = 1000;
+
+/// A history cursor from the wire: 0 means "from the most recent"; a row id
+/// beyond `i64` is past every row, so the same.
+fn cursor(before: u64) -> Option<i64> {
+    match before {
+        0 => None,
+        n => i64::try_from(n).ok(),
+    }
+}
+
+/// A store cursor on the wire: 0 when nothing older exists.
+fn wire_cursor(older: Option<i64>) -> u64 {
+    older.and_then(|id| u64::try_from(id).ok()).unwrap_or(0)
+}
 
 /// The rows of each kind a history call reads: what it asks for (0: the
 /// default), never more than [`MAX_HISTORY_ROWS`], so one call cannot make the
@@ -173,7 +189,9 @@ impl QueryService for QueryApi {
             .filter(|(h, _)| {
                 req.environment.is_empty() || h.snapshot.environment == req.environment
             })
-            .map(|(h, state)| convert::host_summary(h, *state))
+            .map(|(h, state)| {
+                convert::host_summary(h, *state, view.refusals.get(&h.snapshot.host_id))
+            })
             .collect();
         hosts.sort_by(|a, b| {
             view.policy()
@@ -253,25 +271,33 @@ impl QueryService for QueryApi {
             ));
         }
         let limit = history_rows(req.limit);
+        let at = |before: u64| PageAt {
+            before: cursor(before),
+            limit,
+        };
+        let (events_at, findings_at) = (at(req.events_before), at(req.findings_before));
         let store = self.fleet.store();
         let service = req.service.clone();
         let (changes, records) = tokio::task::spawn_blocking(move || {
             Ok::<_, crate::store::StoreError>((
-                store.changes(Some(&service), limit)?,
-                store.finding_records(&service, limit)?,
+                store.changes(Some(&service), events_at)?,
+                store.finding_records(&service, findings_at)?,
             ))
         })
         .await
         .map_err(|e| Status::internal(format!("store task failed: {e}")))?
         .map_err(|e| Status::unavailable(format!("cannot read history: {e}")))?;
-        if changes.is_empty() && records.is_empty() {
+        let first_page = req.events_before == 0 && req.findings_before == 0;
+        if first_page && changes.rows.is_empty() && records.rows.is_empty() {
             let view = self.fleet.view(SystemTime::now());
             known_service(&view.services(), &req.service)?;
         }
         Ok(Response::new(GetHistoryResponse {
             service: req.service,
-            events: changes.iter().map(convert::history_event).collect(),
-            findings: records.iter().map(convert::finding_record).collect(),
+            events: changes.rows.iter().map(convert::history_event).collect(),
+            findings: records.rows.iter().map(convert::finding_record).collect(),
+            older_events: wire_cursor(changes.older),
+            older_findings: wire_cursor(records.older),
         }))
     }
 

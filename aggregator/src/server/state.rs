@@ -12,7 +12,7 @@
 //! than re-evaluating the fleet. Time alone changes one thing — hosts going
 //! stale — which [`Fleet::tick`] re-evaluates.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -93,6 +93,19 @@ struct Inner {
     /// When the last liveness commit gathered what it wrote: every
     /// heartbeat acknowledged before then is in the store.
     liveness_stored_at: Option<SystemTime>,
+    /// Known hosts whose latest report was refused as invalid, until one of
+    /// theirs is stored. In memory only: after a restart a host is shown
+    /// refused again at its next refused report.
+    refusals: HashMap<String, Refusal>,
+}
+
+/// Why a host's latest report was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// When.
+    pub at: SystemTime,
+    /// The validation error, naming the offending part.
+    pub reason: String,
 }
 
 impl Inner {
@@ -115,6 +128,7 @@ impl Inner {
                 self.index(&prev, false);
             }
             self.index(&record.snapshot, true);
+            self.refusals.remove(&record.snapshot.host_id);
             self.hosts.insert(record.snapshot.host_id.clone(), record);
         }
         self.ledger.apply(change.observation);
@@ -384,6 +398,8 @@ impl std::fmt::Debug for dyn Store {
 pub struct FleetView {
     /// Every host, by id, with its state.
     pub hosts: Vec<(StoredHost, HostState)>,
+    /// Why the hosts whose state is [`HostState::Refused`] were refused.
+    pub refusals: HashMap<String, Refusal>,
     /// The policy in force.
     pub policy: Arc<LoadedPolicy>,
     /// The open findings as of the last evaluation.
@@ -767,6 +783,34 @@ impl Fleet {
         )
     }
 
+    /// The state a host is shown in at `now`: refused when its latest
+    /// report was, else [`Fleet::state_of`]. Evaluation uses `state_of`:
+    /// the last stored snapshot stays the fleet's knowledge of the host, and
+    /// it goes stale as any other.
+    fn shown_state(&self, inner: &Inner, host: &StoredHost, now: SystemTime) -> HostState {
+        if inner.refusals.contains_key(&host.snapshot.host_id) {
+            HostState::Refused
+        } else {
+            self.state_of(host, now)
+        }
+    }
+
+    /// Notes that a report of `host_id` was refused as invalid at `now`, so
+    /// that the host is shown as refused until a report of it is stored.
+    /// Only known hosts are noted: what is held stays bounded by the fleet.
+    pub fn refused(&self, host_id: &str, reason: &str, now: SystemTime) {
+        let mut inner = self.write();
+        if inner.hosts.contains_key(host_id) {
+            inner.refusals.insert(
+                host_id.to_owned(),
+                Refusal {
+                    at: now,
+                    reason: reason.to_owned(),
+                },
+            );
+        }
+    }
+
     /// How current a host is at `now`.
     pub fn state_of(&self, host: &StoredHost, now: SystemTime) -> HostState {
         let age = now.duration_since(host.last_seen).unwrap_or_default();
@@ -788,7 +832,7 @@ impl Fleet {
         for h in inner
             .hosts
             .values()
-            .filter(|h| self.state_of(h, now) != HostState::Fresh)
+            .filter(|h| self.shown_state(&inner, h, now) != HostState::Fresh)
         {
             not_current.insert(h.snapshot.host_id.clone());
             for service in services_of(&h.snapshot) {
@@ -820,10 +864,11 @@ impl Fleet {
         let hosts = inner
             .hosts
             .values()
-            .map(|h| (h.clone(), self.state_of(h, now)))
+            .map(|h| (h.clone(), self.shown_state(&inner, h, now)))
             .collect();
         FleetView {
             hosts,
+            refusals: inner.refusals.clone(),
             policy: self.policy(),
             open: inner.ledger.entries().cloned().collect(),
             now,
@@ -1050,7 +1095,10 @@ impl Fleet {
         snapshot: HostSnapshot,
         now: SystemTime,
     ) -> Result<PushOutcome, IngestError> {
-        validate::snapshot(&snapshot)?;
+        if let Err(e) = validate::snapshot(&snapshot) {
+            self.refused(&snapshot.host_id, &e.reason, now);
+            return Err(e.into());
+        }
         let now = to_millis(now);
         let _one_at_a_time = self.ingest.lock().await;
         let previous = self.read().hosts.get(&snapshot.host_id).cloned();
@@ -1570,6 +1618,41 @@ pub(crate) mod tests {
     }
 
     /// One host `h1` in staging with its engine answering, reported at `t0`.
+    /// A known host whose report is refused as invalid is shown refused,
+    /// with why, until one of its reports is stored; an unknown host's
+    /// refusal is not held.
+    #[tokio::test]
+    async fn a_refused_report_shows_its_host_refused_until_one_is_stored() {
+        let (_dir, fleet, t0) = empty_fleet();
+        let s = one_host(&fleet, t0).await;
+        let mut bad = s.clone();
+        bad.sequence = 2;
+        bad.content_hash = "not-a-hash".into();
+        let err = fleet.push(bad, t0).await.unwrap_err();
+        assert!(matches!(err, IngestError::Invalid(_)), "{err:?}");
+        let view = fleet.view(t0);
+        assert_eq!(view.hosts[0].1, HostState::Refused);
+        let refusal = &view.refusals["h1"];
+        assert!(refusal.reason.contains("content_hash"), "{refusal:?}");
+        assert_eq!(refusal.at, t0);
+        assert!(fleet.reading(t0).not_current.contains("h1"));
+
+        let mut stranger = s.clone();
+        stranger.host_id = "h2".into();
+        stranger.content_hash = "not-a-hash".into();
+        assert!(fleet.push(stranger, t0).await.is_err());
+        assert!(!fleet.view(t0).refusals.contains_key("h2"));
+
+        let mut good = s;
+        good.sequence = 3;
+        good.containers[0].name = "shop-2".into();
+        good.content_hash = envparity_proto::hash::content_hash(&good);
+        fleet.push(good, t0).await.unwrap();
+        let view = fleet.view(t0);
+        assert_eq!(view.hosts[0].1, HostState::Fresh);
+        assert!(view.refusals.is_empty());
+    }
+
     async fn one_host(fleet: &Fleet, t0: SystemTime) -> HostSnapshot {
         let mut s = HostSnapshot {
             host_id: "h1".into(),

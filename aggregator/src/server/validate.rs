@@ -171,6 +171,36 @@ pub fn snapshot(s: &HostSnapshot) -> Result<(), InvalidReport> {
                 return Err(at(format!("env {:?} has no fingerprint", shown(&var.name))));
             }
         }
+        check_cut(&c.cut).map_err(&at)?;
+    }
+    Ok(())
+}
+
+/// A container's `cut` list: the agent's reasons, shown in findings and
+/// logs, so bounded and inert.
+fn check_cut(cut: &[String]) -> Result<(), String> {
+    if cut.len() > limits::MAX_CUTS {
+        return Err(format!(
+            "{} cut reasons, over the limit of {}",
+            cut.len(),
+            limits::MAX_CUTS
+        ));
+    }
+    for reason in cut {
+        if reason.len() > limits::MAX_CUT_LEN {
+            return Err(format!(
+                "cut reason {:?}… is {} bytes long, over the limit of {}",
+                shown(reason),
+                reason.len(),
+                limits::MAX_CUT_LEN
+            ));
+        }
+        if reason.is_empty() || reason.chars().any(envparity_proto::names::is_hostile) {
+            return Err(format!(
+                "cut reason {:?} is empty or contains control, bidi or zero-width characters",
+                shown(reason)
+            ));
+        }
     }
     Ok(())
 }
@@ -341,6 +371,18 @@ mod tests {
                 }),
                 "image reference",
             ),
+            (
+                Box::new(|s| s.containers[0].cut = vec!["label \u{1b}]0;x\u{7}".into()]),
+                "cut reason \"label \\u{1b}]0;x\\u{7}\" is empty or contains control",
+            ),
+            (
+                Box::new(|s| s.containers[0].cut = vec!["x".into(); limits::MAX_CUTS + 1]),
+                "9 cut reasons, over the limit of 8",
+            ),
+            (
+                Box::new(|s| s.containers[0].cut = vec!["x".repeat(limits::MAX_CUT_LEN + 1)]),
+                "over the limit of 256",
+            ),
         ];
         for (mutate, expected) in cases {
             let mut s = good();
@@ -411,6 +453,11 @@ mod tests {
                 s.containers = containers;
                 envparity_agent::limit::apply(&mut s);
                 prop_assert_eq!(snapshot(&s), Ok(()));
+                prop_assert!(
+                    prost::Message::encoded_len(&s) <= limits::MAX_SNAPSHOT_BYTES,
+                    "{} bytes",
+                    prost::Message::encoded_len(&s)
+                );
             }
         }
     }

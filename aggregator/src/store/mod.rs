@@ -87,6 +87,55 @@ pub struct FindingRecord {
     pub resolved_ms: Option<i64>,
 }
 
+/// Which page of a history to read: at most `limit` rows recorded before the
+/// row `before` (a [`Page::older`] cursor), or the newest rows when `None`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageAt {
+    /// Rows recorded strictly before this one; `None` for the newest.
+    pub before: Option<i64>,
+    /// At most this many rows.
+    pub limit: usize,
+}
+
+impl PageAt {
+    /// The newest `limit` rows.
+    pub fn newest(limit: usize) -> Self {
+        PageAt {
+            before: None,
+            limit,
+        }
+    }
+}
+
+/// One page of a history: rows oldest first, and where the page before it
+/// starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Page<T> {
+    /// The rows, oldest first.
+    pub rows: Vec<T>,
+    /// `Some(cursor)` when older rows exist: pass it as [`PageAt::before`]
+    /// to read them. `None` when this page reaches the first row.
+    pub older: Option<i64>,
+}
+
+impl<T> Page<T> {
+    /// A page from rows read newest first, at most `limit + 1` of them, each
+    /// with its row id: the extra row only tells that older rows exist.
+    pub(crate) fn from_newest_first(mut rows: Vec<(i64, T)>, limit: usize) -> Self {
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let older = if more {
+            rows.last().map(|(id, _)| *id)
+        } else {
+            None
+        };
+        Page {
+            rows: rows.into_iter().rev().map(|(_, row)| row).collect(),
+            older,
+        }
+    }
+}
+
 /// A finding that resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {
@@ -258,13 +307,9 @@ pub trait Store: Send + Sync + 'static {
     /// The findings recorded as open, for start-up.
     fn open_findings(&self) -> Result<Vec<FindingRecord>, StoreError>;
 
-    /// The most recent findings (open and resolved) of a service, oldest
-    /// first.
-    fn finding_records(
-        &self,
-        service: &str,
-        limit: usize,
-    ) -> Result<Vec<FindingRecord>, StoreError>;
+    /// One page of a service's findings (open and resolved), oldest first.
+    fn finding_records(&self, service: &str, at: PageAt)
+    -> Result<Page<FindingRecord>, StoreError>;
 
     /// Records that a host was heard from (a heartbeat).
     fn touch(
@@ -283,8 +328,9 @@ pub trait Store: Send + Sync + 'static {
         Ok(())
     }
 
-    /// The changes recorded for a service (or every service), oldest first.
-    fn changes(&self, service: Option<&str>, limit: usize) -> Result<Vec<Change>, StoreError>;
+    /// One page of the changes recorded for a service (or every service),
+    /// oldest first.
+    fn changes(&self, service: Option<&str>, at: PageAt) -> Result<Page<Change>, StoreError>;
 
     /// The alerts recorded (firing and recently resolved), for start-up.
     fn load_alerts(&self) -> Result<Vec<AlertRow>, StoreError>;

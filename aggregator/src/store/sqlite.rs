@@ -17,8 +17,8 @@ use prost::Message;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    AlertRow, Change, ChangeKind, FindingChanges, FindingRecord, OutboxRow, Store, StoreError,
-    StoredHost,
+    AlertRow, Change, ChangeKind, FindingChanges, FindingRecord, OutboxRow, Page, PageAt, Store,
+    StoreError, StoredHost,
 };
 
 /// The schema version this build writes and reads.
@@ -321,18 +321,24 @@ impl SqliteStore {
     }
 }
 
+/// The SQL `LIMIT` that reads one row more than a page holds (see
+/// [`Page::from_newest_first`]).
+fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX)
+}
+
 impl SqliteStore {
     /// Finding rows selected by `tail` (the `WHERE … ORDER BY row_id DESC
-    /// [LIMIT …]` part, over `args`), returned oldest first.
+    /// [LIMIT …]` part, over `args`), newest first, each with its row id.
     fn query_findings(
         &self,
         tail: &str,
         args: impl rusqlite::Params,
-    ) -> Result<Vec<FindingRecord>, StoreError> {
+    ) -> Result<Vec<(i64, FindingRecord)>, StoreError> {
         let conn = self.conn();
         let sql = format!(
             "SELECT id, kind, severity, service, environments, key, host, summary,
-                    first_seen_ms, last_seen_ms, resolved_ms
+                    first_seen_ms, last_seen_ms, resolved_ms, row_id
              FROM findings {tail}"
         );
         let mut stmt = conn
@@ -341,7 +347,7 @@ impl SqliteStore {
         let rows = stmt
             .query_map(args, |r| {
                 let environments: String = r.get(4)?;
-                Ok(FindingRecord {
+                let record = FindingRecord {
                     id: r.get(0)?,
                     kind: r.get(1)?,
                     severity: r.get(2)?,
@@ -357,14 +363,12 @@ impl SqliteStore {
                     first_seen_ms: r.get(8)?,
                     last_seen_ms: r.get(9)?,
                     resolved_ms: r.get(10)?,
-                })
+                };
+                Ok((r.get(11)?, record))
             })
             .map_err(self.db("query findings"))?;
-        let mut out = rows
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(self.db("query findings"))?;
-        out.reverse();
-        Ok(out)
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(self.db("query findings"))
     }
 }
 
@@ -503,19 +507,21 @@ impl Store for SqliteStore {
     }
 
     fn open_findings(&self) -> Result<Vec<FindingRecord>, StoreError> {
-        self.query_findings("WHERE resolved_ms IS NULL ORDER BY row_id DESC", [])
+        let mut open = self.query_findings("WHERE resolved_ms IS NULL ORDER BY row_id DESC", [])?;
+        open.reverse();
+        Ok(open.into_iter().map(|(_, record)| record).collect())
     }
 
     fn finding_records(
         &self,
         service: &str,
-        limit: usize,
-    ) -> Result<Vec<FindingRecord>, StoreError> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.query_findings(
-            "WHERE service = ?1 ORDER BY row_id DESC LIMIT ?2",
-            params![service, limit],
-        )
+        at: PageAt,
+    ) -> Result<Page<FindingRecord>, StoreError> {
+        let rows = self.query_findings(
+            "WHERE service = ?1 AND (?2 IS NULL OR row_id < ?2) ORDER BY row_id DESC LIMIT ?3",
+            params![service, at.before, sql_limit(at.limit)],
+        )?;
+        Ok(Page::from_newest_first(rows, at.limit))
     }
 
     fn touch(
@@ -640,19 +646,18 @@ impl Store for SqliteStore {
         tx.commit().map_err(self.db("commit outbox delete"))
     }
 
-    fn changes(&self, service: Option<&str>, limit: usize) -> Result<Vec<Change>, StoreError> {
+    fn changes(&self, service: Option<&str>, at: PageAt) -> Result<Page<Change>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare(
                 "SELECT host_id, environment, service, container, what, old_image, new_image,
-                        observed_at_ms, received_at_ms
-                 FROM changes WHERE (?1 IS NULL OR service = ?1)
-                 ORDER BY id DESC LIMIT ?2",
+                        observed_at_ms, received_at_ms, id
+                 FROM changes WHERE (?1 IS NULL OR service = ?1) AND (?2 IS NULL OR id < ?2)
+                 ORDER BY id DESC LIMIT ?3",
             )
             .map_err(self.db("prepare change query"))?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt
-            .query_map(params![service, limit], |r| {
+            .query_map(params![service, at.before, sql_limit(at.limit)], |r| {
                 Ok((
                     Change {
                         host_id: r.get(0)?,
@@ -666,21 +671,21 @@ impl Store for SqliteStore {
                         received_at_ms: r.get(8)?,
                     },
                     r.get::<_, String>(4)?,
+                    r.get::<_, i64>(9)?,
                 ))
             })
             .map_err(self.db("query changes"))?;
         let mut out = Vec::new();
         for row in rows {
-            let (mut change, what) = row.map_err(self.db("query changes"))?;
+            let (mut change, what, id) = row.map_err(self.db("query changes"))?;
             change.what = ChangeKind::parse(&what).ok_or_else(|| StoreError::Corrupt {
                 path: self.path.clone(),
                 host_id: change.host_id.clone(),
                 reason: format!("unknown change kind {what:?}"),
             })?;
-            out.push(change);
+            out.push((id, change));
         }
-        out.reverse();
-        Ok(out)
+        Ok(Page::from_newest_first(out, at.limit))
     }
 }
 
@@ -806,16 +811,27 @@ mod tests {
             .map(|r| (r.id, r.first_seen_ms))
             .collect();
         assert_eq!(open, vec![("b".to_owned(), 11), ("a".to_owned(), 30)]);
-        let shop = store.finding_records("shop", 10).unwrap();
+        let shop = store.finding_records("shop", PageAt::newest(10)).unwrap();
+        assert_eq!(shop.older, None);
+        let shop = shop.rows;
         assert_eq!(shop.len(), 2);
         assert_eq!(shop[0].resolved_ms, Some(20));
         assert_eq!(shop[0].last_seen_ms, 15);
         assert_eq!(shop[1].resolved_ms, None);
         assert_eq!(shop[0].environments, vec!["production", "staging"]);
-        assert_eq!(
-            store.finding_records("shop", 1).unwrap()[0].first_seen_ms,
-            30
-        );
+        let newest = store.finding_records("shop", PageAt::newest(1)).unwrap();
+        assert_eq!(newest.rows[0].first_seen_ms, 30);
+        let before = store
+            .finding_records(
+                "shop",
+                PageAt {
+                    before: newest.older,
+                    limit: 1,
+                },
+            )
+            .unwrap();
+        assert_eq!(before.rows[0].resolved_ms, Some(20));
+        assert_eq!(before.older, None);
     }
 
     #[test]
@@ -955,10 +971,18 @@ mod tests {
             UNIX_EPOCH + Duration::from_millis(9_000)
         );
         assert_eq!(hosts[1].engine_state, EngineState::Unreachable);
-        let changes = store.changes(Some("shop"), 10).unwrap();
-        assert_eq!(changes, vec![change("shop", 5), change("shop", 6)]);
-        assert_eq!(store.changes(Some("other"), 10).unwrap(), vec![]);
-        assert_eq!(store.changes(None, 1).unwrap(), vec![change("shop", 6)]);
+        let changes = store.changes(Some("shop"), PageAt::newest(10)).unwrap();
+        assert_eq!(changes.rows, vec![change("shop", 5), change("shop", 6)]);
+        assert_eq!(
+            store.changes(Some("other"), PageAt::newest(10)).unwrap(),
+            Page {
+                rows: vec![],
+                older: None
+            }
+        );
+        let newest = store.changes(None, PageAt::newest(1)).unwrap();
+        assert_eq!(newest.rows, vec![change("shop", 6)]);
+        assert!(newest.older.is_some());
     }
 
     #[test]
@@ -1029,8 +1053,35 @@ mod tests {
         );
         drop(store);
         let store = SqliteStore::open(dir.path()).unwrap();
-        assert_eq!(store.changes(None, usize::MAX).unwrap().len(), 4200);
-        assert_eq!(store.changes(Some(&service(3)), 10).unwrap().len(), 10);
+        let all = store.changes(None, PageAt::newest(usize::MAX)).unwrap();
+        assert_eq!((all.rows.len(), all.older), (4200, None));
+        assert_eq!(
+            store
+                .changes(Some(&service(3)), PageAt::newest(10))
+                .unwrap()
+                .rows
+                .len(),
+            10
+        );
+        // Paging back from the newest reads every change of a service
+        // exactly once, oldest first within each page.
+        let mut pages = Vec::new();
+        let mut at = PageAt::newest(7);
+        loop {
+            let page = store.changes(Some(&service(3)), at).unwrap();
+            pages.push(page.rows);
+            match page.older {
+                Some(before) => at.before = Some(before),
+                None => break,
+            }
+        }
+        pages.reverse();
+        let paged: Vec<Change> = pages.into_iter().flatten().collect();
+        let whole = store
+            .changes(Some(&service(3)), PageAt::newest(usize::MAX))
+            .unwrap();
+        assert!(paged.len() > 7, "{} changes", paged.len());
+        assert_eq!(paged, whole.rows);
         assert_eq!(
             store.load_hosts().unwrap()[0].snapshot.containers.len(),
             199 % 13

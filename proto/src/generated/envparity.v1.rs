@@ -50,6 +50,10 @@ pub struct HostSnapshot {
     /// Fingerprints are only comparable when their key ids are equal.
     #[prost(string, tag = "12")]
     pub fingerprint_key_id: ::prost::alloc::string::String,
+    /// How many running containers the agent left out because the host runs
+    /// more than the limit of containers per report. 0 when none.
+    #[prost(uint32, tag = "13")]
+    pub containers_dropped: u32,
 }
 /// A key/value pair (host label, container label, OCI label).
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -158,6 +162,12 @@ pub struct Container {
     /// When the container started (engine's clock).
     #[prost(message, optional, tag = "9")]
     pub started_at: ::core::option::Option<::prost_types::Timestamp>,
+    /// What the agent cut from this container to fit the report limits
+    /// (`limits.rs` in the proto crate), one reason each, e.g. `label  "last-applied" is 70000 bytes, over the limit of 65536: truncated`.
+    /// Empty when the container is reported whole. The aggregator raises a
+    /// `container_unreportable` finding for each container with cuts.
+    #[prost(string, repeated, tag = "10")]
+    pub cut: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
 }
 /// Which service a container belongs to, and how that was decided.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -846,6 +856,16 @@ pub struct HostSummary {
     /// When the aggregator stored the current snapshot (aggregator's clock).
     #[prost(message, optional, tag = "10")]
     pub snapshot_received_at: ::core::option::Option<::prost_types::Timestamp>,
+    /// When `state` is `HOST_STATE_REFUSED`: why the latest report was refused.
+    #[prost(string, tag = "11")]
+    pub refused_reason: ::prost::alloc::string::String,
+    /// When `state` is `HOST_STATE_REFUSED`: when it was refused.
+    #[prost(message, optional, tag = "12")]
+    pub refused_at: ::core::option::Option<::prost_types::Timestamp>,
+    /// Running containers the agent left out of the host's snapshot (over the
+    /// limit of containers, or of bytes, per report).
+    #[prost(uint32, tag = "13")]
+    pub containers_dropped: u32,
 }
 /// Which findings to compute.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -965,11 +985,20 @@ pub struct GetHistoryRequest {
     /// The service; required.
     #[prost(string, tag = "1")]
     pub service: ::prost::alloc::string::String,
-    /// At most this many of the most recent events and findings; 0 for the
-    /// server's default (1000). The server never returns more than 1000 of
-    /// each, whatever is asked.
+    /// At most this many events and this many findings; 0 for the server's
+    /// default (1000). The server never returns more than 1000 of each,
+    /// whatever is asked: page back with `events_before` and
+    /// `findings_before` for more.
     #[prost(uint32, tag = "2")]
     pub limit: u32,
+    /// Only events recorded before this cursor (a response's
+    /// `older_events`); 0 for the most recent.
+    #[prost(uint64, tag = "3")]
+    pub events_before: u64,
+    /// Only findings recorded before this cursor (a response's
+    /// `older_findings`); 0 for the most recent.
+    #[prost(uint64, tag = "4")]
+    pub findings_before: u64,
 }
 /// A service's history, oldest first.
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -983,6 +1012,13 @@ pub struct GetHistoryResponse {
     /// Findings about the service (and host-level findings), open and resolved.
     #[prost(message, repeated, tag = "3")]
     pub findings: ::prost::alloc::vec::Vec<FindingRecord>,
+    /// Non-zero when older events exist: pass it as `events_before` to read
+    /// them. 0 when `events` reaches the service's first event.
+    #[prost(uint64, tag = "4")]
+    pub older_events: u64,
+    /// Non-zero when older findings exist: pass it as `findings_before`.
+    #[prost(uint64, tag = "5")]
+    pub older_findings: u64,
 }
 /// One container change on one host.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -1260,6 +1296,10 @@ pub enum HostState {
     /// The agent reports but cannot read its engine; containers are the last
     /// ones observed.
     EngineUnreachable = 3,
+    /// The aggregator refused the host's latest report as invalid
+    /// (`refused_reason` says why): the containers shown are the last ones
+    /// stored and must not be trusted as current.
+    Refused = 4,
 }
 impl HostState {
     /// String value of the enum field names used in the ProtoBuf definition.
@@ -1272,6 +1312,7 @@ impl HostState {
             Self::Fresh => "HOST_STATE_FRESH",
             Self::Stale => "HOST_STATE_STALE",
             Self::EngineUnreachable => "HOST_STATE_ENGINE_UNREACHABLE",
+            Self::Refused => "HOST_STATE_REFUSED",
         }
     }
     /// Creates an enum from field names used in the ProtoBuf definition.
@@ -1281,6 +1322,7 @@ impl HostState {
             "HOST_STATE_FRESH" => Some(Self::Fresh),
             "HOST_STATE_STALE" => Some(Self::Stale),
             "HOST_STATE_ENGINE_UNREACHABLE" => Some(Self::EngineUnreachable),
+            "HOST_STATE_REFUSED" => Some(Self::Refused),
             _ => None,
         }
     }
@@ -1334,6 +1376,10 @@ pub enum FindingKind {
     /// keys (a key rotation under way), so the keys set on both sides could not
     /// be compared. `key` is empty; the sides' values are the key ids.
     KeyMismatch = 17,
+    /// A container the agent had to cut to fit the report limits (`key` is the
+    /// container name, `host` its host, the summary says what was cut). Its
+    /// comparison may miss what was cut. Single-environment.
+    ContainerUnreportable = 18,
 }
 impl FindingKind {
     /// String value of the enum field names used in the ProtoBuf definition.
@@ -1360,6 +1406,7 @@ impl FindingKind {
             Self::Architecture => "FINDING_KIND_ARCHITECTURE",
             Self::StaleHost => "FINDING_KIND_STALE_HOST",
             Self::KeyMismatch => "FINDING_KIND_KEY_MISMATCH",
+            Self::ContainerUnreportable => "FINDING_KIND_CONTAINER_UNREPORTABLE",
         }
     }
     /// Creates an enum from field names used in the ProtoBuf definition.
@@ -1385,6 +1432,7 @@ impl FindingKind {
             "FINDING_KIND_ARCHITECTURE" => Some(Self::Architecture),
             "FINDING_KIND_STALE_HOST" => Some(Self::StaleHost),
             "FINDING_KIND_KEY_MISMATCH" => Some(Self::KeyMismatch),
+            "FINDING_KIND_CONTAINER_UNREPORTABLE" => Some(Self::ContainerUnreportable),
             _ => None,
         }
     }

@@ -209,7 +209,33 @@ fn every_limit_rejects_the_report_whole_and_the_last_good_state_stays() -> Resul
     );
     assert!(invalid >= Some(8.0), "{invalid:?}\n{text}");
 
-    // And the host can still report: the next good snapshot is taken.
+    // The host is shown as refused, with why, not as fresh: its containers
+    // are the last ones stored.
+    let refused = fleet.cli(&["hosts"])?;
+    let edge = &refused.json["hosts"][0];
+    assert_eq!(edge["state"], "refused", "{refused}");
+    let reason = edge["refused_reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("contains control characters"), "{refused}");
+    assert!(edge["refused_at"].is_string(), "{refused}");
+    let table = fleet.cli_command()?.arg("hosts").output().expect("run");
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains("refused") && text.contains("edge: latest report refused at "),
+        "{text}"
+    );
+    assert!(!table.stdout.contains(&0x1b), "{text:?}");
+    let text = metrics(&format!("http://127.0.0.1:{metrics_port}/metrics"))?;
+    assert_eq!(
+        sample(
+            &text,
+            r#"envparity_hosts{environment="production",state="refused"}"#
+        ),
+        Some(1.0),
+        "{text}"
+    );
+
+    // And the host can still report: the next good snapshot is taken, and
+    // the host is fresh again.
     let mut next = good;
     next.sequence = 20;
     next.containers.truncate(1);
@@ -218,6 +244,9 @@ fn every_limit_rejects_the_report_whole_and_the_last_good_state_stays() -> Resul
         .push(next)
         .expect("a good snapshot after the bad ones");
     assert_eq!(containers_of(&fleet, "edge")?, 1);
+    let hosts = fleet.cli(&["hosts"])?;
+    assert_eq!(hosts.json["hosts"][0]["state"], "fresh", "{hosts}");
+    assert!(hosts.json["hosts"][0].get("refused_reason").is_none());
     Ok(())
 }
 
@@ -407,6 +436,24 @@ fn one_container_over_the_limits_never_blinds_its_host() -> Result<()> {
     )?;
     let hosts = fleet.cli(&["hosts"])?;
     assert!(hosts.stdout.contains("fresh"), "{hosts}");
+    // Each cut container is a finding that says what was cut; the one
+    // reported whole is not.
+    let findings = fleet.cli(&["findings"])?;
+    let unreportable: Vec<(String, String)> = findings.json["findings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no findings in {findings}"))
+        .iter()
+        .filter(|f| f["kind"] == "container_unreportable")
+        .map(|f| {
+            (
+                f["key"].as_str().unwrap_or_default().to_owned(),
+                f["summary"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let keys: Vec<&str> = unreportable.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["big"], "{findings}");
+    assert!(unreportable[0].1.contains("70000 bytes"), "{findings}");
     // The agent said what it cut, naming the container, once.
     let log = agent.log();
     let cut = "container over the aggregator's limits";
