@@ -299,6 +299,23 @@ impl Agent {
                 }
             };
             let sequence = snapshot.sequence;
+            // Collected under another host id or environment (the agent's
+            // configuration changed since): the aggregator would refuse it
+            // for good (a certificate bound to the new environment does), and
+            // it no longer says what this agent reports. Newer ones follow.
+            let header = self.header();
+            if snapshot.host_id != header.host_id || snapshot.environment != header.environment {
+                warn!(
+                    sequence,
+                    journal_host_id = %snapshot.host_id.escape_debug(),
+                    journal_environment = %snapshot.environment.escape_debug(),
+                    host_id = %header.host_id,
+                    environment = %header.environment,
+                    "journal entry collected under another host id or environment than this agent's: dropped, not sent"
+                );
+                self.journal_skip_oldest();
+                continue;
+            }
             match self.push_one(snapshot).await {
                 Ok(()) => {}
                 // Refused as invalid, it would be refused again at every

@@ -31,6 +31,7 @@ impl Dir {
             dir: dir.0.path().join("tls"),
             server_names: vec!["localhost".to_owned()],
             agents: vec!["machine-42".to_owned()],
+            environment: None,
             clients: Vec::new(),
             valid_for: std::time::Duration::from_secs(86_400),
         })

@@ -4,7 +4,9 @@
 //! organizational unit (OU), which the aggregator checks on every call:
 //! - the aggregator's **server** certificate (its DNS names and IPs as SANs);
 //! - one **agent** certificate per host (`OU=envparity-agent`, `CN=<host
-//!   id>`): it may report, for that host only;
+//!   id>`): it may report, for that host only. Made with `--environment`,
+//!   it also carries the URI `urn:envparity:environment:<ENV>` as a subject
+//!   alternative name, and may report for that environment only;
 //! - **query** client certificates (`OU=envparity-query`, `CN=<name>`): they
 //!   may read, never report.
 //!
@@ -30,6 +32,21 @@ use rcgen::{
 pub const AGENT_OU: &str = "envparity-agent";
 /// The OU of query (CLI) certificates.
 pub const QUERY_OU: &str = "envparity-query";
+/// How an agent certificate names the environment it is bound to: a URI
+/// subject alternative name, this prefix followed by the environment.
+pub const ENVIRONMENT_URI_PREFIX: &str = "urn:envparity:environment:";
+
+/// The environment an agent certificate is bound to, if any. A certificate
+/// naming several is bound to the first (`envparity certs` writes one).
+pub fn bound_environment(cert: &x509_parser::certificate::X509Certificate<'_>) -> Option<String> {
+    let san = cert.subject_alternative_name().ok()??;
+    san.value.general_names.iter().find_map(|name| match name {
+        x509_parser::extensions::GeneralName::URI(uri) => {
+            uri.strip_prefix(ENVIRONMENT_URI_PREFIX).map(str::to_owned)
+        }
+        _ => None,
+    })
+}
 
 /// Why credentials could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +81,9 @@ pub struct Request {
     pub server_names: Vec<String>,
     /// Host ids to make agent certificates for.
     pub agents: Vec<String>,
+    /// The environment every agent certificate made is bound to; `None`:
+    /// they may report for any environment.
+    pub environment: Option<String>,
     /// Names to make query certificates for.
     pub clients: Vec<String>,
     /// Validity of new leaf certificates.
@@ -159,12 +179,18 @@ pub fn make(req: &Request) -> Result<Vec<PathBuf>, CertsError> {
 
     let mut leaf = |file: String,
                     sans: Vec<String>,
+                    uris: Vec<String>,
                     cn: &str,
                     ou: Option<&str>,
                     eku: ExtendedKeyUsagePurpose|
      -> Result<(), CertsError> {
         let key = KeyPair::generate().map_err(generate(format!("{file} key")))?;
         let mut params = CertificateParams::new(sans).map_err(generate(file.clone()))?;
+        for uri in uris {
+            let uri = rcgen::string::Ia5String::try_from(uri.as_str())
+                .map_err(generate(format!("{file}: URI {uri:?}")))?;
+            params.subject_alt_names.push(rcgen::SanType::URI(uri));
+        }
         params.distinguished_name.push(DnType::CommonName, cn);
         if let Some(ou) = ou {
             params
@@ -192,16 +218,26 @@ pub fn make(req: &Request) -> Result<Vec<PathBuf>, CertsError> {
         leaf(
             "server".to_owned(),
             req.server_names.clone(),
+            Vec::new(),
             &cn,
             None,
             ExtendedKeyUsagePurpose::ServerAuth,
         )?;
     }
+    let bound: Vec<String> = match &req.environment {
+        Some(env) => {
+            envparity_proto::names::validate_environment(env)
+                .map_err(|e| CertsError::BadName(format!("--environment: {e}")))?;
+            vec![format!("{ENVIRONMENT_URI_PREFIX}{env}")]
+        }
+        None => Vec::new(),
+    };
     for host in &req.agents {
         check_name("host id", host)?;
         leaf(
             format!("agent-{host}"),
             Vec::new(),
+            bound.clone(),
             host,
             Some(AGENT_OU),
             ExtendedKeyUsagePurpose::ClientAuth,
@@ -211,6 +247,7 @@ pub fn make(req: &Request) -> Result<Vec<PathBuf>, CertsError> {
         check_name("client name", name)?;
         leaf(
             format!("client-{name}"),
+            Vec::new(),
             Vec::new(),
             name,
             Some(QUERY_OU),
@@ -253,6 +290,7 @@ mod tests {
             dir: dir.path().join("pki"),
             server_names: vec!["localhost".into(), "127.0.0.1".into()],
             agents: vec!["host-1".into()],
+            environment: None,
             clients: vec!["cli".into()],
             valid_for: Duration::from_secs(86_400),
         };
@@ -282,6 +320,27 @@ mod tests {
             subject.contains("CN=host-2") && subject.contains(AGENT_OU),
             "{subject}"
         );
+        assert_eq!(bound_environment(&cert), None);
+        // Bound to an environment: the certificate says which.
+        make(&Request {
+            agents: vec!["host-3".into()],
+            environment: Some("staging".into()),
+            server_names: vec![],
+            clients: vec![],
+            ..req.clone()
+        })
+        .unwrap();
+        let pem = std::fs::read_to_string(req.dir.join("agent-host-3.pem")).unwrap();
+        let der = rustls_pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
+        let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).unwrap();
+        assert_eq!(bound_environment(&cert).as_deref(), Some("staging"));
+        let err = make(&Request {
+            agents: vec!["host-4".into()],
+            environment: Some("Prod!".into()),
+            ..req.clone()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("--environment"), "{err}");
     }
 
     #[test]

@@ -230,6 +230,11 @@ pub enum Command {
         /// A host id to make an agent certificate for (repeat).
         #[arg(long = "agent")]
         agents: Vec<String>,
+        /// Bind the agent certificates made to this environment: the
+        /// aggregator refuses their reports for any other (without it, an
+        /// agent certificate may report for any environment).
+        #[arg(long, requires = "agents")]
+        environment: Option<String>,
         /// A name to make a query certificate for (repeat).
         #[arg(long = "client")]
         clients: Vec<String>,
@@ -557,6 +562,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             dir,
             server_names,
             agents,
+            environment,
             clients,
             days,
         } => {
@@ -564,6 +570,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 dir,
                 server_names,
                 agents,
+                environment,
                 clients,
                 valid_for: Duration::from_secs(days.saturating_mul(86_400)),
             })?;

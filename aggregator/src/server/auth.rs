@@ -21,7 +21,7 @@ use subtle::ConstantTimeEq;
 use tonic::{Request, Status};
 
 use super::throttle::{INTERVAL, Throttle};
-use crate::certs::{AGENT_OU, QUERY_OU};
+use crate::certs::{AGENT_OU, QUERY_OU, bound_environment};
 use crate::warn_throttled;
 
 // Refusals are provoked at will by callers without credentials: their lines
@@ -29,6 +29,7 @@ use crate::warn_throttled;
 static NO_CERTIFICATE: Throttle = Throttle::new(INTERVAL);
 static NOT_AN_AGENT: Throttle = Throttle::new(INTERVAL);
 static OTHER_HOST: Throttle = Throttle::new(INTERVAL);
+static OTHER_ENVIRONMENT: Throttle = Throttle::new(INTERVAL);
 static NOT_A_QUERIER: Throttle = Throttle::new(INTERVAL);
 static UNKNOWN_TOKEN: Throttle = Throttle::new(INTERVAL);
 
@@ -98,6 +99,9 @@ pub struct Peer {
     pub name: String,
     /// Its organizational unit: what it may do.
     pub role: String,
+    /// The environment an agent certificate is bound to, if any
+    /// ([`crate::certs::bound_environment`]).
+    pub environment: Option<String>,
 }
 
 /// The peer of a request over TLS with a client certificate.
@@ -117,7 +121,12 @@ pub fn peer<T>(request: &Request<T>) -> Option<Peer> {
         .and_then(|a| a.as_str().ok())
         .unwrap_or_default()
         .to_owned();
-    Some(Peer { name, role })
+    let environment = bound_environment(&cert);
+    Some(Peer {
+        name,
+        role,
+        environment,
+    })
 }
 
 /// The access rules in force.
@@ -158,9 +167,15 @@ impl Auth {
         }
     }
 
-    /// May this request report for `host_id`? ([`Auth::reporter`], and the
-    /// certificate names that host.)
-    pub fn report<T>(&self, request: &Request<T>, host_id: &str) -> Result<(), Status> {
+    /// May this request report for `host_id` in `environment`?
+    /// ([`Auth::reporter`], the certificate names that host, and, when it is
+    /// bound to an environment, that one.)
+    pub fn report<T>(
+        &self,
+        request: &Request<T>,
+        host_id: &str,
+        environment: &str,
+    ) -> Result<(), Status> {
         self.reporter(request)?;
         match peer(request) {
             Some(p) if self.tls && p.name != host_id => {
@@ -168,6 +183,17 @@ impl Auth {
                 Err(Status::permission_denied(format!(
                     "the certificate of host {:?} may not report for host {:?}",
                     p.name, host_id
+                )))
+            }
+            Some(Peer {
+                name,
+                environment: Some(bound),
+                ..
+            }) if self.tls && bound != environment => {
+                warn_throttled!(OTHER_ENVIRONMENT, peer = %from(request), certificate = %name.escape_debug(), bound = %bound.escape_debug(), environment = %environment.escape_debug(), "report for another environment refused");
+                Err(Status::permission_denied(format!(
+                    "the certificate of host {name:?} is bound to environment {bound:?}; it may not report for environment {:?}",
+                    environment.escape_debug().to_string()
                 )))
             }
             _ => Ok(()),
@@ -275,7 +301,7 @@ mod tests {
     fn plaintext_without_tokens_lets_everyone_through() {
         let auth = Auth::default();
         assert!(auth.query(&Request::new(())).is_ok());
-        assert!(auth.report(&Request::new(()), "h1").is_ok());
+        assert!(auth.report(&Request::new(()), "h1", "production").is_ok());
     }
 
     #[test]
@@ -285,7 +311,9 @@ mod tests {
             ..Auth::default()
         };
         assert_eq!(
-            auth.report(&Request::new(()), "h1").unwrap_err().code(),
+            auth.report(&Request::new(()), "h1", "production")
+                .unwrap_err()
+                .code(),
             tonic::Code::Unauthenticated
         );
         assert_eq!(

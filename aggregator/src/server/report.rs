@@ -82,10 +82,17 @@ impl ReportApi {
     /// Refuses (and counts) a caller that may not report for `host`, or that
     /// reports for it faster than the rate limit. Both are checked before
     /// anything of the report is looked at.
-    fn authorize<T>(&self, request: &Request<T>, host: &str) -> Result<(), Status> {
-        self.auth.report(request, host).inspect_err(|_| {
-            self.metrics.rejected(Rejection::Unauthorized);
-        })?;
+    fn authorize<T>(
+        &self,
+        request: &Request<T>,
+        host: &str,
+        environment: &str,
+    ) -> Result<(), Status> {
+        self.auth
+            .report(request, host, environment)
+            .inspect_err(|_| {
+                self.metrics.rejected(Rejection::Unauthorized);
+            })?;
         self.limiter
             .check(host, std::time::Instant::now())
             .map_err(|wait| {
@@ -137,13 +144,13 @@ impl ReportService for ReportApi {
     ) -> Result<Response<PushSnapshotResponse>, Status> {
         let started = std::time::Instant::now();
         self.metrics.received("snapshot");
-        let host_claimed = request
+        let (host_claimed, environment_claimed) = request
             .get_ref()
             .snapshot
             .as_ref()
-            .map(|s| s.host_id.clone())
+            .map(|s| (s.host_id.clone(), s.environment.clone()))
             .unwrap_or_default();
-        self.authorize(&request, &host_claimed)?;
+        self.authorize(&request, &host_claimed, &environment_claimed)?;
         self.admit_new_host(&host_claimed)?;
         let Some(snapshot) = request.into_inner().snapshot else {
             self.metrics.rejected(Rejection::Invalid);
@@ -182,7 +189,11 @@ impl ReportService for ReportApi {
         request: Request<HeartbeatRequest>,
     ) -> Result<Response<HeartbeatResponse>, Status> {
         self.metrics.received("heartbeat");
-        self.authorize(&request, &request.get_ref().host_id)?;
+        self.authorize(
+            &request,
+            &request.get_ref().host_id,
+            &request.get_ref().environment,
+        )?;
         let hb = request.into_inner();
         let snapshot_needed = self
             .fleet

@@ -128,6 +128,70 @@ fn with_mtls_an_agent_reports_only_for_its_host_and_queries_need_query_credentia
     Ok(())
 }
 
+/// A dev host's certificate, bound to dev by `envparity certs --agent HOST
+/// --environment dev`, cannot enrol its host in staging; an unbound one
+/// still reports anywhere.
+#[test]
+fn an_agent_certificate_bound_to_an_environment_reports_for_it_only() -> Result<()> {
+    let fleet = Fleet::builder().host("dev-1").host("dev-2").start()?;
+    let pki = fleet.pki()?.to_owned();
+    // Re-issue dev-1's certificate, bound to dev, from the same CA.
+    let mut certs = project_command(&cargo_bin(envparity_tests::CLI_BIN)?);
+    certs.arg("certs").arg("--dir").arg(&pki);
+    certs.args(["--agent", "dev-1", "--environment", "dev"]);
+    checked(certs)?;
+    let aggregator = fleet.start_aggregator()?;
+
+    let wrong = fleet
+        .agent(fleet.host("dev-1"))
+        .environment("staging")
+        .start()?;
+    wait_for_log(
+        "the agent bound to dev to be refused in staging",
+        || wrong.log(),
+        "is bound to environment \"dev\"; it may not report for environment \"staging\"",
+    )?;
+    wait_for_log(
+        "the aggregator to log it",
+        || aggregator.log(),
+        "report for another environment refused",
+    )?;
+    drop(wrong);
+    let hosts = fleet.cli(&["hosts"])?;
+    assert_eq!(
+        hosts.json["hosts"].as_array().map(Vec::len),
+        Some(0),
+        "{hosts}"
+    );
+
+    // In its own environment it reports; the unbound certificate of dev-2
+    // still reports wherever it says.
+    let _right = fleet
+        .agent(fleet.host("dev-1"))
+        .environment("dev")
+        .start()?;
+    let _unbound = fleet
+        .agent(fleet.host("dev-2"))
+        .environment("staging")
+        .start()?;
+    fleet.wait_for_hosts(&["dev-1", "dev-2"], REPORT_TIMEOUT)?;
+    let hosts = fleet.cli(&["hosts"])?;
+    let envs: Vec<(&str, &str)> = hosts.json["hosts"]
+        .as_array()
+        .expect("hosts")
+        .iter()
+        .map(|h| {
+            (
+                h["host_id"].as_str().unwrap_or_default(),
+                h["environment"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert!(envs.contains(&("dev-1", "dev")), "{hosts}");
+    assert!(envs.contains(&("dev-2", "staging")), "{hosts}");
+    Ok(())
+}
+
 #[test]
 fn plain_text_is_served_only_when_asked_and_then_only_on_loopback() -> Result<()> {
     let fleet = Fleet::builder().host("plain").start()?;
