@@ -32,6 +32,7 @@ impl Dir {
             server_names: vec!["localhost".to_owned()],
             agents: vec!["machine-42".to_owned()],
             environment: None,
+            admins: Vec::new(),
             clients: Vec::new(),
             valid_for: std::time::Duration::from_secs(86_400),
         })

@@ -8,7 +8,10 @@
 //!   it also carries the URI `urn:envparity:environment:<ENV>` as a subject
 //!   alternative name, and may report for that environment only;
 //! - **query** client certificates (`OU=envparity-query`, `CN=<name>`): they
-//!   may read, never report.
+//!   may read, never report;
+//! - **admin** client certificates (`OU=envparity-admin`, `CN=<name>`): they
+//!   may read and change what the aggregator holds (`envparity hosts
+//!   forget`), never report.
 //!
 //! Query access can also use bearer tokens: [`new_token`] makes one and the
 //! line for the aggregator's tokens file, which holds only its SHA-256.
@@ -32,6 +35,8 @@ use rcgen::{
 pub const AGENT_OU: &str = "envparity-agent";
 /// The OU of query (CLI) certificates.
 pub const QUERY_OU: &str = "envparity-query";
+/// The OU of admin (CLI) certificates: query, and forget hosts.
+pub const ADMIN_OU: &str = "envparity-admin";
 /// How an agent certificate names the environment it is bound to: a URI
 /// subject alternative name, this prefix followed by the environment.
 pub const ENVIRONMENT_URI_PREFIX: &str = "urn:envparity:environment:";
@@ -86,6 +91,8 @@ pub struct Request {
     pub environment: Option<String>,
     /// Names to make query certificates for.
     pub clients: Vec<String>,
+    /// Names to make admin certificates for.
+    pub admins: Vec<String>,
     /// Validity of new leaf certificates.
     pub valid_for: Duration,
 }
@@ -243,6 +250,17 @@ pub fn make(req: &Request) -> Result<Vec<PathBuf>, CertsError> {
             ExtendedKeyUsagePurpose::ClientAuth,
         )?;
     }
+    for name in &req.admins {
+        check_name("admin name", name)?;
+        leaf(
+            format!("admin-{name}"),
+            Vec::new(),
+            Vec::new(),
+            name,
+            Some(ADMIN_OU),
+            ExtendedKeyUsagePurpose::ClientAuth,
+        )?;
+    }
     for name in &req.clients {
         check_name("client name", name)?;
         leaf(
@@ -292,6 +310,7 @@ mod tests {
             agents: vec!["host-1".into()],
             environment: None,
             clients: vec!["cli".into()],
+            admins: vec![],
             valid_for: Duration::from_secs(86_400),
         };
         let first = make(&req).unwrap();

@@ -6,8 +6,8 @@ use anyhow::Context;
 use envparity_proto::v1;
 use envparity_proto::v1::query_service_client::QueryServiceClient;
 use envparity_proto::v1::{
-    GateRequest, GetFindingsRequest, GetHistoryRequest, GetPolicyRequest, GetServiceRequest,
-    GetStatusRequest, ListAlertsRequest, ListHostsRequest,
+    ForgetHostRequest, GateRequest, GetFindingsRequest, GetHistoryRequest, GetPolicyRequest,
+    GetServiceRequest, GetStatusRequest, ListAlertsRequest, ListHostsRequest,
 };
 use std::path::{Path, PathBuf};
 
@@ -16,7 +16,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
 use super::render::Out;
-use super::{Command, Outcome, PolicyAction, output};
+use super::{Command, HostsAction, Outcome, PolicyAction, output};
 use crate::parity::explain::explain;
 use crate::parity::{Kind, Severity};
 
@@ -260,7 +260,23 @@ pub async fn execute(mut client: Client, command: Command, out: &Out) -> anyhow:
             out.alerts(&output::Alerts::from_proto(&resp))?;
             Ok(Outcome::Parity)
         }
-        Command::Hosts { environment } => {
+        Command::Hosts {
+            action: Some(HostsAction::Forget { host }),
+            ..
+        } => {
+            let resp = client
+                .inner
+                .forget_host(ForgetHostRequest { host_id: host })
+                .await
+                .map_err(|s| client.failed(s))?
+                .into_inner();
+            out.forgotten(&output::Forgotten::from_proto(&resp))?;
+            Ok(Outcome::Parity)
+        }
+        Command::Hosts {
+            environment,
+            action: None,
+        } => {
             let resp = client
                 .inner
                 .list_hosts(ListHostsRequest {

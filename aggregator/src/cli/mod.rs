@@ -121,6 +121,9 @@ pub enum Command {
         /// Only hosts of this environment.
         #[arg(long)]
         environment: Option<String>,
+        /// `forget HOST`: forget a decommissioned host.
+        #[command(subcommand)]
+        action: Option<HostsAction>,
     },
     /// Show every service in every environment, marking drift, then every
     /// finding. Exits 1 when any finding counts (pending and waived ones do
@@ -238,6 +241,10 @@ pub enum Command {
         /// A name to make a query certificate for (repeat).
         #[arg(long = "client")]
         clients: Vec<String>,
+        /// A name to make an admin certificate for (repeat): it may query
+        /// and forget hosts (`envparity hosts forget`).
+        #[arg(long = "admin")]
+        admins: Vec<String>,
         /// Validity of new certificates, in days.
         #[arg(long, default_value_t = 365)]
         days: u64,
@@ -271,6 +278,20 @@ pub enum AlertsAction {
         /// The configuration (as for `serve`).
         #[command(flatten)]
         serve: ServeArgs,
+    },
+}
+
+/// `envparity hosts` actions.
+#[derive(Debug, Subcommand)]
+pub enum HostsAction {
+    /// Forget a decommissioned host: its last snapshot and liveness leave
+    /// the aggregator (its history stays) and its findings resolve. Needs an
+    /// admin certificate (`envparity certs --admin NAME`) when TLS is on;
+    /// logged with who asked. Stop the host's agent first: a host that
+    /// reports again comes back.
+    Forget {
+        /// The host id.
+        host: String,
     },
 }
 
@@ -564,6 +585,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             agents,
             environment,
             clients,
+            admins,
             days,
         } => {
             let written = crate::certs::make(&crate::certs::Request {
@@ -572,6 +594,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 agents,
                 environment,
                 clients,
+                admins,
                 valid_for: Duration::from_secs(days.saturating_mul(86_400)),
             })?;
             for path in written {

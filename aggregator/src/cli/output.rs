@@ -649,6 +649,30 @@ impl Explain {
     }
 }
 
+/// `hosts forget` output.
+#[derive(Debug, Serialize)]
+pub struct Forgotten {
+    pub schema_version: u32,
+    pub host_id: String,
+    pub environment: String,
+    /// Containers its last snapshot held.
+    pub container_count: u32,
+    pub last_seen: Option<String>,
+}
+
+impl Forgotten {
+    /// From the wire.
+    pub fn from_proto(r: &v1::ForgetHostResponse) -> Self {
+        Forgotten {
+            schema_version: SCHEMA_VERSION,
+            host_id: r.host_id.clone(),
+            environment: r.environment.clone(),
+            container_count: r.container_count,
+            last_seen: rfc3339(r.last_seen.as_ref()),
+        }
+    }
+}
+
 /// `policy show` output.
 #[derive(Debug, Serialize)]
 pub struct PolicyShow {

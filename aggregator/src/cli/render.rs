@@ -12,8 +12,8 @@ use serde::Serialize;
 
 use super::Format;
 use super::output::{
-    Alerts, ConfigCheck, Diff, Explain, Finding, Findings, Gate, History, Hosts, PolicyShow,
-    Service, Status,
+    Alerts, ConfigCheck, Diff, Explain, Finding, Findings, Forgotten, Gate, History, Hosts,
+    PolicyShow, Service, Status,
 };
 
 pub use envparity_proto::names::is_hostile;
@@ -647,6 +647,20 @@ impl Out {
     }
 
     /// `envparity check-config`.
+    /// `envparity hosts forget`.
+    pub fn forgotten(&self, f: &Forgotten) -> anyhow::Result<()> {
+        if self.structured(f)? {
+            return Ok(());
+        }
+        self.emit(&sanitize_lines(&format!(
+            "forgot host {} ({}, {} container(s), last seen {}); if its agent still runs, it comes back at its next report\n",
+            f.host_id,
+            f.environment,
+            f.container_count,
+            f.last_seen.as_deref().unwrap_or("never")
+        )))
+    }
+
     pub fn config_check(&self, c: &ConfigCheck) -> anyhow::Result<()> {
         if self.structured(c)? {
             return Ok(());

@@ -21,7 +21,7 @@ use subtle::ConstantTimeEq;
 use tonic::{Request, Status};
 
 use super::throttle::{INTERVAL, Throttle};
-use crate::certs::{AGENT_OU, QUERY_OU, bound_environment};
+use crate::certs::{ADMIN_OU, AGENT_OU, QUERY_OU, bound_environment};
 use crate::warn_throttled;
 
 // Refusals are provoked at will by callers without credentials: their lines
@@ -32,6 +32,7 @@ static OTHER_HOST: Throttle = Throttle::new(INTERVAL);
 static OTHER_ENVIRONMENT: Throttle = Throttle::new(INTERVAL);
 static NOT_A_QUERIER: Throttle = Throttle::new(INTERVAL);
 static UNKNOWN_TOKEN: Throttle = Throttle::new(INTERVAL);
+static NOT_AN_ADMIN: Throttle = Throttle::new(INTERVAL);
 
 /// The caller's address, for log lines.
 fn from<T>(request: &Request<T>) -> String {
@@ -200,10 +201,34 @@ impl Auth {
         }
     }
 
+    /// May this request change what the aggregator holds (forget a host)?
+    /// With TLS, only an admin certificate may; in plain text there are no
+    /// roles, and whoever may query may. Returns who is asking, for the
+    /// audit line.
+    pub fn admin<T>(&self, request: &Request<T>) -> Result<String, Status> {
+        if !self.tls {
+            self.query(request)?;
+            return Ok(format!("plain-text caller at {}", from(request)));
+        }
+        match peer(request) {
+            Some(p) if p.role == ADMIN_OU => Ok(format!("{} at {}", p.name, from(request))),
+            other => {
+                let who = other.map_or_else(
+                    || "a token".to_owned(),
+                    |p| format!("certificate {:?} (OU {:?})", p.name, p.role),
+                );
+                warn_throttled!(NOT_AN_ADMIN, peer = %from(request), caller = %who.escape_debug(), "admin call without an admin certificate refused");
+                Err(Status::permission_denied(format!(
+                    "{who} may not change what the aggregator holds; that needs an {ADMIN_OU} certificate (envparity certs --admin NAME)"
+                )))
+            }
+        }
+    }
+
     /// May this request query?
     pub fn query<T>(&self, request: &Request<T>) -> Result<(), Status> {
         if let Some(p) = self.tls.then(|| peer(request)).flatten() {
-            if p.role == QUERY_OU {
+            if p.role == QUERY_OU || p.role == ADMIN_OU {
                 return Ok(());
             }
             warn_throttled!(NOT_A_QUERIER, peer = %from(request), certificate = %p.name.escape_debug(), role = %p.role.escape_debug(), "query with a non-query certificate refused");
@@ -320,5 +345,25 @@ mod tests {
             auth.query(&Request::new(())).unwrap_err().code(),
             tonic::Code::Unauthenticated
         );
+        // Without an admin certificate nothing changes what is held, not
+        // even with a valid token.
+        let with_token = Auth {
+            tls: true,
+            tokens: Some(vec![StoredToken {
+                name: "ci".into(),
+                hash: Sha256::digest(b"ept_secret").into(),
+            }]),
+            tokens_file: None,
+        };
+        let mut request = Request::new(());
+        request
+            .metadata_mut()
+            .insert("authorization", "Bearer ept_secret".parse().unwrap());
+        assert!(with_token.query(&request).is_ok());
+        let err = with_token.admin(&request).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::PermissionDenied);
+        assert!(err.message().contains("envparity-admin"), "{err:?}");
+        // In plain text there are no roles.
+        assert!(Auth::default().admin(&Request::new(())).is_ok());
     }
 }

@@ -348,8 +348,10 @@ pub async fn serve(
     );
     let query_auth = Arc::clone(&auth);
     let query = tonic::service::interceptor::InterceptedService::new(
-        QueryServiceServer::new(QueryApi::new(Arc::clone(&fleet), Arc::clone(&alerting)))
-            .max_encoding_message_size(64 * 1024 * 1024),
+        QueryServiceServer::new(
+            QueryApi::new(Arc::clone(&fleet), Arc::clone(&alerting)).with_auth(Arc::clone(&auth)),
+        )
+        .max_encoding_message_size(64 * 1024 * 1024),
         move |request: tonic::Request<()>| {
             query_auth.query(&request)?;
             Ok(request)

@@ -7,14 +7,15 @@ use std::time::SystemTime;
 use envparity_proto::time::{from_unix_millis, to_timestamp};
 use envparity_proto::v1::query_service_server::QueryService;
 use envparity_proto::v1::{
-    Container, GateRequest, GateResponse, GetFindingsRequest, GetFindingsResponse,
-    GetHistoryRequest, GetHistoryResponse, GetPolicyRequest, GetPolicyResponse, GetServiceRequest,
-    GetServiceResponse, GetStatusRequest, GetStatusResponse, HostState, ListAlertsRequest,
-    ListAlertsResponse, ListHostsRequest, ListHostsResponse, ServiceInstance, StatusCell,
-    StatusRow,
+    Container, ForgetHostRequest, ForgetHostResponse, GateRequest, GateResponse,
+    GetFindingsRequest, GetFindingsResponse, GetHistoryRequest, GetHistoryResponse,
+    GetPolicyRequest, GetPolicyResponse, GetServiceRequest, GetServiceResponse, GetStatusRequest,
+    GetStatusResponse, HostState, ListAlertsRequest, ListAlertsResponse, ListHostsRequest,
+    ListHostsResponse, ServiceInstance, StatusCell, StatusRow,
 };
 use tonic::{Request, Response, Status};
 
+use super::auth::Auth;
 use super::convert;
 use super::state::{Fleet, FleetView, Reading};
 use crate::alert::Alerting;
@@ -28,12 +29,26 @@ use crate::store::PageAt;
 pub struct QueryApi {
     fleet: Arc<Fleet>,
     alerting: Arc<Alerting>,
+    /// Who may change what the aggregator holds ([`Auth::admin`]); every
+    /// call already passed [`Auth::query`] in the interceptor.
+    auth: Arc<Auth>,
 }
 
 impl QueryApi {
-    /// Serves queries from `fleet` and its `alerting`.
+    /// Serves queries from `fleet` and its `alerting`, in plain text (no
+    /// roles: whoever may query may forget hosts) until [`QueryApi::with_auth`].
     pub fn new(fleet: Arc<Fleet>, alerting: Arc<Alerting>) -> Self {
-        QueryApi { fleet, alerting }
+        QueryApi {
+            fleet,
+            alerting,
+            auth: Arc::new(Auth::default()),
+        }
+    }
+
+    /// Checks admin calls with `auth`.
+    pub fn with_auth(mut self, auth: Arc<Auth>) -> Self {
+        self.auth = auth;
+        self
     }
 
     /// Since when each (host, container) of a service runs its current
@@ -298,6 +313,50 @@ impl QueryService for QueryApi {
             findings: records.rows.iter().map(convert::finding_record).collect(),
             older_events: wire_cursor(changes.older),
             older_findings: wire_cursor(records.older),
+        }))
+    }
+
+    async fn forget_host(
+        &self,
+        request: Request<ForgetHostRequest>,
+    ) -> Result<Response<ForgetHostResponse>, Status> {
+        let by = self.auth.admin(&request)?;
+        let host_id = request.into_inner().host_id;
+        if host_id.is_empty() {
+            return Err(Status::invalid_argument(
+                "ForgetHostRequest.host_id is empty",
+            ));
+        }
+        let forgotten = self
+            .fleet
+            .forget(&host_id, SystemTime::now())
+            .await
+            .map_err(|e| {
+                Status::unavailable(format!(
+                    "cannot forget host {:?}: {e}",
+                    host_id.escape_debug().to_string()
+                ))
+            })?
+            .ok_or_else(|| {
+                Status::not_found(format!(
+                    "no host {:?} is known (`envparity hosts` lists them)",
+                    host_id.escape_debug().to_string()
+                ))
+            })?;
+        let snapshot = &forgotten.snapshot;
+        tracing::warn!(
+            audit = "forget_host",
+            host = %host_id.escape_debug(),
+            environment = %snapshot.environment,
+            containers = snapshot.containers.len(),
+            by = %by.escape_debug(),
+            "host forgotten"
+        );
+        Ok(Response::new(ForgetHostResponse {
+            host_id,
+            environment: snapshot.environment.clone(),
+            container_count: u32::try_from(snapshot.containers.len()).unwrap_or(u32::MAX),
+            last_seen: Some(to_timestamp(forgotten.last_seen)),
         }))
     }
 

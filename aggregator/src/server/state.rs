@@ -120,6 +120,16 @@ impl Inner {
         self.grid.file(snapshot, add);
     }
 
+    /// Removes a host the store has forgotten; returns its record.
+    fn remove(&mut self, host_id: &str) -> Option<StoredHost> {
+        let record = self.hosts.remove(host_id)?;
+        let snapshot = Arc::clone(&record.snapshot);
+        self.index(&snapshot, false);
+        self.refusals.remove(host_id);
+        self.unstored.remove(host_id);
+        Some(record)
+    }
+
     /// Applies a change whose store write succeeded.
     fn apply(&mut self, change: Change) {
         if let Some(record) = change.record {
@@ -1044,6 +1054,36 @@ impl Fleet {
         written.map_err(IngestError::from)
     }
 
+    /// Forgets a host (`envparity hosts forget`): its snapshot and liveness
+    /// leave the store, then memory, and the whole fleet is re-evaluated so
+    /// that its findings resolve. Returns its record, or `None` for an
+    /// unknown host; an error only when the store could not forget it (then
+    /// nothing changed). When recording the findings fails afterwards, the
+    /// host is forgotten all the same and the failure logged: the findings
+    /// resolve at the next evaluation of their services.
+    pub async fn forget(
+        &self,
+        host_id: &str,
+        now: SystemTime,
+    ) -> Result<Option<StoredHost>, IngestError> {
+        let now = to_millis(now);
+        let _one_at_a_time = self.ingest.lock().await;
+        if !self.knows(host_id) {
+            return Ok(None);
+        }
+        let id = host_id.to_owned();
+        self.blocking(move |store| store.forget_host(&id)).await?;
+        let removed = self.write().remove(host_id);
+        if let Err(error) = self.apply(Reach::Full, now).await {
+            tracing::error!(
+                host = %host_id.escape_debug(),
+                %error,
+                "host forgotten, but recording the findings that resolve with it failed; they resolve at the next evaluation of their services"
+            );
+        }
+        Ok(removed)
+    }
+
     /// Replaces the policy and re-evaluates everything with it.
     pub async fn set_policy(
         &self,
@@ -1618,6 +1658,66 @@ pub(crate) mod tests {
     }
 
     /// One host `h1` in staging with its engine answering, reported at `t0`.
+    /// A forgotten host leaves memory and the store, and the findings it
+    /// took part in resolve, in memory and in the store.
+    #[tokio::test]
+    async fn a_forgotten_host_leaves_and_its_findings_resolve() {
+        let (dir, fleet, t0) = empty_fleet();
+        let report = |host: &str, environment: &str, image: u64| {
+            let mut s = HostSnapshot {
+                host_id: host.into(),
+                environment: environment.into(),
+                agent: Some(AgentInfo {
+                    version: "t".into(),
+                    boot_id: "b".into(),
+                }),
+                sequence: 1,
+                engine_state: 1,
+                containers: vec![container("shop", image, 0)],
+                fingerprint_key_id: "k".into(),
+                ..Default::default()
+            };
+            s.content_hash = envparity_proto::hash::content_hash(&s);
+            s
+        };
+        fleet.push(report("s1", "staging", 1), t0).await.unwrap();
+        fleet.push(report("p1", "production", 2), t0).await.unwrap();
+        let digest = |fleet: &Fleet| {
+            fleet
+                .view(t0)
+                .open
+                .iter()
+                .any(|e| e.finding.kind == parity::Kind::ImageDigest)
+        };
+        assert!(digest(&fleet), "two images: a finding");
+
+        let forgotten = fleet.forget("p1", t0).await.unwrap().expect("known");
+        assert_eq!(forgotten.snapshot.environment, "production");
+        assert!(fleet.forget("p1", t0).await.unwrap().is_none());
+        assert!(!fleet.knows("p1"));
+        assert!(!digest(&fleet), "the finding resolved");
+        let reading = fleet.reading(t0);
+        assert_eq!(reading.environments(), ["staging"]);
+        drop(reading);
+        drop(fleet);
+        // Durable: a restart finds neither the host nor the finding open.
+        let store = crate::store::SqliteStore::open(dir.path()).unwrap();
+        let hosts: Vec<String> = store
+            .load_hosts()
+            .unwrap()
+            .iter()
+            .map(|h| h.snapshot.host_id.clone())
+            .collect();
+        assert_eq!(hosts, ["s1"]);
+        assert!(
+            store
+                .open_findings()
+                .unwrap()
+                .iter()
+                .all(|f| f.kind != "image_digest")
+        );
+    }
+
     /// A known host whose report is refused as invalid is shown refused,
     /// with why, until one of its reports is stored; an unknown host's
     /// refusal is not held.

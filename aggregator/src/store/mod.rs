@@ -311,6 +311,10 @@ pub trait Store: Send + Sync + 'static {
     fn finding_records(&self, service: &str, at: PageAt)
     -> Result<Page<FindingRecord>, StoreError>;
 
+    /// Removes a host's snapshot and liveness (its history stays), in one
+    /// transaction; whether the host was stored.
+    fn forget_host(&self, host_id: &str) -> Result<bool, StoreError>;
+
     /// Records that a host was heard from (a heartbeat).
     fn touch(
         &self,

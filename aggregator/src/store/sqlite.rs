@@ -524,6 +524,20 @@ impl Store for SqliteStore {
         Ok(Page::from_newest_first(rows, at.limit))
     }
 
+    fn forget_host(&self, host_id: &str) -> Result<bool, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction()
+            .map_err(self.db("begin forgetting a host"))?;
+        let removed = tx
+            .execute("DELETE FROM hosts WHERE host_id = ?1", params![host_id])
+            .map_err(self.db("forget a host"))?;
+        tx.execute("DELETE FROM liveness WHERE host_id = ?1", params![host_id])
+            .map_err(self.db("forget a host's liveness"))?;
+        tx.commit().map_err(self.db("commit forgetting a host"))?;
+        Ok(removed > 0)
+    }
+
     fn touch(
         &self,
         host_id: &str,
@@ -930,6 +944,52 @@ mod tests {
             .into_iter()
             .find(|a| a.id == "firing");
         assert_eq!(firing.unwrap().resolved_ms, Some(1000));
+    }
+
+    #[test]
+    fn a_forgotten_host_leaves_its_snapshot_and_liveness_and_keeps_its_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        store
+            .save_snapshot(
+                &host("h1", 2),
+                &[change("shop", 5)],
+                &FindingChanges::default(),
+            )
+            .unwrap();
+        store
+            .save_snapshot(&host("h2", 1), &[], &FindingChanges::default())
+            .unwrap();
+        store
+            .touch(
+                "h1",
+                UNIX_EPOCH + Duration::from_millis(9_000),
+                EngineState::Ok,
+            )
+            .unwrap();
+        assert!(store.forget_host("h1").unwrap());
+        assert!(!store.forget_host("h1").unwrap(), "already forgotten");
+        assert!(!store.forget_host("nobody").unwrap());
+        drop(store);
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let ids: Vec<String> = store
+            .load_hosts()
+            .unwrap()
+            .iter()
+            .map(|h| h.snapshot.host_id.clone())
+            .collect();
+        assert_eq!(ids, ["h2"]);
+        let liveness: i64 = store
+            .conn()
+            .query_row(
+                "SELECT COUNT(*) FROM liveness WHERE host_id = 'h1'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(liveness, 0);
+        let history = store.changes(Some("shop"), PageAt::newest(10)).unwrap();
+        assert_eq!(history.rows, vec![change("shop", 5)]);
     }
 
     #[test]

@@ -809,6 +809,29 @@ pub mod report_service_server {
         const NAME: &'static str = SERVICE_NAME;
     }
 }
+/// Which host to forget.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ForgetHostRequest {
+    /// The host id; required.
+    #[prost(string, tag = "1")]
+    pub host_id: ::prost::alloc::string::String,
+}
+/// The host forgotten.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ForgetHostResponse {
+    /// The host id.
+    #[prost(string, tag = "1")]
+    pub host_id: ::prost::alloc::string::String,
+    /// The environment it was in.
+    #[prost(string, tag = "2")]
+    pub environment: ::prost::alloc::string::String,
+    /// How many containers its last snapshot held.
+    #[prost(uint32, tag = "3")]
+    pub container_count: u32,
+    /// When it was last heard from.
+    #[prost(message, optional, tag = "4")]
+    pub last_seen: ::core::option::Option<::prost_types::Timestamp>,
+}
 /// Filter for ListHosts.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ListHostsRequest {
@@ -1807,6 +1830,36 @@ pub mod query_service_client {
                 .insert(GrpcMethod::new("envparity.v1.QueryService", "ListAlerts"));
             self.inner.unary(req, path, codec).await
         }
+        /// Forgets a decommissioned host: its snapshot and liveness leave the
+        /// store and memory, and what it contributed to is re-evaluated (its
+        /// findings resolve). Its history stays. Needs an `envparity-admin`
+        /// certificate when TLS is on (PERMISSION_DENIED otherwise); an unknown
+        /// host is NOT_FOUND. A host whose agent still runs comes back at its next
+        /// report.
+        pub async fn forget_host(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ForgetHostRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ForgetHostResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = crate::codec::Codec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/envparity.v1.QueryService/ForgetHost",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("envparity.v1.QueryService", "ForgetHost"));
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -1887,6 +1940,19 @@ pub mod query_service_server {
             request: tonic::Request<super::ListAlertsRequest>,
         ) -> std::result::Result<
             tonic::Response<super::ListAlertsResponse>,
+            tonic::Status,
+        >;
+        /// Forgets a decommissioned host: its snapshot and liveness leave the
+        /// store and memory, and what it contributed to is re-evaluated (its
+        /// findings resolve). Its history stays. Needs an `envparity-admin`
+        /// certificate when TLS is on (PERMISSION_DENIED otherwise); an unknown
+        /// host is NOT_FOUND. A host whose agent still runs comes back at its next
+        /// report.
+        async fn forget_host(
+            &self,
+            request: tonic::Request<super::ForgetHostRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ForgetHostResponse>,
             tonic::Status,
         >;
     }
@@ -2310,6 +2376,51 @@ pub mod query_service_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = ListAlertsSvc(inner);
+                        let codec = crate::codec::Codec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/envparity.v1.QueryService/ForgetHost" => {
+                    #[allow(non_camel_case_types)]
+                    struct ForgetHostSvc<T: QueryService>(pub Arc<T>);
+                    impl<
+                        T: QueryService,
+                    > tonic::server::UnaryService<super::ForgetHostRequest>
+                    for ForgetHostSvc<T> {
+                        type Response = super::ForgetHostResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::ForgetHostRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as QueryService>::forget_host(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ForgetHostSvc(inner);
                         let codec = crate::codec::Codec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

@@ -192,6 +192,121 @@ fn an_agent_certificate_bound_to_an_environment_reports_for_it_only() -> Result<
     Ok(())
 }
 
+/// `envparity hosts forget`: only an admin certificate may, it is logged
+/// with who asked, the host's findings resolve, its history stays, and it
+/// stays forgotten across a restart.
+#[test]
+fn only_an_admin_forgets_a_host_and_it_is_audited() -> Result<()> {
+    use envparity_tests::grpc::{ReportClient, container, snapshot};
+    let fleet = Fleet::builder()
+        .identity("stage-1")
+        .identity("prod-1")
+        .start()?;
+    let pki = fleet.pki()?.to_owned();
+    let mut certs = project_command(&cargo_bin(envparity_tests::CLI_BIN)?);
+    certs
+        .arg("certs")
+        .arg("--dir")
+        .arg(&pki)
+        .args(["--admin", "ops"]);
+    checked(certs)?;
+    let mut aggregator = fleet.start_aggregator()?;
+    let push = |host: &str, environment: &str, image: &str| -> Result<()> {
+        let mut c = container("shop");
+        if let Some(i) = c.image.as_mut() {
+            i.image_id = image.to_owned();
+        }
+        ReportClient::connect_as(&fleet, host)?
+            .push(snapshot(host, environment, 1, vec![c]))
+            .expect("stored");
+        Ok(())
+    };
+    push("stage-1", "staging", &format!("sha256:{}", "1".repeat(64)))?;
+    push(
+        "prod-1",
+        "production",
+        &format!("sha256:{}", "2".repeat(64)),
+    )?;
+    let kinds = |out: &CliOutput| -> Vec<String> {
+        out.json["findings"]
+            .as_array()
+            .map(|f| {
+                f.iter()
+                    .filter_map(|x| x["kind"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert!(kinds(&fleet.cli(&["findings"])?).contains(&"image_digest".to_owned()));
+
+    // The CLI's query certificate may read, not forget.
+    let out = fleet.cli(&["hosts", "forget", "prod-1"])?;
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("needs an envparity-admin certificate"),
+        "{out}"
+    );
+    assert_eq!(
+        fleet.cli(&["hosts"])?.json["hosts"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+
+    let path = |f: &str| pki.join(f).display().to_string();
+    let admin = |args: &[&str]| -> Result<CliOutput> {
+        let (ca, cert, key) = (
+            path("ca.pem"),
+            path("admin-ops.pem"),
+            path("admin-ops-key.pem"),
+        );
+        let mut all = vec!["--tls-ca", &ca, "--tls-cert", &cert, "--tls-key", &key];
+        all.extend(args);
+        CliOutput::run(&aggregator.url(), &all)
+    };
+    let out = admin(&["hosts", "forget", "prod-1"])?;
+    out.assert_code(0);
+    assert_eq!(out.json["host_id"], "prod-1", "{out}");
+    assert_eq!(out.json["environment"], "production", "{out}");
+    assert_eq!(out.json["container_count"], 1, "{out}");
+    let out = admin(&["hosts", "forget", "prod-1"])?;
+    out.assert_code(2);
+    assert!(out.stderr.contains("no host \"prod-1\" is known"), "{out}");
+    let log = aggregator.log();
+    let audit: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("host forgotten"))
+        .collect();
+    assert_eq!(audit.len(), 1, "{log}");
+    assert!(
+        audit[0].contains("host=prod-1") && audit[0].contains("by=ops at 127.0.0.1:"),
+        "{}",
+        audit[0]
+    );
+
+    let hosts = fleet.cli(&["hosts"])?;
+    assert_eq!(
+        hosts.json["hosts"].as_array().map(Vec::len),
+        Some(1),
+        "{hosts}"
+    );
+    assert!(!kinds(&fleet.cli(&["findings"])?).contains(&"image_digest".to_owned()));
+    let history = fleet.cli(&["history", "shop"])?;
+    assert!(
+        history.stdout.contains("prod-1"),
+        "history stays: {history}"
+    );
+    aggregator.restart()?;
+    let hosts = fleet.cli(&["hosts"])?;
+    assert_eq!(hosts.json["hosts"][0]["host_id"], "stage-1", "{hosts}");
+    assert_eq!(
+        hosts.json["hosts"].as_array().map(Vec::len),
+        Some(1),
+        "{hosts}"
+    );
+    Ok(())
+}
+
 #[test]
 fn plain_text_is_served_only_when_asked_and_then_only_on_loopback() -> Result<()> {
     let fleet = Fleet::builder().host("plain").start()?;
