@@ -28,6 +28,7 @@
 //! passes the aggregator's validation (a property test in the aggregator's
 //! validator checks exactly that).
 
+use envparity_proto::digest;
 use envparity_proto::limits::{
     MAX_CONTAINER_BYTES, MAX_CONTAINERS, MAX_CUT_LEN, MAX_CUTS, MAX_ENV_ENTRIES, MAX_ID_LEN,
     MAX_LABELS, MAX_SNAPSHOT_BYTES, MAX_TEXT_LEN,
@@ -68,6 +69,9 @@ fn shortened(value: &mut String, max: usize) -> bool {
     let kept = truncated(value, max - MARKER.len()).len();
     value.truncate(kept);
     value.push_str(MARKER);
+    // Give the rest back: a cut-down value held between collections must
+    // not keep the engine's size.
+    value.shrink_to_fit();
     true
 }
 
@@ -181,14 +185,26 @@ fn fix_container(c: &mut Container) -> Vec<String> {
             }
         }
         if image.image_id.is_empty() {
+            cuts.push("the engine gave no image id: sent as unknown".to_owned());
             image.image_id = "unknown".to_owned();
         }
-        for digest in &mut image.repo_digests {
-            let fixed = inert(digest, MAX_TEXT_LEN, "unknown");
-            if fixed != *digest {
-                cuts.push("a repo digest had control characters or was oversize".to_owned());
-                *digest = fixed;
-            }
+        if image.image_id.starts_with(digest::SHA256_PREFIX)
+            && digest::parse_digest(&image.image_id).is_err()
+        {
+            cuts.push(
+                "the image id is not a well-formed sha256 digest: sent as unknown".to_owned(),
+            );
+            image.image_id = "unknown".to_owned();
+        }
+        let before = image.repo_digests.len();
+        image
+            .repo_digests
+            .retain(|d| digest::split_repo_digest(d).is_ok() && d.len() <= MAX_TEXT_LEN);
+        if image.repo_digests.len() < before {
+            cuts.push(format!(
+                "{} repo digest(s) not of the form REPOSITORY@sha256:<64 hex> dropped",
+                before - image.repo_digests.len()
+            ));
         }
     }
     fix_labels(&mut c.labels, &mut cuts);
@@ -202,8 +218,9 @@ fn fix_container(c: &mut Container) -> Vec<String> {
 /// when a container is over its byte budget.
 const SHORT: usize = 256;
 
-/// Repo digests kept when a container is cut to its identity and image.
-const KEPT_DIGESTS: usize = 16;
+/// Repo digests kept when a container is cut to its identity and image: with
+/// the reference, at most 5 × 64 KiB, well within a container's budget.
+const KEPT_DIGESTS: usize = 4;
 
 /// Cuts `snapshot` down to the limits, in place, and says what was cut.
 ///
@@ -213,7 +230,9 @@ const KEPT_DIGESTS: usize = 16;
 pub fn apply(snapshot: &mut HostSnapshot) -> Vec<Cut> {
     let mut reasons: Vec<Vec<String>> = Vec::with_capacity(snapshot.containers.len());
     for c in &mut snapshot.containers {
-        let mut why = fix_container(c);
+        // What [`fit_container`] cut when the container was read stays.
+        let mut why = std::mem::take(&mut c.cut);
+        why.extend(fix_container(c));
         why.extend(shrink(c, MAX_CONTAINER_BYTES));
         reasons.push(why);
     }
@@ -247,6 +266,31 @@ pub fn apply(snapshot: &mut HostSnapshot) -> Vec<Cut> {
         .collect();
     cuts.extend(dropped);
     cuts
+}
+
+/// The least a container is shrunk to when it is read ([`fit_container`]).
+const MIN_READ_BUDGET: usize = 16 * 1024;
+
+/// Shrinks one container as soon as it is read from the engine, to what it
+/// could have of a report on a host running `count` containers (its fair
+/// share of [`MAX_SNAPSHOT_BYTES`], at least [`MIN_READ_BUDGET`], at most
+/// [`MAX_CONTAINER_BYTES`]), recording why in its `cut`. So what the agent
+/// holds between collections does not follow what the engine holds: 100
+/// containers carrying 500 KB of labels each are held as 16 MB, not 50.
+/// Only sizes are dealt with here; names, ids and digests are made to fit
+/// by [`apply`], when the snapshot is built (the collector still updates
+/// repo digests after reading), and [`apply`] keeps these reasons.
+pub fn fit_container(c: &mut Container, count: usize) {
+    let share = MAX_SNAPSHOT_BYTES / count.max(1);
+    let budget = share
+        .clamp(MIN_READ_BUDGET, MAX_CONTAINER_BYTES)
+        .saturating_sub(MAX_CUTS * (MAX_CUT_LEN + 3));
+    let why: Vec<String> = shrink(c, budget).into_iter().collect();
+    if !why.is_empty() {
+        let mut all = std::mem::take(&mut c.cut);
+        all.extend(why);
+        c.cut = listed(&all);
+    }
 }
 
 /// What a container's `cut` field carries for `reasons`: each made inert and

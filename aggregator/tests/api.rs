@@ -47,7 +47,17 @@ impl Server {
     }
 }
 
-fn container(service: &str, digest: &str, env: &[(&str, &str)]) -> Container {
+/// A strict digest from a short hex name: `aaa` → `sha256:aaaa…` (64 digits).
+fn digest(name: &str) -> String {
+    format!("sha256:{}", &name.repeat(64)[..64])
+}
+
+/// The image id of the image [`digest`] names: another strict digest.
+fn image_id(name: &str) -> String {
+    digest(&format!("1d{name}"))
+}
+
+fn container(service: &str, name: &str, env: &[(&str, &str)]) -> Container {
     Container {
         id: format!("{service}-id"),
         name: service.into(),
@@ -56,9 +66,9 @@ fn container(service: &str, digest: &str, env: &[(&str, &str)]) -> Container {
             source: ServiceSource::Label as i32,
         }),
         image: Some(ImageInfo {
-            reference: format!("127.0.0.1:5000/{service}@sha256:{digest}"),
-            image_id: format!("sha256:id-{digest}"),
-            repo_digests: vec![format!("127.0.0.1:5000/{service}@sha256:{digest}")],
+            reference: format!("127.0.0.1:5000/{service}@{}", digest(name)),
+            image_id: image_id(name),
+            repo_digests: vec![format!("127.0.0.1:5000/{service}@{}", digest(name))],
             ..Default::default()
         }),
         explicit_env: env
@@ -244,7 +254,7 @@ async fn an_invalid_snapshot_is_rejected_whole_and_the_previous_state_kept() {
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
 
-    assert_eq!(image_ids(&mut q, "shop").await, vec!["sha256:id-aaa"]);
+    assert_eq!(image_ids(&mut q, "shop").await, vec![image_id("aaa")]);
     server.stop().await;
 }
 
@@ -264,7 +274,7 @@ async fn replays_do_not_overwrite_newer_state() {
     .unwrap();
     let ack = push(&mut r, old).await.unwrap();
     assert!(ack.duplicate);
-    assert_eq!(image_ids(&mut q, "shop").await, vec!["sha256:id-bbb"]);
+    assert_eq!(image_ids(&mut q, "shop").await, vec![image_id("bbb")]);
     server.stop().await;
 }
 

@@ -183,6 +183,9 @@ fn hosts(g: &mut Gen<'_, '_>) -> Result<v1::ListHostsResponse> {
             container_count: g.u.arbitrary()?,
             agent_version: g.s()?,
             snapshot_received_at: g.ts()?,
+            refused_reason: g.s()?,
+            refused_at: g.ts()?,
+            containers_dropped: g.u.arbitrary()?,
         })
     })?;
     Ok(v1::ListHostsResponse { hosts })

@@ -87,6 +87,7 @@ fn container(
     env: &[(&str, &str, Option<&str>)],
 ) -> Container {
     Container {
+        cut: Vec::new(),
         id: format!("id-{name}"),
         name: name.to_owned(),
         service: Some(ServiceIdentity {
@@ -140,6 +141,7 @@ fn container(
 /// A host of the baseline fleet.
 pub fn host(host_id: &str, environment: &str, containers: Vec<Container>) -> HostSnapshot {
     HostSnapshot {
+        containers_dropped: 0,
         host_id: host_id.to_owned(),
         environment: environment.to_owned(),
         labels: vec![Label {
@@ -366,6 +368,7 @@ impl FuzzContainer {
     /// The container.
     pub fn resolve(&self) -> Container {
         Container {
+            cut: Vec::new(),
             id: self.id.resolve(dict::IDS),
             name: self.name.resolve(dict::SERVICES),
             service: self.service.as_ref().map(|(name, source)| ServiceIdentity {
@@ -426,6 +429,7 @@ impl FuzzReport {
             )
         };
         HostSnapshot {
+            containers_dropped: 0,
             host_id: self.host_id.resolve(dict::HOSTS),
             environment: self.environment.resolve(dict::ENVIRONMENTS),
             labels: self.labels.iter().map(FuzzLabel::resolve).collect(),

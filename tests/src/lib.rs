@@ -39,6 +39,7 @@ mod cli;
 mod command;
 mod docker_host;
 mod error;
+pub mod fake_engine;
 mod fleet;
 pub mod grpc;
 pub mod h2client;

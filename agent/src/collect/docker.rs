@@ -5,22 +5,21 @@
 //! contract) can be tested without a daemon; [`DockerEngine`] is the real
 //! implementation over bollard, exercised by the integration tests.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bollard::models::{
-    ContainerInspectResponse, ContainerSummary, EventMessage, HostConfig, ImageInspect, MountPoint,
-    NetworkSettings, PortMap, SystemInfo, SystemVersion,
+    ContainerInspectResponse, EventMessage, HostConfig, ImageInspect, MountPoint, NetworkSettings,
+    PortMap, SystemInfo, SystemVersion,
 };
-use bollard::query_parameters::{EventsOptionsBuilder, ListContainersOptionsBuilder};
-use bollard::{API_DEFAULT_VERSION, Docker};
 use envparity_proto::time::to_timestamp;
 use envparity_proto::v1::{Container, EngineFacts, ImageInfo, Label, Mount, Port, RuntimeConfig};
 use futures_util::{Stream, StreamExt, TryStreamExt, stream};
 
 use super::changes::{Change, Changes};
+use super::engine_http::{self, EngineHttp, HttpError};
 use crate::clear_env::ClearEnvPolicy;
 use crate::envsplit::{protect, split_env};
 use crate::fingerprint::FleetKey;
@@ -51,11 +50,11 @@ pub struct EngineError {
     /// What was requested, e.g. `inspect container 3f2a…`.
     pub operation: String,
     /// What the engine (or the connection to it) said.
-    pub error: bollard::errors::Error,
+    pub error: HttpError,
 }
 
 impl EngineError {
-    fn new(operation: impl Into<String>, error: bollard::errors::Error) -> Self {
+    fn new(operation: impl Into<String>, error: HttpError) -> Self {
         Self {
             operation: operation.into(),
             error,
@@ -63,13 +62,7 @@ impl EngineError {
     }
 
     fn is_not_found(&self) -> bool {
-        matches!(
-            self.error,
-            bollard::errors::Error::DockerResponseServerError {
-                status_code: 404,
-                ..
-            }
-        )
+        self.error.is_not_found()
     }
 }
 
@@ -81,11 +74,11 @@ pub trait Engine: Sync {
     fn version(&self) -> impl Future<Output = Result<SystemVersion, EngineError>> + Send;
     /// `GET /info`.
     fn info(&self) -> impl Future<Output = Result<SystemInfo, EngineError>> + Send;
-    /// The running containers (never with sizes: computing them walks every
-    /// container's filesystem).
-    fn running_containers(
+    /// The ids of the running containers (`GET /containers/json`, never
+    /// with sizes: computing them walks every container's filesystem).
+    fn running_container_ids(
         &self,
-    ) -> impl Future<Output = Result<Vec<ContainerSummary>, EngineError>> + Send;
+    ) -> impl Future<Output = Result<Vec<String>, EngineError>> + Send;
     /// `GET /containers/{id}/json`.
     fn inspect_container(
         &self,
@@ -98,10 +91,11 @@ pub trait Engine: Sync {
     ) -> impl Future<Output = Result<Option<ImageInspect>, EngineError>> + Send;
 }
 
-/// The real engine, over bollard.
+/// The real engine, over the agent's own bounded HTTP client
+/// ([`EngineHttp`]).
 #[derive(Debug, Clone)]
 pub struct DockerEngine {
-    docker: Docker,
+    http: EngineHttp,
 }
 
 /// A boxed stream of container events.
@@ -112,47 +106,81 @@ impl DockerEngine {
     /// `http://host:port`) and negotiates the API version, so that older
     /// engines (which refuse a newer client version) work too.
     pub async fn connect(addr: &str) -> Result<Self, EngineError> {
-        let timeout = ENGINE_TIMEOUT.as_secs();
-        let docker = if addr.starts_with("unix://") {
-            Docker::connect_with_unix(addr, timeout, API_DEFAULT_VERSION)
-        } else if addr.starts_with("tcp://") || addr.starts_with("http://") {
-            Docker::connect_with_http(addr, timeout, API_DEFAULT_VERSION)
-        } else {
-            Err(bollard::errors::Error::UnsupportedURISchemeError {
-                uri: addr.to_owned(),
-            })
-        }
-        .map_err(|e| EngineError::new("connect", e))?;
-        let docker = docker
-            .negotiate_version()
+        let http = EngineHttp::new(addr, ENGINE_TIMEOUT)
+            .map_err(|e| EngineError::new("connect", e))?
+            .negotiate()
             .await
             .map_err(|e| EngineError::new("negotiate API version", e))?;
-        Ok(Self { docker })
+        Ok(Self { http })
     }
 
     /// The stream of container events that can change a snapshot, starting
     /// at `since` (the engine replays buffered events from then on, so
-    /// nothing between a collection and the subscription is missed).
+    /// nothing between a collection and the subscription is missed). An
+    /// event too long to read ([`engine_http::MAX_EVENT_BYTES`]) comes out
+    /// as an event naming no container, which makes the agent read every
+    /// container again.
     pub fn container_events(&self, since: SystemTime) -> EventStream {
         let since = since
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
-            .as_secs()
-            .to_string();
-        let filters = HashMap::from([
-            ("type", vec!["container"]),
-            ("event", WATCHED_ACTIONS.to_vec()),
-        ]);
-        let options = EventsOptionsBuilder::new()
-            .since(&since)
-            .filters(&filters)
-            .build();
-        Box::pin(
-            self.docker
-                .events(Some(options))
-                .map_err(|e| EngineError::new("watch container events", e)),
-        )
+            .as_secs();
+        let filters = serde_json::json!({
+            "type": ["container"],
+            "event": WATCHED_ACTIONS,
+        });
+        let path = format!(
+            "/events?since={since}&filters={}",
+            percent_encode(&filters.to_string())
+        );
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let http = self.http.clone();
+        tokio::spawn(async move {
+            let line_tx = tx.clone();
+            let skip_tx = tx.clone();
+            let result = http
+                .stream_lines(
+                    &path,
+                    |line| {
+                        let event = serde_json::from_slice::<EventMessage>(&line).map_err(|e| {
+                            EngineError::new(
+                                "watch container events",
+                                HttpError::Malformed(e.to_string()),
+                            )
+                        });
+                        line_tx.try_send(event).is_ok() || !line_tx.is_closed()
+                    },
+                    || {
+                        tracing::warn!(
+                            max_bytes = engine_http::MAX_EVENT_BYTES,
+                            "an engine event over the agent's limit was skipped; reading every container again"
+                        );
+                        skip_tx.try_send(Ok(EventMessage::default())).is_ok() || !skip_tx.is_closed()
+                    },
+                )
+                .await;
+            if let Err(e) = result {
+                let _ = tx
+                    .send(Err(EngineError::new("watch container events", e)))
+                    .await;
+            }
+        });
+        Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
     }
+}
+
+/// `s` percent-encoded for a query string (everything but unreserved
+/// characters).
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Maps a 404 to `None`.
@@ -166,30 +194,24 @@ fn found<T>(result: Result<T, EngineError>) -> Result<Option<T>, EngineError> {
 
 impl Engine for DockerEngine {
     async fn version(&self) -> Result<SystemVersion, EngineError> {
-        self.docker
-            .version()
+        self.http
+            .get_json("/version", engine_http::MAX_FACTS_BYTES)
             .await
             .map_err(|e| EngineError::new("version", e))
     }
 
     async fn info(&self) -> Result<SystemInfo, EngineError> {
-        self.docker
-            .info()
+        self.http
+            .get_json("/info", engine_http::MAX_FACTS_BYTES)
             .await
             .map_err(|e| EngineError::new("info", e))
     }
 
-    async fn running_containers(&self) -> Result<Vec<ContainerSummary>, EngineError> {
+    async fn running_container_ids(&self) -> Result<Vec<String>, EngineError> {
         // `status=running` also leaves out paused containers: they serve
         // nothing, and pause/unpause events re-collect.
-        let filters = HashMap::from([("status", vec!["running"])]);
-        let options = ListContainersOptionsBuilder::new()
-            .all(false)
-            .size(false)
-            .filters(&filters)
-            .build();
-        self.docker
-            .list_containers(Some(options))
+        self.http
+            .running_container_ids()
             .await
             .map_err(|e| EngineError::new("list containers", e))
     }
@@ -198,18 +220,33 @@ impl Engine for DockerEngine {
         &self,
         id: &str,
     ) -> Result<Option<ContainerInspectResponse>, EngineError> {
-        found(
-            self.docker
-                .inspect_container(id, None)
-                .await
-                .map_err(|e| EngineError::new(format!("inspect container {id}"), e)),
-        )
+        let path = format!("/containers/{}/json", percent_encode(id));
+        match self
+            .http
+            .get_json(&path, engine_http::MAX_ANSWER_BYTES)
+            .await
+        {
+            // Too large to read: not reported, like a container that went,
+            // rather than failing the whole collection (and so the host).
+            Err(HttpError::TooLarge { cap }) => {
+                tracing::warn!(
+                    container = %id.escape_debug(),
+                    max_bytes = cap,
+                    "the engine's description of this container is over the agent's limit: not reported"
+                );
+                Ok(None)
+            }
+            other => {
+                found(other.map_err(|e| EngineError::new(format!("inspect container {id}"), e)))
+            }
+        }
     }
 
     async fn inspect_image(&self, id: &str) -> Result<Option<ImageInspect>, EngineError> {
+        let path = format!("/images/{}/json", percent_encode(id));
         found(
-            self.docker
-                .inspect_image(id)
+            self.http
+                .get_json(&path, engine_http::MAX_ANSWER_BYTES)
                 .await
                 .map_err(|e| EngineError::new(format!("inspect image {id}"), e)),
         )
@@ -262,10 +299,9 @@ pub async fn collect_containers<E: Engine>(
     policy: &ClearEnvPolicy,
 ) -> Result<Vec<Container>, EngineError> {
     let listed: Changes = engine
-        .running_containers()
+        .running_container_ids()
         .await?
         .into_iter()
-        .filter_map(|c| c.id)
         .map(|id| (id, Change::Inspect))
         .collect();
     let mut containers = BTreeMap::new();
@@ -292,61 +328,92 @@ pub async fn refresh_containers<E: Engine>(
     key: &FleetKey,
     policy: &ClearEnvPolicy,
 ) -> Result<(), EngineError> {
-    // Futures are built from owned ids by a plain iterator: closures over
-    // borrowed ids inside stream combinators make the future !Send.
-    let inspects = changes
+    // What the host will run once this is applied (at most): the share of
+    // a report each container can have.
+    let count = containers.len() + changes.to_inspect().count();
+    // Each image is inspected once per refresh, however many containers run
+    // it: one snapshot never shows two answers for one image.
+    let images: ImageCache = std::sync::Mutex::default();
+    let images = &images;
+    // Each container is inspected, converted and cut down to its share as
+    // it arrives: only the cut-down form is held, never every inspect
+    // answer at once (100 containers with 500 KB of labels each would be
+    // 50 MB of answers). Futures are built from owned ids by a plain
+    // iterator: closures over borrowed ids inside stream combinators make
+    // the future !Send.
+    let reads = changes
         .to_inspect()
         .map(str::to_owned)
         .map(|id| async move {
-            let inspected = engine.inspect_container(&id).await?;
-            Ok::<_, EngineError>((id, inspected.filter(is_listed)))
+            let Some(c) = engine.inspect_container(&id).await?.filter(is_listed) else {
+                return Ok::<_, EngineError>((id, None));
+            };
+            let image = match c.image.as_deref() {
+                Some(image_id) => image_of(engine, images, image_id).await?,
+                None => None,
+            };
+            let container = container_from_inspect(&c, image.as_ref(), key, policy).map(|mut x| {
+                crate::limit::fit_container(&mut x, count);
+                x
+            });
+            Ok((id, container))
         });
-    let inspected: Vec<(String, Option<ContainerInspectResponse>)> = stream::iter(inspects)
+    let read: Vec<(String, Option<Container>)> = stream::iter(reads)
         .buffer_unordered(INSPECT_CONCURRENCY)
         .try_collect()
         .await?;
 
-    let image_ids: HashSet<String> = inspected
-        .iter()
-        .filter_map(|(_, c)| c.as_ref()?.image.clone())
-        .collect();
-    let image_inspects = image_ids.into_iter().map(|id| async move {
-        let image = engine.inspect_image(&id).await?;
-        Ok::<_, EngineError>((id, image))
-    });
-    let images: HashMap<String, ImageInspect> = stream::iter(image_inspects)
-        .buffer_unordered(INSPECT_CONCURRENCY)
-        .try_collect::<Vec<_>>()
-        .await?
-        .into_iter()
-        .filter_map(|(id, image)| {
-            if image.is_none() {
-                tracing::warn!(image_id = %id, "image vanished; its env counts as explicit");
-            }
-            Some((id, image?))
-        })
-        .collect();
-
     for id in changes.removed() {
         containers.remove(id);
     }
-    for (id, c) in &inspected {
-        containers.remove(id);
-        let Some(c) = c else { continue };
-        let image = c.image.as_deref().and_then(|id| images.get(id));
-        if let Some(container) = container_from_inspect(c, image, key, policy) {
+    for (id, container) in read {
+        containers.remove(&id);
+        if let Some(container) = container {
             containers.insert(container.id.clone(), container);
         }
     }
+    let images = images
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     for info in containers.values_mut().filter_map(|c| c.image.as_mut()) {
-        if let Some(image) = images.get(&info.image_id) {
+        if let Some(Some(image)) = images.get(&info.image_id).and_then(|cell| cell.get()) {
             info.repo_digests = sorted(image.repo_digests.clone());
         }
     }
     Ok(())
 }
 
-/// Whether an inspected container is one [`Engine::running_containers`]
+/// The images inspected during one refresh, by id; each inspected once.
+type ImageCache =
+    std::sync::Mutex<HashMap<String, std::sync::Arc<tokio::sync::OnceCell<Option<ImageInspect>>>>>;
+
+/// Image `id`, inspected on first use in this refresh; `None` when it
+/// vanished (its env then counts as explicit).
+async fn image_of<E: Engine>(
+    engine: &E,
+    cache: &ImageCache,
+    id: &str,
+) -> Result<Option<ImageInspect>, EngineError> {
+    let cell = std::sync::Arc::clone(
+        cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(id.to_owned())
+            .or_default(),
+    );
+    let image = cell
+        .get_or_try_init(|| async {
+            let image = engine.inspect_image(id).await?;
+            if image.is_none() {
+                tracing::warn!(image_id = %id, "image vanished; its env counts as explicit");
+            }
+            Ok::<_, EngineError>(image)
+        })
+        .await?;
+    Ok(image.clone())
+}
+
+/// Whether an inspected container is one [`Engine::running_container_ids`]
 /// lists (`status=running`): running, neither paused nor restarting. Reading
 /// one container must judge it as listing them all would.
 fn is_listed(c: &ContainerInspectResponse) -> bool {
@@ -822,9 +889,9 @@ mod tests {
         image_inspects: Mutex<Vec<String>>,
     }
 
-    fn server_error() -> bollard::errors::Error {
-        bollard::errors::Error::DockerResponseServerError {
-            status_code: 500,
+    fn server_error() -> HttpError {
+        HttpError::Status {
+            status: 500,
             message: s("boom"),
         }
     }
@@ -836,15 +903,8 @@ mod tests {
         async fn info(&self) -> Result<SystemInfo, EngineError> {
             Ok(SystemInfo::default())
         }
-        async fn running_containers(&self) -> Result<Vec<ContainerSummary>, EngineError> {
-            Ok(self
-                .listed
-                .iter()
-                .map(|id| ContainerSummary {
-                    id: Some(s(id)),
-                    ..Default::default()
-                })
-                .collect())
+        async fn running_container_ids(&self) -> Result<Vec<String>, EngineError> {
+            Ok(self.listed.iter().map(|id| s(id)).collect())
         }
         async fn inspect_container(
             &self,

@@ -2,6 +2,8 @@
 
 pub mod changes;
 pub mod docker;
+pub mod engine_http;
+pub mod framing;
 pub mod host;
 
 use std::collections::BTreeMap;
@@ -271,7 +273,7 @@ mod tests {
     fn unreachable() -> EngineReading {
         Err(EngineError {
             operation: "connect".into(),
-            error: bollard::errors::Error::SocketNotFoundError("/nope".into()),
+            error: engine_http::HttpError::Connection("connect to /nope: not found".into()),
         })
     }
 

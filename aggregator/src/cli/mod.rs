@@ -8,6 +8,7 @@
 mod client;
 pub mod output;
 pub mod render;
+mod yaml;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

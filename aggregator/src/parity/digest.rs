@@ -9,26 +9,26 @@
 //! digests when every replica on both sides has one, image ids otherwise, and
 //! says which in the finding.
 
+use envparity_proto::digest::{pinned_digest, split_repo_digest};
 use envparity_proto::v1::ImageInfo;
 
-/// The registry digest (`sha256:…`) of an image, if one is known.
+/// The registry digest (`sha256:…`) of an image, if one is known. Only
+/// strict digests count ([`envparity_proto::digest`]): something that merely
+/// starts like one is no identity.
 ///
 /// In order: the digest the reference pins (`repo@sha256:…`); the repo digest
 /// whose repository is the reference's; the only distinct digest among the
 /// repo digests. `None` when there is none, or several that the reference
 /// does not disambiguate.
 pub fn registry_digest(image: &ImageInfo) -> Option<&str> {
-    if let Some((_, pinned)) = image.reference.rsplit_once('@')
-        && pinned.starts_with("sha256:")
-    {
+    if let Ok(Some(pinned)) = pinned_digest(&image.reference) {
         return Some(pinned);
     }
     let wanted = repository(&image.reference);
     let mut entries = image
         .repo_digests
         .iter()
-        .filter_map(|d| d.rsplit_once('@'))
-        .filter(|(_, digest)| digest.starts_with("sha256:"));
+        .filter_map(|d| split_repo_digest(d).ok());
     if let Some((_, digest)) = entries.clone().find(|(repo, _)| *repo == wanted) {
         return Some(digest);
     }
@@ -52,9 +52,9 @@ pub fn repository(reference: &str) -> &str {
     }
 }
 
-/// Whether a reference is pinned to content (`@sha256:`).
+/// Whether a reference is pinned to content: `@` and a strict digest.
 pub fn is_pinned(reference: &str) -> bool {
-    reference.contains("@sha256:")
+    matches!(pinned_digest(reference), Ok(Some(_)))
 }
 
 #[cfg(test)]
@@ -64,7 +64,8 @@ mod tests {
     fn image(reference: &str, repo_digests: &[&str]) -> ImageInfo {
         ImageInfo {
             reference: reference.into(),
-            image_id: "sha256:local".into(),
+            image_id: "sha256:6c6f63616c6c6f63616c6c6f63616c6c6f63616c6c6f63616c6c6f63616c6c6f"
+                .into(),
             repo_digests: repo_digests.iter().map(|s| s.to_string()).collect(),
             ..Default::default()
         }
@@ -74,34 +75,74 @@ mod tests {
     fn repository_strips_tag_and_digest_but_keeps_the_port() {
         assert_eq!(repository("127.0.0.1:5000/app:1.2"), "127.0.0.1:5000/app");
         assert_eq!(repository("127.0.0.1:5000/app"), "127.0.0.1:5000/app");
-        assert_eq!(repository("app@sha256:abc"), "app");
-        assert_eq!(repository("app:1@sha256:abc"), "app");
+        assert_eq!(
+            repository(
+                "app@sha256:abcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabca"
+            ),
+            "app"
+        );
+        assert_eq!(
+            repository(
+                "app:1@sha256:abcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabca"
+            ),
+            "app"
+        );
         assert_eq!(repository("busybox"), "busybox");
     }
 
     #[test]
     fn a_pinned_reference_is_its_own_digest() {
-        let i = image("reg/app@sha256:aaa", &["reg/app@sha256:bbb"]);
-        assert_eq!(registry_digest(&i), Some("sha256:aaa"));
+        let i = image(
+            "reg/app@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            &["reg/app@sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"],
+        );
+        assert_eq!(
+            registry_digest(&i),
+            Some("sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
+        );
         assert!(is_pinned(&i.reference));
     }
 
     #[test]
     fn the_repo_digest_of_the_references_repository_wins() {
-        let i = image("reg/app:1", &["other/app@sha256:111", "reg/app@sha256:222"]);
-        assert_eq!(registry_digest(&i), Some("sha256:222"));
+        let i = image(
+            "reg/app:1",
+            &[
+                "other/app@sha256:1111111111111111111111111111111111111111111111111111111111111111",
+                "reg/app@sha256:2222222222222222222222222222222222222222222222222222222222222222",
+            ],
+        );
+        assert_eq!(
+            registry_digest(&i),
+            Some("sha256:2222222222222222222222222222222222222222222222222222222222222222")
+        );
     }
 
     #[test]
     fn a_single_distinct_digest_under_other_names_is_used() {
-        let i = image("app:1", &["a/app@sha256:333", "b/app@sha256:333"]);
-        assert_eq!(registry_digest(&i), Some("sha256:333"));
+        let i = image(
+            "app:1",
+            &[
+                "a/app@sha256:3333333333333333333333333333333333333333333333333333333333333333",
+                "b/app@sha256:3333333333333333333333333333333333333333333333333333333333333333",
+            ],
+        );
+        assert_eq!(
+            registry_digest(&i),
+            Some("sha256:3333333333333333333333333333333333333333333333333333333333333333")
+        );
     }
 
     #[test]
     fn ambiguous_or_missing_digests_give_none() {
         assert_eq!(registry_digest(&image("app:1", &[])), None);
-        let i = image("app:1", &["a/app@sha256:1", "b/app@sha256:2"]);
+        let i = image(
+            "app:1",
+            &[
+                "a/app@sha256:1111111111111111111111111111111111111111111111111111111111111111",
+                "b/app@sha256:2222222222222222222222222222222222222222222222222222222222222222",
+            ],
+        );
         assert_eq!(registry_digest(&i), None);
         assert_eq!(registry_digest(&image("app:1", &["garbage"])), None);
     }

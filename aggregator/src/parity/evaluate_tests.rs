@@ -137,7 +137,14 @@ const K: &str = "6.1.0-18-amd64";
 
 #[test]
 fn identical_environments_have_parity() {
-    let c = || container("shop", "sha256:img1", Some("sha256:d1"), &[("A", "fa")]);
+    let c = || {
+        container(
+            "shop",
+            "sha256:696d6731696d6731696d6731696d6731696d6731696d6731696d6731696d6731",
+            Some("sha256:d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1"),
+            &[("A", "fa")],
+        )
+    };
     let fleet = Fleet::new()
         .host("s1", snapshot("staging", K, vec![c()]))
         .host("p1", snapshot("production", K, vec![c()]));
@@ -152,7 +159,12 @@ fn a_different_registry_digest_is_a_critical_image_digest_finding() {
             snapshot(
                 "staging",
                 K,
-                vec![container("shop", "sha256:i1", Some("sha256:d1"), &[])],
+                vec![container(
+                    "shop",
+                    "sha256:6931693169316931693169316931693169316931693169316931693169316931",
+                    Some("sha256:d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1"),
+                    &[],
+                )],
             ),
         )
         .host(
@@ -160,7 +172,12 @@ fn a_different_registry_digest_is_a_critical_image_digest_finding() {
             snapshot(
                 "production",
                 K,
-                vec![container("shop", "sha256:i2", Some("sha256:d2"), &[])],
+                vec![container(
+                    "shop",
+                    "sha256:6932693269326932693269326932693269326932693269326932693269326932",
+                    Some("sha256:d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2"),
+                    &[],
+                )],
             ),
         );
     let f = fleet.findings("staging", "production");
@@ -169,8 +186,14 @@ fn a_different_registry_digest_is_a_critical_image_digest_finding() {
     assert_eq!(f[0].severity, Severity::Critical);
     assert_eq!(f[0].basis, Basis::RegistryDigest);
     assert_eq!(f[0].service, "shop");
-    assert_eq!(f[0].a.values, vec!["sha256:d1"]);
-    assert_eq!(b(&f[0]).values, vec!["sha256:d2"]);
+    assert_eq!(
+        f[0].a.values,
+        vec!["sha256:d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1"]
+    );
+    assert_eq!(
+        b(&f[0]).values,
+        vec!["sha256:d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2"]
+    );
     assert_eq!(f[0].a.hosts, vec!["s1"]);
     assert_eq!(b(&f[0]).hosts, vec!["p1"]);
 }
@@ -185,7 +208,12 @@ fn multi_arch_hosts_with_one_index_digest_are_not_a_mismatch() {
             snapshot(
                 "staging",
                 K,
-                vec![container("shop", "sha256:arm", Some("sha256:idx"), &[])],
+                vec![container(
+                    "shop",
+                    "sha256:61726d61726d61726d61726d61726d61726d61726d61726d61726d61726d6172",
+                    Some("sha256:6964786964786964786964786964786964786964786964786964786964786964"),
+                    &[],
+                )],
             ),
         )
         .host(
@@ -193,7 +221,12 @@ fn multi_arch_hosts_with_one_index_digest_are_not_a_mismatch() {
             snapshot(
                 "production",
                 K,
-                vec![container("shop", "sha256:amd", Some("sha256:idx"), &[])],
+                vec![container(
+                    "shop",
+                    "sha256:616d64616d64616d64616d64616d64616d64616d64616d64616d64616d64616d",
+                    Some("sha256:6964786964786964786964786964786964786964786964786964786964786964"),
+                    &[],
+                )],
             ),
         );
     assert_eq!(fleet.findings("staging", "production"), vec![]);
@@ -207,7 +240,12 @@ fn without_a_registry_digest_on_one_side_image_ids_are_compared() {
             snapshot(
                 "staging",
                 K,
-                vec![container("shop", "sha256:i1", Some("sha256:d1"), &[])],
+                vec![container(
+                    "shop",
+                    "sha256:6931693169316931693169316931693169316931693169316931693169316931",
+                    Some("sha256:d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1"),
+                    &[],
+                )],
             ),
         )
         .host(
@@ -215,14 +253,25 @@ fn without_a_registry_digest_on_one_side_image_ids_are_compared() {
             snapshot(
                 "production",
                 K,
-                vec![container("shop", "sha256:i2", None, &[])],
+                vec![container(
+                    "shop",
+                    "sha256:6932693269326932693269326932693269326932693269326932693269326932",
+                    None,
+                    &[],
+                )],
             ),
         );
     let f = fleet.findings("staging", "production");
     assert_eq!(f.len(), 1);
     assert_eq!(f[0].basis, Basis::ImageId);
-    assert_eq!(f[0].a.values, vec!["sha256:i1"]);
-    assert_eq!(b(&f[0]).values, vec!["sha256:i2"]);
+    assert_eq!(
+        f[0].a.values,
+        vec!["sha256:6931693169316931693169316931693169316931693169316931693169316931"]
+    );
+    assert_eq!(
+        b(&f[0]).values,
+        vec!["sha256:6932693269326932693269326932693269326932693269326932693269326932"]
+    );
 
     let same = Fleet::new()
         .host(
@@ -230,7 +279,12 @@ fn without_a_registry_digest_on_one_side_image_ids_are_compared() {
             snapshot(
                 "staging",
                 K,
-                vec![container("shop", "sha256:i1", Some("sha256:d1"), &[])],
+                vec![container(
+                    "shop",
+                    "sha256:6931693169316931693169316931693169316931693169316931693169316931",
+                    Some("sha256:d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1"),
+                    &[],
+                )],
             ),
         )
         .host(
@@ -238,7 +292,12 @@ fn without_a_registry_digest_on_one_side_image_ids_are_compared() {
             snapshot(
                 "production",
                 K,
-                vec![container("shop", "sha256:i1", None, &[])],
+                vec![container(
+                    "shop",
+                    "sha256:6931693169316931693169316931693169316931693169316931693169316931",
+                    None,
+                    &[],
+                )],
             ),
         );
     assert_eq!(same.findings("staging", "production"), vec![]);
@@ -246,8 +305,18 @@ fn without_a_registry_digest_on_one_side_image_ids_are_compared() {
 
 #[test]
 fn image_baked_env_is_never_configuration_drift() {
-    let mut a = container("shop", "sha256:i1", None, &[]);
-    let mut b = container("shop", "sha256:i1", None, &[]);
+    let mut a = container(
+        "shop",
+        "sha256:6931693169316931693169316931693169316931693169316931693169316931",
+        None,
+        &[],
+    );
+    let mut b = container(
+        "shop",
+        "sha256:6931693169316931693169316931693169316931693169316931693169316931",
+        None,
+        &[],
+    );
     a.image_env.push(EnvVar {
         name: "BAKED".into(),
         fingerprint: "x".into(),
@@ -314,10 +383,46 @@ fn env_missing_extra_and_value_are_told_apart() {
 fn earlier_stages_are_info_and_unknown_names_warning() {
     let c = |img: &str| container("shop", img, Some(img), &[("A", img)]);
     let fleet = Fleet::new()
-        .host("d1", snapshot("dev", K, vec![c("sha256:1")]))
-        .host("s1", snapshot("staging", K, vec![c("sha256:2")]))
-        .host("p1", snapshot("production", K, vec![c("sha256:2")]))
-        .host("b1", snapshot("blue", K, vec![c("sha256:3")]));
+        .host(
+            "d1",
+            snapshot(
+                "dev",
+                K,
+                vec![c(
+                    "sha256:1111111111111111111111111111111111111111111111111111111111111111",
+                )],
+            ),
+        )
+        .host(
+            "s1",
+            snapshot(
+                "staging",
+                K,
+                vec![c(
+                    "sha256:2222222222222222222222222222222222222222222222222222222222222222",
+                )],
+            ),
+        )
+        .host(
+            "p1",
+            snapshot(
+                "production",
+                K,
+                vec![c(
+                    "sha256:2222222222222222222222222222222222222222222222222222222222222222",
+                )],
+            ),
+        )
+        .host(
+            "b1",
+            snapshot(
+                "blue",
+                K,
+                vec![c(
+                    "sha256:3333333333333333333333333333333333333333333333333333333333333333",
+                )],
+            ),
+        );
     let dev = fleet.findings("dev", "staging");
     assert_eq!(dev.len(), 2);
     assert!(dev.iter().all(|f| f.severity == Severity::Info), "{dev:#?}");
@@ -500,11 +605,25 @@ fn one_tag_with_two_digests_is_a_critical_rebuild() {
     let fleet = Fleet::new()
         .host(
             "s1",
-            snapshot("staging", K, vec![tagged("i1", "sha256:d1")]),
+            snapshot(
+                "staging",
+                K,
+                vec![tagged(
+                    "i1",
+                    "sha256:d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1",
+                )],
+            ),
         )
         .host(
             "p1",
-            snapshot("production", K, vec![tagged("i2", "sha256:d2")]),
+            snapshot(
+                "production",
+                K,
+                vec![tagged(
+                    "i2",
+                    "sha256:d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2",
+                )],
+            ),
         );
     let f = fleet.findings("staging", "production");
     assert_eq!(
@@ -515,8 +634,14 @@ fn one_tag_with_two_digests_is_a_critical_rebuild() {
         ]
     );
     assert_eq!(f[0].severity, Severity::Critical);
-    assert_eq!(f[0].a.values, vec!["sha256:d1"]);
-    assert_eq!(b(&f[0]).values, vec!["sha256:d2"]);
+    assert_eq!(
+        f[0].a.values,
+        vec!["sha256:d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1"]
+    );
+    assert_eq!(
+        b(&f[0]).values,
+        vec!["sha256:d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2"]
+    );
     assert!(
         f[0].summary.contains("rebuilt, not promoted"),
         "{}",
@@ -528,7 +653,7 @@ fn one_tag_with_two_digests_is_a_critical_rebuild() {
     let retagged = Fleet::new()
         .host(
             "s1",
-            snapshot("staging", K, vec![tagged("i1", "sha256:d1")]),
+            snapshot("staging", K, vec![tagged("i1", "sha256:d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1")]),
         )
         .host(
             "p1",
@@ -536,7 +661,7 @@ fn one_tag_with_two_digests_is_a_critical_rebuild() {
                 "production",
                 K,
                 vec![with_reference(
-                    container("shop", "i2", Some("sha256:d2"), &[]),
+                    container("shop", "i2", Some("sha256:d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2"), &[]),
                     "reg/shop:2",
                 )],
             ),
@@ -546,14 +671,38 @@ fn one_tag_with_two_digests_is_a_critical_rebuild() {
         vec![(Kind::ImageDigest, "shop", "")]
     );
     let dev = Fleet::new()
-        .host("d1", snapshot("dev", K, vec![tagged("i1", "sha256:d1")]))
+        .host(
+            "d1",
+            snapshot(
+                "dev",
+                K,
+                vec![tagged(
+                    "i1",
+                    "sha256:d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1",
+                )],
+            ),
+        )
         .host(
             "s1",
-            snapshot("staging", K, vec![tagged("i2", "sha256:d2")]),
+            snapshot(
+                "staging",
+                K,
+                vec![tagged(
+                    "i2",
+                    "sha256:d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2",
+                )],
+            ),
         )
         .host(
             "p1",
-            snapshot("production", K, vec![tagged("i2", "sha256:d2")]),
+            snapshot(
+                "production",
+                K,
+                vec![tagged(
+                    "i2",
+                    "sha256:d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2",
+                )],
+            ),
         );
     let f = dev.findings("dev", "staging");
     assert_eq!(f[0].kind, Kind::SameTagDifferentDigest);
@@ -582,8 +731,8 @@ fn multi_arch_pulls_of_one_tag_are_not_a_rebuild() {
                 K,
                 vec![arm(container(
                     "shop",
-                    "sha256:arm",
-                    Some("sha256:idx"),
+                    "sha256:61726d61726d61726d61726d61726d61726d61726d61726d61726d61726d6172",
+                    Some("sha256:6964786964786964786964786964786964786964786964786964786964786964"),
                     &[],
                 ))],
             ),
@@ -595,8 +744,8 @@ fn multi_arch_pulls_of_one_tag_are_not_a_rebuild() {
                 K,
                 vec![amd(container(
                     "shop",
-                    "sha256:amd",
-                    Some("sha256:idx"),
+                    "sha256:616d64616d64616d64616d64616d64616d64616d64616d64616d64616d64616d",
+                    Some("sha256:6964786964786964786964786964786964786964786964786964786964786964"),
                     &[],
                 ))],
             ),
@@ -612,8 +761,8 @@ fn multi_arch_pulls_of_one_tag_are_not_a_rebuild() {
                 K,
                 vec![arm(container(
                     "shop",
-                    "sha256:arm",
-                    Some("sha256:idx"),
+                    "sha256:61726d61726d61726d61726d61726d61726d61726d61726d61726d61726d6172",
+                    Some("sha256:6964786964786964786964786964786964786964786964786964786964786964"),
                     &[],
                 ))],
             ),
@@ -623,7 +772,12 @@ fn multi_arch_pulls_of_one_tag_are_not_a_rebuild() {
             snapshot(
                 "production",
                 K,
-                vec![amd(container("shop", "sha256:amd", None, &[]))],
+                vec![amd(container(
+                    "shop",
+                    "sha256:616d64616d64616d64616d64616d64616d64616d64616d64616d64616d64616d",
+                    None,
+                    &[],
+                ))],
             ),
         );
     assert_eq!(fleet.findings("staging", "production"), vec![]);
@@ -633,11 +787,26 @@ fn multi_arch_pulls_of_one_tag_are_not_a_rebuild() {
 fn unpinned_images_follow_the_pinning_policy() {
     let pinned = |s| {
         with_reference(
-            container(s, "i1", Some("sha256:d1"), &[]),
-            "reg/shop@sha256:d1",
+            container(
+                s,
+                "i1",
+                Some("sha256:d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1"),
+                &[],
+            ),
+            "reg/shop@sha256:d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1",
         )
     };
-    let tagged = |s| with_reference(container(s, "i1", Some("sha256:d1"), &[]), "reg/shop:1");
+    let tagged = |s| {
+        with_reference(
+            container(
+                s,
+                "i1",
+                Some("sha256:d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1"),
+                &[],
+            ),
+            "reg/shop:1",
+        )
+    };
     let fleet = Fleet::new()
         .policy(Policy::default())
         .host("d1", snapshot("dev", K, vec![tagged("shop")]))
@@ -689,7 +858,7 @@ fn replicas_that_differ_inside_one_environment_are_replica_drift() {
             snapshot(
                 "production",
                 K,
-                vec![container("shop", "i1", Some("sha256:d1"), &[("A", "f1")])],
+                vec![container("shop", "i1", Some("sha256:d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1"), &[("A", "f1")])],
             ),
         )
         .host(
@@ -697,7 +866,7 @@ fn replicas_that_differ_inside_one_environment_are_replica_drift() {
             snapshot(
                 "production",
                 K,
-                vec![container("shop", "i2", Some("sha256:d2"), &[("A", "f2")])],
+                vec![container("shop", "i2", Some("sha256:d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2"), &[("A", "f2")])],
             ),
         )
         .host(
@@ -706,7 +875,7 @@ fn replicas_that_differ_inside_one_environment_are_replica_drift() {
                 "production",
                 K,
                 vec![with_runtime(
-                    container("shop", "i1", Some("sha256:d1"), &[("A", "f1")]),
+                    container("shop", "i1", Some("sha256:d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1"), &[("A", "f1")]),
                     |r| r.user = "root".into(),
                 )],
             ),
@@ -724,7 +893,13 @@ fn replicas_that_differ_inside_one_environment_are_replica_drift() {
         f.iter()
             .all(|x| x.b.is_none() && x.a.environment == "production")
     );
-    assert_eq!(f[1].a.values, vec!["sha256:d1 on p1,p3", "sha256:d2 on p2"]);
+    assert_eq!(
+        f[1].a.values,
+        vec![
+            "sha256:d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1 on p1,p3",
+            "sha256:d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2 on p2"
+        ]
+    );
     assert_eq!(f[1].basis, Basis::RegistryDigest);
     assert_eq!(f[0].a.values, vec!["fp:f1 on p1,p3", "fp:f2 on p2"]);
     assert_eq!(f[2].a.values, vec!["(none) on p1,p2", "root on p3"]);
@@ -737,7 +912,12 @@ fn replicas_that_differ_inside_one_environment_are_replica_drift() {
             snapshot(
                 "production",
                 K,
-                vec![container("shop", "i1", Some("sha256:d1"), &[("A", "f1")])],
+                vec![container(
+                    "shop",
+                    "i1",
+                    Some("sha256:d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1"),
+                    &[("A", "f1")],
+                )],
             ),
         )
         .host(
@@ -745,7 +925,12 @@ fn replicas_that_differ_inside_one_environment_are_replica_drift() {
             snapshot(
                 "production",
                 K,
-                vec![container("shop", "i1", Some("sha256:d1"), &[("A", "f1")])],
+                vec![container(
+                    "shop",
+                    "i1",
+                    Some("sha256:d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1"),
+                    &[("A", "f1")],
+                )],
             ),
         );
     assert_eq!(same.all(), vec![]);
@@ -753,7 +938,14 @@ fn replicas_that_differ_inside_one_environment_are_replica_drift() {
 
 #[test]
 fn runtime_settings_that_differ_are_runtime_config_findings() {
-    let base = || container("shop", "i1", Some("sha256:d1"), &[]);
+    let base = || {
+        container(
+            "shop",
+            "i1",
+            Some("sha256:d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1"),
+            &[],
+        )
+    };
     let staging = with_runtime(base(), |r| {
         r.cmd = vec!["serve".into()];
         r.privileged = false;
@@ -1115,9 +1307,36 @@ fn a_pair_the_policy_ignores_is_not_compared() {
     let c = |img: &str| container("shop", img, Some(img), &[]);
     let fleet = Fleet::new()
         .policy(policy)
-        .host("d1", snapshot("dev", K, vec![c("sha256:1")]))
-        .host("s1", snapshot("staging", K, vec![c("sha256:2")]))
-        .host("p1", snapshot("production", K, vec![c("sha256:2")]));
+        .host(
+            "d1",
+            snapshot(
+                "dev",
+                K,
+                vec![c(
+                    "sha256:1111111111111111111111111111111111111111111111111111111111111111",
+                )],
+            ),
+        )
+        .host(
+            "s1",
+            snapshot(
+                "staging",
+                K,
+                vec![c(
+                    "sha256:2222222222222222222222222222222222222222222222222222222222222222",
+                )],
+            ),
+        )
+        .host(
+            "p1",
+            snapshot(
+                "production",
+                K,
+                vec![c(
+                    "sha256:2222222222222222222222222222222222222222222222222222222222222222",
+                )],
+            ),
+        );
     let pairs: Vec<(String, String)> = fleet
         .all()
         .iter()
@@ -1132,8 +1351,14 @@ fn a_pair_the_policy_ignores_is_not_compared() {
 fn arb_container() -> impl Strategy<Value = Container> {
     (
         prop::sample::select(vec!["shop", "cart", "auth"]),
-        prop::sample::select(vec!["sha256:i1", "sha256:i2"]),
-        prop::option::of(prop::sample::select(vec!["sha256:d1", "sha256:d2"])),
+        prop::sample::select(vec![
+            "sha256:6931693169316931693169316931693169316931693169316931693169316931",
+            "sha256:6932693269326932693269326932693269326932693269326932693269326932",
+        ]),
+        prop::option::of(prop::sample::select(vec![
+            "sha256:d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1",
+            "sha256:d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2",
+        ])),
         prop::collection::vec(
             (
                 prop::sample::select(vec!["A", "B", "C", "D"]),
@@ -1180,7 +1405,12 @@ fn a_key_rotation_is_one_key_mismatch_not_env_value_findings() {
             snapshot(
                 "staging",
                 K,
-                vec![container("shop", "sha256:i", None, &env)],
+                vec![container(
+                    "shop",
+                    "sha256:6969696969696969696969696969696969696969696969696969696969696969",
+                    None,
+                    &env,
+                )],
             ),
         )
         .host(
@@ -1191,7 +1421,7 @@ fn a_key_rotation_is_one_key_mismatch_not_env_value_findings() {
                     K,
                     vec![container(
                         "shop",
-                        "sha256:i",
+                        "sha256:6969696969696969696969696969696969696969696969696969696969696969",
                         None,
                         &[("A", "fa"), ("B", "fb"), ("C", "fc")],
                     )],
@@ -1228,7 +1458,12 @@ fn a_key_rotation_is_one_key_mismatch_not_env_value_findings() {
             snapshot(
                 "staging",
                 K,
-                vec![container("shop", "sha256:i", None, &env)],
+                vec![container(
+                    "shop",
+                    "sha256:6969696969696969696969696969696969696969696969696969696969696969",
+                    None,
+                    &env,
+                )],
             ),
         )
         .host(
@@ -1238,7 +1473,7 @@ fn a_key_rotation_is_one_key_mismatch_not_env_value_findings() {
                 K,
                 vec![container(
                     "shop",
-                    "sha256:i",
+                    "sha256:6969696969696969696969696969696969696969696969696969696969696969",
                     None,
                     &[("A", "k2-fa"), ("B", "k2-fb")],
                 )],
@@ -1259,7 +1494,12 @@ fn a_rotation_with_nothing_to_compare_is_no_finding() {
             snapshot(
                 "staging",
                 K,
-                vec![container("shop", "sha256:i", None, &[("A", "fa")])],
+                vec![container(
+                    "shop",
+                    "sha256:6969696969696969696969696969696969696969696969696969696969696969",
+                    None,
+                    &[("A", "fa")],
+                )],
             ),
         )
         .host(
@@ -1268,7 +1508,12 @@ fn a_rotation_with_nothing_to_compare_is_no_finding() {
                 snapshot(
                     "production",
                     K,
-                    vec![container("shop", "sha256:i", None, &[])],
+                    vec![container(
+                        "shop",
+                        "sha256:6969696969696969696969696969696969696969696969696969696969696969",
+                        None,
+                        &[],
+                    )],
                 ),
                 "k2",
             ),
@@ -1281,7 +1526,14 @@ fn a_rotation_with_nothing_to_compare_is_no_finding() {
 
 #[test]
 fn replicas_under_different_keys_are_compared_by_presence_only() {
-    let c = |env: &[(&str, &str)]| container("shop", "sha256:i", None, env);
+    let c = |env: &[(&str, &str)]| {
+        container(
+            "shop",
+            "sha256:6969696969696969696969696969696969696969696969696969696969696969",
+            None,
+            env,
+        )
+    };
     let fleet = Fleet::new()
         .host("p1", snapshot("production", K, vec![c(&[("A", "fa")])]))
         .host(
@@ -1419,7 +1671,12 @@ proptest! {
 
 #[test]
 fn a_container_the_agent_cut_is_a_finding_of_its_own_environment_host_and_name() {
-    let whole = container("shop", "sha256:i1", Some("sha256:d1"), &[]);
+    let whole = container(
+        "shop",
+        "sha256:6931693169316931693169316931693169316931693169316931693169316931",
+        Some("sha256:d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1"),
+        &[],
+    );
     let mut cut = whole.clone();
     cut.name = "shop-2".into();
     cut.cut = vec!["label \"last-applied\" was 70000 bytes, truncated to 65536".into()];

@@ -198,7 +198,7 @@ mod tests {
             image: Some(ImageInfo {
                 reference: "reg/app:1".into(),
                 image_id: format!("sha256:id-{digest}"),
-                repo_digests: vec![format!("reg/app@sha256:{digest}")],
+                repo_digests: vec![format!("reg/app@sha256:{}", &digest.repeat(64)[..64])],
                 layers: layers.iter().map(|l| l.to_string()).collect(),
                 oci_labels: vec![Label {
                     key: REVISION.into(),
@@ -246,7 +246,10 @@ mod tests {
         assert_eq!(e.a.images[0].revision, "r1");
         assert_eq!(e.b.images[0].revision, "r2");
         assert_eq!(e.b.images[0].hosts, vec!["p1", "p2"]);
-        assert_eq!(e.b.images[0].digest, "sha256:bbb");
+        assert_eq!(
+            e.b.images[0].digest,
+            "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+        );
     }
 
     #[test]

@@ -247,8 +247,16 @@ mod tests {
     #[test]
     fn the_digest_staging_runs_is_allowed_even_while_production_differs() {
         let replicas = [
-            replica("s1", "sha256:new", 10),
-            replica("s2", "sha256:new", 20),
+            replica(
+                "s1",
+                "sha256:6e65776e65776e65776e65776e65776e65776e65776e65776e65776e65776e65",
+                10,
+            ),
+            replica(
+                "s2",
+                "sha256:6e65776e65776e65776e65776e65776e65776e65776e65776e65776e65776e65",
+                20,
+            ),
         ];
         let findings = [
             finding(
@@ -266,19 +274,35 @@ mod tests {
                 State::Active,
             ),
         ];
-        let v = decide_with(&Policy::default(), &replicas, &findings, "sha256:new");
+        let v = decide_with(
+            &Policy::default(),
+            &replicas,
+            &findings,
+            "sha256:6e65776e65776e65776e65776e65776e65776e65776e65776e65776e65776e65",
+        );
         assert!(v.allowed(), "{:?}", v.reasons);
         assert_eq!(v.running_since, Some(at(20)));
     }
 
     #[test]
     fn a_digest_staging_never_ran_is_refused_naming_what_it_runs() {
-        let replicas = [replica("s1", "sha256:tested", 10)];
-        let v = decide_with(&Policy::default(), &replicas, &[], "sha256:untested");
+        let replicas = [replica(
+            "s1",
+            "sha256:7465737465647465737465647465737465647465737465647465737465647465",
+            10,
+        )];
+        let v = decide_with(
+            &Policy::default(),
+            &replicas,
+            &[],
+            "sha256:756e746573746564756e746573746564756e746573746564756e746573746564",
+        );
         assert!(!v.allowed());
         assert_eq!(v.reasons.len(), 1, "{:?}", v.reasons);
         assert!(
-            v.reasons[0].contains("sha256:tested on s1"),
+            v.reasons[0].contains(
+                "sha256:7465737465647465737465647465737465647465737465647465737465647465 on s1"
+            ),
             "{:?}",
             v.reasons
         );
@@ -288,19 +312,44 @@ mod tests {
     #[test]
     fn a_half_rolled_out_staging_is_refused() {
         let replicas = [
-            replica("s1", "sha256:new", 10),
-            replica("s2", "sha256:old", 10),
+            replica(
+                "s1",
+                "sha256:6e65776e65776e65776e65776e65776e65776e65776e65776e65776e65776e65",
+                10,
+            ),
+            replica(
+                "s2",
+                "sha256:6f6c646f6c646f6c646f6c646f6c646f6c646f6c646f6c646f6c646f6c646f6c",
+                10,
+            ),
         ];
-        let v = decide_with(&Policy::default(), &replicas, &[], "sha256:new");
+        let v = decide_with(
+            &Policy::default(),
+            &replicas,
+            &[],
+            "sha256:6e65776e65776e65776e65776e65776e65776e65776e65776e65776e65776e65",
+        );
         assert!(!v.allowed());
-        assert!(v.reasons[0].contains("sha256:old on s2"), "{:?}", v.reasons);
+        assert!(
+            v.reasons[0].contains(
+                "sha256:6f6c646f6c646f6c646f6c646f6c646f6c646f6c646f6c646f6c646f6c646f6c on s2"
+            ),
+            "{:?}",
+            v.reasons
+        );
     }
 
     #[test]
     fn the_image_id_is_accepted_when_there_is_no_registry_digest() {
         let mut r = replica("s1", "", 10);
-        r.image_id = "sha256:local".into();
-        let v = decide_with(&Policy::default(), &[r], &[], "sha256:local");
+        r.image_id =
+            "sha256:6c6f63616c6c6f63616c6c6f63616c6c6f63616c6c6f63616c6c6f63616c6c6f".into();
+        let v = decide_with(
+            &Policy::default(),
+            &[r],
+            &[],
+            "sha256:6c6f63616c6c6f63616c6c6f63616c6c6f63616c6c6f63616c6c6f63616c6c6f",
+        );
         assert!(v.allowed(), "{:?}", v.reasons);
     }
 
@@ -308,29 +357,64 @@ mod tests {
     fn too_little_time_in_staging_is_refused_and_enough_is_allowed() {
         let mut policy = Policy::default();
         policy.gate.min_time_in_previous = Duration::from_secs(600);
-        let fresh = [replica("s1", "sha256:new", NOW_S - 60)];
-        let v = decide_with(&policy, &fresh, &[], "sha256:new");
+        let fresh = [replica(
+            "s1",
+            "sha256:6e65776e65776e65776e65776e65776e65776e65776e65776e65776e65776e65",
+            NOW_S - 60,
+        )];
+        let v = decide_with(
+            &policy,
+            &fresh,
+            &[],
+            "sha256:6e65776e65776e65776e65776e65776e65776e65776e65776e65776e65776e65",
+        );
         assert_eq!(v.reasons.len(), 1);
         assert!(
             v.reasons[0].contains("for 1m, less than the 10m"),
             "{:?}",
             v.reasons
         );
-        let old = [replica("s1", "sha256:new", NOW_S - 601)];
-        assert!(decide_with(&policy, &old, &[], "sha256:new").allowed());
+        let old = [replica(
+            "s1",
+            "sha256:6e65776e65776e65776e65776e65776e65776e65776e65776e65776e65776e65",
+            NOW_S - 601,
+        )];
+        assert!(
+            decide_with(
+                &policy,
+                &old,
+                &[],
+                "sha256:6e65776e65776e65776e65776e65776e65776e65776e65776e65776e65776e65"
+            )
+            .allowed()
+        );
     }
 
     #[test]
     fn a_stale_staging_host_and_a_missing_service_are_refused() {
-        let mut r = replica("s1", "sha256:new", 10);
+        let mut r = replica(
+            "s1",
+            "sha256:6e65776e65776e65776e65776e65776e65776e65776e65776e65776e65776e65",
+            10,
+        );
         r.current = false;
-        let v = decide_with(&Policy::default(), &[r], &[], "sha256:new");
+        let v = decide_with(
+            &Policy::default(),
+            &[r],
+            &[],
+            "sha256:6e65776e65776e65776e65776e65776e65776e65776e65776e65776e65776e65",
+        );
         assert!(
             v.reasons.iter().any(|x| x.contains("s1 is not current")),
             "{:?}",
             v.reasons
         );
-        let v = decide_with(&Policy::default(), &[], &[], "sha256:new");
+        let v = decide_with(
+            &Policy::default(),
+            &[],
+            &[],
+            "sha256:6e65776e65776e65776e65776e65776e65776e65776e65776e65776e65776e65",
+        );
         assert!(
             v.reasons[0].contains("does not run in staging"),
             "{:?}",
@@ -340,7 +424,11 @@ mod tests {
 
     #[test]
     fn only_active_findings_at_the_blocking_severity_block() {
-        let replicas = [replica("s1", "sha256:new", 10)];
+        let replicas = [replica(
+            "s1",
+            "sha256:6e65776e65776e65776e65776e65776e65776e65776e65776e65776e65776e65",
+            10,
+        )];
         let blocking = finding(
             Kind::EnvValue,
             Severity::Critical,
@@ -379,11 +467,21 @@ mod tests {
                 State::Active,
             ),
         ];
-        let v = decide_with(&Policy::default(), &replicas, &findings, "sha256:new");
+        let v = decide_with(
+            &Policy::default(),
+            &replicas,
+            &findings,
+            "sha256:6e65776e65776e65776e65776e65776e65776e65776e65776e65776e65776e65",
+        );
         assert_eq!(v.blocking, vec![blocking]);
         let mut policy = Policy::default();
         policy.gate.block_on = Severity::Warning;
-        let v = decide_with(&policy, &replicas, &findings, "sha256:new");
+        let v = decide_with(
+            &policy,
+            &replicas,
+            &findings,
+            "sha256:6e65776e65776e65776e65776e65776e65776e65776e65776e65776e65776e65",
+        );
         assert_eq!(v.blocking.len(), 2);
     }
 }

@@ -65,7 +65,14 @@ fn drifting(digest: &str) -> Fleet {
     Fleet::new()
         .host(
             "s1",
-            snapshot("staging", vec![container("shop", "sha256:a", &[])]),
+            snapshot(
+                "staging",
+                vec![container(
+                    "shop",
+                    "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                    &[],
+                )],
+            ),
         )
         .host(
             "p1",
@@ -76,20 +83,41 @@ fn drifting(digest: &str) -> Fleet {
 #[test]
 fn a_finding_opens_keeps_its_first_seen_and_resolves() {
     let mut ledger = Ledger::new();
-    let delta = ledger.observe(full(&drifting("sha256:b")), Cover::Everything, at(10));
+    let delta = ledger.observe(
+        full(&drifting(
+            "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+        )),
+        Cover::Everything,
+        at(10),
+    );
     assert_eq!(delta.opened.len(), 1);
     assert_eq!(delta.opened[0].finding.kind, Kind::ImageDigest);
     assert!(delta.resolved.is_empty());
 
     // Production moves to yet another digest: the same finding (identity has
     // no digest), updated, not reopened.
-    let delta = ledger.observe(full(&drifting("sha256:c")), Cover::Everything, at(20));
+    let delta = ledger.observe(
+        full(&drifting(
+            "sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc",
+        )),
+        Cover::Everything,
+        at(20),
+    );
     assert!(delta.is_empty(), "{delta:?}");
     let entry = ledger.entries().next().unwrap();
     assert_eq!((entry.first_seen, entry.last_seen), (at(10), at(20)));
-    assert_eq!(entry.finding.b.as_ref().unwrap().values, vec!["sha256:c"]);
+    assert_eq!(
+        entry.finding.b.as_ref().unwrap().values,
+        vec!["sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"]
+    );
 
-    let delta = ledger.observe(full(&drifting("sha256:a")), Cover::Everything, at(30));
+    let delta = ledger.observe(
+        full(&drifting(
+            "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        )),
+        Cover::Everything,
+        at(30),
+    );
     assert_eq!(delta.resolved.len(), 1);
     assert_eq!(delta.resolved[0].first_seen, at(10));
     assert_eq!(delta.resolved[0].last_seen, at(20));
@@ -99,7 +127,13 @@ fn a_finding_opens_keeps_its_first_seen_and_resolves() {
 #[test]
 fn a_partial_observation_leaves_what_it_did_not_cover() {
     let mut ledger = Ledger::new();
-    ledger.observe(full(&drifting("sha256:b")), Cover::Everything, at(10));
+    ledger.observe(
+        full(&drifting(
+            "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+        )),
+        Cover::Everything,
+        at(10),
+    );
     // An evaluation of another service only: shop's finding stays open.
     let delta = ledger.observe(
         Vec::new(),
@@ -116,7 +150,13 @@ fn a_partial_observation_leaves_what_it_did_not_cover() {
 #[test]
 fn assessing_changes_nothing_until_applied() {
     let mut ledger = Ledger::new();
-    ledger.observe(full(&drifting("sha256:b")), Cover::Everything, at(10));
+    ledger.observe(
+        full(&drifting(
+            "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+        )),
+        Cover::Everything,
+        at(10),
+    );
     let before: Vec<Entry> = ledger.entries().cloned().collect();
     let observation = ledger.assess(Vec::new(), Cover::Everything, at(20));
     assert_eq!(ledger.entries().cloned().collect::<Vec<_>>(), before);
@@ -128,7 +168,9 @@ fn assessing_changes_nothing_until_applied() {
 
 #[test]
 fn findings_remembered_from_a_previous_run_keep_their_first_seen() {
-    let findings = full(&drifting("sha256:b"));
+    let findings = full(&drifting(
+        "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+    ));
     let id = findings[0].identity().id();
     let mut ledger = Ledger::remembering([
         (
@@ -172,7 +214,10 @@ fn waiver(expires: u64) -> Waiver {
 
 #[test]
 fn grace_keeps_a_new_finding_pending_until_it_has_persisted() {
-    let f = full(&drifting("sha256:b")).remove(0);
+    let f = full(&drifting(
+        "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+    ))
+    .remove(0);
     let policy = Policy::default();
     let grace = Duration::from_secs(60);
     let pending = judge(f.clone(), Some((at(0), at(30))), &policy, grace, at(30));
@@ -185,7 +230,10 @@ fn grace_keeps_a_new_finding_pending_until_it_has_persisted() {
 
 #[test]
 fn a_waiver_applies_until_it_expires_and_then_says_so() {
-    let f = full(&drifting("sha256:b")).remove(0);
+    let f = full(&drifting(
+        "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+    ))
+    .remove(0);
     let mut policy = Policy::default();
     policy.waivers.push(waiver(100));
     let waived = judge(f.clone(), None, &policy, Duration::ZERO, at(99));
@@ -240,7 +288,7 @@ fn host_snapshot(env: &str, containers: &[(usize, usize, usize)]) -> HostSnapsho
         .map(|(s, d, v)| {
             container(
                 services[*s],
-                &format!("sha256:{d}"),
+                &format!("sha256:{d:064x}"),
                 &[("A", &format!("f{v}"))],
             )
         })
@@ -294,11 +342,25 @@ fn replicas_mid_rollout_stay_pending_within_the_grace_period() {
     let fleet = Fleet::new()
         .host(
             "p1",
-            snapshot("production", vec![container("shop", "sha256:old", &[])]),
+            snapshot(
+                "production",
+                vec![container(
+                    "shop",
+                    "sha256:6f6c646f6c646f6c646f6c646f6c646f6c646f6c646f6c646f6c646f6c646f6c",
+                    &[],
+                )],
+            ),
         )
         .host(
             "p2",
-            snapshot("production", vec![container("shop", "sha256:new", &[])]),
+            snapshot(
+                "production",
+                vec![container(
+                    "shop",
+                    "sha256:6e65776e65776e65776e65776e65776e65776e65776e65776e65776e65776e65",
+                    &[],
+                )],
+            ),
         );
     let mut ledger = Ledger::new();
     ledger.observe(full(&fleet), Cover::Everything, at(0));
@@ -319,11 +381,25 @@ fn replicas_mid_rollout_stay_pending_within_the_grace_period() {
     let done = Fleet::new()
         .host(
             "p1",
-            snapshot("production", vec![container("shop", "sha256:new", &[])]),
+            snapshot(
+                "production",
+                vec![container(
+                    "shop",
+                    "sha256:6e65776e65776e65776e65776e65776e65776e65776e65776e65776e65776e65",
+                    &[],
+                )],
+            ),
         )
         .host(
             "p2",
-            snapshot("production", vec![container("shop", "sha256:new", &[])]),
+            snapshot(
+                "production",
+                vec![container(
+                    "shop",
+                    "sha256:6e65776e65776e65776e65776e65776e65776e65776e65776e65776e65776e65",
+                    &[],
+                )],
+            ),
         );
     let delta = ledger.observe(full(&done), Cover::Everything, at(100));
     assert_eq!(delta.resolved.len(), 1);

@@ -112,13 +112,12 @@ fn candidate(image: &str) -> Result<Option<String>, String> {
         return Ok(None);
     }
     let digest = image.rsplit_once('@').map_or(image, |(_, d)| d);
-    let hex = digest.strip_prefix("sha256:").unwrap_or("");
-    if hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
-        Ok(Some(digest.to_owned()))
-    } else {
-        Err(format!(
-            "--image {image:?} is not pinned: give REF@sha256:<64 hex digits> or sha256:<64 hex digits>; a tag can move, so the gate only checks digests"
-        ))
+    match envparity_proto::digest::parse_digest(digest) {
+        Ok(digest) => Ok(Some(digest.to_owned())),
+        Err(_) => Err(format!(
+            "--image {:?} is not pinned: give REF@sha256:<64 lower-case hex digits> or sha256:<64 lower-case hex digits>; a tag can move, so the gate only checks digests",
+            envparity_proto::names::escape_hostile(image)
+        )),
     }
 }
 

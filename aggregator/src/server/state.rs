@@ -1463,7 +1463,7 @@ pub(crate) mod tests {
             }),
             image: Some(ImageInfo {
                 reference: format!("reg/{service}:{image}"),
-                image_id: format!("sha256:{image}"),
+                image_id: format!("sha256:{image:064x}"),
                 ..Default::default()
             }),
             explicit_env: vec![EnvVar {

@@ -1,6 +1,7 @@
 //! Validation of what agents send: a report is accepted whole or rejected
 //! whole, with a message that names the offending part.
 
+use envparity_proto::digest;
 use envparity_proto::names::validate_environment;
 use envparity_proto::v1::{HeartbeatRequest, HostSnapshot};
 
@@ -134,10 +135,19 @@ pub fn snapshot(s: &HostSnapshot) -> Result<(), InvalidReport> {
         }
         check_image_name("image reference", &image.reference).map_err(&at)?;
         check_image_name("image id", &image.image_id).map_err(&at)?;
+        // An id that says sha256 is one; other algorithms are opaque.
+        if image.image_id.starts_with(digest::SHA256_PREFIX) {
+            digest::parse_digest(&image.image_id).map_err(|e| at(format!("image id: {e}")))?;
+        }
         image
             .repo_digests
             .iter()
-            .try_for_each(|d| check_image_name("repo digest", d))
+            .try_for_each(|d| {
+                check_image_name("repo digest", d)?;
+                digest::split_repo_digest(d)
+                    .map(drop)
+                    .map_err(|e| format!("repo digest: {e}; expected REPOSITORY@sha256:…"))
+            })
             .map_err(&at)?;
         let env = c.explicit_env.len() + c.image_env.len();
         if env > limits::MAX_ENV_ENTRIES {
@@ -249,7 +259,9 @@ mod tests {
                     source: 1,
                 }),
                 image: Some(ImageInfo {
-                    image_id: "sha256:1".into(),
+                    image_id:
+                        "sha256:1111111111111111111111111111111111111111111111111111111111111111"
+                            .into(),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -298,7 +310,7 @@ mod tests {
             ),
             (
                 Box::new(|s| {
-                    s.containers[0].image.as_mut().unwrap().image_id = "sha256:1\u{9b}2J".into();
+                    s.containers[0].image.as_mut().unwrap().image_id = "sha256:1111111111111111111111111111111111111111111111111111111111111111\u{9b}2J".into();
                 }),
                 "image id",
             ),

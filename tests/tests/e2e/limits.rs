@@ -369,8 +369,58 @@ fn terminal_escapes_in_image_names_are_refused_and_never_reach_the_log_raw() -> 
         refused.message().contains("repo digest"),
         "the refusal names the field: {refused:?}"
     );
+    // Digests that only look like digests: too short, upper-case, junk
+    // after the 64 digits, a repo digest without a repository, an image id
+    // that claims sha256 but is not one.
+    type Spoil = Box<dyn Fn(&mut envparity_proto::v1::ImageInfo)>;
+    let near_misses: Vec<(&str, Spoil)> = vec![
+        (
+            "repo digest",
+            Box::new(|i| i.repo_digests = vec!["reg/shop@sha256:abc".into()]),
+        ),
+        (
+            "repo digest",
+            Box::new(|i| i.repo_digests = vec![format!("reg/shop@sha256:{}", "A".repeat(64))]),
+        ),
+        (
+            "repo digest",
+            Box::new(|i| i.repo_digests = vec![format!("reg/shop@sha256:{}x", "a".repeat(64))]),
+        ),
+        (
+            "repo digest",
+            Box::new(|i| i.repo_digests = vec![format!("sha256:{}", "a".repeat(64))]),
+        ),
+        ("image id", Box::new(|i| i.image_id = "sha256:abc".into())),
+    ];
+    for (sequence, (field, spoil)) in (2..).zip(near_misses) {
+        let mut c = container("shop");
+        spoil(c.image.as_mut().expect("image"));
+        let refused = client
+            .push(snapshot("edge", "production", sequence, vec![c]))
+            .expect_err("a malformed digest is refused");
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+        assert!(
+            refused.message().contains(field)
+                && refused
+                    .message()
+                    .contains("expected sha256: followed by 64 lower-case hex digits"),
+            "{field}: {refused:?}"
+        );
+    }
+    // The gate refuses a candidate that is not a strict digest.
+    let gate = fleet.cli(&[
+        "gate",
+        "--service",
+        "shop",
+        "--to",
+        "production",
+        "--image",
+        &format!("reg/shop@sha256:{}", "A".repeat(64)),
+    ])?;
+    gate.assert_code(2);
+    assert!(gate.stderr.contains("is not pinned"), "{gate}");
     client
-        .push(snapshot("edge", "production", 2, vec![container("shop")]))
+        .push(snapshot("edge", "production", 20, vec![container("shop")]))
         .expect("the next good report is taken");
     // The gate, which logs the digests agents reported, and the log as a
     // whole: no raw escape, not even colour (the log is not a terminal).
@@ -405,6 +455,21 @@ fn one_container_over_the_limits_never_blinds_its_host() -> Result<()> {
         big = big.label(format!("l{i:04}"), "v");
     }
     host.run(big)?;
+    // And one whose 300 labels of 60,000 bytes are each within the limits,
+    // together over the 16 MiB a report may be (too long for a command line:
+    // a label file).
+    let labels = fleet.dir().join("huge.labels");
+    let mut file = String::new();
+    for i in 0..300 {
+        file.push_str(&format!("h{i:03}={}\n", "y".repeat(60_000)));
+    }
+    std::fs::write(&labels, file).expect("write the label file");
+    host.run(
+        Run::new("app:1")
+            .name("huge")
+            .label("envparity.service", "huge")
+            .arg(format!("--label-file={}", labels.display())),
+    )?;
     // And a report the aggregator refuses as invalid, at the head of the
     // agent's journal (as an older agent, or one with other limits, left
     // it): it must be moved past, not retried forever.
@@ -420,8 +485,8 @@ fn one_container_over_the_limits_never_blinds_its_host() -> Result<()> {
     let _aggregator = fleet.start_aggregator()?;
     let agent = fleet.start_agent(host)?;
     fleet.wait_for_hosts(&["edge"], REPORT_TIMEOUT)?;
-    envparity_tests::wait_until(REPORT_TIMEOUT, "the big container, cut down", || {
-        containers_of(&fleet, "edge").is_ok_and(|n| n == 1)
+    envparity_tests::wait_until(REPORT_TIMEOUT, "the big containers, cut down", || {
+        containers_of(&fleet, "edge").is_ok_and(|n| n == 2)
     })?;
     // A redeploy beside it is seen within one collection.
     host.run(
@@ -432,7 +497,7 @@ fn one_container_over_the_limits_never_blinds_its_host() -> Result<()> {
     envparity_tests::wait_until(
         Duration::from_secs(10),
         "the container started beside it",
-        || containers_of(&fleet, "edge").is_ok_and(|n| n == 2),
+        || containers_of(&fleet, "edge").is_ok_and(|n| n == 3),
     )?;
     let hosts = fleet.cli(&["hosts"])?;
     assert!(hosts.stdout.contains("fresh"), "{hosts}");
@@ -452,8 +517,12 @@ fn one_container_over_the_limits_never_blinds_its_host() -> Result<()> {
         })
         .collect();
     let keys: Vec<&str> = unreportable.iter().map(|(k, _)| k.as_str()).collect();
-    assert_eq!(keys, ["big"], "{findings}");
+    assert_eq!(keys, ["big", "huge"], "{findings}");
     assert!(unreportable[0].1.contains("70000 bytes"), "{findings}");
+    assert!(
+        unreportable[1].1.contains("300 label value(s) shortened"),
+        "{findings}"
+    );
     // The agent said what it cut, naming the container, once.
     let log = agent.log();
     let cut = "container over the aggregator's limits";
@@ -541,5 +610,59 @@ fn in_plain_text_new_hosts_beyond_the_cap_are_refused_and_known_ones_keep_report
         "{}",
         aggregator.log()
     );
+    Ok(())
+}
+
+/// The peak resident memory of process `pid`, in KiB (`VmHWM`).
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// An engine whose container list is 50 MiB (100 containers carrying 500 KB
+/// of labels each): the agent reads it in bounded memory and still reports
+/// every container, each cut down and flagged. Before the agent read the
+/// engine itself, it buffered and decoded the whole list (293 MiB for 50 MiB
+/// in the original report).
+#[test]
+fn a_huge_container_list_is_read_in_bounded_memory_and_reported() -> Result<()> {
+    use envparity_tests::fake_engine::{FakeEngine, Shape};
+    const CONTAINERS: usize = 100;
+    let fleet = Fleet::builder().host("edge").start()?;
+    let engine = FakeEngine::start(
+        fleet.dir(),
+        Shape {
+            containers: CONTAINERS,
+            label_bytes: 500_000,
+        },
+    )?;
+    let _aggregator = fleet.start_aggregator()?;
+    let mut agent = fleet
+        .agent(fleet.host("edge"))
+        .docker_host(&engine.url())
+        .start()?;
+    envparity_tests::wait_until(REPORT_TIMEOUT, "every container reported", || {
+        fleet.cli(&["hosts"]).is_ok_and(|out| {
+            out.json["hosts"][0]["container_count"].as_u64() == Some(CONTAINERS as u64)
+        })
+    })?;
+    let pid = agent.process().pid();
+    let peak_mib = peak_rss_kib(pid).expect("the agent's peak RSS") / 1024;
+    eprintln!("agent peak RSS reading a 50 MiB container list: {peak_mib} MiB");
+    assert!(
+        peak_mib < 64,
+        "the agent peaked at {peak_mib} MiB reading a 50 MiB container list"
+    );
+    // Each container was cut down to its share of a report, and says so.
+    let findings = fleet.cli(&["findings"])?;
+    let unreportable = findings.json["findings"].as_array().map_or(0, |f| {
+        f.iter()
+            .filter(|x| x["kind"] == "container_unreportable")
+            .count()
+    });
+    assert_eq!(unreportable, CONTAINERS, "{findings}");
     Ok(())
 }

@@ -1,0 +1,303 @@
+//! The agent's own HTTP client for the Docker engine API, reading every
+//! answer in bounded memory.
+//!
+//! A general client (bollard) buffers each answer whole, then decodes it: a
+//! 50 MiB container list took the agent to 293 MiB, and a 300 MiB one got
+//! it killed. Here:
+//! - the container list is read as it arrives and only the ids are kept
+//!   ([`super::framing::IdScanner`]): memory does not follow its size;
+//! - any other answer is read up to a cap ([`MAX_ANSWER_BYTES`] for an
+//!   inspect, less for the small ones); over it the call fails with
+//!   [`EngineError::TooLarge`], naming the call and the cap;
+//! - the event stream is split into lines of at most [`MAX_EVENT_BYTES`];
+//!   a longer one is skipped, logged, and turned into a "re-collect
+//!   everything" event, since what it said is unknown.
+//!
+//! One connection per call (the engine is local): no pool to manage, and a
+//! connection the engine closed is never reused.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use serde::de::DeserializeOwned;
+
+use super::framing::{IdScanner, Lines};
+
+/// The most bytes read of one answer other than the container list and the
+/// event stream: a container whose labels hold 18 MB (300 labels of 60 KB)
+/// still fits; anything larger is refused rather than held.
+pub const MAX_ANSWER_BYTES: usize = 32 * 1024 * 1024;
+/// The most bytes read of `/version` and `/info`.
+pub const MAX_FACTS_BYTES: usize = 1024 * 1024;
+/// The longest event line kept.
+pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
+/// The most container ids kept from one list: four times what one report
+/// may carry ([`envparity_proto::limits::MAX_CONTAINERS`]); the agent's
+/// limiter leaves out and counts what is over that.
+pub const MAX_LISTED: usize = 4 * envparity_proto::limits::MAX_CONTAINERS;
+
+/// Why a call to the engine failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// The engine could not be reached or the connection broke.
+    #[error("{0}")]
+    Connection(String),
+    /// No answer (headers) within the engine timeout.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// The engine answered an error status.
+    #[error("HTTP {status}: {message}")]
+    Status {
+        /// The status code.
+        status: u16,
+        /// The engine's message (bounded).
+        message: String,
+    },
+    /// The answer is over the cap for this call.
+    #[error("the answer is over {cap} bytes, the agent's limit for it; not read further")]
+    TooLarge {
+        /// The cap, in bytes.
+        cap: usize,
+    },
+    /// The answer is not what the API documents.
+    #[error("unexpected answer: {0}")]
+    Malformed(String),
+}
+
+impl HttpError {
+    /// Whether the engine answered 404 (the object is gone).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, HttpError::Status { status: 404, .. })
+    }
+}
+
+/// Where the engine listens.
+#[derive(Debug, Clone)]
+enum Address {
+    Unix(PathBuf),
+    Tcp(String),
+}
+
+/// A client for one engine, speaking the API version it negotiated.
+#[derive(Debug, Clone)]
+pub struct EngineHttp {
+    address: Address,
+    /// `/v1.41`, or empty before negotiation.
+    prefix: String,
+    timeout: Duration,
+}
+
+impl EngineHttp {
+    /// A client for `addr` (`unix:///path`, `tcp://host:port` or
+    /// `http://host:port`), not yet negotiated.
+    pub fn new(addr: &str, timeout: Duration) -> Result<Self, HttpError> {
+        let address = if let Some(path) = addr.strip_prefix("unix://") {
+            Address::Unix(PathBuf::from(path))
+        } else if let Some(hostport) = addr
+            .strip_prefix("tcp://")
+            .or_else(|| addr.strip_prefix("http://"))
+        {
+            Address::Tcp(hostport.trim_end_matches('/').to_owned())
+        } else {
+            return Err(HttpError::Connection(format!(
+                "unsupported engine address {addr:?}: use unix:///path, tcp://host:port or http://host:port"
+            )));
+        };
+        Ok(EngineHttp {
+            address,
+            prefix: String::new(),
+            timeout,
+        })
+    }
+
+    /// Asks the engine which API version it speaks (`GET /version`, which
+    /// every version answers unprefixed) and uses it from then on, so that
+    /// older engines, which refuse newer clients, work too.
+    pub async fn negotiate(mut self) -> Result<Self, HttpError> {
+        #[derive(serde::Deserialize)]
+        struct Version {
+            #[serde(rename = "ApiVersion")]
+            api_version: Option<String>,
+        }
+        let v: Version = self.get_json("/version", MAX_FACTS_BYTES).await?;
+        let api = v
+            .api_version
+            .filter(|a| !a.is_empty() && a.chars().all(|c| c.is_ascii_digit() || c == '.'))
+            .ok_or_else(|| HttpError::Malformed("/version names no ApiVersion".to_owned()))?;
+        self.prefix = format!("/v{api}");
+        Ok(self)
+    }
+
+    /// Sends `GET path` and returns the answer's head and body once the
+    /// headers arrived (within the timeout). An error status is read (its
+    /// message bounded) and returned as [`HttpError::Status`].
+    async fn get(&self, path: &str) -> Result<hyper::Response<Incoming>, HttpError> {
+        let uri = format!("{}{path}", self.prefix);
+        let call = async {
+            let mut sender = match &self.address {
+                Address::Unix(socket) => {
+                    let stream = tokio::net::UnixStream::connect(socket).await.map_err(|e| {
+                        HttpError::Connection(format!("connect to {}: {e}", socket.display()))
+                    })?;
+                    handshake(stream).await?
+                }
+                Address::Tcp(hostport) => {
+                    let stream = tokio::net::TcpStream::connect(hostport.as_str())
+                        .await
+                        .map_err(|e| {
+                            HttpError::Connection(format!("connect to {hostport}: {e}"))
+                        })?;
+                    handshake(stream).await?
+                }
+            };
+            let request = hyper::Request::get(uri.as_str())
+                .header(hyper::header::HOST, "docker")
+                .body(http_body_util::Empty::<Bytes>::new())
+                .map_err(|e| HttpError::Connection(format!("request {uri}: {e}")))?;
+            sender
+                .send_request(request)
+                .await
+                .map_err(|e| HttpError::Connection(format!("GET {uri}: {e}")))
+        };
+        let response = tokio::time::timeout(self.timeout, call)
+            .await
+            .map_err(|_| HttpError::Timeout(self.timeout))??;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let body = read_capped(response.into_body(), 4096).await;
+        let message = match body {
+            Ok(bytes) => message_of(&bytes),
+            Err(HttpError::TooLarge { .. }) => "(an error message over 4 KiB)".to_owned(),
+            Err(e) => e.to_string(),
+        };
+        Err(HttpError::Status {
+            status: status.as_u16(),
+            message,
+        })
+    }
+
+    /// `GET path`, its body read up to `cap` bytes and decoded as JSON.
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        cap: usize,
+    ) -> Result<T, HttpError> {
+        let response = self.get(path).await?;
+        let body = tokio::time::timeout(self.timeout, read_capped(response.into_body(), cap))
+            .await
+            .map_err(|_| HttpError::Timeout(self.timeout))??;
+        serde_json::from_slice(&body).map_err(|e| HttpError::Malformed(format!("{path}: {e}")))
+    }
+
+    /// The ids of the running containers (`GET /containers/json`), read as
+    /// they arrive; at most [`MAX_LISTED`].
+    pub async fn running_container_ids(&self) -> Result<Vec<String>, HttpError> {
+        let path = r#"/containers/json?filters=%7B%22status%22%3A%5B%22running%22%5D%7D"#;
+        let response = self.get(path).await?;
+        let mut body = response.into_body();
+        let mut scanner = IdScanner::default();
+        let read = async {
+            while let Some(frame) = body.frame().await {
+                let frame = frame
+                    .map_err(|e| HttpError::Connection(format!("read the container list: {e}")))?;
+                if let Some(data) = frame.data_ref() {
+                    scanner.feed(data);
+                    if scanner.ids().len() > MAX_LISTED {
+                        return Err(HttpError::TooLarge { cap: MAX_LISTED });
+                    }
+                }
+            }
+            Ok(())
+        };
+        tokio::time::timeout(self.timeout, read)
+            .await
+            .map_err(|_| HttpError::Timeout(self.timeout))??;
+        scanner
+            .finish()
+            .map_err(|e| HttpError::Malformed(e.to_owned()))
+    }
+
+    /// `GET path` as a stream of newline-delimited JSON records, each of at
+    /// most [`MAX_EVENT_BYTES`]: `on_line` gets each complete record, and
+    /// `on_skipped` each one dropped for its length. Ends when the engine
+    /// ends the stream (`Ok`) or breaks it (`Err`).
+    pub async fn stream_lines(
+        &self,
+        path: &str,
+        mut on_line: impl FnMut(Vec<u8>) -> bool,
+        mut on_skipped: impl FnMut() -> bool,
+    ) -> Result<(), HttpError> {
+        let response = self.get(path).await?;
+        let mut body = response.into_body();
+        let mut lines = Lines::new(MAX_EVENT_BYTES);
+        let mut skipped = 0;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| HttpError::Connection(format!("read {path}: {e}")))?;
+            if let Some(data) = frame.data_ref() {
+                for line in lines.feed(data) {
+                    if !on_line(line) {
+                        return Ok(());
+                    }
+                }
+                while skipped < lines.skipped() {
+                    skipped += 1;
+                    if !on_skipped() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn handshake<IO>(
+    io: IO,
+) -> Result<hyper::client::conn::http1::SendRequest<http_body_util::Empty<Bytes>>, HttpError>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| HttpError::Connection(format!("HTTP handshake: {e}")))?;
+    tokio::spawn(async move {
+        // Ends when the answer was read (or dropped); its error, if any,
+        // reaches the caller through the body.
+        let _ = connection.await;
+    });
+    Ok(sender)
+}
+
+/// The body, read whole as long as it stays within `cap` bytes.
+async fn read_capped(mut body: Incoming, cap: usize) -> Result<Vec<u8>, HttpError> {
+    let mut out = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| HttpError::Connection(format!("read the answer: {e}")))?;
+        if let Some(data) = frame.data_ref() {
+            if out.len() + data.len() > cap {
+                return Err(HttpError::TooLarge { cap });
+            }
+            out.extend_from_slice(data);
+        }
+    }
+    Ok(out)
+}
+
+/// The engine's error message (`{"message": …}`), or the body as text,
+/// bounded and made inert.
+fn message_of(body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Message {
+        message: String,
+    }
+    let text = serde_json::from_slice::<Message>(body)
+        .map(|m| m.message)
+        .unwrap_or_else(|_| String::from_utf8_lossy(body).into_owned());
+    envparity_proto::names::escape_hostile(&text.chars().take(300).collect::<String>())
+}
