@@ -25,6 +25,12 @@
 #   agent   tests/deploy/measure-agent.sh: the agent with 0, 10, 100
 #           containers on a real dockerd, idle; docker run → aggregator and
 #           → webhook alert; node_exporter's RSS beside it
+#   attack  100 agents over mutual TLS in a steady fleet (heartbeats every
+#           second, 5 changed snapshots per second, status and diff every
+#           second), first alone, then while envparity-attack holds 2,000
+#           idle unauthenticated TLS connections and 1,000 unfinished 16 MiB
+#           report streams from 64 loopback addresses: the agents' latencies,
+#           the aggregator's RSS, and every host still stored at the end
 #
 # Results go to OUT_DIR (default ./bench-results/DATE) as JSON lines;
 # scripts/bench-summary.py turns them into the tables of docs/benchmarks.md.
@@ -36,7 +42,7 @@ cd "$(dirname "$0")/.."
 root=$(pwd -P)
 out=${1:-$root/bench-results/$(date -u +%Y%m%dT%H%M%SZ)}
 runs=${BENCH_RUNS:-3}
-parts=${BENCH_PARTS:-ingest,scale,engine,agent}
+parts=${BENCH_PARTS:-ingest,scale,engine,agent,attack}
 scales=${BENCH_SCALES:-100,1000,10000}
 duration=${BENCH_DURATION:-8s}
 steady=${BENCH_STEADY:-20s}
@@ -51,7 +57,7 @@ has() { [[ ",$parts," == *",$1,"* ]]; }
 
 [[ "$(id -u)" == 0 ]] || { say "run as root (the agent part starts dockerd)"; exit 1; }
 say "building release binaries"
-build=(-p envparity-aggregator -p envparity-tests --bin envparity --bin envparity-loadgen)
+build=(-p envparity-aggregator -p envparity-tests --bin envparity --bin envparity-loadgen --bin envparity-attack)
 cargo build --release --locked "${build[@]}" >&2
 # ENVPARITY_AGENT_BIN measures another agent build (e.g. a release).
 if [[ -z "${ENVPARITY_AGENT_BIN:-}" ]] && has agent; then
@@ -123,12 +129,17 @@ start_server() {
 
 loadgen() { "$bin/envparity-loadgen" --json "$out/loadgen.jsonl" "$@"; }
 
+make_pki() {
+  [[ -e "$tmp/pki/ca.pem" ]] && return 0
+  local hosts=() i
+  for i in $(seq 0 $((tls_hosts - 1))); do hosts+=("$(printf 'host-%05d' "$i")"); done
+  "$bin/envparity" certs --dir "$tmp/pki" --server-name 127.0.0.1 --client loadgen "${hosts[@]/#/--agent=}" >/dev/null
+}
+
 if has ingest; then
   say "ingest: making a PKI for $tls_hosts hosts"
-  hosts=()
-  for i in $(seq 0 $((tls_hosts - 1))); do hosts+=("$(printf 'host-%05d' "$i")"); done
   t0=$EPOCHREALTIME
-  "$bin/envparity" certs --dir "$tmp/pki" --server-name 127.0.0.1 --client loadgen "${hosts[@]/#/--agent=}" >/dev/null
+  make_pki
   echo "{\"certs\": $tls_hosts, \"seconds\": $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN {print b - a}')}" >>"$out/certs.jsonl"
   for r in $(seq 1 "$runs"); do
     for tls in plain tls; do
@@ -183,6 +194,34 @@ if has scale; then
       wait "$cli_status" "$cli_diff"
       stop_server
     done
+  done
+fi
+
+if has attack; then
+  make_pki
+  steady_fleet=(--tls-dir "$tmp/pki" --hosts "$tls_hosts" --phases register,steady
+    --steady-duration "${BENCH_ATTACK_STEADY:-30s}" --heartbeat-interval 1s --churn 5 --query-interval 1s)
+  for r in $(seq 1 "$runs"); do
+    say "attack run $r: the steady fleet alone"
+    start_server "attack-alone-$r" "$tmp/pki"
+    loadgen --server "$url" --server-pid "$server" "${steady_fleet[@]}" --label "attack-alone/run$r"
+    stop_server
+    say "attack run $r: the steady fleet under attack"
+    start_server "attack-under-$r" "$tmp/pki"
+    "$bin/envparity-attack" --server "${url#https://}" --ca "$tmp/pki/ca.pem" --server-pid "$server" \
+      --idle 2000 --slow-streams 1000 --sources 64 --duration "${BENCH_ATTACK_SECONDS:-60s}" \
+      --json "$out/attack.jsonl" >"$tmp/attack-$r.json" &
+    attacker=$!
+    sleep 15 # the attack at full strength before the fleet starts
+    loadgen --server "$url" --server-pid "$server" "${steady_fleet[@]}" --label "attack-under/run$r"
+    wait "$attacker"
+    # Nothing acknowledged is missing: every host the load generator
+    # registered is stored.
+    "$bin/envparity" --server "$url" --tls-ca "$tmp/pki/ca.pem" --tls-cert "$tmp/pki/client-loadgen.pem" \
+      --tls-key "$tmp/pki/client-loadgen-key.pem" -o json hosts |
+      python3 -c 'import json, sys; h = json.load(sys.stdin)["hosts"]; print(json.dumps({"label": sys.argv[1], "hosts_stored": len(h)}))' \
+        "attack-under/run$r" >>"$out/attack-stored.jsonl"
+    stop_server
   done
 fi
 
