@@ -425,8 +425,7 @@ fn resolve_sink(s: SinkRepr, relative: &dyn Fn(PathBuf) -> PathBuf) -> Result<Si
             let url = required("url", s.url)?;
             check_url(&url).map_err(|m| format!("url: {m}"))?;
             let secret = secret("secret_file", s.secret_file)?;
-            crate::alert::sink::signing_key(secret.expose())
-                .map_err(|m| format!("secret_file: {m}"))?;
+            signing_key(secret.expose()).map_err(|m| format!("secret_file: {m}"))?;
             Target::Webhook { url, secret }
         }
     };
@@ -479,6 +478,25 @@ pub fn read_secret(path: &Path) -> Result<Secret, String> {
         return Err("the file is empty".to_owned());
     }
     Ok(Secret(text.to_owned()))
+}
+
+/// The HMAC key of a Standard Webhooks secret: `whsec_` + base64 is
+/// decoded; any other text is used as raw bytes. At least 16 bytes.
+pub fn signing_key(secret: &str) -> Result<Vec<u8>, String> {
+    use base64::Engine as _;
+    let key = match secret.strip_prefix("whsec_") {
+        Some(b64) => base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|e| format!("the text after `whsec_` is not valid base64 ({e})"))?,
+        None => secret.as_bytes().to_vec(),
+    };
+    if key.len() < 16 {
+        return Err(format!(
+            "the signing key is {} bytes; use at least 16 (e.g. `whsec_` + base64 of 32 random bytes)",
+            key.len()
+        ));
+    }
+    Ok(key)
 }
 
 #[cfg(test)]

@@ -539,7 +539,7 @@ impl Sender {
                 deliver::post(&self.client, sink, url, &body, HeaderMap::new).await
             }
             Target::Webhook { url, secret } => {
-                let key = sink::signing_key(secret.expose()).map_err(|e| {
+                let key = crate::config::signing_key(secret.expose()).map_err(|e| {
                     deliver::Undelivered::Refused {
                         status: 0,
                         answer: e,

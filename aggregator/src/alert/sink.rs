@@ -226,24 +226,6 @@ pub fn webhook_body(e: &Event) -> Value {
     })
 }
 
-/// The HMAC key of a Standard Webhooks secret: `whsec_` + base64 is
-/// decoded; any other text is used as raw bytes. At least 16 bytes.
-pub fn signing_key(secret: &str) -> Result<Vec<u8>, String> {
-    let key = match secret.strip_prefix("whsec_") {
-        Some(b64) => BASE64
-            .decode(b64)
-            .map_err(|e| format!("the text after `whsec_` is not valid base64 ({e})"))?,
-        None => secret.as_bytes().to_vec(),
-    };
-    if key.len() < 16 {
-        return Err(format!(
-            "the signing key is {} bytes; use at least 16 (e.g. `whsec_` + base64 of 32 random bytes)",
-            key.len()
-        ));
-    }
-    Ok(key)
-}
-
 /// `webhook-signature`: `v1,` + base64(HMAC-SHA256(key, "id.timestamp.body")).
 pub fn webhook_signature(key: &[u8], message_id: &str, timestamp: i64, body: &[u8]) -> String {
     use hmac::{Hmac, Mac};
@@ -260,6 +242,7 @@ pub fn webhook_signature(key: &[u8], message_id: &str, timestamp: i64, body: &[u
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::signing_key;
     use crate::parity::{Kind, Severity};
 
     fn alert(summary: &str) -> Alert {

@@ -21,6 +21,7 @@ use subtle::ConstantTimeEq;
 use tonic::{Request, Status};
 
 use super::throttle::{INTERVAL, Throttle};
+pub use crate::certs::token_hash;
 use crate::certs::{ADMIN_OU, AGENT_OU, QUERY_OU, bound_environment};
 use crate::warn_throttled;
 
@@ -39,11 +40,6 @@ fn from<T>(request: &Request<T>) -> String {
     request
         .remote_addr()
         .map_or_else(|| "unknown".to_owned(), |a| a.to_string())
-}
-
-/// The SHA-256 of a token as written in the tokens file: `sha256:HEX`.
-pub fn token_hash(token: &str) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(token.as_bytes())))
 }
 
 /// A query token as stored: its name and hash.
