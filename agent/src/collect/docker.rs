@@ -19,7 +19,7 @@ use envparity_proto::v1::{Container, EngineFacts, ImageInfo, Label, Mount, Port,
 use futures_util::{Stream, StreamExt, TryStreamExt, stream};
 
 use super::changes::{Change, Changes};
-use super::engine_http::{self, EngineHttp, HttpError};
+use super::engine_http::{self, EngineHttp, HttpError, Line};
 use crate::clear_env::ClearEnvPolicy;
 use crate::envsplit::{protect, split_env};
 use crate::fingerprint::FleetKey;
@@ -135,37 +135,22 @@ impl DockerEngine {
         );
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         let http = self.http.clone();
-        tokio::spawn(async move {
-            let line_tx = tx.clone();
-            let skip_tx = tx.clone();
-            let result = http
-                .stream_lines(
-                    &path,
-                    |line| {
-                        let event = serde_json::from_slice::<EventMessage>(&line).map_err(|e| {
-                            EngineError::new(
-                                "watch container events",
-                                HttpError::Malformed(e.to_string()),
-                            )
-                        });
-                        line_tx.try_send(event).is_ok() || !line_tx.is_closed()
-                    },
-                    || {
-                        tracing::warn!(
-                            max_bytes = engine_http::MAX_EVENT_BYTES,
-                            "an engine event over the agent's limit was skipped; reading every container again"
-                        );
-                        skip_tx.try_send(Ok(EventMessage::default())).is_ok() || !skip_tx.is_closed()
-                    },
-                )
-                .await;
-            if let Err(e) = result {
-                let _ = tx
-                    .send(Err(EngineError::new("watch container events", e)))
-                    .await;
+        tokio::spawn(async move { http.stream_lines(&path, &tx).await });
+        let events = tokio_stream::wrappers::ReceiverStream::new(rx).map(|line| match line {
+            Ok(Line::Record(bytes)) => serde_json::from_slice::<EventMessage>(&bytes).map_err(|e| {
+                EngineError::new("watch container events", HttpError::Malformed(e.to_string()))
+            }),
+            Ok(Line::Skipped) => {
+                tracing::warn!(
+                    max_bytes = engine_http::MAX_EVENT_BYTES,
+                    "an engine event over the agent's limit was skipped; reading every container again"
+                );
+                // Names no container: the agent reads them all.
+                Ok(EventMessage::default())
             }
+            Err(e) => Err(EngineError::new("watch container events", e)),
         });
-        Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+        Box::pin(events)
     }
 }
 

@@ -224,37 +224,57 @@ impl EngineHttp {
     }
 
     /// `GET path` as a stream of newline-delimited JSON records, each of at
-    /// most [`MAX_EVENT_BYTES`]: `on_line` gets each complete record, and
-    /// `on_skipped` each one dropped for its length. Ends when the engine
-    /// ends the stream (`Ok`) or breaks it (`Err`).
+    /// most [`MAX_EVENT_BYTES`], sent to `tx` as they complete (a longer one
+    /// as [`Line::Skipped`]), waiting for room: nothing is dropped. Ends when
+    /// the engine ends the stream or `tx`'s receiver goes; a broken stream is
+    /// sent as an error.
     pub async fn stream_lines(
         &self,
         path: &str,
-        mut on_line: impl FnMut(Vec<u8>) -> bool,
-        mut on_skipped: impl FnMut() -> bool,
-    ) -> Result<(), HttpError> {
-        let response = self.get(path).await?;
+        tx: &tokio::sync::mpsc::Sender<Result<Line, HttpError>>,
+    ) {
+        let response = match self.get(path).await {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+        };
         let mut body = response.into_body();
         let mut lines = Lines::new(MAX_EVENT_BYTES);
         let mut skipped = 0;
         while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| HttpError::Connection(format!("read {path}: {e}")))?;
-            if let Some(data) = frame.data_ref() {
-                for line in lines.feed(data) {
-                    if !on_line(line) {
-                        return Ok(());
-                    }
+            let data = match frame {
+                Ok(frame) => frame.into_data().unwrap_or_default(),
+                Err(e) => {
+                    let _ = tx
+                        .send(Err(HttpError::Connection(format!("read {path}: {e}"))))
+                        .await;
+                    return;
                 }
-                while skipped < lines.skipped() {
-                    skipped += 1;
-                    if !on_skipped() {
-                        return Ok(());
-                    }
+            };
+            for line in lines.feed(&data) {
+                if tx.send(Ok(Line::Record(line))).await.is_err() {
+                    return;
+                }
+            }
+            while skipped < lines.skipped() {
+                skipped += 1;
+                if tx.send(Ok(Line::Skipped)).await.is_err() {
+                    return;
                 }
             }
         }
-        Ok(())
     }
+}
+
+/// One record of a newline-delimited stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Line {
+    /// A complete record, without its newline.
+    Record(Vec<u8>),
+    /// A record over the length limit, dropped.
+    Skipped,
 }
 
 async fn handshake<IO>(

@@ -455,21 +455,6 @@ fn one_container_over_the_limits_never_blinds_its_host() -> Result<()> {
         big = big.label(format!("l{i:04}"), "v");
     }
     host.run(big)?;
-    // And one whose 300 labels of 60,000 bytes are each within the limits,
-    // together over the 16 MiB a report may be (too long for a command line:
-    // a label file).
-    let labels = fleet.dir().join("huge.labels");
-    let mut file = String::new();
-    for i in 0..300 {
-        file.push_str(&format!("h{i:03}={}\n", "y".repeat(60_000)));
-    }
-    std::fs::write(&labels, file).expect("write the label file");
-    host.run(
-        Run::new("app:1")
-            .name("huge")
-            .label("envparity.service", "huge")
-            .arg(format!("--label-file={}", labels.display())),
-    )?;
     // And a report the aggregator refuses as invalid, at the head of the
     // agent's journal (as an older agent, or one with other limits, left
     // it): it must be moved past, not retried forever.
@@ -485,10 +470,32 @@ fn one_container_over_the_limits_never_blinds_its_host() -> Result<()> {
     let _aggregator = fleet.start_aggregator()?;
     let agent = fleet.start_agent(host)?;
     fleet.wait_for_hosts(&["edge"], REPORT_TIMEOUT)?;
-    envparity_tests::wait_until(REPORT_TIMEOUT, "the big containers, cut down", || {
-        containers_of(&fleet, "edge").is_ok_and(|n| n == 2)
+    envparity_tests::wait_until(REPORT_TIMEOUT, "the big container, cut down", || {
+        containers_of(&fleet, "edge").is_ok_and(|n| n == 1)
     })?;
-    // A redeploy beside it is seen within one collection.
+    // Then one whose 300 labels of 60,000 bytes are each within the limits,
+    // together over the 16 MiB a report may be (too long for a command line:
+    // a label file). Its start event carries its labels: 18 MB, over what
+    // the agent reads of one event, so the event is skipped and every
+    // container read again.
+    let labels = fleet.dir().join("huge.labels");
+    let mut file = String::new();
+    for i in 0..300 {
+        file.push_str(&format!("h{i:03}={}\n", "y".repeat(60_000)));
+    }
+    std::fs::write(&labels, file).expect("write the label file");
+    host.run(
+        Run::new("app:1")
+            .name("huge")
+            .label("envparity.service", "huge")
+            .arg(format!("--label-file={}", labels.display())),
+    )?;
+    envparity_tests::wait_until(
+        Duration::from_secs(10),
+        "the container with 18 MB of labels",
+        || containers_of(&fleet, "edge").is_ok_and(|n| n == 2),
+    )?;
+    // A redeploy beside them is seen within one collection.
     host.run(
         Run::new("app:1")
             .name("shop")
@@ -544,6 +551,10 @@ fn one_container_over_the_limits_never_blinds_its_host() -> Result<()> {
     assert!(
         log.lines()
             .any(|l| l.contains("refused this snapshot as invalid") && l.contains("content_hash")),
+        "{log}"
+    );
+    assert!(
+        log.contains("an engine event over the agent's limit was skipped"),
         "{log}"
     );
     Ok(())
