@@ -156,18 +156,12 @@ fn fix_env(env: &mut Vec<EnvVar>, room: usize, what: &str, cuts: &mut Vec<String
 
 fn fix_container(c: &mut Container) -> Vec<String> {
     let mut cuts = Vec::new();
-    let fallback_name = truncated(&c.id, 12).to_owned();
+    // A nameless container is named after its id, which may itself be
+    // hostile: the fallback is made inert like any name (found by the
+    // `limiter` fuzz target: an empty name and an id of carriage returns).
+    let fallback_name = inert(&c.id, 12, "unnamed");
     fix_id("id", &mut c.id, "unknown", &mut cuts);
-    fix_id(
-        "name",
-        &mut c.name,
-        if fallback_name.is_empty() {
-            "unnamed"
-        } else {
-            &fallback_name
-        },
-        &mut cuts,
-    );
+    fix_id("name", &mut c.name, &fallback_name, &mut cuts);
     if let Some(service) = c.service.as_mut() {
         fix_id("service name", &mut service.name, "unnamed", &mut cuts);
     }
@@ -611,6 +605,24 @@ mod tests {
             listed[MAX_CUTS - 1],
             "13 more cuts: the agent's log lists them"
         );
+    }
+
+    #[test]
+    fn a_nameless_container_with_a_hostile_id_gets_an_inert_name() {
+        let mut c = container("x");
+        c.name = String::new();
+        c.id = "\r".repeat(40);
+        let mut s = HostSnapshot {
+            containers: vec![c],
+            ..Default::default()
+        };
+        apply(&mut s);
+        let name = &s.containers[0].name;
+        assert!(
+            !name.is_empty() && !name.chars().any(is_hostile),
+            "{name:?}"
+        );
+        assert!(!s.containers[0].id.chars().any(is_hostile));
     }
 
     #[test]
