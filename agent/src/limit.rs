@@ -191,12 +191,14 @@ fn fix_container(c: &mut Container) -> Vec<String> {
             image.image_id = "unknown".to_owned();
         }
         let before = image.repo_digests.len();
-        image
-            .repo_digests
-            .retain(|d| digest::split_repo_digest(d).is_ok() && d.len() <= MAX_TEXT_LEN);
+        image.repo_digests.retain(|d| {
+            digest::split_repo_digest(d).is_ok()
+                && d.len() <= MAX_TEXT_LEN
+                && !d.chars().any(envparity_proto::names::is_hostile)
+        });
         if image.repo_digests.len() < before {
             cuts.push(format!(
-                "{} repo digest(s) not of the form REPOSITORY@sha256:<64 hex> dropped",
+                "{} repo digest(s) not of the form REPOSITORY@sha256:<64 hex>, or with control characters, dropped",
                 before - image.repo_digests.len()
             ));
         }
@@ -623,6 +625,29 @@ mod tests {
             "{name:?}"
         );
         assert!(!s.containers[0].id.chars().any(is_hostile));
+    }
+
+    #[test]
+    fn a_repo_digest_with_a_hostile_repository_is_dropped() {
+        let digest = format!("sha256:{}", "d".repeat(64));
+        let mut c = container("shop");
+        if let Some(image) = c.image.as_mut() {
+            image.repo_digests = vec![
+                format!("\u{1b}[2Jpostgres@{digest}"),
+                format!("postgres@{digest}"),
+            ];
+        }
+        let mut s = HostSnapshot {
+            containers: vec![c],
+            ..Default::default()
+        };
+        let cuts = apply(&mut s);
+        let image = s.containers[0].image.as_ref().expect("image");
+        assert_eq!(image.repo_digests, vec![format!("postgres@{digest}")]);
+        assert!(
+            cuts.iter().any(|c| c.reason.contains("1 repo digest(s)")),
+            "{cuts:?}"
+        );
     }
 
     #[test]
