@@ -18,6 +18,7 @@ packages=(
   prometheus       # a real Prometheus (+ promtool) scraping /metrics in the e2e tests
   ca-certificates  # cargo fetching from crates.io
   gcc              # C compiler for rusqlite's bundled SQLite (and other -sys crates)
+  g++              # libFuzzer (C++), built with the fuzz targets that CI type-checks
   libc6-dev        # headers and crt files for gcc
   make
   pkg-config
