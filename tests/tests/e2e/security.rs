@@ -378,6 +378,10 @@ fn plain_text_is_served_only_when_asked_and_then_only_on_loopback() -> Result<()
     Ok(())
 }
 
+fn has_bytes(bytes: &[u8], needle: &str) -> bool {
+    bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
 #[test]
 fn a_planted_secret_is_in_no_output_log_alert_metric_stored_byte_or_wire_byte() -> Result<()> {
     use super::alerting::{HOOK_SECRET, shop, two_stages, write_secret};
@@ -476,7 +480,7 @@ fn a_planted_secret_is_in_no_output_log_alert_metric_stored_byte_or_wire_byte() 
     // Plain text on loopback, so the tap below can read the encoded
     // snapshots themselves: with TLS it would only see ciphertext, and the
     // point is that the agent never encodes the secret at all.
-    let aggregator = fleet
+    let mut aggregator = fleet
         .aggregator()
         .plaintext()
         .env("RUST_LOG", "debug")
@@ -566,9 +570,41 @@ fn a_planted_secret_is_in_no_output_log_alert_metric_stored_byte_or_wire_byte() 
     }
     let wire = tap.sent();
     seen.push(("agent → aggregator wire bytes".into(), wire.clone()));
+    // The journal: with the aggregator gone, a new container's snapshot is
+    // kept on disk, unsent.
+    aggregator.stop()?;
+    staging.run(
+        shop(&image, "web")
+            .name("shop-2")
+            .env("DB_PASSWORD", SECRETS[0])
+            .env("APP_DB_PWD", SECRETS[2])
+            .env("LOG_LEVEL", "clear-value-7"),
+    )?;
+    let journal = fleet.dir().join("state-staging").join("journal");
+    let entries = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(&journal)
+            .map(|d| {
+                d.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "snapshot"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    envparity_tests::wait_until(REPORT_TIMEOUT, "a journaled snapshot", || {
+        !entries().is_empty()
+    })?;
+    let journaled: Vec<u8> = entries()
+        .iter()
+        .flat_map(|p| std::fs::read(p).expect("read a journal entry"))
+        .collect();
+    assert!(
+        has_bytes(&journaled, "DB_PASSWORD") && has_bytes(&journaled, "shop-2"),
+        "the journal holds the new snapshot"
+    );
+    seen.push(("staging agent's journal".into(), journaled));
 
-    // Controls: each place searched holds what it should, so finding
-    // nothing means something. The wire and the store carry the key name and
+    // Controls: each place searched holds what it should (the journal's
+    // above), so finding nothing means something. The wire and the store carry the key name and
     // the clear-allowlisted value; the debug logs are debug logs.
     let has =
         |bytes: &[u8], needle: &str| bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
