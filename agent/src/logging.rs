@@ -7,10 +7,12 @@ use tracing_subscriber::filter::LevelFilter;
 
 use crate::config::LogFormat;
 
-/// bollard logs whole response bodies at debug level, and a container
-/// inspect body holds every env value in clear. The agent must never log
-/// those, whatever `RUST_LOG` asks for: user directives for bollard are
-/// dropped and bollard is capped at info.
+/// A container inspect body holds every env value in clear, and the agent
+/// must never log one, whatever `RUST_LOG` asks for. Its own engine client
+/// (`collect/engine_http.rs`) logs no body; bollard, whose API models it
+/// still uses, logs whole bodies at debug level when its client runs, so
+/// user directives for bollard are dropped and bollard is capped at info,
+/// should its client code ever run in the agent again.
 const QUIET_TARGET: &str = "bollard";
 
 /// Whether a `RUST_LOG` directive targets bollard (or one of its modules).
