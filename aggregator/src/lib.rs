@@ -10,6 +10,7 @@ pub mod alert;
 pub mod certs;
 pub mod cli;
 pub mod config;
+pub mod fleet;
 pub mod history;
 pub mod metrics;
 pub mod parity;

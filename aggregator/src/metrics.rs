@@ -5,13 +5,16 @@
 //! Labels are bounded: kinds, severities, environment names, states, sink
 //! names and fixed reasons — never a host, digest or value, which would
 //! make a series per deployment. Fleet-wide gauges (findings, hosts,
-//! alerts) are computed from the fleet at scrape time, so they cannot drift
-//! from what the CLI shows. The format follows the scraper's `Accept`
+//! alerts) are counted at scrape time into a [`Census`] by whoever holds the
+//! fleet and the alerts (`serve` wires it), so they cannot drift from what
+//! the CLI shows; this module only renders what it is handed, and imports
+//! nothing of the aggregator. The format follows the scraper's `Accept`
 //! header ([`envparity_proto::exposition`]).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use anyhow::Context;
 use envparity_proto::v1::HostState;
@@ -22,9 +25,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
-
-use crate::alert::Alerting;
-use crate::server::Fleet;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
@@ -217,11 +217,6 @@ impl Metrics {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = registry;
         // Every fixed series exists from the start (at 0), so rate() and
         // absent() work before the first report.
-        for refusal in crate::server::conn::Refusal::ALL {
-            let _ = m.connections_refused.get_or_create(&LimitLabels {
-                limit: refusal.as_str(),
-            });
-        }
         for kind in ["snapshot", "heartbeat"] {
             let _ = m.received.get_or_create(&ReportLabels { r#type: kind });
         }
@@ -245,6 +240,17 @@ impl Metrics {
         self.received
             .get_or_create(&ReportLabels { r#type: kind })
             .inc();
+    }
+
+    /// Makes sure the refused-connection counter of each of `limits` exists
+    /// (at 0) before the first refusal, so rate() and absent() work from
+    /// the start.
+    pub fn register_connection_limits(&self, limits: impl IntoIterator<Item = &'static str>) {
+        for limit in limits {
+            let _ = self
+                .connections_refused
+                .get_or_create(&LimitLabels { limit });
+        }
     }
 
     /// Counts a connection refused by the limit `limit`.
@@ -306,53 +312,46 @@ impl Metrics {
         let _ = self.failed.get_or_create(&labels);
     }
 
-    /// The OpenMetrics text, with the fleet-wide gauges computed now.
-    pub fn render(&self, fleet: &Fleet, alerting: &Alerting) -> String {
-        let now = SystemTime::now();
-        let view = fleet.view(now);
+    /// The OpenMetrics text, with the fleet-wide gauges as `census` counted
+    /// them. Series that `census` no longer has are dropped.
+    pub fn render(&self, census: &Census) -> String {
         // One scrape at a time: the gauges are cleared and refilled.
         let registry = self
             .registry
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         self.findings.clear();
-        for f in view.findings(None) {
-            self.findings
-                .get_or_create(&FindingLabels {
-                    kind: f.kind.as_str(),
-                    severity: f.severity.as_str(),
-                    state: f.status.state.as_str(),
-                    env_a: f.a.environment.clone(),
-                    env_b: f
-                        .b
-                        .as_ref()
-                        .map(|b| b.environment.clone())
-                        .unwrap_or_default(),
-                })
-                .inc();
+        for (env_a, by_b) in &census.findings {
+            for (env_b, by_class) in by_b {
+                for (&(kind, severity, state), &count) in by_class {
+                    self.findings
+                        .get_or_create(&FindingLabels {
+                            kind,
+                            severity,
+                            state,
+                            env_a: env_a.clone(),
+                            env_b: env_b.clone(),
+                        })
+                        .set(count);
+                }
+            }
         }
         self.hosts.clear();
-        for (host, state) in &view.hosts {
-            let state = match state {
-                HostState::Stale => "stale",
-                HostState::EngineUnreachable => "engine_unreachable",
-                HostState::Refused => "refused",
-                _ => "fresh",
-            };
-            self.hosts
-                .get_or_create(&HostLabels {
-                    environment: host.snapshot.environment.clone(),
-                    state,
-                })
-                .inc();
+        for (environment, by_state) in &census.hosts {
+            for (&state, &count) in by_state {
+                self.hosts
+                    .get_or_create(&HostLabels {
+                        environment: environment.clone(),
+                        state,
+                    })
+                    .set(count);
+            }
         }
         self.alerts.clear();
-        for a in alerting.firing() {
+        for (&severity, &count) in &census.alerts {
             self.alerts
-                .get_or_create(&SeverityLabels {
-                    severity: a.severity.as_str(),
-                })
-                .inc();
+                .get_or_create(&SeverityLabels { severity })
+                .set(count);
         }
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &registry) {
@@ -362,25 +361,84 @@ impl Metrics {
     }
 }
 
-/// Serves `GET /metrics` on `listener` until `shutdown` resolves.
-pub async fn serve(
-    listener: TcpListener,
+/// The fleet-wide values one scrape shows: label sets and their counts. It
+/// grows with the label sets (kinds, severities, states, environments), not
+/// with the fleet: counting a finding or a host allocates only for a label
+/// set not seen before in this census.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Census {
+    /// Open findings: first environment → second (empty for a finding of
+    /// one environment) → (kind, severity, state) → count.
+    findings: BTreeMap<String, BTreeMap<String, BTreeMap<FindingClass, i64>>>,
+    /// Hosts: environment → state → count.
+    hosts: BTreeMap<String, BTreeMap<&'static str, i64>>,
+    /// Firing alerts: severity → count.
+    alerts: BTreeMap<&'static str, i64>,
+}
+
+/// A finding's kind, severity and state, as label values.
+type FindingClass = (&'static str, &'static str, &'static str);
+
+impl Census {
+    /// Counts an open finding of `kind` and `severity`, judged `state`,
+    /// between `env_a` and `env_b` (empty for one environment's finding).
+    pub fn finding(
+        &mut self,
+        kind: &'static str,
+        severity: &'static str,
+        state: &'static str,
+        env_a: &str,
+        env_b: &str,
+    ) {
+        let by_class = slot(slot(&mut self.findings, env_a), env_b);
+        *by_class.entry((kind, severity, state)).or_insert(0) += 1;
+    }
+
+    /// Counts a host of `environment` shown in `state`.
+    pub fn host(&mut self, environment: &str, state: HostState) {
+        let state = match state {
+            HostState::Stale => "stale",
+            HostState::EngineUnreachable => "engine_unreachable",
+            HostState::Refused => "refused",
+            _ => "fresh",
+        };
+        *slot(&mut self.hosts, environment).entry(state).or_insert(0) += 1;
+    }
+
+    /// Counts `count` firing alerts of `severity`.
+    pub fn alerts(&mut self, severity: &'static str, count: u64) {
+        *self.alerts.entry(severity).or_insert(0) += i64::try_from(count).unwrap_or(i64::MAX);
+    }
+}
+
+/// `map[key]`, created empty when absent; the key is copied only then.
+fn slot<'m, V: Default>(map: &'m mut BTreeMap<String, V>, key: &str) -> &'m mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_owned(), V::default());
+    }
+    map.get_mut(key)
+        .unwrap_or_else(|| unreachable!("{key:?} was just inserted"))
+}
+
+/// Serves `GET /metrics` on `listener` until `shutdown` resolves, with the
+/// fleet-wide gauges as `census` counts them at each scrape.
+pub async fn serve<L>(
+    listener: L,
     metrics: Arc<Metrics>,
-    fleet: Arc<Fleet>,
-    alerting: Arc<Alerting>,
+    census: impl Fn() -> Census + Send + Sync + 'static,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let metrics_for_listener = Arc::clone(&metrics);
+) -> anyhow::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    let census = Arc::new(census);
     let app = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move |headers: axum::http::HeaderMap| {
-            let (metrics, fleet, alerting) = (
-                Arc::clone(&metrics),
-                Arc::clone(&fleet),
-                Arc::clone(&alerting),
-            );
+            let (metrics, census) = (Arc::clone(&metrics), Arc::clone(&census));
             async move {
-                let text = tokio::task::spawn_blocking(move || metrics.render(&fleet, &alerting))
+                let text = tokio::task::spawn_blocking(move || metrics.render(&census()))
                     .await
                     .unwrap_or_default();
                 let accept = headers
@@ -391,8 +449,6 @@ pub async fn serve(
             }
         }),
     );
-    let listener =
-        crate::server::conn::Http1Listener::new(listener, Arc::clone(&metrics_for_listener));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
@@ -436,6 +492,49 @@ mod tests {
                 text.lines().any(|l| l == line),
                 "missing {line:?} in\n{text}"
             );
+        }
+    }
+
+    /// A scrape shows the census it is handed, one series per label set,
+    /// and drops the series a later census no longer has.
+    #[test]
+    fn the_census_is_rendered_and_what_leaves_it_goes() {
+        let m = Metrics::new();
+        let mut c = Census::default();
+        for _ in 0..2 {
+            c.finding(
+                "image_digest",
+                "critical",
+                "active",
+                "staging",
+                "production",
+            );
+        }
+        c.finding("stale_host", "warning", "pending", "production", "");
+        c.host("production", HostState::Stale);
+        c.host("production", HostState::Fresh);
+        c.host("production", HostState::Fresh);
+        c.alerts("critical", 3);
+        let text = m.render(&c);
+        for line in [
+            r#"envparity_findings{kind="image_digest",severity="critical",state="active",env_a="staging",env_b="production"} 2"#,
+            r#"envparity_findings{kind="stale_host",severity="warning",state="pending",env_a="production",env_b=""} 1"#,
+            r#"envparity_hosts{environment="production",state="fresh"} 2"#,
+            r#"envparity_hosts{environment="production",state="stale"} 1"#,
+            r#"envparity_alerts_firing{severity="critical"} 3"#,
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+        let text = m.render(&Census::default());
+        for gone in [
+            "envparity_findings{",
+            "envparity_hosts{",
+            "envparity_alerts_firing{",
+        ] {
+            assert!(!text.contains(gone), "{gone} still in\n{text}");
         }
     }
 }

@@ -30,7 +30,7 @@ use arbitrary::{Arbitrary, Unstructured};
 use envparity_aggregator::cli::output;
 use envparity_aggregator::cli::render::Out;
 use envparity_aggregator::parity::explain::explain;
-use envparity_aggregator::server::validate;
+use envparity_aggregator::server::{self, validate};
 use envparity_fuzz::fleet::{Aggregator, runtime};
 use envparity_fuzz::render::{CHEAP, check_in};
 use envparity_fuzz::report::{FuzzReport, baseline, heartbeat_for};
@@ -306,7 +306,8 @@ async fn query(agg: &Aggregator, snapshot: &HostSnapshot) {
     q.get_policy(Request::new(GetPolicyRequest {}))
         .await
         .expect("policy");
-    let _ = agg.metrics.render(&agg.fleet, &agg.alerting);
+    let census = server::census(&agg.fleet, &agg.alerting, SystemTime::now());
+    let _ = agg.metrics.render(&census);
 }
 
 async fn heartbeat(hb: HeartbeatRequest) {

@@ -30,9 +30,9 @@ use std::time::{Duration, SystemTime};
 use reqwest::header::{HeaderMap, HeaderValue};
 
 use crate::config::{AlertsConfig, SinkConfig, Target};
+use crate::fleet::{Changed, Fleet};
 use crate::metrics::Metrics;
 use crate::parity::{FindingKey, Severity, judged_until};
-use crate::server::{Changed, Fleet};
 use crate::store::{AlertRow, OutboxRow, Store, StoreError};
 pub use model::{Action, Alert, Event};
 
@@ -150,6 +150,15 @@ impl Alerting {
             .cloned()
             .collect();
         out.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.id.cmp(&b.id)));
+        out
+    }
+
+    /// How many alerts fire, by severity (for `/metrics`: nothing copied).
+    pub fn firing_by_severity(&self) -> BTreeMap<Severity, u64> {
+        let mut out = BTreeMap::new();
+        for a in self.book().values().filter(|a| a.is_firing()) {
+            *out.entry(a.severity).or_insert(0) += 1;
+        }
         out
     }
 
@@ -619,8 +628,9 @@ async fn sink_task(alerting: Weak<Alerting>, index: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fleet::LoadedPolicy;
+    use crate::fleet::tests::random_report;
     use crate::parity::{Kind, Policy, policy::Waiver};
-    use crate::server::{LoadedPolicy, random_report};
     use crate::store::SqliteStore;
 
     fn alerting(dir: &std::path::Path) -> Alerting {

@@ -331,11 +331,8 @@ pub fn judge(
         expires: w.expires,
         expired: w.expires <= now,
     });
-    let state = match &waiver {
-        Some(w) if !w.expired => State::Waived,
-        _ if now.duration_since(first_seen).unwrap_or_default() >= grace => State::Active,
-        _ => State::Pending,
-    };
+    let waived = waiver.as_ref().is_some_and(|w| !w.expired);
+    let state = state(waived, first_seen, grace, now);
     finding.status = Status {
         state,
         first_seen: Some(first_seen),
@@ -343,6 +340,32 @@ pub fn judge(
         waiver,
     };
     finding
+}
+
+/// The state [`judge`] gives `finding`, first seen at `first_seen`, without
+/// copying it or building its status (for counting, as `/metrics` does).
+pub fn judged_state(
+    finding: &Finding,
+    first_seen: SystemTime,
+    policy: &Policy,
+    grace: Duration,
+    now: SystemTime,
+) -> State {
+    let waived = policy
+        .waiver_for(finding, now)
+        .is_some_and(|w| w.expires > now);
+    state(waived, first_seen, grace, now)
+}
+
+/// Waived while a waiver holds, else active once the grace period is over.
+fn state(waived: bool, first_seen: SystemTime, grace: Duration, now: SystemTime) -> State {
+    if waived {
+        State::Waived
+    } else if now.duration_since(first_seen).unwrap_or_default() >= grace {
+        State::Active
+    } else {
+        State::Pending
+    }
 }
 
 /// Until when [`judge`]'s verdict on `finding` (as it judged it at `now`

@@ -257,6 +257,32 @@ fn a_waiver_applies_until_it_expires_and_then_says_so() {
     assert!(f.status.waiver.is_none());
 }
 
+proptest! {
+    /// What `/metrics` counts is what `judge` says: the same state, over
+    /// waivers that hold, have expired or do not match, and any grace.
+    #[test]
+    fn judged_state_is_the_state_judge_gives(
+        expires in 0u64..200,
+        matching in any::<bool>(),
+        first in 0u64..200,
+        after in 0u64..200,
+        grace in 0u64..120,
+    ) {
+        let f = full(&drifting(
+            "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+        ))
+        .remove(0);
+        let mut w = waiver(expires);
+        if !matching {
+            w.environments = ["dev".to_owned(), "staging".to_owned()].into();
+        }
+        let policy = Policy { waivers: vec![w], ..Policy::default() };
+        let (grace, now) = (Duration::from_secs(grace), at(first + after));
+        let judged = judge(f.clone(), Some((at(first), now)), &policy, grace, now);
+        prop_assert_eq!(judged_state(&f, at(first), &policy, grace, now), judged.status.state);
+    }
+}
+
 // ---- incremental == full ----
 
 /// A step: host `host` now runs these (service, digest, env value).

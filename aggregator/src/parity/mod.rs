@@ -26,6 +26,7 @@ pub use finding::{
     Basis, Finding, FindingKey, Kind, Severity, Side, State, Status, UnknownName, WaiverNote,
 };
 pub use ledger::{
-    Cover, Delta, Entry, HostLevel, Ledger, Observation, Seen, Transition, judge, judged_until,
+    Cover, Delta, Entry, HostLevel, Ledger, Observation, Seen, Transition, judge, judged_state,
+    judged_until,
 };
 pub use policy::{Level, Policy, PolicyError};

@@ -194,6 +194,7 @@ pub struct Conns {
 impl Conns {
     /// Connections bounded by `limits`, refusals counted in `metrics`.
     pub fn new(limits: ConnLimits, metrics: Arc<Metrics>) -> Arc<Self> {
+        metrics.register_connection_limits(Refusal::ALL.map(Refusal::as_str));
         Arc::new(Conns {
             limits,
             counts: Mutex::default(),

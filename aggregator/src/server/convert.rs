@@ -3,8 +3,8 @@
 use envparity_proto::time::{from_unix_millis, to_timestamp};
 use envparity_proto::v1;
 
-use super::state::Refusal;
 use crate::alert::Alert;
+use crate::fleet::Refusal;
 use crate::parity::{Finding, Kind, Severity, Side, State};
 use crate::store::{Change, FindingRecord, StoredHost};
 

@@ -5,13 +5,9 @@ pub mod auth;
 pub mod budget;
 pub mod conn;
 mod convert;
-mod grid;
 mod query;
 pub mod rate;
 mod report;
-mod state;
-#[cfg(test)]
-pub(crate) use state::tests::random_report;
 pub mod throttle;
 pub mod tls;
 pub mod validate;
@@ -28,10 +24,10 @@ use tokio::net::TcpListener;
 
 pub use query::QueryApi;
 pub use report::ReportApi;
-pub use state::{Changed, Fleet, FleetView, IngestError, LoadedPolicy, PushOutcome, Reading};
 
 use crate::alert::Alerting;
 use crate::config::AlertsConfig;
+use crate::fleet::{Fleet, LoadedPolicy};
 use crate::metrics::{self, Metrics};
 use crate::parity::{Policy, PolicyError};
 
@@ -229,6 +225,32 @@ pub async fn run(
     serve(listener, config, shutdown).await
 }
 
+/// What `/metrics` shows of the fleet and the alerts at `now`, counted
+/// without copying either.
+pub fn census(fleet: &Fleet, alerting: &Alerting, now: SystemTime) -> metrics::Census {
+    // Both counters fill the one census, in turn.
+    let census = std::cell::RefCell::new(metrics::Census::default());
+    fleet.census(
+        now,
+        |environment, state| census.borrow_mut().host(environment, state),
+        |f, state| {
+            let env_b = f.b.as_ref().map_or("", |b| b.environment.as_str());
+            census.borrow_mut().finding(
+                f.kind.as_str(),
+                f.severity.as_str(),
+                state.as_str(),
+                &f.a.environment,
+                env_b,
+            );
+        },
+    );
+    let mut census = census.into_inner();
+    for (severity, count) in alerting.firing_by_severity() {
+        census.alerts(severity.as_str(), count);
+    }
+    census
+}
+
 /// Tells systemd `state` when it started us with `$NOTIFY_SOCKET`.
 fn sd_notify(state: &str) {
     if let Err(error) = envparity_proto::systemd::notify(state) {
@@ -292,11 +314,12 @@ pub async fn serve(
             let listener = metrics::bind(addr).await?;
             let bound = listener.local_addr().context("metrics listener address")?;
             tracing::info!(metrics = %bound, "serving Prometheus metrics at /metrics");
+            let listener = conn::Http1Listener::new(listener, Arc::clone(&metrics));
+            let (fleet, alerting) = (Arc::clone(&fleet), Arc::clone(&alerting));
             Some(tokio::spawn(metrics::serve(
                 listener,
                 Arc::clone(&metrics),
-                Arc::clone(&fleet),
-                Arc::clone(&alerting),
+                move || census(&fleet, &alerting, SystemTime::now()),
                 async {
                     metrics_stopped.await.ok();
                 },

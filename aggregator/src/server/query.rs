@@ -17,8 +17,8 @@ use tonic::{Request, Response, Status};
 
 use super::auth::Auth;
 use super::convert;
-use super::state::{Fleet, FleetView, Reading};
 use crate::alert::Alerting;
+use crate::fleet::{Fleet, FleetView, Reading};
 use crate::history::content_identity;
 use crate::parity::digest::registry_digest;
 use crate::parity::gate::{self, GateInput, StageReplica};
@@ -573,9 +573,9 @@ mod tests {
     use envparity_proto::v1::HeartbeatRequest;
 
     use super::*;
+    use crate::fleet::LoadedPolicy;
+    use crate::fleet::tests::{empty_fleet, random_report};
     use crate::parity::{self, Finding, FindingKey, Policy, Scope, judge};
-    use crate::server::state::LoadedPolicy;
-    use crate::server::state::tests::{empty_fleet, random_report};
 
     #[test]
     fn a_history_call_reads_at_most_a_thousand_rows_whatever_it_asks() {

@@ -11,8 +11,9 @@ use tonic::{Request, Response, Status};
 
 use super::auth::Auth;
 use super::rate::RateLimiter;
-use super::state::{Fleet, IngestError};
 use super::throttle::{INTERVAL, Throttle};
+use super::validate::{self, InvalidReport};
+use crate::fleet::{Fleet, IngestError};
 use crate::metrics::{Metrics, Rejection};
 use crate::warn_throttled;
 
@@ -109,9 +110,15 @@ impl ReportApi {
             })
     }
 
+    /// Refuses (and counts) a malformed report of `host`.
+    fn invalid(&self, host: &str, e: &InvalidReport) -> Status {
+        self.metrics.rejected(Rejection::Invalid);
+        tracing::warn!(host = %host.escape_debug(), reason = %e.reason, "report rejected");
+        Status::invalid_argument(e.to_string())
+    }
+
     fn rejected(&self, host: &str, err: IngestError) -> Status {
         self.metrics.rejected(match err {
-            IngestError::Invalid(_) => Rejection::Invalid,
             IngestError::Store(_) => Rejection::Store,
             IngestError::Task(_) => Rejection::Internal,
         });
@@ -121,10 +128,6 @@ impl ReportApi {
 
 fn status(host: &str, err: IngestError) -> Status {
     match err {
-        IngestError::Invalid(e) => {
-            tracing::warn!(host = %host.escape_debug(), reason = %e.reason, "report rejected");
-            Status::invalid_argument(e.to_string())
-        }
         IngestError::Store(e) => {
             tracing::error!(host = %host.escape_debug(), error = %e, "report could not be stored");
             Status::unavailable(format!("the aggregator could not store the report: {e}"))
@@ -164,9 +167,16 @@ impl ReportService for ReportApi {
             snapshot.containers.len(),
             snapshot.sequence,
         );
+        let now = SystemTime::now();
+        if let Err(e) = validate::snapshot(&snapshot) {
+            // A known host is shown refused, with why, until a report of
+            // it is stored.
+            self.fleet.refused(&host, &e.reason, now);
+            return Err(self.invalid(&host, &e));
+        }
         let outcome = self
             .fleet
-            .push(snapshot, SystemTime::now())
+            .push(snapshot, now)
             .await
             .map_err(|e| self.rejected(&host, e))?;
         self.metrics.ingested(started.elapsed());
@@ -195,6 +205,7 @@ impl ReportService for ReportApi {
             &request.get_ref().environment,
         )?;
         let hb = request.into_inner();
+        validate::heartbeat(&hb).map_err(|e| self.invalid(&hb.host_id, &e))?;
         let snapshot_needed = self
             .fleet
             .heartbeat(&hb, SystemTime::now())

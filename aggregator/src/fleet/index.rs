@@ -1,0 +1,115 @@
+//! The hosts held in memory and their indexes: by service, by environment,
+//! the status grid, and which known hosts' latest report was refused.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use envparity_proto::v1::HostSnapshot;
+
+use super::grid::Grid;
+use crate::parity::{Ledger, Observation};
+use crate::store::StoredHost;
+
+#[derive(Debug, Default)]
+pub(super) struct Inner {
+    pub(super) hosts: BTreeMap<String, StoredHost>,
+    pub(super) ledger: Ledger,
+    /// Service -> the hosts running it: what a service's findings depend on,
+    /// so that a report re-evaluates its services without reading every
+    /// container of the fleet.
+    pub(super) by_service: BTreeMap<String, BTreeSet<String>>,
+    /// Environment -> its hosts: which environments exist (and so which
+    /// pairs), without reading every host.
+    pub(super) by_environment: BTreeMap<String, BTreeSet<String>>,
+    /// The status grid, kept with the indexes so that `status` reads only
+    /// the cells it returns.
+    pub(super) grid: Grid,
+    /// The hosts whose `last_seen` here is newer than the store's:
+    /// heartbeats acknowledged from memory, for the next liveness commit.
+    pub(super) unstored: HashSet<String>,
+    /// When the last liveness commit gathered what it wrote: every
+    /// heartbeat acknowledged before then is in the store.
+    pub(super) liveness_stored_at: Option<SystemTime>,
+    /// Known hosts whose latest report was refused as invalid, until one of
+    /// theirs is stored. In memory only: after a restart a host is shown
+    /// refused again at its next refused report.
+    pub(super) refusals: HashMap<String, Refusal>,
+}
+
+/// Why a host's latest report was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// When.
+    pub at: SystemTime,
+    /// The validation error, naming the offending part.
+    pub reason: String,
+}
+
+impl Inner {
+    /// Adds (`add`) or removes `snapshot`'s host under each service it runs
+    /// and under its environment.
+    pub(super) fn index(&mut self, snapshot: &HostSnapshot, add: bool) {
+        let id = &snapshot.host_id;
+        for service in services_of(snapshot) {
+            file(&mut self.by_service, service, id, add);
+        }
+        file(&mut self.by_environment, &snapshot.environment, id, add);
+        self.grid.file(snapshot, add);
+    }
+
+    /// Removes a host the store has forgotten; returns its record.
+    pub(super) fn remove(&mut self, host_id: &str) -> Option<StoredHost> {
+        let record = self.hosts.remove(host_id)?;
+        let snapshot = Arc::clone(&record.snapshot);
+        self.index(&snapshot, false);
+        self.refusals.remove(host_id);
+        self.unstored.remove(host_id);
+        Some(record)
+    }
+
+    /// Applies a change whose store write succeeded.
+    pub(super) fn apply(&mut self, change: Change) {
+        if let Some(record) = change.record {
+            if let Some(prev) = self.hosts.get(&record.snapshot.host_id) {
+                let prev = Arc::clone(&prev.snapshot);
+                self.index(&prev, false);
+            }
+            self.index(&record.snapshot, true);
+            self.refusals.remove(&record.snapshot.host_id);
+            self.hosts.insert(record.snapshot.host_id.clone(), record);
+        }
+        self.ledger.apply(change.observation);
+    }
+}
+
+/// Adds (`add`) or removes `host` under `name` in `index`.
+fn file(index: &mut BTreeMap<String, BTreeSet<String>>, name: &str, host: &str, add: bool) {
+    let hosts = index.entry(name.to_owned()).or_default();
+    if add {
+        hosts.insert(host.to_owned());
+    } else {
+        hosts.remove(host);
+    }
+    if hosts.is_empty() {
+        index.remove(name);
+    }
+}
+
+pub(super) fn services_of(snapshot: &HostSnapshot) -> impl Iterator<Item = &str> {
+    snapshot
+        .containers
+        .iter()
+        .filter_map(|c| c.service.as_ref().map(|s| s.name.as_str()))
+}
+
+/// What a report (or time passing, or a new policy) changes in memory,
+/// computed against the current state and applied ([`Inner::apply`]) once
+/// the store has it.
+#[derive(Debug, Default)]
+pub(super) struct Change {
+    /// The host's new record.
+    pub(super) record: Option<StoredHost>,
+    /// What the re-evaluation changes in the ledger.
+    pub(super) observation: Observation,
+}

@@ -1,0 +1,231 @@
+//! The write path: a snapshot, a forgotten host, a new policy. One at a
+//! time; the store first, then memory.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use envparity_proto::time::unix_millis;
+use envparity_proto::v1::{EngineState, HostSnapshot, HostState};
+
+use super::index::{Change, services_of};
+use super::liveness::Heard;
+use super::overlay::Next;
+use super::plan::{Reach, finding_changes};
+use super::{Fleet, IngestError, LoadedPolicy, to_millis};
+use crate::history;
+use crate::store::StoredHost;
+
+/// What happened to a pushed snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushOutcome {
+    /// The content hash now held for the host.
+    pub content_hash: String,
+    /// True when the report was a replay of one already held.
+    pub duplicate: bool,
+}
+
+impl Fleet {
+    /// Applies a change the store has recorded; wakes alerting when
+    /// `wake`.
+    fn commit(&self, change: Change, wake: bool) {
+        let mut inner = self.write();
+        self.feed.keys().add(change.observation.keys());
+        inner.apply(change);
+        drop(inner);
+        if wake {
+            self.feed.wake();
+        }
+    }
+
+    /// Forgets a host (`envparity hosts forget`): its snapshot and liveness
+    /// leave the store, then memory, and the whole fleet is re-evaluated so
+    /// that its findings resolve. Returns its record, or `None` for an
+    /// unknown host; an error only when the store could not forget it (then
+    /// nothing changed). When recording the findings fails afterwards, the
+    /// host is forgotten all the same and the failure logged: the findings
+    /// resolve at the next evaluation of their services.
+    pub async fn forget(
+        &self,
+        host_id: &str,
+        now: SystemTime,
+    ) -> Result<Option<StoredHost>, IngestError> {
+        let now = to_millis(now);
+        let _one_at_a_time = self.ingest.lock().await;
+        if !self.knows(host_id) {
+            return Ok(None);
+        }
+        let id = host_id.to_owned();
+        self.blocking(move |store| store.forget_host(&id)).await?;
+        let removed = self.write().remove(host_id);
+        if let Err(error) = self.apply(Reach::Full, now).await {
+            tracing::error!(
+                host = %host_id.escape_debug(),
+                %error,
+                "host forgotten, but recording the findings that resolve with it failed; they resolve at the next evaluation of their services"
+            );
+        }
+        Ok(removed)
+    }
+
+    /// Replaces the policy and re-evaluates everything with it.
+    pub async fn set_policy(
+        &self,
+        policy: LoadedPolicy,
+        now: SystemTime,
+    ) -> Result<(), IngestError> {
+        let now = to_millis(now);
+        let _one_at_a_time = self.ingest.lock().await;
+        *self
+            .policy
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(policy);
+        // The grace periods and waivers that judge every finding changed.
+        self.feed.everything();
+        self.apply(Reach::Full, now).await
+    }
+
+    pub(super) async fn apply(&self, reach: Reach, now: SystemTime) -> Result<(), IngestError> {
+        let observation = {
+            let inner = self.read();
+            self.reevaluate(
+                &Next {
+                    inner: &inner,
+                    record: None,
+                },
+                &reach,
+                now,
+            )
+        };
+        let changes = finding_changes(&observation.delta, now);
+        let changed = !changes.is_empty();
+        if changed {
+            self.blocking(move |store| store.save_findings(&changes))
+                .await?;
+        }
+        self.commit(
+            Change {
+                record: None,
+                observation,
+            },
+            changed,
+        );
+        Ok(())
+    }
+
+    /// Stores a pushed snapshot, which the caller validated (the gRPC edge
+    /// refuses an invalid one and notes it with [`Fleet::refused`]);
+    /// returns only after it is durable.
+    pub async fn push(
+        &self,
+        snapshot: HostSnapshot,
+        now: SystemTime,
+    ) -> Result<PushOutcome, IngestError> {
+        let now = to_millis(now);
+        let _one_at_a_time = self.ingest.lock().await;
+        let previous = self.read().hosts.get(&snapshot.host_id).cloned();
+        let boot_id = |s: &HostSnapshot| {
+            s.agent
+                .as_ref()
+                .map(|a| a.boot_id.clone())
+                .unwrap_or_default()
+        };
+
+        if let Some(prev) = &previous
+            && boot_id(&prev.snapshot) == boot_id(&snapshot)
+            && snapshot.sequence <= prev.snapshot.sequence
+        {
+            // A retry or replay of something already held: acknowledge
+            // without changing anything but liveness.
+            if self.hear(&snapshot.host_id, None, now, prev.engine_state) == Heard::MustStore {
+                let committed = self.enqueue(&snapshot.host_id, now, prev.engine_state);
+                self.commit_liveness(now).await?;
+                Self::answer(committed).await?;
+            }
+            return Ok(PushOutcome {
+                content_hash: prev.snapshot.content_hash.clone(),
+                duplicate: true,
+            });
+        }
+
+        let engine_state =
+            EngineState::try_from(snapshot.engine_state).unwrap_or(EngineState::Unspecified);
+        let mut next = snapshot;
+        let changes = match (&previous, engine_state) {
+            // The agent could not read its engine: nothing is known about
+            // containers, so keep the last observed ones rather than record
+            // every service as removed.
+            (Some(prev), EngineState::Unreachable) => {
+                next.containers.clone_from(&prev.snapshot.containers);
+                next.engine.clone_from(&prev.snapshot.engine);
+                Vec::new()
+            }
+            (prev, _) => history::changes(
+                prev.as_ref().map(|p| p.snapshot.as_ref()),
+                &next,
+                unix_millis(now),
+            ),
+        };
+        let record = StoredHost {
+            snapshot: Arc::new(next),
+            received_at: now,
+            last_seen: now,
+            engine_state,
+        };
+
+        // Re-evaluate what this report can change: the services it ran
+        // before and runs now, and the host-level kinds when the host's
+        // facts, environment or state changed (everything when the set of
+        // environments changed, because that changes which pairs exist).
+        let host_level = previous.as_ref().is_none_or(|prev| {
+            let (p, n) = (&prev.snapshot, &record.snapshot);
+            p.environment != n.environment
+                || p.host != n.host
+                || p.engine != n.engine
+                || prev.engine_state != record.engine_state
+                || self.state_of(prev, now) != HostState::Fresh
+        });
+        let observation = {
+            let inner = self.read();
+            let next = Next {
+                inner: &inner,
+                record: Some(&record),
+            };
+            let before = Next {
+                inner: &inner,
+                record: None,
+            };
+            let reach = if next.environments() == before.environments() {
+                let mut services: BTreeSet<String> =
+                    services_of(&record.snapshot).map(str::to_owned).collect();
+                if let Some(prev) = &previous {
+                    services.extend(services_of(&prev.snapshot).map(str::to_owned));
+                }
+                Reach::Services {
+                    services,
+                    host_level,
+                }
+            } else {
+                Reach::Full
+            };
+            self.reevaluate(&next, &reach, now)
+        };
+        let findings = finding_changes(&observation.delta, now);
+
+        let to_store = record.clone();
+        self.blocking(move |store| store.save_snapshot(&to_store, &changes, &findings))
+            .await?;
+        let content_hash = record.snapshot.content_hash.clone();
+        self.commit(
+            Change {
+                record: Some(record),
+                observation,
+            },
+            true,
+        );
+        Ok(PushOutcome {
+            content_hash,
+            duplicate: false,
+        })
+    }
+}

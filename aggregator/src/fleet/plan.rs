@@ -1,0 +1,136 @@
+//! The re-evaluation plan: from what a change can reach to what the parity
+//! engine evaluates, and what of the ledger that answer covers.
+
+use std::collections::BTreeSet;
+use std::time::SystemTime;
+
+use envparity_proto::time::unix_millis;
+
+use super::Fleet;
+use super::overlay::Next;
+use super::read::host_views;
+use crate::parity::{self, Cover, Delta, HostLevel, Observation, Scope};
+use crate::store::{FindingChanges, FindingRecord, Resolved, StoredHost};
+
+/// What to re-evaluate after a change.
+#[derive(Debug, Clone)]
+pub(super) enum Reach {
+    /// Everything.
+    Full,
+    /// These services, and the host-level kinds when `host_level` (the
+    /// report changed a host's facts, environment or state): the host
+    /// facts over every host, and the staleness of the reporting host
+    /// only — another host's depends on time alone, which the tick
+    /// ([`Reach::HostLevel`]) re-evaluates.
+    Services {
+        services: BTreeSet<String>,
+        host_level: bool,
+    },
+    /// Only the host-level kinds (time passing).
+    HostLevel,
+}
+
+impl Fleet {
+    /// Re-evaluates `reach` of `fleet` at `now`; returns what that changes
+    /// in the ledger.
+    pub(super) fn reevaluate(
+        &self,
+        fleet: &Next<'_>,
+        reach: &Reach,
+        now: SystemTime,
+    ) -> Observation {
+        let policy = self.policy();
+        let policy = &policy.policy;
+        let environments = policy.ordered(fleet.environments());
+        let all = Scope::all(policy, &environments);
+        let evaluate = |hosts: Vec<&StoredHost>, scope: &Scope| {
+            let views = host_views(hosts.into_iter().map(|h| (h, self.state_of(h, now))));
+            parity::evaluate(&views, policy, scope)
+        };
+        let host_level_only = all.clone().with_services(BTreeSet::new());
+        let reporter: BTreeSet<String> = fleet.id().map(str::to_owned).into_iter().collect();
+        let none = BTreeSet::new();
+        // What is evaluated, and what of the ledger that answer covers (so
+        // that what it no longer finds resolves, and nothing else does).
+        let (findings, covers) = match reach {
+            Reach::Full => (evaluate(fleet.every_host(), &all), Cover::Everything),
+            Reach::HostLevel => (
+                evaluate(fleet.every_host(), &host_level_only),
+                Cover::Only {
+                    services: &none,
+                    host_level: HostLevel::All,
+                },
+            ),
+            Reach::Services {
+                services,
+                host_level: false,
+            } => {
+                let scope = all
+                    .clone()
+                    .with_services(services.clone())
+                    .with_host_level(false);
+                let findings = evaluate(fleet.hosts_for(services), &scope);
+                let covers = Cover::Only {
+                    services,
+                    host_level: HostLevel::No,
+                };
+                (findings, covers)
+            }
+            Reach::Services {
+                services,
+                host_level: true,
+            } => {
+                let scope = all
+                    .clone()
+                    .with_services(services.clone())
+                    .with_host_level(false);
+                let mut findings = evaluate(fleet.hosts_for(services), &scope);
+                // The host facts are compared over every host; of the
+                // stale hosts, only the reporting one can have changed.
+                let scope = host_level_only.with_stale_of(Some(reporter.clone()));
+                findings.extend(evaluate(fleet.every_host(), &scope));
+                let covers = Cover::Only {
+                    services,
+                    host_level: HostLevel::StaleOf(&reporter),
+                };
+                (findings, covers)
+            }
+        };
+        fleet.inner.ledger.assess(findings, covers, now)
+    }
+}
+
+/// The store's record of what an observation opened and resolved.
+pub(super) fn finding_changes(delta: &Delta, now: SystemTime) -> FindingChanges {
+    FindingChanges {
+        opened: delta
+            .opened
+            .iter()
+            .map(|t| {
+                let key = t.finding.identity();
+                FindingRecord {
+                    id: t.id.clone(),
+                    kind: t.finding.kind.as_str().to_owned(),
+                    severity: t.finding.severity.as_str().to_owned(),
+                    service: t.finding.service.clone(),
+                    environments: key.environments,
+                    key: t.finding.key.clone(),
+                    host: t.finding.host.clone(),
+                    summary: t.finding.summary.clone(),
+                    first_seen_ms: unix_millis(t.first_seen),
+                    last_seen_ms: unix_millis(t.last_seen),
+                    resolved_ms: None,
+                }
+            })
+            .collect(),
+        resolved: delta
+            .resolved
+            .iter()
+            .map(|t| Resolved {
+                id: t.id.clone(),
+                last_seen_ms: unix_millis(t.last_seen),
+                resolved_ms: unix_millis(now),
+            })
+            .collect(),
+    }
+}

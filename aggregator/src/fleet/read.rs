@@ -1,0 +1,386 @@
+//! The read model: what queries, alerting and metrics read of the fleet,
+//! and how an open finding is shown (judged with the policy, its stale
+//! hosts as of now).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use envparity_proto::v1::{HostState, StatusCell};
+
+use super::index::{Inner, Refusal, services_of};
+use super::{Fleet, LoadedPolicy};
+use crate::parity::{
+    self, Entry, Finding, FindingKey, HostView, Policy, Scope, State, judge, judged_state,
+};
+use crate::store::StoredHost;
+
+/// A consistent copy of the fleet for one query.
+#[derive(Debug, Clone)]
+pub struct FleetView {
+    /// Every host, by id, with its state.
+    pub hosts: Vec<(StoredHost, HostState)>,
+    /// Why the hosts whose state is [`HostState::Refused`] were refused.
+    pub refusals: HashMap<String, Refusal>,
+    /// The policy in force.
+    pub policy: Arc<LoadedPolicy>,
+    /// The open findings as of the last evaluation.
+    pub open: Vec<Entry>,
+    /// When the view was taken.
+    pub now: SystemTime,
+}
+
+pub(super) fn host_views<'a>(
+    hosts: impl IntoIterator<Item = (&'a StoredHost, HostState)>,
+) -> Vec<HostView<'a>> {
+    hosts
+        .into_iter()
+        .map(|(h, state)| HostView {
+            host_id: &h.snapshot.host_id,
+            environment: &h.snapshot.environment,
+            current: state == HostState::Fresh,
+            stale: state == HostState::Stale,
+            last_seen: h.last_seen,
+            snapshot: &h.snapshot,
+        })
+        .collect()
+}
+
+impl FleetView {
+    /// Engine views of the hosts.
+    pub fn host_views(&self) -> Vec<HostView<'_>> {
+        host_views(self.hosts.iter().map(|(h, state)| (h, *state)))
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy.policy
+    }
+
+    /// The environments present, in promotion order.
+    pub fn environments(&self) -> Vec<String> {
+        self.policy().ordered(
+            self.hosts
+                .iter()
+                .map(|(h, _)| h.snapshot.environment.as_str()),
+        )
+    }
+
+    /// The services present, sorted.
+    pub fn services(&self) -> Vec<String> {
+        let set: BTreeSet<&str> = self
+            .hosts
+            .iter()
+            .flat_map(|(h, _)| services_of(&h.snapshot))
+            .collect();
+        set.into_iter().map(str::to_owned).collect()
+    }
+
+    /// The hosts whose data is not current.
+    fn not_current(&self) -> BTreeSet<&str> {
+        self.hosts
+            .iter()
+            .filter(|(_, s)| *s != HostState::Fresh)
+            .map(|(h, _)| h.snapshot.host_id.as_str())
+            .collect()
+    }
+
+    /// Every open finding (every pair, in promotion order), judged with the
+    /// policy's CLI grace, optionally for one service only (host-level
+    /// findings are always included).
+    pub fn findings(&self, service: Option<&str>) -> Vec<Finding> {
+        let stale = self.not_current();
+        let mut out: Vec<Finding> = self
+            .open
+            .iter()
+            .filter(|e| concerns(&e.finding, service))
+            .map(|e| judged(e, |h| stale.contains(h), self.policy(), self.now))
+            .collect();
+        parity::sort(&mut out, self.policy());
+        out
+    }
+}
+
+/// Whether `finding` is among those of `service` (`None`: every finding);
+/// host-level findings concern every service.
+fn concerns(finding: &Finding, service: Option<&str>) -> bool {
+    service.is_none_or(|s| finding.service == s || finding.kind.is_host_level())
+}
+
+/// An open finding as a query shows it: which of its hosts are not current
+/// (`not_current`) as of now, not as of its last evaluation, and judged with
+/// the policy's CLI grace.
+fn judged(
+    entry: &Entry,
+    not_current: impl Fn(&str) -> bool,
+    policy: &Policy,
+    now: SystemTime,
+) -> Finding {
+    let mut f = entry.finding.clone();
+    for side in std::iter::once(&mut f.a).chain(f.b.as_mut()) {
+        side.stale_hosts = side
+            .hosts
+            .iter()
+            .filter(|h| not_current(h))
+            .cloned()
+            .collect();
+    }
+    judge(
+        f,
+        Some((entry.first_seen, entry.last_seen)),
+        policy,
+        policy.grace,
+        now,
+    )
+}
+
+/// Whether `finding` is one a diff of `a` against `b` shows: a finding of
+/// that pair in that orientation, or a single-environment finding of either.
+fn of_pair(finding: &Finding, a: &str, b: &str) -> bool {
+    match &finding.b {
+        Some(side_b) => finding.a.environment == a && side_b.environment == b,
+        None => finding.a.environment == a || finding.a.environment == b,
+    }
+}
+
+/// The fleet under its read lock, for the queries that should cost what
+/// they return (`status`, `diff`): unlike a [`FleetView`], nothing is
+/// copied up front; an answer reads the indexes and the status grid, and
+/// clones and judges only the ledger entries it returns (it still filters
+/// every open entry: a comparison each, no allocation). Hold it only while
+/// computing an answer (it keeps ingest from applying a report), never
+/// across an `.await`.
+#[derive(Debug)]
+pub struct Reading<'a> {
+    fleet: &'a Fleet,
+    inner: std::sync::RwLockReadGuard<'a, Inner>,
+    policy: Arc<LoadedPolicy>,
+    now: SystemTime,
+    /// The hosts whose data is not current at `now` (usually few).
+    pub(super) not_current: BTreeSet<String>,
+    /// Service -> the environments where a host running it is not current.
+    stale_cells: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl Reading<'_> {
+    /// When the reading was taken.
+    pub fn now(&self) -> SystemTime {
+        self.now
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy.policy
+    }
+
+    /// The environments present, in promotion order.
+    pub fn environments(&self) -> Vec<String> {
+        self.policy().ordered(self.inner.by_environment.keys())
+    }
+
+    /// The services present, sorted.
+    pub fn services(&self) -> Vec<String> {
+        self.inner.by_service.keys().cloned().collect()
+    }
+
+    /// Every open finding (every pair, in promotion order), judged with the
+    /// policy's CLI grace, optionally for one service only (host-level
+    /// findings are always included): what [`FleetView::findings`] says.
+    pub fn findings(&self, service: Option<&str>) -> Vec<Finding> {
+        let mut out: Vec<Finding> = self
+            .inner
+            .ledger
+            .entries()
+            .filter(|e| concerns(&e.finding, service))
+            .map(|e| self.judged(e))
+            .collect();
+        parity::sort(&mut out, self.policy());
+        out
+    }
+
+    /// The findings of `a` against `b` in that orientation (optionally for
+    /// one service; host-level findings always), as evaluating the pair
+    /// over the whole fleet finds them, judged with what the ledger knows
+    /// of each.
+    ///
+    /// When the ledger evaluates the pair in this orientation (a pair of
+    /// [`Scope::all`]: earlier stage first, as `diff staging production`),
+    /// the answer is the ledger's open findings of the pair, as `status`
+    /// shows them: what an evaluation at the last report or tick found, so a
+    /// host crossing the stale threshold shows within the tick (1 s), as in
+    /// `status`. Otherwise (the pair reversed, whose sides and summaries
+    /// read the other way, or one the policy ignores) the pair is evaluated
+    /// afresh over the hosts of `a` and `b`, plus one host of every other
+    /// environment: the environments present decide the pair's level.
+    pub fn diff(&self, a: &str, b: &str, service: Option<&str>) -> Vec<Finding> {
+        let policy = self.policy();
+        let held = Scope::all(policy, &self.environments())
+            .pairs
+            .iter()
+            .any(|(x, y)| x == a && y == b);
+        if held {
+            let mut out: Vec<Finding> = self
+                .inner
+                .ledger
+                .entries()
+                .filter(|e| concerns(&e.finding, service) && of_pair(&e.finding, a, b))
+                .map(|e| self.judged(e))
+                .collect();
+            parity::sort(&mut out, policy);
+            return out;
+        }
+        let by_environment = &self.inner.by_environment;
+        let mut ids: BTreeSet<&str> = [a, b]
+            .iter()
+            .filter_map(|e| by_environment.get(*e))
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        ids.extend(
+            by_environment
+                .values()
+                .filter_map(|hosts| hosts.first())
+                .map(String::as_str),
+        );
+        let hosts = ids.iter().filter_map(|id| self.inner.hosts.get(*id));
+        let views = host_views(hosts.map(|h| (h, self.fleet.state_of(h, self.now))));
+        let scope = Scope::pair(a, b).with_service(service.map(str::to_owned));
+        parity::evaluate(&views, policy, &scope)
+            .into_iter()
+            .map(|f| {
+                let seen = self
+                    .inner
+                    .ledger
+                    .get(&f.identity())
+                    .map(|e| (e.first_seen, e.last_seen));
+                judge(f, seen, policy, policy.grace, self.now)
+            })
+            .collect()
+    }
+
+    /// The status cell of `service` in `environment`, `stale` filled in and
+    /// `drift` left for the caller (which knows the findings); `None` when
+    /// the service has no replica there.
+    pub fn cell(&self, service: &str, environment: &str) -> Option<StatusCell> {
+        let mut cell = self.inner.grid.cell(service, environment)?;
+        cell.stale = self
+            .stale_cells
+            .get(service)
+            .is_some_and(|envs| envs.contains(environment));
+        Some(cell)
+    }
+
+    fn judged(&self, entry: &Entry) -> Finding {
+        judged(
+            entry,
+            |h| self.not_current.contains(h),
+            self.policy(),
+            self.now,
+        )
+    }
+}
+
+impl Fleet {
+    /// Counts what `/metrics` shows, under the read lock and copying
+    /// nothing: calls `host` with each host's environment and the state it
+    /// is shown in, and `finding` with each open finding and the state
+    /// `status` shows it in (judged with the policy's CLI grace).
+    pub fn census(
+        &self,
+        now: SystemTime,
+        mut host: impl FnMut(&str, HostState),
+        mut finding: impl FnMut(&Finding, State),
+    ) {
+        let loaded = self.policy();
+        let policy = &loaded.policy;
+        let inner = self.read();
+        for h in inner.hosts.values() {
+            host(&h.snapshot.environment, self.shown_state(&inner, h, now));
+        }
+        for e in inner.ledger.entries() {
+            let state = judged_state(&e.finding, e.first_seen, policy, policy.grace, now);
+            finding(&e.finding, state);
+        }
+    }
+
+    /// The fleet under its read lock at `now`, for `status` and `diff`
+    /// (see [`Reading`]).
+    pub fn reading(&self, now: SystemTime) -> Reading<'_> {
+        let inner = self.read();
+        let mut not_current = BTreeSet::new();
+        let mut stale_cells: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for h in inner
+            .hosts
+            .values()
+            .filter(|h| self.shown_state(&inner, h, now) != HostState::Fresh)
+        {
+            not_current.insert(h.snapshot.host_id.clone());
+            for service in services_of(&h.snapshot) {
+                if !stale_cells
+                    .get(service)
+                    .is_some_and(|envs| envs.contains(&h.snapshot.environment))
+                {
+                    stale_cells
+                        .entry(service.to_owned())
+                        .or_default()
+                        .insert(h.snapshot.environment.clone());
+                }
+            }
+        }
+        Reading {
+            fleet: self,
+            inner,
+            policy: self.policy(),
+            now,
+            not_current,
+            stale_cells,
+        }
+    }
+
+    /// A consistent copy of every host with its state at `now`, the policy
+    /// and the open findings.
+    pub fn view(&self, now: SystemTime) -> FleetView {
+        let inner = self.read();
+        let hosts = inner
+            .hosts
+            .values()
+            .map(|h| (h.clone(), self.shown_state(&inner, h, now)))
+            .collect();
+        FleetView {
+            hosts,
+            refusals: inner.refusals.clone(),
+            policy: self.policy(),
+            open: inner.ledger.entries().cloned().collect(),
+            now,
+        }
+    }
+    /// The open findings (every one, or those of `only` that are open)
+    /// judged with `grace` at `now` (for alerting, with the policy's
+    /// `alert_grace`).
+    pub fn judged(
+        &self,
+        only: Option<&BTreeSet<FindingKey>>,
+        grace: impl Fn(&Policy) -> Duration,
+        now: SystemTime,
+    ) -> Vec<Finding> {
+        let loaded = self.policy();
+        let policy = &loaded.policy;
+        let grace = grace(policy);
+        let inner = self.read();
+        let entries: Box<dyn Iterator<Item = &Entry>> = match only {
+            None => Box::new(inner.ledger.entries()),
+            Some(keys) => Box::new(keys.iter().filter_map(|k| inner.ledger.get(k))),
+        };
+        entries
+            .map(|e| {
+                judge(
+                    e.finding.clone(),
+                    Some((e.first_seen, e.last_seen)),
+                    policy,
+                    grace,
+                    now,
+                )
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,541 @@
+//! The fleet's tests, and the fixtures other modules' tests use.
+
+use std::collections::BTreeSet;
+
+use envparity_proto::v1::{
+    AgentInfo, Container, EnvVar, HeartbeatRequest, HostFacts, HostSnapshot, ImageInfo,
+    ServiceIdentity,
+};
+
+use super::*;
+use crate::parity::{self, Finding, FindingKey, Scope};
+use crate::store::SqliteStore;
+
+fn container(service: &str, image: u64, env: u64) -> Container {
+    Container {
+        id: format!("{service}-{image}"),
+        name: service.into(),
+        service: Some(ServiceIdentity {
+            name: service.into(),
+            source: 1,
+        }),
+        image: Some(ImageInfo {
+            reference: format!("reg/{service}:{image}"),
+            image_id: format!("sha256:{image:064x}"),
+            ..Default::default()
+        }),
+        explicit_env: vec![EnvVar {
+            name: "MODE".into(),
+            fingerprint: format!("fp{env}"),
+            value: None,
+        }],
+        ..Default::default()
+    }
+}
+
+/// A report of one of 9 hosts, the next in its sequence: up to 3 of 5
+/// services with one of 3 images and 2 env values, mostly in the host's
+/// own environment (sometimes it moves), sometimes with its engine
+/// unreachable, one of 2 kernels.
+pub(crate) fn random_report(
+    rng: &mut fastrand::Rng,
+    sequence: &mut BTreeMap<String, u64>,
+) -> HostSnapshot {
+    let envs = ["dev", "staging", "production"];
+    let host = format!("h{}", rng.u64(0..9));
+    let seq = sequence.entry(host.clone()).or_insert(0u64);
+    *seq += 1;
+    let containers = (0..rng.usize(0..4))
+        .map(|_| container(&format!("s{}", rng.u64(0..5)), rng.u64(0..3), rng.u64(0..2)))
+        .collect();
+    let mut s = HostSnapshot {
+        host_id: host.clone(),
+        environment: envs[(rng.usize(0..12) + host.len()) % 3].into(),
+        agent: Some(AgentInfo {
+            version: "t".into(),
+            boot_id: "b".into(),
+        }),
+        sequence: *seq,
+        host: Some(HostFacts {
+            kernel_version: format!("6.{}.0", rng.u64(0..2)),
+            ..Default::default()
+        }),
+        engine_state: if rng.u8(0..10) == 0 { 2 } else { 1 },
+        containers,
+        fingerprint_key_id: "k".into(),
+        ..Default::default()
+    };
+    s.content_hash = envparity_proto::hash::content_hash(&s);
+    s
+}
+
+/// A fleet with no hosts over a fresh SQLite store (kept alive by the
+/// returned directory), and the time it was loaded at.
+pub(crate) fn empty_fleet() -> (tempfile::TempDir, Fleet, SystemTime) {
+    empty_fleet_stale_after(Duration::from_secs(3600))
+}
+
+/// [`empty_fleet`] with hosts going stale after `stale_after`.
+fn empty_fleet_stale_after(stale_after: Duration) -> (tempfile::TempDir, Fleet, SystemTime) {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let fleet = Fleet::load(store, stale_after, LoadedPolicy::defaults(t0), t0).unwrap();
+    (dir, fleet, t0)
+}
+
+/// The open findings, and what a full evaluation of the fleet finds.
+fn held_and_full(fleet: &Fleet, now: SystemTime) -> (BTreeSet<FindingKey>, BTreeSet<FindingKey>) {
+    let view = fleet.view(now);
+    let held = view.open.iter().map(|e| e.finding.identity()).collect();
+    let views = view.host_views();
+    let environments = view.environments();
+    let full = parity::evaluate(
+        &views,
+        view.policy(),
+        &Scope::all(view.policy(), &environments),
+    )
+    .iter()
+    .map(Finding::identity)
+    .collect();
+    (held, full)
+}
+
+/// A random fleet changing one report at a time: after every report the
+/// ledger, kept by incremental re-evaluation (only the services the
+/// report touches, host-level kinds only when the host's facts or state
+/// changed), holds exactly what a full evaluation finds.
+#[tokio::test]
+async fn incremental_ingest_matches_a_full_evaluation() {
+    let (_dir, fleet, t0) = empty_fleet();
+    let mut rng = fastrand::Rng::with_seed(7);
+    let mut sequence = BTreeMap::new();
+    for step in 0..150u64 {
+        let s = random_report(&mut rng, &mut sequence);
+        let now = t0 + Duration::from_secs(step);
+        fleet.push(s, now).await.unwrap();
+
+        let (held, full) = held_and_full(&fleet, now);
+        assert_eq!(held, full, "after step {step}");
+    }
+}
+
+/// What `/metrics` counts without copying the fleet ([`Fleet::census`]) is
+/// what the copying view shows: every host's shown state, every open
+/// finding's judged state, over a random fleet with a grace period, refused
+/// hosts, and hosts going stale.
+#[tokio::test]
+async fn the_census_counts_what_the_view_shows() {
+    type Class = (
+        parity::Kind,
+        parity::Severity,
+        parity::State,
+        String,
+        Option<String>,
+    );
+    let (_dir, fleet, t0) = empty_fleet_stale_after(Duration::from_secs(30));
+    let mut policy = LoadedPolicy::defaults(t0);
+    policy.policy.grace = Duration::from_secs(20);
+    fleet.set_policy(policy, t0).await.unwrap();
+    let mut rng = fastrand::Rng::with_seed(5);
+    let mut sequence = BTreeMap::new();
+    let (mut pending, mut stale, mut refused) = (0, 0, 0);
+    for step in 0..150u64 {
+        let now = t0 + Duration::from_secs(step);
+        let s = random_report(&mut rng, &mut sequence);
+        if rng.u8(0..8) == 0 {
+            fleet.refused(&s.host_id, "a test refusal", now);
+        } else {
+            fleet.push(s, now).await.unwrap();
+        }
+        let later = now + Duration::from_secs(rng.u64(0..45));
+        let view = fleet.view(later);
+        let mut want_hosts: BTreeMap<(String, HostState), u32> = BTreeMap::new();
+        for (h, state) in &view.hosts {
+            *want_hosts
+                .entry((h.snapshot.environment.clone(), *state))
+                .or_default() += 1;
+        }
+        let mut want_findings: BTreeMap<Class, u32> = BTreeMap::new();
+        for f in view.findings(None) {
+            let env_b = f.b.as_ref().map(|b| b.environment.clone());
+            let class = (f.kind, f.severity, f.status.state, f.a.environment, env_b);
+            *want_findings.entry(class).or_default() += 1;
+        }
+        let mut got_hosts: BTreeMap<(String, HostState), u32> = BTreeMap::new();
+        let mut got_findings: BTreeMap<Class, u32> = BTreeMap::new();
+        fleet.census(
+            later,
+            |environment, state| {
+                *got_hosts
+                    .entry((environment.to_owned(), state))
+                    .or_default() += 1
+            },
+            |f, state| {
+                let env_b = f.b.as_ref().map(|b| b.environment.clone());
+                let class = (f.kind, f.severity, state, f.a.environment.clone(), env_b);
+                *got_findings.entry(class).or_default() += 1;
+            },
+        );
+        assert_eq!(got_hosts, want_hosts, "hosts after step {step}");
+        assert_eq!(got_findings, want_findings, "findings after step {step}");
+        pending += want_findings
+            .keys()
+            .filter(|c| c.2 == parity::State::Pending)
+            .count();
+        stale += want_hosts
+            .keys()
+            .filter(|k| k.1 == HostState::Stale)
+            .count();
+        refused += want_hosts
+            .keys()
+            .filter(|k| k.1 == HostState::Refused)
+            .count();
+    }
+    // The run went through what it is meant to compare.
+    assert!(
+        pending > 0 && stale > 0 && refused > 0,
+        "{pending} {stale} {refused}"
+    );
+}
+
+/// Hosts going stale while others report: a report re-evaluates the
+/// staleness of its own host only (the others' depends on time alone,
+/// which the tick re-evaluates), so its own stale finding resolves at
+/// once, and after the tick that follows the ledger holds exactly what
+/// a full evaluation finds.
+#[tokio::test]
+async fn a_report_judges_its_own_staleness_and_the_tick_everyone_elses() {
+    let (_dir, fleet, t0) = empty_fleet_stale_after(Duration::from_secs(3));
+    let mut rng = fastrand::Rng::with_seed(11);
+    let mut sequence = BTreeMap::new();
+    let mut now = t0;
+    let mut stale_seen = 0;
+    for step in 0..150u64 {
+        let s = random_report(&mut rng, &mut sequence);
+        let host = s.host_id.clone();
+        now += Duration::from_millis(rng.u64(0..2500));
+        fleet.push(s, now).await.unwrap();
+        let (held, _) = held_and_full(&fleet, now);
+        assert!(
+            !held
+                .iter()
+                .any(|k| k.kind == parity::Kind::StaleHost && k.host == host),
+            "step {step}: {host} reported but is still held stale"
+        );
+
+        fleet.tick(now).await.unwrap();
+        let (held, full) = held_and_full(&fleet, now);
+        stale_seen += held
+            .iter()
+            .filter(|k| k.kind == parity::Kind::StaleHost)
+            .count();
+        assert_eq!(held, full, "after step {step}");
+    }
+    assert!(
+        stale_seen > 0,
+        "no host ever went stale: the test tests nothing"
+    );
+}
+
+/// The change a report makes is computed against the current state and
+/// applied only once the store has it: when the store fails, queries
+/// see the fleet and its findings as they were.
+#[tokio::test]
+async fn a_report_the_store_refuses_changes_nothing_in_memory() {
+    let (dir, fleet, t0) = empty_fleet();
+    let report = |host: &str, environment: &str, image: u64, sequence: u64| {
+        let mut s = HostSnapshot {
+            host_id: host.into(),
+            environment: environment.into(),
+            agent: Some(AgentInfo {
+                version: "t".into(),
+                boot_id: "b".into(),
+            }),
+            sequence,
+            engine_state: 1,
+            containers: vec![container("shop", image, 0)],
+            fingerprint_key_id: "k".into(),
+            ..Default::default()
+        };
+        s.content_hash = envparity_proto::hash::content_hash(&s);
+        s
+    };
+    fleet.push(report("s1", "staging", 1, 1), t0).await.unwrap();
+    fleet
+        .push(report("p1", "production", 1, 1), t0)
+        .await
+        .unwrap();
+    let before = fleet.view(t0);
+
+    let db = rusqlite::Connection::open(dir.path().join("envparity.db")).unwrap();
+    db.execute_batch("DROP TABLE changes").unwrap();
+    // A new image (a finding would open) and a new environment.
+    assert!(
+        fleet
+            .push(report("p1", "production", 2, 2), t0)
+            .await
+            .is_err()
+    );
+    assert!(fleet.push(report("d1", "dev", 1, 1), t0).await.is_err());
+
+    let after = fleet.view(t0);
+    let hosts = |v: &FleetView| -> Vec<(String, String)> {
+        v.hosts
+            .iter()
+            .map(|(h, _)| (h.snapshot.host_id.clone(), h.snapshot.content_hash.clone()))
+            .collect()
+    };
+    assert_eq!(hosts(&after), hosts(&before));
+    assert_eq!(after.open, before.open);
+    assert_eq!(after.environments(), ["staging", "production"]);
+}
+
+/// One host `h1` in staging with its engine answering, reported at `t0`.
+/// A forgotten host leaves memory and the store, and the findings it
+/// took part in resolve, in memory and in the store.
+#[tokio::test]
+async fn a_forgotten_host_leaves_and_its_findings_resolve() {
+    let (dir, fleet, t0) = empty_fleet();
+    let report = |host: &str, environment: &str, image: u64| {
+        let mut s = HostSnapshot {
+            host_id: host.into(),
+            environment: environment.into(),
+            agent: Some(AgentInfo {
+                version: "t".into(),
+                boot_id: "b".into(),
+            }),
+            sequence: 1,
+            engine_state: 1,
+            containers: vec![container("shop", image, 0)],
+            fingerprint_key_id: "k".into(),
+            ..Default::default()
+        };
+        s.content_hash = envparity_proto::hash::content_hash(&s);
+        s
+    };
+    fleet.push(report("s1", "staging", 1), t0).await.unwrap();
+    fleet.push(report("p1", "production", 2), t0).await.unwrap();
+    let digest = |fleet: &Fleet| {
+        fleet
+            .view(t0)
+            .open
+            .iter()
+            .any(|e| e.finding.kind == parity::Kind::ImageDigest)
+    };
+    assert!(digest(&fleet), "two images: a finding");
+
+    let forgotten = fleet.forget("p1", t0).await.unwrap().expect("known");
+    assert_eq!(forgotten.snapshot.environment, "production");
+    assert!(fleet.forget("p1", t0).await.unwrap().is_none());
+    assert!(!fleet.knows("p1"));
+    assert!(!digest(&fleet), "the finding resolved");
+    let reading = fleet.reading(t0);
+    assert_eq!(reading.environments(), ["staging"]);
+    drop(reading);
+    drop(fleet);
+    // Durable: a restart finds neither the host nor the finding open.
+    let store = crate::store::SqliteStore::open(dir.path()).unwrap();
+    let hosts: Vec<String> = store
+        .load_hosts()
+        .unwrap()
+        .iter()
+        .map(|h| h.snapshot.host_id.clone())
+        .collect();
+    assert_eq!(hosts, ["s1"]);
+    assert!(
+        store
+            .open_findings()
+            .unwrap()
+            .iter()
+            .all(|f| f.kind != "image_digest")
+    );
+}
+
+/// A known host whose report the edge refused as invalid is shown
+/// refused, with why, until one of its reports is stored; an unknown
+/// host's refusal is not held. (The e2e suite checks that the gRPC edge
+/// notes an invalid report here: `limits.rs`.)
+#[tokio::test]
+async fn a_refused_report_shows_its_host_refused_until_one_is_stored() {
+    let (_dir, fleet, t0) = empty_fleet();
+    let s = one_host(&fleet, t0).await;
+    fleet.refused("h1", "HostSnapshot.content_hash is not a hash", t0);
+    let view = fleet.view(t0);
+    assert_eq!(view.hosts[0].1, HostState::Refused);
+    let refusal = &view.refusals["h1"];
+    assert!(refusal.reason.contains("content_hash"), "{refusal:?}");
+    assert_eq!(refusal.at, t0);
+    assert!(fleet.reading(t0).not_current.contains("h1"));
+
+    fleet.refused("h2", "HostSnapshot.content_hash is not a hash", t0);
+    assert!(!fleet.view(t0).refusals.contains_key("h2"));
+
+    let mut good = s;
+    good.sequence = 3;
+    good.containers[0].name = "shop-2".into();
+    good.content_hash = envparity_proto::hash::content_hash(&good);
+    fleet.push(good, t0).await.unwrap();
+    let view = fleet.view(t0);
+    assert_eq!(view.hosts[0].1, HostState::Fresh);
+    assert!(view.refusals.is_empty());
+}
+
+async fn one_host(fleet: &Fleet, t0: SystemTime) -> HostSnapshot {
+    let mut s = HostSnapshot {
+        host_id: "h1".into(),
+        environment: "staging".into(),
+        agent: Some(AgentInfo {
+            version: "t".into(),
+            boot_id: "b".into(),
+        }),
+        sequence: 1,
+        engine_state: EngineState::Ok as i32,
+        containers: vec![container("shop", 1, 0)],
+        fingerprint_key_id: "k".into(),
+        ..Default::default()
+    };
+    s.content_hash = envparity_proto::hash::content_hash(&s);
+    fleet.push(s.clone(), t0).await.unwrap();
+    s
+}
+
+fn beat(s: &HostSnapshot, engine_state: EngineState) -> HeartbeatRequest {
+    HeartbeatRequest {
+        host_id: s.host_id.clone(),
+        environment: s.environment.clone(),
+        content_hash: s.content_hash.clone(),
+        boot_id: "b".into(),
+        sequence: 2,
+        sent_at: None,
+        engine_state: engine_state as i32,
+    }
+}
+
+/// What the store holds for `h1` (read through a connection of its
+/// own, as the next process would after a crash): last seen, engine
+/// state.
+fn stored(dir: &tempfile::TempDir) -> (SystemTime, EngineState) {
+    let hosts = SqliteStore::open(dir.path()).unwrap().load_hosts().unwrap();
+    let h = hosts.iter().find(|h| h.snapshot.host_id == "h1").unwrap();
+    (h.last_seen, h.engine_state)
+}
+
+/// Heartbeats that change nothing but liveness are acknowledged from
+/// memory only within LIVENESS_BOUND after the last liveness commit
+/// (each tick makes one); later ones wait for a commit of their own. A
+/// crash (the fleet dropped with no tick and no shutdown) then finds in
+/// the store a last_seen at most LIVENESS_BOUND older than the last
+/// acknowledged heartbeat.
+#[tokio::test]
+async fn a_crash_loses_at_most_the_liveness_bound_of_heartbeats() {
+    let (dir, fleet, t0) = empty_fleet();
+    let s = one_host(&fleet, t0).await;
+    let at = |ms: u64| t0 + Duration::from_millis(ms);
+    assert!(fleet.liveness_bound == LIVENESS_BOUND);
+
+    assert!(
+        !fleet
+            .heartbeat(&beat(&s, EngineState::Ok), at(2_000))
+            .await
+            .unwrap()
+    );
+    assert_eq!(stored(&dir).0, t0, "acknowledged from memory");
+    assert_eq!(fleet.view(at(2_000)).hosts[0].0.last_seen, at(2_000));
+    fleet.tick(at(3_000)).await.unwrap();
+    assert_eq!(stored(&dir).0, at(2_000), "committed by the tick");
+
+    // 4 s after the tick's commit: from memory; 5.5 s: stored first.
+    fleet
+        .heartbeat(&beat(&s, EngineState::Ok), at(7_000))
+        .await
+        .unwrap();
+    assert_eq!(stored(&dir).0, at(2_000));
+    fleet
+        .heartbeat(&beat(&s, EngineState::Ok), at(8_500))
+        .await
+        .unwrap();
+    assert_eq!(stored(&dir).0, at(8_500), "older than the bound: stored");
+    let last = at(9_000);
+    fleet
+        .heartbeat(&beat(&s, EngineState::Ok), last)
+        .await
+        .unwrap();
+    drop(fleet);
+
+    let (seen, state) = stored(&dir);
+    assert_eq!(seen, at(8_500));
+    assert!(last.duration_since(seen).unwrap() <= LIVENESS_BOUND);
+    assert_eq!(state, EngineState::Ok);
+}
+
+/// An engine state change is never held in memory only: the heartbeat
+/// carrying it is acknowledged once the store has it (a host whose
+/// engine is unreachable changes findings), even right after a commit.
+#[tokio::test]
+async fn an_engine_state_change_is_stored_before_its_heartbeat_is_acknowledged() {
+    let (dir, fleet, t0) = empty_fleet();
+    let s = one_host(&fleet, t0).await;
+    let at = |ms: u64| t0 + Duration::from_millis(ms);
+
+    fleet
+        .heartbeat(&beat(&s, EngineState::Ok), at(500))
+        .await
+        .unwrap();
+    fleet
+        .heartbeat(&beat(&s, EngineState::Unreachable), at(1_000))
+        .await
+        .unwrap();
+    assert_eq!(stored(&dir), (at(1_000), EngineState::Unreachable));
+    let view = fleet.view(at(1_000));
+    assert_eq!(view.hosts[0].1, HostState::EngineUnreachable);
+
+    fleet
+        .heartbeat(&beat(&s, EngineState::Ok), at(1_500))
+        .await
+        .unwrap();
+    drop(fleet);
+    assert_eq!(stored(&dir), (at(1_500), EngineState::Ok));
+}
+
+/// A failing store still reaches heartbeats as an error: at once for an
+/// engine state change, at the tick for the liveness held in memory, and
+/// for every heartbeat once the last commit is older than the bound.
+/// The held liveness is kept and stored once the store works again.
+#[tokio::test]
+async fn heartbeats_see_a_failing_store_once_liveness_cannot_be_stored() {
+    let (dir, fleet, t0) = empty_fleet();
+    let s = one_host(&fleet, t0).await;
+    let at = |ms: u64| t0 + Duration::from_millis(ms);
+    let db = rusqlite::Connection::open(dir.path().join("envparity.db")).unwrap();
+    db.execute_batch("ALTER TABLE liveness RENAME TO liveness_away")
+        .unwrap();
+
+    fleet
+        .heartbeat(&beat(&s, EngineState::Ok), at(1_000))
+        .await
+        .unwrap();
+    let err = fleet
+        .heartbeat(&beat(&s, EngineState::Unreachable), at(1_000))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, IngestError::Store(_)), "{err}");
+    assert!(err.to_string().contains("heartbeat"), "{err}");
+    assert!(err.to_string().contains("envparity.db"), "{err}");
+    assert!(fleet.tick(at(2_000)).await.is_err());
+    let err = fleet
+        .heartbeat(&beat(&s, EngineState::Ok), at(6_000))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, IngestError::Store(_)), "{err}");
+    assert_eq!(
+        fleet.view(at(6_000)).hosts[0].0.engine_state,
+        EngineState::Ok,
+        "a change the store refused is not in memory either"
+    );
+
+    db.execute_batch("ALTER TABLE liveness_away RENAME TO liveness")
+        .unwrap();
+    fleet.tick(at(7_000)).await.unwrap();
+    assert_eq!(stored(&dir), (at(1_000), EngineState::Ok));
+}
