@@ -1,9 +1,11 @@
 //! The envparity aggregator and CLI.
 //!
-//! A report enters at [`server`] (`ReportService`), is validated, stored by
-//! [`store`] and folded into the fleet; verdicts leave through [`server`]
-//! (`QueryService`), computed by the pure [`parity`] engine, and are printed
-//! by [`cli`].
+//! A report enters at [`server`] (`ReportService`), is authenticated and
+//! validated there, then folded into the [`fleet`], which re-evaluates what
+//! it can change with the pure [`parity`] engine and stores it with
+//! [`store`]; verdicts leave through [`server`] (`QueryService`), read from
+//! the fleet, and are printed by [`cli`]. docs/architecture.md has the
+//! module map.
 #![forbid(unsafe_code)]
 
 pub mod alert;

@@ -54,7 +54,9 @@ pub use feed::Changed;
 pub use index::Refusal;
 pub use ingest::PushOutcome;
 pub use liveness::LIVENESS_BOUND;
-pub use read::{FleetView, Reading};
+#[cfg(test)]
+pub use read::FleetView;
+pub use read::Reading;
 
 use feed::Feed;
 use index::Inner;

@@ -2,7 +2,9 @@
 //! and how an open finding is shown (judged with the policy, its stale
 //! hosts as of now).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+#[cfg(test)]
+use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -15,13 +17,17 @@ use crate::parity::{
 };
 use crate::store::StoredHost;
 
-/// A consistent copy of the fleet for one query.
+/// A consistent copy of the fleet: the read model before [`Reading`], kept
+/// for tests as the reference a [`Reading`] must answer like.
+#[cfg(test)]
 #[derive(Debug, Clone)]
 pub struct FleetView {
     /// Every host, by id, with its state.
     pub hosts: Vec<(StoredHost, HostState)>,
     /// Why the hosts whose state is [`HostState::Refused`] were refused.
     pub refusals: HashMap<String, Refusal>,
+    /// The hosts not heard from within `stale_after`, refused ones too.
+    pub stale: BTreeSet<String>,
     /// The policy in force.
     pub policy: Arc<LoadedPolicy>,
     /// The open findings as of the last evaluation.
@@ -30,26 +36,41 @@ pub struct FleetView {
     pub now: SystemTime,
 }
 
+/// Engine views of `hosts`, each current when its state is fresh and stale
+/// when it is stale.
 pub(super) fn host_views<'a>(
     hosts: impl IntoIterator<Item = (&'a StoredHost, HostState)>,
 ) -> Vec<HostView<'a>> {
     hosts
         .into_iter()
-        .map(|(h, state)| HostView {
-            host_id: &h.snapshot.host_id,
-            environment: &h.snapshot.environment,
-            current: state == HostState::Fresh,
-            stale: state == HostState::Stale,
-            last_seen: h.last_seen,
-            snapshot: &h.snapshot,
-        })
+        .map(|(h, state)| host_view(h, state == HostState::Fresh, state == HostState::Stale))
         .collect()
 }
 
+/// The engine's view of `host`: `current` decides whether findings name it
+/// among their stale hosts, `stale` whether it is a `stale_host` finding.
+fn host_view(host: &StoredHost, current: bool, stale: bool) -> HostView<'_> {
+    HostView {
+        host_id: &host.snapshot.host_id,
+        environment: &host.snapshot.environment,
+        current,
+        stale,
+        last_seen: host.last_seen,
+        snapshot: &host.snapshot,
+    }
+}
+
+#[cfg(test)]
 impl FleetView {
     /// Engine views of the hosts.
     pub fn host_views(&self) -> Vec<HostView<'_>> {
-        host_views(self.hosts.iter().map(|(h, state)| (h, *state)))
+        self.hosts
+            .iter()
+            .map(|(h, state)| {
+                let stale = self.stale.contains(&h.snapshot.host_id);
+                host_view(h, *state == HostState::Fresh, stale)
+            })
+            .collect()
     }
 
     /// The policy.
@@ -143,13 +164,13 @@ fn of_pair(finding: &Finding, a: &str, b: &str) -> bool {
     }
 }
 
-/// The fleet under its read lock, for the queries that should cost what
-/// they return (`status`, `diff`): unlike a [`FleetView`], nothing is
-/// copied up front; an answer reads the indexes and the status grid, and
-/// clones and judges only the ledger entries it returns (it still filters
-/// every open entry: a comparison each, no allocation). Hold it only while
-/// computing an answer (it keeps ingest from applying a report), never
-/// across an `.await`.
+/// The fleet under its read lock: the one read model of queries. Nothing
+/// is copied up front; an answer reads the indexes and the status grid,
+/// and clones only what it returns (hosts of one environment or service,
+/// the ledger entries it shows, judged; it still filters every open entry:
+/// a comparison each, no allocation). Hold it only while computing an
+/// answer (it keeps ingest from applying a report), never across an
+/// `.await`.
 #[derive(Debug)]
 pub struct Reading<'a> {
     fleet: &'a Fleet,
@@ -173,6 +194,11 @@ impl Reading<'_> {
         &self.policy.policy
     }
 
+    /// The policy, with where it came from, to keep after the reading.
+    pub fn loaded_policy(&self) -> Arc<LoadedPolicy> {
+        Arc::clone(&self.policy)
+    }
+
     /// The environments present, in promotion order.
     pub fn environments(&self) -> Vec<String> {
         self.policy().ordered(self.inner.by_environment.keys())
@@ -181,6 +207,50 @@ impl Reading<'_> {
     /// The services present, sorted.
     pub fn services(&self) -> Vec<String> {
         self.inner.by_service.keys().cloned().collect()
+    }
+
+    /// Whether a host runs `service`.
+    pub fn runs(&self, service: &str) -> bool {
+        self.inner.by_service.contains_key(service)
+    }
+
+    /// Every host, by id, with the state it is shown in.
+    pub fn hosts(&self) -> impl Iterator<Item = (&StoredHost, HostState)> {
+        self.inner.hosts.values().map(|h| (h, self.state(h)))
+    }
+
+    /// The hosts of `environment`, by id, with their states.
+    pub fn hosts_in(&self, environment: &str) -> impl Iterator<Item = (&StoredHost, HostState)> {
+        self.members(&self.inner.by_environment, environment)
+    }
+
+    /// The hosts running `service`, by id, with their states.
+    pub fn hosts_running(&self, service: &str) -> impl Iterator<Item = (&StoredHost, HostState)> {
+        self.members(&self.inner.by_service, service)
+    }
+
+    fn members<'s>(
+        &'s self,
+        index: &'s BTreeMap<String, BTreeSet<String>>,
+        name: &str,
+    ) -> impl Iterator<Item = (&'s StoredHost, HostState)> + use<'s> {
+        index
+            .get(name)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.inner.hosts.get(id))
+            .map(|h| (h, self.state(h)))
+    }
+
+    /// The state `host` is shown in: refused, stale, engine unreachable or
+    /// fresh.
+    pub fn state(&self, host: &StoredHost) -> HostState {
+        self.fleet.shown_state(&self.inner, host, self.now)
+    }
+
+    /// Why `host_id`'s latest report was refused, when it was.
+    pub fn refusal(&self, host_id: &str) -> Option<&Refusal> {
+        self.inner.refusals.get(host_id)
     }
 
     /// Every open finding (every pair, in promotion order), judged with the
@@ -243,7 +313,14 @@ impl Reading<'_> {
                 .map(String::as_str),
         );
         let hosts = ids.iter().filter_map(|id| self.inner.hosts.get(*id));
-        let views = host_views(hosts.map(|h| (h, self.fleet.state_of(h, self.now))));
+        // As the ledger's answer shows them: not current when shown other
+        // than fresh (refused ones too), stale when not heard from in time.
+        let views: Vec<HostView<'_>> = hosts
+            .map(|h| {
+                let stale = self.fleet.state_of(h, self.now) == HostState::Stale;
+                host_view(h, self.state(h) == HostState::Fresh, stale)
+            })
+            .collect();
         let scope = Scope::pair(a, b).with_service(service.map(str::to_owned));
         parity::evaluate(&views, policy, &scope)
             .into_iter()
@@ -338,7 +415,8 @@ impl Fleet {
     }
 
     /// A consistent copy of every host with its state at `now`, the policy
-    /// and the open findings.
+    /// and the open findings (the reference for tests).
+    #[cfg(test)]
     pub fn view(&self, now: SystemTime) -> FleetView {
         let inner = self.read();
         let hosts = inner
@@ -346,14 +424,22 @@ impl Fleet {
             .values()
             .map(|h| (h.clone(), self.shown_state(&inner, h, now)))
             .collect();
+        let stale = inner
+            .hosts
+            .values()
+            .filter(|h| self.state_of(h, now) == HostState::Stale)
+            .map(|h| h.snapshot.host_id.clone())
+            .collect();
         FleetView {
             hosts,
             refusals: inner.refusals.clone(),
+            stale,
             policy: self.policy(),
             open: inner.ledger.entries().cloned().collect(),
             now,
         }
     }
+
     /// The open findings (every one, or those of `only` that are open)
     /// judged with `grace` at `now` (for alerting, with the policy's
     /// `alert_grace`).

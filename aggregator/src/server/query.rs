@@ -18,7 +18,7 @@ use tonic::{Request, Response, Status};
 use super::auth::Auth;
 use super::convert;
 use crate::alert::Alerting;
-use crate::fleet::{Fleet, FleetView, Reading};
+use crate::fleet::{Fleet, Reading};
 use crate::history::content_identity;
 use crate::parity::digest::registry_digest;
 use crate::parity::gate::{self, GateInput, StageReplica};
@@ -130,21 +130,29 @@ fn chain_names(policy: &crate::parity::Policy) -> String {
         .join(" -> ")
 }
 
-/// Every container of `service`: (environment, host, container).
-fn instances_in(view: &FleetView, service: &str) -> Vec<(String, String, Container)> {
-    view.hosts
-        .iter()
-        .flat_map(|(h, _)| {
+/// A container of a service, where it runs.
+#[derive(Debug)]
+struct Instance {
+    environment: String,
+    host_id: String,
+    host_state: HostState,
+    container: Container,
+}
+
+/// Every container of `service`, by host.
+fn instances_of(reading: &Reading<'_>, service: &str) -> Vec<Instance> {
+    reading
+        .hosts_running(service)
+        .flat_map(|(h, host_state)| {
             h.snapshot
                 .containers
                 .iter()
                 .filter(|c| c.service.as_ref().is_some_and(|s| s.name == service))
-                .map(|c| {
-                    (
-                        h.snapshot.environment.clone(),
-                        h.snapshot.host_id.clone(),
-                        c.clone(),
-                    )
+                .map(move |c| Instance {
+                    environment: h.snapshot.environment.clone(),
+                    host_id: h.snapshot.host_id.clone(),
+                    host_state,
+                    container: c.clone(),
                 })
         })
         .collect()
@@ -192,27 +200,8 @@ impl QueryService for QueryApi {
         &self,
         request: Request<ListHostsRequest>,
     ) -> Result<Response<ListHostsResponse>, Status> {
-        let req = request.into_inner();
-        let view = self.fleet.view(SystemTime::now());
-        if !req.environment.is_empty() {
-            known_environment(&view.environments(), &req.environment)?;
-        }
-        let mut hosts: Vec<_> = view
-            .hosts
-            .iter()
-            .filter(|(h, _)| {
-                req.environment.is_empty() || h.snapshot.environment == req.environment
-            })
-            .map(|(h, state)| {
-                convert::host_summary(h, *state, view.refusals.get(&h.snapshot.host_id))
-            })
-            .collect();
-        hosts.sort_by(|a, b| {
-            view.policy()
-                .compare(&a.environment, &b.environment)
-                .then_with(|| a.host_id.cmp(&b.host_id))
-        });
-        Ok(Response::new(ListHostsResponse { hosts }))
+        let reading = self.fleet.reading(SystemTime::now());
+        hosts(&reading, request.into_inner()).map(Response::new)
     }
 
     async fn get_findings(
@@ -233,37 +222,8 @@ impl QueryService for QueryApi {
                 "GetServiceRequest.service is empty",
             ));
         }
-        let view = self.fleet.view(SystemTime::now());
-        known_service(&view.services(), &req.service)?;
-        let mut instances: Vec<ServiceInstance> = view
-            .hosts
-            .iter()
-            .flat_map(|(h, state)| {
-                h.snapshot
-                    .containers
-                    .iter()
-                    .filter(|c| c.service.as_ref().is_some_and(|s| s.name == req.service))
-                    .map(|c| ServiceInstance {
-                        environment: h.snapshot.environment.clone(),
-                        host_id: h.snapshot.host_id.clone(),
-                        host_state: *state as i32,
-                        container: Some(c.clone()),
-                    })
-            })
-            .collect();
-        instances.sort_by(|a, b| {
-            view.policy()
-                .compare(&a.environment, &b.environment)
-                .then_with(|| a.host_id.cmp(&b.host_id))
-                .then_with(|| {
-                    let name = |i: &ServiceInstance| i.container.as_ref().map(|c| c.name.clone());
-                    name(a).cmp(&name(b))
-                })
-        });
-        Ok(Response::new(GetServiceResponse {
-            service: req.service,
-            instances,
-        }))
+        let reading = self.fleet.reading(SystemTime::now());
+        service(&reading, req).map(Response::new)
     }
 
     async fn get_status(
@@ -303,8 +263,10 @@ impl QueryService for QueryApi {
         .map_err(|e| Status::unavailable(format!("cannot read history: {e}")))?;
         let first_page = req.events_before == 0 && req.findings_before == 0;
         if first_page && changes.rows.is_empty() && records.rows.is_empty() {
-            let view = self.fleet.view(SystemTime::now());
-            known_service(&view.services(), &req.service)?;
+            let reading = self.fleet.reading(SystemTime::now());
+            if !reading.runs(&req.service) {
+                known_service(&reading.services(), &req.service)?;
+            }
         }
         Ok(Response::new(GetHistoryResponse {
             service: req.service,
@@ -390,32 +352,41 @@ impl QueryService for QueryApi {
             ));
         }
         let now = SystemTime::now();
-        let view = self.fleet.view(now);
-        known_service(&view.services(), &req.service)?;
-        let environments = view.environments();
-        let policy = view.policy();
-        if policy.stage_of(&req.to).is_none() {
-            return Err(Status::failed_precondition(format!(
-                "{:?} is not a stage of the promotion chain ({}); the gate needs a previous stage to compare with",
-                req.to,
-                chain_names(policy)
-            )));
-        }
-        let Some(previous) = policy.previous_stage(&req.to, &environments) else {
-            return Err(Status::failed_precondition(format!(
-                "no environment of an earlier stage than {:?} has reported; known environments: {}",
-                req.to,
-                list(&environments)
-            )));
+        // What the gate needs of the fleet, read at once: the reading is
+        // not held across the history read below.
+        let (policy, previous, instances, findings) = {
+            let reading = self.fleet.reading(now);
+            if !reading.runs(&req.service) {
+                known_service(&reading.services(), &req.service)?;
+            }
+            let environments = reading.environments();
+            let policy = reading.loaded_policy();
+            if policy.policy.stage_of(&req.to).is_none() {
+                return Err(Status::failed_precondition(format!(
+                    "{:?} is not a stage of the promotion chain ({}); the gate needs a previous stage to compare with",
+                    req.to,
+                    chain_names(&policy.policy)
+                )));
+            }
+            let Some(previous) = policy.policy.previous_stage(&req.to, &environments) else {
+                return Err(Status::failed_precondition(format!(
+                    "no environment of an earlier stage than {:?} has reported; known environments: {}",
+                    req.to,
+                    list(&environments)
+                )));
+            };
+            let instances = instances_of(&reading, &req.service);
+            let findings = reading.findings(Some(&req.service));
+            (policy, previous, instances, findings)
         };
-        let instances = instances_in(&view, &req.service);
+        let policy = &policy.policy;
         let candidate = match candidate(&req.image) {
             Ok(Some(c)) => c,
             Ok(None) => {
                 let running: BTreeSet<String> = instances
                     .iter()
-                    .filter(|(env, _, _)| *env == req.to)
-                    .map(|(_, _, c)| content_identity(c))
+                    .filter(|i| i.environment == req.to)
+                    .map(|i| content_identity(&i.container))
                     .collect();
                 match running.len() {
                     1 => running.into_iter().next().unwrap_or_default(),
@@ -440,24 +411,20 @@ impl QueryService for QueryApi {
         let since = self.running_since(&req.service).await?;
         let replicas: Vec<StageReplica> = instances
             .iter()
-            .filter(|(env, _, _)| *env == previous)
-            .map(|(_, host, c)| {
-                let image = c.image.clone().unwrap_or_default();
-                let state = view
-                    .hosts
-                    .iter()
-                    .find(|(h, _)| h.snapshot.host_id == *host)
-                    .map(|(_, s)| *s);
+            .filter(|i| i.environment == previous)
+            .map(|i| {
+                let image = i.container.image.clone().unwrap_or_default();
                 StageReplica {
-                    host: host.clone(),
+                    host: i.host_id.clone(),
                     digest: registry_digest(&image).unwrap_or_default().to_owned(),
                     image_id: image.image_id.clone(),
-                    current: state == Some(HostState::Fresh),
-                    since: since.get(&(host.clone(), c.name.clone())).copied(),
+                    current: i.host_state == HostState::Fresh,
+                    since: since
+                        .get(&(i.host_id.clone(), i.container.name.clone()))
+                        .copied(),
                 }
             })
             .collect();
-        let findings = view.findings(Some(&req.service));
         let verdict = gate::decide(&GateInput {
             service: &req.service,
             to: &req.to,
@@ -487,6 +454,56 @@ impl QueryService for QueryApi {
                 .ok(),
         }))
     }
+}
+
+/// The hosts (of one environment, or all), in promotion order then by id.
+fn hosts(reading: &Reading<'_>, req: ListHostsRequest) -> Result<ListHostsResponse, Status> {
+    let of_environment: Box<dyn Iterator<Item = _>> = if req.environment.is_empty() {
+        Box::new(reading.hosts())
+    } else {
+        known_environment(&reading.environments(), &req.environment)?;
+        Box::new(reading.hosts_in(&req.environment))
+    };
+    let mut hosts: Vec<_> = of_environment
+        .map(|(h, state)| convert::host_summary(h, state, reading.refusal(&h.snapshot.host_id)))
+        .collect();
+    hosts.sort_by(|a, b| {
+        reading
+            .policy()
+            .compare(&a.environment, &b.environment)
+            .then_with(|| a.host_id.cmp(&b.host_id))
+    });
+    Ok(ListHostsResponse { hosts })
+}
+
+/// Every container of a service, in promotion order, by host and name.
+fn service(reading: &Reading<'_>, req: GetServiceRequest) -> Result<GetServiceResponse, Status> {
+    if !reading.runs(&req.service) {
+        known_service(&reading.services(), &req.service)?;
+    }
+    let mut instances: Vec<ServiceInstance> = instances_of(reading, &req.service)
+        .into_iter()
+        .map(|i| ServiceInstance {
+            environment: i.environment,
+            host_id: i.host_id,
+            host_state: i.host_state as i32,
+            container: Some(i.container),
+        })
+        .collect();
+    instances.sort_by(|a, b| {
+        reading
+            .policy()
+            .compare(&a.environment, &b.environment)
+            .then_with(|| a.host_id.cmp(&b.host_id))
+            .then_with(|| {
+                let name = |i: &ServiceInstance| i.container.as_ref().map(|c| c.name.clone());
+                name(a).cmp(&name(b))
+            })
+    });
+    Ok(GetServiceResponse {
+        service: req.service,
+        instances,
+    })
 }
 
 /// The open findings (every pair, or those of `env_a` against `env_b` in
@@ -573,8 +590,8 @@ mod tests {
     use envparity_proto::v1::HeartbeatRequest;
 
     use super::*;
-    use crate::fleet::LoadedPolicy;
     use crate::fleet::tests::{empty_fleet, random_report};
+    use crate::fleet::{FleetView, LoadedPolicy};
     use crate::parity::{self, Finding, FindingKey, Policy, Scope, judge};
 
     #[test]
@@ -730,6 +747,67 @@ mod tests {
         })
     }
 
+    fn hosts_over_the_fleet(
+        view: &FleetView,
+        req: ListHostsRequest,
+    ) -> Result<ListHostsResponse, Status> {
+        if !req.environment.is_empty() {
+            known_environment(&view.environments(), &req.environment)?;
+        }
+        let mut hosts: Vec<_> = view
+            .hosts
+            .iter()
+            .filter(|(h, _)| {
+                req.environment.is_empty() || h.snapshot.environment == req.environment
+            })
+            .map(|(h, state)| {
+                convert::host_summary(h, *state, view.refusals.get(&h.snapshot.host_id))
+            })
+            .collect();
+        hosts.sort_by(|a, b| {
+            view.policy()
+                .compare(&a.environment, &b.environment)
+                .then_with(|| a.host_id.cmp(&b.host_id))
+        });
+        Ok(ListHostsResponse { hosts })
+    }
+
+    fn service_over_the_fleet(
+        view: &FleetView,
+        req: GetServiceRequest,
+    ) -> Result<GetServiceResponse, Status> {
+        known_service(&view.services(), &req.service)?;
+        let mut instances: Vec<ServiceInstance> = view
+            .hosts
+            .iter()
+            .flat_map(|(h, state)| {
+                h.snapshot
+                    .containers
+                    .iter()
+                    .filter(|c| c.service.as_ref().is_some_and(|s| s.name == req.service))
+                    .map(|c| ServiceInstance {
+                        environment: h.snapshot.environment.clone(),
+                        host_id: h.snapshot.host_id.clone(),
+                        host_state: *state as i32,
+                        container: Some(c.clone()),
+                    })
+            })
+            .collect();
+        instances.sort_by(|a, b| {
+            view.policy()
+                .compare(&a.environment, &b.environment)
+                .then_with(|| a.host_id.cmp(&b.host_id))
+                .then_with(|| {
+                    let name = |i: &ServiceInstance| i.container.as_ref().map(|c| c.name.clone());
+                    name(a).cmp(&name(b))
+                })
+        });
+        Ok(GetServiceResponse {
+            service: req.service,
+            instances,
+        })
+    }
+
     /// An answer with its error reduced to what a client sees.
     fn seen<T>(answer: Result<T, Status>) -> Result<T, (tonic::Code, String)> {
         answer.map_err(|s| (s.code(), s.message().to_owned()))
@@ -769,8 +847,9 @@ expires = 2030-01-01
     /// Random reports (some moving a host to `qa`), heartbeats that change
     /// only a host's liveness or engine state, and time passing so that
     /// hosts turn stale, each followed by the server's tick: after every
-    /// step, `status` (for the fleet, each service and an unknown one) and
-    /// the findings (every pair, and `diff` of every two environments in
+    /// step, `hosts` (every environment, and an unknown one), `service`
+    /// (each, and an unknown one), `status` (for the fleet, each service
+    /// and an unknown one) and the findings (every pair, and `diff` of every two environments in
     /// both orientations, for the fleet and each service, and with unknown
     /// names) answer exactly as the whole-fleet computation does.
     async fn answers_match_the_whole_fleet(policy: Option<LoadedPolicy>, seed: u64) {
@@ -807,13 +886,45 @@ expires = 2030-01-01
             fleet.tick(now).await.unwrap();
 
             let view = fleet.view(now);
-            let reading = fleet.reading(now);
             let mut services: Vec<String> = view.services();
             services.push(String::new());
             services.push("nope".into());
             let mut environments = view.environments();
             environments.push("nowhere".into());
+            if rng.u8(0..6) == 0 {
+                // A known host's report refused at the edge.
+                if let Some((h, _)) = view.hosts.get(rng.usize(0..view.hosts.len().max(1))) {
+                    fleet.refused(&h.snapshot.host_id, "refused in a test", now);
+                }
+            }
+            let (view, reading) = (fleet.view(now), fleet.reading(now));
+            for environment in &environments {
+                let req = ListHostsRequest {
+                    environment: environment.clone(),
+                };
+                assert_eq!(
+                    seen(hosts(&reading, req.clone())),
+                    seen(hosts_over_the_fleet(&view, req)),
+                    "hosts of {environment:?} after step {step}"
+                );
+            }
+            let req = ListHostsRequest::default();
+            assert_eq!(
+                seen(hosts(&reading, req.clone())),
+                seen(hosts_over_the_fleet(&view, req)),
+                "hosts after step {step}"
+            );
             for service in &services {
+                if !service.is_empty() {
+                    let req = GetServiceRequest {
+                        service: service.clone(),
+                    };
+                    assert_eq!(
+                        seen(self::service(&reading, req.clone())),
+                        seen(service_over_the_fleet(&view, req)),
+                        "service {service:?} after step {step}"
+                    );
+                }
                 let req = GetStatusRequest {
                     service: service.clone(),
                 };
