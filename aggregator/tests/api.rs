@@ -120,6 +120,7 @@ async fn findings(q: &mut QueryServiceClient<Channel>, a: &str, b: &str) -> Vec<
         env_a: a.into(),
         env_b: b.into(),
         service: String::new(),
+        ..GetFindingsRequest::default()
     })
     .await
     .unwrap()
@@ -295,6 +296,7 @@ async fn unknown_names_in_queries_are_clear_errors() {
             env_a: "staging".into(),
             env_b: "prodd".into(),
             service: String::new(),
+            ..GetFindingsRequest::default()
         })
         .await
         .unwrap_err();

@@ -210,6 +210,29 @@ fn status(g: &mut Gen<'_, '_>) -> Result<v1::GetStatusResponse> {
             })
         })?,
         findings: g.findings()?,
+        rows_total: g.u.arbitrary()?,
+        next_page: g.s()?,
+        summary: if g.u.arbitrary()? {
+            Some(v1::StatusSummary {
+                services: g.u.arbitrary()?,
+                services_drifting: g.u.arbitrary()?,
+                hosts: g.u.arbitrary()?,
+                hosts_not_current: g.u.arbitrary()?,
+                findings: Some(tally(g)?),
+            })
+        } else {
+            None
+        },
+    })
+}
+
+fn tally(g: &mut Gen<'_, '_>) -> Result<v1::FindingTally> {
+    Ok(v1::FindingTally {
+        critical: g.u.arbitrary()?,
+        warning: g.u.arbitrary()?,
+        info: g.u.arbitrary()?,
+        pending: g.u.arbitrary()?,
+        waived: g.u.arbitrary()?,
     })
 }
 
@@ -319,7 +342,8 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
         }
         1 => {
             let resp = status(&mut g)?;
-            check_all(&output::Status::from_proto(&resp), &g.placed(), |o, v| {
+            let all = g.u.arbitrary()?;
+            check_all(&output::Status::from_proto(&resp, all), &g.placed(), |o, v| {
                 o.status(v)
             });
         }
@@ -350,6 +374,9 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
                 findings: g.findings()?,
                 environments: vec![],
                 evaluated_at: g.ts()?,
+                total: g.u.arbitrary()?,
+                next_page: String::new(),
+                tally: Some(tally(&mut g)?),
             };
             let diff = output::Diff::from_proto(env_a, env_b, svc, &resp);
             check_all(&diff, &g.placed(), |o, v| o.diff(v));

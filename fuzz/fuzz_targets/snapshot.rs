@@ -191,7 +191,7 @@ async fn query(agg: &Aggregator, snapshot: &HostSnapshot) {
         .expect("status")
         .into_inner();
     let envs = status.environments.clone();
-    check(&output::Status::from_proto(&status), &[], |o, v| {
+    check(&output::Status::from_proto(&status, false), &[], |o, v| {
         o.status(v)
     });
     let all = q
@@ -221,6 +221,7 @@ async fn query(agg: &Aggregator, snapshot: &HostSnapshot) {
                         env_a: a.clone(),
                         env_b: b.clone(),
                         service: String::new(),
+                        ..GetFindingsRequest::default()
                     }))
                     .await
                     .expect("findings between present environments")
@@ -264,6 +265,8 @@ async fn query(agg: &Aggregator, snapshot: &HostSnapshot) {
         }
         q.get_status(Request::new(GetStatusRequest {
             service: service.clone(),
+            all: true,
+            ..GetStatusRequest::default()
         }))
         .await
         .expect("status of a running service");

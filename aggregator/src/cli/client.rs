@@ -6,8 +6,8 @@ use anyhow::Context;
 use envparity_proto::v1;
 use envparity_proto::v1::query_service_client::QueryServiceClient;
 use envparity_proto::v1::{
-    ForgetHostRequest, GateRequest, GetFindingsRequest, GetHistoryRequest, GetPolicyRequest,
-    GetServiceRequest, GetStatusRequest, ListAlertsRequest, ListHostsRequest,
+    ForgetHostRequest, GateRequest, GetFindingsRequest, GetFindingsResponse, GetHistoryRequest,
+    GetPolicyRequest, GetServiceRequest, GetStatusRequest, ListAlertsRequest, ListHostsRequest,
 };
 use std::path::{Path, PathBuf};
 
@@ -61,6 +61,9 @@ fn read(what: &str, path: &Path) -> anyhow::Result<String> {
 
 /// The most history rows of each kind the server returns per call.
 const HISTORY_PAGE: u32 = 1000;
+
+/// Findings asked for per call (the most an aggregator answers).
+const FINDINGS_PAGE: u32 = 1000;
 
 /// Where the CLI stands in reading one of a history's two lists.
 #[derive(Debug)]
@@ -297,29 +300,37 @@ pub async fn execute(mut client: Client, command: Command, out: &Out) -> anyhow:
             service,
         } => {
             let resp = client
-                .inner
-                .get_findings(GetFindingsRequest {
+                .every_finding(GetFindingsRequest {
                     env_a: env_a.clone(),
                     env_b: env_b.clone(),
                     service: service.clone().unwrap_or_default(),
+                    ..GetFindingsRequest::default()
                 })
-                .await
-                .map_err(|s| client.failed(s))?
-                .into_inner();
+                .await?;
             let diff = output::Diff::from_proto(env_a, env_b, service, &resp);
             out.diff(&diff)?;
             Ok(Outcome::judged(diff.parity))
         }
-        Command::Status { service } => {
+        Command::Status {
+            service,
+            all,
+            environment,
+            limit,
+            page,
+        } => {
             let resp = client
                 .inner
                 .get_status(GetStatusRequest {
                     service: service.unwrap_or_default(),
+                    all,
+                    environment: environment.unwrap_or_default(),
+                    limit,
+                    page: page.unwrap_or_default(),
                 })
                 .await
                 .map_err(|s| client.failed(s))?
                 .into_inner();
-            let status = output::Status::from_proto(&resp);
+            let status = output::Status::from_proto(&resp, all);
             out.status(&status)?;
             Ok(Outcome::judged(status.parity))
         }
@@ -455,20 +466,57 @@ impl Client {
         service: Option<String>,
     ) -> anyhow::Result<Vec<output::Finding>> {
         let resp = self
-            .inner
-            .get_findings(GetFindingsRequest {
-                env_a: String::new(),
-                env_b: String::new(),
+            .every_finding(GetFindingsRequest {
                 service: service.unwrap_or_default(),
+                ..GetFindingsRequest::default()
             })
-            .await
-            .map_err(|s| self.failed(s))?
-            .into_inner();
+            .await?;
         Ok(resp
             .findings
             .iter()
             .map(output::Finding::from_proto)
             .collect())
+    }
+
+    /// Every finding of the listing `req` asks for, [`FINDINGS_PAGE`] per
+    /// call, as one answer (the last page's total, tally and time). An
+    /// aggregator older than paging answers everything at once.
+    async fn every_finding(
+        &mut self,
+        mut req: GetFindingsRequest,
+    ) -> anyhow::Result<GetFindingsResponse> {
+        req.limit = FINDINGS_PAGE;
+        let mut merged: Option<GetFindingsResponse> = None;
+        loop {
+            let resp = self
+                .inner
+                .get_findings(req.clone())
+                .await
+                .map_err(|s| self.failed(s))?
+                .into_inner();
+            let next = resp.next_page.clone();
+            match &mut merged {
+                None => merged = Some(resp),
+                Some(m) => {
+                    m.findings.extend(resp.findings);
+                    m.total = resp.total;
+                    m.tally = resp.tally;
+                    m.evaluated_at = resp.evaluated_at;
+                }
+            }
+            if next.is_empty() {
+                break;
+            }
+            if next == req.page {
+                anyhow::bail!(
+                    "the aggregator gave the same findings page token twice ({next:?}); stopping rather than asking forever"
+                );
+            }
+            req.page = next;
+        }
+        let mut all = merged.unwrap_or_default();
+        all.next_page.clear();
+        Ok(all)
     }
 }
 

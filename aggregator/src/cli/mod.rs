@@ -126,13 +126,27 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<HostsAction>,
     },
-    /// Show every service in every environment, marking drift, then every
-    /// finding. Exits 1 when any finding counts (pending and waived ones do
-    /// not).
+    /// Sum up the fleet, then show the services that drift in every
+    /// environment, marking the cells that drift, then their findings. Exits
+    /// 1 when any finding counts (pending and waived ones do not), in the
+    /// whole fleet, not only the rows shown.
     Status {
         /// Only this service (host-level findings are always shown).
         #[arg(long)]
         service: Option<String>,
+        /// Every service, those that drift first (default: only those that
+        /// drift).
+        #[arg(long)]
+        all: bool,
+        /// Only this environment's column, and the findings that involve it.
+        #[arg(long = "env", value_name = "ENV")]
+        environment: Option<String>,
+        /// At most this many services per answer (1 to 1000).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: u32,
+        /// The page after a previous answer: the token it printed.
+        #[arg(long, value_name = "TOKEN")]
+        page: Option<String>,
     },
     /// Compare two environments. Exits 1 when any finding counts.
     Diff {

@@ -288,36 +288,102 @@ impl Diff {
 #[derive(Debug, Serialize)]
 pub struct Status {
     pub schema_version: u32,
-    /// In promotion order.
+    /// In promotion order (only the one asked for with `--env`).
     pub environments: Vec<String>,
+    /// The rows of this answer: the services that drift, then (with
+    /// `--all`) the others.
     pub services: Vec<StatusRow>,
-    /// True when no finding counts (pending and waived ones do not).
+    /// True when no finding counts (pending and waived ones do not), in
+    /// the whole scope, not only the rows shown.
     pub parity: bool,
+    /// The findings of the services shown, and the host-level ones.
     pub findings: Vec<Finding>,
+    /// Which rows an answer holds: `drifting` (the default) or `all`.
+    pub rows: &'static str,
+    /// Rows of the answer not in this page (see `next_page`).
+    pub services_left_out: u32,
+    /// Give it to `--page` for the next rows; `null` on the last page.
+    pub next_page: Option<String>,
+    /// The whole scope, whatever the page shows; `null` from an aggregator
+    /// older than paged status.
+    pub summary: Option<Summary>,
 }
 
-/// One service across environments.
+/// What a status answer sums up.
 #[derive(Debug, Serialize)]
-pub struct StatusRow {
-    pub service: String,
-    pub cells: Vec<StatusCell>,
+pub struct Summary {
+    pub services: u32,
+    pub services_drifting: u32,
+    pub hosts: u32,
+    pub hosts_not_current: u32,
+    pub findings: Tally,
 }
 
-/// One service in one environment.
-#[derive(Debug, Serialize)]
-pub struct StatusCell {
-    pub environment: String,
-    pub replicas: u32,
-    pub digests: Vec<String>,
-    pub versions: Vec<String>,
-    pub drift: bool,
-    pub stale: bool,
+/// How many findings there are, by what they weigh.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Tally {
+    /// Active critical findings.
+    pub critical: u32,
+    /// Active warnings.
+    pub warning: u32,
+    /// Active info findings.
+    pub info: u32,
+    /// In their grace period: they do not count yet.
+    pub pending: u32,
+    /// Under a waiver that holds: they do not count.
+    pub waived: u32,
+}
+
+impl Tally {
+    /// The tally of `findings`.
+    pub fn of(findings: &[Finding]) -> Self {
+        let mut t = Tally::default();
+        for f in findings {
+            let slot = match (f.state.as_str(), f.severity.as_str()) {
+                ("pending", _) => &mut t.pending,
+                ("waived", _) => &mut t.waived,
+                (_, "critical") => &mut t.critical,
+                (_, "warning") => &mut t.warning,
+                _ => &mut t.info,
+            };
+            *slot += 1;
+        }
+        t
+    }
+
+    /// From the wire.
+    pub fn from_proto(t: &v1::FindingTally) -> Self {
+        Tally {
+            critical: t.critical,
+            warning: t.warning,
+            info: t.info,
+            pending: t.pending,
+            waived: t.waived,
+        }
+    }
+
+    /// Findings that count.
+    pub fn counted(&self) -> u32 {
+        self.critical + self.warning + self.info
+    }
 }
 
 impl Status {
-    /// From the wire.
-    pub fn from_proto(resp: &v1::GetStatusResponse) -> Self {
+    /// From the wire; `all` when every row was asked for.
+    pub fn from_proto(resp: &v1::GetStatusResponse, all: bool) -> Self {
         let findings: Vec<Finding> = resp.findings.iter().map(Finding::from_proto).collect();
+        let summary = resp.summary.as_ref().map(|s| Summary {
+            services: s.services,
+            services_drifting: s.services_drifting,
+            hosts: s.hosts,
+            hosts_not_current: s.hosts_not_current,
+            findings: s
+                .findings
+                .as_ref()
+                .map(Tally::from_proto)
+                .unwrap_or_default(),
+        });
+        let shown = u32::try_from(resp.rows.len()).unwrap_or(u32::MAX);
         Status {
             schema_version: SCHEMA_VERSION,
             environments: resp.environments.clone(),
@@ -340,10 +406,35 @@ impl Status {
                         .collect(),
                 })
                 .collect(),
-            parity: parity_of(&findings),
+            // An aggregator older than paged status sends every finding.
+            parity: summary
+                .as_ref()
+                .map_or_else(|| parity_of(&findings), |s| s.findings.counted() == 0),
             findings,
+            rows: if all { "all" } else { "drifting" },
+            services_left_out: resp.rows_total.saturating_sub(shown),
+            next_page: (!resp.next_page.is_empty()).then(|| resp.next_page.clone()),
+            summary,
         }
     }
+}
+
+/// One service across environments.
+#[derive(Debug, Serialize)]
+pub struct StatusRow {
+    pub service: String,
+    pub cells: Vec<StatusCell>,
+}
+
+/// One service in one environment.
+#[derive(Debug, Serialize)]
+pub struct StatusCell {
+    pub environment: String,
+    pub replicas: u32,
+    pub digests: Vec<String>,
+    pub versions: Vec<String>,
+    pub drift: bool,
+    pub stale: bool,
 }
 
 /// `service` output.

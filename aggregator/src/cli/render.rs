@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::Format;
 use super::output::{
     Alerts, ConfigCheck, Diff, Explain, Finding, Findings, Forgotten, Gate, History, Hosts,
-    PolicyShow, Service, Status,
+    PolicyShow, Service, Status, Tally,
 };
 
 pub use envparity_proto::names::is_hostile;
@@ -294,32 +294,36 @@ impl Out {
     }
 
     fn verdict(&self, findings: &[Finding], scope: &str) -> String {
+        self.verdict_of(&Tally::of(findings), scope)
+    }
+
+    /// The verdict line over `tally`: parity or drift, and what it counts.
+    fn verdict_of(&self, tally: &Tally, scope: &str) -> String {
         // The scope names environments and services from the command line.
         let scope = sanitize(scope);
-        let counted: Vec<&Finding> = findings.iter().filter(|f| f.counts()).collect();
-        let pending = findings.iter().filter(|f| f.state == "pending").count();
-        let waived = findings.iter().filter(|f| f.state == "waived").count();
         let mut extra = String::new();
-        if pending > 0 {
-            extra.push_str(&format!("; {pending} pending (inside the grace period)"));
+        if tally.pending > 0 {
+            extra.push_str(&format!(
+                "; {} pending (inside the grace period)",
+                tally.pending
+            ));
         }
-        if waived > 0 {
-            extra.push_str(&format!("; {waived} waived"));
+        if tally.waived > 0 {
+            extra.push_str(&format!("; {} waived", tally.waived));
         }
-        if counted.is_empty() {
+        if tally.counted() == 0 {
             return format!(
                 "{} {scope}: no findings{extra}\n",
                 self.paint("parity", "ok")
             );
         }
-        let count = |sev: &str| counted.iter().filter(|f| f.severity == sev).count();
         format!(
             "{} {scope}: {} finding(s): {} critical, {} warning, {} info{extra}\n",
             self.paint("drift", "critical"),
-            counted.len(),
-            count("critical"),
-            count("warning"),
-            count("info"),
+            tally.counted(),
+            tally.critical,
+            tally.warning,
+            tally.info,
         )
     }
 
@@ -386,18 +390,59 @@ impl Out {
                 }
             });
         }
-        let mut s = table.render(self);
+        let mut s = String::new();
+        if let Some(sum) = &status.summary {
+            s.push_str(&format!(
+                "{} service(s), {} drifting; {} host(s), {} not current\n\n",
+                sum.services, sum.services_drifting, sum.hosts, sum.hosts_not_current
+            ));
+        }
+        if !status.services.is_empty() {
+            s.push_str(&table.render(self));
+        }
         if !status.findings.is_empty() {
             s.push('\n');
             s.push_str(&self.findings_table(&status.findings));
         }
+        if let Some(sum) = status
+            .summary
+            .as_ref()
+            .filter(|_| status.rows == "drifting")
+        {
+            let calm = sum.services.saturating_sub(sum.services_drifting);
+            if calm > 0 {
+                s.push_str(&format!(
+                    "\n{calm} service(s) without drift not shown (--all shows them)\n"
+                ));
+            }
+        }
+        if let Some(token) = &status.next_page {
+            s.push_str(&format!(
+                "\n{} more service(s): --page {}\n",
+                status.services_left_out,
+                sanitize(token)
+            ));
+        }
         s.push('\n');
-        let scope = format!(
-            "{} environment(s), {} service(s)",
-            status.environments.len(),
-            status.services.len()
-        );
-        s.push_str(&self.verdict(&status.findings, &scope));
+        let (scope, tally) = match &status.summary {
+            Some(sum) => (
+                format!(
+                    "{} environment(s), {} service(s)",
+                    status.environments.len(),
+                    sum.services
+                ),
+                sum.findings,
+            ),
+            None => (
+                format!(
+                    "{} environment(s), {} service(s)",
+                    status.environments.len(),
+                    status.services.len()
+                ),
+                Tally::of(&status.findings),
+            ),
+        };
+        s.push_str(&self.verdict_of(&tally, &scope));
         self.emit(&s)
     }
 
@@ -855,6 +900,58 @@ mod tests {
         assert!(!s.contains('\u{202e}'));
     }
 
+    /// The table sums up the whole fleet, says what it left out and how
+    /// to get it, and judges on the whole fleet's tally, not on the
+    /// findings of the page.
+    #[test]
+    fn a_status_page_says_what_it_leaves_out_and_judges_the_whole() {
+        use envparity_proto::v1;
+        let resp = v1::GetStatusResponse {
+            environments: vec!["staging".into()],
+            rows: vec![v1::StatusRow {
+                service: "shop".into(),
+                cells: vec![v1::StatusCell {
+                    environment: "staging".into(),
+                    replicas: 1,
+                    digests: vec!["sha256:1".into()],
+                    drift: true,
+                    ..Default::default()
+                }],
+            }],
+            rows_total: 3,
+            next_page: "s1.d.73686f70\u{1b}[2J".into(),
+            summary: Some(v1::StatusSummary {
+                services: 7,
+                services_drifting: 3,
+                hosts: 4,
+                hosts_not_current: 1,
+                findings: Some(v1::FindingTally {
+                    critical: 2,
+                    pending: 1,
+                    ..Default::default()
+                }),
+            }),
+            ..Default::default()
+        };
+        let status = super::super::output::Status::from_proto(&resp, false);
+        assert!(!status.parity, "the whole fleet drifts: {status:?}");
+        assert_eq!(status.services_left_out, 2);
+        let out = Out::buffered(Format::Table, false);
+        out.status(&status).unwrap();
+        let text = out.take();
+        for line in [
+            "7 service(s), 3 drifting; 4 host(s), 1 not current",
+            "4 service(s) without drift not shown (--all shows them)",
+            "2 more service(s): --page s1.d.73686f70\\u{1b}[2J",
+            "drift 1 environment(s), 7 service(s): 2 finding(s): 2 critical, 0 warning, 0 info; 1 pending (inside the grace period)",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line:?} missing in\n{text}"
+            );
+        }
+    }
+
     #[test]
     fn status_rows_with_more_cells_than_environments_render() {
         // Found by fuzz/render: an answer whose rows hold more cells than it
@@ -873,10 +970,10 @@ mod tests {
                     })
                     .into(),
             }],
-            findings: vec![],
+            ..Default::default()
         };
         let out = Out::buffered(Format::Table, false);
-        out.status(&super::super::output::Status::from_proto(&resp))
+        out.status(&super::super::output::Status::from_proto(&resp, true))
             .unwrap();
         assert!(
             out.take()

@@ -26,7 +26,8 @@
 //!   the ledger's answer covers;
 //! - [`ingest`]: snapshots, forgetting a host, a new policy;
 //! - [`liveness`]: heartbeats, acknowledged from memory within a bound;
-//! - [`read`]: the read model for queries, alerting and metrics;
+//! - [`read`]: the read model for queries, alerting and metrics, and
+//!   [`listing`]: which findings a listing shows, a page at a time;
 //! - [`feed`]: which findings changed, for alerting.
 
 use std::collections::BTreeMap;
@@ -43,6 +44,7 @@ mod feed;
 mod grid;
 mod index;
 mod ingest;
+mod listing;
 mod liveness;
 mod overlay;
 mod plan;
@@ -53,6 +55,7 @@ pub(crate) mod tests;
 pub use feed::Changed;
 pub use index::Refusal;
 pub use ingest::PushOutcome;
+pub use listing::{FindingsPage, Listing, Window};
 pub use liveness::LIVENESS_BOUND;
 #[cfg(test)]
 pub use read::FleetView;

@@ -11,9 +11,13 @@ use std::time::{Duration, SystemTime};
 use envparity_proto::v1::{HostState, StatusCell};
 
 use super::index::{Inner, Refusal, services_of};
+#[cfg(test)]
+use super::listing::concerns;
+use super::listing::{FindingsPage, Listing, Window};
 use super::{Fleet, LoadedPolicy};
 use crate::parity::{
-    self, Entry, Finding, FindingKey, HostView, Policy, Scope, State, judge, judged_state,
+    self, Entry, Finding, FindingKey, HostView, Policy, Position, Scope, State, Tally, judge,
+    judged_state,
 };
 use crate::store::StoredHost;
 
@@ -122,12 +126,6 @@ impl FleetView {
     }
 }
 
-/// Whether `finding` is among those of `service` (`None`: every finding);
-/// host-level findings concern every service.
-fn concerns(finding: &Finding, service: Option<&str>) -> bool {
-    service.is_none_or(|s| finding.service == s || finding.kind.is_host_level())
-}
-
 /// An open finding as a query shows it: which of its hosts are not current
 /// (`not_current`) as of now, not as of its last evaluation, and judged with
 /// the policy's CLI grace.
@@ -153,15 +151,6 @@ fn judged(
         policy.grace,
         now,
     )
-}
-
-/// Whether `finding` is one a diff of `a` against `b` shows: a finding of
-/// that pair in that orientation, or a single-environment finding of either.
-fn of_pair(finding: &Finding, a: &str, b: &str) -> bool {
-    match &finding.b {
-        Some(side_b) => finding.a.environment == a && side_b.environment == b,
-        None => finding.a.environment == a || finding.a.environment == b,
-    }
 }
 
 /// The fleet under its read lock: the one read model of queries. Nothing
@@ -257,48 +246,154 @@ impl Reading<'_> {
     /// policy's CLI grace, optionally for one service only (host-level
     /// findings are always included): what [`FleetView::findings`] says.
     pub fn findings(&self, service: Option<&str>) -> Vec<Finding> {
-        let mut out: Vec<Finding> = self
-            .inner
-            .ledger
-            .entries()
-            .filter(|e| concerns(&e.finding, service))
-            .map(|e| self.judged(e))
-            .collect();
-        parity::sort(&mut out, self.policy());
-        out
+        self.page(&Listing::every_pair(service), None).findings
     }
 
     /// The findings of `a` against `b` in that orientation (optionally for
-    /// one service; host-level findings always), as evaluating the pair
-    /// over the whole fleet finds them, judged with what the ledger knows
-    /// of each.
-    ///
-    /// When the ledger evaluates the pair in this orientation (a pair of
-    /// [`Scope::all`]: earlier stage first, as `diff staging production`),
-    /// the answer is the ledger's open findings of the pair, as `status`
-    /// shows them: what an evaluation at the last report or tick found, so a
-    /// host crossing the stale threshold shows within the tick (1 s), as in
-    /// `status`. Otherwise (the pair reversed, whose sides and summaries
-    /// read the other way, or one the policy ignores) the pair is evaluated
-    /// afresh over the hosts of `a` and `b`, plus one host of every other
-    /// environment: the environments present decide the pair's level.
+    /// one service; host-level findings always): see [`Listing::pair`].
     pub fn diff(&self, a: &str, b: &str, service: Option<&str>) -> Vec<Finding> {
+        self.page(&Listing::pair(a, b, service), None).findings
+    }
+
+    /// A page of `listing`: its findings after `at`'s position, at most
+    /// `at`'s limit, judged with the policy's CLI grace; with how many
+    /// findings the whole listing holds and what they weigh. Only the
+    /// findings shown are copied; the others are filtered, sorted and
+    /// counted in place.
+    pub fn page(&self, listing: &Listing<'_>, at: Option<&Window>) -> FindingsPage {
         let policy = self.policy();
-        let held = Scope::all(policy, &self.environments())
+        let after = at.and_then(|at| at.after.as_ref());
+        let limit = at.map_or(usize::MAX, |at| at.limit.max(1));
+        let mut tally = Tally::default();
+        if let Some((a, b)) = listing.pair
+            && !self.holds(a, b)
+        {
+            // Evaluated afresh: every finding is built anyway.
+            let mut all = self.evaluate_pair(a, b, listing.service);
+            all.retain(|f| listing.shows(f));
+            for f in &all {
+                tally.add(f.severity, f.status.state);
+            }
+            let total = all.len();
+            all.retain(|f| after.is_none_or(|p| p.precedes(f, policy)));
+            let next = (all.len() > limit).then(|| Position::of(&all[limit - 1]));
+            all.truncate(limit);
+            return FindingsPage {
+                findings: all,
+                total,
+                next,
+                tally,
+            };
+        }
+        let mut entries: Vec<&Entry> = self
+            .inner
+            .ledger
+            .entries()
+            .filter(|e| listing.shows(&e.finding))
+            .inspect(|e| {
+                let state = judged_state(&e.finding, e.first_seen, policy, policy.grace, self.now);
+                tally.add(e.finding.severity, state);
+            })
+            .collect();
+        let total = entries.len();
+        entries.retain(|e| after.is_none_or(|p| p.precedes(&e.finding, policy)));
+        entries.sort_by(|x, y| parity::order(&x.finding, &y.finding, policy));
+        let next = (entries.len() > limit).then(|| Position::of(&entries[limit - 1].finding));
+        FindingsPage {
+            findings: entries.iter().take(limit).map(|e| self.judged(e)).collect(),
+            total,
+            next,
+            tally,
+        }
+    }
+
+    /// What the findings `listing` shows weigh, and the cells a finding
+    /// that counts concerns (service → environments), without copying a
+    /// finding: a name is copied once, when first met.
+    pub fn weigh(&self, listing: &Listing<'_>) -> (Tally, BTreeMap<String, BTreeSet<String>>) {
+        let policy = self.policy();
+        let mut tally = Tally::default();
+        let mut drifting: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for e in self.inner.ledger.entries() {
+            let f = &e.finding;
+            if !listing.shows(f) {
+                continue;
+            }
+            let state = judged_state(f, e.first_seen, policy, policy.grace, self.now);
+            tally.add(f.severity, state);
+            if state == State::Active && !f.service.is_empty() {
+                if !drifting.contains_key(&f.service) {
+                    drifting.insert(f.service.clone(), BTreeSet::new());
+                }
+                if let Some(envs) = drifting.get_mut(&f.service) {
+                    for env in f.environments() {
+                        if !envs.contains(env) {
+                            envs.insert(env.to_owned());
+                        }
+                    }
+                }
+            }
+        }
+        (tally, drifting)
+    }
+
+    /// The findings `listing` shows of `services`, and the host-level ones
+    /// when `host_level`, judged, in report order.
+    pub fn findings_of(
+        &self,
+        listing: &Listing<'_>,
+        services: &BTreeSet<String>,
+        host_level: bool,
+    ) -> Vec<Finding> {
+        let policy = self.policy();
+        let mut entries: Vec<&Entry> = self
+            .inner
+            .ledger
+            .entries()
+            .filter(|e| {
+                let f = &e.finding;
+                listing.shows(f)
+                    && if f.kind.is_host_level() {
+                        host_level
+                    } else {
+                        services.contains(&f.service)
+                    }
+            })
+            .collect();
+        entries.sort_by(|x, y| parity::order(&x.finding, &y.finding, policy));
+        entries.iter().map(|e| self.judged(e)).collect()
+    }
+
+    /// How many hosts there are (of `environment`, if given), and how many
+    /// of them are not current.
+    pub fn host_counts(&self, environment: Option<&str>) -> (usize, usize) {
+        match environment {
+            None => (self.inner.hosts.len(), self.not_current.len()),
+            Some(env) => self
+                .hosts_in(env)
+                .fold((0, 0), |(all, not_current), (_, state)| {
+                    (
+                        all + 1,
+                        not_current + usize::from(state != HostState::Fresh),
+                    )
+                }),
+        }
+    }
+
+    /// Whether the ledger evaluates `a` against `b` in that orientation (a
+    /// pair of [`Scope::all`]: earlier stage first).
+    fn holds(&self, a: &str, b: &str) -> bool {
+        Scope::all(self.policy(), &self.environments())
             .pairs
             .iter()
-            .any(|(x, y)| x == a && y == b);
-        if held {
-            let mut out: Vec<Finding> = self
-                .inner
-                .ledger
-                .entries()
-                .filter(|e| concerns(&e.finding, service) && of_pair(&e.finding, a, b))
-                .map(|e| self.judged(e))
-                .collect();
-            parity::sort(&mut out, policy);
-            return out;
-        }
+            .any(|(x, y)| x == a && y == b)
+    }
+
+    /// `a` against `b` evaluated afresh over the hosts of `a` and `b`, plus
+    /// one host of every other environment (the environments present decide
+    /// the pair's level), judged with what the ledger knows of each.
+    fn evaluate_pair(&self, a: &str, b: &str, service: Option<&str>) -> Vec<Finding> {
+        let policy = self.policy();
         let by_environment = &self.inner.by_environment;
         let mut ids: BTreeSet<&str> = [a, b]
             .iter()

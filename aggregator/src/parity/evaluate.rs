@@ -9,6 +9,7 @@ use envparity_proto::v1::{Container, EngineFacts, HostFacts, HostSnapshot, Image
 use super::digest::{is_pinned, registry_digest};
 use super::env::{self, ValueVerdict};
 use super::finding::{Basis, Finding, Kind, Severity, Side, Status};
+use super::order::sort;
 use super::policy::{Level, Policy, RuntimeField};
 use super::runtime;
 
@@ -220,23 +221,6 @@ pub fn evaluate(hosts: &[HostView<'_>], policy: &Policy, scope: &Scope) -> Vec<F
     }
     sort(&mut out, policy);
     out
-}
-
-/// Report order: kind, service, environments in promotion order, key, host.
-pub fn sort(findings: &mut [Finding], policy: &Policy) {
-    findings.sort_by(|x, y| {
-        x.kind
-            .rank()
-            .cmp(&y.kind.rank())
-            .then_with(|| x.service.cmp(&y.service))
-            .then_with(|| policy.compare(&x.a.environment, &y.a.environment))
-            .then_with(|| match (&x.b, &y.b) {
-                (Some(p), Some(q)) => policy.compare(&p.environment, &q.environment),
-                (p, q) => p.is_some().cmp(&q.is_some()),
-            })
-            .then_with(|| x.key.cmp(&y.key))
-            .then_with(|| x.host.cmp(&y.host))
-    });
 }
 
 /// Whether every replica has the same `part` as the first.

@@ -18,10 +18,11 @@ pub mod explain;
 mod finding;
 pub mod gate;
 mod ledger;
+mod order;
 pub mod policy;
 pub mod runtime;
 
-pub use evaluate::{HostView, Scope, evaluate, sort};
+pub use evaluate::{HostView, Scope, evaluate};
 pub use finding::{
     Basis, Finding, FindingKey, Kind, Severity, Side, State, Status, UnknownName, WaiverNote,
 };
@@ -29,4 +30,5 @@ pub use ledger::{
     Cover, Delta, Entry, HostLevel, Ledger, Observation, Seen, Transition, judge, judged_state,
     judged_until,
 };
+pub use order::{Position, Tally, order, sort};
 pub use policy::{Level, Policy, PolicyError};

@@ -5,7 +5,7 @@ use envparity_proto::v1;
 
 use crate::alert::Alert;
 use crate::fleet::Refusal;
-use crate::parity::{Finding, Kind, Severity, Side, State};
+use crate::parity::{Finding, Kind, Severity, Side, State, Tally};
 use crate::store::{Change, FindingRecord, StoredHost};
 
 /// A finding on the wire.
@@ -163,6 +163,17 @@ pub fn host_summary(
             .map(|a| a.version.clone())
             .unwrap_or_default(),
         snapshot_received_at: Some(to_timestamp(h.received_at)),
+    }
+}
+
+/// A tally on the wire.
+pub fn tally(t: &Tally) -> v1::FindingTally {
+    v1::FindingTally {
+        critical: t.critical,
+        warning: t.warning,
+        info: t.info,
+        pending: t.pending,
+        waived: t.waived,
     }
 }
 

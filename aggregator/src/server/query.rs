@@ -11,14 +11,15 @@ use envparity_proto::v1::{
     GetFindingsRequest, GetFindingsResponse, GetHistoryRequest, GetHistoryResponse,
     GetPolicyRequest, GetPolicyResponse, GetServiceRequest, GetServiceResponse, GetStatusRequest,
     GetStatusResponse, HostState, ListAlertsRequest, ListAlertsResponse, ListHostsRequest,
-    ListHostsResponse, ServiceInstance, StatusCell, StatusRow,
+    ListHostsResponse, ServiceInstance, StatusCell, StatusRow, StatusSummary,
 };
 use tonic::{Request, Response, Status};
 
 use super::auth::Auth;
 use super::convert;
+use super::page::{self, RowPlace};
 use crate::alert::Alerting;
-use crate::fleet::{Fleet, Reading};
+use crate::fleet::{Fleet, Listing, Reading, Window};
 use crate::history::content_identity;
 use crate::parity::digest::registry_digest;
 use crate::parity::gate::{self, GateInput, StageReplica};
@@ -506,15 +507,31 @@ fn service(reading: &Reading<'_>, req: GetServiceRequest) -> Result<GetServiceRe
     })
 }
 
-/// The open findings (every pair, or those of `env_a` against `env_b` in
-/// that orientation), optionally for one service.
+/// A page of the open findings (every pair, or those of `env_a` against
+/// `env_b` in that orientation), optionally for one service.
 fn findings(reading: &Reading<'_>, req: GetFindingsRequest) -> Result<GetFindingsResponse, Status> {
     let service = non_empty(req.service);
-    if let Some(s) = &service {
+    if let Some(s) = &service
+        && !reading.runs(s)
+    {
         known_service(&reading.services(), s)?;
     }
-    let (findings, environments) = match (req.env_a.is_empty(), req.env_b.is_empty()) {
-        (true, true) => (reading.findings(service.as_deref()), reading.environments()),
+    let limit = page::limit(req.limit, "GetFindingsRequest.limit")?;
+    let after = page::findings_position(&req.page)?;
+    // 0 without a page: every finding, as clients before paging expect.
+    let window = (limit > 0 || after.is_some()).then_some(Window {
+        after,
+        limit: if limit == 0 {
+            usize::MAX
+        } else {
+            limit as usize
+        },
+    });
+    let (listing, environments) = match (req.env_a.is_empty(), req.env_b.is_empty()) {
+        (true, true) => (
+            Listing::every_pair(service.as_deref()),
+            reading.environments(),
+        ),
         (false, false) => {
             if req.env_a == req.env_b {
                 return Err(Status::invalid_argument(format!(
@@ -526,8 +543,8 @@ fn findings(reading: &Reading<'_>, req: GetFindingsRequest) -> Result<GetFinding
             known_environment(&known, &req.env_a)?;
             known_environment(&known, &req.env_b)?;
             (
-                reading.diff(&req.env_a, &req.env_b, service.as_deref()),
-                vec![req.env_a, req.env_b],
+                Listing::pair(&req.env_a, &req.env_b, service.as_deref()),
+                vec![req.env_a.clone(), req.env_b.clone()],
             )
         }
         _ => {
@@ -536,51 +553,126 @@ fn findings(reading: &Reading<'_>, req: GetFindingsRequest) -> Result<GetFinding
             ));
         }
     };
+    let found = reading.page(&listing, window.as_ref());
     Ok(GetFindingsResponse {
-        findings: findings.iter().map(convert::finding).collect(),
+        findings: found.findings.iter().map(convert::finding).collect(),
         environments,
         evaluated_at: Some(to_timestamp(reading.now())),
+        total: count(found.total),
+        next_page: found
+            .next
+            .as_ref()
+            .map(page::findings_token)
+            .unwrap_or_default(),
+        tally: Some(convert::tally(&found.tally)),
     })
 }
 
-/// The status grid (a row per service, a cell per environment) and the
-/// open findings, optionally for one service.
+/// A page of the status grid (a row per service, a cell per environment)
+/// with the findings of its services, and the summary of the whole: by
+/// default the services that drift only; with `all`, every service, those
+/// that drift first.
 fn status(reading: &Reading<'_>, req: GetStatusRequest) -> Result<GetStatusResponse, Status> {
     let service = non_empty(req.service);
-    let known = reading.services();
-    if let Some(s) = &service {
-        known_service(&known, s)?;
+    if let Some(s) = &service
+        && !reading.runs(s)
+    {
+        known_service(&reading.services(), s)?;
     }
-    let environments = reading.environments();
-    let findings = reading.findings(service.as_deref());
-    let drifting: BTreeSet<(&str, &str)> = findings
-        .iter()
-        .filter(|f| !f.service.is_empty() && f.counts())
-        .flat_map(|f| f.environments().map(|e| (f.service.as_str(), e)))
-        .collect();
-    let rows = known
+    let environment = non_empty(req.environment);
+    let known_environments = reading.environments();
+    if let Some(e) = &environment {
+        known_environment(&known_environments, e)?;
+    }
+    let limit = match page::limit(req.limit, "GetStatusRequest.limit")? {
+        0 => page::DEFAULT_STATUS_ROWS,
+        n => n,
+    } as usize;
+    let after = page::status_place(&req.page)?;
+    let columns = match &environment {
+        Some(e) => vec![e.clone()],
+        None => known_environments,
+    };
+    let scope = Listing {
+        service: service.as_deref(),
+        pair: None,
+        environment: environment.as_deref(),
+    };
+    let (tally, drifting) = reading.weigh(&scope);
+    let drifts = |svc: &str| drifting.get(svc).is_some_and(|envs| !envs.is_empty());
+    // Every row of the scope, in order: those that drift first.
+    let mut rows: Vec<RowPlace> = match &service {
+        Some(s) => vec![s.clone()],
+        None => reading.services(),
+    }
+    .into_iter()
+    .filter(|svc| {
+        environment.as_ref().is_none_or(|env| {
+            reading.cell(svc, env).is_some() || drifting.get(svc).is_some_and(|e| e.contains(env))
+        })
+    })
+    .map(|svc| RowPlace {
+        calm: !drifts(&svc),
+        service: svc,
+    })
+    .collect();
+    rows.sort();
+    let services_total = rows.len();
+    let services_drifting = rows.iter().filter(|r| !r.calm).count();
+    if !req.all {
+        rows.retain(|r| !r.calm);
+    }
+    let rows_total = rows.len();
+    rows.retain(|r| after.as_ref().is_none_or(|a| a < r));
+    let next_page = if rows.len() > limit {
+        page::status_token(&rows[limit - 1])
+    } else {
+        String::new()
+    };
+    rows.truncate(limit);
+    let shown: BTreeSet<String> = rows.iter().map(|r| r.service.clone()).collect();
+    let findings = reading.findings_of(&scope, &shown, after.is_none());
+    let (hosts, hosts_not_current) = reading.host_counts(environment.as_deref());
+    let rows = rows
         .into_iter()
-        .filter(|s| service.as_ref().is_none_or(|wanted| wanted == s))
-        .map(|svc| StatusRow {
-            cells: environments
+        .map(|row| StatusRow {
+            cells: columns
                 .iter()
                 .map(|env| {
-                    let mut cell = reading.cell(&svc, env).unwrap_or_else(|| StatusCell {
-                        environment: env.clone(),
-                        ..StatusCell::default()
-                    });
-                    cell.drift = drifting.contains(&(svc.as_str(), env.as_str()));
+                    let mut cell = reading
+                        .cell(&row.service, env)
+                        .unwrap_or_else(|| StatusCell {
+                            environment: env.clone(),
+                            ..StatusCell::default()
+                        });
+                    cell.drift = drifting
+                        .get(&row.service)
+                        .is_some_and(|envs| envs.contains(env));
                     cell
                 })
                 .collect(),
-            service: svc,
+            service: row.service,
         })
         .collect();
     Ok(GetStatusResponse {
-        environments,
+        environments: columns,
         rows,
         findings: findings.iter().map(convert::finding).collect(),
+        rows_total: count(rows_total),
+        next_page,
+        summary: Some(StatusSummary {
+            services: count(services_total),
+            services_drifting: count(services_drifting),
+            hosts: count(hosts),
+            hosts_not_current: count(hosts_not_current),
+            findings: Some(convert::tally(&tally)),
+        }),
     })
+}
+
+/// `n` on the wire (saturating: no listing holds 4 billion items).
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]
@@ -647,6 +739,10 @@ mod tests {
         known_service(&view.services(), s)
     }
 
+    /// Status as the whole-fleet copy answers it: every finding judged,
+    /// every cell from every container; the rows that drift first, then
+    /// (with `all`) the others; the findings of the rows of the page and
+    /// (on the first page) the host-level ones.
     fn status_over_the_fleet(
         view: &FleetView,
         req: GetStatusRequest,
@@ -655,41 +751,120 @@ mod tests {
         if let Some(s) = &service {
             known_service_in(view, s)?;
         }
-        let environments = view.environments();
-        let findings = view.findings(service.as_deref());
+        let environment = non_empty(req.environment);
+        if let Some(e) = &environment {
+            known_environment(&view.environments(), e)?;
+        }
+        let limit = match page::limit(req.limit, "GetStatusRequest.limit")? {
+            0 => page::DEFAULT_STATUS_ROWS,
+            n => n,
+        } as usize;
+        let after = page::status_place(&req.page)?;
+        let involves = |f: &Finding| {
+            environment
+                .as_deref()
+                .is_none_or(|env| f.environments().any(|e| e == env))
+        };
+        let findings: Vec<Finding> = view
+            .findings(service.as_deref())
+            .into_iter()
+            .filter(|f| involves(f))
+            .collect();
+        let mut tally = crate::parity::Tally::default();
+        for f in &findings {
+            tally.add(f.severity, f.status.state);
+        }
         let drifting: BTreeSet<(&str, &str)> = findings
             .iter()
             .filter(|f| !f.service.is_empty() && f.counts())
             .flat_map(|f| f.environments().map(|e| (f.service.as_str(), e)))
             .collect();
-        let services: Vec<String> = view
+        let columns = match &environment {
+            Some(e) => vec![e.clone()],
+            None => view.environments(),
+        };
+        let mut cells = cells_by_service(view);
+        let mut rows: Vec<RowPlace> = view
             .services()
             .into_iter()
             .filter(|s| service.as_ref().is_none_or(|wanted| wanted == s))
-            .collect();
-        let mut cells = cells_by_service(view);
-        let rows = services
-            .iter()
-            .map(|svc| StatusRow {
-                service: svc.clone(),
-                cells: environments
-                    .iter()
-                    .map(|env| {
-                        let key = (svc.clone(), env.clone());
-                        let mut cell = cells.remove(&key).unwrap_or_else(|| StatusCell {
-                            environment: env.clone(),
-                            ..StatusCell::default()
-                        });
-                        cell.drift = drifting.contains(&(svc.as_str(), env.as_str()));
-                        cell
-                    })
-                    .collect(),
+            .filter(|s| {
+                environment.as_ref().is_none_or(|env| {
+                    cells.contains_key(&(s.clone(), env.clone()))
+                        || drifting.contains(&(s.as_str(), env.as_str()))
+                })
+            })
+            .map(|s| RowPlace {
+                calm: !drifting.iter().any(|(d, _)| *d == s),
+                service: s,
             })
             .collect();
+        rows.sort();
+        let services = rows.len();
+        let services_drifting = rows.iter().filter(|r| !r.calm).count();
+        if !req.all {
+            rows.retain(|r| !r.calm);
+        }
+        let rows_total = rows.len();
+        let rest: Vec<RowPlace> = rows
+            .into_iter()
+            .filter(|r| after.as_ref().is_none_or(|a| a < r))
+            .collect();
+        let next_page = rest
+            .get(limit)
+            .map(|_| page::status_token(&rest[limit - 1]))
+            .unwrap_or_default();
+        let shown: Vec<RowPlace> = rest.into_iter().take(limit).collect();
+        let page_findings: Vec<&Finding> = findings
+            .iter()
+            .filter(|f| {
+                if f.kind.is_host_level() {
+                    after.is_none()
+                } else {
+                    shown.iter().any(|r| r.service == f.service)
+                }
+            })
+            .collect();
+        let hosts: Vec<&HostState> = view
+            .hosts
+            .iter()
+            .filter(|(h, _)| {
+                environment
+                    .as_ref()
+                    .is_none_or(|e| h.snapshot.environment == *e)
+            })
+            .map(|(_, s)| s)
+            .collect();
         Ok(GetStatusResponse {
-            environments,
-            rows,
-            findings: findings.iter().map(convert::finding).collect(),
+            rows: shown
+                .iter()
+                .map(|row| StatusRow {
+                    service: row.service.clone(),
+                    cells: columns
+                        .iter()
+                        .map(|env| {
+                            let key = (row.service.clone(), env.clone());
+                            let mut cell = cells.remove(&key).unwrap_or_else(|| StatusCell {
+                                environment: env.clone(),
+                                ..StatusCell::default()
+                            });
+                            cell.drift = drifting.contains(&(row.service.as_str(), env.as_str()));
+                            cell
+                        })
+                        .collect(),
+                })
+                .collect(),
+            environments: columns,
+            findings: page_findings.into_iter().map(convert::finding).collect(),
+            rows_total: count(rows_total),
+            next_page,
+            summary: Some(StatusSummary {
+                services: count(services),
+                services_drifting: count(services_drifting),
+                hosts: count(hosts.len()),
+                hosts_not_current: count(hosts.iter().filter(|s| ***s != HostState::Fresh).count()),
+                findings: Some(convert::tally(&tally)),
+            }),
         })
     }
 
@@ -740,10 +915,17 @@ mod tests {
                 ));
             }
         };
+        let mut tally = crate::parity::Tally::default();
+        for f in &findings {
+            tally.add(f.severity, f.status.state);
+        }
         Ok(GetFindingsResponse {
             findings: findings.iter().map(convert::finding).collect(),
             environments,
             evaluated_at: Some(to_timestamp(view.now)),
+            total: count(findings.len()),
+            next_page: String::new(),
+            tally: Some(convert::tally(&tally)),
         })
     }
 
@@ -849,7 +1031,9 @@ expires = 2030-01-01
     /// hosts turn stale, each followed by the server's tick: after every
     /// step, `hosts` (every environment, and an unknown one), `service`
     /// (each, and an unknown one), `status` (for the fleet, each service
-    /// and an unknown one) and the findings (every pair, and `diff` of every two environments in
+    /// and an unknown one; only the rows that drift or all; for an
+    /// environment; whole, and page by page) and the findings (whole, and
+    /// page by page) (every pair, and `diff` of every two environments in
     /// both orientations, for the fleet and each service, and with unknown
     /// names) answer exactly as the whole-fleet computation does.
     async fn answers_match_the_whole_fleet(policy: Option<LoadedPolicy>, seed: u64) {
@@ -925,14 +1109,39 @@ expires = 2030-01-01
                         "service {service:?} after step {step}"
                     );
                 }
-                let req = GetStatusRequest {
-                    service: service.clone(),
-                };
-                assert_eq!(
-                    seen(status(&reading, req.clone())),
-                    seen(status_over_the_fleet(&view, req)),
-                    "status of {service:?} after step {step}"
-                );
+                for (all, environment) in
+                    [(false, ""), (true, ""), (false, "staging"), (true, "qa")]
+                        .into_iter()
+                        .chain(environments.iter().map(|e| (true, e.as_str())))
+                {
+                    let req = GetStatusRequest {
+                        service: service.clone(),
+                        all,
+                        environment: environment.to_owned(),
+                        ..GetStatusRequest::default()
+                    };
+                    let what = format!("status of {service:?} in {environment:?} (all: {all})");
+                    assert_eq!(
+                        seen(status(&reading, req.clone())),
+                        seen(status_over_the_fleet(&view, req.clone())),
+                        "{what} after step {step}"
+                    );
+                    // Page by page, two rows at a time: the same pages.
+                    let mut req = GetStatusRequest { limit: 2, ..req };
+                    for _ in 0..100 {
+                        let got = seen(status(&reading, req.clone()));
+                        assert_eq!(
+                            got,
+                            seen(status_over_the_fleet(&view, req.clone())),
+                            "{what}, page {:?}, after step {step}",
+                            req.page
+                        );
+                        match got {
+                            Ok(r) if !r.next_page.is_empty() => req.page = r.next_page,
+                            _ => break,
+                        }
+                    }
+                }
                 let mut pairs = vec![(String::new(), String::new())];
                 for a in &environments {
                     for b in &environments {
@@ -945,11 +1154,32 @@ expires = 2030-01-01
                         service: service.clone(),
                         env_a: a.clone(),
                         env_b: b.clone(),
+                        ..GetFindingsRequest::default()
                     };
+                    let whole = seen(findings_over_the_fleet(&view, req.clone()));
                     assert_eq!(
                         seen(findings(&reading, req.clone())),
-                        seen(findings_over_the_fleet(&view, req)),
+                        whole,
                         "findings of {a:?} against {b:?} for {service:?} after step {step}"
+                    );
+                    // Page by page, three at a time: the whole list, in
+                    // order, each page with the whole's total and tally.
+                    let Ok(whole) = whole else { continue };
+                    let mut req = GetFindingsRequest { limit: 3, ..req };
+                    let mut walked = Vec::new();
+                    for _ in 0..1000 {
+                        let page = findings(&reading, req.clone()).unwrap();
+                        assert!(page.findings.len() <= 3);
+                        assert_eq!((page.total, &page.tally), (whole.total, &whole.tally));
+                        walked.extend(page.findings);
+                        if page.next_page.is_empty() {
+                            break;
+                        }
+                        req.page = page.next_page;
+                    }
+                    assert_eq!(
+                        walked, whole.findings,
+                        "pages of {a:?} against {b:?} for {service:?} after step {step}"
                     );
                 }
             }

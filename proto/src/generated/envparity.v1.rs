@@ -902,11 +902,19 @@ pub struct GetFindingsRequest {
     /// Only this service; empty for all. Host-level findings are always included.
     #[prost(string, tag = "3")]
     pub service: ::prost::alloc::string::String,
+    /// At most this many findings in the answer; at most 1,000. 0 (what
+    /// clients before paging send): every finding, in one answer.
+    #[prost(uint32, tag = "4")]
+    pub limit: u32,
+    /// The page after this one: `next_page` of the previous answer (of the same
+    /// listing). Empty: the first page.
+    #[prost(string, tag = "5")]
+    pub page: ::prost::alloc::string::String,
 }
 /// The findings, in a stable order (kind, service, environments, key).
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct GetFindingsResponse {
-    /// The findings.
+    /// The findings of this page.
     #[prost(message, repeated, tag = "1")]
     pub findings: ::prost::alloc::vec::Vec<Finding>,
     /// The environments that were compared, sorted.
@@ -915,6 +923,36 @@ pub struct GetFindingsResponse {
     /// When the findings were computed (aggregator's clock).
     #[prost(message, optional, tag = "3")]
     pub evaluated_at: ::core::option::Option<::prost_types::Timestamp>,
+    /// How many findings the whole listing holds, on every page.
+    #[prost(uint32, tag = "4")]
+    pub total: u32,
+    /// Give it as `page` for the next findings; empty on the last page. A page
+    /// resumes after the last finding shown, in the listing as it is then.
+    #[prost(string, tag = "5")]
+    pub next_page: ::prost::alloc::string::String,
+    /// What the whole listing's findings weigh: its outcome, whatever part of
+    /// it a page shows.
+    #[prost(message, optional, tag = "6")]
+    pub tally: ::core::option::Option<FindingTally>,
+}
+/// How many findings there are, by what they weigh.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct FindingTally {
+    /// Active critical findings.
+    #[prost(uint32, tag = "1")]
+    pub critical: u32,
+    /// Active warnings.
+    #[prost(uint32, tag = "2")]
+    pub warning: u32,
+    /// Active info findings.
+    #[prost(uint32, tag = "3")]
+    pub info: u32,
+    /// Findings in their grace period: they do not count yet.
+    #[prost(uint32, tag = "4")]
+    pub pending: u32,
+    /// Findings under a waiver that holds: they do not count.
+    #[prost(uint32, tag = "5")]
+    pub waived: u32,
 }
 /// The waiver that matched a finding.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -1204,20 +1242,66 @@ pub struct GetStatusRequest {
     /// Only this service; empty for all.
     #[prost(string, tag = "1")]
     pub service: ::prost::alloc::string::String,
+    /// Every service, those that drift first. Default: only the services that
+    /// drift (a finding that counts concerns them), and the summary.
+    #[prost(bool, tag = "2")]
+    pub all: bool,
+    /// Only this environment's column, and the findings that involve it.
+    #[prost(string, tag = "3")]
+    pub environment: ::prost::alloc::string::String,
+    /// At most this many rows in the answer; 0: 100; at most 1,000.
+    #[prost(uint32, tag = "4")]
+    pub limit: u32,
+    /// The page after this one: `next_page` of the previous answer. Empty: the
+    /// first page.
+    #[prost(string, tag = "5")]
+    pub page: ::prost::alloc::string::String,
 }
 /// Services x environments.
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct GetStatusResponse {
-    /// Every known environment, in promotion order (dev, staging, production
-    /// first, then the others alphabetically).
+    /// The known environments, in promotion order (dev, staging, production
+    /// first, then the others alphabetically); only the one asked for, if any.
     #[prost(string, repeated, tag = "1")]
     pub environments: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
-    /// One row per service, sorted by name.
+    /// The rows of this page: the services that drift, by name, then (with
+    /// `all`) the others, by name.
     #[prost(message, repeated, tag = "2")]
     pub rows: ::prost::alloc::vec::Vec<StatusRow>,
-    /// Every finding between every pair of environments.
+    /// The findings of the services of this page, and (on the first page) the
+    /// host-level findings, in report order.
     #[prost(message, repeated, tag = "3")]
     pub findings: ::prost::alloc::vec::Vec<Finding>,
+    /// How many rows the whole answer holds, on every page.
+    #[prost(uint32, tag = "4")]
+    pub rows_total: u32,
+    /// Give it as `page` for the next rows; empty on the last page.
+    #[prost(string, tag = "5")]
+    pub next_page: ::prost::alloc::string::String,
+    /// The whole fleet (or the service or environment asked for), whatever
+    /// part of it this page shows.
+    #[prost(message, optional, tag = "6")]
+    pub summary: ::core::option::Option<StatusSummary>,
+}
+/// What a status answer sums up.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct StatusSummary {
+    /// Services known (the one asked for, if any).
+    #[prost(uint32, tag = "1")]
+    pub services: u32,
+    /// Of them, those that drift.
+    #[prost(uint32, tag = "2")]
+    pub services_drifting: u32,
+    /// Hosts known (of the environment asked for, if any).
+    #[prost(uint32, tag = "3")]
+    pub hosts: u32,
+    /// Of them, those whose data is not current (stale, engine unreachable,
+    /// latest report refused).
+    #[prost(uint32, tag = "4")]
+    pub hosts_not_current: u32,
+    /// Every finding of the answer's scope, by what it weighs.
+    #[prost(message, optional, tag = "5")]
+    pub findings: ::core::option::Option<FindingTally>,
 }
 /// One service across environments.
 #[derive(Clone, PartialEq, ::prost::Message)]

@@ -440,8 +440,9 @@ async fn steady(run: &Arc<Run>, record: &Arc<Record>) {
     let limit = Arc::new(tokio::sync::Semaphore::new(run.args.concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
 
-    // Queries: one status and one diff per interval, one after the other, as
-    // a person or a CI job would run them.
+    // Queries: one status (its default view) and one diff (its first page
+    // of 1,000 findings, as the CLI asks) per interval, one after the
+    // other, as a person or a CI job would run them.
     if let (Some(channel), false) = (run.query.clone(), run.args.query_interval.is_zero()) {
         let (interval, record) = (run.args.query_interval, Arc::clone(record));
         let (a, b) = (
@@ -462,6 +463,9 @@ async fn steady(run: &Arc<Run>, record: &Arc<Record>) {
                         env_a: a.clone(),
                         env_b: b.clone(),
                         service: String::new(),
+                        // One page, as the CLI asks for it.
+                        limit: 1000,
+                        ..GetFindingsRequest::default()
                     })
                     .await;
                 let t2 = Instant::now();

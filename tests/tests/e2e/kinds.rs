@@ -413,7 +413,9 @@ expires = "2099-01-01"
     ];
     fleet.wait_for_hosts(&["staging", "production", "production-2"], REPORT_TIMEOUT)?;
 
-    let status = fleet.cli(&["status"])?;
+    // Every service: `worker`, whose only finding is waived, does not drift,
+    // and the default view leaves it out.
+    let status = fleet.cli(&["status", "--all"])?;
     status.assert_code(EXIT_MISMATCH);
     let mut waived = summary(
         "missing_service",
@@ -456,6 +458,26 @@ expires = "2099-01-01"
             summary("cgroup", "warning", "", "", "staging", "production"),
         ],
         "{status}"
+    );
+    // By default, only `shop` (which drifts) and its findings; the summary
+    // still counts the waived one.
+    let default = fleet.cli(&["status"])?;
+    default.assert_code(EXIT_MISMATCH);
+    let rows: Vec<&str> = default.json["services"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["service"].as_str())
+        .collect();
+    assert_eq!(rows, vec!["shop"], "{default}");
+    assert_eq!(summaries(&default.json).len(), 5, "{default}");
+    let summary = &default.json["summary"];
+    assert_eq!(summary["findings"]["waived"], 1, "{default}");
+    assert_eq!(summary["findings"]["warning"], 5, "{default}");
+    assert_eq!(
+        (&summary["services"], &summary["services_drifting"]),
+        (&json!(2), &json!(1)),
+        "{default}"
     );
     let f = &status.json["findings"];
     assert_eq!(f[0]["waiver"]["owner"], "team-shop", "{status}");
@@ -509,7 +531,7 @@ expires = "2099-01-01"
         .process()
         .expect("aggregator process")
         .wait_for_log("policy reload refused", Duration::from_secs(10))?;
-    assert_eq!(summaries(&fleet.cli(&["status"])?.json).len(), 6);
+    assert_eq!(summaries(&fleet.cli(&["status", "--all"])?.json).len(), 6);
 
     // A good one applies at once: MODE may now differ, across and within
     // environments.
@@ -518,7 +540,7 @@ expires = "2099-01-01"
     let status = fleet.cli_until(
         Duration::from_secs(10),
         "the reloaded policy to apply",
-        &["status"],
+        &["status", "--all"],
         |out| summaries(&out.json).len() == 4,
     )?;
     let kinds: Vec<String> = summaries(&status.json).into_iter().map(|s| s.0).collect();

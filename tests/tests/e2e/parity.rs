@@ -105,7 +105,27 @@ fn one_promoted_image_with_the_same_config_everywhere_is_parity() -> Result<()> 
     let _aggregator = fleet.start_aggregator()?;
     let _agents = watch(&fleet)?;
 
+    // By default, status sums the fleet up and shows only what drifts:
+    // nothing here.
     let status = fleet.cli(&["status"])?;
+    status.assert_code(EXIT_PARITY);
+    assert_eq!(summaries(&status.json), vec![], "{status}");
+    assert_eq!(status.json["services"], serde_json::json!([]), "{status}");
+    assert_eq!(status.json["rows"], "drifting", "{status}");
+    let summary = &status.json["summary"];
+    assert_eq!(
+        (&summary["services"], &summary["services_drifting"]),
+        (&serde_json::json!(1), &serde_json::json!(0)),
+        "{status}"
+    );
+    assert_eq!(summary["hosts"], 3, "{status}");
+    assert_eq!(
+        status.json["next_page"],
+        serde_json::Value::Null,
+        "{status}"
+    );
+    // With --all, every service.
+    let status = fleet.cli(&["status", "--all"])?;
     status.assert_code(EXIT_PARITY);
     assert_eq!(summaries(&status.json), vec![], "{status}");
     assert_eq!(status.json["environments"], serde_json::json!(ENVIRONMENTS));

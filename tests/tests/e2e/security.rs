@@ -529,6 +529,7 @@ fn a_planted_secret_is_in_no_output_log_alert_metric_stored_byte_or_wire_byte() 
         for args in [
             vec!["service", "shop"],
             vec!["status"],
+            vec!["status", "--all"],
             vec!["findings"],
             vec!["alerts"],
             vec!["history", "shop"],
