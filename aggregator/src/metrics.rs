@@ -87,6 +87,10 @@ pub enum Rejection {
     RateLimited,
     /// A new host beyond the plain-text host cap (`RESOURCE_EXHAUSTED`).
     HostCap,
+    /// A delta the aggregator could not apply: no base held, another base,
+    /// or a rebuilt snapshot that does not match (`FAILED_PRECONDITION`;
+    /// the agent sends the full snapshot).
+    DeltaMismatch,
 }
 
 impl Rejection {
@@ -98,6 +102,7 @@ impl Rejection {
             Rejection::Unauthorized => "unauthorized",
             Rejection::RateLimited => "rate_limited",
             Rejection::HostCap => "host_cap",
+            Rejection::DeltaMismatch => "delta_mismatch",
         }
     }
 }
@@ -159,12 +164,12 @@ impl Metrics {
         );
         registry.register(
             "envparity_reports_received",
-            "Reports received from agents, by type (snapshot, heartbeat)",
+            "Reports received from agents, by type (snapshot, delta, heartbeat)",
             m.received.clone(),
         );
         registry.register(
             "envparity_reports_rejected",
-            "Reports rejected, by reason (invalid, store, internal, unauthorized)",
+            "Reports rejected, by reason (invalid, store, internal, unauthorized, rate_limited, host_cap, delta_mismatch)",
             m.rejected.clone(),
         );
         registry.register(
@@ -217,7 +222,7 @@ impl Metrics {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = registry;
         // Every fixed series exists from the start (at 0), so rate() and
         // absent() work before the first report.
-        for kind in ["snapshot", "heartbeat"] {
+        for kind in ["snapshot", "delta", "heartbeat"] {
             let _ = m.received.get_or_create(&ReportLabels { r#type: kind });
         }
         for why in [
@@ -227,6 +232,7 @@ impl Metrics {
             Rejection::Unauthorized,
             Rejection::RateLimited,
             Rejection::HostCap,
+            Rejection::DeltaMismatch,
         ] {
             let _ = m.rejected.get_or_create(&ReasonLabels {
                 reason: why.as_str(),

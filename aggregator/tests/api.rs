@@ -234,7 +234,12 @@ async fn an_invalid_snapshot_is_rejected_whole_and_the_previous_state_kept() {
     let mut q = server.query().await;
     push(
         &mut r,
-        snapshot("s1", "staging", 1, vec![container("shop", "aaa", &[])]),
+        snapshot(
+            "s1",
+            "staging",
+            1,
+            vec![container("shop", "aaa", &[("A", "f1")])],
+        ),
     )
     .await
     .unwrap();
@@ -256,6 +261,114 @@ async fn an_invalid_snapshot_is_rejected_whole_and_the_previous_state_kept() {
     assert_eq!(err.code(), Code::InvalidArgument);
 
     assert_eq!(image_ids(&mut q, "shop").await, vec![image_id("aaa")]);
+    server.stop().await;
+}
+
+async fn push_delta(
+    client: &mut ReportServiceClient<Channel>,
+    delta: PushDeltaRequest,
+) -> Result<PushSnapshotResponse, tonic::Status> {
+    client
+        .push_delta(delta)
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// A delta is stored as the snapshot it rebuilds (and judged as one); one
+/// the aggregator cannot apply is FAILED_PRECONDITION and changes nothing;
+/// one that rebuilds an invalid snapshot is refused as invalid.
+#[tokio::test]
+async fn a_delta_is_stored_as_the_snapshot_it_rebuilds_or_refused_whole() {
+    use envparity_proto::delta;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), Duration::from_secs(60)).await;
+    let mut r = server.report().await;
+    let mut q = server.query().await;
+    let mut cart = container("cart", "ccc", &[]);
+    cart.id = "a-cart-id".into();
+    let base = snapshot(
+        "p1",
+        "production",
+        1,
+        vec![cart.clone(), container("shop", "aaa", &[("A", "f1")])],
+    );
+    push(&mut r, base.clone()).await.unwrap();
+    push(
+        &mut r,
+        snapshot(
+            "s1",
+            "staging",
+            1,
+            vec![container("shop", "aaa", &[("A", "f1")])],
+        ),
+    )
+    .await
+    .unwrap();
+
+    // Unknown host: nothing to apply it to.
+    let stranger = snapshot("x1", "production", 1, vec![]);
+    let e = push_delta(&mut r, delta::between(&base, &stranger))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert!(e.message().contains("send the full snapshot"), "{e:?}");
+
+    // `shop` moves to bbb, `cart` goes: only `shop` travels.
+    let next = snapshot(
+        "p1",
+        "production",
+        2,
+        vec![container("shop", "bbb", &[("A", "f1")])],
+    );
+    let d = delta::between(&base, &next);
+    assert_eq!((d.upserted.len(), d.removed.len()), (1, 1));
+    // Tampered with on the way (or built against something else): the
+    // rebuilt snapshot is not the one hashed.
+    let mut tampered = d.clone();
+    tampered.upserted[0].name = "shop-2".into();
+    let e = push_delta(&mut r, tampered).await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert!(e.message().contains("rebuilt from the delta"), "{e:?}");
+    let mut other_base = d.clone();
+    other_base.base_content_hash = "0".repeat(64);
+    let e = push_delta(&mut r, other_base).await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert_eq!(image_ids(&mut q, "shop").await.len(), 2);
+    assert_eq!(image_ids(&mut q, "cart").await, vec![image_id("ccc")]);
+
+    let ack = push_delta(&mut r, d.clone()).await.unwrap();
+    assert_eq!(ack.content_hash, next.content_hash);
+    assert!(!ack.duplicate);
+    let ids = image_ids(&mut q, "shop").await;
+    assert!(ids.contains(&image_id("bbb")), "{ids:?}");
+    let e = q
+        .get_service(GetServiceRequest {
+            service: "cart".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound, "cart went: {e:?}");
+    let f = findings(&mut q, "staging", "production").await;
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(f[0].kind(), FindingKind::ImageDigest);
+
+    // The same delta again: its base is gone (the aggregator holds `next`).
+    let e = push_delta(&mut r, d).await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+
+    // A delta that rebuilds an invalid snapshot is refused as one.
+    let mut bad = container("shop", "ddd", &[]);
+    bad.id = "x".repeat(254); // over the 253 of an id
+    let invalid = snapshot("p1", "production", 3, vec![bad]);
+    let e = push_delta(&mut r, delta::between(&next, &invalid))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    let ids = image_ids(&mut q, "shop").await;
+    assert!(
+        ids.contains(&image_id("bbb")),
+        "the last good state stays: {ids:?}"
+    );
     server.stop().await;
 }
 
@@ -287,7 +400,12 @@ async fn unknown_names_in_queries_are_clear_errors() {
     let mut q = server.query().await;
     push(
         &mut r,
-        snapshot("s1", "staging", 1, vec![container("shop", "aaa", &[])]),
+        snapshot(
+            "s1",
+            "staging",
+            1,
+            vec![container("shop", "aaa", &[("A", "f1")])],
+        ),
     )
     .await
     .unwrap();
@@ -331,7 +449,12 @@ async fn engine_loss_keeps_the_last_known_containers_and_marks_the_host() {
     let mut q = server.query().await;
     push(
         &mut r,
-        snapshot("s1", "staging", 1, vec![container("shop", "aaa", &[])]),
+        snapshot(
+            "s1",
+            "staging",
+            1,
+            vec![container("shop", "aaa", &[("A", "f1")])],
+        ),
     )
     .await
     .unwrap();

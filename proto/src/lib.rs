@@ -20,6 +20,7 @@ pub mod v1 {
 }
 
 pub mod codec;
+pub mod delta;
 pub mod digest;
 pub mod exposition;
 pub mod hash;

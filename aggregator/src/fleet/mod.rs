@@ -35,7 +35,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use envparity_proto::time::{from_unix_millis, unix_millis};
-use envparity_proto::v1::{EngineState, HostState};
+use envparity_proto::v1::{EngineState, HostSnapshot, HostState};
 
 use crate::parity::{Ledger, Policy, Seen};
 use crate::store::{Resolved, Store, StoreError, StoredHost};
@@ -191,6 +191,11 @@ impl Fleet {
     /// Number of hosts known.
     pub fn host_count(&self) -> usize {
         self.read().hosts.len()
+    }
+
+    /// The snapshot held for `host`, if any (the base of its next delta).
+    pub fn held(&self, host: &str) -> Option<Arc<HostSnapshot>> {
+        self.read().hosts.get(host).map(|h| Arc::clone(&h.snapshot))
     }
 
     /// Whether `host` has reported before.

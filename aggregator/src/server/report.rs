@@ -5,7 +5,8 @@ use std::time::SystemTime;
 
 use envparity_proto::v1::report_service_server::ReportService;
 use envparity_proto::v1::{
-    HeartbeatRequest, HeartbeatResponse, PushSnapshotRequest, PushSnapshotResponse,
+    HeartbeatRequest, HeartbeatResponse, HostSnapshot, PushDeltaRequest, PushSnapshotRequest,
+    PushSnapshotResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -16,6 +17,7 @@ use super::validate::{self, InvalidReport};
 use crate::fleet::{Fleet, IngestError};
 use crate::metrics::{Metrics, Rejection};
 use crate::warn_throttled;
+use envparity_proto::{delta, hash};
 
 static HOST_CAP: Throttle = Throttle::new(INTERVAL);
 
@@ -126,6 +128,77 @@ impl ReportApi {
     }
 }
 
+impl ReportApi {
+    /// The snapshot a delta describes, rebuilt from the one held for
+    /// `host`; FAILED_PRECONDITION (send the full snapshot) when none is
+    /// held, the delta is against another, or the rebuilt snapshot is not
+    /// the one the agent hashed.
+    fn rebuild(&self, host: &str, delta: PushDeltaRequest) -> Result<HostSnapshot, Status> {
+        let shown = host.escape_debug().to_string();
+        let refuse = |why: String| {
+            self.metrics.rejected(Rejection::DeltaMismatch);
+            tracing::debug!(host = %shown, %why, "delta not applied; the agent sends the full snapshot");
+            Status::failed_precondition(format!("{why}; send the full snapshot"))
+        };
+        let Some(base) = self.fleet.held(host) else {
+            return Err(refuse(format!(
+                "the aggregator holds no snapshot of host {shown:?} to apply a delta to"
+            )));
+        };
+        let snapshot = delta::apply(&base, delta).map_err(|e| refuse(e.to_string()))?;
+        let rebuilt = hash::content_hash(&snapshot);
+        if rebuilt != snapshot.content_hash {
+            return Err(refuse(format!(
+                "the snapshot rebuilt from the delta has content {rebuilt}, not {:?} as sent",
+                snapshot.content_hash.escape_debug().to_string()
+            )));
+        }
+        Ok(snapshot)
+    }
+
+    /// Validates and stores a snapshot received as `kind` (a whole
+    /// snapshot, or rebuilt from a delta).
+    async fn store(
+        &self,
+        snapshot: HostSnapshot,
+        kind: &'static str,
+        started: std::time::Instant,
+    ) -> Result<Response<PushSnapshotResponse>, Status> {
+        let host = snapshot.host_id.clone();
+        let (environment, containers, sequence) = (
+            snapshot.environment.clone(),
+            snapshot.containers.len(),
+            snapshot.sequence,
+        );
+        let now = SystemTime::now();
+        if let Err(e) = validate::snapshot(&snapshot) {
+            // A known host is shown refused, with why, until a report of
+            // it is stored.
+            self.fleet.refused(&host, &e.reason, now);
+            return Err(self.invalid(&host, &e));
+        }
+        let outcome = self
+            .fleet
+            .push(snapshot, now)
+            .await
+            .map_err(|e| self.rejected(&host, e))?;
+        self.metrics.ingested(started.elapsed());
+        tracing::info!(
+            host = %host.escape_debug(),
+            %environment,
+            containers,
+            sequence,
+            received = kind,
+            duplicate = outcome.duplicate,
+            "snapshot stored"
+        );
+        Ok(Response::new(PushSnapshotResponse {
+            content_hash: outcome.content_hash,
+            duplicate: outcome.duplicate,
+        }))
+    }
+}
+
 fn status(host: &str, err: IngestError) -> Status {
     match err {
         IngestError::Store(e) => {
@@ -161,37 +234,25 @@ impl ReportService for ReportApi {
                 "PushSnapshotRequest.snapshot is missing",
             ));
         };
-        let host = snapshot.host_id.clone();
-        let (environment, containers, sequence) = (
-            snapshot.environment.clone(),
-            snapshot.containers.len(),
-            snapshot.sequence,
-        );
-        let now = SystemTime::now();
-        if let Err(e) = validate::snapshot(&snapshot) {
-            // A known host is shown refused, with why, until a report of
-            // it is stored.
-            self.fleet.refused(&host, &e.reason, now);
-            return Err(self.invalid(&host, &e));
-        }
-        let outcome = self
-            .fleet
-            .push(snapshot, now)
-            .await
-            .map_err(|e| self.rejected(&host, e))?;
-        self.metrics.ingested(started.elapsed());
-        tracing::info!(
-            host = %host.escape_debug(),
-            %environment,
-            containers,
-            sequence,
-            duplicate = outcome.duplicate,
-            "snapshot stored"
-        );
-        Ok(Response::new(PushSnapshotResponse {
-            content_hash: outcome.content_hash,
-            duplicate: outcome.duplicate,
-        }))
+        self.store(snapshot, "snapshot", started).await
+    }
+
+    async fn push_delta(
+        &self,
+        request: Request<PushDeltaRequest>,
+    ) -> Result<Response<PushSnapshotResponse>, Status> {
+        let started = std::time::Instant::now();
+        self.metrics.received("delta");
+        let (host, environment) = request
+            .get_ref()
+            .snapshot
+            .as_ref()
+            .map(|s| (s.host_id.clone(), s.environment.clone()))
+            .unwrap_or_default();
+        self.authorize(&request, &host, &environment)?;
+        let delta = request.into_inner();
+        let snapshot = self.rebuild(&host, delta)?;
+        self.store(snapshot, "delta", started).await
     }
 
     async fn heartbeat(

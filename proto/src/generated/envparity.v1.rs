@@ -377,6 +377,28 @@ pub struct PushSnapshotRequest {
     #[prost(message, optional, tag = "1")]
     pub snapshot: ::core::option::Option<HostSnapshot>,
 }
+/// A snapshot, as what changed since the one the aggregator acknowledged.
+///
+/// The whole snapshot is `snapshot` with the base's containers, less those
+/// named in `removed` and those replaced by `upserted`, plus `upserted`,
+/// sorted by container id (as agents send them).
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct PushDeltaRequest {
+    /// The new snapshot without containers: every other field as a full
+    /// snapshot has it, `content_hash` that of the whole new snapshot.
+    #[prost(message, optional, tag = "1")]
+    pub snapshot: ::core::option::Option<HostSnapshot>,
+    /// `content_hash` of the base: the snapshot the aggregator acknowledged
+    /// last for this host.
+    #[prost(string, tag = "2")]
+    pub base_content_hash: ::prost::alloc::string::String,
+    /// Containers that appeared or changed since the base, whole.
+    #[prost(message, repeated, tag = "3")]
+    pub upserted: ::prost::alloc::vec::Vec<Container>,
+    /// Ids of the base's containers that are gone.
+    #[prost(string, repeated, tag = "4")]
+    pub removed: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+}
 /// Acknowledgement of a stored snapshot.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct PushSnapshotResponse {
@@ -541,6 +563,38 @@ pub mod report_service_client {
                 .insert(GrpcMethod::new("envparity.v1.ReportService", "PushSnapshot"));
             self.inner.unary(req, path, codec).await
         }
+        /// Stores a snapshot sent as what changed since the one the aggregator
+        /// acknowledged last: the containers that appeared or changed, and the ids
+        /// of those that went. The aggregator rebuilds the whole snapshot from the
+        /// one it holds and checks it against `content_hash`; from then on it is
+        /// handled as `PushSnapshot` handles a snapshot. When the aggregator does
+        /// not hold the base, or the rebuilt snapshot does not match, it answers
+        /// FAILED_PRECONDITION and stores nothing: send the full snapshot.
+        /// Aggregators older than this answer UNIMPLEMENTED.
+        pub async fn push_delta(
+            &mut self,
+            request: impl tonic::IntoRequest<super::PushDeltaRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::PushSnapshotResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = crate::codec::Codec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/envparity.v1.ReportService/PushDelta",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("envparity.v1.ReportService", "PushDelta"));
+            self.inner.unary(req, path, codec).await
+        }
         /// Cheap liveness signal carrying the hash of the agent's current snapshot.
         /// The answer says whether the aggregator needs the full snapshot.
         pub async fn heartbeat(
@@ -588,6 +642,21 @@ pub mod report_service_server {
         async fn push_snapshot(
             &self,
             request: tonic::Request<super::PushSnapshotRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::PushSnapshotResponse>,
+            tonic::Status,
+        >;
+        /// Stores a snapshot sent as what changed since the one the aggregator
+        /// acknowledged last: the containers that appeared or changed, and the ids
+        /// of those that went. The aggregator rebuilds the whole snapshot from the
+        /// one it holds and checks it against `content_hash`; from then on it is
+        /// handled as `PushSnapshot` handles a snapshot. When the aggregator does
+        /// not hold the base, or the rebuilt snapshot does not match, it answers
+        /// FAILED_PRECONDITION and stores nothing: send the full snapshot.
+        /// Aggregators older than this answer UNIMPLEMENTED.
+        async fn push_delta(
+            &self,
+            request: tonic::Request<super::PushDeltaRequest>,
         ) -> std::result::Result<
             tonic::Response<super::PushSnapshotResponse>,
             tonic::Status,
@@ -709,6 +778,51 @@ pub mod report_service_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = PushSnapshotSvc(inner);
+                        let codec = crate::codec::Codec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/envparity.v1.ReportService/PushDelta" => {
+                    #[allow(non_camel_case_types)]
+                    struct PushDeltaSvc<T: ReportService>(pub Arc<T>);
+                    impl<
+                        T: ReportService,
+                    > tonic::server::UnaryService<super::PushDeltaRequest>
+                    for PushDeltaSvc<T> {
+                        type Response = super::PushSnapshotResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::PushDeltaRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ReportService>::push_delta(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = PushDeltaSvc(inner);
                         let codec = crate::codec::Codec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

@@ -45,7 +45,7 @@ use envparity_proto::v1::report_service_client::ReportServiceClient;
 use envparity_proto::v1::report_service_server::{ReportService, ReportServiceServer};
 use envparity_proto::v1::{
     GetFindingsRequest, GetStatusRequest, HeartbeatRequest, HeartbeatResponse, HostSnapshot,
-    PushSnapshotRequest, PushSnapshotResponse,
+    PushDeltaRequest, PushSnapshotRequest, PushSnapshotResponse,
 };
 use envparity_tests::grpc;
 use envparity_tests::synthetic::Shape;
@@ -731,6 +731,21 @@ impl ReportService for Echo {
     async fn push_snapshot(
         &self,
         request: tonic::Request<PushSnapshotRequest>,
+    ) -> Result<tonic::Response<PushSnapshotResponse>, tonic::Status> {
+        let content_hash = request
+            .into_inner()
+            .snapshot
+            .map(|s| s.content_hash)
+            .unwrap_or_default();
+        Ok(tonic::Response::new(PushSnapshotResponse {
+            content_hash,
+            duplicate: false,
+        }))
+    }
+
+    async fn push_delta(
+        &self,
+        request: tonic::Request<PushDeltaRequest>,
     ) -> Result<tonic::Response<PushSnapshotResponse>, tonic::Status> {
         let content_hash = request
             .into_inner()
