@@ -69,6 +69,8 @@ pub mod vars {
     pub const INSECURE_PLAINTEXT: &str = "ENVPARITY_INSECURE_PLAINTEXT";
     /// `--insecure-plaintext-anywhere`.
     pub const INSECURE_PLAINTEXT_ANYWHERE: &str = "ENVPARITY_INSECURE_PLAINTEXT_ANYWHERE";
+    /// `--full-snapshots`.
+    pub const FULL_SNAPSHOTS: &str = "ENVPARITY_FULL_SNAPSHOTS";
     /// Docker's own variable, the fallback for `--docker-host`.
     pub const DOCKER_HOST_FALLBACK: &str = "DOCKER_HOST";
 }
@@ -110,6 +112,7 @@ const SETTINGS: &[(&str, &str, Option<&str>)] = &[
     ("heartbeat_interval", vars::HEARTBEAT_INTERVAL, Some("15s")),
     ("resync_interval", vars::RESYNC_INTERVAL, Some("60s")),
     ("once", vars::ONCE, None),
+    ("full_snapshots", vars::FULL_SNAPSHOTS, None),
     ("log_format", vars::LOG_FORMAT, Some("text")),
     ("metrics_listen", vars::METRICS_LISTEN, Some("off")),
     (
@@ -275,6 +278,12 @@ pub struct Cli {
     /// acknowledged it, 2 if it could not be delivered.
     #[arg(long)]
     pub once: bool,
+
+    /// Send every changed snapshot whole, never as a delta (what changed
+    /// since the one acknowledged last). Deltas are on by default; an
+    /// aggregator that takes none gets whole snapshots anyway.
+    #[arg(long)]
+    pub full_snapshots: bool,
 
     /// Log output format.
     #[arg(long, value_name = "FORMAT", value_enum)]
@@ -468,6 +477,8 @@ pub struct Config {
     pub resync_interval: Duration,
     /// Push one snapshot and exit.
     pub once: bool,
+    /// Never send deltas.
+    pub full_snapshots: bool,
     /// Log format.
     pub log_format: LogFormat,
     /// Where to serve metrics; `None`: off.
@@ -512,6 +523,8 @@ struct FileConfig {
     insecure_plaintext: bool,
     #[serde(default)]
     insecure_plaintext_anywhere: bool,
+    #[serde(default)]
+    full_snapshots: bool,
 }
 
 /// Parses `KEY=VALUE`; the key must be non-empty.
@@ -818,6 +831,15 @@ impl fmt::Display for Checked {
                     LogFormat::Json => "json".to_owned(),
                 },
             ),
+            (
+                "snapshots",
+                if c.full_snapshots {
+                    "whole, always (full_snapshots)"
+                } else {
+                    "deltas when smaller, else whole"
+                }
+                .to_owned(),
+            ),
             ("mode", if c.once { "once" } else { "daemon" }.to_owned()),
         ];
         for (name, value) in rows {
@@ -988,6 +1010,11 @@ impl Config {
             Ok::<_, ConfigError>(flag || from_env == Some(true) || from_file)
         };
         let once = switch(cli.once, vars::ONCE, false)?;
+        let full_snapshots = switch(
+            cli.full_snapshots,
+            vars::FULL_SNAPSHOTS,
+            file.full_snapshots,
+        )?;
         let plaintext = envparity_proto::transport::Plaintext::from_flags(
             switch(
                 cli.insecure_plaintext,
@@ -1119,6 +1146,7 @@ impl Config {
             heartbeat_interval,
             resync_interval,
             once,
+            full_snapshots,
             log_format,
             metrics_listen,
             tls,

@@ -30,6 +30,8 @@ struct TypeLabels {
 pub enum Sent {
     /// A full snapshot.
     Snapshot,
+    /// A snapshot as what changed since the one acknowledged last.
+    Delta,
     /// A heartbeat.
     Heartbeat,
 }
@@ -39,6 +41,7 @@ impl Sent {
         TypeLabels {
             r#type: match self {
                 Sent::Snapshot => "snapshot",
+                Sent::Delta => "delta",
                 Sent::Heartbeat => "heartbeat",
             },
         }
@@ -134,7 +137,7 @@ impl Metrics {
             "Snapshots between the first and the latest that compactions dropped",
             m.dropped.clone(),
         );
-        for kind in [Sent::Snapshot, Sent::Heartbeat] {
+        for kind in [Sent::Snapshot, Sent::Delta, Sent::Heartbeat] {
             let _ = m.sent.get_or_create(&kind.labels());
             let _ = m.failed.get_or_create(&kind.labels());
         }

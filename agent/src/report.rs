@@ -5,7 +5,8 @@ use std::time::Duration;
 use envparity_proto::transport::ClientTls;
 use envparity_proto::v1::report_service_client::ReportServiceClient;
 use envparity_proto::v1::{
-    HeartbeatRequest, HeartbeatResponse, HostSnapshot, PushSnapshotRequest, PushSnapshotResponse,
+    HeartbeatRequest, HeartbeatResponse, HostSnapshot, PushDeltaRequest, PushSnapshotRequest,
+    PushSnapshotResponse,
 };
 use tonic::transport::{Channel, Endpoint};
 
@@ -31,7 +32,7 @@ pub enum ReportError {
     Call {
         /// The URL.
         url: String,
-        /// `PushSnapshot` or `Heartbeat`.
+        /// `PushSnapshot`, `PushDelta` or `Heartbeat`.
         rpc: &'static str,
         /// The gRPC status.
         status: tonic::Status,
@@ -121,6 +122,21 @@ impl Reporter {
             .await
             .map(tonic::Response::into_inner)
             .map_err(|status| self.error("PushSnapshot", status))
+    }
+
+    /// Pushes a snapshot as a delta; `Ok` means the aggregator rebuilt and
+    /// stored it (or already had it). FAILED_PRECONDITION: it could not
+    /// rebuild it (send the full snapshot); UNIMPLEMENTED: it takes no
+    /// deltas.
+    pub async fn push_delta(
+        &mut self,
+        request: PushDeltaRequest,
+    ) -> Result<PushSnapshotResponse, ReportError> {
+        self.client
+            .push_delta(request)
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|status| self.error("PushDelta", status))
     }
 
     /// Sends a heartbeat.

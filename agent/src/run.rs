@@ -9,9 +9,13 @@
 use std::future::{Future, pending};
 use std::time::{Duration, SystemTime};
 
+use envparity_proto::delta;
 use envparity_proto::time::to_timestamp;
-use envparity_proto::v1::{EngineState, HeartbeatRequest, HostSnapshot};
+use envparity_proto::v1::{
+    EngineState, HeartbeatRequest, HostSnapshot, PushDeltaRequest, PushSnapshotResponse,
+};
 use futures_util::StreamExt;
+use prost::Message;
 use tokio::time::{Instant, sleep, sleep_until};
 use tracing::{debug, error, info, warn};
 
@@ -128,7 +132,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         }
     };
     metrics.journal(journal.len(), journal.bytes());
-    let mut agent = Agent::new(collector, reporter, metrics, journal);
+    let mut agent = Agent::new(
+        collector,
+        reporter,
+        metrics,
+        journal,
+        !config.full_snapshots,
+    );
     let mut shutdown = std::pin::pin!(shutdown);
 
     if config.once {
@@ -202,13 +212,25 @@ struct Agent {
     journal: Journal,
     /// Content hash of the last snapshot the aggregator acknowledged.
     acked_hash: Option<String>,
+    /// That snapshot, while it is the base of the next delta.
+    acked: Option<HostSnapshot>,
+    /// Whether to send a changed snapshot as a delta (off with
+    /// `--full-snapshots`, or once the aggregator answered that it takes
+    /// none).
+    deltas: bool,
     /// The last refusal of a snapshot as invalid, for `--once` to report.
     refused: Option<ReportError>,
     metrics: Metrics,
 }
 
 impl Agent {
-    fn new(collector: Collector, reporter: Reporter, metrics: Metrics, journal: Journal) -> Self {
+    fn new(
+        collector: Collector,
+        reporter: Reporter,
+        metrics: Metrics,
+        journal: Journal,
+        deltas: bool,
+    ) -> Self {
         Self {
             collector,
             reporter,
@@ -216,6 +238,8 @@ impl Agent {
             current: None,
             journal,
             acked_hash: None,
+            acked: None,
+            deltas,
             refused: None,
             metrics,
         }
@@ -345,16 +369,11 @@ impl Agent {
             .journal(self.journal.len(), self.journal.bytes());
     }
 
-    /// Pushes one snapshot and, once acknowledged, removes it from the journal.
+    /// Pushes one snapshot (as a delta when it can) and, once acknowledged,
+    /// removes it from the journal.
     async fn push_one(&mut self, snapshot: HostSnapshot) -> Result<(), ReportError> {
-        let response = match self.reporter.push(snapshot.clone()).await {
-            Ok(r) => r,
-            Err(e) => {
-                self.metrics.failed(Sent::Snapshot);
-                return Err(e);
-            }
-        };
-        self.metrics.sent(Sent::Snapshot);
+        let (response, sent) = self.send(&snapshot).await?;
+        self.metrics.sent(sent);
         info!(
             host_id = %snapshot.host_id,
             containers = snapshot.containers.len(),
@@ -362,6 +381,7 @@ impl Agent {
             hash = %short(&snapshot.content_hash),
             engine_state = ?snapshot.engine_state(),
             duplicate = response.duplicate,
+            sent = ?sent,
             "snapshot pushed"
         );
         if response.content_hash != snapshot.content_hash {
@@ -374,10 +394,61 @@ impl Agent {
         if let Err(error) = self.journal.acknowledged(&EntryKey::of(&snapshot)) {
             error!(%error, "cannot remove an acknowledged journal entry");
         }
+        // The base of the next delta: what the aggregator now holds.
+        self.acked = (response.content_hash == snapshot.content_hash).then(|| snapshot.clone());
         self.acked_hash = Some(snapshot.content_hash);
         self.metrics
             .journal(self.journal.len(), self.journal.bytes());
         Ok(())
+    }
+
+    /// Sends `snapshot`: as a delta against the snapshot acknowledged last
+    /// when there is one and the delta is smaller than the whole, else
+    /// whole. A delta the aggregator cannot apply (it holds
+    /// another base, or lost it) is followed at once by the whole snapshot;
+    /// an aggregator that takes no deltas gets only whole snapshots from
+    /// then on.
+    async fn send(
+        &mut self,
+        snapshot: &HostSnapshot,
+    ) -> Result<(PushSnapshotResponse, Sent), ReportError> {
+        if let Some(delta) = self.delta_for(snapshot) {
+            match self.reporter.push_delta(delta).await {
+                Ok(response) => return Ok((response, Sent::Delta)),
+                Err(error) if error.code() == Some(tonic::Code::Unimplemented) => {
+                    info!(%error, "the aggregator takes no deltas; sending whole snapshots from now on");
+                    self.deltas = false;
+                }
+                Err(error) if error.code() == Some(tonic::Code::FailedPrecondition) => {
+                    debug!(%error, "delta not applied; sending the whole snapshot");
+                    self.acked = None;
+                }
+                Err(error) => {
+                    self.metrics.failed(Sent::Delta);
+                    return Err(error);
+                }
+            }
+        }
+        match self.reporter.push(snapshot.clone()).await {
+            Ok(response) => Ok((response, Sent::Snapshot)),
+            Err(error) => {
+                self.metrics.failed(Sent::Snapshot);
+                Err(error)
+            }
+        }
+    }
+
+    /// The delta that turns the acknowledged snapshot into `snapshot`, when
+    /// deltas are on, there is a base, both read their engine, and the delta
+    /// is smaller than the whole.
+    fn delta_for(&self, snapshot: &HostSnapshot) -> Option<PushDeltaRequest> {
+        let base = self.acked.as_ref().filter(|_| self.deltas)?;
+        let ok = |s: &HostSnapshot| s.engine_state() == EngineState::Ok;
+        if !ok(base) || !ok(snapshot) {
+            return None;
+        }
+        let delta = delta::between(base, snapshot);
+        (delta.encoded_len() < snapshot.encoded_len()).then_some(delta)
     }
 
     /// Sends a heartbeat for the current content; queues the full snapshot

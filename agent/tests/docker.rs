@@ -210,14 +210,43 @@ fn wait_for_full_agreement(aggregator: &Aggregator, engine: &DockerHost, step: &
     }
 }
 
+/// The agent's `envparity_agent_reports_sent_total` of `kind`.
+fn sent(metrics: std::net::SocketAddr, kind: &str) -> Result<u64> {
+    let text = envparity_tests::http::get(&format!("http://{metrics}/metrics"))?.body;
+    let series = format!("envparity_agent_reports_sent_total{{type=\"{kind}\"}} ");
+    Ok(text
+        .lines()
+        .find_map(|l| l.strip_prefix(series.as_str()))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series:?} in\n{text}")))
+}
+
+/// Every change is reported exactly: as deltas by default (after the first
+/// snapshot, which has no base).
 #[test]
 fn after_each_event_the_report_equals_a_full_collection() -> Result<()> {
-    let engine = DockerHost::start("changes")?;
+    events_are_reported_exactly("changes", false)
+}
+
+/// The same with `--full-snapshots`: what an agent from before deltas
+/// sends, whole snapshots only.
+#[test]
+fn with_full_snapshots_each_event_is_reported_exactly_and_whole() -> Result<()> {
+    events_are_reported_exactly("changes-full", true)
+}
+
+fn events_are_reported_exactly(name: &str, full_snapshots: bool) -> Result<()> {
+    let engine = DockerHost::start(name)?;
     engine.import_image(IMAGE, ImageSpec::new().env("BAKED", "1"))?;
     engine.run(Run::new(IMAGE).name("web").env("A", "1"))?;
     let aggregator = Aggregator::start();
     // Resync is 1 h: after the first collection, only events read the engine.
-    let agent = Agent::start(config(&aggregator.url(), &engine.docker_host()));
+    let metrics = std::net::SocketAddr::from(([127, 0, 0, 1], envparity_tests::free_port()?));
+    let agent = Agent::start(envparity_agent::config::Config {
+        full_snapshots,
+        metrics_listen: Some(metrics),
+        ..config(&aggregator.url(), &engine.docker_host())
+    });
     wait_for_full_agreement(&aggregator, &engine, "the first collection");
 
     let steps: &[(&str, &[&str])] = &[
@@ -261,6 +290,15 @@ fn after_each_event_the_report_equals_a_full_collection() -> Result<()> {
         wait_for_full_agreement(&aggregator, &engine, step);
     }
 
+    let (deltas, whole) = (sent(metrics, "delta")?, sent(metrics, "snapshot")?);
+    if full_snapshots {
+        assert_eq!(deltas, 0, "--full-snapshots sends no delta");
+        assert!(whole > steps.len() as u64 / 2, "{whole} whole snapshots");
+    } else {
+        // Only the first has no base; none was refused.
+        assert_eq!(whole, 1, "{whole} whole snapshots beside {deltas} deltas");
+        assert!(deltas > steps.len() as u64 / 2, "{deltas} deltas");
+    }
     agent.stop();
     Ok(())
 }

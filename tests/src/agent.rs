@@ -187,6 +187,7 @@ impl<'f> AgentBuilder<'f> {
                     .unwrap_or_else(|| self.fleet.dir().join(format!("state-{}", self.host_id))),
             )
             .args(&tls)
+            .args(full_snapshots().then_some("--full-snapshots"))
             .args(&self.args)
             .envs(self.envs.iter().map(|(k, v)| (k, v)));
         let process = Process::spawn(
@@ -237,4 +238,12 @@ impl Agent {
     pub fn stop(&mut self) -> Result<()> {
         self.process.stop().map(drop)
     }
+}
+
+/// Whether agents run as agents from before deltas did, sending whole
+/// snapshots only (`ENVPARITY_E2E_FULL_SNAPSHOTS` set: `scripts/test.sh`
+/// runs part of the suite so, to check that the aggregator still serves
+/// them).
+pub fn full_snapshots() -> bool {
+    std::env::var_os("ENVPARITY_E2E_FULL_SNAPSHOTS").is_some()
 }

@@ -59,7 +59,7 @@ mod tap;
 pub mod tools;
 mod wait;
 
-pub use agent::{AGENT_BIN, Agent, AgentBuilder, DEFAULT_HEARTBEAT};
+pub use agent::{AGENT_BIN, Agent, AgentBuilder, DEFAULT_HEARTBEAT, full_snapshots};
 pub use aggregator::{Aggregator, AggregatorBuilder};
 pub use bins::{BIN_DIR_ENV, bin_dir, cargo_bin};
 pub use cli::{CLI_BIN, CliOutput, EXIT_MISMATCH, EXIT_PARITY, project_command};

@@ -40,6 +40,7 @@ pub fn config(aggregator: &str, docker_host: &str) -> Config {
         heartbeat_interval: Duration::from_millis(100),
         resync_interval: Duration::from_secs(3600),
         once: false,
+        full_snapshots: false,
         log_format: LogFormat::Text,
         metrics_listen: None,
         state_dir: None,

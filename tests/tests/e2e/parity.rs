@@ -391,7 +391,7 @@ fn a_container_started_after_the_agents_is_reported_and_judged() -> Result<()> {
     fleet.host("staging").run(shop(&fleet))?;
     fleet.host("production").run(shop(&fleet))?;
     fleet.host("dev").run(shop(&fleet))?;
-    let _aggregator = fleet.start_aggregator()?;
+    let aggregator = fleet.start_aggregator()?;
     let _agents = watch(&fleet)?;
     fleet.cli(&["status"])?.assert_code(EXIT_PARITY);
 
@@ -425,6 +425,21 @@ fn a_container_started_after_the_agents_is_reported_and_judged() -> Result<()> {
         )],
         "{diff}"
     );
+    // The change travelled as a delta (only the new container), unless the
+    // agents run as before deltas (ENVPARITY_E2E_FULL_SNAPSHOTS).
+    let log = aggregator.log();
+    let deltas = log.matches("received=\"delta\"").count();
+    if envparity_tests::full_snapshots() {
+        assert_eq!(
+            deltas, 0,
+            "agents with --full-snapshots sent deltas:\n{log}"
+        );
+    } else {
+        assert!(
+            deltas >= 2,
+            "the worker's arrival was not sent as deltas:\n{log}"
+        );
+    }
     Ok(())
 }
 
