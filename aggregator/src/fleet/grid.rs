@@ -10,7 +10,9 @@
 
 use std::collections::BTreeMap;
 
-use envparity_proto::v1::{Container, HostSnapshot, StatusCell};
+use envparity_proto::v1::{Container, StatusCell};
+
+use super::compact::HeldHost;
 
 use crate::history::content_identity;
 
@@ -52,13 +54,13 @@ fn count(counts: &mut BTreeMap<String, u32>, name: &str, add: bool) {
 }
 
 impl Grid {
-    /// Adds (`add`) or takes out every container of `snapshot` that runs a
-    /// service, in the snapshot's environment. A host's record is taken out
+    /// Adds (`add`) or takes out every container of `host` that runs a
+    /// service, in the host's environment. A host's record is taken out
     /// exactly as it was added, so the grid always equals one built from
     /// the current records.
-    pub(super) fn file(&mut self, snapshot: &HostSnapshot, add: bool) {
-        let environment = &snapshot.environment;
-        for c in &snapshot.containers {
+    pub(super) fn file(&mut self, host: &HeldHost, add: bool) {
+        let environment = &host.snapshot.environment;
+        for c in host.containers.iter().map(|c| c.content.as_ref()) {
             let Some(service) = c.service.as_ref().map(|s| s.name.as_str()) else {
                 continue;
             };

@@ -2,18 +2,15 @@
 //! the status grid, and which known hosts' latest report was refused.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::Arc;
 use std::time::SystemTime;
 
-use envparity_proto::v1::HostSnapshot;
-
+use super::compact::HeldHost;
 use super::grid::Grid;
 use crate::parity::{Ledger, Observation};
-use crate::store::StoredHost;
 
 #[derive(Debug, Default)]
 pub(super) struct Inner {
-    pub(super) hosts: BTreeMap<String, StoredHost>,
+    pub(super) hosts: BTreeMap<String, HeldHost>,
     pub(super) ledger: Ledger,
     /// Service -> the hosts running it: what a service's findings depend on,
     /// so that a report re-evaluates its services without reading every
@@ -47,22 +44,26 @@ pub struct Refusal {
 }
 
 impl Inner {
-    /// Adds (`add`) or removes `snapshot`'s host under each service it runs
-    /// and under its environment.
-    pub(super) fn index(&mut self, snapshot: &HostSnapshot, add: bool) {
-        let id = &snapshot.host_id;
-        for service in services_of(snapshot) {
+    /// Adds (`add`) or removes `host` under each service it runs and under
+    /// its environment.
+    pub(super) fn index(&mut self, host: &HeldHost, add: bool) {
+        let id = host.host_id();
+        for service in host.services() {
             file(&mut self.by_service, service, id, add);
         }
-        file(&mut self.by_environment, &snapshot.environment, id, add);
-        self.grid.file(snapshot, add);
+        file(
+            &mut self.by_environment,
+            &host.snapshot.environment,
+            id,
+            add,
+        );
+        self.grid.file(host, add);
     }
 
     /// Removes a host the store has forgotten; returns its record.
-    pub(super) fn remove(&mut self, host_id: &str) -> Option<StoredHost> {
+    pub(super) fn remove(&mut self, host_id: &str) -> Option<HeldHost> {
         let record = self.hosts.remove(host_id)?;
-        let snapshot = Arc::clone(&record.snapshot);
-        self.index(&snapshot, false);
+        self.index(&record, false);
         self.refusals.remove(host_id);
         self.unstored.remove(host_id);
         Some(record)
@@ -71,11 +72,10 @@ impl Inner {
     /// Applies a change whose store write succeeded.
     pub(super) fn apply(&mut self, change: Change) {
         if let Some(record) = change.record {
-            if let Some(prev) = self.hosts.get(&record.snapshot.host_id) {
-                let prev = Arc::clone(&prev.snapshot);
+            if let Some(prev) = self.hosts.remove(record.host_id()) {
                 self.index(&prev, false);
             }
-            self.index(&record.snapshot, true);
+            self.index(&record, true);
             self.refusals.remove(&record.snapshot.host_id);
             self.hosts.insert(record.snapshot.host_id.clone(), record);
         }
@@ -96,20 +96,13 @@ fn file(index: &mut BTreeMap<String, BTreeSet<String>>, name: &str, host: &str, 
     }
 }
 
-pub(super) fn services_of(snapshot: &HostSnapshot) -> impl Iterator<Item = &str> {
-    snapshot
-        .containers
-        .iter()
-        .filter_map(|c| c.service.as_ref().map(|s| s.name.as_str()))
-}
-
 /// What a report (or time passing, or a new policy) changes in memory,
 /// computed against the current state and applied ([`Inner::apply`]) once
 /// the store has it.
 #[derive(Debug, Default)]
 pub(super) struct Change {
     /// The host's new record.
-    pub(super) record: Option<StoredHost>,
+    pub(super) record: Option<HeldHost>,
     /// What the re-evaluation changes in the ledger.
     pub(super) observation: Observation,
 }

@@ -8,12 +8,14 @@ use std::time::SystemTime;
 use envparity_proto::time::unix_millis;
 use envparity_proto::v1::{EngineState, HostSnapshot, HostState};
 
-use super::index::{Change, services_of};
+use super::compact::HeldHost;
+use super::index::Change;
 use super::liveness::Heard;
 use super::overlay::Next;
 use super::plan::{Reach, finding_changes};
 use super::{Fleet, IngestError, LoadedPolicy, to_millis};
 use crate::history;
+use crate::parity::HeldContainer;
 use crate::store::StoredHost;
 
 /// What happened to a pushed snapshot.
@@ -49,7 +51,7 @@ impl Fleet {
         &self,
         host_id: &str,
         now: SystemTime,
-    ) -> Result<Option<StoredHost>, IngestError> {
+    ) -> Result<Option<HeldHost>, IngestError> {
         let now = to_millis(now);
         let _one_at_a_time = self.ingest.lock().await;
         if !self.knows(host_id) {
@@ -156,22 +158,23 @@ impl Fleet {
             // containers, so keep the last observed ones rather than record
             // every service as removed.
             (Some(prev), EngineState::Unreachable) => {
-                next.containers.clone_from(&prev.snapshot.containers);
+                next.containers = prev.containers.iter().map(HeldContainer::whole).collect();
                 next.engine.clone_from(&prev.snapshot.engine);
                 Vec::new()
             }
-            (prev, _) => history::changes(
-                prev.as_ref().map(|p| p.snapshot.as_ref()),
-                &next,
-                unix_millis(now),
-            ),
+            (prev, _) => {
+                let before = prev.as_ref().map(HeldHost::whole);
+                history::changes(before.as_ref(), &next, unix_millis(now))
+            }
         };
-        let record = StoredHost {
+        // The store keeps the whole snapshot; memory, the compact host.
+        let stored = StoredHost {
             snapshot: Arc::new(next),
             received_at: now,
             last_seen: now,
             engine_state,
         };
+        let record = self.interner().hold(&stored);
 
         // Re-evaluate what this report can change: the services it ran
         // before and runs now, and the host-level kinds when the host's
@@ -196,10 +199,9 @@ impl Fleet {
                 record: None,
             };
             let reach = if next.environments() == before.environments() {
-                let mut services: BTreeSet<String> =
-                    services_of(&record.snapshot).map(str::to_owned).collect();
+                let mut services: BTreeSet<String> = record.services().map(str::to_owned).collect();
                 if let Some(prev) = &previous {
-                    services.extend(services_of(&prev.snapshot).map(str::to_owned));
+                    services.extend(prev.services().map(str::to_owned));
                 }
                 Reach::Services {
                     services,
@@ -212,8 +214,7 @@ impl Fleet {
         };
         let findings = finding_changes(&observation.delta, now);
 
-        let to_store = record.clone();
-        self.blocking(move |store| store.save_snapshot(&to_store, &changes, &findings))
+        self.blocking(move |store| store.save_snapshot(&stored, &changes, &findings))
             .await?;
         let content_hash = record.snapshot.content_hash.clone();
         self.commit(

@@ -38,8 +38,9 @@ use envparity_proto::time::{from_unix_millis, unix_millis};
 use envparity_proto::v1::{EngineState, HostSnapshot, HostState};
 
 use crate::parity::{Ledger, Policy, Seen};
-use crate::store::{Resolved, Store, StoreError, StoredHost};
+use crate::store::{Resolved, Store, StoreError};
 
+mod compact;
 mod feed;
 mod grid;
 mod index;
@@ -52,6 +53,7 @@ mod read;
 #[cfg(test)]
 pub(crate) mod tests;
 
+pub use compact::{HeldHost, Interner};
 pub use feed::Changed;
 pub use index::Refusal;
 pub use ingest::PushOutcome;
@@ -113,6 +115,8 @@ pub struct Fleet {
     liveness_bound: Duration,
     /// Which findings changed, for alerting.
     feed: Feed,
+    /// The contents of the containers held (compact hosts share them).
+    interner: std::sync::Mutex<Interner>,
 }
 
 impl std::fmt::Debug for dyn Store {
@@ -130,10 +134,11 @@ impl Fleet {
         now: SystemTime,
     ) -> Result<Self, StoreError> {
         let now = to_millis(now);
-        let hosts: BTreeMap<String, StoredHost> = store
+        let mut interner = Interner::default();
+        let hosts: BTreeMap<String, HeldHost> = store
             .load_hosts()?
             .into_iter()
-            .map(|h| (h.snapshot.host_id.clone(), h))
+            .map(|h| (h.snapshot.host_id.clone(), interner.hold(&h)))
             .collect();
         let remembered = store.open_findings()?.into_iter().map(|r| {
             (
@@ -150,7 +155,7 @@ impl Fleet {
             ..Inner::default()
         };
         for h in hosts.values() {
-            inner.index(&h.snapshot, true);
+            inner.index(h, true);
         }
         inner.hosts = hosts;
         let fleet = Fleet {
@@ -162,6 +167,7 @@ impl Fleet {
             stale_after,
             liveness_bound: LIVENESS_BOUND.min(stale_after / 10),
             feed: Feed::default(),
+            interner: std::sync::Mutex::new(interner),
         };
         let mut inner = fleet.write();
         let observation = fleet.reevaluate(
@@ -194,8 +200,8 @@ impl Fleet {
     }
 
     /// The snapshot held for `host`, if any (the base of its next delta).
-    pub fn held(&self, host: &str) -> Option<Arc<HostSnapshot>> {
-        self.read().hosts.get(host).map(|h| Arc::clone(&h.snapshot))
+    pub fn held(&self, host: &str) -> Option<HostSnapshot> {
+        self.read().hosts.get(host).map(HeldHost::whole)
     }
 
     /// Whether `host` has reported before.
@@ -229,7 +235,7 @@ impl Fleet {
     /// report was, else [`Fleet::state_of`]. Evaluation uses `state_of`:
     /// the last stored snapshot stays the fleet's knowledge of the host, and
     /// it goes stale as any other.
-    fn shown_state(&self, inner: &Inner, host: &StoredHost, now: SystemTime) -> HostState {
+    fn shown_state(&self, inner: &Inner, host: &HeldHost, now: SystemTime) -> HostState {
         if inner.refusals.contains_key(&host.snapshot.host_id) {
             HostState::Refused
         } else {
@@ -254,7 +260,7 @@ impl Fleet {
     }
 
     /// How current a host is at `now`.
-    pub fn state_of(&self, host: &StoredHost, now: SystemTime) -> HostState {
+    pub fn state_of(&self, host: &HeldHost, now: SystemTime) -> HostState {
         let age = now.duration_since(host.last_seen).unwrap_or_default();
         if age > self.stale_after {
             HostState::Stale
@@ -275,6 +281,12 @@ impl Fleet {
             .await
             .map_err(|e| IngestError::Task(e.to_string()))?
             .map_err(IngestError::from)
+    }
+
+    fn interner(&self) -> std::sync::MutexGuard<'_, Interner> {
+        self.interner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The store, for history queries.

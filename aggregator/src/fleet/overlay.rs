@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::index::{Inner, services_of};
-use crate::store::StoredHost;
+use super::compact::HeldHost;
+use super::index::Inner;
 
 /// The fleet as it is once a report is applied: `inner` with `record` in
 /// place of its host's previous record (or added). Reading through it
@@ -13,7 +13,7 @@ use crate::store::StoredHost;
 /// report.
 pub(super) struct Next<'a> {
     pub(super) inner: &'a Inner,
-    pub(super) record: Option<&'a StoredHost>,
+    pub(super) record: Option<&'a HeldHost>,
 }
 
 impl<'a> Next<'a> {
@@ -21,7 +21,7 @@ impl<'a> Next<'a> {
         self.record.map(|r| r.snapshot.host_id.as_str())
     }
 
-    pub(super) fn get(&self, id: &str) -> Option<&'a StoredHost> {
+    pub(super) fn get(&self, id: &str) -> Option<&'a HeldHost> {
         match self.record {
             Some(r) if r.snapshot.host_id == id => Some(r),
             _ => self.inner.hosts.get(id),
@@ -29,8 +29,8 @@ impl<'a> Next<'a> {
     }
 
     /// Every host, by id.
-    pub(super) fn every_host(&self) -> Vec<&'a StoredHost> {
-        let mut hosts: Vec<&StoredHost> = self
+    pub(super) fn every_host(&self) -> Vec<&'a HeldHost> {
+        let mut hosts: Vec<&HeldHost> = self
             .inner
             .hosts
             .values()
@@ -91,11 +91,8 @@ impl<'a> Next<'a> {
     /// The hosts running any of `services`, and one host of each
     /// environment: the environments that have hosts decide which pairs
     /// exist, at which level, and whether a service is missing from one.
-    pub(super) fn hosts_for(&self, services: &BTreeSet<String>) -> Vec<&'a StoredHost> {
-        let runs = |s: &str| {
-            self.record
-                .is_some_and(|r| services_of(&r.snapshot).any(|x| x == s))
-        };
+    pub(super) fn hosts_for(&self, services: &BTreeSet<String>) -> Vec<&'a HeldHost> {
+        let runs = |s: &str| self.record.is_some_and(|r| r.services().any(|x| x == s));
         let mut ids: BTreeSet<&str> = services
             .iter()
             .flat_map(|s| self.members(&self.inner.by_service, s, runs(s)))

@@ -7,10 +7,11 @@ use std::time::SystemTime;
 use envparity_proto::time::unix_millis;
 
 use super::Fleet;
+use super::compact::HeldHost;
 use super::overlay::Next;
 use super::read::host_views;
 use crate::parity::{self, Cover, Delta, HostLevel, Observation, Scope};
-use crate::store::{FindingChanges, FindingRecord, Resolved, StoredHost};
+use crate::store::{FindingChanges, FindingRecord, Resolved};
 
 /// What to re-evaluate after a change.
 #[derive(Debug, Clone)]
@@ -43,7 +44,7 @@ impl Fleet {
         let policy = &policy.policy;
         let environments = policy.ordered(fleet.environments());
         let all = Scope::all(policy, &environments);
-        let evaluate = |hosts: Vec<&StoredHost>, scope: &Scope| {
+        let evaluate = |hosts: Vec<&HeldHost>, scope: &Scope| {
             let views = host_views(hosts.into_iter().map(|h| (h, self.state_of(h, now))));
             parity::evaluate(&views, policy, scope)
         };

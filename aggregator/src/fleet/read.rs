@@ -10,7 +10,8 @@ use std::time::{Duration, SystemTime};
 
 use envparity_proto::v1::{HostState, StatusCell};
 
-use super::index::{Inner, Refusal, services_of};
+use super::compact::HeldHost;
+use super::index::{Inner, Refusal};
 #[cfg(test)]
 use super::listing::concerns;
 use super::listing::{FindingsPage, Listing, Window};
@@ -19,6 +20,7 @@ use crate::parity::{
     self, Entry, Finding, FindingKey, HostView, Policy, Position, Scope, State, Tally, judge,
     judged_state,
 };
+#[cfg(test)]
 use crate::store::StoredHost;
 
 /// A consistent copy of the fleet: the read model before [`Reading`], kept
@@ -43,7 +45,7 @@ pub struct FleetView {
 /// Engine views of `hosts`, each current when its state is fresh and stale
 /// when it is stale.
 pub(super) fn host_views<'a>(
-    hosts: impl IntoIterator<Item = (&'a StoredHost, HostState)>,
+    hosts: impl IntoIterator<Item = (&'a HeldHost, HostState)>,
 ) -> Vec<HostView<'a>> {
     hosts
         .into_iter()
@@ -53,7 +55,7 @@ pub(super) fn host_views<'a>(
 
 /// The engine's view of `host`: `current` decides whether findings name it
 /// among their stale hosts, `stale` whether it is a `stale_host` finding.
-fn host_view(host: &StoredHost, current: bool, stale: bool) -> HostView<'_> {
+fn host_view(host: &HeldHost, current: bool, stale: bool) -> HostView<'_> {
     HostView {
         host_id: &host.snapshot.host_id,
         environment: &host.snapshot.environment,
@@ -61,18 +63,25 @@ fn host_view(host: &StoredHost, current: bool, stale: bool) -> HostView<'_> {
         stale,
         last_seen: host.last_seen,
         snapshot: &host.snapshot,
+        held: Some(&host.containers),
     }
 }
 
 #[cfg(test)]
 impl FleetView {
-    /// Engine views of the hosts.
+    /// Engine views of the hosts, read from their whole snapshots (the
+    /// engine's input before the fleet held hosts compact: the reference).
     pub fn host_views(&self) -> Vec<HostView<'_>> {
         self.hosts
             .iter()
-            .map(|(h, state)| {
-                let stale = self.stale.contains(&h.snapshot.host_id);
-                host_view(h, *state == HostState::Fresh, stale)
+            .map(|(h, state)| HostView {
+                host_id: &h.snapshot.host_id,
+                environment: &h.snapshot.environment,
+                current: *state == HostState::Fresh,
+                stale: self.stale.contains(&h.snapshot.host_id),
+                last_seen: h.last_seen,
+                snapshot: &h.snapshot,
+                held: None,
             })
             .collect()
     }
@@ -96,7 +105,12 @@ impl FleetView {
         let set: BTreeSet<&str> = self
             .hosts
             .iter()
-            .flat_map(|(h, _)| services_of(&h.snapshot))
+            .flat_map(|(h, _)| {
+                h.snapshot
+                    .containers
+                    .iter()
+                    .filter_map(|c| c.service.as_ref().map(|s| s.name.as_str()))
+            })
             .collect();
         set.into_iter().map(str::to_owned).collect()
     }
@@ -204,17 +218,17 @@ impl Reading<'_> {
     }
 
     /// Every host, by id, with the state it is shown in.
-    pub fn hosts(&self) -> impl Iterator<Item = (&StoredHost, HostState)> {
+    pub fn hosts(&self) -> impl Iterator<Item = (&HeldHost, HostState)> {
         self.inner.hosts.values().map(|h| (h, self.state(h)))
     }
 
     /// The hosts of `environment`, by id, with their states.
-    pub fn hosts_in(&self, environment: &str) -> impl Iterator<Item = (&StoredHost, HostState)> {
+    pub fn hosts_in(&self, environment: &str) -> impl Iterator<Item = (&HeldHost, HostState)> {
         self.members(&self.inner.by_environment, environment)
     }
 
     /// The hosts running `service`, by id, with their states.
-    pub fn hosts_running(&self, service: &str) -> impl Iterator<Item = (&StoredHost, HostState)> {
+    pub fn hosts_running(&self, service: &str) -> impl Iterator<Item = (&HeldHost, HostState)> {
         self.members(&self.inner.by_service, service)
     }
 
@@ -222,7 +236,7 @@ impl Reading<'_> {
         &'s self,
         index: &'s BTreeMap<String, BTreeSet<String>>,
         name: &str,
-    ) -> impl Iterator<Item = (&'s StoredHost, HostState)> + use<'s> {
+    ) -> impl Iterator<Item = (&'s HeldHost, HostState)> + use<'s> {
         index
             .get(name)
             .into_iter()
@@ -233,7 +247,7 @@ impl Reading<'_> {
 
     /// The state `host` is shown in: refused, stale, engine unreachable or
     /// fresh.
-    pub fn state(&self, host: &StoredHost) -> HostState {
+    pub fn state(&self, host: &HeldHost) -> HostState {
         self.fleet.shown_state(&self.inner, host, self.now)
     }
 
@@ -487,7 +501,7 @@ impl Fleet {
             .filter(|h| self.shown_state(&inner, h, now) != HostState::Fresh)
         {
             not_current.insert(h.snapshot.host_id.clone());
-            for service in services_of(&h.snapshot) {
+            for service in h.services() {
                 if !stale_cells
                     .get(service)
                     .is_some_and(|envs| envs.contains(&h.snapshot.environment))
@@ -517,7 +531,7 @@ impl Fleet {
         let hosts = inner
             .hosts
             .values()
-            .map(|h| (h.clone(), self.shown_state(&inner, h, now)))
+            .map(|h| (h.stored(), self.shown_state(&inner, h, now)))
             .collect();
         let stale = inner
             .hosts

@@ -9,7 +9,7 @@ use envparity_proto::v1::{
 
 use super::*;
 use crate::parity::{self, Finding, FindingKey, Scope};
-use crate::store::SqliteStore;
+use crate::store::{SqliteStore, StoredHost};
 
 fn container(service: &str, image: u64, env: u64) -> Container {
     Container {
@@ -538,4 +538,112 @@ async fn heartbeats_see_a_failing_store_once_liveness_cannot_be_stored() {
         .unwrap();
     fleet.tick(at(7_000)).await.unwrap();
     assert_eq!(stored(&dir), (at(1_000), EngineState::Ok));
+}
+
+/// The engine over hosts held compact (containers split from their ids and
+/// names, identical contents shared) finds exactly what it finds over the
+/// whole snapshots it read before: for random fleets (random services,
+/// images, env, kernels, engines down, stale hosts, cut containers) and
+/// for the synthetic fleets of the benchmarks, every pair and the
+/// host-level kinds.
+#[test]
+fn the_engine_finds_the_same_over_compact_hosts_as_over_whole_snapshots() {
+    use envparity_tests::synthetic::Shape;
+
+    let policy = Policy::default();
+    let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let check = |snapshots: Vec<HostSnapshot>, stale: &dyn Fn(usize) -> bool, what: &str| {
+        let mut interner = Interner::default();
+        let records: Vec<StoredHost> = snapshots
+            .into_iter()
+            .map(|s| StoredHost {
+                snapshot: Arc::new(s),
+                received_at: t0,
+                last_seen: t0,
+                engine_state: EngineState::Ok,
+            })
+            .collect();
+        let held: Vec<HeldHost> = records.iter().map(|r| interner.hold(r)).collect();
+        fn view<'a>(
+            stale: bool,
+            t0: SystemTime,
+            snapshot: &'a HostSnapshot,
+        ) -> parity::HostView<'a> {
+            parity::HostView {
+                host_id: &snapshot.host_id,
+                environment: &snapshot.environment,
+                current: !stale,
+                stale,
+                last_seen: t0,
+                snapshot,
+                held: None,
+            }
+        }
+        let whole: Vec<parity::HostView<'_>> = records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| view(stale(i), t0, &r.snapshot))
+            .collect();
+        let compact: Vec<parity::HostView<'_>> = held
+            .iter()
+            .enumerate()
+            .map(|(i, h)| parity::HostView {
+                held: Some(&h.containers),
+                ..view(stale(i), t0, &h.snapshot)
+            })
+            .collect();
+        let environments = policy.ordered(records.iter().map(|r| r.snapshot.environment.as_str()));
+        let scope = Scope::all(&policy, &environments);
+        let expected = parity::evaluate(&whole, &policy, &scope);
+        assert_eq!(
+            parity::evaluate(&compact, &policy, &scope),
+            expected,
+            "{what}"
+        );
+        for (a, b) in &scope.pairs {
+            let pair = Scope::pair(a, b);
+            assert_eq!(
+                parity::evaluate(&compact, &policy, &pair),
+                parity::evaluate(&whole, &policy, &pair),
+                "{what}: {a} against {b}"
+            );
+        }
+        expected.len()
+    };
+
+    let mut found = 0;
+    for seed in 0..200u64 {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let mut sequence = BTreeMap::new();
+        let mut latest: BTreeMap<String, HostSnapshot> = BTreeMap::new();
+        for _ in 0..rng.usize(1..30) {
+            let mut s = random_report(&mut rng, &mut sequence);
+            if rng.u8(0..8) == 0
+                && let Some(c) = s.containers.first_mut()
+            {
+                c.cut = vec!["labels: 3 of 900 kept".into()];
+            }
+            latest.insert(s.host_id.clone(), s);
+        }
+        let stale_every = rng.usize(2..6);
+        found += check(
+            latest.into_values().collect(),
+            &|i| i % stale_every == 0,
+            &format!("random fleet {seed}"),
+        );
+    }
+    for hosts in [3, 30, 120] {
+        let shape = Shape {
+            hosts,
+            ..Shape::default()
+        };
+        let snapshots = (0..hosts).map(|i| shape.snapshot(i, 1)).collect();
+        found += check(
+            snapshots,
+            &|_| false,
+            &format!("synthetic fleet of {hosts}"),
+        );
+    }
+    // The fleets drift: the comparison covers findings, not just silence.
+    assert!(found > 1_000, "only {found} findings compared");
 }

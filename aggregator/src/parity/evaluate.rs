@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use envparity_proto::v1::{Container, EngineFacts, HostFacts, HostSnapshot, ImageInfo};
@@ -27,8 +28,49 @@ pub struct HostView<'a> {
     pub stale: bool,
     /// When the aggregator last heard from it.
     pub last_seen: SystemTime,
-    /// Its latest snapshot.
+    /// Its latest snapshot: its facts, and its containers unless `held`.
     pub snapshot: &'a HostSnapshot,
+    /// Its containers as the fleet holds them (then `snapshot` is only
+    /// their header, and its own containers are not read).
+    pub held: Option<&'a [HeldContainer]>,
+}
+
+impl<'a> HostView<'a> {
+    /// Its containers, as (name, content).
+    fn containers(&self) -> impl Iterator<Item = (&'a str, &'a Container)> + use<'a> {
+        let (snapshot, held) = (self.snapshot, self.held);
+        let whole = held
+            .is_none()
+            .then(|| snapshot.containers.iter().map(|c| (c.name.as_str(), c)));
+        let held = held
+            .into_iter()
+            .flatten()
+            .map(|h| (&*h.name, h.content.as_ref()));
+        whole.into_iter().flatten().chain(held)
+    }
+}
+
+/// A container as the fleet holds it: its id and name beside its content,
+/// the container with its id and name cleared, which identical containers
+/// of the fleet share.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeldContainer {
+    /// The container id.
+    pub id: Box<str>,
+    /// The container name.
+    pub name: Box<str>,
+    /// Everything else.
+    pub content: Arc<Container>,
+}
+
+impl HeldContainer {
+    /// The container whole again.
+    pub fn whole(&self) -> Container {
+        let mut c = Container::clone(&self.content);
+        c.id = self.id.to_string();
+        c.name = self.name.to_string();
+        c
+    }
 }
 
 /// What to evaluate.
@@ -113,6 +155,9 @@ impl Scope {
 #[derive(Debug, Clone, Copy)]
 struct Replica<'a> {
     host: &'a HostView<'a>,
+    /// The container's name.
+    name: &'a str,
+    /// The container (its name and id are in `name` and the host's view).
     container: &'a Container,
 }
 
@@ -142,7 +187,7 @@ pub fn evaluate(hosts: &[HostView<'_>], policy: &Policy, scope: &Scope) -> Vec<F
     // A scope of no services (host-level kinds only) reads no container.
     let no_services = scope.services.as_ref().is_some_and(BTreeSet::is_empty);
     for host in hosts.iter().filter(|_| !no_services) {
-        for container in &host.snapshot.containers {
+        for (name, container) in host.containers() {
             let Some(service) = container.service.as_ref().map(|s| s.name.as_str()) else {
                 continue;
             };
@@ -154,7 +199,11 @@ pub fn evaluate(hosts: &[HostView<'_>], policy: &Policy, scope: &Scope) -> Vec<F
                 .or_default()
                 .entry(host.environment)
                 .or_default()
-                .push(Replica { host, container });
+                .push(Replica {
+                    host,
+                    name,
+                    container,
+                });
         }
     }
 
@@ -497,13 +546,13 @@ fn container_unreportable(
     out: &mut Vec<Finding>,
 ) {
     for r in replicas.iter().filter(|r| !r.container.cut.is_empty()) {
-        let (name, host) = (&r.container.name, r.host.host_id);
+        let (name, host) = (r.name, r.host.host_id);
         out.push(Finding {
             kind: Kind::ContainerUnreportable,
             service: service.to_owned(),
             a: side(env, [r.host], r.container.cut.clone()),
             b: None,
-            key: name.clone(),
+            key: name.to_owned(),
             host: host.to_owned(),
             severity: ctx
                 .policy

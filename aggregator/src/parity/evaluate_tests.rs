@@ -103,6 +103,7 @@ impl Fleet {
                 stale: !*current,
                 last_seen: SystemTime::UNIX_EPOCH + LAST_SEEN,
                 snapshot: s,
+                held: None,
             })
             .collect()
     }

@@ -22,7 +22,7 @@ mod order;
 pub mod policy;
 pub mod runtime;
 
-pub use evaluate::{HostView, Scope, evaluate};
+pub use evaluate::{HeldContainer, HostView, Scope, evaluate};
 pub use finding::{
     Basis, Finding, FindingKey, Kind, Severity, Side, State, Status, UnknownName, WaiverNote,
 };

@@ -4,9 +4,9 @@ use envparity_proto::time::{from_unix_millis, to_timestamp};
 use envparity_proto::v1;
 
 use crate::alert::Alert;
-use crate::fleet::Refusal;
+use crate::fleet::{HeldHost, Refusal};
 use crate::parity::{Finding, Kind, Severity, Side, State, Tally};
-use crate::store::{Change, FindingRecord, StoredHost};
+use crate::store::{Change, FindingRecord};
 
 /// A finding on the wire.
 pub fn finding(f: &Finding) -> v1::Finding {
@@ -140,7 +140,7 @@ pub fn finding_record(r: &FindingRecord) -> v1::FindingRecord {
 
 /// A host summary on the wire.
 pub fn host_summary(
-    h: &StoredHost,
+    h: &HeldHost,
     state: v1::HostState,
     refusal: Option<&Refusal>,
 ) -> v1::HostSummary {
@@ -156,7 +156,7 @@ pub fn host_summary(
         engine: s.engine.clone(),
         state: state as i32,
         last_seen: Some(to_timestamp(h.last_seen)),
-        container_count: u32::try_from(s.containers.len()).unwrap_or(u32::MAX),
+        container_count: u32::try_from(h.containers.len()).unwrap_or(u32::MAX),
         agent_version: s
             .agent
             .as_ref()

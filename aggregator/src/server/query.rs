@@ -145,15 +145,19 @@ fn instances_of(reading: &Reading<'_>, service: &str) -> Vec<Instance> {
     reading
         .hosts_running(service)
         .flat_map(|(h, host_state)| {
-            h.snapshot
-                .containers
+            h.containers
                 .iter()
-                .filter(|c| c.service.as_ref().is_some_and(|s| s.name == service))
+                .filter(|c| {
+                    c.content
+                        .service
+                        .as_ref()
+                        .is_some_and(|s| s.name == service)
+                })
                 .map(move |c| Instance {
                     environment: h.snapshot.environment.clone(),
                     host_id: h.snapshot.host_id.clone(),
                     host_state,
-                    container: c.clone(),
+                    container: c.whole(),
                 })
         })
         .collect()
@@ -310,14 +314,14 @@ impl QueryService for QueryApi {
             audit = "forget_host",
             host = %host_id.escape_debug(),
             environment = %snapshot.environment,
-            containers = snapshot.containers.len(),
+            containers = forgotten.containers.len(),
             by = %by.escape_debug(),
             "host forgotten"
         );
         Ok(Response::new(ForgetHostResponse {
             host_id,
             environment: snapshot.environment.clone(),
-            container_count: u32::try_from(snapshot.containers.len()).unwrap_or(u32::MAX),
+            container_count: u32::try_from(forgotten.containers.len()).unwrap_or(u32::MAX),
             last_seen: Some(to_timestamp(forgotten.last_seen)),
         }))
     }
@@ -683,7 +687,7 @@ mod tests {
 
     use super::*;
     use crate::fleet::tests::{empty_fleet, random_report};
-    use crate::fleet::{FleetView, LoadedPolicy};
+    use crate::fleet::{FleetView, Interner, LoadedPolicy};
     use crate::parity::{self, Finding, FindingKey, Policy, Scope, judge};
 
     #[test]
@@ -943,7 +947,8 @@ mod tests {
                 req.environment.is_empty() || h.snapshot.environment == req.environment
             })
             .map(|(h, state)| {
-                convert::host_summary(h, *state, view.refusals.get(&h.snapshot.host_id))
+                let held = Interner::default().hold(h);
+                convert::host_summary(&held, *state, view.refusals.get(&h.snapshot.host_id))
             })
             .collect();
         hosts.sort_by(|a, b| {

@@ -1,0 +1,230 @@
+//! The fleet's compact form of a host: the snapshot's header, and each
+//! container as its id and name beside a content that every identical
+//! container of the fleet shares.
+//!
+//! Replicas of a service run the same image with the same configuration,
+//! so across a fleet most containers differ only in their id and name:
+//! holding each distinct content once is what keeps the aggregator's memory
+//! near the ids and names it must hold anyway (docs/benchmarks.md). The
+//! whole snapshot stays in the store; [`HeldHost::whole`] rebuilds it
+//! exactly, for the few answers that show it.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher, RandomState};
+use std::sync::{Arc, Weak};
+use std::time::SystemTime;
+
+use envparity_proto::v1::{Container, EngineState, HostSnapshot};
+use prost::Message;
+
+use crate::parity::HeldContainer;
+use crate::store::StoredHost;
+
+/// A host as the fleet holds it in memory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeldHost {
+    /// The latest stored snapshot without its containers (every other
+    /// field as stored).
+    pub snapshot: Arc<HostSnapshot>,
+    /// Its containers, in the snapshot's order.
+    pub containers: Vec<HeldContainer>,
+    /// When the snapshot was stored.
+    pub received_at: SystemTime,
+    /// When the host was last heard from.
+    pub last_seen: SystemTime,
+    /// The engine state of its latest report.
+    pub engine_state: EngineState,
+}
+
+impl HeldHost {
+    /// The host id.
+    pub fn host_id(&self) -> &str {
+        &self.snapshot.host_id
+    }
+
+    /// The services its containers run.
+    pub fn services(&self) -> impl Iterator<Item = &str> {
+        self.containers
+            .iter()
+            .filter_map(|c| c.content.service.as_ref().map(|s| s.name.as_str()))
+    }
+
+    /// The snapshot whole again, exactly as stored.
+    pub fn whole(&self) -> HostSnapshot {
+        let mut snapshot = HostSnapshot::clone(&self.snapshot);
+        snapshot.containers = self.containers.iter().map(HeldContainer::whole).collect();
+        snapshot
+    }
+
+    /// The record as the store has it.
+    pub fn stored(&self) -> StoredHost {
+        StoredHost {
+            snapshot: Arc::new(self.whole()),
+            received_at: self.received_at,
+            last_seen: self.last_seen,
+            engine_state: self.engine_state,
+        }
+    }
+}
+
+/// Hands out one shared content per distinct container content.
+#[derive(Debug)]
+pub struct Interner {
+    /// Hash of the encoded content -> the contents with that hash.
+    by_hash: HashMap<u64, Vec<Weak<Container>>>,
+    /// Random keys, so that nobody can choose contents that collide.
+    keys: RandomState,
+    /// Contents interned since the last sweep of dropped ones.
+    since_sweep: usize,
+}
+
+impl Default for Interner {
+    fn default() -> Self {
+        Interner {
+            by_hash: HashMap::new(),
+            keys: RandomState::new(),
+            since_sweep: 0,
+        }
+    }
+}
+
+impl Interner {
+    /// `record` in compact form.
+    pub fn hold(&mut self, record: &StoredHost) -> HeldHost {
+        let mut header = HostSnapshot::clone(&record.snapshot);
+        let containers = std::mem::take(&mut header.containers);
+        HeldHost {
+            snapshot: Arc::new(header),
+            containers: containers.into_iter().map(|c| self.container(c)).collect(),
+            received_at: record.received_at,
+            last_seen: record.last_seen,
+            engine_state: record.engine_state,
+        }
+    }
+
+    /// `c` as the fleet holds it.
+    pub fn container(&mut self, mut c: Container) -> HeldContainer {
+        let id = std::mem::take(&mut c.id).into_boxed_str();
+        let name = std::mem::take(&mut c.name).into_boxed_str();
+        HeldContainer {
+            id,
+            name,
+            content: self.intern(c),
+        }
+    }
+
+    /// The shared content equal to `content`.
+    fn intern(&mut self, content: Container) -> Arc<Container> {
+        let mut hasher = self.keys.build_hasher();
+        hasher.write(&content.encode_to_vec());
+        let same = self.by_hash.entry(hasher.finish()).or_default();
+        if let Some(held) = same
+            .iter()
+            .filter_map(Weak::upgrade)
+            .find(|held| **held == content)
+        {
+            return held;
+        }
+        let held = Arc::new(content);
+        same.retain(|w| w.strong_count() > 0);
+        same.push(Arc::downgrade(&held));
+        self.since_sweep += 1;
+        if self.since_sweep > self.by_hash.len().max(1024) {
+            self.sweep();
+        }
+        held
+    }
+
+    /// Forgets the contents no host holds any more.
+    fn sweep(&mut self) {
+        self.by_hash.retain(|_, same| {
+            same.retain(|w| w.strong_count() > 0);
+            !same.is_empty()
+        });
+        self.since_sweep = 0;
+    }
+
+    /// Distinct contents held.
+    #[cfg(test)]
+    pub fn distinct(&self) -> usize {
+        self.by_hash
+            .values()
+            .flatten()
+            .filter(|w| w.strong_count() > 0)
+            .count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use envparity_proto::v1::{EnvVar, ServiceIdentity};
+
+    use super::*;
+
+    fn container(id: &str, name: &str, fingerprint: &str) -> Container {
+        Container {
+            id: id.into(),
+            name: name.into(),
+            service: Some(ServiceIdentity {
+                name: "shop".into(),
+                source: 1,
+            }),
+            explicit_env: vec![EnvVar {
+                name: "MODE".into(),
+                fingerprint: fingerprint.into(),
+                value: None,
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn record(host: &str, containers: Vec<Container>) -> StoredHost {
+        let t = SystemTime::UNIX_EPOCH;
+        StoredHost {
+            snapshot: Arc::new(HostSnapshot {
+                host_id: host.into(),
+                environment: "staging".into(),
+                containers,
+                content_hash: "h".into(),
+                ..Default::default()
+            }),
+            received_at: t,
+            last_seen: t,
+            engine_state: EngineState::Ok,
+        }
+    }
+
+    /// Replicas that differ only in id and name share one content; a
+    /// different content is held apart; the whole record comes back exactly.
+    #[test]
+    fn identical_replicas_share_one_content_and_come_back_whole() {
+        let mut interner = Interner::default();
+        let a = record("h1", vec![container("1", "shop-1", "fp1")]);
+        let b = record(
+            "h2",
+            vec![
+                container("2", "shop-2", "fp1"),
+                container("3", "shop-3", "fp2"),
+            ],
+        );
+        let (ha, hb) = (interner.hold(&a), interner.hold(&b));
+        assert!(Arc::ptr_eq(
+            &ha.containers[0].content,
+            &hb.containers[0].content
+        ));
+        assert!(!Arc::ptr_eq(
+            &hb.containers[0].content,
+            &hb.containers[1].content
+        ));
+        assert_eq!(interner.distinct(), 2);
+        assert_eq!(ha.stored(), a);
+        assert_eq!(hb.whole(), *b.snapshot);
+        assert!(ha.snapshot.containers.is_empty());
+
+        // Once no host holds a content, it goes.
+        drop(hb);
+        assert_eq!(interner.distinct(), 1);
+        interner.sweep();
+        assert_eq!(interner.by_hash.len(), 1);
+    }
+}
