@@ -85,6 +85,20 @@ for tls in ("plain", "tls"):
             f"| {fmt([op(r, name, 'p99_ms') for r in agg], 2)} | {fmt([op(r, name, 'max_ms') for r in agg], 1)} "
             f"| {fmt([server_ms_per_call(r, name) for r in agg], 3)} | {fmt([loadgen_cores(r) for r in agg], 2)} | {errors} |"
         )
+    deltas = by.get((f"ingest-{tls}-deltas", "snapshot"), [])
+    if deltas:
+        whole = by.get((agg_key, "snapshot"), [])
+        print("\nOne changed container per snapshot, whole against as a delta (same aggregator build):\n")
+        print("| sent as | calls/s | p50 ms | p99 ms | server CPU ms/call | request bytes | errors |")
+        print("|---|---|---|---|---|---|---|")
+        for kind, recs in (("whole snapshot", whole), ("delta", deltas)):
+            print(
+                f"| {kind} | {fmt([op(r, 'push', 'per_second') for r in recs])} "
+                f"| {fmt([op(r, 'push', 'p50_ms') for r in recs], 2)} | {fmt([op(r, 'push', 'p99_ms') for r in recs], 2)} "
+                f"| {fmt([server_ms_per_call(r, 'push') for r in recs], 3)} "
+                f"| {fmt([op(r, 'push', 'mean_request_bytes') for r in recs])} "
+                f"| {sum(op(r, 'push', 'errors') or 0 for r in recs)} |"
+            )
     sizes = {op(r, 'push', 'mean_request_bytes') for r in by.get((agg_key, 'snapshot'), [])}
     print(f"\nSnapshot request size: {', '.join(str(s) for s in sorted(s for s in sizes if s))} bytes. "
           f"Load average during these runs: {', '.join(sorted({r['load_before'] for r in by.get((agg_key, 'heartbeat'), [])}))}\n")

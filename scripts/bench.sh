@@ -16,7 +16,8 @@
 #   ingest  envparity-loadgen against the bare tonic echo server and against
 #           `envparity serve`, 100 hosts × 50 containers, plain text and
 #           mutual TLS: heartbeat and full-snapshot throughput, latencies,
-#           server CPU per call; the ratio to the echo baseline
+#           server CPU per call; the ratio to the echo baseline; then one
+#           changed container per snapshot sent as a delta (PushDelta)
 #   scale   100 → 1,000 → 10,000 hosts × 50 containers, plain text: time to
 #           register every host, snapshot throughput, then a steady fleet
 #           (heartbeats every 15 s, 10 changed snapshots per second) while
@@ -155,6 +156,11 @@ if has ingest; then
       say "ingest run $r ($tls): aggregator"
       start_server "ingest-$tls-$r" "${pki_args[@]:1}"
       loadgen --server "$url" --server-pid "$server" "${common[@]}" --label "ingest-$tls-aggregator/run$r"
+      stop_server
+      say "ingest run $r ($tls): aggregator, changed snapshots sent as deltas"
+      start_server "ingest-$tls-deltas-$r" "${pki_args[@]:1}"
+      loadgen --server "$url" --server-pid "$server" --hosts "$tls_hosts" --phases register,snapshot \
+        --duration "$duration" "${pki_args[@]}" --deltas --label "ingest-$tls-deltas/run$r"
       stop_server
     done
   done

@@ -150,11 +150,13 @@ impl Shape {
         let env_index = i % self.environments.len();
         // Odd churn counts run the first container as a canary.
         let canary = churn % 2 == 1;
-        let containers = self
+        let mut containers: Vec<Container> = self
             .services_of(i)
             .enumerate()
             .map(|(k, service)| self.container(i, env_index, service, canary && k == 0))
             .collect();
+        // Sorted by id, as agents send them (a delta relies on it).
+        containers.sort_by(|a, b| a.id.cmp(&b.id));
         let host_id = self.host_id(i);
         let kernel = "6.1.0-18-amd64".to_owned();
         let mut snapshot = HostSnapshot {

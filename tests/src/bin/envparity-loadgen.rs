@@ -142,6 +142,11 @@ struct Args {
     /// The two environments `diff` compares.
     #[arg(long, value_delimiter = ',', default_value = "staging,production")]
     diff: Vec<String>,
+    /// snapshot: send each changed snapshot as a delta (`PushDelta`: the
+    /// one changed container) against the one pushed before it, as agents
+    /// do, instead of whole.
+    #[arg(long)]
+    deltas: bool,
     /// The pid of `envparity serve`: its CPU time and memory are reported
     /// per phase.
     #[arg(long)]
@@ -291,18 +296,36 @@ struct Run {
     hosts: Hosts,
 }
 
-/// Pushes `snapshot` for host `i`, recording it.
-async fn push(run: &Run, i: usize, snapshot: HostSnapshot, due: Instant, tally: &mut Tally) {
+/// Pushes `snapshot` for host `i`, recording it: as a delta against
+/// `base` when given, else whole.
+async fn push(
+    run: &Run,
+    i: usize,
+    snapshot: HostSnapshot,
+    base: Option<&HostSnapshot>,
+    due: Instant,
+    tally: &mut Tally,
+) {
     use prost::Message as _;
     let mut client = ReportServiceClient::new(run.channels.of(i))
         .max_encoding_message_size(usize::MAX)
         .max_decoding_message_size(usize::MAX);
     let hash = snapshot.content_hash.clone();
-    let request = PushSnapshotRequest {
-        snapshot: Some(snapshot),
+    let answer = match base {
+        Some(base) => {
+            let request = envparity_proto::delta::between(base, &snapshot);
+            tally.request_bytes += request.encoded_len() as u64;
+            client.push_delta(request).await
+        }
+        None => {
+            let request = PushSnapshotRequest {
+                snapshot: Some(snapshot),
+            };
+            tally.request_bytes += request.encoded_len() as u64;
+            client.push_snapshot(request).await
+        }
     };
-    tally.request_bytes += request.encoded_len() as u64;
-    match client.push_snapshot(request).await {
+    match answer {
         Ok(response) => {
             tally.latencies_us.push(micros(due.elapsed()));
             let PushSnapshotResponse { duplicate, .. } = response.into_inner();
@@ -381,7 +404,7 @@ async fn register(run: &Arc<Run>, record: &Arc<Record>) {
             return (tally, false);
         }
         let snapshot = run.shape.snapshot(n, 0);
-        push(&run, n, snapshot, Instant::now(), &mut tally).await;
+        push(&run, n, snapshot, None, Instant::now(), &mut tally).await;
         (tally, true)
     })
     .await;
@@ -427,7 +450,22 @@ async fn snapshot_flood(run: &Arc<Run>, record: &Arc<Record>) {
             }
             let (i, variants) = &prebuilt[n % prebuilt.len()];
             let snapshot = churned(&run, *i, Some(variants));
-            push(&run, *i, snapshot, Instant::now(), &mut tally).await;
+            // The variants alternate: the other one is what the aggregator
+            // holds (the first push after registration changes variant 0).
+            let base = run.args.deltas.then(|| {
+                let mut base = variants[usize::from(snapshot.sequence % 2 == 1)].clone();
+                base.sequence = snapshot.sequence - 1;
+                base
+            });
+            push(
+                &run,
+                *i,
+                snapshot,
+                base.as_ref(),
+                Instant::now(),
+                &mut tally,
+            )
+            .await;
             (tally, true)
         }
     })
@@ -512,7 +550,7 @@ async fn steady(run: &Arc<Run>, record: &Arc<Record>) {
             tasks.spawn(async move {
                 let mut t = Tally::default();
                 let snapshot = churned(&run2, i, None);
-                push(&run2, i, snapshot, due_at, &mut t).await;
+                push(&run2, i, snapshot, None, due_at, &mut t).await;
                 record2.merge(Op::Push, t);
                 drop(permit);
             });
@@ -711,6 +749,7 @@ fn report(
         "hosts": args.hosts,
         "containers": args.containers,
         "concurrency": args.concurrency,
+        "deltas": args.deltas,
         "seconds": secs,
         "load_before": load.0,
         "load_after": load.1,
