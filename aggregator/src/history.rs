@@ -22,34 +22,34 @@ pub fn content_identity(container: &Container) -> String {
         .map_or_else(String::new, digest::content_identity)
 }
 
-/// The changes from `previous` to `next` (`None`: the host is new, every
-/// container is an addition). `received_at_ms` is the aggregator's clock.
-pub fn changes(
-    previous: Option<&HostSnapshot>,
+/// The changes from the `previous` containers of a host, as (name,
+/// container), to `next` (none before: the host is new, every container is
+/// an addition). `received_at_ms` is the aggregator's clock. Nothing is
+/// copied but what the changes record.
+pub fn changes<'a>(
+    previous: impl IntoIterator<Item = (&'a str, &'a Container)>,
     next: &HostSnapshot,
     received_at_ms: i64,
 ) -> Vec<Change> {
-    let by_name = |s: &HostSnapshot| -> BTreeMap<String, Container> {
-        s.containers
-            .iter()
-            .map(|c| (c.name.clone(), c.clone()))
-            .collect()
-    };
-    let before = previous.map(by_name).unwrap_or_default();
-    let after = by_name(next);
+    let before: BTreeMap<&str, &Container> = previous.into_iter().collect();
+    let after: BTreeMap<&str, &Container> = next
+        .containers
+        .iter()
+        .map(|c| (c.name.as_str(), c))
+        .collect();
     let observed_at_ms = next
         .collected_at
         .as_ref()
         .and_then(from_timestamp)
         .map_or(received_at_ms, unix_millis);
-    let change = |c: &Container, what, old_image: String, new_image: String| Change {
+    let change = |name: &str, c: &Container, what, old_image: String, new_image: String| Change {
         host_id: next.host_id.clone(),
         environment: next.environment.clone(),
         service: c
             .service
             .as_ref()
-            .map_or_else(|| c.name.clone(), |s| s.name.clone()),
-        container: c.name.clone(),
+            .map_or_else(|| name.to_owned(), |s| s.name.clone()),
+        container: name.to_owned(),
         what,
         old_image,
         new_image,
@@ -60,6 +60,7 @@ pub fn changes(
     for (name, old) in &before {
         match after.get(name) {
             None => out.push(change(
+                name,
                 old,
                 ChangeKind::Removed,
                 content_identity(old),
@@ -68,7 +69,7 @@ pub fn changes(
             Some(new) => {
                 let (a, b) = (content_identity(old), content_identity(new));
                 if a != b {
-                    out.push(change(new, ChangeKind::ImageChanged, a, b));
+                    out.push(change(name, new, ChangeKind::ImageChanged, a, b));
                 }
             }
         }
@@ -76,6 +77,7 @@ pub fn changes(
     for (name, new) in &after {
         if !before.contains_key(name) {
             out.push(change(
+                name,
                 new,
                 ChangeKind::Added,
                 String::new(),
@@ -107,6 +109,10 @@ mod tests {
         }
     }
 
+    fn named(s: &HostSnapshot) -> impl Iterator<Item = (&str, &Container)> {
+        s.containers.iter().map(|c| (c.name.as_str(), c))
+    }
+
     fn snap(containers: Vec<Container>) -> HostSnapshot {
         HostSnapshot {
             host_id: "h".into(),
@@ -120,7 +126,7 @@ mod tests {
     fn added_removed_and_replaced_containers() {
         let before = snap(vec![c("a", "i1"), c("b", "i1"), c("keep", "i1")]);
         let after = snap(vec![c("a", "i2"), c("keep", "i1"), c("new", "i3")]);
-        let got: Vec<(String, ChangeKind, String, String)> = changes(Some(&before), &after, 7)
+        let got: Vec<(String, ChangeKind, String, String)> = changes(named(&before), &after, 7)
             .into_iter()
             .map(|x| (x.container, x.what, x.old_image, x.new_image))
             .collect();
@@ -144,7 +150,7 @@ mod tests {
         let s = snap(vec![c("a", "i1")]);
         let mut restarted = s.clone();
         restarted.containers[0].id = "new-id-after-agent-restart".into();
-        assert_eq!(changes(Some(&s), &restarted, 1), vec![]);
+        assert_eq!(changes(named(&s), &restarted, 1), vec![]);
     }
 
     #[test]
@@ -154,7 +160,7 @@ mod tests {
             seconds: 100,
             nanos: 0,
         });
-        let got = changes(None, &s, 999_999);
+        let got = changes([], &s, 999_999);
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].what, ChangeKind::Added);
         assert_eq!(got[0].observed_at_ms, 100_000);

@@ -102,30 +102,63 @@ impl Interner {
         }
     }
 
-    /// `c` as the fleet holds it.
-    pub fn container(&mut self, mut c: Container) -> HeldContainer {
-        let id = std::mem::take(&mut c.id).into_boxed_str();
-        let name = std::mem::take(&mut c.name).into_boxed_str();
-        HeldContainer {
-            id,
-            name,
-            content: self.intern(c),
+    /// A host just stored, `snapshot` at `now`, as the fleet holds it:
+    /// only contents not held yet are copied (`snapshot` is left as it was).
+    pub fn hold_mut(
+        &mut self,
+        snapshot: &mut HostSnapshot,
+        now: SystemTime,
+        engine_state: EngineState,
+    ) -> HeldHost {
+        let mut containers = std::mem::take(&mut snapshot.containers);
+        let header = Arc::new(HostSnapshot::clone(snapshot));
+        let held = containers
+            .iter_mut()
+            .map(|c| self.container_mut(c))
+            .collect();
+        snapshot.containers = containers;
+        HeldHost {
+            snapshot: header,
+            containers: held,
+            received_at: now,
+            last_seen: now,
+            engine_state,
         }
     }
 
-    /// The shared content equal to `content`.
-    fn intern(&mut self, content: Container) -> Arc<Container> {
+    /// `c` as the fleet holds it.
+    pub fn container(&mut self, mut c: Container) -> HeldContainer {
+        self.container_mut(&mut c)
+    }
+
+    /// `c` as the fleet holds it; `c` is left as it was.
+    fn container_mut(&mut self, c: &mut Container) -> HeldContainer {
+        let id = std::mem::take(&mut c.id);
+        let name = std::mem::take(&mut c.name);
+        let content = self.intern(c);
+        let held = HeldContainer {
+            id: id.as_str().into(),
+            name: name.as_str().into(),
+            content,
+        };
+        (c.id, c.name) = (id, name);
+        held
+    }
+
+    /// The shared content equal to `content` (whose id and name are empty),
+    /// copied only when none is held yet.
+    fn intern(&mut self, content: &Container) -> Arc<Container> {
         let mut hasher = self.keys.build_hasher();
         hasher.write(&content.encode_to_vec());
         let same = self.by_hash.entry(hasher.finish()).or_default();
         if let Some(held) = same
             .iter()
             .filter_map(Weak::upgrade)
-            .find(|held| **held == content)
+            .find(|held| **held == *content)
         {
             return held;
         }
-        let held = Arc::new(content);
+        let held = Arc::new(content.clone());
         same.retain(|w| w.strong_count() > 0);
         same.push(Arc::downgrade(&held));
         self.since_sweep += 1;

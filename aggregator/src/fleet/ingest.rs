@@ -163,18 +163,19 @@ impl Fleet {
                 Vec::new()
             }
             (prev, _) => {
-                let before = prev.as_ref().map(HeldHost::whole);
-                history::changes(before.as_ref(), &next, unix_millis(now))
+                let before = prev.iter().flat_map(|p| &p.containers);
+                let before = before.map(|c| (&*c.name, c.content.as_ref()));
+                history::changes(before, &next, unix_millis(now))
             }
         };
         // The store keeps the whole snapshot; memory, the compact host.
+        let record = self.interner().hold_mut(&mut next, now, engine_state);
         let stored = StoredHost {
             snapshot: Arc::new(next),
             received_at: now,
             last_seen: now,
             engine_state,
         };
-        let record = self.interner().hold(&stored);
 
         // Re-evaluate what this report can change: the services it ran
         // before and runs now, and the host-level kinds when the host's

@@ -311,8 +311,16 @@ impl Reading<'_> {
             .collect();
         let total = entries.len();
         entries.retain(|e| after.is_none_or(|p| p.precedes(&e.finding, policy)));
-        entries.sort_by(|x, y| parity::order(&x.finding, &y.finding, policy));
-        let next = (entries.len() > limit).then(|| Position::of(&entries[limit - 1].finding));
+        let order = |x: &&Entry, y: &&Entry| parity::order(&x.finding, &y.finding, policy);
+        // The first `limit` in order, without sorting the rest: a page costs
+        // a pass over the listing, not a sort of it.
+        let more = entries.len() > limit;
+        if more {
+            entries.select_nth_unstable_by(limit - 1, order);
+            entries.truncate(limit);
+        }
+        entries.sort_by(order);
+        let next = more.then(|| Position::of(&entries[limit - 1].finding));
         FindingsPage {
             findings: entries.iter().take(limit).map(|e| self.judged(e)).collect(),
             total,

@@ -258,12 +258,14 @@ impl Channels {
     }
 }
 
-/// Per-host state: the churn count (the next push sends `churn + 1` steps)
-/// and the content hash the aggregator holds.
+/// Per-host state: the churn count (the next push sends `churn + 1` steps),
+/// the content hash the aggregator holds, and a turn: a host's delta is
+/// sent only once its previous push is answered, as an agent does.
 #[derive(Debug)]
 struct Hosts {
     churn: Vec<AtomicU64>,
     hash: Vec<Mutex<String>>,
+    turn: Vec<tokio::sync::Mutex<()>>,
 }
 
 impl Hosts {
@@ -271,6 +273,7 @@ impl Hosts {
         Hosts {
             churn: (0..n).map(|_| AtomicU64::new(0)).collect(),
             hash: (0..n).map(|_| Mutex::new(String::new())).collect(),
+            turn: (0..n).map(|_| tokio::sync::Mutex::new(())).collect(),
         }
     }
 
@@ -449,6 +452,11 @@ async fn snapshot_flood(run: &Arc<Run>, record: &Arc<Record>) {
                 return (tally, false);
             }
             let (i, variants) = &prebuilt[n % prebuilt.len()];
+            let _turn = if run.args.deltas {
+                Some(run.hosts.turn[*i].lock().await)
+            } else {
+                None
+            };
             let snapshot = churned(&run, *i, Some(variants));
             // The variants alternate: the other one is what the aggregator
             // holds (the first push after registration changes variant 0).
