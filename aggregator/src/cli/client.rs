@@ -63,7 +63,7 @@ fn read(what: &str, path: &Path) -> anyhow::Result<String> {
 const HISTORY_PAGE: u32 = 1000;
 
 /// Findings asked for per call (the most an aggregator answers).
-const FINDINGS_PAGE: u32 = 1000;
+const FINDINGS_PAGE: u32 = 5000;
 
 /// Where the CLI stands in reading one of a history's two lists.
 #[derive(Debug)]

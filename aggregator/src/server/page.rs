@@ -11,8 +11,14 @@ use tonic::Status;
 
 use crate::parity::{Kind, Position};
 
-/// The most items one answer carries.
-pub const MAX_LIMIT: u32 = 1_000;
+/// The most status rows one answer carries.
+pub const MAX_ROWS: u32 = 1_000;
+
+/// The most findings one answer carries. Larger than a page of rows: until
+/// a page of findings is read as a range of an ordered index, each page
+/// costs a pass over the open findings, so fewer, larger pages cost less
+/// (docs/benchmarks.md).
+pub const MAX_FINDINGS: u32 = 5_000;
 
 /// Status rows per answer when the caller does not say.
 pub const DEFAULT_STATUS_ROWS: u32 = 100;
@@ -106,12 +112,11 @@ pub fn status_place(token: &str) -> Result<Option<RowPlace>, Status> {
     Ok(Some(RowPlace { calm, service }))
 }
 
-/// `limit` when it is within [`MAX_LIMIT`], else INVALID_ARGUMENT naming
-/// `field`.
-pub fn limit(limit: u32, field: &str) -> Result<u32, Status> {
-    if limit > MAX_LIMIT {
+/// `limit` when it is at most `max`, else INVALID_ARGUMENT naming `field`.
+pub fn limit(limit: u32, max: u32, field: &str) -> Result<u32, Status> {
+    if limit > max {
         return Err(Status::invalid_argument(format!(
-            "{field} is {limit}; an answer carries at most {MAX_LIMIT}: page through the rest"
+            "{field} is {limit}; an answer carries at most {max}: page through the rest"
         )));
     }
     Ok(limit)
@@ -196,10 +201,13 @@ mod tests {
         assert!(status_place("s1.x.73686f70").is_err());
         assert!(status_place("s1.d.zz").is_err());
         assert!(findings_position("f1.nope.-.-.-.-.-").is_err());
-        assert_eq!(limit(1_000, "limit").unwrap(), 1_000);
+        assert_eq!(limit(1_000, MAX_ROWS, "limit").unwrap(), 1_000);
         assert_eq!(
-            limit(1_001, "GetStatusRequest.limit").unwrap_err().code(),
+            limit(1_001, MAX_ROWS, "GetStatusRequest.limit")
+                .unwrap_err()
+                .code(),
             tonic::Code::InvalidArgument
         );
+        assert!(limit(MAX_FINDINGS + 1, MAX_FINDINGS, "limit").is_err());
     }
 }

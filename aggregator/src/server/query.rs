@@ -520,7 +520,7 @@ fn findings(reading: &Reading<'_>, req: GetFindingsRequest) -> Result<GetFinding
     {
         known_service(&reading.services(), s)?;
     }
-    let limit = page::limit(req.limit, "GetFindingsRequest.limit")?;
+    let limit = page::limit(req.limit, page::MAX_FINDINGS, "GetFindingsRequest.limit")?;
     let after = page::findings_position(&req.page)?;
     // 0 without a page: every finding, as clients before paging expect.
     let window = (limit > 0 || after.is_some()).then_some(Window {
@@ -588,7 +588,7 @@ fn status(reading: &Reading<'_>, req: GetStatusRequest) -> Result<GetStatusRespo
     if let Some(e) = &environment {
         known_environment(&known_environments, e)?;
     }
-    let limit = match page::limit(req.limit, "GetStatusRequest.limit")? {
+    let limit = match page::limit(req.limit, page::MAX_ROWS, "GetStatusRequest.limit")? {
         0 => page::DEFAULT_STATUS_ROWS,
         n => n,
     } as usize;
@@ -759,7 +759,7 @@ mod tests {
         if let Some(e) = &environment {
             known_environment(&view.environments(), e)?;
         }
-        let limit = match page::limit(req.limit, "GetStatusRequest.limit")? {
+        let limit = match page::limit(req.limit, page::MAX_ROWS, "GetStatusRequest.limit")? {
             0 => page::DEFAULT_STATUS_ROWS,
             n => n,
         } as usize;

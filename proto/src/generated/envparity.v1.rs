@@ -1016,7 +1016,7 @@ pub struct GetFindingsRequest {
     /// Only this service; empty for all. Host-level findings are always included.
     #[prost(string, tag = "3")]
     pub service: ::prost::alloc::string::String,
-    /// At most this many findings in the answer; at most 1,000. 0 (what
+    /// At most this many findings in the answer; at most 5,000. 0 (what
     /// clients before paging send): every finding, in one answer.
     #[prost(uint32, tag = "4")]
     pub limit: u32,

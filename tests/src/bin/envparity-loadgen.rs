@@ -487,7 +487,7 @@ async fn steady(run: &Arc<Run>, record: &Arc<Record>) {
     let mut tasks = tokio::task::JoinSet::new();
 
     // Queries: one status (its default view) and one diff (its first page
-    // of 1,000 findings, as the CLI asks) per interval, one after the
+    // of 5,000 findings, as the CLI asks) per interval, one after the
     // other, as a person or a CI job would run them.
     if let (Some(channel), false) = (run.query.clone(), run.args.query_interval.is_zero()) {
         let (interval, record) = (run.args.query_interval, Arc::clone(record));
@@ -510,7 +510,7 @@ async fn steady(run: &Arc<Run>, record: &Arc<Record>) {
                         env_b: b.clone(),
                         service: String::new(),
                         // One page, as the CLI asks for it.
-                        limit: 1000,
+                        limit: 5000,
                         ..GetFindingsRequest::default()
                     })
                     .await;
