@@ -364,13 +364,18 @@ mod tests {
         assert_ne!(a.content_hash, b.content_hash);
         assert_eq!(a.content_hash, c.content_hash);
         assert_eq!((a.sequence, b.sequence, c.sequence), (1, 2, 3));
-        let differing = a
-            .containers
-            .iter()
-            .zip(&b.containers)
-            .filter(|(x, y)| x != y)
-            .count();
-        assert_eq!(differing, 1);
+        // One container is replaced (a canary has its own id): one of `b`
+        // is not in `a`, and one of `a` is not in `b`.
+        let new_in = |x: &HostSnapshot, y: &HostSnapshot| {
+            x.containers
+                .iter()
+                .filter(|c| !y.containers.contains(c))
+                .count()
+        };
+        assert_eq!((new_in(&b, &a), new_in(&a, &b)), (1, 1));
+        assert_eq!(a.containers.len(), b.containers.len());
+        // Sorted by id, as agents send them.
+        assert!(b.containers.is_sorted_by(|x, y| x.id <= y.id));
     }
 
     #[test]
