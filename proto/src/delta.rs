@@ -62,9 +62,10 @@ pub fn between(base: &HostSnapshot, next: &HostSnapshot) -> PushDeltaRequest {
     }
 }
 
-/// The snapshot `delta` describes, rebuilt from `base`: the caller then
-/// checks that its content hash is the one the header claims.
-pub fn apply(base: &HostSnapshot, delta: PushDeltaRequest) -> Result<HostSnapshot, DeltaError> {
+/// The snapshot `delta` describes, rebuilt from `base` (consumed: its
+/// containers are moved into the result): the caller then checks that its
+/// content hash is the one the header claims.
+pub fn apply(base: HostSnapshot, delta: PushDeltaRequest) -> Result<HostSnapshot, DeltaError> {
     let mut next = delta.snapshot.ok_or(DeltaError::NoSnapshot)?;
     if !next.containers.is_empty() {
         return Err(DeltaError::ContainersInHeader(next.containers.len()));
@@ -72,38 +73,32 @@ pub fn apply(base: &HostSnapshot, delta: PushDeltaRequest) -> Result<HostSnapsho
     if delta.base_content_hash != base.content_hash {
         return Err(DeltaError::OtherBase {
             wanted: delta.base_content_hash,
-            held: base.content_hash.clone(),
+            held: base.content_hash,
         });
     }
-    let mut containers: BTreeMap<&str, Container> = base
-        .containers
+    let mut upserted = BTreeSet::new();
+    if let Some(twice) = delta
+        .upserted
         .iter()
-        .map(|c| (c.id.as_str(), c.clone()))
-        .collect();
-    let upserted: BTreeSet<&str> = delta.upserted.iter().map(|c| c.id.as_str()).collect();
-    if upserted.len() != delta.upserted.len() {
-        let mut seen = BTreeSet::new();
-        let twice = delta
-            .upserted
-            .iter()
-            .find(|c| !seen.insert(c.id.as_str()))
-            .map(|c| c.id.clone())
-            .unwrap_or_default();
-        return Err(DeltaError::DuplicateUpsert(twice));
+        .find(|c| !upserted.insert(c.id.as_str()))
+    {
+        return Err(DeltaError::DuplicateUpsert(twice.id.clone()));
     }
+    // The base's containers are moved, not copied.
+    let mut containers: BTreeMap<String, Container> = base
+        .containers
+        .into_iter()
+        .map(|c| (c.id.clone(), c))
+        .collect();
     for id in &delta.removed {
-        if upserted.contains(id.as_str()) || containers.remove(id.as_str()).is_none() {
+        if upserted.contains(id.as_str()) || containers.remove(id).is_none() {
             return Err(DeltaError::UnknownRemoval(id.clone()));
         }
     }
-    let mut rebuilt: BTreeMap<String, Container> = containers
-        .into_iter()
-        .map(|(id, c)| (id.to_owned(), c))
-        .collect();
     for c in delta.upserted {
-        rebuilt.insert(c.id.clone(), c);
+        containers.insert(c.id.clone(), c);
     }
-    next.containers = rebuilt.into_values().collect();
+    next.containers = containers.into_values().collect();
     Ok(next)
 }
 
@@ -158,7 +153,7 @@ mod tests {
                 .filter(|c| !base.containers.contains(c))
                 .count();
             prop_assert_eq!(delta.upserted.len(), changed);
-            let rebuilt = apply(&base, delta).unwrap();
+            let rebuilt = apply(base.clone(), delta).unwrap();
             prop_assert_eq!(content_hash(&rebuilt), next.content_hash.clone());
             prop_assert_eq!(rebuilt, next);
         }
@@ -172,21 +167,21 @@ mod tests {
 
         let other = snapshot(&[(1, 1)].into(), 1);
         assert!(matches!(
-            apply(&other, delta.clone()),
+            apply(other, delta.clone()),
             Err(DeltaError::OtherBase { .. })
         ));
 
         let mut twice = delta.clone();
         twice.upserted.push(twice.upserted[0].clone());
         assert_eq!(
-            apply(&base, twice),
+            apply(base.clone(), twice),
             Err(DeltaError::DuplicateUpsert("c002".into()))
         );
 
         let mut stranger = delta.clone();
         stranger.removed.push("c009".into());
         assert_eq!(
-            apply(&base, stranger),
+            apply(base.clone(), stranger),
             Err(DeltaError::UnknownRemoval("c009".into()))
         );
 
@@ -198,7 +193,7 @@ mod tests {
             .containers
             .push(container(5, 0));
         assert_eq!(
-            apply(&base, crowded),
+            apply(base.clone(), crowded),
             Err(DeltaError::ContainersInHeader(1))
         );
 
@@ -206,6 +201,6 @@ mod tests {
             snapshot: None,
             ..delta
         };
-        assert_eq!(apply(&base, headless), Err(DeltaError::NoSnapshot));
+        assert_eq!(apply(base, headless), Err(DeltaError::NoSnapshot));
     }
 }

@@ -90,24 +90,20 @@ impl Default for Interner {
 
 impl Interner {
     /// `record` in compact form.
-    pub fn hold(&mut self, record: &StoredHost) -> HeldHost {
-        let mut header = HostSnapshot::clone(&record.snapshot);
-        let containers = std::mem::take(&mut header.containers);
-        HeldHost {
-            snapshot: Arc::new(header),
-            containers: containers.into_iter().map(|c| self.container(c)).collect(),
-            received_at: record.received_at,
-            last_seen: record.last_seen,
-            engine_state: record.engine_state,
-        }
+    pub fn hold(&mut self, record: StoredHost) -> HeldHost {
+        let mut snapshot = Arc::unwrap_or_clone(record.snapshot);
+        let mut held = self.hold_mut(&mut snapshot, record.received_at, record.engine_state);
+        held.last_seen = record.last_seen;
+        held
     }
 
-    /// A host just stored, `snapshot` at `now`, as the fleet holds it:
-    /// only contents not held yet are copied (`snapshot` is left as it was).
+    /// A host just stored, `snapshot` at `received_at` (and last heard of
+    /// then), as the fleet holds it: only contents not held yet are copied
+    /// (`snapshot` is left as it was).
     pub fn hold_mut(
         &mut self,
         snapshot: &mut HostSnapshot,
-        now: SystemTime,
+        received_at: SystemTime,
         engine_state: EngineState,
     ) -> HeldHost {
         let mut containers = std::mem::take(&mut snapshot.containers);
@@ -120,15 +116,10 @@ impl Interner {
         HeldHost {
             snapshot: header,
             containers: held,
-            received_at: now,
-            last_seen: now,
+            received_at,
+            last_seen: received_at,
             engine_state,
         }
-    }
-
-    /// `c` as the fleet holds it.
-    pub fn container(&mut self, mut c: Container) -> HeldContainer {
-        self.container_mut(&mut c)
     }
 
     /// `c` as the fleet holds it; `c` is left as it was.
@@ -240,7 +231,7 @@ mod tests {
                 container("3", "shop-3", "fp2"),
             ],
         );
-        let (ha, hb) = (interner.hold(&a), interner.hold(&b));
+        let (ha, hb) = (interner.hold(a.clone()), interner.hold(b.clone()));
         assert!(Arc::ptr_eq(
             &ha.containers[0].content,
             &hb.containers[0].content

@@ -138,7 +138,7 @@ impl Fleet {
         let hosts: BTreeMap<String, HeldHost> = store
             .load_hosts()?
             .into_iter()
-            .map(|h| (h.snapshot.host_id.clone(), interner.hold(&h)))
+            .map(|h| (h.snapshot.host_id.clone(), interner.hold(h)))
             .collect();
         let remembered = store.open_findings()?.into_iter().map(|r| {
             (

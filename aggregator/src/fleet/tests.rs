@@ -563,7 +563,7 @@ fn the_engine_finds_the_same_over_compact_hosts_as_over_whole_snapshots() {
                 engine_state: EngineState::Ok,
             })
             .collect();
-        let held: Vec<HeldHost> = records.iter().map(|r| interner.hold(r)).collect();
+        let held: Vec<HeldHost> = records.iter().map(|r| interner.hold(r.clone())).collect();
         fn view<'a>(
             stale: bool,
             t0: SystemTime,

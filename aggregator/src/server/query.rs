@@ -947,7 +947,7 @@ mod tests {
                 req.environment.is_empty() || h.snapshot.environment == req.environment
             })
             .map(|(h, state)| {
-                let held = Interner::default().hold(h);
+                let held = Interner::default().hold(h.clone());
                 convert::host_summary(&held, *state, view.refusals.get(&h.snapshot.host_id))
             })
             .collect();

@@ -145,7 +145,7 @@ impl ReportApi {
                 "the aggregator holds no snapshot of host {shown:?} to apply a delta to"
             )));
         };
-        let snapshot = delta::apply(&base, delta).map_err(|e| refuse(e.to_string()))?;
+        let snapshot = delta::apply(base, delta).map_err(|e| refuse(e.to_string()))?;
         let rebuilt = hash::content_hash(&snapshot);
         if rebuilt != snapshot.content_hash {
             return Err(refuse(format!(

@@ -779,30 +779,14 @@ impl ReportService for Echo {
         &self,
         request: tonic::Request<PushSnapshotRequest>,
     ) -> Result<tonic::Response<PushSnapshotResponse>, tonic::Status> {
-        let content_hash = request
-            .into_inner()
-            .snapshot
-            .map(|s| s.content_hash)
-            .unwrap_or_default();
-        Ok(tonic::Response::new(PushSnapshotResponse {
-            content_hash,
-            duplicate: false,
-        }))
+        Ok(acknowledged(request.into_inner().snapshot))
     }
 
     async fn push_delta(
         &self,
         request: tonic::Request<PushDeltaRequest>,
     ) -> Result<tonic::Response<PushSnapshotResponse>, tonic::Status> {
-        let content_hash = request
-            .into_inner()
-            .snapshot
-            .map(|s| s.content_hash)
-            .unwrap_or_default();
-        Ok(tonic::Response::new(PushSnapshotResponse {
-            content_hash,
-            duplicate: false,
-        }))
+        Ok(acknowledged(request.into_inner().snapshot))
     }
 
     async fn heartbeat(
@@ -813,6 +797,15 @@ impl ReportService for Echo {
             snapshot_needed: false,
         }))
     }
+}
+
+/// What the aggregator answers for a stored `snapshot` (whole, or a delta's
+/// header).
+fn acknowledged(snapshot: Option<HostSnapshot>) -> tonic::Response<PushSnapshotResponse> {
+    tonic::Response::new(PushSnapshotResponse {
+        content_hash: snapshot.map(|s| s.content_hash).unwrap_or_default(),
+        duplicate: false,
+    })
 }
 
 /// Starts the echo server on its own runtime and threads; returns its address.
