@@ -20,8 +20,8 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::clear_env::ClearEnvPolicy;
-use crate::collect::host::{hostname, read_machine_id};
 use crate::fingerprint::{FleetKey, KeyError};
+use crate::machine::{hostname, read_machine_id};
 
 /// Names of the environment variables, one per setting.
 pub mod vars {

@@ -18,6 +18,7 @@ pub mod identity;
 pub mod journal;
 pub mod limit;
 pub mod logging;
+pub mod machine;
 pub mod metrics;
 pub mod report;
 pub mod run;

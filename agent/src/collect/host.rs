@@ -11,6 +11,8 @@ use std::path::Path;
 use envparity_proto::v1::HostFacts;
 use sysinfo::System;
 
+use crate::machine::hostname;
+
 /// The os-release fields envparity reports.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OsRelease {
@@ -80,20 +82,6 @@ pub fn read_os_release(root: &Path) -> OsRelease {
         .find_map(|rel| std::fs::read_to_string(root.join(rel)).ok())
         .map(|text| parse_os_release(&text))
         .unwrap_or_default()
-}
-
-/// The machine id under `root` (`etc/machine-id`, trimmed), if present and
-/// non-empty. It identifies a host stably across renames and reboots, which
-/// a hostname does not.
-pub fn read_machine_id(root: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(root.join("etc/machine-id")).ok()?;
-    let id = text.trim();
-    (!id.is_empty()).then(|| id.to_owned())
-}
-
-/// The host's name as the kernel knows it.
-pub fn hostname() -> Option<String> {
-    System::host_name().filter(|h| !h.is_empty())
 }
 
 /// Collects the host facts: kernel and architecture from the running
@@ -167,16 +155,5 @@ HOME_URL="https://www.debian.org/"
     fn missing_os_release_gives_empty_facts() {
         let root = tempfile::tempdir().unwrap();
         assert_eq!(read_os_release(root.path()), OsRelease::default());
-    }
-
-    #[test]
-    fn machine_id_is_trimmed_and_empty_counts_as_missing() {
-        let root = tempfile::tempdir().unwrap();
-        assert_eq!(read_machine_id(root.path()), None);
-        std::fs::create_dir_all(root.path().join("etc")).unwrap();
-        std::fs::write(root.path().join("etc/machine-id"), "  \n").unwrap();
-        assert_eq!(read_machine_id(root.path()), None);
-        std::fs::write(root.path().join("etc/machine-id"), "abc123\n").unwrap();
-        assert_eq!(read_machine_id(root.path()).as_deref(), Some("abc123"));
     }
 }
