@@ -17,7 +17,7 @@ use super::listing::concerns;
 use super::listing::{FindingsPage, Listing, Window};
 use super::{Fleet, LoadedPolicy};
 use crate::parity::{
-    self, Entry, Finding, FindingKey, HostView, Policy, Position, Scope, State, Tally, judge,
+    self, Entry, Finding, FindingKey, HostView, Kind, Policy, Position, Scope, State, Tally, judge,
     judged_state,
 };
 #[cfg(test)]
@@ -271,9 +271,11 @@ impl Reading<'_> {
 
     /// A page of `listing`: its findings after `at`'s position, at most
     /// `at`'s limit, judged with the policy's CLI grace; with how many
-    /// findings the whole listing holds and what they weigh. Only the
-    /// findings shown are copied; the others are filtered, sorted and
-    /// counted in place.
+    /// findings the whole listing holds and what they weigh. The page is
+    /// read as ranges of the ledger ([`Reading::range`]); only the findings
+    /// shown are copied and sorted. Its weight is still counted over the
+    /// whole listing (a pass without copies; only the findings of the
+    /// listing's service when it names one).
     pub fn page(&self, listing: &Listing<'_>, at: Option<&Window>) -> FindingsPage {
         let policy = self.policy();
         let after = at.and_then(|at| at.after.as_ref());
@@ -299,34 +301,93 @@ impl Reading<'_> {
                 tally,
             };
         }
-        let mut entries: Vec<&Entry> = self
-            .inner
-            .ledger
-            .entries()
-            .filter(|e| listing.shows(&e.finding))
-            .inspect(|e| {
-                let state = judged_state(&e.finding, e.first_seen, policy, policy.grace, self.now);
-                tally.add(e.finding.severity, state);
-            })
-            .collect();
-        let total = entries.len();
-        entries.retain(|e| after.is_none_or(|p| p.precedes(&e.finding, policy)));
-        let order = |x: &&Entry, y: &&Entry| parity::order(&x.finding, &y.finding, policy);
-        // The first `limit` in order, without sorting the rest: a page costs
-        // a pass over the listing, not a sort of it.
-        let more = entries.len() > limit;
-        if more {
-            entries.select_nth_unstable_by(limit - 1, order);
-            entries.truncate(limit);
+        let mut total = 0;
+        for e in self.listed(listing) {
+            let state = judged_state(&e.finding, e.first_seen, policy, policy.grace, self.now);
+            tally.add(e.finding.severity, state);
+            total += 1;
         }
-        entries.sort_by(order);
-        let next = more.then(|| Position::of(&entries[limit - 1].finding));
+        let (shown, next) = self.range(listing, after, limit);
         FindingsPage {
-            findings: entries.iter().take(limit).map(|e| self.judged(e)).collect(),
+            findings: shown.into_iter().map(|e| self.judged(e)).collect(),
             total,
             next,
             tally,
         }
+    }
+
+    /// The open findings `listing` shows, in identity order; those of its
+    /// service only (ranges of the ledger) when it names one.
+    fn listed<'r>(&'r self, listing: &'r Listing<'_>) -> Box<dyn Iterator<Item = &'r Entry> + 'r> {
+        let ledger = &self.inner.ledger;
+        let entries: Box<dyn Iterator<Item = &'r Entry> + 'r> = match listing.service {
+            None => Box::new(ledger.entries()),
+            Some(service) => Box::new(Kind::ALL.into_iter().flat_map(move |kind| {
+                let from = if kind.is_host_level() { "" } else { service };
+                ledger
+                    .of_kind(kind, from)
+                    .take_while(move |e| kind.is_host_level() || e.finding.service == service)
+            })),
+        };
+        Box::new(entries.filter(|e| listing.shows(&e.finding)))
+    }
+
+    /// The first `limit` findings `listing` shows after `after`, in report
+    /// order, and the place of the last when more follow. The ledger is
+    /// read as ranges: kind by kind in report order, from the page's kind
+    /// and service on, one service at a time (report order within a kind
+    /// and service is that of environments in the policy's promotion
+    /// order, so each service's findings are sorted among themselves). A
+    /// page reads what it shows, plus the rest of its last service.
+    fn range(
+        &self,
+        listing: &Listing<'_>,
+        after: Option<&Position>,
+        limit: usize,
+    ) -> (Vec<&Entry>, Option<Position>) {
+        let policy = self.policy();
+        let ledger = &self.inner.ledger;
+        let order = |x: &&Entry, y: &&Entry| parity::order(&x.finding, &y.finding, policy);
+        let mut shown: Vec<&Entry> = Vec::new();
+        let mut group: Vec<&Entry> = Vec::new();
+        let kinds = Kind::ALL
+            .into_iter()
+            .filter(|k| after.is_none_or(|p| k.rank() >= p.kind.rank()));
+        for kind in kinds {
+            let only = listing.service.filter(|_| !kind.is_host_level());
+            let from = match (after, only) {
+                (Some(p), _) if p.kind == kind => p.service.as_str().max(only.unwrap_or("")),
+                (_, Some(service)) => service,
+                _ => "",
+            };
+            let mut entries = ledger.of_kind(kind, from).peekable();
+            while let Some(first) = entries.next() {
+                let service = first.finding.service.as_str();
+                if only.is_some_and(|s| s != service) {
+                    break;
+                }
+                group.clear();
+                group.extend(
+                    std::iter::once(first)
+                        .chain(std::iter::from_fn(|| {
+                            entries.next_if(|e| e.finding.service == service)
+                        }))
+                        .filter(|e| {
+                            listing.shows(&e.finding)
+                                && after.is_none_or(|p| p.precedes(&e.finding, policy))
+                        }),
+                );
+                group.sort_by(order);
+                for e in group.drain(..) {
+                    if shown.len() == limit {
+                        let next = shown.last().map(|last| Position::of(&last.finding));
+                        return (shown, next);
+                    }
+                    shown.push(e);
+                }
+            }
+        }
+        (shown, None)
     }
 
     /// What the findings `listing` shows weigh, and the cells a finding
@@ -336,11 +397,8 @@ impl Reading<'_> {
         let policy = self.policy();
         let mut tally = Tally::default();
         let mut drifting: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for e in self.inner.ledger.entries() {
+        for e in self.listed(listing) {
             let f = &e.finding;
-            if !listing.shows(f) {
-                continue;
-            }
             let state = judged_state(f, e.first_seen, policy, policy.grace, self.now);
             tally.add(f.severity, state);
             if state == State::Active && !f.service.is_empty() {
@@ -368,20 +426,24 @@ impl Reading<'_> {
         host_level: bool,
     ) -> Vec<Finding> {
         let policy = self.policy();
-        let mut entries: Vec<&Entry> = self
-            .inner
-            .ledger
-            .entries()
-            .filter(|e| {
-                let f = &e.finding;
-                listing.shows(f)
-                    && if f.kind.is_host_level() {
-                        host_level
-                    } else {
-                        services.contains(&f.service)
-                    }
-            })
-            .collect();
+        let ledger = &self.inner.ledger;
+        let mut entries: Vec<&Entry> = Vec::new();
+        for kind in Kind::ALL {
+            if kind.is_host_level() {
+                if host_level {
+                    entries.extend(ledger.of_kind(kind, ""));
+                }
+                continue;
+            }
+            for service in services {
+                entries.extend(
+                    ledger
+                        .of_kind(kind, service)
+                        .take_while(|e| e.finding.service == *service),
+                );
+            }
+        }
+        entries.retain(|e| listing.shows(&e.finding));
         entries.sort_by(|x, y| parity::order(&x.finding, &y.finding, policy));
         entries.iter().map(|e| self.judged(e)).collect()
     }

@@ -342,6 +342,18 @@ pub struct FindingKey {
 }
 
 impl FindingKey {
+    /// The least key of `kind` and `service`: where their findings start
+    /// in key order (empty names sort first).
+    pub fn first_of(kind: Kind, service: &str) -> Self {
+        FindingKey {
+            kind,
+            service: service.to_owned(),
+            environments: Vec::new(),
+            key: String::new(),
+            host: String::new(),
+        }
+    }
+
     /// A stable one-line identity, used as the store's key and in alerts.
     pub fn id(&self) -> String {
         format!(

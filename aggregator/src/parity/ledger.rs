@@ -140,20 +140,13 @@ impl Cover<'_> {
         else {
             return open.iter().collect();
         };
-        let first = |kind: Kind, service: &str| FindingKey {
-            kind,
-            service: service.to_owned(),
-            environments: Vec::new(),
-            key: String::new(),
-            host: String::new(),
-        };
         let mut out = Vec::new();
         for kind in Kind::ALL {
             if kind.is_host_level() && host_level != HostLevel::No {
                 // Every finding of the kind: a range; the stale hosts named
                 // among them (one per stale host: a short scan, no copy).
                 out.extend(
-                    open.range(first(kind, "")..)
+                    open.range(FindingKey::first_of(kind, "")..)
                         .take_while(|(k, _)| k.kind == kind)
                         .filter(|(k, _)| self.covers(k)),
                 );
@@ -161,7 +154,7 @@ impl Cover<'_> {
             }
             for service in services {
                 out.extend(
-                    open.range(first(kind, service)..)
+                    open.range(FindingKey::first_of(kind, service)..)
                         .take_while(|(k, _)| k.kind == kind && k.service == *service),
                 );
             }
@@ -296,6 +289,16 @@ impl Ledger {
     /// The open findings, in identity order.
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {
         self.open.values()
+    }
+
+    /// The open findings of `kind` whose service sorts at or after `from`,
+    /// in identity order (by service, then environments, key and host): a
+    /// range, so a reader that stops early reads only what it used.
+    pub fn of_kind<'l>(&'l self, kind: Kind, from: &str) -> impl Iterator<Item = &'l Entry> + 'l {
+        self.open
+            .range(FindingKey::first_of(kind, from)..)
+            .take_while(move |(k, _)| k.kind == kind)
+            .map(|(_, e)| e)
     }
 
     /// The open finding with this identity.

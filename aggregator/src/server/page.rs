@@ -14,10 +14,10 @@ use crate::parity::{Kind, Position};
 /// The most status rows one answer carries.
 pub const MAX_ROWS: u32 = 1_000;
 
-/// The most findings one answer carries. Larger than a page of rows: until
-/// a page of findings is read as a range of an ordered index, each page
-/// costs a pass over the open findings, so fewer, larger pages cost less
-/// (docs/benchmarks.md).
+/// The most findings one answer carries. Larger than a page of rows: a
+/// page is read as a range of the open findings, but each page still
+/// weighs its whole listing (its total and tally, a pass without copies),
+/// so fewer, larger pages cost less (docs/benchmarks.md).
 pub const MAX_FINDINGS: u32 = 5_000;
 
 /// Status rows per answer when the caller does not say.
