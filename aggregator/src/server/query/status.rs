@@ -1,0 +1,124 @@
+//! `GetStatus`: a page of the services × environments grid, with the
+//! findings of its rows and the summary of the whole scope.
+
+use std::collections::BTreeSet;
+
+use envparity_proto::v1::{
+    GetStatusRequest, GetStatusResponse, StatusCell, StatusRow, StatusSummary,
+};
+use tonic::Status;
+
+use super::checks::{known_environment, known_service, non_empty};
+use crate::fleet::{Listing, Reading};
+use crate::server::convert;
+use crate::server::page::{self, RowPlace};
+
+/// A page of the status grid (a row per service, a cell per environment)
+/// with the findings of its services, and the summary of the whole: by
+/// default the services that drift only; with `all`, every service, those
+/// that drift first.
+pub(super) fn status(
+    reading: &Reading<'_>,
+    req: GetStatusRequest,
+) -> Result<GetStatusResponse, Status> {
+    let service = non_empty(req.service);
+    if let Some(s) = &service
+        && !reading.runs(s)
+    {
+        known_service(&reading.services(), s)?;
+    }
+    let environment = non_empty(req.environment);
+    let known_environments = reading.environments();
+    if let Some(e) = &environment {
+        known_environment(&known_environments, e)?;
+    }
+    let limit = match page::limit(req.limit, page::MAX_ROWS, "GetStatusRequest.limit")? {
+        0 => page::DEFAULT_STATUS_ROWS,
+        n => n,
+    } as usize;
+    let after = page::status_place(&req.page)?;
+    let columns = match &environment {
+        Some(e) => vec![e.clone()],
+        None => known_environments,
+    };
+    let scope = Listing {
+        service: service.as_deref(),
+        pair: None,
+        environment: environment.as_deref(),
+    };
+    let (tally, drifting) = reading.weigh(&scope);
+    let drifts = |svc: &str| drifting.get(svc).is_some_and(|envs| !envs.is_empty());
+    // Every row of the scope, in order: those that drift first.
+    let mut rows: Vec<RowPlace> = match &service {
+        Some(s) => vec![s.clone()],
+        None => reading.services(),
+    }
+    .into_iter()
+    .filter(|svc| {
+        environment.as_ref().is_none_or(|env| {
+            reading.cell(svc, env).is_some() || drifting.get(svc).is_some_and(|e| e.contains(env))
+        })
+    })
+    .map(|svc| RowPlace {
+        calm: !drifts(&svc),
+        service: svc,
+    })
+    .collect();
+    rows.sort();
+    let services_total = rows.len();
+    let services_drifting = rows.iter().filter(|r| !r.calm).count();
+    if !req.all {
+        rows.retain(|r| !r.calm);
+    }
+    let rows_total = rows.len();
+    rows.retain(|r| after.as_ref().is_none_or(|a| a < r));
+    let next_page = if rows.len() > limit {
+        page::status_token(&rows[limit - 1])
+    } else {
+        String::new()
+    };
+    rows.truncate(limit);
+    let shown: BTreeSet<String> = rows.iter().map(|r| r.service.clone()).collect();
+    let findings = reading.findings_of(&scope, &shown, after.is_none());
+    let (hosts, hosts_not_current) = reading.host_counts(environment.as_deref());
+    let rows = rows
+        .into_iter()
+        .map(|row| StatusRow {
+            cells: columns
+                .iter()
+                .map(|env| {
+                    let mut cell = reading
+                        .cell(&row.service, env)
+                        .unwrap_or_else(|| StatusCell {
+                            environment: env.clone(),
+                            ..StatusCell::default()
+                        });
+                    cell.drift = drifting
+                        .get(&row.service)
+                        .is_some_and(|envs| envs.contains(env));
+                    cell
+                })
+                .collect(),
+            service: row.service,
+        })
+        .collect();
+    Ok(GetStatusResponse {
+        environments: columns,
+        rows,
+        findings: findings.iter().map(convert::finding).collect(),
+        rows_total: count(rows_total),
+        next_page,
+        summary: Some(StatusSummary {
+            services: count(services_total),
+            services_drifting: count(services_drifting),
+            hosts: count(hosts),
+            hosts_not_current: count(hosts_not_current),
+            findings: Some(convert::tally(&tally)),
+        }),
+    })
+}
+
+/// `n` on the wire (saturating: no listing holds 4 billion items).
+pub(super) fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
