@@ -6,8 +6,9 @@ use anyhow::Context;
 use envparity_proto::v1;
 use envparity_proto::v1::query_service_client::QueryServiceClient;
 use envparity_proto::v1::{
-    ForgetHostRequest, GateRequest, GetFindingsRequest, GetFindingsResponse, GetHistoryRequest,
-    GetPolicyRequest, GetServiceRequest, GetStatusRequest, ListAlertsRequest, ListHostsRequest,
+    ExplainRequest, ForgetHostRequest, GateRequest, GetFindingsRequest, GetFindingsResponse,
+    GetHistoryRequest, GetPolicyRequest, GetServiceRequest, GetStatusRequest, ListAlertsRequest,
+    ListHostsRequest,
 };
 use std::path::{Path, PathBuf};
 
@@ -17,7 +18,6 @@ use tonic::transport::{Channel, Endpoint};
 
 use super::render::Out;
 use super::{Command, HostsAction, Outcome, PolicyAction, output};
-use crate::parity::explain::explain;
 use crate::parity::{Kind, Severity};
 
 /// How the CLI proves who it is: TLS settings and an optional token.
@@ -219,6 +219,11 @@ impl Client {
             | tonic::Code::Unauthenticated => {
                 anyhow::anyhow!("{}", status.message())
             }
+            tonic::Code::Unimplemented => anyhow::anyhow!(
+                "the aggregator at {} does not answer this query: it is older than this CLI; upgrade it ({})",
+                self.server,
+                status.message()
+            ),
             code => anyhow::anyhow!(
                 "query to {} failed ({code:?}): {}",
                 self.server,
@@ -393,49 +398,24 @@ pub async fn execute(mut client: Client, command: Command, out: &Out) -> anyhow:
             Ok(Outcome::judged(gate.allowed))
         }
         Command::Explain { service, envs } => {
-            let resp = client
-                .inner
-                .get_service(GetServiceRequest {
-                    service: service.clone(),
-                })
-                .await
-                .map_err(|s| client.failed(s))?
-                .into_inner();
-            let instances: Vec<_> = resp
-                .instances
-                .into_iter()
-                .filter_map(|i| Some((i.environment, i.host_id, i.container?)))
-                .collect();
-            // Instances come in promotion order.
-            let mut present: Vec<String> = Vec::new();
-            for (env, _, _) in &instances {
-                if !present.contains(env) {
-                    present.push(env.clone());
-                }
-            }
-            let (a, b) = match envs.as_slice() {
-                [] => match present.as_slice() {
-                    [.., a, b] => (a.clone(), b.clone()),
-                    _ => anyhow::bail!(
-                        "{service} runs only in {}; give two environments with --env A --env B",
-                        present.join(", ")
-                    ),
-                },
+            let (env_a, env_b) = match envs.as_slice() {
+                [] => (String::new(), String::new()),
                 [a, b] => (a.clone(), b.clone()),
                 _ => anyhow::bail!(
                     "give --env exactly twice (or not at all), e.g. --env staging --env production"
                 ),
             };
-            for env in [&a, &b] {
-                if !present.contains(env) {
-                    anyhow::bail!(
-                        "{service} does not run in {env:?}; it runs in: {}",
-                        present.join(", ")
-                    );
-                }
-            }
-            let explanation = explain(&service, &a, &b, &instances);
-            out.explain(&output::Explain::from_domain(&explanation))?;
+            let resp = client
+                .inner
+                .explain(ExplainRequest {
+                    service,
+                    env_a,
+                    env_b,
+                })
+                .await
+                .map_err(|s| client.failed(s))?
+                .into_inner();
+            out.explain(&output::Explain::from_proto(&resp))?;
             Ok(Outcome::Parity)
         }
         Command::History { service, limit } => {

@@ -202,7 +202,8 @@ pub enum Command {
         image: Option<String>,
     },
     /// Why two environments run different images of a service: OCI labels
-    /// (revision, version, created, base digest) and shared layers.
+    /// (revision, version, created, base digest) and shared layers, as the
+    /// aggregator explains them.
     Explain {
         /// The service.
         service: String,

@@ -687,7 +687,7 @@ pub struct ExplainImage {
     pub created_label: String,
     pub base_digest: String,
     pub source: String,
-    pub layer_count: usize,
+    pub layer_count: u32,
     pub hosts: Vec<String>,
 }
 
@@ -696,42 +696,45 @@ pub struct ExplainImage {
 pub struct SharedLayers {
     /// Layers both images share from the bottom: divergence starts at layer
     /// `shared + 1`.
-    pub shared: usize,
-    pub a_total: usize,
-    pub b_total: usize,
+    pub shared: u32,
+    pub a_total: u32,
+    pub b_total: u32,
 }
 
 impl Explain {
-    /// From the engine's explanation.
-    pub fn from_domain(e: &crate::parity::explain::Explanation) -> Self {
-        let side = |s: &crate::parity::explain::ExplainSide| ExplainSide {
-            environment: s.environment.clone(),
-            images: s
-                .images
-                .iter()
-                .map(|i| ExplainImage {
-                    reference: i.reference.clone(),
-                    digest: i.digest.clone(),
-                    image_id: i.image_id.clone(),
-                    architecture: i.architecture.clone(),
-                    created: i.created.clone(),
-                    revision: i.revision.clone(),
-                    version: i.version.clone(),
-                    created_label: i.created_label.clone(),
-                    base_digest: i.base_digest.clone(),
-                    source: i.source.clone(),
-                    layer_count: i.layers.len(),
-                    hosts: i.hosts.clone(),
-                })
-                .collect(),
+    /// From the wire.
+    pub fn from_proto(r: &v1::ExplainResponse) -> Self {
+        let side = |s: Option<&v1::ExplainSide>| {
+            let s = s.cloned().unwrap_or_default();
+            ExplainSide {
+                environment: s.environment,
+                images: s
+                    .images
+                    .into_iter()
+                    .map(|i| ExplainImage {
+                        reference: i.reference,
+                        digest: i.digest,
+                        image_id: i.image_id,
+                        architecture: i.architecture,
+                        created: i.created,
+                        revision: i.revision,
+                        version: i.version,
+                        created_label: i.created_label,
+                        base_digest: i.base_digest,
+                        source: i.source,
+                        layer_count: i.layer_count,
+                        hosts: i.hosts,
+                    })
+                    .collect(),
+            }
         };
         Explain {
             schema_version: SCHEMA_VERSION,
-            service: e.service.clone(),
-            a: side(&e.a),
-            b: side(&e.b),
-            same_content: e.same_content,
-            shared_layers: e.shared.map(|s| SharedLayers {
+            service: r.service.clone(),
+            a: side(r.a.as_ref()),
+            b: side(r.b.as_ref()),
+            same_content: r.same_content,
+            shared_layers: r.shared_layers.map(|s| SharedLayers {
                 shared: s.shared,
                 a_total: s.a_total,
                 b_total: s.b_total,

@@ -11,7 +11,9 @@ use super::*;
 use crate::parity::{self, Finding, FindingKey, Scope};
 use crate::store::{SqliteStore, StoredHost};
 
-fn container(service: &str, image: u64, env: u64) -> Container {
+/// A container of `service` on image number `image`, with one explicit env
+/// variable whose value is number `env`.
+pub(crate) fn container(service: &str, image: u64, env: u64) -> Container {
     Container {
         id: format!("{service}-{image}"),
         name: service.into(),
@@ -48,19 +50,39 @@ pub(crate) fn random_report(
     let containers = (0..rng.usize(0..4))
         .map(|_| container(&format!("s{}", rng.u64(0..5)), rng.u64(0..3), rng.u64(0..2)))
         .collect();
+    let mut s = report(
+        &host,
+        envs[(rng.usize(0..12) + host.len()) % 3],
+        *seq,
+        containers,
+    );
+    s.host = Some(HostFacts {
+        kernel_version: format!("6.{}.0", rng.u64(0..2)),
+        ..Default::default()
+    });
+    s.engine_state = if rng.u8(0..10) == 0 { 2 } else { 1 };
+    s.content_hash = envparity_proto::hash::content_hash(&s);
+    s
+}
+
+/// Report number `sequence` of `host` in `environment`, running
+/// `containers`, its engine reachable.
+pub(crate) fn report(
+    host: &str,
+    environment: &str,
+    sequence: u64,
+    containers: Vec<Container>,
+) -> HostSnapshot {
     let mut s = HostSnapshot {
-        host_id: host.clone(),
-        environment: envs[(rng.usize(0..12) + host.len()) % 3].into(),
+        host_id: host.into(),
+        environment: environment.into(),
         agent: Some(AgentInfo {
             version: "t".into(),
             boot_id: "b".into(),
         }),
-        sequence: *seq,
-        host: Some(HostFacts {
-            kernel_version: format!("6.{}.0", rng.u64(0..2)),
-            ..Default::default()
-        }),
-        engine_state: if rng.u8(0..10) == 0 { 2 } else { 1 },
+        sequence,
+        host: Some(HostFacts::default()),
+        engine_state: 1,
         containers,
         fingerprint_key_id: "k".into(),
         ..Default::default()

@@ -5,6 +5,7 @@ use envparity_proto::v1;
 
 use crate::alert::Alert;
 use crate::fleet::{HeldHost, Refusal};
+use crate::parity::explain::{ExplainSide, Explanation};
 use crate::parity::{Finding, Kind, Severity, Side, State, Tally};
 use crate::store::{Change, FindingRecord};
 
@@ -175,6 +176,47 @@ pub fn tally(t: &Tally) -> v1::FindingTally {
         pending: t.pending,
         waived: t.waived,
     }
+}
+
+/// An explanation on the wire.
+pub fn explanation(e: &Explanation) -> v1::ExplainResponse {
+    let side = |s: &ExplainSide| v1::ExplainSide {
+        environment: s.environment.clone(),
+        images: s
+            .images
+            .iter()
+            .map(|i| v1::ExplainImage {
+                reference: i.reference.clone(),
+                digest: i.digest.clone(),
+                image_id: i.image_id.clone(),
+                architecture: i.architecture.clone(),
+                created: i.created.clone(),
+                revision: i.revision.clone(),
+                version: i.version.clone(),
+                created_label: i.created_label.clone(),
+                base_digest: i.base_digest.clone(),
+                source: i.source.clone(),
+                layer_count: count(i.layers.len()),
+                hosts: i.hosts.clone(),
+            })
+            .collect(),
+    };
+    v1::ExplainResponse {
+        service: e.service.clone(),
+        a: Some(side(&e.a)),
+        b: Some(side(&e.b)),
+        same_content: e.same_content,
+        shared_layers: e.shared.map(|s| v1::SharedLayers {
+            shared: count(s.shared),
+            a_total: count(s.a_total),
+            b_total: count(s.b_total),
+        }),
+    }
+}
+
+/// `n` on the wire (saturating: no listing holds 4 billion items).
+pub fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]

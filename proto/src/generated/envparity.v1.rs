@@ -923,6 +923,99 @@ pub mod report_service_server {
         const NAME: &'static str = SERVICE_NAME;
     }
 }
+/// Which service to explain, between which environments.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ExplainRequest {
+    /// The service; required.
+    #[prost(string, tag = "1")]
+    pub service: ::prost::alloc::string::String,
+    /// The two environments, A then B; both empty: the last two, in promotion
+    /// order, that run the service.
+    #[prost(string, tag = "2")]
+    pub env_a: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub env_b: ::prost::alloc::string::String,
+}
+/// Why a service's images differ between two environments.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ExplainResponse {
+    /// The service.
+    #[prost(string, tag = "1")]
+    pub service: ::prost::alloc::string::String,
+    /// Environment A's images.
+    #[prost(message, optional, tag = "2")]
+    pub a: ::core::option::Option<ExplainSide>,
+    /// Environment B's images.
+    #[prost(message, optional, tag = "3")]
+    pub b: ::core::option::Option<ExplainSide>,
+    /// True when both sides run exactly the same content.
+    #[prost(bool, tag = "4")]
+    pub same_content: bool,
+    /// Layers shared from the bottom; absent unless each side runs exactly one
+    /// image and both list their layers.
+    #[prost(message, optional, tag = "5")]
+    pub shared_layers: ::core::option::Option<SharedLayers>,
+}
+/// The distinct images a service runs in one environment.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ExplainSide {
+    /// The environment.
+    #[prost(string, tag = "1")]
+    pub environment: ::prost::alloc::string::String,
+    /// Its images, by content identity.
+    #[prost(message, repeated, tag = "2")]
+    pub images: ::prost::alloc::vec::Vec<ExplainImage>,
+}
+/// What one image says about itself, and where it runs.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ExplainImage {
+    /// The reference containers were started from.
+    #[prost(string, tag = "1")]
+    pub reference: ::prost::alloc::string::String,
+    /// The registry digest; empty when unknown.
+    #[prost(string, tag = "2")]
+    pub digest: ::prost::alloc::string::String,
+    /// The local image id.
+    #[prost(string, tag = "3")]
+    pub image_id: ::prost::alloc::string::String,
+    /// Its architecture.
+    #[prost(string, tag = "4")]
+    pub architecture: ::prost::alloc::string::String,
+    /// When it was built (the image config's `created`).
+    #[prost(string, tag = "5")]
+    pub created: ::prost::alloc::string::String,
+    /// OCI labels `revision`, `version`, `created`, `base.digest` and `source`;
+    /// empty when the image does not set them.
+    #[prost(string, tag = "6")]
+    pub revision: ::prost::alloc::string::String,
+    #[prost(string, tag = "7")]
+    pub version: ::prost::alloc::string::String,
+    #[prost(string, tag = "8")]
+    pub created_label: ::prost::alloc::string::String,
+    #[prost(string, tag = "9")]
+    pub base_digest: ::prost::alloc::string::String,
+    #[prost(string, tag = "10")]
+    pub source: ::prost::alloc::string::String,
+    /// How many layers it has.
+    #[prost(uint32, tag = "11")]
+    pub layer_count: u32,
+    /// The hosts running it, sorted.
+    #[prost(string, repeated, tag = "12")]
+    pub hosts: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+}
+/// How many layers two images share.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct SharedLayers {
+    /// Layers both share from the bottom: they diverge at layer `shared + 1`.
+    #[prost(uint32, tag = "1")]
+    pub shared: u32,
+    /// Layers of A's image.
+    #[prost(uint32, tag = "2")]
+    pub a_total: u32,
+    /// Layers of B's image.
+    #[prost(uint32, tag = "3")]
+    pub b_total: u32,
+}
 /// Which host to forget.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ForgetHostRequest {
@@ -2058,6 +2151,36 @@ pub mod query_service_client {
                 .insert(GrpcMethod::new("envparity.v1.QueryService", "ForgetHost"));
             self.inner.unary(req, path, codec).await
         }
+        /// Why a service's images differ between two environments: what each image
+        /// says about itself (OCI labels, creation time), where it runs, and how
+        /// many layers the two share from the bottom. Without environments: the
+        /// last two, in promotion order, that run the service. An unknown service
+        /// is NOT_FOUND; a service that runs in fewer than two environments, or not
+        /// in one named, is FAILED_PRECONDITION naming where it runs.
+        pub async fn explain(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ExplainRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ExplainResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = crate::codec::Codec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/envparity.v1.QueryService/Explain",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("envparity.v1.QueryService", "Explain"));
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -2153,6 +2276,16 @@ pub mod query_service_server {
             tonic::Response<super::ForgetHostResponse>,
             tonic::Status,
         >;
+        /// Why a service's images differ between two environments: what each image
+        /// says about itself (OCI labels, creation time), where it runs, and how
+        /// many layers the two share from the bottom. Without environments: the
+        /// last two, in promotion order, that run the service. An unknown service
+        /// is NOT_FOUND; a service that runs in fewer than two environments, or not
+        /// in one named, is FAILED_PRECONDITION naming where it runs.
+        async fn explain(
+            &self,
+            request: tonic::Request<super::ExplainRequest>,
+        ) -> std::result::Result<tonic::Response<super::ExplainResponse>, tonic::Status>;
     }
     /// Read-only access to what the aggregator knows.
     #[derive(Debug)]
@@ -2619,6 +2752,51 @@ pub mod query_service_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = ForgetHostSvc(inner);
+                        let codec = crate::codec::Codec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/envparity.v1.QueryService/Explain" => {
+                    #[allow(non_camel_case_types)]
+                    struct ExplainSvc<T: QueryService>(pub Arc<T>);
+                    impl<
+                        T: QueryService,
+                    > tonic::server::UnaryService<super::ExplainRequest>
+                    for ExplainSvc<T> {
+                        type Response = super::ExplainResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::ExplainRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as QueryService>::explain(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ExplainSvc(inner);
                         let codec = crate::codec::Codec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

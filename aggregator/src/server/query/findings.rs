@@ -6,9 +6,9 @@ use envparity_proto::v1::{GetFindingsRequest, GetFindingsResponse};
 use tonic::Status;
 
 use super::checks::{known_environment, known_service, non_empty};
-use super::status::count;
 use crate::fleet::{Listing, Reading, Window};
-use crate::server::{convert, page};
+use crate::server::convert::{self, count};
+use crate::server::page;
 
 /// A page of the open findings (every pair, or those of `env_a` against
 /// `env_b` in that orientation), optionally for one service.

@@ -3,6 +3,7 @@
 //! the reading to them.
 
 mod checks;
+mod explain;
 mod findings;
 mod gate;
 mod history;
@@ -17,8 +18,8 @@ use std::time::SystemTime;
 use envparity_proto::time::to_timestamp;
 use envparity_proto::v1::query_service_server::QueryService;
 use envparity_proto::v1::{
-    Container, ForgetHostRequest, ForgetHostResponse, GateRequest, GateResponse,
-    GetFindingsRequest, GetFindingsResponse, GetHistoryRequest, GetHistoryResponse,
+    Container, ExplainRequest, ExplainResponse, ForgetHostRequest, ForgetHostResponse, GateRequest,
+    GateResponse, GetFindingsRequest, GetFindingsResponse, GetHistoryRequest, GetHistoryResponse,
     GetPolicyRequest, GetPolicyResponse, GetServiceRequest, GetServiceResponse, GetStatusRequest,
     GetStatusResponse, HostState, ListAlertsRequest, ListAlertsResponse, ListHostsRequest,
     ListHostsResponse,
@@ -204,6 +205,14 @@ impl QueryService for QueryApi {
             source: loaded.source.clone(),
             loaded_at: Some(to_timestamp(loaded.loaded_at)),
         }))
+    }
+
+    async fn explain(
+        &self,
+        request: Request<ExplainRequest>,
+    ) -> Result<Response<ExplainResponse>, Status> {
+        let reading = self.fleet.reading(SystemTime::now());
+        explain::explain(&reading, request.into_inner()).map(Response::new)
     }
 
     async fn gate(&self, request: Request<GateRequest>) -> Result<Response<GateResponse>, Status> {

@@ -10,7 +10,7 @@ use tonic::Status;
 
 use super::checks::{known_environment, known_service, non_empty};
 use crate::fleet::{Listing, Reading};
-use crate::server::convert;
+use crate::server::convert::{self, count};
 use crate::server::page::{self, RowPlace};
 
 /// A page of the status grid (a row per service, a cell per environment)
@@ -116,9 +116,4 @@ pub(super) fn status(
             findings: Some(convert::tally(&tally)),
         }),
     })
-}
-
-/// `n` on the wire (saturating: no listing holds 4 billion items).
-pub(super) fn count(n: usize) -> u32 {
-    u32::try_from(n).unwrap_or(u32::MAX)
 }

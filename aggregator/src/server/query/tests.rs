@@ -14,12 +14,12 @@ use tonic::Status;
 use super::checks::{known_environment, known_service, non_empty};
 use super::findings::findings;
 use super::listing::{hosts, service};
-use super::status::{count, status};
+use super::status::status;
 use crate::fleet::tests::{empty_fleet, random_report};
 use crate::fleet::{FleetView, Interner, LoadedPolicy};
 use crate::history::content_identity;
 use crate::parity::{self, Finding, FindingKey, Policy, Scope, judge};
-use crate::server::convert;
+use crate::server::convert::{self, count};
 use crate::server::page::{self, RowPlace};
 
 // The whole-fleet computations `status` and `diff` made before the
