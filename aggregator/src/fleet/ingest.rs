@@ -1,7 +1,6 @@
 //! The write path: a snapshot, a forgotten host, a new policy. One at a
 //! time; the store first, then memory.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -12,7 +11,7 @@ use super::compact::HeldHost;
 use super::index::Change;
 use super::liveness::Heard;
 use super::overlay::Next;
-use super::plan::{Reach, finding_changes};
+use super::plan::{Reach, finding_changes, services_touched};
 use super::{Fleet, IngestError, LoadedPolicy, to_millis};
 use crate::history;
 use crate::parity::HeldContainer;
@@ -189,6 +188,10 @@ impl Fleet {
                 || prev.engine_state != record.engine_state
                 || self.state_of(prev, now) != HostState::Fresh
         });
+        let whole_host = host_level
+            || previous.as_ref().is_some_and(|prev| {
+                prev.snapshot.fingerprint_key_id != record.snapshot.fingerprint_key_id
+            });
         let observation = {
             let inner = self.read();
             let next = Next {
@@ -200,10 +203,7 @@ impl Fleet {
                 record: None,
             };
             let reach = if next.environments() == before.environments() {
-                let mut services: BTreeSet<String> = record.services().map(str::to_owned).collect();
-                if let Some(prev) = &previous {
-                    services.extend(prev.services().map(str::to_owned));
-                }
+                let services = services_touched(previous.as_ref(), &record, whole_host);
                 Reach::Services {
                     services,
                     host_level,

@@ -1,10 +1,12 @@
 //! The re-evaluation plan: from what a change can reach to what the parity
 //! engine evaluates, and what of the ledger that answer covers.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use envparity_proto::time::unix_millis;
+use envparity_proto::v1::Container;
 
 use super::Fleet;
 use super::compact::HeldHost;
@@ -29,6 +31,61 @@ pub(super) enum Reach {
     },
     /// Only the host-level kinds (time passing).
     HostLevel,
+}
+
+/// The services a report of a host can change the findings of, from what
+/// it held before (`None`: a new host). When `whole_host`, every service it
+/// ran or runs: its environment, facts, state or fingerprint key changed,
+/// or it was not shown fresh before, and any of those shows in every
+/// finding of its services. Otherwise only the services whose containers
+/// changed (appeared, went, were renamed or changed content): the engine
+/// reads nothing else of a host for a service. Content is compared by its
+/// shared copy ([`super::Interner`]), so equal content held twice counts
+/// as changed: that re-evaluates more, never less.
+pub(super) fn services_touched(
+    previous: Option<&HeldHost>,
+    record: &HeldHost,
+    whole_host: bool,
+) -> BTreeSet<String> {
+    let Some(previous) = previous.filter(|_| !whole_host) else {
+        let mut all: BTreeSet<String> = record.services().map(str::to_owned).collect();
+        all.extend(
+            previous
+                .into_iter()
+                .flat_map(|p| p.services().map(str::to_owned)),
+        );
+        return all;
+    };
+    let (before, after) = (replicas_by_service(previous), replicas_by_service(record));
+    let mut touched: BTreeSet<String> = before
+        .iter()
+        .filter(|(service, replicas)| after.get(*service) != Some(*replicas))
+        .map(|(service, _)| (*service).to_owned())
+        .collect();
+    touched.extend(
+        after
+            .keys()
+            .filter(|service| !before.contains_key(*service))
+            .map(|service| (*service).to_owned()),
+    );
+    touched
+}
+
+/// Each service's replicas on `host`: (container name, shared content),
+/// sorted.
+fn replicas_by_service(host: &HeldHost) -> BTreeMap<&str, Vec<(&str, *const Container)>> {
+    let mut map: BTreeMap<&str, Vec<(&str, *const Container)>> = BTreeMap::new();
+    for c in &host.containers {
+        if let Some(service) = &c.content.service {
+            map.entry(service.name.as_str())
+                .or_default()
+                .push((&c.name, Arc::as_ptr(&c.content)));
+        }
+    }
+    for replicas in map.values_mut() {
+        replicas.sort_unstable();
+    }
+    map
 }
 
 impl Fleet {

@@ -38,7 +38,7 @@ pub(crate) fn container(service: &str, image: u64, env: u64) -> Container {
 /// A report of one of 9 hosts, the next in its sequence: up to 3 of 5
 /// services with one of 3 images and 2 env values, mostly in the host's
 /// own environment (sometimes it moves), sometimes with its engine
-/// unreachable, one of 2 kernels.
+/// unreachable, one of 2 kernels, sometimes under another fleet key.
 pub(crate) fn random_report(
     rng: &mut fastrand::Rng,
     sequence: &mut BTreeMap<String, u64>,
@@ -61,6 +61,10 @@ pub(crate) fn random_report(
         ..Default::default()
     });
     s.engine_state = if rng.u8(0..10) == 0 { 2 } else { 1 };
+    if rng.u8(0..8) == 0 {
+        // The host's agent moved to another fleet key.
+        s.fingerprint_key_id = "k2".into();
+    }
     s.content_hash = envparity_proto::hash::content_hash(&s);
     s
 }
@@ -138,6 +142,86 @@ async fn incremental_ingest_matches_a_full_evaluation() {
         fleet.push(s, now).await.unwrap();
 
         let (held, full) = held_and_full(&fleet, now);
+        assert_eq!(held, full, "after step {step}");
+    }
+}
+
+/// Small changes, as agents send them: one container's image or env value,
+/// a rename, a container more or less, another fleet key, another kernel,
+/// or nothing new. After each, the ledger, re-evaluated for the services
+/// the change touched only, holds exactly what a full evaluation finds,
+/// sides and summaries included.
+#[tokio::test]
+async fn small_changes_re_evaluate_what_they_touch_and_no_less() {
+    let (_dir, fleet, t0) = empty_fleet();
+    let mut rng = fastrand::Rng::with_seed(17);
+    let environments = ["staging", "production"];
+    let mut hosts: Vec<HostSnapshot> = (0..6)
+        .map(|i| {
+            let containers = (0..4).map(|s| container(&format!("s{s}"), 1, 0)).collect();
+            report(&format!("h{i}"), environments[i % 2], 1, containers)
+        })
+        .collect();
+    for h in &hosts {
+        fleet.push(h.clone(), t0).await.unwrap();
+    }
+    let comparable = |mut f: Finding| {
+        f.status = parity::Status::default();
+        f
+    };
+    for step in 1..300u64 {
+        let now = t0 + Duration::from_secs(step);
+        let s = &mut hosts[rng.usize(0..6)];
+        s.sequence += 1;
+        let n = s.containers.len();
+        let pick = rng.usize(0..n.max(1));
+        match (rng.u8(0..8), s.containers.get_mut(pick)) {
+            (0, Some(c)) => {
+                c.image.as_mut().unwrap().image_id = format!("sha256:{:064x}", rng.u64(0..3));
+            }
+            (1, Some(c)) => c.explicit_env[0].fingerprint = format!("fp{}", rng.u64(0..2)),
+            (2, Some(c)) => c.name = format!("renamed-{}", rng.u8(0..2)),
+            (3, Some(_)) => {
+                s.containers.remove(pick);
+            }
+            (4, _) => {
+                let mut c = container(&format!("s{}", rng.u64(0..5)), rng.u64(0..3), rng.u64(0..2));
+                c.id = format!("{}-{step}", c.id);
+                s.containers.push(c);
+            }
+            (5, _) => {
+                s.fingerprint_key_id = if s.fingerprint_key_id == "k" {
+                    "k2"
+                } else {
+                    "k"
+                }
+                .into();
+            }
+            (6, _) => {
+                let kernel = &mut s.host.get_or_insert_default().kernel_version;
+                *kernel = if kernel == "6.1.0" { "6.2.0" } else { "6.1.0" }.into();
+            }
+            _ => {}
+        }
+        s.content_hash = envparity_proto::hash::content_hash(s);
+        fleet.push(s.clone(), now).await.unwrap();
+
+        let view = fleet.view(now);
+        let held: BTreeSet<Finding> = view
+            .open
+            .iter()
+            .map(|e| comparable(e.finding.clone()))
+            .collect();
+        let views = view.host_views();
+        let environments = view.environments();
+        let full: BTreeSet<Finding> = parity::evaluate(
+            &views,
+            view.policy(),
+            &Scope::all(view.policy(), &environments),
+        )
+        .into_iter()
+        .map(comparable)
+        .collect();
         assert_eq!(held, full, "after step {step}");
     }
 }
