@@ -1,3 +1,5 @@
+//! Tests of parsing, printing, validating and applying a policy.
+
 use super::*;
 
 const FULL: &str = r#"
