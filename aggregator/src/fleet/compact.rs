@@ -92,25 +92,34 @@ impl Interner {
     /// `record` in compact form.
     pub fn hold(&mut self, record: StoredHost) -> HeldHost {
         let mut snapshot = Arc::unwrap_or_clone(record.snapshot);
-        let mut held = self.hold_mut(&mut snapshot, record.received_at, record.engine_state);
+        let mut held = self.hold_mut(&mut snapshot, record.received_at, record.engine_state, None);
         held.last_seen = record.last_seen;
         held
     }
 
     /// A host just stored, `snapshot` at `received_at` (and last heard of
     /// then), as the fleet holds it: only contents not held yet are copied
-    /// (`snapshot` is left as it was).
+    /// (`snapshot` is left as it was). A container whose content is that
+    /// of the container with its id in `previous` (the host as held before)
+    /// keeps that content, found by a comparison instead of encoding and
+    /// hashing it: a report that changed one container interns one.
     pub fn hold_mut(
         &mut self,
         snapshot: &mut HostSnapshot,
         received_at: SystemTime,
         engine_state: EngineState,
+        previous: Option<&HeldHost>,
     ) -> HeldHost {
+        let before: HashMap<&str, &Arc<Container>> = previous
+            .iter()
+            .flat_map(|p| &p.containers)
+            .map(|c| (&*c.id, &c.content))
+            .collect();
         let mut containers = std::mem::take(&mut snapshot.containers);
         let header = Arc::new(HostSnapshot::clone(snapshot));
         let held = containers
             .iter_mut()
-            .map(|c| self.container_mut(c))
+            .map(|c| self.container_mut(c, &before))
             .collect();
         snapshot.containers = containers;
         HeldHost {
@@ -122,11 +131,19 @@ impl Interner {
         }
     }
 
-    /// `c` as the fleet holds it; `c` is left as it was.
-    fn container_mut(&mut self, c: &mut Container) -> HeldContainer {
+    /// `c` as the fleet holds it; `c` is left as it was. Its content is the
+    /// one `before` holds under its id when equal.
+    fn container_mut(
+        &mut self,
+        c: &mut Container,
+        before: &HashMap<&str, &Arc<Container>>,
+    ) -> HeldContainer {
         let id = std::mem::take(&mut c.id);
         let name = std::mem::take(&mut c.name);
-        let content = self.intern(c);
+        let content = match before.get(id.as_str()) {
+            Some(held) if ***held == *c => Arc::clone(held),
+            _ => self.intern(c),
+        };
         let held = HeldContainer {
             id: id.as_str().into(),
             name: name.as_str().into(),
@@ -250,5 +267,52 @@ mod tests {
         assert_eq!(interner.distinct(), 1);
         interner.sweep();
         assert_eq!(interner.by_hash.len(), 1);
+    }
+
+    /// A host's next report keeps the contents of the containers it did not
+    /// change and holds the changed one's new content, even under the same
+    /// container id; it comes back whole.
+    #[test]
+    fn a_next_report_keeps_unchanged_contents_and_holds_the_changed_one() {
+        let mut interner = Interner::default();
+        let first = record(
+            "h1",
+            vec![
+                container("1", "shop-1", "fp1"),
+                container("2", "shop-2", "fp2"),
+            ],
+        );
+        let held = interner.hold(first);
+        let mut next = HostSnapshot::clone(
+            &record(
+                "h1",
+                vec![
+                    container("1", "shop-1", "fp1"),
+                    container("2", "shop-2", "fp3"),
+                ],
+            )
+            .snapshot,
+        );
+        let expected = next.clone();
+        let again = interner.hold_mut(
+            &mut next,
+            SystemTime::UNIX_EPOCH,
+            EngineState::Ok,
+            Some(&held),
+        );
+        assert_eq!(next, expected, "the snapshot is left as it was");
+        assert!(Arc::ptr_eq(
+            &held.containers[0].content,
+            &again.containers[0].content
+        ));
+        assert!(!Arc::ptr_eq(
+            &held.containers[1].content,
+            &again.containers[1].content
+        ));
+        assert_eq!(
+            again.containers[1].content.explicit_env[0].fingerprint,
+            "fp3"
+        );
+        assert_eq!(again.whole(), expected);
     }
 }

@@ -168,7 +168,9 @@ impl Fleet {
             }
         };
         // The store keeps the whole snapshot; memory, the compact host.
-        let record = self.interner().hold_mut(&mut next, now, engine_state);
+        let record = self
+            .interner()
+            .hold_mut(&mut next, now, engine_state, previous.as_ref());
         let stored = StoredHost {
             snapshot: Arc::new(next),
             received_at: now,
