@@ -18,7 +18,6 @@ use tonic::transport::{Channel, Endpoint};
 
 use super::render::Out;
 use super::{Command, HostsAction, Outcome, PolicyAction, output};
-use crate::parity::{Kind, Severity};
 
 /// How the CLI proves who it is: TLS settings and an optional token.
 #[derive(Debug, Clone, Default)]
@@ -314,7 +313,7 @@ pub async fn execute(mut client: Client, command: Command, out: &Out) -> anyhow:
                 .await?;
             let diff = output::Diff::from_proto(env_a, env_b, service, &resp);
             out.diff(&diff)?;
-            Ok(Outcome::judged(diff.parity))
+            Ok(diff.outcome())
         }
         Command::Status {
             service,
@@ -337,7 +336,7 @@ pub async fn execute(mut client: Client, command: Command, out: &Out) -> anyhow:
                 .into_inner();
             let status = output::Status::from_proto(&resp, all);
             out.status(&status)?;
-            Ok(Outcome::judged(status.parity))
+            Ok(status.outcome())
         }
         Command::Service { name } => {
             let resp = client
@@ -354,33 +353,15 @@ pub async fn execute(mut client: Client, command: Command, out: &Out) -> anyhow:
             kind,
             service,
         } => {
-            let findings = client.all_findings(service.clone()).await?;
-            let findings = filter(findings, severity, kind);
-            let passed = !findings.iter().any(output::Finding::counts);
-            out.findings(&output::Findings {
-                schema_version: output::SCHEMA_VERSION,
-                min_severity: severity.map(|s| s.as_str().to_owned()),
-                kind: kind.map(|k| k.as_str().to_owned()),
-                service,
-                fail_on: None,
-                passed,
-                findings,
-            })?;
-            Ok(Outcome::judged(passed))
+            let all = client.all_findings(service.clone()).await?;
+            let findings = output::Findings::listing(all, severity, kind, service);
+            out.findings(&findings)?;
+            Ok(findings.outcome())
         }
         Command::Check { fail_on } => {
-            let findings = filter(client.all_findings(None).await?, Some(fail_on), None);
-            let passed = !findings.iter().any(output::Finding::counts);
-            out.findings(&output::Findings {
-                schema_version: output::SCHEMA_VERSION,
-                min_severity: Some(fail_on.as_str().to_owned()),
-                kind: None,
-                service: None,
-                fail_on: Some(fail_on.as_str().to_owned()),
-                passed,
-                findings,
-            })?;
-            Ok(Outcome::judged(passed))
+            let check = output::Findings::check(client.all_findings(None).await?, fail_on);
+            out.findings(&check)?;
+            Ok(check.outcome())
         }
         Command::Gate { service, to, image } => {
             let resp = client
@@ -395,7 +376,7 @@ pub async fn execute(mut client: Client, command: Command, out: &Out) -> anyhow:
                 .into_inner();
             let gate = output::Gate::from_proto(service, to, &resp);
             out.gate(&gate)?;
-            Ok(Outcome::judged(gate.allowed))
+            Ok(gate.outcome())
         }
         Command::Explain { service, envs } => {
             let (env_a, env_b) = match envs.as_slice() {
@@ -498,21 +479,6 @@ impl Client {
         all.next_page.clear();
         Ok(all)
     }
-}
-
-/// Keeps findings at or above `severity` and of `kind`.
-fn filter(
-    findings: Vec<output::Finding>,
-    severity: Option<Severity>,
-    kind: Option<Kind>,
-) -> Vec<output::Finding> {
-    findings
-        .into_iter()
-        .filter(|f| {
-            severity.is_none_or(|min| f.severity.parse::<Severity>().is_ok_and(|s| s >= min))
-                && kind.is_none_or(|k| f.kind == k.as_str())
-        })
-        .collect()
 }
 
 #[cfg(test)]

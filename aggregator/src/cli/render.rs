@@ -12,9 +12,11 @@ use serde::Serialize;
 
 use super::Format;
 use super::output::{
-    Alerts, ConfigCheck, Diff, Explain, Finding, Findings, Forgotten, Gate, History, Hosts,
-    PolicyShow, Service, Status, Tally,
+    Alerts, ConfigCheck, Diff, Explain, Finding, Findings, Forgotten, Gate, History, Hosts, Named,
+    PolicyShow, Rows, Service, Status, Tally,
 };
+use crate::parity::Severity;
+use envparity_proto::v1;
 
 pub use envparity_proto::names::is_hostile;
 
@@ -51,6 +53,30 @@ fn short(value: &str) -> String {
     match value.strip_prefix("sha256:") {
         Some(hex) if hex.len() > 12 => format!("sha256:{}", &hex[..12]),
         _ => value.to_owned(),
+    }
+}
+
+/// What a coloured word means, which picks its colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tone {
+    /// Critical findings, drift, a refused gate: bold red.
+    Critical,
+    /// Warnings, cells that drift, hosts not fresh: yellow.
+    Warning,
+    /// Info findings: cyan.
+    Info,
+    /// Parity, an allowed gate: green.
+    Ok,
+}
+
+impl Tone {
+    /// The tone of a finding of `severity` that counts.
+    fn of(severity: Severity) -> Self {
+        match severity {
+            Severity::Critical => Tone::Critical,
+            Severity::Warning => Tone::Warning,
+            Severity::Info => Tone::Info,
+        }
     }
 }
 
@@ -123,16 +149,15 @@ impl Out {
         Ok(true)
     }
 
-    fn paint(&self, text: &str, severity: &str) -> String {
+    fn paint(&self, text: &str, tone: Tone) -> String {
         if !self.color {
             return text.to_owned();
         }
-        let code = match severity {
-            "critical" => "1;31",
-            "warning" => "33",
-            "info" => "36",
-            "ok" => "32",
-            _ => return text.to_owned(),
+        let code = match tone {
+            Tone::Critical => "1;31",
+            Tone::Warning => "33",
+            Tone::Info => "36",
+            Tone::Ok => "32",
         };
         format!("\u{1b}[{code}m{text}\u{1b}[0m")
     }
@@ -160,7 +185,7 @@ impl Out {
             let mut row = vec![
                 h.host_id.clone(),
                 h.environment.clone(),
-                h.state.clone(),
+                h.state.to_string(),
                 h.last_seen_age_seconds
                     .map_or_else(|| "never".to_owned(), |s| format!("{s}s ago")),
                 if h.containers_dropped > 0 {
@@ -187,10 +212,10 @@ impl Out {
                         .join(","),
                 ]);
             }
-            let state = h.state.clone();
+            let fresh = h.state == Named::Known(v1::HostState::Fresh);
             table.row(row, move |col, text, out: &Out| {
-                if col == 2 && state != "fresh" {
-                    out.paint(text, "warning")
+                if col == 2 && !fresh {
+                    out.paint(text, Tone::Warning)
                 } else {
                     text.to_owned()
                 }
@@ -236,9 +261,10 @@ impl Out {
                 };
                 format!("{}: {values}{stale}", s.environment)
             };
-            let severity = match f.state.as_str() {
-                "active" => f.severity.clone(),
-                state => format!("{} ({state})", f.severity),
+            let severity = if f.counts() {
+                f.severity.to_string()
+            } else {
+                format!("{} ({})", f.severity, f.state)
             };
             let key = if f.host.is_empty() {
                 dash_or(&f.key).to_owned()
@@ -247,7 +273,7 @@ impl Out {
             };
             let mut row = vec![
                 severity,
-                f.kind.clone(),
+                f.kind.to_string(),
                 dash_or(&f.service).to_owned(),
                 key,
                 side(&f.a),
@@ -261,17 +287,11 @@ impl Out {
                     f.first_seen.clone().unwrap_or_default(),
                 ]);
             }
-            let paint_as = if f.counts() {
-                f.severity.clone()
-            } else {
-                String::new()
-            };
-            table.row(row, move |col, text, out: &Out| {
-                if col == 0 {
-                    out.paint(text, &paint_as)
-                } else {
-                    text.to_owned()
-                }
+            // Only what counts is coloured, and only by a severity known.
+            let tone = f.severity.known().filter(|_| f.counts()).map(Tone::of);
+            table.row(row, move |col, text, out: &Out| match tone {
+                Some(tone) if col == 0 => out.paint(text, tone),
+                _ => text.to_owned(),
             });
         }
         let mut s = table.render(self);
@@ -314,12 +334,12 @@ impl Out {
         if tally.counted() == 0 {
             return format!(
                 "{} {scope}: no findings{extra}\n",
-                self.paint("parity", "ok")
+                self.paint("parity", Tone::Ok)
             );
         }
         format!(
             "{} {scope}: {} finding(s): {} critical, {} warning, {} info{extra}\n",
-            self.paint("drift", "critical"),
+            self.paint("drift", Tone::Critical),
             tally.counted(),
             tally.critical,
             tally.warning,
@@ -384,7 +404,7 @@ impl Out {
             }
             table.row(cells, |_, text, out: &Out| {
                 if text.starts_with("! ") {
-                    out.paint(text, "warning")
+                    out.paint(text, Tone::Warning)
                 } else {
                     text.to_owned()
                 }
@@ -407,7 +427,7 @@ impl Out {
         if let Some(sum) = status
             .summary
             .as_ref()
-            .filter(|_| status.rows == "drifting")
+            .filter(|_| status.rows == Rows::Drifting)
         {
             let calm = sum.services.saturating_sub(sum.services_drifting);
             if calm > 0 {
@@ -424,25 +444,15 @@ impl Out {
             ));
         }
         s.push('\n');
-        let (scope, tally) = match &status.summary {
-            Some(sum) => (
-                format!(
-                    "{} environment(s), {} service(s)",
-                    status.environments.len(),
-                    sum.services
-                ),
-                sum.findings,
-            ),
-            None => (
-                format!(
-                    "{} environment(s), {} service(s)",
-                    status.environments.len(),
-                    status.services.len()
-                ),
-                Tally::of(&status.findings),
-            ),
-        };
-        s.push_str(&self.verdict_of(&tally, &scope));
+        let services = status
+            .summary
+            .as_ref()
+            .map_or(status.services.len(), |sum| sum.services as usize);
+        let scope = format!(
+            "{} environment(s), {services} service(s)",
+            status.environments.len()
+        );
+        s.push_str(&self.verdict_of(&status.tally(), &scope));
         self.emit(&s)
     }
 
@@ -483,9 +493,9 @@ impl Out {
             s.push_str(&format!("  - {r}\n"));
         }
         let verdict = if gate.allowed {
-            self.paint("ALLOWED", "ok")
+            self.paint("ALLOWED", Tone::Ok)
         } else {
-            self.paint("REFUSED", "critical")
+            self.paint("REFUSED", Tone::Critical)
         };
         self.emit(&(verdict + &sanitize_lines(&s)))
     }
@@ -549,8 +559,8 @@ impl Out {
                 vec![
                     f.first_seen.clone().unwrap_or_default(),
                     f.resolved_at.clone().unwrap_or_else(|| "open".to_owned()),
-                    f.severity.clone(),
-                    f.kind.clone(),
+                    f.severity.to_string(),
+                    f.kind.to_string(),
                     f.environments.join(","),
                     dash_or(&f.key).to_owned(),
                 ],
@@ -660,8 +670,8 @@ impl Out {
                 format!("{} → {}", alert.env_a, alert.env_b)
             };
             let mut row = vec![
-                alert.severity.clone(),
-                alert.kind.clone(),
+                alert.severity.to_string(),
+                alert.kind.to_string(),
                 dash_or(&alert.service).to_owned(),
                 envs,
                 alert.fired_at.clone().unwrap_or_default(),
@@ -785,7 +795,7 @@ impl Out {
                 env,
             ];
             if self.wide() {
-                row.extend([i.image_id.clone(), i.host_state.clone()]);
+                row.extend([i.image_id.clone(), i.host_state.to_string()]);
             }
             table.row(row, |_, text, _| text.to_owned());
         }
@@ -1024,7 +1034,7 @@ mod tests {
             vec!["long-cell".into(), "x".into()],
             |c, text, out: &Out| {
                 if c == 0 {
-                    out.paint(text, "critical")
+                    out.paint(text, Tone::Critical)
                 } else {
                     text.to_owned()
                 }

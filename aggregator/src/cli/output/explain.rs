@@ -1,0 +1,98 @@
+//! `explain`'s answer: what two environments' images of a service say about
+//! themselves, and the layers they share.
+
+use envparity_proto::v1;
+use serde::Serialize;
+
+use super::SCHEMA_VERSION;
+
+/// `explain` output.
+#[derive(Debug, Serialize)]
+pub struct Explain {
+    pub schema_version: u32,
+    pub service: String,
+    pub a: ExplainSide,
+    pub b: ExplainSide,
+    /// True when both sides run exactly the same content.
+    pub same_content: bool,
+    /// Layers shared from the bottom, when each side runs one image.
+    pub shared_layers: Option<SharedLayers>,
+}
+
+/// One environment's images.
+#[derive(Debug, Serialize)]
+pub struct ExplainSide {
+    pub environment: String,
+    pub images: Vec<ExplainImage>,
+}
+
+/// What an image says about itself.
+#[derive(Debug, Serialize)]
+pub struct ExplainImage {
+    pub reference: String,
+    pub digest: String,
+    pub image_id: String,
+    pub architecture: String,
+    pub created: String,
+    /// OCI labels `revision`, `version`, `created`, `base.digest`, `source`
+    /// (empty when the image does not set them).
+    pub revision: String,
+    pub version: String,
+    pub created_label: String,
+    pub base_digest: String,
+    pub source: String,
+    pub layer_count: u32,
+    pub hosts: Vec<String>,
+}
+
+/// Shared layers.
+#[derive(Debug, Serialize)]
+pub struct SharedLayers {
+    /// Layers both images share from the bottom: divergence starts at layer
+    /// `shared + 1`.
+    pub shared: u32,
+    pub a_total: u32,
+    pub b_total: u32,
+}
+
+impl Explain {
+    /// From the wire.
+    pub fn from_proto(r: &v1::ExplainResponse) -> Self {
+        let side = |s: Option<&v1::ExplainSide>| {
+            let s = s.cloned().unwrap_or_default();
+            ExplainSide {
+                environment: s.environment,
+                images: s
+                    .images
+                    .into_iter()
+                    .map(|i| ExplainImage {
+                        reference: i.reference,
+                        digest: i.digest,
+                        image_id: i.image_id,
+                        architecture: i.architecture,
+                        created: i.created,
+                        revision: i.revision,
+                        version: i.version,
+                        created_label: i.created_label,
+                        base_digest: i.base_digest,
+                        source: i.source,
+                        layer_count: i.layer_count,
+                        hosts: i.hosts,
+                    })
+                    .collect(),
+            }
+        };
+        Explain {
+            schema_version: SCHEMA_VERSION,
+            service: r.service.clone(),
+            a: side(r.a.as_ref()),
+            b: side(r.b.as_ref()),
+            same_content: r.same_content,
+            shared_layers: r.shared_layers.map(|s| SharedLayers {
+                shared: s.shared,
+                a_total: s.a_total,
+                b_total: s.b_total,
+            }),
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! `service`'s answer: one service's replicas in every environment.
+
+use envparity_proto::v1;
+use serde::Serialize;
+
+use super::{Named, SCHEMA_VERSION, rfc3339, wire};
+
+/// `service` output.
+#[derive(Debug, Serialize)]
+pub struct Service {
+    pub schema_version: u32,
+    pub service: String,
+    pub instances: Vec<Instance>,
+}
+
+/// One replica.
+#[derive(Debug, Serialize)]
+pub struct Instance {
+    pub environment: String,
+    pub host_id: String,
+    pub host_state: Named<v1::HostState>,
+    pub container_name: String,
+    pub container_id: String,
+    pub image_reference: String,
+    pub image_id: String,
+    pub repo_digests: Vec<String>,
+    pub started_at: Option<String>,
+    /// Explicit env: names with fingerprints (and clear values only for
+    /// allowlisted, non-secret names).
+    pub explicit_env: Vec<EnvVar>,
+}
+
+/// One env entry.
+#[derive(Debug, Serialize)]
+pub struct EnvVar {
+    pub name: String,
+    pub fingerprint: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+impl Service {
+    /// From the wire.
+    pub fn from_proto(resp: &v1::GetServiceResponse) -> Self {
+        let instances = resp
+            .instances
+            .iter()
+            .map(|i| {
+                let c = i.container.clone().unwrap_or_default();
+                let img = c.image.clone().unwrap_or_default();
+                Instance {
+                    environment: i.environment.clone(),
+                    host_id: i.host_id.clone(),
+                    host_state: wire::host_state(i.host_state()),
+                    container_name: c.name.clone(),
+                    container_id: c.id.clone(),
+                    image_reference: img.reference,
+                    image_id: img.image_id,
+                    repo_digests: img.repo_digests,
+                    started_at: rfc3339(c.started_at.as_ref()),
+                    explicit_env: c
+                        .explicit_env
+                        .iter()
+                        .map(|e| EnvVar {
+                            name: e.name.clone(),
+                            fingerprint: e.fingerprint.clone(),
+                            value: e.value.clone(),
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        Service {
+            schema_version: SCHEMA_VERSION,
+            service: resp.service.clone(),
+            instances,
+        }
+    }
+}
