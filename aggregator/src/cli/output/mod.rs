@@ -7,7 +7,7 @@
 //!
 //! One answer a file, typed: kinds, severities and states are the domain's
 //! enums ([`Named`], read from the wire by [`wire`]), and every judged
-//! answer knows its own [`Outcome`](super::Outcome). [`finding`] holds what
+//! answer knows its own [`Outcome`](super::Outcome). `finding.rs` holds what
 //! every listing shares: a finding, whether it counts, the tally.
 
 mod alerts;

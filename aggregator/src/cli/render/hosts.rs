@@ -1,0 +1,98 @@
+//! `hosts` and `hosts forget` as text: the hosts table and the refusals
+//! under it; the host forgotten.
+
+use super::Out;
+use super::paint::Tone;
+use super::table::Table;
+use super::text::sanitize_lines;
+use crate::cli::output::{Forgotten, Hosts, Named};
+use envparity_proto::v1;
+
+impl Out {
+    /// `envparity hosts`.
+    pub fn hosts(&self, hosts: &Hosts) -> anyhow::Result<()> {
+        if self.structured(hosts)? {
+            return Ok(());
+        }
+        let mut headers = vec![
+            "HOST",
+            "ENVIRONMENT",
+            "STATE",
+            "LAST SEEN",
+            "CONTAINERS",
+            "KERNEL",
+            "OS",
+            "ENGINE",
+        ];
+        if self.wide() {
+            headers.extend(["ARCH", "STORAGE", "CGROUP", "AGENT", "LABELS"]);
+        }
+        let mut table = Table::new(&headers);
+        for h in &hosts.hosts {
+            let mut row = vec![
+                h.host_id.clone(),
+                h.environment.clone(),
+                h.state.to_string(),
+                h.last_seen_age_seconds
+                    .map_or_else(|| "never".to_owned(), |s| format!("{s}s ago")),
+                if h.containers_dropped > 0 {
+                    format!("{} (+{} left out)", h.container_count, h.containers_dropped)
+                } else {
+                    h.container_count.to_string()
+                },
+                h.host.kernel_version.clone(),
+                format!("{} {}", h.host.os_id, h.host.os_version)
+                    .trim()
+                    .to_owned(),
+                h.engine.server_version.clone(),
+            ];
+            if self.wide() {
+                row.extend([
+                    h.host.architecture.clone(),
+                    h.engine.storage_driver.clone(),
+                    format!("{} v{}", h.engine.cgroup_driver, h.engine.cgroup_version),
+                    h.agent_version.clone(),
+                    h.labels
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                ]);
+            }
+            let fresh = h.state == Named::Known(v1::HostState::Fresh);
+            table.row(row, move |col, text, out: &Out| {
+                if col == 2 && !fresh {
+                    out.paint(text, Tone::Warning)
+                } else {
+                    text.to_owned()
+                }
+            });
+        }
+        let mut s = table.render(self);
+        s.push_str(&format!("{} host(s)\n", hosts.hosts.len()));
+        for h in &hosts.hosts {
+            if let Some(reason) = &h.refused_reason {
+                s.push_str(&sanitize_lines(&format!(
+                    "{}: latest report refused at {}: {reason}\n",
+                    h.host_id,
+                    h.refused_at.as_deref().unwrap_or("?")
+                )));
+            }
+        }
+        self.emit(&s)
+    }
+
+    /// `envparity hosts forget`.
+    pub fn forgotten(&self, f: &Forgotten) -> anyhow::Result<()> {
+        if self.structured(f)? {
+            return Ok(());
+        }
+        self.emit(&sanitize_lines(&format!(
+            "forgot host {} ({}, {} container(s), last seen {}); if its agent still runs, it comes back at its next report\n",
+            f.host_id,
+            f.environment,
+            f.container_count,
+            f.last_seen.as_deref().unwrap_or("never")
+        )))
+    }
+}
