@@ -1,8 +1,8 @@
 //! Hostile strings in every answer the CLI prints (one answer per input,
 //! picked by its first byte): query answers as they
 //! arrive off the wire (any string, any timestamp, any enum number), turned
-//! into the CLI's output structs (`cli/output.rs`) and rendered by
-//! `cli/render.rs` as table, wide table, JSON and YAML, with and without
+//! into the CLI's output structs (`cli/output/`) and rendered by
+//! `cli/render/` as table, wide table, JSON and YAML, with and without
 //! colour.
 //!
 //! Asserted, besides "never panics":
@@ -17,7 +17,9 @@ use std::time::SystemTime;
 
 use arbitrary::{Arbitrary, Result, Unstructured};
 use envparity_aggregator::cli::output;
+use envparity_aggregator::parity::Severity;
 use envparity_aggregator::parity::explain::explain;
+use envparity_aggregator::server::convert;
 use envparity_fuzz::render::check_all;
 use envparity_fuzz::report::{FuzzContainer, Time};
 use envparity_fuzz::text::Text;
@@ -343,18 +345,20 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
         1 => {
             let resp = status(&mut g)?;
             let all = g.u.arbitrary()?;
-            check_all(&output::Status::from_proto(&resp, all), &g.placed(), |o, v| {
-                o.status(v)
-            });
+            check_all(
+                &output::Status::from_proto(&resp, all),
+                &g.placed(),
+                |o, v| o.status(v),
+            );
         }
         2 => {
             let findings = output::Findings {
                 schema_version: output::SCHEMA_VERSION,
-                min_severity: Some("info".to_owned()),
+                min_severity: Some(Severity::Info),
                 kind: None,
                 service: None,
                 fail_on: if g.u.arbitrary()? {
-                    Some("warning".to_owned())
+                    Some(Severity::Warning)
                 } else {
                     None
                 },
@@ -399,7 +403,11 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
                 .collect();
             if let [first, .., last] = instances.as_slice() {
                 let e = explain(&resp.service, &first.0, &last.0, &instances);
-                check_all(&output::Explain::from_domain(&e), &[], |o, v| o.explain(v));
+                check_all(
+                    &output::Explain::from_proto(&convert::explanation(&e)),
+                    &[],
+                    |o, v| o.explain(v),
+                );
             }
         }
         5 => {

@@ -29,7 +29,7 @@ use std::time::SystemTime;
 use arbitrary::{Arbitrary, Unstructured};
 use envparity_aggregator::cli::output;
 use envparity_aggregator::cli::render::Out;
-use envparity_aggregator::parity::explain::explain;
+use envparity_aggregator::parity::Severity;
 use envparity_aggregator::server::{self, validate};
 use envparity_fuzz::fleet::{Aggregator, runtime};
 use envparity_fuzz::render::{CHEAP, check_in};
@@ -37,9 +37,9 @@ use envparity_fuzz::report::{FuzzReport, baseline, heartbeat_for};
 use envparity_proto::v1::query_service_server::QueryService;
 use envparity_proto::v1::report_service_server::ReportService;
 use envparity_proto::v1::{
-    EngineState, GateRequest, GetFindingsRequest, GetHistoryRequest, GetPolicyRequest,
-    GetServiceRequest, GetStatusRequest, HeartbeatRequest, HostSnapshot, ListAlertsRequest,
-    ListHostsRequest, PushSnapshotRequest,
+    EngineState, ExplainRequest, GateRequest, GetFindingsRequest, GetHistoryRequest,
+    GetPolicyRequest, GetServiceRequest, GetStatusRequest, HeartbeatRequest, HostSnapshot,
+    ListAlertsRequest, ListHostsRequest, PushSnapshotRequest,
 };
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
@@ -204,7 +204,7 @@ async fn query(agg: &Aggregator, snapshot: &HostSnapshot) {
         min_severity: None,
         kind: None,
         service: None,
-        fail_on: Some("warning".to_owned()),
+        fail_on: Some(Severity::Warning),
         passed: false,
         findings: all
             .findings
@@ -254,14 +254,25 @@ async fn query(agg: &Aggregator, snapshot: &HostSnapshot) {
             std::slice::from_ref(service),
             |o, v| o.service(v),
         );
-        let instances: Vec<_> = resp
-            .instances
-            .into_iter()
-            .filter_map(|i| Some((i.environment, i.host_id, i.container?)))
-            .collect();
         for (a, b) in envs.iter().zip(envs.iter().skip(1)) {
-            let e = explain(service, a, b, &instances);
-            check(&output::Explain::from_domain(&e), &[], |o, v| o.explain(v));
+            // Explained by the aggregator, as the CLI asks; a service that
+            // does not run on both sides is refused, never a panic.
+            match q
+                .explain(Request::new(ExplainRequest {
+                    service: service.clone(),
+                    env_a: a.clone(),
+                    env_b: b.clone(),
+                }))
+                .await
+            {
+                Ok(e) => check(&output::Explain::from_proto(e.get_ref()), &[], |o, v| {
+                    o.explain(v)
+                }),
+                Err(s) => assert!(
+                    matches!(s.code(), Code::FailedPrecondition | Code::NotFound),
+                    "explain refused with {s:?}"
+                ),
+            }
         }
         q.get_status(Request::new(GetStatusRequest {
             service: service.clone(),

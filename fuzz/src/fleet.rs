@@ -7,10 +7,10 @@ use std::time::{Duration, SystemTime};
 
 use envparity_aggregator::alert::Alerting;
 use envparity_aggregator::config::AlertsConfig;
+use envparity_aggregator::fleet::{Fleet, LoadedPolicy};
 use envparity_aggregator::metrics::Metrics;
 use envparity_aggregator::server::auth::Auth;
 use envparity_aggregator::server::rate::{RateLimit, RateLimiter};
-use envparity_aggregator::fleet::{Fleet, LoadedPolicy};
 use envparity_aggregator::server::{QueryApi, ReportApi};
 
 use crate::report;

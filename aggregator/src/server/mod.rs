@@ -4,7 +4,7 @@
 pub mod auth;
 pub mod budget;
 pub mod conn;
-mod convert;
+pub mod convert;
 pub mod page;
 mod query;
 pub mod rate;
