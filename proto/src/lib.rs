@@ -23,6 +23,8 @@ pub mod codec;
 pub mod delta;
 pub mod digest;
 pub mod exposition;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
 pub mod hash;
 pub mod limits;
 pub mod names;
