@@ -107,34 +107,24 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::fixtures;
     use crate::hash::content_hash;
-    use crate::v1::EnvVar;
 
     /// A container of id `c{id}` whose content is `version`.
     fn container(id: u8, version: u8) -> Container {
-        Container {
-            id: format!("c{id:03}"),
-            name: format!("n{id}"),
-            explicit_env: vec![EnvVar {
-                name: "V".into(),
-                fingerprint: format!("fp{version}"),
-                value: None,
-            }],
-            ..Default::default()
-        }
+        fixtures::container("shop")
+            .id(format!("c{id:03}"))
+            .name(format!("n{id}"))
+            .env("V", format!("fp{version}"))
+            .build()
     }
 
     /// A snapshot of `containers` (id → version), sorted by id, hashed.
     fn snapshot(containers: &BTreeMap<u8, u8>, sequence: u64) -> HostSnapshot {
-        let mut s = HostSnapshot {
-            host_id: "h1".into(),
-            environment: "staging".into(),
-            sequence,
-            containers: containers.iter().map(|(i, v)| container(*i, *v)).collect(),
-            ..Default::default()
-        };
-        s.content_hash = content_hash(&s);
-        s
+        fixtures::snapshot("h1", "staging")
+            .sequence(sequence)
+            .containers(containers.iter().map(|(i, v)| container(*i, *v)))
+            .build()
     }
 
     proptest! {

@@ -22,18 +22,12 @@ pub fn content_hash(snapshot: &HostSnapshot) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::v1::{Container, HostSnapshot};
+    use crate::fixtures;
 
     fn snapshot() -> HostSnapshot {
-        HostSnapshot {
-            host_id: "h1".into(),
-            environment: "dev".into(),
-            containers: vec![Container {
-                id: "c1".into(),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }
+        fixtures::snapshot("h1", "dev")
+            .container(fixtures::container("shop").id("c1"))
+            .build()
     }
 
     #[test]
