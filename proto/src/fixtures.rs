@@ -86,22 +86,22 @@ impl ContainerBuilder {
     }
 
     /// Adds an OCI label of the image (`org.opencontainers.image.*`).
-    pub fn image_label(mut self, key: &str, value: &str) -> Self {
+    pub fn image_label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.image_info().oci_labels.push(label(key, value));
         self
     }
 
     /// When the image was built, as the engine reports it.
-    pub fn created(mut self, created: &str) -> Self {
-        self.image_info().created = created.to_owned();
+    pub fn created(mut self, created: impl Into<String>) -> Self {
+        self.image_info().created = created.into();
         self
     }
 
     /// The image's operating system and architecture.
-    pub fn platform(mut self, os: &str, architecture: &str) -> Self {
+    pub fn platform(mut self, os: impl Into<String>, architecture: impl Into<String>) -> Self {
         let image = self.image_info();
-        image.os = os.to_owned();
-        image.architecture = architecture.to_owned();
+        image.os = os.into();
+        image.architecture = architecture.into();
         self
     }
 
@@ -111,6 +111,14 @@ impl ContainerBuilder {
             .explicit_env
             .push(var(name.into(), fingerprint.into(), None));
         self
+    }
+
+    /// Adds explicit env variables, `(name, fingerprint)`, each as [`env`](Self::env).
+    pub fn envs<N: Into<String>, F: Into<String>>(
+        self,
+        vars: impl IntoIterator<Item = (N, F)>,
+    ) -> Self {
+        vars.into_iter().fold(self, |c, (name, fp)| c.env(name, fp))
     }
 
     /// Adds an explicit env variable sent in clear: its fingerprint and its
@@ -127,7 +135,12 @@ impl ContainerBuilder {
     }
 
     /// Adds an env variable baked into the image, in clear or not.
-    pub fn image_env(mut self, name: &str, fingerprint: &str, value: Option<&str>) -> Self {
+    pub fn image_env(
+        mut self,
+        name: impl Into<String>,
+        fingerprint: impl Into<String>,
+        value: Option<&str>,
+    ) -> Self {
         let v = var(name.into(), fingerprint.into(), value.map(str::to_owned));
         self.0.image_env.push(v);
         self
@@ -135,10 +148,7 @@ impl ContainerBuilder {
 
     /// Adds a container label.
     pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.0.labels.push(Label {
-            key: key.into(),
-            value: value.into(),
-        });
+        self.0.labels.push(label(key, value));
         self
     }
 
@@ -198,23 +208,21 @@ impl SnapshotBuilder {
     }
 
     /// The agent's boot id.
-    pub fn boot_id(mut self, boot_id: &str) -> Self {
-        self.agent().boot_id = boot_id.to_owned();
+    pub fn boot_id(mut self, boot_id: impl Into<String>) -> Self {
+        self.agent().boot_id = boot_id.into();
         self
     }
 
     /// The agent's version.
-    pub fn agent_version(mut self, version: &str) -> Self {
-        self.agent().version = version.to_owned();
+    pub fn agent_version(mut self, version: impl Into<String>) -> Self {
+        self.agent().version = version.into();
         self
     }
 
     /// The host's kernel version (the other host facts stay as they are).
-    pub fn kernel(mut self, kernel: &str) -> Self {
-        self.0
-            .host
-            .get_or_insert_with(HostFacts::default)
-            .kernel_version = kernel.to_owned();
+    pub fn kernel(mut self, kernel: impl Into<String>) -> Self {
+        let facts = self.0.host.get_or_insert_with(HostFacts::default);
+        facts.kernel_version = kernel.into();
         self
     }
 
@@ -237,13 +245,13 @@ impl SnapshotBuilder {
     }
 
     /// The id of the fleet key the env fingerprints were made with.
-    pub fn fingerprint_key(mut self, key_id: &str) -> Self {
-        self.0.fingerprint_key_id = key_id.to_owned();
+    pub fn fingerprint_key(mut self, key_id: impl Into<String>) -> Self {
+        self.0.fingerprint_key_id = key_id.into();
         self
     }
 
     /// Adds a host label.
-    pub fn label(mut self, key: &str, value: &str) -> Self {
+    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.0.labels.push(label(key, value));
         self
     }
@@ -271,10 +279,10 @@ impl SnapshotBuilder {
     }
 }
 
-fn label(key: &str, value: &str) -> Label {
+fn label(key: impl Into<String>, value: impl Into<String>) -> Label {
     Label {
-        key: key.to_owned(),
-        value: value.to_owned(),
+        key: key.into(),
+        value: value.into(),
     }
 }
 
