@@ -60,15 +60,17 @@ pub fn is_pinned(reference: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use envparity_proto::fixtures;
 
+    /// The image of a container started from `reference`, with
+    /// `repo_digests` taken as given.
     fn image(reference: &str, repo_digests: &[&str]) -> ImageInfo {
-        ImageInfo {
-            reference: reference.into(),
-            image_id: "sha256:6c6f63616c6c6f63616c6c6f63616c6c6f63616c6c6f63616c6c6f63616c6c6f"
-                .into(),
-            repo_digests: repo_digests.iter().map(|s| s.to_string()).collect(),
-            ..Default::default()
-        }
+        let image_id = "sha256:6c6f63616c6c6f63616c6c6f63616c6c6f63616c6c6f63616c6c6f63616c6c6f";
+        let c = fixtures::container("app")
+            .image(reference)
+            .image_id(image_id);
+        let c = repo_digests.iter().fold(c, |c, d| c.repo_digest(*d));
+        c.build().image.expect("an image")
     }
 
     #[test]

@@ -112,20 +112,19 @@ pub(super) fn shown_fingerprint(fingerprint: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use envparity_proto::v1::EnvVar;
+    use envparity_proto::fixtures;
 
+    /// A container with explicit env `(name, fingerprint, clear value)`.
     fn container(vars: &[(&str, &str, Option<&str>)]) -> Container {
-        Container {
-            explicit_env: vars
-                .iter()
-                .map(|(n, fp, v)| EnvVar {
-                    name: n.to_string(),
-                    fingerprint: fp.to_string(),
-                    value: v.map(str::to_string),
-                })
-                .collect(),
-            ..Default::default()
-        }
+        vars.iter()
+            .fold(
+                fixtures::container("shop"),
+                |c, (name, fp, value)| match value {
+                    Some(value) => c.clear_env(*name, *fp, *value),
+                    None => c.env(*name, *fp),
+                },
+            )
+            .build()
     }
 
     #[test]

@@ -1,6 +1,7 @@
 use super::*;
 use crate::parity::policy::{Pinning, Report};
-use envparity_proto::v1::{EnvVar, HostFacts, ImageInfo, RuntimeConfig, ServiceIdentity};
+use envparity_proto::fixtures;
+use envparity_proto::v1::{EnvVar, RuntimeConfig};
 use proptest::prelude::*;
 use std::time::Duration;
 
@@ -12,47 +13,26 @@ fn container(
     digest: Option<&str>,
     env: &[(&str, &str)],
 ) -> Container {
-    Container {
-        id: format!("{service}-{image_id}"),
-        name: service.into(),
-        service: Some(ServiceIdentity {
-            name: service.into(),
-            source: 1,
-        }),
-        image: Some(ImageInfo {
-            // One tag per image, so that only the tests that mean it share a
-            // tag between different images.
-            reference: format!("reg/{service}:{}", image_id.replace(':', "-")),
-            image_id: image_id.into(),
-            repo_digests: digest
-                .map(|d| format!("reg/{service}@{d}"))
-                .into_iter()
-                .collect(),
-            ..Default::default()
-        }),
-        explicit_env: env
-            .iter()
-            .map(|(n, fp)| EnvVar {
-                name: n.to_string(),
-                fingerprint: fp.to_string(),
-                value: None,
-            })
-            .collect(),
-        ..Default::default()
+    let c = fixtures::container(service)
+        .id(format!("{service}-{image_id}"))
+        // One tag per image, so that only the tests that mean it share a
+        // tag between different images.
+        .image(format!("reg/{service}:{}", image_id.replace(':', "-")))
+        .image_id(image_id)
+        .envs(env.iter().copied());
+    match digest {
+        Some(d) => c.repo_digest(format!("reg/{service}@{d}")).build(),
+        None => c.build(),
     }
 }
 
+/// A host of `env` (the fleet names it) on `kernel` running `containers`.
 fn snapshot(env: &str, kernel: &str, containers: Vec<Container>) -> HostSnapshot {
-    HostSnapshot {
-        environment: env.into(),
-        host: Some(HostFacts {
-            kernel_version: kernel.into(),
-            ..Default::default()
-        }),
-        containers,
-        fingerprint_key_id: "k1".into(),
-        ..Default::default()
-    }
+    fixtures::snapshot("h", env)
+        .kernel(kernel)
+        .fingerprint_key("k1")
+        .containers(containers)
+        .build()
 }
 
 /// The default policy without pinning rules: the containers above run tags,

@@ -191,23 +191,16 @@ pub fn explain(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use envparity_proto::v1::Label;
+    use envparity_proto::fixtures;
 
     fn container(digest: &str, layers: &[&str], revision: &str) -> Container {
-        Container {
-            image: Some(ImageInfo {
-                reference: "reg/app:1".into(),
-                image_id: format!("sha256:id-{digest}"),
-                repo_digests: vec![format!("reg/app@sha256:{}", &digest.repeat(64)[..64])],
-                layers: layers.iter().map(|l| l.to_string()).collect(),
-                oci_labels: vec![Label {
-                    key: REVISION.into(),
-                    value: revision.into(),
-                }],
-                ..Default::default()
-            }),
-            ..Default::default()
-        }
+        fixtures::container("app")
+            .image("reg/app:1")
+            .image_id(format!("sha256:id-{digest}"))
+            .repo_digest(format!("reg/app@sha256:{}", &digest.repeat(64)[..64]))
+            .layers(layers.iter().copied())
+            .image_label(REVISION, revision)
+            .build()
     }
 
     fn instance(env: &str, host: &str, c: Container) -> (String, String, Container) {

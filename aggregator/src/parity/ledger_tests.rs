@@ -2,7 +2,8 @@ use super::*;
 use crate::parity::evaluate::tests::{Fleet, LAST_SEEN};
 use crate::parity::policy::Waiver;
 use crate::parity::{Kind, Scope, State, evaluate};
-use envparity_proto::v1::{Container, EnvVar, HostFacts, HostSnapshot, ImageInfo, ServiceIdentity};
+use envparity_proto::fixtures;
+use envparity_proto::v1::{Container, HostSnapshot};
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -11,41 +12,21 @@ fn at(secs: u64) -> SystemTime {
 }
 
 fn container(service: &str, digest: &str, env: &[(&str, &str)]) -> Container {
-    Container {
-        id: service.into(),
-        name: service.into(),
-        service: Some(ServiceIdentity {
-            name: service.into(),
-            source: 1,
-        }),
-        image: Some(ImageInfo {
-            reference: format!("reg/{service}@{digest}"),
-            image_id: format!("id-{digest}"),
-            ..Default::default()
-        }),
-        explicit_env: env
-            .iter()
-            .map(|(n, f)| EnvVar {
-                name: n.to_string(),
-                fingerprint: f.to_string(),
-                value: None,
-            })
-            .collect(),
-        ..Default::default()
-    }
+    fixtures::container(service)
+        .id(service)
+        .image(format!("reg/{service}@{digest}"))
+        .image_id(format!("id-{digest}"))
+        .envs(env.iter().copied())
+        .build()
 }
 
+/// A host of `env` (the fleet names it) running `containers`.
 fn snapshot(env: &str, containers: Vec<Container>) -> HostSnapshot {
-    HostSnapshot {
-        environment: env.into(),
-        host: Some(HostFacts {
-            kernel_version: "6.1.0".into(),
-            ..Default::default()
-        }),
-        containers,
-        fingerprint_key_id: "k1".into(),
-        ..Default::default()
-    }
+    fixtures::snapshot("h", env)
+        .kernel("6.1.0")
+        .fingerprint_key("k1")
+        .containers(containers)
+        .build()
 }
 
 fn full(fleet: &Fleet) -> Vec<Finding> {
