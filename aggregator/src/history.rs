@@ -91,22 +91,16 @@ pub fn changes<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use envparity_proto::v1::{ImageInfo, ServiceIdentity};
+    use envparity_proto::fixtures;
 
+    /// Container `name` of service `svc-{name}` on `image_id` (its tag pins no
+    /// digest, so history shows the image id).
     fn c(name: &str, image_id: &str) -> Container {
-        Container {
-            id: format!("{name}-{image_id}"),
-            name: name.into(),
-            service: Some(ServiceIdentity {
-                name: format!("svc-{name}"),
-                source: 1,
-            }),
-            image: Some(ImageInfo {
-                image_id: image_id.into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }
+        fixtures::container(&format!("svc-{name}"))
+            .id(format!("{name}-{image_id}"))
+            .name(name)
+            .image_id(image_id)
+            .build()
     }
 
     fn named(s: &HostSnapshot) -> impl Iterator<Item = (&str, &Container)> {
@@ -114,12 +108,9 @@ mod tests {
     }
 
     fn snap(containers: Vec<Container>) -> HostSnapshot {
-        HostSnapshot {
-            host_id: "h".into(),
-            environment: "dev".into(),
-            containers,
-            ..Default::default()
-        }
+        fixtures::snapshot("h", "dev")
+            .containers(containers)
+            .build()
     }
 
     #[test]

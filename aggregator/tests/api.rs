@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use envparity_aggregator::server::{Background, ServeConfig};
+use envparity_proto::fixtures;
 use envparity_proto::hash::content_hash;
 use envparity_proto::v1::query_service_client::QueryServiceClient;
 use envparity_proto::v1::report_service_client::ReportServiceClient;
@@ -57,52 +58,27 @@ fn image_id(name: &str) -> String {
     digest(&format!("1d{name}"))
 }
 
+/// A container of `service` pinned to the image [`digest`] names.
 fn container(service: &str, name: &str, env: &[(&str, &str)]) -> Container {
-    Container {
-        id: format!("{service}-id"),
-        name: service.into(),
-        service: Some(ServiceIdentity {
-            name: service.into(),
-            source: ServiceSource::Label as i32,
-        }),
-        image: Some(ImageInfo {
-            reference: format!("127.0.0.1:5000/{service}@{}", digest(name)),
-            image_id: image_id(name),
-            repo_digests: vec![format!("127.0.0.1:5000/{service}@{}", digest(name))],
-            ..Default::default()
-        }),
-        explicit_env: env
-            .iter()
-            .map(|(n, fp)| EnvVar {
-                name: n.to_string(),
-                fingerprint: fp.to_string(),
-                value: None,
-            })
-            .collect(),
-        ..Default::default()
-    }
+    let repo_digest = format!("127.0.0.1:5000/{service}@{}", digest(name));
+    fixtures::container(service)
+        .id(format!("{service}-id"))
+        .image(&repo_digest)
+        .image_id(image_id(name))
+        .repo_digest(repo_digest)
+        .envs(env.iter().copied())
+        .build()
 }
 
+/// Report `seq` of `host` in `env`, its engine reachable.
 fn snapshot(host: &str, env: &str, seq: u64, containers: Vec<Container>) -> HostSnapshot {
-    let mut s = HostSnapshot {
-        host_id: host.into(),
-        environment: env.into(),
-        agent: Some(AgentInfo {
-            version: "test".into(),
-            boot_id: "boot-1".into(),
-        }),
-        sequence: seq,
-        host: Some(HostFacts {
-            kernel_version: "6.1.0".into(),
-            ..Default::default()
-        }),
-        engine_state: EngineState::Ok as i32,
-        containers,
-        fingerprint_key_id: "k1".into(),
-        ..Default::default()
-    };
-    s.content_hash = content_hash(&s);
-    s
+    fixtures::snapshot(host, env)
+        .sequence(seq)
+        .kernel("6.1.0")
+        .engine_state(EngineState::Ok)
+        .fingerprint_key("k1")
+        .containers(containers)
+        .build()
 }
 
 async fn push(

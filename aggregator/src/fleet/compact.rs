@@ -198,37 +198,26 @@ impl Interner {
 
 #[cfg(test)]
 mod tests {
-    use envparity_proto::v1::{EnvVar, ServiceIdentity};
+    use envparity_proto::fixtures;
 
     use super::*;
 
     fn container(id: &str, name: &str, fingerprint: &str) -> Container {
-        Container {
-            id: id.into(),
-            name: name.into(),
-            service: Some(ServiceIdentity {
-                name: "shop".into(),
-                source: 1,
-            }),
-            explicit_env: vec![EnvVar {
-                name: "MODE".into(),
-                fingerprint: fingerprint.into(),
-                value: None,
-            }],
-            ..Default::default()
-        }
+        fixtures::container("shop")
+            .id(id)
+            .name(name)
+            .env("MODE", fingerprint)
+            .build()
     }
 
     fn record(host: &str, containers: Vec<Container>) -> StoredHost {
         let t = SystemTime::UNIX_EPOCH;
         StoredHost {
-            snapshot: Arc::new(HostSnapshot {
-                host_id: host.into(),
-                environment: "staging".into(),
-                containers,
-                content_hash: "h".into(),
-                ..Default::default()
-            }),
+            snapshot: Arc::new(
+                fixtures::snapshot(host, "staging")
+                    .containers(containers)
+                    .build(),
+            ),
             received_at: t,
             last_seen: t,
             engine_state: EngineState::Ok,
