@@ -389,22 +389,20 @@ fn write_entry(dir: &Path, id: u64, encoded: &[u8]) -> Result<(), JournalError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use envparity_proto::v1::AgentInfo;
+    use envparity_proto::fixtures;
     use proptest::prelude::*;
 
+    /// Report `sequence` of boot `b1`, its content hash `hash-{sequence}`
+    /// (the journal takes it as given) and `padding` bytes of fleet key id.
     fn snap(sequence: u64, padding: usize) -> HostSnapshot {
-        HostSnapshot {
-            host_id: "h".into(),
-            environment: "dev".into(),
-            agent: Some(AgentInfo {
-                version: "t".into(),
-                boot_id: "b1".into(),
-            }),
-            sequence,
-            content_hash: format!("hash-{sequence}"),
-            fingerprint_key_id: "p".repeat(padding),
-            ..Default::default()
-        }
+        let mut s = fixtures::snapshot("h", "dev")
+            .boot_id("b1")
+            .agent_version("t")
+            .sequence(sequence)
+            .fingerprint_key("p".repeat(padding))
+            .build();
+        s.content_hash = format!("hash-{sequence}");
+        s
     }
 
     fn sequences(j: &mut Journal) -> Vec<u64> {

@@ -416,36 +416,40 @@ fn shrink(c: &mut Container, budget: usize) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    //! The limiter's input is oversize or hostile on purpose: the builders
+    //! check nothing, and each test spells out what is wrong with its input.
+
+    use envparity_proto::fixtures::{self, ContainerBuilder};
     use envparity_proto::names::is_hostile;
-    use envparity_proto::v1::{ImageInfo, ServiceIdentity};
 
     use super::*;
 
+    /// A container of `name` with an image id and no image reference.
+    fn builder(name: &str) -> ContainerBuilder {
+        fixtures::container(name)
+            .id(format!("{name}-id"))
+            .image("")
+            .image_id(format!("sha256:{}", "a".repeat(64)))
+    }
+
     fn container(name: &str) -> Container {
-        Container {
-            id: format!("{name}-id"),
-            name: name.to_owned(),
-            service: Some(ServiceIdentity {
-                name: name.to_owned(),
-                source: 1,
-            }),
-            image: Some(ImageInfo {
-                image_id: format!("sha256:{}", "a".repeat(64)),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }
+        builder(name).build()
+    }
+
+    /// A snapshot of `containers`, as the agent has it before the limiter.
+    fn snapshot(containers: impl IntoIterator<Item = Container>) -> HostSnapshot {
+        fixtures::snapshot("h", "dev")
+            .containers(containers)
+            .build()
     }
 
     #[test]
     fn an_oversize_label_is_truncated_with_a_marker_and_named() {
-        let mut s = HostSnapshot::default();
-        let mut c = container("shop");
-        c.labels = vec![Label {
-            key: "kubectl.kubernetes.io/last-applied-configuration".into(),
-            value: "x".repeat(70_000),
-        }];
-        s.containers = vec![c, container("cart")];
+        let c = builder("shop").label(
+            "kubectl.kubernetes.io/last-applied-configuration",
+            "x".repeat(70_000),
+        );
+        let mut s = snapshot([c.build(), container("cart")]);
         let cuts = apply(&mut s);
         assert_eq!(cuts.len(), 1, "{cuts:?}");
         assert_eq!(cuts[0].container, "shop");
@@ -459,15 +463,10 @@ mod tests {
 
     #[test]
     fn counts_over_the_limits_are_dropped_and_names_made_inert() {
-        let mut s = HostSnapshot::default();
-        let mut c = container("evil\u{1b}[2J\u{202e}");
-        c.labels = (0..1_100)
-            .map(|i| Label {
-                key: format!("k{i:05}"),
-                value: "v".into(),
-            })
-            .collect();
-        s.containers = vec![c, container("plain")];
+        let c = (0..1_100).fold(builder("evil\u{1b}[2J\u{202e}"), |c, i| {
+            c.label(format!("k{i:05}"), "v")
+        });
+        let mut s = snapshot([c.build(), container("plain")]);
         s.containers
             .extend((0..MAX_CONTAINERS).map(|i| container(&format!("z{i:05}"))));
         let cuts = apply(&mut s);
@@ -495,27 +494,17 @@ mod tests {
     /// Labels of 60,000 bytes each, many of them: every one is within the
     /// per-field limits, the whole is far over the message limit.
     fn heavy(name: &str, labels: usize) -> Container {
-        let mut c = container(name);
-        c.labels = (0..labels)
-            .map(|i| Label {
-                key: format!("k{i:04}"),
-                value: "x".repeat(60_000),
+        (0..labels)
+            .fold(builder(name), |c, i| {
+                c.label(format!("k{i:04}"), "x".repeat(60_000))
             })
-            .collect();
-        c.explicit_env = vec![EnvVar {
-            name: "MODE".into(),
-            fingerprint: "f".repeat(64),
-            value: Some("blue".into()),
-        }];
-        c
+            .clear_env("MODE", "f".repeat(64), "blue")
+            .build()
     }
 
     #[test]
     fn a_container_over_its_byte_budget_is_shrunk_and_says_so() {
-        let mut s = HostSnapshot {
-            containers: vec![heavy("shop", 1_000), container("cart")],
-            ..Default::default()
-        };
+        let mut s = snapshot([heavy("shop", 1_000), container("cart")]);
         assert!(s.encoded_len() > MAX_SNAPSHOT_BYTES);
         let cuts = apply(&mut s);
         let shop = &s.containers[0];
@@ -544,10 +533,7 @@ mod tests {
     fn a_snapshot_over_the_message_limit_is_shared_out_fairly() {
         // 60 containers of about 900 KB each: each within its own budget,
         // together 54 MB.
-        let mut s = HostSnapshot {
-            containers: (0..60).map(|i| heavy(&format!("c{i:02}"), 15)).collect(),
-            ..Default::default()
-        };
+        let mut s = snapshot((0..60).map(|i| heavy(&format!("c{i:02}"), 15)));
         assert!(s.containers[0].encoded_len() <= MAX_CONTAINER_BYTES);
         apply(&mut s);
         assert!(s.encoded_len() <= MAX_SNAPSHOT_BYTES, "{}", s.encoded_len());
@@ -569,18 +555,11 @@ mod tests {
     fn containers_that_cannot_shrink_enough_are_left_out_and_counted() {
         // Identity and image alone over a fair share: 5,000 image
         // references of 60,000 bytes are 300 MB.
-        let mut s = HostSnapshot {
-            containers: (0..MAX_CONTAINERS)
-                .map(|i| {
-                    let mut c = container(&format!("c{i:04}"));
-                    if let Some(image) = c.image.as_mut() {
-                        image.reference = format!("r{i:04}/{}", "x".repeat(60_000));
-                    }
-                    c
-                })
-                .collect(),
-            ..Default::default()
-        };
+        let mut s = snapshot((0..MAX_CONTAINERS).map(|i| {
+            builder(&format!("c{i:04}"))
+                .image(format!("r{i:04}/{}", "x".repeat(60_000)))
+                .build()
+        }));
         let cuts = apply(&mut s);
         assert!(s.encoded_len() <= MAX_SNAPSHOT_BYTES, "{}", s.encoded_len());
         let kept = s.containers.len();
@@ -611,13 +590,8 @@ mod tests {
 
     #[test]
     fn a_nameless_container_with_a_hostile_id_gets_an_inert_name() {
-        let mut c = container("x");
-        c.name = String::new();
-        c.id = "\r".repeat(40);
-        let mut s = HostSnapshot {
-            containers: vec![c],
-            ..Default::default()
-        };
+        let c = builder("x").name("").id("\r".repeat(40));
+        let mut s = snapshot([c.build()]);
         apply(&mut s);
         let name = &s.containers[0].name;
         assert!(
@@ -630,17 +604,10 @@ mod tests {
     #[test]
     fn a_repo_digest_with_a_hostile_repository_is_dropped() {
         let digest = format!("sha256:{}", "d".repeat(64));
-        let mut c = container("shop");
-        if let Some(image) = c.image.as_mut() {
-            image.repo_digests = vec![
-                format!("\u{1b}[2Jpostgres@{digest}"),
-                format!("postgres@{digest}"),
-            ];
-        }
-        let mut s = HostSnapshot {
-            containers: vec![c],
-            ..Default::default()
-        };
+        let c = builder("shop")
+            .repo_digest(format!("\u{1b}[2Jpostgres@{digest}"))
+            .repo_digest(format!("postgres@{digest}"));
+        let mut s = snapshot([c.build()]);
         let cuts = apply(&mut s);
         let image = s.containers[0].image.as_ref().expect("image");
         assert_eq!(image.repo_digests, vec![format!("postgres@{digest}")]);
@@ -652,10 +619,7 @@ mod tests {
 
     #[test]
     fn a_snapshot_within_the_limits_is_left_alone() {
-        let mut s = HostSnapshot {
-            containers: vec![container("a"), container("b")],
-            ..Default::default()
-        };
+        let mut s = snapshot([container("a"), container("b")]);
         let before = s.clone();
         assert!(apply(&mut s).is_empty());
         assert_eq!(s, before);
