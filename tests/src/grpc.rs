@@ -5,11 +5,11 @@
 use std::time::Duration;
 
 use bytes::{Buf, BufMut};
+use envparity_proto::fixtures;
 use envparity_proto::transport::ClientTls;
 use envparity_proto::v1::report_service_client::ReportServiceClient;
 use envparity_proto::v1::{
-    AgentInfo, Container, HeartbeatRequest, HostSnapshot, ImageInfo, PushSnapshotRequest,
-    PushSnapshotResponse, ServiceIdentity,
+    Container, HeartbeatRequest, HostSnapshot, PushSnapshotRequest, PushSnapshotResponse,
 };
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::{Channel, Endpoint};
@@ -128,20 +128,12 @@ pub fn snapshot(
     sequence: u64,
     containers: Vec<Container>,
 ) -> HostSnapshot {
-    let mut s = HostSnapshot {
-        host_id: host.to_owned(),
-        environment: environment.to_owned(),
-        agent: Some(AgentInfo {
-            version: "test".to_owned(),
-            boot_id: "boot-test".to_owned(),
-        }),
-        sequence,
-        containers,
-        fingerprint_key_id: "ktest".to_owned(),
-        ..HostSnapshot::default()
-    };
-    rehash(&mut s);
-    s
+    fixtures::snapshot(host, environment)
+        .boot_id("boot-test")
+        .sequence(sequence)
+        .fingerprint_key("ktest")
+        .containers(containers)
+        .build()
 }
 
 /// Recomputes `content_hash` after a change.
@@ -151,20 +143,7 @@ pub fn rehash(s: &mut HostSnapshot) {
 
 /// A running container of `service` with a made-up image id.
 pub fn container(service: &str) -> Container {
-    Container {
-        id: format!("{service}-0123456789ab"),
-        name: service.to_owned(),
-        service: Some(ServiceIdentity {
-            name: service.to_owned(),
-            source: 1,
-        }),
-        image: Some(ImageInfo {
-            reference: format!("registry.test/{service}:1"),
-            image_id: format!("sha256:{}", "ab".repeat(32)),
-            ..ImageInfo::default()
-        }),
-        ..Container::default()
-    }
+    fixtures::container(service).build()
 }
 
 /// Bytes in, bytes out: a codec that sends exactly what it is given.

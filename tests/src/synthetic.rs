@@ -26,9 +26,10 @@
 //! Nothing is random: a host's snapshot is a function of its index and its
 //! churn count, so a run can be repeated exactly.
 
+use envparity_proto::fixtures;
 use envparity_proto::v1::{
-    AgentInfo, Container, EngineFacts, EngineState, EnvVar, HeartbeatRequest, HostFacts,
-    HostSnapshot, ImageInfo, Label, Port, RuntimeConfig, ServiceIdentity, ServiceSource,
+    Container, EngineFacts, EngineState, HeartbeatRequest, HostFacts, HostSnapshot, Port,
+    RuntimeConfig,
 };
 
 /// The size and make-up of a synthetic fleet.
@@ -159,35 +160,21 @@ impl Shape {
         containers.sort_by(|a, b| a.id.cmp(&b.id));
         let host_id = self.host_id(i);
         let kernel = "6.1.0-18-amd64".to_owned();
-        let mut snapshot = HostSnapshot {
-            containers_dropped: 0,
-            host_id: host_id.clone(),
-            environment: self.environments[env_index].clone(),
-            labels: vec![
-                Label {
-                    key: "rack".to_owned(),
-                    value: format!("r{}", i % 40),
-                },
-                Label {
-                    key: "region".to_owned(),
-                    value: "eu-west-1".to_owned(),
-                },
-            ],
-            agent: Some(AgentInfo {
-                version: "synthetic".to_owned(),
-                boot_id: self.boot_id.clone(),
-            }),
-            sequence: churn + 1,
-            collected_at: None,
-            host: Some(HostFacts {
+        fixtures::snapshot(&host_id, &self.environments[env_index])
+            .label("rack", format!("r{}", i % 40))
+            .label("region", "eu-west-1")
+            .agent_version("synthetic")
+            .boot_id(&self.boot_id)
+            .sequence(churn + 1)
+            .host_facts(HostFacts {
                 kernel_version: kernel.clone(),
                 os_id: "debian".to_owned(),
                 os_name: "Debian GNU/Linux".to_owned(),
                 os_version: "12".to_owned(),
                 architecture: "x86_64".to_owned(),
-                hostname: host_id,
-            }),
-            engine: Some(EngineFacts {
+                hostname: host_id.clone(),
+            })
+            .engine(EngineFacts {
                 server_version: "20.10.24+dfsg1".to_owned(),
                 api_version: "1.41".to_owned(),
                 storage_driver: "overlay2".to_owned(),
@@ -197,14 +184,11 @@ impl Shape {
                 os_type: "linux".to_owned(),
                 architecture: "x86_64".to_owned(),
                 kernel_version: kernel,
-            }),
-            engine_state: EngineState::Ok as i32,
-            containers,
-            content_hash: String::new(),
-            fingerprint_key_id: "k-synthetic".to_owned(),
-        };
-        snapshot.content_hash = envparity_proto::hash::content_hash(&snapshot);
-        snapshot
+            })
+            .engine_state(EngineState::Ok)
+            .containers(containers)
+            .fingerprint_key("k-synthetic")
+            .build()
     }
 
     /// The heartbeat of host `i` vouching for `content_hash`.
@@ -231,76 +215,45 @@ impl Shape {
         let s = service as u64;
         let repo = format!("registry.example:5000/{name}");
         let last_env = env_index + 1 == self.environments.len();
-        let explicit_env = (0..self.env_vars)
-            .map(|j| {
-                let j64 = j as u64;
-                if j < self.clear_env {
-                    let mut value = filler(s ^ (j64 << 32), self.env_value_bytes);
-                    if j == 0 && last_env && service % 20 == 1 {
-                        value = filler(s ^ 0xdead, self.env_value_bytes);
-                    }
-                    EnvVar {
-                        name: format!("CLEAR_{j:02}"),
-                        fingerprint: hex64(&[s, j64, value.len() as u64, 1]),
-                        value: Some(value),
-                    }
-                } else {
-                    // The first fingerprinted variable changes in a canary.
-                    let changed = u64::from(canary && j == self.clear_env);
-                    EnvVar {
-                        name: format!("VAR_{j:02}"),
-                        fingerprint: hex64(&[s, j64, changed, 2]),
-                        value: None,
-                    }
+        let base = fixtures::container(&name)
+            .id(hex64(&[host as u64, s, version, 3]))
+            .name(format!("{name}-1"))
+            // The last environment pins by digest, as the default policy
+            // asks; the others run tags.
+            .image(if last_env {
+                format!("{repo}@sha256:{}", hex64(&[s, version, 5]))
+            } else {
+                format!("{repo}:{version}.0.0")
+            })
+            .image_id(format!("sha256:{}", hex64(&[s, version, 4])))
+            .repo_digest(format!("{repo}@sha256:{}", hex64(&[s, version, 5])))
+            .image_label("org.opencontainers.image.version", format!("{version}.0.0"))
+            .created("2026-01-01T00:00:00Z")
+            .layers((0..3u64).map(|l| format!("sha256:{}", hex64(&[s, version, l, 6]))))
+            .platform("linux", "amd64")
+            .image_env("PATH", hex64(&[7]), None);
+        let with_env = (0..self.env_vars).fold(base, |c, j| {
+            let j64 = j as u64;
+            if j < self.clear_env {
+                let mut value = filler(s ^ (j64 << 32), self.env_value_bytes);
+                if j == 0 && last_env && service % 20 == 1 {
+                    value = filler(s ^ 0xdead, self.env_value_bytes);
                 }
-            })
-            .collect();
-        let mut labels: Vec<Label> = (0..self.labels)
-            .map(|j| Label {
-                key: format!("com.example.label-{j:02}"),
-                value: filler(s ^ ((j as u64) << 40), self.label_bytes),
-            })
-            .collect();
-        labels.push(Label {
-            key: "envparity.service".to_owned(),
-            value: name.clone(),
+                let fingerprint = hex64(&[s, j64, value.len() as u64, 1]);
+                c.clear_env(format!("CLEAR_{j:02}"), fingerprint, value)
+            } else {
+                // The first fingerprinted variable changes in a canary.
+                let changed = u64::from(canary && j == self.clear_env);
+                c.env(format!("VAR_{j:02}"), hex64(&[s, j64, changed, 2]))
+            }
         });
-        Container {
-            cut: Vec::new(),
-            id: hex64(&[host as u64, s, version, 3]),
-            name: format!("{name}-1"),
-            service: Some(ServiceIdentity {
-                name: name.clone(),
-                source: ServiceSource::Label as i32,
-            }),
-            image: Some(ImageInfo {
-                // The last environment pins by digest, as the default policy
-                // asks; the others run tags.
-                reference: if last_env {
-                    format!("{repo}@sha256:{}", hex64(&[s, version, 5]))
-                } else {
-                    format!("{repo}:{version}.0.0")
-                },
-                image_id: format!("sha256:{}", hex64(&[s, version, 4])),
-                repo_digests: vec![format!("{repo}@sha256:{}", hex64(&[s, version, 5]))],
-                oci_labels: vec![Label {
-                    key: "org.opencontainers.image.version".to_owned(),
-                    value: format!("{version}.0.0"),
-                }],
-                created: "2026-01-01T00:00:00Z".to_owned(),
-                layers: (0..3u64)
-                    .map(|l| format!("sha256:{}", hex64(&[s, version, l, 6])))
-                    .collect(),
-                os: "linux".to_owned(),
-                architecture: "amd64".to_owned(),
-            }),
-            explicit_env,
-            image_env: vec![EnvVar {
-                name: "PATH".to_owned(),
-                fingerprint: hex64(&[7]),
-                value: None,
-            }],
-            runtime: Some(RuntimeConfig {
+        let labelled = (0..self.labels).fold(with_env, |c, j| {
+            let value = filler(s ^ ((j as u64) << 40), self.label_bytes);
+            c.label(format!("com.example.label-{j:02}"), value)
+        });
+        labelled
+            .label("envparity.service", name)
+            .runtime(RuntimeConfig {
                 cmd: vec!["/app/server".to_owned(), "--port=8080".to_owned()],
                 entrypoint: Vec::new(),
                 user: "app".to_owned(),
@@ -318,10 +271,8 @@ impl Shape {
                 cap_drop: Vec::new(),
                 read_only_rootfs: false,
                 network_mode: "bridge".to_owned(),
-            }),
-            labels,
-            started_at: None,
-        }
+            })
+            .build()
     }
 }
 
