@@ -48,6 +48,7 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(format!("{repo}@{d}"), s);
         }
     }
+    // Hostile input as is, not through the fixtures.
     let image = ImageInfo {
         reference: reference.to_owned(),
         repo_digests: rest.split('\n').map(str::to_owned).collect(),

@@ -2,9 +2,10 @@
 //! reports built from fuzz input whose strings are often hostile.
 
 use arbitrary::Arbitrary;
+use envparity_proto::fixtures;
 use envparity_proto::v1::{
-    AgentInfo, Container, EngineFacts, EnvVar, HeartbeatRequest, HostFacts, HostSnapshot,
-    ImageInfo, Label, Mount, Port, RuntimeConfig, ServiceIdentity,
+    AgentInfo, Container, EngineFacts, EngineState, EnvVar, HeartbeatRequest, HostFacts,
+    HostSnapshot, ImageInfo, Label, Mount, Port, RuntimeConfig, ServiceIdentity,
 };
 use prost_types::Timestamp;
 
@@ -86,86 +87,48 @@ fn container(
     digest: &str,
     env: &[(&str, &str, Option<&str>)],
 ) -> Container {
-    Container {
-        cut: Vec::new(),
-        id: format!("id-{name}"),
-        name: name.to_owned(),
-        service: Some(ServiceIdentity {
-            name: service.to_owned(),
-            source: 1,
-        }),
-        image: Some(ImageInfo {
-            reference: reference.to_owned(),
-            image_id: dict::IMAGE_IDS[0].to_owned(),
-            repo_digests: vec![digest.to_owned()],
-            oci_labels: vec![Label {
-                key: dict::LABEL_KEYS[0].to_owned(),
-                value: "1.4.0".to_owned(),
-            }],
-            created: "2026-01-01T00:00:00Z".to_owned(),
-            layers: dict::IMAGE_IDS[1..]
-                .iter()
-                .map(|s| (*s).to_owned())
-                .collect(),
-            os: "linux".to_owned(),
-            architecture: "amd64".to_owned(),
-        }),
-        explicit_env: env
-            .iter()
-            .map(|(n, fp, v)| EnvVar {
-                name: (*n).to_owned(),
-                fingerprint: (*fp).to_owned(),
-                value: v.map(str::to_owned),
-            })
-            .collect(),
-        image_env: vec![EnvVar {
-            name: "PATH".to_owned(),
-            fingerprint: dict::FINGERPRINTS[0].to_owned(),
-            value: Some("/usr/bin".to_owned()),
-        }],
-        runtime: Some(RuntimeConfig {
+    let c = fixtures::container(service)
+        .id(format!("id-{name}"))
+        .name(name)
+        .image(reference)
+        .image_id(dict::IMAGE_IDS[0])
+        .repo_digest(digest)
+        .image_label(dict::LABEL_KEYS[0], "1.4.0")
+        .created("2026-01-01T00:00:00Z")
+        .layers(dict::IMAGE_IDS[1..].iter().copied())
+        .platform("linux", "amd64");
+    env.iter()
+        .fold(c, |c, (name, fp, value)| match value {
+            Some(value) => c.clear_env(*name, *fp, *value),
+            None => c.env(*name, *fp),
+        })
+        .image_env("PATH", dict::FINGERPRINTS[0], Some("/usr/bin"))
+        .runtime(RuntimeConfig {
             cmd: vec!["serve".to_owned()],
             user: "app".to_owned(),
             restart_policy: "always".to_owned(),
             network_mode: "bridge".to_owned(),
             ..Default::default()
-        }),
-        labels: vec![],
-        started_at: Some(Timestamp {
-            seconds: 1_700_000_000,
-            nanos: 0,
-        }),
-    }
+        })
+        .started_at(1_700_000_000)
+        .build()
 }
 
 /// A host of the baseline fleet.
 pub fn host(host_id: &str, environment: &str, containers: Vec<Container>) -> HostSnapshot {
-    HostSnapshot {
-        containers_dropped: 0,
-        host_id: host_id.to_owned(),
-        environment: environment.to_owned(),
-        labels: vec![Label {
-            key: "region".to_owned(),
-            value: "eu-west".to_owned(),
-        }],
-        agent: Some(AgentInfo {
-            version: "0.1.0".to_owned(),
-            boot_id: dict::BOOT_IDS[0].to_owned(),
-        }),
-        sequence: 1,
-        collected_at: Some(Timestamp {
-            seconds: 1_700_000_000,
-            nanos: 0,
-        }),
-        host: Some(HostFacts {
+    let mut s = fixtures::snapshot(host_id, environment)
+        .label("region", "eu-west")
+        .agent_version("0.1.0")
+        .boot_id(dict::BOOT_IDS[0])
+        .host_facts(HostFacts {
             kernel_version: "6.1.0-18-amd64".to_owned(),
             os_id: "debian".to_owned(),
             os_name: "Debian GNU/Linux".to_owned(),
             os_version: "12".to_owned(),
             architecture: "amd64".to_owned(),
             hostname: host_id.to_owned(),
-        }),
-        engine: Some(EngineFacts {
+        })
+        .engine(EngineFacts {
             server_version: "24.0.7".to_owned(),
             api_version: "1.43".to_owned(),
             storage_driver: "overlay2".to_owned(),
@@ -175,12 +138,18 @@ pub fn host(host_id: &str, environment: &str, containers: Vec<Container>) -> Hos
             os_type: "linux".to_owned(),
             architecture: "x86_64".to_owned(),
             kernel_version: "6.1.0-18-amd64".to_owned(),
-        }),
-        engine_state: 1,
-        containers,
-        content_hash: CONTENT_HASH.to_owned(),
-        fingerprint_key_id: "k1".to_owned(),
-    }
+        })
+        .engine_state(EngineState::Ok)
+        .containers(containers)
+        .fingerprint_key("k1")
+        .build();
+    // The committed seeds (examples/seeds.rs) carry this hash: keep it.
+    s.content_hash = CONTENT_HASH.to_owned();
+    s.collected_at = Some(Timestamp {
+        seconds: 1_700_000_000,
+        nanos: 0,
+    });
+    s
 }
 
 /// Three environments running `shop` and `checkout`, with the drift the demo
@@ -365,7 +334,8 @@ impl FuzzRuntime {
 }
 
 impl FuzzContainer {
-    /// The container.
+    /// The container. Built field by field, not with the fixtures: it is
+    /// hostile input, and may lack what they always set.
     pub fn resolve(&self) -> Container {
         Container {
             cut: Vec::new(),
@@ -420,7 +390,8 @@ pub struct FuzzReport {
 }
 
 impl FuzzReport {
-    /// The snapshot it describes.
+    /// The snapshot it describes. Built field by field, not with the
+    /// fixtures: it is hostile input, and may lack what they always set.
     pub fn resolve(&self) -> HostSnapshot {
         let fact = |i: usize| {
             self.facts.get(i).map_or_else(
