@@ -1,0 +1,103 @@
+//! [`Table`]: a binary's settings, in order, and the clap arguments they
+//! make; [`Flags`]: what the command line set.
+
+use clap::{ArgMatches, Command};
+
+use crate::setting::{Describe, Flag};
+
+/// A binary's settings, in the order `--help` and `check-config` show them.
+#[derive(Debug, Clone, Copy)]
+pub struct Table {
+    settings: &'static [&'static dyn Describe],
+}
+
+impl Table {
+    /// The table of `settings` (see [`crate::declare!`]).
+    pub const fn new(settings: &'static [&'static dyn Describe]) -> Self {
+        Table { settings }
+    }
+
+    /// Every setting, in order.
+    pub fn settings(&self) -> &'static [&'static dyn Describe] {
+        self.settings
+    }
+
+    /// The keys the config file may set.
+    pub fn file_keys(&self) -> Vec<&'static str> {
+        self.settings
+            .iter()
+            .filter(|s| s.in_file())
+            .map(|s| s.key())
+            .collect()
+    }
+
+    /// Adds an argument per flag to `cmd`; each help ends with its variable
+    /// and its default. `global`: the flags go before or after any
+    /// subcommand.
+    pub fn augment(&self, cmd: Command, global: bool) -> Command {
+        self.settings.iter().fold(cmd, |cmd, setting| {
+            let Some(arg) = setting.arg() else {
+                return cmd;
+            };
+            let help = format!("{}{}", setting.help(), suffix(*setting));
+            cmd.arg(arg.help(help).global(global))
+        })
+    }
+
+    /// The settings as a Markdown table (key, flag, variable, default,
+    /// meaning), for the documentation.
+    pub fn markdown(&self) -> String {
+        let mut out = String::from(
+            "| key | flag | variable | default | meaning |\n| --- | --- | --- | --- | --- |\n",
+        );
+        let code = |s: Option<String>| s.map_or_else(|| "—".to_owned(), |s| format!("`{s}`"));
+        for s in self.settings {
+            let key = s.in_file().then(|| s.key().to_owned());
+            let flag = s.flag().name().map(|f| format!("--{f}"));
+            let var = s.var().map(str::to_owned);
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {} |\n",
+                code(key),
+                code(flag),
+                code(var),
+                s.default_text()
+                    .unwrap_or_else(|| "—".to_owned())
+                    .replace('|', "\\|"),
+                s.help().replace('|', "\\|"),
+            ));
+        }
+        out
+    }
+}
+
+/// ` [env: VAR] [default: …]`, as clap words its own.
+fn suffix(setting: &dyn Describe) -> String {
+    let mut suffix = String::new();
+    if let Some(var) = setting.var() {
+        suffix.push_str(&format!(" [env: {var}]"));
+    }
+    if let Some(default) = setting.default_text() {
+        suffix.push_str(&format!(" [default: {default}]"));
+    }
+    if setting.flag() == Flag::None {
+        suffix.clear();
+    }
+    suffix
+}
+
+/// What the command line set: the matches of the command [`Table::augment`]
+/// made (or of its subcommand). Empty by default: nothing set by flags.
+#[derive(Debug, Clone, Default)]
+pub struct Flags(pub(crate) ArgMatches);
+
+impl From<ArgMatches> for Flags {
+    fn from(matches: ArgMatches) -> Self {
+        Flags(matches)
+    }
+}
+
+impl From<&ArgMatches> for Flags {
+    fn from(matches: &ArgMatches) -> Self {
+        Flags(matches.clone())
+    }
+}
