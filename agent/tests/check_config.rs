@@ -102,6 +102,20 @@ impl Dir {
     }
 }
 
+/// Whether `text` (a `check-config` summary) has the row of `key` with a
+/// value starting with `value`.
+fn has_row(text: &str, key: &str, value: &str) -> bool {
+    row(text, key).is_some_and(|v| v.starts_with(value))
+}
+
+/// The value (and origin) of `key`'s row of a `check-config` summary.
+fn row<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    text.lines().find_map(|line| {
+        let rest = line.strip_prefix("  ")?.strip_prefix(key)?;
+        rest.starts_with("  ").then(|| rest.trim_start())
+    })
+}
+
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -138,24 +152,32 @@ fn the_deploy_example_config_passes_and_prints_its_settings() {
         )),
         "{text}"
     );
-    for line in [
-        "environment         production",
-        "host id             machine-42",
-        "aggregator          https://envparity-aggregator.example.internal:7600",
-        "docker host         unix:///var/run/docker.sock",
-        "labels              region=eu-west",
-        "clear env           LOG_LEVEL, FEATURE_*",
-        "heartbeat interval  15s",
-        "mode                daemon",
+    for (key, value) in [
+        ("environment", "production"),
+        ("host_id", "machine-42"),
+        (
+            "aggregator",
+            "https://envparity-aggregator.example.internal:7600",
+        ),
+        ("docker_host", "unix:///var/run/docker.sock"),
+        ("labels", "region=eu-west"),
+        ("clear_env", "LOG_LEVEL, FEATURE_*"),
+        ("heartbeat_interval", "15s"),
+        ("once", "false"),
     ] {
-        assert!(text.contains(line), "{line:?} missing from:\n{text}");
+        assert!(
+            has_row(&text, key, value),
+            "{key} {value:?} missing from:\n{text}"
+        );
     }
     assert!(
-        text.contains(&format!(
-            "fingerprint key     {} (key id k",
-            dir.path("fleet.key")
-        )),
+        has_row(&text, "fingerprint_key_file", &dir.path("fleet.key"))
+            && has_row(&text, "fingerprint_key_id", "k"),
         "the key's path and id, not the key:\n{text}"
+    );
+    assert!(
+        has_row(&text, "environment", "production  (config file, line "),
+        "each value says where it came from:\n{text}"
     );
     assert!(
         !text.contains(KEY) && !stderr(&out).contains(KEY),
@@ -192,7 +214,11 @@ fn flags_go_before_or_after_check_config_and_env_counts_too() {
         &[],
     );
     assert_eq!(after.status.code(), Some(0), "{}", stderr(&after));
-    assert!(stdout(&after).contains("labels              zone=b"));
+    assert!(
+        has_row(&stdout(&after), "labels", "zone=b  (--label)"),
+        "{}",
+        stdout(&after)
+    );
 
     let from_env = dir.agent(
         &["check-config"],
@@ -203,7 +229,11 @@ fn flags_go_before_or_after_check_config_and_env_counts_too() {
     );
     assert_eq!(from_env.status.code(), Some(0), "{}", stderr(&from_env));
     assert!(
-        stdout(&from_env).contains("environment         dev"),
+        has_row(
+            &stdout(&from_env),
+            "environment",
+            "dev  (ENVPARITY_ENVIRONMENT)"
+        ),
         "the variable wins over the file: {}",
         stdout(&from_env)
     );
@@ -251,7 +281,11 @@ fn plain_text_is_refused_unless_asked_for_and_then_only_on_loopback() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
-        stdout(&out).contains("tls                 off: plain text, loopback only (insecure)"),
+        has_row(
+            &stdout(&out),
+            "transport",
+            "off: plain text, loopback only (insecure)"
+        ),
         "{}",
         stdout(&out)
     );

@@ -17,11 +17,12 @@
 #![no_main]
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use envparity_agent::config::{Cli, Config};
+use envparity_agent::config::{Config, parse_args};
 use envparity_aggregator::config::FileConfig;
 use envparity_aggregator::parity::Policy;
 use libfuzzer_sys::fuzz_target;
@@ -111,12 +112,16 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 
-    let cli = Cli {
-        config: Some(dir.config.clone()),
-        fingerprint_key_file: Some(dir.key.clone()),
-        host_root: Some(dir.root.clone()),
-        ..Cli::default()
-    };
+    let cli = parse_args([
+        OsStr::new("envparity-agent"),
+        OsStr::new("--config"),
+        dir.config.as_os_str(),
+        OsStr::new("--fingerprint-key-file"),
+        dir.key.as_os_str(),
+        OsStr::new("--host-root"),
+        dir.root.as_os_str(),
+    ])
+    .expect("the agent's fixed flags parse");
     if let Ok(checked) = Config::check(cli, &BTreeMap::<String, String>::new()) {
         let _ = checked.to_string();
     }

@@ -288,7 +288,7 @@ state_dir_ready() {
 agent_check_journal() { # agent_check_journal CONFIG
   local out
   out=$(agent_check "$1") || { printf '%s\n' "$out"; return 1; }
-  grep -Eq "^ *journal +$state, at most " <<<"$out" ||
+  grep -Eq "^ *state_dir +$state  \(" <<<"$out" ||
     { printf 'the journal is not in %s:\n%s\n' "$state" "$out"; return 1; }
 }
 # The agent certificate names the host id the agent reports as.
