@@ -24,6 +24,16 @@ pub fn boolean(text: &str) -> Result<bool, String> {
     }
 }
 
+/// A number (a count, a rate), in Rust's syntax for its type.
+pub fn number<T: std::str::FromStr>(text: &str) -> Result<T, String>
+where
+    T::Err: std::fmt::Display,
+{
+    text.trim()
+        .parse()
+        .map_err(|e| format!("invalid number {text:?}: {e}"))
+}
+
 /// `IP:PORT`.
 pub fn socket_addr(text: &str) -> Result<SocketAddr, String> {
     text.parse().map_err(|e| {
@@ -46,6 +56,35 @@ pub fn positive_duration(text: &str) -> Result<Duration, String> {
         )),
         Ok(d) => Ok(d),
         Err(e) => Err(format!("invalid duration {text:?}: {e}")),
+    }
+}
+
+/// `text` or `json`, any case.
+pub fn log_format(text: &str) -> Result<LogFormat, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err(format!("invalid log format {text:?}: use text or json")),
+    }
+}
+
+/// How a daemon writes its log on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+impl crate::Show for LogFormat {
+    fn show(&self) -> String {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+        .to_owned()
     }
 }
 

@@ -51,6 +51,11 @@ impl Report {
         self.rows.push(Row::new(key, value, None));
     }
 
+    /// The config file read, if any.
+    pub fn file(&self) -> Option<&std::path::Path> {
+        self.file.as_deref()
+    }
+
     /// The rows, in order.
     pub fn rows(&self) -> &[Row] {
         &self.rows

@@ -2,7 +2,7 @@
 //! order, one setting at a time.
 
 use std::cell::RefCell;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::args::{Flags, Table};
 use crate::env::EnvSource;
@@ -56,10 +56,17 @@ impl<'a> Sources<'a> {
 
     /// Reads the config file that `config` (a flag or a variable) names, if
     /// it names one; the file's keys are checked against the table.
-    pub fn open(mut self, config: &Setting<PathBuf>) -> Result<Self, Error> {
-        if let Some(path) = self.get(config)? {
-            self.file = Some(File::read(&path.value, self.table)?);
+    pub fn open(self, config: &Setting<PathBuf>) -> Result<Self, Error> {
+        match self.get(config)? {
+            Some(path) => self.read(&path.value),
+            None => Ok(self),
         }
+    }
+
+    /// Reads the config file at `path`; its keys are checked against the
+    /// table.
+    pub fn read(mut self, path: &Path) -> Result<Self, Error> {
+        self.file = Some(File::read(path, self.table)?);
         Ok(self)
     }
 

@@ -25,10 +25,10 @@ use envparity_settings::{Flags, Report, Sources};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+pub use envparity_settings::parse::LogFormat;
 pub use envparity_settings::{EnvSource, Error as SettingError, Origin, ProcessEnv};
 pub use settings::{
     DEFAULT_AGGREGATOR, DEFAULT_DOCKER_HOST, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_RESYNC_INTERVAL,
-    LogFormat,
 };
 
 use crate::clear_env::ClearEnvPolicy;

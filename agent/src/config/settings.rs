@@ -9,7 +9,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use envparity_settings::{List, Setting, Show, parse};
+use envparity_settings::parse::{self, LogFormat};
+use envparity_settings::{List, Setting};
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use toml::de::ValueDeserializer;
 
@@ -21,26 +22,6 @@ pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
 pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(15);
 /// Default full-resync interval.
 pub const DEFAULT_RESYNC_INTERVAL: Duration = Duration::from_secs(60);
-
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    #[default]
-    Text,
-    /// One JSON object per line, for log shippers.
-    Json,
-}
-
-impl Show for LogFormat {
-    fn show(&self) -> String {
-        match self {
-            LogFormat::Text => "text",
-            LogFormat::Json => "json",
-        }
-        .to_owned()
-    }
-}
 
 envparity_settings::declare! {
     /// The agent's settings, in the order `--help` and `check-config` show
@@ -232,7 +213,7 @@ envparity_settings::declare! {
                one acknowledged last). Deltas are on by default; an aggregator that takes none \
                gets whole snapshots anyway.");
     /// `--log-format`.
-    pub LOG_FORMAT: Setting<LogFormat> = Setting::new("log_format", parse_log_format)
+    pub LOG_FORMAT: Setting<LogFormat> = Setting::new("log_format", parse::log_format)
         .flag("log-format")
         .var("ENVPARITY_LOG_FORMAT")
         .value_name("FORMAT")
@@ -287,14 +268,6 @@ fn show_bytes(bytes: &u64) -> String {
         b if b % (1 << 20) == 0 => format!("{}MiB", b >> 20),
         b if b % (1 << 10) == 0 => format!("{}KiB", b >> 10),
         b => format!("{b} bytes"),
-    }
-}
-
-fn parse_log_format(text: &str) -> Result<LogFormat, String> {
-    match text.to_ascii_lowercase().as_str() {
-        "text" => Ok(LogFormat::Text),
-        "json" => Ok(LogFormat::Json),
-        _ => Err(format!("invalid log format {text:?}: use text or json")),
     }
 }
 

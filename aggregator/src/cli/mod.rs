@@ -10,15 +10,15 @@ pub mod output;
 pub mod render;
 mod yaml;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
+use envparity_settings::ProcessEnv;
 
 use crate::parity::{Kind, Severity};
-use crate::server::{self, ServeConfig};
+use crate::server;
 use envparity_proto::transport::Plaintext;
 
 /// envparity: prove that production runs what staging tested.
@@ -224,8 +224,8 @@ pub enum Command {
     },
     /// Validate the aggregator's configuration as `serve` would (the file,
     /// the policy it names, every secret file and its permissions) without
-    /// starting anything; print the effective settings (never a secret).
-    /// Exit 0 valid, 2 invalid.
+    /// starting anything; print every effective setting and where it came
+    /// from (never a secret). Exit 0 valid, 2 invalid.
     CheckConfig(ServeArgs),
     /// List the alerts firing now (findings active past the policy's
     /// `alert_grace` at or above the alerting severity) and the sinks;
@@ -333,175 +333,8 @@ fn parse_kind(s: &str) -> Result<Kind, String> {
         .map_err(|e: crate::parity::UnknownName| e.to_string())
 }
 
-/// Options of `envparity serve` (and `check-config`): each flag can also be
-/// set by its environment variable or in the `--config` file (keys are the
-/// long flag names with `_`); flags win over the environment, which wins
-/// over the file.
-#[derive(Debug, Args)]
-pub struct ServeArgs {
-    /// Configuration file (TOML; docs/alerting.md and deploy/config/
-    /// aggregator.toml show every key). Alert sinks are configured only
-    /// here.
-    #[arg(long, env = "ENVPARITY_CONFIG")]
-    pub config: Option<PathBuf>,
-
-    /// Address for the gRPC API (reports, queries, health, reflection)
-    /// [default: 127.0.0.1:7600].
-    #[arg(long, env = "ENVPARITY_LISTEN")]
-    pub listen: Option<SocketAddr>,
-
-    /// Directory of the embedded store (SQLite, WAL mode). Created if
-    /// missing [default: ./envparity-data].
-    #[arg(long, env = "ENVPARITY_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
-
-    /// A host not heard from for this long is shown as stale [default: 90s].
-    #[arg(long, env = "ENVPARITY_STALE_AFTER", value_parser = humantime::parse_duration)]
-    pub stale_after: Option<Duration>,
-
-    /// The policy file (TOML; see docs/findings.md). Without it the built-in
-    /// defaults apply (`envparity policy show` prints them). Reloaded on
-    /// SIGHUP; a bad file then is logged and the last good policy stays.
-    #[arg(long, env = "ENVPARITY_POLICY")]
-    pub policy: Option<PathBuf>,
-
-    /// The server's TLS certificate chain (PEM). With --tls-key and
-    /// --tls-client-ca, gRPC is TLS 1.3 and callers are identified by client
-    /// certificate (docs/security.md).
-    #[arg(long, env = "ENVPARITY_TLS_CERT", value_name = "PEM")]
-    pub tls_cert: Option<PathBuf>,
-
-    /// The server's TLS key (PEM).
-    #[arg(long, env = "ENVPARITY_TLS_KEY", value_name = "PEM")]
-    pub tls_key: Option<PathBuf>,
-
-    /// CA certificate(s) (PEM) that agent and query client certificates
-    /// must chain to.
-    #[arg(long, env = "ENVPARITY_TLS_CLIENT_CA", value_name = "PEM")]
-    pub tls_client_ca: Option<PathBuf>,
-
-    /// Query bearer tokens: `NAME sha256:HEX` per line (`envparity
-    /// query-token` makes them).
-    #[arg(long, env = "ENVPARITY_QUERY_TOKENS_FILE", value_name = "FILE")]
-    pub query_tokens_file: Option<PathBuf>,
-
-    /// Reports (snapshots and heartbeats) each host may send per second on
-    /// average; faster ones get RESOURCE_EXHAUSTED before they are looked at
-    /// [default: 5].
-    #[arg(long, env = "ENVPARITY_REPORT_RATE", value_name = "PER_SECOND")]
-    pub report_rate: Option<f64>,
-
-    /// Reports a host may send at once after a quiet period [default: 50].
-    #[arg(long, env = "ENVPARITY_REPORT_BURST", value_name = "COUNT")]
-    pub report_burst: Option<u32>,
-
-    /// In plain text (no certificates, so anyone who reaches the port can
-    /// report), the most hosts the aggregator accepts; a report from a new
-    /// host beyond it gets RESOURCE_EXHAUSTED [default: 10000].
-    #[arg(long, env = "ENVPARITY_MAX_PLAINTEXT_HOSTS", value_name = "COUNT")]
-    pub max_plaintext_hosts: Option<usize>,
-
-    /// Serve Prometheus metrics (OpenMetrics) at http://ADDR/metrics. Off
-    /// unless set.
-    #[arg(long, env = "ENVPARITY_METRICS_LISTEN")]
-    pub metrics_listen: Option<SocketAddr>,
-
-    /// Log format on stderr [default: text]. The level comes from RUST_LOG
-    /// (default `info`).
-    #[arg(long, env = "ENVPARITY_LOG_FORMAT", value_enum)]
-    pub log_format: Option<LogFormat>,
-}
-
-impl ServeArgs {
-    /// The effective configuration: flags and environment over the file
-    /// over the defaults. Reads and validates the file, the policy and every
-    /// secret file it names.
-    /// `plaintext` comes from the global `--insecure-plaintext` flags; the
-    /// file's `insecure_plaintext` keys can only widen it.
-    pub fn resolve(self, plaintext: Plaintext) -> anyhow::Result<(ServeConfig, LogFormat)> {
-        use crate::config::{FileConfig, defaults};
-        let file = match &self.config {
-            Some(path) => FileConfig::load(path)?,
-            None => FileConfig::default(),
-        };
-        let listen = match self.listen.or(file.listen) {
-            Some(l) => l,
-            None => defaults::LISTEN.parse()?,
-        };
-        let data_dir = self
-            .data_dir
-            .or(file.data_dir)
-            .unwrap_or_else(|| PathBuf::from(defaults::DATA_DIR));
-        let tls_files = (
-            self.tls_cert.or(file.tls_cert),
-            self.tls_key.or(file.tls_key),
-            self.tls_client_ca.or(file.tls_client_ca),
-        );
-        let tls = match tls_files {
-            (Some(cert), Some(key), Some(client_ca)) => {
-                let files = server::tls::TlsFiles {
-                    cert,
-                    key,
-                    client_ca,
-                };
-                server::tls::server_config(&files)?;
-                Some(files)
-            }
-            // Plain text, if allowed (checked below).
-            (None, None, None) => None,
-            _ => anyhow::bail!(
-                "TLS needs all of tls_cert, tls_key and tls_client_ca (--tls-cert, --tls-key, --tls-client-ca)"
-            ),
-        };
-        let defaults_rate = server::rate::RateLimit::default();
-        let report_rate = server::rate::RateLimit {
-            rate: self
-                .report_rate
-                .or(file.report_rate)
-                .unwrap_or(defaults_rate.rate),
-            burst: self
-                .report_burst
-                .or(file.report_burst)
-                .unwrap_or(defaults_rate.burst),
-        };
-        report_rate.validate().map_err(anyhow::Error::msg)?;
-        let max_plaintext_hosts = self
-            .max_plaintext_hosts
-            .or(file.max_plaintext_hosts)
-            .unwrap_or(crate::config::defaults::MAX_PLAINTEXT_HOSTS);
-        if max_plaintext_hosts == 0 {
-            anyhow::bail!(
-                "max_plaintext_hosts (--max-plaintext-hosts) is 0: no host could ever report; give at least 1"
-            );
-        }
-        let tokens_file = self.query_tokens_file.or(file.query_tokens_file);
-        if let Some(path) = &tokens_file {
-            server::auth::read_tokens(path).map_err(anyhow::Error::msg)?;
-        }
-        let config = ServeConfig {
-            stale_after: self
-                .stale_after
-                .or(file.stale_after)
-                .unwrap_or(defaults::STALE_AFTER),
-            policy: self.policy.or(file.policy),
-            metrics_listen: self.metrics_listen.or(file.metrics_listen),
-            alerts: file.alerts,
-            tls,
-            plaintext: plaintext.max(file.plaintext),
-            tokens_file,
-            report_rate,
-            max_plaintext_hosts,
-            ..ServeConfig::new(listen, data_dir)
-        };
-        if let Some(path) = &config.policy {
-            server::load_policy(path)?;
-        }
-        let log_format = self.log_format.or(file.log_format).unwrap_or_default();
-        Ok((config, log_format))
-    }
-}
-
 pub use crate::config::LogFormat;
+pub use crate::config::ServeArgs;
 
 /// The outcome of a successful command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -552,29 +385,44 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let plaintext = cli.plaintext();
     match cli.command {
         Command::Serve(args) => {
-            let (config, log_format) = args.resolve(plaintext)?;
+            let serve = args.resolve(&ProcessEnv)?;
+            let config = serve.config;
             // Before binding anything: a refused transport opens no port.
             server::check_transport(&config, config.listen)?;
-            init_logging(log_format);
+            init_logging(serve.log_format);
             server::run(config, shutdown_signal()).await?;
             Ok(Outcome::Parity)
         }
         Command::CheckConfig(args) => {
-            let source = args.config.as_ref().map_or_else(
+            let serve = args.resolve(&ProcessEnv)?;
+            server::check_transport(&serve.config, serve.config.listen)?;
+            crate::store::check_writable(&serve.config.data_dir)?;
+            let source = serve.report.file().map_or_else(
                 || "no --config file".to_owned(),
                 |p| p.display().to_string(),
             );
-            let (config, log_format) = args.resolve(plaintext)?;
-            server::check_transport(&config, config.listen)?;
-            crate::store::check_writable(&config.data_dir)?;
-            render::Out::new(cli.output)
-                .config_check(&output::ConfigCheck::new(source, &config, log_format))?;
+            let check = output::ConfigCheck::new(source, &serve.config, serve.log_format);
+            match cli.output {
+                // The summary the settings make: each with its origin,
+                // then what they add up to.
+                Format::Table | Format::Wide => {
+                    let mut report = serve.report;
+                    report.push("transport", check.transport.clone());
+                    for sink in &check.sinks {
+                        report.push("sink", sink.clone());
+                    }
+                    for line in report.to_string().lines() {
+                        println!("{}", render::sanitize(line));
+                    }
+                }
+                Format::Json | Format::Yaml => render::Out::new(cli.output).config_check(&check)?,
+            }
             Ok(Outcome::Parity)
         }
         Command::Alerts {
             action: Some(AlertsAction::Test { sink, serve }),
         } => {
-            let (config, _) = serve.resolve(plaintext)?;
+            let config = serve.resolve(&ProcessEnv)?.config;
             crate::alert::Sender::new(&config.alerts)
                 .test(&config.alerts, &sink)
                 .await

@@ -1,0 +1,327 @@
+//! Every setting of `envparity serve` (and of `check-config` and `alerts
+//! test`, which take the same), declared once: flag, variable, file key,
+//! default, parser, check and help. [`ServeArgs`] makes the flags of the
+//! table and [`ServeArgs::resolve`] puts the values together into what
+//! `serve` runs with, checking what involves several of them.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{ArgMatches, Command};
+use envparity_proto::transport::Plaintext;
+use envparity_settings::parse::{self, LogFormat};
+use envparity_settings::{EnvSource, Flags, Report, Setting, Sources};
+
+use super::alerts::{self, AlertsConfig, AlertsRepr};
+use super::{ConfigError, defaults};
+use crate::server::{self, ServeConfig, rate::RateLimit};
+
+envparity_settings::declare! {
+    /// The settings of `serve`, in the order `--help` and `check-config`
+    /// show them.
+    pub TABLE;
+
+    /// `--config`.
+    pub CONFIG: Setting<PathBuf> = Setting::path("config")
+        .flag("config")
+        .var("ENVPARITY_CONFIG")
+        .not_in_file()
+        .value_name("PATH")
+        .help("Configuration file (TOML; docs/alerting.md and deploy/config/aggregator.toml \
+               show every key; keys are the long flag names with `_`). Alert sinks are \
+               configured only here.");
+    /// `--listen`.
+    pub LISTEN: Setting<SocketAddr> = Setting::new("listen", parse::socket_addr)
+        .flag("listen")
+        .var("ENVPARITY_LISTEN")
+        .value_name("ADDR")
+        .default(|| defaults::LISTEN)
+        .help("Address for the gRPC API (reports, queries, health, reflection).");
+    /// `--data-dir`.
+    pub DATA_DIR: Setting<PathBuf> = Setting::path("data_dir")
+        .flag("data-dir")
+        .var("ENVPARITY_DATA_DIR")
+        .value_name("PATH")
+        .default(|| PathBuf::from(defaults::DATA_DIR))
+        .help("Directory of the embedded store (SQLite, WAL mode). Created if missing.");
+    /// `--stale-after`.
+    pub STALE_AFTER: Setting<Duration> = Setting::new("stale_after", parse::duration)
+        .flag("stale-after")
+        .var("ENVPARITY_STALE_AFTER")
+        .value_name("DURATION")
+        .default(|| defaults::STALE_AFTER)
+        .help("A host not heard from for this long is shown as stale.");
+    /// `--policy`.
+    pub POLICY: Setting<PathBuf> = Setting::path("policy")
+        .flag("policy")
+        .var("ENVPARITY_POLICY")
+        .value_name("PATH")
+        .default_text("built-in defaults")
+        .check(policy_file)
+        .help("The policy file (TOML; see docs/findings.md). Without it the built-in defaults \
+               apply (`envparity policy show` prints them). Reloaded on SIGHUP; a bad file then \
+               is logged and the last good policy stays.");
+    /// `--tls-cert`.
+    pub TLS_CERT: Setting<PathBuf> = Setting::path("tls_cert")
+        .flag("tls-cert")
+        .var("ENVPARITY_TLS_CERT")
+        .value_name("PEM")
+        .help("The server's TLS certificate chain (PEM). With --tls-key and --tls-client-ca, \
+               gRPC is TLS 1.3 and callers are identified by client certificate \
+               (docs/security.md).");
+    /// `--tls-key`.
+    pub TLS_KEY: Setting<PathBuf> = Setting::path("tls_key")
+        .flag("tls-key")
+        .var("ENVPARITY_TLS_KEY")
+        .value_name("PEM")
+        .help("The server's TLS key (PEM).");
+    /// `--tls-client-ca`.
+    pub TLS_CLIENT_CA: Setting<PathBuf> = Setting::path("tls_client_ca")
+        .flag("tls-client-ca")
+        .var("ENVPARITY_TLS_CLIENT_CA")
+        .value_name("PEM")
+        .help("CA certificate(s) (PEM) that agent and query client certificates must chain \
+               to.");
+    /// `--insecure-plaintext`, a flag of every command (`envparity --help`).
+    pub INSECURE_PLAINTEXT: Setting<bool> = Setting::switch("insecure_plaintext")
+        .inherited_flag("insecure-plaintext")
+        .var("ENVPARITY_INSECURE_PLAINTEXT")
+        .help("Serve plain-text gRPC (no TLS) on a loopback listen address.");
+    /// `--insecure-plaintext-anywhere`, a flag of every command.
+    pub INSECURE_PLAINTEXT_ANYWHERE: Setting<bool> = Setting::switch("insecure_plaintext_anywhere")
+        .inherited_flag("insecure-plaintext-anywhere")
+        .var("ENVPARITY_INSECURE_PLAINTEXT_ANYWHERE")
+        .help("Serve plain-text gRPC on any listen address.");
+    /// `--query-tokens-file`.
+    pub QUERY_TOKENS_FILE: Setting<PathBuf> = Setting::path("query_tokens_file")
+        .flag("query-tokens-file")
+        .var("ENVPARITY_QUERY_TOKENS_FILE")
+        .value_name("FILE")
+        .default_text("none")
+        .check(tokens_file)
+        .help("Query bearer tokens: `NAME sha256:HEX` per line (`envparity query-token` makes \
+               them).");
+    /// `--report-rate`.
+    pub REPORT_RATE: Setting<f64> = Setting::new("report_rate", parse::number)
+        .flag("report-rate")
+        .var("ENVPARITY_REPORT_RATE")
+        .value_name("PER_SECOND")
+        .number()
+        .default(|| RateLimit::default().rate)
+        .check(report_rate)
+        .help("Reports (snapshots and heartbeats) each host may send per second on average; \
+               faster ones get RESOURCE_EXHAUSTED before they are looked at.");
+    /// `--report-burst`.
+    pub REPORT_BURST: Setting<u32> = Setting::new("report_burst", parse::number)
+        .flag("report-burst")
+        .var("ENVPARITY_REPORT_BURST")
+        .value_name("COUNT")
+        .number()
+        .default(|| RateLimit::default().burst)
+        .check(report_burst)
+        .help("Reports a host may send at once after a quiet period.");
+    /// `--max-plaintext-hosts`.
+    pub MAX_PLAINTEXT_HOSTS: Setting<usize> = Setting::new("max_plaintext_hosts", parse::number)
+        .flag("max-plaintext-hosts")
+        .var("ENVPARITY_MAX_PLAINTEXT_HOSTS")
+        .value_name("COUNT")
+        .number()
+        .default(|| defaults::MAX_PLAINTEXT_HOSTS)
+        .check(max_plaintext_hosts)
+        .help("In plain text (no certificates, so anyone who reaches the port can report), the \
+               most hosts the aggregator accepts; a report from a new host beyond it gets \
+               RESOURCE_EXHAUSTED.");
+    /// `--metrics-listen`.
+    pub METRICS_LISTEN: Setting<SocketAddr> = Setting::new("metrics_listen", parse::socket_addr)
+        .flag("metrics-listen")
+        .var("ENVPARITY_METRICS_LISTEN")
+        .value_name("ADDR")
+        .default_text("off")
+        .help("Serve Prometheus metrics (OpenMetrics) at http://ADDR/metrics.");
+    /// `--log-format`.
+    pub LOG_FORMAT: Setting<LogFormat> = Setting::new("log_format", parse::log_format)
+        .flag("log-format")
+        .var("ENVPARITY_LOG_FORMAT")
+        .value_name("FORMAT")
+        .default(LogFormat::default)
+        .help("Log format on stderr: text or json. The level comes from RUST_LOG (default \
+               `info`).");
+    /// `[alerts]`: the alerting severity and the sinks (docs/alerting.md).
+    pub ALERTS: Setting<AlertsRepr> = Setting::table("alerts")
+        .default_text("none: no sink, no alert is sent")
+        .help("Where alerts go: `min_severity`, `base_url` and `[[alerts.sinks]]` \
+               (docs/alerting.md). In the file only: sinks name secret files.");
+}
+
+fn policy_file(path: PathBuf) -> Result<PathBuf, String> {
+    server::load_policy(&path).map_err(|e| e.to_string())?;
+    Ok(path)
+}
+
+fn tokens_file(path: PathBuf) -> Result<PathBuf, String> {
+    server::auth::read_tokens(&path)?;
+    Ok(path)
+}
+
+fn report_rate(rate: f64) -> Result<f64, String> {
+    RateLimit {
+        rate,
+        ..RateLimit::default()
+    }
+    .validate()
+    .map(|()| rate)
+}
+
+fn report_burst(burst: u32) -> Result<u32, String> {
+    RateLimit {
+        burst,
+        ..RateLimit::default()
+    }
+    .validate()
+    .map(|()| burst)
+}
+
+fn max_plaintext_hosts(hosts: usize) -> Result<usize, String> {
+    if hosts == 0 {
+        return Err("is 0: no host could ever report; give at least 1".to_owned());
+    }
+    Ok(hosts)
+}
+
+/// The flags of `serve` (and `check-config`, `alerts test`): each setting
+/// of [`TABLE`] that has one. Each can also be set by its environment
+/// variable or in the `--config` file; flags win over the environment,
+/// which wins over the file.
+#[derive(Debug, Clone, Default)]
+pub struct ServeArgs {
+    flags: Flags,
+}
+
+impl clap::FromArgMatches for ServeArgs {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        Ok(ServeArgs {
+            flags: Flags::from(matches),
+        })
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        self.flags = Flags::from(matches);
+        Ok(())
+    }
+}
+
+impl clap::Args for ServeArgs {
+    fn augment_args(cmd: Command) -> Command {
+        TABLE.augment(cmd, false)
+    }
+
+    fn augment_args_for_update(cmd: Command) -> Command {
+        Self::augment_args(cmd)
+    }
+}
+
+/// What `serve` runs with, and how `check-config` sums it up.
+#[derive(Debug, Clone)]
+pub struct Serve {
+    /// The server's configuration.
+    pub config: ServeConfig,
+    /// The log format.
+    pub log_format: LogFormat,
+    /// Every setting and where it came from (`check-config`).
+    pub report: Report,
+}
+
+impl ServeArgs {
+    /// The effective configuration: flags over the environment over the
+    /// file over the defaults. Reads and validates the file, the policy and
+    /// every secret file it names, and the TLS files.
+    pub fn resolve(&self, env: &dyn EnvSource) -> anyhow::Result<Serve> {
+        let sources = Sources::new(&TABLE, &self.flags, env).open(&CONFIG)?;
+        let listen = sources.value(&LISTEN)?.value;
+        let data_dir = sources.value(&DATA_DIR)?.value;
+        let stale_after = sources.value(&STALE_AFTER)?.value;
+        let policy = sources.get(&POLICY)?.map(|p| p.value);
+        let path = |setting| Ok::<_, ConfigError>(sources.get(setting)?.map(|p| p.value));
+        let tls = match (path(&TLS_CERT)?, path(&TLS_KEY)?, path(&TLS_CLIENT_CA)?) {
+            (Some(cert), Some(key), Some(client_ca)) => {
+                let files = server::tls::TlsFiles {
+                    cert,
+                    key,
+                    client_ca,
+                };
+                server::tls::server_config(&files)?;
+                Some(files)
+            }
+            // Plain text, if allowed (`server::check_transport`).
+            (None, None, None) => None,
+            _ => anyhow::bail!(
+                "TLS needs all of tls_cert, tls_key and tls_client_ca (--tls-cert, --tls-key, --tls-client-ca)"
+            ),
+        };
+        let plaintext = Plaintext::from_flags(
+            sources.value(&INSECURE_PLAINTEXT)?.value,
+            sources.value(&INSECURE_PLAINTEXT_ANYWHERE)?.value,
+        );
+        let tokens_file = path(&QUERY_TOKENS_FILE)?;
+        let report_rate = RateLimit {
+            rate: sources.value(&REPORT_RATE)?.value,
+            burst: sources.value(&REPORT_BURST)?.value,
+        };
+        let max_plaintext_hosts = sources.value(&MAX_PLAINTEXT_HOSTS)?.value;
+        let metrics_listen = sources.get(&METRICS_LISTEN)?.map(|a| a.value);
+        let log_format = sources.value(&LOG_FORMAT)?.value;
+        let alerts = alerts_of(&sources)?;
+        let config = ServeConfig {
+            stale_after,
+            policy,
+            metrics_listen,
+            alerts,
+            tls,
+            plaintext,
+            tokens_file,
+            report_rate,
+            max_plaintext_hosts,
+            ..ServeConfig::new(listen, data_dir)
+        };
+        Ok(Serve {
+            config,
+            log_format,
+            report: sources.report(),
+        })
+    }
+}
+
+/// `[alerts]` of the file, its secrets read; the defaults without one.
+fn alerts_of(sources: &Sources<'_>) -> Result<AlertsConfig, ConfigError> {
+    let Some(repr) = sources.get(&ALERTS)? else {
+        return Ok(AlertsConfig::default());
+    };
+    let base = sources
+        .file()
+        .and_then(|f| f.path().parent())
+        .unwrap_or(Path::new(""));
+    alerts::resolve(repr.value.clone(), base).map_err(|message| repr.invalid(message))
+}
+
+/// The config file alone, checked as `serve` checks it: every key, and
+/// `[alerts]` with every secret file it names (what fuzzing reads).
+#[derive(Debug, Clone)]
+pub struct FileConfig {
+    /// `[alerts]`.
+    pub alerts: AlertsConfig,
+}
+
+impl FileConfig {
+    /// Reads and validates `path`, reading every secret file it names.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let (flags, env) = (
+            Flags::default(),
+            std::collections::BTreeMap::<&str, &str>::new(),
+        );
+        let sources = Sources::new(&TABLE, &flags, &env).read(path)?;
+        Ok(FileConfig {
+            alerts: alerts_of(&sources)?,
+        })
+    }
+}
