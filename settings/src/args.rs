@@ -60,14 +60,19 @@ impl Table {
                 code(key),
                 code(flag),
                 code(var),
-                s.default_text()
-                    .unwrap_or_else(|| "—".to_owned())
-                    .replace('|', "\\|"),
-                s.help().replace('|', "\\|"),
+                cell(&s.default_text().unwrap_or_else(|| "—".to_owned())),
+                cell(s.help()),
             ));
         }
         out
     }
+}
+
+/// Text in a Markdown table cell: `|` would end the cell, `<…>` is a tag.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// ` [env: VAR] [default: …]`, as clap words its own.

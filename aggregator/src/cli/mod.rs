@@ -385,7 +385,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let plaintext = cli.plaintext();
     match cli.command {
         Command::Serve(args) => {
-            let serve = args.resolve(&ProcessEnv)?;
+            let serve = server::resolve(&args, &ProcessEnv)?;
             let config = serve.config;
             // Before binding anything: a refused transport opens no port.
             server::check_transport(&config, config.listen)?;
@@ -394,7 +394,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             Ok(Outcome::Parity)
         }
         Command::CheckConfig(args) => {
-            let serve = args.resolve(&ProcessEnv)?;
+            let serve = server::resolve(&args, &ProcessEnv)?;
             server::check_transport(&serve.config, serve.config.listen)?;
             crate::store::check_writable(&serve.config.data_dir)?;
             let source = serve.report.file().map_or_else(
@@ -422,7 +422,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Alerts {
             action: Some(AlertsAction::Test { sink, serve }),
         } => {
-            let config = serve.resolve(&ProcessEnv)?.config;
+            let config = server::resolve(&serve, &ProcessEnv)?.config;
             crate::alert::Sender::new(&config.alerts)
                 .test(&config.alerts, &sink)
                 .await

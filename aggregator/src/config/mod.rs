@@ -23,7 +23,7 @@ mod tests;
 pub use alerts::{AlertsConfig, Route, Secret, SinkConfig, Target, read_secret, signing_key};
 pub use envparity_settings::Error as ConfigError;
 pub use envparity_settings::parse::LogFormat;
-pub use serve::{FileConfig, Serve, ServeArgs};
+pub use serve::{FileConfig, ServeArgs};
 
 /// Defaults, one place for `--help` and behaviour.
 pub mod defaults {
@@ -41,6 +41,12 @@ pub mod defaults {
     pub const STALE_AFTER: Duration = Duration::from_secs(90);
     /// `max_plaintext_hosts`.
     pub const MAX_PLAINTEXT_HOSTS: usize = 10_000;
+    /// `report_rate`: 5 reports/s per host, far above what a real agent
+    /// sends, far below what a flood costs (`server::rate::RateLimit`'s
+    /// default, pinned by a test).
+    pub const REPORT_RATE: f64 = 5.0;
+    /// `report_burst`.
+    pub const REPORT_BURST: u32 = 50;
     /// `alerts.min_severity` and a sink's `min_severity`.
     pub const MIN_SEVERITY: crate::parity::Severity = crate::parity::Severity::Warning;
     /// A sink's request `timeout`.

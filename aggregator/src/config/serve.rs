@@ -1,21 +1,21 @@
 //! Every setting of `envparity serve` (and of `check-config` and `alerts
 //! test`, which take the same), declared once: flag, variable, file key,
 //! default, parser, check and help. [`ServeArgs`] makes the flags of the
-//! table and [`ServeArgs::resolve`] puts the values together into what
-//! `serve` runs with, checking what involves several of them.
+//! table; `server::resolve` puts the values together into what `serve`
+//! runs with, checking what needs the server's own types (TLS files, query
+//! tokens, the rate limit), each error naming where its value came from.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{ArgMatches, Command};
-use envparity_proto::transport::Plaintext;
 use envparity_settings::parse::{self, LogFormat};
-use envparity_settings::{EnvSource, Flags, Report, Setting, Sources};
+use envparity_settings::{EnvSource, Flags, Setting, Sources};
 
 use super::alerts::{self, AlertsConfig, AlertsRepr};
 use super::{ConfigError, defaults};
-use crate::server::{self, ServeConfig, rate::RateLimit};
+use crate::parity::{Policy, PolicyError};
 
 envparity_settings::declare! {
     /// The settings of `serve`, in the order `--help` and `check-config`
@@ -99,7 +99,6 @@ envparity_settings::declare! {
         .var("ENVPARITY_QUERY_TOKENS_FILE")
         .value_name("FILE")
         .default_text("none")
-        .check(tokens_file)
         .help("Query bearer tokens: `NAME sha256:HEX` per line (`envparity query-token` makes \
                them).");
     /// `--report-rate`.
@@ -108,8 +107,7 @@ envparity_settings::declare! {
         .var("ENVPARITY_REPORT_RATE")
         .value_name("PER_SECOND")
         .number()
-        .default(|| RateLimit::default().rate)
-        .check(report_rate)
+        .default(|| defaults::REPORT_RATE)
         .help("Reports (snapshots and heartbeats) each host may send per second on average; \
                faster ones get RESOURCE_EXHAUSTED before they are looked at.");
     /// `--report-burst`.
@@ -118,8 +116,7 @@ envparity_settings::declare! {
         .var("ENVPARITY_REPORT_BURST")
         .value_name("COUNT")
         .number()
-        .default(|| RateLimit::default().burst)
-        .check(report_burst)
+        .default(|| defaults::REPORT_BURST)
         .help("Reports a host may send at once after a quiet period.");
     /// `--max-plaintext-hosts`.
     pub MAX_PLAINTEXT_HOSTS: Setting<usize> = Setting::new("max_plaintext_hosts", parse::number)
@@ -155,31 +152,18 @@ envparity_settings::declare! {
 }
 
 fn policy_file(path: PathBuf) -> Result<PathBuf, String> {
-    server::load_policy(&path).map_err(|e| e.to_string())?;
+    read_policy(&path).map_err(|e| e.to_string())?;
     Ok(path)
 }
 
-fn tokens_file(path: PathBuf) -> Result<PathBuf, String> {
-    server::auth::read_tokens(&path)?;
-    Ok(path)
-}
-
-fn report_rate(rate: f64) -> Result<f64, String> {
-    RateLimit {
-        rate,
-        ..RateLimit::default()
-    }
-    .validate()
-    .map(|()| rate)
-}
-
-fn report_burst(burst: u32) -> Result<u32, String> {
-    RateLimit {
-        burst,
-        ..RateLimit::default()
-    }
-    .validate()
-    .map(|()| burst)
+/// Reads and validates a policy file (`serve` reads it again on SIGHUP).
+pub fn read_policy(path: &Path) -> Result<Policy, PolicyError> {
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| PolicyError {
+        origin: origin.clone(),
+        message: format!("cannot read the file: {e}"),
+    })?;
+    Policy::from_toml(&text, &origin)
 }
 
 fn max_plaintext_hosts(hosts: usize) -> Result<usize, String> {
@@ -221,79 +205,16 @@ impl clap::Args for ServeArgs {
     }
 }
 
-/// What `serve` runs with, and how `check-config` sums it up.
-#[derive(Debug, Clone)]
-pub struct Serve {
-    /// The server's configuration.
-    pub config: ServeConfig,
-    /// The log format.
-    pub log_format: LogFormat,
-    /// Every setting and where it came from (`check-config`).
-    pub report: Report,
-}
-
 impl ServeArgs {
-    /// The effective configuration: flags over the environment over the
-    /// file over the defaults. Reads and validates the file, the policy and
-    /// every secret file it names, and the TLS files.
-    pub fn resolve(&self, env: &dyn EnvSource) -> anyhow::Result<Serve> {
-        let sources = Sources::new(&TABLE, &self.flags, env).open(&CONFIG)?;
-        let listen = sources.value(&LISTEN)?.value;
-        let data_dir = sources.value(&DATA_DIR)?.value;
-        let stale_after = sources.value(&STALE_AFTER)?.value;
-        let policy = sources.get(&POLICY)?.map(|p| p.value);
-        let path = |setting| Ok::<_, ConfigError>(sources.get(setting)?.map(|p| p.value));
-        let tls = match (path(&TLS_CERT)?, path(&TLS_KEY)?, path(&TLS_CLIENT_CA)?) {
-            (Some(cert), Some(key), Some(client_ca)) => {
-                let files = server::tls::TlsFiles {
-                    cert,
-                    key,
-                    client_ca,
-                };
-                server::tls::server_config(&files)?;
-                Some(files)
-            }
-            // Plain text, if allowed (`server::check_transport`).
-            (None, None, None) => None,
-            _ => anyhow::bail!(
-                "TLS needs all of tls_cert, tls_key and tls_client_ca (--tls-cert, --tls-key, --tls-client-ca)"
-            ),
-        };
-        let plaintext = Plaintext::from_flags(
-            sources.value(&INSECURE_PLAINTEXT)?.value,
-            sources.value(&INSECURE_PLAINTEXT_ANYWHERE)?.value,
-        );
-        let tokens_file = path(&QUERY_TOKENS_FILE)?;
-        let report_rate = RateLimit {
-            rate: sources.value(&REPORT_RATE)?.value,
-            burst: sources.value(&REPORT_BURST)?.value,
-        };
-        let max_plaintext_hosts = sources.value(&MAX_PLAINTEXT_HOSTS)?.value;
-        let metrics_listen = sources.get(&METRICS_LISTEN)?.map(|a| a.value);
-        let log_format = sources.value(&LOG_FORMAT)?.value;
-        let alerts = alerts_of(&sources)?;
-        let config = ServeConfig {
-            stale_after,
-            policy,
-            metrics_listen,
-            alerts,
-            tls,
-            plaintext,
-            tokens_file,
-            report_rate,
-            max_plaintext_hosts,
-            ..ServeConfig::new(listen, data_dir)
-        };
-        Ok(Serve {
-            config,
-            log_format,
-            report: sources.report(),
-        })
+    /// The flags, the environment and the config file they name (read and
+    /// checked), for `server::resolve` to ask.
+    pub fn sources<'a>(&'a self, env: &'a dyn EnvSource) -> Result<Sources<'a>, ConfigError> {
+        Sources::new(&TABLE, &self.flags, env).open(&CONFIG)
     }
 }
 
 /// `[alerts]` of the file, its secrets read; the defaults without one.
-fn alerts_of(sources: &Sources<'_>) -> Result<AlertsConfig, ConfigError> {
+pub fn alerts_of(sources: &Sources<'_>) -> Result<AlertsConfig, ConfigError> {
     let Some(repr) = sources.get(&ALERTS)? else {
         return Ok(AlertsConfig::default());
     };

@@ -10,9 +10,10 @@ use clap::{Args, FromArgMatches, Parser};
 use envparity_proto::transport::Plaintext;
 
 use super::alerts::Target;
-use super::serve::{self, Serve};
+use super::serve;
 use super::*;
 use crate::parity::Severity;
+use crate::server::{self, Serve};
 
 fn write(dir: &Path, name: &str, text: &str, mode: u32) -> PathBuf {
     let path = dir.join(name);
@@ -64,7 +65,7 @@ fn serve_with(args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Serve> {
         panic!("not serve: {args:?}");
     };
     let env: BTreeMap<&str, &str> = env.iter().copied().collect();
-    serve.resolve(&env)
+    server::resolve(&serve, &env)
 }
 
 /// `serve --config FILE`, FILE holding `text`.
@@ -354,7 +355,7 @@ fn every_flag_of_serve_names_its_variable_in_help() {
         .try_get_matches_from(["serve", "--listen", "127.0.0.1:9"])
         .unwrap();
     let args = ServeArgs::from_arg_matches(&matches).unwrap();
-    let serve = args.resolve(&BTreeMap::<&str, &str>::new()).unwrap();
+    let serve = server::resolve(&args, &BTreeMap::<&str, &str>::new()).unwrap();
     assert_eq!(serve.config.listen, "127.0.0.1:9".parse().unwrap());
 }
 
@@ -393,4 +394,13 @@ proptest::proptest! {
             Some(origin)
         );
     }
+}
+
+#[test]
+fn the_declared_rate_defaults_are_the_rate_limiters() {
+    let limit = crate::server::rate::RateLimit::default();
+    assert_eq!(
+        (defaults::REPORT_RATE, defaults::REPORT_BURST),
+        (limit.rate, limit.burst)
+    );
 }

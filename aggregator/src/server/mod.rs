@@ -26,11 +26,13 @@ use tokio::net::TcpListener;
 pub use query::QueryApi;
 pub use report::ReportApi;
 
+use envparity_settings::{EnvSource, Report};
+
 use crate::alert::Alerting;
-use crate::config::AlertsConfig;
+use crate::config::{AlertsConfig, ConfigError, LogFormat, ServeArgs};
 use crate::fleet::{Fleet, LoadedPolicy};
 use crate::metrics::{self, Metrics};
-use crate::parity::{Policy, PolicyError};
+use crate::parity::PolicyError;
 
 use crate::store::SqliteStore;
 
@@ -82,16 +84,96 @@ impl ServeConfig {
     }
 }
 
+/// What `serve` runs with, and how `check-config` sums it up.
+#[derive(Debug, Clone)]
+pub struct Serve {
+    /// The server's configuration.
+    pub config: ServeConfig,
+    /// The log format.
+    pub log_format: LogFormat,
+    /// Every setting and where it came from (`check-config`).
+    pub report: Report,
+}
+
+/// `serve`'s settings (`config::serve`) resolved: flags over the
+/// environment over the file over the defaults. Reads and validates the
+/// file, the policy, every secret file and the TLS files; each error names
+/// where its value came from, or the settings to change.
+pub fn resolve(args: &ServeArgs, env: &dyn EnvSource) -> anyhow::Result<Serve> {
+    use crate::config::serve::*;
+    let sources = args.sources(env)?;
+    let path = |setting| Ok::<_, ConfigError>(sources.get(setting)?.map(|p| p.value));
+    let tls = match (path(&TLS_CERT)?, path(&TLS_KEY)?, path(&TLS_CLIENT_CA)?) {
+        (Some(cert), Some(key), Some(client_ca)) => {
+            let files = tls::TlsFiles {
+                cert,
+                key,
+                client_ca,
+            };
+            tls::server_config(&files)?;
+            Some(files)
+        }
+        // Plain text, if allowed (`check_transport`).
+        (None, None, None) => None,
+        _ => anyhow::bail!(
+            "TLS needs all of tls_cert, tls_key and tls_client_ca (--tls-cert, --tls-key, --tls-client-ca)"
+        ),
+    };
+    let tokens_file = match sources.get(&QUERY_TOKENS_FILE)? {
+        Some(file) => {
+            auth::read_tokens(&file.value).map_err(|m| file.invalid(m))?;
+            Some(file.value)
+        }
+        None => None,
+    };
+    let (rate, burst) = (sources.value(&REPORT_RATE)?, sources.value(&REPORT_BURST)?);
+    let report_rate = rate::RateLimit {
+        rate: rate.value,
+        burst: burst.value,
+    };
+    // Each half checked alone, so that the error names its own setting.
+    rate::RateLimit {
+        burst: 1,
+        ..report_rate
+    }
+    .validate()
+    .map_err(|m| rate.invalid(m))?;
+    rate::RateLimit {
+        rate: 1.0,
+        ..report_rate
+    }
+    .validate()
+    .map_err(|m| burst.invalid(m))?;
+    let config = ServeConfig {
+        stale_after: sources.value(&STALE_AFTER)?.value,
+        policy: path(&POLICY)?,
+        metrics_listen: sources.get(&METRICS_LISTEN)?.map(|a| a.value),
+        alerts: alerts_of(&sources)?,
+        tls,
+        plaintext: envparity_proto::transport::Plaintext::from_flags(
+            sources.value(&INSECURE_PLAINTEXT)?.value,
+            sources.value(&INSECURE_PLAINTEXT_ANYWHERE)?.value,
+        ),
+        tokens_file,
+        report_rate,
+        max_plaintext_hosts: sources.value(&MAX_PLAINTEXT_HOSTS)?.value,
+        ..ServeConfig::new(
+            sources.value(&LISTEN)?.value,
+            sources.value(&DATA_DIR)?.value,
+        )
+    };
+    Ok(Serve {
+        config,
+        log_format: sources.value(&LOG_FORMAT)?.value,
+        report: sources.report(),
+    })
+}
+
 /// Reads and validates a policy file.
 pub fn load_policy(path: &Path) -> Result<LoadedPolicy, PolicyError> {
-    let origin = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| PolicyError {
-        origin: origin.clone(),
-        message: format!("cannot read the file: {e}"),
-    })?;
     Ok(LoadedPolicy {
-        policy: Policy::from_toml(&text, &origin)?,
-        source: origin,
+        policy: crate::config::serve::read_policy(path)?,
+        source: path.display().to_string(),
         loaded_at: SystemTime::now(),
     })
 }
