@@ -1,6 +1,8 @@
 //! [`Table`]: a binary's settings, in order, and the clap arguments they
 //! make; [`Flags`]: what the command line set.
 
+use std::path::Path;
+
 use clap::{ArgMatches, Command};
 
 use crate::setting::{Describe, Flag};
@@ -65,6 +67,37 @@ impl Table {
             ));
         }
         out
+    }
+
+    /// Checks that `doc` holds [`Table::markdown`] between the line that
+    /// starts `<!-- BEGIN settings NAME ` and the line `<!-- END settings
+    /// NAME -->`, so the documentation cannot drift from the declarations;
+    /// with `ENVPARITY_BLESS` set, writes it there instead.
+    pub fn check_doc(&self, doc: &Path, name: &str) -> Result<(), String> {
+        let text = std::fs::read_to_string(doc).map_err(|e| format!("{}: {e}", doc.display()))?;
+        let begin = format!("<!-- BEGIN settings {name} ");
+        let end = format!("<!-- END settings {name} -->");
+        let start = text
+            .find(&begin)
+            .and_then(|i| text[i..].find('\n').map(|j| i + j + 1))
+            .ok_or_else(|| format!("{}: no line starting {begin:?}", doc.display()))?;
+        let stop = text[start..]
+            .find(&end)
+            .map(|i| start + i)
+            .ok_or_else(|| format!("{}: no {end:?} after {begin:?}", doc.display()))?;
+        let want = self.markdown();
+        if text[start..stop] == want {
+            return Ok(());
+        }
+        if std::env::var_os("ENVPARITY_BLESS").is_some() {
+            let updated = format!("{}{want}{}", &text[..start], &text[stop..]);
+            return std::fs::write(doc, updated).map_err(|e| format!("{}: {e}", doc.display()));
+        }
+        Err(format!(
+            "{}: the {name} settings differ from their declarations; run with ENVPARITY_BLESS=1 \
+             to write them, or put there:\n{want}",
+            doc.display()
+        ))
     }
 }
 

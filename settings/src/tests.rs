@@ -494,3 +494,24 @@ fn a_file_needs_no_flags() {
     let file = File::read(Path::new(&path), &TABLE).unwrap();
     assert_eq!(file.path(), Path::new(&path));
 }
+
+#[test]
+fn docs_drift_from_the_declarations_is_caught() {
+    let case = Case::new();
+    let doc = case.dir.path().join("doc.md");
+    let block = |body: &str| {
+        format!(
+            "# T\n<!-- BEGIN settings t (generated) -->\n{body}<!-- END settings t -->\nafter\n"
+        )
+    };
+    std::fs::write(&doc, block(&TABLE.markdown())).unwrap();
+    TABLE.check_doc(&doc, "t").unwrap();
+    std::fs::write(&doc, block("| stale |\n")).unwrap();
+    let err = TABLE.check_doc(&doc, "t").unwrap_err();
+    assert!(
+        err.contains("ENVPARITY_BLESS") && err.contains("`T_COUNT`"),
+        "{err}"
+    );
+    let err = TABLE.check_doc(&doc, "other").unwrap_err();
+    assert!(err.contains("no line starting"), "{err}");
+}

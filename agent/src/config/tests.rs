@@ -620,3 +620,9 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn docs_list_every_setting_as_declared() {
+    let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/configuration.md");
+    s::TABLE.check_doc(&doc, "agent").unwrap();
+}

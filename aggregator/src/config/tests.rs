@@ -397,6 +397,12 @@ proptest::proptest! {
 }
 
 #[test]
+fn docs_list_every_setting_as_declared() {
+    let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/configuration.md");
+    serve::TABLE.check_doc(&doc, "serve").unwrap();
+}
+
+#[test]
 fn the_declared_rate_defaults_are_the_rate_limiters() {
     let limit = crate::server::rate::RateLimit::default();
     assert_eq!(
