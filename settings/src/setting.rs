@@ -411,24 +411,9 @@ impl<T: 'static, I: 'static> Setting<T, I> {
         self
     }
 
-    /// Its key.
-    pub const fn key(&self) -> &'static str {
-        self.key
-    }
-
     /// Its environment variable.
     pub const fn var_name(&self) -> Option<&'static str> {
         self.var
-    }
-
-    /// Its long flag, without the dashes.
-    pub fn flag_name(&self) -> Option<&'static str> {
-        self.flag.name()
-    }
-
-    /// Parses one item of its text, as a flag value is parsed.
-    pub fn parse_item(&self, text: &str) -> Result<I, String> {
-        (self.item)(text)
     }
 }
 

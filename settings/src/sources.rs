@@ -77,8 +77,9 @@ impl<'a> Sources<'a> {
 
     /// The value of `setting` from the first source that sets it: its flag,
     /// its variable, the config file, its fallback variable, else its
-    /// default; `None` when nothing sets it and it has no default. A value
-    /// that does not parse or check is an error naming its source.
+    /// default; `None` when nothing sets it and it has no default (an error
+    /// naming every way to set it if it is required). A value that does not
+    /// parse or check is an error naming its source.
     pub fn get<T, I>(&self, setting: &Setting<T, I>) -> Result<Option<Resolved<T>>, Error> {
         let found = self.find(setting)?;
         let resolved = match found {
@@ -95,17 +96,16 @@ impl<'a> Sources<'a> {
             }),
         };
         self.record(setting, resolved.as_ref());
-        Ok(resolved)
+        match resolved {
+            None if setting.required => Err(missing(setting)),
+            resolved => Ok(resolved),
+        }
     }
 
-    /// [`Sources::get`] of a setting that has a default, or is required
-    /// (then unset is an error naming every way to set it).
+    /// [`Sources::get`] of a setting that has a default, or is required:
+    /// its value, or an error naming every way to set it.
     pub fn value<T, I>(&self, setting: &Setting<T, I>) -> Result<Resolved<T>, Error> {
-        self.get(setting)?.ok_or(Error::Missing {
-            flag: setting.flag.name(),
-            var: setting.var,
-            key: setting.in_file.then_some(setting.key),
-        })
+        self.get(setting)?.ok_or_else(|| missing(setting))
     }
 
     /// Records `value`, worked out by the binary because nothing set
@@ -192,5 +192,13 @@ impl<'a> Sources<'a> {
         let mut rows = self.rows.borrow_mut();
         rows.retain(|r| r.key != setting.key);
         rows.push(row);
+    }
+}
+
+fn missing<T, I>(setting: &Setting<T, I>) -> Error {
+    Error::Missing {
+        flag: setting.flag.name(),
+        var: setting.var,
+        key: setting.in_file.then_some(setting.key),
     }
 }

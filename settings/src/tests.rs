@@ -205,14 +205,21 @@ proptest! {
 
 #[test]
 fn missing_required_setting_names_every_way_to_set_it() {
-    let err = Case::new().resolve(&NAME, &[], &[]);
+    let want = "--name is required (or set T_NAME, or `name` in the config file)";
+    let err = Case::new().resolve(&NAME, &[], &[]).unwrap_err();
+    assert_eq!(err.to_string(), want);
     let flags = Flags::default();
     let env = BTreeMap::<&str, &str>::new();
-    let err2 = Sources::new(&TABLE, &flags, &env).value(&NAME).unwrap_err();
-    assert!(err.unwrap().is_none());
+    let sources = Sources::new(&TABLE, &flags, &env);
+    assert_eq!(sources.value(&NAME).unwrap_err().to_string(), want);
     assert_eq!(
-        err2.to_string(),
-        "--name is required (or set T_NAME, or `name` in the config file)"
+        sources.value(&WAIT).unwrap_err().to_string(),
+        "--wait is required (or set T_WAIT, or `wait` in the config file)",
+        "value() of a setting without a default"
+    );
+    assert!(
+        sources.get(&WAIT).unwrap().is_none(),
+        "get() of an optional one"
     );
 }
 
