@@ -308,7 +308,7 @@ cert_names_host() { # cert_names_host CERT HOST-ID
 
 host_id=""
 relocate deploy/config/agent.toml "$work/agent-1.toml"
-check "envparity-agent check-config deploy/config/agent.toml" agent_check "$work/agent-1.toml"
+check "envparity-agent check-config deploy/config/agent.toml" agent_check_journal "$work/agent-1.toml"
 # On Kubernetes each config is checked with the files its own init container
 # put in place, as the agent on node host-1 (ENVPARITY_HOST_ID = the node name).
 host_id=host-1

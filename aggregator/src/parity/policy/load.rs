@@ -32,7 +32,7 @@ impl Policy {
 }
 
 /// A TOML error as one line: "line 3, column 9: <message> (near `<text>`)".
-pub(crate) fn describe(e: &toml::de::Error, text: &str) -> String {
+fn describe(e: &toml::de::Error, text: &str) -> String {
     let message = e.message().trim();
     match e.span() {
         Some(span) => format!("{}: {message}", position(text, span.start)),

@@ -40,7 +40,6 @@ pub use compared::{EnvRules, RuntimeField, RuntimeRules, ServiceRules};
 pub use gate::GateRules;
 pub use level::{Level, PairRule};
 pub use load::PolicyError;
-pub(crate) use load::describe;
 pub use pinning::{LAST_STAGE, Pinning, Report};
 pub(crate) use spelling::duration;
 pub use waiver::Waiver;
