@@ -17,8 +17,6 @@
 
 pub mod alerts;
 pub mod serve;
-#[cfg(test)]
-mod tests;
 
 pub use alerts::{AlertsConfig, Route, Secret, SinkConfig, Target, read_secret, signing_key};
 pub use envparity_settings::Error as ConfigError;

@@ -13,6 +13,9 @@ pub mod throttle;
 pub mod tls;
 pub mod validate;
 
+#[cfg(test)]
+mod settings_tests;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -1,4 +1,5 @@
-//! `serve`'s settings: the file with every sink type, errors naming the
+//! `serve`'s settings, as `serve` resolves them (here, above both `config`
+//! and the CLI that parses them): the file with every sink type, errors naming the
 //! line, key and sink, precedence over the file, and the summary.
 
 use std::collections::BTreeMap;
@@ -9,9 +10,9 @@ use std::time::Duration;
 use clap::{Args, FromArgMatches, Parser};
 use envparity_proto::transport::Plaintext;
 
-use super::alerts::Target;
-use super::serve;
-use super::*;
+use crate::config::alerts::Target;
+use crate::config::serve;
+use crate::config::*;
 use crate::parity::Severity;
 use crate::server::{self, Serve};
 
