@@ -2,9 +2,9 @@
 
 use std::collections::BTreeSet;
 
+use envparity_proto::fixtures;
 use envparity_proto::v1::{
-    AgentInfo, Container, EnvVar, HeartbeatRequest, HostFacts, HostSnapshot, ImageInfo,
-    ServiceIdentity,
+    AgentInfo, Container, EngineState, HeartbeatRequest, HostFacts, HostSnapshot,
 };
 
 use super::*;
@@ -14,25 +14,12 @@ use crate::store::{SqliteStore, StoredHost};
 /// A container of `service` on image number `image`, with one explicit env
 /// variable whose value is number `env`.
 pub(crate) fn container(service: &str, image: u64, env: u64) -> Container {
-    Container {
-        id: format!("{service}-{image}"),
-        name: service.into(),
-        service: Some(ServiceIdentity {
-            name: service.into(),
-            source: 1,
-        }),
-        image: Some(ImageInfo {
-            reference: format!("reg/{service}:{image}"),
-            image_id: format!("sha256:{image:064x}"),
-            ..Default::default()
-        }),
-        explicit_env: vec![EnvVar {
-            name: "MODE".into(),
-            fingerprint: format!("fp{env}"),
-            value: None,
-        }],
-        ..Default::default()
-    }
+    fixtures::container(service)
+        .id(format!("{service}-{image}"))
+        .image(format!("reg/{service}:{image}"))
+        .image_id(format!("sha256:{image:064x}"))
+        .env("MODE", format!("fp{env}"))
+        .build()
 }
 
 /// A report of one of 9 hosts, the next in its sequence: up to 3 of 5
@@ -77,22 +64,15 @@ pub(crate) fn report(
     sequence: u64,
     containers: Vec<Container>,
 ) -> HostSnapshot {
-    let mut s = HostSnapshot {
-        host_id: host.into(),
-        environment: environment.into(),
-        agent: Some(AgentInfo {
-            version: "t".into(),
-            boot_id: "b".into(),
-        }),
-        sequence,
-        host: Some(HostFacts::default()),
-        engine_state: 1,
-        containers,
-        fingerprint_key_id: "k".into(),
-        ..Default::default()
-    };
-    s.content_hash = envparity_proto::hash::content_hash(&s);
-    s
+    fixtures::snapshot(host, environment)
+        .agent_version("t")
+        .boot_id("b")
+        .sequence(sequence)
+        .host_facts(HostFacts::default())
+        .engine_state(EngineState::Ok)
+        .fingerprint_key("k")
+        .containers(containers)
+        .build()
 }
 
 /// A fleet with no hosts over a fresh SQLite store (kept alive by the
