@@ -23,6 +23,19 @@ pub(super) struct HostFact {
     severity: fn(&[String], &[String]) -> Severity,
 }
 
+/// How many host facts are compared between environments.
+pub const HOST_FACT_COUNT: usize = HOST_FACTS.len();
+
+/// The value of each host fact compared between environments, in a fixed
+/// order (empty where the host does not report it): all that the comparison
+/// of host facts reads of a host, besides which hosts there are.
+pub fn host_fact_values(
+    host: Option<&HostFacts>,
+    engine: Option<&EngineFacts>,
+) -> [String; HOST_FACT_COUNT] {
+    std::array::from_fn(|i| (HOST_FACTS[i].value)(host, engine).into_owned())
+}
+
 /// `s`, borrowed.
 pub(super) fn field(s: &str) -> Cow<'_, str> {
     Cow::Borrowed(s)

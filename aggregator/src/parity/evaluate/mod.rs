@@ -24,6 +24,7 @@ mod service;
 
 use config::{explicit_env, runtime_config};
 use content::{image_digest, same_tag, unpinned_image};
+pub use host::{HOST_FACT_COUNT, host_fact_values};
 use host::{env_facts, host_facts, stale_hosts};
 use service::{container_unreportable, missing_service, replica_drift};
 
