@@ -21,9 +21,16 @@ use crate::history::content_identity;
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct Tally {
     replicas: u32,
-    digests: BTreeMap<String, u32>,
-    versions: BTreeMap<String, u32>,
+    digests: Counts,
+    versions: Counts,
 }
+
+/// Names with how many replicas run each, sorted by name. A cell holds one
+/// or two of each (its replicas run one image, or two mid-rollout), so a
+/// sorted vector: a map's first node alone would take several hundred
+/// bytes per cell, tens of MiB over the cells of a large fleet
+/// (docs/benchmarks.md).
+type Counts = Vec<(Box<str>, u32)>;
 
 /// Service → environment → its cell.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -42,14 +49,17 @@ fn version(c: &Container) -> Option<&str> {
 }
 
 /// Adds one to `name`'s count (`add`) or takes one away, dropping it at 0.
-fn count(counts: &mut BTreeMap<String, u32>, name: &str, add: bool) {
-    if add {
-        *counts.entry(name.to_owned()).or_default() += 1;
-    } else if let Some(n) = counts.get_mut(name) {
-        *n -= 1;
-        if *n == 0 {
-            counts.remove(name);
+fn count(counts: &mut Counts, name: &str, add: bool) {
+    match (counts.binary_search_by(|(n, _)| (**n).cmp(name)), add) {
+        (Ok(i), true) => counts[i].1 += 1,
+        (Err(i), true) => counts.insert(i, (name.into(), 1)),
+        (Ok(i), false) => {
+            counts[i].1 -= 1;
+            if counts[i].1 == 0 {
+                counts.remove(i);
+            }
         }
+        (Err(_), false) => {}
     }
 }
 
@@ -91,8 +101,8 @@ impl Grid {
         Some(StatusCell {
             environment: environment.to_owned(),
             replicas: tally.replicas,
-            digests: tally.digests.keys().cloned().collect(),
-            versions: tally.versions.keys().cloned().collect(),
+            digests: tally.digests.iter().map(|(d, _)| d.to_string()).collect(),
+            versions: tally.versions.iter().map(|(v, _)| v.to_string()).collect(),
             drift: false,
             stale: false,
         })
