@@ -241,6 +241,37 @@ impl Fleet {
         self.agent(host).start()
     }
 
+    /// Starts a containerd node `name` in the fleet's dir, pulling from the
+    /// fleet's registry, its pause image built on the fleet's first Docker
+    /// host. Give the fleet `.identity(name)` for its agent's certificate.
+    pub fn start_containerd(&self, name: &str) -> Result<crate::ContainerdHost> {
+        let builder = self.hosts.first().ok_or_else(|| {
+            Error::unexpected(
+                format!("start containerd {name}"),
+                "the fleet has no Docker host to build the pause image on",
+            )
+        })?;
+        crate::ContainerdHost::start_in(self.dir(), name, &self.registry().address(), builder)
+    }
+
+    /// Describes an agent reading `node`'s CRI (`--runtime containerd`).
+    pub fn containerd_agent<'f>(&'f self, node: &crate::ContainerdHost) -> AgentBuilder<'f> {
+        let socket = node.socket().display().to_string();
+        // No Docker engine there: --docker-host must not be what is read.
+        let nowhere = format!("unix://{socket}.no-docker");
+        AgentBuilder::named(
+            self,
+            node.name(),
+            nowhere,
+            vec![
+                "--runtime".to_owned(),
+                "containerd".to_owned(),
+                "--runtime-socket".to_owned(),
+                socket,
+            ],
+        )
+    }
+
     /// Runs `envparity --server URL -o json ARGS…` against the aggregator
     /// (with the `cli` query certificate when it serves TLS).
     pub fn cli(&self, args: &[&str]) -> Result<CliOutput> {
