@@ -272,6 +272,19 @@ impl Fleet {
         )
     }
 
+    /// Starts a Podman host `name` in the fleet's dir, pulling from the
+    /// fleet's registry. Give the fleet `.identity(name)` for its agent's
+    /// certificate.
+    pub fn start_podman(&self, name: &str) -> Result<crate::PodmanHost> {
+        crate::PodmanHost::start_in(self.dir(), name, &self.registry().address())
+    }
+
+    /// Describes an agent watching `host`'s Docker-compatible socket with
+    /// `--runtime auto`, which must tell it is Podman.
+    pub fn podman_agent<'f>(&'f self, host: &crate::PodmanHost) -> AgentBuilder<'f> {
+        AgentBuilder::named(self, host.name(), host.docker_host(), Vec::new())
+    }
+
     /// Runs `envparity --server URL -o json ARGS…` against the aggregator
     /// (with the `cli` query certificate when it serves TLS).
     pub fn cli(&self, args: &[&str]) -> Result<CliOutput> {

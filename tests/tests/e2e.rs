@@ -23,6 +23,8 @@ mod e2e {
     mod reliability;
     /// containerd (through the CRI) beside Docker: one fleet, the same verdicts.
     mod runtimes;
+    /// Podman (through its Docker-compatible API) beside Docker.
+    mod runtimes_podman;
     /// TLS, host identity and query authorization.
     mod security;
 }
