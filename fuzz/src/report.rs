@@ -366,6 +366,9 @@ impl FuzzContainer {
             }),
             explicit_env: self.explicit_env.iter().map(FuzzEnv::resolve).collect(),
             image_env: self.image_env.iter().map(FuzzEnv::resolve).collect(),
+            // Never read by the aggregator (never compared); hostile bytes
+            // in it only travel with the snapshot.
+            injected_env: Vec::new(),
             runtime: self.runtime.as_ref().map(FuzzRuntime::resolve),
             labels: self.labels.iter().map(FuzzLabel::resolve).collect(),
             started_at: self.started_at.as_ref().map(Time::resolve),
