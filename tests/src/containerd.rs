@@ -466,6 +466,27 @@ impl ContainerdHost {
         self.spawn()
     }
 
+    /// Asks to remove `pod` through `socket` (e.g. an allowlist proxy in
+    /// front of this node's CRI): the code the call failed with, or an error
+    /// if it went through.
+    pub fn remove_pod_code(&self, socket: &Path, pod: &RunningPod) -> Result<tonic::Code> {
+        let id = pod.sandbox_id.clone();
+        let socket = socket.to_owned();
+        self.rt.block_on(async move {
+            let channel = Self::channel(&socket).await?;
+            match RuntimeServiceClient::new(channel)
+                .remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: id })
+                .await
+            {
+                Ok(_) => Err(Error::unexpected(
+                    format!("remove a pod through {}", socket.display()),
+                    "the call went through",
+                )),
+                Err(status) => Ok(status.code()),
+            }
+        })
+    }
+
     /// The registry it pulls from.
     pub fn registry(&self) -> &str {
         &self.registry

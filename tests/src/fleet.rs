@@ -254,21 +254,27 @@ impl Fleet {
         crate::ContainerdHost::start_in(self.dir(), name, &self.registry().address(), builder)
     }
 
-    /// Describes an agent reading `node`'s CRI (`--runtime containerd`).
+    /// Describes an agent reading `node`'s CRI: `--runtime-socket` only,
+    /// so `--runtime auto` must tell it is a CRI.
     pub fn containerd_agent<'f>(&'f self, node: &crate::ContainerdHost) -> AgentBuilder<'f> {
-        let socket = node.socket().display().to_string();
+        self.cri_agent(node, node.socket())
+    }
+
+    /// Describes an agent reading `node`'s CRI through `socket` (e.g. a
+    /// [`crate::CriReadOnlyProxy`]).
+    pub fn cri_agent<'f>(
+        &'f self,
+        node: &crate::ContainerdHost,
+        socket: &Path,
+    ) -> AgentBuilder<'f> {
+        let socket = socket.display().to_string();
         // No Docker engine there: --docker-host must not be what is read.
         let nowhere = format!("unix://{socket}.no-docker");
         AgentBuilder::named(
             self,
             node.name(),
             nowhere,
-            vec![
-                "--runtime".to_owned(),
-                "containerd".to_owned(),
-                "--runtime-socket".to_owned(),
-                socket,
-            ],
+            vec!["--runtime-socket".to_owned(), socket],
         )
     }
 

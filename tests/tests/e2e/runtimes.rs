@@ -265,3 +265,43 @@ fn a_containerd_restart_is_survived_and_its_events_followed_again() -> Result<()
     );
     Ok(())
 }
+
+#[test]
+fn through_the_cri_allowlist_the_agent_reads_and_a_write_is_refused() -> Result<()> {
+    let mut m = mixed()?;
+    m.run_on_docker("shop:1", &[])?;
+    let pod = m.run_on_containerd("web-7f9c", "shop:1", &[])?;
+    let proxy = envparity_tests::CriReadOnlyProxy::start(&m.fleet, &m.node)?;
+    let _aggregator = m.start_aggregator()?;
+    let _staging = m.fleet.start_agent(m.fleet.host("staging"))?;
+    let production = m.fleet.cri_agent(&m.node, proxy.socket()).start()?;
+    m.fleet
+        .wait_for_hosts(&["staging", "production"], REPORT_TIMEOUT)?;
+    m.diff_until(&expect(&[]))?;
+    // Its events pass too: a deploy through the node's own socket is seen.
+    m.run_on_containerd("web-2b3c", "shop:2", &[])?;
+    m.diff_until(&expect(&[
+        ("image_digest", "shop/web", ""),
+        ("replica_drift", "shop/web", "image"),
+    ]))?;
+    let log = production.log();
+    assert!(
+        log.contains("runtime=containerd"),
+        "auto-detection did not say it found containerd: {log}"
+    );
+    // Through its event stream, not through resubscriptions (each of which
+    // reads everything, and would hide a refused subscription).
+    assert!(
+        !log.contains("event stream failed") && !log.contains("event stream ended"),
+        "the event subscription did not pass the allowlist: {log}"
+    );
+
+    // A write through the allowlist is refused; the pod is still there.
+    let code = m.node.remove_pod_code(proxy.socket(), &pod)?;
+    assert_eq!(code, tonic::Code::PermissionDenied);
+    m.diff_until(&expect(&[
+        ("image_digest", "shop/web", ""),
+        ("replica_drift", "shop/web", "image"),
+    ]))?;
+    Ok(())
+}
