@@ -457,11 +457,24 @@ impl ContainerdHost {
         })
     }
 
-    /// Stops containerd (SIGTERM; its shims and containers go on running,
-    /// as on a real node) and starts it again on the same root and socket.
-    pub fn restart(&mut self) -> Result<()> {
+    /// Stops containerd (SIGTERM) as a restart of its service would: its
+    /// shims and containers go on running, as on a real node. Until
+    /// [`ContainerdHost::start_engine`] nothing answers on its socket.
+    pub fn stop_engine(&mut self) -> Result<()> {
         if let Some(mut containerd) = self.containerd.take() {
             containerd.stop()?;
+        }
+        Ok(())
+    }
+
+    /// Starts containerd again after [`ContainerdHost::stop_engine`], on the
+    /// same root and socket, and waits until its CRI answers.
+    pub fn start_engine(&mut self) -> Result<()> {
+        if self.containerd.is_some() {
+            return Err(Error::unexpected(
+                format!("start containerd {}", self.name),
+                "it is already running; call stop_engine first",
+            ));
         }
         self.spawn()
     }

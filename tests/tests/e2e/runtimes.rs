@@ -239,8 +239,28 @@ fn drift_on_containerd_is_found_through_its_events_and_injected_env_never() -> R
     Ok(())
 }
 
+/// Waits until `hosts` shows production in `state` with `containers`.
+fn wait_for_production(m: &Mixed, state: &str, containers: u64) -> Result<()> {
+    m.fleet
+        .cli_until(
+            REPORT_TIMEOUT,
+            &format!("production {state} with {containers} container(s)"),
+            &["hosts"],
+            |out| {
+                out.json["hosts"].as_array().is_some_and(|hs| {
+                    hs.iter().any(|h| {
+                        h["host_id"] == "production"
+                            && h["state"] == state
+                            && h["container_count"] == containers
+                    })
+                })
+            },
+        )
+        .map(drop)
+}
+
 #[test]
-fn a_containerd_restart_is_survived_and_its_events_followed_again() -> Result<()> {
+fn a_containerd_restart_is_an_outage_survived_and_its_events_followed_again() -> Result<()> {
     let mut m = mixed()?;
     m.run_on_docker("shop:1", &[])?;
     m.run_on_containerd("web-7f9c", "shop:1", &[])?;
@@ -248,10 +268,15 @@ fn a_containerd_restart_is_survived_and_its_events_followed_again() -> Result<()
     let (_staging, production) = m.watch()?;
     m.diff_until(&expect(&[]))?;
 
-    // containerd restarts; its containers go on running, as on a node.
-    m.node.restart()?;
-    // A deploy after the restart is seen: the agent reconnected and
-    // subscribed to containerd's events again.
+    // containerd stops: unreachable, not "no containers"; the last known
+    // one stays.
+    m.node.stop_engine()?;
+    wait_for_production(&m, "engine_unreachable", 1)?;
+    // Back, its container still running as on a node: fresh again.
+    m.node.start_engine()?;
+    wait_for_production(&m, "fresh", 1)?;
+    // A deploy now is seen: the agent subscribed to containerd's events
+    // again.
     m.run_on_containerd("web-2b3c", "shop:2", &[])?;
     let json = m.diff_until(&expect(&[
         ("image_digest", "shop/web", ""),
