@@ -209,4 +209,37 @@ mod tests {
         let err = "cri-o".parse::<RuntimeChoice>().unwrap_err();
         assert!(err.contains("\"cri-o\""), "{err}");
     }
+
+    fn target(socket: Option<&str>, docker_host: &str) -> Target {
+        Target {
+            choice: RuntimeChoice::Auto,
+            docker_host: docker_host.to_owned(),
+            socket: socket.map(PathBuf::from),
+        }
+    }
+
+    /// A configured socket is the only place auto looks: a runtime at a
+    /// well-known path must not be read instead of the one configured.
+    #[tokio::test]
+    async fn auto_with_a_configured_socket_tries_it_alone_as_cri_then_docker_api() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("nothing.sock");
+        let err = connect(&target(socket.to_str(), DOCKER_SOCKET))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no container runtime answers"), "{err}");
+        // Both ways of speaking were tried, on that socket.
+        assert_eq!(err.matches("nothing.sock").count(), 2, "{err}");
+        assert!(!err.contains("docker.sock"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn auto_with_a_configured_docker_host_tries_it_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = format!("unix://{}/engine.sock", dir.path().display());
+        let err = connect(&target(None, &host)).await.unwrap_err().to_string();
+        assert!(err.contains("engine.sock"), "{err}");
+        assert!(!err.contains("containerd.sock"), "{err}");
+    }
 }
