@@ -330,3 +330,46 @@ fn through_the_cri_allowlist_the_agent_reads_and_a_write_is_refused() -> Result<
     ]))?;
     Ok(())
 }
+
+/// A measurement, not a check (run it by name with `--ignored`): the agent's
+/// resident memory and its collection on a containerd node with 100 pods,
+/// for docs/runtimes.md.
+#[test]
+#[ignore = "a measurement for docs/runtimes.md, ~2 minutes"]
+fn measure_the_agent_on_a_containerd_node_with_100_pods() -> Result<()> {
+    const PODS: u64 = 100;
+    let mut m = mixed()?;
+    for i in 0..PODS {
+        m.run_on_containerd(&format!("web-{i}"), "shop:1", &[("LOG_LEVEL", "info")])?;
+    }
+    let _aggregator = m.start_aggregator()?;
+    let mut production = m.fleet.containerd_agent(&m.node).start()?;
+    wait_for_production(&m, "fresh", PODS)?;
+    std::thread::sleep(Duration::from_secs(10));
+    let pid = production.process().pid();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(Error::io(format!("read /proc/{pid}/status")))?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_err(Error::io(format!("read /proc/{pid}/stat")))?;
+    let ticks: Vec<&str> = stat
+        .rsplit(") ")
+        .next()
+        .unwrap_or_default()
+        .split(' ')
+        .collect();
+    eprintln!(
+        "agent on containerd with {PODS} pods: {} {} utime+stime ticks {}+{}",
+        field("VmRSS"),
+        field("VmHWM"),
+        ticks.get(11).unwrap_or(&"?"),
+        ticks.get(12).unwrap_or(&"?"),
+    );
+    Ok(())
+}
