@@ -22,10 +22,12 @@
 //! Environment variables are read through [`EnvSource`], so tests inject
 //! them instead of mutating the process environment (unsound with threads
 //! running). Nothing here knows either daemon: the tables live in
-//! `agent/src/config/settings.rs` and `aggregator/src/config/serve.rs`.
+//! `agent/src/config/settings.rs` and `aggregator/src/config/serve.rs`;
+//! the settings both have are declared once in [`common`].
 #![forbid(unsafe_code)]
 
 mod args;
+pub mod common;
 mod env;
 mod error;
 mod file;

@@ -330,6 +330,15 @@ impl<T: 'static, I: 'static> Setting<T, I> {
         self
     }
 
+    /// Its long flag stays, but is declared by the parent command (global):
+    /// a shared setting whose flag one binary puts on every subcommand.
+    pub const fn inherited(mut self) -> Self {
+        if let Flag::Long(name) = self.flag {
+            self.flag = Flag::Inherited(name);
+        }
+        self
+    }
+
     /// Its environment variable.
     pub const fn var(mut self, name: &'static str) -> Self {
         self.var = Some(name);

@@ -71,7 +71,10 @@ crate::declare! {
         .var("T_TAGS")
         .help("Tags.");
     LOUD: Setting<bool> = Setting::switch("loud").flag("loud").var("T_LOUD").help("Louder.");
-    SHARED: Setting<bool> = Setting::switch("shared").inherited_flag("shared").var("T_SHARED");
+    SHARED: Setting<bool> = Setting::switch("shared")
+        .flag("shared")
+        .inherited()
+        .var("T_SHARED");
     TOKEN: Setting<String> = Setting::new("token", parse::text).var("T_TOKEN").secret();
     HOST: Setting<String> = Setting::new("host", parse::text)
         .flag("host")

@@ -26,12 +26,11 @@ pub struct CliOutput {
     pub command: String,
     /// The exit code.
     pub code: i32,
-    /// Stdout (the JSON answer with `-o json`).
+    /// Stdout: the JSON answer, read as typed rows with
+    /// [`CliOutput::answer`](crate::answer).
     pub stdout: String,
     /// Stderr (diagnostics).
     pub stderr: String,
-    /// Stdout parsed as JSON, or `Null` if it is not JSON.
-    pub json: serde_json::Value,
 }
 
 impl CliOutput {
@@ -48,13 +47,11 @@ impl CliOutput {
                 stderr: out.stderr,
             });
         };
-        let json = serde_json::from_str(&out.stdout).unwrap_or(serde_json::Value::Null);
         Ok(CliOutput {
             command: out.command,
             code,
             stdout: out.stdout,
             stderr: out.stderr,
-            json,
         })
     }
 

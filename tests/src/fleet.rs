@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::agent::{Agent, AgentBuilder};
 use crate::aggregator::{Aggregator, AggregatorBuilder};
+use crate::answer::Hosts;
 use crate::cli::CliOutput;
 use crate::docker_host::DockerHost;
 use crate::error::{Error, Result};
@@ -387,15 +388,15 @@ impl Fleet {
             &format!("the aggregator to list hosts {host_ids:?} as fresh"),
             &["hosts"],
             |out| {
-                let hosts = out.json["hosts"]
-                    .as_array()
-                    .map(Vec::as_slice)
+                let hosts = out
+                    .try_answer::<Hosts>()
+                    .map(|a| a.hosts)
                     .unwrap_or_default();
                 out.code == 0
                     && host_ids.iter().all(|id| {
                         hosts
                             .iter()
-                            .any(|host| host["host_id"] == *id && host["state"] == "fresh")
+                            .any(|host| host.host_id == *id && host.state == "fresh")
                     })
             },
         )

@@ -34,6 +34,7 @@
 
 mod agent;
 mod aggregator;
+pub mod answer;
 mod bins;
 mod cli;
 mod command;

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use envparity_settings::parse::{self, LogFormat};
-use envparity_settings::{List, Setting};
+use envparity_settings::{List, Setting, common};
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use toml::de::ValueDeserializer;
 
@@ -29,11 +29,7 @@ envparity_settings::declare! {
     pub TABLE;
 
     /// `--config`.
-    pub CONFIG: Setting<PathBuf> = Setting::path("config")
-        .flag("config")
-        .var("ENVPARITY_CONFIG")
-        .not_in_file()
-        .value_name("PATH")
+    pub CONFIG: Setting<PathBuf> = common::CONFIG
         .help("TOML configuration file, merged under flags and environment. Keys are the long \
                flag names with `_` (`labels` for --label); unknown keys are an error.");
     /// `--aggregator`.
@@ -158,11 +154,7 @@ envparity_settings::declare! {
             .default(|| DEFAULT_RESYNC_INTERVAL)
             .help("How often to re-read everything even without engine events, e.g. 1m.");
     /// `--metrics-listen`.
-    pub METRICS_LISTEN: Setting<SocketAddr> = Setting::new("metrics_listen", parse::socket_addr)
-        .flag("metrics-listen")
-        .var("ENVPARITY_METRICS_LISTEN")
-        .value_name("ADDR")
-        .default_text("off")
+    pub METRICS_LISTEN: Setting<SocketAddr> = common::METRICS_LISTEN
         .show(show_metrics)
         .help("Serve Prometheus metrics (OpenMetrics) at http://ADDR/metrics, e.g. \
                127.0.0.1:9601.");
@@ -192,29 +184,19 @@ envparity_settings::declare! {
         .help("The fleet CA certificate (PEM) the aggregator's certificate must chain to; \
                needed for an https:// --aggregator.");
     /// `--tls-cert`.
-    pub TLS_CERT: Setting<PathBuf> = Setting::path("tls_cert")
-        .flag("tls-cert")
-        .var("ENVPARITY_TLS_CERT")
-        .value_name("PEM")
+    pub TLS_CERT: Setting<PathBuf> = common::TLS_CERT
         .help("This host's agent certificate (PEM; `envparity certs --agent HOST_ID`): the \
                aggregator accepts its reports only for the host id it names.");
     /// `--tls-key`.
-    pub TLS_KEY: Setting<PathBuf> = Setting::path("tls_key")
-        .flag("tls-key")
-        .var("ENVPARITY_TLS_KEY")
-        .value_name("PEM")
+    pub TLS_KEY: Setting<PathBuf> = common::TLS_KEY
         .help("The key of --tls-cert (PEM).");
     /// `--insecure-plaintext`.
-    pub INSECURE_PLAINTEXT: Setting<bool> = Setting::switch("insecure_plaintext")
-        .flag("insecure-plaintext")
-        .var("ENVPARITY_INSECURE_PLAINTEXT")
+    pub INSECURE_PLAINTEXT: Setting<bool> = common::INSECURE_PLAINTEXT
         .help("Allow an http:// (plain-text) --aggregator on a loopback address: snapshots \
                then travel unencrypted and the aggregator cannot check this host's identity. \
                For local trials only.");
     /// `--insecure-plaintext-anywhere`.
-    pub INSECURE_PLAINTEXT_ANYWHERE: Setting<bool> = Setting::switch("insecure_plaintext_anywhere")
-        .flag("insecure-plaintext-anywhere")
-        .var("ENVPARITY_INSECURE_PLAINTEXT_ANYWHERE")
+    pub INSECURE_PLAINTEXT_ANYWHERE: Setting<bool> = common::INSECURE_PLAINTEXT_ANYWHERE
         .help("Allow an http:// --aggregator on any address. Only for networks trusted by \
                other means.");
     /// `--once`.
@@ -232,11 +214,7 @@ envparity_settings::declare! {
                one acknowledged last). Deltas are on by default; an aggregator that takes none \
                gets whole snapshots anyway.");
     /// `--log-format`.
-    pub LOG_FORMAT: Setting<LogFormat> = Setting::new("log_format", parse::log_format)
-        .flag("log-format")
-        .var("ENVPARITY_LOG_FORMAT")
-        .value_name("FORMAT")
-        .default(LogFormat::default)
+    pub LOG_FORMAT: Setting<LogFormat> = common::LOG_FORMAT
         .help("Log output format: text or json.");
 }
 

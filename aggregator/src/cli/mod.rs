@@ -402,21 +402,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 |p| p.display().to_string(),
             );
             let check = output::ConfigCheck::new(source, &serve.config, serve.log_format);
-            match cli.output {
-                // The summary the settings make: each with its origin,
-                // then what they add up to.
-                Format::Table | Format::Wide => {
-                    let mut report = serve.report;
-                    report.push("transport", check.transport.clone());
-                    for sink in &check.sinks {
-                        report.push("sink", sink.clone());
-                    }
-                    for line in report.to_string().lines() {
-                        println!("{}", render::sanitize(line));
-                    }
-                }
-                Format::Json | Format::Yaml => render::Out::new(cli.output).config_check(&check)?,
-            }
+            render::Out::new(cli.output).config_check(&check, serve.report)?;
             Ok(Outcome::Parity)
         }
         Command::Alerts {

@@ -40,8 +40,8 @@ pub mod defaults {
     /// `max_plaintext_hosts`.
     pub const MAX_PLAINTEXT_HOSTS: usize = 10_000;
     /// `report_rate`: 5 reports/s per host, far above what a real agent
-    /// sends, far below what a flood costs (`server::rate::RateLimit`'s
-    /// default, pinned by a test).
+    /// sends, far below what a flood costs (also `server::rate::RateLimit`'s
+    /// default).
     pub const REPORT_RATE: f64 = 5.0;
     /// `report_burst`.
     pub const REPORT_BURST: u32 = 50;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use clap::{ArgMatches, Command};
 use envparity_settings::parse::{self, LogFormat};
-use envparity_settings::{EnvSource, Flags, Setting, Sources};
+use envparity_settings::{EnvSource, Flags, Setting, Sources, common};
 
 use super::alerts::{self, AlertsConfig, AlertsRepr};
 use super::{ConfigError, defaults};
@@ -23,11 +23,7 @@ envparity_settings::declare! {
     pub TABLE;
 
     /// `--config`.
-    pub CONFIG: Setting<PathBuf> = Setting::path("config")
-        .flag("config")
-        .var("ENVPARITY_CONFIG")
-        .not_in_file()
-        .value_name("PATH")
+    pub CONFIG: Setting<PathBuf> = common::CONFIG
         .help("Configuration file (TOML; docs/alerting.md and deploy/config/aggregator.toml \
                show every key; keys are the long flag names with `_`). Alert sinks are \
                configured only here.");
@@ -63,18 +59,12 @@ envparity_settings::declare! {
                apply (`envparity policy show` prints them). Reloaded on SIGHUP; a bad file then \
                is logged and the last good policy stays.");
     /// `--tls-cert`.
-    pub TLS_CERT: Setting<PathBuf> = Setting::path("tls_cert")
-        .flag("tls-cert")
-        .var("ENVPARITY_TLS_CERT")
-        .value_name("PEM")
+    pub TLS_CERT: Setting<PathBuf> = common::TLS_CERT
         .help("The server's TLS certificate chain (PEM). With --tls-key and --tls-client-ca, \
                gRPC is TLS 1.3 and callers are identified by client certificate \
                (docs/security.md).");
     /// `--tls-key`.
-    pub TLS_KEY: Setting<PathBuf> = Setting::path("tls_key")
-        .flag("tls-key")
-        .var("ENVPARITY_TLS_KEY")
-        .value_name("PEM")
+    pub TLS_KEY: Setting<PathBuf> = common::TLS_KEY
         .help("The server's TLS key (PEM).");
     /// `--tls-client-ca`.
     pub TLS_CLIENT_CA: Setting<PathBuf> = Setting::path("tls_client_ca")
@@ -84,14 +74,12 @@ envparity_settings::declare! {
         .help("CA certificate(s) (PEM) that agent and query client certificates must chain \
                to.");
     /// `--insecure-plaintext`, a flag of every command (`envparity --help`).
-    pub INSECURE_PLAINTEXT: Setting<bool> = Setting::switch("insecure_plaintext")
-        .inherited_flag("insecure-plaintext")
-        .var("ENVPARITY_INSECURE_PLAINTEXT")
+    pub INSECURE_PLAINTEXT: Setting<bool> = common::INSECURE_PLAINTEXT
+        .inherited()
         .help("Serve plain-text gRPC (no TLS) on a loopback listen address.");
     /// `--insecure-plaintext-anywhere`, a flag of every command.
-    pub INSECURE_PLAINTEXT_ANYWHERE: Setting<bool> = Setting::switch("insecure_plaintext_anywhere")
-        .inherited_flag("insecure-plaintext-anywhere")
-        .var("ENVPARITY_INSECURE_PLAINTEXT_ANYWHERE")
+    pub INSECURE_PLAINTEXT_ANYWHERE: Setting<bool> = common::INSECURE_PLAINTEXT_ANYWHERE
+        .inherited()
         .help("Serve plain-text gRPC on any listen address.");
     /// `--query-tokens-file`.
     pub QUERY_TOKENS_FILE: Setting<PathBuf> = Setting::path("query_tokens_file")
@@ -130,18 +118,10 @@ envparity_settings::declare! {
                most hosts the aggregator accepts; a report from a new host beyond it gets \
                RESOURCE_EXHAUSTED.");
     /// `--metrics-listen`.
-    pub METRICS_LISTEN: Setting<SocketAddr> = Setting::new("metrics_listen", parse::socket_addr)
-        .flag("metrics-listen")
-        .var("ENVPARITY_METRICS_LISTEN")
-        .value_name("ADDR")
-        .default_text("off")
+    pub METRICS_LISTEN: Setting<SocketAddr> = common::METRICS_LISTEN
         .help("Serve Prometheus metrics (OpenMetrics) at http://ADDR/metrics.");
     /// `--log-format`.
-    pub LOG_FORMAT: Setting<LogFormat> = Setting::new("log_format", parse::log_format)
-        .flag("log-format")
-        .var("ENVPARITY_LOG_FORMAT")
-        .value_name("FORMAT")
-        .default(LogFormat::default)
+    pub LOG_FORMAT: Setting<LogFormat> = common::LOG_FORMAT
         .help("Log format on stderr: text or json. The level comes from RUST_LOG (default \
                `info`).");
     /// `[alerts]`: the alerting severity and the sinks (docs/alerting.md).

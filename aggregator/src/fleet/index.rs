@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::SystemTime;
 
 use super::compact::HeldHost;
+use super::facts::FactIndex;
 use super::grid::Grid;
 use crate::parity::{Ledger, Observation};
 
@@ -22,6 +23,10 @@ pub(super) struct Inner {
     /// The status grid, kept with the indexes so that `status` reads only
     /// the cells it returns.
     pub(super) grid: Grid,
+    /// Per environment, the values of the host facts its hosts report: so
+    /// that a report which leaves them as they were is not compared over
+    /// every host.
+    pub(super) facts: FactIndex,
     /// The hosts whose `last_seen` here is newer than the store's:
     /// heartbeats acknowledged from memory, for the next liveness commit.
     pub(super) unstored: HashSet<String>,
@@ -58,6 +63,7 @@ impl Inner {
             add,
         );
         self.grid.file(host, add);
+        self.facts.file(host, add);
     }
 
     /// Removes a host the store has forgotten; returns its record.

@@ -11,7 +11,7 @@ use super::compact::HeldHost;
 use super::index::Change;
 use super::liveness::Heard;
 use super::overlay::Next;
-use super::plan::{Reach, finding_changes, services_touched};
+use super::plan::{HostReach, Reach, finding_changes, host_facts_open_in, services_touched};
 use super::{Fleet, IngestError, LoadedPolicy, to_millis};
 use crate::history;
 use crate::parity::HeldContainer;
@@ -180,8 +180,11 @@ impl Fleet {
 
         // Re-evaluate what this report can change: the services it ran
         // before and runs now, and the host-level kinds when the host's
-        // facts, environment or state changed (everything when the set of
-        // environments changed, because that changes which pairs exist).
+        // facts, environment or state changed — the host facts over every
+        // host only when an environment's values of them change or an open
+        // host-fact finding lists its hosts (so that a new host costs the
+        // same in a fleet of 100 as of 10,000); everything when the set of
+        // environments changed, because that changes which pairs exist.
         let host_level = previous.as_ref().is_none_or(|prev| {
             let (p, n) = (&prev.snapshot, &record.snapshot);
             p.environment != n.environment
@@ -206,6 +209,15 @@ impl Fleet {
             };
             let reach = if next.environments() == before.environments() {
                 let services = services_touched(previous.as_ref(), &record, whole_host);
+                let host_level = if !host_level {
+                    HostReach::No
+                } else if inner.facts.unchanged_by(previous.as_ref(), &record)
+                    && !host_facts_open_in(&inner.ledger, &record.snapshot.environment)
+                {
+                    HostReach::Reporter
+                } else {
+                    HostReach::FactsAndReporter
+                };
                 Reach::Services {
                     services,
                     host_level,

@@ -41,6 +41,7 @@ use crate::parity::{Ledger, Policy, Seen};
 use crate::store::{Resolved, Store, StoreError};
 
 mod compact;
+mod facts;
 mod feed;
 mod grid;
 mod index;

@@ -12,7 +12,7 @@ use super::Fleet;
 use super::compact::HeldHost;
 use super::overlay::Next;
 use super::read::host_views;
-use crate::parity::{self, Cover, Delta, HostLevel, Observation, Scope};
+use crate::parity::{self, Cover, Delta, HostLevel, Kind, Ledger, Observation, Scope};
 use crate::store::{FindingChanges, FindingRecord, Resolved};
 
 /// What to re-evaluate after a change.
@@ -20,17 +20,47 @@ use crate::store::{FindingChanges, FindingRecord, Resolved};
 pub(super) enum Reach {
     /// Everything.
     Full,
-    /// These services, and the host-level kinds when `host_level` (the
-    /// report changed a host's facts, environment or state): the host
-    /// facts over every host, and the staleness of the reporting host
-    /// only — another host's depends on time alone, which the tick
-    /// ([`Reach::HostLevel`]) re-evaluates.
+    /// These services, and the host-level kinds `host_level` says.
     Services {
         services: BTreeSet<String>,
-        host_level: bool,
+        host_level: HostReach,
     },
     /// Only the host-level kinds (time passing).
     HostLevel,
+}
+
+/// Which host-level kinds a report reaches. Another host's staleness
+/// depends on time alone, which the tick ([`Reach::HostLevel`])
+/// re-evaluates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum HostReach {
+    /// None: the host's facts, environment and state are as they were.
+    No,
+    /// The staleness of the reporting host only: its facts, environment
+    /// or state changed, but every environment reports the same values of
+    /// every host fact as before ([`super::facts::FactIndex`]) and no
+    /// open host-fact finding names its environment, so no comparison of
+    /// host facts can come out otherwise.
+    Reporter,
+    /// The host facts compared over every host, and the staleness of the
+    /// reporting host.
+    FactsAndReporter,
+}
+
+/// Whether an open finding comparing host facts names `environment` (its
+/// sides list that environment's hosts, which a report there changes).
+pub(super) fn host_facts_open_in(ledger: &Ledger, environment: &str) -> bool {
+    Kind::ALL
+        .into_iter()
+        .filter(|k| k.is_host_level() && *k != Kind::StaleHost)
+        .flat_map(|k| ledger.of_kind(k, ""))
+        .any(|e| {
+            e.finding.a.environment == environment
+                || e.finding
+                    .b
+                    .as_ref()
+                    .is_some_and(|b| b.environment == environment)
+        })
 }
 
 /// The services a report of a host can change the findings of, from what
@@ -121,7 +151,7 @@ impl Fleet {
             ),
             Reach::Services {
                 services,
-                host_level: false,
+                host_level: HostReach::No,
             } => {
                 let scope = all
                     .clone()
@@ -136,7 +166,25 @@ impl Fleet {
             }
             Reach::Services {
                 services,
-                host_level: true,
+                host_level: HostReach::Reporter,
+            } => {
+                let scope = all
+                    .clone()
+                    .with_services(services.clone())
+                    .with_host_level(false);
+                let mut findings = evaluate(fleet.hosts_for(services), &scope);
+                // Only the reporting host's staleness, read from it alone.
+                let scope = host_level_only.with_stale_of(Some(reporter.clone()));
+                findings.extend(evaluate(fleet.record.into_iter().collect(), &scope));
+                let covers = Cover::Only {
+                    services,
+                    host_level: HostLevel::OnlyStaleOf(&reporter),
+                };
+                (findings, covers)
+            }
+            Reach::Services {
+                services,
+                host_level: HostReach::FactsAndReporter,
             } => {
                 let scope = all
                     .clone()

@@ -2,9 +2,9 @@
 
 use std::collections::BTreeSet;
 
+use envparity_proto::fixtures;
 use envparity_proto::v1::{
-    AgentInfo, Container, EnvVar, HeartbeatRequest, HostFacts, HostSnapshot, ImageInfo,
-    ServiceIdentity,
+    AgentInfo, Container, EngineState, HeartbeatRequest, HostFacts, HostSnapshot,
 };
 
 use super::*;
@@ -14,25 +14,12 @@ use crate::store::{SqliteStore, StoredHost};
 /// A container of `service` on image number `image`, with one explicit env
 /// variable whose value is number `env`.
 pub(crate) fn container(service: &str, image: u64, env: u64) -> Container {
-    Container {
-        id: format!("{service}-{image}"),
-        name: service.into(),
-        service: Some(ServiceIdentity {
-            name: service.into(),
-            source: 1,
-        }),
-        image: Some(ImageInfo {
-            reference: format!("reg/{service}:{image}"),
-            image_id: format!("sha256:{image:064x}"),
-            ..Default::default()
-        }),
-        explicit_env: vec![EnvVar {
-            name: "MODE".into(),
-            fingerprint: format!("fp{env}"),
-            value: None,
-        }],
-        ..Default::default()
-    }
+    fixtures::container(service)
+        .id(format!("{service}-{image}"))
+        .image(format!("reg/{service}:{image}"))
+        .image_id(format!("sha256:{image:064x}"))
+        .env("MODE", format!("fp{env}"))
+        .build()
 }
 
 /// A report of one of 9 hosts, the next in its sequence: up to 3 of 5
@@ -77,22 +64,15 @@ pub(crate) fn report(
     sequence: u64,
     containers: Vec<Container>,
 ) -> HostSnapshot {
-    let mut s = HostSnapshot {
-        host_id: host.into(),
-        environment: environment.into(),
-        agent: Some(AgentInfo {
-            version: "t".into(),
-            boot_id: "b".into(),
-        }),
-        sequence,
-        host: Some(HostFacts::default()),
-        engine_state: 1,
-        containers,
-        fingerprint_key_id: "k".into(),
-        ..Default::default()
-    };
-    s.content_hash = envparity_proto::hash::content_hash(&s);
-    s
+    fixtures::snapshot(host, environment)
+        .agent_version("t")
+        .boot_id("b")
+        .sequence(sequence)
+        .host_facts(HostFacts::default())
+        .engine_state(EngineState::Ok)
+        .fingerprint_key("k")
+        .containers(containers)
+        .build()
 }
 
 /// A fleet with no hosts over a fresh SQLite store (kept alive by the
@@ -148,7 +128,8 @@ async fn incremental_ingest_matches_a_full_evaluation() {
 
 /// Small changes, as agents send them: one container's image or env value,
 /// a rename, a container more or less, another fleet key, another kernel,
-/// or nothing new. After each, the ledger, re-evaluated for the services
+/// a new host joining (with a kernel its environment may or may not run
+/// already, while a kernel finding may be open), or nothing new. After each, the ledger, re-evaluated for the services
 /// the change touched only, holds exactly what a full evaluation finds,
 /// sides and summaries included.
 #[tokio::test]
@@ -169,13 +150,32 @@ async fn small_changes_re_evaluate_what_they_touch_and_no_less() {
         f.status = parity::Status::default();
         f
     };
+    let kernels = ["", "6.1.0", "6.2.0"];
     for step in 1..300u64 {
         let now = t0 + Duration::from_secs(step);
-        let s = &mut hosts[rng.usize(0..6)];
-        s.sequence += 1;
+        let joining = hosts.len() < 14 && rng.u8(0..10) == 0;
+        if joining {
+            let containers = (0..4).map(|s| container(&format!("s{s}"), 1, 0)).collect();
+            let mut h = report(
+                &format!("h{}", hosts.len()),
+                environments[rng.usize(0..2)],
+                1,
+                containers,
+            );
+            h.host.get_or_insert_default().kernel_version = kernels[rng.usize(0..3)].into();
+            hosts.push(h);
+        }
+        let which = if joining {
+            hosts.len() - 1
+        } else {
+            rng.usize(0..hosts.len())
+        };
+        let s = &mut hosts[which];
+        s.sequence += u64::from(!joining);
         let n = s.containers.len();
         let pick = rng.usize(0..n.max(1));
-        match (rng.u8(0..8), s.containers.get_mut(pick)) {
+        let change = if joining { 7 } else { rng.u8(0..8) };
+        match (change, s.containers.get_mut(pick)) {
             (0, Some(c)) => {
                 c.image.as_mut().unwrap().image_id = format!("sha256:{:064x}", rng.u64(0..3));
             }

@@ -100,6 +100,9 @@ pub enum HostLevel<'s> {
     /// The host facts compared between environments, and the staleness of
     /// these hosts only ([`super::Scope::stale_of`]).
     StaleOf(&'s BTreeSet<String>),
+    /// The staleness of these hosts only: a report that cannot change what
+    /// the host facts compare.
+    OnlyStaleOf(&'s BTreeSet<String>),
 }
 
 impl HostLevel<'_> {
@@ -109,6 +112,9 @@ impl HostLevel<'_> {
             HostLevel::No => false,
             HostLevel::All => true,
             HostLevel::StaleOf(hosts) => key.kind != Kind::StaleHost || hosts.contains(&key.host),
+            HostLevel::OnlyStaleOf(hosts) => {
+                key.kind == Kind::StaleHost && hosts.contains(&key.host)
+            }
         }
     }
 }

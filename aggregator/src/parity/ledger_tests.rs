@@ -450,7 +450,7 @@ proptest! {
             prop::sample::select(vec!["", "a", "ab", "b", "c", "shop/web"]).prop_map(str::to_owned),
             0..4,
         ),
-        host_level in 0..3u8,
+        host_level in 0..4u8,
         stale_of in prop::collection::btree_set(
             prop::sample::select(vec!["", "a", "ab", "b"]).prop_map(str::to_owned),
             0..3,
@@ -460,7 +460,8 @@ proptest! {
         let host_level = match host_level {
             0 => HostLevel::No,
             1 => HostLevel::All,
-            _ => HostLevel::StaleOf(&stale_of),
+            2 => HostLevel::StaleOf(&stale_of),
+            _ => HostLevel::OnlyStaleOf(&stale_of),
         };
         for cover in [Cover::Everything, Cover::Only { services: &services, host_level }] {
             let want: Vec<&FindingKey> = open.keys().filter(|k| cover.covers(k)).collect();

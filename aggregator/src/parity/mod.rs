@@ -22,7 +22,7 @@ mod order;
 pub mod policy;
 pub mod runtime;
 
-pub use evaluate::{HeldContainer, HostView, Scope, evaluate};
+pub use evaluate::{HOST_FACT_COUNT, HeldContainer, HostView, Scope, evaluate, host_fact_values};
 pub use finding::{
     Basis, Finding, FindingKey, Kind, Severity, Side, State, Status, UnknownName, WaiverNote,
 };

@@ -10,6 +10,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::config::defaults;
+
 /// How many reports a host may send: `rate` per second on average, with
 /// bursts of up to `burst`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -21,13 +23,13 @@ pub struct RateLimit {
 }
 
 impl Default for RateLimit {
-    /// 5 reports/s with bursts of 50: far above what a real agent sends (a
-    /// heartbeat every 15 s, a snapshot per change, debounced), far below
-    /// what a flood costs.
+    /// `--report-rate` and `--report-burst`'s defaults: far above what a
+    /// real agent sends (a heartbeat every 15 s, a snapshot per change,
+    /// debounced), far below what a flood costs.
     fn default() -> Self {
         RateLimit {
-            rate: 5.0,
-            burst: 50,
+            rate: defaults::REPORT_RATE,
+            burst: defaults::REPORT_BURST,
         }
     }
 }

@@ -404,10 +404,37 @@ fn docs_list_every_setting_as_declared() {
 }
 
 #[test]
-fn the_declared_rate_defaults_are_the_rate_limiters() {
-    let limit = crate::server::rate::RateLimit::default();
-    assert_eq!(
-        (defaults::REPORT_RATE, defaults::REPORT_BURST),
-        (limit.rate, limit.burst)
+fn check_config_in_text_is_each_setting_with_its_origin_then_what_they_add_up_to() {
+    let (_dir, serve) = resolve(
+        "listen = \"127.0.0.1:7611\"\ninsecure_plaintext = true\n\
+         [[alerts.sinks]]\nname = \"am\"\ntype = \"alertmanager\"\nurl = \"http://127.0.0.1:9093\"\n",
     );
+    let serve = serve.unwrap();
+    let check = crate::cli::output::ConfigCheck::new("f".into(), &serve.config, serve.log_format);
+    let out = crate::cli::render::Out::buffered(crate::cli::Format::Table, false);
+    out.config_check(&check, serve.report).unwrap();
+    let text = out.take();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("configuration is valid (config file "),
+        "{text}"
+    );
+    let row = |key: &str| {
+        lines
+            .iter()
+            .find(|l| l.split_whitespace().next() == Some(key))
+            .unwrap_or_else(|| panic!("no {key} row in {text}"))
+            .to_string()
+    };
+    assert!(
+        row("listen").contains("127.0.0.1:7611") && row("listen").contains("line 1"),
+        "{text}"
+    );
+    assert!(
+        row("transport").contains("plain text, loopback only"),
+        "{text}"
+    );
+    assert!(row("sink").contains("am"), "{text}");
+    let transport = lines.iter().position(|l| l.contains("transport")).unwrap();
+    assert!(transport > lines.iter().position(|l| l.contains("log_format")).unwrap());
 }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use envparity_tests::answer::{Alerts, Findings};
 use envparity_tests::http::{self, Answer, Received, Receiver};
 use envparity_tests::tools::PROMTOOL;
 use envparity_tests::{
@@ -246,7 +247,7 @@ timeout = "60s"
     let _agents = (fleet.start_agent(staging)?, fleet.start_agent(production)?);
     fleet.wait_for_hosts(&["staging", "production"], REPORT_TIMEOUT)?;
     let alerts = fleet.cli(&["alerts"])?;
-    assert_eq!(alerts.json["alerts"], serde_json::json!([]), "{alerts}");
+    assert!(alerts.answer::<Alerts>().alerts.is_empty(), "{alerts}");
 
     // The drift: production's shop runs with another MODE.
     production.rm("shop")?;
@@ -260,23 +261,20 @@ timeout = "60s"
         })?;
     // Exactly the finding the CLI shows, with its identity as labels.
     let findings = fleet.cli(&["findings"])?;
-    let listed = findings.json["findings"].as_array().expect("findings");
-    assert_eq!(listed.len(), 1, "{findings}");
-    let f = &listed[0];
-    assert_eq!(f["kind"], "env_value", "{findings}");
+    let listed = findings.answer::<Findings>().findings;
+    let [f] = &listed[..] else {
+        panic!("one finding expected: {findings}");
+    };
+    assert_eq!(f.kind, "env_value", "{findings}");
     for (name, value) in [
-        ("kind", &f["kind"]),
-        ("severity", &f["severity"]),
-        ("service", &f["service"]),
-        ("key", &f["key"]),
-        ("env_a", &f["a"]["environment"]),
-        ("env_b", &f["b"]["environment"]),
+        ("kind", &f.kind),
+        ("severity", &f.severity),
+        ("service", &f.service),
+        ("key", &f.key),
+        ("env_a", &f.a.environment),
+        ("env_b", &f.b().environment),
     ] {
-        assert_eq!(
-            Some(label(&am_alert, name)),
-            value.as_str(),
-            "label {name}: {am_alert}"
-        );
+        assert_eq!(label(&am_alert, name), value, "label {name}: {am_alert}");
     }
     assert_eq!(
         (
@@ -300,7 +298,7 @@ timeout = "60s"
     verify_signature(&hook);
     let body = hook.json();
     assert_eq!(body["type"], "envparity.alert.firing", "{body}");
-    assert_eq!(body["data"]["id"], f["id"], "{body}");
+    assert_eq!(body["data"]["id"], f.id.as_str(), "{body}");
     assert_eq!(body["data"]["key"], "MODE");
     let slack = wait("Slack", || rx.requests("/slack").first().cloned())?.json();
     assert!(
@@ -320,7 +318,7 @@ timeout = "60s"
     // `alerts` lists it; the metrics count it, the dead sink's failure and
     // the others' deliveries (a dead sink blocks nobody).
     let listed = fleet.cli(&["alerts"])?;
-    assert_eq!(listed.json["alerts"][0]["id"], f["id"], "{listed}");
+    assert_eq!(listed.answer::<Alerts>().alerts[0].id, f.id, "{listed}");
     let metrics_url = format!("http://127.0.0.1:{metrics_port}/metrics");
     let text = wait("the dead sink to be counted as failed", || {
         let text = metrics(&metrics_url).ok()?;
@@ -365,7 +363,7 @@ timeout = "60s"
     fleet.wait_for_hosts(&["staging", "production"], REPORT_TIMEOUT)?;
     std::thread::sleep(Duration::from_secs(3));
     let listed = fleet.cli(&["alerts"])?;
-    assert_eq!(listed.json["alerts"][0]["id"], f["id"], "{listed}");
+    assert_eq!(listed.answer::<Alerts>().alerts[0].id, f.id, "{listed}");
     for path in ["/hook", "/slack", "/pd"] {
         assert_eq!(
             rx.requests(path).len(),
@@ -404,7 +402,7 @@ timeout = "60s"
         "{slack}"
     );
     let listed = fleet.cli(&["alerts"])?;
-    assert_eq!(listed.json["alerts"], serde_json::json!([]), "{listed}");
+    assert!(listed.answer::<Alerts>().alerts.is_empty(), "{listed}");
     Ok(())
 }
 
@@ -651,7 +649,7 @@ fn a_notification_queued_when_the_aggregator_crashes_is_delivered_once_after_res
     fleet.wait_for_hosts(&["staging", "production"], REPORT_TIMEOUT)?;
     let firing = wait("the alert to fire", || {
         let out = fleet.cli(&["alerts"]).ok()?;
-        out.json["alerts"][0]["id"].as_str().map(str::to_owned)
+        Some(out.try_answer::<Alerts>()?.alerts.first()?.id.clone())
     })?;
     wait("a failed delivery attempt", || {
         aggregator

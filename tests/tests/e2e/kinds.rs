@@ -9,29 +9,29 @@
 
 use std::time::Duration;
 
+use envparity_tests::CliOutput;
+use envparity_tests::answer::{Explain, Findings, Gate, History, PolicyShow, SharedLayers, Status};
 use envparity_tests::{EXIT_MISMATCH, EXIT_PARITY, Error, Fleet, ImageSpec, Result, Run};
-use serde_json::{Value, json};
 
 const REPORT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `(kind, severity, state, service, key, env_a, env_b)` of every finding.
 type Summary = (String, String, String, String, String, String, String);
 
-fn summaries(json: &Value) -> Vec<Summary> {
-    let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
-    json["findings"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no findings array in {json}"))
-        .iter()
+fn summaries(out: &CliOutput) -> Vec<Summary> {
+    out.answer::<Findings>()
+        .findings
+        .into_iter()
         .map(|f| {
+            let b = f.b.map(|b| b.environment).unwrap_or_default();
             (
-                s(&f["kind"]),
-                s(&f["severity"]),
-                s(&f["state"]),
-                s(&f["service"]),
-                s(&f["key"]),
-                s(&f["a"]["environment"]),
-                s(&f["b"]["environment"]),
+                f.kind,
+                f.severity,
+                f.state,
+                f.service,
+                f.key,
+                f.a.environment,
+                b,
             )
         })
         .collect()
@@ -101,7 +101,7 @@ fn a_tag_rebuilt_between_stages_is_caught_and_the_gate_promotes_only_what_stagin
     status.assert_code(EXIT_MISMATCH);
     let tag = registry.reference("shop:2");
     assert_eq!(
-        summaries(&status.json),
+        summaries(&status),
         vec![
             summary(
                 "same_tag_different_digest",
@@ -124,46 +124,42 @@ fn a_tag_rebuilt_between_stages_is_caught_and_the_gate_promotes_only_what_stagin
         ],
         "{status}"
     );
-    let rebuilt_finding = &status.json["findings"][0];
-    assert_eq!(rebuilt_finding["a"]["values"], json!([digest(&tested)]));
-    assert_eq!(rebuilt_finding["b"]["values"], json!([digest(&rebuilt)]));
-    assert_eq!(rebuilt_finding["basis"], "registry_digest");
-    assert!(rebuilt_finding["first_seen"].is_string(), "{status}");
-    assert_eq!(status.json["findings"][3]["a"]["values"], json!([tag]));
+    let findings = status.answer::<Findings>().findings;
+    let rebuilt_finding = &findings[0];
+    assert_eq!(rebuilt_finding.a.values, [digest(&tested)]);
+    assert_eq!(rebuilt_finding.b().values, [digest(&rebuilt)]);
+    assert_eq!(rebuilt_finding.basis, "registry_digest");
+    assert!(rebuilt_finding.first_seen.is_some(), "{status}");
+    assert_eq!(findings[3].a.values, [tag.as_str()]);
 
     // check fails on warnings by default and on criticals when asked.
     fleet.cli(&["check"])?.assert_code(EXIT_MISMATCH);
     let critical = fleet.cli(&["check", "--fail-on", "critical"])?;
     critical.assert_code(EXIT_MISMATCH);
     assert_eq!(
-        critical.json["findings"].as_array().map(Vec::len),
-        Some(2),
+        critical.answer::<Findings>().findings.len(),
+        2,
         "{critical}"
     );
     let kinds = fleet.cli(&["findings", "--kind", "unpinned_image"])?;
-    assert_eq!(
-        kinds.json["findings"].as_array().map(Vec::len),
-        Some(2),
-        "{kinds}"
-    );
+    assert_eq!(kinds.answer::<Findings>().findings.len(), 2, "{kinds}");
 
     // explain: the two images' own labels, and no layer in common.
     let explain = fleet.cli(&["explain", "shop"])?;
     explain.assert_code(EXIT_PARITY);
-    assert_eq!(explain.json["same_content"], false, "{explain}");
-    assert_eq!(explain.json["a"]["environment"], "staging");
+    let answer: Explain = explain.answer();
+    assert!(!answer.same_content, "{explain}");
+    assert_eq!(answer.a.environment, "staging");
+    assert_eq!(answer.a.images[0].revision, "r1", "{explain}");
+    assert_eq!(answer.b.images[0].revision, "r2", "{explain}");
+    assert_eq!(answer.a.images[0].digest, digest(&tested));
     assert_eq!(
-        explain.json["a"]["images"][0]["revision"], "r1",
-        "{explain}"
-    );
-    assert_eq!(
-        explain.json["b"]["images"][0]["revision"], "r2",
-        "{explain}"
-    );
-    assert_eq!(explain.json["a"]["images"][0]["digest"], digest(&tested));
-    assert_eq!(
-        explain.json["shared_layers"],
-        json!({"shared": 0, "a_total": 1, "b_total": 1}),
+        answer.shared_layers,
+        Some(SharedLayers {
+            shared: 0,
+            a_total: 1,
+            b_total: 1
+        }),
         "{explain}"
     );
 
@@ -178,10 +174,11 @@ fn a_tag_rebuilt_between_stages_is_caught_and_the_gate_promotes_only_what_stagin
         &tested,
     ])?;
     allowed.assert_code(EXIT_PARITY);
-    assert_eq!(allowed.json["allowed"], true, "{allowed}");
-    assert_eq!(allowed.json["previous_environment"], "staging");
-    assert_eq!(allowed.json["candidate"], digest(&tested));
-    assert!(allowed.json["running_since"].is_string(), "{allowed}");
+    let answer: Gate = allowed.answer();
+    assert!(answer.allowed, "{allowed}");
+    assert_eq!(answer.previous_environment, "staging");
+    assert_eq!(answer.candidate, digest(&tested));
+    assert!(answer.running_since.is_some(), "{allowed}");
     let refused = fleet.cli(&[
         "gate",
         "--service",
@@ -192,16 +189,21 @@ fn a_tag_rebuilt_between_stages_is_caught_and_the_gate_promotes_only_what_stagin
         &rebuilt,
     ])?;
     refused.assert_code(EXIT_MISMATCH);
-    assert_eq!(refused.json["allowed"], false);
-    let reasons = refused.json["reasons"].to_string();
+    let answer: Gate = refused.answer();
+    assert!(!answer.allowed, "{refused}");
+    let staging_runs = format!("staging runs {}", digest(&tested));
     assert!(
-        reasons.contains(&format!("staging runs {}", digest(&tested))),
+        answer.reasons.iter().any(|r| r.contains(&staging_runs)),
         "{refused}"
     );
     // Without --image, what production runs now is checked: the rebuild.
     let current = fleet.cli(&["gate", "--service", "shop", "--to", "production"])?;
     current.assert_code(EXIT_MISMATCH);
-    assert_eq!(current.json["candidate"], digest(&rebuilt), "{current}");
+    assert_eq!(
+        current.answer::<Gate>().candidate,
+        digest(&rebuilt),
+        "{current}"
+    );
     // A tag is not something the gate can vouch for.
     let tagged = fleet.cli(&[
         "gate",
@@ -218,19 +220,12 @@ fn a_tag_rebuilt_between_stages_is_caught_and_the_gate_promotes_only_what_stagin
     // history: both hosts' containers, and the findings that opened.
     let history = fleet.cli(&["history", "shop"])?;
     history.assert_code(EXIT_PARITY);
-    let events: Vec<(String, String, String)> = history.json["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .map(|e| {
-            (
-                e["environment"].as_str().unwrap_or_default().to_owned(),
-                e["change"].as_str().unwrap_or_default().to_owned(),
-                e["new_image"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
+    let answer: History = history.answer();
+    let mut events: Vec<(String, String, String)> = answer
+        .events
+        .into_iter()
+        .map(|e| (e.environment, e.change, e.new_image))
         .collect();
-    let mut events = events;
     events.sort();
     assert_eq!(
         events,
@@ -240,12 +235,11 @@ fn a_tag_rebuilt_between_stages_is_caught_and_the_gate_promotes_only_what_stagin
         ],
         "{history}"
     );
-    let mut opened: Vec<String> = history.json["findings"]
-        .as_array()
-        .expect("findings")
-        .iter()
-        .filter(|f| f["resolved_at"].is_null())
-        .map(|f| f["kind"].as_str().unwrap_or_default().to_owned())
+    let mut opened: Vec<String> = answer
+        .findings
+        .into_iter()
+        .filter(|f| f.resolved_at.is_none())
+        .map(|f| f.kind)
         .collect();
     opened.sort();
     opened.dedup();
@@ -300,7 +294,7 @@ fn a_fleet_key_rotation_is_a_key_mismatch_until_every_host_has_the_new_key() -> 
     let diff = fleet.cli(&["diff", "staging", "production"])?;
     diff.assert_code(EXIT_MISMATCH);
     assert_eq!(
-        summaries(&diff.json),
+        summaries(&diff),
         vec![summary(
             "key_mismatch",
             "warning",
@@ -311,10 +305,10 @@ fn a_fleet_key_rotation_is_a_key_mismatch_until_every_host_has_the_new_key() -> 
         )],
         "no env_value for DB_HOST, which is equal: {diff}"
     );
-    let finding = &diff.json["findings"][0];
-    let (ids_a, ids_b) = (&finding["a"]["values"], &finding["b"]["values"]);
-    assert_ne!(ids_a, ids_b, "each side names its key id: {finding}");
-    let text = finding["summary"].as_str().unwrap_or_default();
+    let finding = &diff.answer::<Findings>().findings[0];
+    let (ids_a, ids_b) = (&finding.a.values, &finding.b().values);
+    assert_ne!(ids_a, ids_b, "each side names its key id: {diff}");
+    let text = &finding.summary;
     assert!(
         text.contains("1 key could not be compared: DB_HOST"),
         "{text}"
@@ -330,7 +324,7 @@ fn a_fleet_key_rotation_is_a_key_mismatch_until_every_host_has_the_new_key() -> 
         &["diff", "staging", "production"],
         |out| out.code == EXIT_PARITY,
     )?;
-    assert_eq!(summaries(&parity.json), Vec::<Summary>::new(), "{parity}");
+    assert_eq!(summaries(&parity), Vec::<Summary>::new(), "{parity}");
     Ok(())
 }
 
@@ -427,7 +421,7 @@ expires = "2099-01-01"
     );
     waived.2 = "waived".into();
     assert_eq!(
-        summaries(&status.json),
+        summaries(&status),
         vec![
             waived,
             summary(
@@ -463,51 +457,40 @@ expires = "2099-01-01"
     // still counts the waived one.
     let default = fleet.cli(&["status"])?;
     default.assert_code(EXIT_MISMATCH);
-    let rows: Vec<&str> = default.json["services"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|r| r["service"].as_str())
-        .collect();
+    let answer: Status = default.answer();
+    let rows: Vec<&str> = answer.services.iter().map(|r| r.service.as_str()).collect();
     assert_eq!(rows, vec!["shop"], "{default}");
-    assert_eq!(summaries(&default.json).len(), 5, "{default}");
-    let summary = &default.json["summary"];
-    assert_eq!(summary["findings"]["waived"], 1, "{default}");
-    assert_eq!(summary["findings"]["warning"], 5, "{default}");
+    assert_eq!(summaries(&default).len(), 5, "{default}");
+    let summary = answer.summary.expect("a summary");
+    assert_eq!(summary.findings.waived, 1, "{default}");
+    assert_eq!(summary.findings.warning, 5, "{default}");
     assert_eq!(
-        (&summary["services"], &summary["services_drifting"]),
-        (&json!(2), &json!(1)),
+        (summary.services, summary.services_drifting),
+        (2, 1),
         "{default}"
     );
-    let f = &status.json["findings"];
-    assert_eq!(f[0]["waiver"]["owner"], "team-shop", "{status}");
-    assert_eq!(f[0]["b"]["hosts"], json!(["production"]));
-    assert_eq!(f[0]["a"]["hosts"], json!([]));
-    assert_eq!(f[3]["b"]["values"], json!(["1000"]), "{status}");
-    assert_eq!(f[3]["a"]["values"], json!(["(none)"]), "{status}");
-    let os = f[4]["b"]["values"].to_string();
+    let f = status.answer::<Findings>().findings;
+    let owner = f[0].waiver.as_ref().map(|w| w.owner.as_str());
+    assert_eq!(owner, Some("team-shop"), "{status}");
+    assert_eq!(f[0].b().hosts, ["production"]);
+    assert!(f[0].a.hosts.is_empty());
+    assert_eq!(f[3].b().values, ["1000"], "{status}");
+    assert_eq!(f[3].a.values, ["(none)"], "{status}");
+    let os = f[4].b().values.join("\n");
     assert!(os.contains("exoticos 7"), "{status}");
-    let cgroup = f[5]["b"]["values"].to_string();
+    let cgroup = f[5].b().values.join("\n");
     assert!(
         cgroup.contains("/systemd") && cgroup.contains("/cgroupfs"),
         "{status}"
     );
-    assert_eq!(
-        f[5]["b"]["hosts"],
-        json!(["production", "production-2"]),
-        "{status}"
-    );
+    assert_eq!(f[5].b().hosts, ["production", "production-2"], "{status}");
 
     // policy show says what is in force; policy check validates offline.
     let show = fleet.cli(&["policy", "show"])?;
     show.assert_code(EXIT_PARITY);
-    assert_eq!(show.json["source"], policy.display().to_string());
-    assert!(
-        show.json["toml"]
-            .as_str()
-            .is_some_and(|t| t.contains("team-shop")),
-        "{show}"
-    );
+    let answer: PolicyShow = show.answer();
+    assert_eq!(answer.source, policy.display().to_string());
+    assert!(answer.toml.contains("team-shop"), "{show}");
     let bad = fleet.dir().join("bad.toml");
     write(&bad, "[env]\nexpected_to_diffe = [\"MODE\"]\n")?;
     let check = fleet.cli(&["policy", "check", &bad.display().to_string()])?;
@@ -531,7 +514,7 @@ expires = "2099-01-01"
         .process()
         .expect("aggregator process")
         .wait_for_log("policy reload refused", Duration::from_secs(10))?;
-    assert_eq!(summaries(&fleet.cli(&["status", "--all"])?.json).len(), 6);
+    assert_eq!(summaries(&fleet.cli(&["status", "--all"])?).len(), 6);
 
     // A good one applies at once: MODE may now differ, across and within
     // environments.
@@ -541,9 +524,9 @@ expires = "2099-01-01"
         Duration::from_secs(10),
         "the reloaded policy to apply",
         &["status", "--all"],
-        |out| summaries(&out.json).len() == 4,
+        |out| summaries(out).len() == 4,
     )?;
-    let kinds: Vec<String> = summaries(&status.json).into_iter().map(|s| s.0).collect();
+    let kinds: Vec<String> = summaries(&status).into_iter().map(|s| s.0).collect();
     assert_eq!(
         kinds,
         vec!["missing_service", "runtime_config", "os", "cgroup"],

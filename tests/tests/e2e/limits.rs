@@ -8,6 +8,7 @@
 use std::time::{Duration, Instant};
 
 use envparity_proto::v1::{EnvVar, HeartbeatRequest, HostSnapshot, Label};
+use envparity_tests::answer::{Findings, Hosts};
 use envparity_tests::grpc::{ReportClient, container, rehash, snapshot};
 use envparity_tests::{Fleet, Result, Run, free_port};
 use prost::Message;
@@ -35,10 +36,12 @@ fn env(name: &str) -> EnvVar {
 fn containers_of(fleet: &Fleet, host: &str) -> Result<u64> {
     let hosts = fleet.cli(&["hosts"])?;
     hosts.assert_code(0);
-    Ok(hosts.json["hosts"]
-        .as_array()
-        .and_then(|hs| hs.iter().find(|h| h["host_id"] == host))
-        .and_then(|h| h["container_count"].as_u64())
+    Ok(hosts
+        .answer::<Hosts>()
+        .hosts
+        .iter()
+        .find(|h| h.host_id == host)
+        .map(|h| u64::from(h.container_count))
         .unwrap_or_else(|| panic!("{host} not listed: {hosts}")))
 }
 
@@ -212,11 +215,11 @@ fn every_limit_rejects_the_report_whole_and_the_last_good_state_stays() -> Resul
     // The host is shown as refused, with why, not as fresh: its containers
     // are the last ones stored.
     let refused = fleet.cli(&["hosts"])?;
-    let edge = &refused.json["hosts"][0];
-    assert_eq!(edge["state"], "refused", "{refused}");
-    let reason = edge["refused_reason"].as_str().unwrap_or_default();
+    let edge = &refused.answer::<Hosts>().hosts[0];
+    assert_eq!(edge.state, "refused", "{refused}");
+    let reason = edge.refused_reason.as_deref().unwrap_or_default();
     assert!(reason.contains("contains control characters"), "{refused}");
-    assert!(edge["refused_at"].is_string(), "{refused}");
+    assert!(edge.refused_at.is_some(), "{refused}");
     let table = fleet.cli_command()?.arg("hosts").output().expect("run");
     let text = String::from_utf8_lossy(&table.stdout);
     assert!(
@@ -245,8 +248,10 @@ fn every_limit_rejects_the_report_whole_and_the_last_good_state_stays() -> Resul
         .expect("a good snapshot after the bad ones");
     assert_eq!(containers_of(&fleet, "edge")?, 1);
     let hosts = fleet.cli(&["hosts"])?;
-    assert_eq!(hosts.json["hosts"][0]["state"], "fresh", "{hosts}");
-    assert!(hosts.json["hosts"][0].get("refused_reason").is_none());
+    let edge = &hosts.answer::<Hosts>().hosts[0];
+    assert_eq!(edge.state, "fresh", "{hosts}");
+    assert!(!hosts.stdout.contains("refused_reason"), "{hosts}");
+    assert_eq!(edge.refused_reason, None, "{hosts}");
     Ok(())
 }
 
@@ -310,10 +315,10 @@ fn a_flooding_agent_is_rate_limited_and_others_keep_reporting() -> Result<()> {
         "calm's new container while flood floods",
         &["hosts"],
         |out| {
-            out.json["hosts"].as_array().is_some_and(|hs| {
-                hs.iter().any(|h| {
-                    h["host_id"] == "calm" && h["container_count"] == 1 && h["state"] == "fresh"
-                })
+            out.try_answer::<Hosts>().is_some_and(|a| {
+                a.hosts
+                    .iter()
+                    .any(|h| h.host_id == "calm" && h.container_count == 1 && h.state == "fresh")
             })
         },
     )?;
@@ -511,17 +516,12 @@ fn one_container_over_the_limits_never_blinds_its_host() -> Result<()> {
     // Each cut container is a finding that says what was cut; the one
     // reported whole is not.
     let findings = fleet.cli(&["findings"])?;
-    let unreportable: Vec<(String, String)> = findings.json["findings"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no findings in {findings}"))
-        .iter()
-        .filter(|f| f["kind"] == "container_unreportable")
-        .map(|f| {
-            (
-                f["key"].as_str().unwrap_or_default().to_owned(),
-                f["summary"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
+    let unreportable: Vec<(String, String)> = findings
+        .answer::<Findings>()
+        .findings
+        .into_iter()
+        .filter(|f| f.kind == "container_unreportable")
+        .map(|f| (f.key, f.summary))
         .collect();
     let keys: Vec<&str> = unreportable.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(keys, ["big", "huge"], "{findings}");
@@ -657,7 +657,9 @@ fn a_huge_container_list_is_read_in_bounded_memory_and_reported() -> Result<()> 
         .start()?;
     envparity_tests::wait_until(REPORT_TIMEOUT, "every container reported", || {
         fleet.cli(&["hosts"]).is_ok_and(|out| {
-            out.json["hosts"][0]["container_count"].as_u64() == Some(CONTAINERS as u64)
+            out.try_answer::<Hosts>().is_some_and(|a| {
+                a.hosts.first().map(|h| h.container_count as usize) == Some(CONTAINERS)
+            })
         })
     })?;
     let pid = agent.process().pid();
@@ -669,11 +671,12 @@ fn a_huge_container_list_is_read_in_bounded_memory_and_reported() -> Result<()> 
     );
     // Each container was cut down to its share of a report, and says so.
     let findings = fleet.cli(&["findings"])?;
-    let unreportable = findings.json["findings"].as_array().map_or(0, |f| {
-        f.iter()
-            .filter(|x| x["kind"] == "container_unreportable")
-            .count()
-    });
+    let unreportable = findings
+        .answer::<Findings>()
+        .findings
+        .iter()
+        .filter(|f| f.kind == "container_unreportable")
+        .count();
     assert_eq!(unreportable, CONTAINERS, "{findings}");
     Ok(())
 }

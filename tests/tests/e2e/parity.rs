@@ -7,8 +7,9 @@
 
 use std::time::Duration;
 
+use envparity_tests::CliOutput;
+use envparity_tests::answer::{Findings, Hosts, Service, Status};
 use envparity_tests::{EXIT_MISMATCH, EXIT_PARITY, Fleet, ImageSpec, Result, Run};
-use serde_json::Value;
 
 /// Agents register within this time on a loaded 2-core CI machine.
 const REPORT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -18,21 +19,13 @@ const ENVIRONMENTS: [&str; 3] = ["dev", "staging", "production"];
 /// `(kind, severity, service, key, env_a, env_b)` of every finding.
 type Summary = (String, String, String, String, String, String);
 
-fn summaries(json: &Value) -> Vec<Summary> {
-    let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
-    json["findings"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no findings array in {json}"))
-        .iter()
+fn summaries(out: &CliOutput) -> Vec<Summary> {
+    out.answer::<Findings>()
+        .findings
+        .into_iter()
         .map(|f| {
-            (
-                s(&f["kind"]),
-                s(&f["severity"]),
-                s(&f["service"]),
-                s(&f["key"]),
-                s(&f["a"]["environment"]),
-                s(&f["b"]["environment"]),
-            )
+            let b = f.b.map(|b| b.environment).unwrap_or_default();
+            (f.kind, f.severity, f.service, f.key, f.a.environment, b)
         })
         .collect()
 }
@@ -109,37 +102,34 @@ fn one_promoted_image_with_the_same_config_everywhere_is_parity() -> Result<()> 
     // nothing here.
     let status = fleet.cli(&["status"])?;
     status.assert_code(EXIT_PARITY);
-    assert_eq!(summaries(&status.json), vec![], "{status}");
-    assert_eq!(status.json["services"], serde_json::json!([]), "{status}");
-    assert_eq!(status.json["rows"], "drifting", "{status}");
-    let summary = &status.json["summary"];
+    assert_eq!(summaries(&status), vec![], "{status}");
+    let answer: Status = status.answer();
+    assert!(answer.services.is_empty(), "{status}");
+    assert_eq!(answer.rows, "drifting", "{status}");
+    let summary = answer.summary.expect("a summary");
     assert_eq!(
-        (&summary["services"], &summary["services_drifting"]),
-        (&serde_json::json!(1), &serde_json::json!(0)),
+        (summary.services, summary.services_drifting, summary.hosts),
+        (1, 0, 3),
         "{status}"
     );
-    assert_eq!(summary["hosts"], 3, "{status}");
-    assert_eq!(
-        status.json["next_page"],
-        serde_json::Value::Null,
-        "{status}"
-    );
+    assert_eq!(answer.next_page, None, "{status}");
     // With --all, every service.
     let status = fleet.cli(&["status", "--all"])?;
     status.assert_code(EXIT_PARITY);
-    assert_eq!(summaries(&status.json), vec![], "{status}");
-    assert_eq!(status.json["environments"], serde_json::json!(ENVIRONMENTS));
-    let cells = status.json["services"][0]["cells"]
-        .as_array()
-        .expect("cells");
-    assert_eq!(status.json["services"][0]["service"], "shop");
-    assert_eq!(cells.len(), 3);
+    assert_eq!(summaries(&status), vec![], "{status}");
+    let answer: Status = status.answer();
+    assert_eq!(answer.environments, ENVIRONMENTS);
+    let [row] = &answer.services[..] else {
+        panic!("one service expected: {status}");
+    };
+    assert_eq!(row.service, "shop");
+    assert_eq!(row.cells.len(), 3);
     let digest = fleet.registry().digest_of(fleet.host("dev"), "shop:1")?;
     let digest = digest.split_once('@').expect("repo@digest").1;
-    for cell in cells {
-        assert_eq!(cell["replicas"], 1, "{status}");
-        assert_eq!(cell["digests"], serde_json::json!([digest]), "{status}");
-        assert_eq!(cell["drift"], false);
+    for cell in &row.cells {
+        assert_eq!(cell.replicas, 1, "{status}");
+        assert_eq!(cell.digests, [digest], "{status}");
+        assert!(!cell.drift, "{status}");
     }
     for (a, b) in [("dev", "staging"), ("staging", "production")] {
         fleet.cli(&["diff", a, b])?.assert_code(EXIT_PARITY);
@@ -147,15 +137,12 @@ fn one_promoted_image_with_the_same_config_everywhere_is_parity() -> Result<()> 
 
     // The hosts are described by their real engines.
     let hosts = fleet.cli(&["hosts"])?;
-    for host in hosts.json["hosts"].as_array().expect("hosts") {
-        assert_eq!(host["engine"]["storage_driver"], "vfs", "{hosts}");
-        assert_eq!(host["container_count"], 1, "{hosts}");
-        assert!(
-            !host["host"]["kernel_version"]
-                .as_str()
-                .unwrap_or_default()
-                .is_empty()
-        );
+    let answer: Hosts = hosts.answer();
+    assert_eq!(answer.hosts.len(), 3, "{hosts}");
+    for host in &answer.hosts {
+        assert_eq!(host.engine["storage_driver"], "vfs", "{hosts}");
+        assert_eq!(host.container_count, 1, "{hosts}");
+        assert!(!host.host["kernel_version"].is_empty(), "{hosts}");
     }
     Ok(())
 }
@@ -189,7 +176,7 @@ fn production_on_a_different_digest_is_exactly_one_image_digest_finding() -> Res
     let diff = fleet.cli(&["diff", "staging", "production"])?;
     diff.assert_code(EXIT_MISMATCH);
     assert_eq!(
-        summaries(&diff.json),
+        summaries(&diff),
         vec![summary(
             "image_digest",
             "critical",
@@ -200,8 +187,8 @@ fn production_on_a_different_digest_is_exactly_one_image_digest_finding() -> Res
         )],
         "{diff}"
     );
-    let finding = &diff.json["findings"][0];
-    assert_eq!(finding["basis"], "registry_digest");
+    let finding = &diff.answer::<Findings>().findings[0];
+    assert_eq!(finding.basis, "registry_digest");
     let digest = |repo_digest: &str| {
         repo_digest
             .split_once('@')
@@ -209,16 +196,10 @@ fn production_on_a_different_digest_is_exactly_one_image_digest_finding() -> Res
             .1
             .to_owned()
     };
-    assert_eq!(
-        finding["a"]["values"],
-        serde_json::json!([digest(&promoted)])
-    );
-    assert_eq!(
-        finding["b"]["values"],
-        serde_json::json!([digest(&rebuilt)])
-    );
-    assert_eq!(finding["a"]["hosts"], serde_json::json!(["staging"]));
-    assert_eq!(finding["b"]["hosts"], serde_json::json!(["production"]));
+    assert_eq!(finding.a.values, [digest(&promoted)]);
+    assert_eq!(finding.b().values, [digest(&rebuilt)]);
+    assert_eq!(finding.a.hosts, ["staging"]);
+    assert_eq!(finding.b().hosts, ["production"]);
 
     // dev and staging still agree; dev vs production is the earlier-stage
     // view of the same drift, so it is only info.
@@ -228,7 +209,7 @@ fn production_on_a_different_digest_is_exactly_one_image_digest_finding() -> Res
     let status = fleet.cli(&["status"])?;
     status.assert_code(EXIT_MISMATCH);
     assert_eq!(
-        summaries(&status.json),
+        summaries(&status),
         vec![
             summary("image_digest", "info", "shop", "", "dev", "production"),
             summary(
@@ -264,7 +245,7 @@ fn an_extra_and_a_changed_explicit_env_var_are_exactly_their_env_findings() -> R
     let diff = fleet.cli(&["diff", "staging", "production", "--service", "shop"])?;
     diff.assert_code(EXIT_MISMATCH);
     assert_eq!(
-        summaries(&diff.json),
+        summaries(&diff),
         vec![
             summary(
                 "env_extra_key",
@@ -285,11 +266,10 @@ fn an_extra_and_a_changed_explicit_env_var_are_exactly_their_env_findings() -> R
         ],
         "{diff}"
     );
-    let value = &diff.json["findings"][1];
-    assert_eq!(value["basis"], "fingerprint");
-    for side in ["a", "b"] {
-        let shown = value[side]["values"][0].as_str().unwrap_or_default();
-        assert!(shown.starts_with("fp:"), "{diff}");
+    let value = &diff.answer::<Findings>().findings[1];
+    assert_eq!(value.basis, "fingerprint");
+    for side in [&value.a, value.b()] {
+        assert!(side.values[0].starts_with("fp:"), "{diff}");
     }
     // The values never left the hosts: in no output format, log or stored byte.
     let mut seen = vec![("diff output".to_owned(), diff.stdout.clone().into_bytes())];
@@ -331,7 +311,7 @@ fn an_extra_and_a_changed_explicit_env_var_are_exactly_their_env_findings() -> R
     // The same environments in the other order: the sides swap.
     let back = fleet.cli(&["diff", "production", "staging", "--service", "shop"])?;
     assert_eq!(
-        summaries(&back.json),
+        summaries(&back),
         vec![
             summary(
                 "env_missing_key",
@@ -371,16 +351,13 @@ fn env_that_only_the_image_bakes_in_is_never_drift() -> Result<()> {
 
     let status = fleet.cli(&["status"])?;
     status.assert_code(EXIT_PARITY);
-    assert_eq!(summaries(&status.json), vec![], "{status}");
+    assert_eq!(summaries(&status), vec![], "{status}");
     let service = fleet.cli(&["service", "shop"])?;
-    for instance in service.json["instances"].as_array().expect("instances") {
-        let names: Vec<&str> = instance["explicit_env"]
-            .as_array()
-            .expect("explicit_env")
-            .iter()
-            .filter_map(|e| e["name"].as_str())
-            .collect();
-        assert_eq!(names, vec!["MODE"], "{service}");
+    let instances = service.answer::<Service>().instances;
+    assert!(!instances.is_empty(), "{service}");
+    for instance in instances {
+        let names: Vec<String> = instance.explicit_env.into_iter().map(|e| e.name).collect();
+        assert_eq!(names, ["MODE"], "{service}");
     }
     Ok(())
 }
@@ -411,10 +388,10 @@ fn a_container_started_after_the_agents_is_reported_and_judged() -> Result<()> {
         &["diff", "staging", "production"],
         // Until production's worker is reported too, the worker is (rightly)
         // a missing_service; wait for the settled state.
-        |out| summaries(&out.json).iter().any(|s| s.0 == "env_value"),
+        |out| summaries(out).iter().any(|s| s.0 == "env_value"),
     )?;
     assert_eq!(
-        summaries(&diff.json),
+        summaries(&diff),
         vec![summary(
             "env_value",
             "warning",
@@ -506,17 +483,20 @@ fn a_host_whose_agent_goes_silent_turns_stale_and_findings_say_so() -> Result<()
         "production to be listed as stale",
         &["hosts"],
         |out| {
-            out.json["hosts"].as_array().is_some_and(|hs| {
-                hs.iter()
-                    .any(|h| h["host_id"] == "production" && h["state"] == "stale")
+            out.try_answer::<Hosts>().is_some_and(|a| {
+                a.hosts
+                    .iter()
+                    .any(|h| h.host_id == "production" && h.state == "stale")
             })
         },
     )?;
-    let staging = hosts.json["hosts"]
-        .as_array()
-        .and_then(|hs| hs.iter().find(|h| h["host_id"] == "staging"))
+    let answer: Hosts = hosts.answer();
+    let staging = answer
+        .hosts
+        .iter()
+        .find(|h| h.host_id == "staging")
         .expect("staging listed");
-    assert_eq!(staging["state"], "fresh", "{hosts}");
+    assert_eq!(staging.state, "fresh", "{hosts}");
 
     // Its last known data still counts, and says it is not current; the
     // silence is a finding of its own. `diff` answers from the ledger, where
@@ -527,14 +507,13 @@ fn a_host_whose_agent_goes_silent_turns_stale_and_findings_say_so() -> Result<()
         "the diff to name production's silence",
         &["diff", "staging", "production"],
         |out| {
-            out.json["findings"]
-                .as_array()
-                .is_some_and(|fs| fs.iter().any(|f| f["kind"] == "stale_host"))
+            out.try_answer::<Findings>()
+                .is_some_and(|a| a.findings.iter().any(|f| f.kind == "stale_host"))
         },
     )?;
     diff.assert_code(EXIT_MISMATCH);
     assert_eq!(
-        summaries(&diff.json),
+        summaries(&diff),
         vec![
             summary(
                 "env_extra_key",
@@ -548,20 +527,13 @@ fn a_host_whose_agent_goes_silent_turns_stale_and_findings_say_so() -> Result<()
         ],
         "{diff}"
     );
-    let stale = &diff.json["findings"][1];
-    assert_eq!(stale["host"], "production", "{diff}");
-    assert_eq!(stale["b"], Value::Null, "{diff}");
-    assert!(
-        stale["a"]["values"][0]
-            .as_str()
-            .is_some_and(|v| v.ends_with('Z')),
-        "{diff}"
-    );
-    let finding = &diff.json["findings"][0];
-    assert_eq!(
-        finding["b"]["stale_hosts"],
-        serde_json::json!(["production"])
-    );
-    assert_eq!(finding["a"]["stale_hosts"], serde_json::json!([]));
+    let findings = diff.answer::<Findings>().findings;
+    let stale = &findings[1];
+    assert_eq!(stale.host, "production", "{diff}");
+    assert!(stale.b.is_none(), "{diff}");
+    assert!(stale.a.values[0].ends_with('Z'), "{diff}");
+    let finding = &findings[0];
+    assert_eq!(finding.b().stale_hosts, ["production"]);
+    assert!(finding.a.stale_hosts.is_empty());
     Ok(())
 }

@@ -8,9 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
+use envparity_tests::answer::{History, Hosts};
 use envparity_tests::grpc::{ReportClient, container, snapshot};
 use envparity_tests::{CliOutput, Fleet, ImageSpec, Result, Run, free_port};
-use serde_json::Value;
 
 use super::alerting::{metrics, sample};
 
@@ -20,27 +20,27 @@ const REPORT_TIMEOUT: Duration = Duration::from_secs(45);
 /// new_image, observed_at, received_at)`.
 type Event = (String, String, String, String, SystemTime, SystemTime);
 
-fn time(v: &Value) -> SystemTime {
-    let text = v.as_str().unwrap_or_else(|| panic!("a time, not {v}"));
+fn time(v: Option<String>) -> SystemTime {
+    let text = v.unwrap_or_else(|| panic!("a time, not null"));
+    let text = text.as_str();
     humantime::parse_rfc3339(text).unwrap_or_else(|e| panic!("{text}: {e}"))
 }
 
 fn history(fleet: &Fleet, service: &str) -> Result<Vec<Event>> {
     let out = fleet.cli(&["history", service, "--limit", "1000000"])?;
     out.assert_code(0);
-    let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
-    Ok(out.json["events"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no events in {out}"))
-        .iter()
+    Ok(out
+        .answer::<History>()
+        .events
+        .into_iter()
         .map(|e| {
             (
-                s(&e["host_id"]),
-                s(&e["container"]),
-                s(&e["change"]),
-                s(&e["new_image"]),
-                time(&e["observed_at"]),
-                time(&e["received_at"]),
+                e.host_id,
+                e.container,
+                e.change,
+                e.new_image,
+                time(e.observed_at),
+                time(e.received_at),
             )
         })
         .collect())
@@ -49,11 +49,12 @@ fn history(fleet: &Fleet, service: &str) -> Result<Vec<Event>> {
 /// Waits until `envparity hosts` shows every `(host, state, containers)`.
 fn wait_for_state(fleet: &Fleet, what: &str, want: &[(&str, &str, u64)]) -> Result<CliOutput> {
     fleet.cli_until(REPORT_TIMEOUT, what, &["hosts"], |out| {
+        let Some(answer) = out.try_answer::<Hosts>() else {
+            return false;
+        };
         want.iter().all(|(host, state, count)| {
-            out.json["hosts"].as_array().is_some_and(|hs| {
-                hs.iter().any(|h| {
-                    h["host_id"] == *host && h["state"] == *state && h["container_count"] == *count
-                })
+            answer.hosts.iter().any(|h| {
+                h.host_id == *host && h.state == *state && u64::from(h.container_count) == *count
             })
         })
     })

@@ -14,10 +14,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use envparity_tests::answer::{Findings, Hosts, Status};
 use envparity_tests::{
-    Agent, ContainerdHost, Error, Fleet, ImageSpec, Pod, PodContainer, Result, Run, RunningPod,
+    Agent, CliOutput, ContainerdHost, Error, Fleet, ImageSpec, Pod, PodContainer, Result, Run,
+    RunningPod,
 };
-use serde_json::Value;
 
 /// Agents register and report within this time on a loaded 2-core CI
 /// machine. Less than the agents' resync interval (1 min): a change seen in
@@ -35,17 +36,27 @@ const ENGINE_FACTS: [(&str, &str, &str); 2] =
 
 type Finding = (String, String, String);
 
-/// `(kind, service, key)` of every finding, sorted.
-fn findings(json: &Value) -> Vec<Finding> {
-    let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
-    let mut found: Vec<Finding> = json["findings"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no findings array in {json}"))
-        .iter()
-        .map(|f| (s(&f["kind"]), s(&f["service"]), s(&f["key"])))
+/// `(kind, service, key)` of every finding, sorted; `None` when the output
+/// is no list of findings (yet).
+fn findings(out: &CliOutput) -> Option<Vec<Finding>> {
+    let mut found: Vec<Finding> = out
+        .try_answer::<Findings>()?
+        .findings
+        .into_iter()
+        .map(|f| (f.kind, f.service, f.key))
         .collect();
     found.sort();
-    found
+    Some(found)
+}
+
+/// The runtime `hosts` names for `host_id`.
+fn runtime_of(hosts: &CliOutput, host_id: &str) -> Option<String> {
+    hosts
+        .answer::<Hosts>()
+        .hosts
+        .into_iter()
+        .find(|h| h.host_id == host_id)
+        .and_then(|h| h.engine.get("runtime").cloned())
 }
 
 /// The engine-fact findings and `service_findings`, sorted.
@@ -150,14 +161,13 @@ impl Mixed {
     }
 
     /// Waits until `diff staging production` shows exactly `expected`.
-    fn diff_until(&self, expected: &[Finding]) -> Result<Value> {
-        let out = self.fleet.cli_until(
+    fn diff_until(&self, expected: &[Finding]) -> Result<CliOutput> {
+        self.fleet.cli_until(
             REPORT_TIMEOUT,
             &format!("the findings {expected:?}"),
             &["diff", "staging", "production"],
-            |out| findings(&out.json) == expected,
-        )?;
-        Ok(out.json.clone())
+            |out| findings(out).as_deref() == Some(expected),
+        )
     }
 }
 
@@ -176,31 +186,30 @@ fn a_docker_staging_and_a_containerd_production_running_the_same_image_agree() -
 
     // One service, one replica per side: the pod sandbox (pause) is none.
     let service = m.fleet.cli(&["service", "shop/web"])?;
-    let text = service.json.to_string();
     for absent in ["KUBERNETES_SERVICE_HOST", "\"POD\"", "pause"] {
-        assert!(!text.contains(absent), "{absent} in {service}");
+        assert!(!service.stdout.contains(absent), "{absent} in {service}");
     }
     let status = m.fleet.cli(&["status", "--all"])?;
-    let services: Vec<&str> = status.json["services"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no services in {status}"))
-        .iter()
-        .filter_map(|s| s["service"].as_str())
+    let services: Vec<String> = status
+        .answer::<Status>()
+        .services
+        .into_iter()
+        .map(|row| row.service)
         .collect();
     assert_eq!(services, ["shop/web"], "{status}");
 
     // `hosts` names each host's runtime.
     let hosts = m.fleet.cli(&["hosts"])?;
-    let runtime = |id: &str| {
-        hosts.json["hosts"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|h| h["host_id"] == id)
-            .map(|h| h["engine"]["runtime"].clone())
-    };
-    assert_eq!(runtime("production"), Some("containerd".into()), "{hosts}");
-    assert_eq!(runtime("staging"), Some("docker".into()), "{hosts}");
+    assert_eq!(
+        runtime_of(&hosts, "production").as_deref(),
+        Some("containerd"),
+        "{hosts}"
+    );
+    assert_eq!(
+        runtime_of(&hosts, "staging").as_deref(),
+        Some("docker"),
+        "{hosts}"
+    );
     Ok(())
 }
 
@@ -247,11 +256,11 @@ fn wait_for_production(m: &Mixed, state: &str, containers: u64) -> Result<()> {
             &format!("production {state} with {containers} container(s)"),
             &["hosts"],
             |out| {
-                out.json["hosts"].as_array().is_some_and(|hs| {
-                    hs.iter().any(|h| {
-                        h["host_id"] == "production"
-                            && h["state"] == state
-                            && h["container_count"] == containers
+                out.try_answer::<Hosts>().is_some_and(|answer| {
+                    answer.hosts.iter().any(|h| {
+                        h.host_id == "production"
+                            && h.state == state
+                            && u64::from(h.container_count) == containers
                     })
                 })
             },
@@ -278,7 +287,7 @@ fn a_containerd_restart_is_an_outage_survived_and_its_events_followed_again() ->
     // A deploy now is seen: the agent subscribed to containerd's events
     // again.
     m.run_on_containerd("web-2b3c", "shop:2", &[])?;
-    let json = m.diff_until(&expect(&[
+    let out = m.diff_until(&expect(&[
         ("image_digest", "shop/web", ""),
         ("replica_drift", "shop/web", "image"),
     ]))?;
@@ -286,7 +295,7 @@ fn a_containerd_restart_is_an_outage_survived_and_its_events_followed_again() ->
     assert!(
         log.contains("container event stream ended")
             || log.contains("container event stream failed"),
-        "the agent did not see containerd go: {log}\n{json}"
+        "the agent did not see containerd go: {log}\n{out}"
     );
     Ok(())
 }

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use envparity_tests::{Fleet, ImageSpec, PodmanHost, Result, Run};
-use serde_json::Value;
+use envparity_tests::answer::{Findings, Hosts};
+use envparity_tests::{CliOutput, Fleet, ImageSpec, PodmanHost, Result, Run};
 
 /// Agents register and report within this time on a loaded 2-core CI
 /// machine; less than the agents' resync interval (1 min), so a change seen
@@ -15,17 +15,17 @@ const REPORT_TIMEOUT: Duration = Duration::from_secs(30);
 
 type Finding = (String, String, String);
 
-/// `(kind, service, key)` of every finding, sorted.
-fn findings(json: &Value) -> Vec<Finding> {
-    let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
-    let mut found: Vec<Finding> = json["findings"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no findings array in {json}"))
-        .iter()
-        .map(|f| (s(&f["kind"]), s(&f["service"]), s(&f["key"])))
+/// `(kind, service, key)` of every finding, sorted; `None` when the output
+/// is no list of findings (yet).
+fn findings(out: &CliOutput) -> Option<Vec<Finding>> {
+    let mut found: Vec<Finding> = out
+        .try_answer::<Findings>()?
+        .findings
+        .into_iter()
+        .map(|f| (f.kind, f.service, f.key))
         .collect();
     found.sort();
-    found
+    Some(found)
 }
 
 /// Podman's engine version differs from Docker's, and says so; then
@@ -40,14 +40,13 @@ fn expect(service_findings: &[(&str, &str, &str)]) -> Vec<Finding> {
     all
 }
 
-fn diff_until(fleet: &Fleet, expected: &[Finding]) -> Result<Value> {
-    let out = fleet.cli_until(
+fn diff_until(fleet: &Fleet, expected: &[Finding]) -> Result<CliOutput> {
+    fleet.cli_until(
         REPORT_TIMEOUT,
         &format!("the findings {expected:?}"),
         &["diff", "staging", "production"],
-        |out| findings(&out.json) == expected,
-    )?;
-    Ok(out.json.clone())
+        |out| findings(out).as_deref() == Some(expected),
+    )
 }
 
 #[test]
@@ -86,13 +85,13 @@ fn a_docker_staging_and_a_podman_production_agree_and_drift_is_seen_through_podm
     // Docker's none.
     diff_until(&fleet, &expect(&[]))?;
     let hosts = fleet.cli(&["hosts"])?;
-    let runtime = hosts.json["hosts"]
-        .as_array()
+    let runtime = hosts
+        .answer::<Hosts>()
+        .hosts
         .into_iter()
-        .flatten()
-        .find(|h| h["host_id"] == "production")
-        .map(|h| h["engine"]["runtime"].clone());
-    assert_eq!(runtime, Some("podman".into()), "{hosts}");
+        .find(|h| h.host_id == "production")
+        .and_then(|h| h.engine.get("runtime").cloned());
+    assert_eq!(runtime.as_deref(), Some("podman"), "{hosts}");
     assert!(
         production.log().contains("runtime=podman"),
         "auto-detection did not say it found Podman: {}",

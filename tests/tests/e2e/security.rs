@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use envparity_tests::answer::{Findings, Forgotten, Hosts};
 use envparity_tests::{CliOutput, Fleet, Result, cargo_bin, checked, project_command};
 
 const REPORT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -79,12 +80,8 @@ fn with_mtls_an_agent_reports_only_for_its_host_and_queries_need_query_credentia
         "report for another host refused",
     )?;
     let hosts = fleet.cli(&["hosts"])?;
-    let mut ids: Vec<&str> = hosts.json["hosts"]
-        .as_array()
-        .expect("hosts")
-        .iter()
-        .filter_map(|h| h["host_id"].as_str())
-        .collect();
+    let answer: Hosts = hosts.answer();
+    let mut ids: Vec<&str> = answer.hosts.iter().map(|h| h.host_id.as_str()).collect();
     ids.sort_unstable();
     assert_eq!(ids, ["production", "staging"], "{hosts}");
 
@@ -99,7 +96,7 @@ fn with_mtls_an_agent_reports_only_for_its_host_and_queries_need_query_credentia
     let token_arg = token_file.display().to_string();
     let out = query(&["--token-file", &token_arg, "hosts"])?;
     out.assert_code(0);
-    assert_eq!(out.json["hosts"].as_array().map(Vec::len), Some(2), "{out}");
+    assert_eq!(out.answer::<Hosts>().hosts.len(), 2, "{out}");
     let (agent_cert, agent_key) = (file("agent-staging.pem"), file("agent-staging-key.pem"));
     let out = query(&["--tls-cert", &agent_cert, "--tls-key", &agent_key, "hosts"])?;
     out.assert_code(2);
@@ -123,7 +120,10 @@ fn with_mtls_an_agent_reports_only_for_its_host_and_queries_need_query_credentia
     assert!(out.stderr.contains("--insecure-plaintext"), "{out}");
     let out = CliOutput::run(&plain, &["--insecure-plaintext", "hosts"])?;
     out.assert_code(2);
-    assert!(out.json.is_null(), "no answer over plain text: {out}");
+    assert!(
+        out.try_answer::<serde_json::Value>().is_none(),
+        "no answer over plain text: {out}"
+    );
 
     Ok(())
 }
@@ -158,11 +158,7 @@ fn an_agent_certificate_bound_to_an_environment_reports_for_it_only() -> Result<
     )?;
     drop(wrong);
     let hosts = fleet.cli(&["hosts"])?;
-    assert_eq!(
-        hosts.json["hosts"].as_array().map(Vec::len),
-        Some(0),
-        "{hosts}"
-    );
+    assert!(hosts.answer::<Hosts>().hosts.is_empty(), "{hosts}");
 
     // In its own environment it reports; the unbound certificate of dev-2
     // still reports wherever it says.
@@ -176,16 +172,11 @@ fn an_agent_certificate_bound_to_an_environment_reports_for_it_only() -> Result<
         .start()?;
     fleet.wait_for_hosts(&["dev-1", "dev-2"], REPORT_TIMEOUT)?;
     let hosts = fleet.cli(&["hosts"])?;
-    let envs: Vec<(&str, &str)> = hosts.json["hosts"]
-        .as_array()
-        .expect("hosts")
+    let answer: Hosts = hosts.answer();
+    let envs: Vec<(&str, &str)> = answer
+        .hosts
         .iter()
-        .map(|h| {
-            (
-                h["host_id"].as_str().unwrap_or_default(),
-                h["environment"].as_str().unwrap_or_default(),
-            )
-        })
+        .map(|h| (h.host_id.as_str(), h.environment.as_str()))
         .collect();
     assert!(envs.contains(&("dev-1", "dev")), "{hosts}");
     assert!(envs.contains(&("dev-2", "staging")), "{hosts}");
@@ -228,14 +219,11 @@ fn only_an_admin_forgets_a_host_and_it_is_audited() -> Result<()> {
         &format!("sha256:{}", "2".repeat(64)),
     )?;
     let kinds = |out: &CliOutput| -> Vec<String> {
-        out.json["findings"]
-            .as_array()
-            .map(|f| {
-                f.iter()
-                    .filter_map(|x| x["kind"].as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
+        out.answer::<Findings>()
+            .findings
+            .into_iter()
+            .map(|f| f.kind)
+            .collect()
     };
     assert!(kinds(&fleet.cli(&["findings"])?).contains(&"image_digest".to_owned()));
 
@@ -246,12 +234,7 @@ fn only_an_admin_forgets_a_host_and_it_is_audited() -> Result<()> {
         out.stderr.contains("needs an envparity-admin certificate"),
         "{out}"
     );
-    assert_eq!(
-        fleet.cli(&["hosts"])?.json["hosts"]
-            .as_array()
-            .map(Vec::len),
-        Some(2)
-    );
+    assert_eq!(fleet.cli(&["hosts"])?.answer::<Hosts>().hosts.len(), 2);
 
     let path = |f: &str| pki.join(f).display().to_string();
     let admin = |args: &[&str]| -> Result<CliOutput> {
@@ -266,9 +249,16 @@ fn only_an_admin_forgets_a_host_and_it_is_audited() -> Result<()> {
     };
     let out = admin(&["hosts", "forget", "prod-1"])?;
     out.assert_code(0);
-    assert_eq!(out.json["host_id"], "prod-1", "{out}");
-    assert_eq!(out.json["environment"], "production", "{out}");
-    assert_eq!(out.json["container_count"], 1, "{out}");
+    let forgotten: Forgotten = out.answer();
+    assert_eq!(
+        (
+            forgotten.host_id.as_str(),
+            forgotten.environment.as_str(),
+            forgotten.container_count
+        ),
+        ("prod-1", "production", 1),
+        "{out}"
+    );
     let out = admin(&["hosts", "forget", "prod-1"])?;
     out.assert_code(2);
     assert!(out.stderr.contains("no host \"prod-1\" is known"), "{out}");
@@ -285,11 +275,7 @@ fn only_an_admin_forgets_a_host_and_it_is_audited() -> Result<()> {
     );
 
     let hosts = fleet.cli(&["hosts"])?;
-    assert_eq!(
-        hosts.json["hosts"].as_array().map(Vec::len),
-        Some(1),
-        "{hosts}"
-    );
+    assert_eq!(hosts.answer::<Hosts>().hosts.len(), 1, "{hosts}");
     assert!(!kinds(&fleet.cli(&["findings"])?).contains(&"image_digest".to_owned()));
     let history = fleet.cli(&["history", "shop"])?;
     assert!(
@@ -298,12 +284,13 @@ fn only_an_admin_forgets_a_host_and_it_is_audited() -> Result<()> {
     );
     aggregator.restart()?;
     let hosts = fleet.cli(&["hosts"])?;
-    assert_eq!(hosts.json["hosts"][0]["host_id"], "stage-1", "{hosts}");
-    assert_eq!(
-        hosts.json["hosts"].as_array().map(Vec::len),
-        Some(1),
-        "{hosts}"
-    );
+    let ids: Vec<String> = hosts
+        .answer::<Hosts>()
+        .hosts
+        .into_iter()
+        .map(|h| h.host_id)
+        .collect();
+    assert_eq!(ids, ["stage-1"], "{hosts}");
     Ok(())
 }
 
@@ -698,9 +685,9 @@ fn the_agent_works_through_a_read_only_socket_proxy() -> Result<()> {
         .start()?;
     let count = |n: u64| {
         move |out: &CliOutput| {
-            out.json["hosts"].as_array().is_some_and(|hs| {
-                hs.iter().any(|h| {
-                    h["host_id"] == "ro" && h["state"] == "fresh" && h["container_count"] == n
+            out.try_answer::<Hosts>().is_some_and(|a| {
+                a.hosts.iter().any(|h| {
+                    h.host_id == "ro" && h.state == "fresh" && u64::from(h.container_count) == n
                 })
             })
         }

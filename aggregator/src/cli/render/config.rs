@@ -1,6 +1,8 @@
 //! The aggregator's settings as text: `policy show` and `policy check`,
 //! and `check-config`.
 
+use envparity_settings::Report;
+
 use super::Out;
 use super::text::sanitize_lines;
 use crate::cli::output::{ConfigCheck, PolicyShow};
@@ -18,34 +20,17 @@ impl Out {
         )))
     }
 
-    /// `envparity check-config`.
-    pub fn config_check(&self, c: &ConfigCheck) -> anyhow::Result<()> {
+    /// `envparity check-config`: in text, one row per setting with its
+    /// value and origin (`report`, from the settings table), then the
+    /// transport and the sinks they add up to; structured, the summary.
+    pub fn config_check(&self, c: &ConfigCheck, mut report: Report) -> anyhow::Result<()> {
         if self.structured(c)? {
             return Ok(());
         }
-        let mut text = format!(
-            "config OK: {}\nlisten:          {}\ntransport:       {}\nreport rate:     {}\ndata_dir:        {}\nstale_after:     {}\npolicy:          {}\nmetrics_listen:  {}\nlog_format:      {}\nalerts at:       {} and above\n",
-            c.source,
-            c.listen,
-            c.transport,
-            c.report_rate,
-            c.data_dir,
-            c.stale_after,
-            c.policy,
-            if c.metrics_listen.is_empty() {
-                "off"
-            } else {
-                &c.metrics_listen
-            },
-            c.log_format,
-            c.alert_min_severity,
-        );
-        if c.sinks.is_empty() {
-            text.push_str("sinks:           none\n");
+        report.push("transport", c.transport.clone());
+        for sink in &c.sinks {
+            report.push("sink", sink.clone());
         }
-        for s in &c.sinks {
-            text.push_str(&format!("sink:            {s}\n"));
-        }
-        self.emit(&sanitize_lines(&text))
+        self.emit(&sanitize_lines(&report.to_string()))
     }
 }

@@ -5,7 +5,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
-use envparity_proto::v1::{AgentInfo, Container, EngineState, HostSnapshot};
+use envparity_proto::fixtures;
+use envparity_proto::v1::EngineState;
 use rusqlite::Connection;
 
 use super::SqliteStore;
@@ -34,23 +35,17 @@ fn a_new_data_dir_and_its_database_are_the_owners_only() {
 
 fn host(id: &str, containers: usize) -> StoredHost {
     StoredHost {
-        snapshot: std::sync::Arc::new(HostSnapshot {
-            host_id: id.into(),
-            environment: "staging".into(),
-            sequence: 3,
-            content_hash: format!("hash-{containers}"),
-            agent: Some(AgentInfo {
-                version: "0.1.0".into(),
-                boot_id: "b1".into(),
-            }),
-            containers: (0..containers)
-                .map(|i| Container {
-                    id: format!("c{i}"),
-                    ..Default::default()
-                })
-                .collect(),
-            ..Default::default()
-        }),
+        snapshot: std::sync::Arc::new(
+            fixtures::snapshot(id, "staging")
+                .sequence(3)
+                .agent_version("0.1.0")
+                .boot_id("b1")
+                .containers(
+                    (0..containers)
+                        .map(|i| fixtures::container("shop").id(format!("c{i}")).build()),
+                )
+                .build(),
+        ),
         received_at: UNIX_EPOCH + Duration::from_millis(1_000),
         last_seen: UNIX_EPOCH + Duration::from_millis(2_000),
         engine_state: EngineState::Ok,

@@ -1,5 +1,5 @@
 use super::*;
-use crate::parity::policy::{Pinning, Report};
+use crate::parity::policy::{Pinning, Report, RuntimeField};
 use envparity_proto::fixtures;
 use envparity_proto::v1::{EnvVar, RuntimeConfig};
 use proptest::prelude::*;

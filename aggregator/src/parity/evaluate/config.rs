@@ -1,0 +1,141 @@
+//! What a container is given: its explicit env, key by key by fingerprint,
+//! and its runtime settings.
+
+use std::collections::BTreeSet;
+
+use super::content::distinct;
+use super::{Ctx, Pair, Replica, config_severity, push, replica_hosts, side};
+use crate::parity::env::{self, ValueVerdict};
+use crate::parity::finding::{Basis, Finding, Kind};
+use crate::parity::policy::RuntimeField;
+use crate::parity::runtime;
+
+pub(super) fn explicit_env(ctx: &Ctx<'_>, p: &Pair<'_, '_>, out: &mut Vec<Finding>) {
+    fn key_id<'a>(r: &Replica<'a>) -> &'a str {
+        r.host.snapshot.fingerprint_key_id.as_str()
+    }
+    let ((env_a, ra), (env_b, rb)) = (p.a, p.b);
+    let service = p.service;
+    let side_a = env::collect(ra.iter().map(|r| (r.container, key_id(r))));
+    let side_b = env::collect(rb.iter().map(|r| (r.container, key_id(r))));
+    let severity = config_severity(p.level);
+    let keys: BTreeSet<&String> = side_a.keys().chain(side_b.keys()).collect();
+    // Keys set on both sides whose fingerprints were made with different
+    // fleet keys: not compared, reported together as one key_mismatch.
+    let mut incomparable: Vec<&str> = Vec::new();
+    for key in keys {
+        if ctx.policy.env_ignored(service, key) {
+            continue;
+        }
+        let (kind, basis, va, vb, summary) = match (side_a.get(key), side_b.get(key)) {
+            (Some(_), None) => (
+                Kind::EnvMissingKey,
+                Basis::KeyPresence,
+                vec!["set".to_owned()],
+                Vec::new(),
+                format!("{service}: {key} is set in {env_a} but not in {env_b}"),
+            ),
+            (None, Some(_)) => (
+                Kind::EnvExtraKey,
+                Basis::KeyPresence,
+                Vec::new(),
+                vec!["set".to_owned()],
+                format!("{service}: {key} is set in {env_b} but not in {env_a}"),
+            ),
+            (Some(_), Some(_)) if ctx.policy.expected_to_differ(service, key) => continue,
+            (Some(a), Some(b)) => match env::compare_values(a, b) {
+                ValueVerdict::Equal => continue,
+                ValueVerdict::Incomparable => {
+                    incomparable.push(key);
+                    continue;
+                }
+                ValueVerdict::Differs { a, b, basis } => (
+                    Kind::EnvValue,
+                    basis,
+                    a,
+                    b,
+                    format!("{service}: {key} differs between {env_a} and {env_b}"),
+                ),
+            },
+            (None, None) => continue,
+        };
+        push(
+            ctx,
+            out,
+            kind,
+            service,
+            side(env_a, replica_hosts(ra), va),
+            Some(side(env_b, replica_hosts(rb), vb)),
+            key,
+            severity,
+            basis,
+            summary,
+        );
+    }
+    if !incomparable.is_empty() {
+        let ids = |replicas: &[Replica<'_>]| -> Vec<String> {
+            let ids: BTreeSet<&str> = replicas.iter().map(key_id).collect();
+            ids.into_iter().map(str::to_owned).collect()
+        };
+        let (ids_a, ids_b) = (ids(ra), ids(rb));
+        let summary = format!(
+            "{service}: {env_a} ({}) and {env_b} ({}) fingerprint env with different fleet keys, so {} could not be compared: {}",
+            ids_a.join(", "),
+            ids_b.join(", "),
+            match incomparable.len() {
+                1 => "1 key".to_owned(),
+                n => format!("{n} keys"),
+            },
+            incomparable.join(", ")
+        );
+        push(
+            ctx,
+            out,
+            Kind::KeyMismatch,
+            service,
+            side(env_a, replica_hosts(ra), ids_a),
+            Some(side(env_b, replica_hosts(rb), ids_b)),
+            "",
+            severity,
+            Basis::KeyId,
+            summary,
+        );
+    }
+}
+
+pub(super) fn runtime_config(ctx: &Ctx<'_>, p: &Pair<'_, '_>, out: &mut Vec<Finding>) {
+    let ((env_a, ra), (env_b, rb)) = (p.a, p.b);
+    for field in RuntimeField::ALL {
+        if ctx.policy.runtime_ignored(p.service, field) {
+            continue;
+        }
+        let values = |replicas: &[Replica<'_>]| {
+            distinct(replicas, |r| {
+                Some(runtime::render(r.container.runtime.as_ref(), field))
+            })
+        };
+        let (va, vb) = (values(ra), values(rb));
+        if va == vb {
+            continue;
+        }
+        let summary = format!(
+            "{}: {} differs: {env_a} has {} and {env_b} has {}",
+            p.service,
+            field.as_str(),
+            va.join(" | "),
+            vb.join(" | ")
+        );
+        push(
+            ctx,
+            out,
+            Kind::RuntimeConfig,
+            p.service,
+            side(env_a, replica_hosts(ra), va),
+            Some(side(env_b, replica_hosts(rb), vb)),
+            field.as_str(),
+            config_severity(p.level),
+            Basis::RuntimeSetting,
+            summary,
+        );
+    }
+}
