@@ -17,15 +17,23 @@ pub struct ConnectError {
 }
 
 /// A channel to the gRPC server on the unix socket at `path`, connected now
-/// (so a missing socket is an error here, not at the first call). `timeout`
-/// bounds every call made on it.
-pub async fn connect_unix(path: &Path, timeout: Duration) -> Result<Channel, ConnectError> {
+/// (so a missing socket is an error here, not at the first call), within
+/// `connect_timeout`. `call_timeout` bounds every call made on it, up to its
+/// answer's headers: leave it `None` for a channel that carries a long-lived
+/// stream (containerd's events), which it would otherwise cut.
+pub async fn connect_unix(
+    path: &Path,
+    connect_timeout: Duration,
+    call_timeout: Option<Duration>,
+) -> Result<Channel, ConnectError> {
     let socket = path.to_owned();
     // The URI is required by the endpoint but never dialled: the connector
     // below opens the socket.
-    Endpoint::from_static("http://localhost")
-        .connect_timeout(timeout)
-        .timeout(timeout)
+    let mut endpoint = Endpoint::from_static("http://localhost").connect_timeout(connect_timeout);
+    if let Some(timeout) = call_timeout {
+        endpoint = endpoint.timeout(timeout);
+    }
+    endpoint
         .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
             let socket = socket.clone();
             async move {

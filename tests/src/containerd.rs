@@ -210,7 +210,13 @@ impl ContainerdHost {
         wait_for(START_TIMEOUT, what, || {
             containerd.ensure_running()?;
             let answered = rt.block_on(async {
-                let channel = connect_unix(&socket, Duration::from_secs(2)).await.ok()?;
+                let channel = connect_unix(
+                    &socket,
+                    Duration::from_secs(2),
+                    Some(Duration::from_secs(2)),
+                )
+                .await
+                .ok()?;
                 RuntimeServiceClient::new(channel)
                     .version(VersionRequest {
                         version: "v1".to_owned(),
@@ -275,7 +281,7 @@ impl ContainerdHost {
     }
 
     async fn channel(socket: &Path) -> Result<Channel> {
-        connect_unix(socket, CALL_TIMEOUT)
+        connect_unix(socket, CALL_TIMEOUT, Some(CALL_TIMEOUT))
             .await
             .map_err(|e| Error::unexpected("connect to the CRI", e.to_string()))
     }

@@ -87,7 +87,7 @@ impl Containerd {
     /// there (`Version`): containerd without its CRI plugin (as Docker
     /// ships it) is not a runtime the agent can read.
     pub async fn connect(socket: &Path) -> Result<Self, CriError> {
-        let channel = connect_unix(socket, CRI_TIMEOUT).await?;
+        let channel = connect_unix(socket, CRI_TIMEOUT, Some(CRI_TIMEOUT)).await?;
         let runtime = Self {
             socket: socket.to_owned(),
             channel,
@@ -99,11 +99,6 @@ impl Containerd {
     /// The socket.
     pub fn socket(&self) -> &Path {
         &self.socket
-    }
-
-    /// The channel, for the event subscription.
-    pub(super) fn channel(&self) -> Channel {
-        self.channel.clone()
     }
 
     fn call_error(&self, operation: impl Into<String>) -> impl FnOnce(tonic::Status) -> CriError {

@@ -8,13 +8,14 @@
 //! for Docker.
 
 use envparity_cri::K8S_NAMESPACE;
+use envparity_cri::channel::connect_unix;
 use envparity_cri::events_v1::events_client::EventsClient;
 use envparity_cri::events_v1::{ContainerRef, Envelope, SubscribeRequest};
 use futures_util::{StreamExt, stream};
 use prost::Message;
 
 use super::changes::ContainerEvent;
-use super::containerd::{Containerd, CriError};
+use super::containerd::{CRI_TIMEOUT, Containerd, CriError};
 use super::{EventStream, RuntimeError};
 
 /// The topics that can change what a snapshot holds.
@@ -32,38 +33,53 @@ pub const WATCHED_TOPICS: &[&str] = &[
 /// The topic of a container gone for good.
 pub const REMOVED_TOPIC: &str = "/containers/delete";
 
-/// Subscribes to `runtime`'s events in the CRI namespace. The stream ends
-/// when containerd stops, and fails when the subscription does.
+/// Subscribes to `runtime`'s events in the CRI namespace, on a connection
+/// of its own without the per-call timeout (which would cut the stream).
+/// The stream ends when containerd stops, and fails when the subscription
+/// does.
 pub fn subscribe(runtime: &Containerd) -> EventStream {
-    let mut client = EventsClient::new(runtime.channel());
     let socket = runtime.socket().to_owned();
     let request = SubscribeRequest {
         filters: vec![format!("namespace=={K8S_NAMESPACE}")],
     };
-    let error = move |status: tonic::Status| {
-        RuntimeError::from(CriError::Call {
-            socket: socket.clone(),
-            operation: "Subscribe events".to_owned(),
-            status,
-        })
+    let failed = {
+        let socket = socket.clone();
+        move |status: tonic::Status| {
+            RuntimeError::from(CriError::Call {
+                socket: socket.clone(),
+                operation: "Subscribe events".to_owned(),
+                status,
+            })
+        }
     };
-    let subscribed = async move { client.subscribe(request).await };
+    let subscribed = {
+        let failed = failed.clone();
+        async move {
+            let channel = connect_unix(&socket, CRI_TIMEOUT, None)
+                .await
+                .map_err(|e| RuntimeError::from(CriError::from(e)))?;
+            EventsClient::new(channel)
+                .subscribe(request)
+                .await
+                .map_err(failed)
+        }
+    };
     let events = stream::once(subscribed).flat_map(move |answer| {
-        let error = error.clone();
+        let failed = failed.clone();
         match answer {
             Ok(envelopes) => envelopes
                 .into_inner()
                 .filter_map(move |item| {
-                    let error = error.clone();
+                    let failed = failed.clone();
                     async move {
                         match item {
                             Ok(envelope) => container_event(&envelope).map(Ok),
-                            Err(status) => Some(Err(error(status))),
+                            Err(status) => Some(Err(failed(status))),
                         }
                     }
                 })
                 .boxed(),
-            Err(status) => stream::once(async move { Err(error(status)) }).boxed(),
+            Err(error) => stream::once(async move { Err(error) }).boxed(),
         }
     });
     Box::pin(events)

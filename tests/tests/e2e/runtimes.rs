@@ -312,7 +312,10 @@ fn through_the_cri_allowlist_the_agent_reads_and_a_write_is_refused() -> Result<
     m.fleet
         .wait_for_hosts(&["staging", "production"], REPORT_TIMEOUT)?;
     m.diff_until(&expect(&[]))?;
-    // Its events pass too: a deploy through the node's own socket is seen.
+    // Its events pass too, and the stream outlives the agent's per-call
+    // timeout (10 s; it once cut the subscription, which then fell back to
+    // a full read at each resubscription): a deploy after it is seen.
+    std::thread::sleep(Duration::from_secs(11));
     m.run_on_containerd("web-2b3c", "shop:2", &[])?;
     m.diff_until(&expect(&[
         ("image_digest", "shop/web", ""),
