@@ -323,9 +323,7 @@ pub fn container_from_status(
     key: &FleetKey,
     policy: &ClearEnvPolicy,
 ) -> Option<Container> {
-    let mut labels: HashMap<String, String> = sandbox
-        .map(|s| s.labels.clone().into_iter().collect())
-        .unwrap_or_default();
+    let mut labels: HashMap<String, String> = sandbox.map(|s| s.labels.clone()).unwrap_or_default();
     labels.extend(status.labels.clone());
     let container_name = status
         .metadata
@@ -387,7 +385,7 @@ pub fn container_from_status(
         image_env: protect(&env.image, key, policy),
         injected_env: protect(&env.injected, key, policy),
         runtime: Some(runtime_config(status, info, spec, key)),
-        labels: sorted_labels(&status.labels.clone().into_iter().collect(), |_| true, key),
+        labels: sorted_labels(&status.labels, |_| true, key),
         started_at: (status.started_at > 0).then(|| {
             to_timestamp(
                 std::time::UNIX_EPOCH
