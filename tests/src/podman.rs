@@ -136,6 +136,27 @@ impl PodmanHost {
         })
     }
 
+    /// Stops the API service (SIGTERM) as a restart of it would; the
+    /// containers go on running under conmon. Until
+    /// [`PodmanHost::start_engine`] nothing answers on its socket.
+    pub fn stop_engine(&mut self) -> Result<()> {
+        if let Some(mut service) = self.service.take() {
+            service.stop()?;
+        }
+        Ok(())
+    }
+
+    /// Starts the API service again after [`PodmanHost::stop_engine`].
+    pub fn start_engine(&mut self) -> Result<()> {
+        if self.service.is_some() {
+            return Err(Error::unexpected(
+                format!("start podman {}", self.name),
+                "it is already running; call stop_engine first",
+            ));
+        }
+        self.spawn()
+    }
+
     /// The host's name.
     pub fn name(&self) -> &str {
         &self.name

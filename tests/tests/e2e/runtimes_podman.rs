@@ -58,22 +58,30 @@ fn a_docker_staging_and_a_podman_production_agree_and_drift_is_seen_through_podm
         .registry()
         .start()?;
     let staging = fleet.host("staging");
-    staging.import_image(
-        "shop:1",
-        ImageSpec::new().file("/app/version", "1").env("BAKED", "1"),
-    )?;
-    let image = fleet.registry().push_from(staging, "shop:1")?;
+    let mut images = Vec::new();
+    for version in ["1", "2"] {
+        let tag = format!("shop:{version}");
+        staging.import_image(
+            &tag,
+            ImageSpec::new()
+                .file("/app/version", version)
+                .env("BAKED", "1"),
+        )?;
+        images.push(fleet.registry().push_from(staging, &tag)?);
+    }
     // Dropped before the fleet: it lives in the fleet's dir.
-    let podman: PodmanHost = fleet.start_podman("production")?;
-    podman.pull(&image)?;
-    let web = |level: &str| {
-        Run::new(&image)
-            .name("web-1")
+    let mut podman: PodmanHost = fleet.start_podman("production")?;
+    for image in &images {
+        podman.pull(image)?;
+    }
+    let web = |image: &str, name: &str, level: &str| {
+        Run::new(image)
+            .name(name)
             .label("envparity.service", "shop/web")
             .env("LOG_LEVEL", level)
     };
-    staging.run(web("info"))?;
-    podman.run(web("info"))?;
+    staging.run(web(&images[0], "web-1", "info"))?;
+    podman.run(web(&images[0], "web-1", "info"))?;
 
     let _aggregator = fleet.start_aggregator()?;
     let _staging = fleet.start_agent(staging)?;
@@ -100,7 +108,22 @@ fn a_docker_staging_and_a_podman_production_agree_and_drift_is_seen_through_podm
 
     // Redeployed with another value: found, through Podman's events.
     podman.rm("web-1")?;
-    podman.run(web("debug"))?;
+    podman.run(web(&images[0], "web-1", "debug"))?;
     diff_until(&fleet, &expect(&[("env_value", "shop/web", "LOG_LEVEL")]))?;
+
+    // The API service restarts (the containers run on under conmon); a
+    // second replica on other content after it is seen: digest and
+    // replica drift.
+    podman.stop_engine()?;
+    podman.start_engine()?;
+    podman.run(web(&images[1], "web-2", "debug"))?;
+    diff_until(
+        &fleet,
+        &expect(&[
+            ("env_value", "shop/web", "LOG_LEVEL"),
+            ("image_digest", "shop/web", ""),
+            ("replica_drift", "shop/web", "image"),
+        ]),
+    )?;
     Ok(())
 }
