@@ -11,7 +11,11 @@ set -euo pipefail
 
 # Package -> why the project needs it.
 packages=(
-  docker.io        # dockerd + client (+ containerd, runc): the e2e test hosts
+  docker.io        # dockerd + client (+ containerd, ctr, runc): the e2e test hosts and the scratch containerd (CRI) nodes
+  podman           # a scratch Podman service (Docker-compatible API) in the runtimes e2e tests
+  conmon           # Podman's container monitor
+  catatonit        # Podman's init
+  golang-github-containers-common  # Podman's default configuration files
   docker-registry  # registry:2 as a plain process: images shared between hosts
   busybox-static   # the only binary inside the test images
   prometheus-alertmanager  # a real Alertmanager for the alerting e2e tests
@@ -38,7 +42,9 @@ tools=(
   /usr/sbin/dockerd
   /usr/bin/docker
   /usr/bin/containerd
+  /usr/bin/ctr
   /usr/bin/runc
+  /usr/bin/podman
   /usr/bin/docker-registry
   /bin/busybox
   /bin/tar
@@ -110,4 +116,6 @@ fi
 say "cargo: $(cargo --version)"
 say "dockerd: $(/usr/sbin/dockerd --version)"
 say "docker-registry: $(/usr/bin/docker-registry --version 2>&1 | head -n 1)"
+say "containerd: $(/usr/bin/containerd --version)"
+say "podman: $(/usr/bin/podman --version)"
 say "ready"

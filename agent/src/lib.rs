@@ -2,8 +2,8 @@
 //! there to the envparity aggregator.
 //!
 //! The flow, from the top: [`config`] resolves flags, environment and file;
-//! [`run`] drives the loop; [`collect`] reads the host and the engine into a
-//! `HostSnapshot`, using [`identity`] to name services, [`envsplit`] to
+//! [`run`] drives the loop; [`collect`] reads the host and the container
+//! runtime ([`runtime`]: Docker, Podman or containerd) into a `HostSnapshot`, using [`identity`] to name services, [`envsplit`] to
 //! separate explicit env from the image's, [`fingerprint`], [`clear_env`] and
 //! [`secrets`] to protect values; [`report`] sends snapshots and heartbeats; [`metrics`]
 //! counts what it does.
@@ -22,6 +22,7 @@ pub mod machine;
 pub mod metrics;
 pub mod report;
 pub mod run;
+pub mod runtime;
 pub mod secrets;
 
 pub use config::Config;

@@ -207,6 +207,8 @@ fn fix_container(c: &mut Container) -> Vec<String> {
     fix_env(&mut c.explicit_env, MAX_ENV_ENTRIES, "explicit", &mut cuts);
     let room = MAX_ENV_ENTRIES - c.explicit_env.len();
     fix_env(&mut c.image_env, room, "image", &mut cuts);
+    let room = room - c.image_env.len();
+    fix_env(&mut c.injected_env, room, "injected", &mut cuts);
     cuts
 }
 
@@ -362,6 +364,11 @@ fn shrink(c: &mut Container, budget: usize) -> Option<String> {
             gave_up.push(format!("{n} {what}"));
         }
     };
+    let mut n = 0;
+    while over(c) && c.injected_env.pop().is_some() {
+        n += 1;
+    }
+    count(n, "injected env entr(ies) dropped");
     let mut n = 0;
     for l in &mut c.labels {
         n += usize::from(shortened(&mut l.value, SHORT));

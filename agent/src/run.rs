@@ -19,13 +19,14 @@ use prost::Message;
 use tokio::time::{Instant, sleep, sleep_until};
 use tracing::{debug, error, info, warn};
 
-use crate::collect::changes::Changes;
-use crate::collect::docker::{DockerEngine, EngineError, EventStream};
 use crate::collect::{Collector, SnapshotHeader, new_boot_id};
 use crate::config::Config;
 use crate::journal::{EntryKey, Journal, JournalError};
 use crate::metrics::{Metrics, Sent};
 use crate::report::{Backoff, ReportError, Reporter};
+use crate::runtime::changes::{Changes, ContainerEvent};
+use crate::runtime::detect::{self, Target};
+use crate::runtime::{ContainerRuntime, EventStream, RuntimeError};
 
 /// How long to wait after an engine event before collecting, so a burst
 /// (`docker compose up` starting ten containers) costs one collection and
@@ -64,11 +65,11 @@ pub enum RunError {
     /// `--once` reported the engine as unreachable (so the aggregator knows),
     /// but a one-shot run that could not read its engine has failed.
     #[error(
-        "Docker engine at {docker_host} is unreachable; reported the host as engine_unreachable"
+        "container engine at {runtime} is unreachable; reported the host as engine_unreachable"
     )]
     EngineUnreachable {
-        /// The engine address.
-        docker_host: String,
+        /// Where the runtime was looked for.
+        runtime: String,
     },
 }
 
@@ -80,7 +81,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         host_id = %config.host_id,
         environment = %config.environment,
         aggregator = %config.aggregator,
-        docker_host = %config.docker_host,
+        runtime = %config.runtime_target().describe(),
         key_id = %config.fingerprint_key_id,
         clear_env_patterns = config.clear_env.patterns().len(),
         version = env!("CARGO_PKG_VERSION"),
@@ -142,8 +143,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let mut shutdown = std::pin::pin!(shutdown);
 
     if config.once {
+        let runtime = config.runtime_target().describe();
         return tokio::select! {
-            result = agent.once(&config.docker_host) => result,
+            result = agent.once(&runtime) => result,
             () = &mut shutdown => Ok(()),
         };
     }
@@ -489,7 +491,7 @@ impl Agent {
     }
 
     /// `--once`: collect, push with a few retries.
-    async fn once(&mut self, docker_host: &str) -> Result<(), RunError> {
+    async fn once(&mut self, runtime: &str) -> Result<(), RunError> {
         self.collect(None).await;
         let engine_lost = self
             .current
@@ -507,7 +509,7 @@ impl Agent {
                 }
                 Ok(()) if engine_lost => {
                     return Err(RunError::EngineUnreachable {
-                        docker_host: docker_host.to_owned(),
+                        runtime: runtime.to_owned(),
                     });
                 }
                 Ok(()) => return Ok(()),
@@ -562,7 +564,7 @@ fn short(hash: &str) -> &str {
 #[derive(Debug)]
 enum Wake {
     /// An item (or the end) of the engine event stream.
-    Event(Option<Result<bollard::models::EventMessage, EngineError>>),
+    Event(Option<Result<ContainerEvent, RuntimeError>>),
     /// Time to (re)subscribe to engine events.
     Subscribe,
     /// The debounce after an event elapsed, or a collection was requested.
@@ -579,7 +581,7 @@ enum Wake {
 /// The daemon loop's timers and event subscription.
 struct Watch {
     agent: Agent,
-    docker_host: String,
+    target: Target,
     heartbeat_interval: Duration,
     resync_interval: Duration,
     events: Option<EventStream>,
@@ -612,7 +614,7 @@ impl Watch {
         let now = Instant::now();
         Self {
             agent,
-            docker_host: config.docker_host.clone(),
+            target: config.runtime_target(),
             heartbeat_interval: config.heartbeat_interval,
             resync_interval: config.resync_interval,
             events: None,
@@ -655,10 +657,7 @@ impl Watch {
             Wake::Event(Some(Ok(event))) => {
                 self.events_backoff.reset();
                 self.agent.metrics.event();
-                debug!(
-                    action = event.action.as_deref().unwrap_or_default(),
-                    "container event"
-                );
+                debug!(action = %event.action, "container event");
                 if !self.changes.note(&event) {
                     self.collect_all = true;
                 }
@@ -666,31 +665,41 @@ impl Watch {
             }
             Wake::Event(Some(Err(error))) => {
                 let delay = self.events_backoff.next_delay();
-                warn!(docker_host = %self.docker_host, %error, retry_in = ?delay, "container event stream failed; resubscribing");
+                warn!(runtime = %self.target.describe(), %error, retry_in = ?delay, "container event stream failed; resubscribing");
                 self.events = None;
                 self.subscribe_at = Some(now + delay);
             }
             Wake::Event(None) => {
                 let delay = self.events_backoff.next_delay();
-                warn!(docker_host = %self.docker_host, retry_in = ?delay, "container event stream ended; resubscribing");
+                warn!(runtime = %self.target.describe(), retry_in = ?delay, "container event stream ended; resubscribing");
                 self.events = None;
                 self.subscribe_at = Some(now + delay);
             }
             Wake::Subscribe => {
                 self.subscribe_at = None;
-                match DockerEngine::connect(&self.docker_host).await {
+                // The collector pins the runtime auto-detection found.
+                self.target = self.agent.collector.target().clone();
+                match detect::connect(&self.target).await {
                     Ok(engine) => {
                         // A second back covers clock granularity: replayed
                         // duplicates only cost a collection.
                         let since = SystemTime::now() - Duration::from_secs(1);
-                        self.events = Some(engine.container_events(since));
-                        debug!(docker_host = %self.docker_host, "watching container events");
+                        self.events = engine.events(since);
+                        if self.events.is_some() {
+                            debug!(runtime = %engine.kind(), "watching container events");
+                        } else {
+                            info!(
+                                runtime = %engine.kind(),
+                                resync = ?self.resync_interval,
+                                "this runtime has no event stream: changes are seen at each resync"
+                            );
+                        }
                     }
                     Err(error) => {
                         // The collection below reports the outage; this is
                         // the same cause seen a second time.
                         let delay = self.events_backoff.next_delay();
-                        debug!(docker_host = %self.docker_host, %error, retry_in = ?delay, "cannot watch container events");
+                        debug!(runtime = %self.target.describe(), %error, retry_in = ?delay, "cannot watch container events");
                         self.subscribe_at = Some(now + delay);
                     }
                 }

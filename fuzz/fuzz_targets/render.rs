@@ -179,6 +179,7 @@ fn hosts(g: &mut Gen<'_, '_>) -> Result<v1::ListHostsResponse> {
                 os_type: g.s()?,
                 architecture: g.s()?,
                 kernel_version: g.loose()?,
+                runtime: String::new(),
             }),
             state: g.i()?,
             last_seen: g.ts()?,

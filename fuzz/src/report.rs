@@ -138,6 +138,7 @@ pub fn host(host_id: &str, environment: &str, containers: Vec<Container>) -> Hos
             os_type: "linux".to_owned(),
             architecture: "x86_64".to_owned(),
             kernel_version: "6.1.0-18-amd64".to_owned(),
+            runtime: "docker".to_owned(),
         })
         .engine_state(EngineState::Ok)
         .containers(containers)
@@ -365,6 +366,9 @@ impl FuzzContainer {
             }),
             explicit_env: self.explicit_env.iter().map(FuzzEnv::resolve).collect(),
             image_env: self.image_env.iter().map(FuzzEnv::resolve).collect(),
+            // Never read by the aggregator (never compared); hostile bytes
+            // in it only travel with the snapshot.
+            injected_env: Vec::new(),
             runtime: self.runtime.as_ref().map(FuzzRuntime::resolve),
             labels: self.labels.iter().map(FuzzLabel::resolve).collect(),
             started_at: self.started_at.as_ref().map(Time::resolve),
@@ -428,6 +432,7 @@ impl FuzzReport {
                 os_type: fact(12),
                 architecture: fact(13),
                 kernel_version: fact(14),
+                runtime: String::new(),
             }),
             engine_state: self.engine_state,
             containers: self.containers.iter().map(FuzzContainer::resolve).collect(),

@@ -20,7 +20,10 @@ pub const DEFAULT_HEARTBEAT: &str = "1s";
 #[must_use]
 pub struct AgentBuilder<'f> {
     fleet: &'f Fleet,
-    host: &'f DockerHost,
+    /// The host's name (its certificate is `agent-<name>`).
+    host_name: String,
+    /// The host's engine address (`--docker-host`).
+    host_engine: String,
     environment: String,
     host_id: String,
     heartbeat: String,
@@ -35,13 +38,20 @@ pub struct AgentBuilder<'f> {
 
 impl<'f> AgentBuilder<'f> {
     pub(crate) fn new(fleet: &'f Fleet, host: &'f DockerHost) -> Self {
+        Self::named(fleet, host.name(), host.docker_host(), Vec::new())
+    }
+
+    /// An agent for the host `name` whose engine is at `engine`, with
+    /// `args` (e.g. `--runtime containerd`).
+    pub(crate) fn named(fleet: &'f Fleet, name: &str, engine: String, args: Vec<String>) -> Self {
         Self {
             fleet,
-            host,
-            environment: host.name().to_owned(),
-            host_id: host.name().to_owned(),
+            host_name: name.to_owned(),
+            host_engine: engine,
+            environment: name.to_owned(),
+            host_id: name.to_owned(),
             heartbeat: DEFAULT_HEARTBEAT.to_owned(),
-            args: Vec::new(),
+            args,
             without_certificate: false,
             envs: Vec::new(),
             aggregator: None,
@@ -145,7 +155,7 @@ impl<'f> AgentBuilder<'f> {
             tls.push(pki.join("ca.pem").display().to_string());
             if !self.without_certificate {
                 let cert = |suffix: &str| {
-                    pki.join(format!("agent-{}{suffix}", self.host.name()))
+                    pki.join(format!("agent-{}{suffix}", self.host_name))
                         .display()
                         .to_string()
                 };
@@ -170,7 +180,7 @@ impl<'f> AgentBuilder<'f> {
             .arg(
                 self.docker_host
                     .clone()
-                    .unwrap_or_else(|| self.host.docker_host()),
+                    .unwrap_or_else(|| self.host_engine.clone()),
             )
             .arg("--fingerprint-key-file")
             .arg(

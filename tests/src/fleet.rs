@@ -242,6 +242,56 @@ impl Fleet {
         self.agent(host).start()
     }
 
+    /// Starts a containerd node `name` in the fleet's dir, pulling from the
+    /// fleet's registry, its pause image built on the fleet's first Docker
+    /// host. Give the fleet `.identity(name)` for its agent's certificate.
+    pub fn start_containerd(&self, name: &str) -> Result<crate::ContainerdHost> {
+        let builder = self.hosts.first().ok_or_else(|| {
+            Error::unexpected(
+                format!("start containerd {name}"),
+                "the fleet has no Docker host to build the pause image on",
+            )
+        })?;
+        crate::ContainerdHost::start_in(self.dir(), name, &self.registry().address(), builder)
+    }
+
+    /// Describes an agent reading `node`'s CRI: `--runtime-socket` only,
+    /// so `--runtime auto` must tell it is a CRI.
+    pub fn containerd_agent<'f>(&'f self, node: &crate::ContainerdHost) -> AgentBuilder<'f> {
+        self.cri_agent(node, node.socket())
+    }
+
+    /// Describes an agent reading `node`'s CRI through `socket` (e.g. a
+    /// [`crate::CriReadOnlyProxy`]).
+    pub fn cri_agent<'f>(
+        &'f self,
+        node: &crate::ContainerdHost,
+        socket: &Path,
+    ) -> AgentBuilder<'f> {
+        let socket = socket.display().to_string();
+        // No Docker engine there: --docker-host must not be what is read.
+        let nowhere = format!("unix://{socket}.no-docker");
+        AgentBuilder::named(
+            self,
+            node.name(),
+            nowhere,
+            vec!["--runtime-socket".to_owned(), socket],
+        )
+    }
+
+    /// Starts a Podman host `name` in the fleet's dir, pulling from the
+    /// fleet's registry. Give the fleet `.identity(name)` for its agent's
+    /// certificate.
+    pub fn start_podman(&self, name: &str) -> Result<crate::PodmanHost> {
+        crate::PodmanHost::start_in(self.dir(), name, &self.registry().address())
+    }
+
+    /// Describes an agent watching `host`'s Docker-compatible socket with
+    /// `--runtime auto`, which must tell it is Podman.
+    pub fn podman_agent<'f>(&'f self, host: &crate::PodmanHost) -> AgentBuilder<'f> {
+        AgentBuilder::named(self, host.name(), host.docker_host(), Vec::new())
+    }
+
     /// Runs `envparity --server URL -o json ARGS…` against the aggregator
     /// (with the `cli` query certificate when it serves TLS).
     pub fn cli(&self, args: &[&str]) -> Result<CliOutput> {

@@ -184,6 +184,7 @@ impl Shape {
                 os_type: "linux".to_owned(),
                 architecture: "x86_64".to_owned(),
                 kernel_version: kernel,
+                runtime: "docker".to_owned(),
             })
             .engine_state(EngineState::Ok)
             .containers(containers)

@@ -21,6 +21,10 @@ mod e2e {
     mod parity;
     /// Outages, crashes, engine restarts, duplicates: nothing acknowledged is lost.
     mod reliability;
+    /// containerd (through the CRI) beside Docker: one fleet, the same verdicts.
+    mod runtimes;
+    /// Podman (through its Docker-compatible API) beside Docker.
+    mod runtimes_podman;
     /// TLS, host identity and query authorization.
     mod security;
 }

@@ -1,9 +1,6 @@
-//! Collecting a host snapshot: host facts, engine facts and containers.
+//! Collecting a host snapshot: host facts, engine facts and containers,
+//! from whichever container runtime the host runs ([`crate::runtime`]).
 
-pub mod changes;
-pub mod docker;
-pub mod engine_http;
-pub mod framing;
 pub mod host;
 
 use std::collections::BTreeMap;
@@ -21,10 +18,9 @@ use crate::config::Config;
 use crate::fingerprint::FleetKey;
 use crate::limit::Cut;
 
-use self::changes::Changes;
-use self::docker::{
-    DockerEngine, EngineError, collect_containers, collect_engine_facts, refresh_containers,
-};
+use crate::runtime::changes::Changes;
+use crate::runtime::detect::{self, Target};
+use crate::runtime::{ContainerRuntime, Runtime, RuntimeError};
 
 /// The part of every snapshot that does not come from observation: who
 /// reports, for which environment, under which key.
@@ -72,7 +68,7 @@ pub fn new_boot_id() -> String {
 }
 
 /// What the engine said, or why it could not be read.
-pub type EngineReading = Result<(EngineFacts, Vec<Container>), EngineError>;
+pub type EngineReading = Result<(EngineFacts, Vec<Container>), RuntimeError>;
 
 /// Assembles a snapshot, cuts it down to the aggregator's limits
 /// ([`crate::limit`]) and stamps its content hash. `sequence` is left at 0:
@@ -119,8 +115,8 @@ pub fn build_snapshot(
 /// reads only the containers the event named ([`Collector::collect`]).
 #[derive(Debug)]
 pub struct Collector {
-    docker_host: String,
-    engine: Option<DockerEngine>,
+    target: Target,
+    engine: Option<Runtime>,
     host_root: PathBuf,
     key: FleetKey,
     policy: ClearEnvPolicy,
@@ -148,7 +144,7 @@ impl Collector {
     /// A collector for `config`; connects to the engine on first use.
     pub fn new(config: &Config, header: SnapshotHeader) -> Self {
         Self {
-            docker_host: config.docker_host.clone(),
+            target: config.runtime_target(),
             engine: None,
             host_root: config.host_root.clone(),
             key: config.fingerprint_key.clone(),
@@ -158,6 +154,11 @@ impl Collector {
             last: None,
             cuts: Vec::new(),
         }
+    }
+
+    /// Where the runtime is looked for.
+    pub fn target(&self) -> &Target {
+        &self.target
     }
 
     /// The snapshot header this collector stamps on every snapshot.
@@ -174,17 +175,18 @@ impl Collector {
     /// engine was unreachable) or when reading the changes fails.
     pub async fn collect(&mut self, changes: Option<&Changes>) -> HostSnapshot {
         let reading = self.read_engine(changes).await;
+        let runtime = self.target.describe();
         match (&reading, self.engine_was_ok) {
             (Err(error), Some(true) | None) => tracing::warn!(
-                docker_host = %self.docker_host,
+                %runtime,
                 %error,
                 "container engine unreachable; reporting it as such until it answers"
             ),
             (Err(error), Some(false)) => {
-                tracing::debug!(docker_host = %self.docker_host, %error, "container engine still unreachable");
+                tracing::debug!(%runtime, %error, "container engine still unreachable");
             }
             (Ok(_), Some(false)) => {
-                tracing::info!(docker_host = %self.docker_host, "container engine reachable again");
+                tracing::info!(%runtime, "container engine reachable again");
             }
             (Ok(_), _) => {}
         }
@@ -209,19 +211,23 @@ impl Collector {
     async fn read_engine(&mut self, changes: Option<&Changes>) -> EngineReading {
         let engine = match &self.engine {
             Some(engine) => engine,
-            None => self
-                .engine
-                .insert(DockerEngine::connect(&self.docker_host).await?),
+            None => {
+                let engine = detect::connect(&self.target).await?;
+                if self.target.choice == detect::RuntimeChoice::Auto {
+                    tracing::info!(
+                        runtime = %engine.kind(),
+                        address = %engine.address(),
+                        "container runtime detected; keeping to it"
+                    );
+                    self.target = self.target.pinned(&engine);
+                }
+                self.engine.insert(engine)
+            }
         };
         if let (Some(changes), Some(last)) = (changes, &mut self.last) {
-            match refresh_containers(
-                engine,
-                &mut last.containers,
-                changes,
-                &self.key,
-                &self.policy,
-            )
-            .await
+            match engine
+                .refresh(&mut last.containers, changes, &self.key, &self.policy)
+                .await
             {
                 Ok(()) => {
                     return Ok((
@@ -230,15 +236,15 @@ impl Collector {
                     ));
                 }
                 Err(error) => tracing::debug!(
-                    docker_host = %self.docker_host,
+                    runtime = %engine.kind(),
                     %error,
                     "cannot read the changed containers; reading them all"
                 ),
             }
         }
         self.last = None;
-        let facts = collect_engine_facts(engine).await?;
-        let containers = collect_containers(engine, &self.key, &self.policy).await?;
+        let facts = engine.engine_facts().await?;
+        let containers = engine.collect(&self.key, &self.policy).await?;
         self.last = Some(Reading {
             facts: facts.clone(),
             containers: containers
@@ -271,10 +277,12 @@ mod tests {
     }
 
     fn unreachable() -> EngineReading {
-        Err(EngineError {
+        Err(RuntimeError::Docker(crate::runtime::docker::EngineError {
             operation: "connect".into(),
-            error: engine_http::HttpError::Connection("connect to /nope: not found".into()),
-        })
+            error: crate::runtime::engine_http::HttpError::Connection(
+                "connect to /nope: not found".into(),
+            ),
+        }))
     }
 
     #[test]

@@ -141,6 +141,10 @@ pub struct Config {
     pub host_id: String,
     /// Engine address.
     pub docker_host: String,
+    /// Which runtime to read (`--runtime`).
+    pub runtime: crate::runtime::detect::RuntimeChoice,
+    /// The runtime's socket (`--runtime-socket`).
+    pub runtime_socket: Option<PathBuf>,
     /// Host labels, sorted by key, keys unique.
     pub labels: Vec<(String, String)>,
     /// The fleet key (redacted in `Debug`).
@@ -212,6 +216,12 @@ impl Config {
             }
         };
         let docker_host = sources.value(&s::DOCKER_HOST)?.value;
+        let runtime = sources
+            .value(&s::RUNTIME)?
+            .value
+            .parse()
+            .unwrap_or_default();
+        let runtime_socket = sources.get(&s::RUNTIME_SOCKET)?.map(|p| p.value);
         let labels = sources.value(&s::LABELS)?.value;
         let fingerprint_key_file = sources.value(&s::FINGERPRINT_KEY_FILE)?.value;
         let fingerprint_key = FleetKey::load(&fingerprint_key_file)?;
@@ -263,6 +273,8 @@ impl Config {
             environment,
             host_id,
             docker_host,
+            runtime,
+            runtime_socket,
             labels,
             fingerprint_key,
             fingerprint_key_id,
@@ -279,6 +291,17 @@ impl Config {
             journal_max_bytes,
         };
         Ok(Checked { config, report })
+    }
+}
+
+impl Config {
+    /// Where to look for the container runtime.
+    pub fn runtime_target(&self) -> crate::runtime::detect::Target {
+        crate::runtime::detect::Target {
+            choice: self.runtime,
+            docker_host: self.docker_host.clone(),
+            socket: self.runtime_socket.clone(),
+        }
     }
 }
 

@@ -17,7 +17,7 @@ use toml::de::ValueDeserializer;
 /// Default aggregator address.
 pub const DEFAULT_AGGREGATOR: &str = "https://127.0.0.1:7600";
 /// Default engine address when neither `--docker-host` nor `DOCKER_HOST` is set.
-pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
+pub const DEFAULT_DOCKER_HOST: &str = crate::runtime::detect::DOCKER_SOCKET;
 /// Default heartbeat interval.
 pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(15);
 /// Default full-resync interval.
@@ -69,6 +69,25 @@ envparity_settings::declare! {
         .check(docker_host)
         .help("Docker engine address: unix:///path/to/docker.sock, tcp://host:port or \
                http://host:port.");
+    /// `--runtime`.
+    pub RUNTIME: Setting<String> = Setting::new("runtime", parse::text)
+        .flag("runtime")
+        .var("ENVPARITY_RUNTIME")
+        .value_name("NAME")
+        .default(|| "auto".to_owned())
+        .check(runtime_name)
+        .help("Container runtime to read: auto, docker, podman or containerd (through the \
+               CRI). auto reads what answers at --runtime-socket or at a --docker-host set \
+               to other than the default; with neither, the first of Docker's, \
+               containerd's and Podman's well-known sockets that answers (docs/runtimes.md).");
+    /// `--runtime-socket`.
+    pub RUNTIME_SOCKET: Setting<PathBuf> = Setting::path("runtime_socket")
+        .flag("runtime-socket")
+        .var("ENVPARITY_RUNTIME_SOCKET")
+        .value_name("PATH")
+        .default_text("the runtime's well-known socket")
+        .help("Unix socket of the runtime: containerd's CRI socket, or Podman's or Docker's \
+               API socket (then it wins over --docker-host).");
     /// `--label`.
     pub LABELS: List<(String, String)> = Setting::list("labels", parse_label)
         .flag("label")
@@ -309,6 +328,11 @@ fn docker_host(url: String) -> Result<String, String> {
             "invalid docker host {url:?}: use unix:///absolute/path, tcp://host:port or http://host:port"
         ))
     }
+}
+
+fn runtime_name(name: String) -> Result<String, String> {
+    name.parse::<crate::runtime::detect::RuntimeChoice>()?;
+    Ok(name)
 }
 
 fn clear_env_patterns(patterns: Vec<String>) -> Result<Vec<String>, String> {

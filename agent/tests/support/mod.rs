@@ -32,6 +32,8 @@ pub fn config(aggregator: &str, docker_host: &str) -> Config {
         environment: ENVIRONMENT.to_owned(),
         host_id: HOST_ID.to_owned(),
         docker_host: docker_host.to_owned(),
+        runtime: envparity_agent::runtime::detect::RuntimeChoice::Auto,
+        runtime_socket: None,
         labels: vec![("region".to_owned(), "eu".to_owned())],
         fingerprint_key: fleet_key(),
         fingerprint_key_id: "ktest".to_owned(),

@@ -128,6 +128,12 @@ pub struct EngineFacts {
     /// The kernel version as the engine reports it.
     #[prost(string, tag = "9")]
     pub kernel_version: ::prost::alloc::string::String,
+    /// Which container runtime the agent read: `docker`, `podman` or
+    /// `containerd` (through the CRI). Empty from agents older than runtimes.
+    /// For `containerd`, `server_version` is the runtime's version, `api_version`
+    /// the CRI version and `storage_driver` the snapshotter.
+    #[prost(string, tag = "10")]
+    pub runtime: ::prost::alloc::string::String,
 }
 /// One running container.
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -168,6 +174,12 @@ pub struct Container {
     /// `container_unreportable` finding for each container with cuts.
     #[prost(string, repeated, tag = "10")]
     pub cut: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// Env entries the engine or the orchestrator injected by itself, never
+    /// compared: `HOSTNAME` and `container` (Podman, CRI runtimes), Podman's
+    /// default `PATH` and `TERM`, Kubernetes' service-link variables. Sorted by
+    /// name. Not part of `explicit_env`; empty from older agents.
+    #[prost(message, repeated, tag = "11")]
+    pub injected_env: ::prost::alloc::vec::Vec<EnvVar>,
 }
 /// Which service a container belongs to, and how that was decided.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]

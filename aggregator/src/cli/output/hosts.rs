@@ -66,6 +66,8 @@ pub struct EngineFacts {
     pub operating_system: String,
     pub os_type: String,
     pub architecture: String,
+    /// `docker`, `podman` or `containerd`; empty from older agents.
+    pub runtime: String,
 }
 
 impl Hosts {
@@ -115,6 +117,7 @@ impl Hosts {
                                 operating_system: e.operating_system.clone(),
                                 os_type: e.os_type.clone(),
                                 architecture: e.architecture.clone(),
+                                runtime: e.runtime.clone(),
                             }
                         }),
                     }

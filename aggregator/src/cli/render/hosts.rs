@@ -44,7 +44,12 @@ impl Out {
                 format!("{} {}", h.host.os_id, h.host.os_version)
                     .trim()
                     .to_owned(),
-                h.engine.server_version.clone(),
+                // The runtime named unless it is Docker (or unknown: an
+                // agent from before runtimes), so Docker rows read as before.
+                match h.engine.runtime.as_str() {
+                    "" | "docker" => h.engine.server_version.clone(),
+                    runtime => format!("{runtime} {}", h.engine.server_version),
+                },
             ];
             if self.wide() {
                 row.extend([

@@ -1,4 +1,4 @@
-//! Which containers the engine's events named since the last collection.
+//! Which containers the runtime's events named since the last collection.
 //!
 //! A collection after an event only needs to read the containers the event
 //! names: inspecting every container after every `docker run` made the
@@ -9,16 +9,30 @@
 
 use std::collections::BTreeMap;
 
-use bollard::models::EventMessage;
-
 /// What to do about one container at the next collection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
     /// Read it again: it started, stopped, was renamed, paused, updated…
     /// Whether it is still reported is up to what the engine says then.
     Inspect,
-    /// It no longer exists (`destroy`): drop it without asking.
+    /// It no longer exists (Docker's `destroy`, Podman's `remove`,
+    /// containerd's `/containers/delete`): drop it without asking.
     Remove,
+}
+
+/// One runtime event about a container, in the same terms for every
+/// runtime.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerEvent {
+    /// The container it names; `None` or empty when it names none (an
+    /// event the agent could not read), which makes the agent read every
+    /// container again.
+    pub id: Option<String>,
+    /// The runtime's word for what happened (`start`, `/tasks/exit`, …),
+    /// for logs.
+    pub action: String,
+    /// Whether the container is gone for good.
+    pub removed: bool,
 }
 
 /// The containers named by engine events since the last collection, each
@@ -31,18 +45,14 @@ pub struct Changes {
 impl Changes {
     /// Notes `event`. Returns `false` when the event names no container, so
     /// the caller cannot know what changed and must read everything.
-    pub fn note(&mut self, event: &EventMessage) -> bool {
-        let Some(id) = event
-            .actor
-            .as_ref()
-            .and_then(|a| a.id.as_deref())
-            .filter(|id| !id.is_empty())
-        else {
+    pub fn note(&mut self, event: &ContainerEvent) -> bool {
+        let Some(id) = event.id.as_deref().filter(|id| !id.is_empty()) else {
             return false;
         };
-        let change = match event.action.as_deref() {
-            Some("destroy") => Change::Remove,
-            _ => Change::Inspect,
+        let change = if event.removed {
+            Change::Remove
+        } else {
+            Change::Inspect
         };
         // The latest event wins: the engine emits one after each change of
         // state, so what it says last is what the container is now.
@@ -88,18 +98,13 @@ impl<S: Into<String>> FromIterator<(S, Change)> for Changes {
 
 #[cfg(test)]
 mod tests {
-    use bollard::models::EventActor;
-
     use super::*;
 
-    fn event(action: &str, id: Option<&str>) -> EventMessage {
-        EventMessage {
-            action: Some(action.to_owned()),
-            actor: Some(EventActor {
-                id: id.map(str::to_owned),
-                attributes: None,
-            }),
-            ..Default::default()
+    fn event(action: &str, id: Option<&str>) -> ContainerEvent {
+        ContainerEvent {
+            id: id.map(str::to_owned),
+            action: action.to_owned(),
+            removed: action == "destroy",
         }
     }
 
@@ -123,7 +128,7 @@ mod tests {
         let mut changes = Changes::default();
         assert!(!changes.note(&event("start", None)));
         assert!(!changes.note(&event("start", Some(""))));
-        assert!(!changes.note(&EventMessage::default()));
+        assert!(!changes.note(&ContainerEvent::default()));
         assert!(changes.is_empty());
     }
 }

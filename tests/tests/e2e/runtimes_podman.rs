@@ -1,0 +1,129 @@
+//! Podman beside Docker, end to end: a real scratch Podman service read by a
+//! real `envparity-agent` through its Docker-compatible socket, which the
+//! agent must recognise as Podman by itself (`--runtime auto`). Staging runs
+//! on Docker, production on Podman, the same images from one registry.
+
+use std::time::Duration;
+
+use envparity_tests::answer::{Findings, Hosts};
+use envparity_tests::{CliOutput, Fleet, ImageSpec, PodmanHost, Result, Run};
+
+/// Agents register and report within this time on a loaded 2-core CI
+/// machine; less than the agents' resync interval (1 min), so a change seen
+/// in time was seen through Podman's events.
+const REPORT_TIMEOUT: Duration = Duration::from_secs(30);
+
+type Finding = (String, String, String);
+
+/// `(kind, service, key)` of every finding, sorted; `None` when the output
+/// is no list of findings (yet).
+fn findings(out: &CliOutput) -> Option<Vec<Finding>> {
+    let mut found: Vec<Finding> = out
+        .try_answer::<Findings>()?
+        .findings
+        .into_iter()
+        .map(|f| (f.kind, f.service, f.key))
+        .collect();
+    found.sort();
+    Some(found)
+}
+
+/// Podman's engine version differs from Docker's, and says so; then
+/// `service_findings`.
+fn expect(service_findings: &[(&str, &str, &str)]) -> Vec<Finding> {
+    let mut all: Vec<Finding> = [("engine_version", "", "")]
+        .iter()
+        .chain(service_findings)
+        .map(|(k, s, key)| ((*k).to_owned(), (*s).to_owned(), (*key).to_owned()))
+        .collect();
+    all.sort();
+    all
+}
+
+fn diff_until(fleet: &Fleet, expected: &[Finding]) -> Result<CliOutput> {
+    fleet.cli_until(
+        REPORT_TIMEOUT,
+        &format!("the findings {expected:?}"),
+        &["diff", "staging", "production"],
+        |out| findings(out).as_deref() == Some(expected),
+    )
+}
+
+#[test]
+fn a_docker_staging_and_a_podman_production_agree_and_drift_is_seen_through_podman_events()
+-> Result<()> {
+    let fleet = Fleet::builder()
+        .host("staging")
+        .identity("production")
+        .registry()
+        .start()?;
+    let staging = fleet.host("staging");
+    let mut images = Vec::new();
+    for version in ["1", "2"] {
+        let tag = format!("shop:{version}");
+        staging.import_image(
+            &tag,
+            ImageSpec::new()
+                .file("/app/version", version)
+                .env("BAKED", "1"),
+        )?;
+        images.push(fleet.registry().push_from(staging, &tag)?);
+    }
+    // Dropped before the fleet: it lives in the fleet's dir.
+    let mut podman: PodmanHost = fleet.start_podman("production")?;
+    for image in &images {
+        podman.pull(image)?;
+    }
+    let web = |image: &str, name: &str, level: &str| {
+        Run::new(image)
+            .name(name)
+            .label("envparity.service", "shop/web")
+            .env("LOG_LEVEL", level)
+    };
+    staging.run(web(&images[0], "web-1", "info"))?;
+    podman.run(web(&images[0], "web-1", "info"))?;
+
+    let _aggregator = fleet.start_aggregator()?;
+    let _staging = fleet.start_agent(staging)?;
+    let production = fleet.podman_agent(&podman).start()?;
+    fleet.wait_for_hosts(&["staging", "production"], REPORT_TIMEOUT)?;
+
+    // Same digest, same explicit env, same settings: Podman's container,
+    // HOSTNAME, PATH and TERM are injected, its working directory `/` is
+    // Docker's none.
+    diff_until(&fleet, &expect(&[]))?;
+    let hosts = fleet.cli(&["hosts"])?;
+    let runtime = hosts
+        .answer::<Hosts>()
+        .hosts
+        .into_iter()
+        .find(|h| h.host_id == "production")
+        .and_then(|h| h.engine.get("runtime").cloned());
+    assert_eq!(runtime.as_deref(), Some("podman"), "{hosts}");
+    assert!(
+        production.log().contains("runtime=podman"),
+        "auto-detection did not say it found Podman: {}",
+        production.log()
+    );
+
+    // Redeployed with another value: found, through Podman's events.
+    podman.rm("web-1")?;
+    podman.run(web(&images[0], "web-1", "debug"))?;
+    diff_until(&fleet, &expect(&[("env_value", "shop/web", "LOG_LEVEL")]))?;
+
+    // The API service restarts (the containers run on under conmon); a
+    // second replica on other content after it is seen: digest and
+    // replica drift.
+    podman.stop_engine()?;
+    podman.start_engine()?;
+    podman.run(web(&images[1], "web-2", "debug"))?;
+    diff_until(
+        &fleet,
+        &expect(&[
+            ("env_value", "shop/web", "LOG_LEVEL"),
+            ("image_digest", "shop/web", ""),
+            ("replica_drift", "shop/web", "image"),
+        ]),
+    )?;
+    Ok(())
+}
