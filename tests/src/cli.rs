@@ -27,7 +27,7 @@ pub struct CliOutput {
     /// The exit code.
     pub code: i32,
     /// Stdout: the JSON answer, read as typed rows with
-    /// [`CliOutput::answer`](crate::answer).
+    /// `CliOutput::answer` (answer.rs).
     pub stdout: String,
     /// Stderr (diagnostics).
     pub stderr: String,

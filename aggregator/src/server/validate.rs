@@ -149,7 +149,9 @@ pub fn snapshot(s: &HostSnapshot) -> Result<(), InvalidReport> {
                     .map_err(|e| format!("repo digest: {e}; expected REPOSITORY@sha256:…"))
             })
             .map_err(&at)?;
-        let env = c.explicit_env.len() + c.image_env.len();
+        // The injected bucket is never compared, but it is stored and
+        // shown: bounded and checked like the others.
+        let env = c.explicit_env.len() + c.image_env.len() + c.injected_env.len();
         if env > limits::MAX_ENV_ENTRIES {
             return Err(at(format!(
                 "{env} env entries, over the limit of {}",
@@ -164,7 +166,7 @@ pub fn snapshot(s: &HostSnapshot) -> Result<(), InvalidReport> {
             )));
         }
         check_labels(&c.labels).map_err(&at)?;
-        for var in c.explicit_env.iter().chain(&c.image_env) {
+        for var in c.explicit_env.iter().chain(&c.image_env).chain(&c.injected_env) {
             if var.name.is_empty() {
                 return Err(at("an env entry has an empty name".into()));
             }
@@ -348,6 +350,28 @@ mod tests {
             ),
             (
                 Box::new(|s| {
+                    let var = EnvVar {
+                        name: "A".into(),
+                        fingerprint: "f".into(),
+                        value: None,
+                    };
+                    s.containers[0].explicit_env = vec![var.clone(); limits::MAX_ENV_ENTRIES];
+                    s.containers[0].injected_env = vec![var];
+                }),
+                "4097 env entries, over the limit of 4096",
+            ),
+            (
+                Box::new(|s| {
+                    s.containers[0].injected_env = vec![EnvVar {
+                        name: "HOSTNAME".into(),
+                        fingerprint: String::new(),
+                        value: None,
+                    }];
+                }),
+                "env \"HOSTNAME\" has no fingerprint",
+            ),
+            (
+                Box::new(|s| {
                     s.containers[0].labels = vec![label("k", "v"); limits::MAX_LABELS + 1]
                 }),
                 "1025 labels, over the limit of 1024",
@@ -422,9 +446,10 @@ mod tests {
                 text(400),
                 prop::collection::vec((text(300), text(70_000)), 0..1_100),
                 prop::collection::vec((text(300), text(70_000)), 0..20),
+                prop::collection::vec((text(300), text(70_000)), 0..20),
                 text(300),
             )
-                .prop_map(|(name, service, labels, env, reference)| Container {
+                .prop_map(|(name, service, labels, env, injected, reference)| Container {
                     id: format!("{name}-id"),
                     name,
                     service: Some(ServiceIdentity {
@@ -442,6 +467,14 @@ mod tests {
                         .map(|(key, value)| Label { key, value })
                         .collect(),
                     explicit_env: env
+                        .into_iter()
+                        .map(|(name, value)| EnvVar {
+                            name,
+                            fingerprint: "f".repeat(64),
+                            value: Some(value),
+                        })
+                        .collect(),
+                    injected_env: injected
                         .into_iter()
                         .map(|(name, value)| EnvVar {
                             name,
