@@ -136,6 +136,15 @@ envparity_settings::declare! {
         .value_name("ADDR")
         .default_text("off")
         .help("Serve Prometheus metrics (OpenMetrics) at http://ADDR/metrics.");
+    /// `--web-listen`.
+    pub WEB_LISTEN: Setting<SocketAddr> = Setting::new("web_listen", parse::socket_addr)
+        .flag("web-listen")
+        .var("ENVPARITY_WEB_LISTEN")
+        .value_name("ADDR")
+        .default_text("off")
+        .help("Serve the web view (docs/web.md) on ADDR: over TLS with the server's \
+               certificate when TLS is configured, else in plain text under the rules of \
+               --insecure-plaintext.");
     /// `--log-format`.
     pub LOG_FORMAT: Setting<LogFormat> = Setting::new("log_format", parse::log_format)
         .flag("log-format")

@@ -53,6 +53,8 @@ pub struct ServeConfig {
     pub policy: Option<PathBuf>,
     /// Where to serve Prometheus metrics; `None`: not served.
     pub metrics_listen: Option<SocketAddr>,
+    /// Where to serve the web view (docs/web.md); `None`: not served.
+    pub web_listen: Option<SocketAddr>,
     /// Alerting: the alerting severity and the sinks.
     pub alerts: AlertsConfig,
     /// TLS 1.3 with client certificates; `None`: plain text, which
@@ -77,6 +79,7 @@ impl ServeConfig {
             stale_after: crate::config::defaults::STALE_AFTER,
             policy: None,
             metrics_listen: None,
+            web_listen: None,
             alerts: AlertsConfig::default(),
             tls: None,
             plaintext: envparity_proto::transport::Plaintext::Refused,
@@ -151,6 +154,7 @@ pub fn resolve(args: &ServeArgs, env: &dyn EnvSource) -> anyhow::Result<Serve> {
         stale_after: sources.value(&STALE_AFTER)?.value,
         policy: path(&POLICY)?,
         metrics_listen: sources.get(&METRICS_LISTEN)?.map(|a| a.value),
+        web_listen: sources.get(&WEB_LISTEN)?.map(|a| a.value),
         alerts: alerts_of(&sources)?,
         tls,
         plaintext: envparity_proto::transport::Plaintext::from_flags(
@@ -467,6 +471,34 @@ pub async fn serve(
         },
     );
 
+    let (web_stop, web_stopped) = tokio::sync::oneshot::channel::<()>();
+    let web_task = match config.web_listen {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen for the web view on {addr}"))?;
+            let bound = listener.local_addr().context("web listener address")?;
+            // The plain-text rule of gRPC, for the web view's own address.
+            check_transport(&config, bound).context("the web view (web_listen)")?;
+            let pages: Arc<dyn envparity_proto::v1::query_service_server::QueryService> = Arc::new(
+                QueryApi::new(Arc::clone(&fleet), Arc::clone(&alerting))
+                    .with_auth(Arc::clone(&auth)),
+            );
+            Some(tokio::spawn(crate::web::serve(
+                listener,
+                tls_config.as_deref().map(crate::web::tls_config),
+                crate::web::Web::new(pages),
+                crate::web::Access {
+                    tokens: auth.tokens.is_some(),
+                },
+                async {
+                    web_stopped.await.ok();
+                },
+            )))
+        }
+        None => None,
+    };
+
     tracing::info!(
         listen = %local,
         database = %db_path.display(),
@@ -538,6 +570,14 @@ pub async fn serve(
     // Heartbeats acknowledged since the last tick are in memory only.
     if let Err(e) = fleet.store_liveness(SystemTime::now()).await {
         tracing::error!(error = %e, "storing the liveness of the last heartbeats failed");
+    }
+    let _ = web_stop.send(());
+    if let Some(t) = web_task {
+        match t.await {
+            Ok(Err(e)) => tracing::error!(error = %e, "web view failed"),
+            Err(e) => tracing::error!(error = %e, "web view task failed"),
+            Ok(Ok(())) => {}
+        }
     }
     let _ = metrics_stop.send(());
     if let Some(t) = metrics_task {
