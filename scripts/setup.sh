@@ -31,6 +31,8 @@ packages=(
   python3-venv     # the venv holding kubernetes-validate and Helm's SDK (below)
   haproxy          # a read-only Docker socket proxy in the security e2e tests
   prometheus-node-exporter  # the minimal host agent the benchmarks compare against (scripts/bench.sh)
+  chromium         # headless browser for the web view's e2e tests (docs/web.md)
+  chromium-driver  # chromedriver: the WebDriver server the e2e harness drives chromium with
 )
 
 # Tool -> the absolute path the tests and scripts execute.
@@ -50,6 +52,8 @@ tools=(
   /usr/bin/docker-compose
   /usr/sbin/haproxy
   /usr/bin/prometheus-node-exporter
+  /usr/bin/chromium
+  /usr/bin/chromedriver
 )
 
 say() { printf 'setup: %s\n' "$*"; }

@@ -35,6 +35,7 @@
 mod agent;
 mod aggregator;
 mod bins;
+pub mod browser;
 mod cli;
 mod command;
 mod docker_host;
@@ -58,6 +59,7 @@ pub mod synthetic;
 mod tap;
 pub mod tools;
 mod wait;
+pub mod web;
 
 pub use agent::{AGENT_BIN, Agent, AgentBuilder, DEFAULT_HEARTBEAT, full_snapshots};
 pub use aggregator::{Aggregator, AggregatorBuilder};

@@ -348,9 +348,19 @@ fn sd_notify(state: &str) {
     }
 }
 
-/// Refuses plain text unless `config.plaintext` allows it on `local`, and
-/// TLS together with a plain-text allowance (which one was meant?).
+/// Refuses plain text unless `config.plaintext` allows it on `local` (and
+/// on the web view's address, if any: the same rule), and TLS together
+/// with a plain-text allowance (which one was meant?).
 pub(crate) fn check_transport(config: &ServeConfig, local: SocketAddr) -> anyhow::Result<()> {
+    check_address(config, "listen address", local)?;
+    match config.web_listen {
+        Some(web) => check_address(config, "web listen address", web),
+        None => Ok(()),
+    }
+}
+
+/// [`check_transport`] for one address, `what` naming it.
+fn check_address(config: &ServeConfig, what: &str, local: SocketAddr) -> anyhow::Result<()> {
     match (&config.tls, config.plaintext.allowed()) {
         (Some(_), true) => anyhow::bail!(
             "both TLS files and --insecure-plaintext are set; choose one (docs/security.md)"
@@ -358,7 +368,7 @@ pub(crate) fn check_transport(config: &ServeConfig, local: SocketAddr) -> anyhow
         (Some(_), false) => Ok(()),
         (None, _) => config
             .plaintext
-            .check(&format!("listen address {local}"), &local.ip().to_string())
+            .check(&format!("{what} {local}"), &local.ip().to_string())
             .map_err(|message| {
                 anyhow::anyhow!(
                     "{message} (the server's TLS settings are tls_cert, tls_key and tls_client_ca)"
@@ -479,7 +489,7 @@ pub async fn serve(
                 .with_context(|| format!("cannot listen for the web view on {addr}"))?;
             let bound = listener.local_addr().context("web listener address")?;
             // The plain-text rule of gRPC, for the web view's own address.
-            check_transport(&config, bound).context("the web view (web_listen)")?;
+            check_address(&config, "web listen address", bound)?;
             let pages: Arc<dyn envparity_proto::v1::query_service_server::QueryService> = Arc::new(
                 QueryApi::new(Arc::clone(&fleet), Arc::clone(&alerting))
                     .with_auth(Arc::clone(&auth)),
@@ -635,6 +645,37 @@ mod tests {
             assert!(err.contains("--insecure-plaintext-anywhere"), "{err}");
         }
         check_transport(&config(false, Plaintext::Anywhere), addr("0.0.0.0:7600")).expect("forced");
+    }
+
+    #[test]
+    fn the_web_view_follows_the_plain_text_rule_of_grpc() {
+        let web = |listen: &str, plaintext| ServeConfig {
+            web_listen: Some(addr(listen)),
+            ..config(false, plaintext)
+        };
+        check_transport(
+            &web("127.0.0.1:7700", Plaintext::Loopback),
+            addr("127.0.0.1:7600"),
+        )
+        .expect("loopback");
+        let err = check_transport(
+            &web("0.0.0.0:7700", Plaintext::Loopback),
+            addr("127.0.0.1:7600"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("web listen address 0.0.0.0:7700"), "{err}");
+        assert!(err.contains("--insecure-plaintext-anywhere"), "{err}");
+        check_transport(
+            &web("0.0.0.0:7700", Plaintext::Anywhere),
+            addr("127.0.0.1:7600"),
+        )
+        .expect("forced");
+        let tls = ServeConfig {
+            web_listen: Some(addr("0.0.0.0:7700")),
+            ..config(true, Plaintext::Refused)
+        };
+        check_transport(&tls, addr("0.0.0.0:7600")).expect("TLS");
     }
 
     #[test]

@@ -1,0 +1,144 @@
+//! The web view in a real browser: Debian's headless Chromium, driven over
+//! WebDriver ([`envparity_tests::browser`]), reads the pages of a real
+//! aggregator fed by real agents on real `dockerd` hosts. The aggregator
+//! serves plain text on loopback here: the browser has no client
+//! certificate to present, and the token login is not built yet
+//! (docs/web.md); the certificate rules are covered over HTTP (web.rs).
+
+use std::time::Duration;
+
+use envparity_tests::browser::{Browser, BrowserOptions};
+use envparity_tests::{Fleet, ImageSpec, Result, Run, free_port, wait_for};
+
+/// Agents register within this time on a loaded 2-core CI machine.
+const REPORT_TIMEOUT: Duration = Duration::from_secs(30);
+
+const HOSTILE: &str = "<img src=x onerror=alert(1)>";
+
+#[test]
+fn a_browser_sees_the_rebuilt_checkout_critical_the_gate_refuse_and_filters_work_without_javascript()
+-> Result<()> {
+    let fleet = Fleet::builder()
+        .host("staging")
+        .host("production")
+        .registry()
+        .start()?;
+    let registry = fleet.registry();
+    let image = |revision: &str| {
+        ImageSpec::new()
+            .file("/app/revision", revision)
+            .label("org.opencontainers.image.revision", revision)
+    };
+    let (staging, production) = (fleet.host("staging"), fleet.host("production"));
+    staging.import_image("checkout:1", image("r1"))?;
+    let tested = registry.push_from(staging, "checkout:1")?;
+    production.import_image("checkout:1", image("r2"))?;
+    let rebuilt = registry.push_from(production, "checkout:1")?;
+    for host in [staging, production] {
+        host.run(
+            Run::new(registry.reference("checkout:1"))
+                .name("checkout")
+                .label("envparity.service", "checkout"),
+        )?;
+    }
+    staging.run(
+        Run::new(tested.clone())
+            .name("hostile")
+            .label("envparity.service", HOSTILE),
+    )?;
+    let port = free_port()?;
+    let base = format!("http://127.0.0.1:{port}");
+    let _aggregator = fleet
+        .aggregator()
+        .plaintext()
+        .arg("--web-listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .start()?;
+    let _agents = [fleet.start_agent(staging)?, fleet.start_agent(production)?];
+    fleet.wait_for_hosts(&["staging", "production"], REPORT_TIMEOUT)?;
+    let status = fleet.cli(&["status"])?;
+
+    let browser = Browser::start(&fleet, BrowserOptions::default())?;
+    // The overview: checkout critical in production, counters as status.
+    let cell = "tr[data-service=\"checkout\"] td[data-environment=\"production\"]";
+    wait_for(REPORT_TIMEOUT, "the overview in the browser", || {
+        browser.goto(&format!("{base}/"))?;
+        Ok(browser.find(cell).is_ok().then_some(()))
+    })?;
+    assert!(
+        browser.text(cell)?.starts_with("critical"),
+        "{}",
+        browser.text(cell)?
+    );
+    let summary = &status.json["summary"];
+    for (name, value) in [
+        ("services", &summary["services"]),
+        ("services_drifting", &summary["services_drifting"]),
+        ("hosts", &summary["hosts"]),
+        ("critical", &summary["findings"]["critical"]),
+        ("warning", &summary["findings"]["warning"]),
+        ("info", &summary["findings"]["info"]),
+    ] {
+        let shown = browser.text(&format!("dl.counters dd[data-counter=\"{name}\"]"))?;
+        assert_eq!(
+            Some(shown.as_str()),
+            value.as_u64().map(|n| n.to_string()).as_deref(),
+            "{name}"
+        );
+    }
+    // The hostile name is text: no image element came of it.
+    let hostile = browser.text("tr[data-service*=\"onerror\"] th")?;
+    assert_eq!(hostile, HOSTILE);
+    assert!(
+        browser.find("#grid img").is_err(),
+        "markup from a service name"
+    );
+    assert_eq!(browser.execute("return document.images.length")?, 0);
+
+    // The gate, through its form: REFUSED, naming staging's digest.
+    browser.goto(&format!("{base}/gate"))?;
+    browser.find("input[name=service]")?.fill("checkout")?;
+    browser.find("input[name=to]")?.fill("production")?;
+    browser.find("input[name=image]")?.fill(&rebuilt)?;
+    browser.find("form button[type=submit]")?.click()?;
+    let verdict = browser.text("#verdict")?;
+    assert!(verdict.contains("REFUSED"), "{verdict}");
+    let staging_digest = tested.split_once('@').expect("repo@digest").1;
+    assert!(
+        verdict.contains(&format!("staging runs {staging_digest}")),
+        "{verdict}"
+    );
+    assert!(
+        browser.url()?.contains("service=checkout"),
+        "the verdict is a link"
+    );
+    drop(browser);
+
+    // Without JavaScript the filters still work: a GET form, all in the URL.
+    let plain = Browser::start(
+        &fleet,
+        BrowserOptions {
+            javascript: false,
+            width: 390,
+            height: 844,
+        },
+    )?;
+    plain.goto(&format!("{base}/"))?;
+    plain.find("input[name=q]")?.fill("CHECK")?;
+    plain.find("select[name=drift]")?.select("yes")?;
+    plain.find("form.filters button[type=submit]")?.click()?;
+    let url = plain.url()?;
+    assert!(
+        url.contains("q=CHECK") && url.contains("drift=yes"),
+        "{url}"
+    );
+    assert!(plain.find("tr[data-service=\"checkout\"]").is_ok());
+    assert!(
+        plain.find("tr[data-service*=\"onerror\"]").is_err(),
+        "filtered out"
+    );
+    // And JavaScript was indeed off: a page's own script did not run.
+    plain.goto("data:text/html,<p id=js>off</p><script>js.textContent='on'</script>")?;
+    assert_eq!(plain.text("#js")?, "off", "JavaScript is off");
+    Ok(())
+}
