@@ -341,6 +341,23 @@ pub fn census(fleet: &Fleet, alerting: &Alerting, now: SystemTime) -> metrics::C
     census
 }
 
+/// Who may see the web view: the rules of queries. With query tokens, its
+/// login checks a token exactly as a query's bearer token is checked.
+fn web_access(auth: &Arc<auth::Auth>) -> crate::web::Access {
+    if auth.tokens.is_none() {
+        return crate::web::Access::certificates_only();
+    }
+    let auth = Arc::clone(auth);
+    crate::web::Access::with_tokens(Arc::new(move |token: &str| {
+        let Ok(bearer) = format!("Bearer {token}").parse() else {
+            return false;
+        };
+        let mut request = tonic::Request::new(());
+        request.metadata_mut().insert("authorization", bearer);
+        auth.query(&request).is_ok()
+    }))
+}
+
 /// Tells systemd `state` when it started us with `$NOTIFY_SOCKET`.
 fn sd_notify(state: &str) {
     if let Err(error) = envparity_proto::systemd::notify(state) {
@@ -498,9 +515,7 @@ pub async fn serve(
                 listener,
                 tls_config.as_deref().map(crate::web::tls_config),
                 crate::web::Web::new(pages),
-                crate::web::Access {
-                    tokens: auth.tokens.is_some(),
-                },
+                web_access(&auth),
                 async {
                     web_stopped.await.ok();
                 },

@@ -92,6 +92,9 @@ impl IntoResponse for WebError {
         let body = html! {
             h1 { (title) }
             p.error role="alert" { (self.message) }
+            @if self.status == StatusCode::UNAUTHORIZED {
+                p { a href="/login" { "Sign in with a query token" } }
+            }
             p { a href="/" { "Back to the overview" } }
         };
         (

@@ -26,9 +26,11 @@ mod headers;
 mod hosts;
 mod layout;
 mod listener;
+mod login;
 mod overview;
 mod params;
 mod service;
+mod session;
 mod table;
 #[cfg(test)]
 mod tests;
@@ -40,7 +42,7 @@ use anyhow::Context;
 use envparity_proto::v1::query_service_server::QueryService;
 use tokio::net::TcpListener;
 
-pub use access::Access;
+pub use access::{Access, TokenCheck};
 pub use error::WebError;
 pub use listener::WebPeer;
 
@@ -79,7 +81,13 @@ pub fn tls_config(server: &rustls::ServerConfig) -> Arc<rustls::ServerConfig> {
 
 /// Every route of the view, behind the access rule and the headers.
 pub fn router(web: Web, access: Access) -> axum::Router {
-    use axum::routing::get;
+    use axum::routing::{get, post};
+    let access = Arc::new(access);
+    // Signing in and out is open to all: it is how access is gained.
+    let login = axum::Router::new()
+        .route("/login", get(login::show).post(login::login))
+        .route("/logout", post(login::logout))
+        .with_state(Arc::clone(&access));
     axum::Router::new()
         .route("/", get(overview::page))
         .route("/service", get(service::page))
@@ -89,12 +97,10 @@ pub fn router(web: Web, access: Access) -> axum::Router {
         .route("/gate", get(gate::page))
         .fallback(get(not_found))
         .with_state(web)
-        .layer(axum::middleware::from_fn_with_state(
-            Arc::new(access),
-            access::check,
-        ))
-        // Outermost, so that assets, refusals and errors carry them too.
+        .layer(axum::middleware::from_fn_with_state(access, access::check))
+        .merge(login)
         .route("/static/{file}", get(assets::serve))
+        // Outermost, so that assets, refusals and errors carry them too.
         .layer(axum::middleware::from_fn(headers::secure))
 }
 

@@ -113,10 +113,14 @@ struct Answer {
     body: String,
 }
 
-async fn get_as(api: &Arc<dyn QueryService>, uri: &str, peer: WebPeer, access: Access) -> Answer {
-    let mut request = Request::get(uri).body(Body::empty()).unwrap();
+async fn send(
+    api: &Arc<dyn QueryService>,
+    mut request: Request<Body>,
+    peer: WebPeer,
+    access: &Access,
+) -> Answer {
     request.extensions_mut().insert(ConnectInfo(peer));
-    let response = router(Web::new(Arc::clone(api)), access)
+    let response = router(Web::new(Arc::clone(api)), access.clone())
         .oneshot(request)
         .await
         .unwrap();
@@ -132,8 +136,18 @@ async fn get_as(api: &Arc<dyn QueryService>, uri: &str, peer: WebPeer, access: A
     }
 }
 
+async fn get_as(api: &Arc<dyn QueryService>, uri: &str, peer: WebPeer, access: &Access) -> Answer {
+    send(
+        api,
+        Request::get(uri).body(Body::empty()).unwrap(),
+        peer,
+        access,
+    )
+    .await
+}
+
 async fn get(api: &Arc<dyn QueryService>, uri: &str) -> Answer {
-    get_as(api, uri, plain_peer(), Access { tokens: false }).await
+    get_as(api, uri, plain_peer(), &Access::certificates_only()).await
 }
 
 /// The text of the element marked `data-counter="NAME"` after `from`.
@@ -428,7 +442,7 @@ async fn over_tls_a_query_certificate_passes_and_an_agent_certificate_is_403() {
         tls: true,
         ..plain_peer()
     };
-    let open = Access { tokens: false };
+    let open = Access::certificates_only();
     for (peer, expected) in [
         (tls(None), StatusCode::UNAUTHORIZED),
         (
@@ -444,7 +458,7 @@ async fn over_tls_a_query_certificate_passes_and_an_agent_certificate_is_403() {
             StatusCode::OK,
         ),
     ] {
-        let a = get_as(&api, "/", peer, open).await;
+        let a = get_as(&api, "/", peer, &open).await;
         assert_eq!(a.status, expected, "{}", a.body);
         assert_eq!(a.headers["x-content-type-options"], "nosniff");
     }
@@ -452,12 +466,158 @@ async fn over_tls_a_query_certificate_passes_and_an_agent_certificate_is_403() {
         &api,
         "/",
         tls(Some(certificate(pki.path(), "agent-host-1"))),
-        open,
+        &open,
     )
     .await;
     assert!(refused.body.contains("envparity-agent"), "{}", refused.body);
     assert!(!refused.body.contains("data-counter"), "no fleet data");
-    // Plain text with query tokens: no page until the login exists.
-    let a = get_as(&api, "/", plain_peer(), Access { tokens: true }).await;
+    // With query tokens, a page without a certificate or session points to
+    // the login.
+    let tokens = Access::with_tokens(Arc::new(|t: &str| t == "ept_good"));
+    let a = get_as(&api, "/", plain_peer(), &tokens).await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert!(a.body.contains("href=\"/login\""), "{}", a.body);
+    let a = get_as(&api, "/", tls(None), &tokens).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+}
+
+fn login(token: &str, origin: Option<&str>) -> Request<Body> {
+    let mut r = Request::post("/login")
+        .header(header::HOST, "127.0.0.1:7700")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if let Some(o) = origin {
+        r = r.header(header::ORIGIN, o);
+    }
+    r.body(Body::from(format!("token={token}"))).unwrap()
+}
+
+fn with_cookie(uri: &str, method: &str, cookie: &str) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::HOST, "127.0.0.1:7700")
+        .header(header::ORIGIN, "http://127.0.0.1:7700")
+        .header(header::COOKIE, cookie)
+        .body(Body::empty())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_token_signs_in_to_a_session_cookie_that_never_holds_the_token() {
+    let (_dir, api) = demo().await;
+    let access = Access::with_tokens(Arc::new(|t: &str| t == "ept_good"));
+    let origin = Some("http://127.0.0.1:7700");
+    // The form, then a wrong token: 401, no cookie.
+    let form = get_as(&api, "/login", plain_peer(), &access).await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(
+        form.body.contains("type=\"password\" name=\"token\""),
+        "{}",
+        form.body
+    );
+    let wrong = send(&api, login("ept_bad", origin), plain_peer(), &access).await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(wrong.headers.get(header::SET_COOKIE).is_none());
+    assert!(wrong.body.contains("not valid"));
+    // From another site, or without an Origin: 403, even with the token.
+    for o in [Some("https://evil.example"), None] {
+        let a = send(&api, login("ept_good", o), plain_peer(), &access).await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN, "{o:?}");
+        assert!(a.headers.get(header::SET_COOKIE).is_none());
+    }
+    // `Origin: null` (what no-referrer makes browsers send) passes only
+    // with the browser's word that the form is ours.
+    for (site, expected) in [
+        ("cross-site", StatusCode::FORBIDDEN),
+        ("same-origin", StatusCode::SEE_OTHER),
+    ] {
+        let mut r = login("ept_good", Some("null"));
+        r.headers_mut()
+            .insert("sec-fetch-site", site.parse().unwrap());
+        let a = send(&api, r, plain_peer(), &access).await;
+        assert_eq!(a.status, expected, "{site}");
+    }
+    // The right token: a session cookie, host-only, secure, strict.
+    let ok = send(&api, login("ept_good", origin), plain_peer(), &access).await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER);
+    let set = ok.headers[header::SET_COOKIE].to_str().unwrap().to_owned();
+    assert!(set.starts_with("__Host-envparity_session="), "{set}");
+    assert!(set.contains("Secure") && set.contains("HttpOnly") && set.contains("SameSite=Strict"));
+    assert!(
+        !set.contains("ept_good"),
+        "the token is in the cookie: {set}"
+    );
+    let cookie = set.split(';').next().unwrap().to_owned();
+    let page = send(
+        &api,
+        with_cookie("/", "GET", &cookie),
+        plain_peer(),
+        &access,
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    // A made-up session is not one.
+    let forged = "__Host-envparity_session=00";
+    let a = send(&api, with_cookie("/", "GET", forged), plain_peer(), &access).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    // Signing out ends it.
+    let out = send(
+        &api,
+        with_cookie("/logout", "POST", &cookie),
+        plain_peer(),
+        &access,
+    )
+    .await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert!(
+        out.headers[header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    let after = send(
+        &api,
+        with_cookie("/", "GET", &cookie),
+        plain_peer(),
+        &access,
+    )
+    .await;
+    assert_eq!(after.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn login_attempts_are_limited_per_address() {
+    let (_dir, api) = demo().await;
+    let access = Access::with_tokens(Arc::new(|t: &str| t == "ept_good"));
+    let origin = Some("http://127.0.0.1:7700");
+    for _ in 0..super::login::MAX_ATTEMPTS {
+        let a = send(&api, login("ept_bad", origin), plain_peer(), &access).await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    }
+    // Over the limit even the right token waits.
+    let a = send(&api, login("ept_good", origin), plain_peer(), &access).await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(a.headers.get(header::SET_COOKIE).is_none());
+    // Another address is not held back.
+    let other = WebPeer {
+        addr: "127.0.0.2:40000".parse().unwrap(),
+        ..plain_peer()
+    };
+    let a = send(&api, login("ept_good", origin), other, &access).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn without_tokens_there_is_no_login() {
+    let (_dir, api) = demo().await;
+    let a = get(&api, "/login").await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    let a = send(
+        &api,
+        login("anything", Some("http://127.0.0.1:7700")),
+        plain_peer(),
+        &Access::certificates_only(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
 }

@@ -142,3 +142,64 @@ fn a_browser_sees_the_rebuilt_checkout_critical_the_gate_refuse_and_filters_work
     assert_eq!(plain.text("#js")?, "off", "JavaScript is off");
     Ok(())
 }
+
+/// The token login in a real browser: a wrong token is refused, the right
+/// one signs in (the browser keeps the `__Host-` cookie and sends it on),
+/// and signing out ends it.
+#[test]
+fn a_browser_signs_in_with_a_query_token_and_a_wrong_one_is_refused() -> Result<()> {
+    let fleet = Fleet::builder().start()?;
+    let mut make = envparity_tests::project_command(&envparity_tests::cargo_bin("envparity")?);
+    make.args(["query-token", "browser"]);
+    let made = envparity_tests::checked(make)?;
+    let lines: Vec<&str> = made.lines().collect();
+    let (token, hash_line) = (lines[1], lines[3]);
+    let tokens = fleet.dir().join("tokens");
+    std::fs::write(&tokens, format!("{hash_line}\n")).expect("write the tokens file");
+    let port = free_port()?;
+    let base = format!("http://127.0.0.1:{port}");
+    let _aggregator = fleet
+        .aggregator()
+        .plaintext()
+        .arg("--query-tokens-file")
+        .arg(tokens.display().to_string())
+        .arg("--web-listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .start()?;
+    let browser = Browser::start(&fleet, BrowserOptions::default())?;
+    wait_for(REPORT_TIMEOUT, "the web view", || {
+        Ok(browser.goto(&format!("{base}/")).ok())
+    })?;
+    // Not signed in: the page says so and links to the login.
+    assert!(
+        browser.text("h1")?.contains("Not signed in"),
+        "{}",
+        browser.source()?
+    );
+    browser.find("main a[href=\"/login\"]")?.click()?;
+    browser
+        .find("input[name=token]")?
+        .fill("ept_not-the-token")?;
+    browser.find("form[action=\"/login\"] button")?.click()?;
+    assert!(
+        browser.text("main")?.contains("That token is not valid"),
+        "{}",
+        browser.source()?
+    );
+    browser.find("input[name=token]")?.fill(token)?;
+    browser.find("form[action=\"/login\"] button")?.click()?;
+    assert_eq!(
+        browser.text("h1")?,
+        "Fleet overview",
+        "{}",
+        browser.source()?
+    );
+    assert_eq!(browser.text("dd[data-counter=\"hosts\"]")?, "0");
+    // The cookie is not for scripts (HttpOnly).
+    assert_eq!(browser.execute("return document.cookie")?, "");
+    browser.goto(&format!("{base}/login"))?;
+    browser.find("form[action=\"/logout\"] button")?.click()?;
+    browser.goto(&format!("{base}/"))?;
+    assert!(browser.text("h1")?.contains("Not signed in"), "signed out");
+    Ok(())
+}
