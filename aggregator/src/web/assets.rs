@@ -1,7 +1,7 @@
 //! The static files of the view, embedded in the binary, each served under
 //! a name that carries a hash of its content (`style.0123456789ab.css`), so
 //! that it can be cached forever: a new build with other content has
-//! another name. There is no build step; the hash is computed once, at the
+//! another name. There is no build step and no third-party code; the hash is computed once, at the
 //! first request.
 
 use std::sync::LazyLock;
@@ -49,10 +49,20 @@ pub static STYLE: LazyLock<Asset> = LazyLock::new(|| {
     )
 });
 
+/// The page script: live updates by conditional polling ([`super::etag`]).
+pub static LIVE: LazyLock<Asset> = LazyLock::new(|| {
+    Asset::new(
+        "live",
+        "js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/live.js"),
+    )
+});
+
 /// `GET /static/{file}`: an embedded file by its hashed name, cacheable
 /// for a year and never revalidated.
 pub async fn serve(Path(file): Path<String>) -> Response {
-    for asset in [&*STYLE] {
+    for asset in [&*STYLE, &*LIVE] {
         if asset.name == file {
             return (
                 [

@@ -5,7 +5,7 @@
 use envparity_proto::v1::{FindingState, Severity};
 use maud::{DOCTYPE, Markup, html};
 
-use super::assets::STYLE;
+use super::assets::{LIVE, STYLE};
 
 /// The pages of the navigation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +36,7 @@ pub fn page(title: &str, current: Option<Nav>, body: Markup) -> Markup {
                 meta name="color-scheme" content="light dark";
                 title { (title) " · envparity" }
                 link rel="stylesheet" href=(STYLE.url());
+                script src=(LIVE.url()) defer {}
             }
             body {
                 a.skip href="#main" { "Skip to content" }
@@ -56,6 +57,7 @@ pub fn page(title: &str, current: Option<Nav>, body: Markup) -> Markup {
                     }
                 }
                 main #main tabindex="-1" { (body) }
+                p #live-status.sr-only aria-live="polite" {}
             }
         }
     }

@@ -20,6 +20,7 @@ mod answers;
 mod assets;
 mod diff;
 mod error;
+mod etag;
 mod findings;
 mod gate;
 mod headers;
@@ -97,6 +98,7 @@ pub fn router(web: Web, access: Access) -> axum::Router {
         .route("/gate", get(gate::page))
         .fallback(get(not_found))
         .with_state(web)
+        .layer(axum::middleware::from_fn(etag::conditional))
         .layer(axum::middleware::from_fn_with_state(access, access::check))
         .merge(login)
         .route("/static/{file}", get(assets::serve))

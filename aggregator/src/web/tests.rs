@@ -57,6 +57,12 @@ fn snapshot(host: &str, env: &str, containers: Vec<Container>) -> HostSnapshot {
 /// staging and production: `checkout` rebuilt in production (another
 /// digest), `cart` the same, and a service with a hostile name.
 async fn demo() -> (tempfile::TempDir, Arc<dyn QueryService>) {
+    let (dir, _fleet, api) = demo_fleet().await;
+    (dir, api)
+}
+
+/// [`demo`], and its fleet, to change.
+async fn demo_fleet() -> (tempfile::TempDir, Arc<Fleet>, Arc<dyn QueryService>) {
     let dir = tempfile::tempdir().unwrap();
     let now = SystemTime::now();
     let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
@@ -95,8 +101,10 @@ async fn demo() -> (tempfile::TempDir, Arc<dyn QueryService>) {
         Arc::new(Metrics::new()),
     )
     .unwrap();
-    let api: Arc<dyn QueryService> = Arc::new(QueryApi::new(Arc::new(fleet), Arc::new(alerting)));
-    (dir, api)
+    let fleet = Arc::new(fleet);
+    let api: Arc<dyn QueryService> =
+        Arc::new(QueryApi::new(Arc::clone(&fleet), Arc::new(alerting)));
+    (dir, fleet, api)
 }
 
 fn plain_peer() -> WebPeer {
@@ -242,14 +250,14 @@ async fn a_hostile_service_name_is_text_everywhere() {
     let escaped = "&lt;script&gt;alert(1)&lt;/script&gt;&amp;&quot;x&quot;";
     let overview = get(&api, "/").await.body;
     assert!(overview.contains(escaped), "{overview}");
-    assert!(!overview.contains("<script"), "{overview}");
+    assert!(!overview.contains("<script>alert"), "{overview}");
     let link = super::params::link("/service", &[("name", HOSTILE)]);
     let service = get(&api, &link).await;
     assert_eq!(service.status, StatusCode::OK, "{}", service.body);
     assert!(service.body.contains(escaped));
-    assert!(!service.body.contains("<script"));
+    assert!(!service.body.contains("<script>alert"));
     let findings = get(&api, "/findings").await.body;
-    assert!(!findings.contains("<script"));
+    assert!(!findings.contains("<script>alert"));
 }
 
 #[tokio::test]
@@ -295,7 +303,13 @@ async fn pages_have_no_inline_script_or_style() {
         "/gate?service=checkout&to=production",
     ] {
         let body = get(&api, uri).await.body;
-        assert!(!body.contains("<script"), "{uri}");
+        // One script, ours, from a file: nothing inline.
+        assert_eq!(body.matches("<script").count(), 1, "{uri}");
+        let ours = format!(
+            "<script src=\"{}\" defer></script>",
+            super::assets::LIVE.url()
+        );
+        assert!(body.contains(&ours), "{uri}");
         assert!(!body.contains("style="), "{uri}");
         assert!(!body.contains("<style"), "{uri}");
         assert!(
@@ -620,4 +634,71 @@ async fn without_tokens_there_is_no_login() {
     )
     .await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_page_answers_304_while_it_is_unchanged_and_200_once_the_fleet_moves() {
+    let (_dir, fleet, api) = demo_fleet().await;
+    let first = get(&api, "/").await;
+    let etag = first.headers[header::ETAG].to_str().unwrap().to_owned();
+    assert_eq!(first.headers[header::CACHE_CONTROL], "no-cache");
+    assert_eq!(etag, super::etag::tag(first.body.as_bytes()));
+    let again = |etag: String| {
+        let api = Arc::clone(&api);
+        async move {
+            let request = Request::get("/")
+                .header(header::IF_NONE_MATCH, etag)
+                .body(Body::empty())
+                .unwrap();
+            send(&api, request, plain_peer(), &Access::certificates_only()).await
+        }
+    };
+    let unchanged = again(etag.clone()).await;
+    assert_eq!(unchanged.status, StatusCode::NOT_MODIFIED);
+    assert!(unchanged.body.is_empty());
+    assert_eq!(unchanged.headers[header::ETAG], etag.as_str());
+    // Production repaired: checkout runs what staging runs.
+    let mut repaired = snapshot(
+        "prod-1",
+        "production",
+        vec![
+            container("checkout", "aa"),
+            container("cart", "cc"),
+            container(HOSTILE, "ff"),
+        ],
+    );
+    repaired.sequence = 2;
+    fleet.push(repaired, SystemTime::now()).await.unwrap();
+    let moved = again(etag.clone()).await;
+    assert_eq!(moved.status, StatusCode::OK);
+    assert_ne!(moved.headers[header::ETAG], etag.as_str());
+    let row = &moved.body[moved.body.find("data-service=\"checkout\"").unwrap()..];
+    assert!(row[..row.find("</tr>").unwrap()].contains("data-verdict=\"parity\""));
+    // Refusals and errors are never 304.
+    let bad = send(
+        &api,
+        Request::get("/?drift=maybe")
+            .header(header::IF_NONE_MATCH, "*")
+            .body(Body::empty())
+            .unwrap(),
+        plain_peer(),
+        &Access::certificates_only(),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn the_page_script_is_small_and_served_as_javascript() {
+    let (_dir, api) = demo().await;
+    let live = get(&api, &super::assets::LIVE.url()).await;
+    assert_eq!(live.status, StatusCode::OK);
+    assert!(
+        live.headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    assert!(live.body.len() <= 5 * 1024, "{} bytes", live.body.len());
+    assert!(live.body.contains("If-None-Match"));
 }

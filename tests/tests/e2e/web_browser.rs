@@ -112,6 +112,35 @@ fn a_browser_sees_the_rebuilt_checkout_critical_the_gate_refuse_and_filters_work
         browser.url()?.contains("service=checkout"),
         "the verdict is a link"
     );
+
+    // A repair turns the cell to parity in the open page, without a reload
+    // (the page script polls with the page's ETag and swaps the main part).
+    browser.goto(&format!("{base}/"))?;
+    browser.execute("window.notReloaded = true; return 0")?;
+    let production = fleet.host("production");
+    production.rm("checkout")?;
+    production.run(
+        Run::new(tested.clone())
+            .name("checkout")
+            .label("envparity.service", "checkout"),
+    )?;
+    let started = std::time::Instant::now();
+    wait_for(REPORT_TIMEOUT, "the production cell to show parity", || {
+        Ok(browser
+            .text(cell)
+            .ok()
+            .filter(|t| t.starts_with("parity"))
+            .map(drop))
+    })?;
+    assert_eq!(
+        browser.execute("return window.notReloaded === true")?,
+        true,
+        "the page was reloaded"
+    );
+    eprintln!(
+        "docker run to the cell turning to parity in the open page: {:?}",
+        started.elapsed()
+    );
     drop(browser);
 
     // Without JavaScript the filters still work: a GET form, all in the URL.
