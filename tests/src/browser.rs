@@ -192,13 +192,40 @@ impl Browser {
         )
     }
 
-    /// A PNG of the viewport, base64 as WebDriver sends it.
-    pub fn screenshot_base64(&self) -> Result<String> {
-        Ok(self
-            .session_command("GET", "/screenshot", None)?
-            .as_str()
-            .unwrap_or_default()
-            .to_owned())
+    /// Saves a PNG of the viewport to `path`; returns its size in bytes.
+    pub fn screenshot(&self, path: &Path) -> Result<usize> {
+        use base64::Engine as _;
+        let encoded = self.session_command("GET", "/screenshot", None)?;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(encoded.as_str().unwrap_or_default())
+            .map_err(|e| unexpected("screenshot", e.to_string()))?;
+        std::fs::write(path, &png).map_err(Error::io(format!("write {}", path.display())))?;
+        Ok(png.len())
+    }
+
+    /// Resizes the window to `width` × `height`.
+    pub fn resize(&self, width: u32, height: u32) -> Result<()> {
+        self.session_command(
+            "POST",
+            "/window/rect",
+            Some(&json!({ "width": width, "height": height })),
+        )
+        .map(drop)
+    }
+
+    /// Makes pages see `prefers-color-scheme: dark` (or light), as a system
+    /// in dark mode would (Chrome DevTools' media emulation).
+    pub fn color_scheme(&self, dark: bool) -> Result<()> {
+        let scheme = if dark { "dark" } else { "light" };
+        self.session_command(
+            "POST",
+            "/goog/cdp/execute",
+            Some(&json!({
+                "cmd": "Emulation.setEmulatedMedia",
+                "params": { "features": [{ "name": "prefers-color-scheme", "value": scheme }] },
+            })),
+        )
+        .map(drop)
     }
 
     /// The browser's dir (profile, driver logs).

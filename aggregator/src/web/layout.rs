@@ -14,15 +14,19 @@ pub enum Nav {
     Findings,
     Diff,
     Hosts,
+    Alerts,
     Gate,
+    Policy,
 }
 
-const NAV: [(Nav, &str, &str); 5] = [
+const NAV: [(Nav, &str, &str); 7] = [
     (Nav::Overview, "/", "Overview"),
     (Nav::Findings, "/findings", "Findings"),
     (Nav::Diff, "/diff", "Diff"),
     (Nav::Hosts, "/hosts", "Hosts"),
+    (Nav::Alerts, "/alerts", "Alerts"),
     (Nav::Gate, "/gate", "Gate"),
+    (Nav::Policy, "/policy", "Policy"),
 ];
 
 /// A whole page: `body` is its main part.

@@ -16,6 +16,7 @@
 //! pages is decided per connection by [`access`].
 
 mod access;
+mod alerts;
 mod answers;
 mod assets;
 mod diff;
@@ -28,13 +29,16 @@ mod hosts;
 mod layout;
 mod listener;
 mod login;
+#[cfg(test)]
+mod login_tests;
 mod overview;
+#[cfg(test)]
+mod pages_tests;
 mod params;
+mod policy;
 mod service;
 mod session;
 mod table;
-#[cfg(test)]
-mod tests;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -96,6 +100,8 @@ pub fn router(web: Web, access: Access) -> axum::Router {
         .route("/findings", get(findings::page))
         .route("/hosts", get(hosts::page))
         .route("/gate", get(gate::page))
+        .route("/alerts", get(alerts::page))
+        .route("/policy", get(policy::page))
         .fallback(get(not_found))
         .with_state(web)
         .layer(axum::middleware::from_fn(etag::conditional))

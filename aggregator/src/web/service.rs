@@ -203,7 +203,7 @@ fn explain(e: &ExplainResponse) -> Markup {
                 (badge("critical")) " different content"
             }
             @if let Some(l) = &e.shared_layers {
-                " · " span #shared-layers { (l.shared) " shared layers (of " (l.a_total) " and " (l.b_total) ")" }
+                " · " span #shared-layers { "shared layers: " (l.shared) " (of " (l.a_total) " and " (l.b_total) ")" }
             }
         }
         div.scroll {

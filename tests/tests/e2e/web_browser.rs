@@ -113,6 +113,55 @@ fn a_browser_sees_the_rebuilt_checkout_critical_the_gate_refuse_and_filters_work
         "the verdict is a link"
     );
 
+    // Each page, light and dark (as the system says), wide and at 390 px:
+    // dark mode follows the system, nothing overflows the narrow window
+    // sideways (wide tables scroll in their own box), and the screenshots
+    // (kept with the fleet's dir under ENVPARITY_E2E_KEEP) are not blank.
+    let gate = format!(
+        "/gate?service=checkout&to=production&image={}",
+        rebuilt.replace('@', "%40").replace(':', "%3A")
+    );
+    let pages = [
+        ("overview", "/"),
+        ("service", "/service?name=checkout"),
+        ("findings", "/findings"),
+        ("diff", "/diff?a=staging&b=production"),
+        ("hosts", "/hosts"),
+        ("gate", gate.as_str()),
+    ];
+    for (width, height) in [(1280, 900), (390, 844)] {
+        browser.resize(width, height)?;
+        for dark in [false, true] {
+            browser.color_scheme(dark)?;
+            for (name, path) in pages {
+                browser.goto(&format!("{base}{path}"))?;
+                let background =
+                    browser.execute("return getComputedStyle(document.body).backgroundColor")?;
+                let expected = if dark {
+                    "rgb(13, 17, 23)"
+                } else {
+                    "rgb(255, 255, 255)"
+                };
+                assert_eq!(background, expected, "{name} dark={dark}");
+                let overflow = browser.execute(
+                    "return document.documentElement.scrollWidth - document.documentElement.clientWidth",
+                )?;
+                assert_eq!(overflow, 0, "{name} overflows sideways at {width} px");
+                let scheme = if dark { "dark" } else { "light" };
+                let file = browser
+                    .dir()
+                    .join(format!("{name}-{width}x{height}-{scheme}.png"));
+                let bytes = browser.screenshot(&file)?;
+                eprintln!("{}: {bytes} bytes", file.display());
+                assert!(
+                    bytes > 4_000,
+                    "{} looks blank ({bytes} bytes)",
+                    file.display()
+                );
+            }
+        }
+    }
+
     // A repair turns the cell to parity in the open page, without a reload
     // (the page script polls with the page's ETag and swaps the main part).
     browser.goto(&format!("{base}/"))?;

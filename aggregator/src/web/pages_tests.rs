@@ -56,7 +56,7 @@ fn snapshot(host: &str, env: &str, containers: Vec<Container>) -> HostSnapshot {
 
 /// staging and production: `checkout` rebuilt in production (another
 /// digest), `cart` the same, and a service with a hostile name.
-async fn demo() -> (tempfile::TempDir, Arc<dyn QueryService>) {
+pub(super) async fn demo() -> (tempfile::TempDir, Arc<dyn QueryService>) {
     let (dir, _fleet, api) = demo_fleet().await;
     (dir, api)
 }
@@ -107,7 +107,7 @@ async fn demo_fleet() -> (tempfile::TempDir, Arc<Fleet>, Arc<dyn QueryService>) 
     (dir, fleet, api)
 }
 
-fn plain_peer() -> WebPeer {
+pub(super) fn plain_peer() -> WebPeer {
     WebPeer {
         addr: "127.0.0.1:40000".parse().unwrap(),
         certificate: None,
@@ -115,13 +115,13 @@ fn plain_peer() -> WebPeer {
     }
 }
 
-struct Answer {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: String,
+pub(super) struct Answer {
+    pub(super) status: StatusCode,
+    pub(super) headers: axum::http::HeaderMap,
+    pub(super) body: String,
 }
 
-async fn send(
+pub(super) async fn send(
     api: &Arc<dyn QueryService>,
     mut request: Request<Body>,
     peer: WebPeer,
@@ -144,7 +144,12 @@ async fn send(
     }
 }
 
-async fn get_as(api: &Arc<dyn QueryService>, uri: &str, peer: WebPeer, access: &Access) -> Answer {
+pub(super) async fn get_as(
+    api: &Arc<dyn QueryService>,
+    uri: &str,
+    peer: WebPeer,
+    access: &Access,
+) -> Answer {
     send(
         api,
         Request::get(uri).body(Body::empty()).unwrap(),
@@ -154,7 +159,7 @@ async fn get_as(api: &Arc<dyn QueryService>, uri: &str, peer: WebPeer, access: &
     .await
 }
 
-async fn get(api: &Arc<dyn QueryService>, uri: &str) -> Answer {
+pub(super) async fn get(api: &Arc<dyn QueryService>, uri: &str) -> Answer {
     get_as(api, uri, plain_peer(), &Access::certificates_only()).await
 }
 
@@ -271,6 +276,8 @@ async fn every_response_carries_the_security_headers() {
         "/findings",
         "/hosts",
         "/gate",
+        "/alerts",
+        "/policy",
         "/?colour=red",
         "/service?name=nope",
         "/no/such/page",
@@ -369,7 +376,7 @@ async fn the_service_page_shows_placement_findings_explain_and_env() {
     assert!(body.contains(super::layout::short_digest(&digest("bb"))));
     assert!(body.contains("<code>image_digest</code>"), "{body}");
     assert!(body.contains("different content"));
-    assert!(body.contains("1 shared layers (of 2 and 2)"), "{body}");
+    assert!(body.contains("shared layers: 1 (of 2 and 2)"), "{body}");
     // Env: the allowlisted value in clear, the other as a short
     // fingerprint, never whole.
     assert!(body.contains("= debug"));
@@ -495,147 +502,6 @@ async fn over_tls_a_query_certificate_passes_and_an_agent_certificate_is_403() {
     assert_eq!(a.status, StatusCode::UNAUTHORIZED);
 }
 
-fn login(token: &str, origin: Option<&str>) -> Request<Body> {
-    let mut r = Request::post("/login")
-        .header(header::HOST, "127.0.0.1:7700")
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
-    if let Some(o) = origin {
-        r = r.header(header::ORIGIN, o);
-    }
-    r.body(Body::from(format!("token={token}"))).unwrap()
-}
-
-fn with_cookie(uri: &str, method: &str, cookie: &str) -> Request<Body> {
-    Request::builder()
-        .method(method)
-        .uri(uri)
-        .header(header::HOST, "127.0.0.1:7700")
-        .header(header::ORIGIN, "http://127.0.0.1:7700")
-        .header(header::COOKIE, cookie)
-        .body(Body::empty())
-        .unwrap()
-}
-
-#[tokio::test]
-async fn a_token_signs_in_to_a_session_cookie_that_never_holds_the_token() {
-    let (_dir, api) = demo().await;
-    let access = Access::with_tokens(Arc::new(|t: &str| t == "ept_good"));
-    let origin = Some("http://127.0.0.1:7700");
-    // The form, then a wrong token: 401, no cookie.
-    let form = get_as(&api, "/login", plain_peer(), &access).await;
-    assert_eq!(form.status, StatusCode::OK);
-    assert!(
-        form.body.contains("type=\"password\" name=\"token\""),
-        "{}",
-        form.body
-    );
-    let wrong = send(&api, login("ept_bad", origin), plain_peer(), &access).await;
-    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
-    assert!(wrong.headers.get(header::SET_COOKIE).is_none());
-    assert!(wrong.body.contains("not valid"));
-    // From another site, or without an Origin: 403, even with the token.
-    for o in [Some("https://evil.example"), None] {
-        let a = send(&api, login("ept_good", o), plain_peer(), &access).await;
-        assert_eq!(a.status, StatusCode::FORBIDDEN, "{o:?}");
-        assert!(a.headers.get(header::SET_COOKIE).is_none());
-    }
-    // `Origin: null` (what no-referrer makes browsers send) passes only
-    // with the browser's word that the form is ours.
-    for (site, expected) in [
-        ("cross-site", StatusCode::FORBIDDEN),
-        ("same-origin", StatusCode::SEE_OTHER),
-    ] {
-        let mut r = login("ept_good", Some("null"));
-        r.headers_mut()
-            .insert("sec-fetch-site", site.parse().unwrap());
-        let a = send(&api, r, plain_peer(), &access).await;
-        assert_eq!(a.status, expected, "{site}");
-    }
-    // The right token: a session cookie, host-only, secure, strict.
-    let ok = send(&api, login("ept_good", origin), plain_peer(), &access).await;
-    assert_eq!(ok.status, StatusCode::SEE_OTHER);
-    let set = ok.headers[header::SET_COOKIE].to_str().unwrap().to_owned();
-    assert!(set.starts_with("__Host-envparity_session="), "{set}");
-    assert!(set.contains("Secure") && set.contains("HttpOnly") && set.contains("SameSite=Strict"));
-    assert!(
-        !set.contains("ept_good"),
-        "the token is in the cookie: {set}"
-    );
-    let cookie = set.split(';').next().unwrap().to_owned();
-    let page = send(
-        &api,
-        with_cookie("/", "GET", &cookie),
-        plain_peer(),
-        &access,
-    )
-    .await;
-    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-    // A made-up session is not one.
-    let forged = "__Host-envparity_session=00";
-    let a = send(&api, with_cookie("/", "GET", forged), plain_peer(), &access).await;
-    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
-    // Signing out ends it.
-    let out = send(
-        &api,
-        with_cookie("/logout", "POST", &cookie),
-        plain_peer(),
-        &access,
-    )
-    .await;
-    assert_eq!(out.status, StatusCode::SEE_OTHER);
-    assert!(
-        out.headers[header::SET_COOKIE]
-            .to_str()
-            .unwrap()
-            .contains("Max-Age=0")
-    );
-    let after = send(
-        &api,
-        with_cookie("/", "GET", &cookie),
-        plain_peer(),
-        &access,
-    )
-    .await;
-    assert_eq!(after.status, StatusCode::UNAUTHORIZED);
-}
-
-#[tokio::test]
-async fn login_attempts_are_limited_per_address() {
-    let (_dir, api) = demo().await;
-    let access = Access::with_tokens(Arc::new(|t: &str| t == "ept_good"));
-    let origin = Some("http://127.0.0.1:7700");
-    for _ in 0..super::login::MAX_ATTEMPTS {
-        let a = send(&api, login("ept_bad", origin), plain_peer(), &access).await;
-        assert_eq!(a.status, StatusCode::UNAUTHORIZED);
-    }
-    // Over the limit even the right token waits.
-    let a = send(&api, login("ept_good", origin), plain_peer(), &access).await;
-    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
-    assert!(a.headers.get(header::SET_COOKIE).is_none());
-    // Another address is not held back.
-    let other = WebPeer {
-        addr: "127.0.0.2:40000".parse().unwrap(),
-        ..plain_peer()
-    };
-    let a = send(&api, login("ept_good", origin), other, &access).await;
-    assert_eq!(a.status, StatusCode::SEE_OTHER);
-}
-
-#[tokio::test]
-async fn without_tokens_there_is_no_login() {
-    let (_dir, api) = demo().await;
-    let a = get(&api, "/login").await;
-    assert_eq!(a.status, StatusCode::NOT_FOUND);
-    let a = send(
-        &api,
-        login("anything", Some("http://127.0.0.1:7700")),
-        plain_peer(),
-        &Access::certificates_only(),
-    )
-    .await;
-    assert_eq!(a.status, StatusCode::NOT_FOUND);
-}
-
 #[tokio::test]
 async fn a_page_answers_304_while_it_is_unchanged_and_200_once_the_fleet_moves() {
     let (_dir, fleet, api) = demo_fleet().await;
@@ -701,4 +567,84 @@ async fn the_page_script_is_small_and_served_as_javascript() {
     );
     assert!(live.body.len() <= 5 * 1024, "{} bytes", live.body.len());
     assert!(live.body.contains("If-None-Match"));
+}
+
+#[tokio::test]
+async fn a_full_overview_page_loads_in_at_most_60_kb_with_its_style_and_script() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = SystemTime::now();
+    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let fleet = Fleet::load(
+        store,
+        Duration::from_secs(3600),
+        LoadedPolicy::defaults(now),
+        now,
+    )
+    .unwrap();
+    // 60 services in three environments, a sixth of them rebuilt in
+    // production: a full page of 50 rows.
+    let services: Vec<String> = (0..60).map(|i| format!("service-{i:02}-backend")).collect();
+    for (host, env) in [
+        ("dev-1", "dev"),
+        ("stg-1", "staging"),
+        ("prod-1", "production"),
+    ] {
+        let containers = services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let rebuilt = env == "production" && i % 6 == 0;
+                container(s, if rebuilt { "bb" } else { "aa" })
+            })
+            .collect();
+        fleet
+            .push(snapshot(host, env, containers), now)
+            .await
+            .unwrap();
+    }
+    let alerting = Alerting::load(
+        AlertsConfig::default(),
+        fleet.store(),
+        Arc::new(Metrics::new()),
+    )
+    .unwrap();
+    let api: Arc<dyn QueryService> = Arc::new(QueryApi::new(Arc::new(fleet), Arc::new(alerting)));
+    let page = get(&api, "/").await;
+    assert_eq!(page.body.matches("<tr data-service=").count(), 50);
+    let style = get(&api, &super::assets::STYLE.url()).await.body;
+    let live = get(&api, &super::assets::LIVE.url()).await.body;
+    let total = page.body.len() + style.len() + live.len();
+    eprintln!(
+        "first load: {} B HTML + {} B CSS + {} B JS = {total} B",
+        page.body.len(),
+        style.len(),
+        live.len()
+    );
+    assert!(total <= 60 * 1024, "{total} bytes");
+}
+
+#[tokio::test]
+async fn the_alerts_and_policy_pages_show_what_the_api_answers() {
+    let (_dir, api) = demo().await;
+    let alerts = get(&api, "/alerts").await;
+    assert_eq!(alerts.status, StatusCode::OK);
+    // No sink configured, and nothing fires before the alert grace.
+    assert!(alerts.body.contains("sinks: none"), "{}", alerts.body);
+    assert!(alerts.body.contains("No alert is firing."));
+    let policy = get(&api, "/policy").await;
+    assert_eq!(policy.status, StatusCode::OK);
+    assert!(
+        policy.body.contains("built-in defaults") || policy.body.contains("defaults"),
+        "{}",
+        policy.body
+    );
+    assert!(
+        policy.body.contains("production"),
+        "the promotion chain: {}",
+        policy.body
+    );
+    assert_eq!(
+        get(&api, "/alerts?x=1").await.status,
+        StatusCode::BAD_REQUEST
+    );
 }
