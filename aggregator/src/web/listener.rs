@@ -5,7 +5,9 @@
 //! presented).
 //!
 //! Bounds: at most [`MAX_CONNECTIONS`] connections at once (the next ones
-//! wait in the kernel's backlog), [`HANDSHAKE_TIMEOUT`] per handshake.
+//! wait in the kernel's backlog), [`HANDSHAKE_TIMEOUT`] per handshake, and
+//! a connection that moves no byte for [`IDLE`] is closed (a client that
+//! sends half a request and waits cannot keep its place).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,6 +24,8 @@ use tokio_rustls::server::TlsStream;
 pub const MAX_CONNECTIONS: usize = 256;
 /// How long a client has to finish its TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection may move no byte either way.
+pub const IDLE: Duration = Duration::from_secs(60);
 
 /// Who is on the other end of a connection.
 #[derive(Debug, Clone)]
@@ -40,7 +44,39 @@ pub struct WebPeer {
 #[derive(Debug)]
 pub struct WebConn {
     io: Io,
+    idle: Duration,
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
     _permit: OwnedSemaphorePermit,
+}
+
+impl WebConn {
+    fn new(io: Io, idle: Duration, permit: OwnedSemaphorePermit) -> Self {
+        WebConn {
+            io,
+            idle,
+            deadline: Box::pin(tokio::time::sleep(idle)),
+            _permit: permit,
+        }
+    }
+
+    /// A byte moved: the idle time starts again.
+    fn touch(&mut self) {
+        let next = tokio::time::Instant::now() + self.idle;
+        self.deadline.as_mut().reset(next);
+    }
+
+    /// Whether the connection has been idle too long (registering a wake-up
+    /// for when it will have been).
+    fn expired(&mut self, cx: &mut std::task::Context<'_>) -> bool {
+        self.deadline.as_mut().poll(cx).is_ready()
+    }
+}
+
+fn idle_error() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        "web connection idle for too long",
+    )
 }
 
 #[derive(Debug)]
@@ -60,11 +96,20 @@ impl WebListener {
     /// Accepts on `listener` (TLS with `tls`) in a background task, which
     /// ends when this is dropped.
     pub fn new(listener: TcpListener, tls: Option<Arc<rustls::ServerConfig>>) -> Self {
+        Self::with_idle(listener, tls, IDLE)
+    }
+
+    /// [`WebListener::new`], closing connections idle for `idle`.
+    pub fn with_idle(
+        listener: TcpListener,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        idle: Duration,
+    ) -> Self {
         let local = listener
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
         let (tx, accepted) = mpsc::channel(16);
-        tokio::spawn(accept_loop(listener, tls.map(TlsAcceptor::from), tx));
+        tokio::spawn(accept_loop(listener, tls.map(TlsAcceptor::from), idle, tx));
         WebListener { local, accepted }
     }
 }
@@ -72,6 +117,7 @@ impl WebListener {
 async fn accept_loop(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
+    idle: Duration,
     tx: mpsc::Sender<(WebConn, WebPeer)>,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
@@ -100,10 +146,7 @@ async fn accept_loop(
                     certificate: None,
                     tls: false,
                 };
-                let conn = WebConn {
-                    io: Io::Plain(tcp),
-                    _permit: permit,
-                };
+                let conn = WebConn::new(Io::Plain(tcp), idle, permit);
                 if tx.send((conn, peer)).await.is_err() {
                     return;
                 }
@@ -124,10 +167,7 @@ async fn accept_loop(
                                 certificate,
                                 tls: true,
                             };
-                            let conn = WebConn {
-                                io: Io::Tls(Box::new(stream)),
-                                _permit: permit,
-                            };
+                            let conn = WebConn::new(Io::Tls(Box::new(stream)), idle, permit);
                             let _ = tx.send((conn, peer)).await;
                         }
                         Ok(Err(error)) => {
@@ -167,26 +207,53 @@ impl axum::serve::Listener for WebListener {
 
 impl AsyncRead for WebConn {
     fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
+        self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        match &mut self.io {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = match &mut this.io {
             Io::Plain(s) => std::pin::Pin::new(s).poll_read(cx, buf),
             Io::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_read(cx, buf),
+        };
+        match polled {
+            std::task::Poll::Ready(r) => {
+                if buf.filled().len() > before {
+                    this.touch();
+                }
+                std::task::Poll::Ready(r)
+            }
+            std::task::Poll::Pending if this.expired(cx) => {
+                std::task::Poll::Ready(Err(idle_error()))
+            }
+            std::task::Poll::Pending => std::task::Poll::Pending,
         }
     }
 }
 
 impl AsyncWrite for WebConn {
     fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
+        self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        match &mut self.io {
+        let this = self.get_mut();
+        let polled = match &mut this.io {
             Io::Plain(s) => std::pin::Pin::new(s).poll_write(cx, buf),
             Io::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_write(cx, buf),
+        };
+        match polled {
+            std::task::Poll::Ready(Ok(n)) => {
+                if n > 0 {
+                    this.touch();
+                }
+                std::task::Poll::Ready(Ok(n))
+            }
+            std::task::Poll::Pending if this.expired(cx) => {
+                std::task::Poll::Ready(Err(idle_error()))
+            }
+            other => other,
         }
     }
 
@@ -216,5 +283,62 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, WebL
 {
     fn connect_info(stream: axum::serve::IncomingStream<'_, WebListener>) -> Self {
         stream.remote_addr().clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// A real listener serving `ok` at `/`, closing idle connections after
+    /// `idle`.
+    async fn server(idle: Duration) -> SocketAddr {
+        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let app = axum::Router::new()
+            .route("/", axum::routing::get(|| async { "ok" }))
+            .into_make_service_with_connect_info::<WebPeer>();
+        tokio::spawn(async move {
+            axum::serve(WebListener::with_idle(tcp, None, idle), app)
+                .await
+                .unwrap();
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_client_that_sends_half_a_request_and_waits_is_closed_when_idle() {
+        let addr = server(Duration::from_millis(300)).await;
+        let mut full = tokio::net::TcpStream::connect(addr).await.unwrap();
+        full.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        full.read_to_string(&mut answer).await.unwrap();
+        assert!(
+            answer.starts_with("HTTP/1.1 200") && answer.ends_with("ok"),
+            "{answer}"
+        );
+
+        let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+        slow.write_all(b"GET / HTTP/1.1\r\nHost:").await.unwrap();
+        let start = Instant::now();
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), slow.read_to_end(&mut rest))
+            .await
+            .expect("the idle connection was not closed");
+        assert!(
+            read.is_err() || rest.is_empty() || rest.starts_with(b"HTTP/1.1 408"),
+            "{rest:?}"
+        );
+        let waited = start.elapsed();
+        assert!(
+            waited >= Duration::from_millis(250) && waited < Duration::from_secs(5),
+            "{waited:?}"
+        );
     }
 }
