@@ -48,7 +48,7 @@ pub async fn page(
                 tbody {
                     @for h in &hosts {
                         tr data-host=(h.host_id) {
-                            th scope="row" { (h.host_id) }
+                            th scope="row" { a href=(link("/host", &[("id", &h.host_id)])) { (h.host_id) } }
                             td { a href=(link("/hosts", &[("env", &h.environment)])) { (h.environment) } }
                             td data-state=(host_state_word(h.state())) { (host_state_word(h.state())) }
                             td { (time(h.last_seen.as_ref())) }

@@ -25,6 +25,7 @@ mod etag;
 mod findings;
 mod gate;
 mod headers;
+mod host;
 mod hosts;
 mod layout;
 mod listener;
@@ -99,6 +100,7 @@ pub fn router(web: Web, access: Access) -> axum::Router {
         .route("/diff", get(diff::page))
         .route("/findings", get(findings::page))
         .route("/hosts", get(hosts::page))
+        .route("/host", get(host::page))
         .route("/gate", get(gate::page))
         .route("/alerts", get(alerts::page))
         .route("/policy", get(policy::page))

@@ -275,6 +275,7 @@ async fn every_response_carries_the_security_headers() {
         "/diff?a=staging&b=production",
         "/findings",
         "/hosts",
+        "/host?id=stg-1",
         "/gate",
         "/alerts",
         "/policy",
@@ -647,4 +648,24 @@ async fn the_alerts_and_policy_pages_show_what_the_api_answers() {
         get(&api, "/alerts?x=1").await.status,
         StatusCode::BAD_REQUEST
     );
+}
+
+#[tokio::test]
+async fn a_host_page_shows_its_facts_and_an_unknown_host_is_404() {
+    let (_dir, api) = demo().await;
+    let hosts = get(&api, "/hosts").await.body;
+    assert!(hosts.contains("href=\"/host?id=prod-1\""), "{hosts}");
+    let host = get(&api, "/host?id=prod-1").await;
+    assert_eq!(host.status, StatusCode::OK, "{}", host.body);
+    assert!(host.body.contains("<td>production</td>"), "{}", host.body);
+    assert!(host.body.contains("<td>fresh</td>"), "{}", host.body);
+    assert!(host.body.contains("6.1.0"), "the kernel: {}", host.body);
+    let unknown = get(&api, "/host?id=%3Cghost%3E").await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert!(
+        unknown.body.contains("no host &quot;&lt;ghost&gt;&quot;"),
+        "{}",
+        unknown.body
+    );
+    assert_eq!(get(&api, "/host").await.status, StatusCode::BAD_REQUEST);
 }
