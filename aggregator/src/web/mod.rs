@@ -40,6 +40,7 @@ mod policy;
 mod service;
 mod session;
 mod table;
+mod timeline;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -375,7 +375,10 @@ async fn the_service_page_shows_placement_findings_explain_and_env() {
     // and shared layers.
     assert!(body.contains(super::layout::short_digest(&digest("aa"))));
     assert!(body.contains(super::layout::short_digest(&digest("bb"))));
-    assert!(body.contains("<code>image_digest</code>"), "{body}");
+    assert!(
+        body.contains("<code class=\"kind\">image_digest</code>"),
+        "{body}"
+    );
     assert!(body.contains("different content"));
     assert!(body.contains("shared layers: 1 (of 2 and 2)"), "{body}");
     // Env: the allowlisted value in clear, the other as a short
@@ -384,6 +387,10 @@ async fn the_service_page_shows_placement_findings_explain_and_env() {
     let fp = digest("daa");
     assert!(body.contains(&format!("fp {}", super::layout::short_digest(&fp))));
     assert!(!body.contains(&fp[7..]), "a whole fingerprint is shown");
+    // The history: a lane per environment, a mark per change.
+    assert!(body.contains("<svg class=\"timeline\""), "{body}");
+    assert_eq!(body.matches("<line class=\"lane\"").count(), 2, "{body}");
+    assert!(body.contains("<circle class=\"event event-"), "{body}");
     // An anchor per finding.
     assert!(body.contains("<tr id=\"f-"), "{body}");
 }

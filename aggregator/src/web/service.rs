@@ -2,7 +2,8 @@
 //! environment's images, digests, hosts and running-since), the findings of
 //! a pair of environments (by default the last two, in promotion order,
 //! that run it) with their waivers, `explain` for that pair side by side,
-//! and the explicit env keys × environments as fingerprints (clear values
+//! its history as a timeline ([`super::timeline`]), and the explicit env
+//! keys × environments as fingerprints (clear values
 //! only for the names the agents allowlist; a fingerprint is an HMAC the
 //! aggregator cannot reverse, shown shortened).
 
@@ -11,8 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use axum::extract::{RawQuery, State};
 use axum::response::Html;
 use envparity_proto::v1::{
-    ExplainRequest, ExplainResponse, ExplainSide, GetFindingsRequest, GetServiceRequest,
-    GetStatusRequest, ServiceInstance,
+    ExplainRequest, ExplainResponse, ExplainSide, GetFindingsRequest, GetHistoryRequest,
+    GetServiceRequest, GetStatusRequest, ServiceInstance,
 };
 use maud::{Markup, html};
 use tonic::Request;
@@ -24,8 +25,11 @@ use super::layout::{self, badge, short_digest, time};
 use super::overview::host_state_word;
 use super::params::Params;
 use super::table;
+use super::timeline;
 
 const PARAMS: &[&str] = &["name", "a", "b"];
+/// Changes and findings of the history drawn, at most (the latest).
+const HISTORY: u32 = 200;
 
 pub async fn page(
     State(web): State<Web>,
@@ -113,9 +117,23 @@ pub async fn page(
             .collect();
         Some((findings, explained))
     };
+    let history = query
+        .get_history(Request::new(GetHistoryRequest {
+            service: name.clone(),
+            limit: HISTORY,
+            ..GetHistoryRequest::default()
+        }))
+        .await
+        .map(tonic::Response::into_inner)
+        .map_err(|s| s.message().to_owned());
     let body = html! {
         h1 { "Service " code { (name) } }
         (placement(&runs_in, &instances))
+        h2 #history { "History" }
+        @match &history {
+            Ok(h) => (timeline::timeline(&runs_in, h, std::time::SystemTime::now())),
+            Err(message) => p.error { (message) },
+        }
         h2 #pair { "Between two environments" }
         (pair_form(&name, &order, &a, &b))
         @if let Some((findings, explained)) = &pair {

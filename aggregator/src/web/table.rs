@@ -74,7 +74,7 @@ fn row(f: &Finding) -> Markup {
         tr id=(anchor(&f.id)) {
             td { (badge(severity)) }
             td { (state) }
-            td { code { (kind_word(f.kind)) } }
+            td { code.kind { (kind_word(f.kind)) } }
             td {
                 @if f.service.is_empty() {
                     span.muted { (if f.host.is_empty() { "—".to_owned() } else { format!("host {}", f.host) }) }
