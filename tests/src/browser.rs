@@ -35,6 +35,28 @@ pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// How long the driver may take to listen, and a command to answer.
 const DRIVER_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The axe-core version `scripts/setup.sh` installs (keep the two equal).
+pub const AXE_VERSION: &str = "4.10.3";
+
+/// axe-core's script: `$ENVPARITY_AXE_DIR/axe.min.js`, else under
+/// `$XDG_CACHE_HOME` (or `~/.cache`) `/envparity/axe-core-VERSION/`, where
+/// `scripts/setup.sh` puts it.
+pub fn axe_source() -> Result<String> {
+    let dir = match std::env::var_os("ENVPARITY_AXE_DIR") {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => std::env::var_os("XDG_CACHE_HOME")
+            .map(std::path::PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
+            .unwrap_or_default()
+            .join(format!("envparity/axe-core-{AXE_VERSION}")),
+    };
+    let path = dir.join("axe.min.js");
+    std::fs::read_to_string(&path).map_err(|e| Error::Unexpected {
+        what: format!("axe-core {AXE_VERSION} at {}", path.display()),
+        detail: format!("{e}: run `scripts/setup.sh` as root first, which fetches it from npm"),
+    })
+}
+
 /// The W3C key of an element reference.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
@@ -183,6 +205,17 @@ impl Browser {
         self.find(css)?.text()
     }
 
+    /// The text of the first element matching `css` once `done` accepts it,
+    /// for at most 10 s: after a click that navigates, the driver may
+    /// answer before the next page is there.
+    pub fn wait_text(&self, css: &str, done: impl Fn(&str) -> bool) -> Result<String> {
+        crate::wait::wait_for(
+            Duration::from_secs(10),
+            format!("the text of {css:?} in the browser"),
+            || Ok(self.text(css).ok().filter(|t| done(t))),
+        )
+    }
+
     /// Runs `script` (JavaScript on) and returns its value.
     pub fn execute(&self, script: &str) -> Result<Value> {
         self.session_command(
@@ -190,6 +223,36 @@ impl Browser {
             "/execute/sync",
             Some(&json!({ "script": script, "args": [] })),
         )
+    }
+
+    /// Runs axe-core (installed by `scripts/setup.sh`, see [`axe_source`])
+    /// in the page shown and returns its serious and critical violations,
+    /// each as `rule: N nodes (first target)`.
+    pub fn accessibility_violations(&self) -> Result<Vec<String>> {
+        let axe = axe_source()?;
+        // WebDriver's scripts run outside the page's CSP.
+        self.execute(&format!("{axe}\nreturn 0"))?;
+        let found = self.session_command(
+            "POST",
+            "/execute/async",
+            Some(&json!({
+                "script": "const done = arguments[arguments.length - 1];\
+                    axe.run(document, { resultTypes: ['violations'] })\
+                      .then(r => done(r.violations\
+                        .filter(v => v.impact === 'serious' || v.impact === 'critical')\
+                        .map(v => v.id + ': ' + v.nodes.length + ' nodes (' + v.nodes[0].target.join(' ') + ')')))\
+                      .catch(e => done(['axe failed: ' + e]));",
+                "args": [],
+            })),
+        )?;
+        Ok(found
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 
     /// Saves a PNG of the viewport to `path`; returns its size in bytes.

@@ -101,7 +101,7 @@ fn a_browser_sees_the_rebuilt_checkout_critical_the_gate_refuse_and_filters_work
     browser.find("input[name=to]")?.fill("production")?;
     browser.find("input[name=image]")?.fill(&rebuilt)?;
     browser.find("form button[type=submit]")?.click()?;
-    let verdict = browser.text("#verdict")?;
+    let verdict = browser.wait_text("#verdict", |t| t.contains("REFUSED"))?;
     assert!(verdict.contains("REFUSED"), "{verdict}");
     let staging_digest = tested.split_once('@').expect("repo@digest").1;
     assert!(
@@ -115,8 +115,10 @@ fn a_browser_sees_the_rebuilt_checkout_critical_the_gate_refuse_and_filters_work
 
     // Each page, light and dark (as the system says), wide and at 390 px:
     // dark mode follows the system, nothing overflows the narrow window
-    // sideways (wide tables scroll in their own box), and the screenshots
-    // (kept with the fleet's dir under ENVPARITY_E2E_KEEP) are not blank.
+    // sideways (wide tables scroll in their own box), axe-core finds no
+    // serious or critical violation (wide, in both themes), and the
+    // screenshots (kept with the fleet's dir under ENVPARITY_E2E_KEEP) are
+    // not blank.
     let gate = format!(
         "/gate?service=checkout&to=production&image={}",
         rebuilt.replace('@', "%40").replace(':', "%3A")
@@ -151,6 +153,13 @@ fn a_browser_sees_the_rebuilt_checkout_critical_the_gate_refuse_and_filters_work
                 let file = browser
                     .dir()
                     .join(format!("{name}-{width}x{height}-{scheme}.png"));
+                if width == 1280 {
+                    let violations = browser.accessibility_violations()?;
+                    assert!(
+                        violations.is_empty(),
+                        "{name} dark={dark}: axe-core finds {violations:#?}"
+                    );
+                }
                 let bytes = browser.screenshot(&file)?;
                 eprintln!("{}: {bytes} bytes", file.display());
                 assert!(
@@ -205,11 +214,12 @@ fn a_browser_sees_the_rebuilt_checkout_critical_the_gate_refuse_and_filters_work
     plain.find("input[name=q]")?.fill("CHECK")?;
     plain.find("select[name=drift]")?.select("yes")?;
     plain.find("form.filters button[type=submit]")?.click()?;
-    let url = plain.url()?;
-    assert!(
-        url.contains("q=CHECK") && url.contains("drift=yes"),
-        "{url}"
-    );
+    // The form's GET navigates; the driver may answer the click first.
+    let url = wait_for(Duration::from_secs(10), "the filtered URL", || {
+        let url = plain.url()?;
+        Ok((url.contains("q=CHECK") && url.contains("drift=yes")).then_some(url))
+    })?;
+    assert!(url.starts_with(&base), "{url}");
     assert!(plain.find("tr[data-service=\"checkout\"]").is_ok());
     assert!(
         plain.find("tr[data-service*=\"onerror\"]").is_err(),
@@ -255,28 +265,22 @@ fn a_browser_signs_in_with_a_query_token_and_a_wrong_one_is_refused() -> Result<
         browser.source()?
     );
     browser.find("main a[href=\"/login\"]")?.click()?;
+    browser.wait_text("h1", |t| t == "Sign in")?;
     browser
         .find("input[name=token]")?
         .fill("ept_not-the-token")?;
     browser.find("form[action=\"/login\"] button")?.click()?;
-    assert!(
-        browser.text("main")?.contains("That token is not valid"),
-        "{}",
-        browser.source()?
-    );
+    browser.wait_text("main", |t| t.contains("That token is not valid"))?;
     browser.find("input[name=token]")?.fill(token)?;
     browser.find("form[action=\"/login\"] button")?.click()?;
-    assert_eq!(
-        browser.text("h1")?,
-        "Fleet overview",
-        "{}",
-        browser.source()?
-    );
+    browser.wait_text("h1", |t| t == "Fleet overview")?;
     assert_eq!(browser.text("dd[data-counter=\"hosts\"]")?, "0");
     // The cookie is not for scripts (HttpOnly).
     assert_eq!(browser.execute("return document.cookie")?, "");
     browser.goto(&format!("{base}/login"))?;
     browser.find("form[action=\"/logout\"] button")?.click()?;
+    // Signed out, the browser is sent back to the login page.
+    browser.wait_text("h1", |t| t == "Sign in")?;
     browser.goto(&format!("{base}/"))?;
     assert!(browser.text("h1")?.contains("Not signed in"), "signed out");
     Ok(())
