@@ -60,8 +60,7 @@ pub async fn page(
         .filter(|f| kind.is_empty() || kind_word(f.kind) == kind)
         .collect();
     let pages = layout::pages(rows.len(), page)?;
-    let start = (page - 1) * layout::PAGE_ROWS;
-    let shown = &rows[start..(start + layout::PAGE_ROWS).min(rows.len())];
+    let shown = layout::page_of(&rows, page);
     let here = |n: &str| {
         link(
             "/findings",

@@ -127,6 +127,12 @@ pub fn pages(total: usize, page: usize) -> Result<usize, super::params::ParamErr
     Ok(pages)
 }
 
+/// The rows of page `page` (from 1, checked by [`pages`]) of `rows`.
+pub fn page_of<T>(rows: &[T], page: usize) -> &[T] {
+    let start = ((page - 1) * PAGE_ROWS).min(rows.len());
+    &rows[start..(start + PAGE_ROWS).min(rows.len())]
+}
+
 /// The numbered links to every page of a listing, `href(n)` giving page
 /// `n`'s link; nothing when there is one page.
 pub fn pager(page: usize, pages: usize, href: impl Fn(usize) -> String) -> Markup {

@@ -9,11 +9,15 @@
 //! this module imports nothing of `server` (which starts it): it is handed
 //! the query service and, with TLS, the server's rustls configuration.
 //!
-//! The pages are plain HTML without script (every view is a GET link, all
-//! of its state in the URL); each response carries the headers of
-//! [`headers`]; every string that came from an agent is escaped by the
-//! templates ([`maud`] escapes whatever it interpolates). Who may see the
-//! pages is decided per connection by [`access`].
+//! The pages are plain HTML (every view is a GET link, all of its state in
+//! the URL) that work without script; our one small script ([`assets`])
+//! keeps an open page current by conditional polling ([`etag`]). Each
+//! response carries the headers of [`headers`]; every string that came from
+//! an agent is escaped by the templates ([`maud`] escapes whatever it
+//! interpolates). Who may see the pages is decided per request by
+//! [`access`]: a query certificate, or a session of the token login
+//! ([`login`], [`session`]). One file per page, plus the pieces they share
+//! ([`layout`], [`table`], [`params`], [`answers`], [`timeline`]).
 
 mod access;
 mod alerts;

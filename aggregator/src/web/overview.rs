@@ -82,8 +82,7 @@ pub async fn page(
         })
         .collect();
     let pages = layout::pages(rows.len(), page)?;
-    let shown = &rows[((page - 1) * layout::PAGE_ROWS).min(rows.len())..]
-        [..layout::PAGE_ROWS.min(rows.len().saturating_sub((page - 1) * layout::PAGE_ROWS))];
+    let shown = layout::page_of(&rows, page);
     let href = |n: usize| {
         let n = n.to_string();
         link(

@@ -629,6 +629,19 @@ async fn a_full_overview_page_loads_in_at_most_60_kb_with_its_style_and_script()
         live.len()
     );
     assert!(total <= 60 * 1024, "{total} bytes");
+    // Numbered pages: the second holds the last 10 rows and says so.
+    let second = get(&api, "/?page=2").await.body;
+    assert_eq!(second.matches("<tr data-service=").count(), 10);
+    assert!(
+        second.contains("<a href=\"/?page=2\" aria-current=\"page\">2</a>"),
+        "{second}"
+    );
+    assert!(second.contains("<a href=\"/\">1</a>"), "{second}");
+    assert!(
+        !second.contains("data-service=\"service-00-backend\""),
+        "rows of page 1"
+    );
+    assert_eq!(get(&api, "/?page=3").await.status, StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]
