@@ -12,6 +12,7 @@ mod report;
 pub mod throttle;
 pub mod tls;
 pub mod validate;
+mod web_view;
 
 #[cfg(test)]
 mod settings_tests;
@@ -341,23 +342,6 @@ pub fn census(fleet: &Fleet, alerting: &Alerting, now: SystemTime) -> metrics::C
     census
 }
 
-/// Who may see the web view: the rules of queries. With query tokens, its
-/// login checks a token exactly as a query's bearer token is checked.
-fn web_access(auth: &Arc<auth::Auth>) -> crate::web::Access {
-    if auth.tokens.is_none() {
-        return crate::web::Access::certificates_only();
-    }
-    let auth = Arc::clone(auth);
-    crate::web::Access::with_tokens(Arc::new(move |token: &str| {
-        let Ok(bearer) = format!("Bearer {token}").parse() else {
-            return false;
-        };
-        let mut request = tonic::Request::new(());
-        request.metadata_mut().insert("authorization", bearer);
-        auth.query(&request).is_ok()
-    }))
-}
-
 /// Tells systemd `state` when it started us with `$NOTIFY_SOCKET`.
 fn sd_notify(state: &str) {
     if let Err(error) = envparity_proto::systemd::notify(state) {
@@ -377,7 +361,11 @@ pub(crate) fn check_transport(config: &ServeConfig, local: SocketAddr) -> anyhow
 }
 
 /// [`check_transport`] for one address, `what` naming it.
-fn check_address(config: &ServeConfig, what: &str, local: SocketAddr) -> anyhow::Result<()> {
+pub(crate) fn check_address(
+    config: &ServeConfig,
+    what: &str,
+    local: SocketAddr,
+) -> anyhow::Result<()> {
     match (&config.tls, config.plaintext.allowed()) {
         (Some(_), true) => anyhow::bail!(
             "both TLS files and --insecure-plaintext are set; choose one (docs/security.md)"
@@ -498,31 +486,7 @@ pub async fn serve(
         },
     );
 
-    let (web_stop, web_stopped) = tokio::sync::oneshot::channel::<()>();
-    let web_task = match config.web_listen {
-        Some(addr) => {
-            let listener = TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen for the web view on {addr}"))?;
-            let bound = listener.local_addr().context("web listener address")?;
-            // The plain-text rule of gRPC, for the web view's own address.
-            check_address(&config, "web listen address", bound)?;
-            let pages: Arc<dyn envparity_proto::v1::query_service_server::QueryService> = Arc::new(
-                QueryApi::new(Arc::clone(&fleet), Arc::clone(&alerting))
-                    .with_auth(Arc::clone(&auth)),
-            );
-            Some(tokio::spawn(crate::web::serve(
-                listener,
-                tls_config.as_deref().map(crate::web::tls_config),
-                crate::web::Web::new(pages),
-                web_access(&auth),
-                async {
-                    web_stopped.await.ok();
-                },
-            )))
-        }
-        None => None,
-    };
+    let web = web_view::start(&config, &fleet, &alerting, &auth, tls_config.as_deref()).await?;
 
     tracing::info!(
         listen = %local,
@@ -596,13 +560,8 @@ pub async fn serve(
     if let Err(e) = fleet.store_liveness(SystemTime::now()).await {
         tracing::error!(error = %e, "storing the liveness of the last heartbeats failed");
     }
-    let _ = web_stop.send(());
-    if let Some(t) = web_task {
-        match t.await {
-            Ok(Err(e)) => tracing::error!(error = %e, "web view failed"),
-            Err(e) => tracing::error!(error = %e, "web view task failed"),
-            Ok(Ok(())) => {}
-        }
+    if let Some(web) = web {
+        web.stop().await;
     }
     let _ = metrics_stop.send(());
     if let Some(t) = metrics_task {
