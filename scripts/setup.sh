@@ -35,6 +35,10 @@ packages=(
   python3-venv     # the venv holding kubernetes-validate and Helm's SDK (below)
   haproxy          # a read-only Docker socket proxy in the security e2e tests
   prometheus-node-exporter  # the minimal host agent the benchmarks compare against (scripts/bench.sh)
+  chromium         # headless browser for the web view's e2e tests (docs/web.md)
+  chromium-driver  # chromedriver: the WebDriver server the e2e harness drives chromium with
+  openssl          # checks axe-core's integrity (below)
+  npm              # fetches axe-core (pinned by version and integrity, below) for the browser tests
 )
 
 # Tool -> the absolute path the tests and scripts execute.
@@ -56,6 +60,9 @@ tools=(
   /usr/bin/docker-compose
   /usr/sbin/haproxy
   /usr/bin/prometheus-node-exporter
+  /usr/bin/chromium
+  /usr/bin/chromedriver
+  /usr/bin/npm
 )
 
 say() { printf 'setup: %s\n' "$*"; }
@@ -111,6 +118,23 @@ if [[ ! -x "$deploy_venv/bin/python" || "$(cat "$deploy_venv/.requirements.sha25
   "$deploy_venv/bin/pip" install --quiet --disable-pip-version-check --require-hashes --no-deps \
     -r "$deploy_requirements"
   echo "$deploy_want" >"$deploy_venv/.requirements.sha256"
+fi
+
+# axe-core, the accessibility checker the web view's browser tests run in
+# each page (tests/src/browser.rs), from the npm registry, pinned by version
+# and by the registry's sha512 integrity; unpacked once into the cache.
+axe_version=4.10.3
+axe_integrity='sha512-Xm7bpRXnDSX2YE2YFfBk2FnF0ep6tmG7xPh8iHee8MIcrgq762Nkce856dYtJYLkuIoYZvGfTs/PbZhideTcEg=='
+axe_dir=${ENVPARITY_AXE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/envparity/axe-core-$axe_version}
+if [[ ! -f "$axe_dir/axe.min.js" ]]; then
+  say "fetching axe-core $axe_version into $axe_dir"
+  axe_tmp=$(mktemp -d)
+  (cd "$axe_tmp" && npm pack --silent "axe-core@$axe_version" >/dev/null)
+  axe_got="sha512-$(openssl dgst -sha512 -binary "$axe_tmp/axe-core-$axe_version.tgz" | base64 -w0)"
+  [[ "$axe_got" == "$axe_integrity" ]] || die "axe-core $axe_version: integrity $axe_got, expected $axe_integrity"
+  mkdir -p "$axe_dir"
+  tar -xzf "$axe_tmp/axe-core-$axe_version.tgz" -C "$axe_dir" --strip-components=1 package/axe.min.js
+  rm -rf "$axe_tmp"
 fi
 
 say "cargo: $(cargo --version)"

@@ -36,6 +36,7 @@ mod agent;
 mod aggregator;
 pub mod answer;
 mod bins;
+pub mod browser;
 mod cli;
 mod command;
 mod containerd;
@@ -62,6 +63,7 @@ pub mod synthetic;
 mod tap;
 pub mod tools;
 mod wait;
+pub mod web;
 
 pub use agent::{AGENT_BIN, Agent, AgentBuilder, DEFAULT_HEARTBEAT, full_snapshots};
 pub use aggregator::{Aggregator, AggregatorBuilder};

@@ -27,4 +27,8 @@ mod e2e {
     mod runtimes_podman;
     /// TLS, host identity and query authorization.
     mod security;
+    /// The web view over HTTP: pages equal to status, headers, certificates.
+    mod web;
+    /// The web view in headless Chromium over WebDriver.
+    mod web_browser;
 }

@@ -120,6 +120,15 @@ envparity_settings::declare! {
     /// `--metrics-listen`.
     pub METRICS_LISTEN: Setting<SocketAddr> = common::METRICS_LISTEN
         .help("Serve Prometheus metrics (OpenMetrics) at http://ADDR/metrics.");
+    /// `--web-listen`.
+    pub WEB_LISTEN: Setting<SocketAddr> = Setting::new("web_listen", parse::socket_addr)
+        .flag("web-listen")
+        .var("ENVPARITY_WEB_LISTEN")
+        .value_name("ADDR")
+        .default_text("off")
+        .help("Serve the web view (docs/web.md) on ADDR: over TLS with the server's \
+               certificate when TLS is configured, else in plain text under the rules of \
+               --insecure-plaintext.");
     /// `--log-format`.
     pub LOG_FORMAT: Setting<LogFormat> = common::LOG_FORMAT
         .help("Log format on stderr: text or json. The level comes from RUST_LOG (default \

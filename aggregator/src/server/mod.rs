@@ -12,6 +12,7 @@ mod report;
 pub mod throttle;
 pub mod tls;
 pub mod validate;
+mod web_view;
 
 #[cfg(test)]
 mod settings_tests;
@@ -53,6 +54,8 @@ pub struct ServeConfig {
     pub policy: Option<PathBuf>,
     /// Where to serve Prometheus metrics; `None`: not served.
     pub metrics_listen: Option<SocketAddr>,
+    /// Where to serve the web view (docs/web.md); `None`: not served.
+    pub web_listen: Option<SocketAddr>,
     /// Alerting: the alerting severity and the sinks.
     pub alerts: AlertsConfig,
     /// TLS 1.3 with client certificates; `None`: plain text, which
@@ -77,6 +80,7 @@ impl ServeConfig {
             stale_after: crate::config::defaults::STALE_AFTER,
             policy: None,
             metrics_listen: None,
+            web_listen: None,
             alerts: AlertsConfig::default(),
             tls: None,
             plaintext: envparity_proto::transport::Plaintext::Refused,
@@ -151,6 +155,7 @@ pub fn resolve(args: &ServeArgs, env: &dyn EnvSource) -> anyhow::Result<Serve> {
         stale_after: sources.value(&STALE_AFTER)?.value,
         policy: path(&POLICY)?,
         metrics_listen: sources.get(&METRICS_LISTEN)?.map(|a| a.value),
+        web_listen: sources.get(&WEB_LISTEN)?.map(|a| a.value),
         alerts: alerts_of(&sources)?,
         tls,
         plaintext: envparity_proto::transport::Plaintext::from_flags(
@@ -344,9 +349,23 @@ fn sd_notify(state: &str) {
     }
 }
 
-/// Refuses plain text unless `config.plaintext` allows it on `local`, and
-/// TLS together with a plain-text allowance (which one was meant?).
+/// Refuses plain text unless `config.plaintext` allows it on `local` (and
+/// on the web view's address, if any: the same rule), and TLS together
+/// with a plain-text allowance (which one was meant?).
 pub(crate) fn check_transport(config: &ServeConfig, local: SocketAddr) -> anyhow::Result<()> {
+    check_address(config, "listen address", local)?;
+    match config.web_listen {
+        Some(web) => check_address(config, "web listen address", web),
+        None => Ok(()),
+    }
+}
+
+/// [`check_transport`] for one address, `what` naming it.
+pub(crate) fn check_address(
+    config: &ServeConfig,
+    what: &str,
+    local: SocketAddr,
+) -> anyhow::Result<()> {
     match (&config.tls, config.plaintext.allowed()) {
         (Some(_), true) => anyhow::bail!(
             "both TLS files and --insecure-plaintext are set; choose one (docs/security.md)"
@@ -354,7 +373,7 @@ pub(crate) fn check_transport(config: &ServeConfig, local: SocketAddr) -> anyhow
         (Some(_), false) => Ok(()),
         (None, _) => config
             .plaintext
-            .check(&format!("listen address {local}"), &local.ip().to_string())
+            .check(&format!("{what} {local}"), &local.ip().to_string())
             .map_err(|message| {
                 anyhow::anyhow!(
                     "{message} (the server's TLS settings are tls_cert, tls_key and tls_client_ca)"
@@ -467,6 +486,8 @@ pub async fn serve(
         },
     );
 
+    let web = web_view::start(&config, &fleet, &alerting, &auth, tls_config.as_deref()).await?;
+
     tracing::info!(
         listen = %local,
         database = %db_path.display(),
@@ -539,6 +560,9 @@ pub async fn serve(
     if let Err(e) = fleet.store_liveness(SystemTime::now()).await {
         tracing::error!(error = %e, "storing the liveness of the last heartbeats failed");
     }
+    if let Some(web) = web {
+        web.stop().await;
+    }
     let _ = metrics_stop.send(());
     if let Some(t) = metrics_task {
         match t.await {
@@ -595,6 +619,37 @@ mod tests {
             assert!(err.contains("--insecure-plaintext-anywhere"), "{err}");
         }
         check_transport(&config(false, Plaintext::Anywhere), addr("0.0.0.0:7600")).expect("forced");
+    }
+
+    #[test]
+    fn the_web_view_follows_the_plain_text_rule_of_grpc() {
+        let web = |listen: &str, plaintext| ServeConfig {
+            web_listen: Some(addr(listen)),
+            ..config(false, plaintext)
+        };
+        check_transport(
+            &web("127.0.0.1:7700", Plaintext::Loopback),
+            addr("127.0.0.1:7600"),
+        )
+        .expect("loopback");
+        let err = check_transport(
+            &web("0.0.0.0:7700", Plaintext::Loopback),
+            addr("127.0.0.1:7600"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("web listen address 0.0.0.0:7700"), "{err}");
+        assert!(err.contains("--insecure-plaintext-anywhere"), "{err}");
+        check_transport(
+            &web("0.0.0.0:7700", Plaintext::Anywhere),
+            addr("127.0.0.1:7600"),
+        )
+        .expect("forced");
+        let tls = ServeConfig {
+            web_listen: Some(addr("0.0.0.0:7700")),
+            ..config(true, Plaintext::Refused)
+        };
+        check_transport(&tls, addr("0.0.0.0:7600")).expect("TLS");
     }
 
     #[test]
