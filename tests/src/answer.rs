@@ -54,7 +54,7 @@ pub struct Status {
 }
 
 /// `status`'s summary of the whole fleet.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub struct Summary {
     /// Services in the fleet.
     pub services: u32,

@@ -166,7 +166,12 @@ pub fn snapshot(s: &HostSnapshot) -> Result<(), InvalidReport> {
             )));
         }
         check_labels(&c.labels).map_err(&at)?;
-        for var in c.explicit_env.iter().chain(&c.image_env).chain(&c.injected_env) {
+        for var in c
+            .explicit_env
+            .iter()
+            .chain(&c.image_env)
+            .chain(&c.injected_env)
+        {
             if var.name.is_empty() {
                 return Err(at("an env entry has an empty name".into()));
             }
@@ -449,40 +454,45 @@ mod tests {
                 prop::collection::vec((text(300), text(70_000)), 0..20),
                 text(300),
             )
-                .prop_map(|(name, service, labels, env, injected, reference)| Container {
-                    id: format!("{name}-id"),
-                    name,
-                    service: Some(ServiceIdentity {
-                        name: service,
-                        source: 1,
-                    }),
-                    image: Some(ImageInfo {
-                        image_id: format!("sha256:{}", "a".repeat(64)),
-                        reference,
-                        repo_digests: vec![format!("r@sha256:{}\u{1b}]0;x\u{7}", "b".repeat(64))],
+                .prop_map(|(name, service, labels, env, injected, reference)| {
+                    Container {
+                        id: format!("{name}-id"),
+                        name,
+                        service: Some(ServiceIdentity {
+                            name: service,
+                            source: 1,
+                        }),
+                        image: Some(ImageInfo {
+                            image_id: format!("sha256:{}", "a".repeat(64)),
+                            reference,
+                            repo_digests: vec![format!(
+                                "r@sha256:{}\u{1b}]0;x\u{7}",
+                                "b".repeat(64)
+                            )],
+                            ..Default::default()
+                        }),
+                        labels: labels
+                            .into_iter()
+                            .map(|(key, value)| Label { key, value })
+                            .collect(),
+                        explicit_env: env
+                            .into_iter()
+                            .map(|(name, value)| EnvVar {
+                                name,
+                                fingerprint: "f".repeat(64),
+                                value: Some(value),
+                            })
+                            .collect(),
+                        injected_env: injected
+                            .into_iter()
+                            .map(|(name, value)| EnvVar {
+                                name,
+                                fingerprint: "f".repeat(64),
+                                value: Some(value),
+                            })
+                            .collect(),
                         ..Default::default()
-                    }),
-                    labels: labels
-                        .into_iter()
-                        .map(|(key, value)| Label { key, value })
-                        .collect(),
-                    explicit_env: env
-                        .into_iter()
-                        .map(|(name, value)| EnvVar {
-                            name,
-                            fingerprint: "f".repeat(64),
-                            value: Some(value),
-                        })
-                        .collect(),
-                    injected_env: injected
-                        .into_iter()
-                        .map(|(name, value)| EnvVar {
-                            name,
-                            fingerprint: "f".repeat(64),
-                            value: Some(value),
-                        })
-                        .collect(),
-                    ..Default::default()
+                    }
                 })
         }
 

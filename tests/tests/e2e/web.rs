@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use envparity_tests::answer::Status;
 use envparity_tests::web::{Page, WebClient};
 use envparity_tests::{Fleet, ImageSpec, Result, Run, free_port, wait_for};
 
@@ -88,30 +89,28 @@ fn the_web_view_shows_what_status_says_to_a_query_certificate_only() -> Result<(
         Ok(query.get("/").ok().filter(|p| p.status == 200))
     })?;
     let after = fleet.cli(&["status"])?;
-    assert_eq!(before.json["summary"], after.json["summary"], "{after}");
-    let summary = &after.json["summary"];
+    let summary = after.answer::<Status>().summary.expect("a summary");
+    let before = before.answer::<Status>().summary.expect("a summary");
+    assert_eq!(before, summary, "{after}");
     for (name, value) in [
-        ("services", &summary["services"]),
-        ("services_drifting", &summary["services_drifting"]),
-        ("hosts", &summary["hosts"]),
-        ("hosts_not_current", &summary["hosts_not_current"]),
-        ("critical", &summary["findings"]["critical"]),
-        ("warning", &summary["findings"]["warning"]),
-        ("info", &summary["findings"]["info"]),
-        ("pending", &summary["findings"]["pending"]),
-        ("waived", &summary["findings"]["waived"]),
+        ("services", summary.services),
+        ("services_drifting", summary.services_drifting),
+        ("hosts", summary.hosts),
+        ("hosts_not_current", summary.hosts_not_current),
+        ("critical", summary.findings.critical),
+        ("warning", summary.findings.warning),
+        ("info", summary.findings.info),
+        ("pending", summary.findings.pending),
+        ("waived", summary.findings.waived),
     ] {
         assert_eq!(
-            overview.counter("", name).map(u64::from),
-            value.as_u64(),
+            overview.counter("", name),
+            Some(value),
             "counter {name}: {}",
             overview.body
         );
     }
-    assert!(
-        summary["findings"]["critical"].as_u64() > Some(0),
-        "{after}"
-    );
+    assert!(summary.findings.critical > 0, "{after}");
     assert_secure_headers(&overview, "/");
     // The rebuilt checkout is critical in production, with a word.
     let row = &overview.body[overview

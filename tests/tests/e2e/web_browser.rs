@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use envparity_tests::answer::Status;
 use envparity_tests::browser::{Browser, BrowserOptions};
 use envparity_tests::{Fleet, ImageSpec, Result, Run, free_port, wait_for};
 
@@ -70,21 +71,17 @@ fn a_browser_sees_the_rebuilt_checkout_critical_the_gate_refuse_and_filters_work
         "{}",
         browser.text(cell)?
     );
-    let summary = &status.json["summary"];
+    let summary = status.answer::<Status>().summary.expect("a summary");
     for (name, value) in [
-        ("services", &summary["services"]),
-        ("services_drifting", &summary["services_drifting"]),
-        ("hosts", &summary["hosts"]),
-        ("critical", &summary["findings"]["critical"]),
-        ("warning", &summary["findings"]["warning"]),
-        ("info", &summary["findings"]["info"]),
+        ("services", summary.services),
+        ("services_drifting", summary.services_drifting),
+        ("hosts", summary.hosts),
+        ("critical", summary.findings.critical),
+        ("warning", summary.findings.warning),
+        ("info", summary.findings.info),
     ] {
         let shown = browser.text(&format!("dl.counters dd[data-counter=\"{name}\"]"))?;
-        assert_eq!(
-            Some(shown.as_str()),
-            value.as_u64().map(|n| n.to_string()).as_deref(),
-            "{name}"
-        );
+        assert_eq!(shown, value.to_string(), "{name}");
     }
     // The hostile name is text: no image element came of it.
     let hostile = browser.text("tr[data-service*=\"onerror\"] th")?;
