@@ -62,7 +62,6 @@ tools=(
   /usr/bin/prometheus-node-exporter
   /usr/bin/chromium
   /usr/bin/chromedriver
-  /usr/bin/npm
 )
 
 say() { printf 'setup: %s\n' "$*"; }
@@ -77,9 +76,19 @@ installed() {
   [[ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" == installed ]]
 }
 
+# A package another source already provides: Node.js from NodeSource (as on
+# this project's machines) ships npm inside its `nodejs` package, which
+# conflicts with Debian's `npm`; any npm on PATH will do.
+provided() {
+  case "$1" in
+    npm) command -v npm >/dev/null ;;
+    *) return 1 ;;
+  esac
+}
+
 missing=()
 for pkg in "${packages[@]}"; do
-  installed "$pkg" || missing+=("$pkg")
+  installed "$pkg" || provided "$pkg" || missing+=("$pkg")
 done
 
 if ((${#missing[@]} == 0)); then
@@ -95,6 +104,7 @@ fi
 for tool in "${tools[@]}"; do
   [[ -x "$tool" ]] || die "$tool is missing after installing packages; check the apt output above"
 done
+command -v npm >/dev/null || die "npm is missing after installing packages; check the apt output above"
 
 # `kubectl kustomize` renders deploy/kubernetes offline. Any kubectl will do
 # (some machine images ship a newer one from another source); without one,
