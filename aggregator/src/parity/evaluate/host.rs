@@ -21,6 +21,30 @@ pub(super) struct HostFact {
     what: &'static str,
     value: FactValue,
     severity: fn(&[String], &[String]) -> Severity,
+    /// A fact of the container runtime (its version, storage, cgroup
+    /// driver): compared only between hosts running the same runtime, as
+    /// Docker 20.10 and containerd 1.6 are not two versions of one thing.
+    per_runtime: bool,
+}
+
+/// The runtime a host's engine facts describe: agents older than the
+/// runtimes read only Docker and say nothing.
+fn runtime_of(engine: Option<&EngineFacts>) -> &str {
+    match engine.map_or("", |e| e.runtime.as_str()) {
+        "" => "docker",
+        runtime => runtime,
+    }
+}
+
+/// A runtime fact's value as shown and compared: Docker's as reported
+/// (so Docker fleets read as they always did), another runtime's after
+/// its name, `containerd 1.6.20`.
+fn of_runtime<'s>(engine: Option<&'s EngineFacts>, value: Cow<'s, str>) -> Cow<'s, str> {
+    match runtime_of(engine) {
+        "docker" => value,
+        _ if value.is_empty() => value,
+        runtime => Cow::Owned(format!("{runtime} {value}")),
+    }
 }
 
 /// How many host facts are compared between environments.
@@ -47,6 +71,7 @@ pub(super) const HOST_FACTS: [HostFact; 6] = [
         what: "kernel",
         value: |h, _| h.map_or(field(""), |h| field(&h.kernel_version)),
         severity: |a, b| by_release(a, b, 2),
+        per_runtime: false,
     },
     HostFact {
         kind: Kind::Os,
@@ -62,29 +87,35 @@ pub(super) const HOST_FACTS: [HostFact; 6] = [
             })
         },
         severity: |_, _| Severity::Warning,
+        per_runtime: false,
     },
     HostFact {
         kind: Kind::EngineVersion,
         what: "engine version",
-        value: |_, e| e.map_or(field(""), |e| field(&e.server_version)),
+        value: |_, e| of_runtime(e, e.map_or(field(""), |e| field(&e.server_version))),
         severity: |a, b| by_release(a, b, 1),
+        per_runtime: true,
     },
     HostFact {
         kind: Kind::Cgroup,
         what: "cgroup version/driver",
         value: |_, e| {
-            e.filter(|e| !e.cgroup_version.is_empty() || !e.cgroup_driver.is_empty())
+            let value = e
+                .filter(|e| !e.cgroup_version.is_empty() || !e.cgroup_driver.is_empty())
                 .map_or(field(""), |e| {
                     Cow::Owned(format!("v{}/{}", e.cgroup_version, e.cgroup_driver))
-                })
+                });
+            of_runtime(e, value)
         },
         severity: |_, _| Severity::Warning,
+        per_runtime: true,
     },
     HostFact {
         kind: Kind::StorageDriver,
         what: "storage driver",
-        value: |_, e| e.map_or(field(""), |e| field(&e.storage_driver)),
+        value: |_, e| of_runtime(e, e.map_or(field(""), |e| field(&e.storage_driver))),
         severity: |_, _| Severity::Warning,
+        per_runtime: true,
     },
     HostFact {
         kind: Kind::Architecture,
@@ -96,6 +127,7 @@ pub(super) const HOST_FACTS: [HostFact; 6] = [
                 .map_or(field(""), field)
         },
         severity: |_, _| Severity::Warning,
+        per_runtime: false,
     },
 ];
 
@@ -121,10 +153,11 @@ pub(super) fn by_release(a: &[String], b: &[String], parts: usize) -> Severity {
 }
 
 /// The hosts of one environment and, per entry of [`HOST_FACTS`], the
-/// distinct non-empty values they report, sorted.
+/// distinct non-empty values they report, sorted, by the runtime they run
+/// for a runtime fact (under `""` for the others).
 pub(super) struct EnvFacts<'h, 'a> {
     pub(super) hosts: Vec<&'h HostView<'a>>,
-    values: Vec<Vec<String>>,
+    values: Vec<BTreeMap<&'a str, Vec<String>>>,
 }
 
 /// Every environment's hosts and host-fact values, gathered in one pass so
@@ -141,16 +174,25 @@ pub(super) fn env_facts<'h, 'a>(hosts: &'h [HostView<'a>]) -> BTreeMap<&'h str, 
                 .iter()
                 .map(|fact| {
                     // Inserted one by one: an environment's hosts share a
-                    // few values, so the set stays small and nothing is
+                    // few values, so the sets stay small and nothing is
                     // copied or sorted per host.
-                    let mut values: BTreeSet<Cow<'_, str>> = BTreeSet::new();
+                    let mut values: BTreeMap<&'a str, BTreeSet<Cow<'a, str>>> = BTreeMap::new();
                     for h in &in_env {
-                        let v = (fact.value)(h.snapshot.host.as_ref(), h.snapshot.engine.as_ref());
+                        let (host, engine) = (h.snapshot.host.as_ref(), h.snapshot.engine.as_ref());
+                        let v = (fact.value)(host, engine);
                         if !v.is_empty() {
-                            values.insert(v);
+                            let scope = if fact.per_runtime {
+                                runtime_of(engine)
+                            } else {
+                                ""
+                            };
+                            values.entry(scope).or_default().insert(v);
                         }
                     }
-                    values.into_iter().map(Cow::into_owned).collect()
+                    values
+                        .into_iter()
+                        .map(|(scope, v)| (scope, v.into_iter().map(Cow::into_owned).collect()))
+                        .collect()
                 })
                 .collect();
             (
@@ -175,10 +217,22 @@ pub(super) fn host_facts(
         return;
     };
     for (i, fact) in HOST_FACTS.iter().enumerate() {
-        let (va, vb) = (&fa.values[i], &fb.values[i]);
-        if va.is_empty() || vb.is_empty() || va == vb {
+        // Compared runtime by runtime, over the runtimes both sides run:
+        // the values of those that differ.
+        let (mut va, mut vb) = (Vec::new(), Vec::new());
+        for (scope, a) in &fa.values[i] {
+            match fb.values[i].get(scope) {
+                Some(b) if a != b => {
+                    va.extend(a.iter().cloned());
+                    vb.extend(b.iter().cloned());
+                }
+                _ => {}
+            }
+        }
+        if va.is_empty() {
             continue;
         }
+        let (va, vb) = (&va, &vb);
         let mut severity = (fact.severity)(va, vb);
         if level == Level::Relaxed {
             severity = Severity::Info;

@@ -1699,3 +1699,59 @@ fn a_container_the_agent_cut_is_a_finding_of_its_own_environment_host_and_name()
             .all(|f| f.kind != Kind::ContainerUnreportable)
     );
 }
+
+#[test]
+fn runtime_facts_are_compared_between_hosts_of_the_same_runtime() {
+    let host = |env: &str, runtime: &str, version: &str, storage: &str| {
+        let mut s = snapshot(env, K, vec![]);
+        s.engine = Some(envparity_proto::v1::EngineFacts {
+            runtime: runtime.into(),
+            server_version: version.into(),
+            cgroup_version: "2".into(),
+            cgroup_driver: "systemd".into(),
+            storage_driver: storage.into(),
+            ..Default::default()
+        });
+        s
+    };
+    let engine_kinds = |f: &[Finding]| -> Vec<(Kind, Vec<String>, Vec<String>)> {
+        f.iter()
+            .map(|x| (x.kind, x.a.values.clone(), b(x).values.clone()))
+            .collect()
+    };
+    // Staging on Docker, production on containerd: nothing to compare.
+    let mixed = Fleet::new()
+        .host("s1", host("staging", "docker", "20.10.24", "vfs"))
+        .host("p1", host("production", "containerd", "1.6.20", "native"));
+    assert_eq!(
+        engine_kinds(&mixed.findings("staging", "production")),
+        vec![]
+    );
+    // An agent older than runtimes read Docker: compared with Docker.
+    let old = Fleet::new()
+        .host("s1", host("staging", "", "20.10.24", "vfs"))
+        .host("p1", host("production", "docker", "24.0.7", "vfs"));
+    assert_eq!(
+        engine_kinds(&old.findings("staging", "production")),
+        vec![(
+            Kind::EngineVersion,
+            vec!["20.10.24".to_owned()],
+            vec!["24.0.7".to_owned()]
+        )]
+    );
+    // Both run both: containerd's versions differ, Docker's agree. Only
+    // containerd's are named, after the runtime.
+    let both = Fleet::new()
+        .host("s1", host("staging", "docker", "20.10.24", "vfs"))
+        .host("s2", host("staging", "containerd", "1.6.20", "native"))
+        .host("p1", host("production", "docker", "20.10.24", "vfs"))
+        .host("p2", host("production", "containerd", "1.7.2", "native"));
+    assert_eq!(
+        engine_kinds(&both.findings("staging", "production")),
+        vec![(
+            Kind::EngineVersion,
+            vec!["containerd 1.6.20".to_owned()],
+            vec!["containerd 1.7.2".to_owned()]
+        )]
+    );
+}
