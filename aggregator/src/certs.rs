@@ -53,6 +53,43 @@ pub fn bound_environment(cert: &x509_parser::certificate::X509Certificate<'_>) -
     })
 }
 
+/// What a client certificate says of its holder: the gRPC API and the web
+/// view read it the same way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subject {
+    /// The common name (a host id or a client name).
+    pub name: String,
+    /// The organizational unit: the role ([`AGENT_OU`], [`QUERY_OU`],
+    /// [`ADMIN_OU`]), empty when there is none.
+    pub role: String,
+    /// The environment an agent certificate is bound to, if any
+    /// ([`bound_environment`]).
+    pub environment: Option<String>,
+}
+
+/// The subject of a DER certificate; `None` when it is not one or names
+/// no common name.
+pub fn subject(der: &[u8]) -> Option<Subject> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let subject = cert.subject();
+    let name = subject
+        .iter_common_name()
+        .next()
+        .and_then(|a| a.as_str().ok())?
+        .to_owned();
+    let role = subject
+        .iter_organizational_unit()
+        .next()
+        .and_then(|a| a.as_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    Some(Subject {
+        name,
+        role,
+        environment: bound_environment(&cert),
+    })
+}
+
 /// Why credentials could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum CertsError {

@@ -166,38 +166,27 @@ impl Fleet {
             }
             Reach::Services {
                 services,
-                host_level: HostReach::Reporter,
+                host_level: host_level @ (HostReach::Reporter | HostReach::FactsAndReporter),
             } => {
                 let scope = all
                     .clone()
                     .with_services(services.clone())
                     .with_host_level(false);
                 let mut findings = evaluate(fleet.hosts_for(services), &scope);
-                // Only the reporting host's staleness, read from it alone.
+                // Of the stale hosts, only the reporting one can have
+                // changed; the host facts, compared over every host, only
+                // when the report can change what they compare.
                 let scope = host_level_only.with_stale_of(Some(reporter.clone()));
-                findings.extend(evaluate(fleet.record.into_iter().collect(), &scope));
-                let covers = Cover::Only {
-                    services,
-                    host_level: HostLevel::OnlyStaleOf(&reporter),
+                let (hosts, host_level) = if *host_level == HostReach::Reporter {
+                    let reporting = fleet.record.into_iter().collect();
+                    (reporting, HostLevel::OnlyStaleOf(&reporter))
+                } else {
+                    (fleet.every_host(), HostLevel::StaleOf(&reporter))
                 };
-                (findings, covers)
-            }
-            Reach::Services {
-                services,
-                host_level: HostReach::FactsAndReporter,
-            } => {
-                let scope = all
-                    .clone()
-                    .with_services(services.clone())
-                    .with_host_level(false);
-                let mut findings = evaluate(fleet.hosts_for(services), &scope);
-                // The host facts are compared over every host; of the
-                // stale hosts, only the reporting one can have changed.
-                let scope = host_level_only.with_stale_of(Some(reporter.clone()));
-                findings.extend(evaluate(fleet.every_host(), &scope));
+                findings.extend(evaluate(hosts, &scope));
                 let covers = Cover::Only {
                     services,
-                    host_level: HostLevel::StaleOf(&reporter),
+                    host_level,
                 };
                 (findings, covers)
             }

@@ -22,7 +22,7 @@ use tonic::{Request, Status};
 
 use super::throttle::{INTERVAL, Throttle};
 pub use crate::certs::token_hash;
-use crate::certs::{ADMIN_OU, AGENT_OU, QUERY_OU, bound_environment};
+use crate::certs::{self, ADMIN_OU, AGENT_OU, QUERY_OU};
 use crate::warn_throttled;
 
 // Refusals are provoked at will by callers without credentials: their lines
@@ -104,25 +104,11 @@ pub struct Peer {
 /// The peer of a request over TLS with a client certificate.
 pub fn peer<T>(request: &Request<T>) -> Option<Peer> {
     let certs = request.peer_certs()?;
-    let der = certs.first()?;
-    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
-    let subject = cert.subject();
-    let name = subject
-        .iter_common_name()
-        .next()
-        .and_then(|a| a.as_str().ok())?
-        .to_owned();
-    let role = subject
-        .iter_organizational_unit()
-        .next()
-        .and_then(|a| a.as_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let environment = bound_environment(&cert);
+    let subject = certs::subject(certs.first()?.as_ref())?;
     Some(Peer {
-        name,
-        role,
-        environment,
+        name: subject.name,
+        role: subject.role,
+        environment: subject.environment,
     })
 }
 

@@ -25,7 +25,7 @@ use super::error::WebError;
 use super::listener::WebPeer;
 use super::login::Attempts;
 use super::session::{self, Sessions};
-use crate::certs::{ADMIN_OU, QUERY_OU};
+use crate::certs::{self, ADMIN_OU, QUERY_OU};
 
 /// Checks a query token by the rule of gRPC queries: true when it is valid.
 pub type TokenCheck = Arc<dyn Fn(&str) -> bool + Send + Sync>;
@@ -97,7 +97,8 @@ impl Access {
         now: Instant,
     ) -> Result<(), Refusal> {
         if let Some(der) = peer.certificate.as_ref().filter(|_| peer.tls) {
-            let (name, role) = subject(der.as_ref()).unwrap_or_default();
+            let (name, role) =
+                certs::subject(der.as_ref()).map_or_else(Default::default, |s| (s.name, s.role));
             return if role == QUERY_OU || role == ADMIN_OU {
                 Ok(())
             } else {
@@ -115,25 +116,6 @@ impl Access {
             (None, false) => Ok(()),
         }
     }
-}
-
-/// A certificate's common name and organizational unit.
-fn subject(der: &[u8]) -> Option<(String, String)> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
-    let subject = cert.subject();
-    let name = subject
-        .iter_common_name()
-        .next()
-        .and_then(|a| a.as_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let role = subject
-        .iter_organizational_unit()
-        .next()
-        .and_then(|a| a.as_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    Some((name, role))
 }
 
 /// The middleware: a refused connection gets the refusal's page.
