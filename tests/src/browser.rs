@@ -106,9 +106,14 @@ impl Browser {
             }
         }
         let dir = fleet.new_dir("browser")?;
+        // Chromium leaves scoped dirs in its TMPDIR: this one goes with
+        // the browser's scratch dir, not into the run's.
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir(&tmp).map_err(Error::io(format!("create {}", tmp.display())))?;
         let port = free_port()?;
         let mut driver = Command::new(CHROMEDRIVER);
         driver
+            .env("TMPDIR", &tmp)
             .arg(format!("--port={port}"))
             .arg(format!(
                 "--log-path={}",
