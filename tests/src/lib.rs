@@ -32,8 +32,6 @@
 //! built first (`cargo build --workspace`; `scripts/test.sh` does it).
 #![forbid(unsafe_code)]
 
-mod agent;
-mod aggregator;
 pub mod answer;
 mod bins;
 pub mod browser;
@@ -65,8 +63,6 @@ pub mod tools;
 mod wait;
 pub mod web;
 
-pub use agent::{AGENT_BIN, Agent, AgentBuilder, DEFAULT_HEARTBEAT, full_snapshots};
-pub use aggregator::{Aggregator, AggregatorBuilder};
 pub use bins::{BIN_DIR_ENV, bin_dir, cargo_bin};
 pub use cli::{CLI_BIN, CliOutput, EXIT_MISMATCH, EXIT_PARITY, project_command};
 pub use command::{COMMAND_TIMEOUT, Output, checked, output};
@@ -74,6 +70,8 @@ pub use containerd::{ContainerdHost, Pod, PodContainer, RunningPod};
 pub use cri_proxy::CriReadOnlyProxy;
 pub use docker_host::DockerHost;
 pub use error::{Error, Result};
+pub use fleet::agent::{AGENT_BIN, Agent, AgentBuilder, DEFAULT_HEARTBEAT, full_snapshots};
+pub use fleet::aggregator::{Aggregator, AggregatorBuilder};
 pub use fleet::{Fleet, FleetBuilder};
 pub use image::ImageSpec;
 pub use key::{FINGERPRINT_KEY_LEN, write_fingerprint_key};

@@ -4,10 +4,10 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::Fleet;
 use crate::bins::cargo_bin;
 use crate::cli::{CLI_BIN, project_command};
 use crate::error::{Error, Result};
-use crate::fleet::Fleet;
 use crate::process::Process;
 use crate::scratch::ScratchDir;
 use crate::wait::free_port;

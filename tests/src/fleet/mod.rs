@@ -8,8 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use crate::agent::{Agent, AgentBuilder};
-use crate::aggregator::{Aggregator, AggregatorBuilder};
+pub(crate) mod agent;
+pub(crate) mod aggregator;
+
 use crate::answer::Hosts;
 use crate::cli::CliOutput;
 use crate::docker_host::DockerHost;
@@ -19,6 +20,8 @@ use crate::registry::Registry;
 use crate::scratch::ScratchDir;
 use crate::tools::{self, DOCKER_REGISTRY};
 use crate::wait::wait_for;
+use agent::{Agent, AgentBuilder};
+use aggregator::{Aggregator, AggregatorBuilder};
 
 /// What to start; see [`Fleet::builder`].
 #[derive(Debug, Default, Clone)]
@@ -46,7 +49,7 @@ impl FleetBuilder {
     }
 
     /// Adds an agent identity `host_id` without an engine: [`Fleet::pki`]
-    /// makes its certificate, for [`crate::grpc::ReportClient`].
+    /// makes its certificate, for `grpc::ReportClient`.
     pub fn identity(mut self, host_id: &str) -> Self {
         self.identities.push(host_id.to_owned());
         self

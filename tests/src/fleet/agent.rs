@@ -1,10 +1,10 @@
 //! [`Agent`]: a real `envparity-agent` watching one [`DockerHost`].
 
+use super::Fleet;
 use crate::bins::cargo_bin;
 use crate::cli::project_command;
 use crate::docker_host::DockerHost;
 use crate::error::Result;
-use crate::fleet::Fleet;
 use crate::process::Process;
 use crate::scratch::ScratchDir;
 
