@@ -195,8 +195,8 @@ impl Metrics {
     }
 }
 
-/// Binds `addr` (a taken port fails start-up) and serves `GET /metrics` in
-/// the background for as long as the runtime runs.
+/// Binds `addr` (a taken port fails start-up) and serves `GET /metrics`
+/// (HTTP/1 only) in the background for as long as the runtime runs.
 pub async fn serve(addr: SocketAddr, metrics: Metrics) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
@@ -214,10 +214,37 @@ pub async fn serve(addr: SocketAddr, metrics: Metrics) -> std::io::Result<Socket
             }
         }),
     );
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "metrics server failed");
-        }
-    });
+    tokio::spawn(envparity_proto::http1::serve(
+        listener,
+        app,
+        std::future::pending(),
+    ));
     Ok(bound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_metrics_listener_speaks_http1_only() {
+        let addr = serve("127.0.0.1:0".parse().unwrap(), Metrics::new())
+            .await
+            .unwrap();
+        let (scrape, h2c) = tokio::task::spawn_blocking(move || {
+            (
+                envparity_tests::http::get(&format!("http://{addr}/metrics")),
+                envparity_tests::http::answers_h2c(addr),
+            )
+        })
+        .await
+        .unwrap();
+        let scrape = scrape.unwrap();
+        assert_eq!(scrape.status, 200);
+        assert!(scrape.body.contains("envparity_agent"), "{}", scrape.body);
+        assert!(
+            !h2c.unwrap(),
+            "the agent's metrics listener took HTTP/2 (h2c)"
+        );
+    }
 }

@@ -455,35 +455,8 @@ where
             }
         }),
     );
-    serve_http1(listener, app, shutdown).await;
+    envparity_proto::http1::serve(listener, app, shutdown).await;
     Ok(())
-}
-
-/// Serves `app` on `listener` over HTTP/1 only until `shutdown` resolves.
-/// Not `axum::serve`, which also takes HTTP/2 without TLS (h2c) now that
-/// the web view needs HTTP/2: the metrics listener bounds connections, and
-/// one HTTP/2 connection would carry many scrapes at once.
-async fn serve_http1<L: axum::serve::Listener>(
-    mut listener: L,
-    app: axum::Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) {
-    tokio::pin!(shutdown);
-    loop {
-        let (io, _) = tokio::select! {
-            accepted = listener.accept() => accepted,
-            () = &mut shutdown => return,
-        };
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        tokio::spawn(async move {
-            // A connection that ends badly (a reset, a malformed request,
-            // its idle or age limit) is the listener's business, not an
-            // error of the server.
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(io), service)
-                .await;
-        });
-    }
 }
 
 /// Binds the metrics listener (so a taken port fails start-up, not later).
@@ -497,9 +470,8 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
 mod tests {
     use super::*;
 
-    /// What the metrics listener answers to `request`, as raw bytes.
-    async fn answer_to(request: &[u8]) -> Vec<u8> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    #[tokio::test]
+    async fn the_metrics_listener_speaks_http1_only() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(serve(
@@ -508,34 +480,17 @@ mod tests {
             Census::default,
             std::future::pending(),
         ));
-        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-        stream.write_all(request).await.unwrap();
-        let mut answer = vec![0; 64];
-        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut answer))
-            .await
-            .expect("an answer or a close within 5 s")
-            .unwrap_or(0);
+        let (scrape, h2c) = tokio::task::spawn_blocking(move || {
+            (
+                envparity_tests::http::get(&format!("http://{addr}/metrics")),
+                envparity_tests::http::answers_h2c(addr),
+            )
+        })
+        .await
+        .unwrap();
         server.abort();
-        answer.truncate(n);
-        answer
-    }
-
-    #[tokio::test]
-    async fn the_metrics_listener_speaks_http1_only() {
-        let scrape = answer_to(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
-        assert!(
-            scrape.starts_with(b"HTTP/1.1 200"),
-            "{:?}",
-            String::from_utf8_lossy(&scrape)
-        );
-        // HTTP/2 with prior knowledge (h2c): an HTTP/2 server answers the
-        // preface with a SETTINGS frame (type 4 in the frame's 4th byte);
-        // this one answers as HTTP/1 or closes.
-        let h2 = answer_to(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0").await;
-        assert!(
-            h2.is_empty() || h2.starts_with(b"HTTP/1.1 "),
-            "answered HTTP/2: {h2:?}"
-        );
+        assert_eq!(scrape.unwrap().status, 200);
+        assert!(!h2c.unwrap(), "the metrics listener took HTTP/2 (h2c)");
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub mod exposition;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 pub mod hash;
+pub mod http1;
 pub mod limits;
 pub mod names;
 pub mod systemd;

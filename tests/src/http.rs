@@ -1,7 +1,8 @@
 //! Plain HTTP/1.1 on loopback, written against `std::net` so the tests check
 //! envparity's HTTP with code that shares nothing with it: [`get`] for
 //! Alertmanager's, Prometheus' and envparity's own endpoints, and
-//! [`Receiver`], a recording webhook receiver with scripted answers.
+//! [`Receiver`], a recording webhook receiver with scripted answers, and
+//! [`answers_h2c`], whether a server also takes HTTP/2 without TLS.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -71,6 +72,41 @@ fn request(method: &str, url: &str, body: Option<&str>) -> Result<Response> {
         payload.to_owned()
     };
     Ok(Response { status, body })
+}
+
+/// Whether the HTTP server at `addr` speaks HTTP/2 without TLS (h2c, with
+/// prior knowledge): it is sent the HTTP/2 connection preface and an empty
+/// SETTINGS frame. An HTTP/2 server answers with its own SETTINGS frame
+/// (frame type 4, the header's 4th byte); an HTTP/1-only server answers
+/// with an HTTP/1 error or closes. Anything else is an error.
+pub fn answers_h2c(addr: SocketAddr) -> Result<bool> {
+    let url = format!("http://{addr}/");
+    let io = |what: &str| Error::io(format!("h2c preface to {addr}: {what}"));
+    let mut stream = TcpStream::connect(addr).map_err(io("connect"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(io("set timeout"))?;
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .map_err(io("send"))?;
+    let mut answer = [0; 64];
+    let n = match stream.read(&mut answer) {
+        Ok(n) => n,
+        // Reset by a server that refused the bytes: not HTTP/2.
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => 0,
+        Err(e) => return Err(io("read")(e)),
+    };
+    let answer = &answer[..n];
+    if answer.is_empty() || answer.starts_with(b"HTTP/1.") {
+        Ok(false)
+    } else if answer.len() >= 9 && answer[3] == 4 {
+        Ok(true)
+    } else {
+        Err(unexpected(
+            &url,
+            format!("neither HTTP/1 nor an HTTP/2 SETTINGS frame: {answer:?}"),
+        ))
+    }
 }
 
 fn unexpected(url: &str, detail: String) -> Error {
