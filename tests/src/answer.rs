@@ -116,6 +116,23 @@ pub struct Findings {
     pub findings: Vec<Finding>,
 }
 
+/// `diff`: a page of the findings between two environments.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Diff {
+    /// The findings of this page, in the engine's order.
+    pub findings: Vec<Finding>,
+    /// How many findings the pair holds.
+    pub findings_total: u32,
+    /// Findings of the pair not in this page.
+    pub findings_left_out: u32,
+    /// The token for the next page; `None` on the last.
+    pub next_page: Option<String>,
+    /// What all the pair's findings weigh.
+    pub tally: Tally,
+    /// Whether no finding of the pair counts.
+    pub parity: bool,
+}
+
 /// One finding.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Finding {

@@ -302,15 +302,27 @@ pub async fn execute(mut client: Client, command: Command, out: &Out) -> anyhow:
             env_a,
             env_b,
             service,
+            limit,
+            page,
+            all,
         } => {
-            let resp = client
-                .every_finding(GetFindingsRequest {
-                    env_a: env_a.clone(),
-                    env_b: env_b.clone(),
-                    service: service.clone().unwrap_or_default(),
-                    ..GetFindingsRequest::default()
-                })
-                .await?;
+            let req = GetFindingsRequest {
+                env_a: env_a.clone(),
+                env_b: env_b.clone(),
+                service: service.clone().unwrap_or_default(),
+                limit,
+                page: page.unwrap_or_default(),
+            };
+            let resp = if all {
+                client.every_finding(req).await?
+            } else {
+                client
+                    .inner
+                    .get_findings(req)
+                    .await
+                    .map_err(|s| client.failed(s))?
+                    .into_inner()
+            };
             let diff = output::Diff::from_proto(env_a, env_b, service, &resp);
             out.diff(&diff)?;
             Ok(diff.outcome())

@@ -148,7 +148,9 @@ pub enum Command {
         #[arg(long, value_name = "TOKEN")]
         page: Option<String>,
     },
-    /// Compare two environments. Exits 1 when any finding counts.
+    /// Compare two environments: a page of their findings, then the
+    /// verdict. Exits 1 when any finding counts, among all of them, not
+    /// only those shown.
     Diff {
         /// The first environment, e.g. `staging`.
         env_a: String,
@@ -157,6 +159,15 @@ pub enum Command {
         /// Only this service (host-level findings are always shown).
         #[arg(long)]
         service: Option<String>,
+        /// At most this many findings per answer (1 to 5000).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=5000))]
+        limit: u32,
+        /// The page after a previous answer: the token it printed.
+        #[arg(long, value_name = "TOKEN", conflicts_with = "all")]
+        page: Option<String>,
+        /// Every finding, in one answer (read a page of 5,000 at a time).
+        #[arg(long)]
+        all: bool,
     },
     /// Show one service in every environment: image, digests and explicit
     /// env (as fingerprints) of every replica.

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use envparity_tests::CliOutput;
-use envparity_tests::answer::{Findings, Hosts, Service, Status};
+use envparity_tests::answer::{Diff, Findings, Hosts, Service, Status};
 use envparity_tests::{EXIT_MISMATCH, EXIT_PARITY, Fleet, ImageSpec, Result, Run};
 
 /// Agents register within this time on a loaded 2-core CI machine.
@@ -535,5 +535,37 @@ fn a_host_whose_agent_goes_silent_turns_stale_and_findings_say_so() -> Result<()
     let finding = &findings[0];
     assert_eq!(finding.b().stale_hosts, ["production"]);
     assert!(finding.a.stale_hosts.is_empty());
+
+    // A page at a time: each says what it leaves out, and the exit code is
+    // the whole pair's, whichever page is shown.
+    let first = fleet.cli(&["diff", "staging", "production", "--limit", "1"])?;
+    first.assert_code(EXIT_MISMATCH);
+    let page = first.answer::<Diff>();
+    assert_eq!(page.findings.len(), 1, "{first}");
+    assert_eq!(page.findings[0].id, findings[0].id, "{first}");
+    assert_eq!(
+        (page.findings_total, page.findings_left_out),
+        (2, 1),
+        "{first}"
+    );
+    assert_eq!((page.tally.warning, page.parity), (2, false), "{first}");
+    let token = page.next_page.expect("a next page");
+    let second = fleet.cli(&[
+        "diff",
+        "staging",
+        "production",
+        "--limit",
+        "1",
+        "--page",
+        &token,
+    ])?;
+    second.assert_code(EXIT_MISMATCH);
+    let page = second.answer::<Diff>();
+    assert_eq!(page.findings.len(), 1, "{second}");
+    assert_eq!(page.findings[0].id, findings[1].id, "{second}");
+    assert_eq!(page.next_page, None, "{second}");
+    let every = fleet.cli(&["diff", "staging", "production", "--all", "--limit", "1"])?;
+    let all = every.answer::<Diff>();
+    assert_eq!((all.findings.len(), all.next_page), (2, None), "{every}");
     Ok(())
 }

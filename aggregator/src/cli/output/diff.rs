@@ -3,7 +3,7 @@
 use envparity_proto::v1;
 use serde::Serialize;
 
-use super::{Finding, SCHEMA_VERSION, parity_of};
+use super::{Finding, SCHEMA_VERSION, Tally, parity_of};
 use crate::cli::Outcome;
 
 /// `diff` output.
@@ -13,13 +13,24 @@ pub struct Diff {
     pub env_a: String,
     pub env_b: String,
     pub service: Option<String>,
-    /// True when no finding counts (pending and waived ones do not).
+    /// True when no finding counts (pending and waived ones do not), among
+    /// all the findings of the pair, not only those of this page.
     pub parity: bool,
+    /// The findings of this page.
     pub findings: Vec<Finding>,
+    /// How many findings the pair holds, on every page.
+    pub findings_total: u32,
+    /// Findings of the pair not in this page (see `next_page`).
+    pub findings_left_out: u32,
+    /// Give it to `--page` for the next findings; `null` on the last page.
+    pub next_page: Option<String>,
+    /// What all the findings of the pair weigh, whatever the page shows.
+    pub tally: Tally,
 }
 
 impl Diff {
-    /// From the wire.
+    /// From the wire. An aggregator older than paging sends every finding
+    /// and no tally: the findings are then the whole answer.
     pub fn from_proto(
         env_a: String,
         env_b: String,
@@ -27,13 +38,25 @@ impl Diff {
         resp: &v1::GetFindingsResponse,
     ) -> Self {
         let findings: Vec<Finding> = resp.findings.iter().map(Finding::from_proto).collect();
+        let shown = u32::try_from(findings.len()).unwrap_or(u32::MAX);
+        let (tally, total) = match &resp.tally {
+            Some(t) => (Tally::from_proto(t), resp.total.max(shown)),
+            None => (Tally::of(&findings), shown),
+        };
         Diff {
             schema_version: SCHEMA_VERSION,
             env_a,
             env_b,
             service,
-            parity: parity_of(&findings),
+            parity: match &resp.tally {
+                Some(_) => tally.counted() == 0,
+                None => parity_of(&findings),
+            },
             findings,
+            findings_total: total,
+            findings_left_out: total.saturating_sub(shown),
+            next_page: (!resp.next_page.is_empty()).then(|| resp.next_page.clone()),
+            tally,
         }
     }
 

@@ -165,7 +165,7 @@ impl Tally {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A finding on the wire as an aggregator sends it; `kind` is a raw

@@ -29,6 +29,8 @@ pub use alerts::{Alert, Alerts};
 pub use config::ConfigCheck;
 pub use diff::Diff;
 pub use explain::{Explain, ExplainImage, ExplainSide, SharedLayers};
+#[cfg(test)]
+pub(crate) use finding::tests as finding_tests;
 pub use finding::{Finding, Side, Tally, Waiver};
 pub use findings::Findings;
 pub use gate::Gate;

@@ -130,11 +130,18 @@ impl Out {
             s.push_str(&self.findings_table(&diff.findings));
             s.push('\n');
         }
+        if let Some(token) = &diff.next_page {
+            s.push_str(&format!(
+                "{} more finding(s): --page {} (--all shows every one)\n\n",
+                diff.findings_left_out,
+                sanitize(token)
+            ));
+        }
         let scope = match &diff.service {
             Some(svc) => format!("{} vs {} (service {svc})", diff.env_a, diff.env_b),
             None => format!("{} vs {}", diff.env_a, diff.env_b),
         };
-        s.push_str(&self.verdict(&diff.findings, &scope));
+        s.push_str(&self.verdict_of(&diff.tally, &scope));
         self.emit(&s)
     }
 
@@ -154,5 +161,64 @@ impl Out {
         };
         s.push_str(&self.verdict(&findings.findings, &scope));
         self.emit(&s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use envparity_proto::v1;
+
+    use super::*;
+    use crate::cli::Format;
+    use crate::cli::output::finding_tests::wire_finding;
+
+    /// A page of a diff says how many findings it leaves out and how to get
+    /// them, and judges on the pair's whole tally: here the page shows a
+    /// pending finding only, while a critical one stands on a later page.
+    #[test]
+    fn a_diff_page_says_what_it_leaves_out_and_judges_the_whole() {
+        let resp = v1::GetFindingsResponse {
+            findings: vec![wire_finding(
+                1,
+                v1::Severity::Critical,
+                v1::FindingState::Pending,
+            )],
+            total: 3,
+            next_page: "f1.x\u{1b}[2J".into(),
+            tally: Some(v1::FindingTally {
+                critical: 2,
+                pending: 1,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let diff = Diff::from_proto("staging".into(), "production".into(), None, &resp);
+        assert!(!diff.parity, "the pair drifts: {diff:?}");
+        assert_eq!(diff.outcome(), crate::cli::Outcome::Drift);
+        assert_eq!((diff.findings_total, diff.findings_left_out), (3, 2));
+        let out = Out::buffered(Format::Table, false);
+        out.diff(&diff).unwrap();
+        let text = out.take();
+        for line in [
+            "2 more finding(s): --page f1.x\\u{1b}[2J (--all shows every one)",
+            "drift staging vs production: 2 finding(s): 2 critical, 0 warning, 0 info; 1 pending (inside the grace period)",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line:?} missing in\n{text}"
+            );
+        }
+        // The last page: nothing left out, no token.
+        let last = Diff::from_proto(
+            "staging".into(),
+            "production".into(),
+            None,
+            &v1::GetFindingsResponse {
+                next_page: String::new(),
+                total: 1,
+                ..resp
+            },
+        );
+        assert_eq!((last.findings_left_out, last.next_page), (0, None));
     }
 }
