@@ -94,6 +94,13 @@ impl Grid {
         }
     }
 
+    /// Whether `service` has a replica in `environment`.
+    pub(super) fn has(&self, service: &str, environment: &str) -> bool {
+        self.services
+            .get(service)
+            .is_some_and(|cells| cells.contains_key(environment))
+    }
+
     /// The cell of `service` in `environment`, with `drift` and `stale`
     /// false; `None` when the service has no replica there.
     pub(super) fn cell(&self, service: &str, environment: &str) -> Option<StatusCell> {

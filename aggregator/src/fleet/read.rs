@@ -212,6 +212,16 @@ impl Reading<'_> {
         self.inner.by_service.keys().cloned().collect()
     }
 
+    /// The services present, sorted, without copying them.
+    pub fn service_names(&self) -> impl Iterator<Item = &str> {
+        self.inner.by_service.keys().map(String::as_str)
+    }
+
+    /// Whether `service` has a replica in `environment`.
+    pub fn has_cell(&self, service: &str, environment: &str) -> bool {
+        self.inner.grid.has(service, environment)
+    }
+
     /// Whether a host runs `service`.
     pub fn runs(&self, service: &str) -> bool {
         self.inner.by_service.contains_key(service)

@@ -48,30 +48,58 @@ pub(super) fn status(
     };
     let (tally, drifting) = reading.weigh(&scope);
     let drifts = |svc: &str| drifting.get(svc).is_some_and(|envs| !envs.is_empty());
-    // Every row of the scope, in order: those that drift first.
-    let mut rows: Vec<RowPlace> = match &service {
-        Some(s) => vec![s.clone()],
-        None => reading.services(),
-    }
-    .into_iter()
-    .filter(|svc| {
-        environment.as_ref().is_none_or(|env| {
-            reading.cell(svc, env).is_some() || drifting.get(svc).is_some_and(|e| e.contains(env))
+    // A service is in the scope when it runs (it is the one asked for, or
+    // any) and, with an environment, has a cell there or drifts there.
+    let in_scope = |svc: &str| {
+        environment.as_deref().is_none_or(|env| {
+            reading.has_cell(svc, env) || drifting.get(svc).is_some_and(|e| e.contains(env))
         })
-    })
-    .map(|svc| RowPlace {
-        calm: !drifts(&svc),
-        service: svc,
-    })
-    .collect();
-    rows.sort();
-    let services_total = rows.len();
-    let services_drifting = rows.iter().filter(|r| !r.calm).count();
-    if !req.all {
-        rows.retain(|r| !r.calm);
+    };
+    let names = || -> Box<dyn Iterator<Item = &str> + '_> {
+        match &service {
+            Some(s) => Box::new(std::iter::once(s.as_str())),
+            None => Box::new(reading.service_names()),
+        }
+    };
+    // Counted without copying a name: the scope can hold every service.
+    let (mut services_total, mut services_drifting) = (0, 0);
+    for svc in names().filter(|s| in_scope(s)) {
+        services_total += 1;
+        services_drifting += usize::from(drifts(svc));
     }
-    let rows_total = rows.len();
-    rows.retain(|r| after.as_ref().is_none_or(|a| a < r));
+    let rows_total = if req.all {
+        services_total
+    } else {
+        services_drifting
+    };
+    // The rows in order, drifting ones first (each group by name), read
+    // from the page's place on; only the page's rows are copied. A service
+    // that drifts is in the scope: with an environment, the findings
+    // weighed all involve it.
+    let drifting_rows = drifting
+        .keys()
+        .map(String::as_str)
+        .filter(|s| {
+            drifts(s) && reading.runs(s) && service.as_deref().is_none_or(|only| only == *s)
+        })
+        .map(|s| (false, s));
+    let calm_rows = names()
+        .filter(|s| in_scope(s) && !drifts(s))
+        .map(|s| (true, s));
+    let calm_rows = req.all.then_some(calm_rows).into_iter().flatten();
+    let mut rows: Vec<RowPlace> = drifting_rows
+        .chain(calm_rows)
+        .filter(|&(calm, s)| {
+            after
+                .as_ref()
+                .is_none_or(|a| (a.calm, a.service.as_str()) < (calm, s))
+        })
+        .take(limit.saturating_add(1))
+        .map(|(calm, s)| RowPlace {
+            calm,
+            service: s.to_owned(),
+        })
+        .collect();
     let next_page = if rows.len() > limit {
         page::status_token(&rows[limit - 1])
     } else {
