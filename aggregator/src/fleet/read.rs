@@ -402,28 +402,42 @@ impl Reading<'_> {
 
     /// What the findings `listing` shows weigh, and the cells a finding
     /// that counts concerns (service → environments), without copying a
-    /// finding: a name is copied once, when first met.
-    pub fn weigh(&self, listing: &Listing<'_>) -> (Tally, BTreeMap<String, BTreeSet<String>>) {
+    /// finding or a name: the names are borrowed from the ledger. Entries
+    /// come in identity order (kind, then service), so the environments of
+    /// a run of one service's entries are gathered first and the map is
+    /// looked up once per run, not once per finding (at 10,000 hosts the
+    /// ledger holds tens of thousands of open findings).
+    pub fn weigh<'r>(
+        &'r self,
+        listing: &'r Listing<'_>,
+    ) -> (Tally, BTreeMap<&'r str, BTreeSet<&'r str>>) {
         let policy = self.policy();
         let mut tally = Tally::default();
-        let mut drifting: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut drifting: BTreeMap<&'r str, BTreeSet<&'r str>> = BTreeMap::new();
+        // The run being gathered: its service and environments.
+        let mut run: (&'r str, Vec<&'r str>) = ("", Vec::new());
+        let mut flush = |run: &mut (&'r str, Vec<&'r str>)| {
+            if !run.1.is_empty() {
+                drifting.entry(run.0).or_default().extend(run.1.drain(..));
+            }
+        };
         for e in self.listed(listing) {
             let f = &e.finding;
             let state = judged_state(f, e.first_seen, policy, policy.grace, self.now);
             tally.add(f.severity, state);
             if state == State::Active && !f.service.is_empty() {
-                if !drifting.contains_key(&f.service) {
-                    drifting.insert(f.service.clone(), BTreeSet::new());
+                if f.service != run.0 {
+                    flush(&mut run);
+                    run.0 = &f.service;
                 }
-                if let Some(envs) = drifting.get_mut(&f.service) {
-                    for env in f.environments() {
-                        if !envs.contains(env) {
-                            envs.insert(env.to_owned());
-                        }
+                for env in f.environments() {
+                    if !run.1.contains(&env) {
+                        run.1.push(env);
                     }
                 }
             }
         }
+        flush(&mut run);
         (tally, drifting)
     }
 

@@ -142,6 +142,10 @@ struct Args {
     /// The two environments `diff` compares.
     #[arg(long, value_delimiter = ',', default_value = "staging,production")]
     diff: Vec<String>,
+    /// How many findings the `diff` query asks for: its first page (the
+    /// CLI's `diff` asks for 100 by default, `diff --all` 5,000 a call).
+    #[arg(long, default_value_t = 100)]
+    diff_limit: u32,
     /// snapshot: send each changed snapshot as a delta (`PushDelta`: the
     /// one changed container) against the one pushed before it, as agents
     /// do, instead of whole.
@@ -487,10 +491,11 @@ async fn steady(run: &Arc<Run>, record: &Arc<Record>) {
     let mut tasks = tokio::task::JoinSet::new();
 
     // Queries: one status (its default view) and one diff (its first page
-    // of 5,000 findings, as the CLI asks) per interval, one after the
-    // other, as a person or a CI job would run them.
+    // of --diff-limit findings) per interval, one after the other, as a
+    // person or a CI job would run them.
     if let (Some(channel), false) = (run.query.clone(), run.args.query_interval.is_zero()) {
         let (interval, record) = (run.args.query_interval, Arc::clone(record));
+        let diff_limit = run.args.diff_limit;
         let (a, b) = (
             run.args.diff.first().cloned().unwrap_or_default(),
             run.args.diff.get(1).cloned().unwrap_or_default(),
@@ -510,7 +515,7 @@ async fn steady(run: &Arc<Run>, record: &Arc<Record>) {
                         env_b: b.clone(),
                         service: String::new(),
                         // One page, as the CLI asks for it.
-                        limit: 5000,
+                        limit: diff_limit,
                         ..GetFindingsRequest::default()
                     })
                     .await;

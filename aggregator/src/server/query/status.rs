@@ -78,7 +78,7 @@ pub(super) fn status(
     // weighed all involve it.
     let drifting_rows = drifting
         .keys()
-        .map(String::as_str)
+        .copied()
         .filter(|s| {
             drifts(s) && reading.runs(s) && service.as_deref().is_none_or(|only| only == *s)
         })
@@ -122,8 +122,8 @@ pub(super) fn status(
                             ..StatusCell::default()
                         });
                     cell.drift = drifting
-                        .get(&row.service)
-                        .is_some_and(|envs| envs.contains(env));
+                        .get(row.service.as_str())
+                        .is_some_and(|envs| envs.contains(env.as_str()));
                     cell
                 })
                 .collect(),
