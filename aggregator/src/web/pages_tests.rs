@@ -30,7 +30,7 @@ fn digest(name: &str) -> String {
     format!("sha256:{}", &name.repeat(64)[..64])
 }
 
-fn container(service: &str, image: &str) -> Container {
+pub(super) fn container(service: &str, image: &str) -> Container {
     let repo_digest = format!("registry.example/{service}@{}", digest(image));
     fixtures::container(service)
         .id(format!("{service}-{image}"))
@@ -44,7 +44,7 @@ fn container(service: &str, image: &str) -> Container {
         .build()
 }
 
-fn snapshot(host: &str, env: &str, containers: Vec<Container>) -> HostSnapshot {
+pub(super) fn snapshot(host: &str, env: &str, containers: Vec<Container>) -> HostSnapshot {
     fixtures::snapshot(host, env)
         .sequence(1)
         .kernel("6.1.0")
@@ -62,7 +62,7 @@ pub(super) async fn demo() -> (tempfile::TempDir, Arc<dyn QueryService>) {
 }
 
 /// [`demo`], and its fleet, to change.
-async fn demo_fleet() -> (tempfile::TempDir, Arc<Fleet>, Arc<dyn QueryService>) {
+pub(super) async fn demo_fleet() -> (tempfile::TempDir, Arc<Fleet>, Arc<dyn QueryService>) {
     let dir = tempfile::tempdir().unwrap();
     let now = SystemTime::now();
     let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
@@ -128,10 +128,13 @@ pub(super) async fn send(
     access: &Access,
 ) -> Answer {
     request.extensions_mut().insert(ConnectInfo(peer));
-    let response = router(Web::new(Arc::clone(api)), access.clone())
-        .oneshot(request)
-        .await
-        .unwrap();
+    let response = router(
+        Web::new(Arc::clone(api), tokio::sync::watch::channel(0).1),
+        access.clone(),
+    )
+    .oneshot(request)
+    .await
+    .unwrap();
     let status = response.status();
     let headers = response.headers().clone();
     let bytes = axum::body::to_bytes(response.into_body(), 1 << 24)
@@ -575,6 +578,7 @@ async fn the_page_script_is_small_and_served_as_javascript() {
     );
     assert!(live.body.len() <= 5 * 1024, "{} bytes", live.body.len());
     assert!(live.body.contains("If-None-Match"));
+    assert!(live.body.contains("new EventSource(\"/events\")"));
 }
 
 #[tokio::test]

@@ -181,6 +181,41 @@ fn the_web_view_shows_what_status_says_to_a_query_certificate_only() -> Result<(
     // TLS offers HTTP/2 and HTTP/1.1.
     assert_eq!(query.alpn(&["h2", "http/1.1"])?.as_deref(), Some("h2"));
     assert_eq!(query.alpn(&["http/1.1"])?.as_deref(), Some("http/1.1"));
+
+    // /events: the access of the pages (an agent's certificate gets 403),
+    // and after a report an event with a greater generation. The overview
+    // is read only when an event came, so the repair can be seen only
+    // through one.
+    let agent = WebClient::tls(&addr, pki, Some("agent-production")).events("/events")?;
+    assert_eq!(agent.status, 403);
+    let mut events = query.events("/events")?;
+    assert_eq!(events.status, 200);
+    assert!(
+        events.content_type.starts_with("text/event-stream"),
+        "{}",
+        events.content_type
+    );
+    let generation = |data: Option<String>| -> Option<u64> { data?.parse().ok() };
+    let deadline = std::time::Instant::now() + REPORT_TIMEOUT * 2;
+    let first = generation(events.next_data(deadline)?).expect("a first event at once");
+    production.rm("checkout")?;
+    production.run(
+        Run::new(tested.clone())
+            .name("checkout")
+            .label("envparity.service", "checkout"),
+    )?;
+    let repaired = "data-environment=\"production\" data-verdict=\"parity\"";
+    let mut last = first;
+    loop {
+        let next = generation(events.next_data(deadline)?)
+            .expect("no event showed the repair within the deadline");
+        assert!(next > last, "generations grow: {next} after {last}");
+        last = next;
+        let row = query.get("/?q=checkout")?.body;
+        if row.contains(repaired) {
+            break;
+        }
+    }
     Ok(())
 }
 

@@ -169,9 +169,14 @@ fn a_browser_sees_the_rebuilt_checkout_critical_the_gate_refuse_and_filters_work
     }
 
     // A repair turns the cell to parity in the open page, without a reload
-    // (the page script polls with the page's ETag and swaps the main part).
+    // (the page script listens to /events and, when the generation moves,
+    // asks for the page and swaps the main part).
     browser.goto(&format!("{base}/"))?;
     browser.execute("window.notReloaded = true; return 0")?;
+    let live = "return document.documentElement.getAttribute('data-live')";
+    wait_for(REPORT_TIMEOUT, "the page to listen to /events", || {
+        Ok((browser.execute(live)? == "events").then_some(()))
+    })?;
     let production = fleet.host("production");
     production.rm("checkout")?;
     production.run(
@@ -191,6 +196,11 @@ fn a_browser_sees_the_rebuilt_checkout_critical_the_gate_refuse_and_filters_work
         browser.execute("return window.notReloaded === true")?,
         true,
         "the page was reloaded"
+    );
+    assert_eq!(
+        browser.execute(live)?,
+        "events",
+        "the page fell back to polling"
     );
     eprintln!(
         "docker run to the cell turning to parity in the open page: {:?}",
