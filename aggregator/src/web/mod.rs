@@ -19,7 +19,8 @@
 //! interpolates). Who may see the pages is decided per request by
 //! [`access`]: a query certificate, or a session of the token login
 //! ([`login`], [`session`]). One file per page, plus the pieces they share
-//! ([`layout`], [`table`], [`params`], [`answers`], [`timeline`]).
+//! ([`layout`], [`table`], [`params`], [`answers`], [`timeline`]), and
+//! the reader's light or dark choice ([`theme`]).
 
 mod access;
 mod alerts;
@@ -49,6 +50,7 @@ mod policy;
 mod service;
 mod session;
 mod table;
+mod theme;
 mod timeline;
 
 use std::net::SocketAddr;
@@ -130,6 +132,10 @@ pub fn router(web: Web, access: Access) -> axum::Router {
         .layer(axum::middleware::from_fn_with_state(access, access::check))
         .merge(login)
         .route("/static/{file}", get(assets::serve))
+        // A preference, open to all like the login page that shows it.
+        .route("/theme", get(theme::set))
+        // Every page, error and refusal in the reader's theme.
+        .layer(axum::middleware::from_fn(theme::scope))
         // Outermost, so that assets, refusals and errors carry them too.
         .layer(axum::middleware::from_fn(headers::secure))
 }
