@@ -16,6 +16,13 @@ const REPORT_TIMEOUT: Duration = Duration::from_secs(30);
 /// A service name a hostile agent (or container label) could report.
 const HOSTILE: &str = "<img src=x onerror=alert(1)>";
 
+/// The `checkout` service, running `image`.
+pub(super) fn checkout(image: impl Into<String>) -> Run {
+    Run::new(image)
+        .name("checkout")
+        .label("envparity.service", "checkout")
+}
+
 fn digest(reference: &str) -> &str {
     reference.split_once('@').expect("repo@digest").1
 }
@@ -63,11 +70,7 @@ fn the_web_view_shows_what_status_says_to_a_query_certificate_only() -> Result<(
     let rebuilt = registry.push_from(production, "checkout:1")?;
     assert_ne!(tested, rebuilt);
     for host in [staging, production] {
-        host.run(
-            Run::new(registry.reference("checkout:1"))
-                .name("checkout")
-                .label("envparity.service", "checkout"),
-        )?;
+        host.run(checkout(registry.reference("checkout:1")))?;
     }
     staging.run(
         Run::new(tested.clone())
@@ -199,11 +202,7 @@ fn the_web_view_shows_what_status_says_to_a_query_certificate_only() -> Result<(
     let deadline = std::time::Instant::now() + REPORT_TIMEOUT * 2;
     let first = generation(events.next_data(deadline)?).expect("a first event at once");
     production.rm("checkout")?;
-    production.run(
-        Run::new(tested.clone())
-            .name("checkout")
-            .label("envparity.service", "checkout"),
-    )?;
+    production.run(checkout(tested.clone()))?;
     let repaired = "data-environment=\"production\" data-verdict=\"parity\"";
     let mut last = first;
     loop {

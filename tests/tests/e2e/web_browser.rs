@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use envparity_tests::answer::Status;
 use envparity_tests::browser::{Browser, BrowserOptions};
+
+use super::web::checkout;
 use envparity_tests::{Fleet, ImageSpec, Result, Run, free_port, wait_for};
 
 /// Agents register within this time on a loaded 2-core CI machine.
@@ -36,11 +38,7 @@ fn a_browser_sees_the_rebuilt_checkout_critical_the_gate_refuse_and_filters_work
     production.import_image("checkout:1", image("r2"))?;
     let rebuilt = registry.push_from(production, "checkout:1")?;
     for host in [staging, production] {
-        host.run(
-            Run::new(registry.reference("checkout:1"))
-                .name("checkout")
-                .label("envparity.service", "checkout"),
-        )?;
+        host.run(checkout(registry.reference("checkout:1")))?;
     }
     staging.run(
         Run::new(tested.clone())
@@ -196,11 +194,7 @@ fn a_browser_sees_the_rebuilt_checkout_critical_the_gate_refuse_and_filters_work
     })?;
     let production = fleet.host("production");
     production.rm("checkout")?;
-    production.run(
-        Run::new(tested.clone())
-            .name("checkout")
-            .label("envparity.service", "checkout"),
-    )?;
+    production.run(checkout(tested.clone()))?;
     let started = std::time::Instant::now();
     wait_for(REPORT_TIMEOUT, "the production cell to show parity", || {
         Ok(browser
