@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod fleet;
 pub mod history;
+pub mod links;
 pub mod metrics;
 pub mod parity;
 pub mod server;

@@ -1,14 +1,15 @@
 // envparity web view: keeps the page current without a reload
-// (docs/web.md). Every few seconds, while the tab is visible, it asks the
-// server for this very URL with the last ETag; 304 means nothing changed.
-// Otherwise it swaps the page's main part in, keeping focus and scroll,
-// and tells screen readers politely. It never runs while a field of the
-// page has focus (what is being typed stays). Pages work without it.
+// (docs/web.md). It listens to /events (server-sent events), which names
+// the fleet's change generation at most once a second, and asks the server
+// for this very URL again only when that moved. Where events fail, it asks
+// every few seconds with the last ETag instead (304: nothing changed). A
+// hidden tab listens to nothing and asks nothing. It swaps the page's main
+// part in, keeping focus and scroll, tells screen readers politely, and
+// waits while a field of the page has focus. Pages work without it.
 (function () {
   "use strict";
   var PERIOD = 3000;
-  var etag = null;
-  var busy = false;
+  var etag = null, busy = false, again = false, seen = null, source = null, timer = null;
   var main = document.getElementById("main");
   var status = document.getElementById("live-status");
   if (!main || !window.fetch || !window.DOMParser) return;
@@ -29,17 +30,21 @@
     main.innerHTML = next.innerHTML;
     if (key) {
       try {
-        var again = main.querySelector(key);
-        if (again) again.focus({ preventScroll: true });
+        var back = main.querySelector(key);
+        if (back) back.focus({ preventScroll: true });
       } catch (e) { /* a selector that does not parse: focus stays on the page */ }
     }
     window.scrollTo(x, y);
     if (status) status.textContent = "Updated at " + new Date().toLocaleTimeString();
   }
 
-  function poll() {
-    if (document.hidden || busy || typing()) return;
+  // Asks for the page (conditionally); once more afterwards when asked
+  // again meanwhile or while a field had focus.
+  function refresh() {
+    if (document.hidden) return;
+    if (busy || typing()) { again = true; return; }
     busy = true;
+    again = false;
     var headers = etag ? { "If-None-Match": etag } : {};
     fetch(location.href, { headers: headers, credentials: "same-origin", cache: "no-cache" })
       .then(function (r) {
@@ -48,10 +53,41 @@
         return r.text();
       })
       .then(function (html) { if (html) swap(html); })
-      .catch(function () { /* the server is away: try again later */ })
-      .then(function () { busy = false; });
+      .catch(function () { /* the server is away: the next change or poll asks again */ })
+      .then(function () { busy = false; if (again && !typing()) refresh(); });
   }
 
-  setInterval(poll, PERIOD);
-  document.addEventListener("visibilitychange", function () { if (!document.hidden) poll(); });
+  // How the page is kept current, for whoever looks (tests do).
+  function mode(m) { document.documentElement.setAttribute("data-live", m); }
+
+  function poll() {
+    mode("polling");
+    if (!timer) timer = setInterval(refresh, PERIOD);
+  }
+
+  function listen() {
+    if (!window.EventSource) { poll(); return; }
+    source = new EventSource("/events");
+    source.onmessage = function (e) {
+      mode("events");
+      if (e.data !== seen) { seen = e.data; refresh(); }
+    };
+    source.onerror = function () {
+      // Closed for good (refused, or not an event stream): poll instead.
+      // Otherwise the browser connects again by itself.
+      if (source && source.readyState === 2) { source = null; poll(); }
+    };
+  }
+
+  document.addEventListener("visibilitychange", function () {
+    if (document.hidden) {
+      if (source) { source.close(); source = null; }
+    } else if (timer) {
+      refresh();
+    } else if (!source) {
+      listen();
+    }
+  });
+  main.addEventListener("focusout", function () { if (again) setTimeout(refresh, 0); });
+  if (!document.hidden) listen();
 })();

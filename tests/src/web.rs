@@ -5,7 +5,8 @@
 //!
 //! [`WebClient::get`] returns the status, every header and the body;
 //! [`WebClient::alpn`] only shakes hands and says which protocol the server
-//! chose.
+//! chose; [`WebClient::events`] opens `/events` and reads its events one at
+//! a time.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -198,6 +199,126 @@ impl WebClient {
 enum Conn {
     Plain(TcpStream),
     Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Conn {
+    fn stream(&mut self) -> &mut dyn ReadWrite {
+        match self {
+            Conn::Plain(s) => s,
+            Conn::Tls(s) => s.as_mut(),
+        }
+    }
+}
+
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
+impl WebClient {
+    /// Opens `GET path` as a stream of server-sent events over HTTP/1.1
+    /// (the connection stays open while the stream is held).
+    pub fn events(&self, path: &str) -> Result<Events> {
+        let what = format!("GET {path} (events) from the web view at {}", self.addr);
+        let mut conn = self.connect(&["http/1.1"])?;
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n",
+            self.addr
+        );
+        conn.stream()
+            .write_all(request.as_bytes())
+            .map_err(Error::io(format!("{what}: send")))?;
+        let mut events = Events {
+            conn,
+            what,
+            text: String::new(),
+            status: 0,
+            content_type: String::new(),
+        };
+        while !events.text.contains("\r\n\r\n") {
+            events.read_more()?;
+        }
+        let end = events.text.find("\r\n\r\n").expect("just found") + 4;
+        let head: String = events.text.drain(..end).collect();
+        events.status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        events.content_type = head
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .find(|(n, _)| n.trim().eq_ignore_ascii_case("content-type"))
+            .map(|(_, v)| v.trim().to_owned())
+            .unwrap_or_default();
+        Ok(events)
+    }
+}
+
+/// An open stream of server-sent events ([`WebClient::events`]).
+pub struct Events {
+    conn: Conn,
+    what: String,
+    /// Read and not yet taken (the chunked framing's size lines included:
+    /// they never start with `data:`).
+    text: String,
+    /// The answer's status.
+    pub status: u16,
+    /// The answer's `Content-Type`.
+    pub content_type: String,
+}
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events")
+            .field("what", &self.what)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Events {
+    fn read_more(&mut self) -> Result<()> {
+        let mut buf = [0u8; 4096];
+        let n = self
+            .conn
+            .stream()
+            .read(&mut buf)
+            .map_err(Error::io(format!("{}: read", self.what)))?;
+        if n == 0 {
+            return Err(Error::Unexpected {
+                what: self.what.clone(),
+                detail: format!("the stream ended; unread: {:?}", self.text),
+            });
+        }
+        self.text.push_str(&String::from_utf8_lossy(&buf[..n]));
+        Ok(())
+    }
+
+    /// The `data` of the next event (keep-alive comments skipped), or
+    /// `None` once `deadline` passed (checked whenever bytes come: the view
+    /// sends a keep-alive every 15 s); an error when the stream ends or
+    /// nothing at all comes within the connection's read timeout (30 s).
+    pub fn next_data(&mut self, deadline: std::time::Instant) -> Result<Option<String>> {
+        loop {
+            let found = self
+                .text
+                .find("\ndata: ")
+                .map(|at| at + 1)
+                .or_else(|| self.text.starts_with("data: ").then_some(0));
+            if let Some(at) = found
+                && let Some(len) = self.text[at..].find('\n')
+            {
+                let data = self.text[at + "data: ".len()..at + len]
+                    .trim_end()
+                    .to_owned();
+                self.text.drain(..at + len + 1);
+                return Ok(Some(data));
+            }
+            if std::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            self.read_more()?;
+        }
+    }
 }
 
 fn parse(what: &str, raw: &[u8]) -> Result<Page> {

@@ -150,6 +150,7 @@ impl Alerting {
             .await
             .map_err(|e| StoreError::Task(e.to_string()))??;
         model::apply(&mut self.book(), &plan, keep, now);
+        fleet.generation().bump();
         for e in &events {
             tracing::info!(
                 alert = %e.alert.id.escape_debug(),
@@ -208,6 +209,54 @@ mod tests {
         };
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir).unwrap());
         Alerting::load(config, store, Arc::new(Metrics::new())).unwrap()
+    }
+
+    /// A change of the alerts moves the fleet's change generation (the
+    /// alerts page shows it); a reconciliation that changes nothing does
+    /// not.
+    #[tokio::test]
+    async fn an_alert_that_fires_moves_the_generation() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let fleet = Fleet::load(
+            store,
+            Duration::from_secs(3600),
+            LoadedPolicy::defaults(t0),
+            t0,
+        )
+        .unwrap();
+        let alerting = alerting(dir.path());
+        for (host, env, image) in [("s", "staging", 1), ("p", "production", 2)] {
+            let s = crate::fleet::tests::report(
+                host,
+                env,
+                1,
+                vec![crate::fleet::tests::container("shop", image, 0)],
+            );
+            fleet.push(s, t0).await.unwrap();
+        }
+        alerting
+            .reconcile(&fleet, Sweep::Changed, t0)
+            .await
+            .unwrap();
+        let before = fleet.generation().current();
+        let later = t0 + Duration::from_secs(3600);
+        alerting
+            .reconcile(&fleet, Sweep::Changed, later)
+            .await
+            .unwrap();
+        assert!(
+            alerting.book().values().any(|a| a.is_firing()),
+            "the drift must fire once its grace ends"
+        );
+        assert!(fleet.generation().current() > before, "an alert fired");
+        let fired = fleet.generation().current();
+        alerting
+            .reconcile(&fleet, Sweep::Changed, later)
+            .await
+            .unwrap();
+        assert_eq!(fleet.generation().current(), fired, "nothing changed");
     }
 
     /// Random reports, time passing (grace periods ending, hosts going

@@ -137,7 +137,8 @@ impl Sender {
                         answer: e,
                     }
                 })?;
-                let body = serde_json::to_vec(&sink::webhook_body(event)).unwrap_or_default();
+                let body =
+                    serde_json::to_vec(&sink::webhook_body(event, base_url)).unwrap_or_default();
                 let id = event.message_id();
                 let headers = || {
                     let ts = envparity_proto::time::unix_millis(SystemTime::now()) / 1000;

@@ -12,6 +12,11 @@
 //! - Generic webhook: `{type, timestamp, data}` signed per Standard
 //!   Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature:
 //!   v1,<base64 HMAC-SHA256 of "id.timestamp.body">`).
+//!
+//! With `[alerts] base_url`, each notification links to the web view's
+//! page of its finding, at the finding's row ([`page_url`]): Alertmanager's
+//! `generatorURL`, a link in each Slack event line, PagerDuty's `links`,
+//! and the webhook's `data.url` (also in PagerDuty's `custom_details`).
 
 use std::time::SystemTime;
 
@@ -20,6 +25,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Value, json};
 
 use super::model::{Action, Alert, Event};
+use crate::links::{FindingAt, finding_page};
 
 /// The Alertmanager `alertname` of every envparity alert.
 pub const ALERT_NAME: &str = "EnvParityDrift";
@@ -38,6 +44,19 @@ const PAGERDUTY_DEDUP_MAX: usize = 255;
 
 fn rfc3339(ms: i64) -> String {
     humantime::format_rfc3339_millis(envparity_proto::time::from_unix_millis(ms)).to_string()
+}
+
+/// The web view's page of `a`'s finding, at its row, when the view's
+/// `base_url` is configured.
+pub fn page_url(a: &Alert, base_url: Option<&str>) -> Option<String> {
+    let at = FindingAt {
+        id: &a.id,
+        service: &a.service,
+        env_a: &a.env_a,
+        env_b: &a.env_b,
+        host: &a.host,
+    };
+    base_url.map(|base| finding_page(base, at))
 }
 
 /// Alertmanager labels: bounded, identifying, never a digest or value.
@@ -73,8 +92,8 @@ pub fn alertmanager_alert(a: &Alert, ends_at: SystemTime, base_url: Option<&str>
         "startsAt": rfc3339(a.fired_at_ms),
         "endsAt": humantime::format_rfc3339_millis(ends_at).to_string(),
     });
-    if let Some(url) = base_url {
-        v["generatorURL"] = Value::String(url.to_owned());
+    if let Some(url) = page_url(a, base_url) {
+        v["generatorURL"] = Value::String(url);
     }
     v
 }
@@ -135,21 +154,20 @@ pub fn slack_messages(service: &str, events: &[Event], base_url: Option<&str>) -
                     slack_escape(&a.summary),
                     slack_escape(&pair(a)),
                 );
+                // The link is kept whole; the line is cut to make room.
+                let link = page_url(a, base_url)
+                    .map(|url| format!(" <{}|open in envparity>", slack_escape(&url)))
+                    .unwrap_or_default();
+                let room = SLACK_SECTION_MAX.saturating_sub(link.chars().count());
                 blocks.push(json!({
                     "type": "section",
-                    "text": {"type": "mrkdwn", "text": truncate(&line, SLACK_SECTION_MAX)},
+                    "text": {"type": "mrkdwn", "text": truncate(&line, room) + &link},
                 }));
                 fallback.push('\n');
                 fallback.push_str(&truncate(
                     &format!("{}: {}", e.action.as_str(), slack_escape(&a.summary)),
                     300,
                 ));
-            }
-            if let Some(url) = base_url {
-                blocks.push(json!({
-                    "type": "context",
-                    "elements": [{"type": "mrkdwn", "text": truncate(&slack_escape(url), 2000)}],
-                }));
             }
             json!({"text": fallback, "blocks": blocks})
         })
@@ -189,18 +207,22 @@ pub fn pagerduty_event(routing_key: &str, e: &Event, base_url: Option<&str>) -> 
             "component": a.service,
             "group": a.env_b.clone(),
             "class": a.kind.as_str(),
-            "custom_details": webhook_data(a),
+            "custom_details": webhook_data(a, base_url),
         },
         "client": "envparity",
     });
     if let Some(url) = base_url {
         v["client_url"] = Value::String(url.to_owned());
     }
+    if let Some(url) = page_url(a, base_url) {
+        v["links"] = json!([{"href": url, "text": "The finding in envparity"}]);
+    }
     v
 }
 
-fn webhook_data(a: &Alert) -> Value {
+fn webhook_data(a: &Alert, base_url: Option<&str>) -> Value {
     json!({
+        "url": page_url(a, base_url),
         "id": a.id,
         "kind": a.kind.as_str(),
         "severity": a.severity.as_str(),
@@ -218,11 +240,11 @@ fn webhook_data(a: &Alert) -> Value {
 }
 
 /// The generic webhook's body (documented in docs/alerting.md).
-pub fn webhook_body(e: &Event) -> Value {
+pub fn webhook_body(e: &Event, base_url: Option<&str>) -> Value {
     json!({
         "type": format!("envparity.alert.{}", e.action.as_str()),
         "timestamp": rfc3339(e.at_ms),
-        "data": webhook_data(&e.alert),
+        "data": webhook_data(&e.alert, base_url),
     })
 }
 
@@ -301,7 +323,15 @@ mod tests {
             ["alertname", "env_a", "env_b", "kind", "service", "severity"]
         );
         assert_eq!(v["labels"]["alertname"], ALERT_NAME);
-        assert_eq!(v["generatorURL"], "https://ep");
+        assert_eq!(
+            v["generatorURL"],
+            format!(
+                "https://ep/service?name=shop&a=staging&b=production#{}",
+                crate::links::finding_anchor("image_digest|shop|production,staging||")
+            )
+        );
+        let none = alertmanager_alert(&alert("s"), SystemTime::UNIX_EPOCH, None);
+        assert!(none.get("generatorURL").is_none(), "{none}");
         assert_eq!(v["endsAt"], "1970-01-01T00:00:00.000Z");
     }
 
@@ -348,8 +378,51 @@ mod tests {
 
     #[test]
     fn the_webhook_body_names_the_action() {
-        let b = webhook_body(&event(Action::Resolved, "s"));
+        let b = webhook_body(&event(Action::Resolved, "s"), None);
         assert_eq!(b["type"], "envparity.alert.resolved");
         assert_eq!(b["data"]["service"], "shop");
+        assert!(b["data"]["url"].is_null(), "{b}");
+    }
+
+    /// Every sink links to the finding's page, with the service name
+    /// encoded; without `base_url`, none does.
+    #[test]
+    fn every_sink_links_to_the_page_of_the_finding() {
+        let mut e = event(Action::Firing, "s");
+        e.alert.service = "shop <&> #1".into();
+        let url = format!(
+            "https://ep.example/service?name=shop+%3C%26%3E+%231&a=staging&b=production#{}",
+            crate::links::finding_anchor(&e.alert.id)
+        );
+        let base = Some("https://ep.example/");
+        assert_eq!(page_url(&e.alert, base).as_deref(), Some(url.as_str()));
+        assert_eq!(
+            alertmanager_alert(&e.alert, SystemTime::UNIX_EPOCH, base)["generatorURL"],
+            url.as_str()
+        );
+        assert_eq!(webhook_body(&e, base)["data"]["url"], url.as_str());
+        let pd = pagerduty_event("RK", &e, base);
+        assert_eq!(pd["links"][0]["href"], url.as_str(), "{pd}");
+        assert_eq!(pd["client_url"], "https://ep.example/");
+        assert_eq!(pd["payload"]["custom_details"]["url"], url.as_str());
+        let slack = slack_messages(&e.alert.service, std::slice::from_ref(&e), base);
+        let line = slack[0]["blocks"][1]["text"]["text"].as_str().unwrap();
+        let escaped = url.replace('&', "&amp;");
+        assert!(
+            line.ends_with(&format!(" <{escaped}|open in envparity>")),
+            "{line}"
+        );
+        // A line cut to Slack's limit keeps its link whole.
+        let mut long = e.clone();
+        long.alert.summary = "x".repeat(10_000);
+        let slack = slack_messages("shop", std::slice::from_ref(&long), base);
+        let line = slack[0]["blocks"][1]["text"]["text"].as_str().unwrap();
+        assert!(line.chars().count() <= SLACK_SECTION_MAX);
+        assert!(line.ends_with("|open in envparity>"), "{line}");
+
+        assert!(webhook_body(&e, None)["data"]["url"].is_null());
+        assert!(pagerduty_event("RK", &e, None).get("links").is_none());
+        let plain = slack_messages("shop", std::slice::from_ref(&e), None);
+        assert!(!plain[0].to_string().contains("open in envparity"));
     }
 }

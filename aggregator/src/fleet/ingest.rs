@@ -36,6 +36,7 @@ impl Fleet {
         drop(inner);
         if wake {
             self.feed.wake();
+            self.generation.bump();
         }
     }
 
@@ -59,6 +60,7 @@ impl Fleet {
         let id = host_id.to_owned();
         self.blocking(move |store| store.forget_host(&id)).await?;
         let removed = self.write().remove(host_id);
+        self.generation.bump();
         if let Err(error) = self.apply(Reach::Full, now).await {
             tracing::error!(
                 host = %host_id.escape_debug(),
@@ -83,7 +85,9 @@ impl Fleet {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(policy);
         // The grace periods and waivers that judge every finding changed.
         self.feed.everything();
-        self.apply(Reach::Full, now).await
+        let applied = self.apply(Reach::Full, now).await;
+        self.generation.bump();
+        applied
     }
 
     pub(super) async fn apply(&self, reach: Reach, now: SystemTime) -> Result<(), IngestError> {

@@ -143,6 +143,9 @@ impl Fleet {
             if written.is_ok() {
                 for t in &touches {
                     if let Some(h) = inner.hosts.get_mut(&t.host_id) {
+                        if h.engine_state != t.engine_state {
+                            self.generation.bump();
+                        }
                         h.last_seen = t.last_seen;
                         h.engine_state = t.engine_state;
                     }

@@ -28,7 +28,9 @@
 //! - [`liveness`]: heartbeats, acknowledged from memory within a bound;
 //! - [`read`]: the read model for queries, alerting and metrics, and
 //!   [`listing`]: which findings a listing shows, a page at a time;
-//! - [`feed`]: which findings changed, for alerting.
+//! - [`feed`]: which findings changed, for alerting;
+//! - [`generation`]: a number that moves whenever what the fleet shows may
+//!   have changed, for the web view's live updates.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -43,6 +45,7 @@ use crate::store::{Resolved, Store, StoreError};
 mod compact;
 mod facts;
 mod feed;
+mod generation;
 mod grid;
 mod index;
 mod ingest;
@@ -56,6 +59,7 @@ pub(crate) mod tests;
 
 pub use compact::{HeldHost, Interner};
 pub use feed::Changed;
+pub use generation::Generation;
 pub use index::Refusal;
 pub use ingest::PushOutcome;
 pub use listing::{FindingsPage, Listing, Window};
@@ -118,6 +122,8 @@ pub struct Fleet {
     feed: Feed,
     /// The contents of the containers held (compact hosts share them).
     interner: std::sync::Mutex<Interner>,
+    /// Moves whenever what the fleet shows may have changed.
+    generation: Generation,
 }
 
 impl std::fmt::Debug for dyn Store {
@@ -169,6 +175,7 @@ impl Fleet {
             liveness_bound: LIVENESS_BOUND.min(stale_after / 10),
             feed: Feed::default(),
             interner: std::sync::Mutex::new(interner),
+            generation: Generation::starting_at(unix_millis(now).try_into().unwrap_or_default()),
         };
         let mut inner = fleet.write();
         let observation = fleet.reevaluate(
@@ -257,6 +264,8 @@ impl Fleet {
                     reason: reason.to_owned(),
                 },
             );
+            drop(inner);
+            self.generation.bump();
         }
     }
 

@@ -82,7 +82,9 @@ pub(crate) fn empty_fleet() -> (tempfile::TempDir, Fleet, SystemTime) {
 }
 
 /// [`empty_fleet`] with hosts going stale after `stale_after`.
-fn empty_fleet_stale_after(stale_after: Duration) -> (tempfile::TempDir, Fleet, SystemTime) {
+pub(super) fn empty_fleet_stale_after(
+    stale_after: Duration,
+) -> (tempfile::TempDir, Fleet, SystemTime) {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
     let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);

@@ -46,7 +46,7 @@ pub(super) async fn start(
     let task = tokio::spawn(crate::web::serve(
         listener,
         tls.map(crate::web::tls_config),
-        crate::web::Web::new(pages),
+        crate::web::Web::new(pages, fleet.generation().watch()),
         access(auth),
         async {
             stopped.await.ok();

@@ -47,6 +47,11 @@ impl WebError {
         Self::new(StatusCode::NOT_FOUND, message)
     }
 
+    /// 503: too busy to answer this now.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
+    }
+
     /// The page's title for this status.
     fn title(&self) -> &'static str {
         match self.status {
@@ -55,6 +60,7 @@ impl WebError {
             StatusCode::FORBIDDEN => "Forbidden",
             StatusCode::NOT_FOUND => "Not found",
             StatusCode::CONFLICT => "Cannot answer",
+            StatusCode::SERVICE_UNAVAILABLE => "Busy",
             _ => "Error",
         }
     }

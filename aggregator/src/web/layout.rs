@@ -6,6 +6,7 @@ use envparity_proto::v1::{FindingState, Severity};
 use maud::{DOCTYPE, Markup, html};
 
 use super::assets::{LIVE, STYLE};
+use super::theme::{self, Theme};
 
 /// The pages of the navigation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,15 +30,17 @@ const NAV: [(Nav, &str, &str); 7] = [
     (Nav::Policy, "/policy", "Policy"),
 ];
 
-/// A whole page: `body` is its main part.
+/// A whole page: `body` is its main part. The theme is the one the
+/// request answered chose ([`theme::shown`]).
 pub fn page(title: &str, current: Option<Nav>, body: Markup) -> Markup {
+    let shown = theme::shown();
     html! {
         (DOCTYPE)
-        html lang="en" {
+        html lang="en" class=[shown.theme.class()] {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                meta name="color-scheme" content="light dark";
+                meta name="color-scheme" content=(shown.theme.scheme());
                 title { (title) " · envparity" }
                 link rel="stylesheet" href=(STYLE.url());
                 script src=(LIVE.url()) defer {}
@@ -59,9 +62,28 @@ pub fn page(title: &str, current: Option<Nav>, body: Markup) -> Markup {
                             }
                         }
                     }
+                    (switch(shown.theme, &shown.here))
                 }
                 main #main tabindex="-1" { (body) }
                 p #live-status.sr-only aria-live="polite" {}
+            }
+        }
+    }
+}
+
+/// The theme switch: a link per theme, coming back to `here`; the one in
+/// force marked current. Links, so that it works without script.
+fn switch(chosen: Theme, here: &str) -> Markup {
+    html! {
+        nav.theme aria-label="Theme" {
+            span.muted { "Theme:" }
+            ul {
+                @for t in Theme::ALL {
+                    li {
+                        a href=(t.href(here)) data-theme=(t.word())
+                            aria-current=[(t == chosen).then_some("true")] { (t.label()) }
+                    }
+                }
             }
         }
     }

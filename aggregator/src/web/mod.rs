@@ -11,13 +11,16 @@
 //!
 //! The pages are plain HTML (every view is a GET link, all of its state in
 //! the URL) that work without script; our one small script ([`assets`])
-//! keeps an open page current by conditional polling ([`etag`]). Each
+//! keeps an open page current: it waits for the fleet's change generation
+//! on [`events`] (server-sent events) and asks for the page again when it
+//! moved, or polls conditionally ([`etag`]) where events fail. Each
 //! response carries the headers of [`headers`]; every string that came from
 //! an agent is escaped by the templates ([`maud`] escapes whatever it
 //! interpolates). Who may see the pages is decided per request by
 //! [`access`]: a query certificate, or a session of the token login
 //! ([`login`], [`session`]). One file per page, plus the pieces they share
-//! ([`layout`], [`table`], [`params`], [`answers`], [`timeline`]).
+//! ([`layout`], [`table`], [`params`], [`answers`], [`timeline`]), and
+//! the reader's light or dark choice ([`theme`]).
 
 mod access;
 mod alerts;
@@ -26,6 +29,9 @@ mod assets;
 mod diff;
 mod error;
 mod etag;
+mod events;
+#[cfg(test)]
+mod events_tests;
 mod findings;
 mod gate;
 mod headers;
@@ -44,6 +50,7 @@ mod policy;
 mod service;
 mod session;
 mod table;
+mod theme;
 mod timeline;
 
 use std::net::SocketAddr;
@@ -55,13 +62,15 @@ use tokio::net::TcpListener;
 
 pub use access::{Access, TokenCheck};
 pub use error::WebError;
+pub use events::Changes;
 pub use listener::WebPeer;
 
 /// What every handler is handed: the query service the pages are built
-/// from.
+/// from, and the change generation their live updates wait for.
 #[derive(Clone)]
 pub struct Web {
     query: Arc<dyn QueryService>,
+    changes: Changes,
 }
 
 impl std::fmt::Debug for Web {
@@ -71,9 +80,16 @@ impl std::fmt::Debug for Web {
 }
 
 impl Web {
-    /// Pages built from `query`'s answers.
-    pub fn new(query: Arc<dyn QueryService>) -> Self {
-        Web { query }
+    /// Pages built from `query`'s answers, live with `generation` (the
+    /// fleet's [`crate::fleet::Generation::watch`]).
+    pub fn new(
+        query: Arc<dyn QueryService>,
+        generation: tokio::sync::watch::Receiver<u64>,
+    ) -> Self {
+        Web {
+            query,
+            changes: Changes::new(generation),
+        }
     }
 }
 
@@ -109,12 +125,17 @@ pub fn router(web: Web, access: Access) -> axum::Router {
         .route("/gate", get(gate::page))
         .route("/alerts", get(alerts::page))
         .route("/policy", get(policy::page))
+        .route("/events", get(events::stream))
         .fallback(get(not_found))
         .with_state(web)
         .layer(axum::middleware::from_fn(etag::conditional))
         .layer(axum::middleware::from_fn_with_state(access, access::check))
         .merge(login)
         .route("/static/{file}", get(assets::serve))
+        // A preference, open to all like the login page that shows it.
+        .route("/theme", get(theme::set))
+        // Every page, error and refusal in the reader's theme.
+        .layer(axum::middleware::from_fn(theme::scope))
         // Outermost, so that assets, refusals and errors carry them too.
         .layer(axum::middleware::from_fn(headers::secure))
 }
@@ -134,10 +155,16 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let local: SocketAddr = listener.local_addr().context("web listener address")?;
+    let changes = web.changes.clone();
     let app = router(web, access).into_make_service_with_connect_info::<WebPeer>();
     tracing::info!(web = %local, tls = tls.is_some(), "serving the web view");
     axum::serve(listener::WebListener::new(listener, tls), app)
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Event streams never end by themselves: end them, so that the
+            // requests in flight can finish.
+            changes.close();
+        })
         .await
         .with_context(|| format!("web server on {local}"))
 }

@@ -30,7 +30,7 @@ fn digest(name: &str) -> String {
     format!("sha256:{}", &name.repeat(64)[..64])
 }
 
-fn container(service: &str, image: &str) -> Container {
+pub(super) fn container(service: &str, image: &str) -> Container {
     let repo_digest = format!("registry.example/{service}@{}", digest(image));
     fixtures::container(service)
         .id(format!("{service}-{image}"))
@@ -44,7 +44,7 @@ fn container(service: &str, image: &str) -> Container {
         .build()
 }
 
-fn snapshot(host: &str, env: &str, containers: Vec<Container>) -> HostSnapshot {
+pub(super) fn snapshot(host: &str, env: &str, containers: Vec<Container>) -> HostSnapshot {
     fixtures::snapshot(host, env)
         .sequence(1)
         .kernel("6.1.0")
@@ -62,7 +62,7 @@ pub(super) async fn demo() -> (tempfile::TempDir, Arc<dyn QueryService>) {
 }
 
 /// [`demo`], and its fleet, to change.
-async fn demo_fleet() -> (tempfile::TempDir, Arc<Fleet>, Arc<dyn QueryService>) {
+pub(super) async fn demo_fleet() -> (tempfile::TempDir, Arc<Fleet>, Arc<dyn QueryService>) {
     let dir = tempfile::tempdir().unwrap();
     let now = SystemTime::now();
     let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
@@ -128,10 +128,13 @@ pub(super) async fn send(
     access: &Access,
 ) -> Answer {
     request.extensions_mut().insert(ConnectInfo(peer));
-    let response = router(Web::new(Arc::clone(api)), access.clone())
-        .oneshot(request)
-        .await
-        .unwrap();
+    let response = router(
+        Web::new(Arc::clone(api), tokio::sync::watch::channel(0).1),
+        access.clone(),
+    )
+    .oneshot(request)
+    .await
+    .unwrap();
     let status = response.status();
     let headers = response.headers().clone();
     let bytes = axum::body::to_bytes(response.into_body(), 1 << 24)
@@ -575,6 +578,7 @@ async fn the_page_script_is_small_and_served_as_javascript() {
     );
     assert!(live.body.len() <= 5 * 1024, "{} bytes", live.body.len());
     assert!(live.body.contains("If-None-Match"));
+    assert!(live.body.contains("new EventSource(\"/events\")"));
 }
 
 #[tokio::test]
@@ -688,4 +692,140 @@ async fn a_host_page_shows_its_facts_and_an_unknown_host_is_404() {
         unknown.body
     );
     assert_eq!(get(&api, "/host").await.status, StatusCode::BAD_REQUEST);
+}
+
+/// A request for `uri` with `cookie`.
+fn with_cookie(uri: &str, cookie: &str) -> Request<Body> {
+    Request::get(uri)
+        .header(header::COOKIE, cookie)
+        .body(Body::empty())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_theme_switch_keeps_the_choice_in_a_cookie_and_goes_back() {
+    let (_dir, api) = demo().await;
+    let access = Access::certificates_only();
+    let dark = get(&api, "/theme?set=dark&back=%2F%3Fq%3Dcheck").await;
+    assert_eq!(dark.status, StatusCode::SEE_OTHER, "{}", dark.body);
+    assert_eq!(dark.headers[header::LOCATION], "/?q=check");
+    let cookie = dark.headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(cookie.starts_with("envparity_theme=dark;"), "{cookie}");
+    assert!(
+        cookie.contains("SameSite=Strict") && cookie.contains("Path=/"),
+        "{cookie}"
+    );
+    assert!(!cookie.contains("Secure"), "plain text: {cookie}");
+    assert!(dark.headers.contains_key(header::CONTENT_SECURITY_POLICY));
+
+    let mut tls = plain_peer();
+    tls.tls = true;
+    let over_tls = get_as(&api, "/theme?set=light", tls, &access).await;
+    assert_eq!(over_tls.headers[header::LOCATION], "/");
+    let cookie = over_tls.headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(
+        cookie.starts_with("envparity_theme=light;") && cookie.contains("; Secure"),
+        "{cookie}"
+    );
+
+    let system = get(&api, "/theme?set=system&back=%2Fhosts").await;
+    assert_eq!(system.status, StatusCode::SEE_OTHER);
+    let cookie = system.headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(
+        cookie.starts_with("envparity_theme=;") && cookie.contains("Max-Age=0"),
+        "{cookie}"
+    );
+
+    for (uri, named) in [
+        ("/theme?set=purple", "&quot;set&quot;"),
+        ("/theme", "&quot;set&quot;"),
+        (
+            "/theme?set=dark&back=%2F%2Fevil.example%2F",
+            "&quot;back&quot;",
+        ),
+        (
+            "/theme?set=dark&back=https%3A%2F%2Fevil.example%2F",
+            "&quot;back&quot;",
+        ),
+    ] {
+        let bad = get(&api, uri).await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{uri}");
+        assert!(bad.body.contains(named), "{uri}: {}", bad.body);
+        assert!(!bad.headers.contains_key(header::SET_COOKIE), "{uri}");
+    }
+}
+
+#[tokio::test]
+async fn every_page_is_rendered_in_the_theme_its_cookie_chose() {
+    let (_dir, api) = demo().await;
+    let access = Access::certificates_only();
+    let system = get(&api, "/?q=check").await;
+    assert!(
+        system.body.contains("<html lang=\"en\">"),
+        "{}",
+        system.body
+    );
+    assert!(
+        system
+            .body
+            .contains("name=\"color-scheme\" content=\"light dark\"")
+    );
+    // The switch comes back to the page it is on; "System" is current.
+    assert!(
+        system
+            .body
+            .contains("href=\"/theme?set=dark&amp;back=%2F%3Fq%3Dcheck\" data-theme=\"dark\">"),
+        "{}",
+        system.body
+    );
+    assert!(
+        system
+            .body
+            .contains("data-theme=\"system\" aria-current=\"true\"")
+    );
+
+    for (uri, status) in [
+        ("/?q=check", StatusCode::OK),
+        ("/service?name=ghost", StatusCode::NOT_FOUND),
+    ] {
+        let dark = send(
+            &api,
+            with_cookie(uri, "a=1; envparity_theme=dark"),
+            plain_peer(),
+            &access,
+        )
+        .await;
+        assert_eq!(dark.status, status, "{uri}");
+        assert!(
+            dark.body.contains("<html lang=\"en\" class=\"dark\">"),
+            "{uri}: {}",
+            dark.body
+        );
+        assert!(
+            dark.body.contains("name=\"color-scheme\" content=\"dark\""),
+            "{uri}"
+        );
+        assert!(
+            dark.body
+                .contains("data-theme=\"dark\" aria-current=\"true\""),
+            "{uri}"
+        );
+    }
+    let light = send(
+        &api,
+        with_cookie("/hosts", "envparity_theme=light"),
+        plain_peer(),
+        &access,
+    )
+    .await;
+    assert!(light.body.contains("<html lang=\"en\" class=\"light\">"));
+    // A word that is none of ours is the system's theme.
+    let odd = send(
+        &api,
+        with_cookie("/", "envparity_theme=%3Cx%3E"),
+        plain_peer(),
+        &access,
+    )
+    .await;
+    assert!(odd.body.contains("<html lang=\"en\">"));
 }

@@ -4,7 +4,6 @@
 
 use envparity_proto::v1::{Finding, FindingKind, FindingState, Severity};
 use maud::{Markup, html};
-use sha2::{Digest, Sha256};
 
 use super::layout::{badge, severity_word, state_word, time};
 use super::params::link;
@@ -18,11 +17,9 @@ pub fn kind_word(kind: i32) -> String {
         .to_ascii_lowercase()
 }
 
-/// The anchor of a finding: `f-` and 12 hex digits of its id's hash (the id
-/// holds agent-supplied names, which make poor fragments).
-pub fn anchor(id: &str) -> String {
-    format!("f-{}", hex::encode(&Sha256::digest(id.as_bytes())[..6]))
-}
+/// The anchor of a finding (declared with the links to it, which alerts
+/// carry: [`crate::links`]).
+pub use crate::links::finding_anchor as anchor;
 
 /// The environments of a finding: `a ↔ b`, or `a`.
 pub fn pair(f: &Finding) -> String {

@@ -19,6 +19,7 @@ use envparity_tests::{
     Alertmanager, CliOutput, Error, Fleet, Prometheus, Result, Run, checked, free_port,
 };
 use serde_json::Value;
+use sha2::Digest as _;
 
 const REPORT_TIMEOUT: Duration = Duration::from_secs(30);
 const ALERT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -290,7 +291,15 @@ timeout = "60s"
             .is_some_and(|s| s.contains("MODE")),
         "{am_alert}"
     );
-    assert_eq!(am_alert["generatorURL"], "https://envparity.test/");
+    // Every sink links to the web view's page of the finding, at its row
+    // (`f-` and 12 hex digits of the SHA-256 of its id).
+    let anchor: String = sha2::Sha256::digest(f.id.as_bytes())[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let page =
+        format!("https://envparity.test/service?name=shop&a=staging&b=production#f-{anchor}");
+    assert_eq!(am_alert["generatorURL"], page.as_str(), "{am_alert}");
 
     // The event sinks got it once, in their own shapes (while the slow sink
     // still holds its first request).
@@ -300,6 +309,7 @@ timeout = "60s"
     assert_eq!(body["type"], "envparity.alert.firing", "{body}");
     assert_eq!(body["data"]["id"], f.id.as_str(), "{body}");
     assert_eq!(body["data"]["key"], "MODE");
+    assert_eq!(body["data"]["url"], page.as_str(), "{body}");
     let slack = wait("Slack", || rx.requests("/slack").first().cloned())?.json();
     assert!(
         slack["text"]
@@ -308,10 +318,21 @@ timeout = "60s"
         "{slack}"
     );
     assert_eq!(slack["blocks"][0]["type"], "header", "{slack}");
+    assert!(
+        slack["blocks"][1]["text"]["text"]
+            .as_str()
+            .is_some_and(|t| t.ends_with(&format!(
+                "<{}|open in envparity>",
+                page.replace('&', "&amp;")
+            ))),
+        "{slack}"
+    );
     let pd = wait("PagerDuty", || rx.requests("/pd").first().cloned())?.json();
     assert_eq!(pd["event_action"], "trigger", "{pd}");
     assert_eq!(pd["routing_key"], "ROUTINGKEY0123");
     assert_eq!(pd["payload"]["severity"], "warning");
+    assert_eq!(pd["links"][0]["href"], page.as_str(), "{pd}");
+    assert_eq!(pd["client_url"], "https://envparity.test/");
     let dedup_key = pd["dedup_key"].clone();
     assert!(dedup_key.is_string(), "{pd}");
 

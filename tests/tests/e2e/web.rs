@@ -16,6 +16,13 @@ const REPORT_TIMEOUT: Duration = Duration::from_secs(30);
 /// A service name a hostile agent (or container label) could report.
 const HOSTILE: &str = "<img src=x onerror=alert(1)>";
 
+/// The `checkout` service, running `image`.
+pub(super) fn checkout(image: impl Into<String>) -> Run {
+    Run::new(image)
+        .name("checkout")
+        .label("envparity.service", "checkout")
+}
+
 fn digest(reference: &str) -> &str {
     reference.split_once('@').expect("repo@digest").1
 }
@@ -63,11 +70,7 @@ fn the_web_view_shows_what_status_says_to_a_query_certificate_only() -> Result<(
     let rebuilt = registry.push_from(production, "checkout:1")?;
     assert_ne!(tested, rebuilt);
     for host in [staging, production] {
-        host.run(
-            Run::new(registry.reference("checkout:1"))
-                .name("checkout")
-                .label("envparity.service", "checkout"),
-        )?;
+        host.run(checkout(registry.reference("checkout:1")))?;
     }
     staging.run(
         Run::new(tested.clone())
@@ -181,6 +184,37 @@ fn the_web_view_shows_what_status_says_to_a_query_certificate_only() -> Result<(
     // TLS offers HTTP/2 and HTTP/1.1.
     assert_eq!(query.alpn(&["h2", "http/1.1"])?.as_deref(), Some("h2"));
     assert_eq!(query.alpn(&["http/1.1"])?.as_deref(), Some("http/1.1"));
+
+    // /events: the access of the pages (an agent's certificate gets 403),
+    // and after a report an event with a greater generation. The overview
+    // is read only when an event came, so the repair can be seen only
+    // through one.
+    let agent = WebClient::tls(&addr, pki, Some("agent-production")).events("/events")?;
+    assert_eq!(agent.status, 403);
+    let mut events = query.events("/events")?;
+    assert_eq!(events.status, 200);
+    assert!(
+        events.content_type.starts_with("text/event-stream"),
+        "{}",
+        events.content_type
+    );
+    let generation = |data: Option<String>| -> Option<u64> { data?.parse().ok() };
+    let deadline = std::time::Instant::now() + REPORT_TIMEOUT * 2;
+    let first = generation(events.next_data(deadline)?).expect("a first event at once");
+    production.rm("checkout")?;
+    production.run(checkout(tested.clone()))?;
+    let repaired = "data-environment=\"production\" data-verdict=\"parity\"";
+    let mut last = first;
+    loop {
+        let next = generation(events.next_data(deadline)?)
+            .expect("no event showed the repair within the deadline");
+        assert!(next > last, "generations grow: {next} after {last}");
+        last = next;
+        let row = query.get("/?q=checkout")?.body;
+        if row.contains(repaired) {
+            break;
+        }
+    }
     Ok(())
 }
 

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use envparity_tests::answer::Status;
 use envparity_tests::browser::{Browser, BrowserOptions};
+
+use super::web::checkout;
 use envparity_tests::{Fleet, ImageSpec, Result, Run, free_port, wait_for};
 
 /// Agents register within this time on a loaded 2-core CI machine.
@@ -36,11 +38,7 @@ fn a_browser_sees_the_rebuilt_checkout_critical_the_gate_refuse_and_filters_work
     production.import_image("checkout:1", image("r2"))?;
     let rebuilt = registry.push_from(production, "checkout:1")?;
     for host in [staging, production] {
-        host.run(
-            Run::new(registry.reference("checkout:1"))
-                .name("checkout")
-                .label("envparity.service", "checkout"),
-        )?;
+        host.run(checkout(registry.reference("checkout:1")))?;
     }
     staging.run(
         Run::new(tested.clone())
@@ -110,12 +108,12 @@ fn a_browser_sees_the_rebuilt_checkout_critical_the_gate_refuse_and_filters_work
         "the verdict is a link"
     );
 
-    // Each page, light and dark (as the system says), wide and at 390 px:
-    // dark mode follows the system, nothing overflows the narrow window
-    // sideways (wide tables scroll in their own box), axe-core finds no
-    // serious or critical violation (wide, in both themes), and the
-    // screenshots (kept with the fleet's dir under ENVPARITY_E2E_KEEP) are
-    // not blank.
+    // Each page, light and dark, wide and at 390 px: the theme chosen with
+    // the switch wins over the system's (which says the opposite), nothing
+    // overflows the narrow window sideways (wide tables scroll in their own
+    // box), axe-core finds no serious or critical violation (wide, in both
+    // themes), and the screenshots (kept with the fleet's dir under
+    // ENVPARITY_E2E_KEEP) are not blank.
     let gate = format!(
         "/gate?service=checkout&to=production&image={}",
         rebuilt.replace('@', "%40").replace(':', "%3A")
@@ -131,7 +129,8 @@ fn a_browser_sees_the_rebuilt_checkout_critical_the_gate_refuse_and_filters_work
     for (width, height) in [(1280, 900), (390, 844)] {
         browser.resize(width, height)?;
         for dark in [false, true] {
-            browser.color_scheme(dark)?;
+            browser.color_scheme(!dark)?;
+            choose_theme(&browser, &base, if dark { "dark" } else { "light" })?;
             for (name, path) in pages {
                 browser.goto(&format!("{base}{path}"))?;
                 let background =
@@ -168,17 +167,34 @@ fn a_browser_sees_the_rebuilt_checkout_critical_the_gate_refuse_and_filters_work
         }
     }
 
+    // Back to "System": the page follows the system again.
+    choose_theme(&browser, &base, "system")?;
+    for dark in [true, false] {
+        browser.color_scheme(dark)?;
+        browser.goto(&format!("{base}/"))?;
+        assert_eq!(
+            browser.execute("return getComputedStyle(document.body).backgroundColor")?,
+            if dark {
+                "rgb(13, 17, 23)"
+            } else {
+                "rgb(255, 255, 255)"
+            },
+            "the system's theme, dark={dark}"
+        );
+    }
+
     // A repair turns the cell to parity in the open page, without a reload
-    // (the page script polls with the page's ETag and swaps the main part).
+    // (the page script listens to /events and, when the generation moves,
+    // asks for the page and swaps the main part).
     browser.goto(&format!("{base}/"))?;
     browser.execute("window.notReloaded = true; return 0")?;
+    let live = "return document.documentElement.getAttribute('data-live')";
+    wait_for(REPORT_TIMEOUT, "the page to listen to /events", || {
+        Ok((browser.execute(live)? == "events").then_some(()))
+    })?;
     let production = fleet.host("production");
     production.rm("checkout")?;
-    production.run(
-        Run::new(tested.clone())
-            .name("checkout")
-            .label("envparity.service", "checkout"),
-    )?;
+    production.run(checkout(tested.clone()))?;
     let started = std::time::Instant::now();
     wait_for(REPORT_TIMEOUT, "the production cell to show parity", || {
         Ok(browser
@@ -191,6 +207,11 @@ fn a_browser_sees_the_rebuilt_checkout_critical_the_gate_refuse_and_filters_work
         browser.execute("return window.notReloaded === true")?,
         true,
         "the page was reloaded"
+    );
+    assert_eq!(
+        browser.execute(live)?,
+        "events",
+        "the page fell back to polling"
     );
     eprintln!(
         "docker run to the cell turning to parity in the open page: {:?}",
@@ -222,10 +243,34 @@ fn a_browser_sees_the_rebuilt_checkout_critical_the_gate_refuse_and_filters_work
         plain.find("tr[data-service*=\"onerror\"]").is_err(),
         "filtered out"
     );
+    // The theme switch too: a link, kept in a cookie.
+    plain.find("a[data-theme=dark]")?.click()?;
+    wait_for(
+        Duration::from_secs(10),
+        "the dark theme without JavaScript",
+        || {
+            Ok(plain
+                .find("html.dark a[data-theme=dark][aria-current]")
+                .ok()
+                .map(drop))
+        },
+    )?;
+    assert!(plain.url()?.contains("q=CHECK"), "the switch comes back");
     // And JavaScript was indeed off: a page's own script did not run.
     plain.goto("data:text/html,<p id=js>off</p><script>js.textContent='on'</script>")?;
     assert_eq!(plain.text("#js")?, "off", "JavaScript is off");
     Ok(())
+}
+
+/// Chooses `theme` with the switch of the overview (a link), and waits
+/// until the page that it comes back to is shown in it.
+fn choose_theme(browser: &Browser, base: &str, theme: &str) -> Result<()> {
+    browser.goto(&format!("{base}/"))?;
+    browser.find(&format!("a[data-theme={theme}]"))?.click()?;
+    let chosen = format!("a[data-theme={theme}][aria-current]");
+    wait_for(Duration::from_secs(10), "the theme chosen", || {
+        Ok(browser.find(&chosen).ok().map(drop))
+    })
 }
 
 /// The token login in a real browser: a wrong token is refused, the right
