@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::content::{content_basis, content_of};
+use super::content::replica_contents;
 use super::{Ctx, Replica, config_severity, push, replica_hosts, side, uniform};
 use crate::parity::env;
 use crate::parity::finding::{Basis, Finding, Kind, Severity, Side, Status};
@@ -137,11 +137,9 @@ pub(super) fn replica_drift(
     let mut note = |aspect: String, basis: Basis, value: String, host| {
         note_aspect(&mut aspects, aspect, basis, value, host);
     };
-    if let Some(basis) = content_basis(replicas.iter()) {
-        for r in replicas {
-            if let Some(v) = content_of(r, basis) {
-                note("image".into(), basis, v, r.host.host_id);
-            }
+    if let Some((basis, contents)) = replica_contents(replicas) {
+        for (content, host) in contents {
+            note("image".into(), basis, content, host);
         }
     }
     let keys: BTreeSet<&str> = replicas

@@ -213,6 +213,172 @@ fn multi_arch_hosts_with_one_index_digest_are_not_a_mismatch() {
     assert_eq!(fleet.findings("staging", "production"), vec![]);
 }
 
+const INDEX: &str = "sha256:6964786964786964786964786964786964786964786964786964786964786964";
+const PLATFORM: &str = "sha256:706c6174706c6174706c6174706c6174706c6174706c6174706c6174706c6174";
+const OTHER: &str = "sha256:6f7468656f7468656f7468656f7468656f7468656f7468656f7468656f746865";
+
+/// A container of `service` from `reg/{service}:1` whose image lists
+/// `repo_digests` as given, in that order.
+fn listing(service: &str, image_id: &str, repo_digests: &[String]) -> Container {
+    repo_digests
+        .iter()
+        .fold(
+            fixtures::container(service)
+                .id(format!("{service}-{image_id}"))
+                .image(format!("reg/{service}:1"))
+                .image_id(image_id),
+            |c, d| c.repo_digest(d.clone()),
+        )
+        .build()
+}
+
+/// Docker lists the index digest of a multi-arch pull, Podman the platform
+/// digest before it: one content, between environments and inside one.
+#[test]
+fn podman_and_docker_listings_of_one_pull_are_one_content() {
+    let image_id = "sha256:616d64616d64616d64616d64616d64616d64616d64616d64616d64616d64616d";
+    let docker = || listing("shop", image_id, &[format!("reg/shop@{INDEX}")]);
+    let podman = || {
+        listing(
+            "shop",
+            image_id,
+            &[format!("reg/shop@{PLATFORM}"), format!("reg/shop@{INDEX}")],
+        )
+    };
+    let fleet = Fleet::new()
+        .host("s1", snapshot("staging", K, vec![docker()]))
+        .host("p1", snapshot("production", K, vec![podman()]))
+        .host("p2", snapshot("production", K, vec![docker()]));
+    assert_eq!(fleet.findings("staging", "production"), vec![]);
+    assert_eq!(fleet.findings("production", "staging"), vec![]);
+}
+
+/// Inside one environment, replicas of which every two share a digest run
+/// one content, even where no digest is on all of them; two that share
+/// none are replica drift, shown under different digests.
+#[test]
+fn replicas_are_one_content_when_every_two_share_a_digest() {
+    let image_id = "sha256:616d64616d64616d64616d64616d64616d64616d64616d64616d64616d64616d";
+    let digests =
+        |ds: &[&str]| -> Vec<String> { ds.iter().map(|d| format!("reg/shop@{d}")).collect() };
+    let fleet = Fleet::new()
+        .host(
+            "p1",
+            snapshot(
+                "production",
+                K,
+                vec![listing("shop", image_id, &digests(&[INDEX, PLATFORM]))],
+            ),
+        )
+        .host(
+            "p2",
+            snapshot(
+                "production",
+                K,
+                vec![listing("shop", image_id, &digests(&[PLATFORM, OTHER]))],
+            ),
+        )
+        .host(
+            "p3",
+            snapshot(
+                "production",
+                K,
+                vec![listing("shop", image_id, &digests(&[INDEX, OTHER]))],
+            ),
+        );
+    assert_eq!(fleet.all(), vec![]);
+
+    let drifting = Fleet::new()
+        .host(
+            "p1",
+            snapshot(
+                "production",
+                K,
+                vec![listing("shop", image_id, &digests(&[INDEX, PLATFORM]))],
+            ),
+        )
+        .host(
+            "p2",
+            snapshot(
+                "production",
+                K,
+                vec![listing("shop", image_id, &digests(&[PLATFORM]))],
+            ),
+        )
+        .host(
+            "p3",
+            snapshot(
+                "production",
+                K,
+                vec![listing("shop", image_id, &digests(&[INDEX]))],
+            ),
+        );
+    let f = drifting.all();
+    assert_eq!(kinds(&f), vec![(Kind::ReplicaDrift, "shop", "image")]);
+    assert_eq!(f[0].a.values.len(), 2, "{:?}", f[0].a.values);
+}
+
+/// Podman gives a local build a digest of its own, which stays beside the
+/// one a push adds: the pushed digest is found on the Docker side.
+#[test]
+fn a_podman_build_pushed_and_pulled_by_docker_is_one_content() {
+    let image_id = "sha256:6c6f63616c6c6f63616c6c6f63616c6c6f63616c6c6f63616c6c6f63616c6c6f";
+    let built = listing(
+        "shop",
+        image_id,
+        &[
+            format!("localhost/shop@{OTHER}"),
+            format!("reg/shop@{INDEX}"),
+        ],
+    );
+    let pulled = listing("shop", image_id, &[format!("reg/shop@{INDEX}")]);
+    let fleet = Fleet::new()
+        .host("s1", snapshot("staging", K, vec![built]))
+        .host("p1", snapshot("production", K, vec![pulled]));
+    assert_eq!(fleet.findings("staging", "production"), vec![]);
+}
+
+/// Digest sets that share nothing still differ, whichever runtime listed
+/// them; a side shows its content under the digest the other side shares
+/// when there is one, so what runs on both sides reads the same.
+#[test]
+fn digest_sets_sharing_nothing_are_still_an_image_digest_finding() {
+    let podman = listing(
+        "shop",
+        "sha256:6931693169316931693169316931693169316931693169316931693169316931",
+        &[format!("reg/shop@{PLATFORM}"), format!("reg/shop@{INDEX}")],
+    );
+    let docker = |digest: &str| {
+        listing(
+            "shop",
+            "sha256:6932693269326932693269326932693269326932693269326932693269326932",
+            &[format!("reg/shop@{digest}")],
+        )
+    };
+    let fleet = Fleet::new()
+        .host("s1", snapshot("staging", K, vec![podman]))
+        .host("p1", snapshot("production", K, vec![docker(OTHER)]))
+        .host("p2", snapshot("production", K, vec![docker(INDEX)]));
+    let f = fleet.findings("staging", "production");
+    assert_eq!(
+        kinds(&f),
+        vec![
+            (Kind::SameTagDifferentDigest, "shop", "reg/shop:1"),
+            (Kind::ImageDigest, "shop", ""),
+            (Kind::ReplicaDrift, "shop", "image")
+        ]
+    );
+    let digest = &f[1];
+    assert_eq!(digest.basis, Basis::RegistryDigest);
+    assert_eq!(digest.severity, Severity::Critical);
+    assert_eq!(digest.a.values, vec![INDEX]);
+    assert_eq!(b(digest).values, vec![INDEX, OTHER]);
+    assert_eq!(
+        f[2].a.values,
+        vec![format!("{INDEX} on p2"), format!("{OTHER} on p1")]
+    );
+}
+
 #[test]
 fn without_a_registry_digest_on_one_side_image_ids_are_compared() {
     let fleet = Fleet::new()
