@@ -716,6 +716,101 @@ fn replicas_contribute_all_their_digests() {
     assert_eq!(b(&f[0]).hosts, vec!["p1", "p2"]);
 }
 
+/// A one-off `docker run` (no identity label, a name the engine made up)
+/// is reported on its host as unmanaged, info by default, and compared
+/// with nothing: no `missing_service` under its random name, no drift with
+/// a container of the same name elsewhere.
+#[test]
+fn an_unmanaged_container_is_reported_on_its_host_and_never_compared() {
+    let shop = || container("shop", "i1", None, &[]);
+    let one_off = |image_id: &str| {
+        fixtures::container("naughty_wilson")
+            .image("busybox:1")
+            .image_id(image_id)
+            .unmanaged()
+            .build()
+    };
+    let fleet = Fleet::new()
+        .host("s1", snapshot("staging", K, vec![shop(), one_off("i8")]))
+        .host("p1", snapshot("production", K, vec![shop()]))
+        .host("p2", snapshot("production", K, vec![shop(), one_off("i9")]));
+    let f = fleet.all();
+    assert_eq!(
+        kinds(&f),
+        vec![
+            (Kind::UnmanagedContainer, "naughty_wilson", "naughty_wilson"),
+            (Kind::UnmanagedContainer, "naughty_wilson", "naughty_wilson"),
+        ],
+        "{f:#?}"
+    );
+    let hosts: Vec<(&str, &str)> = f
+        .iter()
+        .map(|x| (x.host.as_str(), x.a.environment.as_str()))
+        .collect();
+    assert_eq!(hosts, vec![("s1", "staging"), ("p2", "production")]);
+    assert!(f.iter().all(|x| x.severity == Severity::Info
+        && x.basis == Basis::Unmanaged
+        && x.b.is_none()
+        && x.a.values == vec!["busybox:1"]));
+
+    // An older agent does not say so: the container is a service of its
+    // own, as before.
+    let old = Fleet::new()
+        .host(
+            "s1",
+            snapshot(
+                "staging",
+                K,
+                vec![shop(), {
+                    let mut c = one_off("i8");
+                    c.unmanaged = false;
+                    c
+                }],
+            ),
+        )
+        .host("p1", snapshot("production", K, vec![shop()]));
+    assert_eq!(
+        kinds(&old.findings("staging", "production")),
+        vec![(Kind::MissingService, "naughty_wilson", "")]
+    );
+}
+
+/// The policy raises unmanaged containers (`[unmanaged] report`, or a
+/// `[severity]` override) or turns them off.
+#[test]
+fn the_policy_raises_or_ignores_unmanaged_containers() {
+    let fleet = |policy: &str| {
+        Fleet::new()
+            .policy(Policy {
+                pinning: quiet().pinning,
+                ..Policy::from_toml(policy, "test.toml").expect("a policy")
+            })
+            .host(
+                "p1",
+                snapshot(
+                    "production",
+                    K,
+                    vec![fixtures::container("sad_wu").unmanaged().build()],
+                ),
+            )
+            .all()
+    };
+    let severities = |f: Vec<Finding>| f.iter().map(|x| (x.kind, x.severity)).collect::<Vec<_>>();
+    assert_eq!(
+        severities(fleet("")),
+        vec![(Kind::UnmanagedContainer, Severity::Info)]
+    );
+    assert_eq!(
+        severities(fleet("[unmanaged]\nreport = \"warning\"\n")),
+        vec![(Kind::UnmanagedContainer, Severity::Warning)]
+    );
+    assert_eq!(
+        severities(fleet("[severity]\nunmanaged_container = \"critical\"\n")),
+        vec![(Kind::UnmanagedContainer, Severity::Critical)]
+    );
+    assert_eq!(severities(fleet("[unmanaged]\nreport = \"off\"\n")), vec![]);
+}
+
 #[test]
 fn all_pairs_follow_promotion_order() {
     let scope = Scope::all(
