@@ -259,60 +259,23 @@ fn podman_and_docker_listings_of_one_pull_are_one_content() {
 #[test]
 fn replicas_are_one_content_when_every_two_share_a_digest() {
     let image_id = "sha256:616d64616d64616d64616d64616d64616d64616d64616d64616d64616d64616d";
-    let digests =
-        |ds: &[&str]| -> Vec<String> { ds.iter().map(|d| format!("reg/shop@{d}")).collect() };
-    let fleet = Fleet::new()
-        .host(
-            "p1",
-            snapshot(
-                "production",
-                K,
-                vec![listing("shop", image_id, &digests(&[INDEX, PLATFORM]))],
-            ),
-        )
-        .host(
-            "p2",
-            snapshot(
-                "production",
-                K,
-                vec![listing("shop", image_id, &digests(&[PLATFORM, OTHER]))],
-            ),
-        )
-        .host(
-            "p3",
-            snapshot(
-                "production",
-                K,
-                vec![listing("shop", image_id, &digests(&[INDEX, OTHER]))],
-            ),
-        );
-    assert_eq!(fleet.all(), vec![]);
+    // One production host a replica, each listing these digests.
+    let fleet = |replicas: &[&[&str]]| {
+        replicas
+            .iter()
+            .enumerate()
+            .fold(Fleet::new(), |fleet, (i, ds)| {
+                let digests: Vec<String> = ds.iter().map(|d| format!("reg/shop@{d}")).collect();
+                let c = listing("shop", image_id, &digests);
+                fleet.host(&format!("p{}", i + 1), snapshot("production", K, vec![c]))
+            })
+    };
+    assert_eq!(
+        fleet(&[&[INDEX, PLATFORM], &[PLATFORM, OTHER], &[INDEX, OTHER]]).all(),
+        vec![]
+    );
 
-    let drifting = Fleet::new()
-        .host(
-            "p1",
-            snapshot(
-                "production",
-                K,
-                vec![listing("shop", image_id, &digests(&[INDEX, PLATFORM]))],
-            ),
-        )
-        .host(
-            "p2",
-            snapshot(
-                "production",
-                K,
-                vec![listing("shop", image_id, &digests(&[PLATFORM]))],
-            ),
-        )
-        .host(
-            "p3",
-            snapshot(
-                "production",
-                K,
-                vec![listing("shop", image_id, &digests(&[INDEX]))],
-            ),
-        );
+    let drifting = fleet(&[&[INDEX, PLATFORM], &[PLATFORM], &[INDEX]]);
     let f = drifting.all();
     assert_eq!(kinds(&f), vec![(Kind::ReplicaDrift, "shop", "image")]);
     assert_eq!(f[0].a.values.len(), 2, "{:?}", f[0].a.values);
