@@ -117,3 +117,43 @@ impl Out {
         )))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Format;
+    use std::time::SystemTime;
+
+    /// A host's unmanaged containers are counted in its CONTAINERS cell and
+    /// named under the table, escaped like every name; a host without any
+    /// reads as before.
+    #[test]
+    fn unmanaged_containers_are_counted_and_named_under_the_table() {
+        let host = |id: &str, count: u32, unmanaged: &[&str]| v1::HostSummary {
+            host_id: id.into(),
+            environment: "staging".into(),
+            container_count: count,
+            unmanaged: unmanaged.iter().map(|&n| n.to_owned()).collect(),
+            ..Default::default()
+        };
+        let resp = v1::ListHostsResponse {
+            hosts: vec![
+                host("s1", 3, &["naughty_wilson", "sad_wu\u{1b}[2J"]),
+                host("s2", 1, &[]),
+            ],
+        };
+        let out = Out::buffered(Format::Table, false);
+        out.hosts(&Hosts::from_proto(&resp, SystemTime::UNIX_EPOCH))
+            .unwrap();
+        let text = out.take();
+        assert!(text.contains("3 (2 unmanaged)"), "{text}");
+        let named: Vec<&str> = text.lines().filter(|l| l.contains("unmanaged,")).collect();
+        assert_eq!(
+            named,
+            [
+                "s1: unmanaged, not compared (no identity label, a name the engine generated): naughty_wilson, sad_wu\\u{1b}[2J"
+            ],
+            "{text}"
+        );
+    }
+}
