@@ -6,6 +6,15 @@
 //! (`shop_web_1` vs `shop-web-7f9c`), so orchestrator labels come first and
 //! the container name is the last resort. An explicit `envparity.service`
 //! label beats everything: it is how an operator fixes a wrong guess.
+//!
+//! A container named by its name alone, whose name has the shape the engine
+//! generates for a container run without `--name` (`naughty_wilson`), has
+//! no identity at all: a one-off `docker run`, a debug shell. It is
+//! reported *unmanaged* ([`is_unmanaged`]), so that the aggregator never
+//! compares it across environments by a name nobody chose. The engine does
+//! not say whether a name was generated, so the shape decides, and a name
+//! an operator gave in that shape (`shop_web`) is taken for generated too:
+//! the `envparity.service` label is the way out.
 
 use std::collections::HashMap;
 
@@ -75,6 +84,36 @@ pub fn service_identity(
         return identity(name, ServiceSource::Kubernetes);
     }
     identity(container_name.to_owned(), ServiceSource::ContainerName)
+}
+
+/// Whether a container with this identity has none of its own: it was
+/// named by its container name ([`ServiceSource::ContainerName`]: no
+/// `envparity.service`, Compose or Kubernetes label) and that name has the
+/// shape of an engine-generated one ([`looks_generated`]).
+pub fn is_unmanaged(identity: &ServiceIdentity) -> bool {
+    identity.source() == ServiceSource::ContainerName && looks_generated(&identity.name)
+}
+
+/// Whether `name` has the shape Docker's names generator gives a container
+/// created without a name, which Podman uses too: `adjective_surname`, two
+/// runs of lower-case ASCII letters joined by one underscore (at least
+/// three letters before it, two after: `sad_wu`), optionally followed by
+/// one digit (added when the first pick was taken: `naughty_wilson3`).
+///
+/// The shape, not the engine's word lists: the rule errs towards
+/// "unmanaged" for a hand-given name in this shape, which its
+/// `envparity.service` label corrects, and never takes a name with a
+/// dash, a dot, an upper-case letter, more than one underscore or a longer
+/// number (`shop-web`, `shop_web_1`, `web-1`) for generated.
+pub fn looks_generated(name: &str) -> bool {
+    let name = name
+        .strip_suffix(|c: char| c.is_ascii_digit())
+        .unwrap_or(name);
+    let letters = |part: &str, at_least: usize| {
+        part.len() >= at_least && part.bytes().all(|b| b.is_ascii_lowercase())
+    };
+    name.split_once('_')
+        .is_some_and(|(adjective, surname)| letters(adjective, 3) && letters(surname, 2))
 }
 
 #[cfg(test)]
@@ -186,5 +225,50 @@ mod tests {
             id(&[(SERVICE_LABEL, "")]),
             ("web-1".into(), ServiceSource::ContainerName)
         );
+    }
+
+    #[test]
+    fn engine_generated_names_are_recognised_by_their_shape() {
+        for name in [
+            "naughty_wilson",
+            "sad_wu",
+            "naughty_wilson3",
+            "xenodochial_mclean",
+        ] {
+            assert!(looks_generated(name), "{name}");
+        }
+        for name in [
+            "web-1",
+            "shop_web_1",
+            "shop-web",
+            "my_app",
+            "naughty_wilson12",
+            "Naughty_wilson",
+            "naughty_",
+            "_wilson",
+            "naughty",
+            "shop/web",
+            "naughty_wilson.1",
+        ] {
+            assert!(!looks_generated(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn only_a_generated_name_without_identity_labels_is_unmanaged() {
+        let unmanaged = |pairs: &[(&str, &str)], name: &str| {
+            is_unmanaged(&service_identity(&labels(pairs), name).expect("a service"))
+        };
+        assert!(unmanaged(&[], "naughty_wilson"));
+        assert!(unmanaged(&[("maintainer", "someone")], "naughty_wilson"));
+        assert!(!unmanaged(&[(SERVICE_LABEL, "debug")], "naughty_wilson"));
+        // A label naming the service in that shape is still an identity.
+        assert!(!unmanaged(&[(SERVICE_LABEL, "sad_wu")], "sad_wu"));
+        assert!(!unmanaged(&COMPOSE, "naughty_wilson"));
+        assert!(!unmanaged(
+            &[(K8S_CONTAINER_LABEL, "api")],
+            "naughty_wilson"
+        ));
+        assert!(!unmanaged(&[], "web-1"));
     }
 }

@@ -189,6 +189,7 @@ fn hosts(g: &mut Gen<'_, '_>) -> Result<v1::ListHostsResponse> {
             refused_reason: g.s()?,
             refused_at: g.ts()?,
             containers_dropped: g.u.arbitrary()?,
+            unmanaged: g.strings()?,
         })
     })?;
     Ok(v1::ListHostsResponse { hosts })

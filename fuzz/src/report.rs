@@ -283,6 +283,7 @@ pub struct FuzzContainer {
     runtime: Option<FuzzRuntime>,
     labels: Vec<FuzzLabel>,
     started_at: Option<Time>,
+    unmanaged: bool,
 }
 
 /// Generated runtime settings.
@@ -340,6 +341,7 @@ impl FuzzContainer {
     pub fn resolve(&self) -> Container {
         Container {
             cut: Vec::new(),
+            unmanaged: self.unmanaged,
             id: self.id.resolve(dict::IDS),
             name: self.name.resolve(dict::SERVICES),
             service: self.service.as_ref().map(|(name, source)| ServiceIdentity {

@@ -164,6 +164,17 @@ impl ContainerBuilder {
         self
     }
 
+    /// Without an identity of its own, as the agent reports a one-off
+    /// `docker run`: named by its container name (give it one the engine
+    /// would generate, e.g. `container("naughty_wilson")`), `unmanaged`.
+    pub fn unmanaged(mut self) -> Self {
+        self.0.unmanaged = true;
+        if let Some(service) = &mut self.0.service {
+            service.source = ServiceSource::ContainerName as i32;
+        }
+        self
+    }
+
     /// The container.
     pub fn build(self) -> Container {
         self.0

@@ -316,6 +316,9 @@ pub struct Host {
     pub container_count: u32,
     /// Containers it could not report.
     pub containers_dropped: u32,
+    /// Its unmanaged containers, by name.
+    #[serde(default)]
+    pub unmanaged: Vec<String>,
     /// Its labels.
     pub labels: BTreeMap<String, String>,
     /// Host facts.

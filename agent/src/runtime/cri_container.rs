@@ -26,7 +26,7 @@ use super::docker::{OCI_LABEL_PREFIX, capabilities, sorted, sorted_labels};
 use crate::clear_env::ClearEnvPolicy;
 use crate::envsplit::{Injection, protect, split_env};
 use crate::fingerprint::FleetKey;
-use crate::identity::{K8S_CONTAINER_LABEL, service_identity};
+use crate::identity::{K8S_CONTAINER_LABEL, is_unmanaged, service_identity};
 use crate::secrets::redact_args;
 
 /// What a CRI runtime injects: `HOSTNAME` and `container`, and the
@@ -370,6 +370,7 @@ pub fn container_from_status(
         cut: Vec::new(),
         id: status.id.clone(),
         name,
+        unmanaged: is_unmanaged(&service),
         service: Some(service),
         image: Some(ImageInfo {
             reference,

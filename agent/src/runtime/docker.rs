@@ -27,7 +27,7 @@ use super::engine_http::{self, EngineHttp, HttpError, Line};
 use crate::clear_env::ClearEnvPolicy;
 use crate::envsplit::{Injection, protect, split_env};
 use crate::fingerprint::FleetKey;
-use crate::identity::service_identity;
+use crate::identity::{is_unmanaged, service_identity};
 use crate::secrets::{redact, redact_args};
 
 /// How many container (and image) inspects run at once. Enough to hide
@@ -521,6 +521,7 @@ pub fn container_from_inspect(
         cut: Vec::new(),
         id: c.id.clone().unwrap_or_default(),
         name: name.to_owned(),
+        unmanaged: is_unmanaged(&service),
         service: Some(service),
         image: Some(ImageInfo {
             reference: config.and_then(|c| c.image.clone()).unwrap_or_default(),

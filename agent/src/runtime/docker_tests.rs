@@ -212,6 +212,25 @@ fn pause_containers_are_not_reported() {
     );
 }
 
+/// A `docker run` without `--name` or identity labels is reported
+/// unmanaged, under its name; a name given by hand, or an
+/// `envparity.service` label, is a service as before.
+#[test]
+fn a_container_with_a_generated_name_and_no_identity_is_unmanaged() {
+    let map = |name: &str, labels: &[(&str, &str)]| {
+        let mut c = container("c1", "sha256:img", &[]);
+        c.name = Some(format!("/{name}"));
+        c.config.as_mut().unwrap().labels =
+            Some(labels.iter().map(|(k, v)| (s(k), s(v))).collect());
+        container_from_inspect(&c, None, &DOCKER, &key(), &ClearEnvPolicy::default()).unwrap()
+    };
+    let one_off = map("naughty_wilson", &[("maintainer", "x")]);
+    assert!(one_off.unmanaged);
+    assert_eq!(one_off.service.unwrap().name, "naughty_wilson");
+    assert!(!map("web-1", &[]).unmanaged);
+    assert!(!map("naughty_wilson", &[("envparity.service", "debug")]).unmanaged);
+}
+
 #[test]
 fn engine_facts_map_version_and_info() {
     use bollard::models::{SystemInfoCgroupDriverEnum, SystemInfoCgroupVersionEnum};

@@ -117,7 +117,9 @@ pub enum Command {
     /// Run the aggregator: receive agents' reports over gRPC, store them and
     /// answer queries.
     Serve(ServeArgs),
-    /// List the hosts that report, with their freshness and host facts.
+    /// List the hosts that report, with their freshness and host facts,
+    /// and each host's unmanaged containers (no identity label, a name the
+    /// engine generated), which are never compared.
     Hosts {
         /// Only hosts of this environment.
         #[arg(long)]

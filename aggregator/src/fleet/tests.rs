@@ -52,6 +52,17 @@ pub(crate) fn random_report(
         // The host's agent moved to another fleet key.
         s.fingerprint_key_id = "k2".into();
     }
+    if rng.u8(0..5) == 0 {
+        // A one-off `docker run`: unmanaged, under a name the engine made
+        // up (the same name on several hosts now and then).
+        let name = ["naughty_wilson", "sad_wu"][rng.usize(0..2)];
+        s.containers.push(
+            fixtures::container(name)
+                .image_id(format!("sha256:{}", "cd".repeat(32)))
+                .unmanaged()
+                .build(),
+        );
+    }
     s.content_hash = envparity_proto::hash::content_hash(&s);
     s
 }

@@ -49,11 +49,14 @@ pub enum Kind {
     /// The agent had to cut a container down to fit the report limits, so
     /// comparisons may miss what was cut.
     ContainerUnreportable,
+    /// A container without an identity of its own (a one-off `docker run`):
+    /// reported on its host, never compared across environments.
+    UnmanagedContainer,
 }
 
 impl Kind {
     /// Every kind, in report order.
-    pub const ALL: [Kind; 18] = [
+    pub const ALL: [Kind; 19] = [
         Kind::SameTagDifferentDigest,
         Kind::ImageDigest,
         Kind::UnpinnedImage,
@@ -72,6 +75,7 @@ impl Kind {
         Kind::StorageDriver,
         Kind::Architecture,
         Kind::StaleHost,
+        Kind::UnmanagedContainer,
     ];
 
     /// The stable snake_case name.
@@ -95,6 +99,7 @@ impl Kind {
             Kind::StaleHost => "stale_host",
             Kind::KeyMismatch => "key_mismatch",
             Kind::ContainerUnreportable => "container_unreportable",
+            Kind::UnmanagedContainer => "unmanaged_container",
         }
     }
 
@@ -120,6 +125,7 @@ impl Kind {
                 | Kind::ReplicaDrift
                 | Kind::StaleHost
                 | Kind::ContainerUnreportable
+                | Kind::UnmanagedContainer
         )
     }
 
@@ -235,6 +241,8 @@ pub enum Basis {
     KeyId,
     /// What the agent says it cut from a container to fit the report limits.
     AgentCut,
+    /// The agent's word that a container has no identity of its own.
+    Unmanaged,
 }
 
 impl Basis {
@@ -253,6 +261,7 @@ impl Basis {
             Basis::LastSeen => "last_seen",
             Basis::KeyId => "key_id",
             Basis::AgentCut => "agent_cut",
+            Basis::Unmanaged => "unmanaged",
         }
     }
 }

@@ -72,6 +72,7 @@ pub fn kind(k: Kind) -> v1::FindingKind {
         Kind::StaleHost => v1::FindingKind::StaleHost,
         Kind::KeyMismatch => v1::FindingKind::KeyMismatch,
         Kind::ContainerUnreportable => v1::FindingKind::ContainerUnreportable,
+        Kind::UnmanagedContainer => v1::FindingKind::UnmanagedContainer,
     }
 }
 
@@ -150,6 +151,7 @@ pub fn host_summary(
         refused_reason: refusal.map(|r| r.reason.clone()).unwrap_or_default(),
         refused_at: refusal.map(|r| to_timestamp(r.at)),
         containers_dropped: s.containers_dropped,
+        unmanaged: unmanaged(h),
         host_id: s.host_id.clone(),
         environment: s.environment.clone(),
         labels: s.labels.clone(),
@@ -165,6 +167,18 @@ pub fn host_summary(
             .unwrap_or_default(),
         snapshot_received_at: Some(to_timestamp(h.received_at)),
     }
+}
+
+/// The names of a host's unmanaged containers, sorted.
+fn unmanaged(h: &HeldHost) -> Vec<String> {
+    let mut names: Vec<String> = h
+        .containers
+        .iter()
+        .filter(|c| c.content.unmanaged)
+        .map(|c| c.name.to_string())
+        .collect();
+    names.sort_unstable();
+    names
 }
 
 /// A tally on the wire.

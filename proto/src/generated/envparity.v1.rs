@@ -180,6 +180,15 @@ pub struct Container {
     /// name. Not part of `explicit_env`; empty from older agents.
     #[prost(message, repeated, tag = "11")]
     pub injected_env: ::prost::alloc::vec::Vec<EnvVar>,
+    /// True when the container has no identity of its own: no
+    /// `envparity.service`, Compose or Kubernetes label, and a name in the
+    /// shape the engine generates for a container run without `--name`
+    /// (`adjective_surname`, e.g. `naughty_wilson`). `service` is still its
+    /// name, as older agents (which never set this) report it; the aggregator
+    /// never compares an unmanaged container across environments by that
+    /// random name, and reports it per host instead.
+    #[prost(bool, tag = "12")]
+    pub unmanaged: bool,
 }
 /// Which service a container belongs to, and how that was decided.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -1108,6 +1117,10 @@ pub struct HostSummary {
     /// limit of containers, or of bytes, per report).
     #[prost(uint32, tag = "13")]
     pub containers_dropped: u32,
+    /// The names of its unmanaged containers (`Container.unmanaged`), sorted:
+    /// counted in `container_count`, never compared across environments.
+    #[prost(string, repeated, tag = "14")]
+    pub unmanaged: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
 }
 /// Which findings to compute.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -1706,6 +1719,11 @@ pub enum FindingKind {
     /// container name, `host` its host, the summary says what was cut). Its
     /// comparison may miss what was cut. Single-environment.
     ContainerUnreportable = 18,
+    /// A container without an identity of its own (`Container.unmanaged`: a
+    /// one-off `docker run`): never compared across environments, reported
+    /// per host instead (`key` is the container name, `host` its host,
+    /// `service` its name). Info by default. Single-environment.
+    UnmanagedContainer = 19,
 }
 impl FindingKind {
     /// String value of the enum field names used in the ProtoBuf definition.
@@ -1733,6 +1751,7 @@ impl FindingKind {
             Self::StaleHost => "FINDING_KIND_STALE_HOST",
             Self::KeyMismatch => "FINDING_KIND_KEY_MISMATCH",
             Self::ContainerUnreportable => "FINDING_KIND_CONTAINER_UNREPORTABLE",
+            Self::UnmanagedContainer => "FINDING_KIND_UNMANAGED_CONTAINER",
         }
     }
     /// Creates an enum from field names used in the ProtoBuf definition.
@@ -1759,6 +1778,7 @@ impl FindingKind {
             "FINDING_KIND_STALE_HOST" => Some(Self::StaleHost),
             "FINDING_KIND_KEY_MISMATCH" => Some(Self::KeyMismatch),
             "FINDING_KIND_CONTAINER_UNREPORTABLE" => Some(Self::ContainerUnreportable),
+            "FINDING_KIND_UNMANAGED_CONTAINER" => Some(Self::UnmanagedContainer),
             _ => None,
         }
     }

@@ -10,7 +10,9 @@
 use std::time::Duration;
 
 use envparity_tests::CliOutput;
-use envparity_tests::answer::{Explain, Findings, Gate, History, PolicyShow, SharedLayers, Status};
+use envparity_tests::answer::{
+    Explain, Findings, Gate, History, Hosts, PolicyShow, SharedLayers, Status,
+};
 use envparity_tests::{EXIT_MISMATCH, EXIT_PARITY, Error, Fleet, ImageSpec, Result, Run};
 
 const REPORT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -532,5 +534,99 @@ expires = "2099-01-01"
         vec!["missing_service", "runtime_config", "os", "cgroup"],
         "{status}"
     );
+    Ok(())
+}
+
+/// A one-off `docker run` with no name and no label, beside a service that
+/// runs in both stages: the engine names it (`naughty_wilson`), the agent
+/// reports it unmanaged, and the aggregator raises one `unmanaged_container`
+/// info finding on its host, not a `missing_service` warning under its
+/// random name; `hosts` lists it, and a policy turns it off.
+#[test]
+fn a_one_off_docker_run_is_unmanaged_not_a_missing_service() -> Result<()> {
+    let fleet = Fleet::builder()
+        .host("staging")
+        .host("production")
+        .registry()
+        .start()?;
+    let registry = fleet.registry();
+    let (staging, production) = (fleet.host("staging"), fleet.host("production"));
+    staging.import_image("shop:1", ImageSpec::new().file("/app/v", "1"))?;
+    let pinned = registry.push_from(staging, "shop:1")?;
+    registry.pull_to(production, "shop:1")?;
+    for host in [staging, production] {
+        host.run(
+            Run::new(pinned.clone())
+                .name("shop")
+                .label("envparity.service", "shop"),
+        )?;
+    }
+    let id = staging.run(Run::new(pinned.clone()))?;
+    let inspected = staging.inspect(id.trim())?;
+    let name = inspected["Name"]
+        .as_str()
+        .unwrap_or_default()
+        .trim_start_matches('/')
+        .to_owned();
+    assert!(name.contains('_'), "docker named it {name:?}");
+
+    let policy = fleet.dir().join("policy.toml");
+    write(&policy, "")?;
+    let mut aggregator = fleet
+        .aggregator()
+        .arg("--policy")
+        .arg(policy.display().to_string())
+        .start()?;
+    let _agents = [fleet.start_agent(staging)?, fleet.start_agent(production)?];
+    fleet.wait_for_hosts(&["staging", "production"], REPORT_TIMEOUT)?;
+
+    let findings = fleet.cli(&["findings"])?;
+    findings.assert_code(EXIT_MISMATCH);
+    assert_eq!(
+        summaries(&findings),
+        vec![summary(
+            "unmanaged_container",
+            "info",
+            &name,
+            &name,
+            "staging",
+            ""
+        )],
+        "{findings}"
+    );
+    let answer: Findings = findings.answer();
+    assert_eq!(answer.findings[0].host, "staging", "{findings}");
+    assert_eq!(answer.findings[0].basis, "unmanaged", "{findings}");
+
+    let hosts = fleet.cli(&["hosts"])?;
+    let listed: Hosts = hosts.answer();
+    let unmanaged: Vec<(&str, &[String], u32)> = listed
+        .hosts
+        .iter()
+        .map(|h| (h.host_id.as_str(), &h.unmanaged[..], h.container_count))
+        .collect();
+    assert_eq!(
+        unmanaged,
+        vec![
+            ("staging", &[name.clone()][..], 2),
+            ("production", &[][..], 1)
+        ],
+        "{hosts}"
+    );
+
+    // A team that runs ad-hoc containers everywhere turns them off.
+    write(&policy, "[unmanaged]\nreport = \"off\"\n")?;
+    let pid = aggregator.process().expect("aggregator process").pid();
+    std::process::Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .map_err(Error::io("kill -HUP"))?;
+    let quiet = fleet.cli_until(
+        Duration::from_secs(10),
+        "the reloaded policy to drop the unmanaged container",
+        &["findings"],
+        |out| out.code == EXIT_PARITY,
+    )?;
+    assert_eq!(summaries(&quiet), vec![], "{quiet}");
     Ok(())
 }

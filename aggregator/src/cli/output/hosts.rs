@@ -38,6 +38,10 @@ pub struct Host {
     pub container_count: u32,
     /// Running containers the agent left out of its report.
     pub containers_dropped: u32,
+    /// Its unmanaged containers by name (no identity of their own: a
+    /// one-off `docker run`), sorted: counted in `container_count`, never
+    /// compared across environments.
+    pub unmanaged: Vec<String>,
     pub agent_version: String,
     pub labels: BTreeMap<String, String>,
     pub host: HostFacts,
@@ -90,6 +94,7 @@ impl Hosts {
                             .map(|t| now.duration_since(t).unwrap_or_default().as_secs()),
                         container_count: h.container_count,
                         containers_dropped: h.containers_dropped,
+                        unmanaged: h.unmanaged.clone(),
                         agent_version: h.agent_version.clone(),
                         labels: h
                             .labels

@@ -21,6 +21,9 @@ pub struct Instance {
     pub host_state: Named<v1::HostState>,
     pub container_name: String,
     pub container_id: String,
+    /// True when the container has no identity of its own (a one-off
+    /// `docker run`): it is compared with no other environment.
+    pub unmanaged: bool,
     pub image_reference: String,
     pub image_id: String,
     pub repo_digests: Vec<String>,
@@ -54,6 +57,7 @@ impl Service {
                     host_state: wire::host_state(i.host_state()),
                     container_name: c.name.clone(),
                     container_id: c.id.clone(),
+                    unmanaged: c.unmanaged,
                     image_reference: img.reference,
                     image_id: img.image_id,
                     repo_digests: img.repo_digests,

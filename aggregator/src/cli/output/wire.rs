@@ -40,6 +40,7 @@ pub fn kind(k: v1::FindingKind) -> Named<Kind> {
         v1::FindingKind::StaleHost => Kind::StaleHost,
         v1::FindingKind::KeyMismatch => Kind::KeyMismatch,
         v1::FindingKind::ContainerUnreportable => Kind::ContainerUnreportable,
+        v1::FindingKind::UnmanagedContainer => Kind::UnmanagedContainer,
     };
     Named::Known(known)
 }

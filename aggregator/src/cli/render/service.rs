@@ -48,7 +48,11 @@ impl Out {
             let mut row = vec![
                 i.environment.clone(),
                 i.host_id.clone(),
-                i.container_name.clone(),
+                if i.unmanaged {
+                    format!("{} (unmanaged)", i.container_name)
+                } else {
+                    i.container_name.clone()
+                },
                 i.image_reference.clone(),
                 digest,
                 env,

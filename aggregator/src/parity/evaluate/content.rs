@@ -2,10 +2,12 @@
 //! replicas run (registry digest or image id), a digest that differs, a tag
 //! that names other content, an image run by tag.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Ctx, Pair, Replica, push, replica_hosts, side};
-use crate::parity::digest::{is_pinned, registry_digest};
+use crate::parity::digest::{
+    is_pinned, one_content, registry_digest, registry_digests, same_content,
+};
 use crate::parity::finding::{Basis, Finding, Kind, Severity};
 use crate::parity::policy::Level;
 
@@ -26,7 +28,7 @@ pub(super) fn content_basis<'a>(
 ) -> Option<Basis> {
     if replicas
         .clone()
-        .all(|r| r.image().and_then(registry_digest).is_some())
+        .all(|r| r.image().is_some_and(|i| !registry_digests(i).is_empty()))
     {
         return Some(Basis::RegistryDigest);
     }
@@ -38,12 +40,64 @@ pub(super) fn content_basis<'a>(
     (arches.len() <= 1).then_some(Basis::ImageId)
 }
 
-pub(super) fn content_of(r: &Replica<'_>, basis: Basis) -> Option<String> {
+/// One replica's image content on a basis.
+struct Content<'a> {
+    /// What a finding shows for it when nothing on the other side shares
+    /// it: its registry digest ([`registry_digest`]), or its image id.
+    shown: &'a str,
+    /// Every identity that names it, sorted: its registry digests, or its
+    /// image id alone.
+    ids: Vec<&'a str>,
+}
+
+/// A replica's content on `basis`; `None` without an image.
+fn content_of<'a>(r: &Replica<'a>, basis: Basis) -> Option<Content<'a>> {
     let img = r.image()?;
-    match basis {
-        Basis::RegistryDigest => registry_digest(img).map(str::to_owned),
-        _ => Some(img.image_id.clone()),
-    }
+    Some(match basis {
+        Basis::RegistryDigest => {
+            let ids = registry_digests(img);
+            let shown = registry_digest(img).or_else(|| ids.first().copied())?;
+            Content { shown, ids }
+        }
+        _ => Content {
+            shown: &img.image_id,
+            ids: vec![&img.image_id],
+        },
+    })
+}
+
+/// The content of each replica that has an image, on `basis`.
+fn contents<'a>(replicas: &[Replica<'a>], basis: Basis) -> Vec<Content<'a>> {
+    replicas
+        .iter()
+        .filter_map(|r| content_of(r, basis))
+        .collect()
+}
+
+fn ids<'a>(contents: &[Content<'a>]) -> Vec<Vec<&'a str>> {
+    contents.iter().map(|c| c.ids.clone()).collect()
+}
+
+/// What a side of a finding shows: each replica's content under an identity
+/// the other side shares when there is one (so that content found on both
+/// sides reads the same on both), else under its own; distinct, sorted.
+fn shown_against(side: &[Content<'_>], other: &[Content<'_>]) -> Vec<String> {
+    let there: BTreeSet<&str> = other.iter().flat_map(|c| c.ids.iter().copied()).collect();
+    let shown: BTreeSet<&str> = side
+        .iter()
+        .map(|c| {
+            if there.contains(c.shown) {
+                c.shown
+            } else {
+                c.ids
+                    .iter()
+                    .copied()
+                    .find(|id| there.contains(id))
+                    .unwrap_or(c.shown)
+            }
+        })
+        .collect();
+    shown.into_iter().map(str::to_owned).collect()
 }
 
 pub(super) fn distinct<'a>(
@@ -54,19 +108,60 @@ pub(super) fn distinct<'a>(
     set.into_iter().collect()
 }
 
-/// The distinct contents of two groups of replicas and the basis they were
-/// compared on, when they differ; `None` when they agree or cannot be
-/// compared.
+/// The contents of two groups of replicas and the basis they were compared
+/// on, when they differ ([`same_content`]: some replica's content is not
+/// found on the other side); `None` when they agree or cannot be compared.
+/// A side that differs always shows a value the other does not: the replica
+/// found nowhere on the other side is shown under its own identity.
 pub(super) fn content_difference(
     ra: &[Replica<'_>],
     rb: &[Replica<'_>],
 ) -> Option<(Basis, Vec<String>, Vec<String>)> {
     let basis = content_basis(ra.iter().chain(rb))?;
-    let (va, vb) = (
-        distinct(ra, |r| content_of(r, basis)),
-        distinct(rb, |r| content_of(r, basis)),
-    );
-    (va != vb).then_some((basis, va, vb))
+    let (ca, cb) = (contents(ra, basis), contents(rb, basis));
+    if same_content(&ids(&ca), &ids(&cb)) {
+        return None;
+    }
+    Some((basis, shown_against(&ca, &cb), shown_against(&cb, &ca)))
+}
+
+/// Inside one environment: each replica's content as `replica_drift` shows
+/// it, when some two replicas share no identity ([`one_content`]); `None`
+/// when they run one content or cannot be compared. A replica is shown
+/// under the identity most replicas share (ties: the smallest), so two
+/// replicas shown alike always share it, and two that share none are never
+/// shown alike.
+pub(super) fn replica_contents<'a>(
+    replicas: &[Replica<'a>],
+) -> Option<(Basis, Vec<(String, &'a str)>)> {
+    let basis = content_basis(replicas.iter())?;
+    let (hosts, ids): (Vec<&str>, Vec<Vec<&str>>) = replicas
+        .iter()
+        .filter_map(|r| Some((r.host.host_id, content_of(r, basis)?.ids)))
+        .unzip();
+    if one_content(&ids) {
+        return None;
+    }
+    let mut count: BTreeMap<&str, usize> = BTreeMap::new();
+    for id in ids.iter().flatten() {
+        *count.entry(id).or_default() += 1;
+    }
+    let rows = ids
+        .iter()
+        .zip(hosts)
+        .map(|(ids, host)| {
+            // Most shared first, then the smallest (`ids` is sorted, and
+            // `max_by_key` keeps the last of equals: so search reversed).
+            let label = ids
+                .iter()
+                .rev()
+                .max_by_key(|id| count[*id])
+                .copied()
+                .unwrap_or_default();
+            (label.to_owned(), host)
+        })
+        .collect();
+    Some((basis, rows))
 }
 
 pub(super) fn image_digest(ctx: &Ctx<'_>, p: &Pair<'_, '_>, out: &mut Vec<Finding>) {

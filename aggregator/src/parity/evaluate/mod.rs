@@ -4,7 +4,9 @@
 //! each comparison to the file that knows it: image content, tags and
 //! pinning (`content`), a service's presence and replicas (`service`), the
 //! env and runtime settings a container is given (`config`), and the
-//! host-level kinds (`host`). Each comparison only appends findings; the
+//! host-level kinds (`host`). Containers without an identity of their own
+//! (`Container.unmanaged`) are never a service's replicas: each is reported
+//! on its host (`service::unmanaged_container`) and compared with nothing. Each comparison only appends findings; the
 //! order comes from `order::sort` at the end.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -26,7 +28,7 @@ use config::{explicit_env, runtime_config};
 use content::{image_digest, same_tag, unpinned_image};
 pub use host::{HOST_FACT_COUNT, host_fact_values};
 use host::{env_facts, host_facts, stale_hosts};
-use service::{container_unreportable, missing_service, replica_drift};
+use service::{container_unreportable, missing_service, replica_drift, unmanaged_container};
 
 /// One host as the engine sees it.
 #[derive(Debug, Clone, Copy)]
@@ -198,6 +200,9 @@ pub fn evaluate(hosts: &[HostView<'_>], policy: &Policy, scope: &Scope) -> Vec<F
 
     // service -> environment -> replicas
     let mut services: BTreeMap<&str, BTreeMap<&str, Vec<Replica<'_>>>> = BTreeMap::new();
+    // environment -> unmanaged containers: named at random, compared with
+    // nothing, reported where they run.
+    let mut unmanaged: BTreeMap<&str, Vec<Replica<'_>>> = BTreeMap::new();
     // A scope of no services (host-level kinds only) reads no container.
     let no_services = scope.services.as_ref().is_some_and(BTreeSet::is_empty);
     for host in hosts.iter().filter(|_| !no_services) {
@@ -208,16 +213,21 @@ pub fn evaluate(hosts: &[HostView<'_>], policy: &Policy, scope: &Scope) -> Vec<F
             if !scope.wants(service) || policy.service_ignored(service) {
                 continue;
             }
+            let replica = Replica {
+                host,
+                name,
+                container,
+            };
+            if container.unmanaged {
+                unmanaged.entry(host.environment).or_default().push(replica);
+                continue;
+            }
             services
                 .entry(service)
                 .or_default()
                 .entry(host.environment)
                 .or_default()
-                .push(Replica {
-                    host,
-                    name,
-                    container,
-                });
+                .push(replica);
         }
     }
 
@@ -234,6 +244,9 @@ pub fn evaluate(hosts: &[HostView<'_>], policy: &Policy, scope: &Scope) -> Vec<F
                 container_unreportable(&ctx, service, env, replicas, &mut out);
                 replica_drift(&ctx, service, env, replicas, &mut out);
             }
+        }
+        for r in unmanaged.get(env.as_str()).into_iter().flatten() {
+            unmanaged_container(&ctx, env, r, &mut out);
         }
         if let Some(f) = facts.get(env.as_str()) {
             stale_hosts(&ctx, &f.hosts, scope.stale_of.as_ref(), env, &mut out);

@@ -1,10 +1,11 @@
 //! A service's presence and replicas: containers the agent could not
-//! report, a service on one side of a pair only, replicas of one
-//! environment that differ.
+//! report, containers that are no service's replicas (unmanaged), a
+//! service on one side of a pair only, replicas of one environment that
+//! differ.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::content::{content_basis, content_of};
+use super::content::replica_contents;
 use super::{Ctx, Replica, config_severity, push, replica_hosts, side, uniform};
 use crate::parity::env;
 use crate::parity::finding::{Basis, Finding, Kind, Severity, Side, Status};
@@ -40,6 +41,44 @@ pub(super) fn container_unreportable(
             status: Status::default(),
         });
     }
+}
+
+/// One finding per unmanaged container (no identity label, a name the
+/// engine generated): it is compared with nothing, so that a one-off
+/// `docker run` never reads as a service missing elsewhere, and reported on
+/// its host at the policy's `[unmanaged] report` (info by default, or not
+/// at all). Its service is its name, as the agent reports it, and its key
+/// the container name; `a.values` is the image it runs.
+pub(super) fn unmanaged_container(
+    ctx: &Ctx<'_>,
+    env: &str,
+    r: &Replica<'_>,
+    out: &mut Vec<Finding>,
+) {
+    let Some(severity) = ctx.policy.unmanaged_severity() else {
+        return;
+    };
+    let (name, host) = (r.name, r.host.host_id);
+    let service = r
+        .container
+        .service
+        .as_ref()
+        .map_or(name, |s| s.name.as_str());
+    let image = r.image().map(|i| i.reference.clone()).unwrap_or_default();
+    out.push(Finding {
+        kind: Kind::UnmanagedContainer,
+        service: service.to_owned(),
+        a: side(env, [r.host], vec![image.clone()]),
+        b: None,
+        key: name.to_owned(),
+        host: host.to_owned(),
+        severity: ctx.policy.severity_of(Kind::UnmanagedContainer, severity),
+        basis: Basis::Unmanaged,
+        summary: format!(
+            "{name} on {host} ({env}) runs {image} without an identity (no envparity.service, Compose or Kubernetes label, a name the engine generated): not compared with other environments; label it envparity.service=NAME to compare it"
+        ),
+        status: Status::default(),
+    });
 }
 
 /// `present` runs the service and `absent` does not. `present_is_later`:
@@ -137,11 +176,9 @@ pub(super) fn replica_drift(
     let mut note = |aspect: String, basis: Basis, value: String, host| {
         note_aspect(&mut aspects, aspect, basis, value, host);
     };
-    if let Some(basis) = content_basis(replicas.iter()) {
-        for r in replicas {
-            if let Some(v) = content_of(r, basis) {
-                note("image".into(), basis, v, r.host.host_id);
-            }
+    if let Some((basis, contents)) = replica_contents(replicas) {
+        for (content, host) in contents {
+            note("image".into(), basis, content, host);
         }
     }
     let keys: BTreeSet<&str> = replicas

@@ -213,6 +213,135 @@ fn multi_arch_hosts_with_one_index_digest_are_not_a_mismatch() {
     assert_eq!(fleet.findings("staging", "production"), vec![]);
 }
 
+const INDEX: &str = "sha256:6964786964786964786964786964786964786964786964786964786964786964";
+const PLATFORM: &str = "sha256:706c6174706c6174706c6174706c6174706c6174706c6174706c6174706c6174";
+const OTHER: &str = "sha256:6f7468656f7468656f7468656f7468656f7468656f7468656f7468656f746865";
+
+/// A container of `service` from `reg/{service}:1` whose image lists
+/// `repo_digests` as given, in that order.
+fn listing(service: &str, image_id: &str, repo_digests: &[String]) -> Container {
+    repo_digests
+        .iter()
+        .fold(
+            fixtures::container(service)
+                .id(format!("{service}-{image_id}"))
+                .image(format!("reg/{service}:1"))
+                .image_id(image_id),
+            |c, d| c.repo_digest(d.clone()),
+        )
+        .build()
+}
+
+/// Docker lists the index digest of a multi-arch pull, Podman the platform
+/// digest before it: one content, between environments and inside one.
+#[test]
+fn podman_and_docker_listings_of_one_pull_are_one_content() {
+    let image_id = "sha256:616d64616d64616d64616d64616d64616d64616d64616d64616d64616d64616d";
+    let docker = || listing("shop", image_id, &[format!("reg/shop@{INDEX}")]);
+    let podman = || {
+        listing(
+            "shop",
+            image_id,
+            &[format!("reg/shop@{PLATFORM}"), format!("reg/shop@{INDEX}")],
+        )
+    };
+    let fleet = Fleet::new()
+        .host("s1", snapshot("staging", K, vec![docker()]))
+        .host("p1", snapshot("production", K, vec![podman()]))
+        .host("p2", snapshot("production", K, vec![docker()]));
+    assert_eq!(fleet.findings("staging", "production"), vec![]);
+    assert_eq!(fleet.findings("production", "staging"), vec![]);
+}
+
+/// Inside one environment, replicas of which every two share a digest run
+/// one content, even where no digest is on all of them; two that share
+/// none are replica drift, shown under different digests.
+#[test]
+fn replicas_are_one_content_when_every_two_share_a_digest() {
+    let image_id = "sha256:616d64616d64616d64616d64616d64616d64616d64616d64616d64616d64616d";
+    // One production host a replica, each listing these digests.
+    let fleet = |replicas: &[&[&str]]| {
+        replicas
+            .iter()
+            .enumerate()
+            .fold(Fleet::new(), |fleet, (i, ds)| {
+                let digests: Vec<String> = ds.iter().map(|d| format!("reg/shop@{d}")).collect();
+                let c = listing("shop", image_id, &digests);
+                fleet.host(&format!("p{}", i + 1), snapshot("production", K, vec![c]))
+            })
+    };
+    assert_eq!(
+        fleet(&[&[INDEX, PLATFORM], &[PLATFORM, OTHER], &[INDEX, OTHER]]).all(),
+        vec![]
+    );
+
+    let drifting = fleet(&[&[INDEX, PLATFORM], &[PLATFORM], &[INDEX]]);
+    let f = drifting.all();
+    assert_eq!(kinds(&f), vec![(Kind::ReplicaDrift, "shop", "image")]);
+    assert_eq!(f[0].a.values.len(), 2, "{:?}", f[0].a.values);
+}
+
+/// Podman gives a local build a digest of its own, which stays beside the
+/// one a push adds: the pushed digest is found on the Docker side.
+#[test]
+fn a_podman_build_pushed_and_pulled_by_docker_is_one_content() {
+    let image_id = "sha256:6c6f63616c6c6f63616c6c6f63616c6c6f63616c6c6f63616c6c6f63616c6c6f";
+    let built = listing(
+        "shop",
+        image_id,
+        &[
+            format!("localhost/shop@{OTHER}"),
+            format!("reg/shop@{INDEX}"),
+        ],
+    );
+    let pulled = listing("shop", image_id, &[format!("reg/shop@{INDEX}")]);
+    let fleet = Fleet::new()
+        .host("s1", snapshot("staging", K, vec![built]))
+        .host("p1", snapshot("production", K, vec![pulled]));
+    assert_eq!(fleet.findings("staging", "production"), vec![]);
+}
+
+/// Digest sets that share nothing still differ, whichever runtime listed
+/// them; a side shows its content under the digest the other side shares
+/// when there is one, so what runs on both sides reads the same.
+#[test]
+fn digest_sets_sharing_nothing_are_still_an_image_digest_finding() {
+    let podman = listing(
+        "shop",
+        "sha256:6931693169316931693169316931693169316931693169316931693169316931",
+        &[format!("reg/shop@{PLATFORM}"), format!("reg/shop@{INDEX}")],
+    );
+    let docker = |digest: &str| {
+        listing(
+            "shop",
+            "sha256:6932693269326932693269326932693269326932693269326932693269326932",
+            &[format!("reg/shop@{digest}")],
+        )
+    };
+    let fleet = Fleet::new()
+        .host("s1", snapshot("staging", K, vec![podman]))
+        .host("p1", snapshot("production", K, vec![docker(OTHER)]))
+        .host("p2", snapshot("production", K, vec![docker(INDEX)]));
+    let f = fleet.findings("staging", "production");
+    assert_eq!(
+        kinds(&f),
+        vec![
+            (Kind::SameTagDifferentDigest, "shop", "reg/shop:1"),
+            (Kind::ImageDigest, "shop", ""),
+            (Kind::ReplicaDrift, "shop", "image")
+        ]
+    );
+    let digest = &f[1];
+    assert_eq!(digest.basis, Basis::RegistryDigest);
+    assert_eq!(digest.severity, Severity::Critical);
+    assert_eq!(digest.a.values, vec![INDEX]);
+    assert_eq!(b(digest).values, vec![INDEX, OTHER]);
+    assert_eq!(
+        f[2].a.values,
+        vec![format!("{INDEX} on p2"), format!("{OTHER} on p1")]
+    );
+}
+
 #[test]
 fn without_a_registry_digest_on_one_side_image_ids_are_compared() {
     let fleet = Fleet::new()
@@ -548,6 +677,101 @@ fn replicas_contribute_all_their_digests() {
     );
     assert_eq!(b(&f[0]).values, vec!["i1", "i2"]);
     assert_eq!(b(&f[0]).hosts, vec!["p1", "p2"]);
+}
+
+/// A one-off `docker run` (no identity label, a name the engine made up)
+/// is reported on its host as unmanaged, info by default, and compared
+/// with nothing: no `missing_service` under its random name, no drift with
+/// a container of the same name elsewhere.
+#[test]
+fn an_unmanaged_container_is_reported_on_its_host_and_never_compared() {
+    let shop = || container("shop", "i1", None, &[]);
+    let one_off = |image_id: &str| {
+        fixtures::container("naughty_wilson")
+            .image("busybox:1")
+            .image_id(image_id)
+            .unmanaged()
+            .build()
+    };
+    let fleet = Fleet::new()
+        .host("s1", snapshot("staging", K, vec![shop(), one_off("i8")]))
+        .host("p1", snapshot("production", K, vec![shop()]))
+        .host("p2", snapshot("production", K, vec![shop(), one_off("i9")]));
+    let f = fleet.all();
+    assert_eq!(
+        kinds(&f),
+        vec![
+            (Kind::UnmanagedContainer, "naughty_wilson", "naughty_wilson"),
+            (Kind::UnmanagedContainer, "naughty_wilson", "naughty_wilson"),
+        ],
+        "{f:#?}"
+    );
+    let hosts: Vec<(&str, &str)> = f
+        .iter()
+        .map(|x| (x.host.as_str(), x.a.environment.as_str()))
+        .collect();
+    assert_eq!(hosts, vec![("s1", "staging"), ("p2", "production")]);
+    assert!(f.iter().all(|x| x.severity == Severity::Info
+        && x.basis == Basis::Unmanaged
+        && x.b.is_none()
+        && x.a.values == vec!["busybox:1"]));
+
+    // An older agent does not say so: the container is a service of its
+    // own, as before.
+    let old = Fleet::new()
+        .host(
+            "s1",
+            snapshot(
+                "staging",
+                K,
+                vec![shop(), {
+                    let mut c = one_off("i8");
+                    c.unmanaged = false;
+                    c
+                }],
+            ),
+        )
+        .host("p1", snapshot("production", K, vec![shop()]));
+    assert_eq!(
+        kinds(&old.findings("staging", "production")),
+        vec![(Kind::MissingService, "naughty_wilson", "")]
+    );
+}
+
+/// The policy raises unmanaged containers (`[unmanaged] report`, or a
+/// `[severity]` override) or turns them off.
+#[test]
+fn the_policy_raises_or_ignores_unmanaged_containers() {
+    let fleet = |policy: &str| {
+        Fleet::new()
+            .policy(Policy {
+                pinning: quiet().pinning,
+                ..Policy::from_toml(policy, "test.toml").expect("a policy")
+            })
+            .host(
+                "p1",
+                snapshot(
+                    "production",
+                    K,
+                    vec![fixtures::container("sad_wu").unmanaged().build()],
+                ),
+            )
+            .all()
+    };
+    let severities = |f: Vec<Finding>| f.iter().map(|x| (x.kind, x.severity)).collect::<Vec<_>>();
+    assert_eq!(
+        severities(fleet("")),
+        vec![(Kind::UnmanagedContainer, Severity::Info)]
+    );
+    assert_eq!(
+        severities(fleet("[unmanaged]\nreport = \"warning\"\n")),
+        vec![(Kind::UnmanagedContainer, Severity::Warning)]
+    );
+    assert_eq!(
+        severities(fleet("[severity]\nunmanaged_container = \"critical\"\n")),
+        vec![(Kind::UnmanagedContainer, Severity::Critical)]
+    );
+    assert_eq!(severities(fleet("[unmanaged]\nreport = \"off\"\n")), vec![]);
 }
 
 #[test]

@@ -15,7 +15,8 @@
 //! `level` says how strictly two must match, `pinning` when a mutable image
 //! reference is reported, `compared` which keys, settings and services are
 //! compared at all, `waiver` which differences are accepted, `gate` the
-//! promotion gate's settings, and `spelling` how durations, instants, kinds
+//! promotion gate's settings, `unmanaged` how containers without an
+//! identity are reported, and `spelling` how durations, instants, kinds
 //! and severities are written in the file.
 
 use std::collections::BTreeMap;
@@ -32,6 +33,7 @@ mod level;
 mod load;
 mod pinning;
 mod spelling;
+mod unmanaged;
 mod validate;
 mod waiver;
 
@@ -42,6 +44,7 @@ pub use level::{Level, PairRule};
 pub use load::PolicyError;
 pub use pinning::{LAST_STAGE, Pinning, Report};
 pub(crate) use spelling::duration;
+pub use unmanaged::Unmanaged;
 pub use waiver::Waiver;
 
 /// The effective policy.
@@ -64,6 +67,8 @@ pub struct Policy {
     pub env: EnvRules,
     /// Runtime settings that are ignored, for every service.
     pub runtime: RuntimeRules,
+    /// How containers without an identity of their own are reported.
+    pub unmanaged: Unmanaged,
     /// The promotion gate.
     pub gate: GateRules,
     /// Severity overrides per finding kind.
@@ -90,6 +95,7 @@ impl Default for Policy {
             pinning: Pinning::default(),
             env: EnvRules::default(),
             runtime: RuntimeRules::default(),
+            unmanaged: Unmanaged::default(),
             gate: GateRules::default(),
             severity: BTreeMap::new(),
             pairs: Vec::new(),

@@ -32,7 +32,8 @@ pub enum Report {
 }
 
 impl Report {
-    fn severity(self) -> Option<Severity> {
+    /// The severity it reports at; `None`: not reported.
+    pub(super) fn severity(self) -> Option<Severity> {
         match self {
             Report::Off => None,
             Report::Info => Some(Severity::Info),
