@@ -405,8 +405,8 @@ impl Reading<'_> {
     /// finding or a name: the names are borrowed from the ledger. Entries
     /// come in identity order (kind, then service), so the environments of
     /// a run of one service's entries are gathered first and the map is
-    /// looked up once per run, not once per finding (at 10,000 hosts the
-    /// ledger holds tens of thousands of open findings).
+    /// looked up once per run, not once per finding: this pass reads every
+    /// open finding of every pair on each `status`.
     pub fn weigh<'r>(
         &'r self,
         listing: &'r Listing<'_>,
