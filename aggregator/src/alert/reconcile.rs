@@ -304,7 +304,9 @@ mod tests {
                         .await
                         .unwrap();
                 }
-                15..=17 => fleet.tick(now).await.unwrap(),
+                15..=17 => {
+                    fleet.tick(now).await.unwrap();
+                }
                 18 => fleet
                     .set_policy(policy(rng.u64(0..3) * 15), now)
                     .await

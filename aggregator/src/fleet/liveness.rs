@@ -4,12 +4,19 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use envparity_proto::v1::{EngineState, HeartbeatRequest};
+use envparity_proto::v1::{EngineState, HeartbeatRequest, HostState};
 
 use super::index::Inner;
 use super::plan::Reach;
 use super::{Fleet, IngestError, to_millis};
 use crate::store::StoreError;
+
+/// The hosts not fresh, by id, with the state each is evaluated in and when it
+/// was last heard from: what the tick's re-evaluation depends on besides
+/// the reports. A host that reported since (fresh for a while, then stale
+/// again) has another last-seen time, so its report's own re-evaluation
+/// cannot hide a change from the tick.
+pub(super) type NotFresh = std::collections::BTreeMap<String, (HostState, SystemTime)>;
 
 /// How long heartbeats may be acknowledged from memory after the last
 /// liveness commit (at most; a tenth of `stale_after` when that is less).
@@ -83,12 +90,52 @@ impl Fleet {
     /// on time alone (stale hosts) and records what opened or resolved.
     /// The re-evaluation runs even when the commit failed (whose error is
     /// returned): hosts still go stale while the store is failing.
-    pub async fn tick(&self, now: SystemTime) -> Result<(), IngestError> {
+    ///
+    /// It runs only when a host's state moved since the last tick that
+    /// evaluated (a host turned stale or fresh, its engine unreachable or
+    /// back, a host not fresh reported): the host-level
+    /// findings depend on time through those states alone, and a report
+    /// re-evaluates what it changes itself. At 10,000 hosts that pass
+    /// compares every host's facts, once a second, under the fleet's lock.
+    /// Returns whether it evaluated.
+    pub async fn tick(&self, now: SystemTime) -> Result<bool, IngestError> {
         let now = to_millis(now);
         let _one_at_a_time = self.ingest.lock().await;
         let stored = self.commit_liveness(now).await;
+        let states = self.not_fresh(now);
+        {
+            let mut ticked = self
+                .ticked
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if ticked.as_ref() == Some(&states) {
+                return stored.map(|()| false);
+            }
+            // Recorded only once evaluated: a failed pass is tried again.
+            *ticked = None;
+        }
         let evaluated = self.apply(Reach::HostLevel, now).await;
-        stored.and(evaluated)
+        if evaluated.is_ok() {
+            *self
+                .ticked
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(states);
+        }
+        stored.and(evaluated).map(|()| true)
+    }
+
+    /// Every host not fresh at `now` by time and engine state (as the engine
+    /// is shown them; a refusal is for queries to show, not evaluated),
+    /// with its last-seen time.
+    fn not_fresh(&self, now: SystemTime) -> NotFresh {
+        let inner = self.read();
+        inner
+            .hosts
+            .values()
+            .map(|h| (h, self.state_of(h, now)))
+            .filter(|(_, state)| *state != HostState::Fresh)
+            .map(|(h, state)| (h.snapshot.host_id.clone(), (state, h.last_seen)))
+            .collect()
     }
 
     /// Commits the liveness held in memory (at shutdown: so that a graceful

@@ -124,6 +124,9 @@ pub struct Fleet {
     interner: std::sync::Mutex<Interner>,
     /// Moves whenever what the fleet shows may have changed.
     generation: Generation,
+    /// The hosts not fresh when the tick last re-evaluated (`None`: it has
+    /// not, or its last pass failed).
+    ticked: std::sync::Mutex<Option<liveness::NotFresh>>,
 }
 
 impl std::fmt::Debug for dyn Store {
@@ -176,6 +179,7 @@ impl Fleet {
             feed: Feed::default(),
             interner: std::sync::Mutex::new(interner),
             generation: Generation::starting_at(unix_millis(now).try_into().unwrap_or_default()),
+            ticked: std::sync::Mutex::new(None),
         };
         let mut inner = fleet.write();
         let observation = fleet.reevaluate(

@@ -357,6 +357,50 @@ async fn a_report_judges_its_own_staleness_and_the_tick_everyone_elses() {
     );
 }
 
+/// The tick re-evaluates only when a host's state moved since its last
+/// pass (stale, fresh again, engine unreachable); otherwise it leaves the
+/// ledger as it is, which is then what a full evaluation finds.
+#[tokio::test]
+async fn the_tick_re_evaluates_only_when_a_host_state_moved() {
+    let (_dir, fleet, t0) = empty_fleet_stale_after(Duration::from_secs(3));
+    let s = one_host(&fleet, t0).await;
+    let at = |ms: u64| t0 + Duration::from_millis(ms);
+    let stale_held = |now| {
+        let (held, full) = held_and_full(&fleet, now);
+        assert_eq!(held, full, "the ledger at {now:?}");
+        held.iter().any(|k| k.kind == parity::Kind::StaleHost)
+    };
+    assert!(
+        fleet.tick(at(500)).await.unwrap(),
+        "the first tick evaluates"
+    );
+    assert!(!fleet.tick(at(1_000)).await.unwrap(), "nothing moved");
+    assert!(!stale_held(at(1_000)));
+    assert!(
+        fleet.tick(at(4_000)).await.unwrap(),
+        "the host turned stale"
+    );
+    assert!(stale_held(at(4_000)));
+    assert!(!fleet.tick(at(5_000)).await.unwrap(), "still stale");
+    assert!(stale_held(at(5_000)));
+    fleet
+        .heartbeat(&beat(&s, EngineState::Ok), at(5_500))
+        .await
+        .unwrap();
+    assert!(fleet.tick(at(6_000)).await.unwrap(), "fresh again");
+    assert!(!stale_held(at(6_000)));
+    assert!(!fleet.tick(at(6_500)).await.unwrap());
+    fleet
+        .heartbeat(&beat(&s, EngineState::Unreachable), at(7_000))
+        .await
+        .unwrap();
+    assert!(
+        fleet.tick(at(7_500)).await.unwrap(),
+        "its engine went unreachable"
+    );
+    assert!(!fleet.tick(at(8_000)).await.unwrap());
+}
+
 /// The change a report makes is computed against the current state and
 /// applied only once the store has it: when the store fails, queries
 /// see the fleet and its findings as they were.
