@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::header::COOKIE;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -89,11 +88,12 @@ impl Access {
         }
     }
 
-    /// May `peer`, sending `cookies`, see the pages at `now`?
+    /// May `peer`, with the session id its cookies carry, see the pages at
+    /// `now`?
     pub fn allows(
         &self,
         peer: &WebPeer,
-        cookies: Option<&str>,
+        session_id: Option<&str>,
         now: Instant,
     ) -> Result<(), Refusal> {
         if let Some(der) = peer.certificate.as_ref().filter(|_| peer.tls) {
@@ -105,7 +105,7 @@ impl Access {
                 Err(Refusal::Role { name, role })
             };
         }
-        if let Some(id) = cookies.and_then(session::from_cookie)
+        if let Some(id) = session_id
             && self.sessions.check(id, now).is_some()
         {
             return Ok(());
@@ -125,15 +125,7 @@ pub async fn check(
     request: Request,
     next: Next,
 ) -> Response {
-    // HTTP/2 may send the cookies in several headers.
-    let cookies: Vec<&str> = request
-        .headers()
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|c| c.to_str().ok())
-        .collect();
-    let cookies = cookies.join("; ");
-    match access.allows(&peer, Some(&cookies), Instant::now()) {
+    match access.allows(&peer, session::id(request.headers()), Instant::now()) {
         Ok(()) => next.run(request).await,
         Err(refusal) => {
             tracing::info!(peer = %peer.addr, reason = %refusal, "web view refused");

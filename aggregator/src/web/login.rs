@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
-use axum::http::header::{COOKIE, HOST, LOCATION, ORIGIN, SET_COOKIE};
+use axum::http::header::{HOST, LOCATION, ORIGIN, SET_COOKIE};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response};
 use maud::{Markup, html};
@@ -184,11 +184,7 @@ pub async fn logout(
     if let Err(e) = same_origin(&headers, &uri, &peer) {
         return e.into_response();
     }
-    if let Some(id) = headers
-        .get(COOKIE)
-        .and_then(|c| c.to_str().ok())
-        .and_then(session::from_cookie)
-    {
+    if let Some(id) = session::id(&headers) {
         access.sessions.close(id);
     }
     (

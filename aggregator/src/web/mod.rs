@@ -26,6 +26,7 @@ mod access;
 mod alerts;
 mod answers;
 mod assets;
+mod cookies;
 mod diff;
 mod error;
 mod etag;

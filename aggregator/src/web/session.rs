@@ -132,13 +132,9 @@ impl Sessions {
     }
 }
 
-/// The session id in a `Cookie` header, if any.
-pub fn from_cookie(header: &str) -> Option<&str> {
-    header
-        .split(';')
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .map(|(_, v)| v)
+/// The session id a request's cookies carry, if any.
+pub fn id(headers: &axum::http::HeaderMap) -> Option<&str> {
+    super::cookies::named(headers, COOKIE).next()
 }
 
 /// The `Set-Cookie` value that gives `id` to the browser.
@@ -200,11 +196,19 @@ mod tests {
             assert!(set.contains(attribute), "{set}");
         }
         assert!(!set.contains("Domain"), "{set}");
+        let cookies = |header: &'static str| {
+            let mut headers = axum::http::HeaderMap::new();
+            headers.insert(
+                axum::http::header::COOKIE,
+                axum::http::HeaderValue::from_static(header),
+            );
+            headers
+        };
         assert_eq!(
-            from_cookie("theme=dark; __Host-envparity_session=abc; x=y"),
+            id(&cookies("theme=dark; __Host-envparity_session=abc; x=y")),
             Some("abc")
         );
-        assert_eq!(from_cookie("envparity_session=abc"), None);
+        assert_eq!(id(&cookies("envparity_session=abc")), None);
         assert!(clear_cookie().contains("Max-Age=0"));
     }
 }

@@ -14,7 +14,7 @@
 //! of the request it answers, for the class and the links' `back`.
 
 use axum::extract::{ConnectInfo, RawQuery, Request};
-use axum::http::header::{COOKIE, LOCATION, SET_COOKIE};
+use axum::http::header::{LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -95,12 +95,7 @@ impl Theme {
     /// The theme a request's cookies choose (`system` without one, or with
     /// a word that is none of ours).
     fn of(headers: &HeaderMap) -> Theme {
-        headers
-            .get_all(COOKIE)
-            .iter()
-            .filter_map(|h| h.to_str().ok())
-            .flat_map(|h| h.split(';'))
-            .filter_map(|c| c.trim().strip_prefix(COOKIE_NAME)?.strip_prefix('='))
+        super::cookies::named(headers, COOKIE_NAME)
             .find_map(Theme::parse)
             .unwrap_or_default()
     }
@@ -220,7 +215,10 @@ mod tests {
     fn the_cookie_chooses_the_theme_and_anything_else_is_system() {
         let theme = |cookie: &str| {
             let mut headers = HeaderMap::new();
-            headers.insert(COOKIE, HeaderValue::from_str(cookie).unwrap());
+            headers.insert(
+                axum::http::header::COOKIE,
+                HeaderValue::from_str(cookie).unwrap(),
+            );
             Theme::of(&headers)
         };
         assert_eq!(theme("envparity_theme=dark"), Theme::Dark);
