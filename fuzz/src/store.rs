@@ -20,6 +20,7 @@ use rusqlite::Connection;
 /// schema version and is left alone).
 const TABLES: &[&str] = &[
     "hosts",
+    "containers",
     "liveness",
     "changes",
     "findings",

@@ -9,7 +9,7 @@
 //! whole snapshot stays in the store; [`HeldHost::whole`] rebuilds it
 //! exactly, for the few answers that show it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hasher, RandomState};
 use std::sync::{Arc, Weak};
 use std::time::SystemTime;
@@ -18,7 +18,7 @@ use envparity_proto::v1::{Container, EngineState, HostSnapshot};
 use prost::Message;
 
 use crate::parity::HeldContainer;
-use crate::store::StoredHost;
+use crate::store::{ContainerRows, HostWrite, StoredHost, order_of};
 
 /// A host as the fleet holds it in memory.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,6 +54,49 @@ impl HeldHost {
         let mut snapshot = HostSnapshot::clone(&self.snapshot);
         snapshot.containers = self.containers.iter().map(HeldContainer::whole).collect();
         snapshot
+    }
+
+    /// What the store writes of this host, `containers` being its
+    /// containers whole (in its order, as received) and `previous` the host
+    /// as held and stored before: only the containers added or changed
+    /// since (a content not shared with the container of the same id, or
+    /// another name) and the ids of those gone; all of them for a new host.
+    pub fn write(&self, previous: Option<&HeldHost>, containers: Vec<Container>) -> HostWrite {
+        debug_assert_eq!(containers.len(), self.containers.len());
+        let order = order_of(self.containers.iter().map(|c| &*c.id));
+        let rows = match previous {
+            None => ContainerRows::All(containers),
+            Some(previous) => {
+                let before: HashMap<&str, &HeldContainer> =
+                    previous.containers.iter().map(|c| (&*c.id, c)).collect();
+                let now: HashSet<&str> = self.containers.iter().map(|c| &*c.id).collect();
+                let upserted = containers
+                    .into_iter()
+                    .zip(&self.containers)
+                    .filter(|(_, held)| {
+                        before.get(&*held.id).is_none_or(|was| {
+                            !Arc::ptr_eq(&was.content, &held.content) || was.name != held.name
+                        })
+                    })
+                    .map(|(whole, _)| whole)
+                    .collect();
+                let removed = previous
+                    .containers
+                    .iter()
+                    .filter(|c| !now.contains(&*c.id))
+                    .map(|c| c.id.to_string())
+                    .collect();
+                ContainerRows::Changed { upserted, removed }
+            }
+        };
+        HostWrite {
+            header: Arc::clone(&self.snapshot),
+            received_at: self.received_at,
+            last_seen: self.last_seen,
+            engine_state: self.engine_state,
+            containers: rows,
+            order,
+        }
     }
 
     /// The record as the store has it.
@@ -303,5 +346,53 @@ mod tests {
             "fp3"
         );
         assert_eq!(again.whole(), expected);
+    }
+
+    /// The rows a next report writes: the container whose content changed,
+    /// the renamed one and the new one, and the id of the one gone; none
+    /// of the unchanged one. A first report writes them all.
+    #[test]
+    fn a_report_writes_the_containers_it_changed() {
+        let mut interner = Interner::default();
+        let first = record(
+            "h1",
+            vec![
+                container("1", "shop-1", "fp1"),
+                container("2", "shop-2", "fp2"),
+                container("3", "shop-3", "fp3"),
+                container("4", "shop-4", "fp4"),
+            ],
+        );
+        let held = interner.hold(first.clone());
+        let again = held.write(None, first.snapshot.containers.clone());
+        assert_eq!(
+            again.containers,
+            ContainerRows::All(first.snapshot.containers.clone())
+        );
+        assert_eq!(again.order, None);
+
+        let next_containers = vec![
+            container("1", "shop-1", "fp1"),
+            container("2", "shop-2", "fp-new"),
+            container("4", "shop-four", "fp4"),
+            container("5", "shop-5", "fp5"),
+        ];
+        let mut next = HostSnapshot::clone(&record("h1", next_containers.clone()).snapshot);
+        let now = interner.hold_mut(
+            &mut next,
+            SystemTime::UNIX_EPOCH,
+            EngineState::Ok,
+            Some(&held),
+        );
+        let write = now.write(Some(&held), next.containers);
+        assert_eq!(
+            write.containers,
+            ContainerRows::Changed {
+                upserted: next_containers[1..].to_vec(),
+                removed: vec!["3".into()],
+            }
+        );
+        assert!(write.header.containers.is_empty());
+        assert_eq!(write.header.host_id, "h1");
     }
 }

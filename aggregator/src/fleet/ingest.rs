@@ -15,7 +15,6 @@ use super::plan::{HostReach, Reach, finding_changes, host_facts_open_in, service
 use super::{Fleet, IngestError, LoadedPolicy, to_millis};
 use crate::history;
 use crate::parity::HeldContainer;
-use crate::store::StoredHost;
 
 /// What happened to a pushed snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,16 +170,13 @@ impl Fleet {
                 history::changes(before, &next, unix_millis(now))
             }
         };
-        // The store keeps the whole snapshot; memory, the compact host.
+        // Memory holds the compact host; the store writes the containers
+        // this report changed.
         let record = self
             .interner()
             .hold_mut(&mut next, now, engine_state, previous.as_ref());
-        let stored = StoredHost {
-            snapshot: Arc::new(next),
-            received_at: now,
-            last_seen: now,
-            engine_state,
-        };
+        let write = record.write(previous.as_ref(), std::mem::take(&mut next.containers));
+        drop(next);
 
         // Re-evaluate what this report can change: the services it ran
         // before and runs now, and the host-level kinds when the host's
@@ -233,7 +229,7 @@ impl Fleet {
         };
         let findings = finding_changes(&observation.delta, now);
 
-        self.blocking(move |store| store.save_snapshot(&stored, &changes, &findings))
+        self.blocking(move |store| store.save_report(&write, &changes, &findings))
             .await?;
         let content_hash = record.snapshot.content_hash.clone();
         self.commit(

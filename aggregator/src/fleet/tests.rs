@@ -34,8 +34,13 @@ pub(crate) fn random_report(
     let host = format!("h{}", rng.u64(0..9));
     let seq = sequence.entry(host.clone()).or_insert(0u64);
     *seq += 1;
+    // Ids unique on the host, as an engine gives them.
     let containers = (0..rng.usize(0..4))
-        .map(|_| container(&format!("s{}", rng.u64(0..5)), rng.u64(0..3), rng.u64(0..2)))
+        .map(|i| {
+            let mut c = container(&format!("s{}", rng.u64(0..5)), rng.u64(0..3), rng.u64(0..2));
+            c.id = format!("{}-{i}", c.id);
+            c
+        })
         .collect();
     let mut s = report(
         &host,
@@ -809,4 +814,54 @@ fn the_engine_finds_the_same_over_compact_hosts_as_over_whole_snapshots() {
     }
     // The fleets drift: the comparison covers findings, not just silence.
     assert!(found > 1_000, "only {found} findings compared");
+}
+
+/// What the store holds after any sequence of reports — whole new
+/// contents, one container changed, renamed, added or removed, an engine
+/// unreachable (its containers kept), containers in an order other than by
+/// id — is exactly what memory holds: a reopened store loads every host
+/// whole, although each report wrote only the container rows it changed.
+#[tokio::test]
+async fn the_store_holds_what_memory_holds_after_any_reports() {
+    let (dir, fleet, t0) = empty_fleet();
+    let mut rng = fastrand::Rng::with_seed(11);
+    let mut sequence = BTreeMap::new();
+    let mut now = t0;
+    for step in 0..300u64 {
+        now += Duration::from_secs(1);
+        let mut s = random_report(&mut rng, &mut sequence);
+        if let Some(held) = fleet.held(&s.host_id)
+            && rng.u8(0..4) != 0
+        {
+            // A small change to what the host holds.
+            let (sequence, engine_state) = (s.sequence, s.engine_state);
+            s.containers = held.containers;
+            s.engine_state = engine_state;
+            s.sequence = sequence;
+            let n = s.containers.len();
+            match rng.u8(0..5) {
+                0 if n > 0 => {
+                    let image = s.containers[rng.usize(0..n)].image.as_mut().unwrap();
+                    image.reference = format!("reg/changed:{step}");
+                }
+                1 if n > 0 => s.containers[rng.usize(0..n)].name = format!("renamed-{step}"),
+                2 if n > 0 => {
+                    s.containers.remove(rng.usize(0..n));
+                }
+                3 => {
+                    let mut c = container("s9", step % 3, 0);
+                    c.id = format!("new-{step}");
+                    s.containers.insert(rng.usize(0..=n), c);
+                }
+                _ => s.containers.reverse(),
+            }
+            s.content_hash = envparity_proto::hash::content_hash(&s);
+        }
+        fleet.push(s, now).await.unwrap();
+        if step % 50 == 49 {
+            let memory: Vec<StoredHost> = fleet.view(now).hosts.into_iter().map(|h| h.0).collect();
+            let reopened = SqliteStore::open(dir.path()).unwrap().load_hosts().unwrap();
+            assert_eq!(reopened, memory, "after step {step}");
+        }
+    }
 }

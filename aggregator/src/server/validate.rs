@@ -117,9 +117,16 @@ pub fn snapshot(s: &HostSnapshot) -> Result<(), InvalidReport> {
             limits::MAX_CONTAINERS
         )));
     }
+    let mut ids = std::collections::HashSet::with_capacity(s.containers.len());
     for (i, c) in s.containers.iter().enumerate() {
         let at = |reason: String| fail(format!("container {i} ({:?}): {reason}", shown(&c.name)));
         check_id("id", &c.id).map_err(&at)?;
+        if !ids.insert(c.id.as_str()) {
+            return Err(at(format!(
+                "id {:?} is listed twice; a snapshot lists each container once",
+                shown(&c.id)
+            )));
+        }
         check_id("name", &c.name).map_err(&at)?;
         let service = c
             .service
@@ -298,6 +305,13 @@ mod tests {
             (Box::new(|s| s.agent = None), "agent is missing"),
             (Box::new(|s| s.sequence = 0), "sequence is 0"),
             (Box::new(|s| s.content_hash = "x".into()), "content_hash"),
+            (
+                Box::new(|s| {
+                    let again = s.containers[0].clone();
+                    s.containers.push(again);
+                }),
+                "is listed twice; a snapshot lists each container once",
+            ),
             (
                 Box::new(|s| {
                     // A digest followed by a window title, a clear screen
@@ -506,6 +520,10 @@ mod tests {
             ) {
                 let mut s = good();
                 s.containers = containers;
+                // Ids are unique on an engine.
+                for (i, c) in s.containers.iter_mut().enumerate() {
+                    c.id = format!("c{i}-{}", c.id);
+                }
                 envparity_agent::limit::apply(&mut s);
                 prop_assert_eq!(snapshot(&s), Ok(()));
                 prop_assert!(

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use envparity_proto::v1::{EngineState, HostSnapshot};
+use envparity_proto::v1::{Container, EngineState, HostSnapshot};
 
 pub use sqlite::{SqliteStore, check_writable};
 
@@ -35,6 +35,73 @@ impl StoredHost {
     pub fn host_id(&self) -> &str {
         &self.snapshot.host_id
     }
+}
+
+/// What one report writes of a host: its snapshot without the containers,
+/// its liveness, and of its containers only what changed since the stored
+/// ones. A report that changed one container of fifty writes one container
+/// row, not the whole snapshot again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostWrite {
+    /// The snapshot's header: every field as received but `containers`,
+    /// which is empty.
+    pub header: Arc<HostSnapshot>,
+    /// When the aggregator stored the report (aggregator's clock).
+    pub received_at: SystemTime,
+    /// When the aggregator last heard from the host.
+    pub last_seen: SystemTime,
+    /// The engine state of the report.
+    pub engine_state: EngineState,
+    /// The container rows to write.
+    pub containers: ContainerRows,
+    /// The container ids in the snapshot's order, when that is not
+    /// ascending by id (the contract's order, and how rows are read back);
+    /// `None` when it is.
+    pub order: Option<Vec<String>>,
+}
+
+/// Which container rows a [`HostWrite`] writes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ContainerRows {
+    /// Every container of the host, replacing any stored before (a host
+    /// stored for the first time, or rewritten whole).
+    All(Vec<Container>),
+    /// The containers added or changed (whole, id and name included) and
+    /// the ids of those removed; the others stay as stored.
+    Changed {
+        /// Added or changed containers.
+        upserted: Vec<Container>,
+        /// Ids of removed containers.
+        removed: Vec<String>,
+    },
+}
+
+impl HostWrite {
+    /// `host` written whole.
+    pub fn whole(host: &StoredHost) -> Self {
+        let mut header = HostSnapshot::clone(&host.snapshot);
+        let containers = std::mem::take(&mut header.containers);
+        HostWrite {
+            header: Arc::new(header),
+            received_at: host.received_at,
+            last_seen: host.last_seen,
+            engine_state: host.engine_state,
+            order: order_of(containers.iter().map(|c| c.id.as_str())),
+            containers: ContainerRows::All(containers),
+        }
+    }
+}
+
+/// The ids `ids` as [`HostWrite::order`] keeps them: `None` when they
+/// ascend strictly (as the contract orders a snapshot's containers).
+pub fn order_of<'a>(ids: impl Iterator<Item = &'a str> + Clone) -> Option<Vec<String>> {
+    let mut previous: Option<&str> = None;
+    let ascending = ids.clone().all(|id| {
+        let ok = previous.is_none_or(|p| p < id);
+        previous = Some(id);
+        ok
+    });
+    (!ascending).then(|| ids.map(str::to_owned).collect())
 }
 
 /// One change on a host, derived from two consecutive snapshots.
@@ -291,14 +358,26 @@ pub trait Store: Send + Sync + 'static {
     /// Every stored host, for start-up.
     fn load_hosts(&self) -> Result<Vec<StoredHost>, StoreError>;
 
-    /// Atomically replaces a host's snapshot, appends its changes and records
-    /// the findings it opened and resolved.
+    /// Atomically writes what a report changed of a host (its header, its
+    /// liveness, the container rows it changed), appends its changes and
+    /// records the findings it opened and resolved.
+    fn save_report(
+        &self,
+        write: &HostWrite,
+        changes: &[Change],
+        findings: &FindingChanges,
+    ) -> Result<(), StoreError>;
+
+    /// [`Store::save_report`] of a whole snapshot: replaces every container
+    /// row of the host.
     fn save_snapshot(
         &self,
         host: &StoredHost,
         changes: &[Change],
         findings: &FindingChanges,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        self.save_report(&HostWrite::whole(host), changes, findings)
+    }
 
     /// Records findings that opened and resolved without a snapshot (time
     /// passing, a policy reload).

@@ -1,14 +1,21 @@
-//! Host rows: each host's latest snapshot, read at start-up, replaced with
-//! the changes and findings it brought, and removed when the host is
-//! forgotten.
+//! Host rows: each host's latest snapshot, read at start-up, updated with
+//! what each report changed (with the changes and findings it brought), and
+//! removed when the host is forgotten.
+//!
+//! A host is a `hosts` row, its snapshot's header (every field but the
+//! containers, as their protobuf encoding), and one `containers` row per
+//! container (its encoding, keyed by the host and the container id), so
+//! that a report that changed one container writes one row.
+
+use std::collections::HashMap;
 
 use envparity_proto::time::{from_unix_millis, unix_millis};
-use envparity_proto::v1::{EngineState, HostSnapshot};
+use envparity_proto::v1::{Container, EngineState, HostSnapshot};
 use prost::Message;
-use rusqlite::params;
+use rusqlite::{Transaction, params};
 
 use super::SqliteStore;
-use crate::store::{Change, FindingChanges, StoreError, StoredHost};
+use crate::store::{Change, ContainerRows, FindingChanges, HostWrite, StoreError, StoredHost};
 
 impl SqliteStore {
     /// Every stored host, with its liveness ([`Store::load_hosts`]).
@@ -18,39 +25,97 @@ impl SqliteStore {
         let conn = self.conn();
         let mut stmt = conn
             .prepare(
-                "SELECT h.host_id, h.snapshot, h.received_at_ms,
+                "SELECT h.host_id, h.snapshot, h.container_order, h.received_at_ms,
                         COALESCE(l.last_seen_ms, h.last_seen_ms),
                         COALESCE(l.engine_state, h.engine_state)
                  FROM hosts h LEFT JOIN liveness l ON l.host_id = h.host_id
                  ORDER BY h.host_id",
             )
             .map_err(self.db("prepare host load"))?;
+        let mut rows_of_containers = conn
+            .prepare(
+                "SELECT host_id, container_id, body FROM containers
+                 ORDER BY host_id, container_id",
+            )
+            .map_err(self.db("prepare container load"))?;
+        // Both are read in host order: the containers of each host follow
+        // one another.
+        let mut containers = rows_of_containers
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                ))
+            })
+            .map_err(self.db("load containers"))?
+            .peekable();
         let rows = stmt
             .query_map([], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, Vec<u8>>(1)?,
-                    r.get::<_, i64>(2)?,
+                    r.get::<_, Option<String>>(2)?,
                     r.get::<_, i64>(3)?,
-                    r.get::<_, i32>(4)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, i32>(5)?,
                 ))
             })
             .map_err(self.db("load hosts"))?;
         let mut hosts = Vec::new();
         for row in rows {
-            let (host_id, blob, received, seen, engine) = row.map_err(self.db("load hosts"))?;
-            let snapshot =
-                HostSnapshot::decode(blob.as_slice()).map_err(|e| StoreError::Corrupt {
-                    path: self.path.clone(),
-                    host_id: host_id.clone(),
-                    reason: e.to_string(),
-                })?;
+            let (host_id, blob, order, received, seen, engine) =
+                row.map_err(self.db("load hosts"))?;
+            let corrupt = |reason: String| StoreError::Corrupt {
+                path: self.path.clone(),
+                host_id: host_id.clone(),
+                reason,
+            };
+            let mut snapshot =
+                HostSnapshot::decode(blob.as_slice()).map_err(|e| corrupt(e.to_string()))?;
             if snapshot.host_id != host_id {
-                return Err(StoreError::Corrupt {
-                    path: self.path.clone(),
-                    host_id,
-                    reason: format!("row holds the snapshot of host {:?}", snapshot.host_id),
-                });
+                return Err(corrupt(format!(
+                    "row holds the snapshot of host {:?}",
+                    snapshot.host_id
+                )));
+            }
+            if !snapshot.containers.is_empty() {
+                return Err(corrupt(
+                    "the host row holds containers; they belong in the containers table".into(),
+                ));
+            }
+            while let Some(next) = containers.peek() {
+                let (owner, id, body) = match next {
+                    Ok(row) => row,
+                    Err(_) => {
+                        let e = containers.next().and_then(Result::err);
+                        return Err(self.db("load containers")(e.expect("an error row")));
+                    }
+                };
+                if owner.as_str() < host_id.as_str() {
+                    return Err(StoreError::Corrupt {
+                        path: self.path.clone(),
+                        host_id: owner.clone(),
+                        reason: format!("container {id:?} belongs to no stored host"),
+                    });
+                }
+                if *owner != host_id {
+                    break;
+                }
+                let c = Container::decode(body.as_slice())
+                    .map_err(|e| corrupt(format!("container {id:?}: {e}")))?;
+                if c.id != *id {
+                    return Err(corrupt(format!(
+                        "the row of container {id:?} holds container {:?}",
+                        c.id
+                    )));
+                }
+                snapshot.containers.push(c);
+                containers.next();
+            }
+            if let Some(order) = order {
+                snapshot.containers =
+                    in_order(std::mem::take(&mut snapshot.containers), &order).map_err(corrupt)?;
             }
             hosts.push(StoredHost {
                 snapshot: std::sync::Arc::new(snapshot),
@@ -59,16 +124,24 @@ impl SqliteStore {
                 engine_state: EngineState::try_from(engine).unwrap_or(EngineState::Unspecified),
             });
         }
+        if let Some(Ok((owner, id, _))) = containers.next() {
+            return Err(StoreError::Corrupt {
+                path: self.path.clone(),
+                host_id: owner,
+                reason: format!("container {id:?} belongs to no stored host"),
+            });
+        }
         Ok(hosts)
     }
 
-    /// Replaces a host's snapshot and liveness, appends its changes and
-    /// records its findings, in one transaction ([`Store::save_snapshot`]).
+    /// Writes what a report changed of a host (its header, liveness and
+    /// container rows), appends its changes and records its findings, in
+    /// one transaction ([`Store::save_report`]).
     ///
-    /// [`Store::save_snapshot`]: crate::store::Store::save_snapshot
-    pub(super) fn write_snapshot(
+    /// [`Store::save_report`]: crate::store::Store::save_report
+    pub(super) fn write_report(
         &self,
-        host: &StoredHost,
+        w: &HostWrite,
         changes: &[Change],
         findings: &FindingChanges,
     ) -> Result<(), StoreError> {
@@ -76,17 +149,22 @@ impl SqliteStore {
         let tx = conn
             .transaction()
             .map_err(self.db("begin snapshot write"))?;
-        let s = &host.snapshot;
+        let s = &w.header;
         let boot_id = s.agent.as_ref().map_or("", |a| a.boot_id.as_str());
+        let order = w
+            .order
+            .as_ref()
+            .map(|ids| serde_json::to_string(ids).expect("a list of strings serializes"));
         tx.execute(
             "INSERT INTO hosts (host_id, environment, snapshot, content_hash, boot_id, sequence,
-                                received_at_ms, last_seen_ms, engine_state)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                                received_at_ms, last_seen_ms, engine_state, container_order)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
              ON CONFLICT (host_id) DO UPDATE SET
                 environment = excluded.environment, snapshot = excluded.snapshot,
                 content_hash = excluded.content_hash, boot_id = excluded.boot_id,
                 sequence = excluded.sequence, received_at_ms = excluded.received_at_ms,
-                last_seen_ms = excluded.last_seen_ms, engine_state = excluded.engine_state",
+                last_seen_ms = excluded.last_seen_ms, engine_state = excluded.engine_state,
+                container_order = excluded.container_order",
             params![
                 s.host_id,
                 s.environment,
@@ -94,16 +172,70 @@ impl SqliteStore {
                 s.content_hash,
                 boot_id,
                 i64::try_from(s.sequence).unwrap_or(i64::MAX),
-                unix_millis(host.received_at),
-                unix_millis(host.last_seen),
-                host.engine_state as i32,
+                unix_millis(w.received_at),
+                unix_millis(w.last_seen),
+                w.engine_state as i32,
+                order,
             ],
         )
         .map_err(self.db("write host snapshot"))?;
-        self.write_liveness(&tx, &s.host_id, host.last_seen, host.engine_state)?;
+        self.write_containers(&tx, &s.host_id, &w.containers)?;
+        self.write_liveness(&tx, &s.host_id, w.last_seen, w.engine_state)?;
         self.write_changes(&tx, changes)?;
         self.write_findings(&tx, findings)?;
         tx.commit().map_err(self.db("commit snapshot write"))
+    }
+
+    /// Writes a host's container rows: all of them afresh, or only those a
+    /// report changed. Writing a container id twice in one snapshot fails
+    /// (ids are unique on an engine; the gRPC edge refuses such a report).
+    fn write_containers(
+        &self,
+        tx: &Transaction<'_>,
+        host_id: &str,
+        rows: &ContainerRows,
+    ) -> Result<(), StoreError> {
+        let (upserted, removed): (&[Container], &[String]) = match rows {
+            ContainerRows::All(all) => {
+                tx.execute(
+                    "DELETE FROM containers WHERE host_id = ?1",
+                    params![host_id],
+                )
+                .map_err(self.db("replace container rows"))?;
+                let mut insert = tx
+                    .prepare_cached(
+                        "INSERT INTO containers (host_id, container_id, body) VALUES (?1, ?2, ?3)",
+                    )
+                    .map_err(self.db("prepare container write"))?;
+                for c in all {
+                    insert
+                        .execute(params![host_id, c.id, c.encode_to_vec()])
+                        .map_err(self.db("write container row"))?;
+                }
+                return Ok(());
+            }
+            ContainerRows::Changed { upserted, removed } => (upserted, removed),
+        };
+        let mut delete = tx
+            .prepare_cached("DELETE FROM containers WHERE host_id = ?1 AND container_id = ?2")
+            .map_err(self.db("prepare container removal"))?;
+        for id in removed {
+            delete
+                .execute(params![host_id, id])
+                .map_err(self.db("remove container row"))?;
+        }
+        let mut upsert = tx
+            .prepare_cached(
+                "INSERT INTO containers (host_id, container_id, body) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (host_id, container_id) DO UPDATE SET body = excluded.body",
+            )
+            .map_err(self.db("prepare container write"))?;
+        for c in upserted {
+            upsert
+                .execute(params![host_id, c.id, c.encode_to_vec()])
+                .map_err(self.db("write container row"))?;
+        }
+        Ok(())
     }
 
     /// Removes a host's snapshot and liveness, keeping its history
@@ -118,9 +250,37 @@ impl SqliteStore {
         let removed = tx
             .execute("DELETE FROM hosts WHERE host_id = ?1", params![host_id])
             .map_err(self.db("forget a host"))?;
+        tx.execute(
+            "DELETE FROM containers WHERE host_id = ?1",
+            params![host_id],
+        )
+        .map_err(self.db("forget a host's containers"))?;
         tx.execute("DELETE FROM liveness WHERE host_id = ?1", params![host_id])
             .map_err(self.db("forget a host's liveness"))?;
         tx.commit().map_err(self.db("commit forgetting a host"))?;
         Ok(removed > 0)
     }
+}
+
+/// `containers` (ascending by id, as read) in the snapshot's `order` (a
+/// JSON list of their ids); why not when the two disagree.
+fn in_order(containers: Vec<Container>, order: &str) -> Result<Vec<Container>, String> {
+    let ids: Vec<String> = serde_json::from_str(order)
+        .map_err(|e| format!("the container order is not a list of ids: {e}"))?;
+    if ids.len() != containers.len() {
+        return Err(format!(
+            "the container order lists {} ids for {} container rows",
+            ids.len(),
+            containers.len()
+        ));
+    }
+    let mut by_id: HashMap<String, Container> =
+        containers.into_iter().map(|c| (c.id.clone(), c)).collect();
+    ids.iter()
+        .map(|id| {
+            by_id
+                .remove(id)
+                .ok_or_else(|| format!("the container order names {id:?}, which has no row"))
+        })
+        .collect()
 }

@@ -3,9 +3,10 @@
 //!
 //! Durability: `synchronous = FULL` makes every committed transaction survive
 //! a crash or power loss, which is what "acknowledged after commit" needs.
-//! Snapshots are stored as their protobuf encoding — the versioned wire
-//! contract is also the storage format, so a newer agent's fields survive a
-//! round trip through an older table layout.
+//! Snapshots are stored as their protobuf encoding, the header and each
+//! container in rows of their own — the versioned wire contract is also
+//! the storage format, so a newer agent's fields survive a round trip
+//! through an older table layout.
 //!
 //! This file holds the store itself and its [`Store`] implementation, which
 //! hands each call to the file of its concern: opening the database
@@ -32,8 +33,8 @@ use envparity_proto::v1::EngineState;
 use rusqlite::Connection;
 
 use super::{
-    AlertRow, Change, FindingChanges, FindingRecord, OutboxRow, Page, PageAt, Store, StoreError,
-    StoredHost,
+    AlertRow, Change, FindingChanges, FindingRecord, HostWrite, OutboxRow, Page, PageAt, Store,
+    StoreError, StoredHost,
 };
 
 pub use open::check_writable;
@@ -79,13 +80,13 @@ impl Store for SqliteStore {
         self.read_hosts()
     }
 
-    fn save_snapshot(
+    fn save_report(
         &self,
-        host: &StoredHost,
+        write: &HostWrite,
         changes: &[Change],
         findings: &FindingChanges,
     ) -> Result<(), StoreError> {
-        self.write_snapshot(host, changes, findings)
+        self.write_report(write, changes, findings)
     }
 
     fn save_findings(&self, findings: &FindingChanges) -> Result<(), StoreError> {

@@ -3,17 +3,22 @@
 
 use std::path::Path;
 
+use envparity_proto::v1::HostSnapshot;
+use prost::Message;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::store::StoreError;
+use crate::store::{StoreError, order_of};
 
 /// The schema version this build writes and reads.
 ///
 /// History: 1 — hosts and changes; 2 — findings (opened/resolved); 3 — alerts
 /// and the notification outbox; 4 — liveness (last seen, engine state) in a
-/// table of its own. An older database is upgraded in place on open (the new
-/// tables are created, and `liveness` filled from `hosts`).
-pub(super) const SCHEMA_VERSION: i64 = 4;
+/// table of its own; 5 — containers in rows of their own (`containers`),
+/// the host row keeping the snapshot's header and, when it is not by id,
+/// the containers' order. An older database is upgraded in place on open,
+/// in one transaction (the new tables are created, `liveness` filled from
+/// `hosts`, and each host's containers moved out of its snapshot).
+pub(super) const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (
@@ -29,7 +34,16 @@ CREATE TABLE IF NOT EXISTS hosts (
     sequence       INTEGER NOT NULL,
     received_at_ms INTEGER NOT NULL,
     last_seen_ms   INTEGER NOT NULL,
-    engine_state   INTEGER NOT NULL
+    engine_state   INTEGER NOT NULL,
+    container_order TEXT
+);
+-- One row per container of a host's latest snapshot (its protobuf
+-- encoding), so that a report writes only the containers it changed.
+CREATE TABLE IF NOT EXISTS containers (
+    host_id        TEXT NOT NULL,
+    container_id   TEXT NOT NULL,
+    body           BLOB NOT NULL,
+    PRIMARY KEY (host_id, container_id)
 );
 -- A host's current liveness; `hosts` keeps the values of its last snapshot.
 -- Its own table because SQLite rewrites a whole row to change one column:
@@ -119,19 +133,27 @@ pub(super) fn create_or_upgrade(conn: &Connection, path: &Path) -> Result<(), St
             });
         }
         Some(Ok(v)) if v < SCHEMA_VERSION => {
-            // The schema batch above created what is new; fill it, then
-            // record it (a crash in between fills it again next time).
-            conn.execute(
+            // The schema batch above created the new tables; fill them and
+            // record the version in one transaction, so that a crash
+            // leaves the old version to upgrade again.
+            let tx = conn
+                .unchecked_transaction()
+                .map_err(db("begin schema upgrade"))?;
+            tx.execute(
                 "INSERT OR IGNORE INTO liveness (host_id, last_seen_ms, engine_state)
                  SELECT host_id, last_seen_ms, engine_state FROM hosts",
                 [],
             )
             .map_err(db("fill liveness from hosts"))?;
-            conn.execute(
+            if v < 5 {
+                split_containers(&tx, path)?;
+            }
+            tx.execute(
                 "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
                 params![SCHEMA_VERSION.to_string()],
             )
             .map_err(db("upgrade schema version"))?;
+            tx.commit().map_err(db("commit schema upgrade"))?;
             tracing::info!(path = %path.display(), from = v, to = SCHEMA_VERSION, "upgraded the store's schema");
         }
         Some(Ok(_)) => {}
@@ -142,6 +164,80 @@ pub(super) fn create_or_upgrade(conn: &Connection, path: &Path) -> Result<(), St
                 reason: format!("schema version is not a number: {e}"),
             });
         }
+    }
+    Ok(())
+}
+
+/// Version 5: moves each host's containers out of its snapshot into rows
+/// of their own, keeping their order when it is not by id.
+fn split_containers(tx: &rusqlite::Transaction<'_>, path: &Path) -> Result<(), StoreError> {
+    let db = |context: &'static str| {
+        let path = path.to_owned();
+        move |source| StoreError::Database {
+            path,
+            context,
+            source,
+        }
+    };
+    let has_order: bool = tx
+        .query_row(
+            "SELECT COUNT(*) FROM pragma_table_info('hosts') WHERE name = 'container_order'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map_err(db("read the hosts table's columns"))?
+        > 0;
+    if !has_order {
+        tx.execute("ALTER TABLE hosts ADD COLUMN container_order TEXT", [])
+            .map_err(db("add the container order column"))?;
+    }
+    let hosts: Vec<(String, Vec<u8>)> = {
+        let mut stmt = tx
+            .prepare("SELECT host_id, snapshot FROM hosts ORDER BY host_id")
+            .map_err(db("read hosts to upgrade"))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(db("read hosts to upgrade"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(db("read hosts to upgrade"))?
+    };
+    for (host_id, blob) in hosts {
+        let mut header =
+            HostSnapshot::decode(blob.as_slice()).map_err(|e| StoreError::Corrupt {
+                path: path.to_owned(),
+                host_id: host_id.clone(),
+                reason: format!("while moving its containers to rows of their own: {e}"),
+            })?;
+        let containers = std::mem::take(&mut header.containers);
+        let order = order_of(containers.iter().map(|c| c.id.as_str()))
+            .map(|ids| serde_json::to_string(&ids).expect("a list of strings serializes"));
+        for c in &containers {
+            tx.execute(
+                "INSERT INTO containers (host_id, container_id, body) VALUES (?1, ?2, ?3)",
+                params![host_id, c.id, c.encode_to_vec()],
+            )
+            .map_err(|e| match e {
+                rusqlite::Error::SqliteFailure(f, _)
+                    if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    StoreError::Corrupt {
+                        path: path.to_owned(),
+                        host_id: host_id.clone(),
+                        reason: format!(
+                            "its snapshot lists container {:?} twice; forget the host \
+                             (envparity hosts forget) with the previous version, then upgrade",
+                            c.id
+                        ),
+                    }
+                }
+                e => db("move a container to its row")(e),
+            })?;
+        }
+        tx.execute(
+            "UPDATE hosts SET snapshot = ?2, container_order = ?3 WHERE host_id = ?1",
+            params![host_id, header.encode_to_vec(), order],
+        )
+        .map_err(db("rewrite a host's snapshot header"))?;
     }
     Ok(())
 }

@@ -6,15 +6,15 @@ use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
 use envparity_proto::fixtures;
-use envparity_proto::v1::EngineState;
+use envparity_proto::v1::{EngineState, HostSnapshot};
 use rusqlite::Connection;
 
 use super::SqliteStore;
 use super::open::PAGE_CACHE_KIB;
 use super::schema::SCHEMA_VERSION;
 use crate::store::{
-    AlertRow, Change, ChangeKind, FindingChanges, FindingRecord, OutboxRow, Page, PageAt, Resolved,
-    Store, StoredHost,
+    AlertRow, Change, ChangeKind, ContainerRows, FindingChanges, FindingRecord, HostWrite,
+    OutboxRow, Page, PageAt, Resolved, Store, StoredHost,
 };
 
 #[test]
@@ -461,4 +461,159 @@ fn a_damaged_snapshot_row_names_the_host() {
         .unwrap();
     let err = store.load_hosts().unwrap_err().to_string();
     assert!(err.contains("\"h1\""), "{err}");
+}
+
+/// Counts the writes to container rows from now on (temporary triggers on
+/// `conn`'s connection); read them with [`row_writes`].
+fn count_row_writes(conn: &Connection) {
+    conn.execute_batch(
+        "CREATE TEMP TABLE row_writes (what TEXT NOT NULL);
+         CREATE TEMP TRIGGER count_insert AFTER INSERT ON main.containers
+           BEGIN INSERT INTO row_writes VALUES ('insert'); END;
+         CREATE TEMP TRIGGER count_update AFTER UPDATE ON main.containers
+           BEGIN INSERT INTO row_writes VALUES ('update'); END;
+         CREATE TEMP TRIGGER count_delete AFTER DELETE ON main.containers
+           BEGIN INSERT INTO row_writes VALUES ('delete'); END;",
+    )
+    .unwrap();
+}
+
+fn row_writes(conn: &Connection) -> i64 {
+    conn.query_row("SELECT COUNT(*) FROM row_writes", [], |r| r.get(0))
+        .unwrap()
+}
+
+/// A report that changed one container, added one and removed one writes
+/// those three rows and no other, and the host reads back whole, in the
+/// snapshot's order (here not by id: "c10" sorts before "c2").
+#[test]
+fn a_report_writes_only_the_container_rows_it_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let first = host("h1", 12);
+    store
+        .save_snapshot(&first, &[], &FindingChanges::default())
+        .unwrap();
+    count_row_writes(&store.conn());
+
+    let mut next = HostSnapshot::clone(&first.snapshot);
+    next.sequence = 4;
+    next.containers[2].name = "renamed".into();
+    next.containers.remove(5);
+    next.containers
+        .push(fixtures::container("web").id("c99").build());
+    let mut header = next.clone();
+    let containers = std::mem::take(&mut header.containers);
+    let write = HostWrite {
+        header: std::sync::Arc::new(header),
+        received_at: first.received_at,
+        last_seen: first.last_seen,
+        engine_state: EngineState::Ok,
+        order: crate::store::order_of(containers.iter().map(|c| c.id.as_str())),
+        containers: ContainerRows::Changed {
+            upserted: vec![containers[2].clone(), containers[11].clone()],
+            removed: vec!["c5".into()],
+        },
+    };
+    assert!(write.order.is_some(), "the order is not by id");
+    store
+        .save_report(&write, &[], &FindingChanges::default())
+        .unwrap();
+    assert_eq!(row_writes(&store.conn()), 3);
+
+    let expected = StoredHost {
+        snapshot: std::sync::Arc::new(next),
+        ..first
+    };
+    assert_eq!(store.load_hosts().unwrap(), vec![expected.clone()]);
+    drop(store);
+    let reopened = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(reopened.load_hosts().unwrap(), vec![expected]);
+}
+
+/// Makes the database in `dir` look as version 4 left it: no container
+/// rows and no order column, each host's snapshot whole in its row.
+fn as_version_4(store: &SqliteStore, hosts: &[&StoredHost]) {
+    let conn = store.conn();
+    conn.execute_batch(
+        "DROP TABLE containers; ALTER TABLE hosts DROP COLUMN container_order;
+         UPDATE meta SET value = '4' WHERE key = 'schema_version';",
+    )
+    .unwrap();
+    for h in hosts {
+        conn.execute(
+            "UPDATE hosts SET snapshot = ?2 WHERE host_id = ?1",
+            rusqlite::params![
+                h.snapshot.host_id,
+                prost::Message::encode_to_vec(&*h.snapshot)
+            ],
+        )
+        .unwrap();
+    }
+}
+
+/// A version 4 store is upgraded in place: each host's containers move to
+/// rows of their own and read back whole, in their order.
+#[test]
+fn a_version_4_store_moves_containers_to_rows_keeping_their_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (h1, h2) = (host("h1", 12), host("h2", 0));
+    {
+        let store = SqliteStore::open(dir.path()).unwrap();
+        for h in [&h1, &h2] {
+            store
+                .save_snapshot(h, &[], &FindingChanges::default())
+                .unwrap();
+        }
+        as_version_4(&store, &[&h1, &h2]);
+    }
+    let store = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(store.load_hosts().unwrap(), vec![h1, h2]);
+    let rows: i64 = store
+        .conn()
+        .query_row("SELECT COUNT(*) FROM containers", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 12);
+    let version: String = store
+        .conn()
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION.to_string());
+}
+
+/// A version 4 snapshot that lists a container twice (which a report can
+/// no longer do) stops the upgrade with an error naming the host and the
+/// container, and leaves the database as it was.
+#[test]
+fn a_version_4_snapshot_listing_a_container_twice_stops_the_upgrade_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut twice = host("h1", 2);
+    let mut s = HostSnapshot::clone(&twice.snapshot);
+    s.containers[1].id = "c0".into();
+    twice.snapshot = std::sync::Arc::new(s);
+    {
+        let store = SqliteStore::open(dir.path()).unwrap();
+        store
+            .save_snapshot(&host("h1", 1), &[], &FindingChanges::default())
+            .unwrap();
+        as_version_4(&store, &[&twice]);
+    }
+    let err = SqliteStore::open(dir.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("\"h1\"") && err.contains("\"c0\" twice"),
+        "{err}"
+    );
+    let conn = Connection::open(dir.path().join("envparity.db")).unwrap();
+    let version: String = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(version, "4", "the upgrade rolled back");
 }
