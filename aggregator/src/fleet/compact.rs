@@ -49,6 +49,15 @@ impl HeldHost {
             .filter_map(|c| c.content.service.as_ref().map(|s| s.name.as_str()))
     }
 
+    /// The services its managed containers run: those with a `status`
+    /// cell (an unmanaged container is no service).
+    pub fn managed_services(&self) -> impl Iterator<Item = &str> {
+        self.containers
+            .iter()
+            .filter(|c| !c.content.unmanaged)
+            .filter_map(|c| c.content.service.as_ref().map(|s| s.name.as_str()))
+    }
+
     /// The snapshot whole again, exactly as stored.
     pub fn whole(&self) -> HostSnapshot {
         let mut snapshot = HostSnapshot::clone(&self.snapshot);

@@ -65,15 +65,19 @@ fn count(counts: &mut Counts, name: &str, add: bool) {
 
 impl Grid {
     /// Adds (`add`) or takes out every container of `host` that runs a
-    /// service, in the host's environment. A host's record is taken out
-    /// exactly as it was added, so the grid always equals one built from
-    /// the current records.
+    /// service, in the host's environment; an unmanaged container is no
+    /// service and has no cell. A host's record is taken out exactly as it
+    /// was added, so the grid always equals one built from the current
+    /// records.
     pub(super) fn file(&mut self, host: &HeldHost, add: bool) {
         let environment = &host.snapshot.environment;
         for c in host.containers.iter().map(|c| c.content.as_ref()) {
             let Some(service) = c.service.as_ref().map(|s| s.name.as_str()) else {
                 continue;
             };
+            if c.unmanaged {
+                continue;
+            }
             let cells = self.services.entry(service.to_owned()).or_default();
             let tally = cells.entry(environment.clone()).or_default();
             if add {
@@ -92,6 +96,16 @@ impl Grid {
                 }
             }
         }
+    }
+
+    /// The services with a cell (a managed replica somewhere), sorted.
+    pub(super) fn services(&self) -> impl Iterator<Item = &str> {
+        self.services.keys().map(String::as_str)
+    }
+
+    /// Whether `service` has a cell anywhere.
+    pub(super) fn has_row(&self, service: &str) -> bool {
+        self.services.contains_key(service)
     }
 
     /// Whether `service` has a replica in `environment`.

@@ -212,9 +212,16 @@ impl Reading<'_> {
         self.inner.by_service.keys().cloned().collect()
     }
 
-    /// The services present, sorted, without copying them.
-    pub fn service_names(&self) -> impl Iterator<Item = &str> {
-        self.inner.by_service.keys().map(String::as_str)
+    /// The services `status` has a row for (a managed replica runs them
+    /// somewhere; an unmanaged container is no service), sorted, without
+    /// copying them.
+    pub fn row_names(&self) -> impl Iterator<Item = &str> {
+        self.inner.grid.services()
+    }
+
+    /// Whether `status` has a row for `service` (see [`Reading::row_names`]).
+    pub fn has_row(&self, service: &str) -> bool {
+        self.inner.grid.has_row(service)
     }
 
     /// Whether `service` has a replica in `environment`.
@@ -425,7 +432,7 @@ impl Reading<'_> {
             let f = &e.finding;
             let state = judged_state(f, e.first_seen, policy, policy.grace, self.now);
             tally.add(f.severity, state);
-            if state == State::Active && !f.service.is_empty() {
+            if state == State::Active && !f.kind.is_apart_from_services() {
                 if f.service != run.0 {
                     flush(&mut run);
                     run.0 = &f.service;
@@ -441,20 +448,22 @@ impl Reading<'_> {
         (tally, drifting)
     }
 
-    /// The findings `listing` shows of `services`, and the host-level ones
-    /// when `host_level`, judged, in report order.
+    /// The findings `listing` shows of `services`, and when `apart` those
+    /// listed apart from the service rows (host-level kinds, unmanaged
+    /// containers: [`Kind::is_apart_from_services`]), judged, in report
+    /// order.
     pub fn findings_of(
         &self,
         listing: &Listing<'_>,
         services: &BTreeSet<String>,
-        host_level: bool,
+        apart: bool,
     ) -> Vec<Finding> {
         let policy = self.policy();
         let ledger = &self.inner.ledger;
         let mut entries: Vec<&Entry> = Vec::new();
         for kind in Kind::ALL {
-            if kind.is_host_level() {
-                if host_level {
+            if kind.is_apart_from_services() {
+                if apart {
                     entries.extend(ledger.of_kind(kind, ""));
                 }
                 continue;
@@ -595,7 +604,7 @@ impl Fleet {
             .filter(|h| self.shown_state(&inner, h, now) != HostState::Fresh)
         {
             not_current.insert(h.snapshot.host_id.clone());
-            for service in h.services() {
+            for service in h.managed_services() {
                 if !stale_cells
                     .get(service)
                     .is_some_and(|envs| envs.contains(&h.snapshot.environment))

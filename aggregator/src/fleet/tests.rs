@@ -59,8 +59,9 @@ pub(crate) fn random_report(
     }
     if rng.u8(0..5) == 0 {
         // A one-off `docker run`: unmanaged, under a name the engine made
-        // up (the same name on several hosts now and then).
-        let name = ["naughty_wilson", "sad_wu"][rng.usize(0..2)];
+        // up (the same name on several hosts now and then; now and then
+        // the name of a service, which must not make that service drift).
+        let name = ["naughty_wilson", "sad_wu", "s1"][rng.usize(0..3)];
         s.containers.push(
             fixtures::container(name)
                 .image_id(format!("sha256:{}", "cd".repeat(32)))

@@ -117,6 +117,13 @@ impl Kind {
         )
     }
 
+    /// Whether `status` lists the kind's findings apart from the service
+    /// rows, on its first page: the host-level kinds, and unmanaged
+    /// containers, which are no service (no row, no drifting cell).
+    pub fn is_apart_from_services(self) -> bool {
+        self.is_host_level() || self == Kind::UnmanagedContainer
+    }
+
     /// Whether the kind is about one environment (side B is absent).
     pub fn is_single_environment(self) -> bool {
         matches!(

@@ -598,6 +598,23 @@ fn a_one_off_docker_run_is_unmanaged_not_a_missing_service() -> Result<()> {
     assert_eq!(answer.findings[0].host, "staging", "{findings}");
     assert_eq!(answer.findings[0].basis, "unmanaged", "{findings}");
 
+    // `status` has no row for it (the service it is named after is not
+    // its own): every row is a managed service, here `shop` alone, which
+    // runs the same everywhere; the finding is listed apart.
+    let status = fleet.cli(&["status", "--all"])?;
+    status.assert_code(EXIT_MISMATCH);
+    let shown: Status = status.answer();
+    let rows: Vec<&str> = shown.services.iter().map(|r| r.service.as_str()).collect();
+    assert_eq!(rows, vec!["shop"], "{status}");
+    assert_eq!(
+        summaries(&status),
+        vec![summary("unmanaged_container", "info", &name, &name, "staging", "")],
+        "{status}"
+    );
+    let default = fleet.cli(&["status"])?;
+    let shown: Status = default.answer();
+    assert!(shown.services.is_empty(), "nothing drifts: {default}");
+
     let hosts = fleet.cli(&["hosts"])?;
     let listed: Hosts = hosts.answer();
     let unmanaged: Vec<(&str, &[String], u32)> = listed

@@ -55,10 +55,13 @@ pub(super) fn status(
             reading.has_cell(svc, env) || drifting.get(svc).is_some_and(|e| e.contains(env))
         })
     };
+    // The services with a row: a managed replica runs them somewhere (an
+    // unmanaged container is no service; its finding is listed apart, as
+    // the host-level ones are).
     let names = || -> Box<dyn Iterator<Item = &str> + '_> {
         match &service {
-            Some(s) => Box::new(std::iter::once(s.as_str())),
-            None => Box::new(reading.service_names()),
+            Some(s) => Box::new(std::iter::once(s.as_str()).filter(|s| reading.has_row(s))),
+            None => Box::new(reading.row_names()),
         }
     };
     // Counted without copying a name: the scope can hold every service.
@@ -80,7 +83,7 @@ pub(super) fn status(
         .keys()
         .copied()
         .filter(|s| {
-            drifts(s) && reading.runs(s) && service.as_deref().is_none_or(|only| only == *s)
+            drifts(s) && reading.has_row(s) && service.as_deref().is_none_or(|only| only == *s)
         })
         .map(|s| (false, s));
     let calm_rows = names()

@@ -18,7 +18,7 @@ use super::status::status;
 use crate::fleet::tests::{empty_fleet, random_report};
 use crate::fleet::{FleetView, Interner, LoadedPolicy};
 use crate::history::content_identity;
-use crate::parity::{self, Finding, FindingKey, Policy, Scope, judge};
+use crate::parity::{self, Finding, FindingKey, Kind, Policy, Scope, judge};
 use crate::server::convert::{self, count};
 use crate::server::page::{self, RowPlace};
 
@@ -31,7 +31,7 @@ fn cells_by_service(view: &FleetView) -> BTreeMap<(String, String), StatusCell> 
     let mut cells: BTreeMap<(String, String), StatusCell> = BTreeMap::new();
     for (h, state) in &view.hosts {
         let environment = &h.snapshot.environment;
-        for c in &h.snapshot.containers {
+        for c in h.snapshot.containers.iter().filter(|c| !c.unmanaged) {
             let Some(service) = c.service.as_ref() else {
                 continue;
             };
@@ -67,9 +67,10 @@ fn known_service_in(view: &FleetView, s: &str) -> Result<(), Status> {
 }
 
 /// Status as the whole-fleet copy answers it: every finding judged,
-/// every cell from every container; the rows that drift first, then
-/// (with `all`) the others; the findings of the rows of the page and
-/// (on the first page) the host-level ones.
+/// every cell from every managed container; a row per service a managed
+/// container runs, those that drift first, then (with `all`) the others;
+/// the findings of the rows of the page and (on the first page) the
+/// host-level and unmanaged-container ones.
 fn status_over_the_fleet(
     view: &FleetView,
     req: GetStatusRequest,
@@ -103,7 +104,7 @@ fn status_over_the_fleet(
     }
     let drifting: BTreeSet<(&str, &str)> = findings
         .iter()
-        .filter(|f| !f.service.is_empty() && f.counts())
+        .filter(|f| !f.service.is_empty() && f.kind != Kind::UnmanagedContainer && f.counts())
         .flat_map(|f| f.environments().map(|e| (f.service.as_str(), e)))
         .collect();
     let columns = match &environment {
@@ -111,8 +112,8 @@ fn status_over_the_fleet(
         None => view.environments(),
     };
     let mut cells = cells_by_service(view);
-    let mut rows: Vec<RowPlace> = view
-        .services()
+    let managed: BTreeSet<String> = cells.keys().map(|(s, _)| s.clone()).collect();
+    let mut rows: Vec<RowPlace> = managed
         .into_iter()
         .filter(|s| service.as_ref().is_none_or(|wanted| wanted == s))
         .filter(|s| {
@@ -145,7 +146,7 @@ fn status_over_the_fleet(
     let page_findings: Vec<&Finding> = findings
         .iter()
         .filter(|f| {
-            if f.kind.is_host_level() {
+            if f.kind.is_host_level() || f.kind == Kind::UnmanagedContainer {
                 after.is_none()
             } else {
                 shown.iter().any(|r| r.service == f.service)
@@ -520,4 +521,66 @@ async fn status_and_diff_answer_as_the_whole_fleet_does() {
 async fn status_and_diff_answer_as_the_whole_fleet_does_under_a_policy() {
     let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
     answers_match_the_whole_fleet(Some(strict_policy(t0)), 11).await;
+}
+
+/// An unmanaged container that carries the name of a service running the
+/// same everywhere: `status` shows no row and no drift for that service
+/// (with `all`, a calm row whose cells count the managed replicas only),
+/// and lists the container's finding on the first page, apart from the
+/// rows; the finding counts in the tally.
+#[tokio::test]
+async fn an_unmanaged_container_is_no_row_and_makes_no_service_drift() {
+    let (_dir, fleet, t0) = empty_fleet();
+    let digest = format!("reg/shop@sha256:{}", "cd".repeat(32));
+    let shop = |id: &str| {
+        envparity_proto::fixtures::container("shop")
+            .id(id)
+            .image(digest.clone())
+            .repo_digest(digest.clone())
+            .build()
+    };
+    let one_off = envparity_proto::fixtures::container("shop")
+        .id("c9")
+        .unmanaged()
+        .build();
+    let report = crate::fleet::tests::report;
+    fleet
+        .push(report("s1", "staging", 1, vec![shop("c1")]), t0)
+        .await
+        .unwrap();
+    fleet
+        .push(report("p1", "production", 1, vec![shop("c2"), one_off]), t0)
+        .await
+        .unwrap();
+    let reading = fleet.reading(t0);
+
+    let answer = status(&reading, GetStatusRequest::default()).unwrap();
+    assert!(answer.rows.is_empty(), "{:?}", answer.rows);
+    let summary = answer.summary.unwrap();
+    assert_eq!((summary.services, summary.services_drifting), (1, 0));
+    let kinds: Vec<_> = answer.findings.iter().map(|f| f.kind()).collect();
+    assert_eq!(
+        kinds,
+        vec![envparity_proto::v1::FindingKind::UnmanagedContainer]
+    );
+    assert_eq!(summary.findings.unwrap().info, 1);
+
+    let all = status(
+        &reading,
+        GetStatusRequest {
+            all: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(all.rows.len(), 1);
+    let production = &all.rows[0].cells[1];
+    assert_eq!(
+        (
+            production.environment.as_str(),
+            production.replicas,
+            production.drift
+        ),
+        ("production", 1, false)
+    );
 }
