@@ -608,7 +608,14 @@ fn a_one_off_docker_run_is_unmanaged_not_a_missing_service() -> Result<()> {
     assert_eq!(rows, vec!["shop"], "{status}");
     assert_eq!(
         summaries(&status),
-        vec![summary("unmanaged_container", "info", &name, &name, "staging", "")],
+        vec![summary(
+            "unmanaged_container",
+            "info",
+            &name,
+            &name,
+            "staging",
+            ""
+        )],
         "{status}"
     );
     let default = fleet.cli(&["status"])?;
