@@ -150,10 +150,13 @@ if scales:
         print("\nErrors: " + ", ".join(f"{k} {n} {c}: {v}" for (k, n, c), v in sorted(errors.items())))
     print()
 
-agent = lines("agent.jsonl")
-if agent:
-    print("## The agent on a real dockerd (idle), node_exporter beside it\n")
-    print("| containers | agent RSS MiB | agent peak MiB | node_exporter RSS MiB | agent / node_exporter | agent idle millicores | docker run → aggregator p50 / p99 ms | docker run → webhook alert p50 / p99 ms |")
+def agent_table(file, title, start):
+    """One row per container count of measure-agent.sh's JSON lines in FILE."""
+    agent = lines(file)
+    if not agent:
+        return
+    print(f"## {title}\n")
+    print(f"| containers | agent RSS MiB | agent peak MiB | node_exporter RSS MiB | agent / node_exporter | agent idle millicores | {start} → aggregator p50 / p99 ms | {start} → webhook alert p50 / p99 ms |")
     print("|---|---|---|---|---|---|---|---|")
     for n in sorted({r["containers"] for r in agent}):
         recs = [r for r in agent if r["containers"] == n]
@@ -169,6 +172,10 @@ if agent:
             f"| {fmt([x['p50_ms'] for x in al])} / {fmt([x['p99_ms'] for x in al])} |"
         )
     print()
+
+
+agent_table("agent.jsonl", "The agent on a real dockerd (idle), node_exporter beside it", "docker run")
+agent_table("agent-containerd.jsonl", "The agent on a scratch containerd (CRI, idle), node_exporter beside it", "pod start")
 
 criterion = out / "criterion.txt"
 if criterion.exists():

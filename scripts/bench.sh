@@ -27,6 +27,10 @@
 #   agent   tests/deploy/measure-agent.sh: the agent with 0, 10, 100
 #           containers on a real dockerd, idle; docker run → aggregator and
 #           → webhook alert; node_exporter's RSS beside it
+#   agent-containerd
+#           the same script with --runtime containerd: 100 pods on a scratch
+#           containerd (CRI), idle; pod start → aggregator and → webhook
+#           alert, BENCH_CRI_TRIALS (100) each; node_exporter beside it
 #   attack  100 agents over mutual TLS in a steady fleet (heartbeats every
 #           second, 5 changed snapshots per second, status and diff every
 #           second), first alone, then while envparity-attack holds 2,000
@@ -44,7 +48,7 @@ cd "$(dirname "$0")/.."
 root=$(pwd -P)
 out=${1:-$root/bench-results/$(date -u +%Y%m%dT%H%M%SZ)}
 runs=${BENCH_RUNS:-3}
-parts=${BENCH_PARTS:-ingest,scale,engine,agent,attack}
+parts=${BENCH_PARTS:-ingest,scale,engine,agent,agent-containerd,attack}
 scales=${BENCH_SCALES:-100,1000,10000}
 duration=${BENCH_DURATION:-8s}
 steady=${BENCH_STEADY:-20s}
@@ -57,16 +61,20 @@ agent_bin=${CARGO_TARGET_DIR:-$root/target}/release-agent/envparity-agent
 say() { printf 'bench: %s\n' "$*" >&2; }
 has() { [[ ",$parts," == *",$1,"* ]]; }
 
-if has agent && [[ "$(id -u)" != 0 ]]; then
-  say "the agent part starts dockerd: run as root, or leave it out (BENCH_PARTS=ingest,scale,engine,attack)"
+if { has agent || has agent-containerd; } && [[ "$(id -u)" != 0 ]]; then
+  say "the agent parts start dockerd and containerd: run as root, or leave them out (BENCH_PARTS=ingest,scale,engine,attack)"
   exit 1
 fi
 say "building release binaries"
 build=(-p envparity-aggregator -p envparity-tests --bin envparity --bin envparity-loadgen --bin envparity-attack)
 cargo build --release --locked "${build[@]}" >&2
 # ENVPARITY_AGENT_BIN measures another agent build (e.g. a release).
-if [[ -z "${ENVPARITY_AGENT_BIN:-}" ]] && has agent; then
+if [[ -z "${ENVPARITY_AGENT_BIN:-}" ]] && { has agent || has agent-containerd; }; then
   cargo build --profile release-agent --locked -p envparity-agent --bin envparity-agent >&2
+fi
+if has agent-containerd; then
+  # The node it measures on (a test tool: a debug build does).
+  cargo build --locked -p envparity-tests --bin envparity-cri-node >&2
 fi
 
 {
@@ -246,6 +254,16 @@ if has agent; then
     ENVPARITY_AGENT_BIN=${ENVPARITY_AGENT_BIN:-$agent_bin} ENVPARITY_BIN=$bin/envparity \
       tests/deploy/measure-agent.sh --counts 0,10,100 --seconds "${BENCH_AGENT_SECONDS:-90}" --idle \
       --trials "${BENCH_TRIALS:-20}" --node-exporter --json "$out/agent.jsonl" | tee -a "$out/agent.txt" >&2
+  done
+fi
+
+if has agent-containerd; then
+  for r in $(seq 1 "$runs"); do
+    say "agent on containerd, run $r"
+    ENVPARITY_AGENT_BIN=${ENVPARITY_AGENT_BIN:-$agent_bin} ENVPARITY_BIN=$bin/envparity \
+      tests/deploy/measure-agent.sh --runtime containerd --counts 100 --seconds "${BENCH_AGENT_SECONDS:-90}" \
+      --idle --trials "${BENCH_CRI_TRIALS:-100}" --node-exporter --json "$out/agent-containerd.jsonl" |
+      tee -a "$out/agent-containerd.txt" >&2
   done
 fi
 

@@ -33,7 +33,8 @@ packages=(
   systemd          # systemd-analyze verify/security on deploy/systemd/*.service
   docker-compose   # `docker-compose config` validates deploy/compose/compose.yaml
   python3-venv     # the venv holding kubernetes-validate and Helm's SDK (below)
-  haproxy          # a read-only Docker socket proxy in the security e2e tests
+  haproxy          # a read-only Docker socket proxy in the security e2e tests; the CRI allowlist (e2e, tests/deploy/check.sh)
+  curl             # tests/deploy/check.sh: a gRPC call over HTTP/2 to the rendered CRI allowlist
   prometheus-node-exporter  # the minimal host agent the benchmarks compare against (scripts/bench.sh)
   chromium         # headless browser for the web view's e2e tests (docs/web.md)
   chromium-driver  # chromedriver: the WebDriver server the e2e harness drives chromium with
@@ -59,6 +60,7 @@ tools=(
   /usr/bin/systemd-analyze
   /usr/bin/docker-compose
   /usr/sbin/haproxy
+  /usr/bin/curl
   /usr/bin/prometheus-node-exporter
   /usr/bin/chromium
   /usr/bin/chromedriver

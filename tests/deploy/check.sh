@@ -2,7 +2,8 @@
 # Checks the deployment assets in deploy/ the way their users will use them,
 # offline. Called by scripts/test.sh after the build; needs the binaries in
 # target/debug and what scripts/setup.sh installs (yamllint, systemd-analyze,
-# docker-compose, kubectl, and a venv with kubernetes-validate and Helm's SDK).
+# docker-compose, kubectl, haproxy, curl, and a venv with kubernetes-validate
+# and Helm's SDK).
 #
 #   tests/deploy/check.sh
 #   ENVPARITY_BLESS=1 tests/deploy/check.sh   # rewrite the committed Helm renders
@@ -62,7 +63,7 @@ fails_with() {
 }
 
 for tool in "$bin/envparity-agent" "$bin/envparity" "$python" /usr/bin/yamllint /usr/bin/systemd-analyze \
-  /usr/bin/docker-compose "$venv/bin/kubernetes-validate"; do
+  /usr/bin/docker-compose "$venv/bin/kubernetes-validate" /usr/sbin/haproxy /usr/bin/curl; do
   [[ -x "$tool" ]] || { say "error: $tool is missing: run scripts/setup.sh (and cargo build)"; exit 1; }
 done
 command -v kubectl >/dev/null || { say "error: kubectl is missing: run scripts/setup.sh"; exit 1; }
@@ -89,6 +90,13 @@ check "helm template (default values) matches tests/deploy/helm-rendered/default
   render default deploy/helm/envparity/values.yaml envparity
 check "helm template (every option) matches tests/deploy/helm-rendered/full.yaml" \
   render full tests/deploy/helm-values-full.yaml monitoring policy=deploy/policy.example.toml
+check "helm template (agent.runtime=containerd) matches tests/deploy/helm-rendered/containerd.yaml" \
+  render containerd tests/deploy/helm-values-containerd.yaml envparity
+check "helm template (agent.runtime=podman) matches tests/deploy/helm-rendered/podman.yaml" \
+  render podman tests/deploy/helm-values-podman.yaml envparity
+check "helm template refuses an unknown agent.runtime" \
+  fails_with 'agent.runtime "cri-o": choose docker, podman or containerd' \
+  "$python" "$tools" helm-render deploy/helm/envparity <(echo 'agent: {runtime: cri-o}') envparity envparity
 refused "helm template without agent.environment" \
   "$python" "$tools" helm-render deploy/helm/envparity <(echo 'agent: {environment: ""}') envparity envparity
 check "helm template refuses a malformed agent.journalMaxBytes" \
@@ -112,8 +120,7 @@ mapfile -t all_yaml < <(find deploy -name '*.y*ml' -not -path 'deploy/helm/envpa
 check "every YAML file under deploy/ parses (${#all_yaml[@]} files)" "$python" "$tools" parse "${all_yaml[@]}"
 # The deployment assets of this check (deploy/prometheus is checked by promtool).
 mapfile -t yaml_files < <(find deploy -name '*.yaml' -not -path 'deploy/helm/envparity/templates/*' | sort)
-yaml_files+=(deploy/.yamllint tests/deploy/helm-values-full.yaml tests/deploy/helm-values-plaintext.yaml
-  "$rendered/default.yaml" "$rendered/full.yaml" "$work/plaintext.yaml")
+yaml_files+=(deploy/.yamllint tests/deploy/helm-values-*.yaml "$rendered"/*.yaml "$work/plaintext.yaml")
 check "yamllint --strict (${#yaml_files[@]} files)" yamllint --strict -c deploy/.yamllint "${yaml_files[@]}"
 printf 'a: [1\n' >"$work/broken.yaml"
 refused "yamllint on unparsable YAML" yamllint --strict -c deploy/.yamllint "$work/broken.yaml"
@@ -125,15 +132,31 @@ kubectl kustomize deploy/kubernetes >"$work/kustomized.yaml" 2>"$work/kustomize.
 check "kubectl kustomize deploy/kubernetes" test ! -s "$work/kustomize.err"
 check "deploy/kubernetes/config/policy.toml is deploy/policy.example.toml" \
   diff -u deploy/policy.example.toml deploy/kubernetes/config/policy.toml
+check "deploy/kubernetes/containerd/haproxy.cfg is deploy/cri-proxy/haproxy.cfg" \
+  diff -u deploy/cri-proxy/haproxy.cfg deploy/kubernetes/containerd/haproxy.cfg
+# The runtime components, as docs/deploy.md has a user include them: an
+# overlay whose resources: is deploy/kubernetes and components: the runtime's.
+kustomize_runtime() { # kustomize_runtime RUNTIME
+  local overlay=$work/overlay-$1
+  mkdir -p "$overlay"
+  printf 'resources:\n  - %s\ncomponents:\n  - %s\n' \
+    "$(realpath --relative-to="$overlay" deploy/kubernetes)" \
+    "$(realpath --relative-to="$overlay" "deploy/kubernetes/$1")" >"$overlay/kustomization.yaml"
+  kubectl kustomize "$overlay" >"$work/kustomized-$1.yaml"
+}
+for runtime in containerd podman; do
+  check "kubectl kustomize: deploy/kubernetes with the $runtime component" kustomize_runtime "$runtime"
+done
 # The ServiceMonitor is a prometheus-operator CRD: no schema ships with
 # kubernetes-validate, so it is checked by yamllint only.
 "$python" "$tools" split-kinds "$work/full.yaml" "$work/full-split" ServiceMonitor >/dev/null
 for version in "${k8s_versions[@]}"; do
   check "kubernetes-validate --strict $version: kustomized deploy/kubernetes" \
-    "$venv/bin/kubernetes-validate" --strict --quiet -k "$version" "$work/kustomized.yaml"
+    "$venv/bin/kubernetes-validate" --strict --quiet -k "$version" "$work/kustomized.yaml" \
+    "$work/kustomized-containerd.yaml" "$work/kustomized-podman.yaml"
   check "kubernetes-validate --strict $version: Helm renders" \
     "$venv/bin/kubernetes-validate" --strict --quiet -k "$version" "$work/default.yaml" "$work"/full-split/*.yaml \
-    "$work/plaintext.yaml"
+    "$work/plaintext.yaml" "$work/containerd.yaml" "$work/podman.yaml"
 done
 sed 's/readOnlyRootFilesystem: true/readOnlyRootFilesytem: true/' deploy/kubernetes/aggregator.yaml >"$work/typo.yaml"
 refused "kubernetes-validate on a misspelt field" \
@@ -220,7 +243,11 @@ printf 'whsec_%s\n' "$(head -c 32 /dev/urandom | base64)" >"$croot/run/envparity
 chmod 600 "$croot"/etc/envparity/fleet.key "$croot"/run/envparity/secret/fleet.key "$croot"/run/envparity/secrets/*
 cp deploy/policy.example.toml "$croot/etc/envparity/policy.toml"
 relocate() { sed -E "s#^([a-z_]+ *= *\")/#\\1$croot/#" "$1" >"$2"; }
-agent_check() { env -i PATH="$PATH" ${host_id:+ENVPARITY_HOST_ID="$host_id"} "$bin/envparity-agent" --config "$1" check-config; }
+# agent_env: the literal env of the agent's container in the manifests at hand.
+agent_env=()
+agent_check() {
+  env -i PATH="$PATH" ${host_id:+ENVPARITY_HOST_ID="$host_id"} "${agent_env[@]}" "$bin/envparity-agent" --config "$1" check-config
+}
 aggregator_check() { env -i PATH="$PATH" "$bin/envparity" check-config --config "$1"; }
 
 # The fleet PKI, as docs/deploy.md makes it: the server certificate names
@@ -291,6 +318,50 @@ agent_check_journal() { # agent_check_journal CONFIG
   grep -Eq "^ *state_dir +$state  \(" <<<"$out" ||
     { printf 'the journal is not in %s:\n%s\n' "$state" "$out"; return 1; }
 }
+# The agent reads RUNTIME (check-config says so, for containerd and Podman)
+# at a socket the manifests wire as docs/deploy.md says (deploy_tools.py
+# socket-wiring: on containerd, only through the allowlist container).
+socket_wired() { # socket_wired CONFIG MANIFESTS RUNTIME
+  local out socket
+  out=$(agent_check "$1") || { printf '%s\n' "$out"; return 1; }
+  if [[ $3 != docker ]] && ! grep -Eq "^ *runtime +$3 " <<<"$out"; then
+    printf 'the agent does not read %s:\n%s\n' "$3" "$out"
+    return 1
+  fi
+  socket=$(awk '$1 == "runtime_socket" && $2 ~ /^\// { print $2 }' <<<"$out")
+  [[ -n $socket ]] || socket=$(awk '$1 == "docker_host" { sub("^unix://", "", $2); print $2 }' <<<"$out")
+  "$python" "$tools" socket-wiring "$2" "${socket#"$croot"}" deploy/cri-proxy/haproxy.cfg
+}
+# Runs the CRI allowlist of MANIFESTS as its container would (the ConfigMap's
+# haproxy.cfg, the container's env, its paths moved under a throwaway dir)
+# with no runtime behind it: a write call must be refused by the allowlist
+# itself (gRPC status 7), a read call passed on (503: no runtime there).
+allowlist_refuses_writes() { # allowlist_refuses_writes MANIFESTS
+  local dir=$work/allowlist env listen cri pid write read code=0
+  rm -rf "$dir" && mkdir -p "$dir"
+  "$python" "$tools" configmap-file "$1" envparity-agent-cri-allowlist haproxy.cfg >"$dir/haproxy.cfg" || return 1
+  env=$("$python" "$tools" container-env "$1" cri-allowlist) || return 1
+  listen=$(sed -n 's/^ENVPARITY_CRI_LISTEN=//p' <<<"$env")
+  cri=$(sed -n 's/^ENVPARITY_CRI_SOCKET=//p' <<<"$env")
+  [[ -n $listen && -n $cri ]] || { echo "the cri-allowlist container sets no ENVPARITY_CRI_LISTEN or ENVPARITY_CRI_SOCKET"; return 1; }
+  mkdir -p "$dir$(dirname "$listen")"
+  ENVPARITY_CRI_LISTEN=$dir$listen ENVPARITY_CRI_SOCKET=$dir$cri haproxy -db -f "$dir/haproxy.cfg" >"$dir/haproxy.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 50); do [[ -S $dir$listen ]] && break; sleep 0.1; done
+  grpc() {
+    curl -s --max-time 5 --http2-prior-knowledge --unix-socket "$dir$listen" -X POST \
+      -H 'content-type: application/grpc' -D - -o /dev/null "http://localhost/$1"
+  }
+  write=$(grpc runtime.v1.RuntimeService/RemovePodSandbox)
+  read=$(grpc runtime.v1.RuntimeService/ListContainers)
+  kill "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  [[ $write == *"grpc-status: 7"* ]] || { echo "RemovePodSandbox was not refused: ${write:-no answer}"; code=1; }
+  [[ $read == "HTTP/2 503"* ]] || { echo "ListContainers was not passed on to the runtime: ${read:-no answer}"; code=1; }
+  ((code == 0)) || cat "$dir/haproxy.log"
+  return $code
+}
+
 # The agent certificate names the host id the agent reports as.
 cert_names_host() { # cert_names_host CERT HOST-ID
   local subject
@@ -302,6 +373,8 @@ cert_names_host() { # cert_names_host CERT HOST-ID
 "$python" "$tools" configmap-file "$work/default.yaml" envparity-agent agent.toml >"$work/helm-agent.toml"
 "$python" "$tools" configmap-file "$work/full.yaml" envparity-agent agent.toml >"$work/helm-full-agent.toml"
 "$python" "$tools" configmap-file "$work/plaintext.yaml" envparity-agent agent.toml >"$work/helm-plaintext-agent.toml"
+"$python" "$tools" configmap-file "$work/containerd.yaml" envparity-agent agent.toml >"$work/helm-containerd-agent.toml"
+"$python" "$tools" configmap-file "$work/podman.yaml" envparity-agent agent.toml >"$work/helm-podman-agent.toml"
 "$python" "$tools" configmap-file "$work/default.yaml" envparity-aggregator aggregator.toml >"$work/helm-aggregator.toml"
 "$python" "$tools" configmap-file "$work/full.yaml" envparity-aggregator aggregator.toml >"$work/helm-full-aggregator.toml"
 "$python" "$tools" configmap-file "$work/plaintext.yaml" envparity-aggregator aggregator.toml >"$work/helm-plaintext-aggregator.toml"
@@ -316,21 +389,54 @@ i=1
 for pair in "deploy/kubernetes/config/agent.toml $work/kustomized.yaml $work/agent-secret" \
   "helm-agent.toml $work/default.yaml $work/agent-secret" \
   "helm-full-agent.toml $work/full.yaml $work/node-dir" \
-  "helm-plaintext-agent.toml $work/plaintext.yaml $work/agent-secret"; do
+  "helm-plaintext-agent.toml $work/plaintext.yaml $work/agent-secret" \
+  "deploy/kubernetes/config/agent.toml $work/kustomized-containerd.yaml $work/agent-secret" \
+  "deploy/kubernetes/config/agent.toml $work/kustomized-podman.yaml $work/agent-secret" \
+  "helm-containerd-agent.toml $work/containerd.yaml $work/agent-secret" \
+  "helm-podman-agent.toml $work/podman.yaml $work/agent-secret"; do
   read -r config manifests source <<<"$pair"
   [[ $config == helm-* ]] && config=$work/$config
   name=${config#"$work"/}
   i=$((i + 1))
   relocate "$config" "$work/agent-$i.toml"
+  mapfile -t agent_env < <("$python" "$tools" container-env "$manifests" agent)
   check "agent init container of ${manifests#"$work"/} on node host-1" k8s_init "$manifests" "$source" host-1
   if grep -q '^tls_cert' "$work/agent-$i.toml"; then
     check "the agent certificate it installed names host-1 as an agent (CN, OU): ${manifests#"$work"/}" \
       cert_names_host "$croot/run/envparity/tls/agent.pem" host-1
   fi
   check "the journal's directory it prepared is the agent's, mode 0700: ${manifests#"$work"/}" state_dir_ready
-  check "envparity-agent check-config $name (journal in /var/lib/envparity-agent)" \
+  check "envparity-agent check-config $name (journal in /var/lib/envparity-agent)${agent_env[*]:+ with ${agent_env[*]}}" \
     agent_check_journal "$work/agent-$i.toml"
+  runtime=docker
+  [[ $manifests == *containerd* ]] && runtime=containerd
+  [[ $manifests == *podman* ]] && runtime=podman
+  check "the agent of ${manifests#"$work"/} reads $runtime, through a socket wired as docs/deploy.md says" \
+    socket_wired "$work/agent-$i.toml" "$manifests" "$runtime"
+  if [[ $runtime == containerd ]]; then
+    check "the CRI allowlist of ${manifests#"$work"/}, run as its container would: a write refused, a read passed on" \
+      allowlist_refuses_writes "$manifests"
+  fi
 done
+agent_env=()
+# Negative controls: an agent container that also mounts containerd's socket
+# directory, and an allowlist that lets every call through.
+"$python" - "$work/containerd.yaml" >"$work/containerd-agent-mounts-socket.yaml" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+for d in docs:
+    if d["kind"] == "DaemonSet":
+        for c in d["spec"]["template"]["spec"]["containers"]:
+            if c["name"] == "agent":
+                c["volumeMounts"].append({"name": "containerd-socket-dir", "mountPath": "/host/run/containerd", "readOnly": True})
+yaml.safe_dump_all(docs, sys.stdout)
+PY
+check "the wiring check on an agent container that mounts containerd's socket directory fails" \
+  fails_with "the agent container mounts the node's /run/containerd" \
+  "$python" "$tools" socket-wiring "$work/containerd-agent-mounts-socket.yaml" /run/envparity/cri/cri.sock deploy/cri-proxy/haproxy.cfg
+sed '/http-request return/d' "$work/containerd.yaml" >"$work/containerd-allow-all.yaml"
+check "the CRI allowlist check on an allowlist without its refusal fails" \
+  fails_with "RemovePodSandbox was not refused" allowlist_refuses_writes "$work/containerd-allow-all.yaml"
 host_id=""
 # A node whose certificate is not in the Secret: the init container stops, naming it.
 check "agent init container on a node without a certificate in the Secret fails, naming it" \

@@ -9,6 +9,9 @@
   deploy_tools.py init-script MANIFESTS NAME      # the shell script of the DaemonSet's init container NAME
   deploy_tools.py compose-script COMPOSE SERVICE  # the shell script of a Compose service's entrypoint
   deploy_tools.py parse FILE...                   # every file is YAML (all its documents)
+  deploy_tools.py container-env MANIFESTS NAME    # the literal env of the DaemonSet's container NAME, KEY=VALUE lines
+  deploy_tools.py socket-wiring MANIFESTS SOCKET ALLOWLIST
+                                                  # the agent's runtime socket SOCKET is wired as docs/deploy.md says
 
 Each exits 1 with a message naming the file and the problem.
 """
@@ -180,6 +183,99 @@ def parse(files):
     print(f"{len(files)} YAML file(s) parse")
 
 
+def daemonset_pod(manifests):
+    for doc in documents(manifests):
+        if doc.get("kind") == "DaemonSet":
+            return doc["spec"]["template"]["spec"]
+    fail(f"{manifests}: no DaemonSet")
+
+
+def container_env(manifests, name):
+    """The env entries with a literal value of the DaemonSet's container NAME."""
+    for container in daemonset_pod(manifests).get("containers", []):
+        if container["name"] == name:
+            for entry in container.get("env", []):
+                if "value" in entry:
+                    print(f"{entry['name']}={entry['value']}")
+            return
+    fail(f"{manifests}: the DaemonSet has no container {name}")
+
+
+def mount_holding(container, path):
+    """The volumeMount of CONTAINER under which PATH lies (the deepest), or None."""
+    best = None
+    for mount in container.get("volumeMounts", []):
+        root = mount["mountPath"].rstrip("/") + "/"
+        if path.startswith(root) and (best is None or len(root) > len(best["mountPath"])):
+            best = mount
+    return best
+
+
+def socket_wiring(manifests, socket, allowlist):
+    """The agent's runtime socket SOCKET (a path in the agent's container) is
+    reachable as deployed, and on containerd only through the allowlist.
+
+    Without a cri-allowlist container, SOCKET lies in a hostPath directory
+    mounted read-only into the agent. With one: SOCKET is the allowlist's
+    ENVPARITY_CRI_LISTEN, in a volume that is no hostPath and that both
+    containers mount at the same path; the allowlist's ENVPARITY_CRI_SOCKET
+    lies in a hostPath it mounts read-only; the agent mounts no hostPath
+    directory but the node's os-release and its journal; the allowlist's
+    configuration (a ConfigMap's haproxy.cfg) is exactly the file ALLOWLIST;
+    and the pod shares no process namespace (the agent would reach the
+    allowlist's mounts through /proc)."""
+    pod = daemonset_pod(manifests)
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    containers = {c["name"]: c for c in pod.get("containers", [])}
+    agent = containers.get("agent") or fail(f"{manifests}: no agent container")
+    proxy = containers.get("cri-allowlist")
+    problems = []
+    mount = mount_holding(agent, socket)
+    if mount is None:
+        fail(f"{manifests}: the agent's socket {socket} is in no volume mounted into the agent container")
+    volume = volumes.get(mount["name"], {})
+    if proxy is None:
+        if "hostPath" not in volume:
+            problems.append(f"{socket} is in volume {mount['name']}, not a hostPath of the node")
+        if not mount.get("readOnly"):
+            problems.append(f"the node's directory {mount['mountPath']} is mounted writable into the agent")
+    else:
+        env = {e["name"]: e.get("value") for e in proxy.get("env", [])}
+        if env.get("ENVPARITY_CRI_LISTEN") != socket:
+            problems.append(f"the agent reads {socket}, the allowlist listens on {env.get('ENVPARITY_CRI_LISTEN')}")
+        if "hostPath" in volume:
+            problems.append(f"the agent's socket {socket} is in hostPath volume {mount['name']}")
+        shared = mount_holding(proxy, socket)
+        if shared is None or shared["name"] != mount["name"] or shared["mountPath"] != mount["mountPath"]:
+            problems.append(f"the allowlist does not mount volume {mount['name']} at {mount['mountPath']}")
+        cri = env.get("ENVPARITY_CRI_SOCKET") or ""
+        cri_mount = mount_holding(proxy, cri)
+        if cri_mount is None or "hostPath" not in volumes.get(cri_mount["name"], {}):
+            problems.append(f"the allowlist's runtime socket {cri!r} is in no hostPath it mounts")
+        elif not cri_mount.get("readOnly"):
+            problems.append(f"the allowlist mounts the node's {cri_mount['mountPath']} writable")
+        allowed = {"/etc/os-release", "/var/lib/envparity-agent"}
+        for m in agent.get("volumeMounts", []):
+            host = volumes.get(m["name"], {}).get("hostPath")
+            if host and host["path"] not in allowed and not m["mountPath"].startswith("/var/lib/envparity"):
+                problems.append(f"the agent container mounts the node's {host['path']} (volume {m['name']})")
+        if pod.get("shareProcessNamespace"):
+            problems.append("shareProcessNamespace: the agent would see the allowlist's mounts through /proc")
+        expected = Path(allowlist).read_text()
+        config = mount_holding(proxy, next((a for a in proxy.get("command", []) + proxy.get("args", [])
+                                            if a.endswith(".cfg")), ""))
+        cm_name = volumes.get(config["name"], {}).get("configMap", {}).get("name") if config else None
+        found = [d for d in documents(manifests)
+                 if d.get("kind") == "ConfigMap" and d["metadata"]["name"] == cm_name]
+        if not found:
+            problems.append(f"the allowlist's configuration is no ConfigMap of these manifests ({cm_name})")
+        elif found[0].get("data", {}).get("haproxy.cfg") != expected:
+            problems.append(f"ConfigMap {cm_name}'s haproxy.cfg is not {allowlist}")
+    if problems:
+        fail(f"{manifests}:\n  " + "\n  ".join(problems))
+    print(f"{manifests}: the agent's {socket} is wired as documented")
+
+
 def main(argv):
     if len(argv) < 2:
         fail(__doc__)
@@ -198,6 +294,10 @@ def main(argv):
         init_script(*args)
     elif command == "compose-script" and len(args) == 2:
         compose_script(*args)
+    elif command == "container-env" and len(args) == 2:
+        container_env(*args)
+    elif command == "socket-wiring" and len(args) == 3:
+        socket_wiring(*args)
     elif command == "split-kinds" and len(args) >= 2:
         split_kinds(args[0], args[1], set(args[2:]))
     else:

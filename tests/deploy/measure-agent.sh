@@ -10,9 +10,17 @@
 #   tests/deploy/measure-agent.sh [CONTAINERS] [SECONDS]   # default 30 containers, 120 s, with churn
 #   tests/deploy/measure-agent.sh --counts 0,10,100 --seconds 120 --idle --trials 20 \
 #       --node-exporter --json agent.jsonl                 # what scripts/bench.sh runs
+#   cargo build -p envparity-tests --bin envparity-cri-node
+#   tests/deploy/measure-agent.sh --runtime containerd --counts 100 --seconds 90 --idle \
+#       --trials 100 --node-exporter --json agent-containerd.jsonl   # a containerd node
 #
 # One sandboxed dockerd (scripts/lib/fleet.sh) runs busybox containers, each
-# with a few env variables and labels; an aggregator runs on loopback with
+# with a few env variables and labels. With --runtime containerd, a scratch
+# containerd serving the CRI runs pods instead (tests/src/bin/envparity-cri-node.rs,
+# the e2e harness's node: each pod made as the kubelet makes it, its service
+# a pod label, the same env), and the agent reads it with --runtime
+# containerd, directly on its socket; "docker run" below is then the CRI's
+# RunPodSandbox, CreateContainer and StartContainer of one pod. An aggregator runs on loopback with
 # mutual TLS; the release agent reports with its default intervals (heartbeat
 # 15 s, resync 60 s). For each container count (--counts, containers are
 # added between counts) a fresh agent starts; once the aggregator shows all
@@ -42,6 +50,7 @@ cd "$(dirname "$0")/../.."
 root=$(pwd -P)
 
 counts=30
+runtime=docker
 seconds=120
 mode=churn
 trials=0
@@ -51,6 +60,7 @@ positional=()
 while (($#)); do
   case $1 in
     --counts) counts=$2; shift 2 ;;
+    --runtime) runtime=$2; shift 2 ;;
     --seconds) seconds=$2; shift 2 ;;
     --idle) mode=idle; shift ;;
     --churn) mode=churn; shift ;;
@@ -65,12 +75,17 @@ done
 ((${#positional[@]} > 0)) && counts=${positional[0]}
 ((${#positional[@]} > 1)) && seconds=${positional[1]}
 IFS=, read -r -a count_list <<<"$counts"
+[[ $runtime == docker || $runtime == containerd ]] ||
+  { echo "measure: --runtime $runtime: docker or containerd" >&2; exit 2; }
 
 agent_bin=${ENVPARITY_AGENT_BIN:-$root/target/release-agent/envparity-agent}
 server_bin=${ENVPARITY_BIN:-$root/target/release/envparity}
 [[ -x "$server_bin" ]] || server_bin=$root/target/debug/envparity
 node_exporter_bin=${NODE_EXPORTER_BIN:-/usr/bin/prometheus-node-exporter}
-for bin in "$agent_bin" "$server_bin"; do
+node_bin=${ENVPARITY_CRI_NODE_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/envparity-cri-node}
+needed=("$agent_bin" "$server_bin")
+[[ $runtime == containerd ]] && needed+=("$node_bin")
+for bin in "${needed[@]}"; do
   [[ -x "$bin" ]] || { echo "measure: $bin missing: build it first (see --help)" >&2; exit 1; }
 done
 if ((node_exporter)) && [[ ! -x "$node_exporter_bin" ]]; then
@@ -83,12 +98,19 @@ fi
 fleet_init
 pids=()
 agent=
+node_pid=
 measure_stop() {
   local status=$?
   [[ -n "$agent" ]] && pids+=("$agent")
   if ((${#pids[@]})); then
     kill -TERM "${pids[@]}" 2>/dev/null || true
     wait "${pids[@]}" 2>/dev/null || true
+  fi
+  # The containerd node stops its pods, containerd, dockerd and registry at
+  # the end of its input.
+  if [[ -n "$node_pid" ]]; then
+    exec {node_in}>&-
+    wait "$node_pid" 2>/dev/null || true
   fi
   fleet_stop_all
   exit "$status"
@@ -118,16 +140,68 @@ rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
 cpu_ticks() { local s; read -r -a s <"/proc/$1/stat"; echo $((s[13] + s[14])); }
 
-fleet_start_host prod >/dev/null
-host_dir=$FLEET_DIR/hosts/prod
-fleet_make_image prod app:1 1.0.0 >/dev/null
+# node_call WORDS…: one command to the containerd node; its answer after "ok".
+node_call() {
+  local reply
+  printf '%s\n' "$*" >&"$node_in"
+  IFS= read -r reply <&"$node_out" || { echo "measure: the containerd node exited (see $FLEET_DIR/node.log)" >&2; return 1; }
+  [[ $reply == ok* ]] || { echo "measure: the containerd node: $* -> $reply" >&2; return 1; }
+  echo "${reply#ok}"
+}
+if [[ $runtime == docker ]]; then
+  fleet_start_host prod >/dev/null
+  host_dir=$FLEET_DIR/hosts/prod
+  fleet_make_image prod app:1 1.0.0 >/dev/null
+  runtime_args=(--docker-host "$(fleet_docker_host prod)")
+else
+  mkfifo "$FLEET_DIR/node.in" "$FLEET_DIR/node.out"
+  "$node_bin" <"$FLEET_DIR/node.in" >"$FLEET_DIR/node.out" 2>"$FLEET_DIR/node.log" &
+  node_pid=$!
+  exec {node_in}>"$FLEET_DIR/node.in" {node_out}<"$FLEET_DIR/node.out"
+  socket=
+  while IFS= read -r line <&"$node_out"; do
+    [[ $line == "socket "* ]] && socket=${line#socket }
+    [[ $line == ready ]] && break
+  done
+  [[ -n $socket ]] || { echo "measure: the containerd node did not start:" >&2; cat "$FLEET_DIR/node.log" >&2; exit 1; }
+  runtime_args=(--runtime containerd --runtime-socket "$socket")
+fi
+start_what="docker run"
+[[ $runtime == containerd ]] && start_what="pod start (CRI)"
 have=0
 add_containers() {
+  if [[ $runtime == containerd ]]; then
+    node_call pods "$1" >/dev/null
+    have=$1
+    return
+  fi
   while ((have < $1)); do
     have=$((have + 1))
     fleet_docker prod run -d --network none --name "app-$have" --label envparity.service="svc-$((have % 10))" \
       --label team=demo -e LOG_LEVEL=info -e DB_PASSWORD="pw-$have" -e FEATURE_X=on -e WORKERS=4 app:1 >/dev/null
   done
+}
+# rt_run NAME SERVICE [KEY=VALUE…]: starts container NAME of SERVICE (`-`:
+# no envparity.service label) running app:1 with that env, and returns once
+# the runtime says it started.
+rt_run() {
+  local name=$1 service=$2
+  shift 2
+  if [[ $runtime == containerd ]]; then
+    node_call run "$name" "$service" "$@" >/dev/null
+    return
+  fi
+  local args=(--name "$name") kv
+  [[ $service != - ]] && args+=(--label envparity.service="$service")
+  for kv in "$@"; do args+=(-e "$kv"); done
+  fleet_docker prod run -d --network none "${args[@]}" app:1 >/dev/null
+}
+rt_rm() {
+  if [[ $runtime == containerd ]]; then
+    node_call rm "$1" >/dev/null
+  else
+    fleet_docker prod rm -f "$1" >/dev/null
+  fi
 }
 
 port=$(free_port)
@@ -193,7 +267,7 @@ scrape() {
 
 agent_args=(--aggregator "https://127.0.0.1:$port" --environment production --host-id measure-1
   --tls-ca "$pki/ca.pem" --tls-cert "$pki/agent-measure-1.pem" --tls-key "$pki/agent-measure-1-key.pem"
-  --docker-host "$(fleet_docker_host prod)" --fingerprint-key-file "$FLEET_DIR/fleet.key"
+  "${runtime_args[@]}" --fingerprint-key-file "$FLEET_DIR/fleet.key"
   --clear-env LOG_LEVEL)
 
 # Which Engine API endpoints the agent calls: dockerd's debug log ("Calling
@@ -249,7 +323,7 @@ shows_count() {
 first=1
 for count in "${count_list[@]}"; do
   add_containers "$count"
-  if ((first)) && [[ $mode == churn ]]; then
+  if ((first)) && [[ $mode == churn && $runtime == docker ]]; then
     list_api_calls
   fi
   first=0
@@ -278,17 +352,17 @@ for count in "${count_list[@]}"; do
     fi
     if [[ $mode == churn ]] && (((SECONDS - start) % 5 == 0)); then
       churn=$((churn + 1))
-      fleet_docker prod run -d --network none --name "churn-$churn" -e LOG_LEVEL=debug app:1 >/dev/null
-      ((churn > 1)) && fleet_docker prod rm -f "churn-$((churn - 1))" >/dev/null
+      rt_run "churn-$churn" - LOG_LEVEL=debug
+      ((churn > 1)) && rt_rm "churn-$((churn - 1))"
     fi
     sleep 1
   done
   cpu1=$(cpu_ticks "$agent")
-  ((churn > 0)) && fleet_docker prod rm -f "churn-$churn" >/dev/null
+  ((churn > 0)) && rt_rm "churn-$churn"
   hwm=$(hwm_kib "$agent")
   clk=$(getconf CLK_TCK)
   millicores=$(awk -v t=$((cpu1 - cpu0)) -v hz="$clk" -v s="$seconds" 'BEGIN { printf "%.2f", 1000 * t / hz / s }')
-  echo "agent $("$agent_bin" --version), $count containers, ${seconds}s ($mode), load $load_before"
+  echo "agent $("$agent_bin" --version) on $runtime, $count containers, ${seconds}s ($mode), load $load_before"
   echo "  RSS median $(pct "$samples" 50) KiB, max sampled $(pct "$samples" 100) KiB, peak (VmHWM) ${hwm} KiB"
   echo "  CPU $(awk -v t=$((cpu1 - cpu0)) -v hz="$clk" 'BEGIN { printf "%.2f", t / hz }') s in ${seconds} s = ${millicores} millicores on average"
   ne_json=null
@@ -312,7 +386,7 @@ for count in "${count_list[@]}"; do
     for k in $(seq 1 "$trials"); do
       name=lat-$count-$k
       t0=$(now_us)
-      fleet_docker prod run -d --network none --name "$name" --label envparity.service="$name" app:1 >/dev/null
+      rt_run "$name" "$name"
       t1=$(now_us)
       if t2=$(poll_until 10 cli service "$name"); then
         echo $(((t2 - t0) / 1000)) >>"$to_state"
@@ -320,38 +394,38 @@ for count in "${count_list[@]}"; do
       else
         failures=$((failures + 1))
       fi
-      fleet_docker prod rm -f "$name" >/dev/null
+      rt_rm "$name"
       poll_until 10 gone "$name" >/dev/null || true
     done
-    echo "  docker run -> aggregator shows it ($trials runs): p50 $(pct "$to_state" 50) ms, p99 $(pct "$to_state" 99) ms, max $(pct "$to_state" 100) ms; docker run itself p50 $(pct "$run_ms" 50) ms; $failures not seen within 10 s"
+    echo "  $start_what -> aggregator shows it ($trials runs): p50 $(pct "$to_state" 50) ms, p99 $(pct "$to_state" 99) ms, max $(pct "$to_state" 100) ms; $start_what itself p50 $(pct "$run_ms" 50) ms; $failures not seen within 10 s"
     state_json="{\"p50_ms\": $(pct "$to_state" 50), \"p99_ms\": $(pct "$to_state" 99), \"max_ms\": $(pct "$to_state" 100), \"docker_run_p50_ms\": $(pct "$run_ms" 50), \"runs\": $trials, \"failures\": $failures}"
 
-    fleet_docker prod run -d --network none --name drift-base --label envparity.service=drift -e MODE=a app:1 >/dev/null
+    rt_run drift-base drift MODE=a
     _fleet_wait 30 "the aggregator to show service drift" cli service drift
     sleep 2
     failures=0
     for k in $(seq 1 "$trials"); do
       skip=$(wc -l <"$hook_log")
       t0=$(now_us)
-      fleet_docker prod run -d --network none --name "drift-$k" --label envparity.service=drift -e MODE=b app:1 >/dev/null
+      rt_run "drift-$k" drift MODE=b
       if t2=$(poll_until 10 hook_event "$skip" firing "replica_drift|drift|"); then
         echo $(((t2 - t0) / 1000)) >>"$to_alert"
       else
         failures=$((failures + 1))
       fi
-      fleet_docker prod rm -f "drift-$k" >/dev/null
+      rt_rm "drift-$k"
       poll_until 15 hook_event "$skip" resolved "replica_drift|drift|" >/dev/null || true
     done
-    fleet_docker prod rm -f drift-base >/dev/null
-    echo "  docker run of a drifting replica -> firing alert at the webhook ($trials runs): p50 $(pct "$to_alert" 50) ms, p99 $(pct "$to_alert" 99) ms, max $(pct "$to_alert" 100) ms; $failures not within 10 s"
+    rt_rm drift-base
+    echo "  $start_what of a drifting replica -> firing alert at the webhook ($trials runs): p50 $(pct "$to_alert" 50) ms, p99 $(pct "$to_alert" 99) ms, max $(pct "$to_alert" 100) ms; $failures not within 10 s"
     alert_json="{\"p50_ms\": $(pct "$to_alert" 50), \"p99_ms\": $(pct "$to_alert" 99), \"max_ms\": $(pct "$to_alert" 100), \"runs\": $trials, \"failures\": $failures}"
   fi
   if grep -E ' (WARN|ERROR) ' "$FLEET_DIR/agent-$count.log"; then
     echo "(the agent logged the warnings above)"
   fi
   if [[ -n "$json" ]]; then
-    printf '{"containers": %s, "seconds": %s, "mode": "%s", "load_before": "%s", "agent": {"rss_kib_median": %s, "rss_kib_max": %s, "hwm_kib": %s, "millicores": %s}, "node_exporter": %s, "run_to_state": %s, "run_to_alert": %s}\n' \
-      "$count" "$seconds" "$mode" "$load_before" "$(pct "$samples" 50)" "$(pct "$samples" 100)" "$hwm" "$millicores" \
+    printf '{"runtime": "%s", "containers": %s, "seconds": %s, "mode": "%s", "load_before": "%s", "agent": {"rss_kib_median": %s, "rss_kib_max": %s, "hwm_kib": %s, "millicores": %s}, "node_exporter": %s, "run_to_state": %s, "run_to_alert": %s}\n' \
+      "$runtime" "$count" "$seconds" "$mode" "$load_before" "$(pct "$samples" 50)" "$(pct "$samples" 100)" "$hwm" "$millicores" \
       "$ne_json" "$state_json" "$alert_json" >>"$json"
   fi
   kill -TERM "$agent"

@@ -24,8 +24,9 @@ use envparity_cri::runtime_v1::{
     ContainerConfig, ContainerMetadata, CreateContainerRequest, ImageSpec, KeyValue,
     LinuxContainerConfig, LinuxContainerSecurityContext, LinuxPodSandboxConfig,
     LinuxSandboxSecurityContext, NamespaceMode, NamespaceOption, PodSandboxConfig,
-    PodSandboxMetadata, PullImageRequest, RemovePodSandboxRequest, RunPodSandboxRequest,
-    StartContainerRequest, StopPodSandboxRequest, VersionRequest,
+    PodSandboxMetadata, PodSandboxStatusRequest, PortMapping, PullImageRequest,
+    RemovePodSandboxRequest, RunPodSandboxRequest, StartContainerRequest, StopPodSandboxRequest,
+    VersionRequest,
 };
 use tonic::transport::Channel;
 
@@ -69,6 +70,7 @@ pub struct Pod {
     name: String,
     namespace: String,
     labels: Vec<(String, String)>,
+    ports: Vec<(i32, i32)>,
     containers: Vec<PodContainer>,
 }
 
@@ -95,6 +97,13 @@ impl Pod {
     /// A pod label (they live on the sandbox, as Kubernetes puts them).
     pub fn label(mut self, key: &str, value: &str) -> Self {
         self.labels.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// A TCP port of the pod's containers, mapped to `host_port` on the node
+    /// (0: not mapped), as the kubelet passes it in the sandbox's config.
+    pub fn port(mut self, container_port: i32, host_port: i32) -> Self {
+        self.ports.push((container_port, host_port));
         self
     }
 
@@ -339,7 +348,16 @@ impl ContainerdHost {
                 .join(&uid)
                 .display()
                 .to_string(),
-            port_mappings: Vec::new(),
+            port_mappings: pod
+                .ports
+                .iter()
+                .map(|&(container_port, host_port)| PortMapping {
+                    protocol: 0,
+                    container_port,
+                    host_port,
+                    host_ip: String::new(),
+                })
+                .collect(),
             labels: pod
                 .labels
                 .iter()
@@ -442,6 +460,22 @@ impl ContainerdHost {
         Ok(RunningPod {
             sandbox_id,
             container_ids,
+        })
+    }
+
+    /// The verbose `info` of `PodSandboxStatus` for `pod`, as containerd
+    /// answers it (key `info`): what the agent's unit tests record.
+    pub fn sandbox_status_info(&self, pod: &RunningPod) -> Result<String> {
+        let id = pod.sandbox_id.clone();
+        self.call(&format!("pod sandbox status {id}"), async move |channel| {
+            let answer = RuntimeServiceClient::new(channel)
+                .pod_sandbox_status(PodSandboxStatusRequest {
+                    pod_sandbox_id: id,
+                    verbose: true,
+                })
+                .await?
+                .into_inner();
+            Ok(answer.info.get("info").cloned().unwrap_or_default())
         })
     }
 

@@ -7,15 +7,19 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::containerd::ContainerdHost;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::fleet::Fleet;
 use crate::process::Process;
 use crate::scratch::ScratchDir;
 use crate::tools::HAPROXY;
 use crate::wait::wait_until;
 
-/// The shipped allowlist, with `LISTEN` and `CRI` for socket paths.
-const CONFIG: &str = include_str!("../../deploy/cri-proxy/haproxy.cfg");
+/// The shipped allowlist, run as is: HAProxy reads the socket paths from
+/// `ENVPARITY_CRI_LISTEN` and `ENVPARITY_CRI_SOCKET`.
+const CONFIG: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../deploy/cri-proxy/haproxy.cfg"
+);
 
 /// A running allowlist proxy; dropping it stops it.
 #[derive(Debug)]
@@ -32,13 +36,13 @@ impl CriReadOnlyProxy {
         let binary = HAPROXY.require()?;
         let dir = fleet.new_dir(&format!("cri-proxy-{}", node.name()))?;
         let socket = dir.path().join("cri.sock");
-        let config = dir.path().join("haproxy.cfg");
-        let text = CONFIG
-            .replace("unix@LISTEN", &format!("unix@{}", socket.display()))
-            .replace("unix@CRI", &format!("unix@{}", node.socket().display()));
-        std::fs::write(&config, text).map_err(Error::io(format!("write {}", config.display())))?;
         let mut command = Command::new(binary);
-        command.arg("-db").arg("-f").arg(&config);
+        command
+            .env("ENVPARITY_CRI_LISTEN", &socket)
+            .env("ENVPARITY_CRI_SOCKET", node.socket())
+            .arg("-db")
+            .arg("-f")
+            .arg(CONFIG);
         let process = Process::spawn(
             format!("CRI allowlist proxy for {}", node.name()),
             command,

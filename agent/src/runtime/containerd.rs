@@ -3,6 +3,9 @@
 //!
 //! A collection makes, in this order:
 //! - `ListPodSandbox` once: pod labels live on the sandbox;
+//! - `PodSandboxStatus(verbose)` once per sandbox the agent has not read yet
+//!   (a sandbox's config never changes; the answers are kept while the
+//!   sandbox is listed): the pod's network namespace and port mappings;
 //! - `ListContainers(RUNNING)`: the ids (its `image_ref` is the image **id**,
 //!   so digests come from the status calls);
 //! - `ContainerStatus(verbose)` per container, [`INSPECT_CONCURRENCY`] at a
@@ -17,6 +20,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use envparity_cri::channel::{ConnectError, connect_unix};
@@ -24,8 +28,8 @@ use envparity_cri::runtime_v1::image_service_client::ImageServiceClient;
 use envparity_cri::runtime_v1::runtime_service_client::RuntimeServiceClient;
 use envparity_cri::runtime_v1::{
     ContainerFilter, ContainerState, ContainerStateValue, ContainerStatusRequest, ImageSpec,
-    ImageStatusRequest, ListContainersRequest, ListPodSandboxRequest, PodSandbox, StatusRequest,
-    VersionRequest,
+    ImageStatusRequest, ListContainersRequest, ListPodSandboxRequest, PodSandbox,
+    PodSandboxStatusRequest, StatusRequest, VersionRequest,
 };
 use envparity_proto::v1::{Container, EngineFacts};
 use futures_util::{StreamExt, TryStreamExt, stream};
@@ -33,7 +37,9 @@ use serde::Deserialize;
 use tonic::transport::Channel;
 
 use super::changes::{Change, Changes};
-use super::cri_container::{ContainerInfo, CriImage, JsonError, container_from_status, parse_json};
+use super::cri_container::{
+    ContainerInfo, CriImage, JsonError, SandboxFacts, container_from_status, parse_json,
+};
 use super::{ContainerRuntime, EventStream, RuntimeError, RuntimeKind};
 use crate::clear_env::ClearEnvPolicy;
 use crate::fingerprint::FleetKey;
@@ -80,6 +86,9 @@ pub enum CriError {
 pub struct Containerd {
     socket: PathBuf,
     channel: Channel,
+    /// What each sandbox read so far says ([`SandboxFacts`]), by sandbox id:
+    /// its config never changes, so it is read once per sandbox.
+    pods: Arc<Mutex<HashMap<String, Arc<SandboxFacts>>>>,
 }
 
 impl Containerd {
@@ -91,6 +100,7 @@ impl Containerd {
         let runtime = Self {
             socket: socket.to_owned(),
             channel,
+            pods: Arc::default(),
         };
         runtime.version().await?;
         Ok(runtime)
@@ -136,6 +146,43 @@ impl Containerd {
             .into_inner()
             .items;
         Ok(items.into_iter().map(|s| (s.id.clone(), s)).collect())
+    }
+
+    /// What sandbox `id` says for its containers, read once. A sandbox whose
+    /// status cannot be read (gone, refused by an older allowlist, JSON that
+    /// does not parse) gives none: its containers report no network mode
+    /// and no ports, and the collection goes on.
+    async fn pod(&self, id: &str) -> Arc<SandboxFacts> {
+        if let Some(facts) = self.pods.lock().expect("pod facts lock").get(id) {
+            return Arc::clone(facts);
+        }
+        let facts = match self
+            .runtime()
+            .pod_sandbox_status(PodSandboxStatusRequest {
+                pod_sandbox_id: id.to_owned(),
+                verbose: true,
+            })
+            .await
+        {
+            Ok(answer) => {
+                let answer = answer.into_inner();
+                SandboxFacts::new(answer.status.as_ref(), &answer.info).unwrap_or_else(|error| {
+                    tracing::warn!(sandbox = %id, %error, "pod sandbox status unreadable; its containers report no network mode and no ports");
+                    SandboxFacts::default()
+                })
+            }
+            Err(status) => {
+                let error = self.call_error(format!("PodSandboxStatus {id}"))(status);
+                tracing::warn!(sandbox = %id, %error, "pod sandbox status unreadable; its containers report no network mode and no ports");
+                SandboxFacts::default()
+            }
+        };
+        let facts = Arc::new(facts);
+        self.pods
+            .lock()
+            .expect("pod facts lock")
+            .insert(id.to_owned(), Arc::clone(&facts));
+        facts
     }
 
     /// The ids of the running containers.
@@ -224,6 +271,21 @@ impl Containerd {
     }
 }
 
+/// The sandbox of a container: by the id in its info, else (no sandbox id
+/// there: not containerd) by its pod uid label.
+fn sandbox_of<'a>(
+    sandboxes: &'a HashMap<String, PodSandbox>,
+    status: &envparity_cri::runtime_v1::ContainerStatus,
+    info: &ContainerInfo,
+) -> Option<&'a PodSandbox> {
+    sandboxes.get(&info.sandbox_id).or_else(|| {
+        let uid = status.labels.get("io.kubernetes.pod.uid")?;
+        sandboxes
+            .values()
+            .find(|s| s.metadata.as_ref().is_some_and(|m| &m.uid == uid))
+    })
+}
+
 /// containerd's verbose `Status` info (key `config`), as far as read.
 #[derive(Debug, Default, Deserialize)]
 struct CriPluginConfig {
@@ -309,6 +371,24 @@ impl ContainerRuntime for Containerd {
         .try_collect()
         .await?;
 
+        // Each sandbox read once, ever; those no longer listed are forgotten.
+        let mut pods: HashMap<String, Arc<SandboxFacts>> = HashMap::new();
+        for (_, found) in &statuses {
+            if let Some((status, info)) = found
+                && let Some(sandbox) = sandbox_of(&sandboxes, status, info)
+                && !pods.contains_key(&sandbox.id)
+            {
+                let facts = self.pod(&sandbox.id).await;
+                pods.insert(sandbox.id.clone(), facts);
+            }
+        }
+        if !sandboxes.is_empty() {
+            self.pods
+                .lock()
+                .expect("pod facts lock")
+                .retain(|id, _| sandboxes.contains_key(id));
+        }
+
         // Each distinct image once.
         let mut images: HashMap<String, Option<CriImage>> = HashMap::new();
         for (_, found) in &statuses {
@@ -328,15 +408,11 @@ impl ContainerRuntime for Containerd {
             let Some((status, info)) = found else {
                 continue;
             };
-            let sandbox = sandboxes.get(&info.sandbox_id).or_else(|| {
-                // No sandbox id in the info (not containerd): the pod uid.
-                let uid = status.labels.get("io.kubernetes.pod.uid")?;
-                sandboxes
-                    .values()
-                    .find(|s| s.metadata.as_ref().is_some_and(|m| &m.uid == uid))
-            });
+            let sandbox = sandbox_of(&sandboxes, &status, &info);
             let image = images.get(&status.image_ref).and_then(Option::as_ref);
-            if let Some(mut c) = container_from_status(&status, &info, sandbox, image, key, policy)
+            let pod = sandbox.and_then(|s| pods.get(&s.id)).map(Arc::as_ref);
+            if let Some(mut c) =
+                container_from_status(&status, &info, sandbox, pod, image, key, policy)
             {
                 crate::limit::fit_container(&mut c, count);
                 containers.insert(c.id.clone(), c);

@@ -1,7 +1,8 @@
 //! One container as a CRI runtime describes it, mapped to the contract.
 //!
-//! Pure: the answers of `ContainerStatus(verbose)`, `ImageStatus(verbose)`
-//! and the container's pod sandbox in, a [`Container`] out. The verbose
+//! Pure: the answers of `ContainerStatus(verbose)`, `ImageStatus(verbose)`,
+//! the container's pod sandbox and its `PodSandboxStatus(verbose)`
+//! ([`SandboxFacts`]) in, a [`Container`] out. The verbose
 //! `info` maps carry JSON, whose shape is the runtime's own:
 //! - containerd puts the CRI config the kubelet passed under `config`
 //!   (`envs` is exactly the pod spec's env, resolved, plus the service
@@ -17,9 +18,11 @@
 
 use std::collections::HashMap;
 
-use envparity_cri::runtime_v1::{ContainerStatus, Image, PodSandbox};
+use envparity_cri::runtime_v1::{
+    ContainerStatus, Image, NamespaceMode, PodSandbox, PodSandboxStatus,
+};
 use envparity_proto::time::to_timestamp;
-use envparity_proto::v1::{Container, ImageInfo, Mount, RuntimeConfig};
+use envparity_proto::v1::{Container, ImageInfo, Mount, Port, RuntimeConfig};
 use serde::Deserialize;
 
 use super::docker::{OCI_LABEL_PREFIX, capabilities, sorted, sorted_labels};
@@ -158,6 +161,110 @@ pub struct Process {
     /// The whole command line.
     #[serde(default)]
     pub args: Vec<String>,
+}
+
+/// What a pod's sandbox says for all its containers: the network they share
+/// and the ports the pod maps. The CRI keeps both per pod, not per container
+/// (the kubelet passes every container's ports in the sandbox's config), so
+/// each container of a pod reports the pod's. A sandbox's config never
+/// changes: it is read once (`PodSandboxStatus(verbose)`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SandboxFacts {
+    /// `host` on the node's network namespace, `pod` on the pod's own; empty
+    /// when the status does not say.
+    pub network_mode: String,
+    /// The pod's port mappings, sorted, as Docker's published ports are.
+    pub ports: Vec<Port>,
+}
+
+/// The verbose `info` of `PodSandboxStatus` (key `info`), as far as read.
+#[derive(Debug, Default, Deserialize)]
+pub struct SandboxInfo {
+    /// The sandbox config the kubelet passed (containerd).
+    #[serde(default)]
+    pub config: Option<SandboxConfig>,
+}
+
+/// The CRI `PodSandboxConfig`, as containerd serialises it.
+#[derive(Debug, Default, Deserialize)]
+pub struct SandboxConfig {
+    /// The pod's port mappings.
+    #[serde(default)]
+    pub port_mappings: Vec<PortMapping>,
+}
+
+/// `PortMapping` (zero fields are left out of the JSON).
+#[derive(Debug, Default, Deserialize)]
+pub struct PortMapping {
+    /// `0` TCP, `1` UDP, `2` SCTP.
+    #[serde(default)]
+    pub protocol: i32,
+    /// Port in the container.
+    #[serde(default)]
+    pub container_port: i32,
+    /// Port on the node (0: not mapped to the node).
+    #[serde(default)]
+    pub host_port: i32,
+    /// Node address.
+    #[serde(default)]
+    pub host_ip: String,
+}
+
+impl SandboxFacts {
+    /// From a `PodSandboxStatus(verbose)` answer: the status (its
+    /// namespaces) and the verbose `info` (its config's port mappings).
+    /// Without `info` (a runtime that gives none), no ports.
+    pub fn new(
+        status: Option<&PodSandboxStatus>,
+        info: &HashMap<String, String>,
+    ) -> Result<Self, JsonError> {
+        let network = status
+            .and_then(|s| s.linux.as_ref())
+            .and_then(|l| l.namespaces.as_ref())
+            .and_then(|n| n.options.as_ref())
+            .map(|o| o.network());
+        let network_mode = match network {
+            Some(NamespaceMode::Node) => "host",
+            Some(NamespaceMode::Pod) => "pod",
+            Some(NamespaceMode::Container | NamespaceMode::Target) | None => "",
+        };
+        let config = match info.get("info") {
+            Some(json) => {
+                let what = format!("pod sandbox {} info", status.map_or("", |s| s.id.as_str()));
+                parse_json::<SandboxInfo>(json, &what)?.config
+            }
+            None => None,
+        };
+        let mut ports: Vec<Port> = config
+            .map(|c| c.port_mappings)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| Port {
+                container_port: u32::try_from(m.container_port).unwrap_or(0),
+                protocol: match m.protocol {
+                    1 => "udp",
+                    2 => "sctp",
+                    _ => "tcp",
+                }
+                .to_owned(),
+                host_ip: m.host_ip,
+                host_port: u32::try_from(m.host_port).unwrap_or(0),
+            })
+            .collect();
+        ports.sort_by(|a, b| {
+            (a.container_port, &a.protocol, &a.host_ip, a.host_port).cmp(&(
+                b.container_port,
+                &b.protocol,
+                &b.host_ip,
+                b.host_port,
+            ))
+        });
+        ports.dedup();
+        Ok(Self {
+            network_mode: network_mode.to_owned(),
+            ports,
+        })
+    }
 }
 
 /// The verbose `info` of `ImageStatus` (key `info`), as far as read.
@@ -319,6 +426,7 @@ pub fn container_from_status(
     status: &ContainerStatus,
     info: &ContainerInfo,
     sandbox: Option<&PodSandbox>,
+    pod: Option<&SandboxFacts>,
     image: Option<&CriImage>,
     key: &FleetKey,
     policy: &ClearEnvPolicy,
@@ -385,7 +493,7 @@ pub fn container_from_status(
         explicit_env: protect(&env.explicit, key, policy),
         image_env: protect(&env.image, key, policy),
         injected_env: protect(&env.injected, key, policy),
-        runtime: Some(runtime_config(status, info, spec, key)),
+        runtime: Some(runtime_config(status, info, pod, spec, key)),
         labels: sorted_labels(&status.labels, |_| true, key),
         started_at: (status.started_at > 0).then(|| {
             to_timestamp(
@@ -396,12 +504,14 @@ pub fn container_from_status(
     })
 }
 
-/// The effective run configuration. Network mode, published ports and the
-/// restart policy belong to the pod and the kubelet, which the CRI does not
-/// describe per container: they are left empty.
+/// The effective run configuration. Network mode and ports are the pod's
+/// ([`SandboxFacts`]; empty without them). The restart policy is the
+/// kubelet's, which restarts containers itself: the CRI has none, and it is
+/// left empty rather than guessed.
 fn runtime_config(
     status: &ContainerStatus,
     info: &ContainerInfo,
+    pod: Option<&SandboxFacts>,
     image: &OciImageView,
     key: &FleetKey,
 ) -> RuntimeConfig {
@@ -452,13 +562,13 @@ fn runtime_config(
         user,
         working_dir: super::working_dir(&working_dir),
         mounts,
-        ports: Vec::new(),
+        ports: pod.map(|p| p.ports.clone()).unwrap_or_default(),
         restart_policy: String::new(),
         privileged: security.is_some_and(|s| s.privileged),
         cap_add: capabilities(caps.map(|c| c.add_capabilities.as_slice())),
         cap_drop: capabilities(caps.map(|c| c.drop_capabilities.as_slice())),
         read_only_rootfs: security.is_some_and(|s| s.readonly_rootfs),
-        network_mode: String::new(),
+        network_mode: pod.map(|p| p.network_mode.clone()).unwrap_or_default(),
     }
 }
 

@@ -3,7 +3,8 @@
 //! `info` without `config`, is covered only by these tests).
 
 use envparity_cri::runtime_v1::{
-    ContainerMetadata, ContainerState, ImageSpec, Mount as CriMount, PodSandboxMetadata,
+    ContainerMetadata, ContainerState, ImageSpec, LinuxPodSandboxStatus, Mount as CriMount,
+    Namespace, NamespaceOption, PodSandboxMetadata,
 };
 use envparity_proto::v1::ServiceSource;
 
@@ -66,6 +67,53 @@ const IMAGE_INFO: &str = r#"{
   }
 }"#;
 
+/// A containerd 1.6 `PodSandboxStatus(verbose)` `info` (key `info`), recorded
+/// from the scratch containerd of the e2e test
+/// `a_pods_host_network_and_ports_are_read_from_its_sandbox` (it prints the
+/// answer; run it with `--nocapture`), trimmed: the runtime spec, the runtime
+/// options and the paths are left out. A port mapping's zero fields (TCP, no
+/// node address) are absent, as containerd serialises them.
+const SANDBOX_INFO: &str = r#"{"pid":10322,"processStatus":"running","netNamespaceClosed":false,
+  "image":"docker.io/envparity/pause:1","snapshotter":"native","runtimeHandler":"",
+  "runtimeType":"io.containerd.runc.v2",
+  "config":{"metadata":{"name":"web-7f9c","uid":"uid-shop-web-7f9c","namespace":"shop"},
+    "port_mappings":[{"container_port":8080,"host_port":18080}],
+    "labels":{"app.kubernetes.io/name":"shop","io.kubernetes.pod.name":"web-7f9c",
+      "io.kubernetes.pod.namespace":"shop","io.kubernetes.pod.uid":"uid-shop-web-7f9c"},
+    "linux":{"security_context":{"namespace_options":{"network":2,"pid":1}}}},
+  "cniResult":null}"#;
+
+/// A `PodSandboxStatus` whose network namespace is `network`.
+fn sandbox_status(network: NamespaceMode) -> PodSandboxStatus {
+    PodSandboxStatus {
+        id: s("sb1"),
+        linux: Some(LinuxPodSandboxStatus {
+            namespaces: Some(Namespace {
+                options: Some(NamespaceOption {
+                    network: network as i32,
+                    pid: NamespaceMode::Container as i32,
+                    ipc: NamespaceMode::Pod as i32,
+                }),
+            }),
+        }),
+        ..Default::default()
+    }
+}
+
+fn facts(network: NamespaceMode, info: Option<&str>) -> SandboxFacts {
+    let info: HashMap<String, String> = info.map(|i| (s("info"), s(i))).into_iter().collect();
+    SandboxFacts::new(Some(&sandbox_status(network)), &info).unwrap()
+}
+
+fn port(container_port: u32, protocol: &str, host_ip: &str, host_port: u32) -> Port {
+    Port {
+        container_port,
+        protocol: s(protocol),
+        host_ip: s(host_ip),
+        host_port,
+    }
+}
+
 fn status(id: &str) -> ContainerStatus {
     ContainerStatus {
         id: s(id),
@@ -126,6 +174,7 @@ fn map(info: &str) -> Container {
         &status("c1"),
         &info,
         Some(&sandbox()),
+        None,
         Some(&image()),
         &key(),
         &ClearEnvPolicy::new(["LOG_LEVEL", "DB_PASSWORD"]),
@@ -248,6 +297,7 @@ fn a_sandbox_labelled_service_beats_the_kubernetes_rule() {
         &info,
         Some(&pod),
         None,
+        None,
         &key(),
         &ClearEnvPolicy::default(),
     )
@@ -258,4 +308,78 @@ fn a_sandbox_labelled_service_beats_the_kubernetes_rule() {
         c.image.unwrap().image_id,
         "127.0.0.1:5000/shop/web@sha256:aa"
     );
+}
+
+#[test]
+fn a_pods_host_network_and_ports_come_from_its_sandbox_status() {
+    let pod = facts(NamespaceMode::Node, Some(SANDBOX_INFO));
+    let info: ContainerInfo = parse_json(CONTAINERD_INFO, "test").unwrap();
+    let c = container_from_status(
+        &status("c1"),
+        &info,
+        Some(&sandbox()),
+        Some(&pod),
+        Some(&image()),
+        &key(),
+        &ClearEnvPolicy::default(),
+    )
+    .unwrap();
+    let rt = c.runtime.unwrap();
+    assert_eq!(rt.network_mode, "host");
+    assert_eq!(rt.ports, [port(8080, "tcp", "", 18080)]);
+    // The kubelet restarts containers itself: the CRI has no policy to report.
+    assert_eq!(rt.restart_policy, "");
+}
+
+#[test]
+fn a_pod_on_its_own_network_reports_pod_and_every_mapping_sorted() {
+    // As containerd serialises them: a field left out is zero (TCP, not
+    // mapped to a node port, any address). Two containers of the pod
+    // declaring the same port make one.
+    let info = r#"{"config": {"port_mappings": [
+        {"protocol": 1, "container_port": 53, "host_port": 5353, "host_ip": "127.0.0.1"},
+        {"container_port": 80},
+        {"container_port": 80},
+        {"protocol": 2, "container_port": 80, "host_port": 8080}]}}"#;
+    let pod = facts(NamespaceMode::Pod, Some(info));
+    assert_eq!(pod.network_mode, "pod");
+    assert_eq!(
+        pod.ports,
+        [
+            port(53, "udp", "127.0.0.1", 5353),
+            port(80, "sctp", "", 8080),
+            port(80, "tcp", "", 0),
+        ]
+    );
+}
+
+#[test]
+fn without_a_sandbox_status_network_and_ports_stay_empty() {
+    let rt = map(CONTAINERD_INFO).runtime.unwrap();
+    assert_eq!(
+        (rt.network_mode.as_str(), rt.ports.len()),
+        ("", 0),
+        "nothing is guessed"
+    );
+    // A status without its verbose info: the network, no ports.
+    assert_eq!(
+        facts(NamespaceMode::Node, None),
+        SandboxFacts {
+            network_mode: s("host"),
+            ports: Vec::new(),
+        }
+    );
+    // No namespaces in the status: no network mode either.
+    let bare = SandboxFacts::new(Some(&PodSandboxStatus::default()), &HashMap::new()).unwrap();
+    assert_eq!(bare, SandboxFacts::default());
+}
+
+#[test]
+fn a_sandbox_info_that_does_not_parse_names_the_sandbox_and_quotes_nothing() {
+    let info = HashMap::from([(s("info"), s(r#"{"config": {"port_mappings": "hunter2"}}"#))]);
+    let err = SandboxFacts::new(Some(&sandbox_status(NamespaceMode::Pod)), &info)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("pod sandbox sb1 info"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
 }

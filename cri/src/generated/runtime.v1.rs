@@ -233,6 +233,59 @@ pub struct ListPodSandboxResponse {
     #[prost(message, repeated, tag = "1")]
     pub items: ::prost::alloc::vec::Vec<PodSandbox>,
 }
+/// `PodSandboxStatus` request.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct PodSandboxStatusRequest {
+    /// The sandbox.
+    #[prost(string, tag = "1")]
+    pub pod_sandbox_id: ::prost::alloc::string::String,
+    /// Whether to add the runtime's `info`.
+    #[prost(bool, tag = "2")]
+    pub verbose: bool,
+}
+/// A sandbox's namespaces.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Namespace {
+    /// Which namespaces it shares (field 1 is gone upstream).
+    #[prost(message, optional, tag = "2")]
+    pub options: ::core::option::Option<NamespaceOption>,
+}
+/// Linux status of a sandbox.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct LinuxPodSandboxStatus {
+    /// Its namespaces.
+    #[prost(message, optional, tag = "1")]
+    pub namespaces: ::core::option::Option<Namespace>,
+}
+/// A sandbox's status, as far as used.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct PodSandboxStatus {
+    /// Its id.
+    #[prost(string, tag = "1")]
+    pub id: ::prost::alloc::string::String,
+    /// Its identity.
+    #[prost(message, optional, tag = "2")]
+    pub metadata: ::core::option::Option<PodSandboxMetadata>,
+    /// Its state.
+    #[prost(enumeration = "PodSandboxState", tag = "3")]
+    pub state: i32,
+    /// Linux status: the namespaces (host network or the pod's own).
+    #[prost(message, optional, tag = "6")]
+    pub linux: ::core::option::Option<LinuxPodSandboxStatus>,
+}
+/// `PodSandboxStatus` answer.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct PodSandboxStatusResponse {
+    /// The status.
+    #[prost(message, optional, tag = "1")]
+    pub status: ::core::option::Option<PodSandboxStatus>,
+    /// Verbose: runtime-specific JSON by key (containerd: `info`).
+    #[prost(map = "string, string", tag = "2")]
+    pub info: ::std::collections::HashMap<
+        ::prost::alloc::string::String,
+        ::prost::alloc::string::String,
+    >,
+}
 /// An image reference.
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct ImageSpec {
@@ -987,6 +1040,34 @@ pub mod runtime_service_client {
             let mut req = request.into_request();
             req.extensions_mut()
                 .insert(GrpcMethod::new("runtime.v1.RuntimeService", "ListPodSandbox"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// One sandbox's status: its namespaces and, verbose, the runtime's `info`
+        /// (containerd: the sandbox config the kubelet passed, with its port mappings).
+        pub async fn pod_sandbox_status(
+            &mut self,
+            request: impl tonic::IntoRequest<super::PodSandboxStatusRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::PodSandboxStatusResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/runtime.v1.RuntimeService/PodSandboxStatus",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new("runtime.v1.RuntimeService", "PodSandboxStatus"),
+                );
             self.inner.unary(req, path, codec).await
         }
         /// Creates a container in a sandbox (harness only).

@@ -8,9 +8,11 @@
 //! A mixed fleet's engine facts are not compared across runtimes (Docker's
 //! version and containerd's are not two versions of one thing), so a Docker
 //! staging and a containerd production running the same images show no
-//! finding. Docker's network mode and restart policy have no per-container
-//! counterpart in the CRI, so the tests' policy ignores those two settings
-//! (docs/runtimes.md). Every test asserts the complete set of findings.
+//! finding. The CRI has no restart policy (the kubelet restarts), and the
+//! harness's pods are on the node's network while Docker's test containers
+//! have none, so the tests' policy ignores those two settings
+//! (docs/runtimes.md) except where a test compares them. Every test asserts
+//! the complete set of findings.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -26,8 +28,9 @@ use envparity_tests::{
 /// time was seen through containerd's events.
 const REPORT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The policy of a mixed fleet: the two runtime settings the CRI does not
-/// describe per container are not compared.
+/// The policy of a mixed fleet: the restart policy (not in the CRI) and the
+/// network mode (the harness's pods on the node's network, Docker's test
+/// containers on none) are not compared.
 const POLICY: &str = "[runtime]\nignored = [\"network_mode\", \"restart_policy\"]\n";
 
 type Finding = (String, String, String);
@@ -244,6 +247,65 @@ fn drift_on_containerd_is_found_through_its_events_and_injected_env_never() -> R
     Ok(())
 }
 
+#[test]
+fn a_pods_host_network_and_ports_are_read_from_its_sandbox() -> Result<()> {
+    let mut m = mixed()?;
+    m.run_on_docker("shop:1", &[])?;
+    let web = PodContainer::new("web", &m.image("shop:1"));
+    let pod = m.node.run_pod(
+        Pod::new("shop", "web-7f9c")
+            .label("app.kubernetes.io/name", "shop")
+            .port(8080, 18080)
+            .container(web),
+    )?;
+    // What containerd answers, for the recorded answer of the agent's unit
+    // tests (agent/src/runtime/cri_container_tests.rs); see it with
+    // --nocapture.
+    eprintln!(
+        "PodSandboxStatus(verbose) info: {}",
+        m.node.sandbox_status_info(&pod)?
+    );
+    // Only the restart policy is not compared: the kubelet's, not in the CRI.
+    let policy = m.fleet.dir().join("policy-network.toml");
+    std::fs::write(&policy, "[runtime]\nignored = [\"restart_policy\"]\n")
+        .map_err(Error::io(format!("write {}", policy.display())))?;
+    let _aggregator = m
+        .fleet
+        .aggregator()
+        .arg("--policy")
+        .arg(policy.display().to_string())
+        .start()?;
+    let _agents = m.watch()?;
+
+    // The harness's pods are on the node's network; staging's container has
+    // none (`--network=none`) and publishes no port.
+    let out = m.diff_until(&expect(&[
+        ("runtime_config", "shop/web", "network_mode"),
+        ("runtime_config", "shop/web", "ports"),
+    ]))?;
+    let found = out.answer::<Findings>().findings;
+    let values = |key: &str| {
+        found
+            .iter()
+            .find(|f| f.key == key)
+            .map(|f| (f.a.values.clone(), f.b().values.clone()))
+    };
+    assert_eq!(
+        values("network_mode"),
+        Some((vec!["none".to_owned()], vec!["host".to_owned()])),
+        "{out}"
+    );
+    assert_eq!(
+        values("ports"),
+        Some((
+            vec!["(none)".to_owned()],
+            vec!["8080/tcp->:18080".to_owned()]
+        )),
+        "{out}"
+    );
+    Ok(())
+}
+
 /// Waits until `hosts` shows production in `state` with `containers`.
 fn wait_for_production(m: &Mixed, state: &str, containers: u64) -> Result<()> {
     m.fleet
@@ -328,6 +390,11 @@ fn through_the_cri_allowlist_the_agent_reads_and_a_write_is_refused() -> Result<
         !log.contains("event stream failed") && !log.contains("event stream ended"),
         "the event subscription did not pass the allowlist: {log}"
     );
+    // The pods' sandbox status (network mode, ports) passes too.
+    assert!(
+        !log.contains("pod sandbox status unreadable"),
+        "PodSandboxStatus did not pass the allowlist: {log}"
+    );
 
     // A write through the allowlist is refused; the pod is still there.
     let code = m.node.remove_pod_code(proxy.socket(), &pod)?;
@@ -336,48 +403,5 @@ fn through_the_cri_allowlist_the_agent_reads_and_a_write_is_refused() -> Result<
         ("image_digest", "shop/web", ""),
         ("replica_drift", "shop/web", "image"),
     ]))?;
-    Ok(())
-}
-
-/// A measurement, not a check (run it by name with `--ignored`): the agent's
-/// resident memory and its collection on a containerd node with 100 pods,
-/// for docs/runtimes.md.
-#[test]
-#[ignore = "a measurement for docs/runtimes.md, ~2 minutes"]
-fn measure_the_agent_on_a_containerd_node_with_100_pods() -> Result<()> {
-    const PODS: u64 = 100;
-    let mut m = mixed()?;
-    for i in 0..PODS {
-        m.run_on_containerd(&format!("web-{i}"), "shop:1", &[("LOG_LEVEL", "info")])?;
-    }
-    let _aggregator = m.start_aggregator()?;
-    let mut production = m.fleet.containerd_agent(&m.node).start()?;
-    wait_for_production(&m, "fresh", PODS)?;
-    std::thread::sleep(Duration::from_secs(10));
-    let pid = production.process().pid();
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .map_err(Error::io(format!("read /proc/{pid}/status")))?;
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map_err(Error::io(format!("read /proc/{pid}/stat")))?;
-    let ticks: Vec<&str> = stat
-        .rsplit(") ")
-        .next()
-        .unwrap_or_default()
-        .split(' ')
-        .collect();
-    eprintln!(
-        "agent on containerd with {PODS} pods: {} {} utime+stime ticks {}+{}",
-        field("VmRSS"),
-        field("VmHWM"),
-        ticks.get(11).unwrap_or(&"?"),
-        ticks.get(12).unwrap_or(&"?"),
-    );
     Ok(())
 }

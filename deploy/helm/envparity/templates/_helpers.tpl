@@ -66,3 +66,23 @@ helm.sh/chart: {{ printf "%s-%s" .ctx.Chart.Name .ctx.Chart.Version | replace "+
 {{- fail "tls.enabled=false needs insecurePlaintext=true: reports and queries would travel unencrypted and unauthenticated (docs/deploy.md, \"Transport security\")" -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The nodes' container runtime (agent.runtime): docker, podman or containerd; fails on anything else. */}}
+{{- define "envparity.agentRuntime" -}}
+{{- $runtime := .Values.agent.runtime | default "docker" -}}
+{{- if not (has $runtime (list "docker" "podman" "containerd")) -}}
+{{- fail (printf "agent.runtime %q: choose docker, podman or containerd (docs/deploy.md, \"Container runtimes\")" $runtime) -}}
+{{- end -}}
+{{- $runtime -}}
+{{- end -}}
+
+{{/* Where the agent finds its runtime's socket in its container: the node's socket under /host, or, for containerd, the allowlist's. */}}
+{{- define "envparity.agentSocket" -}}
+{{- $runtime := include "envparity.agentRuntime" . -}}
+{{- if eq $runtime "containerd" -}}
+/run/envparity/cri/cri.sock
+{{- else -}}
+{{- $socket := get .Values.agent $runtime -}}
+{{- printf "/host%s/%s" ($socket.socketDir | trimSuffix "/") $socket.socketName -}}
+{{- end -}}
+{{- end -}}
