@@ -8,10 +8,11 @@
 //! A mixed fleet's engine facts are not compared across runtimes (Docker's
 //! version and containerd's are not two versions of one thing), so a Docker
 //! staging and a containerd production running the same images show no
-//! finding. The CRI has no restart policy (the kubelet restarts), and the
-//! harness's pods are on the node's network while Docker's test containers
-//! have none, so the tests' policy ignores those two settings
-//! (docs/runtimes.md) except where a test compares them. Every test asserts
+//! finding. The CRI has no restart policy (the kubelet restarts): the
+//! aggregator leaves containerd replicas out of that comparison, with no
+//! policy. The harness's pods are on the node's network while Docker's test
+//! containers have none, so the tests' policy ignores the network mode
+//! (docs/runtimes.md) except where a test compares it. Every test asserts
 //! the complete set of findings.
 
 use std::path::PathBuf;
@@ -28,10 +29,11 @@ use envparity_tests::{
 /// time was seen through containerd's events.
 const REPORT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The policy of a mixed fleet: the restart policy (not in the CRI) and the
-/// network mode (the harness's pods on the node's network, Docker's test
-/// containers on none) are not compared.
-const POLICY: &str = "[runtime]\nignored = [\"network_mode\", \"restart_policy\"]\n";
+/// The policy of a mixed fleet: the network mode (the harness's pods on the
+/// node's network, Docker's test containers on none) is not compared. The
+/// restart policy, which the CRI does not have, needs no rule: the
+/// aggregator leaves containerd replicas out of its comparison.
+const POLICY: &str = "[runtime]\nignored = [\"network_mode\"]\n";
 
 type Finding = (String, String, String);
 
@@ -265,10 +267,10 @@ fn a_pods_host_network_and_ports_are_read_from_its_sandbox() -> Result<()> {
         "PodSandboxStatus(verbose) info: {}",
         m.node.sandbox_status_info(&pod)?
     );
-    // Only the restart policy is not compared: the kubelet's, not in the CRI.
+    // Every setting compared, by the default policy: the restart policy,
+    // which the CRI does not have, is left out by the aggregator itself.
     let policy = m.fleet.dir().join("policy-network.toml");
-    std::fs::write(&policy, "[runtime]\nignored = [\"restart_policy\"]\n")
-        .map_err(Error::io(format!("write {}", policy.display())))?;
+    std::fs::write(&policy, "").map_err(Error::io(format!("write {}", policy.display())))?;
     let _aggregator = m
         .fleet
         .aggregator()

@@ -103,6 +103,14 @@ pub(super) fn explicit_env(ctx: &Ctx<'_>, p: &Pair<'_, '_>, out: &mut Vec<Findin
     }
 }
 
+/// Whether a replica's runtime reports `field`: the CRI has no restart
+/// policy (the kubelet restarts containers), so a replica on containerd
+/// says nothing about it and is left out of that comparison.
+fn reports(r: &Replica<'_>, field: RuntimeField) -> bool {
+    field != RuntimeField::RestartPolicy
+        || super::host::runtime_of(r.host.snapshot.engine.as_ref()) != "containerd"
+}
+
 pub(super) fn runtime_config(ctx: &Ctx<'_>, p: &Pair<'_, '_>, out: &mut Vec<Finding>) {
     let ((env_a, ra), (env_b, rb)) = (p.a, p.b);
     for field in RuntimeField::ALL {
@@ -111,11 +119,13 @@ pub(super) fn runtime_config(ctx: &Ctx<'_>, p: &Pair<'_, '_>, out: &mut Vec<Find
         }
         let values = |replicas: &[Replica<'_>]| {
             distinct(replicas, |r| {
-                Some(runtime::render(r.container.runtime.as_ref(), field))
+                reports(r, field).then(|| runtime::render(r.container.runtime.as_ref(), field))
             })
         };
         let (va, vb) = (values(ra), values(rb));
-        if va == vb {
+        // A side none of whose replicas reports the setting is unknown:
+        // nothing is claimed.
+        if va == vb || va.is_empty() || vb.is_empty() {
             continue;
         }
         let summary = format!(

@@ -29,7 +29,7 @@ pub(super) struct HostFact {
 
 /// The runtime a host's engine facts describe: agents older than the
 /// runtimes read only Docker and say nothing.
-fn runtime_of(engine: Option<&EngineFacts>) -> &str {
+pub(super) fn runtime_of(engine: Option<&EngineFacts>) -> &str {
     match engine.map_or("", |e| e.runtime.as_str()) {
         "" => "docker",
         runtime => runtime,

@@ -1141,6 +1141,51 @@ fn replicas_that_differ_inside_one_environment_are_replica_drift() {
     assert_eq!(same.all(), vec![]);
 }
 
+/// The CRI has no restart policy: a replica on containerd says nothing
+/// about it, so Docker's `always` against containerd's empty value is no
+/// finding, while two Docker sides are still compared, and a side that
+/// mixes both runtimes is compared on its Docker replicas.
+#[test]
+fn a_restart_policy_is_not_compared_with_containerd_which_has_none() {
+    let pinned = Some("sha256:d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1");
+    let docker = |policy: &str| {
+        with_runtime(container("shop", "i1", pinned, &[]), |r| {
+            r.restart_policy = policy.into();
+        })
+    };
+    let on = |env: &str, runtime: &str, containers: Vec<Container>| {
+        let mut s = snapshot(env, K, containers);
+        s.engine = Some(envparity_proto::v1::EngineFacts {
+            runtime: runtime.into(),
+            ..Default::default()
+        });
+        s
+    };
+    let restart = |f: &[Finding]| {
+        f.iter()
+            .filter(|x| x.kind == Kind::RuntimeConfig && x.key == "restart_policy")
+            .count()
+    };
+    let mixed = Fleet::new()
+        .host("s1", on("staging", "docker", vec![docker("always")]))
+        .host("p1", on("production", "containerd", vec![docker("")]));
+    assert_eq!(restart(&mixed.findings("staging", "production")), 0);
+
+    let both_docker = Fleet::new()
+        .host("s1", on("staging", "docker", vec![docker("always")]))
+        .host("p1", on("production", "docker", vec![docker("")]));
+    assert_eq!(restart(&both_docker.findings("staging", "production")), 1);
+
+    let half = Fleet::new()
+        .host("s1", on("staging", "docker", vec![docker("always")]))
+        .host("p1", on("production", "containerd", vec![docker("")]))
+        .host("p2", on("production", "docker", vec![docker("no")]));
+    let f = half.findings("staging", "production");
+    assert_eq!(restart(&f), 1);
+    let finding = f.iter().find(|x| x.key == "restart_policy").unwrap();
+    assert_eq!(b(finding).values, vec!["no"]);
+}
+
 #[test]
 fn runtime_settings_that_differ_are_runtime_config_findings() {
     let base = || {
