@@ -342,6 +342,7 @@ pub async fn execute(mut client: Client, command: Command, out: &Out) -> anyhow:
                     environment: environment.unwrap_or_default(),
                     limit,
                     page: page.unwrap_or_default(),
+                    ..GetStatusRequest::default()
                 })
                 .await
                 .map_err(|s| client.failed(s))?

@@ -481,20 +481,32 @@ impl Reading<'_> {
         entries.iter().map(|e| self.judged(e)).collect()
     }
 
-    /// How many hosts there are (of `environment`, if given), and how many
-    /// of them are not current.
-    pub fn host_counts(&self, environment: Option<&str>) -> (usize, usize) {
+    /// How many hosts (of `environment`, if given) are shown in each state;
+    /// states with no host are left out. Over the whole fleet, only the
+    /// hosts not current are looked at (the others are fresh).
+    pub fn host_states(&self, environment: Option<&str>) -> BTreeMap<HostState, usize> {
+        let mut states = BTreeMap::new();
         match environment {
-            None => (self.inner.hosts.len(), self.not_current.len()),
-            Some(env) => self
-                .hosts_in(env)
-                .fold((0, 0), |(all, not_current), (_, state)| {
-                    (
-                        all + 1,
-                        not_current + usize::from(state != HostState::Fresh),
-                    )
-                }),
+            None => {
+                let fresh = self.inner.hosts.len() - self.not_current.len();
+                if fresh > 0 {
+                    states.insert(HostState::Fresh, fresh);
+                }
+                for h in self
+                    .not_current
+                    .iter()
+                    .filter_map(|id| self.inner.hosts.get(id))
+                {
+                    *states.entry(self.state(h)).or_default() += 1;
+                }
+            }
+            Some(env) => {
+                for (_, state) in self.hosts_in(env) {
+                    *states.entry(state).or_default() += 1;
+                }
+            }
         }
+        states
     }
 
     /// Whether the ledger evaluates `a` against `b` in that orientation (a

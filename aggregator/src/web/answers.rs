@@ -1,7 +1,8 @@
-//! Whole listings read from the query API, a page of its answers at a
-//! time: the view numbers its own pages and filters by substring, which the
-//! API's cursors do not, so it takes every row of the scope it shows. Each
-//! call is the gRPC answer itself (the same code, in process).
+//! Answers read from the query API. The overview reads one page of the
+//! status grid, numbered and filtered by the API itself; a findings listing
+//! is read whole, a page of the API's answers at a time, as the view
+//! numbers its own pages and filters by substring there. Each call is the
+//! gRPC answer itself (the same code, in process).
 
 use envparity_proto::v1::query_service_server::QueryService;
 use envparity_proto::v1::{
@@ -9,50 +10,37 @@ use envparity_proto::v1::{
 };
 use tonic::{Request, Status};
 
-/// The largest page the status API gives.
-const STATUS_PAGE: u32 = 1000;
 /// The largest page the findings API gives.
 const FINDINGS_PAGE: u32 = 5000;
 
-/// Every row of a status scope, with its findings and summary.
+/// One page of a status scope, with its findings and summary.
 #[derive(Debug, Default)]
 pub struct Grid {
     /// The columns, in promotion order.
     pub environments: Vec<String>,
-    /// Every service, those that drift first.
+    /// The rows of the page, those that drift first.
     pub rows: Vec<StatusRow>,
-    /// The findings of the rows, and the host-level ones.
+    /// How many rows the whole scope holds (with its filters).
+    pub rows_total: usize,
+    /// The findings of the rows, and (on the first page) the host-level
+    /// ones.
     pub findings: Vec<Finding>,
     /// The whole scope summed up (as `status -o json` shows it).
     pub summary: StatusSummary,
 }
 
-/// `GetStatus` with `all` over `environment` (empty: every one), every page.
-pub async fn grid(query: &dyn QueryService, environment: &str) -> Result<Grid, Status> {
-    let mut grid = Grid::default();
-    let mut page = String::new();
-    loop {
-        let answer = query
-            .get_status(Request::new(GetStatusRequest {
-                all: true,
-                environment: environment.to_owned(),
-                limit: STATUS_PAGE,
-                page,
-                ..GetStatusRequest::default()
-            }))
-            .await?
-            .into_inner();
-        if grid.environments.is_empty() {
-            grid.environments = answer.environments;
-            grid.summary = answer.summary.unwrap_or_default();
-        }
-        grid.rows.extend(answer.rows);
-        grid.findings.extend(answer.findings);
-        if answer.next_page.is_empty() {
-            return Ok(grid);
-        }
-        page = answer.next_page;
-    }
+/// `GetStatus` for `req`: the one page it asks for (numbered pages by
+/// `skip`, filters by name and drift), as the API answers it. Only the
+/// rows shown are read, whatever the fleet holds.
+pub async fn status_page(query: &dyn QueryService, req: GetStatusRequest) -> Result<Grid, Status> {
+    let answer = query.get_status(Request::new(req)).await?.into_inner();
+    Ok(Grid {
+        environments: answer.environments,
+        rows: answer.rows,
+        rows_total: answer.rows_total as usize,
+        findings: answer.findings,
+        summary: answer.summary.unwrap_or_default(),
+    })
 }
 
 /// The summary of `environment`'s scope alone (one row asked for).

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use axum::extract::{RawQuery, State};
 use axum::response::Html;
 use envparity_proto::v1::{
-    FindingState, HostState, ListAlertsRequest, ListHostsRequest, Severity, StatusCell, StatusRow,
+    FindingState, GetStatusRequest, HostState, ListAlertsRequest, Severity, StatusCell, StatusRow,
     StatusSummary,
 };
 use maud::{Markup, html};
@@ -44,13 +44,23 @@ pub async fn page(
     let drift = params.choice("drift", DRIFT)?;
     let page = params.page("page")?;
     let query = web.query.as_ref();
-    let grid = answers::grid(query, &env).await?;
+    // One page of rows, numbered, filtered and counted by the API: the
+    // page reads what it shows, whatever the fleet holds.
+    let grid = answers::status_page(
+        query,
+        GetStatusRequest {
+            environment: env.clone(),
+            all: drift != Some("yes"),
+            calm_only: drift == Some("no"),
+            name_contains: q.clone(),
+            limit: layout::PAGE_ROWS as u32,
+            skip: (page.saturating_sub(1) * layout::PAGE_ROWS) as u32,
+            ..GetStatusRequest::default()
+        },
+    )
+    .await?;
+    let pages = layout::pages(grid.rows_total, page)?;
     let mut counters = Vec::new();
-    let hosts = query
-        .list_hosts(Request::new(ListHostsRequest::default()))
-        .await?
-        .into_inner()
-        .hosts;
     let alerts = query
         .list_alerts(Request::new(ListAlertsRequest::default()))
         .await?
@@ -61,8 +71,8 @@ pub async fn page(
             summary: answers::summary_of(query, e).await?,
             ..EnvCounters::default()
         };
-        for h in hosts.iter().filter(|h| &h.environment == e) {
-            *c.hosts.entry(host_state_word(h.state())).or_default() += 1;
+        for s in &c.summary.host_states {
+            *c.hosts.entry(host_state_word(s.state())).or_default() += s.hosts;
         }
         c.alerts = alerts
             .iter()
@@ -70,19 +80,7 @@ pub async fn page(
             .count() as u32;
         counters.push((e.clone(), c));
     }
-    let needle = q.to_lowercase();
-    let rows: Vec<&StatusRow> = grid
-        .rows
-        .iter()
-        .filter(|r| needle.is_empty() || r.service.to_lowercase().contains(&needle))
-        .filter(|r| match drift {
-            Some("yes") => r.cells.iter().any(|c| c.drift),
-            Some("no") => !r.cells.iter().any(|c| c.drift),
-            _ => true,
-        })
-        .collect();
-    let pages = layout::pages(rows.len(), page)?;
-    let shown = layout::page_of(&rows, page);
+    let shown: Vec<&StatusRow> = grid.rows.iter().collect();
     let href = |n: usize| {
         let n = n.to_string();
         link(
@@ -101,7 +99,7 @@ pub async fn page(
         (env_counters(&counters))
         h2 #matrix { "Services × environments" }
         (filters(&grid.environments, &q, &env, drift))
-        (matrix(&grid, shown, rows.len(), page, pages))
+        (matrix(&grid, &shown, grid.rows_total, page, pages))
         (layout::pager(page, pages, href))
     };
     Ok(Html(

@@ -1488,6 +1488,19 @@ pub struct GetStatusRequest {
     /// first page.
     #[prost(string, tag = "5")]
     pub page: ::prost::alloc::string::String,
+    /// Only the rows of the services whose name contains this, ignoring case
+    /// (the web view's search); `rows_total` counts them, and the summary still
+    /// sums up the whole scope. Empty: every service. Not with `service`.
+    #[prost(string, tag = "6")]
+    pub name_contains: ::prost::alloc::string::String,
+    /// Only the rows of the services that do not drift (`all` without the
+    /// drifting ones: the web view's "in parity" filter).
+    #[prost(bool, tag = "7")]
+    pub calm_only: bool,
+    /// Skips this many rows before the page: numbered pages, as the web view
+    /// shows them. Not with `page`.
+    #[prost(uint32, tag = "8")]
+    pub skip: u32,
 }
 /// Services x environments.
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -1516,7 +1529,7 @@ pub struct GetStatusResponse {
     pub summary: ::core::option::Option<StatusSummary>,
 }
 /// What a status answer sums up.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+#[derive(Clone, PartialEq, ::prost::Message)]
 pub struct StatusSummary {
     /// Services known (the one asked for, if any).
     #[prost(uint32, tag = "1")]
@@ -1534,6 +1547,20 @@ pub struct StatusSummary {
     /// Every finding of the answer's scope, by what it weighs.
     #[prost(message, optional, tag = "5")]
     pub findings: ::core::option::Option<FindingTally>,
+    /// The hosts counted in `hosts`, by the state they are shown in; states
+    /// with no host are left out. Empty from older aggregators.
+    #[prost(message, repeated, tag = "6")]
+    pub host_states: ::prost::alloc::vec::Vec<HostStateCount>,
+}
+/// How many hosts are shown in one state.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct HostStateCount {
+    /// The state.
+    #[prost(enumeration = "HostState", tag = "1")]
+    pub state: i32,
+    /// How many hosts.
+    #[prost(uint32, tag = "2")]
+    pub hosts: u32,
 }
 /// One service across environments.
 #[derive(Clone, PartialEq, ::prost::Message)]

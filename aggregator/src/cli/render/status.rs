@@ -136,6 +136,7 @@ mod tests {
                     pending: 1,
                     ..Default::default()
                 }),
+                ..Default::default()
             }),
             ..Default::default()
         };

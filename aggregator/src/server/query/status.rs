@@ -4,7 +4,8 @@
 use std::collections::BTreeSet;
 
 use envparity_proto::v1::{
-    GetStatusRequest, GetStatusResponse, StatusCell, StatusRow, StatusSummary,
+    GetStatusRequest, GetStatusResponse, HostState, HostStateCount, StatusCell, StatusRow,
+    StatusSummary,
 };
 use tonic::Status;
 
@@ -37,6 +38,8 @@ pub(super) fn status(
         n => n,
     } as usize;
     let after = page::status_place(&req.page)?;
+    let needle = name_filter(&req.name_contains, service.is_some())?.map(str::to_lowercase);
+    let skip = skip_of(req.skip, after.is_some())?;
     let columns = match &environment {
         Some(e) => vec![e.clone()],
         None => known_environments,
@@ -64,17 +67,25 @@ pub(super) fn status(
             None => Box::new(reading.row_names()),
         }
     };
-    // Counted without copying a name: the scope can hold every service.
-    let (mut services_total, mut services_drifting) = (0, 0);
-    for svc in names().filter(|s| in_scope(s)) {
-        services_total += 1;
-        services_drifting += usize::from(drifts(svc));
-    }
-    let rows_total = if req.all {
-        services_total
-    } else {
-        services_drifting
+    // Which rows the answer holds: the drifting ones, then (with `all`) the
+    // calm ones, or (`calm_only`) the calm ones alone; of the services
+    // whose name holds the needle, if any.
+    let named = |svc: &str| {
+        needle
+            .as_deref()
+            .is_none_or(|n| svc.to_lowercase().contains(n))
     };
+    let (show_drifting, show_calm) = (!req.calm_only, req.all || req.calm_only);
+    // Counted without copying a name: the scope can hold every service.
+    let (mut services_total, mut services_drifting, mut rows_total) = (0, 0, 0);
+    for svc in names().filter(|s| in_scope(s)) {
+        let drifting = drifts(svc);
+        services_total += 1;
+        services_drifting += usize::from(drifting);
+        if named(svc) && (if drifting { show_drifting } else { show_calm }) {
+            rows_total += 1;
+        }
+    }
     // The rows in order, drifting ones first (each group by name), read
     // from the page's place on; only the page's rows are copied. A service
     // that drifts is in the scope: with an environment, the findings
@@ -89,14 +100,17 @@ pub(super) fn status(
     let calm_rows = names()
         .filter(|s| in_scope(s) && !drifts(s))
         .map(|s| (true, s));
-    let calm_rows = req.all.then_some(calm_rows).into_iter().flatten();
+    let drifting_rows = show_drifting.then_some(drifting_rows).into_iter().flatten();
+    let calm_rows = show_calm.then_some(calm_rows).into_iter().flatten();
     let mut rows: Vec<RowPlace> = drifting_rows
         .chain(calm_rows)
+        .filter(|&(_, s)| named(s))
         .filter(|&(calm, s)| {
             after
                 .as_ref()
                 .is_none_or(|a| (a.calm, a.service.as_str()) < (calm, s))
         })
+        .skip(skip)
         .take(limit.saturating_add(1))
         .map(|(calm, s)| RowPlace {
             calm,
@@ -110,8 +124,10 @@ pub(super) fn status(
     };
     rows.truncate(limit);
     let shown: BTreeSet<String> = rows.iter().map(|r| r.service.clone()).collect();
-    let findings = reading.findings_of(&scope, &shown, after.is_none());
-    let (hosts, hosts_not_current) = reading.host_counts(environment.as_deref());
+    let findings = reading.findings_of(&scope, &shown, after.is_none() && skip == 0);
+    let host_states = reading.host_states(environment.as_deref());
+    let hosts: usize = host_states.values().sum();
+    let hosts_not_current = hosts - host_states.get(&HostState::Fresh).copied().unwrap_or(0);
     let rows = rows
         .into_iter()
         .map(|row| StatusRow {
@@ -145,6 +161,46 @@ pub(super) fn status(
             hosts: count(hosts),
             hosts_not_current: count(hosts_not_current),
             findings: Some(convert::tally(&tally)),
+            host_states: host_states
+                .into_iter()
+                .map(|(state, hosts)| HostStateCount {
+                    state: state as i32,
+                    hosts: count(hosts),
+                })
+                .collect(),
         }),
     })
+}
+
+/// The rows a status request skips; refused with a `page` (which resumes
+/// after a row, where `skip` counts rows from the first).
+pub(super) fn skip_of(skip: u32, with_page: bool) -> Result<usize, Status> {
+    if skip > 0 && with_page {
+        return Err(Status::invalid_argument(
+            "GetStatusRequest.skip and GetStatusRequest.page cannot be given together: a page resumes after a row, skip counts rows from the first",
+        ));
+    }
+    Ok(skip as usize)
+}
+
+/// The name filter of a status request: `None` when empty; refused with
+/// `service` (one service is asked for by name) or over an identifier's
+/// length.
+pub(super) fn name_filter(needle: &str, with_service: bool) -> Result<Option<&str>, Status> {
+    if needle.is_empty() {
+        return Ok(None);
+    }
+    if with_service {
+        return Err(Status::invalid_argument(
+            "GetStatusRequest.name_contains and GetStatusRequest.service cannot be given together",
+        ));
+    }
+    if needle.len() > envparity_proto::limits::MAX_ID_LEN {
+        return Err(Status::invalid_argument(format!(
+            "GetStatusRequest.name_contains is {} bytes long, over the limit of {}",
+            needle.len(),
+            envparity_proto::limits::MAX_ID_LEN
+        )));
+    }
+    Ok(Some(needle))
 }

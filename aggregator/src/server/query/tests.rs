@@ -6,15 +6,15 @@ use std::time::{Duration, SystemTime};
 use envparity_proto::time::to_timestamp;
 use envparity_proto::v1::{
     GetFindingsRequest, GetFindingsResponse, GetServiceRequest, GetServiceResponse,
-    GetStatusRequest, GetStatusResponse, HeartbeatRequest, HostState, ListHostsRequest,
-    ListHostsResponse, ServiceInstance, StatusCell, StatusRow, StatusSummary,
+    GetStatusRequest, GetStatusResponse, HeartbeatRequest, HostState, HostStateCount,
+    ListHostsRequest, ListHostsResponse, ServiceInstance, StatusCell, StatusRow, StatusSummary,
 };
 use tonic::Status;
 
 use super::checks::{known_environment, known_service, non_empty};
 use super::findings::findings;
 use super::listing::{hosts, service};
-use super::status::status;
+use super::status::{name_filter, skip_of, status};
 use crate::fleet::tests::{empty_fleet, random_report};
 use crate::fleet::{FleetView, Interner, LoadedPolicy};
 use crate::history::content_identity;
@@ -88,6 +88,8 @@ fn status_over_the_fleet(
         n => n,
     } as usize;
     let after = page::status_place(&req.page)?;
+    let needle = name_filter(&req.name_contains, service.is_some())?.map(str::to_lowercase);
+    let skip = skip_of(req.skip, after.is_some())?;
     let involves = |f: &Finding| {
         environment
             .as_deref()
@@ -130,13 +132,19 @@ fn status_over_the_fleet(
     rows.sort();
     let services = rows.len();
     let services_drifting = rows.iter().filter(|r| !r.calm).count();
-    if !req.all {
+    if req.calm_only {
+        rows.retain(|r| r.calm);
+    } else if !req.all {
         rows.retain(|r| !r.calm);
+    }
+    if let Some(needle) = &needle {
+        rows.retain(|r| r.service.to_lowercase().contains(needle.as_str()));
     }
     let rows_total = rows.len();
     let rest: Vec<RowPlace> = rows
         .into_iter()
         .filter(|r| after.as_ref().is_none_or(|a| a < r))
+        .skip(skip)
         .collect();
     let next_page = rest
         .get(limit)
@@ -147,12 +155,21 @@ fn status_over_the_fleet(
         .iter()
         .filter(|f| {
             if f.kind.is_host_level() || f.kind == Kind::UnmanagedContainer {
-                after.is_none()
+                after.is_none() && skip == 0
             } else {
                 shown.iter().any(|r| r.service == f.service)
             }
         })
         .collect();
+    let mut host_states: BTreeMap<HostState, u32> = BTreeMap::new();
+    for (h, state) in &view.hosts {
+        if environment
+            .as_ref()
+            .is_none_or(|e| h.snapshot.environment == *e)
+        {
+            *host_states.entry(*state).or_default() += 1;
+        }
+    }
     let hosts: Vec<&HostState> = view
         .hosts
         .iter()
@@ -192,6 +209,13 @@ fn status_over_the_fleet(
             hosts: count(hosts.len()),
             hosts_not_current: count(hosts.iter().filter(|s| ***s != HostState::Fresh).count()),
             findings: Some(convert::tally(&tally)),
+            host_states: host_states
+                .into_iter()
+                .map(|(state, hosts)| HostStateCount {
+                    state: state as i32,
+                    hosts,
+                })
+                .collect(),
         }),
     })
 }
@@ -466,6 +490,31 @@ async fn answers_match_the_whole_fleet(policy: Option<LoadedPolicy>, seed: u64) 
                         Ok(r) if !r.next_page.is_empty() => req.page = r.next_page,
                         _ => break,
                     }
+                }
+                // The web view's filters and numbered pages: a name (any
+                // case), the calm rows only, rows skipped; refused with a
+                // service, or a skip with a page.
+                for (needle, calm_only, skip, page) in [
+                    ("S1", false, 0, ""),
+                    ("", true, 0, ""),
+                    ("", false, 1, ""),
+                    ("s", true, 2, ""),
+                    ("zz", false, 0, ""),
+                    ("", false, 1, "s1.d.7331"),
+                ] {
+                    let req = GetStatusRequest {
+                        name_contains: needle.into(),
+                        calm_only,
+                        skip,
+                        page: page.into(),
+                        limit: 2,
+                        ..req.clone()
+                    };
+                    assert_eq!(
+                        seen(status(&reading, req.clone())),
+                        seen(status_over_the_fleet(&view, req.clone())),
+                        "{what}, {needle:?} calm_only {calm_only} skip {skip} page {page:?}, after step {step}"
+                    );
                 }
             }
             let mut pairs = vec![(String::new(), String::new())];
