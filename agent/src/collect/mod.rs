@@ -10,7 +10,8 @@ use std::time::SystemTime;
 use envparity_proto::hash::content_hash;
 use envparity_proto::time::to_timestamp;
 use envparity_proto::v1::{
-    AgentInfo, Container, EngineFacts, EngineState, HostFacts, HostSnapshot, Label,
+    AgentInfo, Container, ContainerConfigFiles, EngineFacts, EngineState, HostFacts, HostSnapshot,
+    Label,
 };
 
 use crate::clear_env::ClearEnvPolicy;
@@ -77,17 +78,28 @@ pub type EngineReading = Result<(EngineFacts, Vec<Container>), RuntimeError>;
 /// When the engine could not be read the snapshot says so and carries no
 /// engine facts and no containers: "unknown" must never look like "nothing
 /// runs".
+///
+/// `config_files` are the containers' configuration files
+/// ([`crate::config_files::read`]), sorted by container id; left out when
+/// the engine could not be read.
 pub fn build_snapshot(
     header: &SnapshotHeader,
     host: HostFacts,
     engine: &EngineReading,
+    config_files: Vec<ContainerConfigFiles>,
     collected_at: SystemTime,
 ) -> (HostSnapshot, Vec<Cut>) {
     let (engine, engine_state, containers) = match engine {
         Ok((facts, containers)) => (Some(facts.clone()), EngineState::Ok, containers.clone()),
         Err(_) => (None, EngineState::Unreachable, Vec::new()),
     };
+    let config_files = if engine_state == EngineState::Ok {
+        config_files
+    } else {
+        Vec::new()
+    };
     let mut snapshot = HostSnapshot {
+        config_files,
         containers_dropped: 0,
         host_id: header.host_id.clone(),
         environment: header.environment.clone(),
@@ -120,6 +132,9 @@ pub struct Collector {
     host_root: PathBuf,
     key: FleetKey,
     policy: ClearEnvPolicy,
+    /// Reads the containers' configuration files, caching between
+    /// collections.
+    files: crate::config_files::read::Reader,
     header: SnapshotHeader,
     /// Whether the last collection could read the engine (`None` before the
     /// first), so that an outage is logged once, not on every retry.
@@ -149,6 +164,10 @@ impl Collector {
             host_root: config.host_root.clone(),
             key: config.fingerprint_key.clone(),
             policy: config.clear_env.clone(),
+            files: crate::config_files::read::Reader::new(
+                config.config_files.clone(),
+                config.clear_config.clone(),
+            ),
             header,
             engine_was_ok: None,
             last: None,
@@ -174,7 +193,8 @@ impl Collector {
     /// them, when there is no last reading (the first collection, or the
     /// engine was unreachable) or when reading the changes fails.
     pub async fn collect(&mut self, changes: Option<&Changes>) -> HostSnapshot {
-        let reading = self.read_engine(changes).await;
+        let mut reading = self.read_engine(changes).await;
+        let config_files = self.read_config_files(&mut reading).await;
         let runtime = self.target.describe();
         match (&reading, self.engine_was_ok) {
             (Err(error), Some(true) | None) => tracing::warn!(
@@ -195,7 +215,13 @@ impl Collector {
             self.engine = None;
         }
         let host = host::host_facts(&self.host_root);
-        let (snapshot, cuts) = build_snapshot(&self.header, host, &reading, SystemTime::now());
+        let (snapshot, cuts) = build_snapshot(
+            &self.header,
+            host,
+            &reading,
+            config_files,
+            SystemTime::now(),
+        );
         // Each cut is logged when it first appears, not at every collection.
         for cut in cuts.iter().filter(|c| !self.cuts.contains(c)) {
             tracing::warn!(
@@ -206,6 +232,33 @@ impl Collector {
         }
         self.cuts = cuts;
         snapshot
+    }
+
+    /// The configuration files of every container read, on Docker (the
+    /// engine with the archive API this reads through); what was cut from
+    /// them goes to each container's `cut`. Every container is looked at,
+    /// not only those an event named: a file changes without an event, and
+    /// an unchanged one costs a stat, not a read.
+    async fn read_config_files(
+        &mut self,
+        reading: &mut EngineReading,
+    ) -> Vec<ContainerConfigFiles> {
+        let (Ok((_, containers)), Some(Runtime::DockerApi(api))) = (reading, &self.engine) else {
+            return Vec::new();
+        };
+        if !self.files.enabled() || api.dialect.kind != crate::runtime::RuntimeKind::Docker {
+            return Vec::new();
+        }
+        let ids: Vec<String> = containers.iter().map(|c| c.id.clone()).collect();
+        let read = self.files.read(api.engine.http(), &ids, &self.key).await;
+        let mut out = Vec::with_capacity(read.len());
+        for r in read {
+            if let Some(c) = containers.iter_mut().find(|c| c.id == r.files.container_id) {
+                c.cut.extend(r.cut);
+            }
+            out.push(r.files);
+        }
+        out
     }
 
     async fn read_engine(&mut self, changes: Option<&Changes>) -> EngineReading {
@@ -291,6 +344,7 @@ mod tests {
             &header(),
             HostFacts::default(),
             &unreachable(),
+            Vec::new(),
             SystemTime::now(),
         );
         assert_eq!(snap.engine_state(), EngineState::Unreachable);
@@ -308,8 +362,13 @@ mod tests {
                 ..Default::default()
             }],
         ));
-        let (snap, _) =
-            build_snapshot(&header(), HostFacts::default(), &reading, SystemTime::now());
+        let (snap, _) = build_snapshot(
+            &header(),
+            HostFacts::default(),
+            &reading,
+            Vec::new(),
+            SystemTime::now(),
+        );
         assert_eq!(snap.engine_state(), EngineState::Ok);
         assert_eq!(snap.containers.len(), 1);
         assert_eq!(snap.host_id, "h1");
@@ -323,8 +382,14 @@ mod tests {
     fn an_outage_changes_the_content_hash() {
         let ok: EngineReading = Ok((EngineFacts::default(), Vec::new()));
         let now = SystemTime::now();
-        let (a, _) = build_snapshot(&header(), HostFacts::default(), &ok, now);
-        let (b, _) = build_snapshot(&header(), HostFacts::default(), &unreachable(), now);
+        let (a, _) = build_snapshot(&header(), HostFacts::default(), &ok, Vec::new(), now);
+        let (b, _) = build_snapshot(
+            &header(),
+            HostFacts::default(),
+            &unreachable(),
+            Vec::new(),
+            now,
+        );
         assert_ne!(a.content_hash, b.content_hash);
     }
 

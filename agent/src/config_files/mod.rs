@@ -38,6 +38,8 @@ pub mod json;
 pub mod path;
 pub mod properties;
 pub mod protect;
+pub mod read;
+pub mod tar;
 pub mod toml;
 pub mod yaml;
 
@@ -46,11 +48,11 @@ mod tests;
 
 pub use detect::{Format, detect};
 pub use path::Flat;
-pub use protect::{ClearConfigPolicy, ConfigKey, KeyValue, is_secret_mount, protect};
+pub use protect::{ClearConfigPolicy, ConfigKey, is_secret_mount, protect};
 
 /// Most key paths one file may flatten into; a file with more is "not
 /// parsed: more than 4096 keys" rather than a truncated, misleading list.
-pub const MAX_KEYS: usize = 4096;
+pub const MAX_KEYS: usize = envparity_proto::limits::MAX_CONFIG_KEYS;
 
 /// Deepest nesting followed; deeper documents are refused, not cut.
 pub const MAX_DEPTH: usize = 64;

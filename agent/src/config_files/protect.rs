@@ -17,22 +17,26 @@
 use crate::clear_env::{ClearEnvPolicy, glob_match};
 use crate::fingerprint::FleetKey;
 
-/// One key of a file as it leaves the host.
+/// One key of a file as it leaves the host: always its fingerprint, as for
+/// an env value, and its value only where allowed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigKey {
     /// The key path (`server.tls.enabled`).
     pub path: String,
-    /// Its value, fingerprinted or clear.
-    pub value: KeyValue,
+    /// The keyed fingerprint (64 lower hex digits).
+    pub fingerprint: String,
+    /// The value itself (allowlisted, not secret), or `None`.
+    pub value: Option<String>,
 }
 
-/// A value as it leaves the host.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeyValue {
-    /// The keyed fingerprint (64 lower hex digits).
-    Fingerprint(String),
-    /// The value itself (allowlisted, not secret).
-    Clear(String),
+impl From<ConfigKey> for envparity_proto::v1::ConfigKey {
+    fn from(k: ConfigKey) -> Self {
+        Self {
+            path: k.path,
+            fingerprint: k.fingerprint,
+            value: k.value,
+        }
+    }
 }
 
 /// The `--clear-config` allowlist: key patterns per file glob.
@@ -113,12 +117,13 @@ pub fn protect(
     pairs
         .into_iter()
         .map(|(key, value)| {
-            let value = if !secret && policy.allows(path, &key, &value) {
-                KeyValue::Clear(value)
-            } else {
-                KeyValue::Fingerprint(fleet.fingerprint(&key_name(path, &key), &value))
-            };
-            ConfigKey { path: key, value }
+            let fingerprint = fleet.fingerprint(&key_name(path, &key), &value);
+            let clear = !secret && policy.allows(path, &key, &value);
+            ConfigKey {
+                path: key,
+                fingerprint,
+                value: clear.then_some(value),
+            }
         })
         .collect()
 }
