@@ -72,6 +72,9 @@ pub enum FlattenError {
     /// More than [`MAX_KEYS`] keys.
     #[error("more than {MAX_KEYS} keys")]
     TooManyKeys,
+    /// A key path longer than [`path::MAX_KEY_PATH_LEN`] bytes.
+    #[error("a key path over {} bytes", path::MAX_KEY_PATH_LEN)]
+    KeyTooLong,
     /// Nested deeper than [`MAX_DEPTH`].
     #[error("nested deeper than {MAX_DEPTH} levels")]
     TooDeep,

@@ -12,6 +12,10 @@ pub struct Flat {
     document: Option<usize>,
 }
 
+/// Longest key path kept; a file with a longer one is "not parsed", since
+/// a cut path would name another key.
+pub const MAX_KEY_PATH_LEN: usize = 1024;
+
 /// The path of the root itself (a scalar document, an empty root).
 pub const ROOT: &str = "$";
 
@@ -25,6 +29,9 @@ impl Flat {
             (Some(n), false) => format!("[doc{n}]{path}"),
             (Some(n), true) => format!("[doc{n}]{ROOT}"),
         };
+        if path.len() > MAX_KEY_PATH_LEN {
+            return Err(FlattenError::KeyTooLong);
+        }
         if self.entries.len() >= MAX_KEYS && !self.entries.contains_key(&path) {
             return Err(FlattenError::TooManyKeys);
         }

@@ -17,6 +17,9 @@
 use crate::clear_env::{ClearEnvPolicy, glob_match};
 use crate::fingerprint::FleetKey;
 
+/// Longest value sent in clear.
+pub const MAX_CLEAR_LEN: usize = 4096;
+
 /// One key of a file as it leaves the host: always its fingerprint, as for
 /// an env value, and its value only where allowed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,7 +121,10 @@ pub fn protect(
         .into_iter()
         .map(|(key, value)| {
             let fingerprint = fleet.fingerprint(&key_name(path, &key), &value);
-            let clear = !secret && policy.allows(path, &key, &value);
+            // A clear value is bounded like every string of a report; a
+            // longer one goes as its fingerprint only.
+            let clear =
+                !secret && value.len() <= MAX_CLEAR_LEN && policy.allows(path, &key, &value);
             ConfigKey {
                 path: key,
                 fingerprint,

@@ -379,3 +379,22 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn an_overlong_key_path_is_refused_and_a_long_value_never_in_clear() {
+    let long = "k".repeat(2000);
+    assert_eq!(
+        flatten(Format::Dotenv, format!("{long}=1\n").as_bytes()).unwrap_err(),
+        FlattenError::KeyTooLong
+    );
+    let policy = ClearConfigPolicy::parse(&["/etc/*=*"]).unwrap();
+    let got = protect(
+        &key(),
+        &policy,
+        "/etc/a",
+        false,
+        pairs(&[("a", &"v".repeat(5000)), ("b", "short")]),
+    );
+    assert_eq!(got[0].value, None);
+    assert_eq!(got[1].value.as_deref(), Some("short"));
+}

@@ -1834,6 +1834,21 @@ pub enum FindingKind {
     /// per host instead (`key` is the container name, `host` its host,
     /// `service` its name). Info by default. Single-environment.
     UnmanagedContainer = 19,
+    /// A configuration file mounted on side A is missing on side B (`key` is the
+    /// file's path in the container). Only where both sides' agents read
+    /// configuration files: an agent that did not is unknown, not missing.
+    ConfigFileMissing = 20,
+    /// A configuration file mounted on side B is missing on side A.
+    ConfigFileExtra = 21,
+    /// A key of a configuration file on side A is missing on side B (`key` is
+    /// `PATH:KEY_PATH`, e.g. `/etc/app/app.yaml:server.tls.enabled`).
+    ConfigKeyMissing = 22,
+    /// A key of a configuration file on side B is missing on side A.
+    ConfigKeyExtra = 23,
+    /// A key of a configuration file (or a whole file of no known format, key
+    /// `PATH:$file`) has different values on the two sides; values are shown
+    /// as fingerprint prefixes unless both sides sent them in clear.
+    ConfigValue = 24,
 }
 impl FindingKind {
     /// String value of the enum field names used in the ProtoBuf definition.
@@ -1862,6 +1877,11 @@ impl FindingKind {
             Self::KeyMismatch => "FINDING_KIND_KEY_MISMATCH",
             Self::ContainerUnreportable => "FINDING_KIND_CONTAINER_UNREPORTABLE",
             Self::UnmanagedContainer => "FINDING_KIND_UNMANAGED_CONTAINER",
+            Self::ConfigFileMissing => "FINDING_KIND_CONFIG_FILE_MISSING",
+            Self::ConfigFileExtra => "FINDING_KIND_CONFIG_FILE_EXTRA",
+            Self::ConfigKeyMissing => "FINDING_KIND_CONFIG_KEY_MISSING",
+            Self::ConfigKeyExtra => "FINDING_KIND_CONFIG_KEY_EXTRA",
+            Self::ConfigValue => "FINDING_KIND_CONFIG_VALUE",
         }
     }
     /// Creates an enum from field names used in the ProtoBuf definition.
@@ -1889,6 +1909,11 @@ impl FindingKind {
             "FINDING_KIND_KEY_MISMATCH" => Some(Self::KeyMismatch),
             "FINDING_KIND_CONTAINER_UNREPORTABLE" => Some(Self::ContainerUnreportable),
             "FINDING_KIND_UNMANAGED_CONTAINER" => Some(Self::UnmanagedContainer),
+            "FINDING_KIND_CONFIG_FILE_MISSING" => Some(Self::ConfigFileMissing),
+            "FINDING_KIND_CONFIG_FILE_EXTRA" => Some(Self::ConfigFileExtra),
+            "FINDING_KIND_CONFIG_KEY_MISSING" => Some(Self::ConfigKeyMissing),
+            "FINDING_KIND_CONFIG_KEY_EXTRA" => Some(Self::ConfigKeyExtra),
+            "FINDING_KIND_CONFIG_VALUE" => Some(Self::ConfigValue),
             _ => None,
         }
     }
