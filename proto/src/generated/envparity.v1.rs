@@ -1577,6 +1577,11 @@ pub struct ServiceInstance {
     /// The container as last reported.
     #[prost(message, optional, tag = "4")]
     pub container: ::core::option::Option<Container>,
+    /// Its configuration files as last reported: paths, states and key paths
+    /// with fingerprints (clear values only where the agent allowlisted them).
+    /// Absent when its agent did not read them.
+    #[prost(message, optional, tag = "5")]
+    pub config_files: ::core::option::Option<ContainerConfigFiles>,
 }
 /// Status filter.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]

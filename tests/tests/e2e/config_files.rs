@@ -175,8 +175,49 @@ fn one_yaml_key_differing_is_one_config_value_and_nothing_else_leaks_or_differs(
     );
 
     // The agents are unharmed by the 10 MB file, the binary, the malformed
-    // file and the bomb: both still report.
+    // file and the bomb: both still report, and `service` says of each why
+    // it was not read or not parsed, keys × environments beside.
     fleet.wait_for_hosts(&["staging", "production"], REPORT_TIMEOUT)?;
+    let table = fleet
+        .cli_command()?
+        .args(["-o", "table", "service", "shop"])
+        .output()
+        .expect("run envparity service");
+    let table = String::from_utf8_lossy(&table.stdout).into_owned();
+    let row = |file: &str, key: &str| {
+        table
+            .lines()
+            .find(|l| l.contains(file) && l.contains(key))
+            .unwrap_or_else(|| panic!("no row {file} {key} in\n{table}"))
+            .to_owned()
+    };
+    assert!(
+        row("/etc/app/big.yaml", "(not read)").contains("too large: 10485760 bytes"),
+        "{table}"
+    );
+    assert!(
+        row("/etc/app/tool.bin", "(not read)").contains("binary"),
+        "{table}"
+    );
+    assert!(
+        row("/etc/app/bad.yaml", "(not parsed)").contains("yaml: "),
+        "{table}"
+    );
+    assert!(
+        row("/etc/app/bomb.yaml", "(not parsed)").contains("yaml: "),
+        "{table}"
+    );
+    let checkout = row("/etc/app/app.yaml", "features.checkout");
+    assert_eq!(
+        checkout.matches("fp:").count(),
+        2,
+        "one value per environment: {checkout}"
+    );
+    let replica = row("/etc/app/db.yaml", "database.replica_url");
+    assert!(
+        replica.contains("fp:") && replica.trim_end().ends_with(" -"),
+        "set in staging, absent in production: {replica}"
+    );
 
     // The planted secrets never left the hosts in clear.
     let mut seen: Vec<(String, Vec<u8>)> = vec![("diff".into(), diff.stdout.clone().into_bytes())];
