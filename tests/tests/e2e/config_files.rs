@@ -59,7 +59,8 @@ fn config_dir(root: &Path, env: &str, app: &str, db: &str, secret: &str) -> std:
         ));
     }
     write(&dir, "app/bomb.yaml", bomb);
-    write(&dir, "secrets/api.yaml", format!("token: {secret}\n"));
+    // A key that does not look secret: only the mount keeps it fingerprinted.
+    write(&dir, "secrets/api.yaml", format!("note: {secret}\n"));
     dir
 }
 
@@ -124,7 +125,7 @@ fn one_yaml_key_differing_is_one_config_value_and_nothing_else_leaks_or_differs(
         format!("metrics_listen = \"127.0.0.1:{metrics_port}\"\n"),
     )
     .expect("write the config");
-    let aggregator = fleet
+    let mut aggregator = fleet
         .aggregator()
         .env("RUST_LOG", "debug")
         .arg("--config")
@@ -132,10 +133,15 @@ fn one_yaml_key_differing_is_one_config_value_and_nothing_else_leaks_or_differs(
         .arg("--policy")
         .arg(policy.display().to_string())
         .start()?;
+    let agent_metrics_port = free_port()?;
+    let state_dir = fleet.dir().join("state-staging");
     let agents = [
         fleet
             .agent(fleet.host("staging"))
             .env("RUST_LOG", "debug")
+            .state_dir(&state_dir)
+            .arg("--metrics-listen")
+            .arg(format!("127.0.0.1:{agent_metrics_port}"))
             // Everything under the secrets asked for in clear: never given.
             .arg("--clear-config")
             .arg("/run/secrets/*=*")
@@ -163,7 +169,7 @@ fn one_yaml_key_differing_is_one_config_value_and_nothing_else_leaks_or_differs(
             ),
             (
                 "config_value".to_owned(),
-                "/run/secrets/api.yaml:token".to_owned()
+                "/run/secrets/api.yaml:note".to_owned()
             ),
         ],
         "{diff}"
@@ -238,6 +244,12 @@ fn one_yaml_key_differing_is_one_config_value_and_nothing_else_leaks_or_differs(
             .body
             .into_bytes(),
     ));
+    seen.push((
+        "agent /metrics".into(),
+        http::get(&format!("http://127.0.0.1:{agent_metrics_port}/metrics"))?
+            .body
+            .into_bytes(),
+    ));
     seen.push(("aggregator debug log".into(), aggregator.log().into_bytes()));
     for (i, agent) in agents.iter().enumerate() {
         seen.push((format!("agent {i} debug log"), agent.log().into_bytes()));
@@ -249,8 +261,48 @@ fn one_yaml_key_differing_is_one_config_value_and_nothing_else_leaks_or_differs(
             std::fs::read(&path).expect("read"),
         ));
     }
+    // The journal: with the aggregator gone, a new container's snapshot
+    // (with every container's config files) is kept on disk, unsent.
+    aggregator.stop()?;
+    fleet.host("staging").run(
+        Run::new(&image)
+            .name("shop-2")
+            .label("envparity.service", "shop")
+            .arg(format!(
+                "--volume={}:/etc/app:ro",
+                dirs[0].join("app").display()
+            ))
+            .arg(format!(
+                "--volume={}:/run/secrets/api.yaml:ro",
+                dirs[0].join("secrets/api.yaml").display()
+            )),
+    )?;
+    let journal = state_dir.join("journal");
+    let entries = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(&journal)
+            .map(|d| {
+                d.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "snapshot"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    envparity_tests::wait_until(REPORT_TIMEOUT, "a journaled snapshot", || {
+        !entries().is_empty()
+    })?;
+    let journaled: Vec<u8> = entries()
+        .iter()
+        .flat_map(|p| std::fs::read(p).expect("read a journal entry"))
+        .collect();
     let has =
         |bytes: &[u8], needle: &str| bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
+    assert!(
+        has(&journaled, "shop-2")
+            && has(&journaled, "features.checkout")
+            && has(&journaled, "/run/secrets/api.yaml"),
+        "the journal holds the new snapshot with its config files"
+    );
+    seen.push(("staging agent's journal".into(), journaled));
     // Control: the store holds the config keys, so not finding the values
     // means something.
     assert!(
