@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use envparity_proto::v1::{ConfigFile, Container, HostSnapshot, ImageInfo};
+use envparity_proto::v1::{ConfigFile, Container, ContainerConfigFiles, HostSnapshot, ImageInfo};
 
 use super::finding::{Basis, Finding, Kind, Severity, Side, Status};
 use super::order::sort;
@@ -54,20 +54,40 @@ pub struct HostView<'a> {
 }
 
 impl<'a> HostView<'a> {
-    /// Its containers, as (id, name, content).
-    fn containers(&self) -> impl Iterator<Item = (&'a str, &'a str, &'a Container)> + use<'a> {
+    /// Its containers, as (id, name, content, configuration files when
+    /// read): from the snapshot's `config_files` for a whole snapshot, from
+    /// each held container otherwise.
+    fn containers(&self) -> Vec<(&'a str, &'a str, &'a Container, Option<&'a [ConfigFile]>)> {
         let (snapshot, held) = (self.snapshot, self.held);
-        let whole = held.is_none().then(|| {
-            snapshot
-                .containers
+        match held {
+            None => {
+                let files: BTreeMap<&str, &[ConfigFile]> = snapshot
+                    .config_files
+                    .iter()
+                    .rev()
+                    .map(|f| (f.container_id.as_str(), f.files.as_slice()))
+                    .collect();
+                snapshot
+                    .containers
+                    .iter()
+                    .map(|c| {
+                        (
+                            c.id.as_str(),
+                            c.name.as_str(),
+                            c,
+                            files.get(c.id.as_str()).copied(),
+                        )
+                    })
+                    .collect()
+            }
+            Some(held) => held
                 .iter()
-                .map(|c| (c.id.as_str(), c.name.as_str(), c))
-        });
-        let held = held
-            .into_iter()
-            .flatten()
-            .map(|h| (&*h.id, &*h.name, h.content.as_ref()));
-        whole.into_iter().flatten().chain(held)
+                .map(|h| {
+                    let files = h.config.as_ref().map(|f| f.files.as_slice());
+                    (&*h.id, &*h.name, h.content.as_ref(), files)
+                })
+                .collect(),
+        }
     }
 }
 
@@ -82,9 +102,20 @@ pub struct HeldContainer {
     pub name: Box<str>,
     /// Everything else.
     pub content: Arc<Container>,
+    /// Its configuration files when its agent read them (with
+    /// `container_id` cleared), shared like `content`; `None`: not read.
+    pub config: Option<Arc<ContainerConfigFiles>>,
 }
 
 impl HeldContainer {
+    /// Its configuration files as the agent sent them, if read.
+    pub fn config_files(&self) -> Option<ContainerConfigFiles> {
+        self.config.as_ref().map(|f| ContainerConfigFiles {
+            container_id: self.id.to_string(),
+            files: f.files.clone(),
+        })
+    }
+
     /// The container whole again.
     pub fn whole(&self) -> Container {
         let mut c = Container::clone(&self.content);
@@ -214,13 +245,7 @@ pub fn evaluate(hosts: &[HostView<'_>], policy: &Policy, scope: &Scope) -> Vec<F
     // A scope of no services (host-level kinds only) reads no container.
     let no_services = scope.services.as_ref().is_some_and(BTreeSet::is_empty);
     for host in hosts.iter().filter(|_| !no_services) {
-        let files: BTreeMap<&str, &[ConfigFile]> = host
-            .snapshot
-            .config_files
-            .iter()
-            .map(|f| (f.container_id.as_str(), f.files.as_slice()))
-            .collect();
-        for (id, name, container) in host.containers() {
+        for (_, name, container, config) in host.containers() {
             let Some(service) = container.service.as_ref().map(|s| s.name.as_str()) else {
                 continue;
             };
@@ -231,7 +256,7 @@ pub fn evaluate(hosts: &[HostView<'_>], policy: &Policy, scope: &Scope) -> Vec<F
                 host,
                 name,
                 container,
-                config: files.get(id).copied(),
+                config,
             };
             if container.unmanaged {
                 unmanaged.entry(host.environment).or_default().push(replica);

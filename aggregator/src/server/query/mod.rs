@@ -88,12 +88,7 @@ fn instances_of(reading: &Reading<'_>, service: &str) -> Vec<Instance> {
                     host_id: h.snapshot.host_id.clone(),
                     host_state,
                     container: c.whole(),
-                    config_files: h
-                        .snapshot
-                        .config_files
-                        .iter()
-                        .find(|f| *f.container_id == *c.id)
-                        .cloned(),
+                    config_files: c.config_files(),
                 })
         })
         .collect()
