@@ -191,3 +191,50 @@ fn mounted_config_files_are_read_key_by_key_bounded_and_never_in_clear_when_secr
     );
     Ok(())
 }
+
+#[test]
+fn unchanged_files_are_not_fetched_again_and_an_edited_one_is() -> anyhow::Result<()> {
+    use envparity_agent::config_files::ClearConfigPolicy;
+    use envparity_agent::config_files::read::Reader;
+    use envparity_agent::runtime::docker::DockerEngine;
+
+    let engine = DockerHost::start("config-cache")?;
+    engine.import_image(IMAGE, ImageSpec::new().cmd(&["/bin/sleep", "3600"]))?;
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("a.yaml"), "a: 1\nb: 2\n")?;
+    std::fs::write(dir.path().join("b.env"), "X=1\n")?;
+    let id = engine.run(
+        Run::new(IMAGE)
+            .name("web")
+            .arg(format!("--volume={}:/etc/app:ro", dir.path().display())),
+    )?;
+    let cfg = config("http://127.0.0.1:9", &engine.docker_host());
+    let mut reader = Reader::new(cfg.config_files.clone(), ClearConfigPolicy::default());
+    let docker = runtime().block_on(DockerEngine::connect(&engine.docker_host()))?;
+    let ids = [id];
+    let read = |reader: &mut Reader| {
+        runtime().block_on(reader.read(docker.http(), &ids, &cfg.fingerprint_key))
+    };
+    let first = read(&mut reader);
+    assert_eq!(first[0].files.files.len(), 2, "{first:?}");
+    let mount_bytes = ("a: 1\nb: 2\n".len() + "X=1\n".len()) as u64;
+    assert_eq!(reader.fetched(), mount_bytes);
+    let second = read(&mut reader);
+    assert_eq!(second, first);
+    assert_eq!(
+        reader.fetched(),
+        mount_bytes,
+        "unchanged: nothing fetched again"
+    );
+    // Same size, another value: the mtime tells.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    std::fs::write(dir.path().join("a.yaml"), "a: 1\nb: 3\n")?;
+    let third = read(&mut reader);
+    assert_ne!(third, first);
+    assert_eq!(
+        reader.fetched(),
+        2 * mount_bytes,
+        "the edited mount is read again"
+    );
+    Ok(())
+}

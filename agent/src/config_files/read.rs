@@ -101,6 +101,8 @@ pub struct Reader {
     clear: ClearConfigPolicy,
     mounts: HashMap<String, Vec<MountInfo>>,
     cache: HashMap<(String, String), CachedMount>,
+    /// File content bytes fetched from the engine so far.
+    fetched: u64,
 }
 
 /// One container's files, and what was cut from them (for `Container.cut`).
@@ -120,7 +122,14 @@ impl Reader {
             clear,
             mounts: HashMap::new(),
             cache: HashMap::new(),
+            fetched: 0,
         }
+    }
+
+    /// How many bytes of file content were fetched from the engine since
+    /// the reader was made: unchanged files add nothing.
+    pub fn fetched(&self) -> u64 {
+        self.fetched
     }
 
     /// Whether reading is on (`max_files` > 0).
@@ -145,6 +154,7 @@ impl Reader {
                 ),
             }
         }
+        self.fetched += self.bounds.max_total_bytes - budget;
         // Forget what belongs to containers no longer running.
         self.mounts.retain(|id, _| ids.contains(id));
         self.cache.retain(|(id, _), _| ids.contains(id));
