@@ -93,8 +93,9 @@ pub fn build_snapshot(
         Ok((facts, containers)) => (Some(facts.clone()), EngineState::Ok, containers.clone()),
         Err(_) => (None, EngineState::Unreachable, Vec::new()),
     };
+    let mut containers = containers;
     let config_files = if engine_state == EngineState::Ok {
-        config_files
+        fit_config_files(config_files, &mut containers)
     } else {
         Vec::new()
     };
@@ -115,8 +116,42 @@ pub fn build_snapshot(
         fingerprint_key_id: header.fingerprint_key_id.clone(),
     };
     let cuts = crate::limit::apply(&mut snapshot);
+    // The files of a container the limiter left out go with it: an entry
+    // must name a reported container.
+    let ids: std::collections::BTreeSet<&str> =
+        snapshot.containers.iter().map(|c| c.id.as_str()).collect();
+    let kept: Vec<ContainerConfigFiles> = std::mem::take(&mut snapshot.config_files)
+        .into_iter()
+        .filter(|f| ids.contains(f.container_id.as_str()))
+        .collect();
+    snapshot.config_files = kept;
     snapshot.content_hash = content_hash(&snapshot);
     (snapshot, cuts)
+}
+
+/// Keeps the configuration files within
+/// [`envparity_proto::limits::MAX_SNAPSHOT_CONFIG_BYTES`] together: the
+/// entries past it (by container id) are left out, so those containers'
+/// files are unknown this time, and each of those containers says so in its
+/// `cut`.
+fn fit_config_files(
+    files: Vec<ContainerConfigFiles>,
+    containers: &mut [Container],
+) -> Vec<ContainerConfigFiles> {
+    let budget = envparity_proto::limits::MAX_SNAPSHOT_CONFIG_BYTES;
+    let mut used = 0;
+    let mut kept = Vec::with_capacity(files.len());
+    for entry in files {
+        used += prost::Message::encoded_len(&entry);
+        if used <= budget {
+            kept.push(entry);
+        } else if let Some(c) = containers.iter_mut().find(|c| c.id == entry.container_id) {
+            c.cut.push(format!(
+                "config files: left out, the snapshot's config files are over {budget} encoded bytes"
+            ));
+        }
+    }
+    kept
 }
 
 /// Collects snapshots of this host, keeping the engine connection between
@@ -391,6 +426,77 @@ mod tests {
             now,
         );
         assert_ne!(a.content_hash, b.content_hash);
+    }
+
+    #[test]
+    fn config_files_past_the_snapshot_budget_are_left_out_and_named_in_cut() {
+        use envparity_proto::v1::{ConfigFile, ConfigKey};
+        let big = |id: &str| ContainerConfigFiles {
+            container_id: id.into(),
+            files: vec![ConfigFile {
+                path: "/etc/a.yaml".into(),
+                keys: vec![
+                    ConfigKey {
+                        path: "k".repeat(1000),
+                        fingerprint: "f".repeat(64),
+                        value: None,
+                    };
+                    2000
+                ],
+                ..Default::default()
+            }],
+        };
+        // 2.1 MB each: three fit in the budget (8.4 MB), the others do not.
+        let ids = ["c1", "c2", "c3", "c4", "c5"];
+        let reading: EngineReading = Ok((
+            EngineFacts::default(),
+            ids.iter()
+                .map(|id| Container {
+                    id: (*id).into(),
+                    ..Default::default()
+                })
+                .collect(),
+        ));
+        let files = ids.iter().map(|id| big(id)).collect();
+        let (snap, _) = build_snapshot(
+            &header(),
+            HostFacts::default(),
+            &reading,
+            files,
+            SystemTime::now(),
+        );
+        let with: Vec<&str> = snap
+            .config_files
+            .iter()
+            .map(|f| f.container_id.as_str())
+            .collect();
+        assert_eq!(with, ["c1", "c2", "c3"]);
+        let c5 = snap.containers.iter().find(|c| c.id == "c5").unwrap();
+        assert!(
+            c5.cut
+                .iter()
+                .any(|r| r.starts_with("config files: left out")),
+            "{:?}",
+            c5.cut
+        );
+        assert!(prost::Message::encoded_len(&snap) <= envparity_proto::limits::MAX_SNAPSHOT_BYTES);
+    }
+
+    #[test]
+    fn config_files_of_a_container_the_limiter_drops_go_with_it() {
+        let reading: EngineReading = Ok((EngineFacts::default(), Vec::new()));
+        let files = vec![ContainerConfigFiles {
+            container_id: "gone".into(),
+            files: Vec::new(),
+        }];
+        let (snap, _) = build_snapshot(
+            &header(),
+            HostFacts::default(),
+            &reading,
+            files,
+            SystemTime::now(),
+        );
+        assert!(snap.config_files.is_empty());
     }
 
     #[test]
