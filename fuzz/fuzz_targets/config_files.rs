@@ -44,7 +44,13 @@ fuzz_target!(|data: &[u8]| {
     assert!(pairs.windows(2).all(|w| w[0].0 < w[1].0), "{pairs:?}");
     assert!(pairs.iter().all(|(k, _)| !k.is_empty()), "{pairs:?}");
     let key = FleetKey::from_bytes(*b"fuzz-fleet-key-0123");
-    for k in protect(&key, &ClearConfigPolicy::default(), "/etc/app/settings", false, pairs) {
+    for k in protect(
+        &key,
+        &ClearConfigPolicy::default(),
+        "/etc/app/settings",
+        false,
+        pairs,
+    ) {
         assert_eq!(k.fingerprint.len(), 64);
         assert!(k.value.is_none(), "clear value without an allowlist: {k:?}");
     }
