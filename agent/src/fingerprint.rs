@@ -137,12 +137,19 @@ impl FleetKey {
     /// variables, and the NUL separator keeps `("AB", "C")` and `("A", "BC")`
     /// apart.
     pub fn fingerprint(&self, name: &str, value: &str) -> String {
+        self.fingerprint_bytes(name, value.as_bytes())
+    }
+
+    /// [`Self::fingerprint`] of a value that need not be UTF-8: the same
+    /// construction, so a config file's whole content and its keys are
+    /// fingerprinted exactly like env values (`crate::config_files`).
+    pub fn fingerprint_bytes(&self, name: &str, value: &[u8]) -> String {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0)
             .expect("HMAC-SHA256 accepts keys of any length");
         mac.update(ENV_DOMAIN);
         mac.update(name.as_bytes());
         mac.update(b"\0");
-        mac.update(value.as_bytes());
+        mac.update(value);
         hex::encode(mac.finalize().into_bytes())
     }
 }

@@ -12,6 +12,7 @@
 pub mod clear_env;
 pub mod collect;
 pub mod config;
+pub mod config_files;
 pub mod envsplit;
 pub mod fingerprint;
 pub mod identity;

@@ -11,5 +11,6 @@
 mod support;
 
 mod check_config;
+mod config_files;
 mod docker;
 mod reporting;

@@ -223,6 +223,7 @@ fn status(g: &mut Gen<'_, '_>) -> Result<v1::GetStatusResponse> {
                 hosts: g.u.arbitrary()?,
                 hosts_not_current: g.u.arbitrary()?,
                 findings: Some(tally(g)?),
+                host_states: Vec::new(),
             })
         } else {
             None
@@ -249,6 +250,28 @@ fn service(g: &mut Gen<'_, '_>) -> Result<v1::GetServiceResponse> {
                 host_id: g.s()?,
                 host_state: g.i()?,
                 container: Some(g.container()?),
+                // Hostile configuration files: paths, reasons, formats, key
+                // paths and clear values are any strings.
+                config_files: Some(v1::ContainerConfigFiles {
+                    container_id: g.s()?,
+                    files: g.many(|g| {
+                        Ok(v1::ConfigFile {
+                            path: g.s()?,
+                            format: g.s()?,
+                            state: g.i()?,
+                            reason: g.s()?,
+                            keys: g.many(|g| {
+                                Ok(v1::ConfigKey {
+                                    path: g.s()?,
+                                    fingerprint: g.s()?,
+                                    value: Some(g.s()?),
+                                })
+                            })?,
+                            fingerprint: g.s()?,
+                            secret: false,
+                        })
+                    })?,
+                }),
             })
         })?,
     })

@@ -406,6 +406,9 @@ impl FuzzReport {
             )
         };
         HostSnapshot {
+            // Config files are not generated yet (issue 20): the aggregator
+            // does not read them beyond validation.
+            config_files: Vec::new(),
             containers_dropped: 0,
             host_id: self.host_id.resolve(dict::HOSTS),
             environment: self.environment.resolve(dict::ENVIRONMENTS),

@@ -25,6 +25,7 @@ pub mod digest;
 pub mod exposition;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
+pub mod glob;
 pub mod hash;
 pub mod http1;
 pub mod limits;

@@ -25,6 +25,19 @@ pub const MAX_CONTAINER_BYTES: usize = 1024 * 1024;
 /// Encoded bytes the agent allows a whole snapshot: the message limit less
 /// room for the request around it.
 pub const MAX_SNAPSHOT_BYTES: usize = MAX_MESSAGE_BYTES - 64 * 1024;
+/// Most configuration files reported per container.
+pub const MAX_CONFIG_FILES: usize = 256;
+/// Most keys reported per configuration file; a file with more is "not
+/// parsed" rather than cut, so that no key reads as missing.
+pub const MAX_CONFIG_KEYS: usize = 4_096;
+/// Encoded bytes the agent allows one container's configuration files; the
+/// files past it (by path) are left out and named in the container's `cut`.
+pub const MAX_CONTAINER_CONFIG_BYTES: usize = 512 * 1024;
+/// Encoded bytes the agent allows all configuration files of a snapshot
+/// together: half the snapshot's room, so that containers always fit beside
+/// them. The files of the containers past it (by id) are left out (unknown,
+/// not missing) and named in each container's `cut`.
+pub const MAX_SNAPSHOT_CONFIG_BYTES: usize = MAX_SNAPSHOT_BYTES / 2;
 /// Most reasons one container's `cut` list carries.
 pub const MAX_CUTS: usize = 8;
 /// Longest reason in a container's `cut` list.

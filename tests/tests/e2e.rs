@@ -5,6 +5,8 @@
 mod e2e {
     /// Alerting (Alertmanager, Slack, PagerDuty, webhooks) and metrics (Prometheus).
     mod alerting;
+    /// Configuration passed as files: mounted config compared key by key.
+    mod config_files;
     /// Bounds before authentication: memory, connections, idle time.
     mod exhaustion;
     /// The harness itself: hosts, registry, images, containers and guards.

@@ -10,7 +10,8 @@ use std::time::SystemTime;
 use envparity_proto::hash::content_hash;
 use envparity_proto::time::to_timestamp;
 use envparity_proto::v1::{
-    AgentInfo, Container, EngineFacts, EngineState, HostFacts, HostSnapshot, Label,
+    AgentInfo, Container, ContainerConfigFiles, EngineFacts, EngineState, HostFacts, HostSnapshot,
+    Label,
 };
 
 use crate::clear_env::ClearEnvPolicy;
@@ -77,17 +78,29 @@ pub type EngineReading = Result<(EngineFacts, Vec<Container>), RuntimeError>;
 /// When the engine could not be read the snapshot says so and carries no
 /// engine facts and no containers: "unknown" must never look like "nothing
 /// runs".
+///
+/// `config_files` are the containers' configuration files
+/// ([`crate::config_files::read`]), sorted by container id; left out when
+/// the engine could not be read.
 pub fn build_snapshot(
     header: &SnapshotHeader,
     host: HostFacts,
     engine: &EngineReading,
+    config_files: Vec<ContainerConfigFiles>,
     collected_at: SystemTime,
 ) -> (HostSnapshot, Vec<Cut>) {
     let (engine, engine_state, containers) = match engine {
         Ok((facts, containers)) => (Some(facts.clone()), EngineState::Ok, containers.clone()),
         Err(_) => (None, EngineState::Unreachable, Vec::new()),
     };
+    let mut containers = containers;
+    let config_files = if engine_state == EngineState::Ok {
+        fit_config_files(config_files, &mut containers)
+    } else {
+        Vec::new()
+    };
     let mut snapshot = HostSnapshot {
+        config_files,
         containers_dropped: 0,
         host_id: header.host_id.clone(),
         environment: header.environment.clone(),
@@ -103,8 +116,42 @@ pub fn build_snapshot(
         fingerprint_key_id: header.fingerprint_key_id.clone(),
     };
     let cuts = crate::limit::apply(&mut snapshot);
+    // The files of a container the limiter left out go with it: an entry
+    // must name a reported container.
+    let ids: std::collections::BTreeSet<&str> =
+        snapshot.containers.iter().map(|c| c.id.as_str()).collect();
+    let kept: Vec<ContainerConfigFiles> = std::mem::take(&mut snapshot.config_files)
+        .into_iter()
+        .filter(|f| ids.contains(f.container_id.as_str()))
+        .collect();
+    snapshot.config_files = kept;
     snapshot.content_hash = content_hash(&snapshot);
     (snapshot, cuts)
+}
+
+/// Keeps the configuration files within
+/// [`envparity_proto::limits::MAX_SNAPSHOT_CONFIG_BYTES`] together: the
+/// entries past it (by container id) are left out, so those containers'
+/// files are unknown this time, and each of those containers says so in its
+/// `cut`.
+fn fit_config_files(
+    files: Vec<ContainerConfigFiles>,
+    containers: &mut [Container],
+) -> Vec<ContainerConfigFiles> {
+    let budget = envparity_proto::limits::MAX_SNAPSHOT_CONFIG_BYTES;
+    let mut used = 0;
+    let mut kept = Vec::with_capacity(files.len());
+    for entry in files {
+        used += prost::Message::encoded_len(&entry);
+        if used <= budget {
+            kept.push(entry);
+        } else if let Some(c) = containers.iter_mut().find(|c| c.id == entry.container_id) {
+            c.cut.push(format!(
+                "config files: left out, the snapshot's config files are over {budget} encoded bytes"
+            ));
+        }
+    }
+    kept
 }
 
 /// Collects snapshots of this host, keeping the engine connection between
@@ -120,6 +167,9 @@ pub struct Collector {
     host_root: PathBuf,
     key: FleetKey,
     policy: ClearEnvPolicy,
+    /// Reads the containers' configuration files, caching between
+    /// collections.
+    files: crate::config_files::read::Reader,
     header: SnapshotHeader,
     /// Whether the last collection could read the engine (`None` before the
     /// first), so that an outage is logged once, not on every retry.
@@ -149,6 +199,10 @@ impl Collector {
             host_root: config.host_root.clone(),
             key: config.fingerprint_key.clone(),
             policy: config.clear_env.clone(),
+            files: crate::config_files::read::Reader::new(
+                config.config_files.clone(),
+                config.clear_config.clone(),
+            ),
             header,
             engine_was_ok: None,
             last: None,
@@ -174,7 +228,8 @@ impl Collector {
     /// them, when there is no last reading (the first collection, or the
     /// engine was unreachable) or when reading the changes fails.
     pub async fn collect(&mut self, changes: Option<&Changes>) -> HostSnapshot {
-        let reading = self.read_engine(changes).await;
+        let mut reading = self.read_engine(changes).await;
+        let config_files = self.read_config_files(&mut reading).await;
         let runtime = self.target.describe();
         match (&reading, self.engine_was_ok) {
             (Err(error), Some(true) | None) => tracing::warn!(
@@ -195,7 +250,13 @@ impl Collector {
             self.engine = None;
         }
         let host = host::host_facts(&self.host_root);
-        let (snapshot, cuts) = build_snapshot(&self.header, host, &reading, SystemTime::now());
+        let (snapshot, cuts) = build_snapshot(
+            &self.header,
+            host,
+            &reading,
+            config_files,
+            SystemTime::now(),
+        );
         // Each cut is logged when it first appears, not at every collection.
         for cut in cuts.iter().filter(|c| !self.cuts.contains(c)) {
             tracing::warn!(
@@ -206,6 +267,33 @@ impl Collector {
         }
         self.cuts = cuts;
         snapshot
+    }
+
+    /// The configuration files of every container read, on Docker (the
+    /// engine with the archive API this reads through); what was cut from
+    /// them goes to each container's `cut`. Every container is looked at,
+    /// not only those an event named: a file changes without an event, and
+    /// an unchanged one costs a stat, not a read.
+    async fn read_config_files(
+        &mut self,
+        reading: &mut EngineReading,
+    ) -> Vec<ContainerConfigFiles> {
+        let (Ok((_, containers)), Some(Runtime::DockerApi(api))) = (reading, &self.engine) else {
+            return Vec::new();
+        };
+        if !self.files.enabled() || api.dialect.kind != crate::runtime::RuntimeKind::Docker {
+            return Vec::new();
+        }
+        let ids: Vec<String> = containers.iter().map(|c| c.id.clone()).collect();
+        let read = self.files.read(api.engine.http(), &ids, &self.key).await;
+        let mut out = Vec::with_capacity(read.len());
+        for r in read {
+            if let Some(c) = containers.iter_mut().find(|c| c.id == r.files.container_id) {
+                c.cut.extend(r.cut);
+            }
+            out.push(r.files);
+        }
+        out
     }
 
     async fn read_engine(&mut self, changes: Option<&Changes>) -> EngineReading {
@@ -291,6 +379,7 @@ mod tests {
             &header(),
             HostFacts::default(),
             &unreachable(),
+            Vec::new(),
             SystemTime::now(),
         );
         assert_eq!(snap.engine_state(), EngineState::Unreachable);
@@ -308,8 +397,13 @@ mod tests {
                 ..Default::default()
             }],
         ));
-        let (snap, _) =
-            build_snapshot(&header(), HostFacts::default(), &reading, SystemTime::now());
+        let (snap, _) = build_snapshot(
+            &header(),
+            HostFacts::default(),
+            &reading,
+            Vec::new(),
+            SystemTime::now(),
+        );
         assert_eq!(snap.engine_state(), EngineState::Ok);
         assert_eq!(snap.containers.len(), 1);
         assert_eq!(snap.host_id, "h1");
@@ -323,9 +417,86 @@ mod tests {
     fn an_outage_changes_the_content_hash() {
         let ok: EngineReading = Ok((EngineFacts::default(), Vec::new()));
         let now = SystemTime::now();
-        let (a, _) = build_snapshot(&header(), HostFacts::default(), &ok, now);
-        let (b, _) = build_snapshot(&header(), HostFacts::default(), &unreachable(), now);
+        let (a, _) = build_snapshot(&header(), HostFacts::default(), &ok, Vec::new(), now);
+        let (b, _) = build_snapshot(
+            &header(),
+            HostFacts::default(),
+            &unreachable(),
+            Vec::new(),
+            now,
+        );
         assert_ne!(a.content_hash, b.content_hash);
+    }
+
+    #[test]
+    fn config_files_past_the_snapshot_budget_are_left_out_and_named_in_cut() {
+        use envparity_proto::v1::{ConfigFile, ConfigKey};
+        let big = |id: &str| ContainerConfigFiles {
+            container_id: id.into(),
+            files: vec![ConfigFile {
+                path: "/etc/a.yaml".into(),
+                keys: vec![
+                    ConfigKey {
+                        path: "k".repeat(1000),
+                        fingerprint: "f".repeat(64),
+                        value: None,
+                    };
+                    2000
+                ],
+                ..Default::default()
+            }],
+        };
+        // 2.1 MB each: three fit in the budget (8.4 MB), the others do not.
+        let ids = ["c1", "c2", "c3", "c4", "c5"];
+        let reading: EngineReading = Ok((
+            EngineFacts::default(),
+            ids.iter()
+                .map(|id| Container {
+                    id: (*id).into(),
+                    ..Default::default()
+                })
+                .collect(),
+        ));
+        let files = ids.iter().map(|id| big(id)).collect();
+        let (snap, _) = build_snapshot(
+            &header(),
+            HostFacts::default(),
+            &reading,
+            files,
+            SystemTime::now(),
+        );
+        let with: Vec<&str> = snap
+            .config_files
+            .iter()
+            .map(|f| f.container_id.as_str())
+            .collect();
+        assert_eq!(with, ["c1", "c2", "c3"]);
+        let c5 = snap.containers.iter().find(|c| c.id == "c5").unwrap();
+        assert!(
+            c5.cut
+                .iter()
+                .any(|r| r.starts_with("config files: left out")),
+            "{:?}",
+            c5.cut
+        );
+        assert!(prost::Message::encoded_len(&snap) <= envparity_proto::limits::MAX_SNAPSHOT_BYTES);
+    }
+
+    #[test]
+    fn config_files_of_a_container_the_limiter_drops_go_with_it() {
+        let reading: EngineReading = Ok((EngineFacts::default(), Vec::new()));
+        let files = vec![ContainerConfigFiles {
+            container_id: "gone".into(),
+            files: Vec::new(),
+        }];
+        let (snap, _) = build_snapshot(
+            &header(),
+            HostFacts::default(),
+            &reading,
+            files,
+            SystemTime::now(),
+        );
+        assert!(snap.config_files.is_empty());
     }
 
     #[test]

@@ -153,6 +153,10 @@ pub struct Config {
     pub fingerprint_key_id: String,
     /// Which env values may go in clear.
     pub clear_env: ClearEnvPolicy,
+    /// Which config file values may go in clear.
+    pub clear_config: crate::config_files::ClearConfigPolicy,
+    /// Which mounted configuration files are read, and how much.
+    pub config_files: crate::config_files::read::Bounds,
     /// Root of the host filesystem.
     pub host_root: PathBuf,
     /// Heartbeat period.
@@ -235,6 +239,16 @@ impl Config {
             }
         };
         let clear_env = ClearEnvPolicy::new(sources.value(&s::CLEAR_ENV)?.value);
+        let clear_config =
+            crate::config_files::ClearConfigPolicy::parse(&sources.value(&s::CLEAR_CONFIG)?.value)
+                .unwrap_or_default();
+        let config_files = crate::config_files::read::Bounds {
+            include: sources.value(&s::CONFIG_FILE_INCLUDE)?.value,
+            exclude: sources.value(&s::CONFIG_FILE_EXCLUDE)?.value,
+            max_files: sources.value(&s::CONFIG_FILE_MAX_FILES)?.value,
+            max_file_bytes: sources.value(&s::CONFIG_FILE_MAX_BYTES)?.value,
+            max_total_bytes: sources.value(&s::CONFIG_FILE_MAX_TOTAL_BYTES)?.value,
+        };
         let heartbeat_interval = sources.value(&s::HEARTBEAT_INTERVAL)?.value;
         let resync_interval = sources.value(&s::RESYNC_INTERVAL)?.value;
         let metrics_listen = sources.get(&s::METRICS_LISTEN)?.map(|a| a.value);
@@ -279,6 +293,8 @@ impl Config {
             fingerprint_key,
             fingerprint_key_id,
             clear_env,
+            clear_config,
+            config_files,
             host_root,
             heartbeat_interval,
             resync_interval,

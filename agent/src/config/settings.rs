@@ -129,6 +129,82 @@ envparity_settings::declare! {
                variable). Names that look secret (PASSWORD, PWD, TOKEN, KEY, DSN, CONN, AUTH, \
                …) and values that carry a credential (password=/token=/key=… parameters, URL \
                userinfo) are never sent in clear.");
+    /// `--clear-config`.
+    pub CLEAR_CONFIG: List<String> = Setting::list("clear_config", parse::text)
+        .flag("clear-config")
+        .delimiter(',')
+        .var("ENVPARITY_CLEAR_CONFIG")
+        .value_name("FILE_GLOB=KEY_PATTERN")
+        .default(Vec::new)
+        .check(clear_config_entries)
+        .show(show_clear_env)
+        .help("Configuration file keys whose values may be sent in clear: a file glob and a \
+               key path pattern, e.g. /etc/app/*.yaml=features.* (repeatable and \
+               comma-separated). As for --clear-env, keys that look secret and values that \
+               carry a credential never go in clear, nor does anything in a secret mount \
+               (/run/secrets/, Kubernetes Secret volumes).");
+    /// `--config-file-include`.
+    pub CONFIG_FILE_INCLUDE: List<String> = Setting::list("config_file_include", parse::text)
+        .flag("config-file-include")
+        .delimiter(',')
+        .var("ENVPARITY_CONFIG_FILE_INCLUDE")
+        .value_name("GLOB")
+        .default(|| {
+            crate::config_files::read::Bounds::DEFAULT_INCLUDE
+                .iter()
+                .map(|g| (*g).to_owned())
+                .collect()
+        })
+        .check(absolute_globs)
+        .show(show_globs)
+        .help("Paths in the container of the mounted configuration files to read, as globs \
+               (`*` matches any run of characters, `/` included), e.g. /srv/app/*.yaml \
+               (repeatable and comma-separated). Only files in bind mounts are read, through \
+               the engine's archive API (docs/configuration.md).");
+    /// `--config-file-exclude`.
+    pub CONFIG_FILE_EXCLUDE: List<String> = Setting::list("config_file_exclude", parse::text)
+        .flag("config-file-exclude")
+        .delimiter(',')
+        .var("ENVPARITY_CONFIG_FILE_EXCLUDE")
+        .value_name("GLOB")
+        .default(Vec::new)
+        .check(absolute_globs)
+        .show(show_globs)
+        .help("Paths never read as configuration files, as globs; they win over \
+               --config-file-include.");
+    /// `--config-file-max-files`.
+    pub CONFIG_FILE_MAX_FILES: Setting<usize> =
+        Setting::new("config_file_max_files", parse::number)
+            .flag("config-file-max-files")
+            .var("ENVPARITY_CONFIG_FILE_MAX_FILES")
+            .value_name("N")
+            .number()
+            .default(|| 32)
+            .check(max_config_files)
+            .help("Most configuration files read per container (at most 256); those past it \
+                   are named in the container's cut list. 0 turns reading files off.");
+    /// `--config-file-max-bytes`.
+    pub CONFIG_FILE_MAX_BYTES: Setting<u64> = Setting::new("config_file_max_bytes", parse_bytes)
+        .flag("config-file-max-bytes")
+        .var("ENVPARITY_CONFIG_FILE_MAX_BYTES")
+        .value_name("BYTES")
+        .number()
+        .default(|| 256 * 1024)
+        .show(show_bytes)
+        .help("Largest configuration file read, e.g. 256KiB; a larger one is reported as \
+               \"not read: too large\".");
+    /// `--config-file-max-total-bytes`.
+    pub CONFIG_FILE_MAX_TOTAL_BYTES: Setting<u64> =
+        Setting::new("config_file_max_total_bytes", parse_bytes)
+            .flag("config-file-max-total-bytes")
+            .var("ENVPARITY_CONFIG_FILE_MAX_TOTAL_BYTES")
+            .value_name("BYTES")
+            .number()
+            .default(|| 16 * 1024 * 1024)
+            .show(show_bytes)
+            .help("Most configuration file bytes read in one collection, across all \
+                   containers, e.g. 16MiB; files past it are read at a later collection \
+                   (unchanged files cost nothing: they are not read again).");
     /// `--host-root`.
     pub HOST_ROOT: Setting<PathBuf> = Setting::path("host_root")
         .flag("host-root")
@@ -333,6 +409,42 @@ fn docker_host(url: String) -> Result<String, String> {
 fn runtime_name(name: String) -> Result<String, String> {
     name.parse::<crate::runtime::detect::RuntimeChoice>()?;
     Ok(name)
+}
+
+fn clear_config_entries(entries: Vec<String>) -> Result<Vec<String>, String> {
+    crate::config_files::ClearConfigPolicy::parse(&entries).map_err(|e| e.to_string())?;
+    Ok(entries)
+}
+
+fn absolute_globs(globs: Vec<String>) -> Result<Vec<String>, String> {
+    match globs.iter().find(|g| !g.starts_with('/')) {
+        Some(g) => Err(format!(
+            "config file glob {g:?} is not an absolute path in the container"
+        )),
+        None => Ok(globs),
+    }
+}
+
+fn max_config_files(n: usize) -> Result<usize, String> {
+    let max = envparity_proto::limits::MAX_CONFIG_FILES;
+    if n > max {
+        return Err(format!(
+            "{n} config files per container is over the limit of {max}"
+        ));
+    }
+    Ok(n)
+}
+
+#[allow(
+    clippy::ptr_arg,
+    reason = "a setting shows a &T, and the setting's T is the Vec"
+)]
+fn show_globs(globs: &Vec<String>) -> String {
+    if globs.is_empty() {
+        "none".to_owned()
+    } else {
+        globs.join(", ")
+    }
 }
 
 fn clear_env_patterns(patterns: Vec<String>) -> Result<Vec<String>, String> {

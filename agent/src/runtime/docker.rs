@@ -156,6 +156,12 @@ impl DockerEngine {
         &self.addr
     }
 
+    /// The bounded HTTP client, for the archive API
+    /// ([`crate::config_files::read`]).
+    pub fn http(&self) -> &EngineHttp {
+        &self.http
+    }
+
     /// The stream of container events that can change a snapshot, starting
     /// at `since` (the engine replays buffered events from then on, so
     /// nothing between a collection and the subscription is missed). An

@@ -13,6 +13,9 @@
 //!   a longer one is skipped, logged, and turned into a "re-collect
 //!   everything" event, since what it said is unknown.
 //!
+//! - an archive (`GET /containers/{id}/archive`, the configuration files)
+//!   is handed over as it arrives and cut at the caller's cap.
+//!
 //! One connection per call (the engine is local): no pool to manage, and a
 //! connection the engine closed is never reused.
 
@@ -136,6 +139,16 @@ impl EngineHttp {
     /// headers arrived (within the timeout). An error status is read (its
     /// message bounded) and returned as [`HttpError::Status`].
     async fn get(&self, path: &str) -> Result<hyper::Response<Incoming>, HttpError> {
+        self.send(hyper::Method::GET, path).await
+    }
+
+    /// [`Self::get`] with another read-only method (`HEAD`): the agent never
+    /// sends anything else, so the read-only socket proxy suffices.
+    async fn send(
+        &self,
+        method: hyper::Method,
+        path: &str,
+    ) -> Result<hyper::Response<Incoming>, HttpError> {
         let uri = format!("{}{path}", self.prefix);
         let call = async {
             let mut sender = match &self.address {
@@ -154,14 +167,16 @@ impl EngineHttp {
                     handshake(stream).await?
                 }
             };
-            let request = hyper::Request::get(uri.as_str())
+            let request = hyper::Request::builder()
+                .method(method.clone())
+                .uri(uri.as_str())
                 .header(hyper::header::HOST, "docker")
                 .body(http_body_util::Empty::<Bytes>::new())
                 .map_err(|e| HttpError::Connection(format!("request {uri}: {e}")))?;
             sender
                 .send_request(request)
                 .await
-                .map_err(|e| HttpError::Connection(format!("GET {uri}: {e}")))
+                .map_err(|e| HttpError::Connection(format!("{method} {uri}: {e}")))
         };
         let response = tokio::time::timeout(self.timeout, call)
             .await
@@ -265,6 +280,106 @@ impl EngineHttp {
                 }
             }
         }
+    }
+
+    /// `HEAD /containers/{id}/archive?path=PATH`: what the engine's
+    /// single-path archive API says of one path in a container (its
+    /// `X-Docker-Container-Path-Stat` header), without reading it.
+    pub async fn path_stat(&self, id: &str, path: &str) -> Result<PathStat, HttpError> {
+        let uri = archive_uri(id, path);
+        let response = self.send(hyper::Method::HEAD, &uri).await?;
+        let header = response
+            .headers()
+            .get("X-Docker-Container-Path-Stat")
+            .ok_or_else(|| HttpError::Malformed(format!("{uri}: no path stat header")))?;
+        PathStat::from_header(header.as_bytes())
+            .ok_or_else(|| HttpError::Malformed(format!("{uri}: unreadable path stat header")))
+    }
+
+    /// `GET /containers/{id}/archive?path=PATH`: the path as a tar stream,
+    /// each chunk handed to `feed` as it arrives; at most `cap` bytes are
+    /// read (then [`HttpError::TooLarge`]), and `feed` returning `false`
+    /// stops reading. The whole read is bounded by the engine timeout.
+    pub async fn archive(
+        &self,
+        id: &str,
+        path: &str,
+        cap: usize,
+        mut feed: impl FnMut(&[u8]) -> bool + Send,
+    ) -> Result<(), HttpError> {
+        let uri = archive_uri(id, path);
+        let response = self.get(&uri).await?;
+        let mut body = response.into_body();
+        let read = async {
+            let mut total = 0usize;
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|e| HttpError::Connection(format!("read {uri}: {e}")))?;
+                if let Some(data) = frame.data_ref() {
+                    total += data.len();
+                    if total > cap {
+                        return Err(HttpError::TooLarge { cap });
+                    }
+                    if !feed(data) {
+                        break;
+                    }
+                }
+            }
+            Ok(())
+        };
+        tokio::time::timeout(self.timeout, read)
+            .await
+            .map_err(|_| HttpError::Timeout(self.timeout))?
+    }
+}
+
+/// The archive API's URI for one path of one container.
+fn archive_uri(id: &str, path: &str) -> String {
+    let path: String = form_urlencoded::byte_serialize(path.as_bytes()).collect();
+    let id: String = form_urlencoded::byte_serialize(id.as_bytes()).collect();
+    format!("/containers/{id}/archive?path={path}")
+}
+
+/// What the archive API says of a path: the engine's `lstat` of it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+pub struct PathStat {
+    /// Its base name.
+    #[serde(default)]
+    pub name: String,
+    /// Its size in bytes.
+    #[serde(default)]
+    pub size: u64,
+    /// Go's `os.FileMode`: permission bits and type bits
+    /// ([`PathStat::is_dir`], [`PathStat::is_symlink`]).
+    #[serde(default)]
+    pub mode: u32,
+    /// Its modification time, RFC 3339 as the engine writes it; compared,
+    /// never parsed.
+    #[serde(default)]
+    pub mtime: String,
+    /// Where a symlink points, empty otherwise.
+    #[serde(default, rename = "linkTarget")]
+    pub link_target: String,
+}
+
+impl PathStat {
+    /// Decodes the header: base64 of a JSON object.
+    pub fn from_header(value: &[u8]) -> Option<Self> {
+        use base64::Engine as _;
+        let json = base64::engine::general_purpose::STANDARD
+            .decode(value)
+            .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(value))
+            .ok()?;
+        serde_json::from_slice(&json).ok()
+    }
+
+    /// Go's `os.ModeDir`.
+    pub fn is_dir(&self) -> bool {
+        self.mode & (1 << 31) != 0
+    }
+
+    /// Go's `os.ModeSymlink`.
+    pub fn is_symlink(&self) -> bool {
+        self.mode & (1 << 27) != 0
     }
 }
 

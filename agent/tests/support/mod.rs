@@ -38,6 +38,21 @@ pub fn config(aggregator: &str, docker_host: &str) -> Config {
         fingerprint_key: fleet_key(),
         fingerprint_key_id: "ktest".to_owned(),
         clear_env: ClearEnvPolicy::new(["LOG_LEVEL", "DB_PASSWORD"]),
+        clear_config: envparity_agent::config_files::ClearConfigPolicy::parse(&[
+            "/etc/app/*=log.level",
+            "/run/secrets/*=*",
+        ])
+        .expect("clear-config entries"),
+        config_files: envparity_agent::config_files::read::Bounds {
+            include: envparity_agent::config_files::read::Bounds::DEFAULT_INCLUDE
+                .iter()
+                .map(|g| (*g).to_owned())
+                .collect(),
+            exclude: vec!["/etc/app/skip/*".to_owned()],
+            max_files: 32,
+            max_file_bytes: 256 * 1024,
+            max_total_bytes: 16 * 1024 * 1024,
+        },
         host_root: "/".into(),
         heartbeat_interval: Duration::from_millis(100),
         resync_interval: Duration::from_secs(3600),

@@ -8,13 +8,19 @@
 //! near the ids and names it must hold anyway (docs/benchmarks.md). The
 //! whole snapshot stays in the store; [`HeldHost::whole`] rebuilds it
 //! exactly, for the few answers that show it.
+//!
+//! A container's configuration files (`HostSnapshot.config_files`, issue
+//! 20) are held the same way, beside its content: the first entry naming a
+//! container moves to every held container with that id, interned, and the
+//! header keeps an empty entry in its place so that the order comes back
+//! exactly; an entry naming no container stays in the header whole.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hasher, RandomState};
 use std::sync::{Arc, Weak};
 use std::time::SystemTime;
 
-use envparity_proto::v1::{Container, EngineState, HostSnapshot};
+use envparity_proto::v1::{Container, ContainerConfigFiles, EngineState, HostSnapshot};
 use prost::Message;
 
 use crate::parity::HeldContainer;
@@ -60,8 +66,29 @@ impl HeldHost {
 
     /// The snapshot whole again, exactly as stored.
     pub fn whole(&self) -> HostSnapshot {
-        let mut snapshot = HostSnapshot::clone(&self.snapshot);
+        let mut snapshot = self.header();
         snapshot.containers = self.containers.iter().map(HeldContainer::whole).collect();
+        snapshot
+    }
+
+    /// The snapshot without its containers, exactly as stored: the held
+    /// header with the configuration files its containers hold put back.
+    fn header(&self) -> HostSnapshot {
+        let mut snapshot = HostSnapshot::clone(&self.snapshot);
+        let mut refilled = std::collections::HashSet::new();
+        for entry in &mut snapshot.config_files {
+            if !refilled.insert(entry.container_id.clone()) {
+                continue;
+            }
+            let held = self
+                .containers
+                .iter()
+                .find(|c| *c.id == *entry.container_id)
+                .and_then(|c| c.config.as_ref());
+            if let Some(files) = held {
+                entry.files = files.files.clone();
+            }
+        }
         snapshot
     }
 
@@ -98,8 +125,15 @@ impl HeldHost {
                 ContainerRows::Changed { upserted, removed }
             }
         };
+        // The held header keeps empty places for the configuration files
+        // its containers hold; the store gets them back.
+        let header = if self.snapshot.config_files.is_empty() {
+            Arc::clone(&self.snapshot)
+        } else {
+            Arc::new(self.header())
+        };
         HostWrite {
-            header: Arc::clone(&self.snapshot),
+            header,
             received_at: self.received_at,
             last_seen: self.last_seen,
             engine_state: self.engine_state,
@@ -124,6 +158,8 @@ impl HeldHost {
 pub struct Interner {
     /// Hash of the encoded content -> the contents with that hash.
     by_hash: HashMap<u64, Vec<Weak<Container>>>,
+    /// The same for configuration files (`container_id` cleared).
+    files_by_hash: HashMap<u64, Vec<Weak<ContainerConfigFiles>>>,
     /// Random keys, so that nobody can choose contents that collide.
     keys: RandomState,
     /// Contents interned since the last sweep of dropped ones.
@@ -134,6 +170,7 @@ impl Default for Interner {
     fn default() -> Self {
         Interner {
             by_hash: HashMap::new(),
+            files_by_hash: HashMap::new(),
             keys: RandomState::new(),
             since_sweep: 0,
         }
@@ -168,12 +205,40 @@ impl Interner {
             .map(|c| (&*c.id, &c.content))
             .collect();
         let mut containers = std::mem::take(&mut snapshot.containers);
+        let all_files = std::mem::take(&mut snapshot.config_files);
+        // The first entry naming a container moves to it, interned; the
+        // header keeps an empty one in its place (see the module doc).
+        let mut files: HashMap<&str, Arc<ContainerConfigFiles>> = HashMap::new();
+        let mut header_files = Vec::with_capacity(all_files.len());
+        for entry in &all_files {
+            let id = entry.container_id.as_str();
+            if files.contains_key(id) || !containers.iter().any(|c| c.id == id) {
+                header_files.push(entry.clone());
+                continue;
+            }
+            let content = ContainerConfigFiles {
+                container_id: String::new(),
+                files: entry.files.clone(),
+            };
+            files.insert(id, intern(&mut self.files_by_hash, &self.keys, &content));
+            header_files.push(ContainerConfigFiles {
+                container_id: entry.container_id.clone(),
+                files: Vec::new(),
+            });
+        }
+        snapshot.config_files = header_files;
         let header = Arc::new(HostSnapshot::clone(snapshot));
         let held = containers
             .iter_mut()
-            .map(|c| self.container_mut(c, &before))
+            .map(|c| {
+                let mut held = self.container_mut(c, &before);
+                held.config = files.get(c.id.as_str()).cloned();
+                held
+            })
             .collect();
+        drop(files);
         snapshot.containers = containers;
+        snapshot.config_files = all_files;
         HeldHost {
             snapshot: header,
             containers: held,
@@ -200,6 +265,7 @@ impl Interner {
             id: id.as_str().into(),
             name: name.as_str().into(),
             content,
+            config: None,
         };
         (c.id, c.name) = (id, name);
         held
@@ -208,19 +274,7 @@ impl Interner {
     /// The shared content equal to `content` (whose id and name are empty),
     /// copied only when none is held yet.
     fn intern(&mut self, content: &Container) -> Arc<Container> {
-        let mut hasher = self.keys.build_hasher();
-        hasher.write(&content.encode_to_vec());
-        let same = self.by_hash.entry(hasher.finish()).or_default();
-        if let Some(held) = same
-            .iter()
-            .filter_map(Weak::upgrade)
-            .find(|held| **held == *content)
-        {
-            return held;
-        }
-        let held = Arc::new(content.clone());
-        same.retain(|w| w.strong_count() > 0);
-        same.push(Arc::downgrade(&held));
+        let held = intern(&mut self.by_hash, &self.keys, content);
         self.since_sweep += 1;
         if self.since_sweep > self.by_hash.len().max(1024) {
             self.sweep();
@@ -230,11 +284,19 @@ impl Interner {
 
     /// Forgets the contents no host holds any more.
     fn sweep(&mut self) {
-        self.by_hash.retain(|_, same| {
-            same.retain(|w| w.strong_count() > 0);
-            !same.is_empty()
-        });
+        sweep(&mut self.by_hash);
+        sweep(&mut self.files_by_hash);
         self.since_sweep = 0;
+    }
+
+    /// Distinct configuration file sets held.
+    #[cfg(test)]
+    pub fn distinct_files(&self) -> usize {
+        self.files_by_hash
+            .values()
+            .flatten()
+            .filter(|w| w.strong_count() > 0)
+            .count()
     }
 
     /// Distinct contents held.
@@ -246,6 +308,37 @@ impl Interner {
             .filter(|w| w.strong_count() > 0)
             .count()
     }
+}
+
+/// The value of `by_hash` equal to `value`, copied in only when none is
+/// held yet: one interning for container contents and configuration files.
+fn intern<T: Message + PartialEq + Clone>(
+    by_hash: &mut HashMap<u64, Vec<Weak<T>>>,
+    keys: &RandomState,
+    value: &T,
+) -> Arc<T> {
+    let mut hasher = keys.build_hasher();
+    hasher.write(&value.encode_to_vec());
+    let same = by_hash.entry(hasher.finish()).or_default();
+    if let Some(held) = same
+        .iter()
+        .filter_map(Weak::upgrade)
+        .find(|held| **held == *value)
+    {
+        return held;
+    }
+    let held = Arc::new(value.clone());
+    same.retain(|w| w.strong_count() > 0);
+    same.push(Arc::downgrade(&held));
+    held
+}
+
+/// Forgets the values no host holds any more.
+fn sweep<T>(by_hash: &mut HashMap<u64, Vec<Weak<T>>>) {
+    by_hash.retain(|_, same| {
+        same.retain(|w| w.strong_count() > 0);
+        !same.is_empty()
+    });
 }
 
 #[cfg(test)]
@@ -403,5 +496,70 @@ mod tests {
         );
         assert!(write.header.containers.is_empty());
         assert_eq!(write.header.host_id, "h1");
+    }
+
+    /// Replicas with the same configuration files share them; the order of
+    /// the entries, an empty one and one naming no container come back
+    /// exactly, and the held header keeps only empty places for the moved.
+    #[test]
+    fn configuration_files_are_shared_by_replicas_and_come_back_whole() {
+        use envparity_proto::v1::{ConfigFile, ContainerConfigFiles};
+        let files = |id: &str, path: &str| ContainerConfigFiles {
+            container_id: id.to_owned(),
+            files: vec![ConfigFile {
+                path: path.to_owned(),
+                fingerprint: "fp".to_owned(),
+                ..ConfigFile::default()
+            }],
+        };
+        let mut interner = Interner::default();
+        let with = |host: &str, ids: [&str; 2], entries: Vec<ContainerConfigFiles>| {
+            let mut r = record(
+                host,
+                vec![
+                    container(ids[0], "shop-a", "fp1"),
+                    container(ids[1], "shop-b", "fp1"),
+                ],
+            );
+            Arc::make_mut(&mut r.snapshot).config_files = entries;
+            r
+        };
+        let a = with(
+            "h1",
+            ["1", "2"],
+            vec![
+                files("2", "/etc/a.yaml"),
+                files("1", "/etc/a.yaml"),
+                files("gone", "/etc/x"),
+            ],
+        );
+        let b = with(
+            "h2",
+            ["3", "4"],
+            vec![
+                files("3", "/etc/a.yaml"),
+                ContainerConfigFiles {
+                    container_id: "4".into(),
+                    files: Vec::new(),
+                },
+            ],
+        );
+        let (ha, hb) = (interner.hold(a.clone()), interner.hold(b.clone()));
+        let config = |h: &HeldHost, i: usize| h.containers[i].config.clone().expect("read");
+        assert!(Arc::ptr_eq(&config(&ha, 0), &config(&ha, 1)));
+        assert!(Arc::ptr_eq(&config(&ha, 0), &config(&hb, 0)));
+        assert!(config(&hb, 1).files.is_empty());
+        assert_eq!(interner.distinct_files(), 2);
+        assert!(
+            ha.snapshot.config_files[..2]
+                .iter()
+                .all(|e| e.files.is_empty())
+        );
+        assert_eq!(ha.snapshot.config_files[2], files("gone", "/etc/x"));
+        assert_eq!(ha.stored(), a);
+        assert_eq!(hb.stored(), b);
+        // Not read: no entry, held as such.
+        let c = interner.hold(record("h3", vec![container("5", "shop-c", "fp1")]));
+        assert_eq!(c.containers[0].config, None);
     }
 }

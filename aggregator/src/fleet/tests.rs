@@ -69,8 +69,49 @@ pub(crate) fn random_report(
                 .build(),
         );
     }
+    random_config_files(rng, &mut s);
     s.content_hash = envparity_proto::hash::content_hash(&s);
     s
+}
+
+/// Configuration files for the containers of `s` (issue 20): none at all
+/// now and then (an agent that does not read them), else per container one
+/// or two files whose keys and values vary a little.
+fn random_config_files(rng: &mut fastrand::Rng, s: &mut HostSnapshot) {
+    use envparity_proto::v1::{ConfigFile, ConfigFileState, ConfigKey, ContainerConfigFiles};
+    if rng.u8(0..4) == 0 {
+        return;
+    }
+    let ids: BTreeSet<String> = s.containers.iter().map(|c| c.id.clone()).collect();
+    for id in ids {
+        let mut files = vec![ConfigFile {
+            path: "/etc/app/app.yaml".into(),
+            format: "yaml".into(),
+            state: ConfigFileState::Read as i32,
+            keys: (0..rng.usize(1..3))
+                .map(|k| ConfigKey {
+                    path: format!("key{k}"),
+                    fingerprint: format!("cfp{}", rng.u64(0..2)),
+                    value: None,
+                })
+                .collect(),
+            fingerprint: "whole".into(),
+            ..Default::default()
+        }];
+        if rng.bool() {
+            files.push(ConfigFile {
+                path: "/etc/app/raw.conf".into(),
+                format: "unknown".into(),
+                state: ConfigFileState::Read as i32,
+                fingerprint: format!("raw{}", rng.u64(0..2)),
+                ..Default::default()
+            });
+        }
+        s.config_files.push(ContainerConfigFiles {
+            container_id: id,
+            files,
+        });
+    }
 }
 
 /// Report number `sequence` of `host` in `environment`, running

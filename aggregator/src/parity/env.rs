@@ -16,14 +16,41 @@ use super::finding::Basis;
 /// to tell values apart by eye; comparisons always use the full fingerprint.
 const SHOWN_FINGERPRINT_HEX: usize = 16;
 
-/// Everything one side says about one env key.
-#[derive(Debug, Default)]
+/// Everything one side says about one env key (or configuration file key,
+/// `evaluate/config_files.rs`: the same fingerprints, compared the same way).
+#[derive(Debug)]
 pub(super) struct KeyValues {
     fingerprints: BTreeSet<String>,
     clear: BTreeSet<String>,
     /// Whether every occurrence came with its clear value.
     all_clear: bool,
     key_ids: BTreeSet<String>,
+}
+
+impl Default for KeyValues {
+    fn default() -> Self {
+        Self {
+            fingerprints: BTreeSet::new(),
+            clear: BTreeSet::new(),
+            all_clear: true,
+            key_ids: BTreeSet::new(),
+        }
+    }
+}
+
+impl KeyValues {
+    /// One occurrence: its fingerprint, its clear value if sent, and the
+    /// fleet key id that made the fingerprint.
+    pub(super) fn add(&mut self, fingerprint: &str, clear: Option<&str>, key_id: &str) {
+        self.fingerprints.insert(fingerprint.to_owned());
+        self.key_ids.insert(key_id.to_owned());
+        match clear {
+            Some(v) => {
+                self.clear.insert(v.to_owned());
+            }
+            None => self.all_clear = false,
+        }
+    }
 }
 
 /// The explicit env of every replica of a service on one side, by key.
@@ -34,18 +61,11 @@ pub(super) fn collect<'a>(replicas: impl IntoIterator<Item = (&'a Container, &'a
     let mut side = EnvSide::new();
     for (container, key_id) in replicas {
         for var in &container.explicit_env {
-            let entry = side.entry(var.name.clone()).or_insert_with(|| KeyValues {
-                all_clear: true,
-                ..KeyValues::default()
-            });
-            entry.fingerprints.insert(var.fingerprint.clone());
-            entry.key_ids.insert(key_id.to_owned());
-            match &var.value {
-                Some(v) => {
-                    entry.clear.insert(v.clone());
-                }
-                None => entry.all_clear = false,
-            }
+            side.entry(var.name.clone()).or_default().add(
+                &var.fingerprint,
+                var.value.as_deref(),
+                key_id,
+            );
         }
     }
     side

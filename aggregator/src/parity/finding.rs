@@ -52,11 +52,21 @@ pub enum Kind {
     /// A container without an identity of its own (a one-off `docker run`):
     /// reported on its host, never compared across environments.
     UnmanagedContainer,
+    /// A configuration file mounted on side A is missing on side B.
+    ConfigFileMissing,
+    /// A configuration file mounted on side B is missing on side A.
+    ConfigFileExtra,
+    /// A key of a configuration file on side A is missing on side B.
+    ConfigKeyMissing,
+    /// A key of a configuration file on side B is missing on side A.
+    ConfigKeyExtra,
+    /// A key of a configuration file has different values on the two sides.
+    ConfigValue,
 }
 
 impl Kind {
     /// Every kind, in report order.
-    pub const ALL: [Kind; 19] = [
+    pub const ALL: [Kind; 24] = [
         Kind::SameTagDifferentDigest,
         Kind::ImageDigest,
         Kind::UnpinnedImage,
@@ -67,6 +77,11 @@ impl Kind {
         Kind::EnvExtraKey,
         Kind::EnvValue,
         Kind::KeyMismatch,
+        Kind::ConfigFileMissing,
+        Kind::ConfigFileExtra,
+        Kind::ConfigKeyMissing,
+        Kind::ConfigKeyExtra,
+        Kind::ConfigValue,
         Kind::RuntimeConfig,
         Kind::Kernel,
         Kind::Os,
@@ -100,6 +115,11 @@ impl Kind {
             Kind::KeyMismatch => "key_mismatch",
             Kind::ContainerUnreportable => "container_unreportable",
             Kind::UnmanagedContainer => "unmanaged_container",
+            Kind::ConfigFileMissing => "config_file_missing",
+            Kind::ConfigFileExtra => "config_file_extra",
+            Kind::ConfigKeyMissing => "config_key_missing",
+            Kind::ConfigKeyExtra => "config_key_extra",
+            Kind::ConfigValue => "config_value",
         }
     }
 

@@ -73,6 +73,11 @@ pub fn kind(k: Kind) -> v1::FindingKind {
         Kind::KeyMismatch => v1::FindingKind::KeyMismatch,
         Kind::ContainerUnreportable => v1::FindingKind::ContainerUnreportable,
         Kind::UnmanagedContainer => v1::FindingKind::UnmanagedContainer,
+        Kind::ConfigFileMissing => v1::FindingKind::ConfigFileMissing,
+        Kind::ConfigFileExtra => v1::FindingKind::ConfigFileExtra,
+        Kind::ConfigKeyMissing => v1::FindingKind::ConfigKeyMissing,
+        Kind::ConfigKeyExtra => v1::FindingKind::ConfigKeyExtra,
+        Kind::ConfigValue => v1::FindingKind::ConfigValue,
     }
 }
 

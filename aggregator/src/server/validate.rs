@@ -197,6 +197,63 @@ pub fn snapshot(s: &HostSnapshot) -> Result<(), InvalidReport> {
         }
         check_cut(&c.cut).map_err(&at)?;
     }
+    check_config_files(s).map_err(fail)?;
+    Ok(())
+}
+
+/// The containers' configuration files: each entry names a reported
+/// container once, and every count and string is bounded. Paths, key paths
+/// and values are only bounded, not refused for odd characters: a hostile
+/// key in one file must not make its host unreportable, and every output
+/// makes them inert.
+fn check_config_files(s: &HostSnapshot) -> Result<(), String> {
+    let ids: std::collections::BTreeSet<&str> =
+        s.containers.iter().map(|c| c.id.as_str()).collect();
+    let mut seen = std::collections::BTreeSet::new();
+    for entry in &s.config_files {
+        let id = entry.container_id.as_str();
+        if !ids.contains(id) || !seen.insert(id) {
+            return Err(format!(
+                "config_files names container {:?}, which is not reported or named twice",
+                shown(id)
+            ));
+        }
+        let at = |reason: String| format!("config files of container {:?}: {reason}", shown(id));
+        if entry.files.len() > limits::MAX_CONFIG_FILES {
+            return Err(at(format!(
+                "{} files, over the limit of {}",
+                entry.files.len(),
+                limits::MAX_CONFIG_FILES
+            )));
+        }
+        for f in &entry.files {
+            check_len("config file path", &f.path).map_err(&at)?;
+            check_len("config file format", &f.format).map_err(&at)?;
+            check_len("config file reason", &f.reason).map_err(&at)?;
+            check_len("config file fingerprint", &f.fingerprint).map_err(&at)?;
+            if f.keys.len() > limits::MAX_CONFIG_KEYS {
+                return Err(at(format!(
+                    "{:?} has {} keys, over the limit of {}",
+                    shown(&f.path),
+                    f.keys.len(),
+                    limits::MAX_CONFIG_KEYS
+                )));
+            }
+            for k in &f.keys {
+                check_len("config key path", &k.path).map_err(&at)?;
+                check_len("config key fingerprint", &k.fingerprint).map_err(&at)?;
+                if let Some(v) = &k.value {
+                    check_len("config key value", v).map_err(&at)?;
+                }
+                if k.fingerprint.is_empty() {
+                    return Err(at(format!(
+                        "a key of {:?} has no fingerprint",
+                        shown(&f.path)
+                    )));
+                }
+            }
+        }
+    }
     Ok(())
 }
 
@@ -533,5 +590,39 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn config_files_must_name_a_reported_container_and_stay_within_the_limits() {
+        use envparity_proto::v1::{ConfigFile, ContainerConfigFiles};
+        let mut s = good();
+        let id = s.containers[0].id.clone();
+        let entry = |id: &str, files: usize| ContainerConfigFiles {
+            container_id: id.to_owned(),
+            files: vec![ConfigFile::default(); files],
+        };
+        s.config_files = vec![entry(&id, 2)];
+        assert!(snapshot(&s).is_ok());
+        s.config_files = vec![entry("nope", 1)];
+        assert!(
+            snapshot(&s)
+                .unwrap_err()
+                .to_string()
+                .contains("not reported")
+        );
+        s.config_files = vec![entry(&id, 1), entry(&id, 1)];
+        assert!(
+            snapshot(&s)
+                .unwrap_err()
+                .to_string()
+                .contains("named twice")
+        );
+        s.config_files = vec![entry(&id, limits::MAX_CONFIG_FILES + 1)];
+        assert!(
+            snapshot(&s)
+                .unwrap_err()
+                .to_string()
+                .contains("over the limit")
+        );
     }
 }

@@ -54,6 +54,28 @@ pub struct HostSnapshot {
     /// more than the limit of containers per report. 0 when none.
     #[prost(uint32, tag = "13")]
     pub containers_dropped: u32,
+    /// The configuration files mounted into each container, read key by key
+    /// (docs/configuration.md, "Configuration files"), one entry per container
+    /// read, sorted by `container_id`. A container with no entry was not read
+    /// (an older agent, reading turned off, or a runtime without the archive
+    /// API): the aggregator then raises no config finding for its side, as
+    /// unknown is not missing. An entry with no files was read and has none.
+    ///
+    /// Here rather than in `Container` so that runtimes which do not read files
+    /// build their containers unchanged; it belongs to the container all the
+    /// same, and what the agent cuts from it goes into that container's `cut`.
+    #[prost(message, repeated, tag = "14")]
+    pub config_files: ::prost::alloc::vec::Vec<ContainerConfigFiles>,
+}
+/// The configuration files an agent read from one container's mounts.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ContainerConfigFiles {
+    /// The container (`Container.id`) they were read from.
+    #[prost(string, tag = "1")]
+    pub container_id: ::prost::alloc::string::String,
+    /// One entry per file, sorted by path; at most `limits::MAX_CONFIG_FILES`.
+    #[prost(message, repeated, tag = "2")]
+    pub files: ::prost::alloc::vec::Vec<ConfigFile>,
 }
 /// A key/value pair (host label, container label, OCI label).
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -189,6 +211,56 @@ pub struct Container {
     /// random name, and reports it per host instead.
     #[prost(bool, tag = "12")]
     pub unmanaged: bool,
+}
+/// One configuration file in a container, as it leaves the host: key paths
+/// with keyed fingerprints, never the content.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ConfigFile {
+    /// The file's path inside the container, e.g. `/etc/app/app.yaml`.
+    #[prost(string, tag = "1")]
+    pub path: ::prost::alloc::string::String,
+    /// The format it was read as: `yaml`, `json`, `toml`, `ini`, `env`,
+    /// `properties` or `unknown` (one fingerprint of the whole content).
+    #[prost(string, tag = "2")]
+    pub format: ::prost::alloc::string::String,
+    /// Whether it was read and parsed.
+    #[prost(enumeration = "ConfigFileState", tag = "3")]
+    pub state: i32,
+    /// Why it was not read or not parsed, e.g. `too large: 10485760 bytes, over  the limit of 262144` or `yaml: did not find expected key at line 3  column 1`. Never quotes a value. Empty when read.
+    #[prost(string, tag = "4")]
+    pub reason: ::prost::alloc::string::String,
+    /// The key paths and their values (`server.tls.enabled`, `features\[2\]`,
+    /// `\[doc2\]server.port` for a second YAML document), sorted by path. Empty
+    /// unless read and parsed, and for format `unknown`.
+    #[prost(message, repeated, tag = "5")]
+    pub keys: ::prost::alloc::vec::Vec<ConfigKey>,
+    /// Keyed fingerprint of the whole content (HMAC-SHA256 under the fleet key,
+    /// as for env values, named `file` NUL path). Set whenever the file was
+    /// read, parsed or not: a file that does not parse still compares whole.
+    #[prost(string, tag = "6")]
+    pub fingerprint: ::prost::alloc::string::String,
+    /// True when the file is in a secret mount (Compose secrets under
+    /// `/run/secrets/`, Kubernetes Secret and projected volumes): no value is
+    /// ever sent in clear for it, whatever the allowlist says.
+    #[prost(bool, tag = "7")]
+    pub secret: bool,
+}
+/// One key of a configuration file.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ConfigKey {
+    /// The key path, e.g. `server.tls.enabled`.
+    #[prost(string, tag = "1")]
+    pub path: ::prost::alloc::string::String,
+    /// Lower-case hex HMAC-SHA256 of the value under the fleet key, named
+    /// `file-key` NUL file path NUL key path: equal values under one file and
+    /// key give equal fingerprints on every host of the fleet.
+    #[prost(string, tag = "2")]
+    pub fingerprint: ::prost::alloc::string::String,
+    /// The value in clear: only for key paths the agent's `clear-config`
+    /// allowlist names for this file, that do not look secret, outside secret
+    /// mounts; absent otherwise.
+    #[prost(string, optional, tag = "3")]
+    pub value: ::core::option::Option<::prost::alloc::string::String>,
 }
 /// Which service a container belongs to, and how that was decided.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -346,6 +418,44 @@ impl EngineState {
             "ENGINE_STATE_UNSPECIFIED" => Some(Self::Unspecified),
             "ENGINE_STATE_OK" => Some(Self::Ok),
             "ENGINE_STATE_UNREACHABLE" => Some(Self::Unreachable),
+            _ => None,
+        }
+    }
+}
+/// Whether a configuration file was read and parsed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
+#[repr(i32)]
+pub enum ConfigFileState {
+    /// Unknown (a newer agent's state).
+    Unspecified = 0,
+    /// Read and, for a known format, parsed into keys.
+    Read = 1,
+    /// Not read: too large, binary, over a bound, or unreadable; `reason` says.
+    NotRead = 2,
+    /// Read, but its format's parser refused it; `reason` says why, and
+    /// `fingerprint` still covers the whole content.
+    NotParsed = 3,
+}
+impl ConfigFileState {
+    /// String value of the enum field names used in the ProtoBuf definition.
+    ///
+    /// The values are not transformed in any way and thus are considered stable
+    /// (if the ProtoBuf definition does not change) and safe for programmatic use.
+    pub fn as_str_name(&self) -> &'static str {
+        match self {
+            Self::Unspecified => "CONFIG_FILE_STATE_UNSPECIFIED",
+            Self::Read => "CONFIG_FILE_STATE_READ",
+            Self::NotRead => "CONFIG_FILE_STATE_NOT_READ",
+            Self::NotParsed => "CONFIG_FILE_STATE_NOT_PARSED",
+        }
+    }
+    /// Creates an enum from field names used in the ProtoBuf definition.
+    pub fn from_str_name(value: &str) -> ::core::option::Option<Self> {
+        match value {
+            "CONFIG_FILE_STATE_UNSPECIFIED" => Some(Self::Unspecified),
+            "CONFIG_FILE_STATE_READ" => Some(Self::Read),
+            "CONFIG_FILE_STATE_NOT_READ" => Some(Self::NotRead),
+            "CONFIG_FILE_STATE_NOT_PARSED" => Some(Self::NotParsed),
             _ => None,
         }
     }
@@ -1467,6 +1577,11 @@ pub struct ServiceInstance {
     /// The container as last reported.
     #[prost(message, optional, tag = "4")]
     pub container: ::core::option::Option<Container>,
+    /// Its configuration files as last reported: paths, states and key paths
+    /// with fingerprints (clear values only where the agent allowlisted them).
+    /// Absent when its agent did not read them.
+    #[prost(message, optional, tag = "5")]
+    pub config_files: ::core::option::Option<ContainerConfigFiles>,
 }
 /// Status filter.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -1751,6 +1866,21 @@ pub enum FindingKind {
     /// per host instead (`key` is the container name, `host` its host,
     /// `service` its name). Info by default. Single-environment.
     UnmanagedContainer = 19,
+    /// A configuration file mounted on side A is missing on side B (`key` is the
+    /// file's path in the container). Only where both sides' agents read
+    /// configuration files: an agent that did not is unknown, not missing.
+    ConfigFileMissing = 20,
+    /// A configuration file mounted on side B is missing on side A.
+    ConfigFileExtra = 21,
+    /// A key of a configuration file on side A is missing on side B (`key` is
+    /// `PATH:KEY_PATH`, e.g. `/etc/app/app.yaml:server.tls.enabled`).
+    ConfigKeyMissing = 22,
+    /// A key of a configuration file on side B is missing on side A.
+    ConfigKeyExtra = 23,
+    /// A key of a configuration file (or a whole file of no known format, key
+    /// `PATH:$file`) has different values on the two sides; values are shown
+    /// as fingerprint prefixes unless both sides sent them in clear.
+    ConfigValue = 24,
 }
 impl FindingKind {
     /// String value of the enum field names used in the ProtoBuf definition.
@@ -1779,6 +1909,11 @@ impl FindingKind {
             Self::KeyMismatch => "FINDING_KIND_KEY_MISMATCH",
             Self::ContainerUnreportable => "FINDING_KIND_CONTAINER_UNREPORTABLE",
             Self::UnmanagedContainer => "FINDING_KIND_UNMANAGED_CONTAINER",
+            Self::ConfigFileMissing => "FINDING_KIND_CONFIG_FILE_MISSING",
+            Self::ConfigFileExtra => "FINDING_KIND_CONFIG_FILE_EXTRA",
+            Self::ConfigKeyMissing => "FINDING_KIND_CONFIG_KEY_MISSING",
+            Self::ConfigKeyExtra => "FINDING_KIND_CONFIG_KEY_EXTRA",
+            Self::ConfigValue => "FINDING_KIND_CONFIG_VALUE",
         }
     }
     /// Creates an enum from field names used in the ProtoBuf definition.
@@ -1806,6 +1941,11 @@ impl FindingKind {
             "FINDING_KIND_KEY_MISMATCH" => Some(Self::KeyMismatch),
             "FINDING_KIND_CONTAINER_UNREPORTABLE" => Some(Self::ContainerUnreportable),
             "FINDING_KIND_UNMANAGED_CONTAINER" => Some(Self::UnmanagedContainer),
+            "FINDING_KIND_CONFIG_FILE_MISSING" => Some(Self::ConfigFileMissing),
+            "FINDING_KIND_CONFIG_FILE_EXTRA" => Some(Self::ConfigFileExtra),
+            "FINDING_KIND_CONFIG_KEY_MISSING" => Some(Self::ConfigKeyMissing),
+            "FINDING_KIND_CONFIG_KEY_EXTRA" => Some(Self::ConfigKeyExtra),
+            "FINDING_KIND_CONFIG_VALUE" => Some(Self::ConfigValue),
             _ => None,
         }
     }

@@ -649,7 +649,12 @@ fn the_agent_works_through_a_read_only_socket_proxy() -> Result<()> {
             .name(name)
             .label("envparity.service", "shop")
     };
-    host.run(shop("shop-1"))?;
+    // A mounted configuration file: read through the archive API's HEAD
+    // and GET, which the proxy must pass (issue 20).
+    let config = fleet.dir().join("ro-config");
+    std::fs::create_dir_all(&config).expect("config dir");
+    std::fs::write(config.join("app.yaml"), "feature: on\n").expect("config file");
+    host.run(shop("shop-1").arg(format!("--volume={}:/etc/app:ro", config.display())))?;
     let proxy = ReadOnlyProxy::start(&fleet, host)?;
 
     // The proxy really is read-only: listing works, changing does not.
@@ -705,6 +710,14 @@ fn the_agent_works_through_a_read_only_socket_proxy() -> Result<()> {
         &["hosts"],
         count(2),
     )?;
+    // The configuration file came through the proxy, key by key.
+    let service = fleet.cli(&["service", "shop"])?;
+    assert!(
+        service.stdout.contains("\"path\": \"/etc/app/app.yaml\"")
+            && service.stdout.contains("\"state\": \"read\"")
+            && service.stdout.contains("\"name\": \"feature\""),
+        "{service}"
+    );
     // No refusal by the proxy (bollard says "status code 403") and no error.
     // A bare "403" would match timestamps and hashes.
     let log = agent.log();

@@ -31,6 +31,30 @@ pub struct Instance {
     /// Explicit env: names with fingerprints (and clear values only for
     /// allowlisted, non-secret names).
     pub explicit_env: Vec<EnvVar>,
+    /// Mounted configuration files, key by key; absent when the replica's
+    /// agent did not read them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_files: Option<Vec<ConfigFile>>,
+}
+
+/// One configuration file of a replica.
+#[derive(Debug, Serialize)]
+pub struct ConfigFile {
+    pub path: String,
+    pub format: String,
+    /// `read`, `not_read` or `not_parsed`.
+    pub state: String,
+    /// Why it was not read or not parsed.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// In a secret mount: never in clear.
+    pub secret: bool,
+    /// The whole content's fingerprint.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub fingerprint: String,
+    /// Its key paths, with fingerprints (and clear values only where
+    /// allowlisted).
+    pub keys: Vec<EnvVar>,
 }
 
 /// One env entry.
@@ -71,6 +95,7 @@ impl Service {
                             value: e.value.clone(),
                         })
                         .collect(),
+                    config_files: i.config_files.as_ref().map(config_files),
                 }
             })
             .collect();
@@ -80,4 +105,33 @@ impl Service {
             instances,
         }
     }
+}
+
+fn config_files(read: &v1::ContainerConfigFiles) -> Vec<ConfigFile> {
+    read.files
+        .iter()
+        .map(|f| ConfigFile {
+            path: f.path.clone(),
+            format: f.format.clone(),
+            state: match f.state() {
+                v1::ConfigFileState::Read => "read",
+                v1::ConfigFileState::NotRead => "not_read",
+                v1::ConfigFileState::NotParsed => "not_parsed",
+                v1::ConfigFileState::Unspecified => "unknown",
+            }
+            .to_owned(),
+            reason: f.reason.clone(),
+            secret: f.secret,
+            fingerprint: f.fingerprint.clone(),
+            keys: f
+                .keys
+                .iter()
+                .map(|k| EnvVar {
+                    name: k.path.clone(),
+                    fingerprint: k.fingerprint.clone(),
+                    value: k.value.clone(),
+                })
+                .collect(),
+        })
+        .collect()
 }

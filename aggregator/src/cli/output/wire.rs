@@ -41,6 +41,11 @@ pub fn kind(k: v1::FindingKind) -> Named<Kind> {
         v1::FindingKind::KeyMismatch => Kind::KeyMismatch,
         v1::FindingKind::ContainerUnreportable => Kind::ContainerUnreportable,
         v1::FindingKind::UnmanagedContainer => Kind::UnmanagedContainer,
+        v1::FindingKind::ConfigFileMissing => Kind::ConfigFileMissing,
+        v1::FindingKind::ConfigFileExtra => Kind::ConfigFileExtra,
+        v1::FindingKind::ConfigKeyMissing => Kind::ConfigKeyMissing,
+        v1::FindingKind::ConfigKeyExtra => Kind::ConfigKeyExtra,
+        v1::FindingKind::ConfigValue => Kind::ConfigValue,
     };
     Named::Known(known)
 }

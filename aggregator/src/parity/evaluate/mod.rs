@@ -3,7 +3,8 @@
 //! [`evaluate`] groups the replicas by service and environment, then hands
 //! each comparison to the file that knows it: image content, tags and
 //! pinning (`content`), a service's presence and replicas (`service`), the
-//! env and runtime settings a container is given (`config`), and the
+//! env and runtime settings a container is given (`config`), its mounted
+//! configuration files (`config_files`), and the
 //! host-level kinds (`host`). Containers without an identity of their own
 //! (`Container.unmanaged`) are never a service's replicas: each is reported
 //! on its host (`service::unmanaged_container`) and compared with nothing. Each comparison only appends findings; the
@@ -13,13 +14,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use envparity_proto::v1::{Container, HostSnapshot, ImageInfo};
+use envparity_proto::v1::{ConfigFile, Container, ContainerConfigFiles, HostSnapshot, ImageInfo};
 
 use super::finding::{Basis, Finding, Kind, Severity, Side, Status};
 use super::order::sort;
 use super::policy::{Level, Policy};
 
 mod config;
+mod config_files;
 mod content;
 mod host;
 mod service;
@@ -52,17 +54,40 @@ pub struct HostView<'a> {
 }
 
 impl<'a> HostView<'a> {
-    /// Its containers, as (name, content).
-    fn containers(&self) -> impl Iterator<Item = (&'a str, &'a Container)> + use<'a> {
+    /// Its containers, as (id, name, content, configuration files when
+    /// read): from the snapshot's `config_files` for a whole snapshot, from
+    /// each held container otherwise.
+    fn containers(&self) -> Vec<(&'a str, &'a str, &'a Container, Option<&'a [ConfigFile]>)> {
         let (snapshot, held) = (self.snapshot, self.held);
-        let whole = held
-            .is_none()
-            .then(|| snapshot.containers.iter().map(|c| (c.name.as_str(), c)));
-        let held = held
-            .into_iter()
-            .flatten()
-            .map(|h| (&*h.name, h.content.as_ref()));
-        whole.into_iter().flatten().chain(held)
+        match held {
+            None => {
+                let files: BTreeMap<&str, &[ConfigFile]> = snapshot
+                    .config_files
+                    .iter()
+                    .rev()
+                    .map(|f| (f.container_id.as_str(), f.files.as_slice()))
+                    .collect();
+                snapshot
+                    .containers
+                    .iter()
+                    .map(|c| {
+                        (
+                            c.id.as_str(),
+                            c.name.as_str(),
+                            c,
+                            files.get(c.id.as_str()).copied(),
+                        )
+                    })
+                    .collect()
+            }
+            Some(held) => held
+                .iter()
+                .map(|h| {
+                    let files = h.config.as_ref().map(|f| f.files.as_slice());
+                    (&*h.id, &*h.name, h.content.as_ref(), files)
+                })
+                .collect(),
+        }
     }
 }
 
@@ -77,9 +102,20 @@ pub struct HeldContainer {
     pub name: Box<str>,
     /// Everything else.
     pub content: Arc<Container>,
+    /// Its configuration files when its agent read them (with
+    /// `container_id` cleared), shared like `content`; `None`: not read.
+    pub config: Option<Arc<ContainerConfigFiles>>,
 }
 
 impl HeldContainer {
+    /// Its configuration files as the agent sent them, if read.
+    pub fn config_files(&self) -> Option<ContainerConfigFiles> {
+        self.config.as_ref().map(|f| ContainerConfigFiles {
+            container_id: self.id.to_string(),
+            files: f.files.clone(),
+        })
+    }
+
     /// The container whole again.
     pub fn whole(&self) -> Container {
         let mut c = Container::clone(&self.content);
@@ -175,6 +211,9 @@ struct Replica<'a> {
     name: &'a str,
     /// The container (its name and id are in `name` and the host's view).
     container: &'a Container,
+    /// Its configuration files, when its agent read them (`None`: unknown,
+    /// never "no files").
+    config: Option<&'a [ConfigFile]>,
 }
 
 impl<'a> Replica<'a> {
@@ -206,7 +245,7 @@ pub fn evaluate(hosts: &[HostView<'_>], policy: &Policy, scope: &Scope) -> Vec<F
     // A scope of no services (host-level kinds only) reads no container.
     let no_services = scope.services.as_ref().is_some_and(BTreeSet::is_empty);
     for host in hosts.iter().filter(|_| !no_services) {
-        for (name, container) in host.containers() {
+        for (_, name, container, config) in host.containers() {
             let Some(service) = container.service.as_ref().map(|s| s.name.as_str()) else {
                 continue;
             };
@@ -217,6 +256,7 @@ pub fn evaluate(hosts: &[HostView<'_>], policy: &Policy, scope: &Scope) -> Vec<F
                 host,
                 name,
                 container,
+                config,
             };
             if container.unmanaged {
                 unmanaged.entry(host.environment).or_default().push(replica);
@@ -283,6 +323,11 @@ pub fn evaluate(hosts: &[HostView<'_>], policy: &Policy, scope: &Scope) -> Vec<F
                     }
                     if !uniform(both(), |r| &r.container.runtime) {
                         runtime_config(&ctx, &pair, &mut out);
+                    }
+                    if !(uniform(both(), |r| r.config.unwrap_or(&[]))
+                        && uniform(both(), |r| &r.host.snapshot.fingerprint_key_id))
+                    {
+                        config_files::compare(&ctx, &pair, &mut out);
                     }
                 }
                 (Some(ra), None) if has_hosts(hosts, b) => {
@@ -394,3 +439,6 @@ fn push(
 
 #[cfg(test)]
 pub(super) mod tests;
+
+#[cfg(test)]
+mod config_files_tests;

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::config_files;
 use super::content::replica_contents;
 use super::{Ctx, Replica, config_severity, push, replica_hosts, side, uniform};
 use crate::parity::env;
@@ -168,6 +169,7 @@ pub(super) fn replica_drift(
     if uniform(all(), |r| &r.container.image)
         && uniform(all(), |r| &r.container.explicit_env)
         && uniform(all(), |r| &r.container.runtime)
+        && uniform(all(), |r| r.config.unwrap_or(&[]))
     {
         return;
     }
@@ -226,6 +228,7 @@ pub(super) fn replica_drift(
             note(format!("env:{key}"), basis, value, host);
         }
     }
+    config_drift(ctx, service, replicas, mixed_keys, &mut note);
     for field in RuntimeField::ALL {
         if ctx.policy.runtime_ignored(service, field) {
             continue;
@@ -269,5 +272,60 @@ pub(super) fn replica_drift(
             basis,
             summary,
         );
+    }
+}
+
+/// The configuration file aspects of replica drift (`config:` keys), among
+/// the replicas whose agent read their files: a file mounted on some only,
+/// and per key (or whole file) the values, shown as env values are. A key
+/// expected to differ is compared by presence only.
+fn config_drift<'a>(
+    ctx: &Ctx<'_>,
+    service: &str,
+    replicas: &[Replica<'a>],
+    mixed_keys: bool,
+    note: &mut impl FnMut(String, Basis, String, &'a str),
+) {
+    let read: Vec<(&'a str, BTreeMap<String, config_files::Aspect<'a>>)> = replicas
+        .iter()
+        .filter_map(|r| {
+            config_files::replica_aspects(r, |p, k| ctx.policy.config_ignored(service, p, k))
+                .map(|a| (r.host.host_id, a))
+        })
+        .collect();
+    if read.len() < 2 {
+        return;
+    }
+    let names: BTreeSet<&String> = read.iter().flat_map(|(_, a)| a.keys()).collect();
+    for name in names {
+        let per: Vec<(Option<&config_files::Aspect<'a>>, &'a str)> =
+            read.iter().map(|(host, a)| (a.get(name), *host)).collect();
+        let Some(first) = per.iter().find_map(|(a, _)| *a) else {
+            continue;
+        };
+        let presence = first.key.is_none()
+            || first
+                .key
+                .is_some_and(|k| ctx.policy.config_expected_to_differ(service, first.path, k));
+        let all_clear = per
+            .iter()
+            .all(|(a, _)| a.is_some_and(|a| a.clear.is_some()));
+        let presence = presence || (mixed_keys && !all_clear);
+        let basis = if presence {
+            Basis::KeyPresence
+        } else if all_clear {
+            Basis::ClearValue
+        } else {
+            Basis::Fingerprint
+        };
+        for (aspect, host) in per {
+            let value = match aspect {
+                None => "(absent)".to_owned(),
+                Some(_) if presence => "set".to_owned(),
+                Some(a) if all_clear => a.clear.unwrap_or_default().to_owned(),
+                Some(a) => env::shown_fingerprint(a.fingerprint),
+            };
+            note(name.clone(), basis, value, host);
+        }
     }
 }

@@ -1,5 +1,12 @@
-//! What is compared at all: env keys that may differ or are ignored, runtime
-//! settings that are ignored, and per-service rules.
+//! What is compared at all: env keys and configuration file keys that may
+//! differ or are ignored, runtime settings that are ignored, and per-service
+//! rules.
+//!
+//! Configuration file keys use the env rules' shape and lookup (the same
+//! [`EnvRules`] type, for every service under `[config]` and per service in
+//! `config_expected_to_differ` / `ignored_config`), with entries that are
+//! patterns `FILE_GLOB:KEY_PATTERN` (`/etc/app/*.yaml:database.url`, `*`
+//! matching any run of characters) rather than exact names.
 
 use std::collections::BTreeSet;
 
@@ -108,6 +115,20 @@ pub struct ServiceRules {
     pub ignored_env: BTreeSet<String>,
     /// More runtime settings that are ignored, for this service.
     pub ignored_runtime: BTreeSet<RuntimeField>,
+    /// More configuration file keys that may differ, for this service
+    /// (`FILE_GLOB:KEY_PATTERN`).
+    pub config_expected_to_differ: BTreeSet<String>,
+    /// More configuration file keys that are ignored, for this service.
+    pub ignored_config: BTreeSet<String>,
+}
+
+/// Whether a `FILE_GLOB:KEY_PATTERN` entry names key `key` of the file at
+/// `path` (split at the first `:`; an entry without one names nothing).
+pub fn config_pattern_matches(pattern: &str, path: &str, key: &str) -> bool {
+    use envparity_proto::glob::glob_match;
+    pattern
+        .split_once(':')
+        .is_some_and(|(file, k)| glob_match(file, path) && glob_match(k, key))
 }
 
 impl Policy {
@@ -116,22 +137,59 @@ impl Policy {
         self.services.get(service).is_some_and(|r| r.ignore)
     }
 
+    /// Whether a rule set names something, for every service (`every`) or
+    /// for `service` (`own` of its rules): the one lookup env and
+    /// configuration keys share.
+    fn in_rules(
+        &self,
+        service: &str,
+        every: &BTreeSet<String>,
+        own: impl Fn(&ServiceRules) -> &BTreeSet<String>,
+        names: impl Fn(&BTreeSet<String>) -> bool,
+    ) -> bool {
+        names(every) || self.services.get(service).is_some_and(|r| names(own(r)))
+    }
+
     /// Whether an env key of a service is ignored.
     pub fn env_ignored(&self, service: &str, key: &str) -> bool {
-        self.env.ignored.contains(key)
-            || self
-                .services
-                .get(service)
-                .is_some_and(|r| r.ignored_env.contains(key))
+        self.in_rules(
+            service,
+            &self.env.ignored,
+            |r| &r.ignored_env,
+            |s| s.contains(key),
+        )
     }
 
     /// Whether an env key of a service may differ between environments.
     pub fn expected_to_differ(&self, service: &str, key: &str) -> bool {
-        self.env.expected_to_differ.contains(key)
-            || self
-                .services
-                .get(service)
-                .is_some_and(|r| r.expected_to_differ.contains(key))
+        self.in_rules(
+            service,
+            &self.env.expected_to_differ,
+            |r| &r.expected_to_differ,
+            |s| s.contains(key),
+        )
+    }
+
+    /// Whether key `key` of the configuration file at `path` is ignored for
+    /// a service. `key` is `$file` for a file compared whole.
+    pub fn config_ignored(&self, service: &str, path: &str, key: &str) -> bool {
+        self.in_rules(
+            service,
+            &self.config.ignored,
+            |r| &r.ignored_config,
+            |s| s.iter().any(|p| config_pattern_matches(p, path, key)),
+        )
+    }
+
+    /// Whether key `key` of the configuration file at `path` may differ
+    /// between environments for a service (it must still be there).
+    pub fn config_expected_to_differ(&self, service: &str, path: &str, key: &str) -> bool {
+        self.in_rules(
+            service,
+            &self.config.expected_to_differ,
+            |r| &r.config_expected_to_differ,
+            |s| s.iter().any(|p| config_pattern_matches(p, path, key)),
+        )
     }
 
     /// Whether a runtime setting of a service is ignored.

@@ -38,7 +38,7 @@ mod validate;
 mod waiver;
 
 pub use chain::Stage;
-pub use compared::{EnvRules, RuntimeField, RuntimeRules, ServiceRules};
+pub use compared::{EnvRules, RuntimeField, RuntimeRules, ServiceRules, config_pattern_matches};
 pub use gate::GateRules;
 pub use level::{Level, PairRule};
 pub use load::PolicyError;
@@ -65,6 +65,9 @@ pub struct Policy {
     pub pinning: Pinning,
     /// Env keys that may differ or are ignored, for every service.
     pub env: EnvRules,
+    /// Configuration file keys that may differ or are ignored, for every
+    /// service: `FILE_GLOB:KEY_PATTERN` entries.
+    pub config: EnvRules,
     /// Runtime settings that are ignored, for every service.
     pub runtime: RuntimeRules,
     /// How containers without an identity of their own are reported.
@@ -94,6 +97,7 @@ impl Default for Policy {
             ],
             pinning: Pinning::default(),
             env: EnvRules::default(),
+            config: EnvRules::default(),
             runtime: RuntimeRules::default(),
             unmanaged: Unmanaged::default(),
             gate: GateRules::default(),

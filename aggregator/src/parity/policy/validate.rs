@@ -1,5 +1,6 @@
 //! What a parsed policy must also satisfy: valid and distinct environment
-//! names, and waivers with a reason and an owner.
+//! names, configuration key patterns `FILE_GLOB:KEY_PATTERN`, and waivers
+//! with a reason and an owner.
 
 use std::collections::BTreeMap;
 
@@ -44,10 +45,32 @@ impl Policy {
                 ));
             }
         }
+        let config_patterns = |what: String, set: &std::collections::BTreeSet<String>| match set
+            .iter()
+            .find(|p| !p.starts_with('/') || !p.contains(':'))
+        {
+            Some(p) => Err(format!(
+                "{what}: {p:?} is not FILE_GLOB:KEY_PATTERN, e.g. /etc/app/*.yaml:database.url"
+            )),
+            None => Ok(()),
+        };
+        config_patterns(
+            "config.expected_to_differ".into(),
+            &self.config.expected_to_differ,
+        )?;
+        config_patterns("config.ignored".into(), &self.config.ignored)?;
         for (service, rules) in &self.services {
             for name in rules.environments.iter().flatten() {
                 env_name(format!("services.{service}.environments"), name)?;
             }
+            config_patterns(
+                format!("services.{service}.config_expected_to_differ"),
+                &rules.config_expected_to_differ,
+            )?;
+            config_patterns(
+                format!("services.{service}.ignored_config"),
+                &rules.ignored_config,
+            )?;
         }
         for (i, w) in self.waivers.iter().enumerate() {
             let at = table_line(text, "waivers", i)

@@ -49,6 +49,7 @@ pub(super) fn service(
             host_id: i.host_id,
             host_state: i.host_state as i32,
             container: Some(i.container),
+            config_files: i.config_files,
         })
         .collect();
     instances.sort_by(|a, b| {

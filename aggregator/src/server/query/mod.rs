@@ -66,6 +66,8 @@ struct Instance {
     host_id: String,
     host_state: HostState,
     container: Container,
+    /// Its configuration files, when its agent read them.
+    config_files: Option<envparity_proto::v1::ContainerConfigFiles>,
 }
 
 /// Every container of `service`, by host.
@@ -86,6 +88,7 @@ fn instances_of(reading: &Reading<'_>, service: &str) -> Vec<Instance> {
                     host_id: h.snapshot.host_id.clone(),
                     host_state,
                     container: c.whole(),
+                    config_files: c.config_files(),
                 })
         })
         .collect()

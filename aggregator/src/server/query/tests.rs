@@ -323,6 +323,12 @@ fn service_over_the_fleet(
                     host_id: h.snapshot.host_id.clone(),
                     host_state: *state as i32,
                     container: Some(c.clone()),
+                    config_files: h
+                        .snapshot
+                        .config_files
+                        .iter()
+                        .find(|f| f.container_id == c.id)
+                        .cloned(),
                 })
         })
         .collect();

@@ -1,0 +1,541 @@
+//! Reading a container's mounted configuration files through the engine's
+//! single-path archive API, bounded and cached.
+//!
+//! Which files: those in the container's bind mounts (`-v ./app.yaml:…`, a
+//! directory, Compose configs and secrets, Kubernetes ConfigMap and Secret
+//! volumes under cri-dockerd) whose path in the container matches an
+//! include glob and no exclude glob ([`Bounds`]). Never from the host path:
+//! the engine's `HEAD`/`GET /containers/{id}/archive?path=` (read-only, so
+//! the read-only socket proxy suffices) is the only way in.
+//!
+//! Bounds: at most [`Bounds::max_files`] files per container (the rest named
+//! in the container's `cut`), [`Bounds::max_file_bytes`] per file (a larger
+//! one is "not read: too large"), [`Bounds::max_total_bytes`] read per
+//! collection across all containers (past it, "not read: over the
+//! collection's total", read at a later collection, as files read from the
+//! cache cost none of it), and [`MAX_ARCHIVE_BYTES`] streamed for one
+//! mounted directory.
+//!
+//! Re-reads cost nothing when nothing changed: per container and mount the
+//! reader keeps what it sent with the engine's stat (size, mtime, mode) of
+//! the mount and of every file found in it; the next collection asks the
+//! engine for those stats again (`HEAD`, no content) and reads the mount
+//! again only when one differs. Kubernetes updates a ConfigMap volume by
+//! swapping a `..data` symlink, which changes the directory's mtime.
+//!
+//! Symlinks inside a mounted directory are followed within that directory
+//! (Kubernetes' `app.yaml -> ..data/app.yaml`), at most 16 hops; a loop is
+//! "not read: symlink loop", a target outside it "not read: symlink out of
+//! the mount". Entries under a `..`-prefixed directory (Kubernetes' atomic
+//! writer) are reached only through such links.
+
+use std::collections::{BTreeMap, HashMap};
+
+use envparity_proto::v1::{ConfigFile, ConfigFileState, ContainerConfigFiles};
+
+use super::protect::{ClearConfigPolicy, is_secret_mount, protect, whole_file};
+use super::tar::{Entry, Kind, TarReader};
+use super::{detect, flatten, looks_binary};
+use crate::clear_env::glob_match;
+use crate::fingerprint::FleetKey;
+use crate::runtime::engine_http::{EngineHttp, HttpError, MAX_ANSWER_BYTES, PathStat};
+
+/// The most bytes streamed of one mounted directory's archive.
+pub const MAX_ARCHIVE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Longest symlink chain followed inside a mounted directory.
+const MAX_HOPS: usize = 16;
+
+/// Which files are read, and how much.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bounds {
+    /// Globs of container paths to read (`*` matches any run, `/` included).
+    pub include: Vec<String>,
+    /// Globs of container paths never read.
+    pub exclude: Vec<String>,
+    /// Most files reported per container; 0 turns reading off.
+    pub max_files: usize,
+    /// Largest file read, in bytes.
+    pub max_file_bytes: u64,
+    /// Most bytes read per collection, across all containers.
+    pub max_total_bytes: u64,
+}
+
+impl Bounds {
+    /// The default include globs.
+    pub const DEFAULT_INCLUDE: &[&str] =
+        &["/etc/*", "/config/*", "/app/config/*", "/run/secrets/*"];
+
+    fn wanted(&self, path: &str) -> bool {
+        self.include.iter().any(|g| glob_match(g, path))
+            && !self.exclude.iter().any(|g| glob_match(g, path))
+    }
+
+    /// Whether anything under the mount at `destination` could be wanted.
+    fn may_hold_wanted(&self, destination: &str) -> bool {
+        let inside = format!("{}/x", destination.trim_end_matches('/'));
+        self.include
+            .iter()
+            .any(|g| glob_match(g, destination) || glob_match(g, &inside))
+    }
+}
+
+/// A bind mount of a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct MountInfo {
+    source: String,
+    destination: String,
+}
+
+/// What the reader sent for one mount, and the stats it was sent for.
+#[derive(Debug, Clone)]
+struct CachedMount {
+    stats: Vec<(String, PathStat)>,
+    files: Vec<ConfigFile>,
+}
+
+/// Reads configuration files; keeps its cache between collections.
+#[derive(Debug)]
+pub struct Reader {
+    bounds: Bounds,
+    clear: ClearConfigPolicy,
+    mounts: HashMap<String, Vec<MountInfo>>,
+    cache: HashMap<(String, String), CachedMount>,
+    /// File content bytes fetched from the engine so far.
+    fetched: u64,
+}
+
+/// One container's files, and what was cut from them (for `Container.cut`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Read {
+    /// The files, sorted by path.
+    pub files: ContainerConfigFiles,
+    /// Reasons for what was left out.
+    pub cut: Vec<String>,
+}
+
+impl Reader {
+    /// A reader with these bounds and clear-value allowlist.
+    pub fn new(bounds: Bounds, clear: ClearConfigPolicy) -> Self {
+        Self {
+            bounds,
+            clear,
+            mounts: HashMap::new(),
+            cache: HashMap::new(),
+            fetched: 0,
+        }
+    }
+
+    /// How many bytes of file content were fetched from the engine since
+    /// the reader was made: unchanged files add nothing.
+    pub fn fetched(&self) -> u64 {
+        self.fetched
+    }
+
+    /// Whether reading is on (`max_files` > 0).
+    pub fn enabled(&self) -> bool {
+        self.bounds.max_files > 0
+    }
+
+    /// Reads the files of the containers `ids`, one container after
+    /// another, sharing one byte budget. A container the engine no longer
+    /// knows is left out; any other engine error leaves that container
+    /// unread (no entry: unknown, not "no files") and is logged.
+    pub async fn read(&mut self, http: &EngineHttp, ids: &[String], key: &FleetKey) -> Vec<Read> {
+        let mut budget = self.bounds.max_total_bytes;
+        let mut out = Vec::new();
+        for id in ids {
+            match self.read_container(http, id, key, &mut budget).await {
+                Ok(read) => out.push(read),
+                Err(error) => tracing::warn!(
+                    container = %id.escape_debug(),
+                    %error,
+                    "cannot read this container's configuration files; reported as unknown"
+                ),
+            }
+        }
+        self.fetched += self.bounds.max_total_bytes - budget;
+        // Forget what belongs to containers no longer running.
+        self.mounts.retain(|id, _| ids.contains(id));
+        self.cache.retain(|(id, _), _| ids.contains(id));
+        out
+    }
+
+    async fn read_container(
+        &mut self,
+        http: &EngineHttp,
+        id: &str,
+        key: &FleetKey,
+        budget: &mut u64,
+    ) -> Result<Read, HttpError> {
+        let mounts = match self.mounts.get(id) {
+            Some(m) => m.clone(),
+            None => {
+                let m = bind_mounts(http, id).await?;
+                self.mounts.insert(id.to_owned(), m.clone());
+                m
+            }
+        };
+        let mut files = BTreeMap::new();
+        for mount in mounts
+            .iter()
+            .filter(|m| self.bounds.may_hold_wanted(&m.destination))
+        {
+            let cache_key = (id.to_owned(), mount.destination.clone());
+            let cached = match self.cache.get(&cache_key) {
+                Some(cached) if still_valid(http, id, cached).await => Some(cached.clone()),
+                _ => None,
+            };
+            let entry = match cached {
+                Some(c) => c,
+                None => {
+                    let fresh = self.read_mount(http, id, mount, key, budget).await?;
+                    // A file not read for the budget is read next time.
+                    let complete = !fresh.files.iter().any(|f| f.reason.starts_with(OVER_TOTAL));
+                    if complete {
+                        self.cache.insert(cache_key, fresh.clone());
+                    } else {
+                        self.cache.remove(&cache_key);
+                    }
+                    fresh
+                }
+            };
+            for file in entry.files {
+                files.insert(file.path.clone(), file);
+            }
+        }
+        let mut files: Vec<ConfigFile> = files.into_values().collect();
+        let mut cut = Vec::new();
+        let max = self
+            .bounds
+            .max_files
+            .min(envparity_proto::limits::MAX_CONFIG_FILES);
+        if files.len() > max {
+            cut.push(format!(
+                "config files: {} found, over the limit of {max} per container; the last {} by path not reported",
+                files.len(),
+                files.len() - max
+            ));
+            files.truncate(max);
+        }
+        let budget = envparity_proto::limits::MAX_CONTAINER_CONFIG_BYTES;
+        let mut used = 0;
+        if let Some(over) = files.iter().position(|f| {
+            used += prost::Message::encoded_len(f);
+            used > budget
+        }) {
+            cut.push(format!(
+                "config files: over {budget} encoded bytes per container; {} of {} not reported, from {}",
+                files.len() - over,
+                files.len(),
+                envparity_proto::names::escape_hostile(&files[over].path)
+            ));
+            files.truncate(over);
+        }
+        Ok(Read {
+            files: ContainerConfigFiles {
+                container_id: id.to_owned(),
+                files,
+            },
+            cut,
+        })
+    }
+
+    async fn read_mount(
+        &self,
+        http: &EngineHttp,
+        id: &str,
+        mount: &MountInfo,
+        key: &FleetKey,
+        budget: &mut u64,
+    ) -> Result<CachedMount, HttpError> {
+        let dest = mount.destination.trim_end_matches('/').to_owned();
+        let root = match http.path_stat(id, &dest).await {
+            Ok(stat) => stat,
+            Err(e) if e.is_not_found() => {
+                return Ok(CachedMount {
+                    stats: Vec::new(),
+                    files: Vec::new(),
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        let secret = |path: &str| is_secret_mount(path, &mount.source);
+        let mut stats = vec![(dest.clone(), root.clone())];
+        let mut files = Vec::new();
+        if root.is_symlink() {
+            // A bind mount's destination is never a symlink in practice.
+            return Ok(CachedMount { stats, files });
+        }
+        if !root.is_dir() {
+            if !self.bounds.wanted(&dest) {
+                return Ok(CachedMount { stats, files });
+            }
+            let file = if root.size > self.bounds.max_file_bytes {
+                not_read(
+                    &dest,
+                    too_large(root.size, self.bounds.max_file_bytes),
+                    secret(&dest),
+                )
+            } else if root.size > *budget {
+                not_read(
+                    &dest,
+                    over_total(self.bounds.max_total_bytes),
+                    secret(&dest),
+                )
+            } else {
+                *budget -= root.size;
+                let cap = usize::try_from(self.bounds.max_file_bytes)
+                    .unwrap_or(usize::MAX)
+                    .saturating_add(64 * 1024);
+                let entries = archive(http, id, &dest, cap, &mut |_| true).await?;
+                match entries.into_iter().find(|e| e.kind == Kind::File) {
+                    Some(Entry {
+                        content: Some(content),
+                        ..
+                    }) => self.file(&dest, &content, secret(&dest), key),
+                    _ => not_read(&dest, "not a regular file".to_owned(), secret(&dest)),
+                }
+            };
+            files.push(file);
+            return Ok(CachedMount { stats, files });
+        }
+
+        // A directory: one archive of it, the content of wanted files kept.
+        let parent = dest.rsplit_once('/').map_or("", |(p, _)| p).to_owned();
+        let full = |name: &str| format!("{parent}/{name}");
+        let bounds = &self.bounds;
+        let mut spent = 0u64;
+        let start = *budget;
+        let mut keep = |e: &Entry| {
+            let path = full(&e.name);
+            let ok =
+                bounds.wanted(&path) && e.size <= bounds.max_file_bytes && spent + e.size <= start;
+            if ok {
+                spent += e.size;
+            }
+            ok
+        };
+        let entries = match archive(http, id, &dest, MAX_ARCHIVE_BYTES, &mut keep).await {
+            Ok(entries) => entries,
+            Err(HttpError::TooLarge { cap }) => {
+                files.push(not_read(
+                    &dest,
+                    format!("directory archive over {cap} bytes"),
+                    secret(&dest),
+                ));
+                return Ok(CachedMount { stats, files });
+            }
+            Err(e) => return Err(e),
+        };
+        *budget -= spent.min(*budget);
+        let by_name: HashMap<&str, &Entry> = entries.iter().map(|e| (e.name.as_str(), e)).collect();
+        for entry in &entries {
+            let path = full(&entry.name);
+            if entry.name.split('/').any(|c| c.starts_with("..")) || !bounds.wanted(&path) {
+                continue;
+            }
+            let target = match entry.kind {
+                Kind::File => Ok(entry),
+                Kind::Symlink => resolve(&by_name, entry),
+                Kind::Dir | Kind::Other => continue,
+            };
+            let file = match target {
+                Err(reason) => not_read(&path, reason, secret(&path)),
+                Ok(target) => match &target.content {
+                    Some(content) => self.file(&path, content, secret(&path), key),
+                    None if target.size > bounds.max_file_bytes => not_read(
+                        &path,
+                        too_large(target.size, bounds.max_file_bytes),
+                        secret(&path),
+                    ),
+                    None if !bounds.wanted(&full(&target.name)) => not_read(
+                        &path,
+                        "symlink to an excluded path".to_owned(),
+                        secret(&path),
+                    ),
+                    None => not_read(&path, over_total(bounds.max_total_bytes), secret(&path)),
+                },
+            };
+            files.push(file);
+        }
+        // The stats to compare next time: every regular file reported.
+        for file in &files {
+            if let Ok(stat) = http.path_stat(id, &file.path).await {
+                stats.push((file.path.clone(), stat));
+            }
+        }
+        Ok(CachedMount { stats, files })
+    }
+
+    /// One file read whole: detected, flattened, protected.
+    fn file(&self, path: &str, content: &[u8], secret: bool, key: &FleetKey) -> ConfigFile {
+        if looks_binary(content) {
+            return not_read(path, "binary".to_owned(), secret);
+        }
+        let format = detect(path, content);
+        let fingerprint = whole_file(key, path, content);
+        let (state, reason, keys) = match flatten(format, content) {
+            Ok(pairs) => (
+                ConfigFileState::Read,
+                String::new(),
+                protect(key, &self.clear, path, secret, pairs)
+                    .into_iter()
+                    .map(Into::into)
+                    .collect(),
+            ),
+            Err(e) => (ConfigFileState::NotParsed, e.to_string(), Vec::new()),
+        };
+        ConfigFile {
+            path: path.to_owned(),
+            format: format.as_str().to_owned(),
+            state: state as i32,
+            reason,
+            keys,
+            fingerprint,
+            secret,
+        }
+    }
+}
+
+/// The start of the reason a file over the collection's budget carries.
+const OVER_TOTAL: &str = "over the collection's total";
+
+fn over_total(total: u64) -> String {
+    format!("{OVER_TOTAL} of {total} bytes; read at a later collection")
+}
+
+fn too_large(size: u64, max: u64) -> String {
+    format!("too large: {size} bytes, over the limit of {max}")
+}
+
+fn not_read(path: &str, reason: String, secret: bool) -> ConfigFile {
+    ConfigFile {
+        path: path.to_owned(),
+        format: String::new(),
+        state: ConfigFileState::NotRead as i32,
+        reason,
+        keys: Vec::new(),
+        fingerprint: String::new(),
+        secret,
+    }
+}
+
+/// Follows `link` within the archive to a regular file, resolving links
+/// anywhere in the path (`..data/app.yaml` where `..data` is a link).
+fn resolve<'a>(by_name: &HashMap<&str, &'a Entry>, link: &'a Entry) -> Result<&'a Entry, String> {
+    let out = || "symlink out of the mount".to_owned();
+    let mut path = link.name.clone();
+    let mut hops = 0;
+    'walk: loop {
+        let parts: Vec<&str> = path.split('/').collect();
+        for i in 1..=parts.len() {
+            let prefix = parts[..i].join("/");
+            let entry = by_name
+                .get(prefix.as_str())
+                .ok_or_else(|| "symlink to a missing file".to_owned())?;
+            if entry.kind == Kind::Symlink {
+                hops += 1;
+                if hops > MAX_HOPS {
+                    return Err("symlink loop".to_owned());
+                }
+                if entry.link.starts_with('/') {
+                    return Err(out());
+                }
+                let dir = prefix.rsplit_once('/').map_or("", |(d, _)| d);
+                let rest = parts[i..].join("/");
+                path = normalize(&format!("{dir}/{}/{rest}", entry.link)).ok_or_else(out)?;
+                continue 'walk;
+            }
+            if i == parts.len() {
+                return match entry.kind {
+                    Kind::File => Ok(entry),
+                    _ => Err("symlink to a directory".to_owned()),
+                };
+            }
+        }
+        return Err("symlink to a missing file".to_owned());
+    }
+}
+
+/// `a/./b/../c` → `a/c`; `None` when `..` climbs out.
+fn normalize(path: &str) -> Option<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            p => parts.push(p),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+/// Whether every stat a cached mount was read with is unchanged.
+async fn still_valid(http: &EngineHttp, id: &str, cached: &CachedMount) -> bool {
+    for (path, stat) in &cached.stats {
+        match http.path_stat(id, path).await {
+            Ok(now) if &now == stat => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// The entries of the archive of `path`, content kept where `keep` says.
+async fn archive(
+    http: &EngineHttp,
+    id: &str,
+    path: &str,
+    cap: usize,
+    keep: &mut (dyn FnMut(&Entry) -> bool + Send),
+) -> Result<Vec<Entry>, HttpError> {
+    let mut reader = TarReader::default();
+    let mut entries = Vec::new();
+    http.archive(id, path, cap, |chunk| {
+        reader.feed(chunk, &mut |e| keep(e), &mut |e| entries.push(e));
+        true
+    })
+    .await?;
+    if !reader.is_complete() {
+        return Err(HttpError::Malformed(format!(
+            "archive of {path}: truncated tar"
+        )));
+    }
+    Ok(entries)
+}
+
+/// The container's bind mounts (`GET /containers/{id}/json`, `Mounts`).
+async fn bind_mounts(http: &EngineHttp, id: &str) -> Result<Vec<MountInfo>, HttpError> {
+    #[derive(serde::Deserialize)]
+    struct Inspect {
+        #[serde(rename = "Mounts", default)]
+        mounts: Vec<Mount>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Mount {
+        #[serde(rename = "Type", default)]
+        kind: String,
+        #[serde(rename = "Source", default)]
+        source: String,
+        #[serde(rename = "Destination", default)]
+        destination: String,
+    }
+    let id_path: String = form_urlencoded::byte_serialize(id.as_bytes()).collect();
+    let inspect: Inspect = http
+        .get_json(&format!("/containers/{id_path}/json"), MAX_ANSWER_BYTES)
+        .await?;
+    let mut mounts: Vec<MountInfo> = inspect
+        .mounts
+        .into_iter()
+        .filter(|m| m.kind == "bind" && m.destination.starts_with('/'))
+        .map(|m| MountInfo {
+            source: m.source,
+            destination: m.destination,
+        })
+        .collect();
+    mounts.sort_by(|a, b| a.destination.cmp(&b.destination));
+    Ok(mounts)
+}
