@@ -212,6 +212,30 @@ async fn the_overview_counts_what_status_answers() {
     assert!(counter(&page.body, prod, "critical") > 0);
 }
 
+/// Per environment, hosts are counted by the state they are shown in (the
+/// status summary's `host_states`): two fresh hosts in staging; one fresh
+/// and one refused in production.
+#[tokio::test]
+async fn the_overview_counts_each_environments_hosts_by_state() {
+    let (_dir, fleet, api) = demo_fleet().await;
+    let now = SystemTime::now();
+    for s in [
+        snapshot("stg-2", "staging", vec![container("cart", "cc")]),
+        snapshot("prod-2", "production", vec![container("cart", "cc")]),
+    ] {
+        fleet.push(s, now).await.unwrap();
+    }
+    fleet.refused("prod-2", "refused in a test", now);
+    let body = get(&api, "/").await.body;
+    let at = |env: &str| {
+        body.find(&format!("data-environment=\"{env}\""))
+            .unwrap_or_else(|| panic!("no row {env}"))
+    };
+    assert_eq!(counter(&body, at("staging"), "fresh"), 2);
+    assert_eq!(counter(&body, at("production"), "fresh"), 1);
+    assert_eq!(counter(&body, at("production"), "refused"), 1);
+}
+
 #[tokio::test]
 async fn the_matrix_flags_the_rebuilt_service_critical_with_a_word_drifting_first() {
     let (_dir, api) = demo().await;
