@@ -228,6 +228,7 @@ fn status(g: &mut Gen<'_, '_>) -> Result<v1::GetStatusResponse> {
         } else {
             None
         },
+        environment_summaries: Vec::new(),
     })
 }
 

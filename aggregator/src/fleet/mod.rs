@@ -66,7 +66,7 @@ pub use listing::{FindingsPage, Listing, Window};
 pub use liveness::LIVENESS_BOUND;
 #[cfg(test)]
 pub use read::FleetView;
-pub use read::Reading;
+pub use read::{Reading, Weight};
 
 use feed::Feed;
 use index::Inner;

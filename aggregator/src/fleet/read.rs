@@ -167,6 +167,17 @@ fn judged(
     )
 }
 
+/// What the findings of a listing weigh ([`Reading::weigh`]).
+#[derive(Debug, Default)]
+pub struct Weight<'r> {
+    /// All of them, by severity and state.
+    pub tally: Tally,
+    /// The cells a finding that counts concerns: service → environments.
+    pub drifting: BTreeMap<&'r str, BTreeSet<&'r str>>,
+    /// Those that involve each environment (when asked for).
+    pub environments: BTreeMap<&'r str, Tally>,
+}
+
 /// The fleet under its read lock: the one read model of queries. Nothing
 /// is copied up front; an answer reads the indexes and the status grid,
 /// and clones only what it returns (hosts of one environment or service,
@@ -413,13 +424,13 @@ impl Reading<'_> {
     /// come in identity order (kind, then service), so the environments of
     /// a run of one service's entries are gathered first and the map is
     /// looked up once per run, not once per finding: this pass reads every
-    /// open finding of every pair on each `status`.
-    pub fn weigh<'r>(
-        &'r self,
-        listing: &'r Listing<'_>,
-    ) -> (Tally, BTreeMap<&'r str, BTreeSet<&'r str>>) {
+    /// open finding of every pair on each `status`. With `by_environment`,
+    /// also what the findings involving each environment weigh, in the same
+    /// pass.
+    pub fn weigh<'r>(&'r self, listing: &'r Listing<'_>, by_environment: bool) -> Weight<'r> {
         let policy = self.policy();
         let mut tally = Tally::default();
+        let mut environments: BTreeMap<&'r str, Tally> = BTreeMap::new();
         let mut drifting: BTreeMap<&'r str, BTreeSet<&'r str>> = BTreeMap::new();
         // The run being gathered: its service and environments.
         let mut run: (&'r str, Vec<&'r str>) = ("", Vec::new());
@@ -432,6 +443,11 @@ impl Reading<'_> {
             let f = &e.finding;
             let state = judged_state(f, e.first_seen, policy, policy.grace, self.now);
             tally.add(f.severity, state);
+            if by_environment {
+                for env in f.environments() {
+                    environments.entry(env).or_default().add(f.severity, state);
+                }
+            }
             if state == State::Active && !f.kind.is_apart_from_services() {
                 if f.service != run.0 {
                     flush(&mut run);
@@ -445,7 +461,11 @@ impl Reading<'_> {
             }
         }
         flush(&mut run);
-        (tally, drifting)
+        Weight {
+            tally,
+            drifting,
+            environments,
+        }
     }
 
     /// The findings `listing` shows of `services`, and when `apart` those

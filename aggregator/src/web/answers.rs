@@ -6,7 +6,8 @@
 
 use envparity_proto::v1::query_service_server::QueryService;
 use envparity_proto::v1::{
-    Finding, FindingTally, GetFindingsRequest, GetStatusRequest, StatusRow, StatusSummary,
+    EnvironmentSummary, Finding, FindingTally, GetFindingsRequest, GetStatusRequest, StatusRow,
+    StatusSummary,
 };
 use tonic::{Request, Status};
 
@@ -27,6 +28,8 @@ pub struct Grid {
     pub findings: Vec<Finding>,
     /// The whole scope summed up (as `status -o json` shows it).
     pub summary: StatusSummary,
+    /// Each environment summed up, when `req` asked for it.
+    pub environment_summaries: Vec<EnvironmentSummary>,
 }
 
 /// `GetStatus` for `req`: the one page it asks for (numbered pages by
@@ -40,24 +43,8 @@ pub async fn status_page(query: &dyn QueryService, req: GetStatusRequest) -> Res
         rows_total: answer.rows_total as usize,
         findings: answer.findings,
         summary: answer.summary.unwrap_or_default(),
+        environment_summaries: answer.environment_summaries,
     })
-}
-
-/// The summary of `environment`'s scope alone (one row asked for).
-pub async fn summary_of(
-    query: &dyn QueryService,
-    environment: &str,
-) -> Result<StatusSummary, Status> {
-    Ok(query
-        .get_status(Request::new(GetStatusRequest {
-            environment: environment.to_owned(),
-            limit: 1,
-            ..GetStatusRequest::default()
-        }))
-        .await?
-        .into_inner()
-        .summary
-        .unwrap_or_default())
 }
 
 /// Every finding of a listing.

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use axum::extract::{RawQuery, State};
 use axum::response::Html;
 use envparity_proto::v1::{
-    FindingState, GetStatusRequest, HostState, ListAlertsRequest, Severity, StatusCell, StatusRow,
-    StatusSummary,
+    FindingState, FindingTally, GetStatusRequest, HostState, ListAlertsRequest, Severity,
+    StatusCell, StatusRow, StatusSummary,
 };
 use maud::{Markup, html};
 use tonic::Request;
@@ -30,7 +30,7 @@ const DRIFT: &[&str] = &["yes", "no"];
 #[derive(Debug, Default)]
 struct EnvCounters {
     hosts: BTreeMap<&'static str, u32>,
-    summary: StatusSummary,
+    findings: FindingTally,
     alerts: u32,
 }
 
@@ -44,8 +44,9 @@ pub async fn page(
     let drift = params.choice("drift", DRIFT)?;
     let page = params.page("page")?;
     let query = web.query.as_ref();
-    // One page of rows, numbered, filtered and counted by the API: the
-    // page reads what it shows, whatever the fleet holds.
+    // One answer: a page of rows, numbered, filtered and counted by the
+    // API, with each environment summed up; the page reads what it shows,
+    // whatever the fleet holds.
     let grid = answers::status_page(
         query,
         GetStatusRequest {
@@ -55,6 +56,7 @@ pub async fn page(
             name_contains: q.clone(),
             limit: layout::PAGE_ROWS as u32,
             skip: (page.saturating_sub(1) * layout::PAGE_ROWS) as u32,
+            by_environment: true,
             ..GetStatusRequest::default()
         },
     )
@@ -66,12 +68,13 @@ pub async fn page(
         .await?
         .into_inner()
         .alerts;
-    for e in &grid.environments {
+    for summary in &grid.environment_summaries {
+        let e = &summary.environment;
         let mut c = EnvCounters {
-            summary: answers::summary_of(query, e).await?,
+            findings: summary.findings.unwrap_or_default(),
             ..EnvCounters::default()
         };
-        for s in &c.summary.host_states {
+        for s in &summary.host_states {
             *c.hosts.entry(host_state_word(s.state())).or_default() += s.hosts;
         }
         c.alerts = alerts
@@ -164,7 +167,7 @@ fn env_counters(counters: &[(String, EnvCounters)]) -> Markup {
                 }
                 tbody {
                     @for (env, c) in counters {
-                        @let t = c.summary.findings.unwrap_or_default();
+                        @let t = c.findings;
                         tr data-environment=(env) {
                             th scope="row" { a href=(link("/findings", &[("a", env)])) { (env) } }
                             @for s in ["fresh", "stale", "unreachable", "refused"] {

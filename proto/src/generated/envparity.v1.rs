@@ -1616,6 +1616,11 @@ pub struct GetStatusRequest {
     /// shows them. Not with `page`.
     #[prost(uint32, tag = "8")]
     pub skip: u32,
+    /// Also sums up each environment of the answer's columns
+    /// (`environment_summaries`): in one answer, what a request for that
+    /// environment alone would say of its hosts and findings.
+    #[prost(bool, tag = "9")]
+    pub by_environment: bool,
 }
 /// Services x environments.
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -1642,6 +1647,25 @@ pub struct GetStatusResponse {
     /// part of it this page shows.
     #[prost(message, optional, tag = "6")]
     pub summary: ::core::option::Option<StatusSummary>,
+    /// With `by_environment`: each column's environment, in `environments`
+    /// order.
+    #[prost(message, repeated, tag = "7")]
+    pub environment_summaries: ::prost::alloc::vec::Vec<EnvironmentSummary>,
+}
+/// One environment of a status answer, as a request for it alone sums it
+/// up.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct EnvironmentSummary {
+    /// The environment.
+    #[prost(string, tag = "1")]
+    pub environment: ::prost::alloc::string::String,
+    /// Its hosts, by the state they are shown in (states with no host left
+    /// out).
+    #[prost(message, repeated, tag = "2")]
+    pub host_states: ::prost::alloc::vec::Vec<HostStateCount>,
+    /// The findings of the answer's scope that involve it, by what they weigh.
+    #[prost(message, optional, tag = "3")]
+    pub findings: ::core::option::Option<FindingTally>,
 }
 /// What a status answer sums up.
 #[derive(Clone, PartialEq, ::prost::Message)]

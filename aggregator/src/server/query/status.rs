@@ -1,11 +1,11 @@
 //! `GetStatus`: a page of the services × environments grid, with the
 //! findings of its rows and the summary of the whole scope.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use envparity_proto::v1::{
-    GetStatusRequest, GetStatusResponse, HostState, HostStateCount, StatusCell, StatusRow,
-    StatusSummary,
+    EnvironmentSummary, GetStatusRequest, GetStatusResponse, HostState, HostStateCount, StatusCell,
+    StatusRow, StatusSummary,
 };
 use tonic::Status;
 
@@ -49,7 +49,8 @@ pub(super) fn status(
         pair: None,
         environment: environment.as_deref(),
     };
-    let (tally, drifting) = reading.weigh(&scope);
+    let weight = reading.weigh(&scope, req.by_environment);
+    let (tally, drifting) = (weight.tally, weight.drifting);
     let drifts = |svc: &str| drifting.get(svc).is_some_and(|envs| !envs.is_empty());
     // A service is in the scope when it runs (it is the one asked for, or
     // any) and, with an environment, has a cell there or drifts there.
@@ -125,6 +126,24 @@ pub(super) fn status(
     rows.truncate(limit);
     let shown: BTreeSet<String> = rows.iter().map(|r| r.service.clone()).collect();
     let findings = reading.findings_of(&scope, &shown, after.is_none() && skip == 0);
+    let environment_summaries = if req.by_environment {
+        columns
+            .iter()
+            .map(|env| EnvironmentSummary {
+                environment: env.clone(),
+                host_states: host_state_counts(reading.host_states(Some(env))),
+                findings: Some(convert::tally(
+                    &weight
+                        .environments
+                        .get(env.as_str())
+                        .copied()
+                        .unwrap_or_default(),
+                )),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let host_states = reading.host_states(environment.as_deref());
     let hosts: usize = host_states.values().sum();
     let hosts_not_current = hosts - host_states.get(&HostState::Fresh).copied().unwrap_or(0);
@@ -161,15 +180,21 @@ pub(super) fn status(
             hosts: count(hosts),
             hosts_not_current: count(hosts_not_current),
             findings: Some(convert::tally(&tally)),
-            host_states: host_states
-                .into_iter()
-                .map(|(state, hosts)| HostStateCount {
-                    state: state as i32,
-                    hosts: count(hosts),
-                })
-                .collect(),
+            host_states: host_state_counts(host_states),
         }),
+        environment_summaries,
     })
+}
+
+/// Host counts by state, as the API sends them.
+fn host_state_counts(states: BTreeMap<HostState, usize>) -> Vec<HostStateCount> {
+    states
+        .into_iter()
+        .map(|(state, hosts)| HostStateCount {
+            state: state as i32,
+            hosts: count(hosts),
+        })
+        .collect()
 }
 
 /// The rows a status request skips; refused with a `page` (which resumes

@@ -5,9 +5,10 @@ use std::time::{Duration, SystemTime};
 
 use envparity_proto::time::to_timestamp;
 use envparity_proto::v1::{
-    GetFindingsRequest, GetFindingsResponse, GetServiceRequest, GetServiceResponse,
-    GetStatusRequest, GetStatusResponse, HeartbeatRequest, HostState, HostStateCount,
-    ListHostsRequest, ListHostsResponse, ServiceInstance, StatusCell, StatusRow, StatusSummary,
+    EnvironmentSummary, GetFindingsRequest, GetFindingsResponse, GetServiceRequest,
+    GetServiceResponse, GetStatusRequest, GetStatusResponse, HeartbeatRequest, HostState,
+    HostStateCount, ListHostsRequest, ListHostsResponse, ServiceInstance, StatusCell, StatusRow,
+    StatusSummary,
 };
 use tonic::Status;
 
@@ -161,6 +162,42 @@ fn status_over_the_fleet(
             }
         })
         .collect();
+    let states_in = |env: Option<&str>| -> Vec<HostStateCount> {
+        let mut states: BTreeMap<HostState, u32> = BTreeMap::new();
+        for (h, state) in &view.hosts {
+            if env.is_none_or(|e| h.snapshot.environment == e) {
+                *states.entry(*state).or_default() += 1;
+            }
+        }
+        states
+            .into_iter()
+            .map(|(state, hosts)| HostStateCount {
+                state: state as i32,
+                hosts,
+            })
+            .collect()
+    };
+    let environment_summaries = if req.by_environment {
+        columns
+            .iter()
+            .map(|env| {
+                let mut tally = crate::parity::Tally::default();
+                for f in findings
+                    .iter()
+                    .filter(|f| f.environments().any(|e| e == env))
+                {
+                    tally.add(f.severity, f.status.state);
+                }
+                EnvironmentSummary {
+                    environment: env.clone(),
+                    host_states: states_in(Some(env)),
+                    findings: Some(convert::tally(&tally)),
+                }
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let mut host_states: BTreeMap<HostState, u32> = BTreeMap::new();
     for (h, state) in &view.hosts {
         if environment
@@ -217,6 +254,7 @@ fn status_over_the_fleet(
                 })
                 .collect(),
         }),
+        environment_summaries,
     })
 }
 
@@ -501,6 +539,7 @@ async fn answers_match_the_whole_fleet(policy: Option<LoadedPolicy>, seed: u64) 
                 // case), the calm rows only, rows skipped; refused with a
                 // service, or a skip with a page.
                 for (needle, calm_only, skip, page) in [
+                    ("", false, 0, ""),
                     ("S1", false, 0, ""),
                     ("", true, 0, ""),
                     ("", false, 1, ""),
@@ -514,6 +553,7 @@ async fn answers_match_the_whole_fleet(policy: Option<LoadedPolicy>, seed: u64) 
                         skip,
                         page: page.into(),
                         limit: 2,
+                        by_environment: skip != 1,
                         ..req.clone()
                     };
                     assert_eq!(
