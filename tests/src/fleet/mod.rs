@@ -10,6 +10,7 @@ use std::time::Duration;
 
 pub(crate) mod agent;
 pub(crate) mod aggregator;
+pub(crate) mod exposed;
 
 use crate::answer::Hosts;
 use crate::cli::CliOutput;

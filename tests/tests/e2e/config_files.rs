@@ -7,8 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use envparity_tests::answer::Findings;
-use envparity_tests::http;
-use envparity_tests::{EXIT_MISMATCH, Fleet, ImageSpec, Result, Run, free_port};
+use envparity_tests::{EXIT_MISMATCH, Fleet, ImageSpec, Result, Run, daemon_outputs, free_port};
 
 const REPORT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -238,29 +237,12 @@ fn one_yaml_key_differing_is_one_config_value_and_nothing_else_leaks_or_differs(
             ));
         }
     }
-    seen.push((
-        "aggregator /metrics".into(),
-        http::get(&format!("http://127.0.0.1:{metrics_port}/metrics"))?
-            .body
-            .into_bytes(),
-    ));
-    seen.push((
-        "agent /metrics".into(),
-        http::get(&format!("http://127.0.0.1:{agent_metrics_port}/metrics"))?
-            .body
-            .into_bytes(),
-    ));
-    seen.push(("aggregator debug log".into(), aggregator.log().into_bytes()));
-    for (i, agent) in agents.iter().enumerate() {
-        seen.push((format!("agent {i} debug log"), agent.log().into_bytes()));
-    }
-    for entry in std::fs::read_dir(aggregator.data_dir()).expect("data dir") {
-        let path = entry.expect("entry").path();
-        seen.push((
-            path.display().to_string(),
-            std::fs::read(&path).expect("read"),
-        ));
-    }
+    seen.extend(daemon_outputs(
+        &aggregator,
+        &agents,
+        metrics_port,
+        agent_metrics_port,
+    )?);
     // The journal: with the aggregator gone, a new container's snapshot
     // (with every container's config files) is kept on disk, unsent.
     aggregator.stop()?;

@@ -7,7 +7,9 @@
 use std::time::Duration;
 
 use envparity_tests::answer::{Findings, Forgotten, Hosts};
-use envparity_tests::{CliOutput, Fleet, Result, cargo_bin, checked, project_command};
+use envparity_tests::{
+    CliOutput, Fleet, Result, cargo_bin, checked, daemon_outputs, project_command,
+};
 
 const REPORT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -372,7 +374,7 @@ fn has_bytes(bytes: &[u8], needle: &str) -> bool {
 #[test]
 fn a_planted_secret_is_in_no_output_log_alert_metric_stored_byte_or_wire_byte() -> Result<()> {
     use super::alerting::{HOOK_SECRET, shop, two_stages, write_secret};
-    use envparity_tests::http::{self, Receiver};
+    use envparity_tests::http::Receiver;
     use envparity_tests::{Tap, free_port};
 
     // Each environment plants one secret in every shape that once went out
@@ -533,29 +535,12 @@ fn a_planted_secret_is_in_no_output_log_alert_metric_stored_byte_or_wire_byte() 
     for r in rx.requests("/hook") {
         seen.push(("webhook body".into(), r.body.clone()));
     }
-    seen.push((
-        "aggregator /metrics".into(),
-        http::get(&format!("http://127.0.0.1:{metrics_port}/metrics"))?
-            .body
-            .into_bytes(),
-    ));
-    seen.push((
-        "agent /metrics".into(),
-        http::get(&format!("http://127.0.0.1:{agent_metrics_port}/metrics"))?
-            .body
-            .into_bytes(),
-    ));
-    seen.push(("aggregator debug log".into(), aggregator.log().into_bytes()));
-    for (i, agent) in agents.iter().enumerate() {
-        seen.push((format!("agent {i} debug log"), agent.log().into_bytes()));
-    }
-    for entry in std::fs::read_dir(aggregator.data_dir()).expect("data dir") {
-        let path = entry.expect("entry").path();
-        seen.push((
-            path.display().to_string(),
-            std::fs::read(&path).expect("read"),
-        ));
-    }
+    seen.extend(daemon_outputs(
+        &aggregator,
+        &agents,
+        metrics_port,
+        agent_metrics_port,
+    )?);
     let wire = tap.sent();
     seen.push(("agent → aggregator wire bytes".into(), wire.clone()));
     // The journal: with the aggregator gone, a new container's snapshot is

@@ -1,0 +1,41 @@
+//! What a fleet's daemons expose to anyone who can read them, for the
+//! planted-secret tests to search.
+
+use super::agent::Agent;
+use super::aggregator::Aggregator;
+use crate::error::{Error, Result};
+use crate::http;
+
+/// Both daemons' `/metrics` (the aggregator's at `metrics_port`, the first
+/// agent's at `agent_metrics_port`), the aggregator's and every agent's
+/// debug log, and every file of the aggregator's data directory, each as
+/// (what it is, its bytes).
+pub fn daemon_outputs(
+    aggregator: &Aggregator,
+    agents: &[Agent],
+    metrics_port: u16,
+    agent_metrics_port: u16,
+) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut seen = Vec::new();
+    for (what, port) in [
+        ("aggregator /metrics", metrics_port),
+        ("agent /metrics", agent_metrics_port),
+    ] {
+        let body = http::get(&format!("http://127.0.0.1:{port}/metrics"))?.body;
+        seen.push((what.to_owned(), body.into_bytes()));
+    }
+    seen.push(("aggregator debug log".into(), aggregator.log().into_bytes()));
+    for (i, agent) in agents.iter().enumerate() {
+        seen.push((format!("agent {i} debug log"), agent.log().into_bytes()));
+    }
+    let dir = aggregator.data_dir();
+    let entries = std::fs::read_dir(dir).map_err(Error::io(format!("read {}", dir.display())))?;
+    for entry in entries {
+        let path = entry
+            .map_err(Error::io(format!("read {}", dir.display())))?
+            .path();
+        let bytes = std::fs::read(&path).map_err(Error::io(format!("read {}", path.display())))?;
+        seen.push((path.display().to_string(), bytes));
+    }
+    Ok(seen)
+}
