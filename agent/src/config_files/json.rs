@@ -1,9 +1,11 @@
 //! JSON. serde_json refuses nesting past 128 levels while parsing.
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
-use super::path::{child, index};
-use super::{Flat, FlattenError, Format, MAX_DEPTH};
+use super::tree::{Node, Tree, walk};
+use super::{Flat, FlattenError, Format};
 
 /// Flattens the JSON document `text` into `flat`.
 pub fn flatten(text: &str, flat: &mut Flat) -> Result<(), FlattenError> {
@@ -11,31 +13,24 @@ pub fn flatten(text: &str, flat: &mut Flat) -> Result<(), FlattenError> {
         format: Format::Json,
         reason: e.to_string(),
     })?;
-    walk(&value, String::new(), 0, flat)
+    walk(&value, flat)
 }
 
-fn walk(value: &Value, path: String, depth: usize, flat: &mut Flat) -> Result<(), FlattenError> {
-    if depth > MAX_DEPTH {
-        return Err(FlattenError::TooDeep);
-    }
-    match value {
-        Value::Object(map) if map.is_empty() => flat.push(path, "{}".to_owned()),
-        Value::Object(map) => {
-            for (k, v) in map {
-                walk(v, child(&path, k), depth + 1, flat)?;
-            }
-            Ok(())
+impl Tree for Value {
+    const FORMAT: Format = Format::Json;
+
+    fn node(&self) -> Node<'_, Self> {
+        match self {
+            Value::Object(map) => Node::Map(
+                map.iter()
+                    .map(|(k, v)| (Some(Cow::Borrowed(k.as_str())), v))
+                    .collect(),
+            ),
+            Value::Array(items) => Node::List(items.iter().collect()),
+            Value::String(s) => Node::Leaf(s.clone()),
+            Value::Null => Node::Leaf("null".to_owned()),
+            Value::Bool(b) => Node::Leaf(b.to_string()),
+            Value::Number(n) => Node::Leaf(n.to_string()),
         }
-        Value::Array(items) if items.is_empty() => flat.push(path, "[]".to_owned()),
-        Value::Array(items) => {
-            for (i, v) in items.iter().enumerate() {
-                walk(v, index(&path, i), depth + 1, flat)?;
-            }
-            Ok(())
-        }
-        Value::String(s) => flat.push(path, s.clone()),
-        Value::Null => flat.push(path, "null".to_owned()),
-        Value::Bool(b) => flat.push(path, b.to_string()),
-        Value::Number(n) => flat.push(path, n.to_string()),
     }
 }

@@ -41,6 +41,7 @@ pub mod protect;
 pub mod read;
 pub mod tar;
 pub mod toml;
+pub mod tree;
 pub mod yaml;
 
 #[cfg(test)]

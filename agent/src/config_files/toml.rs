@@ -1,9 +1,11 @@
 //! TOML. Datetimes are their TOML text (`1979-05-27T07:32:00Z`).
 
+use std::borrow::Cow;
+
 use toml::Value;
 
-use super::path::{child, index};
-use super::{Flat, FlattenError, Format, MAX_DEPTH};
+use super::tree::{Node, Tree, walk};
+use super::{Flat, FlattenError, Format};
 
 /// Flattens the TOML document `text` into `flat`.
 pub fn flatten(text: &str, flat: &mut Flat) -> Result<(), FlattenError> {
@@ -13,7 +15,7 @@ pub fn flatten(text: &str, flat: &mut Flat) -> Result<(), FlattenError> {
         // which may hold a value.
         reason: e.message().to_owned() + &line_of(text, e.span()),
     })?;
-    walk(&Value::Table(table), String::new(), 0, flat)
+    walk(&Value::Table(table), flat)
 }
 
 fn line_of(text: &str, span: Option<std::ops::Range<usize>>) -> String {
@@ -28,29 +30,22 @@ fn line_of(text: &str, span: Option<std::ops::Range<usize>>) -> String {
     .unwrap_or_default()
 }
 
-fn walk(value: &Value, path: String, depth: usize, flat: &mut Flat) -> Result<(), FlattenError> {
-    if depth > MAX_DEPTH {
-        return Err(FlattenError::TooDeep);
-    }
-    match value {
-        Value::Table(map) if map.is_empty() => flat.push(path, "{}".to_owned()),
-        Value::Table(map) => {
-            for (k, v) in map {
-                walk(v, child(&path, k), depth + 1, flat)?;
-            }
-            Ok(())
+impl Tree for Value {
+    const FORMAT: Format = Format::Toml;
+
+    fn node(&self) -> Node<'_, Self> {
+        match self {
+            Value::Table(map) => Node::Map(
+                map.iter()
+                    .map(|(k, v)| (Some(Cow::Borrowed(k.as_str())), v))
+                    .collect(),
+            ),
+            Value::Array(items) => Node::List(items.iter().collect()),
+            Value::String(s) => Node::Leaf(s.clone()),
+            Value::Integer(n) => Node::Leaf(n.to_string()),
+            Value::Float(n) => Node::Leaf(n.to_string()),
+            Value::Boolean(b) => Node::Leaf(b.to_string()),
+            Value::Datetime(d) => Node::Leaf(d.to_string()),
         }
-        Value::Array(items) if items.is_empty() => flat.push(path, "[]".to_owned()),
-        Value::Array(items) => {
-            for (i, v) in items.iter().enumerate() {
-                walk(v, index(&path, i), depth + 1, flat)?;
-            }
-            Ok(())
-        }
-        Value::String(s) => flat.push(path, s.clone()),
-        Value::Integer(n) => flat.push(path, n.to_string()),
-        Value::Float(n) => flat.push(path, n.to_string()),
-        Value::Boolean(b) => flat.push(path, b.to_string()),
-        Value::Datetime(d) => flat.push(path, d.to_string()),
     }
 }

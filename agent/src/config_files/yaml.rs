@@ -7,11 +7,13 @@
 //! bounds what an accepted document may still expand into. Merge keys
 //! (`<<: *base`) are applied, as the programs reading the file do.
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 use serde_norway::Value;
 
-use super::path::{child, index};
-use super::{Flat, FlattenError, Format, MAX_DEPTH};
+use super::tree::{Node, Tree, walk};
+use super::{Flat, FlattenError, Format};
 
 /// Flattens every document of `text` into `flat`.
 pub fn flatten(text: &str, flat: &mut Flat) -> Result<(), FlattenError> {
@@ -30,41 +32,28 @@ pub fn flatten(text: &str, flat: &mut Flat) -> Result<(), FlattenError> {
         if several {
             flat.set_document(i + 1);
         }
-        walk(value, String::new(), 0, flat)?;
+        walk(value, flat)?;
     }
     Ok(())
 }
 
-fn walk(value: &Value, path: String, depth: usize, flat: &mut Flat) -> Result<(), FlattenError> {
-    if depth > MAX_DEPTH {
-        return Err(FlattenError::TooDeep);
-    }
-    match value {
-        Value::Mapping(map) if map.is_empty() => flat.push(path, "{}".to_owned()),
-        Value::Mapping(map) => {
-            for (k, v) in map {
-                let Some(key) = scalar(k) else {
-                    return Err(FlattenError::ComplexKey {
-                        format: Format::Yaml,
-                        at: if path.is_empty() { "$".into() } else { path },
-                    });
-                };
-                walk(v, child(&path, &key), depth + 1, flat)?;
-            }
-            Ok(())
+impl Tree for Value {
+    const FORMAT: Format = Format::Yaml;
+
+    fn node(&self) -> Node<'_, Self> {
+        match self {
+            Value::Mapping(map) => Node::Map(
+                map.iter()
+                    .map(|(k, v)| (scalar(k).map(Cow::Owned), v))
+                    .collect(),
+            ),
+            Value::Sequence(items) => Node::List(items.iter().collect()),
+            Value::Tagged(tagged) => match scalar(&tagged.value) {
+                Some(s) => Node::Leaf(format!("{} {s}", tagged.tag)),
+                None => Node::Inner(&tagged.value),
+            },
+            other => Node::Leaf(scalar(other).unwrap_or_default()),
         }
-        Value::Sequence(items) if items.is_empty() => flat.push(path, "[]".to_owned()),
-        Value::Sequence(items) => {
-            for (i, v) in items.iter().enumerate() {
-                walk(v, index(&path, i), depth + 1, flat)?;
-            }
-            Ok(())
-        }
-        Value::Tagged(tagged) => match scalar(&tagged.value) {
-            Some(s) => flat.push(path, format!("{} {s}", tagged.tag)),
-            None => walk(&tagged.value, path, depth + 1, flat),
-        },
-        other => flat.push(path, scalar(other).unwrap_or_default()),
     }
 }
 
