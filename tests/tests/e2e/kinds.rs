@@ -505,10 +505,9 @@ expires = "2099-01-01"
     // A broken policy on reload is refused and the last good one stays.
     let pid = aggregator.process().expect("aggregator process").pid();
     let hangup = || {
-        std::process::Command::new("kill")
-            .args(["-HUP", &pid.to_string()])
-            .status()
-            .map_err(Error::io("kill -HUP"))
+        let mut kill = std::process::Command::new("kill");
+        kill.args(["-HUP", &pid.to_string()]);
+        envparity_tests::checked(kill)
     };
     write(&policy, "[env]\nexpected_to_diffe = [\"MODE\"]\n")?;
     hangup()?;
@@ -641,10 +640,9 @@ fn a_one_off_docker_run_is_unmanaged_not_a_missing_service() -> Result<()> {
     // A team that runs ad-hoc containers everywhere turns them off.
     write(&policy, "[unmanaged]\nreport = \"off\"\n")?;
     let pid = aggregator.process().expect("aggregator process").pid();
-    std::process::Command::new("kill")
-        .args(["-HUP", &pid.to_string()])
-        .status()
-        .map_err(Error::io("kill -HUP"))?;
+    let mut kill = std::process::Command::new("kill");
+    kill.args(["-HUP", &pid.to_string()]);
+    envparity_tests::checked(kill)?;
     let quiet = fleet.cli_until(
         Duration::from_secs(10),
         "the reloaded policy to drop the unmanaged container",

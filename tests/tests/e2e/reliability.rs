@@ -521,7 +521,9 @@ struct BindMount(std::path::PathBuf);
 
 impl Drop for BindMount {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
+        let mut umount = std::process::Command::new("umount");
+        umount.arg(&self.0);
+        let _ = envparity_tests::output(umount, envparity_tests::COMMAND_TIMEOUT);
     }
 }
 
@@ -547,12 +549,10 @@ fn a_store_that_cannot_be_written_stops_serve_and_check_config_with_a_clear_erro
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     // The same directory, now on a read-only file system.
     let mount = |args: &[&str]| {
-        let ok = std::process::Command::new("mount")
-            .args(args)
-            .arg(&data)
-            .arg(&data)
-            .status()
-            .is_ok_and(|s| s.success());
+        let mut mount = std::process::Command::new("mount");
+        mount.args(args).arg(&data).arg(&data);
+        let ok = envparity_tests::output(mount, envparity_tests::COMMAND_TIMEOUT)
+            .is_ok_and(|o| o.status.success());
         assert!(ok, "mount {args:?} failed");
     };
     mount(&["--bind"]);

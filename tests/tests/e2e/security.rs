@@ -643,27 +643,23 @@ fn the_agent_works_through_a_read_only_socket_proxy() -> Result<()> {
     let proxy = ReadOnlyProxy::start(&fleet, host)?;
 
     // The proxy really is read-only: listing works, changing does not.
+    // Through the harness's spawn, which registers the child: a concurrent
+    // test reaping orphans never takes its exit status.
     let through_proxy = |args: &[&str]| {
-        std::process::Command::new(DOCKER.path)
-            .env("DOCKER_HOST", proxy.docker_host())
-            .args(args)
-            .output()
-            .expect("run docker")
+        let mut docker = std::process::Command::new(DOCKER.path);
+        docker.env("DOCKER_HOST", proxy.docker_host()).args(args);
+        envparity_tests::output(docker, envparity_tests::COMMAND_TIMEOUT)
     };
-    let ps = through_proxy(&["ps", "--format", "{{.Names}}"]);
+    let ps = through_proxy(&["ps", "--format", "{{.Names}}"])?;
     assert!(ps.status.success(), "{ps:?}");
-    assert_eq!(String::from_utf8_lossy(&ps.stdout).trim(), "shop-1");
+    assert_eq!(ps.stdout.trim(), "shop-1");
     for write in [
         &["rm", "-f", "shop-1"][..],
         &["run", "-d", "--network", "none", "shop:1", "sleep", "9"][..],
     ] {
-        let out = through_proxy(write);
+        let out = through_proxy(write)?;
         assert!(!out.status.success(), "{write:?} must be refused: {out:?}");
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains("403"),
-            "{write:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.stderr.contains("403"), "{write:?}: {}", out.stderr);
     }
 
     // The agent needs nothing more: it reports the host, and follows the
