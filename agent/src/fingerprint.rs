@@ -142,7 +142,7 @@ impl FleetKey {
 
     /// [`Self::fingerprint`] of a value that need not be UTF-8: the same
     /// construction, so a config file's whole content and its keys are
-    /// fingerprinted exactly like env values (`crate::config_files`).
+    /// fingerprinted exactly like env values.
     pub fn fingerprint_bytes(&self, name: &str, value: &[u8]) -> String {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0)
             .expect("HMAC-SHA256 accepts keys of any length");

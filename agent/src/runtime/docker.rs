@@ -156,8 +156,8 @@ impl DockerEngine {
         &self.addr
     }
 
-    /// The bounded HTTP client, for the archive API
-    /// ([`crate::config_files::read`]).
+    /// The bounded HTTP client, for the archive API (which the reading of
+    /// mounted configuration files calls).
     pub fn http(&self) -> &EngineHttp {
         &self.http
     }

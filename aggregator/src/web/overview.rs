@@ -12,7 +12,7 @@ use axum::extract::{RawQuery, State};
 use axum::response::Html;
 use envparity_proto::v1::{
     FindingState, FindingTally, GetStatusRequest, HostState, ListAlertsRequest, Severity,
-    StatusCell, StatusRow, StatusSummary,
+    StatusCell, StatusSummary,
 };
 use maud::{Markup, html};
 use tonic::Request;
@@ -83,7 +83,6 @@ pub async fn page(
             .count() as u32;
         counters.push((e.clone(), c));
     }
-    let shown: Vec<&StatusRow> = grid.rows.iter().collect();
     let href = |n: usize| {
         let n = n.to_string();
         link(
@@ -102,7 +101,7 @@ pub async fn page(
         (env_counters(&counters))
         h2 #matrix { "Services × environments" }
         (filters(&grid.environments, &q, &env, drift))
-        (matrix(&grid, &shown, grid.rows_total, page, pages))
+        (matrix(&grid, page, pages))
         (layout::pager(page, pages, href))
     };
     Ok(Html(
@@ -233,14 +232,15 @@ fn worst(grid: &Grid, service: &str, environment: &str) -> Option<(Severity, boo
         .or_else(|| of(FindingState::Pending).map(|s| (s, true)))
 }
 
-fn matrix(grid: &Grid, rows: &[&StatusRow], total: usize, page: usize, pages: usize) -> Markup {
+/// The page's rows of `grid` (page `page` of `pages`).
+fn matrix(grid: &Grid, page: usize, pages: usize) -> Markup {
     html! {
-        @if rows.is_empty() {
+        @if grid.rows.is_empty() {
             p { "No service matches these filters." }
         } @else {
             div.scroll {
                 table #grid {
-                    caption { (total) " services match; page " (page) " of " (pages) ", drifting services first" }
+                    caption { (grid.rows_total) " services match; page " (page) " of " (pages) ", drifting services first" }
                     thead {
                         tr {
                             th scope="col" { "Service" }
@@ -248,7 +248,7 @@ fn matrix(grid: &Grid, rows: &[&StatusRow], total: usize, page: usize, pages: us
                         }
                     }
                     tbody {
-                        @for row in rows {
+                        @for row in &grid.rows {
                             tr data-service=(row.service) {
                                 th scope="row" { a href=(link("/service", &[("name", &row.service)])) { (row.service) } }
                                 @for cell in &row.cells {

@@ -7,7 +7,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use envparity_tests::answer::Findings;
-use envparity_tests::{EXIT_MISMATCH, Fleet, ImageSpec, Result, Run, daemon_outputs, free_port};
+use envparity_tests::{
+    EXIT_MISMATCH, Fleet, ImageSpec, Result, Run, daemon_outputs, free_port, journaled_snapshots,
+};
 
 const REPORT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -259,23 +261,7 @@ fn one_yaml_key_differing_is_one_config_value_and_nothing_else_leaks_or_differs(
                 dirs[0].join("secrets/api.yaml").display()
             )),
     )?;
-    let journal = state_dir.join("journal");
-    let entries = || -> Vec<std::path::PathBuf> {
-        std::fs::read_dir(&journal)
-            .map(|d| {
-                d.filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| p.extension().is_some_and(|x| x == "snapshot"))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    envparity_tests::wait_until(REPORT_TIMEOUT, "a journaled snapshot", || {
-        !entries().is_empty()
-    })?;
-    let journaled: Vec<u8> = entries()
-        .iter()
-        .flat_map(|p| std::fs::read(p).expect("read a journal entry"))
-        .collect();
+    let journaled = journaled_snapshots(&state_dir.join("journal"), REPORT_TIMEOUT)?;
     let has =
         |bytes: &[u8], needle: &str| bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
     assert!(

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use envparity_tests::answer::{Findings, Forgotten, Hosts};
 use envparity_tests::{
-    CliOutput, Fleet, Result, cargo_bin, checked, daemon_outputs, project_command,
+    CliOutput, Fleet, Result, cargo_bin, checked, daemon_outputs, journaled_snapshots,
+    project_command,
 };
 
 const REPORT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -553,23 +554,10 @@ fn a_planted_secret_is_in_no_output_log_alert_metric_stored_byte_or_wire_byte() 
             .env("APP_DB_PWD", SECRETS[2])
             .env("LOG_LEVEL", "clear-value-7"),
     )?;
-    let journal = fleet.dir().join("state-staging").join("journal");
-    let entries = || -> Vec<std::path::PathBuf> {
-        std::fs::read_dir(&journal)
-            .map(|d| {
-                d.filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| p.extension().is_some_and(|x| x == "snapshot"))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    envparity_tests::wait_until(REPORT_TIMEOUT, "a journaled snapshot", || {
-        !entries().is_empty()
-    })?;
-    let journaled: Vec<u8> = entries()
-        .iter()
-        .flat_map(|p| std::fs::read(p).expect("read a journal entry"))
-        .collect();
+    let journaled = journaled_snapshots(
+        &fleet.dir().join("state-staging").join("journal"),
+        REPORT_TIMEOUT,
+    )?;
     assert!(
         has_bytes(&journaled, "DB_PASSWORD") && has_bytes(&journaled, "shop-2"),
         "the journal holds the new snapshot"

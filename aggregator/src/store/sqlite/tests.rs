@@ -174,14 +174,7 @@ fn a_version_1_store_is_upgraded_in_place() {
         (reopened[0].last_seen, reopened[0].engine_state),
         (seen, EngineState::Unreachable)
     );
-    let version: String = store
-        .conn()
-        .query_row(
-            "SELECT value FROM meta WHERE key = 'schema_version'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let version = schema_version(&store.conn());
     assert_eq!(version, SCHEMA_VERSION.to_string());
 }
 
@@ -574,14 +567,7 @@ fn a_version_4_store_moves_containers_to_rows_keeping_their_order() {
         .query_row("SELECT COUNT(*) FROM containers", [], |r| r.get(0))
         .unwrap();
     assert_eq!(rows, 12);
-    let version: String = store
-        .conn()
-        .query_row(
-            "SELECT value FROM meta WHERE key = 'schema_version'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let version = schema_version(&store.conn());
     assert_eq!(version, SCHEMA_VERSION.to_string());
 }
 
@@ -608,12 +594,16 @@ fn a_version_4_snapshot_listing_a_container_twice_stops_the_upgrade_by_name() {
         "{err}"
     );
     let conn = Connection::open(dir.path().join("envparity.db")).unwrap();
-    let version: String = conn
-        .query_row(
-            "SELECT value FROM meta WHERE key = 'schema_version'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let version = schema_version(&conn);
     assert_eq!(version, "4", "the upgrade rolled back");
+}
+
+/// The schema version the database of `conn` records.
+fn schema_version(conn: &Connection) -> String {
+    conn.query_row(
+        "SELECT value FROM meta WHERE key = 'schema_version'",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
 }
