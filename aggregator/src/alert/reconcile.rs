@@ -219,13 +219,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
-        let fleet = Fleet::load(
-            store,
-            Duration::from_secs(3600),
-            LoadedPolicy::defaults(t0),
-            t0,
-        )
-        .unwrap();
+        let fleet = Arc::new(
+            Fleet::load(
+                store,
+                Duration::from_secs(3600),
+                LoadedPolicy::defaults(t0),
+                t0,
+            )
+            .unwrap(),
+        );
         let alerting = alerting(dir.path());
         for (host, env, image) in [("s", "staging", 1), ("p", "production", 2)] {
             let s = crate::fleet::tests::report(
@@ -288,7 +290,7 @@ mod tests {
             loaded_at: t0,
         };
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dirs[0].path()).unwrap());
-        let fleet = Fleet::load(store, Duration::from_secs(40), policy(20), t0).unwrap();
+        let fleet = Arc::new(Fleet::load(store, Duration::from_secs(40), policy(20), t0).unwrap());
         let (changed, everything) = (alerting(dirs[1].path()), alerting(dirs[2].path()));
 
         let mut rng = fastrand::Rng::with_seed(11);

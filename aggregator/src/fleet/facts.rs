@@ -41,28 +41,45 @@ impl FactIndex {
         }
     }
 
-    /// Whether replacing `previous` (held, and filed here) with `record`,
-    /// in the same environment, leaves that environment's set of values of
-    /// every host fact as it was. A new host (`previous` is `None`) leaves
-    /// them when each value it reports is already reported in its
-    /// environment.
-    pub(super) fn unchanged_by(&self, previous: Option<&HeldHost>, record: &HeldHost) -> bool {
-        let env = &record.snapshot.environment;
-        if previous.is_some_and(|p| p.snapshot.environment != *env) {
-            return false;
+    /// Whether replacing each `previous` (held, and filed here) with its
+    /// `record`, in the same environment, leaves that environment's set of
+    /// values of every host fact as it was: every value whose count the
+    /// batch changes is reported after by some host exactly when it was
+    /// before. A new host (`previous` is `None`) leaves them when each
+    /// value it reports is already reported in its environment.
+    pub(super) fn unchanged_by<'h>(
+        &self,
+        reports: impl IntoIterator<Item = (Option<&'h HeldHost>, &'h HeldHost)>,
+    ) -> bool {
+        // (environment, fact, value) -> the change of its count.
+        let mut moved: HashMap<(&str, usize, String), i64> = HashMap::new();
+        for (previous, record) in reports {
+            let env = record.snapshot.environment.as_str();
+            if previous.is_some_and(|p| p.snapshot.environment != env) {
+                return false;
+            }
+            let before = previous.map(values_of);
+            let after = values_of(record);
+            for (i, new) in after.into_iter().enumerate() {
+                let old = before.as_ref().map_or("", |b| b[i].as_str());
+                if old == new {
+                    continue;
+                }
+                if !old.is_empty() {
+                    *moved.entry((env, i, old.to_owned())).or_default() -= 1;
+                }
+                if !new.is_empty() {
+                    *moved.entry((env, i, new)).or_default() += 1;
+                }
+            }
         }
-        let Some(counts) = self.by_environment.get(env) else {
-            return false;
-        };
-        let before = previous.map(values_of);
-        let after = values_of(record);
-        (0..HOST_FACT_COUNT).all(|i| {
-            let count = |v: &str| counts[i].get(v).copied().unwrap_or(0);
-            let new = after[i].as_str();
-            let old = before.as_ref().map_or("", |b| b[i].as_str());
-            // The old value stays reported by another host (or was none),
-            // and the new one is already reported (or is none).
-            old == new || ((old.is_empty() || count(old) > 1) && (new.is_empty() || count(new) > 0))
+        moved.into_iter().all(|((env, i, value), change)| {
+            let count = self
+                .by_environment
+                .get(env)
+                .and_then(|counts| counts[i].get(&value))
+                .map_or(0, |n| i64::from(*n));
+            (count > 0) == (count + change > 0)
         })
     }
 }

@@ -77,7 +77,7 @@ impl Inner {
 
     /// Applies a change whose store write succeeded.
     pub(super) fn apply(&mut self, change: Change) {
-        if let Some(record) = change.record {
+        for record in change.records {
             if let Some(prev) = self.hosts.remove(record.host_id()) {
                 self.index(&prev, false);
             }
@@ -107,8 +107,8 @@ fn file(index: &mut BTreeMap<String, BTreeSet<String>>, name: &str, host: &str, 
 /// the store has it.
 #[derive(Debug, Default)]
 pub(super) struct Change {
-    /// The host's new record.
-    pub(super) record: Option<HeldHost>,
+    /// The reporting hosts' new records, in the order of their reports.
+    pub(super) records: Vec<HeldHost>,
     /// What the re-evaluation changes in the ledger.
     pub(super) observation: Observation,
 }

@@ -1,6 +1,7 @@
-//! The write path: a snapshot, a forgotten host, a new policy. One at a
-//! time; the store first, then memory.
+//! The write path: snapshots (in batches, [`super::lane`]), a forgotten
+//! host, a new policy. One at a time; the store first, then memory.
 
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -9,12 +10,14 @@ use envparity_proto::v1::{EngineState, HostSnapshot, HostState};
 
 use super::compact::HeldHost;
 use super::index::Change;
-use super::liveness::Heard;
+use super::lane::{AbandonOnPanic, Pending};
+use super::liveness::{Failed, Heard};
 use super::overlay::Next;
 use super::plan::{HostReach, Reach, finding_changes, host_facts_open_in, services_touched};
 use super::{Fleet, IngestError, LoadedPolicy, to_millis};
 use crate::history;
 use crate::parity::HeldContainer;
+use crate::store::{Change as StoreChange, HostWrite, Reported};
 
 /// What happened to a pushed snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,14 +95,7 @@ impl Fleet {
     pub(super) async fn apply(&self, reach: Reach, now: SystemTime) -> Result<(), IngestError> {
         let observation = {
             let inner = self.read();
-            self.reevaluate(
-                &Next {
-                    inner: &inner,
-                    record: None,
-                },
-                &reach,
-                now,
-            )
+            self.reevaluate(&Next::now(&inner), &reach, now)
         };
         let changes = finding_changes(&observation.delta, now);
         let changed = !changes.is_empty();
@@ -109,7 +105,7 @@ impl Fleet {
         }
         self.commit(
             Change {
-                record: None,
+                records: Vec::new(),
                 observation,
             },
             changed,
@@ -120,14 +116,181 @@ impl Fleet {
     /// Stores a pushed snapshot, which the caller validated (the gRPC edge
     /// refuses an invalid one and notes it with [`Fleet::refused`]);
     /// returns only after it is durable.
+    ///
+    /// Reports wait in the ingest [`lane`](super::lane) and are stored in
+    /// batches, each batch one transaction (group commit): the reports
+    /// that arrive while one batch is written go together in the next.
+    /// Memory changes only after the commit, and each report is answered
+    /// after it; when the commit fails, every report of the batch gets the
+    /// error and nothing of them is stored or applied.
     pub async fn push(
-        &self,
+        self: &Arc<Self>,
         snapshot: HostSnapshot,
         now: SystemTime,
     ) -> Result<PushOutcome, IngestError> {
-        let now = to_millis(now);
-        let _one_at_a_time = self.ingest.lock().await;
-        let previous = self.read().hosts.get(&snapshot.host_id).cloned();
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let pending = Pending {
+            snapshot,
+            now: to_millis(now),
+            done,
+        };
+        if self.lane.push(pending) {
+            tokio::spawn(Arc::clone(self).drain());
+        }
+        match answer.await {
+            Ok(outcome) => outcome.map_err(IngestError::from),
+            Err(_) => Err(IngestError::Task(
+                "the ingest task failed before storing the report (see the aggregator's log)"
+                    .to_owned(),
+            )),
+        }
+    }
+
+    /// Stores the reports waiting in the lane, a batch at a time, until
+    /// none waits.
+    async fn drain(self: Arc<Self>) {
+        let _abandon = AbandonOnPanic(&self.lane);
+        loop {
+            let _one_at_a_time = self.ingest.lock().await;
+            let Some(batch) = self.lane.next_batch() else {
+                return;
+            };
+            self.store_batch(batch).await;
+        }
+    }
+
+    /// Stores a batch of reports in one transaction, then applies it to
+    /// memory, then answers each report. The caller holds the ingest lock.
+    async fn store_batch(&self, batch: Vec<Pending>) {
+        let mut accepted: Vec<Accepted> = Vec::with_capacity(batch.len());
+        // Host id -> its latest report in `accepted`.
+        let mut latest: HashMap<String, usize> = HashMap::new();
+        let mut now = SystemTime::UNIX_EPOCH;
+        for pending in batch {
+            now = now.max(pending.now);
+            let host = pending.snapshot.host_id.clone();
+            let in_batch = latest.get(&host).map(|&i| &accepted[i].record);
+            let previous = match in_batch {
+                Some(record) => Some(record.clone()),
+                None => self.read().hosts.get(&host).cloned(),
+            };
+            match self.accept(pending, previous, in_batch.is_some()).await {
+                Some(report) => {
+                    latest.insert(host, accepted.len());
+                    accepted.push(report);
+                }
+                None => continue,
+            }
+        }
+        if accepted.is_empty() {
+            return;
+        }
+
+        // Re-evaluate what the batch can change: the services its reports
+        // ran before and run now, and the host-level kinds when a host's
+        // facts, environment or state changed — the host facts over every
+        // host only when an environment's values of them change or an open
+        // host-fact finding lists its hosts (so that a new host costs the
+        // same in a fleet of 100 as of 10,000); everything when the set of
+        // environments changed, because that changes which pairs exist.
+        let observation = {
+            let inner = self.read();
+            let next = Next::with(&inner, accepted.iter().map(|a| &a.record));
+            let reach = if next.environments() == Next::now(&inner).environments() {
+                let mut services = BTreeSet::new();
+                for a in &accepted {
+                    services.extend(services_touched(
+                        a.previous.as_ref(),
+                        &a.record,
+                        a.whole_host,
+                    ));
+                }
+                let moved: Vec<&Accepted> = accepted.iter().filter(|a| a.host_level).collect();
+                let host_level = if moved.is_empty() {
+                    HostReach::No
+                } else if inner
+                    .facts
+                    .unchanged_by(moved.iter().map(|a| (a.previous.as_ref(), &a.record)))
+                    && !moved
+                        .iter()
+                        .any(|a| host_facts_open_in(&inner.ledger, &a.record.snapshot.environment))
+                {
+                    HostReach::Reporter
+                } else {
+                    HostReach::FactsAndReporter
+                };
+                Reach::Services {
+                    services,
+                    host_level,
+                }
+            } else {
+                Reach::Full
+            };
+            self.reevaluate(&next, &reach, now)
+        };
+        let findings = finding_changes(&observation.delta, now);
+
+        let (records, writes): (Vec<_>, Vec<_>) = accepted
+            .into_iter()
+            .map(|a| (a.record, (a.done, a.write, a.changes)))
+            .unzip();
+        let (answers, writes): (Vec<_>, Vec<_>) = writes
+            .into_iter()
+            .map(|(done, write, changes)| (done, (write, changes)))
+            .unzip();
+        let stored = self
+            .blocking(move |store| {
+                let reports: Vec<Reported<'_>> = writes
+                    .iter()
+                    .map(|(host, changes)| Reported { host, changes })
+                    .collect();
+                store.save_reports(&reports, &findings)
+            })
+            .await;
+        let outcomes: Vec<PushOutcome> = records
+            .iter()
+            .map(|r| PushOutcome {
+                content_hash: r.snapshot.content_hash.clone(),
+                duplicate: false,
+            })
+            .collect();
+        match stored {
+            Ok(()) => {
+                self.commit(
+                    Change {
+                        records,
+                        observation,
+                    },
+                    true,
+                );
+                for (done, outcome) in answers.into_iter().zip(outcomes) {
+                    // A caller that went away needs no answer.
+                    let _ = done.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                let failed = Failed::from(e);
+                for done in answers {
+                    let _ = done.send(Err(failed.clone()));
+                }
+            }
+        }
+    }
+
+    /// A report of the batch, made ready to store against `previous` (the
+    /// host as held, or as an earlier report of the batch left it, when
+    /// `in_batch`); `None` when it was a replay, already answered.
+    async fn accept(
+        &self,
+        pending: Pending,
+        previous: Option<HeldHost>,
+        in_batch: bool,
+    ) -> Option<Accepted> {
+        let Pending {
+            snapshot,
+            now,
+            done,
+        } = pending;
         let boot_id = |s: &HostSnapshot| {
             s.agent
                 .as_ref()
@@ -139,17 +302,22 @@ impl Fleet {
             && boot_id(&prev.snapshot) == boot_id(&snapshot)
             && snapshot.sequence <= prev.snapshot.sequence
         {
-            // A retry or replay of something already held: acknowledge
-            // without changing anything but liveness.
-            if self.hear(&snapshot.host_id, None, now, prev.engine_state) == Heard::MustStore {
+            // A retry or replay of something already held (or about to be,
+            // with this batch): acknowledge without changing anything but
+            // liveness.
+            let mut answer = Ok(());
+            if !in_batch
+                && self.hear(&snapshot.host_id, None, now, prev.engine_state) == Heard::MustStore
+            {
                 let committed = self.enqueue(&snapshot.host_id, now, prev.engine_state);
-                self.commit_liveness(now).await?;
-                Self::answer(committed).await?;
+                let _ = self.commit_liveness(now).await;
+                answer = Self::answer(committed).await.map(|_| ());
             }
-            return Ok(PushOutcome {
+            let _ = done.send(answer.map_err(Failed::from).map(|()| PushOutcome {
                 content_hash: prev.snapshot.content_hash.clone(),
                 duplicate: true,
-            });
+            }));
+            return None;
         }
 
         let engine_state =
@@ -178,13 +346,6 @@ impl Fleet {
         let write = record.write(previous.as_ref(), std::mem::take(&mut next.containers));
         drop(next);
 
-        // Re-evaluate what this report can change: the services it ran
-        // before and runs now, and the host-level kinds when the host's
-        // facts, environment or state changed — the host facts over every
-        // host only when an environment's values of them change or an open
-        // host-fact finding lists its hosts (so that a new host costs the
-        // same in a fleet of 100 as of 10,000); everything when the set of
-        // environments changed, because that changes which pairs exist.
         let host_level = previous.as_ref().is_none_or(|prev| {
             let (p, n) = (&prev.snapshot, &record.snapshot);
             p.environment != n.environment
@@ -197,51 +358,34 @@ impl Fleet {
             || previous.as_ref().is_some_and(|prev| {
                 prev.snapshot.fingerprint_key_id != record.snapshot.fingerprint_key_id
             });
-        let observation = {
-            let inner = self.read();
-            let next = Next {
-                inner: &inner,
-                record: Some(&record),
-            };
-            let before = Next {
-                inner: &inner,
-                record: None,
-            };
-            let reach = if next.environments() == before.environments() {
-                let services = services_touched(previous.as_ref(), &record, whole_host);
-                let host_level = if !host_level {
-                    HostReach::No
-                } else if inner.facts.unchanged_by(previous.as_ref(), &record)
-                    && !host_facts_open_in(&inner.ledger, &record.snapshot.environment)
-                {
-                    HostReach::Reporter
-                } else {
-                    HostReach::FactsAndReporter
-                };
-                Reach::Services {
-                    services,
-                    host_level,
-                }
-            } else {
-                Reach::Full
-            };
-            self.reevaluate(&next, &reach, now)
-        };
-        let findings = finding_changes(&observation.delta, now);
-
-        self.blocking(move |store| store.save_report(&write, &changes, &findings))
-            .await?;
-        let content_hash = record.snapshot.content_hash.clone();
-        self.commit(
-            Change {
-                record: Some(record),
-                observation,
-            },
-            true,
-        );
-        Ok(PushOutcome {
-            content_hash,
-            duplicate: false,
+        Some(Accepted {
+            done,
+            record,
+            previous,
+            write,
+            changes,
+            host_level,
+            whole_host,
         })
     }
+}
+
+/// A report of a batch, ready to store.
+struct Accepted {
+    done: tokio::sync::oneshot::Sender<Result<PushOutcome, Failed>>,
+    /// The host as the report leaves it.
+    record: HeldHost,
+    /// The host before (as held, or as an earlier report of the batch left
+    /// it); `None` for a new host.
+    previous: Option<HeldHost>,
+    /// What the store writes of the host.
+    write: HostWrite,
+    /// The changes it brought, for the history.
+    changes: Vec<StoreChange>,
+    /// Whether the host's facts, environment or state changed (or it is
+    /// new, or was not shown fresh).
+    host_level: bool,
+    /// Whether every service of the host is reached (besides `host_level`,
+    /// its fingerprint key changed).
+    whole_host: bool,
 }

@@ -65,6 +65,16 @@ pub(super) enum Failed {
     Task(String),
 }
 
+impl From<IngestError> for Failed {
+    fn from(e: IngestError) -> Self {
+        match e {
+            IngestError::Store(StoreError::Shared(e)) => Failed::Store(e),
+            IngestError::Store(e) => Failed::Store(Arc::new(e)),
+            IngestError::Task(e) => Failed::Task(e),
+        }
+    }
+}
+
 impl From<Failed> for IngestError {
     fn from(failed: Failed) -> Self {
         match failed {

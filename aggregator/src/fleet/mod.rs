@@ -3,13 +3,14 @@
 //! findings the parity engine found in it.
 //!
 //! The gRPC edge (`server`) authenticates and validates a report, then hands
-//! it here. Write path (one ingest at a time, so two reports of one host
-//! never race; [`ingest`]): compare with the current record → derive history
-//! → re-evaluate what the report can change ([`plan`], read through the
-//! [`overlay`] of the fleet as it will be) → write the snapshot, its history
-//! and the findings it opened or resolved to the store in one transaction →
-//! only then update memory ([`index`]) and acknowledge. A failed store write
-//! leaves both the store and memory as they were.
+//! it here. Write path (one batch of reports at a time, in the order they
+//! came, so two reports of one host never race; [`ingest`], [`lane`]):
+//! compare each with the current record → derive history → re-evaluate
+//! what the batch can change ([`plan`], read through the [`overlay`] of the
+//! fleet as it will be) → write the snapshots, their history and the
+//! findings they opened or resolved to the store in one transaction → only
+//! then update memory ([`index`]) and acknowledge each. A failed store
+//! write leaves both the store and memory as they were.
 //!
 //! Findings live in a [`Ledger`] (first/last seen); queries read it through
 //! a [`Reading`] rather than re-evaluating the fleet. Time alone changes one
@@ -24,7 +25,8 @@
 //!   copying it;
 //! - [`plan`]: from what a change can reach to what is evaluated and what
 //!   the ledger's answer covers;
-//! - [`ingest`]: snapshots, forgetting a host, a new policy;
+//! - [`ingest`]: snapshots, forgetting a host, a new policy, and [`lane`]:
+//!   reports waiting to be stored together (group commit);
 //! - [`liveness`]: heartbeats, acknowledged from memory within a bound;
 //! - [`read`]: the read model for queries, alerting and metrics, and
 //!   [`listing`]: which findings a listing shows, a page at a time;
@@ -49,6 +51,7 @@ mod generation;
 mod grid;
 mod index;
 mod ingest;
+mod lane;
 mod listing;
 mod liveness;
 mod overlay;
@@ -115,6 +118,8 @@ pub struct Fleet {
     inner: RwLock<Inner>,
     policy: RwLock<Arc<LoadedPolicy>>,
     ingest: tokio::sync::Mutex<()>,
+    /// The reports waiting to be stored.
+    lane: lane::Lane,
     stale_after: Duration,
     /// [`LIVENESS_BOUND`], or a tenth of `stale_after` when that is less.
     liveness_bound: Duration,
@@ -174,6 +179,7 @@ impl Fleet {
             inner: RwLock::new(inner),
             policy: RwLock::new(Arc::new(policy)),
             ingest: tokio::sync::Mutex::new(()),
+            lane: lane::Lane::default(),
             stale_after,
             liveness_bound: LIVENESS_BOUND.min(stale_after / 10),
             feed: Feed::default(),
@@ -182,14 +188,7 @@ impl Fleet {
             ticked: std::sync::Mutex::new(None),
         };
         let mut inner = fleet.write();
-        let observation = fleet.reevaluate(
-            &Next {
-                inner: &inner,
-                record: None,
-            },
-            &Reach::Full,
-            now,
-        );
+        let observation = fleet.reevaluate(&Next::now(&inner), &Reach::Full, now);
         let mut changes = finding_changes(&observation.delta, now);
         inner.ledger.apply(observation);
         // What a previous run recorded as open and is gone now resolved

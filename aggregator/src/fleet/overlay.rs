@@ -1,64 +1,98 @@
-//! The fleet as it will be once a report is applied, read without copying
-//! it.
+//! The fleet as it will be once a batch of reports is applied, read without
+//! copying it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::compact::HeldHost;
 use super::index::Inner;
 
-/// The fleet as it is once a report is applied: `inner` with `record` in
-/// place of its host's previous record (or added). Reading through it
-/// spares copying the fleet state per report: only what the report
-/// touches is looked at, and memory changes only once the store has the
-/// report.
+/// The fleet as it is once a batch of reports is applied: `inner` with
+/// each of `records` in place of its host's previous record (or added).
+/// Reading through it spares copying the fleet state per report: only what
+/// the reports touch is looked at, and memory changes only once the store
+/// has them.
 pub(super) struct Next<'a> {
-    pub(super) inner: &'a Inner,
-    pub(super) record: Option<&'a HeldHost>,
+    inner: &'a Inner,
+    /// The reports' new records, by host id.
+    records: BTreeMap<&'a str, &'a HeldHost>,
 }
 
 impl<'a> Next<'a> {
-    pub(super) fn id(&self) -> Option<&'a str> {
-        self.record.map(|r| r.snapshot.host_id.as_str())
+    /// The fleet as it is.
+    pub(super) fn now(inner: &'a Inner) -> Self {
+        Next {
+            inner,
+            records: BTreeMap::new(),
+        }
+    }
+
+    /// The fleet with `records` applied (a host's last record wins).
+    pub(super) fn with(inner: &'a Inner, records: impl IntoIterator<Item = &'a HeldHost>) -> Self {
+        Next {
+            inner,
+            records: records.into_iter().map(|r| (r.host_id(), r)).collect(),
+        }
+    }
+
+    /// The fleet as it is, before the records.
+    pub(super) fn inner(&self) -> &'a Inner {
+        self.inner
+    }
+
+    /// The new records, by host id.
+    pub(super) fn records(&self) -> impl Iterator<Item = &'a HeldHost> + '_ {
+        self.records.values().copied()
+    }
+
+    /// The ids of the hosts that reported.
+    pub(super) fn reporters(&self) -> BTreeSet<String> {
+        self.records.keys().map(|id| (*id).to_owned()).collect()
     }
 
     pub(super) fn get(&self, id: &str) -> Option<&'a HeldHost> {
-        match self.record {
-            Some(r) if r.snapshot.host_id == id => Some(r),
-            _ => self.inner.hosts.get(id),
+        match self.records.get(id) {
+            Some(r) => Some(r),
+            None => self.inner.hosts.get(id),
         }
     }
 
     /// Every host, by id.
     pub(super) fn every_host(&self) -> Vec<&'a HeldHost> {
-        let mut hosts: Vec<&HeldHost> = self
-            .inner
-            .hosts
-            .values()
-            .filter(|h| Some(h.snapshot.host_id.as_str()) != self.id())
-            .collect();
-        if let Some(r) = self.record {
-            let at = hosts.partition_point(|h| h.snapshot.host_id < r.snapshot.host_id);
-            hosts.insert(at, r);
+        let mut hosts = Vec::with_capacity(self.inner.hosts.len() + self.records.len());
+        let mut records = self.records.values().copied().peekable();
+        for held in self.inner.hosts.values() {
+            while let Some(r) = records.next_if(|r| r.host_id() < held.host_id()) {
+                hosts.push(r);
+            }
+            match records.next_if(|r| r.host_id() == held.host_id()) {
+                Some(r) => hosts.push(r),
+                None => hosts.push(held),
+            }
         }
+        hosts.extend(records);
         hosts
     }
 
-    /// The hosts of `index[name]`, `record`'s host among them when
-    /// `with_record`.
-    pub(super) fn members(
-        &self,
+    /// The hosts of `index[name]`: the held ones that did not report, then
+    /// the reporting ones whose record `belongs` to `name`.
+    pub(super) fn members<'s>(
+        &'s self,
         index: &'a BTreeMap<String, BTreeSet<String>>,
         name: &str,
-        with_record: bool,
-    ) -> impl Iterator<Item = &'a str> + use<'a> {
-        let id = self.id();
+        belongs: impl Fn(&HeldHost) -> bool + 's,
+    ) -> impl Iterator<Item = &'a str> + 's {
         let held = index
             .get(name)
             .into_iter()
             .flatten()
             .map(String::as_str)
-            .filter(move |h| Some(*h) != id);
-        held.chain(id.filter(|_| with_record))
+            .filter(|h| !self.records.contains_key(h));
+        let reporting = self
+            .records
+            .iter()
+            .filter(move |(_, r)| belongs(r))
+            .map(|(id, _)| *id);
+        held.chain(reporting)
     }
 
     /// The environments that have hosts.
@@ -70,32 +104,40 @@ impl<'a> Next<'a> {
             .map(String::as_str)
             .filter(|e| self.first_of(e).is_some())
             .collect();
-        out.extend(self.record.map(|r| r.snapshot.environment.as_str()));
+        out.extend(
+            self.records
+                .values()
+                .map(|r| r.snapshot.environment.as_str()),
+        );
         out
     }
 
     /// The first host (by id) of `environment`.
     pub(super) fn first_of(&self, environment: &str) -> Option<&'a str> {
-        let with = self
-            .record
-            .is_some_and(|r| r.snapshot.environment == environment);
-        // The held hosts come sorted: the first of them that is not the
-        // record's host is their least, so this reads one or two of them,
-        // not the environment.
+        // The held hosts come sorted: the first of them that did not report
+        // is their least, so this reads few of them, not the environment.
         let held = self
-            .members(&self.inner.by_environment, environment, false)
+            .members(&self.inner.by_environment, environment, |_| false)
             .next();
-        held.into_iter().chain(self.id().filter(|_| with)).min()
+        let reporting = self
+            .records
+            .iter()
+            .find(|(_, r)| r.snapshot.environment == environment)
+            .map(|(id, _)| *id);
+        held.into_iter().chain(reporting).min()
     }
 
     /// The hosts running any of `services`, and one host of each
     /// environment: the environments that have hosts decide which pairs
     /// exist, at which level, and whether a service is missing from one.
     pub(super) fn hosts_for(&self, services: &BTreeSet<String>) -> Vec<&'a HeldHost> {
-        let runs = |s: &str| self.record.is_some_and(|r| r.services().any(|x| x == s));
         let mut ids: BTreeSet<&str> = services
             .iter()
-            .flat_map(|s| self.members(&self.inner.by_service, s, runs(s)))
+            .flat_map(|s| {
+                self.members(&self.inner.by_service, s, move |r| {
+                    r.services().any(|x| x == s)
+                })
+            })
             .collect();
         ids.extend(
             self.environments()

@@ -29,21 +29,22 @@ pub(super) enum Reach {
     HostLevel,
 }
 
-/// Which host-level kinds a report reaches. Another host's staleness
-/// depends on time alone, which the tick ([`Reach::HostLevel`])
+/// Which host-level kinds a batch of reports reaches. Another host's
+/// staleness depends on time alone, which the tick ([`Reach::HostLevel`])
 /// re-evaluates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum HostReach {
-    /// None: the host's facts, environment and state are as they were.
+    /// None: the reporting hosts' facts, environments and states are as
+    /// they were.
     No,
-    /// The staleness of the reporting host only: its facts, environment
-    /// or state changed, but every environment reports the same values of
-    /// every host fact as before ([`super::facts::FactIndex`]) and no
-    /// open host-fact finding names its environment, so no comparison of
-    /// host facts can come out otherwise.
+    /// The staleness of the reporting hosts only: facts, environments or
+    /// states changed, but every environment reports the same values of
+    /// every host fact as before ([`super::facts::FactIndex`]) and no open
+    /// host-fact finding names the environment of a host whose facts
+    /// changed, so no comparison of host facts can come out otherwise.
     Reporter,
     /// The host facts compared over every host, and the staleness of the
-    /// reporting host.
+    /// reporting hosts.
     FactsAndReporter,
 }
 
@@ -136,7 +137,7 @@ impl Fleet {
             parity::evaluate(&views, policy, scope)
         };
         let host_level_only = all.clone().with_services(BTreeSet::new());
-        let reporter: BTreeSet<String> = fleet.id().map(str::to_owned).into_iter().collect();
+        let reporter: BTreeSet<String> = fleet.reporters();
         let none = BTreeSet::new();
         // What is evaluated, and what of the ledger that answer covers (so
         // that what it no longer finds resolves, and nothing else does).
@@ -173,12 +174,12 @@ impl Fleet {
                     .with_services(services.clone())
                     .with_host_level(false);
                 let mut findings = evaluate(fleet.hosts_for(services), &scope);
-                // Of the stale hosts, only the reporting one can have
+                // Of the stale hosts, only the reporting ones can have
                 // changed; the host facts, compared over every host, only
                 // when the report can change what they compare.
                 let scope = host_level_only.with_stale_of(Some(reporter.clone()));
                 let (hosts, host_level) = if *host_level == HostReach::Reporter {
-                    let reporting = fleet.record.into_iter().collect();
+                    let reporting = fleet.records().collect();
                     (reporting, HostLevel::OnlyStaleOf(&reporter))
                 } else {
                     (fleet.every_host(), HostLevel::StaleOf(&reporter))
@@ -191,7 +192,7 @@ impl Fleet {
                 (findings, covers)
             }
         };
-        fleet.inner.ledger.assess(findings, covers, now)
+        fleet.inner().ledger.assess(findings, covers, now)
     }
 }
 

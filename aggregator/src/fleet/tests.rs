@@ -135,19 +135,19 @@ pub(crate) fn report(
 
 /// A fleet with no hosts over a fresh SQLite store (kept alive by the
 /// returned directory), and the time it was loaded at.
-pub(crate) fn empty_fleet() -> (tempfile::TempDir, Fleet, SystemTime) {
+pub(crate) fn empty_fleet() -> (tempfile::TempDir, Arc<Fleet>, SystemTime) {
     empty_fleet_stale_after(Duration::from_secs(3600))
 }
 
 /// [`empty_fleet`] with hosts going stale after `stale_after`.
 pub(super) fn empty_fleet_stale_after(
     stale_after: Duration,
-) -> (tempfile::TempDir, Fleet, SystemTime) {
+) -> (tempfile::TempDir, Arc<Fleet>, SystemTime) {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
     let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
     let fleet = Fleet::load(store, stale_after, LoadedPolicy::defaults(t0), t0).unwrap();
-    (dir, fleet, t0)
+    (dir, Arc::new(fleet), t0)
 }
 
 /// The open findings, and what a full evaluation of the fleet finds.
@@ -591,7 +591,7 @@ async fn a_refused_report_shows_its_host_refused_until_one_is_stored() {
     assert!(view.refusals.is_empty());
 }
 
-async fn one_host(fleet: &Fleet, t0: SystemTime) -> HostSnapshot {
+async fn one_host(fleet: &Arc<Fleet>, t0: SystemTime) -> HostSnapshot {
     let mut s = HostSnapshot {
         host_id: "h1".into(),
         environment: "staging".into(),
@@ -906,4 +906,75 @@ async fn the_store_holds_what_memory_holds_after_any_reports() {
             assert_eq!(reopened, memory, "after step {step}");
         }
     }
+}
+
+/// Reports that arrive together are stored in one batch, one transaction
+/// (group commit). After each batch of random reports — several of one
+/// host among them, a retry of one, hosts moving environment, kernel,
+/// engine state or fleet key, new hosts — the ledger holds exactly what a
+/// full evaluation finds, each report is answered as if it came alone (the
+/// retry as a duplicate of what its host holds), memory holds each host's
+/// last report, and a reopened store holds what memory holds.
+#[tokio::test]
+async fn a_batch_of_reports_is_stored_and_evaluated_as_if_they_came_one_by_one() {
+    let (dir, fleet, t0) = empty_fleet();
+    let mut rng = fastrand::Rng::with_seed(23);
+    let mut sequence = BTreeMap::new();
+    let mut batched = 0;
+    for round in 0..80u64 {
+        let now = t0 + Duration::from_secs(round);
+        let mut reports: Vec<HostSnapshot> = (0..rng.usize(1..10))
+            .map(|_| random_report(&mut rng, &mut sequence))
+            .collect();
+        let retried = rng.u8(0..3) == 0;
+        if retried {
+            reports.push(reports[0].clone());
+        }
+        // Holding the ingest lock keeps the lane's task from starting
+        // until every report waits, so that they make one batch; each is
+        // queued before the next is sent, so that they wait in order.
+        let lock = fleet.ingest.lock().await;
+        let mut pushes = Vec::new();
+        for (i, s) in reports.iter().enumerate() {
+            let (sender, s) = (Arc::clone(&fleet), s.clone());
+            pushes.push(tokio::spawn(async move { sender.push(s, now).await }));
+            while fleet.lane.waiting() < i + 1 {
+                tokio::task::yield_now().await;
+            }
+        }
+        batched += reports.len();
+        drop(lock);
+        let mut last: BTreeMap<&str, &HostSnapshot> = BTreeMap::new();
+        for (i, (s, push)) in reports.iter().zip(pushes).enumerate() {
+            let outcome = push.await.unwrap().unwrap();
+            let retry = retried && i == reports.len() - 1;
+            assert_eq!(outcome.duplicate, retry, "round {round}, report {i}");
+            let holds = if retry { last[s.host_id.as_str()] } else { s };
+            assert_eq!(
+                outcome.content_hash, holds.content_hash,
+                "round {round}, report {i}"
+            );
+            if !retry {
+                last.insert(&s.host_id, s);
+            }
+        }
+        assert_eq!(fleet.lane.waiting(), 0);
+
+        let (held, full) = held_and_full(&fleet, now);
+        assert_eq!(held, full, "after round {round}");
+        for (host, s) in &last {
+            let held = fleet.held(host).unwrap();
+            assert_eq!(
+                held.content_hash, s.content_hash,
+                "round {round}, host {host}"
+            );
+            assert_eq!(held.sequence, s.sequence, "round {round}, host {host}");
+        }
+        if round % 10 == 9 {
+            let memory: Vec<StoredHost> = fleet.view(now).hosts.into_iter().map(|h| h.0).collect();
+            let reopened = SqliteStore::open(dir.path()).unwrap().load_hosts().unwrap();
+            assert_eq!(reopened, memory, "after round {round}");
+        }
+    }
+    assert!(batched > 300, "{batched} reports in 80 batches");
 }

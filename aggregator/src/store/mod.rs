@@ -60,6 +60,16 @@ pub struct HostWrite {
     pub order: Option<Vec<String>>,
 }
 
+/// One report of a [`Store::save_reports`] batch: what it changed of its
+/// host, and the changes it brought.
+#[derive(Debug, Clone, Copy)]
+pub struct Reported<'a> {
+    /// What the report changed of its host.
+    pub host: &'a HostWrite,
+    /// The changes it brought, for the history.
+    pub changes: &'a [Change],
+}
+
 /// Which container rows a [`HostWrite`] writes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ContainerRows {
@@ -358,15 +368,31 @@ pub trait Store: Send + Sync + 'static {
     /// Every stored host, for start-up.
     fn load_hosts(&self) -> Result<Vec<StoredHost>, StoreError>;
 
-    /// Atomically writes what a report changed of a host (its header, its
-    /// liveness, the container rows it changed), appends its changes and
-    /// records the findings it opened and resolved.
+    /// Atomically writes what several reports changed (group commit): of
+    /// each, its host's header, liveness and the container rows it changed,
+    /// and its changes, in order; then the findings the reports opened and
+    /// resolved together. All of it is stored, or none.
+    fn save_reports(
+        &self,
+        reports: &[Reported<'_>],
+        findings: &FindingChanges,
+    ) -> Result<(), StoreError>;
+
+    /// [`Store::save_reports`] of one report.
     fn save_report(
         &self,
         write: &HostWrite,
         changes: &[Change],
         findings: &FindingChanges,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        self.save_reports(
+            &[Reported {
+                host: write,
+                changes,
+            }],
+            findings,
+        )
+    }
 
     /// [`Store::save_report`] of a whole snapshot: replaces every container
     /// row of the host.

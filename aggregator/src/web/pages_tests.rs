@@ -66,13 +66,15 @@ pub(super) async fn demo_fleet() -> (tempfile::TempDir, Arc<Fleet>, Arc<dyn Quer
     let dir = tempfile::tempdir().unwrap();
     let now = SystemTime::now();
     let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
-    let fleet = Fleet::load(
-        store,
-        Duration::from_secs(3600),
-        LoadedPolicy::defaults(now),
-        now,
-    )
-    .unwrap();
+    let fleet = Arc::new(
+        Fleet::load(
+            store,
+            Duration::from_secs(3600),
+            LoadedPolicy::defaults(now),
+            now,
+        )
+        .unwrap(),
+    );
     for s in [
         snapshot(
             "stg-1",
@@ -101,7 +103,6 @@ pub(super) async fn demo_fleet() -> (tempfile::TempDir, Arc<Fleet>, Arc<dyn Quer
         Arc::new(Metrics::new()),
     )
     .unwrap();
-    let fleet = Arc::new(fleet);
     let api: Arc<dyn QueryService> =
         Arc::new(QueryApi::new(Arc::clone(&fleet), Arc::new(alerting)));
     (dir, fleet, api)
@@ -610,13 +611,15 @@ async fn a_full_overview_page_loads_in_at_most_60_kb_with_its_style_and_script()
     let dir = tempfile::tempdir().unwrap();
     let now = SystemTime::now();
     let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
-    let fleet = Fleet::load(
-        store,
-        Duration::from_secs(3600),
-        LoadedPolicy::defaults(now),
-        now,
-    )
-    .unwrap();
+    let fleet = Arc::new(
+        Fleet::load(
+            store,
+            Duration::from_secs(3600),
+            LoadedPolicy::defaults(now),
+            now,
+        )
+        .unwrap(),
+    );
     // 60 services in three environments, a sixth of them rebuilt in
     // production: a full page of 50 rows.
     let services: Vec<String> = (0..60).map(|i| format!("service-{i:02}-backend")).collect();
@@ -644,7 +647,7 @@ async fn a_full_overview_page_loads_in_at_most_60_kb_with_its_style_and_script()
         Arc::new(Metrics::new()),
     )
     .unwrap();
-    let api: Arc<dyn QueryService> = Arc::new(QueryApi::new(Arc::new(fleet), Arc::new(alerting)));
+    let api: Arc<dyn QueryService> = Arc::new(QueryApi::new(fleet, Arc::new(alerting)));
     let page = get(&api, "/").await;
     assert_eq!(page.body.matches("<tr data-service=").count(), 50);
     let style = get(&api, &super::assets::STYLE.url()).await.body;

@@ -15,7 +15,7 @@ use prost::Message;
 use rusqlite::{Transaction, params};
 
 use super::SqliteStore;
-use crate::store::{Change, ContainerRows, FindingChanges, HostWrite, StoreError, StoredHost};
+use crate::store::{ContainerRows, FindingChanges, HostWrite, Reported, StoreError, StoredHost};
 
 impl SqliteStore {
     /// Every stored host, with its liveness ([`Store::load_hosts`]).
@@ -134,28 +134,38 @@ impl SqliteStore {
         Ok(hosts)
     }
 
-    /// Writes what a report changed of a host (its header, liveness and
-    /// container rows), appends its changes and records its findings, in
-    /// one transaction ([`Store::save_report`]).
+    /// Writes what each of `reports` changed of its host (its header,
+    /// liveness and container rows) and appends its changes, then records
+    /// `findings`, in one transaction ([`Store::save_reports`]): one commit
+    /// (one `fsync`) for the batch.
     ///
-    /// [`Store::save_report`]: crate::store::Store::save_report
-    pub(super) fn write_report(
+    /// [`Store::save_reports`]: crate::store::Store::save_reports
+    pub(super) fn write_reports(
         &self,
-        w: &HostWrite,
-        changes: &[Change],
+        reports: &[Reported<'_>],
         findings: &FindingChanges,
     ) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn
             .transaction()
             .map_err(self.db("begin snapshot write"))?;
+        for report in reports {
+            self.write_host(&tx, report.host)?;
+            self.write_changes(&tx, report.changes)?;
+        }
+        self.write_findings(&tx, findings)?;
+        tx.commit().map_err(self.db("commit snapshot write"))
+    }
+
+    /// Writes a host's header, container rows and liveness.
+    fn write_host(&self, tx: &Transaction<'_>, w: &HostWrite) -> Result<(), StoreError> {
         let s = &w.header;
         let boot_id = s.agent.as_ref().map_or("", |a| a.boot_id.as_str());
         let order = w
             .order
             .as_ref()
             .map(|ids| serde_json::to_string(ids).expect("a list of strings serializes"));
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO hosts (host_id, environment, snapshot, content_hash, boot_id, sequence,
                                 received_at_ms, last_seen_ms, engine_state, container_order)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
@@ -165,7 +175,9 @@ impl SqliteStore {
                 sequence = excluded.sequence, received_at_ms = excluded.received_at_ms,
                 last_seen_ms = excluded.last_seen_ms, engine_state = excluded.engine_state,
                 container_order = excluded.container_order",
-            params![
+        )
+        .and_then(|mut upsert| {
+            upsert.execute(params![
                 s.host_id,
                 s.environment,
                 s.encode_to_vec(),
@@ -176,14 +188,11 @@ impl SqliteStore {
                 unix_millis(w.last_seen),
                 w.engine_state as i32,
                 order,
-            ],
-        )
+            ])
+        })
         .map_err(self.db("write host snapshot"))?;
-        self.write_containers(&tx, &s.host_id, &w.containers)?;
-        self.write_liveness(&tx, &s.host_id, w.last_seen, w.engine_state)?;
-        self.write_changes(&tx, changes)?;
-        self.write_findings(&tx, findings)?;
-        tx.commit().map_err(self.db("commit snapshot write"))
+        self.write_containers(tx, &s.host_id, &w.containers)?;
+        self.write_liveness(tx, &s.host_id, w.last_seen, w.engine_state)
     }
 
     /// Writes a host's container rows: all of them afresh, or only those a

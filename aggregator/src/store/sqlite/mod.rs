@@ -33,7 +33,7 @@ use envparity_proto::v1::EngineState;
 use rusqlite::Connection;
 
 use super::{
-    AlertRow, Change, FindingChanges, FindingRecord, HostWrite, OutboxRow, Page, PageAt, Store,
+    AlertRow, Change, FindingChanges, FindingRecord, OutboxRow, Page, PageAt, Reported, Store,
     StoreError, StoredHost,
 };
 
@@ -80,13 +80,12 @@ impl Store for SqliteStore {
         self.read_hosts()
     }
 
-    fn save_report(
+    fn save_reports(
         &self,
-        write: &HostWrite,
-        changes: &[Change],
+        reports: &[Reported<'_>],
         findings: &FindingChanges,
     ) -> Result<(), StoreError> {
-        self.write_report(write, changes, findings)
+        self.write_reports(reports, findings)
     }
 
     fn save_findings(&self, findings: &FindingChanges) -> Result<(), StoreError> {

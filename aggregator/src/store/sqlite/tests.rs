@@ -14,7 +14,7 @@ use super::open::PAGE_CACHE_KIB;
 use super::schema::SCHEMA_VERSION;
 use crate::store::{
     AlertRow, Change, ChangeKind, ContainerRows, FindingChanges, FindingRecord, HostWrite,
-    OutboxRow, Page, PageAt, Resolved, Store, StoredHost,
+    OutboxRow, Page, PageAt, Reported, Resolved, Store, StoredHost,
 };
 
 #[test]
@@ -522,6 +522,48 @@ fn a_report_writes_only_the_container_rows_it_changed() {
     drop(store);
     let reopened = SqliteStore::open(dir.path()).unwrap();
     assert_eq!(reopened.load_hosts().unwrap(), vec![expected]);
+}
+
+/// Several reports written together (group commit) are one transaction:
+/// when one of them cannot be written, none of them is stored, nor the
+/// findings that came with them; written together, each reads back.
+#[test]
+fn reports_written_together_are_stored_all_or_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let (a, b) = (host("h1", 3), host("h2", 2));
+    let (wa, wb) = (HostWrite::whole(&a), HostWrite::whole(&b));
+    let mut broken = HostWrite::whole(&b);
+    // Two rows under one container id: the second violates the key.
+    if let ContainerRows::All(all) = &mut broken.containers {
+        all[1].id = all[0].id.clone();
+    }
+    let opened = FindingChanges {
+        opened: vec![record("f1", "shop", 1)],
+        resolved: Vec::new(),
+    };
+    let together = |second: &HostWrite| {
+        store.save_reports(
+            &[
+                Reported {
+                    host: &wa,
+                    changes: &[],
+                },
+                Reported {
+                    host: second,
+                    changes: &[],
+                },
+            ],
+            &opened,
+        )
+    };
+    assert!(together(&broken).is_err());
+    assert_eq!(store.load_hosts().unwrap(), Vec::<StoredHost>::new());
+    assert!(store.open_findings().unwrap().is_empty());
+
+    together(&wb).unwrap();
+    assert_eq!(store.load_hosts().unwrap(), vec![a, b]);
+    assert_eq!(store.open_findings().unwrap().len(), 1);
 }
 
 /// Makes the database in `dir` look as version 4 left it: no container

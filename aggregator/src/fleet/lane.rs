@@ -1,0 +1,161 @@
+//! The ingest lane: pushed reports wait here, and a task of their own
+//! stores them in batches, one transaction per batch (group commit), each
+//! report acknowledged once its batch is committed.
+//!
+//! The task, not the caller, carries a batch from the store to memory, so
+//! a call that goes away (its client disconnected) cannot stop a batch
+//! between the two.
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::SystemTime;
+
+use envparity_proto::v1::HostSnapshot;
+use tokio::sync::oneshot;
+
+use super::ingest::PushOutcome;
+use super::liveness::Failed;
+
+/// The most reports stored in one transaction. The reports waiting are
+/// bounded anyway by the calls in flight (`server::budget`); this bounds
+/// the work between two releases of the ingest lock, so that a tick or a
+/// policy reload waits for one batch at most.
+pub(super) const MAX_BATCH: usize = 256;
+
+/// A report waiting to be stored, with whoever waits for its answer.
+#[derive(Debug)]
+pub(super) struct Pending {
+    pub(super) snapshot: HostSnapshot,
+    /// When it was received (at the store's precision).
+    pub(super) now: SystemTime,
+    pub(super) done: oneshot::Sender<Result<PushOutcome, Failed>>,
+}
+
+/// The reports waiting, and whether a task is storing them.
+#[derive(Debug, Default)]
+pub(super) struct Lane(Mutex<Queue>);
+
+#[derive(Debug, Default)]
+struct Queue {
+    waiting: Vec<Pending>,
+    draining: bool,
+}
+
+impl Lane {
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues `pending`; true when no task is storing reports, so that
+    /// the caller must start one.
+    pub(super) fn push(&self, pending: Pending) -> bool {
+        let mut queue = self.queue();
+        queue.waiting.push(pending);
+        !std::mem::replace(&mut queue.draining, true)
+    }
+
+    /// The next batch, oldest first; `None` when none waits, and then the
+    /// lane is idle (the next push starts a task).
+    pub(super) fn next_batch(&self) -> Option<Vec<Pending>> {
+        let mut queue = self.queue();
+        if queue.waiting.is_empty() {
+            queue.draining = false;
+            return None;
+        }
+        let at = queue.waiting.len().min(MAX_BATCH);
+        let rest = queue.waiting.split_off(at);
+        Some(std::mem::replace(&mut queue.waiting, rest))
+    }
+
+    /// How many reports wait.
+    #[cfg(test)]
+    pub(super) fn waiting(&self) -> usize {
+        self.queue().waiting.len()
+    }
+
+    /// After the storing task failed (panicked): every waiting report is
+    /// answered with an error (its sender dropped) and the lane is idle.
+    pub(super) fn abandon(&self) {
+        let mut queue = self.queue();
+        queue.waiting.clear();
+        queue.draining = false;
+    }
+}
+
+/// Abandons the lane if the storing task unwinds.
+pub(super) struct AbandonOnPanic<'a>(pub(super) &'a Lane);
+
+impl Drop for AbandonOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            tracing::error!(
+                "the ingest task failed; the reports waiting for it are refused and their agents send them again"
+            );
+            self.0.abandon();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(host: &str) -> (Pending, oneshot::Receiver<Result<PushOutcome, Failed>>) {
+        let (done, answer) = oneshot::channel();
+        let snapshot = HostSnapshot {
+            host_id: host.into(),
+            ..HostSnapshot::default()
+        };
+        let now = SystemTime::UNIX_EPOCH;
+        (
+            Pending {
+                snapshot,
+                now,
+                done,
+            },
+            answer,
+        )
+    }
+
+    #[test]
+    fn batches_come_oldest_first_bounded_and_the_lane_goes_idle_when_empty() {
+        let lane = Lane::default();
+        let mut answers = Vec::new();
+        for i in 0..MAX_BATCH + 3 {
+            let (p, a) = pending(&format!("h{i}"));
+            // Only the first push finds the lane idle.
+            assert_eq!(lane.push(p), i == 0);
+            answers.push(a);
+        }
+        let first = lane.next_batch().expect("a batch");
+        assert_eq!(first.len(), MAX_BATCH);
+        assert_eq!(first[0].snapshot.host_id, "h0");
+        let second = lane.next_batch().expect("the rest");
+        let ids: Vec<&str> = second.iter().map(|p| p.snapshot.host_id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                format!("h{MAX_BATCH}"),
+                format!("h{}", MAX_BATCH + 1),
+                format!("h{}", MAX_BATCH + 2)
+            ]
+        );
+        assert!(lane.next_batch().is_none());
+        // Idle again: the next push must start a task.
+        let (p, _a) = pending("later");
+        assert!(lane.push(p));
+    }
+
+    #[test]
+    fn an_abandoned_lane_answers_its_waiting_reports_with_an_error_and_goes_idle() {
+        let lane = Lane::default();
+        let (p, mut answer) = pending("h1");
+        assert!(lane.push(p));
+        lane.abandon();
+        assert!(
+            matches!(answer.try_recv(), Err(oneshot::error::TryRecvError::Closed)),
+            "the waiting report is answered"
+        );
+        let (p, _a) = pending("h2");
+        assert!(lane.push(p), "the lane is idle again");
+    }
+}
