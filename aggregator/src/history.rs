@@ -31,12 +31,21 @@ pub fn changes<'a>(
     next: &HostSnapshot,
     received_at_ms: i64,
 ) -> Vec<Change> {
+    let after = next.containers.iter().map(|c| (c.name.as_str(), c));
+    changes_to(previous, next, after, received_at_ms)
+}
+
+/// [`changes`] to the snapshot whose header is `next` and whose containers
+/// are `after`, each by name (its own name and id may be empty: only what
+/// it runs is compared).
+pub fn changes_to<'a, 'b>(
+    previous: impl IntoIterator<Item = (&'a str, &'a Container)>,
+    next: &HostSnapshot,
+    after: impl IntoIterator<Item = (&'b str, &'b Container)>,
+    received_at_ms: i64,
+) -> Vec<Change> {
     let before: BTreeMap<&str, &Container> = previous.into_iter().collect();
-    let after: BTreeMap<&str, &Container> = next
-        .containers
-        .iter()
-        .map(|c| (c.name.as_str(), c))
-        .collect();
+    let after: BTreeMap<&str, &Container> = after.into_iter().collect();
     let observed_at_ms = next
         .collected_at
         .as_ref()

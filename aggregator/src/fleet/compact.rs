@@ -15,7 +15,7 @@
 //! header keeps an empty entry in its place so that the order comes back
 //! exactly; an entry naming no container stays in the header whole.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{BuildHasher, Hasher, RandomState};
 use std::sync::{Arc, Weak};
 use std::time::SystemTime;
@@ -142,6 +142,21 @@ impl HeldHost {
         }
     }
 
+    /// What the store writes of this host when a delta made it
+    /// ([`Interner::hold_delta`]): the header, the containers the delta
+    /// upserted (whole) and the ids of those it removed; its containers
+    /// are in id order, so no order is kept.
+    pub fn delta_write(&self, upserted: Vec<Container>, removed: Vec<String>) -> HostWrite {
+        HostWrite {
+            header: Arc::clone(&self.snapshot),
+            received_at: self.received_at,
+            last_seen: self.last_seen,
+            engine_state: self.engine_state,
+            containers: ContainerRows::Changed { upserted, removed },
+            order: None,
+        }
+    }
+
     /// The record as the store has it.
     pub fn stored(&self) -> StoredHost {
         StoredHost {
@@ -246,6 +261,76 @@ impl Interner {
             last_seen: received_at,
             engine_state,
         }
+    }
+
+    /// The host a delta report makes of `previous` (held, with no
+    /// configuration files, as the delta's `header` has none): its
+    /// containers less those `removed` and those replaced by `upserted`,
+    /// plus `upserted` (left as they were), ordered by id as a delta's
+    /// snapshot is. Only the upserted containers are compared and interned:
+    /// the others keep the content `previous` holds, so a report that
+    /// changed one container costs one, whatever the host runs. Why not,
+    /// when the delta names a container twice or removes one not held.
+    pub fn hold_delta(
+        &mut self,
+        previous: &HeldHost,
+        header: HostSnapshot,
+        upserted: &mut [Container],
+        removed: &[String],
+        received_at: SystemTime,
+        engine_state: EngineState,
+    ) -> Result<HeldHost, String> {
+        debug_assert!(header.containers.is_empty() && header.config_files.is_empty());
+        let mut held: BTreeMap<&str, &HeldContainer> =
+            previous.containers.iter().map(|c| (&*c.id, c)).collect();
+        for id in removed {
+            if held.remove(id.as_str()).is_none() {
+                return Err(format!(
+                    "container {:?} is removed but the base does not run it",
+                    id.escape_debug().to_string()
+                ));
+            }
+        }
+        let before: HashMap<&str, &Arc<Container>> = previous
+            .containers
+            .iter()
+            .map(|c| (&*c.id, &c.content))
+            .collect();
+        let mut new: BTreeMap<String, HeldContainer> = BTreeMap::new();
+        for c in upserted.iter_mut() {
+            if removed.contains(&c.id) {
+                return Err(format!(
+                    "container {:?} is both removed and upserted",
+                    c.id.escape_debug().to_string()
+                ));
+            }
+            let container = self.container_mut(c, &before);
+            if new.insert(c.id.clone(), container).is_some() {
+                return Err(format!(
+                    "container {:?} is upserted twice",
+                    c.id.escape_debug().to_string()
+                ));
+            }
+        }
+        let mut containers = Vec::with_capacity(held.len() + new.len());
+        let mut new = new.into_values().peekable();
+        for (id, c) in held {
+            while let Some(n) = new.next_if(|n| &*n.id < id) {
+                containers.push(n);
+            }
+            match new.next_if(|n| &*n.id == id) {
+                Some(n) => containers.push(n),
+                None => containers.push(c.clone()),
+            }
+        }
+        containers.extend(new);
+        Ok(HeldHost {
+            snapshot: Arc::new(header),
+            containers,
+            received_at,
+            last_seen: received_at,
+            engine_state,
+        })
     }
 
     /// `c` as the fleet holds it; `c` is left as it was. Its content is the

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use envparity_proto::time::unix_millis;
-use envparity_proto::v1::{EngineState, HostSnapshot, HostState};
+use envparity_proto::v1::{Container, EngineState, HostSnapshot, HostState, PushDeltaRequest};
 
 use super::compact::HeldHost;
 use super::index::Change;
@@ -128,9 +128,42 @@ impl Fleet {
         snapshot: HostSnapshot,
         now: SystemTime,
     ) -> Result<PushOutcome, IngestError> {
+        self.submit(Report::Whole(snapshot), now).await
+    }
+
+    /// Stores a delta report against the host held, as [`Fleet::push`]
+    /// does a snapshot: the caller validated its header and upserted
+    /// containers, and that neither it nor the host held has configuration
+    /// files (such a delta is rebuilt whole and pushed). Refused with
+    /// [`IngestError::Delta`] when no host is held, the held one is not its
+    /// base, it names containers wrongly, or the result is not the content
+    /// it claims; then nothing changed and the agent sends the snapshot.
+    pub async fn push_delta(
+        self: &Arc<Self>,
+        delta: PushDeltaRequest,
+        now: SystemTime,
+    ) -> Result<PushOutcome, IngestError> {
+        let header = delta.snapshot.unwrap_or_default();
+        self.submit(
+            Report::Delta {
+                header,
+                base_content_hash: delta.base_content_hash,
+                upserted: delta.upserted,
+                removed: delta.removed,
+            },
+            now,
+        )
+        .await
+    }
+
+    async fn submit(
+        self: &Arc<Self>,
+        report: Report,
+        now: SystemTime,
+    ) -> Result<PushOutcome, IngestError> {
         let (done, answer) = tokio::sync::oneshot::channel();
         let pending = Pending {
-            snapshot,
+            report,
             now: to_millis(now),
             done,
         };
@@ -168,7 +201,7 @@ impl Fleet {
         let mut now = SystemTime::UNIX_EPOCH;
         for pending in batch {
             now = now.max(pending.now);
-            let host = pending.snapshot.host_id.clone();
+            let host = pending.report.host_id().to_owned();
             let in_batch = latest.get(&host).map(|&i| &accepted[i].record);
             let previous = match in_batch {
                 Some(record) => Some(record.clone()),
@@ -286,11 +319,7 @@ impl Fleet {
         previous: Option<HeldHost>,
         in_batch: bool,
     ) -> Option<Accepted> {
-        let Pending {
-            snapshot,
-            now,
-            done,
-        } = pending;
+        let Pending { report, now, done } = pending;
         let boot_id = |s: &HostSnapshot| {
             s.agent
                 .as_ref()
@@ -298,18 +327,19 @@ impl Fleet {
                 .unwrap_or_default()
         };
 
+        let header = report.header();
         if let Some(prev) = &previous
-            && boot_id(&prev.snapshot) == boot_id(&snapshot)
-            && snapshot.sequence <= prev.snapshot.sequence
+            && boot_id(&prev.snapshot) == boot_id(header)
+            && header.sequence <= prev.snapshot.sequence
         {
             // A retry or replay of something already held (or about to be,
             // with this batch): acknowledge without changing anything but
             // liveness.
             let mut answer = Ok(());
             if !in_batch
-                && self.hear(&snapshot.host_id, None, now, prev.engine_state) == Heard::MustStore
+                && self.hear(&header.host_id, None, now, prev.engine_state) == Heard::MustStore
             {
-                let committed = self.enqueue(&snapshot.host_id, now, prev.engine_state);
+                let committed = self.enqueue(&header.host_id, now, prev.engine_state);
                 let _ = self.commit_liveness(now).await;
                 answer = Self::answer(committed).await.map(|_| ());
             }
@@ -320,31 +350,49 @@ impl Fleet {
             return None;
         }
 
-        let engine_state =
-            EngineState::try_from(snapshot.engine_state).unwrap_or(EngineState::Unspecified);
-        let mut next = snapshot;
-        let changes = match (&previous, engine_state) {
-            // The agent could not read its engine: nothing is known about
-            // containers, so keep the last observed ones rather than record
-            // every service as removed.
-            (Some(prev), EngineState::Unreachable) => {
-                next.containers = prev.containers.iter().map(HeldContainer::whole).collect();
-                next.engine.clone_from(&prev.snapshot.engine);
-                Vec::new()
-            }
-            (prev, _) => {
-                let before = prev.iter().flat_map(|p| &p.containers);
-                let before = before.map(|c| (&*c.name, c.content.as_ref()));
-                history::changes(before, &next, unix_millis(now))
+        let made = match report {
+            Report::Whole(snapshot) => Ok(self.hold_whole(snapshot, previous.as_ref(), now)),
+            Report::Delta {
+                header,
+                base_content_hash,
+                mut upserted,
+                removed,
+            } => {
+                let held = previous.as_ref().ok_or_else(|| {
+                    format!(
+                        "the aggregator holds no snapshot of host {:?} to apply a delta to",
+                        header.host_id.escape_debug().to_string()
+                    )
+                });
+                held.and_then(|held| {
+                    self.hold_delta(
+                        held,
+                        header,
+                        &base_content_hash,
+                        &mut upserted,
+                        &removed,
+                        now,
+                    )
+                    .map(|record| {
+                        let before = held.containers.iter();
+                        let before = before.map(|c| (&*c.name, c.content.as_ref()));
+                        let after = record.containers.iter();
+                        let after = after.map(|c| (&*c.name, c.content.as_ref()));
+                        let changes =
+                            history::changes_to(before, &record.snapshot, after, unix_millis(now));
+                        let write = record.delta_write(upserted, removed);
+                        (record, write, changes)
+                    })
+                })
             }
         };
-        // Memory holds the compact host; the store writes the containers
-        // this report changed.
-        let record = self
-            .interner()
-            .hold_mut(&mut next, now, engine_state, previous.as_ref());
-        let write = record.write(previous.as_ref(), std::mem::take(&mut next.containers));
-        drop(next);
+        let (record, write, changes) = match made {
+            Ok(made) => made,
+            Err(why) => {
+                let _ = done.send(Err(Failed::Delta(format!("{why}; send the full snapshot"))));
+                return None;
+            }
+        };
 
         let host_level = previous.as_ref().is_none_or(|prev| {
             let (p, n) = (&prev.snapshot, &record.snapshot);
@@ -367,6 +415,123 @@ impl Fleet {
             host_level,
             whole_host,
         })
+    }
+}
+
+impl Fleet {
+    /// The record, store write and history of a whole snapshot replacing
+    /// `previous`.
+    fn hold_whole(
+        &self,
+        snapshot: HostSnapshot,
+        previous: Option<&HeldHost>,
+        now: SystemTime,
+    ) -> (HeldHost, HostWrite, Vec<StoreChange>) {
+        let engine_state =
+            EngineState::try_from(snapshot.engine_state).unwrap_or(EngineState::Unspecified);
+        let mut next = snapshot;
+        let changes = match (previous, engine_state) {
+            // The agent could not read its engine: nothing is known about
+            // containers, so keep the last observed ones rather than record
+            // every service as removed.
+            (Some(prev), EngineState::Unreachable) => {
+                next.containers = prev.containers.iter().map(HeldContainer::whole).collect();
+                next.engine.clone_from(&prev.snapshot.engine);
+                Vec::new()
+            }
+            (prev, _) => {
+                let before = prev.iter().flat_map(|p| &p.containers);
+                let before = before.map(|c| (&*c.name, c.content.as_ref()));
+                history::changes(before, &next, unix_millis(now))
+            }
+        };
+        // Memory holds the compact host; the store writes the containers
+        // this report changed.
+        let record = self
+            .interner()
+            .hold_mut(&mut next, now, engine_state, previous);
+        let write = record.write(previous, std::mem::take(&mut next.containers));
+        (record, write, changes)
+    }
+
+    /// The record a delta makes of `held`, checked: `held` is its base, and
+    /// the result is the content its header claims.
+    fn hold_delta(
+        &self,
+        held: &HeldHost,
+        header: HostSnapshot,
+        base_content_hash: &str,
+        upserted: &mut [Container],
+        removed: &[String],
+        now: SystemTime,
+    ) -> Result<HeldHost, String> {
+        if base_content_hash != held.snapshot.content_hash {
+            return Err(format!(
+                "the delta is against content {:?}, but the base held is {:?}",
+                base_content_hash.escape_debug().to_string(),
+                held.snapshot.content_hash
+            ));
+        }
+        if !header.config_files.is_empty() || held.containers.iter().any(|c| c.config.is_some()) {
+            return Err("configuration files travel with whole snapshots".to_owned());
+        }
+        let engine_state =
+            EngineState::try_from(header.engine_state).unwrap_or(EngineState::Unspecified);
+        if engine_state == EngineState::Unreachable {
+            return Err("a report of an unreachable engine travels whole".to_owned());
+        }
+        let record =
+            self.interner()
+                .hold_delta(held, header, upserted, removed, now, engine_state)?;
+        if record.containers.len() > envparity_proto::limits::MAX_CONTAINERS {
+            return Err(format!(
+                "the delta makes {} containers, over the limit of {}",
+                record.containers.len(),
+                envparity_proto::limits::MAX_CONTAINERS
+            ));
+        }
+        let parts = record
+            .containers
+            .iter()
+            .map(|c| (&*c.id, &*c.name, c.content.as_ref()));
+        let rebuilt = envparity_proto::hash::content_hash_of_parts(&record.snapshot, parts);
+        if rebuilt != record.snapshot.content_hash {
+            return Err(format!(
+                "the snapshot rebuilt from the delta has content {rebuilt}, not {:?} as sent",
+                record.snapshot.content_hash.escape_debug().to_string()
+            ));
+        }
+        Ok(record)
+    }
+}
+
+/// A report as it came: a whole snapshot, or what changed since the one
+/// held ([`envparity_proto::delta`]).
+#[derive(Debug)]
+pub enum Report {
+    /// A whole snapshot.
+    Whole(HostSnapshot),
+    /// A delta: the header (a snapshot without containers), the content
+    /// hash of its base, the containers added or changed, the ids gone.
+    Delta {
+        header: HostSnapshot,
+        base_content_hash: String,
+        upserted: Vec<Container>,
+        removed: Vec<String>,
+    },
+}
+
+impl Report {
+    /// The reporting host.
+    pub fn host_id(&self) -> &str {
+        &self.header().host_id
+    }
+
+    /// The snapshot, or the delta's header (without containers).
+    fn header(&self) -> &HostSnapshot {
+        match self {
+            Report::Whole(s) | Report::Delta { header: s, .. } => s,
+        }
     }
 }
 

@@ -9,10 +9,9 @@
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
-use envparity_proto::v1::HostSnapshot;
 use tokio::sync::oneshot;
 
-use super::ingest::PushOutcome;
+use super::ingest::{PushOutcome, Report};
 use super::liveness::Failed;
 
 /// The most reports stored in one transaction. The reports waiting are
@@ -24,7 +23,7 @@ pub(super) const MAX_BATCH: usize = 256;
 /// A report waiting to be stored, with whoever waits for its answer.
 #[derive(Debug)]
 pub(super) struct Pending {
-    pub(super) snapshot: HostSnapshot,
+    pub(super) report: Report,
     /// When it was received (at the store's precision).
     pub(super) now: SystemTime,
     pub(super) done: oneshot::Sender<Result<PushOutcome, Failed>>,
@@ -101,19 +100,12 @@ mod tests {
 
     fn pending(host: &str) -> (Pending, oneshot::Receiver<Result<PushOutcome, Failed>>) {
         let (done, answer) = oneshot::channel();
-        let snapshot = HostSnapshot {
+        let report = Report::Whole(envparity_proto::v1::HostSnapshot {
             host_id: host.into(),
-            ..HostSnapshot::default()
-        };
+            ..Default::default()
+        });
         let now = SystemTime::UNIX_EPOCH;
-        (
-            Pending {
-                snapshot,
-                now,
-                done,
-            },
-            answer,
-        )
+        (Pending { report, now, done }, answer)
     }
 
     #[test]
@@ -128,9 +120,9 @@ mod tests {
         }
         let first = lane.next_batch().expect("a batch");
         assert_eq!(first.len(), MAX_BATCH);
-        assert_eq!(first[0].snapshot.host_id, "h0");
+        assert_eq!(first[0].report.host_id(), "h0");
         let second = lane.next_batch().expect("the rest");
-        let ids: Vec<&str> = second.iter().map(|p| p.snapshot.host_id.as_str()).collect();
+        let ids: Vec<&str> = second.iter().map(|p| p.report.host_id()).collect();
         assert_eq!(
             ids,
             [

@@ -63,6 +63,8 @@ impl Touches {
 pub(super) enum Failed {
     Store(Arc<StoreError>),
     Task(String),
+    /// A delta that does not apply to the host held (why).
+    Delta(String),
 }
 
 impl From<IngestError> for Failed {
@@ -71,6 +73,7 @@ impl From<IngestError> for Failed {
             IngestError::Store(StoreError::Shared(e)) => Failed::Store(e),
             IngestError::Store(e) => Failed::Store(Arc::new(e)),
             IngestError::Task(e) => Failed::Task(e),
+            IngestError::Delta(why) => Failed::Delta(why),
         }
     }
 }
@@ -80,6 +83,7 @@ impl From<Failed> for IngestError {
         match failed {
             Failed::Store(e) => IngestError::Store(StoreError::Shared(e)),
             Failed::Task(e) => IngestError::Task(e),
+            Failed::Delta(why) => IngestError::Delta(why),
         }
     }
 }

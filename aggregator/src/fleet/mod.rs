@@ -64,7 +64,7 @@ pub use compact::{HeldHost, Interner};
 pub use feed::Changed;
 pub use generation::Generation;
 pub use index::Refusal;
-pub use ingest::PushOutcome;
+pub use ingest::{PushOutcome, Report};
 pub use listing::{FindingsPage, Listing, Window};
 pub use liveness::LIVENESS_BOUND;
 #[cfg(test)]
@@ -86,6 +86,10 @@ pub enum IngestError {
     /// The blocking store task died.
     #[error("store task failed: {0}")]
     Task(String),
+    /// A delta report does not apply to the host held (why); the agent
+    /// sends the full snapshot.
+    #[error("{0}")]
+    Delta(String),
 }
 
 /// The policy in force, with where it came from.
@@ -213,6 +217,17 @@ impl Fleet {
     /// The snapshot held for `host`, if any (the base of its next delta).
     pub fn held(&self, host: &str) -> Option<HostSnapshot> {
         self.read().hosts.get(host).map(HeldHost::whole)
+    }
+
+    /// Whether a delta report of `host` can be applied to the compact host
+    /// held ([`Fleet::push_delta`]): one is held, without configuration
+    /// files (those travel in the snapshot's header, so such a delta is
+    /// rebuilt whole).
+    pub fn takes_delta(&self, host: &str) -> bool {
+        self.read()
+            .hosts
+            .get(host)
+            .is_some_and(|h| h.containers.iter().all(|c| c.config.is_none()))
     }
 
     /// Whether `host` has reported before.

@@ -978,3 +978,169 @@ async fn a_batch_of_reports_is_stored_and_evaluated_as_if_they_came_one_by_one()
     }
     assert!(batched > 300, "{batched} reports in 80 batches");
 }
+
+/// A delta applied to the compact host held ([`Fleet::push_delta`]) leaves
+/// exactly what its whole snapshot leaves: after any sequence of small
+/// changes (a container changed, renamed, added or removed, a new
+/// kernel, another fleet key), a fleet fed deltas holds the same hosts,
+/// open findings and history as one fed the snapshots, and its store
+/// reopens to the same hosts.
+#[tokio::test]
+async fn a_delta_leaves_what_its_whole_snapshot_leaves() {
+    let (whole_dir, whole, t0) = empty_fleet();
+    let (delta_dir, deltas, _) = empty_fleet();
+    let mut rng = fastrand::Rng::with_seed(29);
+    let environments = ["staging", "production"];
+    let mut hosts: Vec<HostSnapshot> = (0..5)
+        .map(|i| {
+            let containers = (0..6)
+                .map(|s| container(&format!("s{}", s % 4), 1, 0))
+                .collect();
+            let mut h = report(&format!("h{i}"), environments[i % 2], 1, containers);
+            for (n, c) in h.containers.iter_mut().enumerate() {
+                c.id = format!("c{n}");
+            }
+            h.content_hash = envparity_proto::hash::content_hash(&h);
+            h
+        })
+        .collect();
+    for h in &hosts {
+        whole.push(h.clone(), t0).await.unwrap();
+        deltas.push(h.clone(), t0).await.unwrap();
+    }
+    let mut sent = 0;
+    for step in 1..200u64 {
+        let now = t0 + Duration::from_secs(step);
+        let which = rng.usize(0..hosts.len());
+        let base = hosts[which].clone();
+        let s = &mut hosts[which];
+        s.sequence += 1;
+        let n = s.containers.len();
+        let pick = rng.usize(0..n.max(1));
+        match (rng.u8(0..6), s.containers.get_mut(pick)) {
+            (0, Some(c)) => {
+                c.image.as_mut().unwrap().image_id = format!("sha256:{:064x}", rng.u64(0..3));
+            }
+            (1, Some(c)) => c.name = format!("renamed-{}", rng.u8(0..3)),
+            (2, Some(_)) => {
+                s.containers.remove(pick);
+            }
+            (3, _) => {
+                let mut c = container(&format!("s{}", rng.u64(0..5)), rng.u64(0..3), 0);
+                c.id = format!("n{step}");
+                s.containers.push(c);
+            }
+            (4, _) => {
+                s.host.get_or_insert_default().kernel_version = format!("6.{}.0", rng.u8(0..2));
+            }
+            _ => s.fingerprint_key_id = ["k", "k2"][rng.usize(0..2)].into(),
+        }
+        // Agents send containers by id.
+        s.containers.sort_by(|a, b| a.id.cmp(&b.id));
+        s.content_hash = envparity_proto::hash::content_hash(s);
+        let delta = envparity_proto::delta::between(&base, s);
+        sent += delta.upserted.len() + delta.removed.len();
+        assert!(deltas.takes_delta(&s.host_id));
+        let a = whole.push(s.clone(), now).await.unwrap();
+        let b = match deltas.push_delta(delta.clone(), now).await {
+            Ok(b) => b,
+            Err(e) => panic!("step {step}: {e}\nbase {base:#?}\ndelta {delta:#?}"),
+        };
+        assert_eq!(a, b, "step {step}");
+
+        for h in &hosts {
+            assert_eq!(
+                deltas.held(&h.host_id),
+                whole.held(&h.host_id),
+                "step {step}"
+            );
+        }
+        let open = |fleet: &Fleet| -> Vec<Finding> {
+            fleet
+                .view(now)
+                .open
+                .into_iter()
+                .map(|e| e.finding)
+                .collect()
+        };
+        assert_eq!(open(&deltas), open(&whole), "step {step}");
+    }
+    assert!(sent > 80, "{sent} containers sent in deltas");
+    let changes = |dir: &tempfile::TempDir| {
+        SqliteStore::open(dir.path())
+            .unwrap()
+            .changes(None, crate::store::PageAt::newest(10_000))
+            .unwrap()
+            .rows
+    };
+    assert_eq!(changes(&delta_dir), changes(&whole_dir));
+    let reopened =
+        |dir: &tempfile::TempDir| SqliteStore::open(dir.path()).unwrap().load_hosts().unwrap();
+    let (a, b) = (reopened(&whole_dir), reopened(&delta_dir));
+    assert_eq!(
+        a.iter().map(|h| &h.snapshot).collect::<Vec<_>>(),
+        b.iter().map(|h| &h.snapshot).collect::<Vec<_>>()
+    );
+}
+
+/// A delta that does not apply changes nothing and says why: against
+/// another base, removing a container not held, naming one twice, or
+/// claiming a content it does not make; and none is applied to a host that
+/// is not held.
+#[tokio::test]
+async fn a_delta_that_does_not_apply_changes_nothing_and_says_why() {
+    let (_dir, fleet, t0) = empty_fleet();
+    let mut base = report(
+        "h1",
+        "staging",
+        1,
+        vec![container("shop", 1, 0), container("web", 1, 0)],
+    );
+    base.containers.sort_by(|a, b| a.id.cmp(&b.id));
+    base.content_hash = envparity_proto::hash::content_hash(&base);
+    fleet.push(base.clone(), t0).await.unwrap();
+    let mut next = base.clone();
+    next.sequence = 2;
+    next.containers[0].image.as_mut().unwrap().image_id = format!("sha256:{:064x}", 7);
+    next.content_hash = envparity_proto::hash::content_hash(&next);
+    let good = envparity_proto::delta::between(&base, &next);
+
+    let refused = |delta: envparity_proto::v1::PushDeltaRequest| {
+        let fleet = Arc::clone(&fleet);
+        async move {
+            match fleet.push_delta(delta, t0).await {
+                Err(IngestError::Delta(why)) => why,
+                other => panic!("expected a refused delta, got {other:?}"),
+            }
+        }
+    };
+    let mut other_base = good.clone();
+    other_base.base_content_hash = "f".repeat(64);
+    assert!(refused(other_base).await.contains("is against content"));
+    let mut unknown = good.clone();
+    unknown.removed.push("nope".into());
+    assert!(
+        refused(unknown)
+            .await
+            .contains("\"nope\" is removed but the base does not run it")
+    );
+    let mut twice = good.clone();
+    twice.upserted.push(twice.upserted[0].clone());
+    assert!(refused(twice).await.contains("upserted twice"));
+    let mut lying = good.clone();
+    lying.snapshot.as_mut().unwrap().content_hash = "a".repeat(64);
+    let why = refused(lying).await;
+    assert!(why.contains("rebuilt from the delta has content"), "{why}");
+    assert!(why.ends_with("send the full snapshot"), "{why}");
+    let mut stranger = good.clone();
+    stranger.snapshot.as_mut().unwrap().host_id = "h9".into();
+    assert!(
+        refused(stranger)
+            .await
+            .contains("holds no snapshot of host \"h9\"")
+    );
+    assert_eq!(fleet.held("h1").unwrap(), base, "nothing changed");
+
+    assert!(!fleet.push_delta(good, t0).await.unwrap().duplicate);
+    assert_eq!(fleet.held("h1").unwrap(), next);
+}

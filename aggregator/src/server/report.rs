@@ -5,8 +5,8 @@ use std::time::SystemTime;
 
 use envparity_proto::v1::report_service_server::ReportService;
 use envparity_proto::v1::{
-    HeartbeatRequest, HeartbeatResponse, HostSnapshot, PushDeltaRequest, PushSnapshotRequest,
-    PushSnapshotResponse,
+    EngineState, HeartbeatRequest, HeartbeatResponse, HostSnapshot, PushDeltaRequest,
+    PushSnapshotRequest, PushSnapshotResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -123,6 +123,7 @@ impl ReportApi {
         self.metrics.rejected(match err {
             IngestError::Store(_) => Rejection::Store,
             IngestError::Task(_) => Rejection::Internal,
+            IngestError::Delta(_) => Rejection::DeltaMismatch,
         });
         status(host, err)
     }
@@ -199,6 +200,56 @@ impl ReportApi {
     }
 }
 
+impl ReportApi {
+    /// Validates and stores a delta applied to the compact host held: its
+    /// header is validated with its upserted containers in place of the
+    /// whole list (the held ones were validated when they came), and the
+    /// fleet checks the base and the resulting content hash.
+    async fn store_delta(
+        &self,
+        mut delta: PushDeltaRequest,
+        started: std::time::Instant,
+    ) -> Result<Response<PushSnapshotResponse>, Status> {
+        let mut header = delta.snapshot.take().unwrap_or_default();
+        let (host, environment, upserted, removed, sequence) = (
+            header.host_id.clone(),
+            header.environment.clone(),
+            delta.upserted.len(),
+            delta.removed.len(),
+            header.sequence,
+        );
+        let now = SystemTime::now();
+        header.containers = std::mem::take(&mut delta.upserted);
+        let checked = validate::snapshot(&header);
+        delta.upserted = std::mem::take(&mut header.containers);
+        if let Err(e) = checked {
+            self.fleet.refused(&host, &e.reason, now);
+            return Err(self.invalid(&host, &e));
+        }
+        delta.snapshot = Some(header);
+        let outcome = self
+            .fleet
+            .push_delta(delta, now)
+            .await
+            .map_err(|e| self.rejected(&host, e))?;
+        self.metrics.ingested(started.elapsed());
+        tracing::info!(
+            host = %host.escape_debug(),
+            %environment,
+            upserted,
+            removed,
+            sequence,
+            received = "delta",
+            duplicate = outcome.duplicate,
+            "snapshot stored"
+        );
+        Ok(Response::new(PushSnapshotResponse {
+            content_hash: outcome.content_hash,
+            duplicate: outcome.duplicate,
+        }))
+    }
+}
+
 fn status(host: &str, err: IngestError) -> Status {
     match err {
         IngestError::Store(e) => {
@@ -208,6 +259,10 @@ fn status(host: &str, err: IngestError) -> Status {
         IngestError::Task(e) => {
             tracing::error!(host = %host.escape_debug(), error = %e, "store task failed");
             Status::internal(format!("store task failed: {e}"))
+        }
+        IngestError::Delta(why) => {
+            tracing::debug!(host = %host.escape_debug(), %why, "delta not applied; the agent sends the full snapshot");
+            Status::failed_precondition(why)
         }
     }
 }
@@ -251,8 +306,16 @@ impl ReportService for ReportApi {
             .unwrap_or_default();
         self.authorize(&request, &host, &environment)?;
         let delta = request.into_inner();
-        let snapshot = self.rebuild(&host, delta)?;
-        self.store(snapshot, "delta", started).await
+        let whole = delta.snapshot.as_ref().is_none_or(|h| {
+            !h.config_files.is_empty()
+                || !h.containers.is_empty()
+                || h.engine_state == EngineState::Unreachable as i32
+        });
+        if whole || !self.fleet.takes_delta(&host) {
+            let snapshot = self.rebuild(&host, delta)?;
+            return self.store(snapshot, "delta", started).await;
+        }
+        self.store_delta(delta, started).await
     }
 
     async fn heartbeat(
