@@ -540,9 +540,10 @@ fn a_browser_watches_ten_repairs_turn_the_production_cell_to_parity_without_a_re
         );
     }
     latencies.sort();
+    let median = (latencies[REPAIRS / 2 - 1] + latencies[REPAIRS / 2]) / 2;
     eprintln!(
-        "docker run to parity in the open page over {REPAIRS} repairs: median {} ms, max {} ms",
-        latencies[REPAIRS / 2].as_millis(),
+        "docker run to parity in the open page over {REPAIRS} repairs: median {} ms, slowest {} ms",
+        median.as_millis(),
         latencies[REPAIRS - 1].as_millis()
     );
     Ok(())
