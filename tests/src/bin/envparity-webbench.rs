@@ -48,13 +48,16 @@ struct Args {
     label: String,
 }
 
-/// What the page itself says of one load (JavaScript in the page).
+/// What the page itself says of one load (JavaScript in the page). The
+/// assets are what the page loaded (style sheet, script), not what the live
+/// script asked for after (the `/events` stream, and the page fetched again
+/// when an event came: under ingest that can happen within a load).
 const MEASURE: &str = "\
     const fcp = performance.getEntriesByName('first-contentful-paint')[0];\
     if (!fcp) return null;\
     const nav = performance.getEntriesByType('navigation')[0];\
     const assets = performance.getEntriesByType('resource')\
-      .filter(r => !r.name.endsWith('/events'));\
+      .filter(r => r.initiatorType !== 'fetch' && !r.name.endsWith('/events'));\
     return {\
       fcp_ms: fcp.startTime,\
       ttfb_ms: nav.responseStart,\
