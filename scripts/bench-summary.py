@@ -177,6 +177,23 @@ def agent_table(file, title, start):
 agent_table("agent.jsonl", "The agent on a real dockerd (idle), node_exporter beside it", "docker run")
 agent_table("agent-containerd.jsonl", "The agent on a scratch containerd (CRI, idle), node_exporter beside it", "pod start")
 
+web = [r for r in lines("web.jsonl") if "loads" in r]  # envparity-webbench's per-run summaries
+if web:
+    print("## The overview in headless Chromium, with ingest running (envparity-webbench)\n")
+    print("Median of the runs (range); each run's statistics are the median and the slowest of its loads, not a p99.\n")
+    print("| scenario | cache | loads | first contentful paint median ms | slowest ms | first byte median ms | slowest ms | transferred median bytes |")
+    print("|---|---|---|---|---|---|---|---|")
+    for key in sorted({scenario(r["label"]) for r in web}):
+        for cache in ("cold", "warm"):
+            recs = [r for r in web if scenario(r["label"]) == key and r["cache"] == cache]
+            if recs:
+                print(
+                    f"| {key} | {cache} | {sum(r['loads'] for r in recs)} | {fmt([r['fcp_ms_median'] for r in recs], 1)} "
+                    f"| {fmt([r['fcp_ms_max'] for r in recs], 1)} | {fmt([r['ttfb_ms_median'] for r in recs], 1)} "
+                    f"| {fmt([r['ttfb_ms_max'] for r in recs], 1)} | {fmt([r['transferred_bytes_median'] for r in recs])} |"
+                )
+    print()
+
 criterion = out / "criterion.txt"
 if criterion.exists():
     print("## Parity engine (criterion)\n\n```")

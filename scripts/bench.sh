@@ -37,6 +37,15 @@
 #           idle unauthenticated TLS connections and 1,000 unfinished 16 MiB
 #           report streams from 64 loopback addresses: the agents' latencies,
 #           the aggregator's RSS, and every host still stored at the end
+#   web     the web view at BENCH_WEB_HOSTS (10,000) simulated hosts with
+#           ingest running: `envparity serve --web-listen` (plain text,
+#           loopback) while the load generator registers the hosts, then
+#           keeps a steady fleet (heartbeats every 15 s, 10 changed
+#           snapshots a second, no gRPC queries) for BENCH_WEB_STEADY
+#           (150s); meanwhile envparity-webbench loads the overview in
+#           headless Chromium BENCH_WEB_SAMPLES (20) times with a cold cache
+#           and as many with a warm one: first contentful paint, first byte,
+#           bytes transferred (chromium and chromedriver: scripts/setup.sh)
 #
 # Results go to OUT_DIR (default ./bench-results/DATE) as JSON lines;
 # scripts/bench-summary.py turns them into the tables of docs/benchmarks.md.
@@ -48,7 +57,7 @@ cd "$(dirname "$0")/.."
 root=$(pwd -P)
 out=${1:-$root/bench-results/$(date -u +%Y%m%dT%H%M%SZ)}
 runs=${BENCH_RUNS:-3}
-parts=${BENCH_PARTS:-ingest,scale,engine,agent,agent-containerd,attack}
+parts=${BENCH_PARTS:-ingest,scale,engine,agent,agent-containerd,attack,web}
 scales=${BENCH_SCALES:-100,1000,10000}
 duration=${BENCH_DURATION:-8s}
 steady=${BENCH_STEADY:-20s}
@@ -66,7 +75,8 @@ if { has agent || has agent-containerd; } && [[ "$(id -u)" != 0 ]]; then
   exit 1
 fi
 say "building release binaries"
-build=(-p envparity-aggregator -p envparity-tests --bin envparity --bin envparity-loadgen --bin envparity-attack)
+build=(-p envparity-aggregator -p envparity-tests --bin envparity --bin envparity-loadgen --bin envparity-attack
+  --bin envparity-webbench)
 cargo build --release --locked "${build[@]}" >&2
 # ENVPARITY_AGENT_BIN measures another agent build (e.g. a release).
 if [[ -z "${ENVPARITY_AGENT_BIN:-}" ]] && { has agent || has agent-containerd; }; then
@@ -115,11 +125,13 @@ free_port() {
 }
 
 # start_server NAME [TLS_DIR]: a fresh aggregator; sets server (pid) and url.
+# Flags in the array server_extra are passed on.
+server_extra=()
 start_server() {
   local name=$1 pki=${2:-} port
   port=$(free_port)
   local args=(serve --listen "127.0.0.1:$port" --data-dir "$tmp/data-$name"
-    --report-rate 1000000 --report-burst 1000000)
+    --report-rate 1000000 --report-burst 1000000 "${server_extra[@]}")
   if [[ -n "$pki" ]]; then
     args+=(--tls-cert "$pki/server.pem" --tls-key "$pki/server-key.pem" --tls-client-ca "$pki/ca.pem")
     url=https://127.0.0.1:$port
@@ -239,6 +251,29 @@ if has attack; then
       --tls-key "$tmp/pki/client-loadgen-key.pem" -o json hosts |
       python3 -c 'import json, sys; h = json.load(sys.stdin)["hosts"]; print(json.dumps({"label": sys.argv[1], "hosts_stored": len(h)}))' \
         "attack-under/run$r" >>"$out/attack-stored.jsonl"
+    stop_server
+  done
+fi
+
+if has web; then
+  web_hosts=${BENCH_WEB_HOSTS:-10000}
+  for r in $(seq 1 "$runs"); do
+    say "web run $r: $web_hosts hosts, the overview in headless Chromium"
+    web_port=$(free_port)
+    server_extra=(--web-listen "127.0.0.1:$web_port" --max-plaintext-hosts $((2 * web_hosts)))
+    start_server "web-$r"
+    server_extra=()
+    mark=$tmp/web-steady-$r
+    loadgen --server "$url" --server-pid "$server" --hosts "$web_hosts" --phases register,steady \
+      --steady-duration "${BENCH_WEB_STEADY:-150s}" --steady-mark "$mark" --heartbeat-interval 15s \
+      --churn 10 --query-interval 0s --label "web-$web_hosts/run$r" &
+    fleet=$!
+    while [[ ! -e "$mark" ]] && kill -0 "$fleet" 2>/dev/null; do sleep 1; done
+    echo "load when the overview is loaded (web run $r): $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/machine.txt" >&2
+    "$bin/envparity-webbench" --url "http://127.0.0.1:$web_port/" --samples "${BENCH_WEB_SAMPLES:-20}" \
+      --json "$out/web.jsonl" --label "web-$web_hosts/run$r" | tee -a "$out/web.txt" >&2
+    echo "load after the overview loads (web run $r): $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/machine.txt" >&2
+    wait "$fleet" || say "web run $r: the load generator saw failed calls (errors in the results)"
     stop_server
   done
 fi

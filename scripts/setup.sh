@@ -38,6 +38,7 @@ packages=(
   prometheus-node-exporter  # the minimal host agent the benchmarks compare against (scripts/bench.sh)
   chromium         # headless browser for the web view's e2e tests (docs/web.md)
   chromium-driver  # chromedriver: the WebDriver server the e2e harness drives chromium with
+  libnss3-tools    # certutil, pk12util: each test browser's own NSS database trusting the fleet CA (tests/src/nssdb.rs)
   openssl          # checks axe-core's integrity (below)
   npm              # fetches axe-core (pinned by version and integrity, below) for the browser tests
 )
@@ -64,6 +65,9 @@ tools=(
   /usr/bin/prometheus-node-exporter
   /usr/bin/chromium
   /usr/bin/chromedriver
+  /usr/bin/certutil
+  /usr/bin/pk12util
+  /usr/bin/openssl
 )
 
 say() { printf 'setup: %s\n' "$*"; }

@@ -9,13 +9,22 @@
 //! helpers name the profile dir on their command line). Nothing is matched
 //! by process name.
 //!
+//! With [`BrowserOptions::tls`] the browser runs with a HOME of its own
+//! whose NSS database ([`crate::nssdb`]) trusts the fleet's CA and may hold
+//! one client certificate, which Chromium then presents to one origin
+//! without asking: the user-level content setting
+//! `auto_select_certificate` (the twin of the `AutoSelectCertificateForUrls`
+//! policy, which would need `/etc/chromium/policies/managed`), written into
+//! the fresh profile's preferences by the driver. Nothing is written outside
+//! the browser's dir, and certificate errors are never ignored.
+//!
 //! The WebDriver client speaks HTTP/1.1 on `std::net`, one request a
 //! connection; it needs only a handful of commands (navigate, find, text,
-//! click, type, source, screenshot).
+//! click, type, source, screenshot, cookies).
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -61,13 +70,36 @@ pub fn axe_source() -> Result<String> {
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// How a browser is started.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct BrowserOptions {
     /// Whether pages may run JavaScript.
     pub javascript: bool,
     /// The window's size.
     pub width: u32,
     pub height: u32,
+    /// For `https` pages: the CA the browser trusts, and the client
+    /// certificate it presents (see the module doc). Without it the browser
+    /// trusts no test CA.
+    pub tls: Option<BrowserTls>,
+}
+
+/// What a browser trusts and presents over TLS.
+#[derive(Debug, Clone)]
+pub struct BrowserTls {
+    /// A CA certificate (PEM) trusted for servers, as a user who imported it.
+    pub ca: PathBuf,
+    /// The client certificate presented to one origin, if any.
+    pub client: Option<ClientCertificate>,
+}
+
+/// A client certificate the browser presents to `origin` without asking.
+#[derive(Debug, Clone)]
+pub struct ClientCertificate {
+    /// The certificate and its private key (PEM).
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// `https://HOST:PORT`, the only origin it is presented to.
+    pub origin: String,
 }
 
 impl Default for BrowserOptions {
@@ -76,6 +108,7 @@ impl Default for BrowserOptions {
             javascript: true,
             width: 1280,
             height: 900,
+            tls: None,
         }
     }
 }
@@ -92,6 +125,12 @@ pub struct Browser {
 impl Browser {
     /// Starts the driver and a browser session in a new dir of `fleet`.
     pub fn start(fleet: &Fleet, options: BrowserOptions) -> Result<Browser> {
+        Browser::start_in(fleet.new_dir("browser")?, options)
+    }
+
+    /// Starts the driver and a browser session in `dir`, which the browser
+    /// owns from then on (a benchmark has no fleet).
+    pub fn start_in(dir: ScratchDir, options: BrowserOptions) -> Result<Browser> {
         for (tool, package) in [(CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")] {
             if !Path::new(tool).exists() {
                 return Err(Error::MissingTool {
@@ -105,7 +144,6 @@ impl Browser {
                 });
             }
         }
-        let dir = fleet.new_dir("browser")?;
         // Chromium leaves scoped dirs in its TMPDIR: this one goes with
         // the browser's scratch dir, not into the run's.
         let tmp = dir.path().join("tmp");
@@ -120,6 +158,31 @@ impl Browser {
                 dir.path().join("chromedriver-verbose.log").display()
             ))
             .current_dir(dir.path());
+        let mut prefs = json!({});
+        if !options.javascript {
+            prefs["profile.managed_default_content_settings.javascript"] = json!(2);
+        }
+        if let Some(tls) = &options.tls {
+            // Chromium (started by the driver) reads $HOME/.pki/nssdb.
+            let home = dir.path().join("home");
+            let client = tls
+                .client
+                .as_ref()
+                .map(|c| (c.cert.as_path(), c.key.as_path()));
+            crate::nssdb::create(&home, &tls.ca, client)?;
+            driver.env("HOME", &home);
+            if let Some(client) = &tls.client {
+                // The only certificate of the database, for this origin
+                // alone: an empty filter matches it.
+                let mut exceptions = serde_json::Map::new();
+                exceptions.insert(
+                    format!("{},*", client.origin),
+                    json!({ "setting": { "filters": [{}] } }),
+                );
+                prefs["profile.content_settings.exceptions.auto_select_certificate"] =
+                    Value::Object(exceptions);
+            }
+        }
         let mut driver = Process::spawn(
             format!("chromedriver {port}"),
             driver,
@@ -130,13 +193,13 @@ impl Browser {
             DRIVER_TIMEOUT,
         )?;
         let profile = dir.path().join("profile");
-        let mut prefs = json!({});
-        if !options.javascript {
-            prefs["profile.managed_default_content_settings.javascript"] = json!(2);
-        }
         let capabilities = json!({
             "capabilities": {
                 "alwaysMatch": {
+                    // A page that never loads (a TLS handshake waiting for
+                    // a certificate nobody selects) fails well within the
+                    // client's read timeout instead of WebDriver's 300 s.
+                    "timeouts": { "pageLoad": 30_000 },
                     "goog:chromeOptions": {
                         "binary": CHROMIUM,
                         "args": [
@@ -230,6 +293,36 @@ impl Browser {
         )
     }
 
+    /// Runs `script` (JavaScript on) as an asynchronous script: it gets a
+    /// callback as its last argument and its value is what it passes to it.
+    pub fn execute_async(&self, script: &str) -> Result<Value> {
+        self.session_command(
+            "POST",
+            "/execute/async",
+            Some(&json!({ "script": script, "args": [] })),
+        )
+    }
+
+    /// The cookies the browser holds for the page shown, each as WebDriver
+    /// gives it (`name`, `value`, `secure`, `httpOnly`, `sameSite`, …).
+    pub fn cookies(&self) -> Result<Vec<Value>> {
+        Ok(self
+            .session_command("GET", "/cookie", None)?
+            .as_array()
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    /// Runs one Chrome DevTools Protocol command (`cmd`, e.g.
+    /// `Network.clearBrowserCache`) and returns its result.
+    pub fn devtools(&self, cmd: &str, params: Value) -> Result<Value> {
+        self.session_command(
+            "POST",
+            "/goog/cdp/execute",
+            Some(&json!({ "cmd": cmd, "params": params })),
+        )
+    }
+
     /// Runs axe-core (installed by `scripts/setup.sh`, see [`axe_source`])
     /// in the page shown and returns its serious and critical violations,
     /// each as `rule: N nodes (first target)`.
@@ -237,18 +330,13 @@ impl Browser {
         let axe = axe_source()?;
         // WebDriver's scripts run outside the page's CSP.
         self.execute(&format!("{axe}\nreturn 0"))?;
-        let found = self.session_command(
-            "POST",
-            "/execute/async",
-            Some(&json!({
-                "script": "const done = arguments[arguments.length - 1];\
-                    axe.run(document, { resultTypes: ['violations'] })\
-                      .then(r => done(r.violations\
-                        .filter(v => v.impact === 'serious' || v.impact === 'critical')\
-                        .map(v => v.id + ': ' + v.nodes.length + ' nodes (' + v.nodes[0].target.join(' ') + ')')))\
-                      .catch(e => done(['axe failed: ' + e]));",
-                "args": [],
-            })),
+        let found = self.execute_async(
+            "const done = arguments[arguments.length - 1];\
+                axe.run(document, { resultTypes: ['violations'] })\
+                  .then(r => done(r.violations\
+                    .filter(v => v.impact === 'serious' || v.impact === 'critical')\
+                    .map(v => v.id + ': ' + v.nodes.length + ' nodes (' + v.nodes[0].target.join(' ') + ')')))\
+                  .catch(e => done(['axe failed: ' + e]));",
         )?;
         Ok(found
             .as_array()
@@ -285,13 +373,9 @@ impl Browser {
     /// in dark mode would (Chrome DevTools' media emulation).
     pub fn color_scheme(&self, dark: bool) -> Result<()> {
         let scheme = if dark { "dark" } else { "light" };
-        self.session_command(
-            "POST",
-            "/goog/cdp/execute",
-            Some(&json!({
-                "cmd": "Emulation.setEmulatedMedia",
-                "params": { "features": [{ "name": "prefers-color-scheme", "value": scheme }] },
-            })),
+        self.devtools(
+            "Emulation.setEmulatedMedia",
+            json!({ "features": [{ "name": "prefers-color-scheme", "value": scheme }] }),
         )
         .map(drop)
     }

@@ -49,6 +49,7 @@ pub mod http;
 mod image;
 mod key;
 mod monitoring;
+mod nssdb;
 pub mod pids;
 mod podman;
 mod probe;
