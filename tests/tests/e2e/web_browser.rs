@@ -265,6 +265,102 @@ fn a_browser_sees_the_rebuilt_checkout_critical_the_gate_refuse_and_filters_work
 
 /// Chooses `theme` with the switch of the overview (a link), and waits
 /// until the page that it comes back to is shown in it.
+/// What the issue asks a browser to see besides the overview and the gate:
+/// "different content" and the shared layers on the service page, the
+/// waived flag with its owner under the findings filter (chosen through the
+/// form), and a stopped agent's host turning stale on the hosts page.
+#[test]
+fn a_browser_sees_content_and_layers_the_waived_flag_with_its_owner_and_a_host_go_stale()
+-> Result<()> {
+    let fleet = Fleet::builder()
+        .host("staging")
+        .host("production")
+        .registry()
+        .start()?;
+    let registry = fleet.registry();
+    let (staging, production) = (fleet.host("staging"), fleet.host("production"));
+    let image = |revision: &str| ImageSpec::new().file("/app/revision", revision);
+    staging.import_image("checkout:1", image("r1"))?;
+    registry.push_from(staging, "checkout:1")?;
+    production.import_image("checkout:1", image("r2"))?;
+    registry.push_from(production, "checkout:1")?;
+    for (host, flag) in [(staging, "on"), (production, "off")] {
+        host.run(checkout(registry.reference("checkout:1")).env("FEATURE_NEW_CART", flag))?;
+    }
+    let policy = fleet.dir().join("policy.toml");
+    std::fs::write(
+        &policy,
+        r#"[[waivers]]
+kind = "env_value"
+service = "checkout"
+key = "FEATURE_NEW_CART"
+reason = "the new cart ships to production next week"
+owner = "team-checkout"
+expires = "2099-01-01"
+"#,
+    )
+    .map_err(envparity_tests::Error::io("write the policy"))?;
+    let port = free_port()?;
+    let base = format!("http://127.0.0.1:{port}");
+    let _aggregator = fleet
+        .aggregator()
+        .plaintext()
+        .stale_after("4s")
+        .arg("--policy")
+        .arg(policy.display().to_string())
+        .arg("--web-listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .start()?;
+    let mut agents = [fleet.start_agent(staging)?, fleet.start_agent(production)?];
+    fleet.wait_for_hosts(&["staging", "production"], REPORT_TIMEOUT)?;
+    let browser = Browser::start(&fleet, BrowserOptions::default())?;
+
+    // The service page, explaining staging against production.
+    browser.goto(&format!(
+        "{base}/service?name=checkout&a=staging&b=production"
+    ))?;
+    let explained = browser.text("main")?;
+    assert!(explained.contains("different content"), "{explained}");
+    let layers = browser.text("#shared-layers")?;
+    assert_eq!(layers, "shared layers: 0 (of 1 and 1)");
+
+    // The findings, filtered through the form to the waived ones.
+    browser.goto(&format!("{base}/findings"))?;
+    browser.find("input[name=a]")?.fill("staging")?;
+    browser.find("input[name=b]")?.fill("production")?;
+    browser.find("select[name=state]")?.select("waived")?;
+    browser.find("form.filters button[type=submit]")?.click()?;
+    let total = browser.wait_text("#total", |t| t.starts_with("1 findings match"))?;
+    assert!(total.starts_with("1 findings match"), "{total}");
+    assert!(
+        browser.url()?.contains("state=waived"),
+        "the filter is in the URL"
+    );
+    let row = browser.text("main table tbody tr")?;
+    assert!(row.contains("env_value"), "{row}");
+    assert!(row.contains("FEATURE_NEW_CART"), "{row}");
+    assert!(row.contains("owner team-checkout"), "{row}");
+    assert!(
+        !row.contains("\"on\"") && !row.contains("\"off\""),
+        "no value shown: {row}"
+    );
+
+    // production's agent stops: its host turns stale.
+    let state = "td[data-state]";
+    browser.goto(&format!("{base}/hosts?env=production"))?;
+    assert_eq!(browser.text(state)?, "fresh");
+    agents[1].stop()?;
+    wait_for(
+        Duration::from_secs(30),
+        "production stale in the browser",
+        || {
+            browser.goto(&format!("{base}/hosts?env=production"))?;
+            Ok((browser.text(state)? == "stale").then_some(()))
+        },
+    )?;
+    Ok(())
+}
+
 fn choose_theme(browser: &Browser, base: &str, theme: &str) -> Result<()> {
     browser.goto(&format!("{base}/"))?;
     browser.find(&format!("a[data-theme={theme}]"))?.click()?;
