@@ -321,8 +321,7 @@ async fn push(
     let answer = match base {
         Some(base) => {
             let request = envparity_proto::delta::between(base, &snapshot);
-            tally.request_bytes += request.encoded_len() as u64;
-            client.push_delta(request).await
+            return send_delta(run, i, request, due, tally).await;
         }
         None => {
             let request = PushSnapshotRequest {
@@ -333,6 +332,35 @@ async fn push(
         }
     };
     match answer {
+        Ok(response) => {
+            tally.latencies_us.push(micros(due.elapsed()));
+            let PushSnapshotResponse { duplicate, .. } = response.into_inner();
+            tally.duplicates += u64::from(duplicate);
+            run.hosts.set_hash(i, hash);
+        }
+        Err(status) => *tally.errors.entry(code_name(&status)).or_default() += 1,
+    }
+}
+
+/// Sends a delta of host `i`, recording it.
+async fn send_delta(
+    run: &Run,
+    i: usize,
+    request: PushDeltaRequest,
+    due: Instant,
+    tally: &mut Tally,
+) {
+    use prost::Message as _;
+    let mut client = ReportServiceClient::new(run.channels.of(i))
+        .max_encoding_message_size(usize::MAX)
+        .max_decoding_message_size(usize::MAX);
+    let hash = request
+        .snapshot
+        .as_ref()
+        .map(|s| s.content_hash.clone())
+        .unwrap_or_default();
+    tally.request_bytes += request.encoded_len() as u64;
+    match client.push_delta(request).await {
         Ok(response) => {
             tally.latencies_us.push(micros(due.elapsed()));
             let PushSnapshotResponse { duplicate, .. } = response.into_inner();
@@ -448,9 +476,25 @@ async fn snapshot_flood(run: &Arc<Run>, record: &Arc<Record>) {
             .map(|&i| (i, [run.shape.snapshot(i, 0), run.shape.snapshot(i, 1)]))
             .collect(),
     );
+    // With --deltas, each variant's delta against the other, made once: a
+    // push then costs the client a copy of one container, not a comparison
+    // of two whole snapshots, so that the server is what is measured.
+    let deltas: Arc<Vec<[PushDeltaRequest; 2]>> = Arc::new(if run.args.deltas {
+        prebuilt
+            .iter()
+            .map(|(_, [a, b])| {
+                [
+                    envparity_proto::delta::between(b, a),
+                    envparity_proto::delta::between(a, b),
+                ]
+            })
+            .collect()
+    } else {
+        Vec::new()
+    });
     let deadline = Instant::now() + run.args.duration;
     closed_loop(run, Op::Push, record, move |run, n, mut tally| {
-        let prebuilt = Arc::clone(&prebuilt);
+        let (prebuilt, deltas) = (Arc::clone(&prebuilt), Arc::clone(&deltas));
         async move {
             if Instant::now() >= deadline {
                 return (tally, false);
@@ -461,6 +505,16 @@ async fn snapshot_flood(run: &Arc<Run>, record: &Arc<Record>) {
             } else {
                 None
             };
+            if let Some(both) = deltas.get(n % prebuilt.len()) {
+                // As churned(): the variants alternate, the sequence grows.
+                let churn = run.hosts.churn[*i].fetch_add(1, Ordering::Relaxed) + 1;
+                let mut request = both[(churn % 2) as usize].clone();
+                if let Some(header) = request.snapshot.as_mut() {
+                    header.sequence = churn + 1;
+                }
+                send_delta(&run, *i, request, Instant::now(), &mut tally).await;
+                return (tally, true);
+            }
             let snapshot = churned(&run, *i, Some(variants));
             // The variants alternate: the other one is what the aggregator
             // holds (the first push after registration changes variant 0).
