@@ -230,9 +230,10 @@ fn one_yaml_key_differing_is_one_config_value_and_nothing_else_leaks_or_differs(
     let mut seen: Vec<(String, Vec<u8>)> = vec![("diff".into(), diff.stdout.clone().into_bytes())];
     for format in ["json", "yaml", "table", "wide"] {
         for args in [vec!["service", "shop"], vec!["status"], vec!["findings"]] {
-            let mut all = vec!["-o", format];
-            all.extend(args.iter().copied());
-            let out = fleet.cli(&all)?;
+            // Each answers (a second `-o` made every one a usage error
+            // with nothing on stdout, and this loop vacuous).
+            let out = fleet.cli_as(format, &args)?;
+            assert!(out.code < 2 && !out.stdout.is_empty(), "{out}");
             seen.push((
                 format!("{} -o {format}", args.join(" ")),
                 out.stdout.into_bytes(),
