@@ -429,11 +429,26 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
                 .collect();
             if let [first, .., last] = instances.as_slice() {
                 let e = explain(&resp.service, &first.0, &last.0, &instances);
-                check_all(
-                    &output::Explain::from_proto(&convert::explanation(&e)),
-                    &[],
-                    |o, v| o.explain(v),
-                );
+                let mut explained = convert::explanation(&e);
+                // The replicas' hostile configuration files, as the query
+                // adds them.
+                explained.replicas = resp
+                    .instances
+                    .iter()
+                    .map(|i| v1::ReplicaConfigFiles {
+                        environment: i.environment.clone(),
+                        host_id: i.host_id.clone(),
+                        container_name: i
+                            .container
+                            .as_ref()
+                            .map(|c| c.name.clone())
+                            .unwrap_or_default(),
+                        config_files: i.config_files.clone(),
+                    })
+                    .collect();
+                check_all(&output::Explain::from_proto(&explained), &[], |o, v| {
+                    o.explain(v)
+                });
             }
         }
         5 => {

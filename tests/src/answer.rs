@@ -209,6 +209,31 @@ pub struct Explain {
     pub same_content: bool,
     /// Layers the two share, when both images list theirs.
     pub shared_layers: Option<SharedLayers>,
+    /// The replicas of both sides with their configuration files.
+    #[serde(default)]
+    pub replicas: Vec<Replica>,
+}
+
+/// One replica of `explain`, with its configuration files.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Replica {
+    /// The environment.
+    pub environment: String,
+    /// The host.
+    pub host_id: String,
+    /// Its files; absent when its agent did not read them.
+    pub config_files: Option<Vec<ConfigFile>>,
+}
+
+/// One configuration file of a replica.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConfigFile {
+    /// Its path in the container.
+    pub path: String,
+    /// `read`, `not_read` or `not_parsed`.
+    pub state: String,
+    /// Its key paths, by fingerprint.
+    pub keys: Vec<EnvVar>,
 }
 
 /// One environment of `explain`.

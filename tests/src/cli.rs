@@ -37,8 +37,14 @@ impl CliOutput {
     /// Runs `envparity --server SERVER -o json ARGS…`. Fails only if the CLI
     /// cannot run or is killed; any exit code is returned in [`CliOutput::code`].
     pub fn run(server: &str, args: &[&str]) -> Result<CliOutput> {
+        Self::run_as(server, "json", args)
+    }
+
+    /// [`CliOutput::run`] with `-o FORMAT` (`json`, `yaml`, `table`,
+    /// `wide`): the CLI refuses a second `-o`, so ARGS must not hold one.
+    pub fn run_as(server: &str, format: &str, args: &[&str]) -> Result<CliOutput> {
         let mut cli = project_command(&cargo_bin(CLI_BIN)?);
-        cli.args(["--server", server, "-o", "json"]).args(args);
+        cli.args(["--server", server, "-o", format]).args(args);
         let out = command::output(cli, COMMAND_TIMEOUT)?;
         let Some(code) = out.status.code() else {
             return Err(Error::Command {

@@ -172,7 +172,8 @@ pub enum Command {
         all: bool,
     },
     /// Show one service in every environment: image, digests and explicit
-    /// env (as fingerprints) of every replica.
+    /// env (as fingerprints) of every replica, then its mounted
+    /// configuration files as keys × environments with fingerprints.
     Service {
         /// The service name.
         name: String,
@@ -216,7 +217,9 @@ pub enum Command {
     },
     /// Why two environments run different images of a service: OCI labels
     /// (revision, version, created, base digest) and shared layers, as the
-    /// aggregator explains them.
+    /// aggregator explains them; then the replicas' mounted configuration
+    /// files as keys × the two environments, with fingerprints (clear values
+    /// only where the agents allowlist them).
     Explain {
         /// The service.
         service: String,

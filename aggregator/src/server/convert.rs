@@ -230,6 +230,9 @@ pub fn explanation(e: &Explanation) -> v1::ExplainResponse {
             a_total: count(s.a_total),
             b_total: count(s.b_total),
         }),
+        // The parity engine compares images only; the query adds the
+        // replicas' configuration files.
+        replicas: Vec::new(),
     }
 }
 

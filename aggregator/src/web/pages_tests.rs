@@ -423,6 +423,86 @@ async fn the_service_page_shows_placement_findings_explain_and_env() {
     assert!(body.contains("<tr id=\"f-"), "{body}");
 }
 
+/// The configuration files' key paths × environments: fingerprints
+/// shortened, clear values only as the agent sent them, a file not read
+/// with its reason, an environment whose agent read no files said so; and
+/// every agent-supplied string (path, key path, reason, value) escaped.
+#[tokio::test]
+async fn the_service_page_shows_config_keys_by_environment_escaped() {
+    use envparity_proto::v1::{ConfigFile, ConfigFileState, ConfigKey, ContainerConfigFiles};
+    let (_dir, fleet, api) = demo_fleet().await;
+    let key = |path: &str, fingerprint: String, value: Option<&str>| ConfigKey {
+        path: path.into(),
+        fingerprint,
+        value: value.map(str::to_owned),
+    };
+    let files = |keys: Vec<ConfigKey>| ContainerConfigFiles {
+        container_id: "shop-aa".into(),
+        files: vec![
+            ConfigFile {
+                path: "/etc/app/app.yaml".into(),
+                format: "yaml".into(),
+                state: ConfigFileState::Read as i32,
+                keys,
+                fingerprint: "f".repeat(64),
+                ..ConfigFile::default()
+            },
+            ConfigFile {
+                path: format!("/etc/app/{HOSTILE}"),
+                state: ConfigFileState::NotRead as i32,
+                reason: format!("too large: {HOSTILE}"),
+                ..ConfigFile::default()
+            },
+        ],
+    };
+    let checkout = |c: &str| c.repeat(64);
+    let mut staging = snapshot("stg-2", "staging", vec![container("shop", "aa")]);
+    staging.config_files = vec![files(vec![
+        key("features.checkout", checkout("a"), None),
+        key(HOSTILE, "1".repeat(64), Some(HOSTILE)),
+    ])];
+    let mut production = snapshot("prod-2", "production", vec![container("shop", "aa")]);
+    production.config_files = vec![files(vec![key("features.checkout", checkout("b"), None)])];
+    // A third environment whose agent read no files.
+    let qa = snapshot("qa-1", "qa", vec![container("shop", "aa")]);
+    for s in [staging, production, qa] {
+        fleet.push(s, SystemTime::now()).await.unwrap();
+    }
+    let body = get(&api, "/service?name=shop").await.body;
+    let table = &body[body.find("id=\"config-keys\"").expect("the table")..];
+    let table = &table[..table.find("</table>").unwrap()];
+    let row = |label: &str| {
+        let at = table
+            .find(label)
+            .unwrap_or_else(|| panic!("no row {label} in {table}"));
+        let start = table[..at].rfind("<tr>").unwrap();
+        let end = at + table[at..].find("</tr>").unwrap();
+        table[start..end].to_owned()
+    };
+    let values = row("features.checkout");
+    assert!(
+        values.contains("fp aaaaaaaaaaaa")
+            && values.contains("fp bbbbbbbbbbbb")
+            && !values.contains(&"a".repeat(13)),
+        "shortened, never whole: {values}"
+    );
+    assert!(values.contains("not read"), "qa read no files: {values}");
+    let escaped = "&lt;script&gt;alert(1)&lt;/script&gt;&amp;&quot;x&quot;";
+    let hostile = row(&format!("<th scope=\"row\"><code>{escaped}"));
+    assert!(
+        hostile.contains(&format!("= {escaped}")),
+        "in clear as sent: {hostile}"
+    );
+    assert!(hostile.contains("absent"), "not in production: {hostile}");
+    let unread = row("(not read)");
+    assert!(
+        unread.contains(&format!("/etc/app/{escaped}"))
+            && unread.contains(&format!("too large: {escaped}")),
+        "{unread}"
+    );
+    assert!(!body.contains("<script>alert"), "{body}");
+}
+
 #[tokio::test]
 async fn the_gate_refuses_naming_the_previous_stage_digest() {
     let (_dir, api) = demo().await;

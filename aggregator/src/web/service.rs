@@ -3,17 +3,18 @@
 //! a pair of environments (by default the last two, in promotion order,
 //! that run it) with their waivers, `explain` for that pair side by side,
 //! its history as a timeline ([`super::timeline`]), and the explicit env
-//! keys × environments as fingerprints (clear values
-//! only for the names the agents allowlist; a fingerprint is an HMAC the
-//! aggregator cannot reverse, shown shortened).
+//! keys and the mounted configuration files' key paths × environments as
+//! fingerprints (clear values only for the names the agents allowlist; a
+//! fingerprint is an HMAC the aggregator cannot reverse, shown shortened),
+//! both drawn by one table ([`keys_table`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use axum::extract::{RawQuery, State};
 use axum::response::Html;
 use envparity_proto::v1::{
-    ExplainRequest, ExplainResponse, ExplainSide, GetFindingsRequest, GetHistoryRequest,
-    GetServiceRequest, GetStatusRequest, ServiceInstance,
+    ConfigFileState, ExplainRequest, ExplainResponse, ExplainSide, GetFindingsRequest,
+    GetHistoryRequest, GetServiceRequest, GetStatusRequest, ServiceInstance,
 };
 use maud::{Markup, html};
 use tonic::Request;
@@ -147,6 +148,7 @@ pub async fn page(
             p { "It runs in one environment only: there is no pair to compare." }
         }
         (env_keys(&runs_in, &instances))
+        (config_keys(&runs_in, &instances))
     };
     Ok(Html(
         layout::page(&format!("Service {name}"), None, body).into_string(),
@@ -263,48 +265,146 @@ fn explain(e: &ExplainResponse) -> Markup {
     }
 }
 
-/// The explicit env keys × environments: per cell the distinct values, each
-/// in clear when the agents sent it so (allowlisted), else as the first 12
-/// hex digits of its fingerprint.
+/// Values per row of a keys × environments table: the row's labels (a key,
+/// or a file and a key path), then per environment the distinct values
+/// shown there.
+type Grid<'a> = BTreeMap<Vec<String>, BTreeMap<&'a str, BTreeSet<String>>>;
+
+/// A value as the tables show it: in clear when the agent sent it so
+/// (allowlisted), else as the first 12 hex digits of its fingerprint.
+fn shown(clear: Option<&String>, fingerprint: &str) -> String {
+    match clear {
+        Some(clear) => format!("= {clear}"),
+        None => format!("fp {}", short_digest(fingerprint)),
+    }
+}
+
+/// The explicit env keys × environments.
 fn env_keys(environments: &[&String], instances: &[ServiceInstance]) -> Markup {
-    let mut keys: BTreeMap<&str, BTreeMap<&str, BTreeSet<String>>> = BTreeMap::new();
+    let mut grid = Grid::new();
     for i in instances {
         for v in i.container.iter().flat_map(|c| &c.explicit_env) {
-            let shown = match &v.value {
-                Some(clear) => format!("= {clear}"),
-                None => format!("fp {}", short_digest(&v.fingerprint)),
-            };
-            keys.entry(v.name.as_str())
+            grid.entry(vec![v.name.clone()])
                 .or_default()
                 .entry(i.environment.as_str())
                 .or_default()
-                .insert(shown);
+                .insert(shown(v.value.as_ref(), &v.fingerprint));
         }
     }
     html! {
         h2 #env { "Explicit env" }
-        @if keys.is_empty() {
+        @if grid.is_empty() {
             p { "No replica was given an explicit env." }
         } @else {
-            div.scroll {
-                table #env-keys {
-                    caption { "Env keys × environments: fingerprints (fp), or clear values where allowlisted" }
-                    thead {
-                        tr {
-                            th scope="col" { "Key" }
-                            @for e in environments { th scope="col" { (e) } }
-                        }
+            (keys_table(
+                "env-keys",
+                "Env keys × environments: fingerprints (fp), or clear values where allowlisted",
+                &["Key"],
+                environments,
+                &grid,
+                &BTreeSet::new(),
+            ))
+        }
+    }
+}
+
+/// The mounted configuration files' key paths × environments, as `service`
+/// and `explain` print them: a row per file and key path (`$file` for a
+/// file read whole, in no known format), a row per file not read or not
+/// parsed with the reason. An environment none of whose replicas' files
+/// were read says so in each cell instead of "absent".
+fn config_keys(environments: &[&String], instances: &[ServiceInstance]) -> Markup {
+    let mut grid = Grid::new();
+    let mut read: BTreeSet<&str> = BTreeSet::new();
+    for i in instances {
+        let Some(files) = &i.config_files else {
+            continue;
+        };
+        read.insert(&i.environment);
+        for f in &files.files {
+            let mut cell = |key: String, value: String| {
+                grid.entry(vec![f.path.clone(), key])
+                    .or_default()
+                    .entry(i.environment.as_str())
+                    .or_default()
+                    .insert(value);
+            };
+            match f.state() {
+                ConfigFileState::Read if f.keys.is_empty() => {
+                    cell("$file".to_owned(), shown(None, &f.fingerprint));
+                }
+                ConfigFileState::Read => {}
+                ConfigFileState::NotRead => cell("(not read)".to_owned(), f.reason.clone()),
+                ConfigFileState::NotParsed | ConfigFileState::Unspecified => {
+                    cell("(not parsed)".to_owned(), f.reason.clone());
+                }
+            }
+            for k in &f.keys {
+                cell(k.path.clone(), shown(k.value.as_ref(), &k.fingerprint));
+            }
+        }
+    }
+    let not_read = environments
+        .iter()
+        .map(|e| e.as_str())
+        .filter(|e| !read.contains(e))
+        .collect();
+    html! {
+        h2 #config { "Configuration files" }
+        @if read.is_empty() {
+            p { "No agent read this service's configuration files." }
+        } @else if grid.is_empty() {
+            p { "Its replicas mount no configuration file." }
+        } @else {
+            (keys_table(
+                "config-keys",
+                "Configuration key paths × environments: fingerprints (fp), or clear values where allowlisted",
+                &["File", "Key path"],
+                environments,
+                &grid,
+                &not_read,
+            ))
+        }
+    }
+}
+
+/// A keys × environments table: the row labels under `labels`, then per
+/// environment the distinct values (each a `code`), "absent" where the
+/// row has none, "not read" in the environments of `not_read`.
+fn keys_table(
+    id: &str,
+    caption: &str,
+    labels: &[&str],
+    environments: &[&String],
+    grid: &Grid<'_>,
+    not_read: &BTreeSet<&str>,
+) -> Markup {
+    html! {
+        div.scroll {
+            table id=(id) {
+                caption { (caption) }
+                thead {
+                    tr {
+                        @for l in labels { th scope="col" { (l) } }
+                        @for e in environments { th scope="col" { (e) } }
                     }
-                    tbody {
-                        @for (key, by_env) in &keys {
-                            tr {
-                                th scope="row" { code { (key) } }
-                                @for e in environments {
-                                    td {
-                                        @match by_env.get(e.as_str()) {
-                                            Some(values) => { @for v in values { code { (v) } br; } },
-                                            None => span.muted { "absent" },
-                                        }
+                }
+                tbody {
+                    @for (row, by_env) in grid {
+                        tr {
+                            @for (n, label) in row.iter().enumerate() {
+                                @if n + 1 == row.len() {
+                                    th scope="row" { code { (label) } }
+                                } @else {
+                                    td { code { (label) } }
+                                }
+                            }
+                            @for e in environments {
+                                td {
+                                    @match by_env.get(e.as_str()) {
+                                        Some(values) => { @for v in values { code { (v) } br; } },
+                                        None if not_read.contains(e.as_str()) => span.muted { "not read" },
+                                        None => span.muted { "absent" },
                                     }
                                 }
                             }

@@ -1086,6 +1086,29 @@ pub struct ExplainResponse {
     /// image and both list their layers.
     #[prost(message, optional, tag = "5")]
     pub shared_layers: ::core::option::Option<SharedLayers>,
+    /// The service's replicas in A, then in B (each side by host, then
+    /// container name), with their configuration files as last reported: what
+    /// clients show as configuration keys x environments, with fingerprints.
+    #[prost(message, repeated, tag = "6")]
+    pub replicas: ::prost::alloc::vec::Vec<ReplicaConfigFiles>,
+}
+/// One replica's configuration files, as `explain` shows them.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ReplicaConfigFiles {
+    /// The environment.
+    #[prost(string, tag = "1")]
+    pub environment: ::prost::alloc::string::String,
+    /// The host.
+    #[prost(string, tag = "2")]
+    pub host_id: ::prost::alloc::string::String,
+    /// The container's name.
+    #[prost(string, tag = "3")]
+    pub container_name: ::prost::alloc::string::String,
+    /// Its files: paths, states and key paths with fingerprints (clear values
+    /// only where the agent allowlisted them, never in a secret mount). Absent
+    /// when its agent did not read them.
+    #[prost(message, optional, tag = "4")]
+    pub config_files: ::core::option::Option<ContainerConfigFiles>,
 }
 /// The distinct images a service runs in one environment.
 #[derive(Clone, PartialEq, ::prost::Message)]

@@ -299,6 +299,11 @@ impl Fleet {
     /// Runs `envparity --server URL -o json ARGS…` against the aggregator
     /// (with the `cli` query certificate when it serves TLS).
     pub fn cli(&self, args: &[&str]) -> Result<CliOutput> {
+        self.cli_as("json", args)
+    }
+
+    /// [`Fleet::cli`] with `-o FORMAT` (`json`, `yaml`, `table`, `wide`).
+    pub fn cli_as(&self, format: &str, args: &[&str]) -> Result<CliOutput> {
         let mut all: Vec<&str> = Vec::new();
         let credentials = self
             .cli_credentials
@@ -307,7 +312,7 @@ impl Fleet {
             .clone();
         all.extend(credentials.iter().map(String::as_str));
         all.extend(args);
-        CliOutput::run(&self.server()?, &all)
+        CliOutput::run_as(&self.server()?, format, &all)
     }
 
     /// `envparity --server URL` with the fleet's query credentials and no

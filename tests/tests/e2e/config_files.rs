@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use envparity_tests::answer::Findings;
+use envparity_tests::answer::{Explain, Findings};
 use envparity_tests::{
     EXIT_MISMATCH, Fleet, ImageSpec, Result, Run, daemon_outputs, free_port, journaled_snapshots,
 };
@@ -226,13 +226,49 @@ fn one_yaml_key_differing_is_one_config_value_and_nothing_else_leaks_or_differs(
         "set in staging, absent in production: {replica}"
     );
 
+    // `explain` prints the same keys × environments; its JSON carries each
+    // replica's files, key by key, by fingerprint.
+    let explained = fleet.cli_as("table", &["explain", "shop"])?.stdout;
+    assert!(
+        explained.lines().any(|l| l == checkout),
+        "the row of service in explain: {checkout}\n{explained}"
+    );
+    let answer = fleet.cli(&["explain", "shop"])?.answer::<Explain>();
+    let checkout_of = |environment: &str| {
+        let replica = answer
+            .replicas
+            .iter()
+            .find(|r| r.environment == environment)
+            .unwrap_or_else(|| panic!("no {environment} replica in {answer:?}"));
+        let files = replica.config_files.as_ref().expect("its files were read");
+        let app = files
+            .iter()
+            .find(|f| f.path == "/etc/app/app.yaml" && f.state == "read")
+            .expect("app.yaml read");
+        let key = app
+            .keys
+            .iter()
+            .find(|k| k.name == "features.checkout")
+            .expect("features.checkout");
+        assert_eq!(key.value, None, "not allowlisted: never in clear");
+        key.fingerprint.clone()
+    };
+    assert_ne!(checkout_of("staging"), checkout_of("production"));
+    assert_eq!(answer.replicas.len(), 2, "{answer:?}");
+
     // The planted secrets never left the hosts in clear.
     let mut seen: Vec<(String, Vec<u8>)> = vec![("diff".into(), diff.stdout.clone().into_bytes())];
     for format in ["json", "yaml", "table", "wide"] {
-        for args in [vec!["service", "shop"], vec!["status"], vec!["findings"]] {
-            let mut all = vec!["-o", format];
-            all.extend(args.iter().copied());
-            let out = fleet.cli(&all)?;
+        for args in [
+            vec!["service", "shop"],
+            vec!["explain", "shop"],
+            vec!["status"],
+            vec!["findings"],
+        ] {
+            // Each answers (a second `-o` made every one a usage error
+            // with nothing on stdout, and this loop vacuous).
+            let out = fleet.cli_as(format, &args)?;
+            assert!(out.code < 2 && !out.stdout.is_empty(), "{out}");
             seen.push((
                 format!("{} -o {format}", args.join(" ")),
                 out.stdout.into_bytes(),

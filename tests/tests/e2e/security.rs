@@ -524,9 +524,10 @@ fn a_planted_secret_is_in_no_output_log_alert_metric_stored_byte_or_wire_byte() 
             vec!["alerts"],
             vec!["history", "shop"],
         ] {
-            let mut all = vec!["-o", format];
-            all.extend(args.iter().copied());
-            let out = fleet.cli(&all)?;
+            // Each answers (a second `-o` made every one a usage error
+            // with nothing on stdout, and this loop vacuous).
+            let out = fleet.cli_as(format, &args)?;
+            assert!(out.code < 2 && !out.stdout.is_empty(), "{out}");
             seen.push((
                 format!("{} -o {format}", args.join(" ")),
                 out.stdout.into_bytes(),

@@ -1,10 +1,12 @@
 //! `explain`'s answer: what two environments' images of a service say about
-//! themselves, and the layers they share.
+//! themselves, the layers they share, and the configuration files their
+//! replicas read.
 
 use envparity_proto::v1;
 use serde::Serialize;
 
-use super::SCHEMA_VERSION;
+use super::service::config_files;
+use super::{ConfigFile, SCHEMA_VERSION};
 
 /// `explain` output.
 #[derive(Debug, Serialize)]
@@ -17,6 +19,21 @@ pub struct Explain {
     pub same_content: bool,
     /// Layers shared from the bottom, when each side runs one image.
     pub shared_layers: Option<SharedLayers>,
+    /// The replicas of A, then of B, with their configuration files (the
+    /// table output shows them as keys × environments).
+    pub replicas: Vec<Replica>,
+}
+
+/// One replica's configuration files.
+#[derive(Debug, Serialize)]
+pub struct Replica {
+    pub environment: String,
+    pub host_id: String,
+    pub container_name: String,
+    /// Key by key, as in `service`; absent when the replica's agent did not
+    /// read them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_files: Option<Vec<ConfigFile>>,
 }
 
 /// One environment's images.
@@ -93,6 +110,16 @@ impl Explain {
                 a_total: s.a_total,
                 b_total: s.b_total,
             }),
+            replicas: r
+                .replicas
+                .iter()
+                .map(|r| Replica {
+                    environment: r.environment.clone(),
+                    host_id: r.host_id.clone(),
+                    container_name: r.container_name.clone(),
+                    config_files: r.config_files.as_ref().map(config_files),
+                })
+                .collect(),
         }
     }
 }

@@ -28,7 +28,7 @@ pub mod wire;
 pub use alerts::{Alert, Alerts};
 pub use config::ConfigCheck;
 pub use diff::Diff;
-pub use explain::{Explain, ExplainImage, ExplainSide, SharedLayers};
+pub use explain::{Explain, ExplainImage, ExplainSide, Replica, SharedLayers};
 #[cfg(test)]
 pub(crate) use finding::tests as finding_tests;
 pub use finding::{Finding, Side, Tally, Waiver};
@@ -38,7 +38,7 @@ pub use history::{FindingRecord, History, HistoryEvent};
 pub use hosts::{EngineFacts, Forgotten, Host, HostFacts, Hosts};
 pub use named::{Name, Named};
 pub use policy::PolicyShow;
-pub use service::{EnvVar, Instance, Service};
+pub use service::{ConfigFile, EnvVar, Instance, Service};
 pub use status::{Rows, Status, StatusCell, StatusRow, Summary};
 
 use envparity_proto::time::from_timestamp;

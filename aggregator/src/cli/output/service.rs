@@ -107,7 +107,8 @@ impl Service {
     }
 }
 
-fn config_files(read: &v1::ContainerConfigFiles) -> Vec<ConfigFile> {
+/// A replica's configuration files from the wire (`service` and `explain`).
+pub(super) fn config_files(read: &v1::ContainerConfigFiles) -> Vec<ConfigFile> {
     read.files
         .iter()
         .map(|f| ConfigFile {

@@ -1,5 +1,6 @@
 //! `explain` as text: each side's images and what they say about
-//! themselves, then the layers they share.
+//! themselves, the layers they share, then the replicas' configuration
+//! files as keys × environments (the grid `service` prints too).
 
 use super::Out;
 use super::text::sanitize_lines;
@@ -62,6 +63,16 @@ impl Out {
             )),
             None => {}
         }
-        self.emit(&sanitize_lines(&s))
+        let mut s = sanitize_lines(&s);
+        let replicas: Vec<_> = e
+            .replicas
+            .iter()
+            .map(|r| (r.environment.as_str(), r.config_files.as_deref()))
+            .collect();
+        if let Some(grid) = self.config_grid(&replicas) {
+            s.push_str("\nconfiguration files, keys × environments:\n");
+            s.push_str(&grid);
+        }
+        self.emit(&s)
     }
 }

@@ -11,6 +11,7 @@
 
 mod alerts;
 mod config;
+mod config_files;
 mod explain;
 mod findings;
 mod gate;

@@ -1,7 +1,9 @@
 //! `service` as text: one row per replica, with its explicit env as
-//! fingerprints.
+//! fingerprints, then its configuration files as keys × environments
+//! (`config_files.rs`).
 
 use super::Out;
+use super::config_files::shown_fp;
 use super::table::Table;
 use super::text::{sanitize, short};
 use crate::cli::output::Service;
@@ -30,11 +32,7 @@ impl Out {
                 .iter()
                 .map(|e| match &e.value {
                     Some(v) => format!("{}={v}", e.name),
-                    None => format!(
-                        "{}=fp:{}",
-                        e.name,
-                        &e.fingerprint[..e.fingerprint.len().min(12)]
-                    ),
+                    None => format!("{}={}", e.name, shown_fp(&e.fingerprint)),
                 })
                 .collect::<Vec<_>>()
                 .join(" ");
@@ -68,78 +66,15 @@ impl Out {
             sanitize(&service.service),
             service.instances.len()
         ));
-        if let Some(files) = self.config_grid(service) {
+        let replicas: Vec<_> = service
+            .instances
+            .iter()
+            .map(|i| (i.environment.as_str(), i.config_files.as_deref()))
+            .collect();
+        if let Some(files) = self.config_grid(&replicas) {
             s.push('\n');
             s.push_str(&files);
         }
         self.emit(&s)
     }
-
-    /// The replicas' configuration files as keys × environments: one row
-    /// per file and key path, one column per environment holding the values
-    /// its replicas have (`fp:` and 12 hex digits, or the clear value; `-`
-    /// when absent; `?` when no replica there was read). A file not read or
-    /// not parsed is one row with the reason. `None` when no replica was
-    /// read.
-    fn config_grid(&self, service: &Service) -> Option<String> {
-        use std::collections::{BTreeMap, BTreeSet};
-        let mut envs: Vec<&str> = Vec::new();
-        for i in &service.instances {
-            if !envs.contains(&i.environment.as_str()) {
-                envs.push(&i.environment);
-            }
-        }
-        // (file, key) -> environment -> shown values
-        let mut grid: BTreeMap<(&str, String), BTreeMap<&str, BTreeSet<String>>> = BTreeMap::new();
-        let mut read: BTreeSet<&str> = BTreeSet::new();
-        for i in &service.instances {
-            let Some(files) = &i.config_files else {
-                continue;
-            };
-            read.insert(&i.environment);
-            for f in files {
-                let mut cell = |key: String, value: String| {
-                    grid.entry((f.path.as_str(), key))
-                        .or_default()
-                        .entry(i.environment.as_str())
-                        .or_default()
-                        .insert(value);
-                };
-                if f.state != "read" {
-                    cell(format!("({})", f.state.replace('_', " ")), f.reason.clone());
-                } else if f.keys.is_empty() {
-                    cell("$file".to_owned(), shown_fp(&f.fingerprint));
-                }
-                for k in &f.keys {
-                    let value = match &k.value {
-                        Some(v) => v.clone(),
-                        None => shown_fp(&k.fingerprint),
-                    };
-                    cell(k.name.clone(), value);
-                }
-            }
-        }
-        if read.is_empty() {
-            return None;
-        }
-        let mut headers = vec!["FILE", "KEY"];
-        headers.extend(envs.iter().copied());
-        let mut table = Table::new(&headers);
-        for ((file, key), by_env) in &grid {
-            let mut row = vec![(*file).to_owned(), key.clone()];
-            for env in &envs {
-                row.push(match by_env.get(env) {
-                    Some(values) => values.iter().cloned().collect::<Vec<_>>().join(", "),
-                    None if read.contains(env) => "-".to_owned(),
-                    None => "?".to_owned(),
-                });
-            }
-            table.row(row, |_, text, _| text.to_owned());
-        }
-        Some(table.render(self))
-    }
-}
-
-fn shown_fp(fingerprint: &str) -> String {
-    format!("fp:{}", &fingerprint[..fingerprint.len().min(12)])
 }

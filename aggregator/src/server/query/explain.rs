@@ -1,11 +1,12 @@
 //! `Explain`: why a service's images differ between two environments,
-//! computed here as the gate is, so that every client gets the same answer.
+//! computed here as the gate is, so that every client gets the same answer,
+//! with the configuration files the replicas of both read.
 
-use envparity_proto::v1::{ExplainRequest, ExplainResponse};
+use envparity_proto::v1::{ExplainRequest, ExplainResponse, ReplicaConfigFiles};
 use tonic::Status;
 
 use super::checks::{known_environment, known_service, list};
-use super::instances_of;
+use super::{Instance, instances_of};
 use crate::fleet::Reading;
 use crate::parity::explain;
 use crate::server::convert;
@@ -22,13 +23,10 @@ pub(super) fn explain(
     if !reading.runs(&service) {
         known_service(&reading.services(), &service)?;
     }
-    let instances: Vec<_> = instances_of(reading, &service)
-        .into_iter()
-        .map(|i| (i.environment, i.host_id, i.container))
-        .collect();
+    let all = instances_of(reading, &service);
     let present = reading
         .policy()
-        .ordered(instances.iter().map(|(env, _, _)| env.as_str()));
+        .ordered(all.iter().map(|i| i.environment.as_str()));
     let (a, b) = match (req.env_a.is_empty(), req.env_b.is_empty()) {
         (true, true) => match present.as_slice() {
             [.., a, b] => (a.clone(), b.clone()),
@@ -64,9 +62,35 @@ pub(super) fn explain(
             ));
         }
     };
-    Ok(convert::explanation(&explain::explain(
-        &service, &a, &b, &instances,
-    )))
+    let replicas = replicas(&all, &a, &b);
+    let instances: Vec<_> = all
+        .into_iter()
+        .map(|i| (i.environment, i.host_id, i.container))
+        .collect();
+    let mut answer = convert::explanation(&explain::explain(&service, &a, &b, &instances));
+    answer.replicas = replicas;
+    Ok(answer)
+}
+
+/// The replicas of `a`, then of `b`, each side by host and container name,
+/// with their configuration files as last reported.
+fn replicas(all: &[Instance], a: &str, b: &str) -> Vec<ReplicaConfigFiles> {
+    let mut replicas = Vec::new();
+    for env in [a, b] {
+        let mut side: Vec<_> = all
+            .iter()
+            .filter(|i| i.environment == env)
+            .map(|i| ReplicaConfigFiles {
+                environment: i.environment.clone(),
+                host_id: i.host_id.clone(),
+                container_name: i.container.name.clone(),
+                config_files: i.config_files.clone(),
+            })
+            .collect();
+        side.sort_by(|x, y| (&x.host_id, &x.container_name).cmp(&(&y.host_id, &y.container_name)));
+        replicas.extend(side);
+    }
+    replicas
 }
 
 #[cfg(test)]
@@ -163,5 +187,74 @@ mod tests {
         );
         assert_eq!(refused("shop", "dev", "").0, tonic::Code::InvalidArgument);
         assert_eq!(refused("", "", "").0, tonic::Code::InvalidArgument);
+    }
+
+    #[tokio::test]
+    async fn explain_carries_the_config_files_of_both_sides_replicas_and_no_others() {
+        use envparity_proto::v1::{
+            ConfigFile, ConfigFileState, ConfigKey, ContainerConfigFiles, ExplainSide,
+        };
+        let (_dir, fleet, t0) = empty_fleet();
+        let files = |id: &str, value: &str| ContainerConfigFiles {
+            container_id: id.to_owned(),
+            files: vec![ConfigFile {
+                path: "/etc/app/app.yaml".into(),
+                format: "yaml".into(),
+                state: ConfigFileState::Read as i32,
+                keys: vec![ConfigKey {
+                    path: "features.checkout".into(),
+                    fingerprint: value.repeat(64),
+                    value: None,
+                }],
+                fingerprint: "f".repeat(64),
+                ..ConfigFile::default()
+            }],
+        };
+        // dev is not asked for; p2's agent did not read its files.
+        for (host, env, read) in [
+            ("d1", "dev", Some("d")),
+            ("s1", "staging", Some("a")),
+            ("p2", "production", None),
+            ("p1", "production", Some("b")),
+        ] {
+            let mut snapshot = report(host, env, 1, vec![container("shop", 1, 0)]);
+            snapshot.config_files = read.map(|v| files("shop-1", v)).into_iter().collect();
+            fleet.push(snapshot, t0).await.unwrap();
+        }
+        let answer = explain(
+            &fleet.reading(t0),
+            ExplainRequest {
+                service: "shop".into(),
+                env_a: "staging".into(),
+                env_b: "production".into(),
+            },
+        )
+        .unwrap();
+        let seen: Vec<_> = answer
+            .replicas
+            .iter()
+            .map(|r| {
+                let key = r
+                    .config_files
+                    .as_ref()
+                    .map(|c| c.files[0].keys[0].fingerprint[..1].to_owned());
+                (r.environment.as_str(), r.host_id.as_str(), key)
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("staging", "s1", Some("a".to_owned())),
+                ("production", "p1", Some("b".to_owned())),
+                ("production", "p2", None),
+            ]
+        );
+        assert!(answer.replicas.iter().all(|r| r.container_name == "shop"));
+        // The images are explained as before.
+        let side = |s: &Option<ExplainSide>| s.as_ref().unwrap().environment.clone();
+        assert_eq!(
+            (side(&answer.a), side(&answer.b)),
+            ("staging".into(), "production".into())
+        );
     }
 }
