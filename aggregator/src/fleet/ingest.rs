@@ -143,6 +143,7 @@ impl Fleet {
         delta: PushDeltaRequest,
         now: SystemTime,
     ) -> Result<PushOutcome, IngestError> {
+        self.check_delta(&delta)?;
         let header = delta.snapshot.unwrap_or_default();
         self.submit(
             Report::Delta {
@@ -490,18 +491,64 @@ impl Fleet {
                 envparity_proto::limits::MAX_CONTAINERS
             ));
         }
-        let parts = record
+        // The content hash was checked against this base before the delta
+        // was queued ([`Fleet::check_delta`]); the base is the same content.
+        Ok(record)
+    }
+
+    /// Checks, before a delta waits in the lane (so that the hashing runs
+    /// beside other calls, not in the one lane), that applied to the host
+    /// held it makes the content its header claims. The lane applies it
+    /// only to a host of the same base content, so the check holds there.
+    fn check_delta(&self, delta: &PushDeltaRequest) -> Result<(), IngestError> {
+        let refuse = |why: String| IngestError::Delta(format!("{why}; send the full snapshot"));
+        let header = delta
+            .snapshot
+            .as_ref()
+            .ok_or_else(|| refuse("PushDeltaRequest.snapshot is missing".to_owned()))?;
+        let inner = self.read();
+        let Some(held) = inner.hosts.get(&header.host_id) else {
+            return Err(refuse(format!(
+                "the aggregator holds no snapshot of host {:?} to apply a delta to",
+                header.host_id.escape_debug().to_string()
+            )));
+        };
+        if delta.base_content_hash != held.snapshot.content_hash {
+            // The lane says why, or stores a replay as a duplicate.
+            return Ok(());
+        }
+        let gone: std::collections::HashSet<&str> =
+            delta.removed.iter().map(String::as_str).collect();
+        let rests: Vec<(&str, &str, Container)> = delta
+            .upserted
+            .iter()
+            .map(|c| {
+                let rest = Container {
+                    id: String::new(),
+                    name: String::new(),
+                    ..c.clone()
+                };
+                (c.id.as_str(), c.name.as_str(), rest)
+            })
+            .collect();
+        let mut by_id: std::collections::BTreeMap<&str, (&str, &Container)> = held
             .containers
             .iter()
-            .map(|c| (&*c.id, &*c.name, c.content.as_ref()));
-        let rebuilt = envparity_proto::hash::content_hash_of_parts(&record.snapshot, parts);
-        if rebuilt != record.snapshot.content_hash {
-            return Err(format!(
-                "the snapshot rebuilt from the delta has content {rebuilt}, not {:?} as sent",
-                record.snapshot.content_hash.escape_debug().to_string()
-            ));
+            .filter(|c| !gone.contains(&*c.id))
+            .map(|c| (&*c.id, (&*c.name, c.content.as_ref())))
+            .collect();
+        for (id, name, rest) in &rests {
+            by_id.insert(id, (name, rest));
         }
-        Ok(record)
+        let parts = by_id.iter().map(|(id, (name, rest))| (*id, *name, *rest));
+        let rebuilt = envparity_proto::hash::content_hash_of_parts(header, parts);
+        if rebuilt != header.content_hash {
+            return Err(refuse(format!(
+                "the snapshot rebuilt from the delta has content {rebuilt}, not {:?} as sent",
+                header.content_hash.escape_debug().to_string()
+            )));
+        }
+        Ok(())
     }
 }
 
