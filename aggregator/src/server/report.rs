@@ -157,32 +157,35 @@ impl ReportApi {
         Ok(snapshot)
     }
 
-    /// Validates and stores a snapshot received as `kind` (a whole
-    /// snapshot, or rebuilt from a delta).
+    /// Validates and stores a report: a whole snapshot (sent whole, or
+    /// rebuilt from a delta), or a delta applied to the compact host held.
     async fn store(
         &self,
-        snapshot: HostSnapshot,
-        kind: &'static str,
+        mut report: Received,
         started: std::time::Instant,
     ) -> Result<Response<PushSnapshotResponse>, Status> {
-        let host = snapshot.host_id.clone();
-        let (environment, containers, sequence) = (
-            snapshot.environment.clone(),
-            snapshot.containers.len(),
-            snapshot.sequence,
+        let header = report.header();
+        let (host, environment, sequence) = (
+            header.host_id.clone(),
+            header.environment.clone(),
+            header.sequence,
         );
+        let (kind, containers) = match &report {
+            Received::Whole { snapshot, kind } => (*kind, snapshot.containers.len()),
+            Received::Delta(delta) => ("delta", delta.upserted.len()),
+        };
         let now = SystemTime::now();
-        if let Err(e) = validate::snapshot(&snapshot) {
+        if let Err(e) = report.validate() {
             // A known host is shown refused, with why, until a report of
             // it is stored.
             self.fleet.refused(&host, &e.reason, now);
             return Err(self.invalid(&host, &e));
         }
-        let outcome = self
-            .fleet
-            .push(snapshot, now)
-            .await
-            .map_err(|e| self.rejected(&host, e))?;
+        let pushed = match report {
+            Received::Whole { snapshot, .. } => self.fleet.push(snapshot, now).await,
+            Received::Delta(delta) => self.fleet.push_delta(delta, now).await,
+        };
+        let outcome = pushed.map_err(|e| self.rejected(&host, e))?;
         self.metrics.ingested(started.elapsed());
         tracing::info!(
             host = %host.escape_debug(),
@@ -200,53 +203,41 @@ impl ReportApi {
     }
 }
 
-impl ReportApi {
-    /// Validates and stores a delta applied to the compact host held: its
-    /// header is validated with its upserted containers in place of the
-    /// whole list (the held ones were validated when they came), and the
-    /// fleet checks the base and the resulting content hash.
-    async fn store_delta(
-        &self,
-        mut delta: PushDeltaRequest,
-        started: std::time::Instant,
-    ) -> Result<Response<PushSnapshotResponse>, Status> {
-        let mut header = delta.snapshot.take().unwrap_or_default();
-        let (host, environment, upserted, removed, sequence) = (
-            header.host_id.clone(),
-            header.environment.clone(),
-            delta.upserted.len(),
-            delta.removed.len(),
-            header.sequence,
-        );
-        let now = SystemTime::now();
-        header.containers = std::mem::take(&mut delta.upserted);
-        let checked = validate::snapshot(&header);
-        delta.upserted = std::mem::take(&mut header.containers);
-        if let Err(e) = checked {
-            self.fleet.refused(&host, &e.reason, now);
-            return Err(self.invalid(&host, &e));
+/// A report as the edge received it.
+enum Received {
+    /// A whole snapshot, sent as `kind` (whole, or rebuilt from a delta).
+    Whole {
+        snapshot: HostSnapshot,
+        kind: &'static str,
+    },
+    /// A delta to apply to the compact host held ([`Fleet::push_delta`]).
+    Delta(PushDeltaRequest),
+}
+
+impl Received {
+    fn header(&self) -> &HostSnapshot {
+        static NONE: std::sync::LazyLock<HostSnapshot> =
+            std::sync::LazyLock::new(HostSnapshot::default);
+        match self {
+            Received::Whole { snapshot, .. } => snapshot,
+            Received::Delta(delta) => delta.snapshot.as_ref().unwrap_or(&NONE),
         }
-        delta.snapshot = Some(header);
-        let outcome = self
-            .fleet
-            .push_delta(delta, now)
-            .await
-            .map_err(|e| self.rejected(&host, e))?;
-        self.metrics.ingested(started.elapsed());
-        tracing::info!(
-            host = %host.escape_debug(),
-            %environment,
-            upserted,
-            removed,
-            sequence,
-            received = "delta",
-            duplicate = outcome.duplicate,
-            "snapshot stored"
-        );
-        Ok(Response::new(PushSnapshotResponse {
-            content_hash: outcome.content_hash,
-            duplicate: outcome.duplicate,
-        }))
+    }
+
+    /// Validates it: a snapshot whole; a delta's header with its upserted
+    /// containers in place of the whole list (the held ones were
+    /// validated when they came).
+    fn validate(&mut self) -> Result<(), validate::InvalidReport> {
+        match self {
+            Received::Whole { snapshot, .. } => validate::snapshot(snapshot),
+            Received::Delta(delta) => {
+                let header = delta.snapshot.get_or_insert_default();
+                header.containers = std::mem::take(&mut delta.upserted);
+                let checked = validate::snapshot(header);
+                delta.upserted = std::mem::take(&mut header.containers);
+                checked
+            }
+        }
     }
 }
 
@@ -289,7 +280,9 @@ impl ReportService for ReportApi {
                 "PushSnapshotRequest.snapshot is missing",
             ));
         };
-        self.store(snapshot, "snapshot", started).await
+        let kind = "snapshot";
+        self.store(Received::Whole { snapshot, kind }, started)
+            .await
     }
 
     async fn push_delta(
@@ -313,9 +306,12 @@ impl ReportService for ReportApi {
         });
         if whole || !self.fleet.takes_delta(&host) {
             let snapshot = self.rebuild(&host, delta)?;
-            return self.store(snapshot, "delta", started).await;
+            let kind = "delta";
+            return self
+                .store(Received::Whole { snapshot, kind }, started)
+                .await;
         }
-        self.store_delta(delta, started).await
+        self.store(Received::Delta(delta), started).await
     }
 
     async fn heartbeat(
