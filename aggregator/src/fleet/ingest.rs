@@ -10,7 +10,7 @@ use envparity_proto::v1::{Container, EngineState, HostSnapshot, HostState, PushD
 
 use super::compact::HeldHost;
 use super::index::Change;
-use super::lane::{AbandonOnPanic, Pending};
+use super::lane::{AbandonOnPanic, Pending, PushOutcome, Report};
 use super::liveness::{Failed, Heard};
 use super::overlay::Next;
 use super::plan::{HostReach, Reach, finding_changes, host_facts_open_in, services_touched};
@@ -18,15 +18,6 @@ use super::{Fleet, IngestError, LoadedPolicy, to_millis};
 use crate::history;
 use crate::parity::HeldContainer;
 use crate::store::{Change as StoreChange, HostWrite, Reported};
-
-/// What happened to a pushed snapshot.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PushOutcome {
-    /// The content hash now held for the host.
-    pub content_hash: String,
-    /// True when the report was a replay of one already held.
-    pub duplicate: bool,
-}
 
 impl Fleet {
     /// Applies a change the store has recorded; wakes alerting when
@@ -549,36 +540,6 @@ impl Fleet {
             )));
         }
         Ok(())
-    }
-}
-
-/// A report as it came: a whole snapshot, or what changed since the one
-/// held ([`envparity_proto::delta`]).
-#[derive(Debug)]
-pub enum Report {
-    /// A whole snapshot.
-    Whole(HostSnapshot),
-    /// A delta: the header (a snapshot without containers), the content
-    /// hash of its base, the containers added or changed, the ids gone.
-    Delta {
-        header: HostSnapshot,
-        base_content_hash: String,
-        upserted: Vec<Container>,
-        removed: Vec<String>,
-    },
-}
-
-impl Report {
-    /// The reporting host.
-    pub fn host_id(&self) -> &str {
-        &self.header().host_id
-    }
-
-    /// The snapshot, or the delta's header (without containers).
-    fn header(&self) -> &HostSnapshot {
-        match self {
-            Report::Whole(s) | Report::Delta { header: s, .. } => s,
-        }
     }
 }
 

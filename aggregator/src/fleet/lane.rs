@@ -1,4 +1,4 @@
-//! The ingest lane: pushed reports wait here, and a task of their own
+//! The ingest lane: pushed reports ([`Report`]) wait here, and a task of their own
 //! stores them in batches, one transaction per batch (group commit), each
 //! report acknowledged once its batch is committed.
 //!
@@ -9,9 +9,9 @@
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
+use envparity_proto::v1::{Container, HostSnapshot};
 use tokio::sync::oneshot;
 
-use super::ingest::{PushOutcome, Report};
 use super::liveness::Failed;
 
 /// The most reports stored in one transaction. The reports waiting are
@@ -19,6 +19,45 @@ use super::liveness::Failed;
 /// the work between two releases of the ingest lock, so that a tick or a
 /// policy reload waits for one batch at most.
 pub(super) const MAX_BATCH: usize = 256;
+
+/// A report as it came: a whole snapshot, or what changed since the one
+/// held ([`envparity_proto::delta`]).
+#[derive(Debug)]
+pub enum Report {
+    /// A whole snapshot.
+    Whole(HostSnapshot),
+    /// A delta: the header (a snapshot without containers), the content
+    /// hash of its base, the containers added or changed, the ids gone.
+    Delta {
+        header: HostSnapshot,
+        base_content_hash: String,
+        upserted: Vec<Container>,
+        removed: Vec<String>,
+    },
+}
+
+impl Report {
+    /// The reporting host.
+    pub fn host_id(&self) -> &str {
+        &self.header().host_id
+    }
+
+    /// The snapshot, or the delta's header (without containers).
+    pub(super) fn header(&self) -> &HostSnapshot {
+        match self {
+            Report::Whole(s) | Report::Delta { header: s, .. } => s,
+        }
+    }
+}
+
+/// What happened to a pushed snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushOutcome {
+    /// The content hash now held for the host.
+    pub content_hash: String,
+    /// True when the report was a replay of one already held.
+    pub duplicate: bool,
+}
 
 /// A report waiting to be stored, with whoever waits for its answer.
 #[derive(Debug)]

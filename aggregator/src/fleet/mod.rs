@@ -64,7 +64,7 @@ pub use compact::{HeldHost, Interner};
 pub use feed::Changed;
 pub use generation::Generation;
 pub use index::Refusal;
-pub use ingest::{PushOutcome, Report};
+pub use lane::{PushOutcome, Report};
 pub use listing::{FindingsPage, Listing, Window};
 pub use liveness::LIVENESS_BOUND;
 #[cfg(test)]
