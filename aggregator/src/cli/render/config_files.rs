@@ -17,7 +17,8 @@ impl Out {
     /// replicas come) holding the values its replicas have (`fp:` and 12 hex
     /// digits, or the clear value the agent allowlisted; `-` when absent;
     /// `?` when no replica there was read). A file not read or not parsed is
-    /// one row with the reason. `None` when no replica was read.
+    /// one row with the reason. `None` when no replica was read, or none
+    /// has a file (a grid of headers alone says nothing).
     pub(super) fn config_grid(&self, replicas: &[ReplicaFiles<'_>]) -> Option<String> {
         let mut envs: Vec<&str> = Vec::new();
         for (env, _) in replicas {
@@ -55,7 +56,7 @@ impl Out {
                 }
             }
         }
-        if read.is_empty() {
+        if read.is_empty() || grid.is_empty() {
             return None;
         }
         let mut headers = vec!["FILE", "KEY"];
@@ -231,5 +232,18 @@ mod tests {
         // cutting it at byte 12 fell inside a character and panicked.
         assert_eq!(shown_fp(&"é".repeat(20)), format!("fp:{}", "é".repeat(12)));
         assert_eq!(shown_fp("abc"), "fp:abc");
+    }
+
+    /// Replicas read but mounting no file, or not read at all: no grid
+    /// (headers alone would say nothing).
+    #[test]
+    fn no_file_anywhere_is_no_grid() {
+        let out = Out::buffered(Format::Table, false);
+        let none: &[ConfigFile] = &[];
+        assert_eq!(
+            out.config_grid(&[("staging", Some(none)), ("production", Some(none))]),
+            None
+        );
+        assert_eq!(out.config_grid(&[("staging", None)]), None);
     }
 }
