@@ -142,6 +142,25 @@ impl HeldHost {
         }
     }
 
+    /// Whether a delta whose header is `header` can be applied to this
+    /// host as held ([`Interner::hold_delta`]), or why it must be rebuilt
+    /// whole: configuration files travel in the header (issue 20) and an
+    /// unreachable engine keeps the containers held, both of which only
+    /// the whole path handles; and a delta's containers belong in
+    /// `upserted`.
+    pub fn takes_delta(&self, header: &HostSnapshot) -> Result<(), &'static str> {
+        if !header.containers.is_empty() {
+            return Err("a delta's header carries containers; they belong in `upserted`");
+        }
+        if !header.config_files.is_empty() || self.containers.iter().any(|c| c.config.is_some()) {
+            return Err("configuration files travel with whole snapshots");
+        }
+        if header.engine_state == EngineState::Unreachable as i32 {
+            return Err("a report of an unreachable engine travels whole");
+        }
+        Ok(())
+    }
+
     /// What the store writes of this host when a delta made it
     /// ([`Interner::hold_delta`]): the header, the containers the delta
     /// upserted (whole) and the ids of those it removed; its containers
@@ -263,8 +282,8 @@ impl Interner {
         }
     }
 
-    /// The host a delta report makes of `previous` (held, with no
-    /// configuration files, as the delta's `header` has none): its
+    /// The host a delta report makes of `previous` (which
+    /// [`HeldHost::takes_delta`] of its `header`): its
     /// containers less those `removed` and those replaced by `upserted`,
     /// plus `upserted` (left as they were), ordered by id as a delta's
     /// snapshot is. Only the upserted containers are compared and interned:
@@ -280,7 +299,7 @@ impl Interner {
         received_at: SystemTime,
         engine_state: EngineState,
     ) -> Result<HeldHost, String> {
-        debug_assert!(header.containers.is_empty() && header.config_files.is_empty());
+        debug_assert_eq!(previous.takes_delta(&header), Ok(()));
         let mut held: BTreeMap<&str, &HeldContainer> =
             previous.containers.iter().map(|c| (&*c.id, c)).collect();
         for id in removed {

@@ -255,14 +255,18 @@ impl Fleet {
         };
         let findings = finding_changes(&observation.delta, now);
 
-        let (records, writes): (Vec<_>, Vec<_>) = accepted
-            .into_iter()
-            .map(|a| (a.record, (a.done, a.write, a.changes)))
-            .unzip();
-        let (answers, writes): (Vec<_>, Vec<_>) = writes
-            .into_iter()
-            .map(|(done, write, changes)| (done, (write, changes)))
-            .unzip();
+        let (mut records, mut answers, mut writes) = (Vec::new(), Vec::new(), Vec::new());
+        for a in accepted {
+            answers.push((
+                a.done,
+                PushOutcome {
+                    content_hash: a.record.snapshot.content_hash.clone(),
+                    duplicate: false,
+                },
+            ));
+            records.push(a.record);
+            writes.push((a.write, a.changes));
+        }
         let stored = self
             .blocking(move |store| {
                 let reports: Vec<Reported<'_>> = writes
@@ -272,13 +276,6 @@ impl Fleet {
                 store.save_reports(&reports, &findings)
             })
             .await;
-        let outcomes: Vec<PushOutcome> = records
-            .iter()
-            .map(|r| PushOutcome {
-                content_hash: r.snapshot.content_hash.clone(),
-                duplicate: false,
-            })
-            .collect();
         match stored {
             Ok(()) => {
                 self.commit(
@@ -288,14 +285,14 @@ impl Fleet {
                     },
                     true,
                 );
-                for (done, outcome) in answers.into_iter().zip(outcomes) {
+                for (done, outcome) in answers {
                     // A caller that went away needs no answer.
                     let _ = done.send(Ok(outcome));
                 }
             }
             Err(e) => {
                 let failed = Failed::from(e);
-                for done in answers {
+                for (done, _) in answers {
                     let _ = done.send(Err(failed.clone()));
                 }
             }
@@ -464,14 +461,9 @@ impl Fleet {
                 held.snapshot.content_hash
             ));
         }
-        if !header.config_files.is_empty() || held.containers.iter().any(|c| c.config.is_some()) {
-            return Err("configuration files travel with whole snapshots".to_owned());
-        }
+        held.takes_delta(&header).map_err(str::to_owned)?;
         let engine_state =
             EngineState::try_from(header.engine_state).unwrap_or(EngineState::Unspecified);
-        if engine_state == EngineState::Unreachable {
-            return Err("a report of an unreachable engine travels whole".to_owned());
-        }
         let record =
             self.interner()
                 .hold_delta(held, header, upserted, removed, now, engine_state)?;

@@ -39,7 +39,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use envparity_proto::time::{from_unix_millis, unix_millis};
-use envparity_proto::v1::{EngineState, HostSnapshot, HostState};
+use envparity_proto::v1::{EngineState, HostSnapshot, HostState, PushDeltaRequest};
 
 use crate::parity::{Ledger, Policy, Seen};
 use crate::store::{Resolved, Store, StoreError};
@@ -219,15 +219,17 @@ impl Fleet {
         self.read().hosts.get(host).map(HeldHost::whole)
     }
 
-    /// Whether a delta report of `host` can be applied to the compact host
-    /// held ([`Fleet::push_delta`]): one is held, without configuration
-    /// files (those travel in the snapshot's header, so such a delta is
-    /// rebuilt whole).
-    pub fn takes_delta(&self, host: &str) -> bool {
+    /// Whether `delta` can be applied to the compact host held
+    /// ([`Fleet::push_delta`], [`HeldHost::takes_delta`]); when not, the
+    /// caller rebuilds the whole snapshot and pushes it.
+    pub fn takes_delta(&self, delta: &PushDeltaRequest) -> bool {
+        let Some(header) = &delta.snapshot else {
+            return false;
+        };
         self.read()
             .hosts
-            .get(host)
-            .is_some_and(|h| h.containers.iter().all(|c| c.config.is_none()))
+            .get(&header.host_id)
+            .is_some_and(|held| held.takes_delta(header).is_ok())
     }
 
     /// Whether `host` has reported before.

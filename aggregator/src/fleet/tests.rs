@@ -1040,7 +1040,7 @@ async fn a_delta_leaves_what_its_whole_snapshot_leaves() {
         s.content_hash = envparity_proto::hash::content_hash(s);
         let delta = envparity_proto::delta::between(&base, s);
         sent += delta.upserted.len() + delta.removed.len();
-        assert!(deltas.takes_delta(&s.host_id));
+        assert!(deltas.takes_delta(&delta));
         let a = whole.push(s.clone(), now).await.unwrap();
         let b = match deltas.push_delta(delta.clone(), now).await {
             Ok(b) => b,

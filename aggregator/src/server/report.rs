@@ -5,8 +5,8 @@ use std::time::SystemTime;
 
 use envparity_proto::v1::report_service_server::ReportService;
 use envparity_proto::v1::{
-    EngineState, HeartbeatRequest, HeartbeatResponse, HostSnapshot, PushDeltaRequest,
-    PushSnapshotRequest, PushSnapshotResponse,
+    HeartbeatRequest, HeartbeatResponse, HostSnapshot, PushDeltaRequest, PushSnapshotRequest,
+    PushSnapshotResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -299,12 +299,7 @@ impl ReportService for ReportApi {
             .unwrap_or_default();
         self.authorize(&request, &host, &environment)?;
         let delta = request.into_inner();
-        let whole = delta.snapshot.as_ref().is_none_or(|h| {
-            !h.config_files.is_empty()
-                || !h.containers.is_empty()
-                || h.engine_state == EngineState::Unreachable as i32
-        });
-        if whole || !self.fleet.takes_delta(&host) {
+        if !self.fleet.takes_delta(&delta) {
             let snapshot = self.rebuild(&host, delta)?;
             let kind = "delta";
             return self
