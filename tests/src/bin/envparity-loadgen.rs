@@ -314,32 +314,17 @@ async fn push(
     tally: &mut Tally,
 ) {
     use prost::Message as _;
-    let mut client = ReportServiceClient::new(run.channels.of(i))
-        .max_encoding_message_size(usize::MAX)
-        .max_decoding_message_size(usize::MAX);
-    let hash = snapshot.content_hash.clone();
-    let answer = match base {
-        Some(base) => {
-            let request = envparity_proto::delta::between(base, &snapshot);
-            return send_delta(run, i, request, due, tally).await;
-        }
-        None => {
-            let request = PushSnapshotRequest {
-                snapshot: Some(snapshot),
-            };
-            tally.request_bytes += request.encoded_len() as u64;
-            client.push_snapshot(request).await
-        }
-    };
-    match answer {
-        Ok(response) => {
-            tally.latencies_us.push(micros(due.elapsed()));
-            let PushSnapshotResponse { duplicate, .. } = response.into_inner();
-            tally.duplicates += u64::from(duplicate);
-            run.hosts.set_hash(i, hash);
-        }
-        Err(status) => *tally.errors.entry(code_name(&status)).or_default() += 1,
+    if let Some(base) = base {
+        let request = envparity_proto::delta::between(base, &snapshot);
+        return send_delta(run, i, request, due, tally).await;
     }
+    let hash = snapshot.content_hash.clone();
+    let request = PushSnapshotRequest {
+        snapshot: Some(snapshot),
+    };
+    tally.request_bytes += request.encoded_len() as u64;
+    let answer = report_client(run, i).push_snapshot(request).await;
+    answered(run, i, hash, answer, due, tally);
 }
 
 /// Sends a delta of host `i`, recording it.
@@ -351,16 +336,33 @@ async fn send_delta(
     tally: &mut Tally,
 ) {
     use prost::Message as _;
-    let mut client = ReportServiceClient::new(run.channels.of(i))
-        .max_encoding_message_size(usize::MAX)
-        .max_decoding_message_size(usize::MAX);
     let hash = request
         .snapshot
         .as_ref()
         .map(|s| s.content_hash.clone())
         .unwrap_or_default();
     tally.request_bytes += request.encoded_len() as u64;
-    match client.push_delta(request).await {
+    let answer = report_client(run, i).push_delta(request).await;
+    answered(run, i, hash, answer, due, tally);
+}
+
+/// A report client for host `i`, taking snapshots of any size.
+fn report_client(run: &Run, i: usize) -> ReportServiceClient<Channel> {
+    ReportServiceClient::new(run.channels.of(i))
+        .max_encoding_message_size(usize::MAX)
+        .max_decoding_message_size(usize::MAX)
+}
+
+/// Records the answer to a report of host `i` whose content is `hash`.
+fn answered(
+    run: &Run,
+    i: usize,
+    hash: String,
+    answer: Result<tonic::Response<PushSnapshotResponse>, tonic::Status>,
+    due: Instant,
+    tally: &mut Tally,
+) {
+    match answer {
         Ok(response) => {
             tally.latencies_us.push(micros(due.elapsed()));
             let PushSnapshotResponse { duplicate, .. } = response.into_inner();
