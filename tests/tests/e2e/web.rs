@@ -14,13 +14,65 @@ use envparity_tests::{Fleet, ImageSpec, Result, Run, free_port, wait_for};
 const REPORT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A service name a hostile agent (or container label) could report.
-const HOSTILE: &str = "<img src=x onerror=alert(1)>";
+pub(super) const HOSTILE: &str = "<img src=x onerror=alert(1)>";
 
 /// The `checkout` service, running `image`.
 pub(super) fn checkout(image: impl Into<String>) -> Run {
     Run::new(image)
         .name("checkout")
         .label("envparity.service", "checkout")
+}
+
+/// The demo's story: staging runs `checkout:1` as built and tested
+/// (`tested`), production the same tag rebuilt from other sources
+/// (`rebuilt`, another digest), both from the fleet's registry; staging also
+/// runs a service with a hostile name.
+pub(super) struct Checkout {
+    pub(super) fleet: Fleet,
+    pub(super) tested: String,
+    pub(super) rebuilt: String,
+}
+
+impl Checkout {
+    pub(super) fn start() -> Result<Checkout> {
+        Checkout::start_with(|_, run| run)
+    }
+
+    /// [`Checkout::start`], with `adjust` given each host's name and its
+    /// `checkout` container to change before it runs.
+    pub(super) fn start_with(adjust: impl Fn(&str, Run) -> Run) -> Result<Checkout> {
+        let fleet = Fleet::builder()
+            .host("staging")
+            .host("production")
+            .registry()
+            .start()?;
+        let registry = fleet.registry();
+        let image = |revision: &str| {
+            ImageSpec::new()
+                .file("/app/revision", revision)
+                .label("org.opencontainers.image.revision", revision)
+                .label("org.opencontainers.image.version", "1")
+        };
+        let (staging, production) = (fleet.host("staging"), fleet.host("production"));
+        staging.import_image("checkout:1", image("r1"))?;
+        let tested = registry.push_from(staging, "checkout:1")?;
+        production.import_image("checkout:1", image("r2"))?;
+        let rebuilt = registry.push_from(production, "checkout:1")?;
+        assert_ne!(tested, rebuilt);
+        for (name, host) in [("staging", staging), ("production", production)] {
+            host.run(adjust(name, checkout(registry.reference("checkout:1"))))?;
+        }
+        staging.run(
+            Run::new(tested.clone())
+                .name("hostile")
+                .label("envparity.service", HOSTILE),
+        )?;
+        Ok(Checkout {
+            fleet,
+            tested,
+            rebuilt,
+        })
+    }
 }
 
 fn digest(reference: &str) -> &str {
@@ -51,32 +103,12 @@ fn assert_secure_headers(page: &Page, what: &str) {
 /// staging also runs a service with a hostile name.
 #[test]
 fn the_web_view_shows_what_status_says_to_a_query_certificate_only() -> Result<()> {
-    let fleet = Fleet::builder()
-        .host("staging")
-        .host("production")
-        .registry()
-        .start()?;
-    let registry = fleet.registry();
-    let image = |revision: &str| {
-        ImageSpec::new()
-            .file("/app/revision", revision)
-            .label("org.opencontainers.image.revision", revision)
-            .label("org.opencontainers.image.version", "1")
-    };
+    let Checkout {
+        fleet,
+        tested,
+        rebuilt,
+    } = Checkout::start()?;
     let (staging, production) = (fleet.host("staging"), fleet.host("production"));
-    staging.import_image("checkout:1", image("r1"))?;
-    let tested = registry.push_from(staging, "checkout:1")?;
-    production.import_image("checkout:1", image("r2"))?;
-    let rebuilt = registry.push_from(production, "checkout:1")?;
-    assert_ne!(tested, rebuilt);
-    for host in [staging, production] {
-        host.run(checkout(registry.reference("checkout:1")))?;
-    }
-    staging.run(
-        Run::new(tested.clone())
-            .name("hostile")
-            .label("envparity.service", HOSTILE),
-    )?;
     let port = free_port()?;
     let addr = format!("127.0.0.1:{port}");
     let _aggregator = fleet.aggregator().arg("--web-listen").arg(&addr).start()?;

@@ -15,57 +15,11 @@ use std::time::{Duration, Instant};
 use envparity_tests::answer::Status;
 use envparity_tests::browser::{Browser, BrowserOptions, BrowserTls, ClientCertificate};
 
-use super::web::checkout;
-use envparity_tests::{Fleet, ImageSpec, Result, Run, free_port, wait_for};
+use super::web::{Checkout, HOSTILE, checkout};
+use envparity_tests::{Fleet, Result, free_port, wait_for};
 
 /// Agents register within this time on a loaded 2-core CI machine.
 const REPORT_TIMEOUT: Duration = Duration::from_secs(30);
-
-const HOSTILE: &str = "<img src=x onerror=alert(1)>";
-
-/// The demo's story: staging runs `checkout:1` as built and tested
-/// (`tested`), production the same tag rebuilt from other sources
-/// (`rebuilt`, another digest), both from the fleet's registry; staging also
-/// runs a service with a hostile name.
-struct Checkout {
-    fleet: Fleet,
-    tested: String,
-    rebuilt: String,
-}
-
-impl Checkout {
-    fn start() -> Result<Checkout> {
-        let fleet = Fleet::builder()
-            .host("staging")
-            .host("production")
-            .registry()
-            .start()?;
-        let registry = fleet.registry();
-        let image = |revision: &str| {
-            ImageSpec::new()
-                .file("/app/revision", revision)
-                .label("org.opencontainers.image.revision", revision)
-        };
-        let (staging, production) = (fleet.host("staging"), fleet.host("production"));
-        staging.import_image("checkout:1", image("r1"))?;
-        let tested = registry.push_from(staging, "checkout:1")?;
-        production.import_image("checkout:1", image("r2"))?;
-        let rebuilt = registry.push_from(production, "checkout:1")?;
-        for host in [staging, production] {
-            host.run(checkout(registry.reference("checkout:1")))?;
-        }
-        staging.run(
-            Run::new(tested.clone())
-                .name("hostile")
-                .label("envparity.service", HOSTILE),
-        )?;
-        Ok(Checkout {
-            fleet,
-            tested,
-            rebuilt,
-        })
-    }
-}
 
 /// The overview's cell of `checkout` in production.
 const CELL: &str = "tr[data-service=\"checkout\"] td[data-environment=\"production\"]";
@@ -272,21 +226,10 @@ fn a_browser_sees_the_rebuilt_checkout_critical_the_gate_refuse_and_filters_work
 #[test]
 fn a_browser_sees_content_and_layers_the_waived_flag_with_its_owner_and_a_host_go_stale()
 -> Result<()> {
-    let fleet = Fleet::builder()
-        .host("staging")
-        .host("production")
-        .registry()
-        .start()?;
-    let registry = fleet.registry();
+    let flag = |host: &str| if host == "staging" { "on" } else { "off" };
+    let Checkout { fleet, .. } =
+        Checkout::start_with(|host, run| run.env("FEATURE_NEW_CART", flag(host)))?;
     let (staging, production) = (fleet.host("staging"), fleet.host("production"));
-    let image = |revision: &str| ImageSpec::new().file("/app/revision", revision);
-    staging.import_image("checkout:1", image("r1"))?;
-    registry.push_from(staging, "checkout:1")?;
-    production.import_image("checkout:1", image("r2"))?;
-    registry.push_from(production, "checkout:1")?;
-    for (host, flag) in [(staging, "on"), (production, "off")] {
-        host.run(checkout(registry.reference("checkout:1")).env("FEATURE_NEW_CART", flag))?;
-    }
     let policy = fleet.dir().join("policy.toml");
     std::fs::write(
         &policy,
