@@ -3,6 +3,7 @@
 //! host, that a report leaves every environment's set of values as it was.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use super::compact::HeldHost;
 use crate::parity::{HOST_FACT_COUNT, host_fact_values};
@@ -12,7 +13,7 @@ type Counts = [HashMap<String, u32>; HOST_FACT_COUNT];
 
 /// Per environment, per host fact, the hosts reporting each non-empty
 /// value.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub(super) struct FactIndex {
     by_environment: BTreeMap<String, Counts>,
 }
@@ -38,6 +39,20 @@ impl FactIndex {
         }
         if counts.iter().all(HashMap::is_empty) {
             self.by_environment.remove(env);
+        }
+    }
+
+    /// Replaces `prev`'s values, filed, with `record`'s (of the same host);
+    /// nothing to do when they are the same.
+    pub(super) fn refile(&mut self, prev: &HeldHost, record: &HeldHost) {
+        let unchanged = prev.snapshot.environment == record.snapshot.environment
+            && (Arc::ptr_eq(&prev.snapshot, &record.snapshot)
+                || (prev.snapshot.host == record.snapshot.host
+                    && prev.snapshot.engine == record.snapshot.engine)
+                || values_of(prev) == values_of(record));
+        if !unchanged {
+            self.file(prev, false);
+            self.file(record, true);
         }
     }
 

@@ -8,7 +8,8 @@
 //! it returns. What depends on time (a host turning stale) and on findings
 //! (drift) is not kept here: the query adds it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use envparity_proto::v1::{Container, StatusCell};
 
@@ -71,29 +72,71 @@ impl Grid {
     /// records.
     pub(super) fn file(&mut self, host: &HeldHost, add: bool) {
         let environment = &host.snapshot.environment;
-        for c in host.containers.iter().map(|c| c.content.as_ref()) {
-            let Some(service) = c.service.as_ref().map(|s| s.name.as_str()) else {
-                continue;
-            };
-            if c.unmanaged {
-                continue;
+        for c in &host.containers {
+            self.file_one(environment, &c.content, add);
+        }
+    }
+
+    /// Replaces `prev`, filed, with `record` of the same host in the same
+    /// environment, moving only the containers whose content differs: an
+    /// unchanged container keeps its interned content, the same
+    /// allocation, and what it adds to a cell does not depend on its id or
+    /// name.
+    pub(super) fn refile(&mut self, prev: &HeldHost, record: &HeldHost) {
+        debug_assert_eq!(prev.snapshot.environment, record.snapshot.environment);
+        let environment = &record.snapshot.environment;
+        // Content -> how many of `prev`'s containers hold it and no
+        // container of `record` matched yet.
+        let mut gone: HashMap<*const Container, u32> =
+            HashMap::with_capacity(prev.containers.len());
+        for c in &prev.containers {
+            *gone.entry(Arc::as_ptr(&c.content)).or_default() += 1;
+        }
+        for c in &record.containers {
+            match gone.get_mut(&Arc::as_ptr(&c.content)) {
+                Some(n) if *n > 0 => *n -= 1,
+                _ => self.file_one(environment, &c.content, true),
             }
-            let cells = self.services.entry(service.to_owned()).or_default();
-            let tally = cells.entry(environment.clone()).or_default();
-            if add {
-                tally.replicas += 1;
-            } else {
-                tally.replicas -= 1;
+        }
+        for c in &prev.containers {
+            if let Some(n) = gone.get_mut(&Arc::as_ptr(&c.content))
+                && *n > 0
+            {
+                *n -= 1;
+                self.file_one(environment, &c.content, false);
             }
-            count(&mut tally.digests, &content_identity(c), add);
-            if let Some(v) = version(c) {
-                count(&mut tally.versions, v, add);
-            }
-            if tally.replicas == 0 {
-                cells.remove(environment);
-                if cells.is_empty() {
-                    self.services.remove(service);
-                }
+        }
+    }
+
+    /// Adds (`add`) or takes out one container in `environment`.
+    fn file_one(&mut self, environment: &str, c: &Container, add: bool) {
+        let Some(service) = c.service.as_ref().map(|s| s.name.as_str()) else {
+            return;
+        };
+        if c.unmanaged {
+            return;
+        }
+        let cells = match self.services.get_mut(service) {
+            Some(cells) => cells,
+            None => self.services.entry(service.to_owned()).or_default(),
+        };
+        let tally = match cells.get_mut(environment) {
+            Some(tally) => tally,
+            None => cells.entry(environment.to_owned()).or_default(),
+        };
+        if add {
+            tally.replicas += 1;
+        } else {
+            tally.replicas -= 1;
+        }
+        count(&mut tally.digests, &content_identity(c), add);
+        if let Some(v) = version(c) {
+            count(&mut tally.versions, v, add);
+        }
+        if tally.replicas == 0 {
+            cells.remove(environment);
+            if cells.is_empty() {
+                self.services.remove(service);
             }
         }
     }

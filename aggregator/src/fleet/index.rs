@@ -66,6 +66,28 @@ impl Inner {
         self.facts.file(host, add);
     }
 
+    /// Replaces `prev`, filed, with `record` of the same host in the
+    /// indexes, touching only what differs: a report that changes one
+    /// container of fifty moves one container, not fifty out and in.
+    fn refile(&mut self, prev: &HeldHost, record: &HeldHost) {
+        if prev.snapshot.environment != record.snapshot.environment {
+            self.index(prev, false);
+            self.index(record, true);
+            return;
+        }
+        let id = record.host_id();
+        let before: BTreeSet<&str> = prev.services().collect();
+        let after: BTreeSet<&str> = record.services().collect();
+        for service in before.difference(&after) {
+            file(&mut self.by_service, service, id, false);
+        }
+        for service in after.difference(&before) {
+            file(&mut self.by_service, service, id, true);
+        }
+        self.grid.refile(prev, record);
+        self.facts.refile(prev, record);
+    }
+
     /// Removes a host the store has forgotten; returns its record.
     pub(super) fn remove(&mut self, host_id: &str) -> Option<HeldHost> {
         let record = self.hosts.remove(host_id)?;
@@ -78,14 +100,34 @@ impl Inner {
     /// Applies a change whose store write succeeded.
     pub(super) fn apply(&mut self, change: Change) {
         for record in change.records {
-            if let Some(prev) = self.hosts.remove(record.host_id()) {
-                self.index(&prev, false);
+            match self.hosts.remove(record.host_id()) {
+                Some(prev) => self.refile(&prev, &record),
+                None => self.index(&record, true),
             }
-            self.index(&record, true);
             self.refusals.remove(&record.snapshot.host_id);
             self.hosts.insert(record.snapshot.host_id.clone(), record);
         }
         self.ledger.apply(change.observation);
+    }
+}
+
+#[cfg(test)]
+impl Inner {
+    /// Panics unless every index equals one built afresh from the hosts
+    /// held: what [`Inner::refile`] moved is what filing every host again
+    /// would give.
+    pub(super) fn assert_indexes_rebuild(&self, context: &str) {
+        let mut fresh = Inner::default();
+        for host in self.hosts.values() {
+            fresh.index(host, true);
+        }
+        assert_eq!(self.by_service, fresh.by_service, "services, {context}");
+        assert_eq!(
+            self.by_environment, fresh.by_environment,
+            "environments, {context}"
+        );
+        assert_eq!(self.grid, fresh.grid, "status grid, {context}");
+        assert_eq!(self.facts, fresh.facts, "host facts, {context}");
     }
 }
 

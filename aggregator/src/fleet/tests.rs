@@ -900,6 +900,9 @@ async fn the_store_holds_what_memory_holds_after_any_reports() {
             s.content_hash = envparity_proto::hash::content_hash(&s);
         }
         fleet.push(s, now).await.unwrap();
+        fleet
+            .read()
+            .assert_indexes_rebuild(&format!("after step {step}"));
         if step % 50 == 49 {
             let memory: Vec<StoredHost> = fleet.view(now).hosts.into_iter().map(|h| h.0).collect();
             let reopened = SqliteStore::open(dir.path()).unwrap().load_hosts().unwrap();
@@ -962,6 +965,9 @@ async fn a_batch_of_reports_is_stored_and_evaluated_as_if_they_came_one_by_one()
 
         let (held, full) = held_and_full(&fleet, now);
         assert_eq!(held, full, "after round {round}");
+        fleet
+            .read()
+            .assert_indexes_rebuild(&format!("after round {round}"));
         for (host, s) in &last {
             let held = fleet.held(host).unwrap();
             assert_eq!(
@@ -1064,6 +1070,12 @@ async fn a_delta_leaves_what_its_whole_snapshot_leaves() {
                 .collect()
         };
         assert_eq!(open(&deltas), open(&whole), "step {step}");
+        deltas
+            .read()
+            .assert_indexes_rebuild(&format!("deltas, step {step}"));
+        whole
+            .read()
+            .assert_indexes_rebuild(&format!("snapshots, step {step}"));
     }
     assert!(sent > 80, "{sent} containers sent in deltas");
     let changes = |dir: &tempfile::TempDir| {
