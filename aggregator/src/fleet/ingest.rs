@@ -10,7 +10,7 @@ use envparity_proto::v1::{Container, EngineState, HostSnapshot, HostState, PushD
 
 use super::compact::HeldHost;
 use super::index::Change;
-use super::lane::{AbandonOnPanic, Pending, PushOutcome, Report};
+use super::lane::{AbandonOnPanic, Delta, Pending, Prepared, PushOutcome, Report};
 use super::liveness::{Failed, Heard};
 use super::overlay::Next;
 use super::plan::{HostReach, Reach, finding_changes, host_facts_open_in, services_touched};
@@ -134,18 +134,9 @@ impl Fleet {
         delta: PushDeltaRequest,
         now: SystemTime,
     ) -> Result<PushOutcome, IngestError> {
-        self.check_delta(&delta)?;
-        let header = delta.snapshot.unwrap_or_default();
-        self.submit(
-            Report::Delta {
-                header,
-                base_content_hash: delta.base_content_hash,
-                upserted: delta.upserted,
-                removed: delta.removed,
-            },
-            now,
-        )
-        .await
+        let now = to_millis(now);
+        let report = self.prepare_delta(delta, now)?;
+        self.submit(report, now).await
     }
 
     async fn submit(
@@ -341,39 +332,27 @@ impl Fleet {
 
         let made = match report {
             Report::Whole(snapshot) => Ok(self.hold_whole(snapshot, previous.as_ref(), now)),
-            Report::Delta {
-                header,
-                base_content_hash,
-                mut upserted,
-                removed,
-            } => {
-                let held = previous.as_ref().ok_or_else(|| {
-                    format!(
-                        "the aggregator holds no snapshot of host {:?} to apply a delta to",
-                        header.host_id.escape_debug().to_string()
-                    )
-                });
-                held.and_then(|held| {
-                    self.hold_delta(
-                        held,
-                        header,
-                        &base_content_hash,
-                        &mut upserted,
-                        &removed,
-                        now,
-                    )
-                    .map(|record| {
-                        let before = held.containers.iter();
-                        let before = before.map(|c| (&*c.name, c.content.as_ref()));
-                        let after = record.containers.iter();
-                        let after = after.map(|c| (&*c.name, c.content.as_ref()));
-                        let changes =
-                            history::changes_to(before, &record.snapshot, after, unix_millis(now));
-                        let write = record.delta_write(upserted, removed);
-                        (record, write, changes)
-                    })
-                })
+            Report::Prepared(prepared)
+                if previous
+                    .as_ref()
+                    .is_some_and(|p| Arc::ptr_eq(&p.snapshot, &prepared.base)) =>
+            {
+                let Prepared {
+                    record,
+                    changes,
+                    upserted,
+                    removed,
+                    ..
+                } = *prepared;
+                let write = record.delta_write(upserted, removed);
+                Ok((record, write, changes))
             }
+            // Another report of the host came first: apply the delta to
+            // the host as that one left it.
+            Report::Prepared(prepared) => {
+                self.apply_delta(previous.as_ref(), prepared.into_delta(), now)
+            }
+            Report::Delta(delta) => self.apply_delta(previous.as_ref(), delta, now),
         };
         let (record, write, changes) = match made {
             Ok(made) => made,
@@ -444,7 +423,8 @@ impl Fleet {
     }
 
     /// The record a delta makes of `held`, checked: `held` is its base, and
-    /// the result is the content its header claims.
+    /// it names containers rightly ([`makes_its_content`] checks the
+    /// result).
     fn hold_delta(
         &self,
         held: &HeldHost,
@@ -474,65 +454,130 @@ impl Fleet {
                 envparity_proto::limits::MAX_CONTAINERS
             ));
         }
-        // The content hash was checked against this base before the delta
-        // was queued ([`Fleet::check_delta`]); the base is the same content.
         Ok(record)
     }
 
-    /// Checks, before a delta waits in the lane (so that the hashing runs
-    /// beside other calls, not in the one lane), that applied to the host
-    /// held it makes the content its header claims. The lane applies it
-    /// only to a host of the same base content, so the check holds there.
-    fn check_delta(&self, delta: &PushDeltaRequest) -> Result<(), IngestError> {
+    /// A delta, checked and applied to the host held before it waits in
+    /// the lane, so that this work (above all hashing the content it
+    /// makes) runs beside other calls instead of in the one lane. Refused
+    /// when no host is held, or when applied to the host held it names
+    /// containers wrongly or does not make the content its header claims.
+    /// Against another base it waits as it came: the lane says why, or
+    /// answers a retry already stored as a duplicate.
+    fn prepare_delta(
+        &self,
+        delta: PushDeltaRequest,
+        now: SystemTime,
+    ) -> Result<Report, IngestError> {
         let refuse = |why: String| IngestError::Delta(format!("{why}; send the full snapshot"));
-        let header = delta
-            .snapshot
-            .as_ref()
-            .ok_or_else(|| refuse("PushDeltaRequest.snapshot is missing".to_owned()))?;
-        let inner = self.read();
-        let Some(held) = inner.hosts.get(&header.host_id) else {
-            return Err(refuse(format!(
+        let PushDeltaRequest {
+            snapshot,
+            base_content_hash,
+            mut upserted,
+            removed,
+        } = delta;
+        let header =
+            snapshot.ok_or_else(|| refuse("PushDeltaRequest.snapshot is missing".to_owned()))?;
+        let (base, record, changes) = {
+            let inner = self.read();
+            let Some(held) = inner.hosts.get(&header.host_id) else {
+                return Err(refuse(format!(
+                    "the aggregator holds no snapshot of host {:?} to apply a delta to",
+                    header.host_id.escape_debug().to_string()
+                )));
+            };
+            if base_content_hash != held.snapshot.content_hash {
+                return Ok(Report::Delta(Delta {
+                    header,
+                    base_content_hash,
+                    upserted,
+                    removed,
+                }));
+            }
+            let record = self
+                .hold_delta(
+                    held,
+                    header,
+                    &base_content_hash,
+                    &mut upserted,
+                    &removed,
+                    now,
+                )
+                .map_err(refuse)?;
+            let changes = delta_changes(held, &record, now);
+            (Arc::clone(&held.snapshot), record, changes)
+        };
+        makes_its_content(&record).map_err(refuse)?;
+        Ok(Report::Prepared(Box::new(Prepared {
+            base,
+            base_content_hash,
+            record,
+            changes,
+            upserted,
+            removed,
+        })))
+    }
+
+    /// The record, store write and history of `delta` applied to
+    /// `previous` (in the lane: the host as held, or as an earlier report
+    /// of the batch left it); why not when it does not apply.
+    fn apply_delta(
+        &self,
+        previous: Option<&HeldHost>,
+        delta: Delta,
+        now: SystemTime,
+    ) -> Result<(HeldHost, HostWrite, Vec<StoreChange>), String> {
+        let Delta {
+            header,
+            base_content_hash,
+            mut upserted,
+            removed,
+        } = delta;
+        let held = previous.ok_or_else(|| {
+            format!(
                 "the aggregator holds no snapshot of host {:?} to apply a delta to",
                 header.host_id.escape_debug().to_string()
-            )));
-        };
-        if delta.base_content_hash != held.snapshot.content_hash {
-            // The lane says why, or stores a replay as a duplicate.
-            return Ok(());
-        }
-        let gone: std::collections::HashSet<&str> =
-            delta.removed.iter().map(String::as_str).collect();
-        let rests: Vec<(&str, &str, Container)> = delta
-            .upserted
-            .iter()
-            .map(|c| {
-                let rest = Container {
-                    id: String::new(),
-                    name: String::new(),
-                    ..c.clone()
-                };
-                (c.id.as_str(), c.name.as_str(), rest)
-            })
-            .collect();
-        let mut by_id: std::collections::BTreeMap<&str, (&str, &Container)> = held
-            .containers
-            .iter()
-            .filter(|c| !gone.contains(&*c.id))
-            .map(|c| (&*c.id, (&*c.name, c.content.as_ref())))
-            .collect();
-        for (id, name, rest) in &rests {
-            by_id.insert(id, (name, rest));
-        }
-        let parts = by_id.iter().map(|(id, (name, rest))| (*id, *name, *rest));
-        let rebuilt = envparity_proto::hash::content_hash_of_parts(header, parts);
-        if rebuilt != header.content_hash {
-            return Err(refuse(format!(
-                "the snapshot rebuilt from the delta has content {rebuilt}, not {:?} as sent",
-                header.content_hash.escape_debug().to_string()
-            )));
-        }
-        Ok(())
+            )
+        })?;
+        let record = self.hold_delta(
+            held,
+            header,
+            &base_content_hash,
+            &mut upserted,
+            &removed,
+            now,
+        )?;
+        makes_its_content(&record)?;
+        let changes = delta_changes(held, &record, now);
+        let write = record.delta_write(upserted, removed);
+        Ok((record, write, changes))
     }
+}
+
+/// Whether the host a delta made holds the content its header claims.
+fn makes_its_content(record: &HeldHost) -> Result<(), String> {
+    let parts = record
+        .containers
+        .iter()
+        .map(|c| (&*c.id, &*c.name, c.content.as_ref()));
+    let rebuilt = envparity_proto::hash::content_hash_of_parts(&record.snapshot, parts);
+    if rebuilt == record.snapshot.content_hash {
+        Ok(())
+    } else {
+        Err(format!(
+            "the snapshot rebuilt from the delta has content {rebuilt}, not {:?} as sent",
+            record.snapshot.content_hash.escape_debug().to_string()
+        ))
+    }
+}
+
+/// The history of `record` replacing `held`.
+fn delta_changes(held: &HeldHost, record: &HeldHost, now: SystemTime) -> Vec<StoreChange> {
+    let before = held.containers.iter();
+    let before = before.map(|c| (&*c.name, c.content.as_ref()));
+    let after = record.containers.iter();
+    let after = after.map(|c| (&*c.name, c.content.as_ref()));
+    history::changes_to(before, &record.snapshot, after, unix_millis(now))
 }
 
 /// A report of a batch, ready to store.

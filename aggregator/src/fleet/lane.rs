@@ -6,13 +6,15 @@
 //! a call that goes away (its client disconnected) cannot stop a batch
 //! between the two.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
 use envparity_proto::v1::{Container, HostSnapshot};
 use tokio::sync::oneshot;
 
+use super::compact::HeldHost;
 use super::liveness::Failed;
+use crate::store::Change as StoreChange;
 
 /// The most reports stored in one transaction. The reports waiting are
 /// bounded anyway by the calls in flight (`server::budget`); this bounds
@@ -26,14 +28,53 @@ pub(super) const MAX_BATCH: usize = 256;
 pub enum Report {
     /// A whole snapshot.
     Whole(HostSnapshot),
-    /// A delta: the header (a snapshot without containers), the content
-    /// hash of its base, the containers added or changed, the ids gone.
-    Delta {
-        header: HostSnapshot,
-        base_content_hash: String,
-        upserted: Vec<Container>,
-        removed: Vec<String>,
-    },
+    /// A delta ([`envparity_proto::delta`]).
+    Delta(Delta),
+    /// A delta already applied to the host held when it came (checked and
+    /// made ready beside other calls, not in the one lane); the lane takes
+    /// it as it is when that host is still its base.
+    Prepared(Box<Prepared>),
+}
+
+/// A delta: the header (a snapshot without containers), the content hash
+/// of its base, the containers added or changed, the ids gone.
+#[derive(Debug)]
+pub struct Delta {
+    pub(super) header: HostSnapshot,
+    pub(super) base_content_hash: String,
+    pub(super) upserted: Vec<Container>,
+    pub(super) removed: Vec<String>,
+}
+
+/// A delta applied to its base ([`Report::Prepared`]).
+#[derive(Debug)]
+pub struct Prepared {
+    /// The header of the host it was applied to: its base, still held when
+    /// the lane finds the same one (the same allocation; kept alive here,
+    /// so that no other can take its address).
+    pub(super) base: Arc<HostSnapshot>,
+    /// The content hash of the base.
+    pub(super) base_content_hash: String,
+    /// The host as the delta leaves it.
+    pub(super) record: HeldHost,
+    /// The changes it brings, for the history.
+    pub(super) changes: Vec<StoreChange>,
+    /// The containers it adds or changes, as they came.
+    pub(super) upserted: Vec<Container>,
+    /// The ids of those it removes.
+    pub(super) removed: Vec<String>,
+}
+
+impl Prepared {
+    /// The delta as it came, to apply to another base.
+    pub(super) fn into_delta(self) -> Delta {
+        Delta {
+            header: Arc::unwrap_or_clone(self.record.snapshot),
+            base_content_hash: self.base_content_hash,
+            upserted: self.upserted,
+            removed: self.removed,
+        }
+    }
 }
 
 impl Report {
@@ -45,7 +86,8 @@ impl Report {
     /// The snapshot, or the delta's header (without containers).
     pub(super) fn header(&self) -> &HostSnapshot {
         match self {
-            Report::Whole(s) | Report::Delta { header: s, .. } => s,
+            Report::Whole(s) | Report::Delta(Delta { header: s, .. }) => s,
+            Report::Prepared(p) => &p.record.snapshot,
         }
     }
 }

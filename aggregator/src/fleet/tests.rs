@@ -1156,3 +1156,83 @@ async fn a_delta_that_does_not_apply_changes_nothing_and_says_why() {
     assert!(!fleet.push_delta(good, t0).await.unwrap().duplicate);
     assert_eq!(fleet.held("h1").unwrap(), next);
 }
+
+/// A delta waits in the lane applied to the host held when it came; when
+/// another report of the host is stored before it, in the same batch, it
+/// is applied again to the host as that report left it, and checked again:
+/// it applies when that host is its base and it makes the content it
+/// claims, and is refused otherwise.
+#[tokio::test]
+async fn a_delta_behind_another_report_of_its_host_is_applied_to_what_that_one_left() {
+    let (_dir, fleet, t0) = empty_fleet();
+    // `s` at `sequence`, its first container running image `image`.
+    let step = |s: &HostSnapshot, sequence: u64, image: u64| {
+        let mut next = s.clone();
+        next.sequence = sequence;
+        next.containers[0].image.as_mut().unwrap().image_id = format!("sha256:{image:064x}");
+        next.content_hash = envparity_proto::hash::content_hash(&next);
+        next
+    };
+    // Stores `first` and `second` in one batch, in that order; answers
+    // whether `first` was stored and `second`'s outcome.
+    let batch = |first: HostSnapshot, second: PushDeltaRequest| {
+        let fleet = Arc::clone(&fleet);
+        async move {
+            let lock = fleet.ingest.lock().await;
+            let pusher = Arc::clone(&fleet);
+            let first = tokio::spawn(async move { pusher.push(first, t0).await });
+            while fleet.lane.waiting() < 1 {
+                tokio::task::yield_now().await;
+            }
+            let pusher = Arc::clone(&fleet);
+            let second = tokio::spawn(async move { pusher.push_delta(second, t0).await });
+            while fleet.lane.waiting() < 2 {
+                tokio::task::yield_now().await;
+            }
+            drop(lock);
+            assert!(!first.await.unwrap().unwrap().duplicate);
+            second.await.unwrap()
+        }
+    };
+    let refused = |outcome: Result<PushOutcome, IngestError>| match outcome {
+        Err(IngestError::Delta(why)) => why,
+        other => panic!("expected a refused delta, got {other:?}"),
+    };
+
+    let mut a = report(
+        "h1",
+        "staging",
+        1,
+        vec![container("shop", 1, 0), container("web", 1, 0)],
+    );
+    a.containers.sort_by(|x, y| x.id.cmp(&y.id));
+    a.content_hash = envparity_proto::hash::content_hash(&a);
+    fleet.push(a.clone(), t0).await.unwrap();
+
+    // A delta from b, which is not held when it comes (a is): applied to
+    // b, which the batch stores first, and found not to make the content
+    // it claims.
+    let b = step(&a, 2, 7);
+    let mut lying = envparity_proto::delta::between(&b, &step(&b, 3, 8));
+    lying.snapshot.as_mut().unwrap().content_hash = "a".repeat(64);
+    let why = refused(batch(b.clone(), lying).await);
+    assert!(why.contains("rebuilt from the delta has content"), "{why}");
+    assert_eq!(fleet.held("h1").unwrap(), b);
+
+    // A delta from b, prepared against b as held, behind another report
+    // of the same content: applied to that one.
+    let mut b_again = b.clone();
+    b_again.sequence = 4;
+    let c = step(&b, 5, 8);
+    let outcome = batch(b_again, envparity_proto::delta::between(&b, &c)).await;
+    assert!(!outcome.unwrap().duplicate);
+    assert_eq!(fleet.held("h1").unwrap(), c);
+
+    // A delta from c, prepared against c as held, behind a report that
+    // replaces c: refused, and the other report stays.
+    let d = step(&c, 6, 9);
+    let e = step(&c, 7, 10);
+    let why = refused(batch(d.clone(), envparity_proto::delta::between(&c, &e)).await);
+    assert!(why.contains("is against content"), "{why}");
+    assert_eq!(fleet.held("h1").unwrap(), d);
+}
