@@ -20,9 +20,9 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::attempts::Attempts;
 use super::error::WebError;
 use super::listener::WebPeer;
-use super::login::Attempts;
 use super::session::{self, Sessions};
 use crate::certs::{self, ADMIN_OU, QUERY_OU};
 

@@ -1,12 +1,10 @@
-//! What a page answers when it cannot show what was asked: a page of its
-//! own that says why, with the status that fits (400 for a bad parameter,
-//! naming it; 404 for an unknown service or environment, saying so).
+//! Why a page cannot show what was asked, with the status that fits (400
+//! for a bad parameter, naming it; 404 for an unknown service or
+//! environment, saying so). [`super::error_page`] shows it as a page of its
+//! own.
 
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Response};
-use maud::html;
 
-use super::layout;
 use super::params::ParamError;
 
 /// A page that could not be shown, and why.
@@ -51,19 +49,6 @@ impl WebError {
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
     }
-
-    /// The page's title for this status.
-    fn title(&self) -> &'static str {
-        match self.status {
-            StatusCode::BAD_REQUEST => "Bad request",
-            StatusCode::UNAUTHORIZED => "Not signed in",
-            StatusCode::FORBIDDEN => "Forbidden",
-            StatusCode::NOT_FOUND => "Not found",
-            StatusCode::CONFLICT => "Cannot answer",
-            StatusCode::SERVICE_UNAVAILABLE => "Busy",
-            _ => "Error",
-        }
-    }
 }
 
 impl From<ParamError> for WebError {
@@ -89,24 +74,5 @@ impl From<tonic::Status> for WebError {
             tracing::error!(code = ?s.code(), error = %s.message(), "web: a query failed");
         }
         WebError::new(status, s.message())
-    }
-}
-
-impl IntoResponse for WebError {
-    fn into_response(self) -> Response {
-        let title = self.title();
-        let body = html! {
-            h1 { (title) }
-            p.error role="alert" { (self.message) }
-            @if self.status == StatusCode::UNAUTHORIZED {
-                p { a href="/login" { "Sign in with a query token" } }
-            }
-            p { a href="/" { "Back to the overview" } }
-        };
-        (
-            self.status,
-            Html(layout::page(title, None, body).into_string()),
-        )
-            .into_response()
     }
 }

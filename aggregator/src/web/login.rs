@@ -3,16 +3,14 @@
 //! answers with a session cookie ([`super::session`]), `POST /logout` ends
 //! the session. Both POSTs need an `Origin` header naming this very origin
 //! (a form on another site cannot sign anyone in or out), and login
-//! attempts are limited per client address ([`MAX_ATTEMPTS`] a
-//! [`WINDOW`]), so that tokens cannot be guessed at speed.
+//! attempts are limited per client address ([`super::attempts`]), so that
+//! tokens cannot be guessed at speed.
 //!
 //! The routes exist only when query tokens are configured; without, the
 //! login page says so (404).
 
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
@@ -27,36 +25,8 @@ use super::layout;
 use super::listener::WebPeer;
 use super::session;
 
-/// Login attempts a client address may make per [`WINDOW`].
-pub const MAX_ATTEMPTS: u32 = 10;
-/// The window of [`MAX_ATTEMPTS`].
-pub const WINDOW: Duration = Duration::from_secs(60);
 /// The largest login form accepted.
 const MAX_FORM_BYTES: usize = 4096;
-/// Addresses tracked at most (the oldest windows are forgotten first).
-const MAX_TRACKED: usize = 10_000;
-
-/// Login attempts per client address, in fixed windows.
-#[derive(Debug, Default)]
-pub struct Attempts {
-    by_address: Mutex<HashMap<IpAddr, (Instant, u32)>>,
-}
-
-impl Attempts {
-    /// Counts an attempt from `ip` at `now`; false when over the limit.
-    pub fn allow(&self, ip: IpAddr, now: Instant) -> bool {
-        let mut map = self.by_address.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= MAX_TRACKED {
-            map.retain(|_, (start, _)| now.saturating_duration_since(*start) < WINDOW);
-        }
-        let entry = map.entry(ip).or_insert((now, 0));
-        if now.saturating_duration_since(entry.0) >= WINDOW {
-            *entry = (now, 0);
-        }
-        entry.1 += 1;
-        entry.1 <= MAX_ATTEMPTS
-    }
-}
 
 /// Refuses a POST whose `Origin` is not this server's own. Under our
 /// `Referrer-Policy: no-referrer`, browsers send `Origin: null` even for a

@@ -119,7 +119,7 @@ async fn login_attempts_are_limited_per_address() {
     let (_dir, api) = demo().await;
     let access = Access::with_tokens(Arc::new(|t: &str| t == "ept_good"));
     let origin = Some("http://127.0.0.1:7700");
-    for _ in 0..super::login::MAX_ATTEMPTS {
+    for _ in 0..super::attempts::MAX_ATTEMPTS {
         let a = send(&api, login("ept_bad", origin), plain_peer(), &access).await;
         assert_eq!(a.status, StatusCode::UNAUTHORIZED);
     }

@@ -26,9 +26,11 @@ mod access;
 mod alerts;
 mod answers;
 mod assets;
+mod attempts;
 mod cookies;
 mod diff;
 mod error;
+mod error_page;
 mod etag;
 mod events;
 #[cfg(test)]
