@@ -21,9 +21,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use envparity_cri::channel::{ConnectError, connect_unix};
+use envparity_cri::channel::connect_unix;
 use envparity_cri::runtime_v1::image_service_client::ImageServiceClient;
 use envparity_cri::runtime_v1::runtime_service_client::RuntimeServiceClient;
 use envparity_cri::runtime_v1::{
@@ -37,8 +37,9 @@ use serde::Deserialize;
 use tonic::transport::Channel;
 
 use super::changes::{Change, Changes};
+use super::cri_call::{CRI_TIMEOUT, CriError};
 use super::cri_container::{
-    ContainerInfo, CriImage, JsonError, SandboxFacts, container_from_status, parse_json,
+    ContainerInfo, CriImage, SandboxFacts, container_from_status, parse_json,
 };
 use super::{ContainerRuntime, EventStream, RuntimeError, RuntimeKind};
 use crate::clear_env::ClearEnvPolicy;
@@ -49,37 +50,6 @@ pub const DEFAULT_SOCKET: &str = "/run/containerd/containerd.sock";
 
 /// How many `ContainerStatus` calls run at once.
 pub const INSPECT_CONCURRENCY: usize = 4;
-
-/// Per-call timeout; the event stream is not bounded.
-pub const CRI_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A failed CRI call, naming the socket and the call.
-#[derive(Debug, thiserror::Error)]
-pub enum CriError {
-    /// The socket could not be connected to.
-    #[error(transparent)]
-    Connect(#[from] ConnectError),
-    /// A call failed.
-    #[error("{operation} on {}: {} ({:?})", socket.display(), status.message(), status.code())]
-    Call {
-        /// The socket.
-        socket: PathBuf,
-        /// What was asked, e.g. `ContainerStatus 3f2a…`.
-        operation: String,
-        /// What the runtime said.
-        status: tonic::Status,
-    },
-    /// An answer's JSON did not parse.
-    #[error("{operation} on {}: {source}", socket.display())]
-    Json {
-        /// The socket.
-        socket: PathBuf,
-        /// What was asked.
-        operation: String,
-        /// Where it failed (never what it held).
-        source: JsonError,
-    },
-}
 
 /// containerd's CRI on one socket.
 #[derive(Debug, Clone)]
@@ -434,6 +404,6 @@ impl ContainerRuntime for Containerd {
     }
 
     fn events(&self, _since: SystemTime) -> Option<EventStream> {
-        Some(super::events::subscribe(self))
+        Some(super::events::subscribe(&self.socket))
     }
 }

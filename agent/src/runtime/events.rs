@@ -7,6 +7,8 @@
 //! nothing: the collection after every subscription reads everything, as
 //! for Docker.
 
+use std::path::Path;
+
 use envparity_cri::K8S_NAMESPACE;
 use envparity_cri::channel::connect_unix;
 use envparity_cri::events_v1::events_client::EventsClient;
@@ -15,7 +17,7 @@ use futures_util::{StreamExt, stream};
 use prost::Message;
 
 use super::changes::ContainerEvent;
-use super::containerd::{CRI_TIMEOUT, Containerd, CriError};
+use super::cri_call::{CRI_TIMEOUT, CriError};
 use super::{EventStream, RuntimeError};
 
 /// The topics that can change what a snapshot holds.
@@ -33,12 +35,12 @@ pub const WATCHED_TOPICS: &[&str] = &[
 /// The topic of a container gone for good.
 pub const REMOVED_TOPIC: &str = "/containers/delete";
 
-/// Subscribes to `runtime`'s events in the CRI namespace, on a connection
-/// of its own without the per-call timeout (which would cut the stream).
-/// The stream ends when containerd stops, and fails when the subscription
-/// does.
-pub fn subscribe(runtime: &Containerd) -> EventStream {
-    let socket = runtime.socket().to_owned();
+/// Subscribes to the events in the CRI namespace of the containerd at
+/// `socket`, on a connection of its own without the per-call timeout (which
+/// would cut the stream). The stream ends when containerd stops, and fails
+/// when the subscription does.
+pub fn subscribe(socket: &Path) -> EventStream {
+    let socket = socket.to_owned();
     let request = SubscribeRequest {
         filters: vec![format!("namespace=={K8S_NAMESPACE}")],
     };

@@ -19,6 +19,7 @@
 
 pub mod changes;
 pub mod containerd;
+pub mod cri_call;
 pub mod cri_container;
 pub mod detect;
 pub mod docker;
@@ -39,7 +40,8 @@ use crate::clear_env::ClearEnvPolicy;
 use crate::fingerprint::FleetKey;
 
 use self::changes::{Changes, ContainerEvent};
-use self::containerd::{Containerd, CriError};
+use self::containerd::Containerd;
+use self::cri_call::CriError;
 use self::docker::{Dialect, DockerEngine, EngineError};
 
 /// Which runtime a host runs.
