@@ -1,7 +1,7 @@
 //! The re-evaluation plan: from what a change can reach to what the parity
 //! engine evaluates, and what of the ledger that answer covers.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -87,36 +87,24 @@ pub(super) fn services_touched(
         );
         return all;
     };
-    let (before, after) = (replicas_by_service(previous), replicas_by_service(record));
-    let mut touched: BTreeSet<String> = before
-        .iter()
-        .filter(|(service, replicas)| after.get(*service) != Some(*replicas))
-        .map(|(service, _)| (*service).to_owned())
-        .collect();
-    touched.extend(
-        after
-            .keys()
-            .filter(|service| !before.contains_key(*service))
-            .map(|service| (*service).to_owned()),
-    );
-    touched
-}
-
-/// Each service's replicas on `host`: (container name, shared content),
-/// sorted.
-fn replicas_by_service(host: &HeldHost) -> BTreeMap<&str, Vec<(&str, *const Container)>> {
-    let mut map: BTreeMap<&str, Vec<(&str, *const Container)>> = BTreeMap::new();
-    for c in &host.containers {
-        if let Some(service) = &c.content.service {
-            map.entry(service.name.as_str())
-                .or_default()
-                .push((&c.name, Arc::as_ptr(&c.content)));
+    // Each replica, (name, shared content), counted +1 before and -1
+    // after, with its service: a service is touched when one of its
+    // replicas does not cancel out.
+    let mut replicas: HashMap<(&str, *const Container), (i32, &str)> =
+        HashMap::with_capacity(previous.containers.len() + record.containers.len());
+    for (host, one) in [(previous, 1), (record, -1)] {
+        for c in &host.containers {
+            if let Some(service) = &c.content.service {
+                let key = (&*c.name, Arc::as_ptr(&c.content));
+                replicas.entry(key).or_insert((0, &service.name)).0 += one;
+            }
         }
     }
-    for replicas in map.values_mut() {
-        replicas.sort_unstable();
-    }
-    map
+    replicas
+        .into_values()
+        .filter(|(count, _)| *count != 0)
+        .map(|(_, service)| service.to_owned())
+        .collect()
 }
 
 impl Fleet {
