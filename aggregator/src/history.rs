@@ -35,6 +35,15 @@ pub fn changes<'a>(
     changes_to(previous, next, after, received_at_ms)
 }
 
+/// Whether two containers run the same image content
+/// ([`digest::same_image`]; none on both sides is the same).
+fn same_image(old: &Container, new: &Container) -> bool {
+    match (&old.image, &new.image) {
+        (Some(a), Some(b)) => digest::same_image(a, b),
+        (a, b) => a.is_none() && b.is_none(),
+    }
+}
+
 /// [`changes`] to the snapshot whose header is `next` and whose containers
 /// are `after`, each by name (its own name and id may be empty: only what
 /// it runs is compared).
@@ -75,12 +84,14 @@ pub fn changes_to<'a, 'b>(
                 content_identity(old),
                 String::new(),
             )),
-            Some(new) => {
-                let (a, b) = (content_identity(old), content_identity(new));
-                if a != b {
-                    out.push(change(name, new, ChangeKind::ImageChanged, a, b));
-                }
-            }
+            Some(new) if !same_image(old, new) => out.push(change(
+                name,
+                new,
+                ChangeKind::ImageChanged,
+                content_identity(old),
+                content_identity(new),
+            )),
+            Some(_) => {}
         }
     }
     for (name, new) in &after {
@@ -143,6 +154,33 @@ mod tests {
                 ("new".into(), ChangeKind::Added, String::new(), "i3".into()),
             ]
         );
+    }
+
+    /// An image that lists one more registry digest (a local build pushed,
+    /// a multi-arch pull listing its platform digest beside the index, in
+    /// any order) is the same image: nothing is recorded. An image that
+    /// shares no digest with the one before is another.
+    #[test]
+    fn an_image_listing_one_more_digest_is_no_change() {
+        let index = format!("sha256:{}", "a".repeat(64));
+        let platform = format!("sha256:{}", "b".repeat(64));
+        let other = format!("sha256:{}", "c".repeat(64));
+        let with = |digests: &[&str]| {
+            let mut c = c("a", "i1");
+            c.image.as_mut().unwrap().repo_digests =
+                digests.iter().map(|d| format!("reg/app@{d}")).collect();
+            c
+        };
+        let before = snap(vec![with(&[&index])]);
+        for same in [vec![&*platform, &*index], vec![&*index, &*platform]] {
+            let after = snap(vec![with(&same)]);
+            assert_eq!(changes(named(&before), &after, 1), vec![], "{same:?}");
+        }
+        let after = snap(vec![with(&[&other])]);
+        let got = changes(named(&before), &after, 1);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].what, ChangeKind::ImageChanged);
+        assert_eq!((&*got[0].old_image, &*got[0].new_image), (&*index, &*other));
     }
 
     #[test]

@@ -116,6 +116,32 @@ fn distinct<'l, 'a>(replicas: &'l [Vec<&'a str>]) -> Vec<&'l Vec<&'a str>> {
     set.into_iter().collect()
 }
 
+/// Whether a replica that ran image `a` and now runs `b` runs the same
+/// content: by registry digests when both have some (sharing one is
+/// enough, see the module's notes), else by image id. History and the gate
+/// ask this, so that an image listing one more digest (a local build
+/// pushed, a multi-arch pull on Podman) is not taken for another image.
+pub fn same_image(a: &ImageInfo, b: &ImageInfo) -> bool {
+    let (x, y) = (registry_digests(a), registry_digests(b));
+    if x.is_empty() || y.is_empty() {
+        a.image_id == b.image_id
+    } else {
+        intersect(&x, &y)
+    }
+}
+
+/// The identities that name an image's content, sorted: its registry
+/// digests, or its image id alone when it has none (what [`same_content`]
+/// compares for one replica).
+pub fn identities(image: &ImageInfo) -> Vec<&str> {
+    let digests = registry_digests(image);
+    if digests.is_empty() {
+        vec![image.image_id.as_str()]
+    } else {
+        digests
+    }
+}
+
 /// The content identity of an image: its registry digest when known, else its
 /// image id. What history, `status` cells and `explain` show and group by.
 pub fn content_identity(image: &ImageInfo) -> String {

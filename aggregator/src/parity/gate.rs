@@ -18,8 +18,13 @@ use super::policy::Policy;
 pub struct StageReplica {
     /// The host.
     pub host: String,
-    /// Its registry digest, empty when unknown.
+    /// Its registry digest, empty when unknown: how it is named.
     pub digest: String,
+    /// Every registry digest of its image, sorted
+    /// ([`super::digest::registry_digests`]): it runs a candidate that is
+    /// any of them (Podman lists a multi-arch image's platform digest beside
+    /// the index a Docker host lists alone).
+    pub digests: Vec<String>,
     /// Its local image id.
     pub image_id: String,
     /// False when the host is stale or cannot read its engine.
@@ -30,7 +35,9 @@ pub struct StageReplica {
 
 impl StageReplica {
     fn runs(&self, candidate: &str) -> bool {
-        self.digest == candidate || self.image_id == candidate
+        self.digest == candidate
+            || self.digests.iter().any(|d| d == candidate)
+            || self.image_id == candidate
     }
 
     fn identity(&self) -> &str {
@@ -197,6 +204,7 @@ mod tests {
         StageReplica {
             host: host.into(),
             digest: digest.into(),
+            digests: vec![digest.into()],
             image_id: format!("sha256:id-{digest}"),
             current: true,
             since: Some(at(since)),
@@ -282,6 +290,26 @@ mod tests {
         );
         assert!(v.allowed(), "{:?}", v.reasons);
         assert_eq!(v.running_since, Some(at(20)));
+    }
+
+    /// A staging replica on Podman names a multi-arch image by its
+    /// platform digest and lists the index beside it; the candidate is the
+    /// index a Docker replica lists alone: both run it.
+    #[test]
+    fn a_replica_runs_a_candidate_that_is_any_of_its_digests() {
+        let index = format!("sha256:{}", "1".repeat(64));
+        let platform = format!("sha256:{}", "2".repeat(64));
+        let mut podman = replica("s1", &platform, 10);
+        podman.digests = vec![index.clone(), platform.clone()];
+        let docker = replica("s2", &index, 20);
+        let v = decide_with(&Policy::default(), &[podman.clone(), docker], &[], &index);
+        assert!(v.allowed(), "{:?}", v.reasons);
+        assert_eq!(v.running_since, Some(at(20)));
+        // A digest none of its digests is: refused.
+        podman.digests = vec![platform.clone()];
+        let other = format!("sha256:{}", "3".repeat(64));
+        let v = decide_with(&Policy::default(), &[podman], &[], &other);
+        assert!(!v.allowed());
     }
 
     #[test]

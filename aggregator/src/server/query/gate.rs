@@ -12,8 +12,9 @@ use tonic::Status;
 use super::checks::{known_service, list};
 use super::instances_of;
 use crate::fleet::Fleet;
-use crate::history::content_identity;
-use crate::parity::digest::registry_digest;
+use crate::parity::digest::{
+    content_identity, identities, one_content, registry_digest, registry_digests,
+};
 use crate::parity::gate::{self, GateInput, StageReplica};
 use crate::server::convert;
 use crate::store::PageAt;
@@ -34,6 +35,30 @@ fn candidate(image: &str) -> Result<Option<String>, String> {
             "--image {:?} is not pinned: give REF@sha256:<64 lower-case hex digits> or sha256:<64 lower-case hex digits>; a tag can move, so the gate only checks digests",
             envparity_proto::names::escape_hostile(image)
         )),
+    }
+}
+
+/// The one content the replicas of a stage run, named by an identity every
+/// one of them lists ([`identities`]: Podman may list a multi-arch image's
+/// platform digest beside the index a Docker host lists alone); `None`
+/// when there is no replica; the identities shown when they run several
+/// contents (or no identity is common to all).
+fn common_identity(
+    running: &[&envparity_proto::v1::ImageInfo],
+) -> Result<Option<String>, Vec<String>> {
+    let Some(first) = running.first() else {
+        return Ok(None);
+    };
+    let all: Vec<Vec<&str>> = running.iter().map(|i| identities(i)).collect();
+    let common = identities(first)
+        .into_iter()
+        .find(|id| all.iter().all(|ids| ids.contains(id)));
+    match common {
+        Some(id) if one_content(&all) => Ok(Some(id.to_owned())),
+        _ => {
+            let shown: BTreeSet<String> = running.iter().map(|i| content_identity(i)).collect();
+            Err(shown.into_iter().collect())
+        }
     }
 }
 
@@ -108,25 +133,25 @@ pub(super) async fn gate(fleet: &Fleet, req: GateRequest) -> Result<GateResponse
     let candidate = match candidate(&req.image) {
         Ok(Some(c)) => c,
         Ok(None) => {
-            let running: BTreeSet<String> = instances
+            let running: Vec<&envparity_proto::v1::ImageInfo> = instances
                 .iter()
                 .filter(|i| i.environment == req.to)
-                .map(|i| content_identity(&i.container))
+                .filter_map(|i| i.container.image.as_ref())
                 .collect();
-            match running.len() {
-                1 => running.into_iter().next().unwrap_or_default(),
-                0 => {
+            match common_identity(&running) {
+                Ok(Some(identity)) => identity,
+                Ok(None) => {
                     return Err(Status::invalid_argument(format!(
                         "{} does not run in {} yet; give the image to promote (--image REF@sha256:...)",
                         req.service, req.to
                     )));
                 }
-                _ => {
+                Err(several) => {
                     return Err(Status::invalid_argument(format!(
                         "{} runs several digests in {} ({}); give the image to promote (--image REF@sha256:...)",
                         req.service,
                         req.to,
-                        running.into_iter().collect::<Vec<_>>().join(", ")
+                        several.join(", ")
                     )));
                 }
             }
@@ -142,6 +167,10 @@ pub(super) async fn gate(fleet: &Fleet, req: GateRequest) -> Result<GateResponse
             StageReplica {
                 host: i.host_id.clone(),
                 digest: registry_digest(&image).unwrap_or_default().to_owned(),
+                digests: registry_digests(&image)
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect(),
                 image_id: image.image_id.clone(),
                 current: i.host_state == HostState::Fresh,
                 since: since
@@ -178,4 +207,52 @@ pub(super) async fn gate(fleet: &Fleet, req: GateRequest) -> Result<GateResponse
         min_time_in_previous: prost_types::Duration::try_from(policy.gate.min_time_in_previous)
             .ok(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use envparity_proto::v1::ImageInfo;
+
+    use super::common_identity;
+
+    fn image(id: &str, digests: &[&str]) -> ImageInfo {
+        ImageInfo {
+            reference: "reg/app:1".into(),
+            image_id: id.into(),
+            repo_digests: digests.iter().map(|d| format!("reg/app@{d}")).collect(),
+            ..ImageInfo::default()
+        }
+    }
+
+    /// A Podman replica lists a multi-arch image's platform digest beside
+    /// the index a Docker replica lists alone: one content, named by the
+    /// index both list. Two contents are several, shown by their identities.
+    #[test]
+    fn the_content_a_stage_runs_is_named_by_an_identity_all_its_replicas_list() {
+        let index = format!("sha256:{}", "1".repeat(64));
+        let platform = format!("sha256:{}", "2".repeat(64));
+        let other = format!("sha256:{}", "3".repeat(64));
+        let podman = image("sha256:p", &[&platform, &index]);
+        let docker = image("sha256:d", &[&index]);
+        assert_eq!(
+            common_identity(&[&podman, &docker]),
+            Ok(Some(index.clone()))
+        );
+        assert_eq!(
+            common_identity(&[&docker, &podman]),
+            Ok(Some(index.clone()))
+        );
+        let moved = image("sha256:m", &[&other]);
+        assert_eq!(
+            common_identity(&[&docker, &moved]),
+            Err(vec![index.clone(), other.clone()])
+        );
+        // Without registry digests, the image id names the content.
+        let local = image("sha256:l", &[]);
+        assert_eq!(
+            common_identity(&[&local, &local.clone()]),
+            Ok(Some("sha256:l".to_owned()))
+        );
+        assert_eq!(common_identity(&[]), Ok(None));
+    }
 }
