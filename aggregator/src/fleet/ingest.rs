@@ -422,9 +422,9 @@ impl Fleet {
         (record, write, changes)
     }
 
-    /// The record a delta makes of `held`, checked: `held` is its base, and
-    /// it names containers rightly ([`makes_its_content`] checks the
-    /// result).
+    /// The record a delta makes of `held` and the history it brings,
+    /// checked: `held` is its base, and it names containers rightly
+    /// ([`makes_its_content`] checks the result).
     fn hold_delta(
         &self,
         held: &HeldHost,
@@ -433,7 +433,7 @@ impl Fleet {
         upserted: &mut [Container],
         removed: &[String],
         now: SystemTime,
-    ) -> Result<HeldHost, String> {
+    ) -> Result<(HeldHost, Vec<StoreChange>), String> {
         if base_content_hash != held.snapshot.content_hash {
             return Err(format!(
                 "the delta is against content {:?}, but the base held is {:?}",
@@ -454,7 +454,12 @@ impl Fleet {
                 envparity_proto::limits::MAX_CONTAINERS
             ));
         }
-        Ok(record)
+        let before = held.containers.iter();
+        let before = before.map(|c| (&*c.name, c.content.as_ref()));
+        let after = record.containers.iter();
+        let after = after.map(|c| (&*c.name, c.content.as_ref()));
+        let changes = history::changes_to(before, &record.snapshot, after, unix_millis(now));
+        Ok((record, changes))
     }
 
     /// A delta, checked and applied to the host held before it waits in
@@ -494,7 +499,7 @@ impl Fleet {
                     removed,
                 }));
             }
-            let record = self
+            let (record, changes) = self
                 .hold_delta(
                     held,
                     header,
@@ -504,7 +509,6 @@ impl Fleet {
                     now,
                 )
                 .map_err(refuse)?;
-            let changes = delta_changes(held, &record, now);
             (Arc::clone(&held.snapshot), record, changes)
         };
         makes_its_content(&record).map_err(refuse)?;
@@ -539,7 +543,7 @@ impl Fleet {
                 header.host_id.escape_debug().to_string()
             )
         })?;
-        let record = self.hold_delta(
+        let (record, changes) = self.hold_delta(
             held,
             header,
             &base_content_hash,
@@ -548,7 +552,6 @@ impl Fleet {
             now,
         )?;
         makes_its_content(&record)?;
-        let changes = delta_changes(held, &record, now);
         let write = record.delta_write(upserted, removed);
         Ok((record, write, changes))
     }
@@ -569,15 +572,6 @@ fn makes_its_content(record: &HeldHost) -> Result<(), String> {
             record.snapshot.content_hash.escape_debug().to_string()
         ))
     }
-}
-
-/// The history of `record` replacing `held`.
-fn delta_changes(held: &HeldHost, record: &HeldHost, now: SystemTime) -> Vec<StoreChange> {
-    let before = held.containers.iter();
-    let before = before.map(|c| (&*c.name, c.content.as_ref()));
-    let after = record.containers.iter();
-    let after = after.map(|c| (&*c.name, c.content.as_ref()));
-    history::changes_to(before, &record.snapshot, after, unix_millis(now))
 }
 
 /// A report of a batch, ready to store.

@@ -1095,6 +1095,21 @@ async fn a_delta_leaves_what_its_whole_snapshot_leaves() {
     );
 }
 
+/// Host h1 in staging running shop and web (by id, as agents send them),
+/// stored.
+async fn shop_and_web(fleet: &Arc<Fleet>, t0: SystemTime) -> HostSnapshot {
+    let mut s = report(
+        "h1",
+        "staging",
+        1,
+        vec![container("shop", 1, 0), container("web", 1, 0)],
+    );
+    s.containers.sort_by(|a, b| a.id.cmp(&b.id));
+    s.content_hash = envparity_proto::hash::content_hash(&s);
+    fleet.push(s.clone(), t0).await.unwrap();
+    s
+}
+
 /// A delta that does not apply changes nothing and says why: against
 /// another base, removing a container not held, naming one twice, or
 /// claiming a content it does not make; and none is applied to a host that
@@ -1102,15 +1117,7 @@ async fn a_delta_leaves_what_its_whole_snapshot_leaves() {
 #[tokio::test]
 async fn a_delta_that_does_not_apply_changes_nothing_and_says_why() {
     let (_dir, fleet, t0) = empty_fleet();
-    let mut base = report(
-        "h1",
-        "staging",
-        1,
-        vec![container("shop", 1, 0), container("web", 1, 0)],
-    );
-    base.containers.sort_by(|a, b| a.id.cmp(&b.id));
-    base.content_hash = envparity_proto::hash::content_hash(&base);
-    fleet.push(base.clone(), t0).await.unwrap();
+    let base = shop_and_web(&fleet, t0).await;
     let mut next = base.clone();
     next.sequence = 2;
     next.containers[0].image.as_mut().unwrap().image_id = format!("sha256:{:064x}", 7);
@@ -1199,15 +1206,7 @@ async fn a_delta_behind_another_report_of_its_host_is_applied_to_what_that_one_l
         other => panic!("expected a refused delta, got {other:?}"),
     };
 
-    let mut a = report(
-        "h1",
-        "staging",
-        1,
-        vec![container("shop", 1, 0), container("web", 1, 0)],
-    );
-    a.containers.sort_by(|x, y| x.id.cmp(&y.id));
-    a.content_hash = envparity_proto::hash::content_hash(&a);
-    fleet.push(a.clone(), t0).await.unwrap();
+    let a = shop_and_web(&fleet, t0).await;
 
     // A delta from b, which is not held when it comes (a is): applied to
     // b, which the batch stores first, and found not to make the content
