@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use envparity_proto::v1::{Container, ImageInfo};
 
-use super::digest::{content_identity, registry_digest};
+use super::digest::{content_identity, registry_digest, registry_digests, same_content};
 
 /// The OCI annotation keys shown.
 pub const REVISION: &str = "org.opencontainers.image.revision";
@@ -50,6 +50,10 @@ pub struct ImageFacts {
     pub layers: Vec<String>,
     /// The hosts running it, sorted.
     pub hosts: Vec<String>,
+    /// Every registry digest it lists, sorted: whether two sides run the
+    /// same content is asked of these, as the parity engine asks it
+    /// ([`same_content`]).
+    pub digests: Vec<String>,
 }
 
 impl ImageFacts {
@@ -130,6 +134,10 @@ fn side<'a>(
                 source: label(img, SOURCE).to_owned(),
                 layers: img.layers.clone(),
                 hosts: Vec::new(),
+                digests: registry_digests(img)
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect(),
             });
         if !facts.hosts.iter().any(|h| h == host) {
             facts.hosts.push(host.to_owned());
@@ -140,6 +148,31 @@ fn side<'a>(
         environment: environment.to_owned(),
         images: images.into_values().collect(),
     }
+}
+
+/// Whether two sides run the same content: by registry digests when every
+/// image of both lists some, as the parity engine compares them (one
+/// shared digest names one content: Podman lists a multi-arch image's
+/// platform digest beside the index a Docker host lists alone); else the
+/// same distinct identities. Never when a side runs nothing.
+fn same_images(a: &[ImageFacts], b: &[ImageFacts]) -> bool {
+    if a.is_empty() || b.is_empty() {
+        return false;
+    }
+    match (digest_lists(a), digest_lists(b)) {
+        (Some(x), Some(y)) => same_content(&x, &y),
+        _ => a
+            .iter()
+            .map(ImageFacts::content)
+            .eq(b.iter().map(ImageFacts::content)),
+    }
+}
+
+/// Each image's registry digests, when every image lists some.
+fn digest_lists(side: &[ImageFacts]) -> Option<Vec<Vec<&str>>> {
+    side.iter()
+        .map(|i| (!i.digests.is_empty()).then(|| i.digests.iter().map(String::as_str).collect()))
+        .collect()
 }
 
 /// Explains `service` between environments `a` and `b` from its instances
@@ -160,12 +193,7 @@ pub fn explain(
         )
     };
     let (sa, sb) = (of(a), of(b));
-    let same_content = !sa.images.is_empty()
-        && sa
-            .images
-            .iter()
-            .map(ImageFacts::content)
-            .eq(sb.images.iter().map(ImageFacts::content));
+    let same_content = same_images(&sa.images, &sb.images);
     let shared = match (sa.images.as_slice(), sb.images.as_slice()) {
         ([x], [y]) if !x.layers.is_empty() && !y.layers.is_empty() => Some(SharedLayers {
             shared: x
@@ -258,6 +286,34 @@ mod tests {
         ];
         let e = explain("app", "staging", "production", &other_base);
         assert_eq!(e.shared.map(|s| s.shared), Some(0));
+    }
+
+    /// A Podman replica lists a multi-arch image's platform digest beside
+    /// the index a Docker replica lists alone: the same content, as the
+    /// parity engine says, although each side names it by another digest.
+    #[test]
+    fn an_image_listing_one_more_digest_is_the_same_content() {
+        let index = format!("sha256:{}", "1".repeat(64));
+        let platform = format!("sha256:{}", "2".repeat(64));
+        let image = |digests: &[&str]| {
+            let mut c = fixtures::container("app").image("reg/app:1").build();
+            let img = c.image.as_mut().unwrap();
+            img.image_id = format!("sha256:{}", "9".repeat(64));
+            img.repo_digests = digests.iter().map(|d| format!("reg/app@{d}")).collect();
+            c
+        };
+        let instances = vec![
+            instance("staging", "podman", image(&[&platform, &index])),
+            instance("production", "docker", image(&[&index])),
+        ];
+        let e = explain("app", "staging", "production", &instances);
+        assert!(e.same_content, "{e:?}");
+        let other = format!("sha256:{}", "3".repeat(64));
+        let instances = vec![
+            instance("staging", "podman", image(&[&platform, &index])),
+            instance("production", "docker", image(&[&other])),
+        ];
+        assert!(!explain("app", "staging", "production", &instances).same_content);
     }
 
     #[test]
