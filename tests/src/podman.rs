@@ -109,12 +109,8 @@ impl PodmanHost {
 
     fn spawn(&mut self) -> Result<()> {
         let root = self.dir.path().to_path_buf();
-        let mut podman = Command::new(PODMAN.path);
+        let mut podman = self.command();
         podman
-            .env("TMPDIR", root.join("tmp"))
-            .env("CONTAINERS_CONF", root.join("containers.conf"))
-            .env("CONTAINERS_STORAGE_CONF", root.join("storage.conf"))
-            .env("CONTAINERS_REGISTRIES_CONF", root.join("registries.conf"))
             .args(["system", "service", "--time", "0"])
             .arg(format!("unix://{}", self.socket.display()));
         let process = Process::spawn(
@@ -187,6 +183,32 @@ impl PodmanHost {
             .env_remove("DOCKER_CERT_PATH")
             .args(args);
         command::checked(docker)
+    }
+
+    /// Runs Podman's own client on this host's storage and configuration
+    /// (beside the API service, as a user on the machine would) and returns
+    /// its stdout: for what the compatible API has no call for, such as
+    /// `manifest`.
+    pub fn podman<I, S>(&self, args: I) -> Result<String>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut podman = self.command();
+        podman.args(args);
+        command::checked(podman)
+    }
+
+    /// Podman's client with this host's storage and configuration.
+    fn command(&self) -> Command {
+        let root = self.dir.path();
+        let mut podman = Command::new(PODMAN.path);
+        podman
+            .env("TMPDIR", root.join("tmp"))
+            .env("CONTAINERS_CONF", root.join("containers.conf"))
+            .env("CONTAINERS_STORAGE_CONF", root.join("storage.conf"))
+            .env("CONTAINERS_REGISTRIES_CONF", root.join("registries.conf"));
+        podman
     }
 
     /// Pulls `image` (e.g. a reference into the fleet's registry).

@@ -25,6 +25,8 @@ mod e2e {
     mod reliability;
     /// containerd (through the CRI) beside Docker: one fleet, the same verdicts.
     mod runtimes;
+    /// A real multi-arch index on Docker and Podman: one content.
+    mod runtimes_multiarch;
     /// Podman (through its Docker-compatible API) beside Docker.
     mod runtimes_podman;
     /// TLS, host identity and query authorization.
