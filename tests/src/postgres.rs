@@ -140,11 +140,12 @@ impl Postgres {
         )
     }
 
-    /// Runs `sql` as the superuser on database `postgres` (psql).
-    pub fn sql(&self, sql: &str) -> Result<String> {
+    /// Runs `sql` as the superuser on database `db` (psql): its output,
+    /// unaligned, without headers.
+    pub fn sql(&self, db: &str, sql: &str) -> Result<String> {
         let mut psql = Command::new(PSQL.path);
         psql.args(["-XqAt", "-v", "ON_ERROR_STOP=1", "-U", "postgres"])
-            .args(["-d", "postgres", "-h"])
+            .args(["-d", db, "-h"])
             .arg(&self.socket_dir)
             .args(["-c", sql]);
         crate::command::checked(psql)

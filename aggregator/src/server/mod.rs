@@ -400,25 +400,24 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let local = listener.local_addr().context("listener address")?;
     check_transport(&config, local)?;
-    let location = config.store();
-    let (store, db_name) = tokio::task::spawn_blocking(move || crate::store::open(&location))
-        .await
-        .context("store task")??;
     let policy = initial_policy(&config)?;
     let policy_source = policy.source.clone();
-    let fleet = Arc::new(Fleet::load(
-        store,
-        config.stale_after,
-        policy,
-        SystemTime::now(),
-    )?);
-    let ticker = tokio::spawn(background(Arc::downgrade(&fleet), config.policy.clone()));
     let metrics = Arc::new(Metrics::new());
-    let alerting = Arc::new(Alerting::load(
-        config.alerts.clone(),
-        fleet.store(),
-        Arc::clone(&metrics),
-    )?);
+    // Opening the store and loading from it block (and the PostgreSQL store
+    // must not be called on a runtime worker: store/postgres/mod.rs), so
+    // all of it runs on the blocking pool.
+    let (location, stale_after, alerts) =
+        (config.store(), config.stale_after, config.alerts.clone());
+    let alerts_metrics = Arc::clone(&metrics);
+    let (fleet, alerting, db_name) = tokio::task::spawn_blocking(move || {
+        let (store, name) = crate::store::open(&location)?;
+        let fleet = Fleet::load(store, stale_after, policy, SystemTime::now())?;
+        let alerting = Alerting::load(alerts, fleet.store(), alerts_metrics)?;
+        Ok::<_, crate::store::StoreError>((Arc::new(fleet), Arc::new(alerting), name))
+    })
+    .await
+    .context("store task")??;
+    let ticker = tokio::spawn(background(Arc::downgrade(&fleet), config.policy.clone()));
     let mut tasks = alerting.spawn(Arc::downgrade(&fleet));
     tasks.push(ticker);
     let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
