@@ -38,7 +38,12 @@ impl envparity_settings::Show for StoreUrl {
     fn show(&self) -> String {
         match self {
             StoreUrl::Sqlite(path) => format!("sqlite://{}", path.display()),
-            StoreUrl::Postgres(url) => url.clone(),
+            // A URL with a password is refused before anything is shown;
+            // should one be shown anyway, it is not.
+            StoreUrl::Postgres(url) => match tokio_postgres::Config::from_str(url) {
+                Ok(c) if c.get_password().is_none() => url.clone(),
+                _ => "postgres://(not shown)".to_owned(),
+            },
         }
     }
 }
@@ -85,7 +90,9 @@ pub fn resolve(
     }
 }
 
-/// Parses a `--store` value.
+/// Parses a `--store` value: its scheme only. A PostgreSQL URL is checked
+/// by [`postgres_target`], whose errors never repeat it (it may hold a
+/// password, and a parser's error would be printed with the value).
 pub fn parse(text: &str) -> Result<StoreUrl, String> {
     if let Some(path) = text.strip_prefix("sqlite://") {
         if path.is_empty() {
@@ -94,16 +101,6 @@ pub fn parse(text: &str) -> Result<StoreUrl, String> {
         return Ok(StoreUrl::Sqlite(PathBuf::from(path)));
     }
     if text.starts_with("postgres://") || text.starts_with("postgresql://") {
-        let config = tokio_postgres::Config::from_str(text)
-            .map_err(|e| format!("is not a PostgreSQL URL: {e}"))?;
-        if config.get_password().is_some() {
-            return Err(
-                "holds a password; a password never goes in the URL (process lists, \
-                        logs and shell history would show it): put it in the file \
-                        --store-password-file names, or in PGPASSWORD"
-                    .to_owned(),
-            );
-        }
         return Ok(StoreUrl::Postgres(text.to_owned()));
     }
     Err("is neither sqlite://PATH nor postgres://USER@HOST/DATABASE".to_owned())
@@ -118,7 +115,15 @@ pub fn postgres_target(
     env: &dyn EnvSource,
 ) -> Result<PgTarget, String> {
     let mut config = tokio_postgres::Config::from_str(url)
-        .map_err(|e| format!("is not a PostgreSQL URL: {e}"))?;
+        .map_err(|e| format!("is not a PostgreSQL URL ({e})"))?;
+    if config.get_password().is_some() {
+        return Err(
+            "holds a password; a password never goes in the URL (process lists, \
+                    logs and shell history would show it): put it in the file \
+                    --store-password-file names, or in PGPASSWORD"
+                .to_owned(),
+        );
+    }
     if config.get_hosts().is_empty() {
         let hosts = env
             .var("PGHOST")
@@ -168,11 +173,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_url_with_a_password_is_refused_by_name() {
-        let err = parse("postgres://envparity:hunter2@db/envparity").unwrap_err();
+    fn a_url_with_a_password_is_refused_without_repeating_it() {
+        let env = BTreeMap::<&str, &str>::new();
+        let err =
+            postgres_target("postgres://envparity:hunter2@db/envparity", None, &env).unwrap_err();
         assert!(err.contains("holds a password"), "{err}");
         assert!(!err.contains("hunter2"), "{err}");
-        assert!(parse("postgres://envparity@db/envparity").is_ok());
+        assert!(postgres_target("postgres://envparity@db/envparity", None, &env).is_ok());
     }
 
     #[test]

@@ -129,8 +129,10 @@ impl PgStore {
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
             .await
             .map_err(self.db("take the migration lock"))?;
+        // No NOTICE "already exists, skipping" in the log at every start.
         tx.batch_execute(
-            "CREATE TABLE IF NOT EXISTS schema_version (
+            "SET LOCAL client_min_messages = warning;
+             CREATE TABLE IF NOT EXISTS schema_version (
                  version    BIGINT PRIMARY KEY,
                  applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
              )",
