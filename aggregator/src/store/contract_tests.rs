@@ -88,7 +88,15 @@ impl Postgres {
             &admin,
             &format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"),
         );
-        run_sql(&admin, &format!("CREATE DATABASE \"{db}\""));
+        // A natural-language collation (ICU's en-US), as most production
+        // databases have: the store must answer in byte order all the same.
+        run_sql(
+            &admin,
+            &format!(
+                "CREATE DATABASE \"{db}\" TEMPLATE template0 LOCALE_PROVIDER icu \
+                 ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
+            ),
+        );
         let mut config = admin.config().clone();
         config.dbname(&db);
         Some(Postgres {
