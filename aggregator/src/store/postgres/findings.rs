@@ -96,6 +96,7 @@ impl PgStore {
         if findings.is_empty() {
             return Ok(());
         }
+        let _appending = self.appends.lock().await;
         let mut client = self.client().await?;
         let tx = client
             .transaction()

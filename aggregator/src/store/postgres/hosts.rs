@@ -88,6 +88,7 @@ impl PgStore {
         reports: &[Reported<'_>],
         findings: &FindingChanges,
     ) -> Result<(), StoreError> {
+        let _appending = self.appends.lock().await;
         let mut client = self.client().await?;
         let tx = client
             .transaction()

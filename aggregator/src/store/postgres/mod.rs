@@ -50,6 +50,11 @@ pub use open::PgTarget;
 pub struct PgStore {
     target: PgTarget,
     pool: deadpool_postgres::Pool,
+    /// Held by the writes that append to the change history and the
+    /// findings, one at a time as on SQLite: their row ids are then in
+    /// commit order, so that a reader paging back by id never skips a row
+    /// that committed late under a smaller id.
+    appends: tokio::sync::Mutex<()>,
     /// Drives the connections; `None` only while dropping.
     runtime: Option<Runtime>,
     handle: Handle,

@@ -189,6 +189,7 @@ impl PgStore {
         let store = PgStore {
             target: target.clone(),
             pool,
+            appends: tokio::sync::Mutex::new(()),
             handle: runtime.handle().clone(),
             runtime: Some(runtime),
         };
