@@ -5,7 +5,9 @@
 use std::process::Command;
 use std::time::Duration;
 
-use envparity_tests::{CliOutput, Fleet, Postgres, Result, cargo_bin, output};
+use envparity_tests::{
+    CliOutput, Fleet, PASSWORD_ROLE, Postgres, Result, cargo_bin, output, project_command,
+};
 
 const HOSTS: [&str; 3] = ["host-00000", "host-00001", "host-00002"];
 
@@ -74,5 +76,72 @@ fn serve_on_postgres_answers_as_on_sqlite_and_after_a_restart() -> Result<()> {
     // Read from PostgreSQL, not from a data dir.
     let stored = postgres.sql("envparity", "SELECT COUNT(*) FROM hosts")?;
     assert_eq!(stored, "3");
+    Ok(())
+}
+
+/// `check-config` and `migrate` through the real binary: each thing wrong
+/// with a PostgreSQL store is an exit 2 and an error naming it.
+#[test]
+fn check_config_and_migrate_name_what_is_wrong_with_a_postgres_store() -> Result<()> {
+    let postgres = Postgres::start()?;
+    postgres.sql("postgres", "CREATE DATABASE envparity")?;
+    postgres.sql(
+        "postgres",
+        &format!("CREATE ROLE {PASSWORD_ROLE} LOGIN PASSWORD 'right'"),
+    )?;
+    let socket = postgres.socket_dir().display().to_string();
+    let run = |args: &[&str], env: &[(&str, &str)]| -> Result<envparity_tests::Output> {
+        let mut cmd = project_command(&cargo_bin("envparity")?);
+        cmd.args(args)
+            .args(["--insecure-plaintext"])
+            .envs(env.iter().copied());
+        output(cmd, Duration::from_secs(30))
+    };
+    let url = postgres.url("envparity");
+    let check = |store: &str, env: &[(&str, &str)]| run(&["check-config", "--store", store], env);
+
+    let with_password = format!("postgres://{PASSWORD_ROLE}:right@/envparity?host={socket}");
+    let out = check(&with_password, &[])?;
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(out.stderr.contains("holds a password"), "{}", out.stderr);
+    assert!(!out.stderr.contains("right@"), "{}", out.stderr);
+
+    let as_role = format!("postgres://{PASSWORD_ROLE}@/envparity?host={socket}");
+    let out = check(&as_role, &[("PGPASSWORD", "Tr0ub4dor")])?;
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        out.stderr.contains("password authentication failed"),
+        "{}",
+        out.stderr
+    );
+
+    let out = check("postgres://postgres@/envparity?host=/nonexistent/pg", &[])?;
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        out.stderr.contains("/nonexistent/pg") && out.stderr.contains("connect"),
+        "{}",
+        out.stderr
+    );
+
+    let out = run(&["migrate", "--store", &url], &[])?;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(out.stdout.contains("from version 0 to 1"), "{}", out.stdout);
+    assert_eq!(check(&url, &[])?.status.code(), Some(0));
+
+    postgres.sql(
+        "envparity",
+        "INSERT INTO schema_version (version) VALUES (9)",
+    )?;
+    for args in [&["check-config"][..], &["migrate"][..]] {
+        let mut args = args.to_vec();
+        args.extend(["--store", &url]);
+        let out = run(&args, &[])?;
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        assert!(
+            out.stderr.contains("schema version 9 is newer") && out.stderr.contains("(1)"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
     Ok(())
 }
