@@ -39,6 +39,7 @@ packages=(
   chromium         # headless browser for the web view's e2e tests (docs/web.md)
   chromium-driver  # chromedriver: the WebDriver server the e2e harness drives chromium with
   libnss3-tools    # certutil, pk12util: each test browser's own NSS database trusting the fleet CA (tests/src/nssdb.rs)
+  postgresql-15    # PostgreSQL 15 (initdb, postgres, pg_ctl): the store tests' second backend, started per run in a temp dir (tests/src/postgres.rs)
   openssl          # checks axe-core's integrity (below)
   npm              # fetches axe-core (pinned by version and integrity, below) for the browser tests
 )
@@ -52,6 +53,8 @@ tools=(
   /usr/bin/runc
   /usr/bin/podman
   /usr/bin/docker-registry
+  /usr/lib/postgresql/15/bin/initdb
+  /usr/lib/postgresql/15/bin/pg_ctl
   /bin/busybox
   /bin/tar
   /usr/bin/prometheus-alertmanager

@@ -83,6 +83,27 @@ pub const HAPROXY: Tool = Tool {
     package: "haproxy",
 };
 
+/// PostgreSQL 15's cluster maker (the store's second backend, docs/store.md).
+pub const INITDB: Tool = Tool {
+    name: "initdb",
+    path: "/usr/lib/postgresql/15/bin/initdb",
+    package: "postgresql-15",
+};
+
+/// The PostgreSQL 15 server.
+pub const POSTGRES: Tool = Tool {
+    name: "postgres",
+    path: "/usr/lib/postgresql/15/bin/postgres",
+    package: "postgresql-15",
+};
+
+/// PostgreSQL's client, to wait for the server and set it up.
+pub const PSQL: Tool = Tool {
+    name: "psql",
+    path: "/usr/lib/postgresql/15/bin/psql",
+    package: "postgresql-client-15",
+};
+
 impl Tool {
     /// Fails with a message pointing at `scripts/setup.sh` when the tool is missing.
     pub fn require(&self) -> Result<&'static str> {

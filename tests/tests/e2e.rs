@@ -31,6 +31,8 @@ mod e2e {
     mod runtimes_podman;
     /// TLS, host identity and query authorization.
     mod security;
+    /// `serve --store postgres://…` answers as on SQLite (docs/store.md).
+    mod store;
     /// The web view over HTTP: pages equal to status, headers, certificates.
     mod web;
     /// The web view in headless Chromium over WebDriver.

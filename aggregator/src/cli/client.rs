@@ -252,6 +252,7 @@ pub async fn execute(mut client: Client, command: Command, out: &Out) -> anyhow:
     match command {
         Command::Serve(_)
         | Command::CheckConfig(_)
+        | Command::Migrate(_)
         | Command::Certs { .. }
         | Command::QueryToken { .. }
         | Command::Alerts { action: Some(_) } => {

@@ -243,6 +243,12 @@ pub enum Command {
     /// starting anything; print every effective setting and where it came
     /// from (never a secret). Exit 0 valid, 2 invalid.
     CheckConfig(ServeArgs),
+    /// Bring the store's schema to this version and exit (what `serve` does
+    /// on start): with --store postgres://…, in one transaction under an
+    /// advisory lock, so that replicas starting at once cannot both
+    /// migrate; a newer schema is refused. Takes serve's settings (--store,
+    /// --config, …). Exit 0 done, 2 failed.
+    Migrate(ServeArgs),
     /// List the alerts firing now (findings active past the policy's
     /// `alert_grace` at or above the alerting severity) and the sinks;
     /// `alerts test SINK` sends a test notification.
@@ -412,13 +418,38 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::CheckConfig(args) => {
             let serve = server::resolve(&args, &ProcessEnv)?;
             server::check_transport(&serve.config, serve.config.listen)?;
-            crate::store::check_writable(&serve.config.data_dir)?;
+            let location = serve.config.store();
+            tokio::task::spawn_blocking(move || crate::store::check(&location))
+                .await
+                .map_err(crate::store::StoreError::task)??;
             let source = serve.report.file().map_or_else(
                 || "no --config file".to_owned(),
                 |p| p.display().to_string(),
             );
             let check = output::ConfigCheck::new(source, &serve.config, serve.log_format);
             render::Out::new(cli.output).config_check(&check, serve.report)?;
+            Ok(Outcome::Parity)
+        }
+        Command::Migrate(args) => {
+            let serve = server::resolve(&args, &ProcessEnv)?;
+            let location = serve.config.store();
+            let name = location.name();
+            let migrated = tokio::task::spawn_blocking(move || crate::store::migrate(&location))
+                .await
+                .map_err(crate::store::StoreError::task)??;
+            match migrated.from {
+                Some(from) if from != migrated.to => {
+                    println!(
+                        "store {name}: schema migrated from version {from} to {}",
+                        migrated.to
+                    );
+                }
+                Some(_) => println!("store {name}: schema already at version {}", migrated.to),
+                None => println!(
+                    "store {name}: schema at version {} (SQLite upgrades in place on open)",
+                    migrated.to
+                ),
+            }
             Ok(Outcome::Parity)
         }
         Command::Alerts {

@@ -17,11 +17,13 @@
 
 pub mod alerts;
 pub mod serve;
+pub mod store;
 
 pub use alerts::{AlertsConfig, Route, Secret, SinkConfig, Target, read_secret, signing_key};
 pub use envparity_settings::Error as ConfigError;
 pub use envparity_settings::parse::LogFormat;
 pub use serve::{FileConfig, ServeArgs};
+pub use store::StoreUrl;
 
 /// Defaults, one place for `--help` and behaviour.
 pub mod defaults {

@@ -14,6 +14,7 @@ use envparity_settings::parse::{self, LogFormat};
 use envparity_settings::{EnvSource, Flags, Setting, Sources, common};
 
 use super::alerts::{self, AlertsConfig, AlertsRepr};
+use super::store::{self, StoreUrl};
 use super::{ConfigError, defaults};
 use crate::parity::{Policy, PolicyError};
 
@@ -40,7 +41,28 @@ envparity_settings::declare! {
         .var("ENVPARITY_DATA_DIR")
         .value_name("PATH")
         .default(|| PathBuf::from(defaults::DATA_DIR))
-        .help("Directory of the embedded store (SQLite, WAL mode). Created if missing.");
+        .help("Directory of the embedded store (SQLite, WAL mode). Created if missing. The \
+               same as --store sqlite://PATH.");
+    /// `--store`.
+    pub STORE: Setting<StoreUrl> = Setting::new("store", store::parse)
+        .flag("store")
+        .var("ENVPARITY_STORE")
+        .value_name("URL")
+        .default_text("sqlite://DATA_DIR (--data-dir)")
+        .help("Where the store lives: sqlite://PATH (the embedded store, as --data-dir PATH) \
+               or postgres://USER@HOST[:PORT]/DATABASE (a Unix socket: \
+               postgres://USER@/DATABASE?host=/run/postgresql). One replica per database for \
+               now (docs/store.md). A URL with a password is refused: see \
+               --store-password-file. PGHOST, PGPORT, PGUSER, PGDATABASE and PGPASSWORD fill \
+               what the URL leaves out.");
+    /// `--store-password-file`.
+    pub STORE_PASSWORD_FILE: Setting<PathBuf> = Setting::path("store_password_file")
+        .flag("store-password-file")
+        .var("ENVPARITY_STORE_PASSWORD_FILE")
+        .value_name("FILE")
+        .default_text("PGPASSWORD, else none")
+        .help("File holding the PostgreSQL password (owner-only mode, e.g. 0600). Without \
+               it, PGPASSWORD is used if set.");
     /// `--stale-after`.
     pub STALE_AFTER: Setting<Duration> = Setting::new("stale_after", parse::duration)
         .flag("stale-after")

@@ -38,15 +38,16 @@ use crate::fleet::{Fleet, LoadedPolicy};
 use crate::metrics::{self, Metrics};
 use crate::parity::PolicyError;
 
-use crate::store::SqliteStore;
-
 /// What `serve` needs.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     /// Address to listen on.
     pub listen: SocketAddr,
-    /// Directory of the embedded store.
+    /// Directory of the embedded store (used when `postgres` is `None`).
     pub data_dir: PathBuf,
+    /// The PostgreSQL database of `--store postgres://…`; `None`: the
+    /// embedded store under `data_dir`.
+    pub postgres: Option<crate::store::PgTarget>,
     /// A host not heard from for this long is stale.
     pub stale_after: Duration,
     /// The policy file; `None` for the built-in defaults. Reloaded on SIGHUP;
@@ -72,11 +73,20 @@ pub struct ServeConfig {
 }
 
 impl ServeConfig {
+    /// Where the store lives.
+    pub fn store(&self) -> crate::store::Location {
+        match &self.postgres {
+            Some(target) => crate::store::Location::Postgres(Box::new(target.clone())),
+            None => crate::store::Location::Sqlite(self.data_dir.clone()),
+        }
+    }
+
     /// `listen` and `data_dir` with every other setting at its default.
     pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Self {
         ServeConfig {
             listen,
             data_dir,
+            postgres: None,
             stale_after: crate::config::defaults::STALE_AFTER,
             policy: None,
             metrics_listen: None,
@@ -151,7 +161,9 @@ pub fn resolve(args: &ServeArgs, env: &dyn EnvSource) -> anyhow::Result<Serve> {
     }
     .validate()
     .map_err(|m| burst.invalid(m))?;
+    let (data_dir, postgres) = crate::config::store::resolve(&sources, env)?;
     let config = ServeConfig {
+        postgres,
         stale_after: sources.value(&STALE_AFTER)?.value,
         policy: path(&POLICY)?,
         metrics_listen: sources.get(&METRICS_LISTEN)?.map(|a| a.value),
@@ -165,10 +177,7 @@ pub fn resolve(args: &ServeArgs, env: &dyn EnvSource) -> anyhow::Result<Serve> {
         tokens_file,
         report_rate,
         max_plaintext_hosts: sources.value(&MAX_PLAINTEXT_HOSTS)?.value,
-        ..ServeConfig::new(
-            sources.value(&LISTEN)?.value,
-            sources.value(&DATA_DIR)?.value,
-        )
+        ..ServeConfig::new(sources.value(&LISTEN)?.value, data_dir)
     };
     Ok(Serve {
         config,
@@ -391,26 +400,24 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let local = listener.local_addr().context("listener address")?;
     check_transport(&config, local)?;
-    let data_dir = config.data_dir.clone();
-    let store = tokio::task::spawn_blocking(move || SqliteStore::open(&data_dir))
-        .await
-        .context("store task")??;
-    let db_path = store.path().to_owned();
     let policy = initial_policy(&config)?;
     let policy_source = policy.source.clone();
-    let fleet = Arc::new(Fleet::load(
-        Arc::new(store),
-        config.stale_after,
-        policy,
-        SystemTime::now(),
-    )?);
-    let ticker = tokio::spawn(background(Arc::downgrade(&fleet), config.policy.clone()));
     let metrics = Arc::new(Metrics::new());
-    let alerting = Arc::new(Alerting::load(
-        config.alerts.clone(),
-        fleet.store(),
-        Arc::clone(&metrics),
-    )?);
+    // Opening the store and loading from it block (and the PostgreSQL store
+    // must not be called on a runtime worker: store/postgres/mod.rs), so
+    // all of it runs on the blocking pool.
+    let (location, stale_after, alerts) =
+        (config.store(), config.stale_after, config.alerts.clone());
+    let alerts_metrics = Arc::clone(&metrics);
+    let (fleet, alerting, db_name) = tokio::task::spawn_blocking(move || {
+        let (store, name) = crate::store::open(&location)?;
+        let fleet = Fleet::load(store, stale_after, policy, SystemTime::now())?;
+        let alerting = Alerting::load(alerts, fleet.store(), alerts_metrics)?;
+        Ok::<_, crate::store::StoreError>((Arc::new(fleet), Arc::new(alerting), name))
+    })
+    .await
+    .context("store task")??;
+    let ticker = tokio::spawn(background(Arc::downgrade(&fleet), config.policy.clone()));
     let mut tasks = alerting.spawn(Arc::downgrade(&fleet));
     tasks.push(ticker);
     let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -490,7 +497,7 @@ pub async fn serve(
 
     tracing::info!(
         listen = %local,
-        database = %db_path.display(),
+        database = %db_name,
         hosts = fleet.host_count(),
         stale_after = %humantime::format_duration(config.stale_after),
         policy = %policy_source,

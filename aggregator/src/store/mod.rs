@@ -1,11 +1,18 @@
 //! Where the aggregator keeps what it was told.
 //!
-//! One interface, [`Store`], so that the embedded SQLite store (the default)
-//! and a server database can be swapped without touching ingest, queries or
-//! the parity engine. Every method is synchronous: the server calls them on
+//! One interface, [`Store`], so that the embedded SQLite store (the default,
+//! `sqlite/`) and PostgreSQL (`postgres/`, docs/store.md) can be swapped
+//! without touching ingest, queries or the parity engine. Both keep the same
+//! rows, answer in the same order and page alike; `rows.rs` holds what they
+//! share of reading a host back, and `contract_tests.rs` the tests every
+//! backend passes. Every method is synchronous: the server calls them on
 //! tokio's blocking pool. A method returns only after its write is durable —
 //! the report API acknowledges a snapshot only after `save_snapshot` returned.
 
+#[cfg(test)]
+mod contract_tests;
+mod postgres;
+mod rows;
 mod sqlite;
 
 use std::path::PathBuf;
@@ -14,7 +21,73 @@ use std::time::SystemTime;
 
 use envparity_proto::v1::{Container, EngineState, HostSnapshot};
 
+pub use postgres::{PgStore, PgTarget};
 pub use sqlite::{SqliteStore, check_writable};
+
+/// Where a store lives: what `--store` (or `--data-dir`) chose.
+#[derive(Debug, Clone)]
+pub enum Location {
+    /// The embedded store under this data directory.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database.
+    Postgres(Box<PgTarget>),
+}
+
+impl Location {
+    /// How logs and errors name it.
+    pub fn name(&self) -> String {
+        match self {
+            Location::Sqlite(dir) => dir.join("envparity.db").display().to_string(),
+            Location::Postgres(target) => target.name().to_owned(),
+        }
+    }
+}
+
+/// Opens the store at `at`, creating or migrating its schema, and its
+/// name. Blocks: call it on the blocking pool.
+pub fn open(at: &Location) -> Result<(Arc<dyn Store>, String), StoreError> {
+    let store: Arc<dyn Store> = match at {
+        Location::Sqlite(dir) => Arc::new(SqliteStore::open(dir)?),
+        Location::Postgres(target) => Arc::new(PgStore::open(target)?),
+    };
+    Ok((store, at.name()))
+}
+
+/// Checks, without changing anything, that the store at `at` can be used
+/// (`check-config`): an existing SQLite file is writable; a PostgreSQL
+/// database answers, takes the password, is not newer than this build and
+/// lets its user create and write tables.
+pub fn check(at: &Location) -> Result<(), StoreError> {
+    match at {
+        Location::Sqlite(dir) => check_writable(dir),
+        Location::Postgres(target) => PgStore::check(target).map(drop),
+    }
+}
+
+/// What a migration found and left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Migrated {
+    /// The version found (0: an empty database); `None` when the backend
+    /// does not say (SQLite upgrades in place on open).
+    pub from: Option<i64>,
+    /// The version left: this build's.
+    pub to: i64,
+}
+
+/// Brings the store's schema at `at` to this build's version (`envparity
+/// migrate`). Blocks.
+pub fn migrate(at: &Location) -> Result<Migrated, StoreError> {
+    match at {
+        Location::Sqlite(dir) => {
+            SqliteStore::open(dir)?;
+            Ok(Migrated {
+                from: None,
+                to: sqlite::SCHEMA_VERSION,
+            })
+        }
+        Location::Postgres(target) => PgStore::migrate(target),
+    }
+}
 
 /// The stored state of one host.
 #[derive(Debug, Clone, PartialEq)]
@@ -342,13 +415,23 @@ pub enum StoreError {
     /// them gets this one error.
     #[error("{0}")]
     Shared(std::sync::Arc<StoreError>),
+    /// A PostgreSQL call failed.
+    #[error("database {store}: {context}: {reason}")]
+    Postgres {
+        /// The database, as [`PgTarget`] names it (never with a password).
+        store: String,
+        /// What was being done.
+        context: &'static str,
+        /// The cause, with the server's own message when it sent one.
+        reason: String,
+    },
     /// The database was written by a newer envparity.
     #[error(
-        "database {path}: schema version {found} is newer than this envparity supports ({supported}); upgrade envparity"
+        "database {store}: schema version {found} is newer than this envparity supports ({supported}); upgrade envparity"
     )]
     SchemaTooNew {
-        /// The database file.
-        path: PathBuf,
+        /// The database (its file, or its PostgreSQL name).
+        store: String,
         /// The version found.
         found: i64,
         /// The newest version this build knows.

@@ -23,6 +23,7 @@ pub struct AggregatorBuilder<'f> {
     args: Vec<String>,
     tls: bool,
     envs: Vec<(String, String)>,
+    store: Option<String>,
 }
 
 impl<'f> AggregatorBuilder<'f> {
@@ -31,6 +32,7 @@ impl<'f> AggregatorBuilder<'f> {
             fleet,
             args: Vec::new(),
             tls: true,
+            store: None,
             envs: Vec::new(),
         }
     }
@@ -56,6 +58,15 @@ impl<'f> AggregatorBuilder<'f> {
     /// An environment variable for the process (e.g. `RUST_LOG`).
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.envs.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Serves from the store at `url` (`--store`, e.g. a [`Postgres`]
+    /// database) instead of a `--data-dir` of its own.
+    ///
+    /// [`Postgres`]: crate::Postgres
+    pub fn store(mut self, url: impl Into<String>) -> Self {
+        self.store = Some(url.into());
         self
     }
 
@@ -104,6 +115,7 @@ impl<'f> AggregatorBuilder<'f> {
             args,
             scheme: if self.tls { "https" } else { "http" },
             envs: self.envs,
+            store: self.store,
             data_dir,
             process: None,
             dir,
@@ -122,6 +134,7 @@ pub struct Aggregator {
     envs: Vec<(String, String)>,
     binary: PathBuf,
     args: Vec<String>,
+    store: Option<String>,
     data_dir: PathBuf,
     process: Option<Process>,
     dir: ScratchDir,
@@ -131,12 +144,12 @@ impl Aggregator {
     fn spawn(&mut self) -> Result<()> {
         let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
         let mut serve = project_command(&self.binary);
+        serve.arg("serve").arg("--listen").arg(listen.to_string());
+        match &self.store {
+            Some(url) => serve.arg("--store").arg(url),
+            None => serve.arg("--data-dir").arg(&self.data_dir),
+        };
         serve
-            .arg("serve")
-            .arg("--listen")
-            .arg(listen.to_string())
-            .arg("--data-dir")
-            .arg(&self.data_dir)
             .args(&self.args)
             .envs(self.envs.iter().map(|(k, v)| (k, v)));
         let mut process = Process::spawn(

@@ -5,6 +5,7 @@
 use rusqlite::params;
 
 use super::{SqliteStore, sql_limit};
+use crate::store::rows;
 use crate::store::{FindingChanges, FindingRecord, Page, PageAt, StoreError};
 
 impl SqliteStore {
@@ -28,7 +29,7 @@ impl SqliteStore {
                 r.kind,
                 r.severity,
                 r.service,
-                r.environments.join(","),
+                rows::environments_text(&r.environments),
                 r.key,
                 r.host,
                 r.summary,
@@ -75,11 +76,7 @@ impl SqliteStore {
                     kind: r.get(1)?,
                     severity: r.get(2)?,
                     service: r.get(3)?,
-                    environments: environments
-                        .split(',')
-                        .filter(|e| !e.is_empty())
-                        .map(str::to_owned)
-                        .collect(),
+                    environments: rows::environments_of(&environments),
                     key: r.get(5)?,
                     host: r.get(6)?,
                     summary: r.get(7)?,

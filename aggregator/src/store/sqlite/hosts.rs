@@ -7,14 +7,13 @@
 //! container (its encoding, keyed by the host and the container id), so
 //! that a report that changed one container writes one row.
 
-use std::collections::HashMap;
-
-use envparity_proto::time::{from_unix_millis, unix_millis};
-use envparity_proto::v1::{Container, EngineState, HostSnapshot};
+use envparity_proto::time::unix_millis;
+use envparity_proto::v1::Container;
 use prost::Message;
 use rusqlite::{Transaction, params};
 
 use super::SqliteStore;
+use crate::store::rows::{self, ContainerRow, HostRow};
 use crate::store::{ContainerRows, FindingChanges, HostWrite, Reported, StoreError, StoredHost};
 
 impl SqliteStore {
@@ -39,99 +38,35 @@ impl SqliteStore {
             )
             .map_err(self.db("prepare container load"))?;
         // Both are read in host order: the containers of each host follow
-        // one another.
-        let mut containers = rows_of_containers
+        // one another, and are streamed, not collected.
+        let containers = rows_of_containers
             .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Vec<u8>>(2)?,
-                ))
+                Ok(ContainerRow {
+                    host_id: r.get(0)?,
+                    container_id: r.get(1)?,
+                    body: r.get(2)?,
+                })
             })
-            .map_err(self.db("load containers"))?
-            .peekable();
-        let rows = stmt
+            .map_err(self.db("load containers"))?;
+        let hosts = stmt
             .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, Vec<u8>>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, i64>(4)?,
-                    r.get::<_, i32>(5)?,
-                ))
+                Ok(HostRow {
+                    host_id: r.get(0)?,
+                    snapshot: r.get(1)?,
+                    order: r.get(2)?,
+                    received_ms: r.get(3)?,
+                    seen_ms: r.get(4)?,
+                    engine_state: r.get(5)?,
+                })
             })
             .map_err(self.db("load hosts"))?;
-        let mut hosts = Vec::new();
-        for row in rows {
-            let (host_id, blob, order, received, seen, engine) =
-                row.map_err(self.db("load hosts"))?;
-            let corrupt = |reason: String| StoreError::Corrupt {
+        rows::assemble(hosts, containers)
+            .map_err(self.db("load hosts"))?
+            .map_err(|d| StoreError::Corrupt {
                 path: self.path.clone(),
-                host_id: host_id.clone(),
-                reason,
-            };
-            let mut snapshot =
-                HostSnapshot::decode(blob.as_slice()).map_err(|e| corrupt(e.to_string()))?;
-            if snapshot.host_id != host_id {
-                return Err(corrupt(format!(
-                    "row holds the snapshot of host {:?}",
-                    snapshot.host_id
-                )));
-            }
-            if !snapshot.containers.is_empty() {
-                return Err(corrupt(
-                    "the host row holds containers; they belong in the containers table".into(),
-                ));
-            }
-            while let Some(next) = containers.peek() {
-                let (owner, id, body) = match next {
-                    Ok(row) => row,
-                    Err(_) => {
-                        let e = containers.next().and_then(Result::err);
-                        return Err(self.db("load containers")(e.expect("an error row")));
-                    }
-                };
-                if owner.as_str() < host_id.as_str() {
-                    return Err(StoreError::Corrupt {
-                        path: self.path.clone(),
-                        host_id: owner.clone(),
-                        reason: format!("container {id:?} belongs to no stored host"),
-                    });
-                }
-                if *owner != host_id {
-                    break;
-                }
-                let c = Container::decode(body.as_slice())
-                    .map_err(|e| corrupt(format!("container {id:?}: {e}")))?;
-                if c.id != *id {
-                    return Err(corrupt(format!(
-                        "the row of container {id:?} holds container {:?}",
-                        c.id
-                    )));
-                }
-                snapshot.containers.push(c);
-                containers.next();
-            }
-            if let Some(order) = order {
-                snapshot.containers =
-                    in_order(std::mem::take(&mut snapshot.containers), &order).map_err(corrupt)?;
-            }
-            hosts.push(StoredHost {
-                snapshot: std::sync::Arc::new(snapshot),
-                received_at: from_unix_millis(received),
-                last_seen: from_unix_millis(seen),
-                engine_state: EngineState::try_from(engine).unwrap_or(EngineState::Unspecified),
-            });
-        }
-        if let Some(Ok((owner, id, _))) = containers.next() {
-            return Err(StoreError::Corrupt {
-                path: self.path.clone(),
-                host_id: owner,
-                reason: format!("container {id:?} belongs to no stored host"),
-            });
-        }
-        Ok(hosts)
+                host_id: d.host_id,
+                reason: d.reason,
+            })
     }
 
     /// Writes what each of `reports` changed of its host (its header,
@@ -161,10 +96,7 @@ impl SqliteStore {
     fn write_host(&self, tx: &Transaction<'_>, w: &HostWrite) -> Result<(), StoreError> {
         let s = &w.header;
         let boot_id = s.agent.as_ref().map_or("", |a| a.boot_id.as_str());
-        let order = w
-            .order
-            .as_ref()
-            .map(|ids| serde_json::to_string(ids).expect("a list of strings serializes"));
+        let order = rows::order_text(w.order.as_ref());
         tx.prepare_cached(
             "INSERT INTO hosts (host_id, environment, snapshot, content_hash, boot_id, sequence,
                                 received_at_ms, last_seen_ms, engine_state, container_order)
@@ -269,27 +201,4 @@ impl SqliteStore {
         tx.commit().map_err(self.db("commit forgetting a host"))?;
         Ok(removed > 0)
     }
-}
-
-/// `containers` (ascending by id, as read) in the snapshot's `order` (a
-/// JSON list of their ids); why not when the two disagree.
-fn in_order(containers: Vec<Container>, order: &str) -> Result<Vec<Container>, String> {
-    let ids: Vec<String> = serde_json::from_str(order)
-        .map_err(|e| format!("the container order is not a list of ids: {e}"))?;
-    if ids.len() != containers.len() {
-        return Err(format!(
-            "the container order lists {} ids for {} container rows",
-            ids.len(),
-            containers.len()
-        ));
-    }
-    let mut by_id: HashMap<String, Container> =
-        containers.into_iter().map(|c| (c.id.clone(), c)).collect();
-    ids.iter()
-        .map(|id| {
-            by_id
-                .remove(id)
-                .ok_or_else(|| format!("the container order names {id:?}, which has no row"))
-        })
-        .collect()
 }

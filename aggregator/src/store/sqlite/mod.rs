@@ -38,6 +38,7 @@ use super::{
 };
 
 pub use open::check_writable;
+pub(super) use schema::SCHEMA_VERSION;
 
 /// The SQLite-backed [`Store`].
 #[derive(Debug)]

@@ -18,7 +18,7 @@ use crate::store::{StoreError, order_of};
 /// the containers' order. An older database is upgraded in place on open,
 /// in one transaction (the new tables are created, `liveness` filled from
 /// `hosts`, and each host's containers moved out of its snapshot).
-pub(super) const SCHEMA_VERSION: i64 = 5;
+pub(crate) const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (
@@ -127,7 +127,7 @@ pub(super) fn create_or_upgrade(conn: &Connection, path: &Path) -> Result<(), St
         }
         Some(Ok(v)) if v > SCHEMA_VERSION => {
             return Err(StoreError::SchemaTooNew {
-                path: path.to_owned(),
+                store: path.display().to_string(),
                 found: v,
                 supported: SCHEMA_VERSION,
             });

@@ -1,0 +1,218 @@
+//! [`Postgres`]: a real PostgreSQL 15 server (Debian's `postgresql-15`) in
+//! a temp dir of its own, for the store's second backend (docs/store.md).
+//!
+//! `initdb` refuses root, so the cluster is made with `runuser -u postgres`
+//! and the server runs as the `postgres` user too (spawned with its uid, so
+//! that the pid the harness holds is the postmaster's own). It listens on
+//! a Unix socket in its dir only (`listen_addresses = ''`): no port is
+//! taken, nothing outside the machine can reach it. Local connections are
+//! trusted, except for [`PASSWORD_ROLE`], which must give its password (the
+//! wrong-password tests). Dropping it stops the server by pid (SIGINT, a
+//! fast shutdown) and deletes the dir.
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use rustix::process::Signal;
+
+use crate::error::{Error, Result};
+use crate::pids;
+use crate::process::Process;
+use crate::scratch::ScratchDir;
+use crate::tools::{self, INITDB, POSTGRES, PSQL};
+use crate::wait::wait_for;
+
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The role that logs in with a password (`scram-sha-256`); every other
+/// local role is trusted. A test creates it with the password it wants.
+pub const PASSWORD_ROLE: &str = "envparity_pw";
+
+/// A running PostgreSQL server; dropping it stops the server and deletes
+/// its dir.
+#[derive(Debug)]
+pub struct Postgres {
+    process: Process,
+    socket_dir: PathBuf,
+    dir: ScratchDir,
+}
+
+impl Postgres {
+    /// Starts a server in a fresh temp dir of its own.
+    pub fn start() -> Result<Self> {
+        Self::launch(ScratchDir::new()?)
+    }
+
+    /// Starts a server in `parent/postgres` (which must not exist yet).
+    pub fn start_in(parent: &Path) -> Result<Self> {
+        Self::launch(ScratchDir::child(parent, "postgres")?)
+    }
+
+    fn launch(dir: ScratchDir) -> Result<Self> {
+        tools::require_root()?;
+        for tool in [INITDB, POSTGRES, PSQL] {
+            tool.require()?;
+        }
+        let (uid, gid) = postgres_user()?;
+        reachable_by_others(dir.path())?;
+        let data = dir.path().join("data");
+        let socket_dir = dir.path().join("socket");
+        for path in [&data, &socket_dir] {
+            std::fs::create_dir(path).map_err(Error::io(format!("create {}", path.display())))?;
+            std::os::unix::fs::chown(path, Some(uid), Some(gid))
+                .map_err(Error::io(format!("chown {} to postgres", path.display())))?;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+                .map_err(Error::io(format!("chmod {}", path.display())))?;
+        }
+        let mut initdb = Command::new("runuser");
+        initdb
+            .args([
+                "-u",
+                "postgres",
+                "--",
+                INITDB.path,
+                "--no-sync",
+                "-A",
+                "trust",
+            ])
+            .args(["-U", "postgres", "-E", "UTF8", "--locale", "C.UTF-8", "-D"])
+            .arg(&data);
+        crate::command::checked(initdb)?;
+        let hba = data.join("pg_hba.conf");
+        std::fs::write(
+            &hba,
+            format!("local all {PASSWORD_ROLE} scram-sha-256\nlocal all all trust\n"),
+        )
+        .map_err(Error::io(format!("write {}", hba.display())))?;
+        let mut command = Command::new(POSTGRES.path);
+        command
+            .arg("-D")
+            .arg(&data)
+            .arg("-k")
+            .arg(&socket_dir)
+            .args(["-c", "listen_addresses=", "-c", "fsync=off"])
+            .args(["-c", "max_connections=200", "-c", "shared_buffers=32MB"])
+            .current_dir(&data)
+            .uid(uid)
+            .gid(gid);
+        let mut process = Process::spawn(
+            format!("postgres {}", data.display()),
+            command,
+            dir.path().join("postgres.log"),
+        )?;
+        let socket = socket_dir.join(".s.PGSQL.5432");
+        let ready = wait_for(START_TIMEOUT, "postgres to accept connections", || {
+            process.ensure_running()?;
+            Ok(socket.exists()
+                && Command::new(PSQL.path)
+                    .args(["-XqAt", "-U", "postgres", "-d", "postgres", "-h"])
+                    .arg(&socket_dir)
+                    .args(["-c", "SELECT 1"])
+                    .output()
+                    .is_ok_and(|o| o.status.success()))
+            .map(|ok| ok.then_some(()))
+        });
+        if let Err(e) = ready {
+            pids::signal(process.pid(), Signal::INT);
+            let _ = process.stop();
+            return Err(e);
+        }
+        Ok(Postgres {
+            process,
+            socket_dir,
+            dir,
+        })
+    }
+
+    /// The directory of the server's Unix socket.
+    pub fn socket_dir(&self) -> &Path {
+        &self.socket_dir
+    }
+
+    /// The URL of database `db` as the trusted superuser `postgres`.
+    pub fn url(&self, db: &str) -> String {
+        format!(
+            "postgres://postgres@/{db}?host={}",
+            self.socket_dir.display()
+        )
+    }
+
+    /// Runs `sql` as the superuser on database `db` (psql): its output,
+    /// unaligned, without headers.
+    pub fn sql(&self, db: &str, sql: &str) -> Result<String> {
+        let mut psql = Command::new(PSQL.path);
+        psql.args(["-XqAt", "-v", "ON_ERROR_STOP=1", "-U", "postgres"])
+            .args(["-d", db, "-h"])
+            .arg(&self.socket_dir)
+            .args(["-c", sql]);
+        crate::command::checked(psql)
+    }
+
+    /// The server's pid (the postmaster's).
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    /// The server's log.
+    pub fn log(&self) -> String {
+        self.process.log()
+    }
+
+    /// The temp dir everything lives in.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        // SIGINT is PostgreSQL's fast shutdown (SIGTERM would wait for
+        // every client to leave); `stop` then waits, and kills if need be.
+        pids::signal(self.process.pid(), Signal::INT);
+        let _ = self.process.stop();
+    }
+}
+
+/// The uid and gid of the `postgres` user (the Debian package makes it).
+fn postgres_user() -> Result<(u32, u32)> {
+    let id = |flag: &str| {
+        let mut command = Command::new("id");
+        command.args([flag, "postgres"]);
+        crate::command::checked(command).map(|out| out.trim().parse::<u32>())
+    };
+    let (uid, gid) = (id("-u")?, id("-g")?);
+    match (uid, gid) {
+        (Ok(uid), Ok(gid)) => Ok((uid, gid)),
+        _ => Err(Error::unexpected(
+            "the postgres user",
+            "`id postgres` gave no numeric ids; is postgresql-15 installed (scripts/setup.sh)?",
+        )),
+    }
+}
+
+/// Opens `dir` to traversal by others (the server runs as `postgres`) and
+/// checks that every directory above it allows it too.
+fn reachable_by_others(dir: &Path) -> Result<()> {
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
+        .map_err(Error::io(format!("chmod {}", dir.display())))?;
+    for ancestor in dir.ancestors().skip(1) {
+        let mode = std::fs::metadata(ancestor)
+            .map_err(Error::io(format!("stat {}", ancestor.display())))?
+            .permissions()
+            .mode();
+        if mode & 0o001 == 0 {
+            return Err(Error::unexpected(
+                format!("directory {}", ancestor.display()),
+                format!(
+                    "mode {:04o}: the postgres user cannot reach the server's dir below it; \
+                     `chmod o+x` it (scripts/test.sh does so for its run dir)",
+                    mode & 0o7777
+                ),
+            ));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,147 @@
+//! `envparity serve --store postgres://…` through the real binary: the same
+//! reports (from the load generator) give the same answers as on SQLite,
+//! and a restart reads them back from the database (docs/store.md).
+
+use std::process::Command;
+use std::time::Duration;
+
+use envparity_tests::{
+    CliOutput, Fleet, PASSWORD_ROLE, Postgres, Result, cargo_bin, output, project_command,
+};
+
+const HOSTS: [&str; 3] = ["host-00000", "host-00001", "host-00002"];
+
+/// What `hosts` and `status` answer after the load generator registered
+/// [`HOSTS`] with the aggregator on `store` (`None`: SQLite), before and
+/// after a restart, which must agree.
+fn answers_on(store: Option<&str>) -> Result<Vec<String>> {
+    let fleet = HOSTS
+        .iter()
+        .fold(Fleet::builder(), |b, h| b.identity(h))
+        .start()?;
+    let builder = fleet.aggregator();
+    let builder = match store {
+        Some(url) => builder.store(url),
+        None => builder,
+    };
+    let mut aggregator = builder.start()?;
+    let mut loadgen = Command::new(cargo_bin("envparity-loadgen")?);
+    loadgen
+        .arg("--server")
+        .arg(fleet.server()?)
+        .arg("--tls-dir")
+        .arg(fleet.pki()?)
+        .args(["--query-client", "cli", "--hosts", "3", "--containers", "5"])
+        .args(["--phases", "register"]);
+    let out = output(loadgen, Duration::from_secs(60))?;
+    assert!(out.status.success(), "envparity-loadgen failed: {out:?}");
+    let read = |fleet: &Fleet| -> Result<Vec<String>> {
+        let answer = |args: &[&str]| -> Result<String> {
+            let out: CliOutput = fleet.cli_as("table", args)?;
+            // Ages ("3s ago") differ from run to run; the rest may not.
+            let lines: Vec<String> = out.stdout.lines().map(without_ages).collect();
+            Ok(format!("{}\n(exit {})", lines.join("\n"), out.code))
+        };
+        Ok(vec![answer(&["hosts"])?, answer(&["status"])?])
+    };
+    let before = read(&fleet)?;
+    assert!(before[0].contains("3 host(s)"), "{}", before[0]);
+    aggregator.restart()?;
+    let after = read(&fleet)?;
+    assert_eq!(before, after, "after a restart on {store:?}");
+    Ok(before)
+}
+
+/// `line` without ages ("3s ago", "1m ago"), which differ from run to run,
+/// and with single spaces.
+fn without_ages(line: &str) -> String {
+    let age = |w: &str| {
+        w == "ago"
+            || w.strip_suffix(['s', 'm', 'h'])
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    line.split_whitespace()
+        .filter(|w| !age(w))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn serve_on_postgres_answers_as_on_sqlite_and_after_a_restart() -> Result<()> {
+    let postgres = Postgres::start()?;
+    postgres.sql("postgres", "CREATE DATABASE envparity")?;
+    let on_postgres = answers_on(Some(&postgres.url("envparity")))?;
+    let on_sqlite = answers_on(None)?;
+    assert_eq!(on_postgres, on_sqlite);
+    // Read from PostgreSQL, not from a data dir.
+    let stored = postgres.sql("envparity", "SELECT COUNT(*) FROM hosts")?;
+    assert_eq!(stored, "3");
+    Ok(())
+}
+
+/// `check-config` and `migrate` through the real binary: each thing wrong
+/// with a PostgreSQL store is an exit 2 and an error naming it.
+#[test]
+fn check_config_and_migrate_name_what_is_wrong_with_a_postgres_store() -> Result<()> {
+    let postgres = Postgres::start()?;
+    postgres.sql("postgres", "CREATE DATABASE envparity")?;
+    postgres.sql(
+        "postgres",
+        &format!("CREATE ROLE {PASSWORD_ROLE} LOGIN PASSWORD 'right'"),
+    )?;
+    let socket = postgres.socket_dir().display().to_string();
+    let run = |args: &[&str], env: &[(&str, &str)]| -> Result<envparity_tests::Output> {
+        let mut cmd = project_command(&cargo_bin("envparity")?);
+        cmd.args(args)
+            .args(["--insecure-plaintext"])
+            .envs(env.iter().copied());
+        output(cmd, Duration::from_secs(30))
+    };
+    let url = postgres.url("envparity");
+    let check = |store: &str, env: &[(&str, &str)]| run(&["check-config", "--store", store], env);
+
+    let with_password = format!("postgres://{PASSWORD_ROLE}:right@/envparity?host={socket}");
+    let out = check(&with_password, &[])?;
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(out.stderr.contains("holds a password"), "{}", out.stderr);
+    assert!(!out.stderr.contains("right@"), "{}", out.stderr);
+
+    let as_role = format!("postgres://{PASSWORD_ROLE}@/envparity?host={socket}");
+    let out = check(&as_role, &[("PGPASSWORD", "Tr0ub4dor")])?;
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        out.stderr.contains("password authentication failed"),
+        "{}",
+        out.stderr
+    );
+
+    let out = check("postgres://postgres@/envparity?host=/nonexistent/pg", &[])?;
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        out.stderr.contains("/nonexistent/pg") && out.stderr.contains("connect"),
+        "{}",
+        out.stderr
+    );
+
+    let out = run(&["migrate", "--store", &url], &[])?;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(out.stdout.contains("from version 0 to 1"), "{}", out.stdout);
+    assert_eq!(check(&url, &[])?.status.code(), Some(0));
+
+    postgres.sql(
+        "envparity",
+        "INSERT INTO schema_version (version) VALUES (9)",
+    )?;
+    for args in [&["check-config"][..], &["migrate"][..]] {
+        let mut args = args.to_vec();
+        args.extend(["--store", &url]);
+        let out = run(&args, &[])?;
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        assert!(
+            out.stderr.contains("schema version 9 is newer") && out.stderr.contains("(1)"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    Ok(())
+}
