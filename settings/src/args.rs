@@ -5,6 +5,8 @@ use std::path::Path;
 
 use clap::{ArgMatches, Command};
 
+use crate::error::Error;
+use crate::file::File;
 use crate::setting::{Describe, Flag};
 
 /// A binary's settings, in the order `--help` and `check-config` show them.
@@ -22,6 +24,28 @@ impl Table {
     /// Every setting, in order.
     pub fn settings(&self) -> &'static [&'static dyn Describe] {
         self.settings
+    }
+
+    /// Reads the config file at `path`: refuses keys no setting declares
+    /// for the file, and converts every value (a typo must not lie in wait
+    /// for the day a flag stops overriding it).
+    pub fn read_file(&self, path: &Path) -> Result<File, Error> {
+        self.check_file(File::read(path)?)
+    }
+
+    /// [`Table::read_file`] of `text`, as if read from `path`.
+    pub fn parse_file(&self, path: &Path, text: String) -> Result<File, Error> {
+        self.check_file(File::parse(path, text)?)
+    }
+
+    fn check_file(&self, file: File) -> Result<File, Error> {
+        file.only_keys(&self.file_keys())?;
+        for setting in self.settings {
+            if setting.in_file() {
+                setting.check_file(&file)?;
+            }
+        }
+        Ok(file)
     }
 
     /// The keys the config file may set.

@@ -5,17 +5,18 @@
 //! and the line, even where a flag or a variable overrides that key (a typo
 //! must not lie in wait for the day the override goes). Checks that need
 //! other settings run on the value that wins, through [`crate::Sources`].
+//! This file parses and finds; the settings ([`crate::Table`]) say which
+//! keys there are and how each converts.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use toml::de::{DeTable, ValueDeserializer};
 
-use crate::args::Table;
 use crate::error::{Error, Origin};
-use crate::setting::Setting;
 
-/// A config file, read and checked against a [`Table`].
+/// A config file, parsed: its keys and values, with where each is.
+/// [`crate::Table::read_file`] checks one against a binary's settings.
 pub struct File {
     path: PathBuf,
     /// The text, parsed again for each lookup (a few small parses, at
@@ -32,37 +33,42 @@ impl fmt::Debug for File {
 }
 
 impl File {
-    /// Reads `path`, refuses keys `table` does not declare for the file,
-    /// and converts every value.
-    pub fn read(path: &Path, table: &Table) -> Result<Self, Error> {
+    /// Reads `path` and parses it: a syntax error names the line.
+    pub fn read(path: &Path) -> Result<Self, Error> {
         let text = std::fs::read_to_string(path).map_err(|error| Error::FileRead {
             path: path.to_owned(),
             error,
         })?;
-        Self::parse(path, text, table)
+        Self::parse(path, text)
     }
 
     /// [`File::read`] of `text`, as if read from `path`.
-    pub fn parse(path: &Path, text: String, table: &Table) -> Result<Self, Error> {
+    pub fn parse(path: &Path, text: String) -> Result<Self, Error> {
         let file = File {
             path: path.to_owned(),
             text,
         };
-        let keys = table.file_keys();
-        if let Some((key, _)) = file
+        file.table()?;
+        Ok(file)
+    }
+
+    /// Refuses a key that is not one of `keys`, naming it, its line and
+    /// the keys there are.
+    pub fn only_keys(&self, keys: &[&str]) -> Result<(), Error> {
+        if let Some((key, _)) = self
             .table()?
             .iter()
             .find(|(key, _)| !keys.contains(&key.get_ref().as_ref()))
         {
-            let message = format!("unknown field `{}`, {}", key.get_ref(), expected(&keys));
-            return Err(parse_error(path, &file.text, key.span().start, &message));
+            let message = format!("unknown field `{}`, {}", key.get_ref(), expected(keys));
+            return Err(parse_error(
+                &self.path,
+                &self.text,
+                key.span().start,
+                &message,
+            ));
         }
-        for setting in table.settings() {
-            if setting.in_file() {
-                setting.check_file(&file)?;
-            }
-        }
-        Ok(file)
+        Ok(())
     }
 
     /// The file's path, as given.
@@ -79,35 +85,29 @@ impl File {
             })
     }
 
-    /// The value of `setting`'s key, converted, and where it is; `None`
-    /// when the file does not set it.
-    pub(crate) fn value<T, I>(
+    /// The value of `key`, converted by `convert`, and where it is; `None`
+    /// when the file does not set it. A value that does not convert is an
+    /// error naming the file, the key and the line.
+    pub(crate) fn lookup<T>(
         &self,
-        setting: &Setting<T, I>,
+        key: &'static str,
+        convert: impl FnOnce(ValueDeserializer<'_>) -> Result<T, toml::de::Error>,
     ) -> Result<Option<(T, Origin)>, Error> {
         let table = self.table()?;
-        let Some((_, value)) = table
-            .iter()
-            .find(|(key, _)| key.get_ref().as_ref() == setting.key)
-        else {
+        let Some((_, value)) = table.iter().find(|(k, _)| k.get_ref().as_ref() == key) else {
             return Ok(None);
         };
         let span = value.span();
         let origin = |offset: usize| Origin::File {
             path: self.path.clone(),
-            key: setting.key,
+            key,
             line: position(&self.text, offset).0,
         };
-        let converted: Result<T, toml::de::Error> =
-            (setting.from_file)(setting, ValueDeserializer::from(value.clone()));
-        let value = converted.map_err(|e| Error::Invalid {
-            origin: origin(e.span().map_or(span.start, |s| s.start)),
-            message: one_line(e.message()),
-        })?;
-        let value = match setting.rebase {
-            Some(rebase) => rebase(value, self.path.parent().unwrap_or(Path::new(""))),
-            None => value,
-        };
+        let value =
+            convert(ValueDeserializer::from(value.clone())).map_err(|e| Error::Invalid {
+                origin: origin(e.span().map_or(span.start, |s| s.start)),
+                message: one_line(e.message()),
+            })?;
         Ok(Some((value, origin(span.start))))
     }
 }

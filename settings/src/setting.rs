@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use toml::de::ValueDeserializer;
 
-use crate::error::Error;
+use crate::error::{Error, Origin};
 use crate::file::File;
 
 /// How a setting is given on the command line.
@@ -202,7 +202,23 @@ impl<T: Clone + Send + Sync + 'static, I: Clone + Send + Sync + 'static> Describ
     }
 
     fn check_file(&self, file: &File) -> Result<(), Error> {
-        file.value(self).map(drop)
+        self.in_config(file).map(drop)
+    }
+}
+
+impl<T, I> Setting<T, I> {
+    /// Its value in `file`, converted (a relative path taken from the
+    /// file's directory), and where it is; `None` when the file does not
+    /// set it.
+    pub(crate) fn in_config(&self, file: &File) -> Result<Option<(T, Origin)>, Error> {
+        let found = file.lookup(self.key, |value| (self.from_file)(self, value))?;
+        Ok(found.map(|(value, origin)| match self.rebase {
+            Some(rebase) => (
+                rebase(value, file.path().parent().unwrap_or(Path::new(""))),
+                origin,
+            ),
+            None => (value, origin),
+        }))
     }
 }
 

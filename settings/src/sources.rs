@@ -66,7 +66,7 @@ impl<'a> Sources<'a> {
     /// Reads the config file at `path`; its keys are checked against the
     /// table.
     pub fn read(mut self, path: &Path) -> Result<Self, Error> {
-        self.file = Some(File::read(path, self.table)?);
+        self.file = Some(self.table.read_file(path)?);
         Ok(self)
     }
 
@@ -148,7 +148,7 @@ impl<'a> Sources<'a> {
         }
         if setting.in_file
             && let Some(file) = &self.file
-            && let Some(found) = file.value(setting)?
+            && let Some(found) = setting.in_config(file)?
         {
             return Ok(Some(found));
         }

@@ -9,7 +9,7 @@ use clap::Command;
 use proptest::prelude::*;
 use serde::Deserialize;
 
-use crate::{Error, File, Flags, List, Origin, Setting, Show, Sources, parse};
+use crate::{Error, Flags, List, Origin, Setting, Show, Sources, parse};
 
 fn small(text: &str) -> Result<u32, String> {
     let n: u32 = text
@@ -501,7 +501,7 @@ fn the_report_escapes_control_characters() {
 fn a_file_needs_no_flags() {
     let case = Case::new();
     let path = case.file("count = \"12\"\nname = \"n\"\n");
-    let file = File::read(Path::new(&path), &TABLE).unwrap();
+    let file = TABLE.read_file(Path::new(&path)).unwrap();
     assert_eq!(file.path(), Path::new(&path));
 }
 
