@@ -11,12 +11,13 @@ use std::time::Duration;
 
 use clap::{ArgMatches, Command};
 use envparity_settings::parse::{self, LogFormat};
-use envparity_settings::{EnvSource, Flags, Setting, Sources, common};
+use envparity_settings::{EnvSource, Flags, Origin, Setting, Sources, common};
 
 use super::alerts::{self, AlertsConfig, AlertsRepr};
-use super::store::{self, StoreUrl};
+use super::store::{self, StoreUrl, postgres_target};
 use super::{ConfigError, defaults};
 use crate::parity::{Policy, PolicyError};
+use crate::store::PgTarget;
 
 envparity_settings::declare! {
     /// The settings of `serve`, in the order `--help` and `check-config`
@@ -255,5 +256,117 @@ impl FileConfig {
         Ok(FileConfig {
             alerts: alerts_of(&sources)?,
         })
+    }
+}
+
+/// `--store` (or `--data-dir`) resolved: the SQLite directory, and the
+/// PostgreSQL database when `--store` names one (with its password and the
+/// `PG*` variables it leaves to the environment). Each error names the
+/// setting and where its value came from.
+pub fn resolve_store(
+    sources: &Sources<'_>,
+    env: &dyn EnvSource,
+) -> Result<(PathBuf, Option<PgTarget>), ConfigError> {
+    let data_dir = sources.value(&DATA_DIR)?;
+    let password_file = sources.get(&STORE_PASSWORD_FILE)?;
+    let Some(store) = sources.get(&STORE)? else {
+        if let Some(file) = password_file {
+            return Err(file.invalid("is only for --store postgres://…, which is not set"));
+        }
+        return Ok((data_dir.value, None));
+    };
+    if !matches!(data_dir.origin, Origin::Default(_)) {
+        return Err(store.invalid(format!(
+            "and {} are both set; keep one (--store sqlite://PATH is --data-dir PATH)",
+            data_dir.origin
+        )));
+    }
+    match &store.value {
+        StoreUrl::Sqlite(path) => {
+            if let Some(file) = password_file {
+                return Err(file.invalid("is only for --store postgres://…, not sqlite://"));
+            }
+            Ok((path.clone(), None))
+        }
+        StoreUrl::Postgres(url) => {
+            let target =
+                postgres_target(url, password_file.as_ref().map(|f| f.value.as_path()), env)
+                    .map_err(|m| match &password_file {
+                        Some(file) if m.starts_with("store password file") => file.invalid(m),
+                        _ => store.invalid(m),
+                    })?;
+            Ok((data_dir.value, Some(target)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    /// `resolve` over the variables `vars` (flags and files resolve the
+    /// same way: the settings crate's tests).
+    fn resolved(vars: &[(&str, &str)]) -> Result<(PathBuf, Option<PgTarget>), String> {
+        let env: BTreeMap<&str, &str> = vars.iter().copied().collect();
+        let flags = envparity_settings::Flags::default();
+        let sources = Sources::new(&TABLE, &flags, &env);
+        resolve_store(&sources, &env).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_store_is_the_data_dir_unless_set_and_never_both() {
+        let (dir, pg) = resolved(&[]).unwrap();
+        assert_eq!(dir, PathBuf::from(crate::config::defaults::DATA_DIR));
+        assert!(pg.is_none());
+        let (dir, _) = resolved(&[("ENVPARITY_STORE", "sqlite:///srv/ep")]).unwrap();
+        assert_eq!(dir, PathBuf::from("/srv/ep"));
+        let err = resolved(&[
+            ("ENVPARITY_STORE", "sqlite:///srv/ep"),
+            ("ENVPARITY_DATA_DIR", "/srv/other"),
+        ])
+        .unwrap_err();
+        assert!(
+            err.contains("ENVPARITY_STORE") && err.contains("both"),
+            "{err}"
+        );
+        let err = resolved(&[("ENVPARITY_STORE", "postgres://u:pw@db/x")]).unwrap_err();
+        assert!(
+            err.contains("ENVPARITY_STORE") && err.contains("password"),
+            "{err}"
+        );
+        let (_, pg) = resolved(&[("ENVPARITY_STORE", "postgres://u@db/x")]).unwrap();
+        assert_eq!(pg.unwrap().name(), "postgres://u@db:5432/x");
+    }
+
+    #[test]
+    fn the_password_comes_from_an_owner_only_file_before_pgpassword() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "from-file\n").unwrap();
+        std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        let file = file.to_str().unwrap();
+        let (_, pg) = resolved(&[
+            ("ENVPARITY_STORE", "postgres://u@db/x"),
+            ("ENVPARITY_STORE_PASSWORD_FILE", file),
+            ("PGPASSWORD", "from-env"),
+        ])
+        .unwrap();
+        assert_eq!(pg.unwrap().config().get_password(), Some(&b"from-file"[..]));
+        std::fs::set_permissions(file, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .unwrap();
+        let err = resolved(&[
+            ("ENVPARITY_STORE", "postgres://u@db/x"),
+            ("ENVPARITY_STORE_PASSWORD_FILE", file),
+        ])
+        .unwrap_err();
+        assert!(
+            err.contains("ENVPARITY_STORE_PASSWORD_FILE") && err.contains("chmod 600"),
+            "{err}"
+        );
+        let err = resolved(&[("ENVPARITY_STORE_PASSWORD_FILE", file)]).unwrap_err();
+        assert!(err.contains("only for --store postgres"), "{err}");
     }
 }

@@ -161,7 +161,7 @@ pub fn resolve(args: &ServeArgs, env: &dyn EnvSource) -> anyhow::Result<Serve> {
     }
     .validate()
     .map_err(|m| burst.invalid(m))?;
-    let (data_dir, postgres) = crate::config::store::resolve(&sources, env)?;
+    let (data_dir, postgres) = crate::config::serve::resolve_store(&sources, env)?;
     let config = ServeConfig {
         postgres,
         stale_after: sources.value(&STALE_AFTER)?.value,
