@@ -731,3 +731,33 @@ async fn bind_mounts(http: &EngineHttp, id: &str) -> Result<Vec<MountInfo>, Http
     mounts.sort_by(|a, b| a.destination.cmp(&b.destination));
     Ok(mounts)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_not_read_reason_the_reader_gives_is_counted_under_its_own_word() {
+        for (reason, counted) in [
+            (too_large(300, 200), NotRead::TooLarge),
+            (
+                "directory archive over 64 bytes".to_owned(),
+                NotRead::TooLarge,
+            ),
+            (over_total(100), NotRead::OverTotal),
+            ("binary".to_owned(), NotRead::Binary),
+            ("symlink loop".to_owned(), NotRead::Symlink),
+            ("symlink out of the mount".to_owned(), NotRead::Symlink),
+            ("symlink to an excluded path".to_owned(), NotRead::Symlink),
+            ("not a regular file".to_owned(), NotRead::Other),
+        ] {
+            let mut counts = ReadCounts::default();
+            counts.file(&not_read("/etc/app/a.yaml", reason.clone(), false));
+            assert_eq!(
+                counts.files_not_read,
+                BTreeMap::from([(counted, 1)]),
+                "{reason}"
+            );
+        }
+    }
+}
