@@ -15,9 +15,22 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::config_files::read::{NotRead, ReadCounts};
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheLabels {
+    cache: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+    reason: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -60,6 +73,16 @@ pub struct Metrics {
     journal_bytes: Gauge,
     compactions: Counter,
     dropped: Counter,
+    config_mounts: Family<CacheLabels, Counter>,
+    config_files: Family<OutcomeLabels, Counter>,
+    config_bytes: Counter,
+}
+
+const HIT: CacheLabels = CacheLabels { cache: "hit" };
+const MISS: CacheLabels = CacheLabels { cache: "miss" };
+
+fn outcome(outcome: &'static str, reason: &'static str) -> OutcomeLabels {
+    OutcomeLabels { outcome, reason }
 }
 
 impl Default for Metrics {
@@ -83,6 +106,9 @@ impl Metrics {
             journal_bytes: Gauge::default(),
             compactions: Counter::default(),
             dropped: Counter::default(),
+            config_mounts: Family::default(),
+            config_files: Family::default(),
+            config_bytes: Counter::default(),
         };
         // A gauge at 1 (the classic `_info` convention) rather than an
         // OpenMetrics info metric, which Prometheus' text tooling rejects.
@@ -137,6 +163,31 @@ impl Metrics {
             "Snapshots between the first and the latest that compactions dropped",
             m.dropped.clone(),
         );
+        registry.register(
+            "envparity_agent_config_file_mounts",
+            "Mounts looked at for configuration files, by whether the engine's stats were unchanged (cache hit: not read again) or not (miss: read)",
+            m.config_mounts.clone(),
+        );
+        registry.register(
+            "envparity_agent_config_files",
+            "Configuration files reported, by outcome (unchanged: from the cache; read; not_parsed; not_read) and, for not_read, the reason",
+            m.config_files.clone(),
+        );
+        registry.register(
+            "envparity_agent_config_file_bytes_fetched",
+            "Bytes of configuration file content fetched from the engine",
+            m.config_bytes.clone(),
+        );
+        let _ = m.config_mounts.get_or_create(&HIT);
+        let _ = m.config_mounts.get_or_create(&MISS);
+        for (o, r) in [("unchanged", ""), ("read", ""), ("not_parsed", "")] {
+            let _ = m.config_files.get_or_create(&outcome(o, r));
+        }
+        for reason in NotRead::ALL {
+            let _ = m
+                .config_files
+                .get_or_create(&outcome("not_read", reason.as_str()));
+        }
         for kind in [Sent::Snapshot, Sent::Delta, Sent::Heartbeat] {
             let _ = m.sent.get_or_create(&kind.labels());
             let _ = m.failed.get_or_create(&kind.labels());
@@ -179,6 +230,32 @@ impl Metrics {
     pub fn compacted(&self, dropped: usize) {
         self.compactions.inc();
         self.dropped.inc_by(dropped as u64);
+    }
+
+    /// Counts what a collection's reading of configuration files did.
+    pub fn config_files(&self, counts: &ReadCounts) {
+        self.config_mounts
+            .get_or_create(&HIT)
+            .inc_by(counts.mounts_unchanged);
+        self.config_mounts
+            .get_or_create(&MISS)
+            .inc_by(counts.mounts_read);
+        let files = &self.config_files;
+        files
+            .get_or_create(&outcome("unchanged", ""))
+            .inc_by(counts.files_unchanged);
+        files
+            .get_or_create(&outcome("read", ""))
+            .inc_by(counts.files_read);
+        files
+            .get_or_create(&outcome("not_parsed", ""))
+            .inc_by(counts.files_not_parsed);
+        for (reason, n) in &counts.files_not_read {
+            files
+                .get_or_create(&outcome("not_read", reason.as_str()))
+                .inc_by(*n);
+        }
+        self.config_bytes.inc_by(counts.bytes_fetched);
     }
 
     /// The OpenMetrics text.

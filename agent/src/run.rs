@@ -290,6 +290,8 @@ impl Agent {
         let started = Instant::now();
         let snapshot = self.collector.collect(changes).await;
         self.metrics.collected(started.elapsed());
+        self.metrics
+            .config_files(&self.collector.take_config_file_counts());
         debug!(
             containers = snapshot.containers.len(),
             changed = changes.map(Changes::len),

@@ -6,7 +6,7 @@
 #   cargo build --locked -p envparity-aggregator                      # or --release
 #   tests/deploy/measure-config-files.sh [--containers 100] [--files 5] [--kib 20] \
 #       [--keys 100] [--seconds 90] [--collect-seconds 30] [--collections 3] \
-#       [--rounds 2] [--json FILE]
+#       [--rounds 2] [--json FILE] [--before AGENT_BIN]
 #
 # One sandboxed dockerd (scripts/lib/fleet.sh) runs CONTAINERS busybox
 # containers, each bind-mounting FILES YAML files of KIB KiB (KEYS keys,
@@ -16,6 +16,10 @@
 # off, on, …), so both see the same load:
 #   off  --config-file-max-files 0: no file is read (the baseline);
 #   on   the defaults: every file read, flattened and fingerprinted.
+# With --before AGENT_BIN (another build of the agent, e.g. of the commit
+# before a change), a third mode between them:
+#   before  that binary, with the defaults;
+# so that before and after are measured in the same run (off, before, on, …).
 # For each, two agent runs:
 #   1. idle, with the default intervals (heartbeat 15 s, resync 60 s): once
 #      the aggregator shows every container (and, on, every file's keys),
@@ -48,6 +52,7 @@ collect_seconds=30
 collections_min=3
 rounds=2
 json=
+before_bin=
 while (($#)); do
   case $1 in
     --containers) containers=$2; shift 2 ;;
@@ -59,6 +64,7 @@ while (($#)); do
     --collections) collections_min=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
     --json) json=$2; shift 2 ;;
+    --before) before_bin=$2; shift 2 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "measure: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -68,7 +74,7 @@ target=${CARGO_TARGET_DIR:-$root/target}
 agent_bin=${ENVPARITY_AGENT_BIN:-$target/release-agent/envparity-agent}
 server_bin=${ENVPARITY_BIN:-$target/release/envparity}
 [[ -x "$server_bin" ]] || server_bin=$target/debug/envparity
-for bin in "$agent_bin" "$server_bin"; do
+for bin in "$agent_bin" "$server_bin" ${before_bin:+"$before_bin"}; do
   [[ -x "$bin" ]] || { echo "measure: $bin missing: build it first (see --help)" >&2; exit 1; }
 done
 
@@ -200,7 +206,7 @@ collections() {
   exec 3<&-
 }
 start_agent() {
-  "$agent_bin" "${agent_args[@]}" "$@" 2>>"$FLEET_DIR/agent.log" &
+  "$bin" "${agent_args[@]}" "$@" 2>>"$FLEET_DIR/agent.log" &
   agent=$!
   _fleet_wait 120 "the agent's metrics" _fleet_http_ok "$metrics_port" /metrics
 }
@@ -234,14 +240,16 @@ per_collection() {
 revision=0
 clk=$(getconf CLK_TCK)
 for round in $(seq 1 "$rounds"); do
-  for mode in off on; do
+  for mode in off ${before_bin:+before} on; do
     reading=()
     [[ $mode == off ]] && reading=(--config-file-max-files 0)
+    bin=$agent_bin
+    [[ $mode == before ]] && bin=$before_bin
 
     # 1. idle, default intervals
     start_agent "${reading[@]}"
     _fleet_wait 300 "the aggregator to show $containers containers" shows_count "$containers"
-    [[ $mode == on ]] && _fleet_wait 300 "the aggregator to hold the files' keys" shows_files
+    [[ $mode != off ]] && _fleet_wait 300 "the aggregator to hold the files' keys" shows_files
     sleep 5
     samples=$FLEET_DIR/rss-$mode-$round
     : >"$samples"
@@ -270,7 +278,7 @@ for round in $(seq 1 "$rounds"); do
     changed_cpu=null
     changed_dockerd=null
     load_changed=
-    if [[ $mode == on ]]; then
+    if [[ $mode != off ]]; then
       load_changed=$(load)
       (
         while :; do
@@ -286,6 +294,11 @@ for round in $(seq 1 "$rounds"); do
       revision=$((revision + 1000))
       echo "round $round, files $mode: collection, every file changed: $changed_ms ms mean of $changed_n; CPU per collection: agent $changed_cpu ms, dockerd $changed_dockerd ms (load $load_changed)"
     fi
+    # The reader's own counts, where the build has them.
+    exec 3<>"/dev/tcp/127.0.0.1/$metrics_port"
+    printf 'GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n' >&3
+    grep -E '^envparity_agent_config_file' <&3 | sed "s/^/round $round, files $mode: /" || true
+    exec 3<&-
     stop_agent
     if [[ -n "$json" ]]; then
       printf '{"round": %s, "files": "%s", "containers": %s, "files_per_container": %s, "kib": %s, "keys": %s, "engine_one_file": {"head_ms": %s, "get_ms": %s, "load": "%s"}, "idle": {"seconds": %s, "rss_kib_median": %s, "hwm_kib": %s, "millicores": %s, "load": "%s"}, "collection_unchanged": {"mean_ms": %s, "n": %s, "agent_cpu_ms": %s, "dockerd_cpu_ms": %s, "load": "%s"}, "collection_changed": {"mean_ms": %s, "n": %s, "agent_cpu_ms": %s, "dockerd_cpu_ms": %s, "load": "%s"}}\n' \

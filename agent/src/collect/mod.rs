@@ -210,6 +210,11 @@ impl Collector {
         }
     }
 
+    /// What reading configuration files did since the last call.
+    pub fn take_config_file_counts(&mut self) -> crate::config_files::read::ReadCounts {
+        self.files.take_counts()
+    }
+
     /// Where the runtime is looked for.
     pub fn target(&self) -> &Target {
         &self.target

@@ -30,6 +30,9 @@
 //! writer) are reached only through such links.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures_util::{StreamExt, stream};
 
 use envparity_proto::v1::{ConfigFile, ConfigFileState, ContainerConfigFiles};
 
@@ -38,6 +41,7 @@ use super::tar::{Entry, Kind, TarReader};
 use super::{detect, flatten, looks_binary};
 use crate::clear_env::glob_match;
 use crate::fingerprint::FleetKey;
+use crate::runtime::docker::INSPECT_CONCURRENCY;
 use crate::runtime::engine_http::{EngineHttp, HttpError, MAX_ANSWER_BYTES, PathStat};
 
 /// The most bytes streamed of one mounted directory's archive.
@@ -103,6 +107,117 @@ pub struct Reader {
     cache: HashMap<(String, String), CachedMount>,
     /// File content bytes fetched from the engine so far.
     fetched: u64,
+    /// What the last collection did.
+    counts: ReadCounts,
+}
+
+/// What one collection's reading did, for the agent's metrics: counts only,
+/// never a path or a value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadCounts {
+    /// Mounts whose stats were unchanged: served from the cache.
+    pub mounts_unchanged: u64,
+    /// Mounts read from the engine (new, or a stat changed).
+    pub mounts_read: u64,
+    /// Files served from the cache.
+    pub files_unchanged: u64,
+    /// Files read, flattened and fingerprinted.
+    pub files_read: u64,
+    /// Files read but in no format they claim (`not parsed`).
+    pub files_not_parsed: u64,
+    /// Files not read, by reason.
+    pub files_not_read: BTreeMap<NotRead, u64>,
+    /// Bytes of file content fetched from the engine.
+    pub bytes_fetched: u64,
+}
+
+/// Why a file was not read, as a fixed word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum NotRead {
+    /// Over the per-file bound, or a directory over the archive bound.
+    TooLarge,
+    /// Over the collection's total; read at a later collection.
+    OverTotal,
+    /// Binary content.
+    Binary,
+    /// A symlink that leads nowhere readable (loop, out of the mount,
+    /// missing, a directory, an excluded path).
+    Symlink,
+    /// Anything else (not a regular file).
+    Other,
+}
+
+impl NotRead {
+    /// Every reason, in a fixed order.
+    pub const ALL: [NotRead; 5] = [
+        NotRead::TooLarge,
+        NotRead::OverTotal,
+        NotRead::Binary,
+        NotRead::Symlink,
+        NotRead::Other,
+    ];
+
+    /// The reason as a metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotRead::TooLarge => "too_large",
+            NotRead::OverTotal => "over_total",
+            NotRead::Binary => "binary",
+            NotRead::Symlink => "symlink",
+            NotRead::Other => "other",
+        }
+    }
+
+    fn of(reason: &str) -> Self {
+        if reason.starts_with("too large") || reason.starts_with("directory archive over") {
+            NotRead::TooLarge
+        } else if reason.starts_with(OVER_TOTAL) {
+            NotRead::OverTotal
+        } else if reason == "binary" {
+            NotRead::Binary
+        } else if reason.starts_with("symlink") {
+            NotRead::Symlink
+        } else {
+            NotRead::Other
+        }
+    }
+}
+
+impl ReadCounts {
+    fn file(&mut self, file: &ConfigFile) {
+        match ConfigFileState::try_from(file.state) {
+            Ok(ConfigFileState::Read) => self.files_read += 1,
+            Ok(ConfigFileState::NotParsed) => self.files_not_parsed += 1,
+            _ => {
+                *self
+                    .files_not_read
+                    .entry(NotRead::of(&file.reason))
+                    .or_default() += 1
+            }
+        }
+    }
+
+    fn add(&mut self, other: &ReadCounts) {
+        self.mounts_unchanged += other.mounts_unchanged;
+        self.mounts_read += other.mounts_read;
+        self.files_unchanged += other.files_unchanged;
+        self.files_read += other.files_read;
+        self.files_not_parsed += other.files_not_parsed;
+        for (reason, n) in &other.files_not_read {
+            *self.files_not_read.entry(*reason).or_default() += n;
+        }
+        self.bytes_fetched += other.bytes_fetched;
+    }
+}
+
+/// One container's reading: its files, and what to change in the cache.
+struct Outcome {
+    read: Read,
+    /// The container's bind mounts, when asked of the engine this time.
+    mounts: Option<Vec<MountInfo>>,
+    /// Per mount read again: what to cache (`None`: forget it).
+    fresh: Vec<(String, Option<CachedMount>)>,
+    counts: ReadCounts,
 }
 
 /// One container's files, and what was cut from them (for `Container.cut`).
@@ -123,6 +238,7 @@ impl Reader {
             mounts: HashMap::new(),
             cache: HashMap::new(),
             fetched: 0,
+            counts: ReadCounts::default(),
         }
     }
 
@@ -137,16 +253,49 @@ impl Reader {
         self.bounds.max_files > 0
     }
 
-    /// Reads the files of the containers `ids`, one container after
-    /// another, sharing one byte budget. A container the engine no longer
+    /// What the readings since the last call read, served from the cache
+    /// or left out (then zero again).
+    pub fn take_counts(&mut self) -> ReadCounts {
+        std::mem::take(&mut self.counts)
+    }
+
+    /// Reads the files of the containers `ids`, [`INSPECT_CONCURRENCY`] at a
+    /// time, sharing one byte budget. A container the engine no longer
     /// knows is left out; any other engine error leaves that container
     /// unread (no entry: unknown, not "no files") and is logged.
     pub async fn read(&mut self, http: &EngineHttp, ids: &[String], key: &FleetKey) -> Vec<Read> {
-        let mut budget = self.bounds.max_total_bytes;
-        let mut out = Vec::new();
-        for id in ids {
-            match self.read_container(http, id, key, &mut budget).await {
-                Ok(read) => out.push(read),
+        let budget = AtomicU64::new(self.bounds.max_total_bytes);
+        let this = &*self;
+        let budget_ref = &budget;
+        // Futures from owned ids by a plain iterator, as in
+        // `runtime::docker`: closures over borrowed ids inside stream
+        // combinators make the future !Send.
+        let reads = ids.iter().cloned().map(|id| async move {
+            let outcome = this.read_container(http, &id, key, budget_ref).await;
+            (id, outcome)
+        });
+        let outcomes: Vec<(String, Result<Outcome, HttpError>)> = stream::iter(reads)
+            .buffered(INSPECT_CONCURRENCY)
+            .collect()
+            .await;
+        let mut counts = ReadCounts::default();
+        let mut out = Vec::with_capacity(outcomes.len());
+        for (id, outcome) in outcomes {
+            match outcome {
+                Ok(outcome) => {
+                    if let Some(mounts) = outcome.mounts {
+                        self.mounts.insert(id.clone(), mounts);
+                    }
+                    for (destination, fresh) in outcome.fresh {
+                        let cache_key = (id.clone(), destination);
+                        match fresh {
+                            Some(fresh) => self.cache.insert(cache_key, fresh),
+                            None => self.cache.remove(&cache_key),
+                        };
+                    }
+                    counts.add(&outcome.counts);
+                    out.push(outcome.read);
+                }
                 Err(error) => tracing::warn!(
                     container = %id.escape_debug(),
                     %error,
@@ -154,55 +303,66 @@ impl Reader {
                 ),
             }
         }
-        self.fetched += self.bounds.max_total_bytes - budget;
+        let spent = self.bounds.max_total_bytes - budget.load(Ordering::Relaxed);
+        self.fetched += spent;
+        counts.bytes_fetched = spent;
+        self.counts.add(&counts);
         // Forget what belongs to containers no longer running.
         self.mounts.retain(|id, _| ids.contains(id));
         self.cache.retain(|(id, _), _| ids.contains(id));
         out
     }
 
+    /// One container's files, from the cache where the engine's stats are
+    /// unchanged; what to change in the cache is returned, not applied, so
+    /// that containers are read concurrently.
     async fn read_container(
-        &mut self,
+        &self,
         http: &EngineHttp,
         id: &str,
         key: &FleetKey,
-        budget: &mut u64,
-    ) -> Result<Read, HttpError> {
-        let mounts = match self.mounts.get(id) {
-            Some(m) => m.clone(),
+        budget: &AtomicU64,
+    ) -> Result<Outcome, HttpError> {
+        let (mounts, fetched_mounts) = match self.mounts.get(id) {
+            Some(m) => (m.clone(), None),
             None => {
                 let m = bind_mounts(http, id).await?;
-                self.mounts.insert(id.to_owned(), m.clone());
-                m
+                (m.clone(), Some(m))
             }
         };
+        let mut counts = ReadCounts::default();
+        let mut fresh_entries = Vec::new();
         let mut files = BTreeMap::new();
         for mount in mounts
             .iter()
             .filter(|m| self.bounds.may_hold_wanted(&m.destination))
         {
             let cache_key = (id.to_owned(), mount.destination.clone());
-            let cached = match self.cache.get(&cache_key) {
-                Some(cached) if still_valid(http, id, cached).await => Some(cached.clone()),
-                _ => None,
-            };
-            let entry = match cached {
-                Some(c) => c,
-                None => {
-                    let fresh = self.read_mount(http, id, mount, key, budget).await?;
-                    // A file not read for the budget is read next time.
-                    let complete = !fresh.files.iter().any(|f| f.reason.starts_with(OVER_TOTAL));
-                    if complete {
-                        self.cache.insert(cache_key, fresh.clone());
-                    } else {
-                        self.cache.remove(&cache_key);
+            let root = match self.cache.get(&cache_key) {
+                Some(cached) => match check(http, id, cached).await {
+                    Check::Unchanged => {
+                        counts.mounts_unchanged += 1;
+                        counts.files_unchanged += cached.files.len() as u64;
+                        for file in &cached.files {
+                            files.insert(file.path.clone(), file.clone());
+                        }
+                        continue;
                     }
-                    fresh
-                }
+                    Check::Changed { root } => root,
+                },
+                None => None,
             };
-            for file in entry.files {
-                files.insert(file.path.clone(), file);
+            counts.mounts_read += 1;
+            let fresh = self.read_mount(http, id, mount, root, key, budget).await?;
+            for file in &fresh.files {
+                counts.file(file);
             }
+            // A file not read for the budget is read next time.
+            let complete = !fresh.files.iter().any(|f| f.reason.starts_with(OVER_TOTAL));
+            for file in &fresh.files {
+                files.insert(file.path.clone(), file.clone());
+            }
+            fresh_entries.push((mount.destination.clone(), complete.then_some(fresh)));
         }
         let mut files: Vec<ConfigFile> = files.into_values().collect();
         let mut cut = Vec::new();
@@ -232,12 +392,17 @@ impl Reader {
             ));
             files.truncate(over);
         }
-        Ok(Read {
-            files: ContainerConfigFiles {
-                container_id: id.to_owned(),
-                files,
+        Ok(Outcome {
+            read: Read {
+                files: ContainerConfigFiles {
+                    container_id: id.to_owned(),
+                    files,
+                },
+                cut,
             },
-            cut,
+            mounts: fetched_mounts,
+            fresh: fresh_entries,
+            counts,
         })
     }
 
@@ -246,11 +411,17 @@ impl Reader {
         http: &EngineHttp,
         id: &str,
         mount: &MountInfo,
+        root: Option<PathStat>,
         key: &FleetKey,
-        budget: &mut u64,
+        budget: &AtomicU64,
     ) -> Result<CachedMount, HttpError> {
         let dest = mount.destination.trim_end_matches('/').to_owned();
-        let root = match http.path_stat(id, &dest).await {
+        // The stat the cache check just asked for, if it did.
+        let root = match root {
+            Some(stat) => Ok(stat),
+            None => http.path_stat(id, &dest).await,
+        };
+        let root = match root {
             Ok(stat) => stat,
             Err(e) if e.is_not_found() => {
                 return Ok(CachedMount {
@@ -277,14 +448,13 @@ impl Reader {
                     too_large(root.size, self.bounds.max_file_bytes),
                     secret(&dest),
                 )
-            } else if root.size > *budget {
+            } else if !take(budget, root.size) {
                 not_read(
                     &dest,
                     over_total(self.bounds.max_total_bytes),
                     secret(&dest),
                 )
             } else {
-                *budget -= root.size;
                 let cap = usize::try_from(self.bounds.max_file_bytes)
                     .unwrap_or(usize::MAX)
                     .saturating_add(64 * 1024);
@@ -305,16 +475,9 @@ impl Reader {
         let parent = dest.rsplit_once('/').map_or("", |(p, _)| p).to_owned();
         let full = |name: &str| format!("{parent}/{name}");
         let bounds = &self.bounds;
-        let mut spent = 0u64;
-        let start = *budget;
         let mut keep = |e: &Entry| {
             let path = full(&e.name);
-            let ok =
-                bounds.wanted(&path) && e.size <= bounds.max_file_bytes && spent + e.size <= start;
-            if ok {
-                spent += e.size;
-            }
-            ok
+            bounds.wanted(&path) && e.size <= bounds.max_file_bytes && take(budget, e.size)
         };
         let entries = match archive(http, id, &dest, MAX_ARCHIVE_BYTES, &mut keep).await {
             Ok(entries) => entries,
@@ -328,7 +491,6 @@ impl Reader {
             }
             Err(e) => return Err(e),
         };
-        *budget -= spent.min(*budget);
         let by_name: HashMap<&str, &Entry> = entries.iter().map(|e| (e.name.as_str(), e)).collect();
         for entry in &entries {
             let path = full(&entry.name);
@@ -473,15 +635,45 @@ fn normalize(path: &str) -> Option<String> {
     Some(parts.join("/"))
 }
 
-/// Whether every stat a cached mount was read with is unchanged.
-async fn still_valid(http: &EngineHttp, id: &str, cached: &CachedMount) -> bool {
-    for (path, stat) in &cached.stats {
+/// Takes `bytes` from the collection's budget, if that many are left.
+fn take(budget: &AtomicU64, bytes: u64) -> bool {
+    budget
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+            left.checked_sub(bytes)
+        })
+        .is_ok()
+}
+
+/// What the engine's stats say of a cached mount.
+enum Check {
+    /// Every stat it was read with is unchanged.
+    Unchanged,
+    /// One differs (or could not be asked); `root` is the mount's own stat
+    /// when it was asked, so that reading the mount again does not ask
+    /// twice.
+    Changed { root: Option<PathStat> },
+}
+
+/// Asks the engine for every stat a cached mount was read with (the mount's
+/// own first), stopping at the first that differs.
+async fn check(http: &EngineHttp, id: &str, cached: &CachedMount) -> Check {
+    let mut root = None;
+    for (i, (path, stat)) in cached.stats.iter().enumerate() {
         match http.path_stat(id, path).await {
-            Ok(now) if &now == stat => {}
-            _ => return false,
+            Ok(now) if &now == stat => {
+                if i == 0 {
+                    root = Some(now);
+                }
+            }
+            Ok(now) => {
+                return Check::Changed {
+                    root: if i == 0 { Some(now) } else { root },
+                };
+            }
+            Err(_) => return Check::Changed { root },
         }
     }
-    true
+    Check::Unchanged
 }
 
 /// The entries of the archive of `path`, content kept where `keep` says.
@@ -538,4 +730,34 @@ async fn bind_mounts(http: &EngineHttp, id: &str) -> Result<Vec<MountInfo>, Http
         .collect();
     mounts.sort_by(|a, b| a.destination.cmp(&b.destination));
     Ok(mounts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_not_read_reason_the_reader_gives_is_counted_under_its_own_word() {
+        for (reason, counted) in [
+            (too_large(300, 200), NotRead::TooLarge),
+            (
+                "directory archive over 64 bytes".to_owned(),
+                NotRead::TooLarge,
+            ),
+            (over_total(100), NotRead::OverTotal),
+            ("binary".to_owned(), NotRead::Binary),
+            ("symlink loop".to_owned(), NotRead::Symlink),
+            ("symlink out of the mount".to_owned(), NotRead::Symlink),
+            ("symlink to an excluded path".to_owned(), NotRead::Symlink),
+            ("not a regular file".to_owned(), NotRead::Other),
+        ] {
+            let mut counts = ReadCounts::default();
+            counts.file(&not_read("/etc/app/a.yaml", reason.clone(), false));
+            assert_eq!(
+                counts.files_not_read,
+                BTreeMap::from([(counted, 1)]),
+                "{reason}"
+            );
+        }
+    }
 }

@@ -324,3 +324,102 @@ fn one_yaml_key_differing_is_one_config_value_and_nothing_else_leaks_or_differs(
     }
     Ok(())
 }
+
+/// The value of the agent's series `name{labels}` (labels as written), 0
+/// when absent.
+fn agent_sample(port: u16, series: &str) -> Result<f64> {
+    let body = envparity_tests::http::get(&format!("http://127.0.0.1:{port}/metrics"))?.body;
+    Ok(body
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0))
+}
+
+/// The fingerprint the aggregator holds of the key `key` of `service` (in
+/// `service`'s JSON, wherever an object names it), if any.
+fn fingerprint_of(fleet: &Fleet, service: &str, key: &str) -> Result<Option<String>> {
+    fn find(v: &serde_json::Value, key: &str) -> Option<String> {
+        match v {
+            serde_json::Value::Object(o) => {
+                if o.get("name").and_then(|n| n.as_str()) == Some(key)
+                    && let Some(fp) = o.get("fingerprint").and_then(|f| f.as_str())
+                {
+                    return Some(fp.to_owned());
+                }
+                o.values().find_map(|v| find(v, key))
+            }
+            serde_json::Value::Array(a) => a.iter().find_map(|v| find(v, key)),
+            _ => None,
+        }
+    }
+    let out = fleet.cli(&["service", service])?;
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_default();
+    Ok(find(&json, key))
+}
+
+#[test]
+fn a_rewritten_mounted_file_is_read_again_at_the_next_collection_and_an_unchanged_one_is_not()
+-> Result<()> {
+    let fleet = Fleet::builder().host("staging").start()?;
+    let staging = fleet.host("staging");
+    staging.import_image("app:1", ImageSpec::new().file("/app/version", "1"))?;
+    let dir = fleet.dir().join("files");
+    write(&dir, "app.yaml", "features:\n  checkout: true\n");
+    write(&dir, "db.yaml", "database:\n  pool: 5\n");
+    staging.run(
+        Run::new("app:1")
+            .name("shop")
+            .label("envparity.service", "shop")
+            // Single-file bind mounts: the file is rewritten in place (a
+            // rename would leave the container on the old inode).
+            .arg(format!(
+                "--volume={}:/etc/app/app.yaml:ro",
+                dir.join("app.yaml").display()
+            ))
+            .arg(format!(
+                "--volume={}:/etc/app/db.yaml:ro",
+                dir.join("db.yaml").display()
+            )),
+    )?;
+    let _aggregator = fleet.aggregator().start()?;
+    let port = free_port()?;
+    let _agent = fleet
+        .agent(staging)
+        .arg("--resync-interval")
+        .arg("1s")
+        .arg("--metrics-listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .start()?;
+    fleet.wait_for_hosts(&["staging"], REPORT_TIMEOUT)?;
+    let before = envparity_tests::wait_for(REPORT_TIMEOUT, "features.checkout reported", || {
+        fingerprint_of(&fleet, "shop", "features.checkout")
+    })?;
+
+    // Collections with nothing changed serve both mounts from the cache.
+    let hits = "envparity_agent_config_file_mounts_total{cache=\"hit\"}";
+    let misses = "envparity_agent_config_file_mounts_total{cache=\"miss\"}";
+    envparity_tests::wait_until(REPORT_TIMEOUT, "4 cache hits", || {
+        agent_sample(port, hits).is_ok_and(|n| n >= 4.0)
+    })?;
+    let read_before = agent_sample(port, misses)?;
+    assert_eq!(
+        read_before, 2.0,
+        "each mount read once, at the first collection"
+    );
+
+    write(&dir, "app.yaml", "features:\n  checkout: false\n");
+    let after = envparity_tests::wait_for(REPORT_TIMEOUT, "the new features.checkout", || {
+        Ok(fingerprint_of(&fleet, "shop", "features.checkout")?.filter(|fp| *fp != before))
+    })?;
+    assert_ne!(after, before);
+    // Only the rewritten mount was read again.
+    // (Once more if a collection fell between the truncation and the write.)
+    let read_after = agent_sample(port, misses)?;
+    assert!(
+        (3.0..=4.0).contains(&read_after),
+        "app.yaml read again, db.yaml not: {read_after} reads"
+    );
+    let unchanged = "envparity_agent_config_files_total{outcome=\"unchanged\",reason=\"\"}";
+    assert!(agent_sample(port, unchanged)? >= 4.0);
+    Ok(())
+}
