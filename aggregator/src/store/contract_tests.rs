@@ -219,6 +219,32 @@ on_every_backend!(
 );
 
 /// A host `id` in staging with `containers` containers `c0`, `c1`, ….
+/// Pages back from the newest change of `service`, `per_page` at a time,
+/// and checks that the pages read every change exactly once: together,
+/// oldest first, they are the whole history read at once (more than one
+/// page of it), which is returned.
+pub(super) fn paged_back_whole(store: &impl Store, service: &str, per_page: usize) -> Page<Change> {
+    let mut pages = Vec::new();
+    let mut at = PageAt::newest(per_page);
+    loop {
+        let page = store.changes(Some(service), at).unwrap();
+        assert!(page.rows.len() <= per_page);
+        pages.push(page.rows);
+        match page.older {
+            Some(before) => at.before = Some(before),
+            None => break,
+        }
+    }
+    pages.reverse();
+    let paged: Vec<Change> = pages.into_iter().flatten().collect();
+    let whole = store
+        .changes(Some(service), PageAt::newest(usize::MAX))
+        .unwrap();
+    assert!(paged.len() > per_page, "{} changes", paged.len());
+    assert_eq!(paged, whole.rows);
+    whole
+}
+
 pub(super) fn host(id: &str, containers: usize) -> StoredHost {
     StoredHost {
         snapshot: std::sync::Arc::new(
@@ -550,24 +576,7 @@ fn paging_back_reads_every_change_once_in_order(b: &impl Backend) {
     }
     let all = store.changes(None, PageAt::newest(usize::MAX)).unwrap();
     assert_eq!((all.rows.len(), all.older), (320, None));
-    let mut pages = Vec::new();
-    let mut at = PageAt::newest(7);
-    loop {
-        let page = store.changes(Some(&service(3)), at).unwrap();
-        assert!(page.rows.len() <= 7);
-        pages.push(page.rows);
-        match page.older {
-            Some(before) => at.before = Some(before),
-            None => break,
-        }
-    }
-    pages.reverse();
-    let paged: Vec<Change> = pages.into_iter().flatten().collect();
-    let whole = store
-        .changes(Some(&service(3)), PageAt::newest(usize::MAX))
-        .unwrap();
-    assert!(paged.len() > 7, "{} changes", paged.len());
-    assert_eq!(paged, whole.rows);
+    let whole = paged_back_whole(&store, &service(3), 7);
     assert!(
         whole
             .rows

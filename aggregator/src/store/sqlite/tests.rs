@@ -13,7 +13,7 @@ use rusqlite::Connection;
 use super::SqliteStore;
 use super::open::PAGE_CACHE_KIB;
 use super::schema::SCHEMA_VERSION;
-use crate::store::contract_tests::{change, changed_report, host};
+use crate::store::contract_tests::{change, changed_report, host, paged_back_whole};
 use crate::store::{Change, FindingChanges, PageAt, Store, StoredHost};
 
 #[test]
@@ -127,23 +127,7 @@ fn the_page_cache_is_bounded_and_history_larger_than_it_is_kept_whole() {
     );
     // Paging back from the newest reads every change of a service
     // exactly once, oldest first within each page.
-    let mut pages = Vec::new();
-    let mut at = PageAt::newest(7);
-    loop {
-        let page = store.changes(Some(&service(3)), at).unwrap();
-        pages.push(page.rows);
-        match page.older {
-            Some(before) => at.before = Some(before),
-            None => break,
-        }
-    }
-    pages.reverse();
-    let paged: Vec<Change> = pages.into_iter().flatten().collect();
-    let whole = store
-        .changes(Some(&service(3)), PageAt::newest(usize::MAX))
-        .unwrap();
-    assert!(paged.len() > 7, "{} changes", paged.len());
-    assert_eq!(paged, whole.rows);
+    paged_back_whole(&store, &service(3), 7);
     assert_eq!(
         store.load_hosts().unwrap()[0].snapshot.containers.len(),
         199 % 13
