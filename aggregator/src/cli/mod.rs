@@ -419,14 +419,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             let serve = server::resolve(&args, &ProcessEnv)?;
             server::check_transport(&serve.config, serve.config.listen)?;
             let location = serve.config.store();
-            tokio::task::spawn_blocking(move || crate::store::check(&location))
+            let store = tokio::task::spawn_blocking(move || crate::store::check(&location))
                 .await
                 .map_err(crate::store::StoreError::task)??;
             let source = serve.report.file().map_or_else(
                 || "no --config file".to_owned(),
                 |p| p.display().to_string(),
             );
-            let check = output::ConfigCheck::new(source, &serve.config, serve.log_format);
+            let check = output::ConfigCheck::new(source, &serve.config, serve.log_format, store);
             render::Out::new(cli.output).config_check(&check, serve.report)?;
             Ok(Outcome::Parity)
         }

@@ -410,7 +410,9 @@ fn check_config_in_text_is_each_setting_with_its_origin_then_what_they_add_up_to
          [[alerts.sinks]]\nname = \"am\"\ntype = \"alertmanager\"\nurl = \"http://127.0.0.1:9093\"\n",
     );
     let serve = serve.unwrap();
-    let check = crate::cli::output::ConfigCheck::new("f".into(), &serve.config, serve.log_format);
+    let found = "PostgreSQL envparity@db/envparity, schema version 1".to_owned();
+    let check =
+        crate::cli::output::ConfigCheck::new("f".into(), &serve.config, serve.log_format, found);
     let out = crate::cli::render::Out::buffered(crate::cli::Format::Table, false);
     out.config_check(&check, serve.report).unwrap();
     let text = out.take();
@@ -426,6 +428,7 @@ fn check_config_in_text_is_each_setting_with_its_origin_then_what_they_add_up_to
             .unwrap_or_else(|| panic!("no {key} row in {text}"))
             .to_string()
     };
+    assert!(row("store_found").contains("schema version 1"), "{text}");
     assert!(
         row("listen").contains("127.0.0.1:7611") && row("listen").contains("line 1"),
         "{text}"

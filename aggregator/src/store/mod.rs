@@ -57,11 +57,24 @@ pub fn open(at: &Location) -> Result<(Arc<dyn Store>, String), StoreError> {
 /// (`check-config`): an existing SQLite file is writable; a PostgreSQL
 /// database answers, takes the password, is not newer than this build and
 /// lets its user create and write tables.
-pub fn check(at: &Location) -> Result<(), StoreError> {
-    match at {
-        Location::Sqlite(dir) => check_writable(dir),
-        Location::Postgres(target) => PgStore::check(target).map(drop),
-    }
+/// Returns what it found, as `check-config` shows it.
+pub fn check(at: &Location) -> Result<String, StoreError> {
+    Ok(match at {
+        Location::Sqlite(dir) => {
+            check_writable(dir)?;
+            format!(
+                "SQLite {} (its schema upgrades in place on open)",
+                at.name()
+            )
+        }
+        Location::Postgres(target) => match PgStore::check(target)? {
+            Some(version) => format!("PostgreSQL {}, schema version {version}", at.name()),
+            None => format!(
+                "PostgreSQL {}, no schema yet (serve or migrate creates it)",
+                at.name()
+            ),
+        },
+    })
 }
 
 /// What a migration found and left.

@@ -123,10 +123,15 @@ fn check_config_and_migrate_name_what_is_wrong_with_a_postgres_store() -> Result
         out.stderr
     );
 
+    let out = check(&url, &[])?;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(out.stdout.contains("no schema yet"), "{}", out.stdout);
     let out = run(&["migrate", "--store", &url], &[])?;
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(out.stdout.contains("from version 0 to 1"), "{}", out.stdout);
-    assert_eq!(check(&url, &[])?.status.code(), Some(0));
+    let out = check(&url, &[])?;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(out.stdout.contains("schema version 1"), "{}", out.stdout);
 
     postgres.sql(
         "envparity",

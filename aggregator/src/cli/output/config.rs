@@ -18,6 +18,9 @@ pub struct ConfigCheck {
     /// `5/s per host, bursts of 50`.
     pub report_rate: String,
     pub data_dir: String,
+    /// The store found: SQLite's file, or the PostgreSQL database and its
+    /// schema version.
+    pub store: String,
     pub stale_after: String,
     /// The policy file, or `built-in defaults`.
     pub policy: String,
@@ -36,6 +39,7 @@ impl ConfigCheck {
         source: String,
         c: &crate::server::ServeConfig,
         log_format: crate::config::LogFormat,
+        store: String,
     ) -> Self {
         ConfigCheck {
             schema_version: SCHEMA_VERSION,
@@ -61,6 +65,7 @@ impl ConfigCheck {
                 c.report_rate.rate, c.report_rate.burst
             ),
             data_dir: c.data_dir.display().to_string(),
+            store,
             stale_after: humantime::format_duration(c.stale_after).to_string(),
             policy: c.policy.as_ref().map_or_else(
                 || "built-in defaults".to_owned(),

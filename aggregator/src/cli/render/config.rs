@@ -28,6 +28,7 @@ impl Out {
             return Ok(());
         }
         report.push("transport", c.transport.clone());
+        report.push("store_found", c.store.clone());
         for sink in &c.sinks {
             report.push("sink", sink.clone());
         }
