@@ -140,8 +140,7 @@ pub(super) fn admin_target() -> Option<PgTarget> {
         );
         return None;
     };
-    let env = std::collections::BTreeMap::<&str, &str>::new();
-    Some(crate::config::store::postgres_target(&url, None, &env).unwrap())
+    Some(PgTarget::from_url(&url))
 }
 
 /// A database name for `test`: PostgreSQL keeps 63 bytes of a name, so a

@@ -47,6 +47,15 @@ impl PgTarget {
         PgTarget { config, name }
     }
 
+    /// The database a complete URL names, for the tests (`serve` reads
+    /// `--store` through `config::store`, which also takes the `PG*`
+    /// variables and the password file).
+    #[cfg(test)]
+    pub(crate) fn from_url(url: &str) -> Self {
+        use std::str::FromStr as _;
+        Self::new(tokio_postgres::Config::from_str(url).expect("a PostgreSQL URL"))
+    }
+
     /// How errors and logs name the database: user, host (or socket) and
     /// database, never the password.
     pub fn name(&self) -> &str {

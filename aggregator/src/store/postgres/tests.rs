@@ -116,8 +116,7 @@ fn an_unreachable_socket_is_a_clear_error_naming_it() {
     };
     let db = backend.target().config().get_dbname().unwrap().to_owned();
     let url = format!("postgres://postgres@/{db}?host=/nonexistent/envparity");
-    let env = std::collections::BTreeMap::<&str, &str>::new();
-    let target = crate::config::store::postgres_target(&url, None, &env).unwrap();
+    let target = PgTarget::from_url(&url);
     let err = PgStore::check(&target).unwrap_err().to_string();
     assert!(err.contains("host=/nonexistent/envparity"), "{err}");
     assert!(err.contains("connect"), "{err}");
