@@ -522,16 +522,13 @@ pub trait Store: Send + Sync + 'static {
         host_id: &str,
         last_seen: SystemTime,
         engine_state: EngineState,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        self.touch_many(&[(host_id.to_owned(), last_seen, engine_state)])
+    }
 
     /// Records several [`Store::touch`]es in one transaction (heartbeats
     /// that arrived together share one commit).
-    fn touch_many(&self, touches: &[(String, SystemTime, EngineState)]) -> Result<(), StoreError> {
-        for (host_id, last_seen, engine_state) in touches {
-            self.touch(host_id, *last_seen, *engine_state)?;
-        }
-        Ok(())
-    }
+    fn touch_many(&self, touches: &[(String, SystemTime, EngineState)]) -> Result<(), StoreError>;
 
     /// One page of the changes recorded for a service (or every service),
     /// oldest first.

@@ -109,15 +109,6 @@ impl Store for SqliteStore {
         self.delete_host(host_id)
     }
 
-    fn touch(
-        &self,
-        host_id: &str,
-        last_seen: SystemTime,
-        engine_state: EngineState,
-    ) -> Result<(), StoreError> {
-        self.touch_many(&[(host_id.to_owned(), last_seen, engine_state)])
-    }
-
     fn touch_many(&self, touches: &[(String, SystemTime, EngineState)]) -> Result<(), StoreError> {
         self.record_heartbeats(touches)
     }
