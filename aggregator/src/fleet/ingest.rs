@@ -486,10 +486,7 @@ impl Fleet {
         let (base, record, changes) = {
             let inner = self.read();
             let Some(held) = inner.hosts.get(&header.host_id) else {
-                return Err(refuse(format!(
-                    "the aggregator holds no snapshot of host {:?} to apply a delta to",
-                    header.host_id.escape_debug().to_string()
-                )));
+                return Err(refuse(no_snapshot_of(&header.host_id)));
             };
             if base_content_hash != held.snapshot.content_hash {
                 return Ok(Report::Delta(Delta {
@@ -537,12 +534,7 @@ impl Fleet {
             mut upserted,
             removed,
         } = delta;
-        let held = previous.ok_or_else(|| {
-            format!(
-                "the aggregator holds no snapshot of host {:?} to apply a delta to",
-                header.host_id.escape_debug().to_string()
-            )
-        })?;
+        let held = previous.ok_or_else(|| no_snapshot_of(&header.host_id))?;
         let (record, changes) = self.hold_delta(
             held,
             header,
@@ -555,6 +547,14 @@ impl Fleet {
         let write = record.delta_write(upserted, removed);
         Ok((record, write, changes))
     }
+}
+
+/// Why a delta of `host_id` does not apply when no host is held.
+fn no_snapshot_of(host_id: &str) -> String {
+    format!(
+        "the aggregator holds no snapshot of host {:?} to apply a delta to",
+        host_id.escape_debug().to_string()
+    )
 }
 
 /// Whether the host a delta made holds the content its header claims.
