@@ -10,6 +10,7 @@ use std::future::{Future, pending};
 use std::time::{Duration, SystemTime};
 
 use envparity_proto::delta;
+use envparity_proto::hash::{HashForm, content_hash_in};
 use envparity_proto::time::to_timestamp;
 use envparity_proto::v1::{
     EngineState, HeartbeatRequest, HostSnapshot, PushDeltaRequest, PushSnapshotResponse,
@@ -303,6 +304,10 @@ impl Agent {
         // started and stopped during an outage is two entries, both in the
         // history).
         let latest = self.journal.newest_hash().or(self.acked_hash.as_deref());
+        let mut snapshot = snapshot;
+        if let Some(latest) = latest {
+            keep_the_form_held(&mut snapshot, latest);
+        }
         if latest != Some(snapshot.content_hash.as_str()) {
             self.enqueue(snapshot.clone());
         }
@@ -344,6 +349,7 @@ impl Agent {
                 self.journal_skip_oldest();
                 continue;
             }
+            let by_container = HashForm::of(&snapshot.content_hash) == Some(HashForm::ByContainer);
             match self.push_one(snapshot).await {
                 Ok(()) => {}
                 // Refused as invalid, it would be refused again at every
@@ -351,6 +357,9 @@ impl Agent {
                 // unseen for good. Move past it (newer snapshots follow; the
                 // next heartbeat brings the current state if none does).
                 Err(error) if refused_as_invalid(&error) => {
+                    if by_container {
+                        self.hash_whole_again(&error);
+                    }
                     error!(
                         %error,
                         sequence,
@@ -398,12 +407,47 @@ impl Agent {
         if let Err(error) = self.journal.acknowledged(&EntryKey::of(&snapshot)) {
             error!(%error, "cannot remove an acknowledged journal entry");
         }
+        self.hash_as_acknowledged(&response);
         // The base of the next delta: what the aggregator now holds.
         self.acked = (response.content_hash == snapshot.content_hash).then(|| snapshot.clone());
         self.acked_hash = Some(snapshot.content_hash);
         self.metrics
             .journal(self.journal.len(), self.journal.bytes());
         Ok(())
+    }
+
+    /// Hashes the next snapshots in the form the aggregator that
+    /// acknowledged `response` checks: by container when it says so, which
+    /// costs it a fraction of the whole form per delta; whole otherwise
+    /// (an older aggregator). The next collection then reports the same
+    /// content under its hash in the new form, once.
+    fn hash_as_acknowledged(&mut self, response: &PushSnapshotResponse) {
+        let form = if response.hashes_by_container {
+            HashForm::ByContainer
+        } else {
+            HashForm::Whole
+        };
+        if form != self.collector.hash_form() {
+            info!(
+                ?form,
+                "the aggregator checks content hashes in this form; hashing the next snapshots so"
+            );
+            self.collector.set_hash_form(form);
+        }
+    }
+
+    /// After an aggregator refused a snapshot hashed by container as
+    /// invalid (`error`), an older aggregator (a downgrade, or an older
+    /// replica behind the same address): hashes whole again, and queues
+    /// the current content so hashed, so that the host is not left unseen.
+    fn hash_whole_again(&mut self, error: &ReportError) {
+        warn!(%error, "the aggregator refused a content hash made by container; hashing whole again");
+        self.collector.set_hash_form(HashForm::Whole);
+        if let Some(mut current) = self.current.take() {
+            current.content_hash = content_hash_in(HashForm::Whole, &current);
+            self.current = Some(current.clone());
+            self.enqueue(current);
+        }
     }
 
     /// Sends `snapshot`: as a delta against the snapshot acknowledged last
@@ -555,6 +599,23 @@ fn refused_as_invalid(error: &ReportError) -> bool {
         error.code(),
         Some(tonic::Code::InvalidArgument | tonic::Code::OutOfRange)
     )
+}
+
+/// Gives `snapshot` the hash `latest` (what the aggregator holds, or will
+/// once the journal is through) when that is its content's hash in the
+/// form `latest` is written in, though the collector now hashes in another:
+/// an unchanged content is not reported again only because the form of its
+/// hash changed. Its next change travels in the new form.
+fn keep_the_form_held(snapshot: &mut HostSnapshot, latest: &str) {
+    let Some(held) = HashForm::of(latest) else {
+        return;
+    };
+    if Some(held) == HashForm::of(&snapshot.content_hash) {
+        return;
+    }
+    if content_hash_in(held, snapshot) == latest {
+        snapshot.content_hash = latest.to_owned();
+    }
 }
 
 /// The first 12 characters of a hash, for logs.
@@ -782,6 +843,41 @@ impl std::fmt::Debug for Watch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An unchanged content keeps the hash the aggregator holds in its
+    /// form; a changed one, or one held in the same form, keeps its own.
+    #[test]
+    fn an_unchanged_content_keeps_the_form_of_the_hash_held() {
+        let s = envparity_proto::fixtures::snapshot("h1", "staging")
+            .container(envparity_proto::fixtures::container("shop").id("c1"))
+            .build();
+        let whole = content_hash_in(HashForm::Whole, &s);
+        let by_container = content_hash_in(HashForm::ByContainer, &s);
+        let collected = |hash: &str| HostSnapshot {
+            content_hash: hash.to_owned(),
+            ..s.clone()
+        };
+        for (held, hashed) in [(&whole, &by_container), (&by_container, &whole)] {
+            let mut again = collected(hashed);
+            keep_the_form_held(&mut again, held);
+            assert_eq!(&again.content_hash, held, "unchanged: the hash held");
+        }
+        let mut changed = collected(&by_container);
+        changed.containers[0].name = "other".into();
+        changed.content_hash = content_hash_in(HashForm::ByContainer, &changed);
+        let own = changed.content_hash.clone();
+        keep_the_form_held(&mut changed, &whole);
+        assert_eq!(changed.content_hash, own, "changed: its own hash");
+        let mut same_form = collected(&by_container);
+        keep_the_form_held(
+            &mut same_form,
+            &content_hash_in(HashForm::ByContainer, &changed),
+        );
+        assert_eq!(same_form.content_hash, by_container);
+        let mut not_a_hash = collected(&by_container);
+        keep_the_form_held(&mut not_a_hash, "hash-1");
+        assert_eq!(not_a_hash.content_hash, by_container);
+    }
 
     fn status_error(code: tonic::Code) -> ReportError {
         ReportError::Call {

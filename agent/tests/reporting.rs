@@ -94,6 +94,52 @@ fn once_pushes_a_single_snapshot_and_returns() -> Result<()> {
     Ok(())
 }
 
+/// The first snapshot goes hashed whole (the agent does not know yet what
+/// the aggregator checks); once acknowledged by an aggregator that checks
+/// hashes by container, the next change goes in that form, and is stored.
+#[test]
+fn the_agent_hashes_by_container_once_the_aggregator_checks_it() -> Result<()> {
+    let engine = DockerHost::start("hashform")?;
+    engine.import_image(IMAGE, ImageSpec::new())?;
+    engine.run(Run::new(IMAGE).name("web"))?;
+    let mut aggregator = Aggregator::start();
+    let agent = Agent::start(config(&aggregator.url(), &engine.docker_host()));
+    let first = aggregator.wait_for_host("the first snapshot", Duration::from_secs(10), |h| {
+        h.container_count == 1
+    });
+    let received = time(first.snapshot_received_at.as_ref());
+    aggregator.wait_for_host("a heartbeat", Duration::from_secs(5), |h| {
+        time(h.last_seen.as_ref()) > received
+    });
+    engine.run(Run::new(IMAGE).name("api"))?;
+    aggregator.wait_for_host("the second container", Duration::from_secs(10), |h| {
+        h.container_count == 2
+    });
+    // Heartbeats of the new content are recognised (no snapshot asked
+    // for again: the one stored stays).
+    let second = aggregator.host().expect("the host is listed");
+    let received = time(second.snapshot_received_at.as_ref());
+    aggregator.wait_for_host("two heartbeats", Duration::from_secs(5), |h| {
+        assert_eq!(
+            time(h.snapshot_received_at.as_ref()),
+            received,
+            "a heartbeat of the content stored was answered with snapshot_needed"
+        );
+        time(h.last_seen.as_ref()) > received + Duration::from_millis(150)
+    });
+    agent.stop();
+    aggregator.stop();
+    let stored = aggregator.stored();
+    assert!(
+        stored.content_hash.starts_with("v2:"),
+        "{}",
+        stored.content_hash
+    );
+    assert!(envparity_proto::hash::makes_its_hash(&stored));
+    assert_eq!(stored.containers.len(), 2);
+    Ok(())
+}
+
 #[test]
 fn unreachable_engine_is_reported_as_such_never_as_no_containers() {
     let mut aggregator = Aggregator::start();

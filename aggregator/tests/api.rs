@@ -315,6 +315,7 @@ async fn a_delta_is_stored_as_the_snapshot_it_rebuilds_or_refused_whole() {
     let ack = push_delta(&mut r, d.clone()).await.unwrap();
     assert_eq!(ack.content_hash, next.content_hash);
     assert!(!ack.duplicate);
+    assert!(ack.hashes_by_container, "agents may hash by container");
     let ids = image_ids(&mut q, "shop").await;
     assert!(ids.contains(&image_id("bbb")), "{ids:?}");
     let e = q

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-use envparity_proto::hash::content_hash;
+use envparity_proto::hash::{HashForm, content_hash_in};
 use envparity_proto::time::to_timestamp;
 use envparity_proto::v1::{
     AgentInfo, Container, ContainerConfigFiles, EngineFacts, EngineState, HostFacts, HostSnapshot,
@@ -72,7 +72,7 @@ pub fn new_boot_id() -> String {
 pub type EngineReading = Result<(EngineFacts, Vec<Container>), RuntimeError>;
 
 /// Assembles a snapshot, cuts it down to the aggregator's limits
-/// ([`crate::limit`]) and stamps its content hash. `sequence` is left at 0:
+/// ([`crate::limit`]) and stamps its content hash in `form`. `sequence` is left at 0:
 /// the reporter numbers snapshots when it sends them. Returns what was cut.
 ///
 /// When the engine could not be read the snapshot says so and carries no
@@ -88,6 +88,7 @@ pub fn build_snapshot(
     engine: &EngineReading,
     config_files: Vec<ContainerConfigFiles>,
     collected_at: SystemTime,
+    form: HashForm,
 ) -> (HostSnapshot, Vec<Cut>) {
     let (engine, engine_state, containers) = match engine {
         Ok((facts, containers)) => (Some(facts.clone()), EngineState::Ok, containers.clone()),
@@ -125,7 +126,7 @@ pub fn build_snapshot(
         .filter(|f| ids.contains(f.container_id.as_str()))
         .collect();
     snapshot.config_files = kept;
-    snapshot.content_hash = content_hash(&snapshot);
+    snapshot.content_hash = content_hash_in(form, &snapshot);
     (snapshot, cuts)
 }
 
@@ -178,6 +179,9 @@ pub struct Collector {
     last: Option<Reading>,
     /// What the last collection cut to fit the limits.
     cuts: Vec<Cut>,
+    /// The form of the content hashes it stamps: by container once the
+    /// aggregator says it checks that form.
+    hash_form: HashForm,
 }
 
 /// A successful reading of the engine.
@@ -207,7 +211,18 @@ impl Collector {
             engine_was_ok: None,
             last: None,
             cuts: Vec::new(),
+            hash_form: HashForm::Whole,
         }
+    }
+
+    /// Stamps the next snapshots' content hashes in `form`.
+    pub fn set_hash_form(&mut self, form: HashForm) {
+        self.hash_form = form;
+    }
+
+    /// The form of the content hashes it stamps.
+    pub fn hash_form(&self) -> HashForm {
+        self.hash_form
     }
 
     /// What reading configuration files did since the last call.
@@ -261,6 +276,7 @@ impl Collector {
             &reading,
             config_files,
             SystemTime::now(),
+            self.hash_form,
         );
         // Each cut is logged when it first appears, not at every collection.
         for cut in cuts.iter().filter(|c| !self.cuts.contains(c)) {
@@ -386,11 +402,15 @@ mod tests {
             &unreachable(),
             Vec::new(),
             SystemTime::now(),
+            HashForm::Whole,
         );
         assert_eq!(snap.engine_state(), EngineState::Unreachable);
         assert!(snap.engine.is_none());
         assert!(snap.containers.is_empty());
-        assert_eq!(snap.content_hash, content_hash(&snap));
+        assert_eq!(
+            snap.content_hash,
+            envparity_proto::hash::content_hash(&snap)
+        );
     }
 
     #[test]
@@ -408,6 +428,7 @@ mod tests {
             &reading,
             Vec::new(),
             SystemTime::now(),
+            HashForm::Whole,
         );
         assert_eq!(snap.engine_state(), EngineState::Ok);
         assert_eq!(snap.containers.len(), 1);
@@ -416,19 +437,38 @@ mod tests {
         assert_eq!(snap.fingerprint_key_id, "kabc");
         assert_eq!(snap.sequence, 0);
         assert_eq!(snap.content_hash.len(), 64);
+        // In the form by container once asked: the same content.
+        let (by_container, _) = build_snapshot(
+            &header(),
+            HostFacts::default(),
+            &reading,
+            Vec::new(),
+            SystemTime::now(),
+            HashForm::ByContainer,
+        );
+        assert!(by_container.content_hash.starts_with("v2:"));
+        assert!(envparity_proto::hash::makes_its_hash(&by_container));
     }
 
     #[test]
     fn an_outage_changes_the_content_hash() {
         let ok: EngineReading = Ok((EngineFacts::default(), Vec::new()));
         let now = SystemTime::now();
-        let (a, _) = build_snapshot(&header(), HostFacts::default(), &ok, Vec::new(), now);
+        let (a, _) = build_snapshot(
+            &header(),
+            HostFacts::default(),
+            &ok,
+            Vec::new(),
+            now,
+            HashForm::Whole,
+        );
         let (b, _) = build_snapshot(
             &header(),
             HostFacts::default(),
             &unreachable(),
             Vec::new(),
             now,
+            HashForm::Whole,
         );
         assert_ne!(a.content_hash, b.content_hash);
     }
@@ -469,6 +509,7 @@ mod tests {
             &reading,
             files,
             SystemTime::now(),
+            HashForm::Whole,
         );
         let with: Vec<&str> = snap
             .config_files
@@ -500,6 +541,7 @@ mod tests {
             &reading,
             files,
             SystemTime::now(),
+            HashForm::Whole,
         );
         assert!(snap.config_files.is_empty());
     }

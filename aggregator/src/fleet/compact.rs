@@ -16,10 +16,11 @@
 //! exactly; an entry naming no container stays in the header whole.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::{BuildHasher, Hasher, RandomState};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Weak};
 use std::time::SystemTime;
 
+use envparity_proto::hash::{ContentDigest, content_digest};
 use envparity_proto::v1::{Container, ContainerConfigFiles, EngineState, HostSnapshot};
 use prost::Message;
 
@@ -190,9 +191,10 @@ impl HeldHost {
 /// Hands out one shared content per distinct container content.
 #[derive(Debug)]
 pub struct Interner {
-    /// Hash of the encoded content -> the contents with that hash.
+    /// The first 8 bytes of a content's digest -> the contents with them.
     by_hash: HashMap<u64, Vec<Weak<Container>>>,
-    /// The same for configuration files (`container_id` cleared).
+    /// Hash of the encoded configuration files (`container_id` cleared)
+    /// -> the files with that hash.
     files_by_hash: HashMap<u64, Vec<Weak<ContainerConfigFiles>>>,
     /// Random keys, so that nobody can choose contents that collide.
     keys: RandomState,
@@ -233,10 +235,10 @@ impl Interner {
         engine_state: EngineState,
         previous: Option<&HeldHost>,
     ) -> HeldHost {
-        let before: HashMap<&str, &Arc<Container>> = previous
+        let before: HashMap<&str, &HeldContainer> = previous
             .iter()
             .flat_map(|p| &p.containers)
-            .map(|c| (&*c.id, &c.content))
+            .map(|c| (&*c.id, c))
             .collect();
         let mut containers = std::mem::take(&mut snapshot.containers);
         let all_files = std::mem::take(&mut snapshot.config_files);
@@ -254,7 +256,8 @@ impl Interner {
                 container_id: String::new(),
                 files: entry.files.clone(),
             };
-            files.insert(id, intern(&mut self.files_by_hash, &self.keys, &content));
+            let key = self.keys.hash_one(content.encode_to_vec());
+            files.insert(id, intern(&mut self.files_by_hash, key, &content));
             header_files.push(ContainerConfigFiles {
                 container_id: entry.container_id.clone(),
                 files: Vec::new(),
@@ -310,11 +313,8 @@ impl Interner {
                 ));
             }
         }
-        let before: HashMap<&str, &Arc<Container>> = previous
-            .containers
-            .iter()
-            .map(|c| (&*c.id, &c.content))
-            .collect();
+        let before: HashMap<&str, &HeldContainer> =
+            previous.containers.iter().map(|c| (&*c.id, c)).collect();
         let mut new: BTreeMap<String, HeldContainer> = BTreeMap::new();
         for c in upserted.iter_mut() {
             if removed.contains(&c.id) {
@@ -352,23 +352,24 @@ impl Interner {
         })
     }
 
-    /// `c` as the fleet holds it; `c` is left as it was. Its content is the
-    /// one `before` holds under its id when equal.
+    /// `c` as the fleet holds it; `c` is left as it was. Its content (and
+    /// digest) is the one `before` holds under its id when equal.
     fn container_mut(
         &mut self,
         c: &mut Container,
-        before: &HashMap<&str, &Arc<Container>>,
+        before: &HashMap<&str, &HeldContainer>,
     ) -> HeldContainer {
         let id = std::mem::take(&mut c.id);
         let name = std::mem::take(&mut c.name);
-        let content = match before.get(id.as_str()) {
-            Some(held) if ***held == *c => Arc::clone(held),
+        let (content, digest) = match before.get(id.as_str()) {
+            Some(held) if *held.content == *c => (Arc::clone(&held.content), held.digest),
             _ => self.intern(c),
         };
         let held = HeldContainer {
             id: id.as_str().into(),
             name: name.as_str().into(),
             content,
+            digest,
             config: None,
         };
         (c.id, c.name) = (id, name);
@@ -376,9 +377,12 @@ impl Interner {
     }
 
     /// The shared content equal to `content` (whose id and name are empty),
-    /// copied only when none is held yet.
-    fn intern(&mut self, content: &Container) -> Arc<Container> {
-        let held = intern(&mut self.by_hash, &self.keys, content);
+    /// copied only when none is held yet, and its digest, which is also
+    /// what it is found by.
+    fn intern(&mut self, content: &Container) -> (Arc<Container>, ContentDigest) {
+        let digest = content_digest(content);
+        let key = u64::from_le_bytes(digest[..8].try_into().expect("8 bytes of 32"));
+        let held = (intern(&mut self.by_hash, key, content), digest);
         self.since_sweep += 1;
         if self.since_sweep > self.by_hash.len().max(1024) {
             self.sweep();
@@ -414,16 +418,15 @@ impl Interner {
     }
 }
 
-/// The value of `by_hash` equal to `value`, copied in only when none is
-/// held yet: one interning for container contents and configuration files.
-fn intern<T: Message + PartialEq + Clone>(
+/// The value of `by_hash` equal to `value`, whose hash is `key`, copied in
+/// only when none is held yet: one interning for container contents and
+/// configuration files.
+fn intern<T: PartialEq + Clone>(
     by_hash: &mut HashMap<u64, Vec<Weak<T>>>,
-    keys: &RandomState,
+    key: u64,
     value: &T,
 ) -> Arc<T> {
-    let mut hasher = keys.build_hasher();
-    hasher.write(&value.encode_to_vec());
-    let same = by_hash.entry(hasher.finish()).or_default();
+    let same = by_hash.entry(key).or_default();
     if let Some(held) = same
         .iter()
         .filter_map(Weak::upgrade)

@@ -557,13 +557,27 @@ fn no_snapshot_of(host_id: &str) -> String {
     )
 }
 
-/// Whether the host a delta made holds the content its header claims.
+/// Whether the host a delta made holds the content its header claims, in
+/// the form its hash is written in: by container, from the digests held of
+/// its contents; whole, from all of their encodings.
 fn makes_its_content(record: &HeldHost) -> Result<(), String> {
-    let parts = record
-        .containers
-        .iter()
-        .map(|c| (&*c.id, &*c.name, c.content.as_ref()));
-    let rebuilt = envparity_proto::hash::content_hash_of_parts(&record.snapshot, parts);
+    use envparity_proto::hash::{self, HashForm};
+    let rebuilt = match HashForm::of(&record.snapshot.content_hash) {
+        Some(HashForm::ByContainer) => {
+            let parts = record
+                .containers
+                .iter()
+                .map(|c| (&*c.id, &*c.name, &c.digest));
+            hash::content_hash_of_digests(&record.snapshot, parts)
+        }
+        _ => {
+            let parts = record
+                .containers
+                .iter()
+                .map(|c| (&*c.id, &*c.name, c.content.as_ref()));
+            hash::content_hash_of_parts(&record.snapshot, parts)
+        }
+    };
     if rebuilt == record.snapshot.content_hash {
         Ok(())
     } else {

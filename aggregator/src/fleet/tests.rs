@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 
 use envparity_proto::fixtures;
+use envparity_proto::hash::HashForm;
 use envparity_proto::v1::{
     AgentInfo, Container, EngineState, HeartbeatRequest, HostFacts, HostSnapshot,
 };
@@ -1041,9 +1042,11 @@ async fn a_delta_leaves_what_its_whole_snapshot_leaves() {
             }
             _ => s.fingerprint_key_id = ["k", "k2"][rng.usize(0..2)].into(),
         }
-        // Agents send containers by id.
+        // Agents send containers by id, hashed in either form (by
+        // container once the aggregator acknowledged it).
         s.containers.sort_by(|a, b| a.id.cmp(&b.id));
-        s.content_hash = envparity_proto::hash::content_hash(s);
+        let form = [HashForm::Whole, HashForm::ByContainer][rng.usize(0..2)];
+        s.content_hash = envparity_proto::hash::content_hash_in(form, s);
         let delta = envparity_proto::delta::between(&base, s);
         sent += delta.upserted.len() + delta.removed.len();
         assert!(deltas.takes_delta(&delta));
@@ -1151,6 +1154,18 @@ async fn a_delta_that_does_not_apply_changes_nothing_and_says_why() {
     let why = refused(lying).await;
     assert!(why.contains("rebuilt from the delta has content"), "{why}");
     assert!(why.ends_with("send the full snapshot"), "{why}");
+    // By container too: the content hash of a snapshot where an unchanged
+    // container (the one the delta does not carry) holds another content.
+    let mut elsewhere = next.clone();
+    elsewhere.containers[1].unmanaged = !elsewhere.containers[1].unmanaged;
+    let mut lying = good.clone();
+    lying.snapshot.as_mut().unwrap().content_hash =
+        envparity_proto::hash::content_hash_in(HashForm::ByContainer, &elsewhere);
+    let why = refused(lying).await;
+    assert!(
+        why.contains("rebuilt from the delta has content v2:"),
+        "{why}"
+    );
     let mut stranger = good.clone();
     stranger.snapshot.as_mut().unwrap().host_id = "h9".into();
     assert!(
@@ -1162,6 +1177,21 @@ async fn a_delta_that_does_not_apply_changes_nothing_and_says_why() {
 
     assert!(!fleet.push_delta(good, t0).await.unwrap().duplicate);
     assert_eq!(fleet.held("h1").unwrap(), next);
+    // The same change hashed by container applies as well.
+    let mut by_container = base.clone();
+    by_container.sequence = 3;
+    by_container.containers[1].image.as_mut().unwrap().image_id = format!("sha256:{:064x}", 8);
+    by_container.containers[0] = next.containers[0].clone();
+    by_container.content_hash =
+        envparity_proto::hash::content_hash_in(HashForm::ByContainer, &by_container);
+    let delta = envparity_proto::delta::between(&next, &by_container);
+    assert_eq!(
+        delta.upserted.len(),
+        1,
+        "only the changed container travels"
+    );
+    assert!(!fleet.push_delta(delta, t0).await.unwrap().duplicate);
+    assert_eq!(fleet.held("h1").unwrap(), by_container);
 }
 
 /// A delta waits in the lane applied to the host held when it came; when

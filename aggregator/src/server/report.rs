@@ -147,7 +147,9 @@ impl ReportApi {
             )));
         };
         let snapshot = delta::apply(base, delta).map_err(|e| refuse(e.to_string()))?;
-        let rebuilt = hash::content_hash(&snapshot);
+        // Validation refuses a hash in neither form before this.
+        let form = hash::HashForm::of(&snapshot.content_hash).unwrap_or_default();
+        let rebuilt = hash::content_hash_in(form, &snapshot);
         if rebuilt != snapshot.content_hash {
             return Err(refuse(format!(
                 "the snapshot rebuilt from the delta has content {rebuilt}, not {:?} as sent",
@@ -199,6 +201,7 @@ impl ReportApi {
         Ok(Response::new(PushSnapshotResponse {
             content_hash: outcome.content_hash,
             duplicate: outcome.duplicate,
+            hashes_by_container: true,
         }))
     }
 }

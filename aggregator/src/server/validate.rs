@@ -94,10 +94,6 @@ fn check_labels(labels: &[envparity_proto::v1::Label]) -> Result<(), String> {
     })
 }
 
-fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
 /// Checks a snapshot before anything of it is stored.
 pub fn snapshot(s: &HostSnapshot) -> Result<(), InvalidReport> {
     let fail = |reason: String| InvalidReport {
@@ -116,9 +112,9 @@ pub fn snapshot(s: &HostSnapshot) -> Result<(), InvalidReport> {
     if s.sequence == 0 {
         return Err(fail("sequence is 0; sequences start at 1".into()));
     }
-    if !is_sha256_hex(&s.content_hash) {
+    if envparity_proto::hash::HashForm::of(&s.content_hash).is_none() {
         return Err(fail(format!(
-            "content_hash {:?} is not a hex SHA-256",
+            "content_hash {:?} is neither a hex SHA-256 nor one made by container (\"v2:\" and a hex SHA-256)",
             shown(&s.content_hash)
         )));
     }

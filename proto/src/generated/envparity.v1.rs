@@ -41,8 +41,13 @@ pub struct HostSnapshot {
     /// The running containers, sorted by `id`.
     #[prost(message, repeated, tag = "10")]
     pub containers: ::prost::alloc::vec::Vec<Container>,
-    /// Hex SHA-256 over the snapshot's content (this message encoded with
-    /// `sequence`, `collected_at` and `content_hash` cleared). Heartbeats carry
+    /// The snapshot's content hash, in one of two forms. Whole: hex SHA-256
+    /// over this message encoded with `sequence`, `collected_at` and
+    /// `content_hash` cleared. By container: `v2:` then hex SHA-256 over the
+    /// same encoding where each container (field 10) is replaced by a message
+    /// of its `id` (1), its `name` (2) and, as bytes (3), the SHA-256 of the
+    /// container encoded without its id and name. Agents send the second only
+    /// to aggregators that acknowledge `hashes_by_container`. Heartbeats carry
     /// it so the aggregator can tell whether it holds the current content.
     #[prost(string, tag = "11")]
     pub content_hash: ::prost::alloc::string::String,
@@ -540,6 +545,13 @@ pub struct PushSnapshotResponse {
     /// an equal or higher sequence; nothing was changed (a retry or a replay).
     #[prost(bool, tag = "2")]
     pub duplicate: bool,
+    /// True when the aggregator checks content hashes made by container (the
+    /// `v2:` form, `HostSnapshot.content_hash`): the agent may hash its next
+    /// snapshots that way, which costs the aggregator a fraction of the whole
+    /// form per delta. Aggregators older than this leave it false; agents then
+    /// keep the whole form.
+    #[prost(bool, tag = "3")]
+    pub hashes_by_container: bool,
 }
 /// A heartbeat from an agent whose snapshot has not changed.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]

@@ -151,6 +151,12 @@ struct Args {
     /// do, instead of whole.
     #[arg(long)]
     deltas: bool,
+    /// Hash every snapshot by container (the `v2:` form), as agents do
+    /// once the aggregator acknowledges that it checks it; an aggregator
+    /// older than that form refuses these snapshots. Default: the whole
+    /// form, which every aggregator checks.
+    #[arg(long)]
+    hash_by_container: bool,
     /// The pid of `envparity serve`: its CPU time and memory are reported
     /// per phase.
     #[arg(long)]
@@ -303,6 +309,20 @@ struct Run {
     hosts: Hosts,
 }
 
+impl Run {
+    /// Host `i`'s snapshot after `churn` changes, hashed in the form asked.
+    fn snapshot(&self, i: usize, churn: u64) -> HostSnapshot {
+        let mut s = self.shape.snapshot(i, churn);
+        if self.args.hash_by_container {
+            s.content_hash = envparity_proto::hash::content_hash_in(
+                envparity_proto::hash::HashForm::ByContainer,
+                &s,
+            );
+        }
+        s
+    }
+}
+
 /// Pushes `snapshot` for host `i`, recording it: as a delta against
 /// `base` when given, else whole.
 async fn push(
@@ -397,7 +417,7 @@ fn churned(run: &Run, i: usize, prebuilt: Option<&[HostSnapshot; 2]>) -> HostSna
             s.sequence = churn + 1;
             s
         }
-        None => run.shape.snapshot(i, churn),
+        None => run.snapshot(i, churn),
     }
 }
 
@@ -440,7 +460,7 @@ async fn register(run: &Arc<Run>, record: &Arc<Record>) {
         if n >= run.shape.hosts {
             return (tally, false);
         }
-        let snapshot = run.shape.snapshot(n, 0);
+        let snapshot = run.snapshot(n, 0);
         push(&run, n, snapshot, None, Instant::now(), &mut tally).await;
         (tally, true)
     })
@@ -475,7 +495,7 @@ async fn snapshot_flood(run: &Arc<Run>, record: &Arc<Record>) {
     let prebuilt: Arc<Vec<(usize, [HostSnapshot; 2])>> = Arc::new(
         members
             .iter()
-            .map(|&i| (i, [run.shape.snapshot(i, 0), run.shape.snapshot(i, 1)]))
+            .map(|&i| (i, [run.snapshot(i, 0), run.snapshot(i, 1)]))
             .collect(),
     );
     // With --deltas, each variant's delta against the other, made once: a
@@ -866,6 +886,7 @@ fn acknowledged(snapshot: Option<HostSnapshot>) -> tonic::Response<PushSnapshotR
     tonic::Response::new(PushSnapshotResponse {
         content_hash: snapshot.map(|s| s.content_hash).unwrap_or_default(),
         duplicate: false,
+        hashes_by_container: false,
     })
 }
 

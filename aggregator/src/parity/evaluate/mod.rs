@@ -102,6 +102,10 @@ pub struct HeldContainer {
     pub name: Box<str>,
     /// Everything else.
     pub content: Arc<Container>,
+    /// The SHA-256 of `content` encoded
+    /// ([`envparity_proto::hash::content_digest`]), of which a content hash
+    /// by container is made.
+    pub digest: envparity_proto::hash::ContentDigest,
     /// Its configuration files when its agent read them (with
     /// `container_id` cleared), shared like `content`; `None`: not read.
     pub config: Option<Arc<ContainerConfigFiles>>,
