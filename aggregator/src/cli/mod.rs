@@ -6,6 +6,7 @@
 //! environment or service, …), with a one-line message on stderr.
 
 mod client;
+mod migrate;
 pub mod output;
 pub mod render;
 mod yaml;
@@ -109,6 +110,21 @@ pub enum Format {
     Json,
     /// Machine-readable YAML (same fields as JSON).
     Yaml,
+}
+
+/// `migrate`'s flags: serve's, and an embedded store to import.
+#[derive(Debug, clap::Args)]
+pub struct MigrateArgs {
+    /// Copy every row of the embedded store of this data directory (its
+    /// envparity.db, as `serve --data-dir DIR` kept it) into the PostgreSQL
+    /// database --store names, which must hold no rows: hosts and their
+    /// containers, liveness, history, findings, alerts and queued
+    /// notifications, ids kept, in one transaction (all of it, or nothing).
+    /// Stop every aggregator using either store first (docs/store.md).
+    #[arg(long, value_name = "DIR")]
+    from_sqlite: Option<PathBuf>,
+    #[command(flatten)]
+    serve: ServeArgs,
 }
 
 /// The commands.
@@ -247,8 +263,9 @@ pub enum Command {
     /// on start): with --store postgres://…, in one transaction under an
     /// advisory lock, so that replicas starting at once cannot both
     /// migrate; a newer schema is refused. Takes serve's settings (--store,
-    /// --config, …). Exit 0 done, 2 failed.
-    Migrate(ServeArgs),
+    /// --config, …). With --from-sqlite DIR, then copies an embedded store
+    /// into that PostgreSQL database. Exit 0 done, 2 failed.
+    Migrate(MigrateArgs),
     /// List the alerts firing now (findings active past the policy's
     /// `alert_grace` at or above the alerting severity) and the sinks;
     /// `alerts test SINK` sends a test notification.
@@ -430,10 +447,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             render::Out::new(cli.output).config_check(&check, serve.report)?;
             Ok(Outcome::Parity)
         }
-        Command::Migrate(args) => {
-            let serve = server::resolve(&args, &ProcessEnv)?;
+        Command::Migrate(MigrateArgs { from_sqlite, serve }) => {
+            let serve = server::resolve(&serve, &ProcessEnv)?;
             let location = serve.config.store();
             let name = location.name();
+            if let Some(dir) = from_sqlite {
+                return migrate::import(dir, location).await;
+            }
             let migrated = tokio::task::spawn_blocking(move || crate::store::migrate(&location))
                 .await
                 .map_err(crate::store::StoreError::task)??;

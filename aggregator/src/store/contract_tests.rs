@@ -47,6 +47,11 @@ impl Sqlite {
     pub(super) fn fresh() -> Self {
         Sqlite(tempfile::tempdir().unwrap())
     }
+
+    /// Its data directory.
+    pub(super) fn dir(&self) -> &std::path::Path {
+        self.0.path()
+    }
 }
 
 impl Backend for Sqlite {

@@ -11,6 +11,7 @@
 
 #[cfg(test)]
 mod contract_tests;
+mod import;
 mod postgres;
 mod rows;
 mod sqlite;
@@ -21,6 +22,7 @@ use std::time::SystemTime;
 
 use envparity_proto::v1::{Container, EngineState, HostSnapshot};
 
+pub use import::{Imported, sqlite_into_postgres};
 pub use postgres::{PgStore, PgTarget};
 pub use sqlite::{SqliteStore, check_writable};
 
@@ -436,6 +438,26 @@ pub enum StoreError {
         /// What was being done.
         context: &'static str,
         /// The cause, with the server's own message when it sent one.
+        reason: String,
+    },
+    /// A stored value is not of the type its column holds: the store is
+    /// damaged.
+    #[error("database {path} is damaged: {reason}")]
+    Damaged {
+        /// The database file.
+        path: PathBuf,
+        /// What is wrong, naming the table and column.
+        reason: String,
+    },
+    /// An import into PostgreSQL was refused or did not complete; the
+    /// target is left as it was.
+    #[error("import from {from} into {to}: {reason}")]
+    Import {
+        /// The source.
+        from: String,
+        /// The target database.
+        to: String,
+        /// Why.
         reason: String,
     },
     /// The database was written by a newer envparity.

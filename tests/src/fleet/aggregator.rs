@@ -209,4 +209,12 @@ impl Aggregator {
         self.stop()?;
         self.spawn()
     }
+
+    /// Stops it and starts it again on the same port, serving from the
+    /// store at `url` (`--store`) from now on.
+    pub fn restart_on_store(&mut self, url: impl Into<String>) -> Result<()> {
+        self.stop()?;
+        self.store = Some(url.into());
+        self.spawn()
+    }
 }

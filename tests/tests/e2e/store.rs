@@ -150,3 +150,93 @@ fn check_config_and_migrate_name_what_is_wrong_with_a_postgres_store() -> Result
     }
     Ok(())
 }
+
+/// `migrate --from-sqlite`: a fleet served on SQLite (hosts registered,
+/// then changed, so that there is history and findings), stopped and
+/// moved to PostgreSQL, answers there as it did, history included; a
+/// second import is refused and changes nothing.
+#[test]
+fn an_embedded_store_moved_to_postgres_answers_the_same_there() -> Result<()> {
+    let postgres = Postgres::start()?;
+    postgres.sql("postgres", "CREATE DATABASE envparity")?;
+    let url = postgres.url("envparity");
+    let fleet = HOSTS
+        .iter()
+        .fold(Fleet::builder(), |b, h| b.identity(h))
+        .start()?;
+    let mut aggregator = fleet
+        .aggregator()
+        .arg("--report-rate")
+        .arg("10000")
+        .arg("--report-burst")
+        .arg("10000")
+        .start()?;
+    let mut loadgen = Command::new(cargo_bin("envparity-loadgen")?);
+    loadgen
+        .arg("--server")
+        .arg(fleet.server()?)
+        .arg("--tls-dir")
+        .arg(fleet.pki()?)
+        .args(["--query-client", "cli", "--hosts", "3", "--containers", "5"])
+        .args(["--phases", "register,snapshot", "--duration", "1s"]);
+    let out = output(loadgen, Duration::from_secs(60))?;
+    assert!(out.status.success(), "envparity-loadgen failed: {out:?}");
+    let read = |fleet: &Fleet| -> Result<Vec<String>> {
+        let mut answers = Vec::new();
+        for args in [
+            &["hosts"][..],
+            &["status", "--all"],
+            &["findings"],
+            &["history", "svc-00000"],
+        ] {
+            let out: CliOutput = fleet.cli_as("table", args)?;
+            let lines: Vec<String> = out.stdout.lines().map(without_ages).collect();
+            answers.push(format!(
+                "{args:?}\n{}\n(exit {})",
+                lines.join("\n"),
+                out.code
+            ));
+        }
+        Ok(answers)
+    };
+    let before = read(&fleet)?;
+    assert!(before[0].contains("3 host(s)"), "{}", before[0]);
+    assert!(
+        before[3].lines().count() > 4,
+        "the history has changes: {}",
+        before[3]
+    );
+    aggregator.stop()?;
+
+    let data_dir = aggregator.data_dir().to_owned();
+    let migrate = || -> Result<envparity_tests::Output> {
+        let mut cmd = project_command(&cargo_bin("envparity")?);
+        cmd.args(["migrate", "--insecure-plaintext", "--store", &url])
+            .arg("--from-sqlite")
+            .arg(&data_dir);
+        output(cmd, Duration::from_secs(60))
+    };
+    let out = migrate()?;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        out.stdout.contains("imported") && out.stdout.contains("3 hosts"),
+        "{}",
+        out.stdout
+    );
+    aggregator.restart_on_store(&url)?;
+    assert_eq!(read(&fleet)?, before, "PostgreSQL answers as SQLite did");
+    assert_eq!(
+        postgres.sql("envparity", "SELECT COUNT(*) FROM hosts")?,
+        "3"
+    );
+
+    let out = migrate()?;
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        out.stderr.contains("already holds 3 row(s) in hosts"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(read(&fleet)?, before, "the refused import changed nothing");
+    Ok(())
+}

@@ -21,12 +21,13 @@
 //! (`open.rs`), the versioned schema and its migrations (`schema.rs`), host
 //! rows (`hosts.rs`), liveness (`liveness.rs`), the change history
 //! (`changes.rs`), findings (`findings.rs`), alerts and their outbox
-//! (`alerts.rs`).
+//! (`alerts.rs`), and an embedded store's rows written in (`import.rs`).
 
 mod alerts;
 mod changes;
 mod findings;
 mod hosts;
+mod import;
 mod liveness;
 mod open;
 mod schema;

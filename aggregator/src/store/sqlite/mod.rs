@@ -12,11 +12,13 @@
 //! hands each call to the file of its concern: opening the database
 //! (`open.rs`), its schema and upgrades (`schema.rs`), host snapshots
 //! (`hosts.rs`), liveness (`liveness.rs`), the change history
-//! (`changes.rs`), findings (`findings.rs`), and alerts with their
-//! notification outbox (`alerts.rs`).
+//! (`changes.rs`), findings (`findings.rs`), alerts with their
+//! notification outbox (`alerts.rs`), and every row read out for an
+//! import into PostgreSQL (`export.rs`).
 
 mod alerts;
 mod changes;
+mod export;
 mod findings;
 mod hosts;
 mod liveness;
