@@ -15,6 +15,7 @@ mod import;
 mod postgres;
 mod rows;
 mod sqlite;
+mod tables;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -7,7 +7,7 @@ use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 
 use super::PgStore;
 use crate::store::StoreError;
-use crate::store::import::{Kind, TABLES, Table, Value};
+use crate::store::tables::{Kind, TABLES, Table, Value};
 
 impl PgStore {
     /// Runs `export`, which hands every row of every table to the function

@@ -5,7 +5,7 @@ use rusqlite::types::ValueRef;
 
 use super::SqliteStore;
 use crate::store::StoreError;
-use crate::store::import::{BATCH_ROWS, Kind, TABLES, Table, Value};
+use crate::store::tables::{BATCH_ROWS, Kind, TABLES, Table, Value};
 
 impl SqliteStore {
     /// Hands every row of every table ([`TABLES`], in order, each in the
