@@ -74,7 +74,6 @@ threads=${ENVPARITY_TEST_THREADS:-2}
 status=0
 say "cargo test --locked $* -- --test-threads=$threads"
 TMPDIR=$run_tmp cargo test --locked "$@" -- --test-threads="$threads" || status=$?
-stop_postgres
 
 if [[ "$*" == "--workspace" ]]; then
   # Agents from before delta reports send whole snapshots only: the
@@ -82,7 +81,17 @@ if [[ "$*" == "--workspace" ]]; then
   say "e2e parity and kinds again, agents sending whole snapshots only (ENVPARITY_E2E_FULL_SNAPSHOTS)"
   ENVPARITY_E2E_FULL_SNAPSHOTS=1 TMPDIR=$run_tmp cargo test --locked -p envparity-tests --test e2e \
     -- --test-threads="$threads" e2e::parity:: e2e::kinds:: || status=$?
+  # The store's second backend under everything that uses a store: the API
+  # tests and every e2e aggregator on a PostgreSQL database of its own
+  # (docs/store.md); the tests of the embedded store itself stay on SQLite.
+  say "the API tests again, on PostgreSQL (ENVPARITY_API_STORE=postgres)"
+  ENVPARITY_API_STORE=postgres TMPDIR=$run_tmp cargo test --locked -p envparity-aggregator --test api \
+    -- --test-threads="$threads" || status=$?
+  say "the e2e suite again, every aggregator on PostgreSQL (ENVPARITY_E2E_STORE=postgres)"
+  ENVPARITY_E2E_STORE=postgres TMPDIR=$run_tmp cargo test --locked -p envparity-tests --test e2e \
+    -- --test-threads="$threads" || status=$?
 fi
+stop_postgres
 
 say "scripts/test-fleet.sh"
 TMPDIR=$run_tmp scripts/test-fleet.sh || status=$?

@@ -1,5 +1,8 @@
 //! The aggregator's gRPC API, driven through a real tonic client against a
-//! real server and a real SQLite store in a temporary directory.
+//! real server and a real store: SQLite in a temporary directory, or, with
+//! `ENVPARITY_API_STORE=postgres`, a database of its own on the PostgreSQL
+//! server `ENVPARITY_TEST_POSTGRES` names (scripts/test.sh runs them both
+//! ways).
 
 use std::time::Duration;
 
@@ -24,6 +27,7 @@ impl Server {
         let config = ServeConfig {
             stale_after,
             plaintext: envparity_proto::transport::Plaintext::Loopback,
+            postgres: postgres_for(dir).await,
             ..ServeConfig::new(listener.local_addr().unwrap(), dir.to_owned())
         };
         let running = Background::spawn(listener, config).unwrap();
@@ -46,6 +50,47 @@ impl Server {
     async fn stop(self) {
         self.running.stop().await.unwrap();
     }
+}
+
+/// The PostgreSQL database that stands for data directory `dir` (the same
+/// one each time, so that a restart reads back what was stored), created
+/// when first asked, when `ENVPARITY_API_STORE=postgres`; `None` (SQLite in
+/// `dir`) otherwise.
+async fn postgres_for(dir: &std::path::Path) -> Option<envparity_aggregator::store::PgTarget> {
+    use std::hash::{Hash, Hasher};
+    use std::str::FromStr;
+    match std::env::var("ENVPARITY_API_STORE").as_deref() {
+        Ok("postgres") => {}
+        Ok("sqlite") | Err(_) => return None,
+        Ok(other) => panic!("ENVPARITY_API_STORE={other:?}: sqlite or postgres"),
+    }
+    let url = std::env::var("ENVPARITY_TEST_POSTGRES").expect(
+        "ENVPARITY_API_STORE=postgres needs ENVPARITY_TEST_POSTGRES (scripts/test.sh sets both)",
+    );
+    let mut admin = tokio_postgres::Config::from_str(&url).expect("a PostgreSQL URL");
+    let (client, connection) = admin
+        .connect(tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
+    let driver = tokio::spawn(connection);
+    let mut hasher = std::hash::DefaultHasher::new();
+    dir.hash(&mut hasher);
+    let db = format!("api_{:016x}", hasher.finish());
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&db])
+        .await
+        .unwrap()
+        .is_some();
+    if !exists {
+        client
+            .batch_execute(&format!("CREATE DATABASE {db}"))
+            .await
+            .unwrap_or_else(|e| panic!("create database {db}: {e}"));
+    }
+    drop(client);
+    let _ = driver.await;
+    admin.dbname(&db);
+    Some(envparity_aggregator::store::PgTarget::new(admin))
 }
 
 /// A strict digest from a short hex name: `aaa` → `sha256:aaaa…` (64 digits).

@@ -24,6 +24,7 @@ pub struct AggregatorBuilder<'f> {
     tls: bool,
     envs: Vec<(String, String)>,
     store: Option<String>,
+    sqlite: bool,
 }
 
 impl<'f> AggregatorBuilder<'f> {
@@ -33,8 +34,17 @@ impl<'f> AggregatorBuilder<'f> {
             args: Vec::new(),
             tls: true,
             store: None,
+            sqlite: false,
             envs: Vec::new(),
         }
+    }
+
+    /// Serves from its own `--data-dir` (SQLite) even when the suite runs
+    /// on PostgreSQL (`ENVPARITY_E2E_STORE=postgres`): for the tests of
+    /// the embedded store itself (its file, its import).
+    pub fn sqlite(mut self) -> Self {
+        self.sqlite = true;
+        self
     }
 
     /// Serve plain text (`--insecure-plaintext`, loopback) instead of the
@@ -109,13 +119,18 @@ impl<'f> AggregatorBuilder<'f> {
         let data_dir = dir.path().join("data");
         std::fs::create_dir(&data_dir)
             .map_err(Error::io(format!("create {}", data_dir.display())))?;
+        let store = match self.store {
+            Some(url) => Some(url),
+            None if self.sqlite => None,
+            None => super::store::fresh_database_for(dir.path())?,
+        };
         let mut aggregator = Aggregator {
             port: free_port()?,
             binary,
             args,
             scheme: if self.tls { "https" } else { "http" },
             envs: self.envs,
-            store: self.store,
+            store,
             data_dir,
             process: None,
             dir,
@@ -172,9 +187,36 @@ impl Aggregator {
         self.port
     }
 
-    /// Its `--data-dir`, which survives [`Aggregator::restart`].
+    /// Its `--data-dir`, which survives [`Aggregator::restart`] (and holds
+    /// nothing when it serves from PostgreSQL).
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// The `--store` URL it serves from, when not its data dir.
+    pub fn store_url(&self) -> Option<&str> {
+        self.store.as_deref()
+    }
+
+    /// What its store holds, as bytes, each part named `store: …`: the
+    /// files of its data dir, or its PostgreSQL database's tables.
+    pub fn stored(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        if let Some(url) = &self.store {
+            return super::store::database_contents(url);
+        }
+        let dir = &self.data_dir;
+        let entries =
+            std::fs::read_dir(dir).map_err(Error::io(format!("read {}", dir.display())))?;
+        let mut out = Vec::new();
+        for entry in entries {
+            let path = entry
+                .map_err(Error::io(format!("read {}", dir.display())))?
+                .path();
+            let bytes =
+                std::fs::read(&path).map_err(Error::io(format!("read {}", path.display())))?;
+            out.push((format!("store: {}", path.display()), bytes));
+        }
+        Ok(out)
     }
 
     /// Its process (pid, log), while it runs.

@@ -32,15 +32,7 @@ pub fn daemon_outputs(
     for (i, agent) in agents.iter().enumerate() {
         seen.push((format!("agent {i} debug log"), agent.log().into_bytes()));
     }
-    let dir = aggregator.data_dir();
-    let entries = std::fs::read_dir(dir).map_err(Error::io(format!("read {}", dir.display())))?;
-    for entry in entries {
-        let path = entry
-            .map_err(Error::io(format!("read {}", dir.display())))?
-            .path();
-        let bytes = std::fs::read(&path).map_err(Error::io(format!("read {}", path.display())))?;
-        seen.push((path.display().to_string(), bytes));
-    }
+    seen.extend(aggregator.stored()?);
     Ok(seen)
 }
 

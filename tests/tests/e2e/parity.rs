@@ -286,16 +286,12 @@ fn an_extra_and_a_changed_explicit_env_var_are_exactly_their_env_findings() -> R
     for (i, agent) in agents.iter().enumerate() {
         seen.push((format!("agent {i} log"), agent.log().into_bytes()));
     }
-    for entry in std::fs::read_dir(aggregator.data_dir()).expect("data dir") {
-        let path = entry.expect("data dir entry").path();
-        let bytes = std::fs::read(&path).expect("stored file");
-        seen.push((path.display().to_string(), bytes));
-    }
+    seen.extend(aggregator.stored().expect("what the store holds"));
     assert!(seen.len() >= 10, "checked too few places: {}", seen.len());
     // Control: the search does find what is stored (the name, not its value).
     let stored = seen
         .iter()
-        .filter(|(place, _)| place.contains("envparity.db"));
+        .filter(|(place, _)| place.starts_with("store: "));
     assert!(
         stored
             .flat_map(|(_, bytes)| bytes.windows(b"FEATURE_FLAG".len()))

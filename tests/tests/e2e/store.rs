@@ -22,7 +22,7 @@ fn answers_on(store: Option<&str>) -> Result<Vec<String>> {
     let builder = fleet.aggregator();
     let builder = match store {
         Some(url) => builder.store(url),
-        None => builder,
+        None => builder.sqlite(),
     };
     let mut aggregator = builder.start()?;
     let mut loadgen = Command::new(cargo_bin("envparity-loadgen")?);
@@ -166,6 +166,7 @@ fn an_embedded_store_moved_to_postgres_answers_the_same_there() -> Result<()> {
         .start()?;
     let mut aggregator = fleet
         .aggregator()
+        .sqlite()
         .arg("--report-rate")
         .arg("10000")
         .arg("--report-burst")
