@@ -37,21 +37,39 @@ pub const PASSWORD_ROLE: &str = "envparity_pw";
 pub struct Postgres {
     process: Process,
     socket_dir: PathBuf,
+    /// The port of its socket (and of 127.0.0.1 with TLS).
+    port: u16,
     dir: ScratchDir,
+}
+
+/// A server certificate and key for [`Postgres::start_tls`] (PEM files).
+#[derive(Debug, Clone, Copy)]
+pub struct ServerTls<'a> {
+    /// The certificate, for 127.0.0.1.
+    pub cert: &'a Path,
+    /// Its private key.
+    pub key: &'a Path,
 }
 
 impl Postgres {
     /// Starts a server in a fresh temp dir of its own.
     pub fn start() -> Result<Self> {
-        Self::launch(ScratchDir::new()?)
+        Self::launch(ScratchDir::new()?, None)
     }
 
     /// Starts a server in `parent/postgres` (which must not exist yet).
     pub fn start_in(parent: &Path) -> Result<Self> {
-        Self::launch(ScratchDir::child(parent, "postgres")?)
+        Self::launch(ScratchDir::child(parent, "postgres")?, None)
     }
 
-    fn launch(dir: ScratchDir) -> Result<Self> {
+    /// Starts a server that also listens on 127.0.0.1 ([`Postgres::tcp_url`]),
+    /// where it takes TLS connections with `tls`'s certificate only: a
+    /// connection there without TLS is refused (`pg_hba.conf`).
+    pub fn start_tls(tls: ServerTls<'_>) -> Result<Self> {
+        Self::launch(ScratchDir::new()?, Some(tls))
+    }
+
+    fn launch(dir: ScratchDir, tls: Option<ServerTls<'_>>) -> Result<Self> {
         tools::require_root()?;
         for tool in [INITDB, POSTGRES, PSQL] {
             tool.require()?;
@@ -82,18 +100,47 @@ impl Postgres {
             .arg(&data);
         crate::command::checked(initdb)?;
         let hba = data.join("pg_hba.conf");
-        std::fs::write(
-            &hba,
-            format!("local all {PASSWORD_ROLE} scram-sha-256\nlocal all all trust\n"),
-        )
-        .map_err(Error::io(format!("write {}", hba.display())))?;
+        let mut rules = format!("local all {PASSWORD_ROLE} scram-sha-256\nlocal all all trust\n");
+        let mut listen = vec!["-c".to_owned(), "listen_addresses=".to_owned()];
+        let port = if let Some(tls) = tls {
+            for (from, to) in [(tls.cert, "server.crt"), (tls.key, "server.key")] {
+                let to = data.join(to);
+                std::fs::copy(from, &to).map_err(Error::io(format!(
+                    "copy {} to {}",
+                    from.display(),
+                    to.display()
+                )))?;
+                std::os::unix::fs::chown(&to, Some(uid), Some(gid))
+                    .map_err(Error::io(format!("chown {} to postgres", to.display())))?;
+                std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600))
+                    .map_err(Error::io(format!("chmod {}", to.display())))?;
+            }
+            rules.push_str(
+                "hostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
+            );
+            listen = [
+                "listen_addresses=127.0.0.1",
+                "ssl=on",
+                "ssl_cert_file=server.crt",
+                "ssl_key_file=server.key",
+            ]
+            .iter()
+            .flat_map(|c| ["-c".to_owned(), (*c).to_owned()])
+            .collect();
+            crate::wait::free_port()?
+        } else {
+            5432
+        };
+        std::fs::write(&hba, rules).map_err(Error::io(format!("write {}", hba.display())))?;
         let mut command = Command::new(POSTGRES.path);
         command
             .arg("-D")
             .arg(&data)
             .arg("-k")
             .arg(&socket_dir)
-            .args(["-c", "listen_addresses=", "-c", "fsync=off"])
+            .args(["-p", &port.to_string()])
+            .args(&listen)
+            .args(["-c", "fsync=off"])
             .args(["-c", "max_connections=200", "-c", "shared_buffers=32MB"])
             .current_dir(&data)
             .uid(uid)
@@ -103,12 +150,13 @@ impl Postgres {
             command,
             dir.path().join("postgres.log"),
         )?;
-        let socket = socket_dir.join(".s.PGSQL.5432");
+        let socket = socket_dir.join(format!(".s.PGSQL.{port}"));
         let ready = wait_for(START_TIMEOUT, "postgres to accept connections", || {
             process.ensure_running()?;
             Ok(socket.exists()
                 && Command::new(PSQL.path)
-                    .args(["-XqAt", "-U", "postgres", "-d", "postgres", "-h"])
+                    .args(["-XqAt", "-U", "postgres", "-d", "postgres"])
+                    .args(["-p", &port.to_string(), "-h"])
                     .arg(&socket_dir)
                     .args(["-c", "SELECT 1"])
                     .output()
@@ -123,6 +171,7 @@ impl Postgres {
         Ok(Postgres {
             process,
             socket_dir,
+            port,
             dir,
         })
     }
@@ -134,10 +183,20 @@ impl Postgres {
 
     /// The URL of database `db` as the trusted superuser `postgres`.
     pub fn url(&self, db: &str) -> String {
+        let port = match self.port {
+            5432 => String::new(),
+            port => format!("&port={port}"),
+        };
         format!(
-            "postgres://postgres@/{db}?host={}",
+            "postgres://postgres@/{db}?host={}{port}",
             self.socket_dir.display()
         )
+    }
+
+    /// The URL of database `db` over TCP on 127.0.0.1 (a server started
+    /// with [`Postgres::start_tls`]: TLS only there).
+    pub fn tcp_url(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
     }
 
     /// Runs `sql` as the superuser on database `db` (psql): its output,
@@ -145,6 +204,7 @@ impl Postgres {
     pub fn sql(&self, db: &str, sql: &str) -> Result<String> {
         let mut psql = Command::new(PSQL.path);
         psql.args(["-XqAt", "-v", "ON_ERROR_STOP=1", "-U", "postgres"])
+            .args(["-p", &self.port.to_string()])
             .args(["-d", db, "-h"])
             .arg(&self.socket_dir)
             .args(["-c", sql]);

@@ -64,6 +64,16 @@ envparity_settings::declare! {
         .default_text("PGPASSWORD, else none")
         .help("File holding the PostgreSQL password (owner-only mode, e.g. 0600). Without \
                it, PGPASSWORD is used if set.");
+    /// `--store-ca-file`.
+    pub STORE_CA_FILE: Setting<PathBuf> = Setting::path("store_ca_file")
+        .flag("store-ca-file")
+        .var("ENVPARITY_STORE_CA_FILE")
+        .value_name("FILE")
+        .default_text("none: no TLS")
+        .help("PEM file of the CA certificate(s) the PostgreSQL server's certificate must \
+               chain to. With it, every connection to the store goes over TLS, verified \
+               (the chain and the host name, as libpq's sslmode=verify-full); without it, \
+               none does: use a Unix socket or a network you trust (docs/store.md).");
     /// `--stale-after`.
     pub STALE_AFTER: Setting<Duration> = Setting::new("stale_after", parse::duration)
         .flag("stale-after")
@@ -269,8 +279,9 @@ pub fn resolve_store(
 ) -> Result<(PathBuf, Option<PgTarget>), ConfigError> {
     let data_dir = sources.value(&DATA_DIR)?;
     let password_file = sources.get(&STORE_PASSWORD_FILE)?;
+    let ca_file = sources.get(&STORE_CA_FILE)?;
     let Some(store) = sources.get(&STORE)? else {
-        if let Some(file) = password_file {
+        if let Some(file) = password_file.or(ca_file) {
             return Err(file.invalid("is only for --store postgres://…, which is not set"));
         }
         return Ok((data_dir.value, None));
@@ -283,18 +294,23 @@ pub fn resolve_store(
     }
     match &store.value {
         StoreUrl::Sqlite(path) => {
-            if let Some(file) = password_file {
+            if let Some(file) = password_file.or(ca_file) {
                 return Err(file.invalid("is only for --store postgres://…, not sqlite://"));
             }
             Ok((path.clone(), None))
         }
         StoreUrl::Postgres(url) => {
-            let target =
-                postgres_target(url, password_file.as_ref().map(|f| f.value.as_path()), env)
-                    .map_err(|m| match &password_file {
-                        Some(file) if m.starts_with("store password file") => file.invalid(m),
-                        _ => store.invalid(m),
-                    })?;
+            let target = postgres_target(
+                url,
+                password_file.as_ref().map(|f| f.value.as_path()),
+                ca_file.as_ref().map(|f| f.value.as_path()),
+                env,
+            )
+            .map_err(|m| match (&password_file, &ca_file) {
+                (Some(file), _) if m.starts_with("store password file") => file.invalid(m),
+                (_, Some(file)) if m.starts_with("store CA file") => file.invalid(m),
+                _ => store.invalid(m),
+            })?;
             Ok((data_dir.value, Some(target)))
         }
     }

@@ -65,14 +65,32 @@ pub fn parse(text: &str) -> Result<StoreUrl, String> {
 
 /// The database `url` (a parsed [`StoreUrl::Postgres`]) names, completed
 /// from [`PG_VARS`] in `env`, with the password of `password_file` (else
-/// `PGPASSWORD`).
+/// `PGPASSWORD`), over TLS verified against `ca_file` when given.
 pub fn postgres_target(
     url: &str,
     password_file: Option<&Path>,
+    ca_file: Option<&Path>,
     env: &dyn EnvSource,
 ) -> Result<PgTarget, String> {
+    use tokio_postgres::config::SslMode;
     let mut config = tokio_postgres::Config::from_str(url)
         .map_err(|e| format!("is not a PostgreSQL URL ({e})"))?;
+    match (config.get_ssl_mode(), ca_file) {
+        (SslMode::Require, None) => {
+            return Err(
+                "asks for sslmode=require, but no CA is given to verify the \
+                        server's certificate against: set --store-ca-file (envparity \
+                        always verifies the certificate and the host name)"
+                    .to_owned(),
+            );
+        }
+        (SslMode::Disable, Some(_)) => {
+            return Err("says sslmode=disable, but --store-ca-file asks for TLS: \
+                        keep one"
+                .to_owned());
+        }
+        _ => {}
+    }
     if config.get_password().is_some() {
         return Err(
             "holds a password; a password never goes in the URL (process lists, \
@@ -120,7 +138,37 @@ pub fn postgres_target(
             }
         }
     }
-    Ok(PgTarget::new(config))
+    let target = PgTarget::new(config);
+    Ok(match ca_file {
+        Some(path) => target.with_tls(tls_verifying_with(path)?),
+        None => target,
+    })
+}
+
+/// A TLS client configuration that trusts the CA certificates of the PEM
+/// file `path` only (TLS 1.2 and 1.3, what PostgreSQL speaks).
+fn tls_verifying_with(path: &Path) -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let shown = || format!("store CA file {}", path.display());
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("{}: {e}", shown()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{}: {e}", shown()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: no PEM certificate in the file", shown()));
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in certs {
+        roots.add(cert).map_err(|e| format!("{}: {e}", shown()))?;
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("{}: {e}", shown()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(std::sync::Arc::new(config))
 }
 
 #[cfg(test)]
@@ -132,11 +180,51 @@ mod tests {
     #[test]
     fn a_url_with_a_password_is_refused_without_repeating_it() {
         let env = BTreeMap::<&str, &str>::new();
-        let err =
-            postgres_target("postgres://envparity:hunter2@db/envparity", None, &env).unwrap_err();
+        let err = postgres_target(
+            "postgres://envparity:hunter2@db/envparity",
+            None,
+            None,
+            &env,
+        )
+        .unwrap_err();
         assert!(err.contains("holds a password"), "{err}");
         assert!(!err.contains("hunter2"), "{err}");
-        assert!(postgres_target("postgres://envparity@db/envparity", None, &env).is_ok());
+        assert!(postgres_target("postgres://envparity@db/envparity", None, None, &env).is_ok());
+    }
+
+    /// TLS only with a CA to verify against, and never against what the
+    /// URL says; a CA file that holds no certificate is named.
+    #[test]
+    fn tls_to_postgres_needs_a_ca_and_agrees_with_sslmode() {
+        let env = BTreeMap::<&str, &str>::new();
+        let err =
+            postgres_target("postgres://u@db/x?sslmode=require", None, None, &env).unwrap_err();
+        assert!(err.contains("--store-ca-file"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        let cert = rcgen::generate_simple_self_signed(vec!["db".to_owned()]).unwrap();
+        std::fs::write(&ca, cert.cert.pem()).unwrap();
+        let err = postgres_target("postgres://u@db/x?sslmode=disable", None, Some(&ca), &env)
+            .unwrap_err();
+        assert!(err.contains("keep one"), "{err}");
+        let target = postgres_target("postgres://u@db/x", None, Some(&ca), &env).unwrap();
+        assert!(target.uses_tls());
+        assert_eq!(
+            target.config().get_ssl_mode(),
+            tokio_postgres::config::SslMode::Require
+        );
+        assert!(
+            !postgres_target("postgres://u@db/x", None, None, &env)
+                .unwrap()
+                .uses_tls()
+        );
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let err = postgres_target("postgres://u@db/x", None, Some(&empty), &env).unwrap_err();
+        assert!(
+            err.contains("store CA file") && err.contains("empty.pem") && err.contains("no PEM"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -158,16 +246,21 @@ mod tests {
             ("PGPASSWORD", "s3cret"),
             ("PGPORT", "5433"),
         ]);
-        let target = postgres_target("postgres://", None, &env).unwrap();
+        let target = postgres_target("postgres://", None, None, &env).unwrap();
         assert_eq!(
             target.name(),
             "postgres://ops@/fleet?host=/tmp/pg&port=5433"
         );
         assert_eq!(target.config().get_password(), Some(&b"s3cret"[..]));
-        let target = postgres_target("postgres://me@db:6000/x", None, &env).unwrap();
+        let target = postgres_target("postgres://me@db:6000/x", None, None, &env).unwrap();
         assert_eq!(target.name(), "postgres://me@db:6000/x");
-        let err =
-            postgres_target("postgres://db/x", None, &BTreeMap::<&str, &str>::new()).unwrap_err();
+        let err = postgres_target(
+            "postgres://db/x",
+            None,
+            None,
+            &BTreeMap::<&str, &str>::new(),
+        )
+        .unwrap_err();
         assert!(err.contains("PGUSER"), "{err}");
     }
 }

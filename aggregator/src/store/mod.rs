@@ -70,13 +70,22 @@ pub fn check(at: &Location) -> Result<String, StoreError> {
                 at.name()
             )
         }
-        Location::Postgres(target) => match PgStore::check(target)? {
-            Some(version) => format!("PostgreSQL {}, schema version {version}", at.name()),
-            None => format!(
-                "PostgreSQL {}, no schema yet (serve or migrate creates it)",
-                at.name()
-            ),
-        },
+        Location::Postgres(target) => {
+            let tls = if target.uses_tls() {
+                "over TLS (verified)"
+            } else {
+                "without TLS"
+            };
+            match PgStore::check(target)? {
+                Some(version) => {
+                    format!("PostgreSQL {} {tls}, schema version {version}", at.name())
+                }
+                None => format!(
+                    "PostgreSQL {} {tls}, no schema yet (serve or migrate creates it)",
+                    at.name()
+                ),
+            }
+        }
     })
 }
 

@@ -6,7 +6,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use envparity_tests::{
-    CliOutput, Fleet, PASSWORD_ROLE, Postgres, Result, cargo_bin, output, project_command,
+    CliOutput, Fleet, PASSWORD_ROLE, Postgres, Result, ServerTls, cargo_bin, output,
+    project_command,
 };
 
 const HOSTS: [&str; 3] = ["host-00000", "host-00001", "host-00002"];
@@ -239,5 +240,62 @@ fn an_embedded_store_moved_to_postgres_answers_the_same_there() -> Result<()> {
         out.stderr
     );
     assert_eq!(read(&fleet)?, before, "the refused import changed nothing");
+    Ok(())
+}
+
+/// TLS to PostgreSQL through the real binary, against a server that takes
+/// only TLS on 127.0.0.1: with `--store-ca-file` the store is reached and
+/// served, verified; without it, with a CA that did not sign the server's
+/// certificate, or with `sslmode=require` and no CA, exit 2 naming why.
+#[test]
+fn the_store_is_reached_over_verified_tls_or_not_at_all() -> Result<()> {
+    let fleet = Fleet::builder().start()?;
+    let pki = fleet.pki()?.to_owned();
+    let postgres = Postgres::start_tls(ServerTls {
+        cert: &pki.join("server.pem"),
+        key: &pki.join("server-key.pem"),
+    })?;
+    postgres.sql("postgres", "CREATE DATABASE envparity")?;
+    let url = postgres.tcp_url("envparity");
+    let ca = pki.join("ca.pem").display().to_string();
+    let run = |args: &[&str]| -> Result<envparity_tests::Output> {
+        let mut cmd = project_command(&cargo_bin("envparity")?);
+        cmd.args(args).args(["--insecure-plaintext"]);
+        output(cmd, Duration::from_secs(30))
+    };
+
+    let out = run(&["check-config", "--store", &url, "--store-ca-file", &ca])?;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(out.stdout.contains("over TLS (verified)"), "{}", out.stdout);
+    let out = run(&["migrate", "--store", &url, "--store-ca-file", &ca])?;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let _aggregator = fleet
+        .aggregator()
+        .store(&url)
+        .arg("--store-ca-file")
+        .arg(&ca)
+        .start()?;
+    let hosts: CliOutput = fleet.cli_as("table", &["hosts"])?;
+    assert_eq!(hosts.code, 0, "{hosts:?}");
+
+    // Without the CA: no TLS, which the server refuses there.
+    let out = run(&["check-config", "--store", &url])?;
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(out.stderr.contains("no encryption"), "{}", out.stderr);
+    // A CA that did not sign the server's certificate.
+    let other = Fleet::builder().start()?;
+    let wrong = other.pki()?.join("ca.pem").display().to_string();
+    let out = run(&["check-config", "--store", &url, "--store-ca-file", &wrong])?;
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        out.stderr.contains("TLS handshake") && out.stderr.contains("invalid peer certificate"),
+        "{}",
+        out.stderr
+    );
+    // TLS asked for in the URL, with nothing to verify against.
+    let require = format!("{url}?sslmode=require");
+    let out = run(&["check-config", "--store", &require])?;
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(out.stderr.contains("--store-ca-file"), "{}", out.stderr);
     Ok(())
 }

@@ -27,6 +27,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct PgTarget {
     config: tokio_postgres::Config,
     name: String,
+    /// TLS to the server, verified against the CA given
+    /// ([`PgTarget::with_tls`]); `None`: no encryption.
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl std::fmt::Debug for PgTarget {
@@ -44,7 +47,25 @@ impl PgTarget {
         }
         config.application_name("envparity");
         let name = name_of(&config);
-        PgTarget { config, name }
+        PgTarget {
+            config,
+            name,
+            tls: None,
+        }
+    }
+
+    /// The same database over TLS, required: the server's certificate must
+    /// chain to `tls`'s roots and name the host connected to.
+    pub fn with_tls(mut self, tls: std::sync::Arc<rustls::ClientConfig>) -> Self {
+        self.config
+            .ssl_mode(tokio_postgres::config::SslMode::Require);
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Whether connections go over TLS.
+    pub fn uses_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// The database a complete URL names, for the tests (`serve` reads
@@ -176,13 +197,17 @@ impl PgStore {
                 context: "start the store's runtime",
                 reason: e.to_string(),
             })?;
-        let manager = Manager::from_config(
-            target.config.clone(),
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let recycling = || ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match &target.tls {
+            Some(tls) => Manager::from_config(
+                target.config.clone(),
+                tokio_postgres_rustls::MakeRustlsConnect::new(rustls::ClientConfig::clone(tls)),
+                recycling(),
+            ),
+            None => Manager::from_config(target.config.clone(), NoTls, recycling()),
+        };
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .runtime(Runtime::Tokio1)
