@@ -296,6 +296,19 @@ mod tests {
             .build()
     }
 
+    /// A snapshot of 30 containers, most larger than a chunk.
+    fn larger_than_chunks() -> HostSnapshot {
+        let mut s = snapshot();
+        for i in 0..30 {
+            let mut c = fixtures::container(&format!("s{i}"))
+                .id(format!("c{i:02}"))
+                .build();
+            c.image.get_or_insert_default().reference = "r".repeat(i * 1_500);
+            s.containers.push(c);
+        }
+        s
+    }
+
     /// The definition: the hash of a cleared copy's encoding.
     fn hash_of_cleared_copy(snapshot: &HostSnapshot) -> String {
         let mut content = snapshot.clone();
@@ -370,14 +383,7 @@ mod tests {
     #[test]
     fn content_larger_than_a_chunk_hashes_as_its_cleared_copy() {
         use crate::v1::ContainerConfigFiles;
-        let mut s = snapshot();
-        for i in 0..30 {
-            let mut c = fixtures::container(&format!("s{i}"))
-                .id(format!("c{i:02}"))
-                .build();
-            c.image.get_or_insert_default().reference = "r".repeat(i * 1_500);
-            s.containers.push(c);
-        }
+        let mut s = larger_than_chunks();
         s.config_files = (0..3)
             .map(|i| ContainerConfigFiles {
                 container_id: "x".repeat(i * 20_000),
@@ -451,14 +457,7 @@ mod tests {
     #[test]
     fn the_hash_by_container_is_its_definition() {
         use crate::v1::ContainerConfigFiles;
-        let mut s = snapshot();
-        for i in 0..30 {
-            let mut c = fixtures::container(&format!("s{i}"))
-                .id(format!("c{i:02}"))
-                .build();
-            c.image.get_or_insert_default().reference = "r".repeat(i * 1_500);
-            s.containers.push(c);
-        }
+        let mut s = larger_than_chunks();
         s.containers[3].name = String::new();
         s.config_files = vec![ContainerConfigFiles {
             container_id: "c01".into(),

@@ -283,6 +283,24 @@ pub(super) fn change(service: &str, at: i64) -> Change {
     }
 }
 
+/// An alert `id`, resolved at `resolved_ms` if given.
+pub(super) fn alert(id: &str, resolved_ms: Option<i64>) -> AlertRow {
+    AlertRow {
+        id: id.into(),
+        body: format!("{{\"id\":\"{id}\"}}"),
+        resolved_ms,
+    }
+}
+
+/// A notification of `event` queued for `sink`.
+pub(super) fn queued(sink: &str, event: &str) -> OutboxRow {
+    OutboxRow {
+        seq: 0,
+        sink: sink.into(),
+        event: event.into(),
+    }
+}
+
 /// An open finding `id` of `service` first seen at `first`.
 pub(super) fn record(id: &str, service: &str, first: i64) -> FindingRecord {
     FindingRecord {
@@ -398,16 +416,6 @@ fn findings_open_and_resolve_across_a_reopen(b: &impl Backend) {
 fn alerts_and_queued_notifications_survive_a_reopen_and_old_resolutions_are_forgotten(
     b: &impl Backend,
 ) {
-    let alert = |id: &str, resolved_ms: Option<i64>| AlertRow {
-        id: id.into(),
-        body: format!("{{\"id\":\"{id}\"}}"),
-        resolved_ms,
-    };
-    let queued = |sink: &str, event: &str| OutboxRow {
-        seq: 0,
-        sink: sink.into(),
-        event: event.into(),
-    };
     {
         let store = b.open();
         store

@@ -7,9 +7,9 @@ use envparity_proto::v1::EngineState;
 
 use super::sqlite_into_postgres;
 use crate::store::contract_tests::{
-    Backend, Postgres, Sqlite, change, changed_report, host, record,
+    Backend, Postgres, Sqlite, alert, change, changed_report, host, queued, record,
 };
-use crate::store::{AlertRow, FindingChanges, OutboxRow, PageAt, Resolved, Store, StoreError};
+use crate::store::{FindingChanges, PageAt, Resolved, Store, StoreError};
 
 /// Everything a store holds, as its reads answer it.
 fn everything(store: &impl Store) -> String {
@@ -64,16 +64,6 @@ fn fill(store: &impl Store) {
             EngineState::Unreachable,
         )
         .unwrap();
-    let alert = |id: &str, resolved_ms: Option<i64>| AlertRow {
-        id: id.into(),
-        body: format!("{{\"id\":\"{id}\"}}"),
-        resolved_ms,
-    };
-    let queued = |sink: &str, event: &str| OutboxRow {
-        seq: 0,
-        sink: sink.into(),
-        event: event.into(),
-    };
     store
         .save_alerts(
             &[alert("firing", None), alert("recent", Some(900))],
@@ -141,12 +131,9 @@ fn an_embedded_store_moves_to_postgres_whole_and_goes_on_there() {
             .len(),
         5
     );
-    let queued = OutboxRow {
-        seq: 0,
-        sink: "hook".into(),
-        event: "e3".into(),
-    };
-    target.save_alerts(&[], &[queued], 500).unwrap();
+    target
+        .save_alerts(&[], &[queued("hook", "e3")], 500)
+        .unwrap();
     let hook = target.outbox("hook", 10).unwrap();
     let events: Vec<&str> = hook.iter().map(|r| r.event.as_str()).collect();
     assert_eq!(events, ["e2", "e3"]);

@@ -26,6 +26,19 @@ fn answers_on(store: Option<&str>) -> Result<Vec<String>> {
         None => builder.sqlite(),
     };
     let mut aggregator = builder.start()?;
+    load(&fleet, &["--phases", "register"])?;
+    let read = |fleet: &Fleet| answers(fleet, &[&["hosts"], &["status"]]);
+    let before = read(&fleet)?;
+    assert!(before[0].contains("3 host(s)"), "{}", before[0]);
+    aggregator.restart()?;
+    let after = read(&fleet)?;
+    assert_eq!(before, after, "after a restart on {store:?}");
+    Ok(before)
+}
+
+/// Runs the load generator against `fleet`'s aggregator as [`HOSTS`], 5
+/// containers each, with `args` (its phases); fails unless it succeeded.
+fn load(fleet: &Fleet, args: &[&str]) -> Result<()> {
     let mut loadgen = Command::new(cargo_bin("envparity-loadgen")?);
     loadgen
         .arg("--server")
@@ -33,24 +46,27 @@ fn answers_on(store: Option<&str>) -> Result<Vec<String>> {
         .arg("--tls-dir")
         .arg(fleet.pki()?)
         .args(["--query-client", "cli", "--hosts", "3", "--containers", "5"])
-        .args(["--phases", "register"]);
+        .args(args);
     let out = output(loadgen, Duration::from_secs(60))?;
     assert!(out.status.success(), "envparity-loadgen failed: {out:?}");
-    let read = |fleet: &Fleet| -> Result<Vec<String>> {
-        let answer = |args: &[&str]| -> Result<String> {
+    Ok(())
+}
+
+/// What the CLI answers to each of `commands` (as tables), with its exit
+/// code, ages left out: they differ from run to run, the rest may not.
+fn answers(fleet: &Fleet, commands: &[&[&str]]) -> Result<Vec<String>> {
+    commands
+        .iter()
+        .map(|args| {
             let out: CliOutput = fleet.cli_as("table", args)?;
-            // Ages ("3s ago") differ from run to run; the rest may not.
             let lines: Vec<String> = out.stdout.lines().map(without_ages).collect();
-            Ok(format!("{}\n(exit {})", lines.join("\n"), out.code))
-        };
-        Ok(vec![answer(&["hosts"])?, answer(&["status"])?])
-    };
-    let before = read(&fleet)?;
-    assert!(before[0].contains("3 host(s)"), "{}", before[0]);
-    aggregator.restart()?;
-    let after = read(&fleet)?;
-    assert_eq!(before, after, "after a restart on {store:?}");
-    Ok(before)
+            Ok(format!(
+                "{args:?}\n{}\n(exit {})",
+                lines.join("\n"),
+                out.code
+            ))
+        })
+        .collect()
 }
 
 /// `line` without ages ("3s ago", "1m ago"), which differ from run to run,
@@ -173,33 +189,20 @@ fn an_embedded_store_moved_to_postgres_answers_the_same_there() -> Result<()> {
         .arg("--report-burst")
         .arg("10000")
         .start()?;
-    let mut loadgen = Command::new(cargo_bin("envparity-loadgen")?);
-    loadgen
-        .arg("--server")
-        .arg(fleet.server()?)
-        .arg("--tls-dir")
-        .arg(fleet.pki()?)
-        .args(["--query-client", "cli", "--hosts", "3", "--containers", "5"])
-        .args(["--phases", "register,snapshot", "--duration", "1s"]);
-    let out = output(loadgen, Duration::from_secs(60))?;
-    assert!(out.status.success(), "envparity-loadgen failed: {out:?}");
-    let read = |fleet: &Fleet| -> Result<Vec<String>> {
-        let mut answers = Vec::new();
-        for args in [
-            &["hosts"][..],
-            &["status", "--all"],
-            &["findings"],
-            &["history", "svc-00000"],
-        ] {
-            let out: CliOutput = fleet.cli_as("table", args)?;
-            let lines: Vec<String> = out.stdout.lines().map(without_ages).collect();
-            answers.push(format!(
-                "{args:?}\n{}\n(exit {})",
-                lines.join("\n"),
-                out.code
-            ));
-        }
-        Ok(answers)
+    load(
+        &fleet,
+        &["--phases", "register,snapshot", "--duration", "1s"],
+    )?;
+    let read = |fleet: &Fleet| {
+        answers(
+            fleet,
+            &[
+                &["hosts"],
+                &["status", "--all"],
+                &["findings"],
+                &["history", "svc-00000"],
+            ],
+        )
     };
     let before = read(&fleet)?;
     assert!(before[0].contains("3 host(s)"), "{}", before[0]);
