@@ -17,11 +17,22 @@
 //! mounted directory.
 //!
 //! Re-reads cost nothing when nothing changed: per container and mount the
-//! reader keeps what it sent with the engine's stat (size, mtime, mode) of
-//! the mount and of every file found in it; the next collection asks the
-//! engine for those stats again (`HEAD`, no content) and reads the mount
+//! reader keeps what it sent with what it saw of the mount and of every file
+//! found in it; the next collection asks the engine for those stats again
+//! (`HEAD`, no content, on a kept-alive connection) and reads the mount
 //! again only when one differs. Kubernetes updates a ConfigMap volume by
 //! swapping a `..data` symlink, which changes the directory's mtime.
+//!
+//! What is seen of a mount's own path is the engine's stat of it, asked
+//! before it is read (size, mode, mtime to the nanosecond): a change after
+//! that stat shows at the next collection. What is seen of the files in a
+//! mounted directory comes from the directory's archive itself, its tar
+//! headers (kind, size, mtime), not from a `HEAD` per file: the engine
+//! writes those mtimes truncated to the second, so a file rewritten at the
+//! same size within the second it was read in would look unchanged. A file
+//! whose mtime is within a second of the reading is therefore not trusted:
+//! its mount is read again at the next collection, as git does with its
+//! "racily clean" entries.
 //!
 //! Symlinks inside a mounted directory are followed within that directory
 //! (Kubernetes' `app.yaml -> ..data/app.yaml`), at most 16 hops; a loop is
@@ -91,11 +102,130 @@ struct MountInfo {
     destination: String,
 }
 
-/// What the reader sent for one mount, and the stats it was sent for.
+/// What the reader sent for one mount, and what it saw of each path.
 #[derive(Debug, Clone)]
 struct CachedMount {
-    stats: Vec<(String, PathStat)>,
+    stats: Vec<(String, Seen)>,
     files: Vec<ConfigFile>,
+}
+
+/// What the reader saw of one path when it read it, to compare with the
+/// engine's stat of it at the next collection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seen {
+    /// The engine's stat (`HEAD`): compared whole.
+    Stat(PathStat),
+    /// An entry of a directory's archive: its kind, its size (not a
+    /// symlink's, which the stat gives as its target's length) and its
+    /// mtime in seconds, as the tar header gives them.
+    Header { kind: Kind, size: u64, mtime: u64 },
+    /// Modified within a second of the reading (see the module doc): never
+    /// equal, so that its mount is read again.
+    Racy,
+}
+
+impl Seen {
+    /// What an archive entry read at `now` (seconds since the epoch) says.
+    fn of_entry(entry: &Entry, now: u64) -> Self {
+        if entry.mtime.abs_diff(now) <= 1 {
+            return Seen::Racy;
+        }
+        Seen::Header {
+            kind: entry.kind,
+            size: if entry.kind == Kind::Symlink {
+                0
+            } else {
+                entry.size
+            },
+            mtime: entry.mtime,
+        }
+    }
+
+    /// Whether the engine's stat `now` shows the path as it was seen.
+    fn matches(&self, now: &PathStat) -> bool {
+        match self {
+            Seen::Stat(stat) => stat == now,
+            Seen::Header { kind, size, mtime } => {
+                let now_kind = if now.is_dir() {
+                    Kind::Dir
+                } else if now.is_symlink() {
+                    Kind::Symlink
+                } else if now.mode & GO_MODE_TYPE == 0 {
+                    Kind::File
+                } else {
+                    Kind::Other
+                };
+                *kind == now_kind
+                    && (*kind == Kind::Symlink || *size == now.size)
+                    && rfc3339_seconds(&now.mtime) == Some(*mtime)
+            }
+            Seen::Racy => false,
+        }
+    }
+}
+
+/// Go's `os.ModeType`: the bits that make a path other than a regular file.
+const GO_MODE_TYPE: u32 =
+    (1 << 31) | (1 << 27) | (1 << 26) | (1 << 25) | (1 << 24) | (1 << 21) | (1 << 19);
+
+/// Seconds since the epoch of a time as Go writes it in JSON (RFC 3339,
+/// `2026-12-04T20:50:01.123456789Z` or with an offset such as `+01:00`),
+/// the fraction dropped; `None` for anything else or before 1970.
+fn rfc3339_seconds(text: &str) -> Option<u64> {
+    let b = text.as_bytes();
+    let digits = |from: usize, len: usize| -> Option<i64> {
+        let part = b.get(from..from + len)?;
+        part.iter().all(u8::is_ascii_digit).then_some(())?;
+        std::str::from_utf8(part).ok()?.parse().ok()
+    };
+    let at = |i: usize, c: &[u8]| b.get(i).is_some_and(|x| c.contains(x));
+    if !(at(4, b"-") && at(7, b"-") && at(10, b"Tt ") && at(13, b":") && at(16, b":")) {
+        return None;
+    }
+    let (year, month, day) = (digits(0, 4)?, digits(5, 2)?, digits(8, 2)?);
+    let (hour, minute, second) = (digits(11, 2)?, digits(14, 2)?, digits(17, 2)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 {
+        return None;
+    }
+    let mut rest = &b[19..];
+    if let Some(fraction) = rest.strip_prefix(b".") {
+        let n = fraction.iter().take_while(|c| c.is_ascii_digit()).count();
+        if n == 0 {
+            return None;
+        }
+        rest = &fraction[n..];
+    }
+    let offset = match rest {
+        b"Z" | b"z" => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let two = |a: u8, b: u8| -> Option<i64> {
+                (a.is_ascii_digit() && b.is_ascii_digit())
+                    .then(|| i64::from(a - b'0') * 10 + i64::from(b - b'0'))
+            };
+            let minutes = two(*h1, *h2)? * 60 + two(*m1, *m2)?;
+            if *sign == b'+' {
+                minutes * 60
+            } else {
+                -minutes * 60
+            }
+        }
+        _ => return None,
+    };
+    // Days from 1970-01-01 to the civil date (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86_400 + hour * 3600 + minute * 60 + second - offset).ok()
+}
+
+/// Seconds since the epoch, now.
+fn now_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Reads configuration files; keeps its cache between collections.
@@ -432,7 +562,7 @@ impl Reader {
             Err(e) => return Err(e),
         };
         let secret = |path: &str| is_secret_mount(path, &mount.source);
-        let mut stats = vec![(dest.clone(), root.clone())];
+        let mut stats = vec![(dest.clone(), Seen::Stat(root.clone()))];
         let mut files = Vec::new();
         if root.is_symlink() {
             // A bind mount's destination is never a symlink in practice.
@@ -492,6 +622,7 @@ impl Reader {
             Err(e) => return Err(e),
         };
         let by_name: HashMap<&str, &Entry> = entries.iter().map(|e| (e.name.as_str(), e)).collect();
+        let now = now_seconds();
         for entry in &entries {
             let path = full(&entry.name);
             if entry.name.split('/').any(|c| c.starts_with("..")) || !bounds.wanted(&path) {
@@ -519,13 +650,10 @@ impl Reader {
                     None => not_read(&path, over_total(bounds.max_total_bytes), secret(&path)),
                 },
             };
+            // What to compare next time: the entry's own header (a link's,
+            // as the engine's stat of its path is of the link).
+            stats.push((path, Seen::of_entry(entry, now)));
             files.push(file);
-        }
-        // The stats to compare next time: every regular file reported.
-        for file in &files {
-            if let Ok(stat) = http.path_stat(id, &file.path).await {
-                stats.push((file.path.clone(), stat));
-            }
         }
         Ok(CachedMount { stats, files })
     }
@@ -654,13 +782,13 @@ enum Check {
     Changed { root: Option<PathStat> },
 }
 
-/// Asks the engine for every stat a cached mount was read with (the mount's
-/// own first), stopping at the first that differs.
+/// Asks the engine for the stat of every path a cached mount was read with
+/// (the mount's own first), stopping at the first that differs.
 async fn check(http: &EngineHttp, id: &str, cached: &CachedMount) -> Check {
     let mut root = None;
-    for (i, (path, stat)) in cached.stats.iter().enumerate() {
+    for (i, (path, seen)) in cached.stats.iter().enumerate() {
         match http.path_stat(id, path).await {
-            Ok(now) if &now == stat => {
+            Ok(now) if seen.matches(&now) => {
                 if i == 0 {
                     root = Some(now);
                 }
@@ -735,6 +863,61 @@ async fn bind_mounts(http: &EngineHttp, id: &str) -> Result<Vec<MountInfo>, Http
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn go_times_read_as_seconds_since_the_epoch() {
+        for (text, seconds) in [
+            ("1970-01-01T00:00:00Z", Some(0)),
+            ("2026-12-04T20:50:01.123456789Z", Some(1_796_417_401)),
+            ("2026-12-04T21:50:01.5+01:00", Some(1_796_417_401)),
+            ("2026-12-04T19:20:01-01:30", Some(1_796_417_401)),
+            ("2000-02-29T23:59:59Z", Some(951_868_799)),
+            ("2000-02-29T23:59:59", None),
+            ("2000-02-29T23:59:59.Z", None),
+            ("2000-13-01T00:00:00Z", None),
+            ("1969-12-31T23:59:59Z", None),
+            ("", None),
+        ] {
+            assert_eq!(rfc3339_seconds(text), seconds, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_tar_header_matches_the_engine_stat_of_the_same_file_only() {
+        let entry = Entry {
+            name: "app/a.yaml".into(),
+            kind: Kind::File,
+            size: 10,
+            mtime: 1_796_417_401,
+            link: String::new(),
+            content: None,
+        };
+        let stat = |size, mode, mtime: &str| PathStat {
+            name: "a.yaml".into(),
+            size,
+            mode,
+            mtime: mtime.into(),
+            link_target: String::new(),
+        };
+        let seen = Seen::of_entry(&entry, 1_796_417_401 + 60);
+        assert!(seen.matches(&stat(10, 0o644, "2026-12-04T20:50:01.9Z")));
+        assert!(!seen.matches(&stat(11, 0o644, "2026-12-04T20:50:01.9Z")));
+        assert!(!seen.matches(&stat(10, 0o644, "2026-12-04T20:50:02Z")));
+        assert!(!seen.matches(&stat(10, 1 << 27, "2026-12-04T20:50:01Z")));
+        let link = Seen::of_entry(
+            &Entry {
+                kind: Kind::Symlink,
+                size: 0,
+                link: "..data/a.yaml".into(),
+                ..entry.clone()
+            },
+            1_796_417_401 + 60,
+        );
+        assert!(link.matches(&stat(13, 1 << 27 | 0o777, "2026-12-04T20:50:01Z")));
+        // Read within a second of its mtime: not trusted.
+        assert_eq!(Seen::of_entry(&entry, 1_796_417_402), Seen::Racy);
+        assert!(!Seen::Racy.matches(&stat(10, 0o644, "2026-12-04T20:50:01Z")));
+    }
 
     #[test]
     fn every_not_read_reason_the_reader_gives_is_counted_under_its_own_word() {
