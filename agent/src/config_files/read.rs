@@ -102,11 +102,129 @@ struct MountInfo {
     destination: String,
 }
 
-/// What the reader sent for one mount, and what it saw of each path.
+/// What the reader read of one mount, and what it saw of each path.
 #[derive(Debug, Clone)]
 struct CachedMount {
     stats: Vec<(String, Seen)>,
     files: Vec<ConfigFile>,
+}
+
+/// What the reader keeps of a mount between collections: what it saw of
+/// each path, and its files in the compact form of [`HeldFile`].
+#[derive(Debug, Clone)]
+struct HeldMount {
+    stats: Vec<(String, Seen)>,
+    files: Vec<HeldFile>,
+}
+
+/// A file as the cache holds it, which a whole reading holds as many times as
+/// it has containers × files: the fingerprints as their 32 bytes rather than
+/// 64 hex digits each in its own allocation, and the key paths in one
+/// string. [`HeldFile::file`] gives back exactly the [`ConfigFile`] it was
+/// made of. With 100 keys of short paths, about 60 bytes a key instead of
+/// about 180.
+#[derive(Debug, Clone, PartialEq)]
+struct HeldFile {
+    /// The file without its keys, its fingerprint moved to `digest` when it
+    /// is one.
+    head: ConfigFile,
+    /// The whole file's fingerprint, when `head.fingerprint` was moved here.
+    digest: Option<[u8; 32]>,
+    /// Every key path, one after the other.
+    paths: String,
+    /// Where each key path ends in `paths`.
+    ends: Vec<u32>,
+    /// Each key's fingerprint.
+    fingerprints: Vec<[u8; 32]>,
+    /// The clear values, by key index.
+    values: Vec<(u32, String)>,
+}
+
+/// The 32 bytes of a fingerprint in the agent's form (64 lower hex digits),
+/// `None` for anything else, which is then held as it is.
+fn digest(fingerprint: &str) -> Option<[u8; 32]> {
+    let lower = fingerprint.len() == 64
+        && fingerprint
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let mut out = [0u8; 32];
+    (lower && hex::decode_to_slice(fingerprint, &mut out).is_ok()).then_some(out)
+}
+
+impl HeldFile {
+    /// `file` held compactly, or as it is when one of its fingerprints is
+    /// not in the agent's form or its key paths are over 4 GiB together.
+    fn of(mut file: ConfigFile) -> Self {
+        let keys = std::mem::take(&mut file.keys);
+        let total: usize = keys.iter().map(|k| k.path.len()).sum();
+        let compact =
+            u32::try_from(total).is_ok() && keys.iter().all(|k| digest(&k.fingerprint).is_some());
+        if !compact {
+            file.keys = keys;
+            return Self {
+                head: file,
+                digest: None,
+                paths: String::new(),
+                ends: Vec::new(),
+                fingerprints: Vec::new(),
+                values: Vec::new(),
+            };
+        }
+        let digest_of_file = digest(&file.fingerprint);
+        if digest_of_file.is_some() {
+            file.fingerprint = String::new();
+        }
+        let mut held = Self {
+            head: file,
+            digest: digest_of_file,
+            paths: String::with_capacity(total),
+            ends: Vec::with_capacity(keys.len()),
+            fingerprints: Vec::with_capacity(keys.len()),
+            values: Vec::new(),
+        };
+        for (i, key) in keys.into_iter().enumerate() {
+            held.paths.push_str(&key.path);
+            held.ends.push(held.paths.len() as u32);
+            held.fingerprints
+                .push(digest(&key.fingerprint).unwrap_or_default());
+            if let Some(value) = key.value {
+                held.values.push((i as u32, value));
+            }
+        }
+        held
+    }
+
+    /// The file it was made of.
+    fn file(&self) -> ConfigFile {
+        let mut file = self.head.clone();
+        if let Some(digest) = &self.digest {
+            file.fingerprint = hex::encode(digest);
+        }
+        if self.ends.is_empty() {
+            return file;
+        }
+        let mut values = self.values.iter().peekable();
+        let mut start = 0;
+        file.keys = self
+            .ends
+            .iter()
+            .zip(&self.fingerprints)
+            .enumerate()
+            .map(|(i, (&end, fingerprint))| {
+                let path = self.paths[start..end as usize].to_owned();
+                start = end as usize;
+                let value = values
+                    .next_if(|(at, _)| *at as usize == i)
+                    .map(|(_, v)| v.clone());
+                envparity_proto::v1::ConfigKey {
+                    path,
+                    fingerprint: hex::encode(fingerprint),
+                    value,
+                }
+            })
+            .collect();
+        file
+    }
 }
 
 /// What the reader saw of one path when it read it, to compare with the
@@ -234,7 +352,7 @@ pub struct Reader {
     bounds: Bounds,
     clear: ClearConfigPolicy,
     mounts: HashMap<String, Vec<MountInfo>>,
-    cache: HashMap<(String, String), CachedMount>,
+    cache: HashMap<(String, String), HeldMount>,
     /// File content bytes fetched from the engine so far.
     fetched: u64,
     /// What the last collection did.
@@ -346,7 +464,7 @@ struct Outcome {
     /// The container's bind mounts, when asked of the engine this time.
     mounts: Option<Vec<MountInfo>>,
     /// Per mount read again: what to cache (`None`: forget it).
-    fresh: Vec<(String, Option<CachedMount>)>,
+    fresh: Vec<(String, Option<HeldMount>)>,
     counts: ReadCounts,
 }
 
@@ -473,8 +591,9 @@ impl Reader {
                     Check::Unchanged => {
                         counts.mounts_unchanged += 1;
                         counts.files_unchanged += cached.files.len() as u64;
-                        for file in &cached.files {
-                            files.insert(file.path.clone(), file.clone());
+                        for held in &cached.files {
+                            let file = held.file();
+                            files.insert(file.path.clone(), file);
                         }
                         continue;
                     }
@@ -489,10 +608,18 @@ impl Reader {
             }
             // A file not read for the budget is read next time.
             let complete = !fresh.files.iter().any(|f| f.reason.starts_with(OVER_TOTAL));
-            for file in &fresh.files {
-                files.insert(file.path.clone(), file.clone());
+            let mut held = Vec::with_capacity(if complete { fresh.files.len() } else { 0 });
+            for file in fresh.files {
+                if complete {
+                    held.push(HeldFile::of(file.clone()));
+                }
+                files.insert(file.path.clone(), file);
             }
-            fresh_entries.push((mount.destination.clone(), complete.then_some(fresh)));
+            let held = complete.then_some(HeldMount {
+                stats: fresh.stats,
+                files: held,
+            });
+            fresh_entries.push((mount.destination.clone(), held));
         }
         let mut files: Vec<ConfigFile> = files.into_values().collect();
         let mut cut = Vec::new();
@@ -784,7 +911,7 @@ enum Check {
 
 /// Asks the engine for the stat of every path a cached mount was read with
 /// (the mount's own first), stopping at the first that differs.
-async fn check(http: &EngineHttp, id: &str, cached: &CachedMount) -> Check {
+async fn check(http: &EngineHttp, id: &str, cached: &HeldMount) -> Check {
     let mut root = None;
     for (i, (path, seen)) in cached.stats.iter().enumerate() {
         match http.path_stat(id, path).await {
@@ -863,6 +990,55 @@ async fn bind_mounts(http: &EngineHttp, id: &str) -> Result<Vec<MountInfo>, Http
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_held_file_gives_back_exactly_the_file_it_was_made_of() {
+        use envparity_proto::v1::ConfigKey;
+        let fp = |n: u8| hex::encode([n; 32]);
+        let file = ConfigFile {
+            path: "/etc/app/a.yaml".into(),
+            format: "yaml".into(),
+            state: ConfigFileState::Read as i32,
+            reason: String::new(),
+            keys: vec![
+                ConfigKey {
+                    path: "a".into(),
+                    fingerprint: fp(1),
+                    value: Some("1".into()),
+                },
+                ConfigKey {
+                    path: "b.c[0]".into(),
+                    fingerprint: fp(2),
+                    value: None,
+                },
+                ConfigKey {
+                    path: String::new(),
+                    fingerprint: fp(3),
+                    value: Some(String::new()),
+                },
+                ConfigKey {
+                    path: "labels[\"é\"]".into(),
+                    fingerprint: fp(4),
+                    value: None,
+                },
+            ],
+            fingerprint: fp(9),
+            secret: true,
+        };
+        let held = HeldFile::of(file.clone());
+        assert_eq!(held.fingerprints.len(), 4, "held compactly");
+        assert!(held.head.fingerprint.is_empty());
+        assert_eq!(held.file(), file);
+        // Not in the agent's form (upper case, short, none): held as it is.
+        for odd in [fp(5).to_uppercase(), "abc".into(), String::new()] {
+            let mut other = file.clone();
+            other.keys[1].fingerprint = odd.clone();
+            other.fingerprint = odd;
+            assert_eq!(HeldFile::of(other.clone()).file(), other);
+        }
+        let not_read = not_read("/etc/app/b.yaml", "binary".into(), false);
+        assert_eq!(HeldFile::of(not_read.clone()).file(), not_read);
+    }
 
     #[test]
     fn go_times_read_as_seconds_since_the_epoch() {
