@@ -28,8 +28,9 @@
 //! that stat shows at the next collection. What is seen of the files in a
 //! mounted directory comes from the directory's archive itself, its tar
 //! headers (kind, size, mtime), not from a `HEAD` per file: the engine
-//! writes those mtimes truncated to the second, so a file rewritten at the
-//! same size within the second it was read in would look unchanged. A file
+//! writes those mtimes to the second (Docker truncates, Podman rounds), so
+//! a file rewritten at the same size within the second it was read in would
+//! look unchanged. A file
 //! whose mtime is within a second of the reading is therefore not trusted:
 //! its mount is read again at the next collection, as git does with its
 //! "racily clean" entries.
@@ -273,9 +274,12 @@ impl Seen {
                 } else {
                     Kind::Other
                 };
-                *kind == now_kind
-                    && (*kind == Kind::Symlink || *size == now.size)
-                    && rfc3339_seconds(&now.mtime) == Some(*mtime)
+                // Docker truncates the header's mtime to the second,
+                // Podman rounds it.
+                let same_second = rfc3339_seconds(&now.mtime).is_some_and(|(seconds, nanos)| {
+                    *mtime == seconds || (nanos >= 500_000_000 && *mtime == seconds + 1)
+                });
+                *kind == now_kind && (*kind == Kind::Symlink || *size == now.size) && same_second
             }
             Seen::Racy => false,
         }
@@ -286,10 +290,10 @@ impl Seen {
 const GO_MODE_TYPE: u32 =
     (1 << 31) | (1 << 27) | (1 << 26) | (1 << 25) | (1 << 24) | (1 << 21) | (1 << 19);
 
-/// Seconds since the epoch of a time as Go writes it in JSON (RFC 3339,
-/// `2026-12-04T20:50:01.123456789Z` or with an offset such as `+01:00`),
-/// the fraction dropped; `None` for anything else or before 1970.
-fn rfc3339_seconds(text: &str) -> Option<u64> {
+/// Seconds since the epoch and nanoseconds of a time as Go writes it in
+/// JSON (RFC 3339, `2026-12-04T20:50:01.123456789Z` or with an offset such
+/// as `+01:00`); `None` for anything else or before 1970.
+fn rfc3339_seconds(text: &str) -> Option<(u64, u32)> {
     let b = text.as_bytes();
     let digits = |from: usize, len: usize| -> Option<i64> {
         let part = b.get(from..from + len)?;
@@ -306,10 +310,18 @@ fn rfc3339_seconds(text: &str) -> Option<u64> {
         return None;
     }
     let mut rest = &b[19..];
+    let mut nanos = 0u32;
     if let Some(fraction) = rest.strip_prefix(b".") {
         let n = fraction.iter().take_while(|c| c.is_ascii_digit()).count();
         if n == 0 {
             return None;
+        }
+        for i in 0..9 {
+            nanos = nanos * 10
+                + fraction
+                    .get(i)
+                    .filter(|_| i < n)
+                    .map_or(0, |d| u32::from(d - b'0'));
         }
         rest = &fraction[n..];
     }
@@ -336,7 +348,9 @@ fn rfc3339_seconds(text: &str) -> Option<u64> {
     let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
-    u64::try_from(days * 86_400 + hour * 3600 + minute * 60 + second - offset).ok()
+    let seconds =
+        u64::try_from(days * 86_400 + hour * 3600 + minute * 60 + second - offset).ok()?;
+    Some((seconds, nanos))
 }
 
 /// Seconds since the epoch, now.
@@ -1043,11 +1057,17 @@ mod tests {
     #[test]
     fn go_times_read_as_seconds_since_the_epoch() {
         for (text, seconds) in [
-            ("1970-01-01T00:00:00Z", Some(0)),
-            ("2026-12-04T20:50:01.123456789Z", Some(1_796_417_401)),
-            ("2026-12-04T21:50:01.5+01:00", Some(1_796_417_401)),
-            ("2026-12-04T19:20:01-01:30", Some(1_796_417_401)),
-            ("2000-02-29T23:59:59Z", Some(951_868_799)),
+            ("1970-01-01T00:00:00Z", Some((0, 0))),
+            (
+                "2026-12-04T20:50:01.123456789Z",
+                Some((1_796_417_401, 123_456_789)),
+            ),
+            (
+                "2026-12-04T21:50:01.5+01:00",
+                Some((1_796_417_401, 500_000_000)),
+            ),
+            ("2026-12-04T19:20:01-01:30", Some((1_796_417_401, 0))),
+            ("2000-02-29T23:59:59Z", Some((951_868_799, 0))),
             ("2000-02-29T23:59:59", None),
             ("2000-02-29T23:59:59.Z", None),
             ("2000-13-01T00:00:00Z", None),
@@ -1077,6 +1097,9 @@ mod tests {
         };
         let seen = Seen::of_entry(&entry, 1_796_417_401 + 60);
         assert!(seen.matches(&stat(10, 0o644, "2026-12-04T20:50:01.9Z")));
+        // Podman rounds the header's mtime.
+        assert!(seen.matches(&stat(10, 0o644, "2026-12-04T20:50:00.5Z")));
+        assert!(!seen.matches(&stat(10, 0o644, "2026-12-04T20:50:00.4Z")));
         assert!(!seen.matches(&stat(11, 0o644, "2026-12-04T20:50:01.9Z")));
         assert!(!seen.matches(&stat(10, 0o644, "2026-12-04T20:50:02Z")));
         assert!(!seen.matches(&stat(10, 1 << 27, "2026-12-04T20:50:01Z")));
