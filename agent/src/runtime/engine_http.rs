@@ -28,11 +28,12 @@
 //! - at most [`MAX_IDLE`] idle connections are kept: the callers run at
 //!   most [`super::docker::INSPECT_CONCURRENCY`] calls at a time, so more
 //!   would never be used, only held open in the engine;
-//! - an idle connection older than [`IDLE_TIMEOUT`] is closed rather than
-//!   reused (when the next call or return looks at the set): the agent
-//!   holds no connection through the quiet minutes between resyncs, and
-//!   stays well under the idle limits of the engine (dockerd: 5 minutes)
-//!   and of a socket proxy in front of it;
+//! - an idle connection older than [`IDLE_TIMEOUT`] is not reused: it is
+//!   closed when the next call or return looks at the set (no timer runs
+//!   for it, so up to [`MAX_IDLE`] idle connections stay open until the
+//!   next call, a resync at the latest). Connections left idle between
+//!   resyncs are thus never trusted again, whatever idle limit the engine
+//!   or a socket proxy in front of it applies;
 //! - one the engine closed (a restart, its own idle limit) is dropped
 //!   unused when hyper has noticed; when it has not, the request fails on
 //!   it before any answer, and then, once, it is sent again on a new
