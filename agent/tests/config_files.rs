@@ -2,8 +2,12 @@
 //! archive API (`envparity_agent::config_files::read`).
 
 use std::os::unix::fs::symlink;
+use std::time::{Duration, SystemTime};
 
 use envparity_agent::collect::{Collector, SnapshotHeader};
+use envparity_agent::config_files::ClearConfigPolicy;
+use envparity_agent::config_files::read::Reader;
+use envparity_agent::runtime::docker::DockerEngine;
 use envparity_proto::v1::{ConfigFile, ConfigFileState, ContainerConfigFiles, HostSnapshot};
 use envparity_tests::{DockerHost, ImageSpec, Run};
 use prost::Message;
@@ -192,17 +196,32 @@ fn mounted_config_files_are_read_key_by_key_bounded_and_never_in_clear_when_secr
     Ok(())
 }
 
-#[test]
-fn unchanged_files_are_not_fetched_again_and_an_edited_one_is() -> anyhow::Result<()> {
-    use envparity_agent::config_files::ClearConfigPolicy;
-    use envparity_agent::config_files::read::Reader;
-    use envparity_agent::runtime::docker::DockerEngine;
+/// Sets the modification time of `path` to `ago` before now.
+fn age(path: &std::path::Path, ago: Duration) -> anyhow::Result<()> {
+    std::fs::File::options()
+        .write(true)
+        .open(path)?
+        .set_modified(SystemTime::now() - ago)?;
+    Ok(())
+}
 
+#[test]
+fn a_mounted_directory_is_read_from_one_archive_and_read_again_only_when_a_file_changed()
+-> anyhow::Result<()> {
     let engine = DockerHost::start("config-cache")?;
     engine.import_image(IMAGE, ImageSpec::new().cmd(&["/bin/sleep", "3600"]))?;
     let dir = tempfile::tempdir()?;
-    std::fs::write(dir.path().join("a.yaml"), "a: 1\nb: 2\n")?;
-    std::fs::write(dir.path().join("b.env"), "X=1\n")?;
+    let (a, b, c) = (
+        dir.path().join("a.yaml"),
+        dir.path().join("b.env"),
+        dir.path().join("c.json"),
+    );
+    std::fs::write(&a, "a: 1\nb: 2\n")?;
+    std::fs::write(&b, "X=1\n")?;
+    std::fs::write(&c, "{\"c\": 3}\n")?;
+    for file in [&a, &b, &c] {
+        age(file, Duration::from_secs(3600))?;
+    }
     let id = engine.run(
         Run::new(IMAGE)
             .name("web")
@@ -210,31 +229,132 @@ fn unchanged_files_are_not_fetched_again_and_an_edited_one_is() -> anyhow::Resul
     )?;
     let cfg = config("http://127.0.0.1:9", &engine.docker_host());
     let mut reader = Reader::new(cfg.config_files.clone(), ClearConfigPolicy::default());
-    let docker = runtime().block_on(DockerEngine::connect(&engine.docker_host()))?;
+    let rt = runtime();
+    let docker = rt.block_on(DockerEngine::connect(&engine.docker_host()))?;
     let ids = [id];
     let read = |reader: &mut Reader| {
-        runtime().block_on(reader.read(docker.http(), &ids, &cfg.fingerprint_key))
+        let sent = docker.http().requests_sent();
+        let read = rt.block_on(reader.read(docker.http(), &ids, &cfg.fingerprint_key));
+        (read, docker.http().requests_sent() - sent)
     };
-    let first = read(&mut reader);
-    assert_eq!(first[0].files.files.len(), 2, "{first:?}");
-    let mount_bytes = ("a: 1\nb: 2\n".len() + "X=1\n".len()) as u64;
+    let (first, requests) = read(&mut reader);
+    assert_eq!(first[0].files.files.len(), 3, "{first:?}");
+    let mount_bytes = ("a: 1\nb: 2\n".len() + "X=1\n".len() + "{\"c\": 3}\n".len()) as u64;
     assert_eq!(reader.fetched(), mount_bytes);
-    let second = read(&mut reader);
+    assert_eq!(
+        requests, 3,
+        "the container's mounts, the directory's stat and its archive; no stat per file"
+    );
+
+    let (second, requests) = read(&mut reader);
     assert_eq!(second, first);
     assert_eq!(
         reader.fetched(),
         mount_bytes,
         "unchanged: nothing fetched again"
     );
-    // Same size, another value: the mtime tells.
-    std::thread::sleep(std::time::Duration::from_millis(1100));
-    std::fs::write(dir.path().join("a.yaml"), "a: 1\nb: 3\n")?;
-    let third = read(&mut reader);
+    assert_eq!(requests, 4, "a stat of the directory and of each file");
+
+    // Same size, another value, a later mtime (by seconds: the archive's
+    // headers carry no finer time).
+    std::fs::write(&a, "a: 1\nb: 3\n")?;
+    age(&a, Duration::from_secs(60))?;
+    let (third, _) = read(&mut reader);
     assert_ne!(third, first);
     assert_eq!(
         reader.fetched(),
         2 * mount_bytes,
         "the edited mount is read again"
+    );
+    let (fourth, _) = read(&mut reader);
+    assert_eq!(fourth, third);
+    assert_eq!(reader.fetched(), 2 * mount_bytes, "and then not");
+
+    // Modified within a second of the reading: read once more, since a
+    // second write in that second would keep its size and mtime.
+    std::fs::write(&a, "a: 1\nb: 4\n")?;
+    age(&a, Duration::ZERO)?;
+    let (fifth, _) = read(&mut reader);
+    assert_ne!(fifth, third);
+    assert_eq!(reader.fetched(), 3 * mount_bytes);
+    let (sixth, _) = read(&mut reader);
+    assert_eq!(sixth, fifth);
+    assert_eq!(
+        reader.fetched(),
+        4 * mount_bytes,
+        "a file read in the second it was written is read again"
+    );
+    age(&a, Duration::from_secs(30))?;
+    read(&mut reader);
+    read(&mut reader);
+    assert_eq!(
+        reader.fetched(),
+        5 * mount_bytes,
+        "once its mtime changed, and no more after"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_collections_engine_calls_share_kept_alive_connections_and_survive_an_engine_restart()
+-> anyhow::Result<()> {
+    let mut engine = DockerHost::start("keep-alive")?;
+    engine.import_image(IMAGE, ImageSpec::new().cmd(&["/bin/sleep", "3600"]))?;
+    let dir = tempfile::tempdir()?;
+    let mut ids = Vec::new();
+    for container in 0..3 {
+        let mut run = Run::new(IMAGE)
+            .name(format!("web-{container}"))
+            .arg("--restart=always");
+        for file in 0..5 {
+            let path = dir.path().join(format!("{container}-{file}.yaml"));
+            std::fs::write(&path, format!("key: {file}\n"))?;
+            age(&path, Duration::from_secs(3600))?;
+            run = run.arg(format!(
+                "--volume={}:/etc/app/f{file}.yaml:ro",
+                path.display()
+            ));
+        }
+        ids.push(engine.run(run)?);
+    }
+    let cfg = config("http://127.0.0.1:9", &engine.docker_host());
+    let mut reader = Reader::new(cfg.config_files.clone(), ClearConfigPolicy::default());
+    let rt = runtime();
+    let docker = rt.block_on(DockerEngine::connect(&engine.docker_host()))?;
+    let http = docker.http();
+    let files = |read: &[envparity_agent::config_files::read::Read]| -> Vec<usize> {
+        read.iter().map(|r| r.files.files.len()).collect()
+    };
+    let mut first = Vec::new();
+    for _ in 0..5 {
+        let read = rt.block_on(reader.read(http, &ids, &cfg.fingerprint_key));
+        assert_eq!(files(&read), [5, 5, 5], "{read:?}");
+        first = read;
+    }
+    // The containers' mounts, a stat and an archive per file, then a stat
+    // per file 4 times: 94 requests with the version's.
+    assert_eq!(http.requests_sent(), 94);
+    let connections = http.connections_made();
+    assert!(
+        connections <= envparity_agent::runtime::engine_http::MAX_IDLE as u64,
+        "{connections} connections for 94 requests"
+    );
+
+    // The kept connections die with the engine; the restarted one is
+    // asked on new ones, without an error.
+    engine.stop_engine()?;
+    engine.start_engine()?;
+    for id in &ids {
+        let stat = rt.block_on(http.path_stat(id, "/etc/app/f0.yaml"))?;
+        assert_eq!(stat.size, "key: 0\n".len() as u64);
+    }
+    let again = rt.block_on(reader.read(http, &ids, &cfg.fingerprint_key));
+    assert_eq!(again, first, "all read, from the cache");
+    assert!(
+        http.connections_made()
+            <= connections + envparity_agent::runtime::engine_http::MAX_IDLE as u64,
+        "{} connections",
+        http.connections_made()
     );
     Ok(())
 }

@@ -22,10 +22,13 @@
 # so that before and after are measured in the same run (off, before, on, …).
 # For each, two agent runs:
 #   1. idle, with the default intervals (heartbeat 15 s, resync 60 s): once
-#      the aggregator shows every container (and, on, every file's keys),
+#      the aggregator shows every container (and, on, every file's keys) and
+#      the agent's own first collection has ended (a window of a multiple of
+#      60 s then holds the same number of resyncs whatever its phase),
 #      VmRSS every second for SECONDS, VmHWM, and CPU time from
 #      /proc/PID/stat over the window;
-#   2. --resync-interval 2s (a full collection every 2 s): over at least
+#   2. --resync-interval 2s (a full collection every 2 s): once the agent's
+#      first collection (every file read) has ended, over at least
 #      COLLECTIONS collections (or COLLECT_SECONDS, whichever is longer), the
 #      mean wall time of a collection from the agent's
 #      envparity_agent_collection_duration_seconds (sum/count), and the CPU
@@ -205,6 +208,11 @@ collections() {
   awk '/^envparity_agent_collection_duration_seconds_sum/ {s=$2} /^envparity_agent_collection_duration_seconds_count/ {c=$2} END {print s, c}' <&3
   exec 3<&-
 }
+first_collection_done() {
+  local c
+  read -r -a c < <(collections)
+  awk -v n="${c[1]:-0}" 'BEGIN { exit !(n >= 1) }'
+}
 start_agent() {
   "$bin" "${agent_args[@]}" "$@" 2>>"$FLEET_DIR/agent.log" &
   agent=$!
@@ -250,6 +258,9 @@ for round in $(seq 1 "$rounds"); do
     start_agent "${reading[@]}"
     _fleet_wait 300 "the aggregator to show $containers containers" shows_count "$containers"
     [[ $mode != off ]] && _fleet_wait 300 "the aggregator to hold the files' keys" shows_files
+    # Those may be the previous agent's: wait for this one's first
+    # collection (every file read), which is no part of being idle.
+    _fleet_wait 300 "the agent's first collection" first_collection_done
     sleep 5
     samples=$FLEET_DIR/rss-$mode-$round
     : >"$samples"
@@ -269,6 +280,10 @@ for round in $(seq 1 "$rounds"); do
     # 2. a full collection every 2 s
     start_agent "${reading[@]}" --resync-interval 2s
     _fleet_wait 300 "the aggregator to show $containers containers" shows_count "$containers"
+    # The aggregator still shows the previous agent's containers: wait for
+    # this agent's own first collection (every file read, none cached) to
+    # end, so that the window holds only collections with files unchanged.
+    _fleet_wait 300 "the agent's first collection" first_collection_done
     sleep 5
     load_same=$(load)
     read -r same_ms same_n same_cpu same_dockerd < <(per_collection)

@@ -290,8 +290,9 @@ impl Collector {
         snapshot
     }
 
-    /// The configuration files of every container read, on Docker (the
-    /// engine with the archive API this reads through); what was cut from
+    /// The configuration files of every container read, on Docker and on
+    /// Podman (whose Docker-compatible API serves the same archive calls,
+    /// `HEAD` and `GET`, this reads through); what was cut from
     /// them goes to each container's `cut`. Every container is looked at,
     /// not only those an event named: a file changes without an event, and
     /// an unchanged one costs a stat, not a read.
@@ -302,7 +303,10 @@ impl Collector {
         let (Ok((_, containers)), Some(Runtime::DockerApi(api))) = (reading, &self.engine) else {
             return Vec::new();
         };
-        if !self.files.enabled() || api.dialect.kind != crate::runtime::RuntimeKind::Docker {
+        use crate::runtime::RuntimeKind;
+        if !self.files.enabled()
+            || !matches!(api.dialect.kind, RuntimeKind::Docker | RuntimeKind::Podman)
+        {
             return Vec::new();
         }
         let ids: Vec<String> = containers.iter().map(|c| c.id.clone()).collect();

@@ -16,11 +16,40 @@
 //! - an archive (`GET /containers/{id}/archive`, the configuration files)
 //!   is handed over as it arrives and cut at the caller's cap.
 //!
-//! One connection per call (the engine is local): no pool to manage, and a
-//! connection the engine closed is never reused.
+//! Connections are kept alive and reused. A collection makes hundreds of
+//! calls (an inspect per container; a stat per mounted configuration file,
+//! 500 with 100 containers of 5 files each), and a new Unix connection with
+//! its HTTP/1 handshake and connection task per call put about half of the
+//! agent's CPU in the kernel (connects, task switches). So:
+//! - a connection whose answer was read to its end goes back to a small
+//!   idle set once hyper says it is ready for another request; an answer
+//!   not read whole (over a cap, a stream stopped early, an error) closes
+//!   its connection instead, so no half-read answer is ever reused;
+//! - at most [`MAX_IDLE`] idle connections are kept: the callers run at
+//!   most [`super::docker::INSPECT_CONCURRENCY`] calls at a time, so more
+//!   would never be used, only held open in the engine;
+//! - an idle connection older than [`IDLE_TIMEOUT`] is not reused: it is
+//!   closed when the next call or return looks at the set (no timer runs
+//!   for it, so up to [`MAX_IDLE`] idle connections stay open until the
+//!   next call, a resync at the latest). Connections left idle between
+//!   resyncs are thus never trusted again, whatever idle limit the engine
+//!   or a socket proxy in front of it applies;
+//! - one the engine closed (a restart, its own idle limit) is dropped
+//!   unused when hyper has noticed; when it has not, the request fails on
+//!   it before any answer, and then, once, it is sent again on a new
+//!   connection (the agent only sends `GET` and `HEAD`, which may be
+//!   repeated), and the other idle connections, likely as dead, are
+//!   dropped too. A new connection that fails is not retried;
+//! - the event stream, which holds its connection for as long as it runs,
+//!   has a connection of its own, never taken from or given to the set.
+//!
+//! [`EngineHttp::connections_made`] and [`EngineHttp::requests_sent`] count
+//! the connections opened and the requests sent, for tests and diagnostics.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -42,6 +71,14 @@ pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
 /// may carry ([`envparity_proto::limits::MAX_CONTAINERS`]); the agent's
 /// limiter leaves out and counts what is over that.
 pub const MAX_LISTED: usize = 4 * envparity_proto::limits::MAX_CONTAINERS;
+
+/// The most idle connections kept for reuse (see the module doc).
+pub const MAX_IDLE: usize = super::docker::INSPECT_CONCURRENCY;
+/// How long an idle connection may wait to be reused (see the module doc).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a connection whose answer was read whole may take to be ready
+/// for another request before it is closed instead of kept.
+const READY_WAIT: Duration = Duration::from_secs(1);
 
 /// Why a call to the engine failed.
 #[derive(Debug, thiserror::Error)]
@@ -85,13 +122,89 @@ enum Address {
     Tcp(String),
 }
 
-/// A client for one engine, speaking the API version it negotiated.
+/// The sending half of one HTTP/1 connection to the engine.
+type Sender = hyper::client::conn::http1::SendRequest<http_body_util::Empty<Bytes>>;
+
+/// The idle connections kept for reuse, shared by a client's clones.
+#[derive(Debug, Default)]
+struct Pool {
+    /// Most recently returned last, with when it was returned.
+    idle: Mutex<Vec<(Sender, Instant)>>,
+    /// Connections opened so far.
+    made: AtomicU64,
+    /// Requests sent so far (a retried one twice).
+    sent: AtomicU64,
+}
+
+impl Pool {
+    /// The most recently returned idle connection that hyper says is ready
+    /// and that has not waited past [`IDLE_TIMEOUT`]; those passed over
+    /// are closed.
+    fn take(&self) -> Option<Sender> {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        while let Some((sender, since)) = idle.pop() {
+            if since.elapsed() < IDLE_TIMEOUT && sender.is_ready() {
+                return Some(sender);
+            }
+        }
+        None
+    }
+
+    /// Keeps `sender` for reuse unless [`MAX_IDLE`] are kept already;
+    /// closes those that waited too long or that the engine closed.
+    fn put(&self, sender: Sender) {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        idle.retain(|(s, since)| since.elapsed() < IDLE_TIMEOUT && !s.is_closed());
+        if idle.len() < MAX_IDLE {
+            idle.push((sender, Instant::now()));
+        }
+    }
+
+    /// Closes every idle connection.
+    fn clear(&self) {
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+}
+
+/// A connection lent to one call: back to the pool by [`Lease::release`]
+/// once its answer was read to the end; closed when dropped.
+struct Lease {
+    sender: Sender,
+    pool: Arc<Pool>,
+}
+
+impl Lease {
+    /// Returns the connection for reuse once hyper says it is ready for
+    /// another request (it is not while the answer's end is in flight, and
+    /// never again after the engine said `Connection: close`).
+    async fn release(mut self) {
+        if let Ok(Ok(())) = tokio::time::timeout(READY_WAIT, self.sender.ready()).await {
+            self.pool.put(self.sender);
+        }
+    }
+}
+
+/// Whether a call may take a kept-alive connection and give it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reuse {
+    /// From and to the pool: every call that reads its answer whole.
+    Pooled,
+    /// A connection of its own, closed after: the event stream.
+    Own,
+}
+
+/// A client for one engine, speaking the API version it negotiated. Its
+/// clones share one set of idle connections.
 #[derive(Debug, Clone)]
 pub struct EngineHttp {
     address: Address,
     /// `/v1.41`, or empty before negotiation.
     prefix: String,
     timeout: Duration,
+    pool: Arc<Pool>,
 }
 
 impl EngineHttp {
@@ -114,7 +227,40 @@ impl EngineHttp {
             address,
             prefix: String::new(),
             timeout,
+            pool: Arc::default(),
         })
+    }
+
+    /// How many connections to the engine this client and its clones have
+    /// opened: with connections reused, far fewer than calls made.
+    pub fn connections_made(&self) -> u64 {
+        self.pool.made.load(Ordering::Relaxed)
+    }
+
+    /// How many requests this client and its clones have sent (one sent
+    /// again after a kept-alive connection failed counts twice).
+    pub fn requests_sent(&self) -> u64 {
+        self.pool.sent.load(Ordering::Relaxed)
+    }
+
+    /// A new connection to the engine.
+    async fn connect(&self) -> Result<Sender, HttpError> {
+        let sender = match &self.address {
+            Address::Unix(socket) => {
+                let stream = tokio::net::UnixStream::connect(socket).await.map_err(|e| {
+                    HttpError::Connection(format!("connect to {}: {e}", socket.display()))
+                })?;
+                handshake(stream).await?
+            }
+            Address::Tcp(hostport) => {
+                let stream = tokio::net::TcpStream::connect(hostport.as_str())
+                    .await
+                    .map_err(|e| HttpError::Connection(format!("connect to {hostport}: {e}")))?;
+                handshake(stream).await?
+            }
+        };
+        self.pool.made.fetch_add(1, Ordering::Relaxed);
+        Ok(sender)
     }
 
     /// Asks the engine which API version it speaks (`GET /version`, which
@@ -136,58 +282,74 @@ impl EngineHttp {
     }
 
     /// Sends `GET path` and returns the answer's head and body once the
-    /// headers arrived (within the timeout). An error status is read (its
-    /// message bounded) and returned as [`HttpError::Status`].
-    async fn get(&self, path: &str) -> Result<hyper::Response<Incoming>, HttpError> {
-        self.send(hyper::Method::GET, path).await
+    /// headers arrived (within the timeout), with the connection to release
+    /// once the body was read whole. An error status is read (its message
+    /// bounded) and returned as [`HttpError::Status`].
+    async fn get(&self, path: &str) -> Result<(hyper::Response<Incoming>, Lease), HttpError> {
+        self.send(hyper::Method::GET, path, Reuse::Pooled).await
     }
 
     /// [`Self::get`] with another read-only method (`HEAD`): the agent never
-    /// sends anything else, so the read-only socket proxy suffices.
+    /// sends anything else, so the read-only socket proxy suffices. With
+    /// [`Reuse::Pooled`] a kept-alive connection is used when one is ready,
+    /// and a request that fails on it before any answer is sent once more
+    /// on a new connection (see the module doc).
     async fn send(
         &self,
         method: hyper::Method,
         path: &str,
-    ) -> Result<hyper::Response<Incoming>, HttpError> {
+        reuse: Reuse,
+    ) -> Result<(hyper::Response<Incoming>, Lease), HttpError> {
         let uri = format!("{}{path}", self.prefix);
-        let call = async {
-            let mut sender = match &self.address {
-                Address::Unix(socket) => {
-                    let stream = tokio::net::UnixStream::connect(socket).await.map_err(|e| {
-                        HttpError::Connection(format!("connect to {}: {e}", socket.display()))
-                    })?;
-                    handshake(stream).await?
-                }
-                Address::Tcp(hostport) => {
-                    let stream = tokio::net::TcpStream::connect(hostport.as_str())
-                        .await
-                        .map_err(|e| {
-                            HttpError::Connection(format!("connect to {hostport}: {e}"))
-                        })?;
-                    handshake(stream).await?
-                }
-            };
-            let request = hyper::Request::builder()
+        let request = || {
+            self.pool.sent.fetch_add(1, Ordering::Relaxed);
+            hyper::Request::builder()
                 .method(method.clone())
                 .uri(uri.as_str())
                 .header(hyper::header::HOST, "docker")
                 .body(http_body_util::Empty::<Bytes>::new())
-                .map_err(|e| HttpError::Connection(format!("request {uri}: {e}")))?;
-            sender
-                .send_request(request)
-                .await
-                .map_err(|e| HttpError::Connection(format!("{method} {uri}: {e}")))
+                .map_err(|e| HttpError::Connection(format!("request {uri}: {e}")))
         };
-        let response = tokio::time::timeout(self.timeout, call)
+        let call = async {
+            if reuse == Reuse::Pooled
+                && let Some(mut sender) = self.pool.take()
+            {
+                match sender.send_request(request()?).await {
+                    Ok(response) => return Ok((response, sender)),
+                    Err(error) => {
+                        // No answer on it: the engine closed it, so the
+                        // others idle since are likely closed too.
+                        tracing::debug!(%error, %method, "a kept-alive connection to the engine failed before answering; sending again on a new one");
+                        self.pool.clear();
+                    }
+                }
+            }
+            let mut sender = self.connect().await?;
+            let response = sender
+                .send_request(request()?)
+                .await
+                .map_err(|e| HttpError::Connection(format!("{method} {uri}: {e}")))?;
+            Ok((response, sender))
+        };
+        let (response, sender) = tokio::time::timeout(self.timeout, call)
             .await
             .map_err(|_| HttpError::Timeout(self.timeout))??;
+        let lease = Lease {
+            sender,
+            pool: self.pool.clone(),
+        };
         let status = response.status();
         if status.is_success() {
-            return Ok(response);
+            return Ok((response, lease));
         }
         let body = read_capped(response.into_body(), 4096).await;
         let message = match body {
-            Ok(bytes) => message_of(&bytes),
+            Ok(bytes) => {
+                if reuse == Reuse::Pooled {
+                    lease.release().await;
+                }
+                message_of(&bytes)
+            }
             Err(HttpError::TooLarge { .. }) => "(an error message over 4 KiB)".to_owned(),
             Err(e) => e.to_string(),
         };
@@ -203,10 +365,11 @@ impl EngineHttp {
         path: &str,
         cap: usize,
     ) -> Result<T, HttpError> {
-        let response = self.get(path).await?;
+        let (response, lease) = self.get(path).await?;
         let body = tokio::time::timeout(self.timeout, read_capped(response.into_body(), cap))
             .await
             .map_err(|_| HttpError::Timeout(self.timeout))??;
+        lease.release().await;
         serde_json::from_slice(&body).map_err(|e| HttpError::Malformed(format!("{path}: {e}")))
     }
 
@@ -214,7 +377,7 @@ impl EngineHttp {
     /// they arrive; at most [`MAX_LISTED`].
     pub async fn running_container_ids(&self) -> Result<Vec<String>, HttpError> {
         let path = r#"/containers/json?filters=%7B%22status%22%3A%5B%22running%22%5D%7D"#;
-        let response = self.get(path).await?;
+        let (response, lease) = self.get(path).await?;
         let mut body = response.into_body();
         let mut scanner = IdScanner::default();
         let read = async {
@@ -233,6 +396,7 @@ impl EngineHttp {
         tokio::time::timeout(self.timeout, read)
             .await
             .map_err(|_| HttpError::Timeout(self.timeout))??;
+        lease.release().await;
         scanner
             .finish()
             .map_err(|e| HttpError::Malformed(e.to_owned()))
@@ -248,8 +412,10 @@ impl EngineHttp {
         path: &str,
         tx: &tokio::sync::mpsc::Sender<Result<Line, HttpError>>,
     ) {
-        let response = match self.get(path).await {
-            Ok(r) => r,
+        // Its own connection, closed when the stream ends: held for as long
+        // as the agent watches, it is never one a call could reuse.
+        let response = match self.send(hyper::Method::GET, path, Reuse::Own).await {
+            Ok((r, _own)) => r,
             Err(e) => {
                 let _ = tx.send(Err(e)).await;
                 return;
@@ -287,9 +453,15 @@ impl EngineHttp {
     /// `X-Docker-Container-Path-Stat` header), without reading it.
     pub async fn path_stat(&self, id: &str, path: &str) -> Result<PathStat, HttpError> {
         let uri = archive_uri(id, path);
-        let response = self.send(hyper::Method::HEAD, &uri).await?;
-        let header = response
-            .headers()
+        let (response, lease) = self.send(hyper::Method::HEAD, &uri, Reuse::Pooled).await?;
+        let (head, body) = response.into_parts();
+        // A `HEAD` answer has no body; its end frees the connection.
+        tokio::time::timeout(self.timeout, read_capped(body, 0))
+            .await
+            .map_err(|_| HttpError::Timeout(self.timeout))??;
+        lease.release().await;
+        let header = head
+            .headers
             .get("X-Docker-Container-Path-Stat")
             .ok_or_else(|| HttpError::Malformed(format!("{uri}: no path stat header")))?;
         PathStat::from_header(header.as_bytes())
@@ -308,7 +480,7 @@ impl EngineHttp {
         mut feed: impl FnMut(&[u8]) -> bool + Send,
     ) -> Result<(), HttpError> {
         let uri = archive_uri(id, path);
-        let response = self.get(&uri).await?;
+        let (response, lease) = self.get(&uri).await?;
         let mut body = response.into_body();
         let read = async {
             let mut total = 0usize;
@@ -320,15 +492,21 @@ impl EngineHttp {
                         return Err(HttpError::TooLarge { cap });
                     }
                     if !feed(data) {
-                        break;
+                        // Stopped early: the connection closes with
+                        // the rest unread.
+                        return Ok(false);
                     }
                 }
             }
-            Ok(())
+            Ok(true)
         };
-        tokio::time::timeout(self.timeout, read)
+        let whole = tokio::time::timeout(self.timeout, read)
             .await
-            .map_err(|_| HttpError::Timeout(self.timeout))?
+            .map_err(|_| HttpError::Timeout(self.timeout))??;
+        if whole {
+            lease.release().await;
+        }
+        Ok(())
     }
 }
 
@@ -436,3 +614,7 @@ fn message_of(body: &[u8]) -> String {
         .unwrap_or_else(|_| String::from_utf8_lossy(body).into_owned());
     envparity_proto::names::escape_hostile(&text.chars().take(300).collect::<String>())
 }
+
+#[cfg(test)]
+#[path = "engine_http_tests.rs"]
+mod tests;

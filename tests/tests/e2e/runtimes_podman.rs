@@ -126,3 +126,56 @@ fn a_docker_staging_and_a_podman_production_agree_and_drift_is_seen_through_podm
     )?;
     Ok(())
 }
+
+#[test]
+fn a_mounted_yaml_is_read_on_podman_and_one_key_differing_is_one_config_value() -> Result<()> {
+    let fleet = Fleet::builder()
+        .host("staging")
+        .identity("production")
+        .registry()
+        .start()?;
+    let staging = fleet.host("staging");
+    staging.import_image("shop:1", ImageSpec::new().file("/app/version", "1"))?;
+    let image = fleet.registry().push_from(staging, "shop:1")?;
+    let podman: PodmanHost = fleet.start_podman("production")?;
+    podman.pull(&image)?;
+    // The same keys in another order and spacing; one value differs.
+    let files = [
+        (
+            "staging",
+            "server:\n  port: 8080\nfeatures:\n  checkout: true\n  search: false\n",
+        ),
+        (
+            "production",
+            "features:\n    search: false\n    checkout: false\nserver:\n    port: 8080\n",
+        ),
+    ];
+    let mut runs = Vec::new();
+    for (env, yaml) in files {
+        let path = fleet.dir().join(format!("app-{env}.yaml"));
+        std::fs::write(&path, yaml).expect("write a config file");
+        runs.push(
+            Run::new(&image)
+                .name("web-1")
+                .label("envparity.service", "shop/web")
+                .arg(format!("--volume={}:/etc/app/app.yaml:ro", path.display())),
+        );
+    }
+    let mut runs = runs.into_iter();
+    staging.run(runs.next().expect("staging's"))?;
+    podman.run(runs.next().expect("production's"))?;
+
+    let _aggregator = fleet.start_aggregator()?;
+    let _staging = fleet.start_agent(staging)?;
+    let _production = fleet.podman_agent(&podman).start()?;
+    fleet.wait_for_hosts(&["staging", "production"], REPORT_TIMEOUT)?;
+    diff_until(
+        &fleet,
+        &expect(&[(
+            "config_value",
+            "shop/web",
+            "/etc/app/app.yaml:features.checkout",
+        )]),
+    )?;
+    Ok(())
+}
