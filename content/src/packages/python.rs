@@ -1,0 +1,48 @@
+//! Python distributions: `*.dist-info/METADATA` and `*.egg-info/PKG-INFO`
+//! (or an `.egg-info` file), read up to their first blank line.
+
+use super::Stanza;
+
+/// `(name, version)` of a METADATA or PKG-INFO file; the name normalised as
+/// PEP 503 says (lower case, runs of `-_.` as one `-`).
+pub fn parse(text: &str) -> Option<(String, String)> {
+    let head = Stanza::all(text, ':').next()?;
+    Some((
+        normalise(head.get("Name")?),
+        head.get("Version")?.to_owned(),
+    ))
+}
+
+/// A distribution name as PEP 503 compares it.
+pub fn normalise(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut sep = false;
+    for c in name.trim().chars() {
+        if matches!(c, '-' | '_' | '.') {
+            sep = true;
+        } else {
+            if sep && !out.is_empty() {
+                out.push('-');
+            }
+            sep = false;
+            out.extend(c.to_lowercase());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn name_and_version_are_read_from_the_headers_only() {
+        let meta = "Metadata-Version: 2.1\nName: Typing_Extensions\nVersion: 4.9.0\nSummary: x\n\n\
+Name: not-this\nVersion: 0\n";
+        assert_eq!(
+            parse(meta),
+            Some(("typing-extensions".to_owned(), "4.9.0".to_owned()))
+        );
+        assert_eq!(parse("Summary: no name\n"), None);
+    }
+}
