@@ -278,7 +278,13 @@ fn two_saved_builds_differ_by_a_package_a_runtime_and_a_large_file() -> Result<(
     let cells: Vec<&str> = libssl.split_whitespace().collect();
     assert_eq!(
         cells,
-        ["~", "libssl3:amd64", "3.0.11-1~deb12u1", "3.0.11-1~deb12u2", "upgrade"],
+        [
+            "~",
+            "libssl3:amd64",
+            "3.0.11-1~deb12u1",
+            "3.0.11-1~deb12u2",
+            "upgrade"
+        ],
         "{}",
         table.stdout
     );
