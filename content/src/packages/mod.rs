@@ -234,4 +234,40 @@ mod tests {
             vec!["apt: over 3 packages; the rest are not listed (truncated)".to_owned()]
         );
     }
+
+    #[test]
+    fn a_huge_metadata_file_is_a_note_and_the_rest_is_still_read() {
+        let huge = "usr/lib/python3/site-packages/evil-1.0.dist-info/METADATA";
+        let mut big = b"Metadata-Version: 2.1\nName: evil\nVersion: 1.0\n".to_vec();
+        big.resize(64 * 1024, b'x');
+        let limits = Limits {
+            max_package_file: 4096,
+            ..Limits::default()
+        };
+        let data = crate::tar::build::tar(&[
+            file(huge, &big),
+            file(
+                "app/node_modules/left-pad/package.json",
+                br#"{"name":"left-pad","version":"1.3.0"}"#,
+            ),
+        ]);
+        let layer = crate::layer::read_layer(
+            &data[..],
+            "l",
+            &limits,
+            &crate::DigestKey::Plain,
+            &mut 0,
+            100,
+        )
+        .unwrap();
+        let inv = inventory(&flatten(&[std::sync::Arc::new(layer)]), &limits);
+        assert_eq!(
+            inv.notes,
+            vec![format!(
+                "{huge}: 65536 bytes, over the cap of 4096; not read"
+            )]
+        );
+        assert!(!inv.packages.contains_key(&Ecosystem::Pip));
+        assert_eq!(inv.packages[&Ecosystem::Node]["left-pad"], "1.3.0");
+    }
 }

@@ -234,3 +234,90 @@ impl Out {
 fn plain_cell(_: usize, text: &str, _: &Out) -> String {
     text.to_owned()
 }
+
+#[cfg(test)]
+mod tests {
+    use envparity_content::fixture::{FixtureImage, docker_save};
+    use envparity_content::tar::build::file;
+    use envparity_content::{
+        DigestKey, ImageContent, Limits, Thresholds, default_ignores, diff, judge, read_archive,
+    };
+
+    use crate::cli::Format;
+    use crate::cli::image_diff::{DiffType, ImageDiffReport};
+    use crate::cli::render::Out;
+
+    fn report(types: &[DiffType]) -> ImageDiffReport {
+        let a = FixtureImage::new("app:1")
+            .env("NODE_VERSION=20.10.0")
+            .layer("ADD rootfs /", vec![file("app/main.js", b"1")]);
+        let b = FixtureImage::new("app:2")
+            .env("NODE_VERSION=21.0.0")
+            .layer("ADD rootfs /", vec![file("app/main.js", b"22")])
+            .layer(
+                "COPY evil",
+                vec![
+                    file("app/\u{1b}[2Jevil", b"x"),
+                    file(
+                        "app/node_modules/x/package.json",
+                        br#"{"name":"x","version":"1.0.0"}"#,
+                    ),
+                ],
+            );
+        let archive = read_archive(
+            &docker_save(&[a, b])[..],
+            "t.tar",
+            &Limits::default(),
+            &DigestKey::Plain,
+        )
+        .unwrap();
+        let limits = Limits::default();
+        let ia = ImageContent::analyse("app:1", archive.image("app:1").unwrap(), &limits);
+        let ib = ImageContent::analyse("app:2", archive.image("app:2").unwrap(), &limits);
+        let d = diff(&ia, &ib, &default_ignores());
+        let verdict = judge(&d, &Thresholds::default());
+        ImageDiffReport::new(d, verdict, Thresholds::default(), &default_ignores(), types)
+    }
+
+    #[test]
+    fn the_table_names_the_verdict_runtimes_packages_and_files_and_escapes_paths() {
+        let out = Out::buffered(Format::Table, false);
+        out.image_diff(&report(&[]), &[]).unwrap();
+        let text = out.take();
+        assert!(
+            text.contains("BEYOND the images differ (no threshold set)"),
+            "{text}"
+        );
+        assert!(text.contains("node     20.10.0  21.0.0  differs"), "{text}");
+        assert!(
+            text.contains("packages (node): 0 in A, 1 in B; +1 -0 ~0"),
+            "{text}"
+        );
+        assert!(text.contains("files: +2 -0 ~1 (0 ignored)"), "{text}");
+        assert!(
+            text.contains("layers: 0 shared; they diverge at layer 0"),
+            "{text}"
+        );
+        assert!(!text.contains('\u{1b}'), "{text:?}");
+        assert!(text.contains("\\u{1b}[2Jevil"), "{text}");
+    }
+
+    #[test]
+    fn json_and_yaml_carry_only_the_selected_types() {
+        let out = Out::buffered(Format::Json, false);
+        let r = report(&[DiffType::Runtime]);
+        out.image_diff(&r, &[DiffType::Runtime]).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&out.take()).unwrap();
+        assert_eq!(json["schema_version"], 1);
+        assert_eq!(json["runtimes"][0]["b"], "21.0.0");
+        assert_eq!(json["verdict"]["within"], false);
+        assert!(
+            json.get("file_changes").is_none() && json.get("packages").is_none(),
+            "{json:#}"
+        );
+        let out = Out::buffered(Format::Yaml, false);
+        out.image_diff(&r, &[DiffType::Runtime]).unwrap();
+        let yaml: serde_json::Value = serde_norway::from_str(&out.take()).unwrap();
+        assert_eq!(yaml["runtimes"], json["runtimes"]);
+    }
+}
