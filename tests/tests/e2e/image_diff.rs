@@ -68,7 +68,7 @@ fn build(
     let mut docker = host.docker_command();
     docker
         .env("DOCKER_BUILDKIT", "0")
-        .args(["build", "--network", "none", "-q", "-t", tag])
+        .args(["build", "--no-cache", "--network", "none", "-q", "-t", tag])
         .arg(&context);
     envparity_tests::checked(docker).map(drop)
 }
@@ -333,6 +333,34 @@ fn the_engine_export_gives_the_same_answer_and_a_missing_image_is_exit_2() -> Re
         &["app:1", "app:1", "--max-files-changed", "0"],
     )?;
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+
+    // The same Dockerfile rebuilt with --no-cache: another image id (and
+    // another COPY layer: the file's mtime is new), the same content.
+    let dir = host.dir().join("rebuild");
+    build(
+        &host,
+        &dir,
+        "app:1-rebuilt",
+        "FROM base:1\nENV PYTHON_VERSION=3.11.7\nCOPY status /var/lib/dpkg/status\n",
+        &[("status", status("3.0.11-1~deb12u1", "").as_bytes())],
+    )?;
+    assert_ne!(host.image_id("app:1")?, host.image_id("app:1-rebuilt")?);
+    let run = image_diff(
+        Some(&docker_host),
+        &["app:1", "app:1-rebuilt", "-o", "json"],
+    )?;
+    assert_eq!(
+        run.code, 0,
+        "a content-identical rebuild: {}\n{}",
+        run.stdout, run.stderr
+    );
+    let answer = run.json();
+    assert_eq!(
+        answer["verdict"]["summary"],
+        "same content (no threshold set)"
+    );
+    assert_eq!(answer["size"]["drift_score"], 0.0);
+    assert_ne!(answer["a"]["id"], answer["b"]["id"]);
 
     let run = image_diff(Some(&docker_host), &["app:1", "nope:9"])?;
     assert_eq!(run.code, 2);
