@@ -183,7 +183,21 @@ pub fn read_archive(
                     cap: (limits.max_layers * 4) as u64,
                 });
             }
-            let layer = read_layer(head.chain(&mut data), &name, limits, key, &mut held, left)?;
+            let layer = read_layer(head.chain(&mut data), &name, limits, key, &mut held, left)
+                .map_err(|e| match e {
+                    // The layer was given what was left of the archive's
+                    // entries; the cap to name is the archive's.
+                    ContentError::OverCap {
+                        input,
+                        what: "entries",
+                        ..
+                    } => ContentError::OverCap {
+                        input,
+                        what: "entries",
+                        cap: limits.max_entries,
+                    },
+                    e => e,
+                })?;
             inner_entries += layer.tar_entries;
             Blob::Layer(Arc::new(layer))
         } else if head.starts_with(&[0x1f, 0x8b]) {

@@ -69,12 +69,14 @@ fn too_many_entries_or_layers_are_errors() {
         max_entries: 5,
         ..Limits::default()
     };
+    let err = read(&data, &few).unwrap_err();
     assert!(matches!(
-        read(&data, &few),
-        Err(ContentError::OverCap {
+        err,
+        ContentError::OverCap {
             what: "entries",
+            cap: 5,
             ..
-        })
+        }
     ));
     let one_layer = Limits {
         max_layers: 1,

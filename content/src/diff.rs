@@ -48,6 +48,8 @@ pub struct Side {
     pub os: Option<OsRelease>,
     /// What could not be read.
     pub notes: Vec<String>,
+    /// Whether a package list was cut at its cap (a note names it).
+    pub truncated: bool,
 }
 
 /// What happened to a path.
@@ -253,6 +255,7 @@ fn side(image: &ImageContent) -> Side {
         layers: image.layers.clone(),
         os: image.inventory.os.clone(),
         notes: image.inventory.notes.clone(),
+        truncated: image.inventory.truncated,
     }
 }
 

@@ -63,12 +63,16 @@ pub struct Inventory {
     pub packages: BTreeMap<Ecosystem, BTreeMap<PackageKey, String>>,
     /// Files refused or not parsed, and ecosystems truncated.
     pub notes: Vec<String>,
+    /// Whether an ecosystem had more packages than
+    /// [`Limits::max_packages`]: its list is cut, and a note says so.
+    pub truncated: bool,
 }
 
 impl Inventory {
     fn add(&mut self, eco: Ecosystem, key: String, version: String, limits: &Limits) {
         let map = self.packages.entry(eco).or_default();
         if map.len() >= limits.max_packages && !map.contains_key(&key) {
+            self.truncated = true;
             let note = format!(
                 "{}: over {} packages; the rest are not listed (truncated)",
                 eco.name(),
@@ -229,6 +233,7 @@ mod tests {
         };
         let inv = inventory(&fs, &limits);
         assert_eq!(inv.packages[&Ecosystem::Apt].len(), 3);
+        assert!(inv.truncated);
         assert_eq!(
             inv.notes,
             vec!["apt: over 3 packages; the rest are not listed (truncated)".to_owned()]
