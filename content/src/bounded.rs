@@ -50,7 +50,7 @@ impl<R: Read> Read for Capped<R> {
         // `cap` bytes is read whole and only more is refused.
         let want = buf
             .len()
-            .min(usize::try_from(left + 1).unwrap_or(usize::MAX));
+            .min(usize::try_from(left.saturating_add(1)).unwrap_or(usize::MAX));
         let n = self.inner.read(&mut buf[..want])?;
         if n as u64 > left {
             self.read = self.cap;
@@ -72,6 +72,12 @@ mod tests {
             .read_to_end(&mut out)
             .unwrap();
         assert_eq!(out.len(), 10);
+        // No overflow at the largest cap.
+        out.clear();
+        Capped::new(&[1u8; 3][..], u64::MAX)
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out.len(), 3);
         let err = Capped::new(&[1u8; 11][..], 10)
             .read_to_end(&mut Vec::new())
             .unwrap_err();
