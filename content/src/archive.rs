@@ -26,6 +26,10 @@ use crate::path::{normalise, resolve_link};
 use crate::tar::{EntryKind, TarCaps, TarReader};
 use crate::{ContentError, Limits};
 
+/// How many times [`Limits::max_json`] the JSON files of one archive may
+/// hold together.
+const JSON_FILES_HELD: u64 = 8;
+
 /// One image of an archive.
 #[derive(Debug, Clone)]
 pub struct ArchivedImage {
@@ -134,6 +138,7 @@ pub fn read_archive(
     let mut held = 0u64;
     let mut inner_entries = 0u64;
     let mut layers_seen = 0usize;
+    let mut json_held = 0u64;
     while let Some(h) = outer.next_header()? {
         let Some(path) = normalise(&h.path, input)? else {
             continue;
@@ -203,6 +208,15 @@ pub fn read_archive(
         } else if head.starts_with(&[0x1f, 0x8b]) {
             Blob::Compressed
         } else if matches!(head.first(), Some(b'{' | b'[')) && size <= limits.max_json {
+            // Each JSON file is small, but an archive could hold many.
+            json_held += size;
+            if json_held > JSON_FILES_HELD * limits.max_json {
+                return Err(ContentError::OverCap {
+                    input: input.to_owned(),
+                    what: "bytes of JSON files",
+                    cap: JSON_FILES_HELD * limits.max_json,
+                });
+            }
             let mut json = head;
             data.read_to_end(&mut json)
                 .map_err(|e| ContentError::io(&name, e))?;

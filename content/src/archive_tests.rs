@@ -181,3 +181,20 @@ fn an_oci_layout_is_read_through_its_index() {
     assert_eq!(image.config.architecture, "arm64");
     assert_eq!(image.id, format!("sha256:{config_id}"));
 }
+
+#[test]
+fn many_small_json_files_are_capped_together() {
+    let mut json = b"{\"a\":\"".to_vec();
+    json.resize(1000, b'x');
+    json.extend_from_slice(b"\"}");
+    let items: Vec<_> = (0..20).map(|i| file(&format!("{i}.json"), &json)).collect();
+    let limits = Limits {
+        max_json: 1024,
+        ..Limits::default()
+    };
+    let err = read(&tar(&items), &limits).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "img.tar: over the cap of 8192 bytes of JSON files; not read further"
+    );
+}
