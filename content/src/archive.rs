@@ -135,7 +135,7 @@ pub fn read_archive(
     let mut outer = TarReader::new(&mut capped, input, caps);
     let mut blobs: HashMap<String, Blob> = HashMap::new();
     let mut links: HashMap<String, String> = HashMap::new();
-    let mut held = 0u64;
+    let mut held = crate::layer::Held::default();
     let mut inner_entries = 0u64;
     let mut layers_seen = 0usize;
     let mut json_held = 0u64;

@@ -122,7 +122,7 @@ mod tests {
                 "l",
                 &Limits::default(),
                 &DigestKey::Plain,
-                &mut 0,
+                &mut crate::layer::Held::default(),
                 1000,
             )
             .unwrap(),

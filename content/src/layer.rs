@@ -77,14 +77,23 @@ pub struct Layer {
     pub captured: BTreeMap<String, Captured>,
 }
 
-/// Reads a layer tar from `r`, named `input` in errors. `held` counts the
-/// package file bytes held so far for the whole archive.
+/// What the layers of one archive hold so far, against the caps on it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Held {
+    /// Bytes of package database files.
+    pub package_bytes: u64,
+    /// Bytes of entry paths and link targets.
+    pub path_bytes: u64,
+}
+
+/// Reads a layer tar from `r`, named `input` in errors. `held` counts what
+/// the archive's layers hold so far.
 pub fn read_layer(
     r: impl Read,
     input: &str,
     limits: &Limits,
     key: &DigestKey,
-    held: &mut u64,
+    held: &mut Held,
     entries_left: u64,
 ) -> Result<Layer, ContentError> {
     let mut hashing = Hashing {
@@ -107,6 +116,14 @@ pub fn read_layer(
         let Some(path) = normalise(&h.path, input)? else {
             continue;
         };
+        held.path_bytes += (path.len() + h.link.len()) as u64;
+        if held.path_bytes > limits.max_path_bytes {
+            return Err(ContentError::OverCap {
+                input: input.to_owned(),
+                what: "bytes of paths held",
+                cap: limits.max_path_bytes,
+            });
+        }
         let (dir, name) = path.rsplit_once('/').unwrap_or(("", &path));
         if name == ".wh..wh..opq" {
             layer.entries.push((dir.to_owned(), Change::Opaque));
@@ -134,7 +151,7 @@ pub fn read_layer(
             EntryKind::File => {
                 meta.size = h.size;
                 let wanted = is_package_file(&path);
-                let room = limits.max_package_bytes.saturating_sub(*held);
+                let room = limits.max_package_bytes.saturating_sub(held.package_bytes);
                 let keep = wanted && h.size <= limits.max_package_file && h.size <= room;
                 let mut digester = key.digester();
                 let mut kept = Vec::new();
@@ -154,7 +171,7 @@ pub fn read_layer(
                 }
                 meta.digest = Some(digester.finish());
                 if keep {
-                    *held += kept.len() as u64;
+                    held.package_bytes += kept.len() as u64;
                     layer.captured.insert(path.clone(), Captured::Bytes(kept));
                 } else if wanted {
                     let cap = if h.size > limits.max_package_file {
@@ -229,7 +246,14 @@ mod tests {
     use crate::tar::build::*;
 
     fn read(data: &[u8], limits: &Limits) -> Result<Layer, ContentError> {
-        read_layer(data, "layer 1", limits, &DigestKey::Plain, &mut 0, 1000)
+        read_layer(
+            data,
+            "layer 1",
+            limits,
+            &DigestKey::Plain,
+            &mut Held::default(),
+            1000,
+        )
     }
 
     #[test]
@@ -287,6 +311,22 @@ mod tests {
                 size: 5000,
                 cap: 4096
             })
+        );
+    }
+
+    #[test]
+    fn paths_held_over_the_cap_are_an_error() {
+        let items: Vec<_> = (0..20)
+            .map(|i| file(&format!("{}/{i}", "d".repeat(50)), b""))
+            .collect();
+        let limits = Limits {
+            max_path_bytes: 500,
+            ..Limits::default()
+        };
+        let err = read(&tar(&items), &limits).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "layer 1: over the cap of 500 bytes of paths held; not read further"
         );
     }
 

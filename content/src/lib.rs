@@ -69,7 +69,7 @@ pub(crate) mod test_support {
                 "l",
                 &Limits::default(),
                 &DigestKey::Plain,
-                &mut 0,
+                &mut crate::layer::Held::default(),
                 1000,
             )
             .expect("a built layer reads"),

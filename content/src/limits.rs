@@ -14,6 +14,9 @@ pub struct Limits {
     pub max_entries: u64,
     /// The longest entry path, in bytes (GNU and PAX long names included).
     pub max_path: usize,
+    /// The most bytes of paths and link targets held for one archive (what
+    /// the entries' metadata costs in memory).
+    pub max_path_bytes: u64,
     /// The most layers of one image.
     pub max_layers: usize,
     /// The largest JSON file of the archive (manifest, config, index).
@@ -34,6 +37,7 @@ impl Default for Limits {
             max_bytes: 16 << 30,
             max_entries: 2_000_000,
             max_path: 4096,
+            max_path_bytes: 512 << 20,
             max_layers: 256,
             max_json: 8 << 20,
             max_package_file: 16 << 20,

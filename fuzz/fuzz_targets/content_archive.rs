@@ -19,6 +19,7 @@ fuzz_target!(|data: &[u8]| {
         max_bytes: 1 << 20,
         max_entries: 2_000,
         max_path: 256,
+        max_path_bytes: 64 * 1024,
         max_layers: 8,
         max_json: 64 * 1024,
         max_package_file: 16 * 1024,

@@ -21,11 +21,12 @@ fuzz_target!(|data: &[u8]| {
         max_package_bytes: 16 * 1024,
         ..Limits::default()
     };
-    let mut held = 0;
+    let mut held = envparity_content::layer::Held::default();
     let Ok(layer) = read_layer(data, "layer", &limits, &DigestKey::Plain, &mut held, 1_000) else {
         return;
     };
-    assert!(held <= limits.max_package_bytes);
+    assert!(held.package_bytes <= limits.max_package_bytes);
+    assert!(held.path_bytes <= limits.max_path_bytes);
     assert!(layer.diff_id.starts_with("sha256:") && layer.diff_id.len() == 71);
     assert!(layer.tar_bytes <= data.len() as u64);
     for (path, _) in &layer.entries {

@@ -261,7 +261,7 @@ mod tests {
             "l",
             &limits,
             &crate::DigestKey::Plain,
-            &mut 0,
+            &mut crate::layer::Held::default(),
             100,
         )
         .unwrap();
