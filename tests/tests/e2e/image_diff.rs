@@ -316,6 +316,63 @@ fn a_corrupt_archive_or_a_missing_one_is_exit_2_naming_it() -> Result<()> {
         "{}",
         run.stderr
     );
+
+    // A tar bomb, as far as the reader can tell: B is over --max-read,
+    // which A is within.
+    let cap = std::fs::metadata(&a).map_err(Error::io("stat A"))?.len() + 4096;
+    let b = b.to_str().unwrap();
+    let max_read = cap.to_string();
+    let run = image_diff(
+        None,
+        &["--archive", a.to_str().unwrap(), b, "--max-read", &max_read],
+    )?;
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.starts_with(&format!("error: {b}: "))
+            && run.stderr.contains(&format!("over the cap of {cap} bytes")),
+        "{}",
+        run.stderr
+    );
+    Ok(())
+}
+
+#[test]
+fn a_huge_metadata_file_is_a_note_not_a_failure_and_not_held() -> Result<()> {
+    let host = DockerHost::start("image-diff-hostile")?;
+    host.import_image("base:1", ImageSpec::new())?;
+    let dir = host.dir().join("builds");
+    let mut metadata = b"Metadata-Version: 2.1\nName: evil\nVersion: 1.0\n\n".to_vec();
+    metadata.resize(20 << 20, b'x');
+    build(
+        &host,
+        &dir,
+        "hostile:1",
+        "FROM base:1\nCOPY METADATA /usr/lib/python3/site-packages/evil-1.0.dist-info/METADATA\n\
+         COPY ok /usr/lib/python3/site-packages/fine-2.0.dist-info/METADATA\n",
+        &[
+            ("METADATA", &metadata),
+            ("ok", b"Metadata-Version: 2.1\nName: fine\nVersion: 2.0\n"),
+        ],
+    )?;
+    let run = image_diff(
+        Some(&host.docker_host()),
+        &["base:1", "hostile:1", "-o", "json"],
+    )?;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let answer = run.json();
+    assert_eq!(
+        answer["b"]["notes"][0],
+        "usr/lib/python3/site-packages/evil-1.0.dist-info/METADATA: 20971520 bytes, over the cap of 16777216; not read",
+        "{answer:#}"
+    );
+    let pip = answer["packages"]
+        .as_array()
+        .and_then(|p| p.iter().find(|e| e["ecosystem"] == "pip"))
+        .expect("pip packages");
+    assert_eq!(
+        pip["added"],
+        serde_json::json!([{"name": "fine", "version": "2.0"}])
+    );
     Ok(())
 }
 
