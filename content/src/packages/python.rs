@@ -13,12 +13,19 @@ pub fn parse(text: &str) -> Option<(String, String)> {
     ))
 }
 
-/// A distribution name as PEP 503 compares it.
+/// A distribution name as PEP 503 compares it. Separators and white space
+/// at either end are dropped first, so that normalising twice changes
+/// nothing (found by fuzz/content_packages: a name ending in a tab and a
+/// dot).
 pub fn normalise(name: &str) -> String {
+    let is_sep = |c: char| matches!(c, '-' | '_' | '.');
     let mut out = String::with_capacity(name.len());
     let mut sep = false;
-    for c in name.trim().chars() {
-        if matches!(c, '-' | '_' | '.') {
+    for c in name
+        .trim_matches(|c: char| c.is_whitespace() || is_sep(c))
+        .chars()
+    {
+        if is_sep(c) {
             sep = true;
         } else {
             if sep && !out.is_empty() {
@@ -44,5 +51,22 @@ Name: not-this\nVersion: 0\n";
             Some(("typing-extensions".to_owned(), "4.9.0".to_owned()))
         );
         assert_eq!(parse("Summary: no name\n"), None);
+    }
+
+    #[test]
+    fn normalising_twice_changes_nothing() {
+        for name in [
+            "Ty 4.9\t.\t\t",
+            "._ a",
+            " -a",
+            "a - b",
+            "Zope.Interface",
+            "--x--",
+        ] {
+            let once = normalise(name);
+            assert_eq!(normalise(&once), once, "{name:?}");
+        }
+        assert_eq!(normalise("Zope.Interface"), "zope-interface");
+        assert_eq!(normalise("--x--"), "x");
     }
 }
