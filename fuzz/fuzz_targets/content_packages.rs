@@ -3,8 +3,8 @@
 //! any bytes.
 //!
 //! Asserted, besides "never panics": every package read has a non-empty
-//! name and version, and no more packages come out of a file than it has
-//! stanzas.
+//! name and version, no more packages come out of a file than it has
+//! stanzas, and a Python name normalised twice is normalised once.
 #![no_main]
 
 use envparity_content::packages::{apk, dpkg, node, os_release, python};
@@ -17,14 +17,19 @@ fuzz_target!(|data: &[u8]| {
     let debs = dpkg::parse(&text);
     assert!(debs.len() <= stanzas);
     for p in &debs {
-        assert!(!p.name.is_empty() || text.contains("Package:"));
+        assert!(!p.name.is_empty() && !p.version.is_empty(), "{p:?}");
     }
     let apks = apk::parse(&text);
     assert!(apks.len() <= stanzas);
+    for p in &apks {
+        assert!(!p.name.is_empty() && !p.version.is_empty(), "{p:?}");
+    }
+    if let Some((name, version)) = node::parse(data) {
+        assert!(!name.trim().is_empty() && !version.trim().is_empty());
+    }
     if let Some((name, _)) = python::parse(&text) {
         assert_eq!(python::normalise(&name), name, "normalising is idempotent");
     }
-    let _ = node::parse(data);
     let _ = os_release::parse(&text);
     let env: Vec<String> = text.lines().map(str::to_owned).collect();
     for r in from_env(&env) {

@@ -53,4 +53,13 @@ Package: libc6\nStatus: install ok installed\nArchitecture: i386\nVersion: 2.36-
         let got = parse("Package: base-files\nVersion: 12.4+deb12u5\nArchitecture: amd64\n");
         assert_eq!(got[0].name, "base-files");
     }
+
+    #[test]
+    fn a_stanza_with_an_empty_name_or_version_is_dropped() {
+        // Found by fuzz/content_packages: `Package\r:` read as an empty name.
+        assert_eq!(
+            parse("Package\r:\nVersion: 1\n\nPackage: a\nVersion:\n"),
+            vec![]
+        );
+    }
 }

@@ -149,9 +149,13 @@ pub(crate) struct Stanza<'a> {
 }
 
 impl<'a> Stanza<'a> {
-    /// The value of `key` (the first one).
+    /// The value of `key` (the first one), when it is not empty.
     pub(crate) fn get(&self, key: &str) -> Option<&'a str> {
-        self.fields.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+        self.fields
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| *v)
+            .filter(|v| !v.is_empty())
     }
 
     /// Every stanza of `text`.

@@ -9,7 +9,8 @@ pub fn parse(data: &[u8]) -> Option<(String, String)> {
         version: Option<String>,
     }
     let pkg: Pkg = serde_json::from_slice(data).ok()?;
-    Some((pkg.name?, pkg.version?))
+    let (name, version) = (pkg.name?, pkg.version?);
+    (!name.trim().is_empty() && !version.trim().is_empty()).then_some((name, version))
 }
 
 #[cfg(test)]
@@ -25,5 +26,6 @@ mod tests {
         );
         assert_eq!(parse(b"{\"name\": 3}"), None);
         assert_eq!(parse(b"not json"), None);
+        assert_eq!(parse(br#"{"name":"","version":"1"}"#), None);
     }
 }

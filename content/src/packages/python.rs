@@ -7,10 +7,9 @@ use super::Stanza;
 /// PEP 503 says (lower case, runs of `-_.` as one `-`).
 pub fn parse(text: &str) -> Option<(String, String)> {
     let head = Stanza::all(text, ':').next()?;
-    Some((
-        normalise(head.get("Name")?),
-        head.get("Version")?.to_owned(),
-    ))
+    let name = normalise(head.get("Name")?);
+    let version = head.get("Version")?.to_owned();
+    (!name.is_empty()).then_some((name, version))
 }
 
 /// A distribution name as PEP 503 compares it. Separators and white space
