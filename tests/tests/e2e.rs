@@ -13,6 +13,8 @@ mod e2e {
     mod harness;
     /// The process guard and the small helpers around it.
     mod helpers;
+    /// `envparity image-diff` on images a real engine built and saved (issue 19).
+    mod image_diff;
     /// The rest of the finding kinds, the policy, the gate and the history.
     mod kinds;
     /// Oversize, malformed, hostile and flooding reports against the real server.

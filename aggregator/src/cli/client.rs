@@ -255,6 +255,7 @@ pub async fn execute(mut client: Client, command: Command, out: &Out) -> anyhow:
         | Command::Migrate(_)
         | Command::Certs { .. }
         | Command::QueryToken { .. }
+        | Command::ImageDiff(_)
         | Command::Alerts { action: Some(_) } => {
             unreachable!("runs without a server")
         }

@@ -6,6 +6,7 @@
 //! environment or service, …), with a one-line message on stderr.
 
 mod client;
+pub mod image_diff;
 mod migrate;
 pub mod output;
 pub mod render;
@@ -194,6 +195,12 @@ pub enum Command {
         /// The service name.
         name: String,
     },
+    /// What differs inside two images (files, packages, runtimes, layers)
+    /// and by how much, with no aggregator: from two `docker save` archives
+    /// (--archive) or the local engine. Exits 0 within the thresholds, 1
+    /// beyond (with none set: when anything differs), 2 on an error. See
+    /// docs/image-diff.md.
+    ImageDiff(image_diff::ImageDiffArgs),
     /// List every finding between every pair of environments, filtered.
     /// Exits 1 when any listed finding counts.
     Findings {
@@ -519,6 +526,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             }
             Ok(Outcome::Parity)
         }
+        Command::ImageDiff(args) => image_diff::run(args, cli.output).await,
         Command::QueryToken { name } => {
             let (token, line) = crate::certs::new_token(&name)?;
             println!(

@@ -17,6 +17,7 @@ mod findings;
 mod gate;
 mod history;
 mod hosts;
+mod image_diff;
 mod paint;
 mod service;
 mod status;
