@@ -30,10 +30,9 @@ use crate::fingerprint::FleetKey;
 use crate::identity::{is_unmanaged, service_identity};
 use crate::secrets::{redact, redact_args};
 
-/// How many container (and image) inspects run at once. Enough to hide
-/// latency on a host with hundreds of containers, few enough not to load
-/// a busy engine.
-pub const INSPECT_CONCURRENCY: usize = 4;
+/// How many container (and image) inspects run at once: as many as the
+/// engine client keeps connections for.
+pub const INSPECT_CONCURRENCY: usize = super::engine_http::CONCURRENT_CALLS;
 
 /// Per-request timeout towards the engine (response headers; the events
 /// stream's body is not limited). A hung engine must not stall reporting.

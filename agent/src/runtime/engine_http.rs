@@ -26,8 +26,8 @@
 //!   not read whole (over a cap, a stream stopped early, an error) closes
 //!   its connection instead, so no half-read answer is ever reused;
 //! - at most [`MAX_IDLE`] idle connections are kept: the callers run at
-//!   most [`super::docker::INSPECT_CONCURRENCY`] calls at a time, so more
-//!   would never be used, only held open in the engine;
+//!   most [`CONCURRENT_CALLS`] calls at a time, so more would never be
+//!   used, only held open in the engine;
 //! - an idle connection older than [`IDLE_TIMEOUT`] is not reused: it is
 //!   closed when the next call or return looks at the set (no timer runs
 //!   for it, so up to [`MAX_IDLE`] idle connections stay open until the
@@ -72,8 +72,12 @@ pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
 /// limiter leaves out and counts what is over that.
 pub const MAX_LISTED: usize = 4 * envparity_proto::limits::MAX_CONTAINERS;
 
+/// How many calls a collection makes at once (container and image
+/// inspects, configuration-file reads): enough to hide latency on a host
+/// with hundreds of containers, few enough not to load a busy engine.
+pub const CONCURRENT_CALLS: usize = 4;
 /// The most idle connections kept for reuse (see the module doc).
-pub const MAX_IDLE: usize = super::docker::INSPECT_CONCURRENCY;
+pub const MAX_IDLE: usize = CONCURRENT_CALLS;
 /// How long an idle connection may wait to be reused (see the module doc).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a connection whose answer was read whole may take to be ready
