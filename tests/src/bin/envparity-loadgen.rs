@@ -31,9 +31,8 @@
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -42,7 +41,6 @@ use clap::{Parser, ValueEnum};
 use envparity_proto::transport::{ClientTls, Plaintext};
 use envparity_proto::v1::query_service_client::QueryServiceClient;
 use envparity_proto::v1::report_service_client::ReportServiceClient;
-use envparity_proto::v1::report_service_server::{ReportService, ReportServiceServer};
 use envparity_proto::v1::{
     GetFindingsRequest, GetStatusRequest, HeartbeatRequest, HeartbeatResponse, HostSnapshot,
     PushDeltaRequest, PushSnapshotRequest, PushSnapshotResponse,
@@ -52,6 +50,11 @@ use envparity_tests::synthetic::Shape;
 use tonic::transport::Channel;
 
 type BoxResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+#[path = "envparity-loadgen/echo.rs"]
+mod echo;
+#[path = "envparity-loadgen/report.rs"]
+mod report;
 
 /// Simulates N hosts reporting to `envparity serve` and measures it.
 #[derive(Debug, Parser)]
@@ -685,258 +688,6 @@ impl BinaryHeapByTime {
     }
 }
 
-/// CPU time (user + system) and memory of a process, from /proc.
-#[derive(Debug, Clone, Copy, Default)]
-struct ProcSample {
-    cpu_s: f64,
-    rss_kib: u64,
-    hwm_kib: u64,
-}
-
-fn proc_sample(pid: &str) -> Option<ProcSample> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command (which may hold spaces) start after ')'.
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib = |key: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    // USER_HZ is 100 on every Linux this runs on.
-    Some(ProcSample {
-        cpu_s: ticks / 100.0,
-        rss_kib: kib("VmRSS:"),
-        hwm_kib: kib("VmHWM:"),
-    })
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
-}
-
-fn percentile(sorted: &[u32], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    f64::from(sorted[rank.clamp(1, sorted.len()) - 1]) / 1000.0
-}
-
-/// Prints and returns (as JSON) what a phase measured.
-fn report(
-    args: &Args,
-    phase: Phase,
-    elapsed: Duration,
-    record: &Record,
-    server: (Option<ProcSample>, Option<ProcSample>),
-    me: (Option<ProcSample>, Option<ProcSample>),
-    load: (String, String),
-) -> serde_json::Value {
-    let secs = elapsed.as_secs_f64();
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "phase {} ({}): {:.2} s, load {} -> {}",
-        phase.name(),
-        if args.echo {
-            "echo baseline"
-        } else {
-            "aggregator"
-        },
-        secs,
-        load.0,
-        load.1
-    );
-    let mut ops = serde_json::Map::new();
-    let map = record
-        .0
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    for (op, t) in map.iter() {
-        let mut lat = t.latencies_us.clone();
-        lat.sort_unstable();
-        let ok = lat.len() as u64;
-        let errors: u64 = t.errors.values().sum();
-        let (p50, p90, p99, max) = (
-            percentile(&lat, 50.0),
-            percentile(&lat, 90.0),
-            percentile(&lat, 99.0),
-            lat.last().map_or(0.0, |&m| f64::from(m) / 1000.0),
-        );
-        let rate = ok as f64 / secs;
-        let _ = writeln!(
-            out,
-            "  {:<9} {ok:>8} ok {rate:>10.1}/s  p50 {p50:>8.2} ms  p90 {p90:>8.2} ms  p99 {p99:>8.2} ms  max {max:>8.2} ms  errors {errors}{}{}{}",
-            op.name(),
-            if t.errors.is_empty() {
-                String::new()
-            } else {
-                format!(" {:?}", t.errors)
-            },
-            if t.snapshot_needed > 0 {
-                format!("  snapshot_needed {}", t.snapshot_needed)
-            } else {
-                String::new()
-            },
-            if t.duplicates > 0 {
-                format!("  duplicates {}", t.duplicates)
-            } else {
-                String::new()
-            },
-        );
-        ops.insert(
-            op.name().to_owned(),
-            serde_json::json!({
-                "ok": ok,
-                "per_second": rate,
-                "p50_ms": p50, "p90_ms": p90, "p99_ms": p99, "max_ms": max,
-                "errors": errors,
-                "errors_by_code": t.errors,
-                "snapshot_needed": t.snapshot_needed,
-                "duplicates": t.duplicates,
-                "mean_request_bytes": t.request_bytes.checked_div(ok + errors).unwrap_or(0),
-            }),
-        );
-    }
-    let cpu = |(a, b): (Option<ProcSample>, Option<ProcSample>)| match (a, b) {
-        (Some(a), Some(b)) => serde_json::json!({
-            "cpu_s": b.cpu_s - a.cpu_s,
-            "cores": (b.cpu_s - a.cpu_s) / secs,
-            "rss_kib": b.rss_kib,
-            "hwm_kib": b.hwm_kib,
-        }),
-        _ => serde_json::Value::Null,
-    };
-    let (server_json, me_json) = (cpu(server), cpu(me));
-    for (who, v) in [("server", &server_json), ("loadgen", &me_json)] {
-        if !v.is_null() {
-            let _ = writeln!(
-                out,
-                "  {who:<9} CPU {:.2} s ({:.2} cores), RSS {} MiB, peak {} MiB",
-                v["cpu_s"].as_f64().unwrap_or_default(),
-                v["cores"].as_f64().unwrap_or_default(),
-                v["rss_kib"].as_u64().unwrap_or_default() / 1024,
-                v["hwm_kib"].as_u64().unwrap_or_default() / 1024,
-            );
-        }
-    }
-    print!("{out}");
-    let _ = std::io::stdout().flush();
-    serde_json::json!({
-        "label": args.label,
-        "phase": phase.name(),
-        "target": if args.echo { "echo" } else { "aggregator" },
-        "tls": args.tls_dir.is_some(),
-        "hosts": args.hosts,
-        "containers": args.containers,
-        "concurrency": args.concurrency,
-        "deltas": args.deltas,
-        "seconds": secs,
-        "load_before": load.0,
-        "load_after": load.1,
-        "ops": ops,
-        "server": server_json,
-        "loadgen": me_json,
-    })
-}
-
-/// A bare tonic server of the report API: it acknowledges every call at once,
-/// with the response the aggregator would give, and does nothing else (no
-/// authorisation, validation, store or evaluation).
-#[derive(Debug, Clone, Copy)]
-struct Echo;
-
-#[tonic::async_trait]
-impl ReportService for Echo {
-    async fn push_snapshot(
-        &self,
-        request: tonic::Request<PushSnapshotRequest>,
-    ) -> Result<tonic::Response<PushSnapshotResponse>, tonic::Status> {
-        Ok(acknowledged(request.into_inner().snapshot))
-    }
-
-    async fn push_delta(
-        &self,
-        request: tonic::Request<PushDeltaRequest>,
-    ) -> Result<tonic::Response<PushSnapshotResponse>, tonic::Status> {
-        Ok(acknowledged(request.into_inner().snapshot))
-    }
-
-    async fn heartbeat(
-        &self,
-        _request: tonic::Request<HeartbeatRequest>,
-    ) -> Result<tonic::Response<HeartbeatResponse>, tonic::Status> {
-        Ok(tonic::Response::new(HeartbeatResponse {
-            snapshot_needed: false,
-        }))
-    }
-}
-
-/// What the aggregator answers for a stored `snapshot` (whole, or a delta's
-/// header).
-fn acknowledged(snapshot: Option<HostSnapshot>) -> tonic::Response<PushSnapshotResponse> {
-    tonic::Response::new(PushSnapshotResponse {
-        content_hash: snapshot.map(|s| s.content_hash).unwrap_or_default(),
-        duplicate: false,
-        hashes_by_container: false,
-    })
-}
-
-/// Starts the echo server on its own runtime and threads; returns its address.
-fn start_echo(threads: usize, tls_dir: Option<&Path>) -> BoxResult<String> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    listener.set_nonblocking(true)?;
-    let port = listener.local_addr()?.port();
-    let tls = match tls_dir {
-        Some(dir) => {
-            let read = |f: &str| std::fs::read_to_string(dir.join(f));
-            Some(
-                tonic::transport::ServerTlsConfig::new()
-                    .identity(tonic::transport::Identity::from_pem(
-                        read("server.pem")?,
-                        read("server-key.pem")?,
-                    ))
-                    .client_ca_root(tonic::transport::Certificate::from_pem(read("ca.pem")?)),
-            )
-        }
-        None => None,
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads.max(1))
-        .thread_name("echo")
-        .enable_all()
-        .build()?;
-    std::thread::spawn(move || {
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).expect("a tokio listener");
-            let mut builder = tonic::transport::Server::builder();
-            if let Some(tls) = tls {
-                builder = builder.tls_config(tls).expect("echo server TLS");
-            }
-            let service =
-                ReportServiceServer::new(Echo).max_decoding_message_size(16 * 1024 * 1024);
-            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-            if let Err(e) = builder
-                .add_service(service)
-                .serve_with_incoming(incoming)
-                .await
-            {
-                eprintln!("echo server: {e}");
-            }
-        });
-    });
-    let scheme = if tls_dir.is_some() { "https" } else { "http" };
-    Ok(format!("{scheme}://127.0.0.1:{port}"))
-}
-
 async fn connect_all(args: &Args, server: &str, shape: &Shape) -> BoxResult<Channels> {
     let plain = ClientTls {
         plaintext: Plaintext::Loopback,
@@ -1015,7 +766,7 @@ async fn run(args: Args) -> BoxResult<()> {
             let threads = args.echo_threads.unwrap_or_else(|| {
                 std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
             });
-            start_echo(threads, args.tls_dir.as_deref())?
+            echo::start_echo(threads, args.tls_dir.as_deref())?
         }
         (Some(s), false) => s.clone(),
         (None, false) => return Err("give --server URL or --echo".into()),
@@ -1071,11 +822,11 @@ async fn run(args: Args) -> BoxResult<()> {
         let record = Arc::new(Record::default());
         let sample = || {
             (
-                server_pid.as_deref().and_then(proc_sample),
-                proc_sample("self"),
+                server_pid.as_deref().and_then(report::proc_sample),
+                report::proc_sample("self"),
             )
         };
-        let load_before = loadavg();
+        let load_before = report::loadavg();
         let (server0, me0) = sample();
         let started = Instant::now();
         match phase {
@@ -1099,14 +850,14 @@ async fn run(args: Args) -> BoxResult<()> {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .values()
             .any(|t| !t.errors.is_empty());
-        let json = report(
+        let json = report::report(
             &run.args,
             phase,
             elapsed,
             &record,
             (server0, server1),
             (me0, me1),
-            (load_before, loadavg()),
+            (load_before, report::loadavg()),
         );
         if let Some(path) = &run.args.json {
             let mut f = std::fs::OpenOptions::new()
