@@ -155,6 +155,16 @@ impl DockerEngine {
         &self.addr
     }
 
+    /// Fails unless the engine still takes new connections (see
+    /// [`EngineHttp::accepts_connections`]): what a collection read before
+    /// counts only then.
+    pub async fn accepts_connections(&self) -> Result<(), EngineError> {
+        self.http
+            .accepts_connections()
+            .await
+            .map_err(|e| EngineError::new("ping on a new connection", e))
+    }
+
     /// The bounded HTTP client, for the archive API (which the reading of
     /// mounted configuration files calls).
     pub fn http(&self) -> &EngineHttp {

@@ -25,6 +25,11 @@
 //!   idle set once hyper says it is ready for another request; an answer
 //!   not read whole (over a cap, a stream stopped early, an error) closes
 //!   its connection instead, so no half-read answer is ever reused;
+//! - a collection read over kept-alive connections counts only once a new
+//!   connection is still taken after it ([`EngineHttp::accepts_connections`]):
+//!   a stopping engine refuses new ones first, while the kept-alive ones
+//!   still answer, with every container stopped (no false removals across
+//!   an engine restart);
 //! - at most [`MAX_IDLE`] idle connections are kept: the callers run at
 //!   most [`CONCURRENT_CALLS`] calls at a time, so more would never be
 //!   used, only held open in the engine;
@@ -375,6 +380,18 @@ impl EngineHttp {
             .map_err(|_| HttpError::Timeout(self.timeout))??;
         lease.release().await;
         serde_json::from_slice(&body).map_err(|e| HttpError::Malformed(format!("{path}: {e}")))
+    }
+
+    /// Whether the engine still takes new connections (`GET /_ping` on a
+    /// connection of its own): a stopping dockerd closes its socket first,
+    /// then stops every container while it still answers the connections
+    /// it holds, so what was read over kept-alive ones counts only if a new
+    /// one is still taken after it.
+    pub async fn accepts_connections(&self) -> Result<(), HttpError> {
+        let (response, lease) = self.send(hyper::Method::GET, "/_ping", Reuse::Own).await?;
+        read_capped(response.into_body(), 1024).await?;
+        lease.release().await;
+        Ok(())
     }
 
     /// The ids of the running containers (`GET /containers/json`), read as

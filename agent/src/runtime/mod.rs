@@ -152,7 +152,12 @@ impl ContainerRuntime for DockerApi {
         key: &FleetKey,
         policy: &ClearEnvPolicy,
     ) -> Result<Vec<Container>, RuntimeError> {
-        Ok(docker::collect_containers(&self.engine, &self.dialect, key, policy).await?)
+        let containers =
+            docker::collect_containers(&self.engine, &self.dialect, key, policy).await?;
+        // Read over kept-alive connections: it counts only if the engine
+        // still takes new ones (a stopping one would have stopped them all).
+        self.engine.accepts_connections().await?;
+        Ok(containers)
     }
 
     async fn refresh(
@@ -162,7 +167,7 @@ impl ContainerRuntime for DockerApi {
         key: &FleetKey,
         policy: &ClearEnvPolicy,
     ) -> Result<(), RuntimeError> {
-        Ok(docker::refresh_containers(
+        docker::refresh_containers(
             &self.engine,
             &self.dialect,
             containers,
@@ -170,7 +175,9 @@ impl ContainerRuntime for DockerApi {
             key,
             policy,
         )
-        .await?)
+        .await?;
+        self.engine.accepts_connections().await?;
+        Ok(())
     }
 
     fn events(&self, since: SystemTime) -> Option<EventStream> {
