@@ -5,7 +5,7 @@
 //! real dockerd ([`crate::DockerHost`]).
 //!
 //! It serves, over HTTP/1.1 with one answer per connection:
-//! - `/version` and `/info`: a plausible engine;
+//! - `/version` and `/info`: a plausible engine; `/_ping`: `OK`;
 //! - `/containers/json`: `containers` containers, each carrying labels of
 //!   `label_bytes` in total, written as it is generated (never held whole);
 //! - `/containers/{id}/json` and `/images/{id}/json`: the same containers
@@ -160,6 +160,10 @@ async fn serve(stream: tokio::net::UnixStream, shape: &Shape) -> std::io::Result
             stream
                 .write_all(br#"{"ApiVersion":"1.41","Version":"20.10.24","Os":"linux","Arch":"amd64","KernelVersion":"6.1.0"}"#)
                 .await?;
+        }
+        ["_ping"] => {
+            write_head(&mut stream, "200 OK").await?;
+            stream.write_all(b"OK").await?;
         }
         ["info"] => {
             write_head(&mut stream, "200 OK").await?;
