@@ -110,24 +110,8 @@ pub fn flatten(layers: &[Arc<Layer>]) -> FileSystem {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Limits;
-    use crate::digest::DigestKey;
-    use crate::layer::read_layer;
     use crate::tar::build::*;
-
-    pub(crate) fn layer(items: &[Item]) -> Arc<Layer> {
-        Arc::new(
-            read_layer(
-                &tar(items)[..],
-                "l",
-                &Limits::default(),
-                &DigestKey::Plain,
-                &mut crate::layer::Held::default(),
-                1000,
-            )
-            .unwrap(),
-        )
-    }
+    use crate::test_support::layer;
 
     #[test]
     fn whiteouts_and_opaque_dirs_remove_what_lower_layers_wrote() {
