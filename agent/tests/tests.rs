@@ -4,7 +4,8 @@
 //! own `serve`, with its SQLite store), and Docker engines are isolated
 //! dockerds from the end-to-end harness (`envparity_tests::DockerHost`).
 //! `reporting` covers the protocol, mostly with the engine absent; `downgrade`
-//! an aggregator replaced by an older release under a running agent; `docker`
+//! an aggregator replaced by an older release under a running agent (that
+//! release, which this checkout cannot build, is stood in for: see there); `docker`
 //! covers collection, engine events and engine restarts. The engines need
 //! root, `docker.io` and `busybox-static` (`scripts/setup.sh`); without them
 //! those tests fail, saying so.
