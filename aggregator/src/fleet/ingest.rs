@@ -17,7 +17,7 @@ use super::plan::{HostReach, Reach, finding_changes, host_facts_open_in, service
 use super::{Fleet, IngestError, LoadedPolicy, to_millis};
 use crate::history;
 use crate::parity::HeldContainer;
-use crate::store::{Change as StoreChange, HostWrite, Reported};
+use crate::store::{Change as StoreChange, FindingsToCome, HostWrite, Reported};
 
 impl Fleet {
     /// Applies a change the store has recorded; wakes alerting when
@@ -179,6 +179,8 @@ impl Fleet {
     /// memory, then answers each report. The caller holds the ingest lock.
     async fn store_batch(&self, batch: Vec<Pending>) {
         let mut accepted: Vec<Accepted> = Vec::with_capacity(batch.len());
+        // What the store writes of each, in the same order.
+        let mut writes: Vec<(HostWrite, Vec<StoreChange>)> = Vec::with_capacity(batch.len());
         // Host id -> its latest report in `accepted`.
         let mut latest: HashMap<String, usize> = HashMap::new();
         let mut now = SystemTime::UNIX_EPOCH;
@@ -191,9 +193,10 @@ impl Fleet {
                 None => self.read().hosts.get(&host).cloned(),
             };
             match self.accept(pending, previous, in_batch.is_some()).await {
-                Some(report) => {
+                Some((report, write, changes)) => {
                     latest.insert(host, accepted.len());
                     accepted.push(report);
+                    writes.push((write, changes));
                 }
                 None => continue,
             }
@@ -201,6 +204,18 @@ impl Fleet {
         if accepted.is_empty() {
             return;
         }
+
+        // The store writes the reports while they are evaluated here; their
+        // findings follow into the same transaction (dropped unsent, should
+        // the evaluation fail, they store nothing of the batch).
+        let (findings_sender, findings) = FindingsToCome::later();
+        let stored = self.blocking(move |store| {
+            let reports: Vec<Reported<'_>> = writes
+                .iter()
+                .map(|(host, changes)| Reported { host, changes })
+                .collect();
+            store.save_reports(&reports, findings)
+        });
 
         // Re-evaluate what the batch can change: the services its reports
         // ran before and run now, and the host-level kinds when a host's
@@ -244,9 +259,9 @@ impl Fleet {
             };
             self.reevaluate(&next, &reach, now)
         };
-        let findings = finding_changes(&observation.delta, now);
+        findings_sender.send(finding_changes(&observation.delta, now));
 
-        let (mut records, mut answers, mut writes) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut records, mut answers) = (Vec::new(), Vec::new());
         for a in accepted {
             answers.push((
                 a.done,
@@ -256,17 +271,8 @@ impl Fleet {
                 },
             ));
             records.push(a.record);
-            writes.push((a.write, a.changes));
         }
-        let stored = self
-            .blocking(move |store| {
-                let reports: Vec<Reported<'_>> = writes
-                    .iter()
-                    .map(|(host, changes)| Reported { host, changes })
-                    .collect();
-                store.save_reports(&reports, &findings)
-            })
-            .await;
+        let stored = stored.await;
         match stored {
             Ok(()) => {
                 self.commit(
@@ -292,13 +298,15 @@ impl Fleet {
 
     /// A report of the batch, made ready to store against `previous` (the
     /// host as held, or as an earlier report of the batch left it, when
-    /// `in_batch`); `None` when it was a replay, already answered.
+    /// `in_batch`), with what the store writes of it and the changes it
+    /// brought for the history; `None` when it was a replay, already
+    /// answered.
     async fn accept(
         &self,
         pending: Pending,
         previous: Option<HeldHost>,
         in_batch: bool,
-    ) -> Option<Accepted> {
+    ) -> Option<(Accepted, HostWrite, Vec<StoreChange>)> {
         let Pending { report, now, done } = pending;
         let boot_id = |s: &HostSnapshot| {
             s.agent
@@ -374,15 +382,14 @@ impl Fleet {
             || previous.as_ref().is_some_and(|prev| {
                 prev.snapshot.fingerprint_key_id != record.snapshot.fingerprint_key_id
             });
-        Some(Accepted {
+        let accepted = Accepted {
             done,
             record,
             previous,
-            write,
-            changes,
             host_level,
             whole_host,
-        })
+        };
+        Some((accepted, write, changes))
     }
 }
 
@@ -596,10 +603,6 @@ struct Accepted {
     /// The host before (as held, or as an earlier report of the batch left
     /// it); `None` for a new host.
     previous: Option<HeldHost>,
-    /// What the store writes of the host.
-    write: HostWrite,
-    /// The changes it brought, for the history.
-    changes: Vec<StoreChange>,
     /// Whether the host's facts, environment or state changed (or it is
     /// new, or was not shown fresh).
     host_level: bool,

@@ -301,16 +301,20 @@ impl Fleet {
         }
     }
 
-    async fn blocking<T, F>(&self, f: F) -> Result<T, IngestError>
+    /// Runs `f` on the store, on the blocking pool: started at once, so
+    /// that the caller can do other work before awaiting the answer.
+    fn blocking<T, F>(&self, f: F) -> impl Future<Output = Result<T, IngestError>> + use<T, F>
     where
         T: Send + 'static,
         F: FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
     {
         let store = Arc::clone(&self.store);
-        tokio::task::spawn_blocking(move || f(store.as_ref()))
-            .await
-            .map_err(|e| IngestError::Task(e.to_string()))?
-            .map_err(IngestError::from)
+        let task = tokio::task::spawn_blocking(move || f(store.as_ref()));
+        async move {
+            task.await
+                .map_err(|e| IngestError::Task(e.to_string()))?
+                .map_err(IngestError::from)
+        }
     }
 
     fn interner(&self) -> std::sync::MutexGuard<'_, Interner> {

@@ -17,8 +17,9 @@ use envparity_proto::fixtures;
 use envparity_proto::v1::{EngineState, HostSnapshot};
 
 use super::{
-    AlertRow, Change, ChangeKind, ContainerRows, FindingChanges, FindingRecord, HostWrite,
-    OutboxRow, Page, PageAt, PgStore, PgTarget, Reported, Resolved, SqliteStore, Store, StoredHost,
+    AlertRow, Change, ChangeKind, ContainerRows, FindingChanges, FindingRecord, FindingsToCome,
+    HostWrite, OutboxRow, Page, PageAt, PgStore, PgTarget, Reported, Resolved, SqliteStore, Store,
+    StoreError, StoredHost,
 };
 
 /// The variable naming the PostgreSQL server of the tests.
@@ -219,6 +220,7 @@ on_every_backend!(
     paging_back_reads_every_change_once_in_order,
     a_report_of_changed_containers_reads_back_whole_in_its_order,
     reports_written_together_are_stored_all_or_none,
+    reports_whose_findings_never_come_are_not_stored,
     opening_twice_changes_nothing,
 );
 
@@ -641,7 +643,7 @@ fn reports_written_together_are_stored_all_or_none(b: &impl Backend) {
                     changes: &[],
                 },
             ],
-            &opened,
+            FindingsToCome::ready(opened.clone()),
         )
     };
     assert!(together(&broken).is_err());
@@ -658,6 +660,48 @@ fn reports_written_together_are_stored_all_or_none(b: &impl Backend) {
     together(&wc).unwrap();
     assert_eq!(store.load_hosts().unwrap(), vec![a, c]);
     assert_eq!(store.open_findings().unwrap().len(), 1);
+}
+
+/// The findings of a group commit come from the evaluation that runs while
+/// its reports are written: given late, all of it is stored; never given
+/// (the evaluation failed), none of it, and the store goes on.
+fn reports_whose_findings_never_come_are_not_stored(b: &impl Backend) {
+    let store = b.open();
+    let a = host("h1", 3);
+    let wa = HostWrite::whole(&a);
+    let reported = [Reported {
+        host: &wa,
+        changes: &[change("shop", 1)],
+    }];
+    let (sender, findings) = FindingsToCome::later();
+    drop(sender);
+    let error = store.save_reports(&reported, findings).unwrap_err();
+    assert!(matches!(error, StoreError::Abandoned), "{error}");
+    assert_eq!(store.load_hosts().unwrap(), Vec::<StoredHost>::new());
+    assert!(
+        store
+            .changes(None, PageAt::newest(10))
+            .unwrap()
+            .rows
+            .is_empty()
+    );
+
+    let (sender, findings) = FindingsToCome::later();
+    let giving = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        sender.send(FindingChanges {
+            opened: vec![record("f1", "shop", 1)],
+            resolved: Vec::new(),
+        });
+    });
+    store.save_reports(&reported, findings).unwrap();
+    giving.join().unwrap();
+    assert_eq!(store.load_hosts().unwrap(), vec![a]);
+    assert_eq!(store.open_findings().unwrap().len(), 1);
+    assert_eq!(
+        store.changes(None, PageAt::newest(10)).unwrap().rows.len(),
+        1
+    );
 }
 
 /// Opening a store again (a restart) neither fails nor changes what it

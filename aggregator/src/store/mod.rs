@@ -12,6 +12,7 @@
 #[cfg(test)]
 mod contract_tests;
 mod import;
+mod later;
 mod postgres;
 mod rows;
 mod sqlite;
@@ -24,6 +25,7 @@ use std::time::SystemTime;
 use envparity_proto::v1::{Container, EngineState, HostSnapshot};
 
 pub use import::{Imported, sqlite_into_postgres};
+pub use later::{FindingsSender, FindingsToCome};
 pub use postgres::{PgStore, PgTarget};
 pub use sqlite::{SqliteStore, check_writable};
 
@@ -436,6 +438,12 @@ pub enum StoreError {
     /// The blocking task running a store call died.
     #[error("store task failed: {0}")]
     Task(String),
+    /// The findings of a group commit never came (their evaluation
+    /// failed): nothing of it was stored.
+    #[error(
+        "the reports' evaluation ended before giving their findings; nothing of them was stored"
+    )]
+    Abandoned,
     /// A write shared by several reports (group commit) failed; each of
     /// them gets this one error.
     #[error("{0}")]
@@ -499,11 +507,14 @@ pub trait Store: Send + Sync + 'static {
     /// Atomically writes what several reports changed (group commit): of
     /// each, its host's header, liveness and the container rows it changed,
     /// and its changes, in order; then the findings the reports opened and
-    /// resolved together. All of it is stored, or none.
+    /// resolved together, waiting for them when they are still to come (the
+    /// caller evaluates the reports while they are written). All of it is
+    /// stored, or none: findings that never come ([`StoreError::Abandoned`])
+    /// store nothing.
     fn save_reports(
         &self,
         reports: &[Reported<'_>],
-        findings: &FindingChanges,
+        findings: FindingsToCome,
     ) -> Result<(), StoreError>;
 
     /// [`Store::save_reports`] of one report.
@@ -518,7 +529,7 @@ pub trait Store: Send + Sync + 'static {
                 host: write,
                 changes,
             }],
-            findings,
+            FindingsToCome::ready(findings.clone()),
         )
     }
 

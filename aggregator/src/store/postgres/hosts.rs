@@ -9,7 +9,7 @@ use prost::Message;
 
 use super::PgStore;
 use crate::store::rows::{self, ContainerRow, HostRow};
-use crate::store::{ContainerRows, FindingChanges, HostWrite, Reported, StoreError, StoredHost};
+use crate::store::{ContainerRows, FindingsToCome, HostWrite, Reported, StoreError, StoredHost};
 
 type Tx<'a> = deadpool_postgres::Transaction<'a>;
 
@@ -86,7 +86,7 @@ impl PgStore {
     pub(super) async fn write_reports(
         &self,
         reports: &[Reported<'_>],
-        findings: &FindingChanges,
+        findings: FindingsToCome,
     ) -> Result<(), StoreError> {
         let _appending = self.appends.lock().await;
         let mut client = self.client().await?;
@@ -98,7 +98,10 @@ impl PgStore {
             self.write_host(&tx, report.host).await?;
             self.write_changes(&tx, report.changes).await?;
         }
-        self.write_findings(&tx, findings).await?;
+        // Blocks this (blocking-pool) thread until the findings come; the
+        // connection is driven by the store's runtime meanwhile. Dropping
+        // the transaction unwritten rolls it back.
+        self.write_findings(&tx, &findings.wait()?).await?;
         tx.commit().await.map_err(self.db("commit snapshot write"))
     }
 

@@ -41,8 +41,8 @@ use envparity_proto::v1::EngineState;
 use tokio::runtime::{Handle, Runtime};
 
 use super::{
-    AlertRow, Change, FindingChanges, FindingRecord, OutboxRow, Page, PageAt, Reported, Store,
-    StoreError, StoredHost,
+    AlertRow, Change, FindingChanges, FindingRecord, FindingsToCome, OutboxRow, Page, PageAt,
+    Reported, Store, StoreError, StoredHost,
 };
 
 pub use open::PgTarget;
@@ -120,7 +120,7 @@ impl Store for PgStore {
     fn save_reports(
         &self,
         reports: &[Reported<'_>],
-        findings: &FindingChanges,
+        findings: FindingsToCome,
     ) -> Result<(), StoreError> {
         self.block_on(self.write_reports(reports, findings))
     }

@@ -14,7 +14,7 @@ use rusqlite::{Transaction, params};
 
 use super::SqliteStore;
 use crate::store::rows::{self, ContainerRow, HostRow};
-use crate::store::{ContainerRows, FindingChanges, HostWrite, Reported, StoreError, StoredHost};
+use crate::store::{ContainerRows, FindingsToCome, HostWrite, Reported, StoreError, StoredHost};
 
 impl SqliteStore {
     /// Every stored host, with its liveness ([`Store::load_hosts`]).
@@ -78,7 +78,7 @@ impl SqliteStore {
     pub(super) fn write_reports(
         &self,
         reports: &[Reported<'_>],
-        findings: &FindingChanges,
+        findings: FindingsToCome,
     ) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn
@@ -88,7 +88,8 @@ impl SqliteStore {
             self.write_host(&tx, report.host)?;
             self.write_changes(&tx, report.changes)?;
         }
-        self.write_findings(&tx, findings)?;
+        // Dropping the transaction unwritten rolls it back.
+        self.write_findings(&tx, &findings.wait()?)?;
         tx.commit().map_err(self.db("commit snapshot write"))
     }
 

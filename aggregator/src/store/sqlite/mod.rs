@@ -35,8 +35,8 @@ use envparity_proto::v1::EngineState;
 use rusqlite::Connection;
 
 use super::{
-    AlertRow, Change, FindingChanges, FindingRecord, OutboxRow, Page, PageAt, Reported, Store,
-    StoreError, StoredHost,
+    AlertRow, Change, FindingChanges, FindingRecord, FindingsToCome, OutboxRow, Page, PageAt,
+    Reported, Store, StoreError, StoredHost,
 };
 
 pub use open::check_writable;
@@ -86,7 +86,7 @@ impl Store for SqliteStore {
     fn save_reports(
         &self,
         reports: &[Reported<'_>],
-        findings: &FindingChanges,
+        findings: FindingsToCome,
     ) -> Result<(), StoreError> {
         self.write_reports(reports, findings)
     }
