@@ -31,6 +31,7 @@ fn views<'a>(shape: &'a Shape, snapshots: &'a [HostSnapshot]) -> Vec<HostView<'a
             last_seen: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
             snapshot: s,
             held: None,
+            only: None,
         })
         .collect()
 }

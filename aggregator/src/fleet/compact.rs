@@ -27,6 +27,11 @@ use prost::Message;
 use crate::parity::HeldContainer;
 use crate::store::{ContainerRows, HostWrite, StoredHost, order_of};
 
+/// The service `c` runs, if any.
+fn service_of(c: &HeldContainer) -> Option<&str> {
+    c.content.service.as_ref().map(|s| s.name.as_str())
+}
+
 /// A host as the fleet holds it in memory.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HeldHost {
@@ -41,9 +46,56 @@ pub struct HeldHost {
     pub last_seen: SystemTime,
     /// The engine state of its latest report.
     pub engine_state: EngineState,
+    /// The positions in `containers` of those that run a service, ordered
+    /// by service name (then position): where [`HeldHost::running`] finds
+    /// a service's containers without reading the others.
+    by_service: Box<[u32]>,
 }
 
 impl HeldHost {
+    /// A host holding `containers`, last heard of when received.
+    fn new(
+        snapshot: Arc<HostSnapshot>,
+        containers: Vec<HeldContainer>,
+        received_at: SystemTime,
+        engine_state: EngineState,
+    ) -> Self {
+        let mut by_service: Vec<u32> = (0..containers.len())
+            .filter(|&i| service_of(&containers[i]).is_some())
+            .filter_map(|i| u32::try_from(i).ok())
+            .collect();
+        // Stable: positions stay in order within a service.
+        by_service.sort_by_key(|&i| service_of(&containers[i as usize]));
+        HeldHost {
+            snapshot,
+            containers,
+            received_at,
+            last_seen: received_at,
+            engine_state,
+            by_service: by_service.into_boxed_slice(),
+        }
+    }
+
+    /// The services its containers run, sorted, each once.
+    pub fn distinct_services(&self) -> impl Iterator<Item = &str> {
+        let mut last = None;
+        self.by_service.iter().filter_map(move |&i| {
+            let service = service_of(&self.containers[i as usize])?;
+            (last != Some(service)).then(|| {
+                last = Some(service);
+                service
+            })
+        })
+    }
+
+    /// The positions in `containers` of those running `service`, in order.
+    pub fn running(&self, service: &str) -> &[u32] {
+        let name = |i: &u32| service_of(&self.containers[*i as usize]).unwrap_or_default();
+        let start = self.by_service.partition_point(|i| name(i) < service);
+        let rest = &self.by_service[start..];
+        &rest[..rest.partition_point(|i| name(i) == service)]
+    }
+
     /// The host id.
     pub fn host_id(&self) -> &str {
         &self.snapshot.host_id
@@ -276,13 +328,7 @@ impl Interner {
         drop(files);
         snapshot.containers = containers;
         snapshot.config_files = all_files;
-        HeldHost {
-            snapshot: header,
-            containers: held,
-            received_at,
-            last_seen: received_at,
-            engine_state,
-        }
+        HeldHost::new(header, held, received_at, engine_state)
     }
 
     /// The host a delta report makes of `previous` (which
@@ -343,13 +389,12 @@ impl Interner {
             }
         }
         containers.extend(new);
-        Ok(HeldHost {
-            snapshot: Arc::new(header),
+        Ok(HeldHost::new(
+            Arc::new(header),
             containers,
             received_at,
-            last_seen: received_at,
             engine_state,
-        })
+        ))
     }
 
     /// `c` as the fleet holds it; `c` is left as it was. Its content (and

@@ -53,7 +53,7 @@ impl Inner {
     /// its environment.
     pub(super) fn index(&mut self, host: &HeldHost, add: bool) {
         let id = host.host_id();
-        for service in host.services() {
+        for service in host.distinct_services() {
             file(&mut self.by_service, service, id, add);
         }
         file(
@@ -76,13 +76,27 @@ impl Inner {
             return;
         }
         let id = record.host_id();
-        let before: BTreeSet<&str> = prev.services().collect();
-        let after: BTreeSet<&str> = record.services().collect();
-        for service in before.difference(&after) {
-            file(&mut self.by_service, service, id, false);
-        }
-        for service in after.difference(&before) {
-            file(&mut self.by_service, service, id, true);
+        // Both sorted: one pass over the two finds what went and came.
+        let mut before = prev.distinct_services().peekable();
+        let mut after = record.distinct_services().peekable();
+        loop {
+            let went = match (before.peek(), after.peek()) {
+                (None, None) => break,
+                (Some(b), Some(a)) if b == a => {
+                    before.next();
+                    after.next();
+                    continue;
+                }
+                (Some(b), Some(a)) => b < a,
+                (went, _) => went.is_some(),
+            };
+            if went {
+                let service = before.next().unwrap_or_default();
+                file(&mut self.by_service, service, id, false);
+            } else {
+                let service = after.next().unwrap_or_default();
+                file(&mut self.by_service, service, id, true);
+            }
         }
         self.grid.refile(prev, record);
         self.facts.refile(prev, record);

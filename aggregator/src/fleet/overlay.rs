@@ -73,26 +73,18 @@ impl<'a> Next<'a> {
         hosts
     }
 
-    /// The hosts of `index[name]`: the held ones that did not report, then
-    /// the reporting ones whose record `belongs` to `name`.
-    pub(super) fn members<'s>(
+    /// The held hosts of `index[name]` that did not report, in order.
+    fn held_members<'s>(
         &'s self,
         index: &'a BTreeMap<String, BTreeSet<String>>,
         name: &str,
-        belongs: impl Fn(&HeldHost) -> bool + 's,
     ) -> impl Iterator<Item = &'a str> + 's {
-        let held = index
+        index
             .get(name)
             .into_iter()
             .flatten()
             .map(String::as_str)
-            .filter(|h| !self.records.contains_key(h));
-        let reporting = self
-            .records
-            .iter()
-            .filter(move |(_, r)| belongs(r))
-            .map(|(id, _)| *id);
-        held.chain(reporting)
+            .filter(|h| !self.records.contains_key(h))
     }
 
     /// The environments that have hosts.
@@ -117,7 +109,7 @@ impl<'a> Next<'a> {
         // The held hosts come sorted: the first of them that did not report
         // is their least, so this reads few of them, not the environment.
         let held = self
-            .members(&self.inner.by_environment, environment, |_| false)
+            .held_members(&self.inner.by_environment, environment)
             .next();
         let reporting = self
             .records
@@ -127,23 +119,41 @@ impl<'a> Next<'a> {
         held.into_iter().chain(reporting).min()
     }
 
-    /// The hosts running any of `services`, and one host of each
-    /// environment: the environments that have hosts decide which pairs
-    /// exist, at which level, and whether a service is missing from one.
-    pub(super) fn hosts_for(&self, services: &BTreeSet<String>) -> Vec<&'a HeldHost> {
-        let mut ids: BTreeSet<&str> = services
-            .iter()
-            .flat_map(|s| {
-                self.members(&self.inner.by_service, s, move |r| {
-                    r.services().any(|x| x == s)
-                })
+    /// The hosts running any of `services`, each with the positions of
+    /// its containers that run them (in order), and one host of each
+    /// environment (with none, when it runs none of them): the environments
+    /// that have hosts decide which pairs exist, at which level, and
+    /// whether a service is missing from one. What the engine needs to
+    /// evaluate `services`, found through the indexes: its cost follows
+    /// their replicas, not the fleet.
+    pub(super) fn replicas_of(&self, services: &BTreeSet<String>) -> Vec<(&'a HeldHost, Vec<u32>)> {
+        let mut hosts: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+        for service in services {
+            for id in self.held_members(&self.inner.by_service, service) {
+                if let Some(held) = self.inner.hosts.get(id) {
+                    hosts.entry(id).or_default().extend(held.running(service));
+                }
+            }
+        }
+        for (id, record) in &self.records {
+            for service in services {
+                let running = record.running(service);
+                if !running.is_empty() {
+                    hosts.entry(id).or_default().extend(running);
+                }
+            }
+        }
+        for environment in self.environments() {
+            if let Some(id) = self.first_of(environment) {
+                hosts.entry(id).or_default();
+            }
+        }
+        hosts
+            .into_iter()
+            .filter_map(|(id, mut running)| {
+                running.sort_unstable();
+                self.get(id).map(|host| (host, running))
             })
-            .collect();
-        ids.extend(
-            self.environments()
-                .into_iter()
-                .filter_map(|e| self.first_of(e)),
-        );
-        ids.iter().filter_map(|id| self.get(id)).collect()
+            .collect()
     }
 }

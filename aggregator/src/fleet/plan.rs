@@ -11,7 +11,7 @@ use envparity_proto::v1::Container;
 use super::Fleet;
 use super::compact::HeldHost;
 use super::overlay::Next;
-use super::read::host_views;
+use super::read::{host_views, host_views_of};
 use crate::parity::{self, Cover, Delta, HostLevel, Kind, Ledger, Observation, Scope};
 use crate::store::{FindingChanges, FindingRecord, Resolved};
 
@@ -124,6 +124,16 @@ impl Fleet {
             let views = host_views(hosts.into_iter().map(|h| (h, self.state_of(h, now))));
             parity::evaluate(&views, policy, scope)
         };
+        // The services' containers only, found through the indexes.
+        let evaluate_services = |services: &BTreeSet<String>, scope: &Scope| {
+            let replicas = fleet.replicas_of(services);
+            let views = host_views_of(
+                replicas
+                    .iter()
+                    .map(|(h, running)| (*h, self.state_of(h, now), running.as_slice())),
+            );
+            parity::evaluate(&views, policy, scope)
+        };
         let host_level_only = all.clone().with_services(BTreeSet::new());
         let reporter: BTreeSet<String> = fleet.reporters();
         let none = BTreeSet::new();
@@ -146,7 +156,7 @@ impl Fleet {
                     .clone()
                     .with_services(services.clone())
                     .with_host_level(false);
-                let findings = evaluate(fleet.hosts_for(services), &scope);
+                let findings = evaluate_services(services, &scope);
                 let covers = Cover::Only {
                     services,
                     host_level: HostLevel::No,
@@ -161,7 +171,7 @@ impl Fleet {
                     .clone()
                     .with_services(services.clone())
                     .with_host_level(false);
-                let mut findings = evaluate(fleet.hosts_for(services), &scope);
+                let mut findings = evaluate_services(services, &scope);
                 // Of the stale hosts, only the reporting ones can have
                 // changed; the host facts, compared over every host, only
                 // when the report can change what they compare.

@@ -53,6 +53,20 @@ pub(super) fn host_views<'a>(
         .collect()
 }
 
+/// The engine's views of `hosts`, each reading only the containers at the
+/// positions given with it ([`super::overlay::Next::replicas_of`]).
+pub(super) fn host_views_of<'a>(
+    hosts: impl IntoIterator<Item = (&'a HeldHost, HostState, &'a [u32])>,
+) -> Vec<HostView<'a>> {
+    hosts
+        .into_iter()
+        .map(|(h, state, running)| HostView {
+            only: Some(running),
+            ..host_view(h, state == HostState::Fresh, state == HostState::Stale)
+        })
+        .collect()
+}
+
 /// The engine's view of `host`: `current` decides whether findings name it
 /// among their stale hosts, `stale` whether it is a `stale_host` finding.
 fn host_view(host: &HeldHost, current: bool, stale: bool) -> HostView<'_> {
@@ -64,6 +78,7 @@ fn host_view(host: &HeldHost, current: bool, stale: bool) -> HostView<'_> {
         last_seen: host.last_seen,
         snapshot: &host.snapshot,
         held: Some(&host.containers),
+        only: None,
     }
 }
 
@@ -82,6 +97,7 @@ impl FleetView {
                 last_seen: h.last_seen,
                 snapshot: &h.snapshot,
                 held: None,
+                only: None,
             })
             .collect()
     }

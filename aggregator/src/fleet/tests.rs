@@ -788,6 +788,7 @@ fn the_engine_finds_the_same_over_compact_hosts_as_over_whole_snapshots() {
                 last_seen: t0,
                 snapshot,
                 held: None,
+                only: None,
             }
         }
         let whole: Vec<parity::HostView<'_>> = records
@@ -817,6 +818,39 @@ fn the_engine_finds_the_same_over_compact_hosts_as_over_whole_snapshots() {
                 parity::evaluate(&compact, &policy, &pair),
                 parity::evaluate(&whole, &policy, &pair),
                 "{what}: {a} against {b}"
+            );
+        }
+        // A scope of some services reads only their containers
+        // (`HeldHost::running`) and finds what it finds reading all.
+        let services: BTreeSet<String> = held
+            .iter()
+            .flat_map(HeldHost::services)
+            .map(str::to_owned)
+            .collect();
+        for chosen in services.iter().step_by(2).collect::<Vec<_>>().chunks(2) {
+            let chosen: BTreeSet<String> = chosen.iter().map(|s| (*s).clone()).collect();
+            let running: Vec<Vec<u32>> = held
+                .iter()
+                .map(|h| {
+                    let mut at: Vec<u32> =
+                        chosen.iter().flat_map(|s| h.running(s)).copied().collect();
+                    at.sort_unstable();
+                    at
+                })
+                .collect();
+            let only: Vec<parity::HostView<'_>> = compact
+                .iter()
+                .zip(&running)
+                .map(|(v, at)| parity::HostView {
+                    only: Some(at),
+                    ..*v
+                })
+                .collect();
+            let scope = scope.clone().with_services(chosen.clone());
+            assert_eq!(
+                parity::evaluate(&only, &policy, &scope),
+                parity::evaluate(&whole, &policy, &scope),
+                "{what}: services {chosen:?}"
             );
         }
         expected.len()

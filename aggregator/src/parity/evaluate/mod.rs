@@ -51,6 +51,10 @@ pub struct HostView<'a> {
     /// Its containers as the fleet holds them (then `snapshot` is only
     /// their header, and its own containers are not read).
     pub held: Option<&'a [HeldContainer]>,
+    /// When set, only these positions of `held` are read: the containers
+    /// of the services a scope evaluates (the others would be passed over
+    /// one by one).
+    pub only: Option<&'a [u32]>,
 }
 
 impl<'a> HostView<'a> {
@@ -80,13 +84,20 @@ impl<'a> HostView<'a> {
                     })
                     .collect()
             }
-            Some(held) => held
-                .iter()
-                .map(|h| {
+            Some(held) => {
+                let read = |h: &'a HeldContainer| {
                     let files = h.config.as_ref().map(|f| f.files.as_slice());
                     (&*h.id, &*h.name, h.content.as_ref(), files)
-                })
-                .collect(),
+                };
+                match self.only {
+                    Some(only) => only
+                        .iter()
+                        .filter_map(|&i| held.get(i as usize))
+                        .map(read)
+                        .collect(),
+                    None => held.iter().map(read).collect(),
+                }
+            }
         }
     }
 }

@@ -84,6 +84,7 @@ impl Fleet {
                 last_seen: SystemTime::UNIX_EPOCH + LAST_SEEN,
                 snapshot: s,
                 held: None,
+                only: None,
             })
             .collect()
     }
