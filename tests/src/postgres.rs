@@ -35,11 +35,68 @@ pub const PASSWORD_ROLE: &str = "envparity_pw";
 /// its dir.
 #[derive(Debug)]
 pub struct Postgres {
-    process: Process,
+    /// The running server; `None` while stopped ([`Postgres::stop`]).
+    process: Option<Process>,
+    server: Server,
+    dir: ScratchDir,
+}
+
+/// How the server is started, again after a stop.
+#[derive(Debug)]
+struct Server {
+    data: PathBuf,
     socket_dir: PathBuf,
     /// The port of its socket (and of 127.0.0.1 with TLS).
     port: u16,
-    dir: ScratchDir,
+    /// The `-c` settings of what it listens on.
+    listen: Vec<String>,
+    uid: u32,
+    gid: u32,
+    log: PathBuf,
+}
+
+impl Server {
+    /// Starts `postgres` on the data dir, as the `postgres` user; returns
+    /// once it accepts connections.
+    fn spawn(&self) -> Result<Process> {
+        let mut command = Command::new(POSTGRES.path);
+        command
+            .arg("-D")
+            .arg(&self.data)
+            .arg("-k")
+            .arg(&self.socket_dir)
+            .args(["-p", &self.port.to_string()])
+            .args(&self.listen)
+            .args(["-c", "fsync=off"])
+            .args(["-c", "max_connections=200", "-c", "shared_buffers=32MB"])
+            .current_dir(&self.data)
+            .uid(self.uid)
+            .gid(self.gid);
+        let mut process = Process::spawn(
+            format!("postgres {}", self.data.display()),
+            command,
+            &self.log,
+        )?;
+        let socket = self.socket_dir.join(format!(".s.PGSQL.{}", self.port));
+        let ready = wait_for(START_TIMEOUT, "postgres to accept connections", || {
+            process.ensure_running()?;
+            Ok(socket.exists()
+                && Command::new(PSQL.path)
+                    .args(["-XqAt", "-U", "postgres", "-d", "postgres"])
+                    .args(["-p", &self.port.to_string(), "-h"])
+                    .arg(&self.socket_dir)
+                    .args(["-c", "SELECT 1"])
+                    .output()
+                    .is_ok_and(|o| o.status.success()))
+            .map(|ok| ok.then_some(()))
+        });
+        if let Err(e) = ready {
+            pids::signal(process.pid(), Signal::INT);
+            let _ = process.stop();
+            return Err(e);
+        }
+        Ok(process)
+    }
 }
 
 /// A server certificate and key for [`Postgres::start_tls`] (PEM files).
@@ -132,71 +189,68 @@ impl Postgres {
             5432
         };
         std::fs::write(&hba, rules).map_err(Error::io(format!("write {}", hba.display())))?;
-        let mut command = Command::new(POSTGRES.path);
-        command
-            .arg("-D")
-            .arg(&data)
-            .arg("-k")
-            .arg(&socket_dir)
-            .args(["-p", &port.to_string()])
-            .args(&listen)
-            .args(["-c", "fsync=off"])
-            .args(["-c", "max_connections=200", "-c", "shared_buffers=32MB"])
-            .current_dir(&data)
-            .uid(uid)
-            .gid(gid);
-        let mut process = Process::spawn(
-            format!("postgres {}", data.display()),
-            command,
-            dir.path().join("postgres.log"),
-        )?;
-        let socket = socket_dir.join(format!(".s.PGSQL.{port}"));
-        let ready = wait_for(START_TIMEOUT, "postgres to accept connections", || {
-            process.ensure_running()?;
-            Ok(socket.exists()
-                && Command::new(PSQL.path)
-                    .args(["-XqAt", "-U", "postgres", "-d", "postgres"])
-                    .args(["-p", &port.to_string(), "-h"])
-                    .arg(&socket_dir)
-                    .args(["-c", "SELECT 1"])
-                    .output()
-                    .is_ok_and(|o| o.status.success()))
-            .map(|ok| ok.then_some(()))
-        });
-        if let Err(e) = ready {
-            pids::signal(process.pid(), Signal::INT);
-            let _ = process.stop();
-            return Err(e);
-        }
-        Ok(Postgres {
-            process,
+        let server = Server {
+            data,
             socket_dir,
             port,
+            listen,
+            uid,
+            gid,
+            log: dir.path().join("postgres.log"),
+        };
+        let process = server.spawn()?;
+        Ok(Postgres {
+            process: Some(process),
+            server,
             dir,
         })
     }
 
+    /// Stops the server by pid (a fast shutdown), keeping its data: a
+    /// database outage, which [`Postgres::start_again`] ends.
+    pub fn stop(&mut self) -> Result<()> {
+        if let Some(mut process) = self.process.take() {
+            pids::signal(process.pid(), Signal::INT);
+            process.stop()?;
+        }
+        Ok(())
+    }
+
+    /// Starts the stopped server again, on the same data, socket and port.
+    pub fn start_again(&mut self) -> Result<()> {
+        if self.process.is_none() {
+            self.process = Some(self.server.spawn()?);
+        }
+        Ok(())
+    }
+
+    fn running(&self) -> &Process {
+        self.process
+            .as_ref()
+            .unwrap_or_else(|| panic!("postgres {} is stopped", self.server.data.display()))
+    }
+
     /// The directory of the server's Unix socket.
     pub fn socket_dir(&self) -> &Path {
-        &self.socket_dir
+        &self.server.socket_dir
     }
 
     /// The URL of database `db` as the trusted superuser `postgres`.
     pub fn url(&self, db: &str) -> String {
-        let port = match self.port {
+        let port = match self.server.port {
             5432 => String::new(),
             port => format!("&port={port}"),
         };
         format!(
             "postgres://postgres@/{db}?host={}{port}",
-            self.socket_dir.display()
+            self.server.socket_dir.display()
         )
     }
 
     /// The URL of database `db` over TCP on 127.0.0.1 (a server started
     /// with [`Postgres::start_tls`]: TLS only there).
     pub fn tcp_url(&self, db: &str) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.server.port)
     }
 
     /// Runs `sql` as the superuser on database `db` (psql): its output,
@@ -204,21 +258,21 @@ impl Postgres {
     pub fn sql(&self, db: &str, sql: &str) -> Result<String> {
         let mut psql = Command::new(PSQL.path);
         psql.args(["-XqAt", "-v", "ON_ERROR_STOP=1", "-U", "postgres"])
-            .args(["-p", &self.port.to_string()])
+            .args(["-p", &self.server.port.to_string()])
             .args(["-d", db, "-h"])
-            .arg(&self.socket_dir)
+            .arg(&self.server.socket_dir)
             .args(["-c", sql]);
         crate::command::checked(psql)
     }
 
-    /// The server's pid (the postmaster's).
+    /// The server's pid (the postmaster's). Panics while stopped.
     pub fn pid(&self) -> u32 {
-        self.process.pid()
+        self.running().pid()
     }
 
-    /// The server's log.
+    /// The server's log. Panics while stopped.
     pub fn log(&self) -> String {
-        self.process.log()
+        self.running().log()
     }
 
     /// The temp dir everything lives in.
@@ -231,8 +285,7 @@ impl Drop for Postgres {
     fn drop(&mut self) {
         // SIGINT is PostgreSQL's fast shutdown (SIGTERM would wait for
         // every client to leave); `stop` then waits, and kills if need be.
-        pids::signal(self.process.pid(), Signal::INT);
-        let _ = self.process.stop();
+        let _ = self.stop();
     }
 }
 

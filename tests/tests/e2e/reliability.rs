@@ -1,8 +1,9 @@
 //! Nothing acknowledged is lost, and nothing is invented, through the faults
-//! an SRE meets: the aggregator down or killed with SIGKILL, the Docker
-//! engine restarted under a running agent, an agent journal filling up,
-//! replayed and reordered reports. Real dockerd hosts, the real binaries and
-//! real gRPC over mutual TLS.
+//! an SRE meets: the aggregator down or killed with SIGKILL, its PostgreSQL
+//! database down for a minute, the Docker engine restarted under a running
+//! agent, an agent journal filling up, replayed and reordered reports. Real
+//! dockerd hosts, a real PostgreSQL, the real binaries and real gRPC over
+//! mutual TLS.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,11 +11,15 @@ use std::time::{Duration, SystemTime};
 
 use envparity_tests::answer::{History, Hosts};
 use envparity_tests::grpc::{ReportClient, container, snapshot};
-use envparity_tests::{CliOutput, Fleet, ImageSpec, Result, Run, free_port};
+use envparity_tests::{CliOutput, Fleet, ImageSpec, Postgres, Result, Run, free_port};
 
 use super::alerting::{metrics, sample};
 
 const REPORT_TIMEOUT: Duration = Duration::from_secs(45);
+
+/// How long the database stays down in the outage test (issue 18: "for a
+/// minute").
+const DATABASE_OUTAGE: Duration = Duration::from_secs(60);
 
 /// `envparity history SERVICE` events as `(host, container, change,
 /// new_image, observed_at, received_at)`.
@@ -72,6 +77,96 @@ fn within(t: SystemTime, from: SystemTime, to: SystemTime) -> bool {
             .as_secs()
     };
     secs(from) <= secs(t) && secs(t) <= secs(to) + 3
+}
+
+/// PostgreSQL stopped for a minute under a running aggregator and agent:
+/// nothing is acknowledged while it is down (the aggregator goes on showing
+/// what the database holds; the agent keeps the change in its journal), and
+/// once it is back the change arrives, with the time it was observed, at
+/// the same aggregator process, which reconnected by itself.
+#[test]
+fn a_database_outage_acknowledges_nothing_and_converges_afterwards_without_a_restart() -> Result<()>
+{
+    let mut postgres = Postgres::start()?;
+    postgres.sql("postgres", "CREATE DATABASE envparity")?;
+    let fleet = Fleet::builder().host("one").start()?;
+    let one = fleet.host("one");
+    one.import_image("app:1", ImageSpec::new().file("/v", "1"))?;
+    one.run(web("app:1", "web"))?;
+    let mut aggregator = fleet
+        .aggregator()
+        .store(postgres.url("envparity"))
+        .start()?;
+    let _agent = fleet.start_agent(one)?;
+    wait_for_state(&fleet, "one with web", &[("one", "fresh", 1)])?;
+    let stored = |postgres: &Postgres| {
+        postgres.sql(
+            "envparity",
+            "SELECT COUNT(*) FROM containers WHERE host_id = 'one'",
+        )
+    };
+    assert_eq!(stored(&postgres)?, "1");
+
+    postgres.stop()?;
+    let down = SystemTime::now();
+    one.run(web("app:1", "web-2"))?;
+    let started = SystemTime::now();
+    let until = std::time::Instant::now() + DATABASE_OUTAGE;
+    let mut looked = 0;
+    while std::time::Instant::now() < until {
+        let out = fleet.cli(&["hosts"])?;
+        out.assert_code(0);
+        let hosts = out.answer::<Hosts>();
+        let count = hosts
+            .hosts
+            .iter()
+            .find(|h| h.host_id == "one")
+            .map(|h| h.container_count);
+        assert_eq!(
+            count,
+            Some(1),
+            "a report was taken while the database was down: {hosts:#?}"
+        );
+        looked += 1;
+        std::thread::sleep(Duration::from_secs(5));
+    }
+    assert!(looked >= 10, "looked only {looked} times during the outage");
+    let log = aggregator.log();
+    let failure = format!(
+        "report could not be stored host=one error=database {}",
+        postgres.url("envparity")
+    );
+    assert!(
+        log.contains(&failure),
+        "the aggregator's log does not say {failure:?}:\n{log}"
+    );
+    assert!(
+        aggregator
+            .process()
+            .is_some_and(|p| p.ensure_running().is_ok()),
+        "the aggregator exited during the database outage:\n{log}"
+    );
+
+    let back = SystemTime::now();
+    postgres.start_again()?;
+    wait_for_state(&fleet, "web-2 after the outage", &[("one", "fresh", 2)])?;
+    assert_eq!(stored(&postgres)?, "2");
+    let added: Vec<Event> = history(&fleet, "web")?
+        .into_iter()
+        .filter(|e| e.0 == "one" && e.1 == "web-2" && e.2 == "added")
+        .collect();
+    assert_eq!(added.len(), 1, "{added:#?}");
+    let (observed, received) = (added[0].4, added[0].5);
+    assert!(
+        within(observed, down, started),
+        "web-2 observed at {observed:?}, started in {:?}",
+        (down, started)
+    );
+    assert!(
+        received >= back - Duration::from_secs(1),
+        "web-2 received at {received:?}, while the database was down (back at {back:?})"
+    );
+    Ok(())
 }
 
 #[test]
