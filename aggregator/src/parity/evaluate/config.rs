@@ -1,5 +1,6 @@
 //! What a container is given: its explicit env, key by key by fingerprint,
-//! and its runtime settings.
+//! and its runtime settings; and the one `key_mismatch` for the values (env
+//! and configuration files) that different fleet keys kept from comparing.
 
 use std::collections::BTreeSet;
 
@@ -10,10 +11,15 @@ use crate::parity::finding::{Basis, Finding, Kind};
 use crate::parity::policy::RuntimeField;
 use crate::parity::runtime;
 
-pub(super) fn explicit_env(ctx: &Ctx<'_>, p: &Pair<'_, '_>, out: &mut Vec<Finding>) {
-    fn key_id<'a>(r: &Replica<'a>) -> &'a str {
-        r.host.snapshot.fingerprint_key_id.as_str()
-    }
+/// The fleet key a replica's values were fingerprinted under.
+fn key_id<'a>(r: &Replica<'a>) -> &'a str {
+    r.host.snapshot.fingerprint_key_id.as_str()
+}
+
+/// Compares the explicit env of a service present on both sides; returns
+/// the keys set on both whose values could not be compared (fingerprinted
+/// under different fleet keys), for [`key_mismatch`].
+pub(super) fn explicit_env(ctx: &Ctx<'_>, p: &Pair<'_, '_>, out: &mut Vec<Finding>) -> Vec<String> {
     let ((env_a, ra), (env_b, rb)) = (p.a, p.b);
     let service = p.service;
     let side_a = env::collect(ra.iter().map(|r| (r.container, key_id(r))));
@@ -22,7 +28,7 @@ pub(super) fn explicit_env(ctx: &Ctx<'_>, p: &Pair<'_, '_>, out: &mut Vec<Findin
     let keys: BTreeSet<&String> = side_a.keys().chain(side_b.keys()).collect();
     // Keys set on both sides whose fingerprints were made with different
     // fleet keys: not compared, reported together as one key_mismatch.
-    let mut incomparable: Vec<&str> = Vec::new();
+    let mut incomparable: Vec<String> = Vec::new();
     for key in keys {
         if ctx.policy.env_ignored(service, key) {
             continue;
@@ -46,7 +52,7 @@ pub(super) fn explicit_env(ctx: &Ctx<'_>, p: &Pair<'_, '_>, out: &mut Vec<Findin
             (Some(a), Some(b)) => match env::compare_values(a, b) {
                 ValueVerdict::Equal => continue,
                 ValueVerdict::Incomparable => {
-                    incomparable.push(key);
+                    incomparable.push(key.clone());
                     continue;
                 }
                 ValueVerdict::Differs { a, b, basis } => (
@@ -72,35 +78,52 @@ pub(super) fn explicit_env(ctx: &Ctx<'_>, p: &Pair<'_, '_>, out: &mut Vec<Findin
             summary,
         );
     }
-    if !incomparable.is_empty() {
-        let ids = |replicas: &[Replica<'_>]| -> Vec<String> {
-            let ids: BTreeSet<&str> = replicas.iter().map(key_id).collect();
-            ids.into_iter().map(str::to_owned).collect()
-        };
-        let (ids_a, ids_b) = (ids(ra), ids(rb));
-        let summary = format!(
-            "{service}: {env_a} ({}) and {env_b} ({}) fingerprint env with different fleet keys, so {} could not be compared: {}",
-            ids_a.join(", "),
-            ids_b.join(", "),
-            match incomparable.len() {
-                1 => "1 key".to_owned(),
-                n => format!("{n} keys"),
-            },
-            incomparable.join(", ")
-        );
-        push(
-            ctx,
-            out,
-            Kind::KeyMismatch,
-            service,
-            side(env_a, replica_hosts(ra), ids_a),
-            Some(side(env_b, replica_hosts(rb), ids_b)),
-            "",
-            severity,
-            Basis::KeyId,
-            summary,
-        );
+    incomparable
+}
+
+/// One `key_mismatch` for a service on both sides whose values set on
+/// both (env keys, and configuration file keys as `PATH:KEY_PATH`) were
+/// fingerprinted under different fleet keys and so not compared; nothing
+/// when there are none.
+pub(super) fn key_mismatch(
+    ctx: &Ctx<'_>,
+    p: &Pair<'_, '_>,
+    incomparable: &[String],
+    out: &mut Vec<Finding>,
+) {
+    if incomparable.is_empty() {
+        return;
     }
+    let ((env_a, ra), (env_b, rb)) = (p.a, p.b);
+    let service = p.service;
+    let severity = config_severity(p.level);
+    let ids = |replicas: &[Replica<'_>]| -> Vec<String> {
+        let ids: BTreeSet<&str> = replicas.iter().map(key_id).collect();
+        ids.into_iter().map(str::to_owned).collect()
+    };
+    let (ids_a, ids_b) = (ids(ra), ids(rb));
+    let summary = format!(
+        "{service}: {env_a} ({}) and {env_b} ({}) fingerprint env and configuration files with different fleet keys, so {} could not be compared: {}",
+        ids_a.join(", "),
+        ids_b.join(", "),
+        match incomparable.len() {
+            1 => "1 key".to_owned(),
+            n => format!("{n} keys"),
+        },
+        incomparable.join(", ")
+    );
+    push(
+        ctx,
+        out,
+        Kind::KeyMismatch,
+        service,
+        side(env_a, replica_hosts(ra), ids_a),
+        Some(side(env_b, replica_hosts(rb), ids_b)),
+        "",
+        severity,
+        Basis::KeyId,
+        summary,
+    );
 }
 
 /// Whether a replica's runtime reports `field`: the CRI has no restart

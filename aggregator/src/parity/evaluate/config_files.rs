@@ -89,12 +89,16 @@ pub(super) fn is_keyed(f: &ConfigFile) -> bool {
     f.state() == ConfigFileState::Read && f.format != "unknown" && !f.format.is_empty()
 }
 
-/// Compares the configuration files of a service present on both sides.
-pub(super) fn compare(ctx: &Ctx<'_>, p: &Pair<'_, '_>, out: &mut Vec<Finding>) {
+/// Compares the configuration files of a service present on both sides;
+/// returns the keys (`PATH:KEY_PATH`, `PATH:$file`) set on both whose
+/// values could not be compared (fingerprinted under different fleet keys),
+/// for [`super::config::key_mismatch`].
+pub(super) fn compare(ctx: &Ctx<'_>, p: &Pair<'_, '_>, out: &mut Vec<Finding>) -> Vec<String> {
     let ((env_a, ra), (env_b, rb)) = (p.a, p.b);
     let (Some(files_a), Some(files_b)) = (fold(ra), fold(rb)) else {
-        return;
+        return Vec::new();
     };
+    let mut incomparable = Vec::new();
     let service = p.service;
     let severity = config_severity(p.level);
     let mut emit = |kind, key: String, va: Vec<String>, vb: Vec<String>, basis, summary| {
@@ -139,30 +143,38 @@ pub(super) fn compare(ctx: &Ctx<'_>, p: &Pair<'_, '_>, out: &mut Vec<Finding>) {
             }
         };
         if a.all_keyed && b.all_keyed {
-            keys(ctx, service, (env_a, env_b), path, a, b, &mut emit);
+            let not_compared = keys(ctx, service, (env_a, env_b), path, a, b, &mut emit);
+            incomparable.extend(not_compared);
         } else if a.all_read && b.all_read && !ctx.policy.config_ignored(service, path, WHOLE) {
             if ctx.policy.config_expected_to_differ(service, path, WHOLE) {
                 continue;
             }
-            if let ValueVerdict::Differs { a, b, basis } = compare_values(&a.whole, &b.whole) {
-                let summary = format!(
-                    "{service}: {path} differs between {env_a} and {env_b} (compared whole)"
-                );
-                emit(
-                    Kind::ConfigValue,
-                    format!("{path}:{WHOLE}"),
-                    a,
-                    b,
-                    basis,
-                    summary,
-                );
+            match compare_values(&a.whole, &b.whole) {
+                ValueVerdict::Differs { a, b, basis } => {
+                    let summary = format!(
+                        "{service}: {path} differs between {env_a} and {env_b} (compared whole)"
+                    );
+                    emit(
+                        Kind::ConfigValue,
+                        format!("{path}:{WHOLE}"),
+                        a,
+                        b,
+                        basis,
+                        summary,
+                    );
+                }
+                ValueVerdict::Incomparable => incomparable.push(format!("{path}:{WHOLE}")),
+                ValueVerdict::Equal => {}
             }
         }
     }
+    incomparable
 }
 
 type Emit<'e> = dyn FnMut(Kind, String, Vec<String>, Vec<String>, Basis, String) + 'e;
 
+/// Compares a file parsed into keys on both sides; returns the key ids
+/// whose values could not be compared.
 fn keys(
     ctx: &Ctx<'_>,
     service: &str,
@@ -171,7 +183,8 @@ fn keys(
     a: &FileSide,
     b: &FileSide,
     emit: &mut Emit<'_>,
-) {
+) -> Vec<String> {
+    let mut incomparable = Vec::new();
     let all: BTreeSet<&String> = a.keys.keys().chain(b.keys.keys()).collect();
     for key in all {
         if ctx.policy.config_ignored(service, path, key) {
@@ -196,21 +209,22 @@ fn keys(
                 format!("{service}: {key} in {path} is set in {env_b} but not in {env_a}"),
             ),
             (Some(_), Some(_)) if ctx.policy.config_expected_to_differ(service, path, key) => {}
-            (Some(va), Some(vb)) => {
-                if let ValueVerdict::Differs { a, b, basis } = compare_values(va, vb) {
-                    emit(
-                        Kind::ConfigValue,
-                        id,
-                        a,
-                        b,
-                        basis,
-                        format!("{service}: {key} in {path} differs between {env_a} and {env_b}"),
-                    );
-                }
-            }
+            (Some(va), Some(vb)) => match compare_values(va, vb) {
+                ValueVerdict::Differs { a, b, basis } => emit(
+                    Kind::ConfigValue,
+                    id,
+                    a,
+                    b,
+                    basis,
+                    format!("{service}: {key} in {path} differs between {env_a} and {env_b}"),
+                ),
+                ValueVerdict::Incomparable => incomparable.push(id),
+                ValueVerdict::Equal => {}
+            },
             (None, None) => {}
         }
     }
+    incomparable
 }
 
 /// One aspect of a replica's configuration, for replica drift.

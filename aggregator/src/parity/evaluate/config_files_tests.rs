@@ -208,6 +208,84 @@ fn a_file_in_no_known_format_is_compared_whole() {
     );
 }
 
+/// Files fingerprinted under another fleet key on one side cannot be
+/// compared by value: one `key_mismatch` names the keys (with the env keys
+/// that could not be compared either: one finding per service and pair),
+/// never a `config_value` per key; presence is still compared.
+#[test]
+fn files_under_another_fleet_key_are_one_key_mismatch_with_the_env() {
+    let env = |fingerprint: &str| {
+        fixtures::container("web")
+            .env("LEVEL", fingerprint)
+            .build()
+            .explicit_env
+    };
+    let rekeyed = |files: Vec<ConfigFile>| {
+        let mut s = host("production", "c2", Some(files));
+        s.fingerprint_key_id = "k2".to_owned();
+        for f in &mut s.config_files[0].files {
+            f.fingerprint = format!("k2-{}", f.fingerprint);
+            for k in &mut f.keys {
+                k.fingerprint = format!("k2-{}", k.fingerprint);
+            }
+        }
+        s.containers[0].explicit_env = env("k2-fp");
+        s
+    };
+    let mut staging = host(
+        "staging",
+        "c1",
+        Some(vec![
+            keyed(APP, &[("a", "1"), ("b", "2")]),
+            whole("/etc/x", "w"),
+        ]),
+    );
+    staging.containers[0].explicit_env = env("fp");
+    let production = rekeyed(vec![keyed(APP, &[("a", "1")]), whole("/etc/x", "w")]);
+    let fleet = Fleet::new()
+        .host("s1", staging.clone())
+        .host("p1", production.clone());
+    let found = fleet.findings("staging", "production");
+    let mismatches: Vec<&Finding> = found
+        .iter()
+        .filter(|f| f.kind == Kind::KeyMismatch)
+        .collect();
+    assert_eq!(mismatches.len(), 1, "{found:#?}");
+    assert!(
+        mismatches[0].summary.ends_with(&format!(
+            "3 keys could not be compared: LEVEL, {APP}:a, /etc/x:$file"
+        )),
+        "{}",
+        mismatches[0].summary
+    );
+    assert_eq!(
+        config_kinds(&found),
+        [(Kind::ConfigKeyMissing, format!("{APP}:b"))],
+        "presence is compared, values are not"
+    );
+
+    // Positive control: under one fleet key, the same fingerprints are
+    // compared, and differ.
+    let mut one_key = production;
+    one_key.fingerprint_key_id = "k1".to_owned();
+    let found = Fleet::new()
+        .host("s1", staging)
+        .host("p1", one_key)
+        .findings("staging", "production");
+    assert!(
+        !found.iter().any(|f| f.kind == Kind::KeyMismatch),
+        "{found:#?}"
+    );
+    assert_eq!(
+        config_kinds(&found),
+        [
+            (Kind::ConfigKeyMissing, format!("{APP}:b")),
+            (Kind::ConfigValue, format!("{APP}:a")),
+            (Kind::ConfigValue, "/etc/x:$file".to_owned()),
+        ]
+    );
+}
+
 #[test]
 fn replicas_with_different_config_values_drift_under_a_config_key() {
     let mut second = host("production", "c3", Some(vec![keyed(APP, &[("a", "2")])]));

@@ -26,7 +26,7 @@ mod content;
 mod host;
 mod service;
 
-use config::{explicit_env, runtime_config};
+use config::{explicit_env, key_mismatch, runtime_config};
 use content::{image_digest, same_tag, unpinned_image};
 pub use host::{HOST_FACT_COUNT, host_fact_values};
 use host::{env_facts, host_facts, stale_hosts};
@@ -331,10 +331,13 @@ pub fn evaluate(hosts: &[HostView<'_>], policy: &Policy, scope: &Scope) -> Vec<F
                         image_digest(&ctx, &pair, &mut out);
                         same_tag(&ctx, &pair, &mut out);
                     }
+                    // Values that different fleet keys kept from comparing
+                    // (env and files): one key_mismatch.
+                    let mut incomparable = Vec::new();
                     if !(uniform(both(), |r| &r.container.explicit_env)
                         && uniform(both(), |r| &r.host.snapshot.fingerprint_key_id))
                     {
-                        explicit_env(&ctx, &pair, &mut out);
+                        incomparable = explicit_env(&ctx, &pair, &mut out);
                     }
                     if !uniform(both(), |r| &r.container.runtime) {
                         runtime_config(&ctx, &pair, &mut out);
@@ -342,8 +345,9 @@ pub fn evaluate(hosts: &[HostView<'_>], policy: &Policy, scope: &Scope) -> Vec<F
                     if !(uniform(both(), |r| r.config.unwrap_or(&[]))
                         && uniform(both(), |r| &r.host.snapshot.fingerprint_key_id))
                     {
-                        config_files::compare(&ctx, &pair, &mut out);
+                        incomparable.extend(config_files::compare(&ctx, &pair, &mut out));
                     }
+                    key_mismatch(&ctx, &pair, &incomparable, &mut out);
                 }
                 (Some(ra), None) if has_hosts(hosts, b) => {
                     missing_service(&ctx, service, level, (a, ra), b, false, &mut out);
