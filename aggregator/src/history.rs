@@ -176,7 +176,14 @@ mod tests {
             let after = snap(vec![with(&same)]);
             assert_eq!(changes(named(&before), &after, 1), vec![], "{same:?}");
         }
+        // The same image id is the same content, whatever its digests (a
+        // Podman local build pushed lists only its own): no change.
         let after = snap(vec![with(&[&other])]);
+        assert_eq!(changes(named(&before), &after, 1), vec![]);
+        // Another content: another image id.
+        let mut other_image = with(&[&other]);
+        other_image.image.as_mut().unwrap().image_id = "i2".into();
+        let after = snap(vec![other_image]);
         let got = changes(named(&before), &after, 1);
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].what, ChangeKind::ImageChanged);

@@ -117,29 +117,34 @@ fn distinct<'l, 'a>(replicas: &'l [Vec<&'a str>]) -> Vec<&'l Vec<&'a str>> {
 }
 
 /// Whether a replica that ran image `a` and now runs `b` runs the same
-/// content: by registry digests when both have some (sharing one is
-/// enough, see the module's notes), else by image id. History and the gate
-/// ask this, so that an image listing one more digest (a local build
-/// pushed, a multi-arch pull on Podman) is not taken for another image.
+/// content: by their identities when both have registry digests (sharing
+/// one digest, or the image id, is enough: [`identities`]), else by image
+/// id. History and the gate ask this, so that an image listing one more
+/// digest (a multi-arch pull on Podman), or another one for the same
+/// config (a Podman local build pushed), is not taken for another image.
 pub fn same_image(a: &ImageInfo, b: &ImageInfo) -> bool {
     let (x, y) = (registry_digests(a), registry_digests(b));
     if x.is_empty() || y.is_empty() {
         a.image_id == b.image_id
     } else {
-        intersect(&x, &y)
+        intersect(&identities(a), &identities(b))
     }
 }
 
 /// The identities that name an image's content, sorted: its registry
-/// digests, or its image id alone when it has none (what [`same_content`]
-/// compares for one replica).
+/// digests and its image id. The id (the digest of the image's config,
+/// which names its layers) is the same wherever the image went: a Podman
+/// local build pushed to a registry lists only the digest Podman gave it,
+/// where a Docker host that pulled the push lists the registry's, and
+/// they share the id. What [`same_content`] and [`same_image`] compare.
 pub fn identities(image: &ImageInfo) -> Vec<&str> {
-    let digests = registry_digests(image);
-    if digests.is_empty() {
-        vec![image.image_id.as_str()]
-    } else {
-        digests
+    let mut ids = registry_digests(image);
+    if !image.image_id.is_empty() {
+        ids.push(&image.image_id);
+        ids.sort_unstable();
+        ids.dedup();
     }
+    ids
 }
 
 /// The content identity of an image: its registry digest when known, else its

@@ -168,10 +168,22 @@ fn same_images(a: &[ImageFacts], b: &[ImageFacts]) -> bool {
     }
 }
 
-/// Each image's registry digests, when every image lists some.
+/// Each image's identities, when every image lists registry digests: its
+/// digests and its image id, sorted, as the parity engine compares them
+/// ([`super::digest::identities`]).
 fn digest_lists(side: &[ImageFacts]) -> Option<Vec<Vec<&str>>> {
     side.iter()
-        .map(|i| (!i.digests.is_empty()).then(|| i.digests.iter().map(String::as_str).collect()))
+        .map(|i| {
+            (!i.digests.is_empty()).then(|| {
+                let mut ids: Vec<&str> = i.digests.iter().map(String::as_str).collect();
+                if !i.image_id.is_empty() {
+                    ids.push(&i.image_id);
+                }
+                ids.sort_unstable();
+                ids.dedup();
+                ids
+            })
+        })
         .collect()
 }
 
@@ -308,10 +320,19 @@ mod tests {
         ];
         let e = explain("app", "staging", "production", &instances);
         assert!(e.same_content, "{e:?}");
+        // Only the image id shared (a Podman local build pushed): the same.
         let other = format!("sha256:{}", "3".repeat(64));
         let instances = vec![
             instance("staging", "podman", image(&[&platform, &index])),
             instance("production", "docker", image(&[&other])),
+        ];
+        assert!(explain("app", "staging", "production", &instances).same_content);
+        // Another content: another image id too.
+        let mut another = image(&[&other]);
+        another.image.as_mut().unwrap().image_id = format!("sha256:{}", "8".repeat(64));
+        let instances = vec![
+            instance("staging", "podman", image(&[&platform, &index])),
+            instance("production", "docker", another),
         ];
         assert!(!explain("app", "staging", "production", &instances).same_content);
     }

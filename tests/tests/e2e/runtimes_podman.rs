@@ -179,3 +179,77 @@ fn a_mounted_yaml_is_read_on_podman_and_one_key_differing_is_one_config_value() 
     )?;
     Ok(())
 }
+
+/// A Podman local build carries a digest of its own, and Podman 4.3 keeps
+/// listing only that one after a push, while a Docker host that pulled the
+/// push lists the registry's: no digest in common, one image id (the
+/// config's digest). Both run the same content: no `image_digest`, no
+/// `same_tag_different_digest` (they were raised before the engine
+/// compared image ids beside digests).
+#[test]
+fn a_podman_local_build_pushed_and_pulled_by_docker_is_the_same_content() -> Result<()> {
+    let fleet = Fleet::builder()
+        .host("staging")
+        .identity("production")
+        .registry()
+        .start()?;
+    let staging = fleet.host("staging");
+    staging.import_image("base:1", ImageSpec::new().file("/app/version", "1"))?;
+    let base = fleet.registry().push_from(staging, "base:1")?;
+    let podman: PodmanHost = fleet.start_podman("production")?;
+    podman.pull(&base)?;
+
+    // Built on Podman: a container of the base, changed and committed
+    // under the registry's name, then pushed there.
+    let shop = fleet.registry().reference("shop:1");
+    podman.podman(["run", "-d", "--network", "none", "--name", "builder", &base])?;
+    podman.podman(["exec", "builder", "sh", "-c", "echo 2 > /app/version"])?;
+    podman.podman(["commit", "builder", &shop])?;
+    podman.podman(["rm", "--force", "builder"])?;
+    let digests = |podman: &PodmanHost| -> Result<Vec<String>> {
+        let out = podman.podman([
+            "image",
+            "inspect",
+            "--format",
+            "{{json .RepoDigests}}",
+            &shop,
+        ])?;
+        Ok(serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{out}: {e}")))
+    };
+    let local = digests(&podman)?;
+    assert_eq!(local.len(), 1, "a local build's own digest: {local:?}");
+    podman.podman(["push", "--tls-verify=false", &shop])?;
+    let pulled = fleet.registry().pull_to(staging, "shop:1")?;
+    assert_eq!(
+        digests(&podman)?,
+        local,
+        "Podman now lists the push's digest too: the case tested is gone"
+    );
+    assert!(!local.contains(&pulled), "{pulled} is the local digest");
+
+    let web = || {
+        Run::new(&shop)
+            .name("web-1")
+            .label("envparity.service", "shop/web")
+    };
+    staging.run(web())?;
+    podman.run(web())?;
+    let _aggregator = fleet.start_aggregator()?;
+    let _staging = fleet.start_agent(staging)?;
+    let _production = fleet.podman_agent(&podman).start()?;
+    fleet.wait_for_hosts(&["staging", "production"], REPORT_TIMEOUT)?;
+    // Run by tag, as a build is: unpinned on both sides, and nothing else
+    // (no image_digest, no same_tag_different_digest).
+    let unpinned = ("unpinned_image", "shop/web", "");
+    diff_until(&fleet, &expect(&[unpinned, unpinned]))?;
+    // What made it worth testing reached the aggregator: production's
+    // replica lists the local build's digest too.
+    let local_digest = local[0].rsplit('@').next().unwrap_or_default();
+    let service = fleet.cli(&["service", "shop/web"])?;
+    assert!(
+        service.stdout.contains(local_digest),
+        "production's replica does not list the local build's digest {local_digest}: {service}\n{}",
+        service.stdout
+    );
+    Ok(())
+}

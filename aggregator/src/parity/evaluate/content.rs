@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Ctx, Pair, Replica, push, replica_hosts, side};
 use crate::parity::digest::{
-    is_pinned, one_content, registry_digest, registry_digests, same_content,
+    identities, is_pinned, one_content, registry_digest, registry_digests, same_content,
 };
 use crate::parity::finding::{Basis, Finding, Kind, Severity};
 use crate::parity::policy::Level;
@@ -45,9 +45,24 @@ struct Content<'a> {
     /// What a finding shows for it when nothing on the other side shares
     /// it: its registry digest ([`registry_digest`]), or its image id.
     shown: &'a str,
-    /// Every identity that names it, sorted: its registry digests, or its
-    /// image id alone.
+    /// Every identity that names it, sorted: its registry digests and its
+    /// image id ([`identities`]), or its image id alone.
     ids: Vec<&'a str>,
+    /// Its image id when `ids` holds it beside registry digests: what a
+    /// finding names it by only when no digest will do.
+    id_beside: Option<&'a str>,
+}
+
+impl<'a> Content<'a> {
+    /// Its identities that `wanted`, registry digests first.
+    fn preferred(&self, wanted: impl Fn(&str) -> bool) -> Option<&'a str> {
+        let digests = self
+            .ids
+            .iter()
+            .copied()
+            .filter(|id| Some(*id) != self.id_beside);
+        digests.chain(self.id_beside).find(|id| wanted(id))
+    }
 }
 
 /// A replica's content on `basis`; `None` without an image.
@@ -55,13 +70,17 @@ fn content_of<'a>(r: &Replica<'a>, basis: Basis) -> Option<Content<'a>> {
     let img = r.image()?;
     Some(match basis {
         Basis::RegistryDigest => {
-            let ids = registry_digests(img);
-            let shown = registry_digest(img).or_else(|| ids.first().copied())?;
-            Content { shown, ids }
+            let shown = registry_digest(img).or_else(|| registry_digests(img).first().copied())?;
+            Content {
+                shown,
+                ids: identities(img),
+                id_beside: Some(img.image_id.as_str()).filter(|id| !id.is_empty()),
+            }
         }
         _ => Content {
             shown: &img.image_id,
             ids: vec![&img.image_id],
+            id_beside: None,
         },
     })
 }
@@ -89,11 +108,7 @@ fn shown_against(side: &[Content<'_>], other: &[Content<'_>]) -> Vec<String> {
             if there.contains(c.shown) {
                 c.shown
             } else {
-                c.ids
-                    .iter()
-                    .copied()
-                    .find(|id| there.contains(id))
-                    .unwrap_or(c.shown)
+                c.preferred(|id| there.contains(id)).unwrap_or(c.shown)
             }
         })
         .collect();
@@ -135,27 +150,29 @@ pub(super) fn replica_contents<'a>(
     replicas: &[Replica<'a>],
 ) -> Option<(Basis, Vec<(String, &'a str)>)> {
     let basis = content_basis(replicas.iter())?;
-    let (hosts, ids): (Vec<&str>, Vec<Vec<&str>>) = replicas
+    let (hosts, contents): (Vec<&str>, Vec<Content<'a>>) = replicas
         .iter()
-        .filter_map(|r| Some((r.host.host_id, content_of(r, basis)?.ids)))
+        .filter_map(|r| Some((r.host.host_id, content_of(r, basis)?)))
         .unzip();
-    if one_content(&ids) {
+    if one_content(&ids(&contents)) {
         return None;
     }
     let mut count: BTreeMap<&str, usize> = BTreeMap::new();
-    for id in ids.iter().flatten() {
+    for id in contents.iter().flat_map(|c| &c.ids) {
         *count.entry(id).or_default() += 1;
     }
-    let rows = ids
+    let rows = contents
         .iter()
         .zip(hosts)
-        .map(|(ids, host)| {
-            // Most shared first, then the smallest (`ids` is sorted, and
-            // `max_by_key` keeps the last of equals: so search reversed).
-            let label = ids
+        .map(|(c, host)| {
+            // Most shared first, then a registry digest before the image
+            // id, then the smallest (`ids` is sorted, and `max_by_key`
+            // keeps the last of equals: so search reversed).
+            let label = c
+                .ids
                 .iter()
                 .rev()
-                .max_by_key(|id| count[*id])
+                .max_by_key(|id| (count[*id], Some(**id) != c.id_beside))
                 .copied()
                 .unwrap_or_default();
             (label.to_owned(), host)

@@ -259,7 +259,7 @@ fn podman_and_docker_listings_of_one_pull_are_one_content() {
 /// none are replica drift, shown under different digests.
 #[test]
 fn replicas_are_one_content_when_every_two_share_a_digest() {
-    let image_id = "sha256:616d64616d64616d64616d64616d64616d64616d64616d64616d64616d64616d";
+    let image_id = "sha256:616d64616d64616d64616d64616d64616d64616d64616d64616d64616d6461";
     // One production host a replica, each listing these digests.
     let fleet = |replicas: &[&[&str]]| {
         replicas
@@ -267,7 +267,8 @@ fn replicas_are_one_content_when_every_two_share_a_digest() {
             .enumerate()
             .fold(Fleet::new(), |fleet, (i, ds)| {
                 let digests: Vec<String> = ds.iter().map(|d| format!("reg/shop@{d}")).collect();
-                let c = listing("shop", image_id, &digests);
+                // Each its own image id: only digests make them one content.
+                let c = listing("shop", &format!("{image_id}{i}"), &digests);
                 fleet.host(&format!("p{}", i + 1), snapshot("production", K, vec![c]))
             })
     };
@@ -302,6 +303,40 @@ fn a_podman_build_pushed_and_pulled_by_docker_is_one_content() {
     assert_eq!(fleet.findings("staging", "production"), vec![]);
 }
 
+/// Podman 4.3, measured (e2e `runtimes_podman`): a local build pushed to
+/// a registry keeps listing only the digest Podman gave it, while a Docker
+/// host that pulled the push lists the registry's. The two share no digest
+/// but their image id (the digest of the config, which names the layers):
+/// one content, no finding; another id is another content.
+#[test]
+fn a_podman_build_listing_only_its_own_digest_is_the_content_docker_pulled() {
+    let image_id = "sha256:6c6f63616c6c6f63616c6c6f63616c6c6f63616c6c6f63616c6c6f63616c6c6f";
+    let built = listing("shop", image_id, &[format!("reg/shop@{OTHER}")]);
+    let pulled = |id: &str| listing("shop", id, &[format!("reg/shop@{INDEX}")]);
+    let fleet = Fleet::new()
+        .host("s1", snapshot("staging", K, vec![built.clone()]))
+        .host("p1", snapshot("production", K, vec![pulled(image_id)]));
+    assert_eq!(fleet.findings("staging", "production"), vec![]);
+    assert_eq!(fleet.all(), vec![]);
+
+    let other = "sha256:6f746865726f746865726f746865726f746865726f746865726f746865726f";
+    let fleet = Fleet::new()
+        .host("s1", snapshot("staging", K, vec![built]))
+        .host("p1", snapshot("production", K, vec![pulled(other)]));
+    let f = fleet.findings("staging", "production");
+    assert_eq!(
+        kinds(&f),
+        vec![
+            (Kind::SameTagDifferentDigest, "shop", "reg/shop:1"),
+            (Kind::ImageDigest, "shop", ""),
+        ],
+        "{f:#?}"
+    );
+    // Named by their registry digests, not by the ids they do not share.
+    assert_eq!(f[1].a.values, vec![OTHER.to_owned()]);
+    assert_eq!(b(&f[1]).values, vec![INDEX.to_owned()]);
+}
+
 /// Digest sets that share nothing still differ, whichever runtime listed
 /// them; a side shows its content under the digest the other side shares
 /// when there is one, so what runs on both sides reads the same.
@@ -312,10 +347,11 @@ fn digest_sets_sharing_nothing_are_still_an_image_digest_finding() {
         "sha256:6931693169316931693169316931693169316931693169316931693169316931",
         &[format!("reg/shop@{PLATFORM}"), format!("reg/shop@{INDEX}")],
     );
+    // Another content each, so another image id each.
     let docker = |digest: &str| {
         listing(
             "shop",
-            "sha256:6932693269326932693269326932693269326932693269326932693269326932",
+            &format!("sha256:69{}", &digest["sha256:".len()..digest.len() - 2]),
             &[format!("reg/shop@{digest}")],
         )
     };
