@@ -226,7 +226,7 @@ impl Collector {
     }
 
     /// What reading configuration files did since the last call.
-    pub fn take_config_file_counts(&mut self) -> crate::config_files::read::ReadCounts {
+    pub fn take_config_file_counts(&mut self) -> crate::config_files::counts::ReadCounts {
         self.files.take_counts()
     }
 
