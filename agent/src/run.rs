@@ -7,6 +7,7 @@
 //! failed (only a full journal compacts, and says so).
 
 use std::future::{Future, pending};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use envparity_proto::delta;
@@ -202,6 +203,12 @@ pub async fn shutdown_signal() {
 
 /// Reporting state: what was collected, what awaits acknowledgement, and the
 /// per-boot sequence.
+///
+/// A snapshot is held once and shared (`Arc`): the latest collected one,
+/// the journal's entry of it (in memory), the one being pushed and the
+/// acknowledged base of the next delta are the same allocation whenever they
+/// are the same snapshot. With many mounted configuration files a snapshot
+/// is megabytes, and holding it four times was most of the agent's memory.
 #[derive(Debug)]
 struct Agent {
     collector: Collector,
@@ -209,14 +216,15 @@ struct Agent {
     /// Last sequence number used; the first report of a boot gets 1.
     sequence: u64,
     /// The latest collected snapshot (its content is what heartbeats vouch for).
-    current: Option<HostSnapshot>,
+    current: Option<Arc<HostSnapshot>>,
     /// The snapshots to push, numbered, oldest first; retries reuse their
     /// numbers so the aggregator recognizes a retry of something it stored.
     journal: Journal,
     /// Content hash of the last snapshot the aggregator acknowledged.
     acked_hash: Option<String>,
-    /// That snapshot, while it is the base of the next delta.
-    acked: Option<HostSnapshot>,
+    /// That snapshot, while it is the base of the next delta (or a later
+    /// collection of the same content, so that the two share one copy).
+    acked: Option<Arc<HostSnapshot>>,
     /// Whether to send a changed snapshot as a delta (off with
     /// `--full-snapshots`, or once the aggregator answered that it takes
     /// none).
@@ -253,12 +261,14 @@ impl Agent {
         !self.journal.is_empty()
     }
 
-    /// Numbers `snapshot` and appends it to the journal. A journal that
+    /// Numbers `snapshot` and appends it to the journal; gives back the
+    /// numbered snapshot, shared with the journal. A journal that
     /// cannot be written is logged (the snapshot is then only in memory as
     /// `current`, and the next heartbeat or resync sends it).
-    fn enqueue(&mut self, mut snapshot: HostSnapshot) {
+    fn enqueue(&mut self, mut snapshot: HostSnapshot) -> Arc<HostSnapshot> {
         snapshot.sequence = self.next_sequence();
-        match self.journal.append(snapshot) {
+        let snapshot = Arc::new(snapshot);
+        match self.journal.append(Arc::clone(&snapshot)) {
             Ok(Some(c)) => {
                 warn!(
                     dropped = c.dropped,
@@ -273,6 +283,7 @@ impl Agent {
         }
         self.metrics
             .journal(self.journal.len(), self.journal.bytes());
+        snapshot
     }
 
     fn next_sequence(&mut self) -> u64 {
@@ -309,7 +320,18 @@ impl Agent {
             keep_the_form_held(&mut snapshot, latest);
         }
         if latest != Some(snapshot.content_hash.as_str()) {
-            self.enqueue(snapshot.clone());
+            self.current = Some(self.enqueue(snapshot));
+            return;
+        }
+        let snapshot = Arc::new(snapshot);
+        // The same content as the acknowledged base: the base of the next
+        // delta may as well be this copy, and the older one is let go.
+        if self
+            .acked
+            .as_ref()
+            .is_some_and(|acked| acked.content_hash == snapshot.content_hash)
+        {
+            self.acked = Some(Arc::clone(&snapshot));
         }
         self.current = Some(snapshot);
     }
@@ -384,7 +406,7 @@ impl Agent {
 
     /// Pushes one snapshot (as a delta when it can) and, once acknowledged,
     /// removes it from the journal.
-    async fn push_one(&mut self, snapshot: HostSnapshot) -> Result<(), ReportError> {
+    async fn push_one(&mut self, snapshot: Arc<HostSnapshot>) -> Result<(), ReportError> {
         let (response, sent) = self.send(&snapshot).await?;
         self.metrics.sent(sent);
         info!(
@@ -409,8 +431,8 @@ impl Agent {
         }
         self.hash_as_acknowledged(&response);
         // The base of the next delta: what the aggregator now holds.
-        self.acked = (response.content_hash == snapshot.content_hash).then(|| snapshot.clone());
-        self.acked_hash = Some(snapshot.content_hash);
+        self.acked_hash = Some(snapshot.content_hash.clone());
+        self.acked = (response.content_hash == snapshot.content_hash).then_some(snapshot);
         self.metrics
             .journal(self.journal.len(), self.journal.bytes());
         Ok(())
@@ -443,10 +465,10 @@ impl Agent {
     fn hash_whole_again(&mut self, error: &ReportError) {
         warn!(%error, "the aggregator refused a content hash made by container; hashing whole again");
         self.collector.set_hash_form(HashForm::Whole);
-        if let Some(mut current) = self.current.take() {
+        if let Some(current) = self.current.take() {
+            let mut current = Arc::unwrap_or_clone(current);
             current.content_hash = content_hash_in(HashForm::Whole, &current);
-            self.current = Some(current.clone());
-            self.enqueue(current);
+            self.current = Some(self.enqueue(current));
         }
     }
 
@@ -458,7 +480,7 @@ impl Agent {
     /// then on.
     async fn send(
         &mut self,
-        snapshot: &HostSnapshot,
+        snapshot: &Arc<HostSnapshot>,
     ) -> Result<(PushSnapshotResponse, Sent), ReportError> {
         if let Some(delta) = self.delta_for(snapshot) {
             match self.reporter.push_delta(delta).await {
@@ -477,7 +499,7 @@ impl Agent {
                 }
             }
         }
-        match self.reporter.push(snapshot.clone()).await {
+        match self.reporter.push(Arc::clone(snapshot)).await {
             Ok(response) => Ok((response, Sent::Snapshot)),
             Err(error) => {
                 self.metrics.failed(Sent::Snapshot);
@@ -531,7 +553,9 @@ impl Agent {
         );
         if response.snapshot_needed && !self.has_pending() {
             info!(hash = %short(&current.content_hash), "aggregator asked for the full snapshot");
-            self.enqueue(current);
+            // Numbered anew: a copy, on this rare path only.
+            let numbered = self.enqueue(Arc::unwrap_or_clone(current));
+            self.current = Some(numbered);
         }
         Ok(())
     }
