@@ -231,6 +231,9 @@ struct Agent {
     deltas: bool,
     /// The last refusal of a snapshot as invalid, for `--once` to report.
     refused: Option<ReportError>,
+    /// When the latest collection that found `current`'s content unchanged
+    /// ran (`None`: `current` is the latest collection).
+    fresh_at: Option<prost_types::Timestamp>,
     metrics: Metrics,
 }
 
@@ -252,6 +255,7 @@ impl Agent {
             acked: None,
             deltas,
             refused: None,
+            fresh_at: None,
             metrics,
         }
     }
@@ -298,28 +302,59 @@ impl Agent {
     /// Collects (everything, or only the containers `changes` names), and
     /// queues the result for pushing when its content differs from what the
     /// aggregator holds.
+    ///
+    /// When the current snapshot is what the aggregator holds (or will,
+    /// once the journal is through), hashed in the collector's form, the
+    /// collector is asked only whether anything differs from it
+    /// ([`Collector::collect_unless_same`]); if nothing does, the current
+    /// snapshot stays, shared, and only the time of this collection is
+    /// kept, for a snapshot sent again later.
     async fn collect(&mut self, changes: Option<&Changes>) {
         let started = Instant::now();
-        let snapshot = self.collector.collect(changes).await;
+        let latest = self
+            .journal
+            .newest_hash()
+            .or(self.acked_hash.as_deref())
+            .map(str::to_owned);
+        let form = self.collector.hash_form();
+        let unchanged_base = self
+            .current
+            .as_ref()
+            .filter(|c| {
+                latest.as_deref() == Some(c.content_hash.as_str())
+                    && HashForm::of(&c.content_hash) == Some(form)
+            })
+            .cloned();
+        let collected = match &unchanged_base {
+            Some(current) => self.collector.collect_unless_same(changes, current).await,
+            None => Some(self.collector.collect(changes).await),
+        };
         self.metrics.collected(started.elapsed());
         self.metrics
             .config_files(&self.collector.take_config_file_counts());
+        let Some(mut snapshot) = collected else {
+            debug!(
+                changed = changes.map(Changes::len),
+                "collected: the same content as the current snapshot"
+            );
+            self.fresh_at = Some(to_timestamp(SystemTime::now()));
+            return;
+        };
         debug!(
             containers = snapshot.containers.len(),
             changed = changes.map(Changes::len),
             hash = %short(&snapshot.content_hash),
             "collected"
         );
+        self.fresh_at = None;
         // The content the aggregator will hold once the journal is
         // through: a change from it is one more entry (so a container
         // started and stopped during an outage is two entries, both in the
         // history).
-        let latest = self.journal.newest_hash().or(self.acked_hash.as_deref());
-        let mut snapshot = snapshot;
-        if let Some(latest) = latest {
+        if let Some(latest) = latest.as_deref() {
             keep_the_form_held(&mut snapshot, latest);
         }
-        if latest != Some(snapshot.content_hash.as_str()) {
+        if latest.as_deref() != Some(snapshot.content_hash.as_str()) {
             self.current = Some(self.enqueue(snapshot));
             return;
         }
@@ -334,6 +369,16 @@ impl Agent {
             self.acked = Some(Arc::clone(&snapshot));
         }
         self.current = Some(snapshot);
+    }
+
+    /// The current snapshot, to send again: a copy of it, with the time of
+    /// the latest collection (which may have found it unchanged).
+    fn current_to_send_again(&self, current: Arc<HostSnapshot>) -> HostSnapshot {
+        let mut current = Arc::unwrap_or_clone(current);
+        if let Some(at) = &self.fresh_at {
+            current.collected_at = Some(*at);
+        }
+        current
     }
 
     /// Pushes the journal's snapshots, oldest first, until it is empty or a
@@ -466,7 +511,7 @@ impl Agent {
         warn!(%error, "the aggregator refused a content hash made by container; hashing whole again");
         self.collector.set_hash_form(HashForm::Whole);
         if let Some(current) = self.current.take() {
-            let mut current = Arc::unwrap_or_clone(current);
+            let mut current = self.current_to_send_again(current);
             current.content_hash = content_hash_in(HashForm::Whole, &current);
             self.current = Some(self.enqueue(current));
         }
@@ -554,7 +599,8 @@ impl Agent {
         if response.snapshot_needed && !self.has_pending() {
             info!(hash = %short(&current.content_hash), "aggregator asked for the full snapshot");
             // Numbered anew: a copy, on this rare path only.
-            let numbered = self.enqueue(Arc::unwrap_or_clone(current));
+            let again = self.current_to_send_again(current);
+            let numbered = self.enqueue(again);
             self.current = Some(numbered);
         }
         Ok(())

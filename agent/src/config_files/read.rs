@@ -69,16 +69,32 @@ pub struct Reader {
     fetched: u64,
     /// What the last collection did.
     counts: ReadCounts,
+    /// The containers the last reading was asked for, in order.
+    last_ids: Vec<String>,
+    /// Whether the last reading read every one of them (no engine error).
+    last_complete: bool,
+    /// What the last reading cut, per container (only those it cut).
+    last_cuts: Vec<(String, Vec<String>)>,
 }
 
 /// One container's reading: its files, and what to change in the cache.
 struct Outcome {
-    read: Read,
+    /// What each wanted mount gave, in mount order.
+    parts: Vec<Part>,
     /// The container's bind mounts, when asked of the engine this time.
     mounts: Option<Vec<MountInfo>>,
     /// Per mount read again: what to cache (`None`: forget it).
     fresh: Vec<(String, Option<HeldMount>)>,
     counts: ReadCounts,
+}
+
+/// What one mount gave a container's reading.
+enum Part {
+    /// Read again: its files.
+    Read(Vec<ConfigFile>),
+    /// Unchanged: its files are in the cache under this destination, made
+    /// into [`ConfigFile`]s only if they are wanted.
+    Cached(String),
 }
 
 /// One container's files, and what was cut from them (for `Container.cut`).
@@ -100,6 +116,9 @@ impl Reader {
             cache: HashMap::new(),
             fetched: 0,
             counts: ReadCounts::default(),
+            last_ids: Vec::new(),
+            last_complete: false,
+            last_cuts: Vec::new(),
         }
     }
 
@@ -125,6 +144,25 @@ impl Reader {
     /// knows is left out; any other engine error leaves that container
     /// unread (no entry: unknown, not "no files") and is logged.
     pub async fn read(&mut self, http: &EngineHttp, ids: &[String], key: &FleetKey) -> Vec<Read> {
+        match self.read_unless_unchanged(http, ids, key).await {
+            Some(read) => read,
+            None => self.as_before(),
+        }
+    }
+
+    /// As [`Reader::read`], but `None` when the reading would give exactly
+    /// what the last one gave: the same containers, each read whole both
+    /// times, and every mount unchanged (served from the cache). The files
+    /// are then not made again from the cache, which with many files is
+    /// most of an unchanged collection's cost; [`Reader::cuts_as_before`]
+    /// gives what was cut, and [`Reader::as_before`] the files, if wanted
+    /// after all.
+    pub async fn read_unless_unchanged(
+        &mut self,
+        http: &EngineHttp,
+        ids: &[String],
+        key: &FleetKey,
+    ) -> Option<Vec<Read>> {
         let budget = AtomicU64::new(self.bounds.max_total_bytes);
         let this = &*self;
         let budget_ref = &budget;
@@ -140,13 +178,16 @@ impl Reader {
             .collect()
             .await;
         let mut counts = ReadCounts::default();
-        let mut out = Vec::with_capacity(outcomes.len());
+        let mut done = Vec::with_capacity(outcomes.len());
+        let mut complete = true;
+        let mut unchanged = true;
         for (id, outcome) in outcomes {
             match outcome {
                 Ok(outcome) => {
                     if let Some(mounts) = outcome.mounts {
                         self.mounts.insert(id.clone(), mounts);
                     }
+                    unchanged &= outcome.fresh.is_empty();
                     for (destination, fresh) in outcome.fresh {
                         let cache_key = (id.clone(), destination);
                         match fresh {
@@ -155,13 +196,16 @@ impl Reader {
                         };
                     }
                     counts.add(&outcome.counts);
-                    out.push(outcome.read);
+                    done.push((id, outcome.parts));
                 }
-                Err(error) => tracing::warn!(
-                    container = %id.escape_debug(),
-                    %error,
-                    "cannot read this container's configuration files; reported as unknown"
-                ),
+                Err(error) => {
+                    complete = false;
+                    tracing::warn!(
+                        container = %id.escape_debug(),
+                        %error,
+                        "cannot read this container's configuration files; reported as unknown"
+                    );
+                }
             }
         }
         let spent = self.bounds.max_total_bytes - budget.load(Ordering::Relaxed);
@@ -171,68 +215,66 @@ impl Reader {
         // Forget what belongs to containers no longer running.
         self.mounts.retain(|id, _| ids.contains(id));
         self.cache.retain(|(id, _), _| ids.contains(id));
-        out
+        let as_before = unchanged && complete && self.last_complete && self.last_ids == ids;
+        self.last_ids = ids.to_vec();
+        self.last_complete = complete;
+        if as_before {
+            return None;
+        }
+        let out: Vec<Read> = done
+            .into_iter()
+            .map(|(id, parts)| self.finish(&id, parts))
+            .collect();
+        self.last_cuts = out
+            .iter()
+            .filter(|r| !r.cut.is_empty())
+            .map(|r| (r.files.container_id.clone(), r.cut.clone()))
+            .collect();
+        Some(out)
     }
 
-    /// One container's files, from the cache where the engine's stats are
-    /// unchanged; what to change in the cache is returned, not applied, so
-    /// that containers are read concurrently.
-    async fn read_container(
-        &self,
-        http: &EngineHttp,
-        id: &str,
-        key: &FleetKey,
-        budget: &AtomicU64,
-    ) -> Result<Outcome, HttpError> {
-        let (mounts, fetched_mounts) = match self.mounts.get(id) {
-            Some(m) => (m.clone(), None),
-            None => {
-                let m = bind_mounts(http, id).await?;
-                (m.clone(), Some(m))
-            }
-        };
-        let mut counts = ReadCounts::default();
-        let mut fresh_entries = Vec::new();
-        let mut files = BTreeMap::new();
-        for mount in mounts
+    /// What the last reading cut, per container (only those it cut).
+    pub fn cuts_as_before(&self) -> &[(String, Vec<String>)] {
+        &self.last_cuts
+    }
+
+    /// The files the last reading gave, made again from the cache: what
+    /// [`Reader::read_unless_unchanged`] left out when it answered `None`.
+    pub fn as_before(&self) -> Vec<Read> {
+        self.last_ids
             .iter()
-            .filter(|m| self.bounds.may_hold_wanted(&m.destination))
-        {
-            let cache_key = (id.to_owned(), mount.destination.clone());
-            let root = match self.cache.get(&cache_key) {
-                Some(cached) => match check(http, id, cached).await {
-                    Check::Unchanged => {
-                        counts.mounts_unchanged += 1;
-                        counts.files_unchanged += cached.files.len() as u64;
-                        for held in &cached.files {
-                            let file = held.file();
-                            files.insert(file.path.clone(), file);
-                        }
-                        continue;
+            .filter_map(|id| {
+                let mounts = self.mounts.get(id)?;
+                let parts = mounts
+                    .iter()
+                    .filter(|m| self.bounds.may_hold_wanted(&m.destination))
+                    .map(|m| Part::Cached(m.destination.clone()))
+                    .collect();
+                Some(self.finish(id, parts))
+            })
+            .collect()
+    }
+
+    /// A container's files from what its mounts gave, in mount order (a
+    /// later mount's file replaces an earlier one's of the same path),
+    /// within the bounds per container.
+    fn finish(&self, id: &str, parts: Vec<Part>) -> Read {
+        let mut files = BTreeMap::new();
+        for part in parts {
+            match part {
+                Part::Read(read) => {
+                    for file in read {
+                        files.insert(file.path.clone(), file);
                     }
-                    Check::Changed { root } => root,
-                },
-                None => None,
-            };
-            counts.mounts_read += 1;
-            let fresh = self.read_mount(http, id, mount, root, key, budget).await?;
-            for file in &fresh.files {
-                counts.file(file);
-            }
-            // A file not read for the budget is read next time.
-            let complete = !fresh.files.iter().any(|f| f.reason.starts_with(OVER_TOTAL));
-            let mut held = Vec::with_capacity(if complete { fresh.files.len() } else { 0 });
-            for file in fresh.files {
-                if complete {
-                    held.push(HeldFile::of(file.clone()));
                 }
-                files.insert(file.path.clone(), file);
+                Part::Cached(destination) => {
+                    let cache_key = (id.to_owned(), destination);
+                    for held in self.cache.get(&cache_key).map_or(&[][..], |c| &c.files) {
+                        let file = held.file();
+                        files.insert(file.path.clone(), file);
+                    }
+                }
             }
-            let held = complete.then_some(HeldMount {
-                stats: fresh.stats,
-                files: held,
-            });
-            fresh_entries.push((mount.destination.clone(), held));
         }
         let mut files: Vec<ConfigFile> = files.into_values().collect();
         let mut cut = Vec::new();
@@ -262,14 +304,68 @@ impl Reader {
             ));
             files.truncate(over);
         }
-        Ok(Outcome {
-            read: Read {
-                files: ContainerConfigFiles {
-                    container_id: id.to_owned(),
-                    files,
-                },
-                cut,
+        Read {
+            files: ContainerConfigFiles {
+                container_id: id.to_owned(),
+                files,
             },
+            cut,
+        }
+    }
+
+    /// One container's files, from the cache where the engine's stats are
+    /// unchanged; what to change in the cache is returned, not applied, so
+    /// that containers are read concurrently.
+    async fn read_container(
+        &self,
+        http: &EngineHttp,
+        id: &str,
+        key: &FleetKey,
+        budget: &AtomicU64,
+    ) -> Result<Outcome, HttpError> {
+        let (mounts, fetched_mounts) = match self.mounts.get(id) {
+            Some(m) => (m.clone(), None),
+            None => {
+                let m = bind_mounts(http, id).await?;
+                (m.clone(), Some(m))
+            }
+        };
+        let mut counts = ReadCounts::default();
+        let mut fresh_entries = Vec::new();
+        let mut parts = Vec::new();
+        for mount in mounts
+            .iter()
+            .filter(|m| self.bounds.may_hold_wanted(&m.destination))
+        {
+            let cache_key = (id.to_owned(), mount.destination.clone());
+            let root = match self.cache.get(&cache_key) {
+                Some(cached) => match check(http, id, cached).await {
+                    Check::Unchanged => {
+                        counts.mounts_unchanged += 1;
+                        counts.files_unchanged += cached.files.len() as u64;
+                        parts.push(Part::Cached(mount.destination.clone()));
+                        continue;
+                    }
+                    Check::Changed { root } => root,
+                },
+                None => None,
+            };
+            counts.mounts_read += 1;
+            let fresh = self.read_mount(http, id, mount, root, key, budget).await?;
+            for file in &fresh.files {
+                counts.file(file);
+            }
+            // A file not read for the budget is read next time.
+            let complete = !fresh.files.iter().any(|f| f.reason.starts_with(OVER_TOTAL));
+            let held = complete.then(|| HeldMount {
+                stats: fresh.stats,
+                files: fresh.files.iter().cloned().map(HeldFile::of).collect(),
+            });
+            parts.push(Part::Read(fresh.files));
+            fresh_entries.push((mount.destination.clone(), held));
+        }
+        Ok(Outcome {
+            parts,
             mounts: fetched_mounts,
             fresh: fresh_entries,
             counts,
