@@ -304,11 +304,13 @@ impl Agent {
     /// aggregator holds.
     ///
     /// When the current snapshot is what the aggregator holds (or will,
-    /// once the journal is through), hashed in the collector's form, the
-    /// collector is asked only whether anything differs from it
-    /// ([`Collector::collect_unless_same`]); if nothing does, the current
-    /// snapshot stays, shared, and only the time of this collection is
-    /// kept, for a snapshot sent again later.
+    /// once the journal is through), the collector is asked only whether
+    /// anything differs from it ([`Collector::collect_unless_same`]); if
+    /// nothing does, the current snapshot stays, shared, and only the time
+    /// of this collection is kept, for a snapshot sent again later. That is
+    /// what collecting it whole would end in, whatever the collector's hash
+    /// form: the same content keeps the hash held ([`keep_the_form_held`])
+    /// and is not queued.
     async fn collect(&mut self, changes: Option<&Changes>) {
         let started = Instant::now();
         let latest = self
@@ -316,13 +318,12 @@ impl Agent {
             .newest_hash()
             .or(self.acked_hash.as_deref())
             .map(str::to_owned);
-        let form = self.collector.hash_form();
         let unchanged_base = self
             .current
             .as_ref()
             .filter(|c| {
                 latest.as_deref() == Some(c.content_hash.as_str())
-                    && HashForm::of(&c.content_hash) == Some(form)
+                    && HashForm::of(&c.content_hash).is_some()
             })
             .cloned();
         let collected = match &unchanged_base {

@@ -288,9 +288,8 @@ impl Collector {
     }
 
     /// As [`Collector::collect`], but `None` when the snapshot would have
-    /// the content of `current` (the last one collected, hashed in this
-    /// collector's form): every configuration file unchanged and the rest
-    /// of it equal. The snapshot is then not built again from the reader's
+    /// the content of `current` (the last one collected): every
+    /// configuration file unchanged and the rest of it equal. The snapshot is then not built again from the reader's
     /// cache, nor hashed, which with many mounted files is most of what an
     /// unchanged collection costs.
     pub async fn collect_unless_same(
@@ -305,19 +304,16 @@ impl Collector {
         let config_files = match config_files {
             Some(files) => files,
             None => {
-                let same_form = HashForm::of(&current.content_hash) == Some(self.hash_form);
-                if same_form {
-                    let (probe, _) = build_snapshot(
-                        &self.header,
-                        host.clone(),
-                        &reading,
-                        Vec::new(),
-                        SystemTime::now(),
-                        self.hash_form,
-                    );
-                    if same_but_files(&probe, current) {
-                        return None;
-                    }
+                let (probe, _) = build_snapshot(
+                    &self.header,
+                    host.clone(),
+                    &reading,
+                    Vec::new(),
+                    SystemTime::now(),
+                    self.hash_form,
+                );
+                if same_but_files(&probe, current) {
+                    return None;
                 }
                 self.files
                     .as_before()
