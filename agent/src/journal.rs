@@ -20,6 +20,7 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use envparity_proto::v1::HostSnapshot;
 use prost::Message;
@@ -102,8 +103,9 @@ struct Entry {
     bytes: u64,
     key: EntryKey,
     content_hash: String,
-    /// The snapshot itself when there is no directory to read it from.
-    in_memory: Option<HostSnapshot>,
+    /// The snapshot itself when there is no directory to read it from:
+    /// the agent's shared copy, not one of its own.
+    in_memory: Option<Arc<HostSnapshot>>,
 }
 
 /// The unacknowledged snapshots, oldest first.
@@ -250,10 +252,17 @@ impl Journal {
     }
 
     /// Appends `snapshot` (already numbered), compacting first if it would
-    /// not fit. Durable when this returns (with a directory).
-    pub fn append(&mut self, snapshot: HostSnapshot) -> Result<Option<Compaction>, JournalError> {
-        let encoded = snapshot.encode_to_vec();
-        let size = encoded.len() as u64;
+    /// not fit. Durable when this returns (with a directory). In memory, the
+    /// entry is `snapshot` itself, shared, and nothing is encoded.
+    pub fn append(
+        &mut self,
+        snapshot: impl Into<Arc<HostSnapshot>>,
+    ) -> Result<Option<Compaction>, JournalError> {
+        let snapshot = snapshot.into();
+        let encoded = self.dir.as_ref().map(|_| snapshot.encode_to_vec());
+        let size = encoded
+            .as_ref()
+            .map_or_else(|| snapshot.encoded_len(), Vec::len) as u64;
         let compaction = if self.bytes + size > self.max_bytes && !self.entries.is_empty() {
             Some(self.compact(size)?)
         } else {
@@ -261,18 +270,20 @@ impl Journal {
         };
         let id = self.next_id;
         self.next_id += 1;
-        let in_memory = match &self.dir {
-            Some(dir) => {
+        let key = EntryKey::of(&snapshot);
+        let content_hash = snapshot.content_hash.clone();
+        let in_memory = match (&self.dir, encoded) {
+            (Some(dir), Some(encoded)) => {
                 write_entry(dir, id, &encoded)?;
                 None
             }
-            None => Some(snapshot.clone()),
+            _ => Some(snapshot),
         };
         self.entries.push_back(Entry {
             id,
             bytes: size,
-            key: EntryKey::of(&snapshot),
-            content_hash: snapshot.content_hash,
+            key,
+            content_hash,
             in_memory,
         });
         self.bytes += size;
@@ -303,13 +314,13 @@ impl Journal {
         })
     }
 
-    /// The oldest entry, to push next.
-    pub fn oldest(&self) -> Result<Option<HostSnapshot>, JournalError> {
+    /// The oldest entry, to push next (in memory: the shared copy).
+    pub fn oldest(&self) -> Result<Option<Arc<HostSnapshot>>, JournalError> {
         let Some(entry) = self.entries.front() else {
             return Ok(None);
         };
         if let Some(snapshot) = &entry.in_memory {
-            return Ok(Some(snapshot.clone()));
+            return Ok(Some(Arc::clone(snapshot)));
         }
         let Some(dir) = &self.dir else {
             return Ok(None);
@@ -317,7 +328,7 @@ impl Journal {
         let path = entry_path(dir, entry.id);
         let bytes = std::fs::read(&path).map_err(io(&path, "read an entry"))?;
         HostSnapshot::decode(bytes.as_slice())
-            .map(Some)
+            .map(|s| Some(Arc::new(s)))
             .map_err(|e| JournalError::Io {
                 path,
                 action: "decode an entry",

@@ -21,6 +21,7 @@ pub mod limit;
 pub mod logging;
 pub mod machine;
 pub mod metrics;
+pub mod push_encoding;
 pub mod report;
 pub mod run;
 pub mod runtime;

@@ -1,14 +1,19 @@
 //! Talking to the aggregator: the gRPC client and the retry backoff.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use envparity_proto::transport::ClientTls;
 use envparity_proto::v1::report_service_client::ReportServiceClient;
 use envparity_proto::v1::{
-    HeartbeatRequest, HeartbeatResponse, HostSnapshot, PushDeltaRequest, PushSnapshotRequest,
-    PushSnapshotResponse,
+    HeartbeatRequest, HeartbeatResponse, HostSnapshot, PushDeltaRequest, PushSnapshotResponse,
 };
+use tonic::GrpcMethod;
+use tonic::Status;
+use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::{Channel, Endpoint};
+
+use crate::push_encoding::SharedPushCodec;
 
 /// How long to wait for a TCP/HTTP2 connection to the aggregator.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -83,6 +88,9 @@ fn describe(status: &tonic::Status) -> String {
 pub struct Reporter {
     url: String,
     client: ReportServiceClient<Channel>,
+    /// The same channel, for pushes encoded from a shared snapshot
+    /// ([`crate::push_encoding`]).
+    grpc: tonic::client::Grpc<Channel>,
 }
 
 impl Reporter {
@@ -97,9 +105,11 @@ impl Reporter {
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(CALL_TIMEOUT);
         let endpoint = tls.apply(endpoint, url).map_err(ReportError::Tls)?;
+        let channel = endpoint.connect_lazy();
         Ok(Self {
             url: url.to_owned(),
-            client: ReportServiceClient::new(endpoint.connect_lazy()),
+            client: ReportServiceClient::new(channel.clone()),
+            grpc: tonic::client::Grpc::new(channel),
         })
     }
 
@@ -109,16 +119,26 @@ impl Reporter {
     }
 
     /// Pushes a full snapshot; `Ok` means the aggregator stored it (or
-    /// already had it).
+    /// already had it). Encoded from the shared copy, not a clone of it
+    /// ([`crate::push_encoding`]).
     pub async fn push(
         &mut self,
-        snapshot: HostSnapshot,
+        snapshot: Arc<HostSnapshot>,
     ) -> Result<PushSnapshotResponse, ReportError> {
-        let request = PushSnapshotRequest {
-            snapshot: Some(snapshot),
-        };
-        self.client
-            .push_snapshot(request)
+        self.grpc.ready().await.map_err(|e| {
+            self.error(
+                "PushSnapshot",
+                Status::unknown(format!("Service was not ready: {e}")),
+            )
+        })?;
+        let path = PathAndQuery::from_static("/envparity.v1.ReportService/PushSnapshot");
+        let mut request = tonic::Request::new(snapshot);
+        request.extensions_mut().insert(GrpcMethod::new(
+            "envparity.v1.ReportService",
+            "PushSnapshot",
+        ));
+        self.grpc
+            .unary(request, path, SharedPushCodec)
             .await
             .map(tonic::Response::into_inner)
             .map_err(|status| self.error("PushSnapshot", status))
@@ -257,7 +277,10 @@ mod tests {
             ..ClientTls::default()
         };
         let mut reporter = Reporter::with_tls("http://127.0.0.1:9", &loopback).unwrap();
-        let err = reporter.push(HostSnapshot::default()).await.unwrap_err();
+        let err = reporter
+            .push(Arc::new(HostSnapshot::default()))
+            .await
+            .unwrap_err();
         let msg = err.to_string();
         assert!(
             msg.starts_with("aggregator http://127.0.0.1:9: PushSnapshot failed"),

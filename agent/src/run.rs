@@ -7,6 +7,7 @@
 //! failed (only a full journal compacts, and says so).
 
 use std::future::{Future, pending};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use envparity_proto::delta;
@@ -202,6 +203,12 @@ pub async fn shutdown_signal() {
 
 /// Reporting state: what was collected, what awaits acknowledgement, and the
 /// per-boot sequence.
+///
+/// A snapshot is held once and shared (`Arc`): the latest collected one,
+/// the journal's entry of it (in memory), the one being pushed and the
+/// acknowledged base of the next delta are the same allocation whenever they
+/// are the same snapshot. With many mounted configuration files a snapshot
+/// is megabytes, and holding it four times was most of the agent's memory.
 #[derive(Debug)]
 struct Agent {
     collector: Collector,
@@ -209,20 +216,24 @@ struct Agent {
     /// Last sequence number used; the first report of a boot gets 1.
     sequence: u64,
     /// The latest collected snapshot (its content is what heartbeats vouch for).
-    current: Option<HostSnapshot>,
+    current: Option<Arc<HostSnapshot>>,
     /// The snapshots to push, numbered, oldest first; retries reuse their
     /// numbers so the aggregator recognizes a retry of something it stored.
     journal: Journal,
     /// Content hash of the last snapshot the aggregator acknowledged.
     acked_hash: Option<String>,
-    /// That snapshot, while it is the base of the next delta.
-    acked: Option<HostSnapshot>,
+    /// That snapshot, while it is the base of the next delta (or a later
+    /// collection of the same content, so that the two share one copy).
+    acked: Option<Arc<HostSnapshot>>,
     /// Whether to send a changed snapshot as a delta (off with
     /// `--full-snapshots`, or once the aggregator answered that it takes
     /// none).
     deltas: bool,
     /// The last refusal of a snapshot as invalid, for `--once` to report.
     refused: Option<ReportError>,
+    /// When the latest collection that found `current`'s content unchanged
+    /// ran (`None`: `current` is the latest collection).
+    fresh_at: Option<prost_types::Timestamp>,
     metrics: Metrics,
 }
 
@@ -244,6 +255,7 @@ impl Agent {
             acked: None,
             deltas,
             refused: None,
+            fresh_at: None,
             metrics,
         }
     }
@@ -253,12 +265,14 @@ impl Agent {
         !self.journal.is_empty()
     }
 
-    /// Numbers `snapshot` and appends it to the journal. A journal that
+    /// Numbers `snapshot` and appends it to the journal; gives back the
+    /// numbered snapshot, shared with the journal. A journal that
     /// cannot be written is logged (the snapshot is then only in memory as
     /// `current`, and the next heartbeat or resync sends it).
-    fn enqueue(&mut self, mut snapshot: HostSnapshot) {
+    fn enqueue(&mut self, mut snapshot: HostSnapshot) -> Arc<HostSnapshot> {
         snapshot.sequence = self.next_sequence();
-        match self.journal.append(snapshot) {
+        let snapshot = Arc::new(snapshot);
+        match self.journal.append(Arc::clone(&snapshot)) {
             Ok(Some(c)) => {
                 warn!(
                     dropped = c.dropped,
@@ -273,6 +287,7 @@ impl Agent {
         }
         self.metrics
             .journal(self.journal.len(), self.journal.bytes());
+        snapshot
     }
 
     fn next_sequence(&mut self) -> u64 {
@@ -287,31 +302,84 @@ impl Agent {
     /// Collects (everything, or only the containers `changes` names), and
     /// queues the result for pushing when its content differs from what the
     /// aggregator holds.
+    ///
+    /// When the current snapshot is what the aggregator holds (or will,
+    /// once the journal is through), the collector is asked only whether
+    /// anything differs from it ([`Collector::collect_unless_same`]); if
+    /// nothing does, the current snapshot stays, shared, and only the time
+    /// of this collection is kept, for a snapshot sent again later. That is
+    /// what collecting it whole would end in, whatever the collector's hash
+    /// form: the same content keeps the hash held ([`keep_the_form_held`])
+    /// and is not queued.
     async fn collect(&mut self, changes: Option<&Changes>) {
         let started = Instant::now();
-        let snapshot = self.collector.collect(changes).await;
+        let latest = self
+            .journal
+            .newest_hash()
+            .or(self.acked_hash.as_deref())
+            .map(str::to_owned);
+        let unchanged_base = self
+            .current
+            .as_ref()
+            .filter(|c| {
+                latest.as_deref() == Some(c.content_hash.as_str())
+                    && HashForm::of(&c.content_hash).is_some()
+            })
+            .cloned();
+        let collected = match &unchanged_base {
+            Some(current) => self.collector.collect_unless_same(changes, current).await,
+            None => Some(self.collector.collect(changes).await),
+        };
         self.metrics.collected(started.elapsed());
         self.metrics
             .config_files(&self.collector.take_config_file_counts());
+        let Some(mut snapshot) = collected else {
+            debug!(
+                changed = changes.map(Changes::len),
+                "collected: the same content as the current snapshot"
+            );
+            self.fresh_at = Some(to_timestamp(SystemTime::now()));
+            return;
+        };
         debug!(
             containers = snapshot.containers.len(),
             changed = changes.map(Changes::len),
             hash = %short(&snapshot.content_hash),
             "collected"
         );
+        self.fresh_at = None;
         // The content the aggregator will hold once the journal is
         // through: a change from it is one more entry (so a container
         // started and stopped during an outage is two entries, both in the
         // history).
-        let latest = self.journal.newest_hash().or(self.acked_hash.as_deref());
-        let mut snapshot = snapshot;
-        if let Some(latest) = latest {
+        if let Some(latest) = latest.as_deref() {
             keep_the_form_held(&mut snapshot, latest);
         }
-        if latest != Some(snapshot.content_hash.as_str()) {
-            self.enqueue(snapshot.clone());
+        if latest.as_deref() != Some(snapshot.content_hash.as_str()) {
+            self.current = Some(self.enqueue(snapshot));
+            return;
+        }
+        let snapshot = Arc::new(snapshot);
+        // The same content as the acknowledged base: the base of the next
+        // delta may as well be this copy, and the older one is let go.
+        if self
+            .acked
+            .as_ref()
+            .is_some_and(|acked| acked.content_hash == snapshot.content_hash)
+        {
+            self.acked = Some(Arc::clone(&snapshot));
         }
         self.current = Some(snapshot);
+    }
+
+    /// The current snapshot, to send again: a copy of it, with the time of
+    /// the latest collection (which may have found it unchanged).
+    fn current_to_send_again(&self, current: Arc<HostSnapshot>) -> HostSnapshot {
+        let mut current = Arc::unwrap_or_clone(current);
+        if let Some(at) = &self.fresh_at {
+            current.collected_at = Some(*at);
+        }
+        current
     }
 
     /// Pushes the journal's snapshots, oldest first, until it is empty or a
@@ -384,7 +452,7 @@ impl Agent {
 
     /// Pushes one snapshot (as a delta when it can) and, once acknowledged,
     /// removes it from the journal.
-    async fn push_one(&mut self, snapshot: HostSnapshot) -> Result<(), ReportError> {
+    async fn push_one(&mut self, snapshot: Arc<HostSnapshot>) -> Result<(), ReportError> {
         let (response, sent) = self.send(&snapshot).await?;
         self.metrics.sent(sent);
         info!(
@@ -409,8 +477,8 @@ impl Agent {
         }
         self.hash_as_acknowledged(&response);
         // The base of the next delta: what the aggregator now holds.
-        self.acked = (response.content_hash == snapshot.content_hash).then(|| snapshot.clone());
-        self.acked_hash = Some(snapshot.content_hash);
+        self.acked_hash = Some(snapshot.content_hash.clone());
+        self.acked = (response.content_hash == snapshot.content_hash).then_some(snapshot);
         self.metrics
             .journal(self.journal.len(), self.journal.bytes());
         Ok(())
@@ -443,10 +511,10 @@ impl Agent {
     fn hash_whole_again(&mut self, error: &ReportError) {
         warn!(%error, "the aggregator refused a content hash made by container; hashing whole again");
         self.collector.set_hash_form(HashForm::Whole);
-        if let Some(mut current) = self.current.take() {
+        if let Some(current) = self.current.take() {
+            let mut current = self.current_to_send_again(current);
             current.content_hash = content_hash_in(HashForm::Whole, &current);
-            self.current = Some(current.clone());
-            self.enqueue(current);
+            self.current = Some(self.enqueue(current));
         }
     }
 
@@ -458,7 +526,7 @@ impl Agent {
     /// then on.
     async fn send(
         &mut self,
-        snapshot: &HostSnapshot,
+        snapshot: &Arc<HostSnapshot>,
     ) -> Result<(PushSnapshotResponse, Sent), ReportError> {
         if let Some(delta) = self.delta_for(snapshot) {
             match self.reporter.push_delta(delta).await {
@@ -477,7 +545,7 @@ impl Agent {
                 }
             }
         }
-        match self.reporter.push(snapshot.clone()).await {
+        match self.reporter.push(Arc::clone(snapshot)).await {
             Ok(response) => Ok((response, Sent::Snapshot)),
             Err(error) => {
                 self.metrics.failed(Sent::Snapshot);
@@ -531,7 +599,10 @@ impl Agent {
         );
         if response.snapshot_needed && !self.has_pending() {
             info!(hash = %short(&current.content_hash), "aggregator asked for the full snapshot");
-            self.enqueue(current);
+            // Numbered anew: a copy, on this rare path only.
+            let again = self.current_to_send_again(current);
+            let numbered = self.enqueue(again);
+            self.current = Some(numbered);
         }
         Ok(())
     }

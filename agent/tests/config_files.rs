@@ -358,3 +358,70 @@ fn a_collections_engine_calls_share_kept_alive_connections_and_survive_an_engine
     );
     Ok(())
 }
+
+#[test]
+fn an_unchanged_collection_answers_same_without_building_the_snapshot_and_a_change_builds_it_whole()
+-> anyhow::Result<()> {
+    let engine = DockerHost::start("config-same")?;
+    engine.import_image(IMAGE, ImageSpec::new().cmd(&["/bin/sleep", "3600"]))?;
+    let dir = tempfile::tempdir()?;
+    let a = dir.path().join("a.yaml");
+    let single = dir.path().join("single.env");
+    std::fs::write(&a, "a: 1\nb: 2\n")?;
+    std::fs::write(&single, "X=1\n")?;
+    for file in [&a, &single] {
+        age(file, Duration::from_secs(3600))?;
+    }
+    let id = engine.run(
+        Run::new(IMAGE)
+            .name("web")
+            .arg(format!("--volume={}:/etc/app:ro", dir.path().display()))
+            .arg(format!("--volume={}:/etc/single.env:ro", single.display())),
+    )?;
+    let cfg = config("http://127.0.0.1:9", &engine.docker_host());
+    let mut collector = Collector::new(&cfg, SnapshotHeader::new(&cfg, "boot"));
+    let rt = runtime();
+    let first = rt.block_on(collector.collect(None));
+    assert_eq!(paths(files_of(&first, &id)).len(), 3, "{first:?}");
+
+    // Nothing changed: nothing built, whatever form the snapshot held was
+    // hashed in (an aggregator that hashes by container keeps the whole
+    // hash of an unchanged content).
+    assert_eq!(
+        rt.block_on(collector.collect_unless_same(None, &first)),
+        None
+    );
+    collector.set_hash_form(envparity_proto::hash::HashForm::ByContainer);
+    assert_eq!(
+        rt.block_on(collector.collect_unless_same(None, &first)),
+        None
+    );
+    collector.set_hash_form(envparity_proto::hash::HashForm::Whole);
+
+    // Something other than the files differs from the snapshot held: built
+    // whole, files made again from the cache, the content that of a full
+    // collection.
+    let mut other = first.clone();
+    other.labels.clear();
+    let built = rt
+        .block_on(collector.collect_unless_same(None, &other))
+        .expect("differs from the one held");
+    assert_eq!(built.content_hash, first.content_hash);
+    assert_eq!(built.config_files, first.config_files);
+
+    // A file changed: read again and built whole.
+    std::fs::write(&a, "a: 1\nb: 3\n")?;
+    age(&a, Duration::from_secs(60))?;
+    let changed = rt
+        .block_on(collector.collect_unless_same(None, &first))
+        .expect("a file changed");
+    assert_ne!(changed.content_hash, first.content_hash);
+    let full = rt.block_on(collector.collect(None));
+    assert_eq!(full.content_hash, changed.content_hash);
+    assert_eq!(full.config_files, changed.config_files);
+    assert_eq!(
+        rt.block_on(collector.collect_unless_same(None, &changed)),
+        None
+    );
+    Ok(())
+}

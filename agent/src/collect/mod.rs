@@ -130,6 +130,38 @@ pub fn build_snapshot(
     (snapshot, cuts)
 }
 
+/// Whether `a` and `b` say the same of everything but their configuration
+/// files and what changes at every collection (`sequence`, `collected_at`,
+/// `content_hash`). Every field is named, so that a new one is decided here.
+fn same_but_files(a: &HostSnapshot, b: &HostSnapshot) -> bool {
+    let HostSnapshot {
+        host_id,
+        environment,
+        labels,
+        agent,
+        sequence: _,
+        collected_at: _,
+        host,
+        engine,
+        engine_state,
+        containers,
+        content_hash: _,
+        fingerprint_key_id,
+        containers_dropped,
+        config_files: _,
+    } = a;
+    *host_id == b.host_id
+        && *environment == b.environment
+        && *labels == b.labels
+        && *agent == b.agent
+        && *host == b.host
+        && *engine == b.engine
+        && *engine_state == b.engine_state
+        && *containers == b.containers
+        && *fingerprint_key_id == b.fingerprint_key_id
+        && *containers_dropped == b.containers_dropped
+}
+
 /// Keeps the configuration files within
 /// [`envparity_proto::limits::MAX_SNAPSHOT_CONFIG_BYTES`] together: the
 /// entries past it (by container id) are left out, so those containers'
@@ -226,7 +258,7 @@ impl Collector {
     }
 
     /// What reading configuration files did since the last call.
-    pub fn take_config_file_counts(&mut self) -> crate::config_files::read::ReadCounts {
+    pub fn take_config_file_counts(&mut self) -> crate::config_files::counts::ReadCounts {
         self.files.take_counts()
     }
 
@@ -250,8 +282,53 @@ impl Collector {
     pub async fn collect(&mut self, changes: Option<&Changes>) -> HostSnapshot {
         let mut reading = self.read_engine(changes).await;
         let config_files = self.read_config_files(&mut reading).await;
+        self.note_engine(&reading);
+        let host = host::host_facts(&self.host_root);
+        self.build(&reading, host, config_files)
+    }
+
+    /// As [`Collector::collect`], but `None` when the snapshot would have
+    /// the content of `current` (the last one collected): every
+    /// configuration file unchanged and the rest of it equal. The snapshot is then not built again from the reader's
+    /// cache, nor hashed, which with many mounted files is most of what an
+    /// unchanged collection costs.
+    pub async fn collect_unless_same(
+        &mut self,
+        changes: Option<&Changes>,
+        current: &HostSnapshot,
+    ) -> Option<HostSnapshot> {
+        let mut reading = self.read_engine(changes).await;
+        let config_files = self.read_config_files_unless_unchanged(&mut reading).await;
+        self.note_engine(&reading);
+        let host = host::host_facts(&self.host_root);
+        let config_files = match config_files {
+            Some(files) => files,
+            None => {
+                let (probe, _) = build_snapshot(
+                    &self.header,
+                    host.clone(),
+                    &reading,
+                    Vec::new(),
+                    SystemTime::now(),
+                    self.hash_form,
+                );
+                if same_but_files(&probe, current) {
+                    return None;
+                }
+                self.files
+                    .as_before()
+                    .into_iter()
+                    .map(|r| r.files)
+                    .collect()
+            }
+        };
+        Some(self.build(&reading, host, config_files))
+    }
+
+    /// Logs the engine's state when it changed since the last collection.
+    fn note_engine(&mut self, reading: &EngineReading) {
         let runtime = self.target.describe();
-        match (&reading, self.engine_was_ok) {
+        match (reading, self.engine_was_ok) {
             (Err(error), Some(true) | None) => tracing::warn!(
                 %runtime,
                 %error,
@@ -269,11 +346,19 @@ impl Collector {
         if reading.is_err() {
             self.engine = None;
         }
-        let host = host::host_facts(&self.host_root);
+    }
+
+    /// The snapshot of a reading, its cuts logged when they first appear.
+    fn build(
+        &mut self,
+        reading: &EngineReading,
+        host: HostFacts,
+        config_files: Vec<ContainerConfigFiles>,
+    ) -> HostSnapshot {
         let (snapshot, cuts) = build_snapshot(
             &self.header,
             host,
-            &reading,
+            reading,
             config_files,
             SystemTime::now(),
             self.hash_form,
@@ -300,17 +385,54 @@ impl Collector {
         &mut self,
         reading: &mut EngineReading,
     ) -> Vec<ContainerConfigFiles> {
+        self.read_config_files_as(reading, false)
+            .await
+            .unwrap_or_default()
+    }
+
+    /// As [`Collector::read_config_files`], but `None` when every file is
+    /// as the last reading gave it ([`Reader::read_unless_unchanged`]); what
+    /// it cut then goes to each container's `cut` all the same.
+    ///
+    /// [`Reader::read_unless_unchanged`]: crate::config_files::read::Reader::read_unless_unchanged
+    async fn read_config_files_unless_unchanged(
+        &mut self,
+        reading: &mut EngineReading,
+    ) -> Option<Vec<ContainerConfigFiles>> {
+        self.read_config_files_as(reading, true).await
+    }
+
+    async fn read_config_files_as(
+        &mut self,
+        reading: &mut EngineReading,
+        unless_unchanged: bool,
+    ) -> Option<Vec<ContainerConfigFiles>> {
         let (Ok((_, containers)), Some(Runtime::DockerApi(api))) = (reading, &self.engine) else {
-            return Vec::new();
+            return Some(Vec::new());
         };
         use crate::runtime::RuntimeKind;
         if !self.files.enabled()
             || !matches!(api.dialect.kind, RuntimeKind::Docker | RuntimeKind::Podman)
         {
-            return Vec::new();
+            return Some(Vec::new());
         }
         let ids: Vec<String> = containers.iter().map(|c| c.id.clone()).collect();
-        let read = self.files.read(api.engine.http(), &ids, &self.key).await;
+        let http = api.engine.http();
+        let read = if unless_unchanged {
+            self.files
+                .read_unless_unchanged(http, &ids, &self.key)
+                .await
+        } else {
+            Some(self.files.read(http, &ids, &self.key).await)
+        };
+        let Some(read) = read else {
+            for (id, cut) in self.files.cuts_as_before() {
+                if let Some(c) = containers.iter_mut().find(|c| &c.id == id) {
+                    c.cut.extend(cut.iter().cloned());
+                }
+            }
+            return None;
+        };
         let mut out = Vec::with_capacity(read.len());
         for r in read {
             if let Some(c) = containers.iter_mut().find(|c| c.id == r.files.container_id) {
@@ -318,7 +440,7 @@ impl Collector {
             }
             out.push(r.files);
         }
-        out
+        Some(out)
     }
 
     async fn read_engine(&mut self, changes: Option<&Changes>) -> EngineReading {

@@ -156,7 +156,7 @@ pub struct Config {
     /// Which config file values may go in clear.
     pub clear_config: crate::config_files::ClearConfigPolicy,
     /// Which mounted configuration files are read, and how much.
-    pub config_files: crate::config_files::read::Bounds,
+    pub config_files: crate::config_files::bounds::Bounds,
     /// Root of the host filesystem.
     pub host_root: PathBuf,
     /// Heartbeat period.
@@ -242,7 +242,7 @@ impl Config {
         let clear_config =
             crate::config_files::ClearConfigPolicy::parse(&sources.value(&s::CLEAR_CONFIG)?.value)
                 .unwrap_or_default();
-        let config_files = crate::config_files::read::Bounds {
+        let config_files = crate::config_files::bounds::Bounds {
             include: sources.value(&s::CONFIG_FILE_INCLUDE)?.value,
             exclude: sources.value(&s::CONFIG_FILE_EXCLUDE)?.value,
             max_files: sources.value(&s::CONFIG_FILE_MAX_FILES)?.value,

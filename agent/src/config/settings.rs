@@ -150,7 +150,7 @@ envparity_settings::declare! {
         .var("ENVPARITY_CONFIG_FILE_INCLUDE")
         .value_name("GLOB")
         .default(|| {
-            crate::config_files::read::Bounds::DEFAULT_INCLUDE
+            crate::config_files::bounds::Bounds::DEFAULT_INCLUDE
                 .iter()
                 .map(|g| (*g).to_owned())
                 .collect()

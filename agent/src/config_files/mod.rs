@@ -31,6 +31,9 @@
 //! its key still exists. So `port: 8080` and `port: "8080"` compare equal:
 //! what a program reads, not how it was quoted.
 
+pub mod bounds;
+mod cache;
+pub mod counts;
 pub mod detect;
 pub mod dotenv;
 pub mod ini;
@@ -39,6 +42,7 @@ pub mod path;
 pub mod properties;
 pub mod protect;
 pub mod read;
+mod symlink;
 pub mod tar;
 pub mod toml;
 pub mod tree;

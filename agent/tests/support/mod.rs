@@ -43,8 +43,8 @@ pub fn config(aggregator: &str, docker_host: &str) -> Config {
             "/run/secrets/*=*",
         ])
         .expect("clear-config entries"),
-        config_files: envparity_agent::config_files::read::Bounds {
-            include: envparity_agent::config_files::read::Bounds::DEFAULT_INCLUDE
+        config_files: envparity_agent::config_files::bounds::Bounds {
+            include: envparity_agent::config_files::bounds::Bounds::DEFAULT_INCLUDE
                 .iter()
                 .map(|g| (*g).to_owned())
                 .collect(),
