@@ -40,7 +40,8 @@ fn candidate(image: &str) -> Result<Option<String>, String> {
 
 /// The one content the replicas of a stage run, named by an identity every
 /// one of them lists ([`identities`]: Podman may list a multi-arch image's
-/// platform digest beside the index a Docker host lists alone); `None`
+/// platform digest beside the index a Docker host lists alone), a registry
+/// digest before the image id; `None`
 /// when there is no replica; the identities shown when they run several
 /// contents (or no identity is common to all).
 fn common_identity(
@@ -50,9 +51,13 @@ fn common_identity(
         return Ok(None);
     };
     let all: Vec<Vec<&str>> = running.iter().map(|i| identities(i)).collect();
-    let common = identities(first)
+    // Named by a registry digest when one is common (what `--image` takes),
+    // by the image id only when none is.
+    let on_all = |id: &&str| all.iter().all(|ids| ids.contains(id));
+    let common = registry_digests(first)
         .into_iter()
-        .find(|id| all.iter().all(|ids| ids.contains(id)));
+        .find(on_all)
+        .or_else(|| Some(first.image_id.as_str()).filter(on_all));
     match common {
         Some(id) if one_content(&all) => Ok(Some(id.to_owned())),
         _ => {
