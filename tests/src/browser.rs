@@ -270,7 +270,17 @@ impl Browser {
 
     /// The rendered text of the first element matching `css`.
     pub fn text(&self, css: &str) -> Result<String> {
-        self.find(css)?.text()
+        // A page that updates itself (the live views) can replace the
+        // element between finding it and reading it: find it again.
+        let mut tries = 3;
+        loop {
+            match self.find(css)?.text() {
+                Err(e) if tries > 1 && e.to_string().contains("stale element reference") => {
+                    tries -= 1;
+                }
+                read => return read,
+            }
+        }
     }
 
     /// The text of the first element matching `css` once `done` accepts it,
