@@ -139,10 +139,11 @@ pub fn same_image(a: &ImageInfo, b: &ImageInfo) -> bool {
 /// they share the id. What [`same_content`] and [`same_image`] compare.
 pub fn identities(image: &ImageInfo) -> Vec<&str> {
     let mut ids = registry_digests(image);
-    if !image.image_id.is_empty() {
-        ids.push(&image.image_id);
-        ids.sort_unstable();
-        ids.dedup();
+    let id = image.image_id.as_str();
+    if !id.is_empty()
+        && let Err(at) = ids.binary_search(&id)
+    {
+        ids.insert(at, id);
     }
     ids
 }
