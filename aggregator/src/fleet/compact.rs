@@ -103,9 +103,7 @@ impl HeldHost {
 
     /// The services its containers run.
     pub fn services(&self) -> impl Iterator<Item = &str> {
-        self.containers
-            .iter()
-            .filter_map(|c| c.content.service.as_ref().map(|s| s.name.as_str()))
+        self.containers.iter().filter_map(service_of)
     }
 
     /// The services its managed containers run: those with a `status`
@@ -114,7 +112,7 @@ impl HeldHost {
         self.containers
             .iter()
             .filter(|c| !c.content.unmanaged)
-            .filter_map(|c| c.content.service.as_ref().map(|s| s.name.as_str()))
+            .filter_map(service_of)
     }
 
     /// The snapshot whole again, exactly as stored.

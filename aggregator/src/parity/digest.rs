@@ -138,14 +138,18 @@ pub fn same_image(a: &ImageInfo, b: &ImageInfo) -> bool {
 /// where a Docker host that pulled the push lists the registry's, and
 /// they share the id. What [`same_content`] and [`same_image`] compare.
 pub fn identities(image: &ImageInfo) -> Vec<&str> {
-    let mut ids = registry_digests(image);
-    let id = image.image_id.as_str();
+    with_image_id(registry_digests(image), &image.image_id)
+}
+
+/// `digests` (sorted, without repeats) with the image id `id` in its
+/// place: an image's identities ([`identities`]).
+pub fn with_image_id<'a>(mut digests: Vec<&'a str>, id: &'a str) -> Vec<&'a str> {
     if !id.is_empty()
-        && let Err(at) = ids.binary_search(&id)
+        && let Err(at) = digests.binary_search(&id)
     {
-        ids.insert(at, id);
+        digests.insert(at, id);
     }
-    ids
+    digests
 }
 
 /// The content identity of an image: its registry digest when known, else its

@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 
 use envparity_proto::v1::{Container, ImageInfo};
 
-use super::digest::{content_identity, registry_digest, registry_digests, same_content};
+use super::digest::{
+    content_identity, registry_digest, registry_digests, same_content, with_image_id,
+};
 
 /// The OCI annotation keys shown.
 pub const REVISION: &str = "org.opencontainers.image.revision";
@@ -175,13 +177,8 @@ fn digest_lists(side: &[ImageFacts]) -> Option<Vec<Vec<&str>>> {
     side.iter()
         .map(|i| {
             (!i.digests.is_empty()).then(|| {
-                let mut ids: Vec<&str> = i.digests.iter().map(String::as_str).collect();
-                if !i.image_id.is_empty() {
-                    ids.push(&i.image_id);
-                }
-                ids.sort_unstable();
-                ids.dedup();
-                ids
+                let digests = i.digests.iter().map(String::as_str).collect();
+                with_image_id(digests, &i.image_id)
             })
         })
         .collect()

@@ -70,11 +70,14 @@ fn content_of<'a>(r: &Replica<'a>, basis: Basis) -> Option<Content<'a>> {
     let img = r.image()?;
     Some(match basis {
         Basis::RegistryDigest => {
-            let shown = registry_digest(img).or_else(|| registry_digests(img).first().copied())?;
+            let ids = identities(img);
+            let id_beside = Some(img.image_id.as_str()).filter(|id| !id.is_empty());
+            let shown = registry_digest(img)
+                .or_else(|| ids.iter().copied().find(|id| Some(*id) != id_beside))?;
             Content {
                 shown,
-                ids: identities(img),
-                id_beside: Some(img.image_id.as_str()).filter(|id| !id.is_empty()),
+                ids,
+                id_beside,
             }
         }
         _ => Content {
