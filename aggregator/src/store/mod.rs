@@ -26,7 +26,7 @@ use envparity_proto::v1::{Container, EngineState, HostSnapshot};
 
 pub use import::{Imported, sqlite_into_postgres};
 pub use later::{FindingsSender, FindingsToCome};
-pub use postgres::{PgStore, PgTarget};
+pub use postgres::{Claim, PgStore, PgTarget, Term};
 pub use sqlite::{SqliteStore, check_writable};
 
 /// Where a store lives: what `--store` (or `--data-dir`) chose.
@@ -477,6 +477,22 @@ pub enum StoreError {
         to: String,
         /// Why.
         reason: String,
+    },
+    /// This replica's lease term ended (it expired, or another replica
+    /// took the lease): the write was refused, so that a stale replica
+    /// never overwrites what the lease's new owner writes.
+    #[error(
+        "database {store}: this replica no longer holds the {lease} lease of epoch {epoch} ({now}); nothing was written"
+    )]
+    Fenced {
+        /// The database.
+        store: String,
+        /// The lease.
+        lease: String,
+        /// The epoch this replica held.
+        epoch: i64,
+        /// What the lease is now.
+        now: String,
     },
     /// The database was written by a newer envparity.
     #[error(

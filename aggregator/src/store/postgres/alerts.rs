@@ -42,6 +42,7 @@ impl PgStore {
             .transaction()
             .await
             .map_err(self.db("begin alert write"))?;
+        self.fenced(&tx).await?;
         let upsert = tx
             .prepare_cached(
                 "INSERT INTO alerts (id, body, resolved_ms) VALUES ($1, $2, $3)
@@ -108,12 +109,17 @@ impl PgStore {
     ///
     /// [`Store::outbox_done`]: crate::store::Store::outbox_done
     pub(super) async fn delete_outbox(&self, seqs: &[i64]) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        // One statement is one transaction.
-        client
-            .execute("DELETE FROM alert_outbox WHERE seq = ANY($1)", &[&seqs])
+        let mut client = self.client().await?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(self.db("begin removing delivered notifications"))?;
+        self.fenced(&tx).await?;
+        tx.execute("DELETE FROM alert_outbox WHERE seq = ANY($1)", &[&seqs])
             .await
             .map_err(self.db("delete delivered notifications"))?;
-        Ok(())
+        tx.commit()
+            .await
+            .map_err(self.db("commit removing delivered notifications"))
     }
 }

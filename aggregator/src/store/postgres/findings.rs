@@ -102,6 +102,7 @@ impl PgStore {
             .transaction()
             .await
             .map_err(self.db("begin finding write"))?;
+        self.fenced(&tx).await?;
         self.write_findings(&tx, findings).await?;
         tx.commit().await.map_err(self.db("commit finding write"))
     }

@@ -94,6 +94,7 @@ impl PgStore {
             .transaction()
             .await
             .map_err(self.db("begin snapshot write"))?;
+        self.fenced(&tx).await?;
         for report in reports {
             self.write_host(&tx, report.host).await?;
             self.write_changes(&tx, report.changes).await?;
@@ -209,6 +210,7 @@ impl PgStore {
             .transaction()
             .await
             .map_err(self.db("begin forgetting a host"))?;
+        self.fenced(&tx).await?;
         let removed = tx
             .execute("DELETE FROM hosts WHERE host_id = $1", &[&host_id])
             .await

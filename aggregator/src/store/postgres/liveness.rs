@@ -49,6 +49,7 @@ impl PgStore {
             .transaction()
             .await
             .map_err(self.db("begin heartbeat write"))?;
+        self.fenced(&tx).await?;
         // A host without a snapshot has no liveness row: nothing to do.
         let update = tx
             .prepare_cached(

@@ -28,6 +28,9 @@ mod changes;
 mod findings;
 mod hosts;
 mod import;
+mod lease;
+#[cfg(test)]
+mod lease_tests;
 mod liveness;
 mod open;
 mod schema;
@@ -45,6 +48,7 @@ use super::{
     Reported, Store, StoreError, StoredHost,
 };
 
+pub use lease::{Claim, Term};
 pub use open::PgTarget;
 
 /// The PostgreSQL-backed [`Store`].
@@ -56,6 +60,9 @@ pub struct PgStore {
     /// commit order, so that a reader paging back by id never skips a row
     /// that committed late under a smaller id.
     appends: tokio::sync::Mutex<()>,
+    /// The lease term every write must hold (`lease.rs`); `None` writes
+    /// without one.
+    fence: std::sync::RwLock<Option<Term>>,
     /// Drives the connections; `None` only while dropping.
     runtime: Option<Runtime>,
     handle: Handle,

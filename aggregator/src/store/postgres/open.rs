@@ -224,6 +224,7 @@ impl PgStore {
             target: target.clone(),
             pool,
             appends: tokio::sync::Mutex::new(()),
+            fence: std::sync::RwLock::new(None),
             handle: runtime.handle().clone(),
             runtime: Some(runtime),
         };

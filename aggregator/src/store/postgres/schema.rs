@@ -21,8 +21,9 @@ use crate::store::{Migrated, StoreError};
 /// The schema version this build writes and reads.
 ///
 /// History: 1 — hosts with their container rows and liveness, changes,
-/// findings, alerts and the notification outbox (SQLite's version 5).
-pub const SCHEMA_VERSION: i64 = 1;
+/// findings, alerts and the notification outbox (SQLite's version 5);
+/// 2 — leases (`lease.rs`).
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The key of the advisory lock migrations hold (`pg_advisory_xact_lock`):
 /// "envparit" in ASCII, so that it does not collide with another
@@ -30,7 +31,7 @@ pub const SCHEMA_VERSION: i64 = 1;
 pub(super) const MIGRATION_LOCK: i64 = 0x656e_7670_6172_6974;
 
 /// Migration `n` (from 1) brings version `n - 1` to `n`.
-const MIGRATIONS: &[&str] = &[V1];
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2];
 
 const V1: &str = r#"
 CREATE TABLE hosts (
@@ -96,6 +97,17 @@ CREATE TABLE alert_outbox (
     event           TEXT NOT NULL
 );
 CREATE INDEX alert_outbox_by_sink ON alert_outbox (sink, seq);
+"#;
+
+/// Leases: which replica may write (`lease.rs`). `expires_at` is on the
+/// database's clock.
+const V2: &str = r#"
+CREATE TABLE leases (
+    name            TEXT COLLATE "C" PRIMARY KEY,
+    owner           TEXT NOT NULL,
+    epoch           BIGINT NOT NULL,
+    expires_at      TIMESTAMPTZ NOT NULL
+);
 "#;
 
 /// The schema version recorded in the database of `client`; `None` when

@@ -52,17 +52,48 @@ fn replicas_opening_at_once_migrate_once_and_all_work() {
     for opener in openers {
         opener.join().unwrap();
     }
-    assert_eq!(backend.sql("SELECT COUNT(*) FROM schema_version"), 1);
+    let migrations = super::schema::SCHEMA_VERSION;
+    assert_eq!(
+        backend.sql("SELECT COUNT(*) FROM schema_version"),
+        migrations
+    );
     assert_eq!(backend.open().load_hosts().unwrap().len(), 4);
     // Once current, migrating again finds nothing to do.
     assert_eq!(
         PgStore::migrate(&target).unwrap(),
         Migrated {
-            from: Some(1),
-            to: 1
+            from: Some(migrations),
+            to: migrations
         }
     );
-    assert_eq!(backend.sql("SELECT COUNT(*) FROM schema_version"), 1);
+    assert_eq!(
+        backend.sql("SELECT COUNT(*) FROM schema_version"),
+        migrations
+    );
+}
+
+#[test]
+fn a_version_1_database_gains_leases_and_keeps_its_rows() {
+    let Some(backend) = Postgres::fresh("a_version_1_database_gains_leases") else {
+        return;
+    };
+    backend.sql(&format!(
+        "CREATE TABLE schema_version (version BIGINT PRIMARY KEY, \
+         applied_at TIMESTAMPTZ NOT NULL DEFAULT now()); {} \
+         INSERT INTO schema_version (version) VALUES (1); \
+         INSERT INTO alerts (id, body) VALUES ('a1', '{{}}')",
+        super::schema::MIGRATIONS[0]
+    ));
+    assert_eq!(PgStore::check(backend.target()).unwrap(), Some(1));
+    assert_eq!(
+        PgStore::migrate(backend.target()).unwrap(),
+        Migrated {
+            from: Some(1),
+            to: 2
+        }
+    );
+    assert_eq!(backend.sql("SELECT COUNT(*) FROM alerts"), 1);
+    assert_eq!(backend.sql("SELECT COUNT(*) FROM leases"), 0);
 }
 
 #[test]
@@ -75,10 +106,13 @@ fn an_empty_database_is_migrated_from_version_0() {
         PgStore::migrate(backend.target()).unwrap(),
         Migrated {
             from: Some(0),
-            to: 1
+            to: super::schema::SCHEMA_VERSION
         }
     );
-    assert_eq!(PgStore::check(backend.target()).unwrap(), Some(1));
+    assert_eq!(
+        PgStore::check(backend.target()).unwrap(),
+        Some(super::schema::SCHEMA_VERSION)
+    );
 }
 
 #[test]
@@ -129,7 +163,10 @@ fn check_refuses_a_newer_schema_and_a_user_who_cannot_write() {
         return;
     };
     drop(backend.open());
-    assert_eq!(PgStore::check(backend.target()).unwrap(), Some(1));
+    assert_eq!(
+        PgStore::check(backend.target()).unwrap(),
+        Some(super::schema::SCHEMA_VERSION)
+    );
     // A role that may connect but not create or write tables.
     create_role(&backend, "envparity_reader", "unused");
     let err = PgStore::check(&as_user(&backend, "envparity_reader", None))
@@ -140,7 +177,8 @@ fn check_refuses_a_newer_schema_and_a_user_who_cannot_write() {
     backend.mark_schema(7);
     let err = PgStore::check(backend.target()).unwrap_err().to_string();
     assert!(
-        err.contains("schema version 7") && err.contains(&format!("({})", 1)),
+        err.contains("schema version 7")
+            && err.contains(&format!("({})", super::schema::SCHEMA_VERSION)),
         "{err}"
     );
 }
