@@ -75,6 +75,7 @@ pub use error::{Error, Result};
 pub use fleet::agent::{AGENT_BIN, Agent, AgentBuilder, DEFAULT_HEARTBEAT, full_snapshots};
 pub use fleet::aggregator::{Aggregator, AggregatorBuilder};
 pub use fleet::exposed::{daemon_outputs, journaled_snapshots};
+pub use fleet::replicas::Replicas;
 pub use fleet::{Fleet, FleetBuilder};
 pub use image::ImageSpec;
 pub use key::{FINGERPRINT_KEY_LEN, write_fingerprint_key};

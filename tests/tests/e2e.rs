@@ -25,6 +25,8 @@ mod e2e {
     mod parity;
     /// Outages, crashes, engine restarts, duplicates: nothing acknowledged is lost.
     mod reliability;
+    /// Several replicas of one PostgreSQL database: takeovers lose nothing.
+    mod replicas;
     /// containerd (through the CRI) beside Docker: one fleet, the same verdicts.
     mod runtimes;
     /// A real multi-arch index on Docker and Podman: one content.

@@ -39,6 +39,9 @@ pub mod defaults {
     pub const DATA_DIR: &str = "./envparity-data";
     /// `stale_after`.
     pub const STALE_AFTER: Duration = Duration::from_secs(90);
+    /// `lease_ttl`: a standby takes over within about this long after the
+    /// writing replica died.
+    pub const LEASE_TTL: Duration = Duration::from_secs(10);
     /// `max_plaintext_hosts`.
     pub const MAX_PLAINTEXT_HOSTS: usize = 10_000;
     /// `report_rate`: 5 reports/s per host, far above what a real agent

@@ -52,8 +52,8 @@ envparity_settings::declare! {
         .default_text("sqlite://DATA_DIR (--data-dir)")
         .help("Where the store lives: sqlite://PATH (the embedded store, as --data-dir PATH) \
                or postgres://USER@HOST[:PORT]/DATABASE (a Unix socket: \
-               postgres://USER@/DATABASE?host=/run/postgresql). One replica per database for \
-               now (docs/store.md). A URL with a password is refused: see \
+               postgres://USER@/DATABASE?host=/run/postgresql). Several replicas may serve one \
+               database: one at a time, the others stand by (--lease-ttl, docs/store.md). A URL with a password is refused: see \
                --store-password-file. PGHOST, PGPORT, PGUSER, PGDATABASE and PGPASSWORD fill \
                what the URL leaves out.");
     /// `--store-password-file`.
@@ -74,6 +74,17 @@ envparity_settings::declare! {
                chain to. With it, every connection to the store goes over TLS, verified \
                (the chain and the host name, as libpq's sslmode=verify-full); without it, \
                none does: use a Unix socket or a network you trust (docs/store.md).");
+    /// `--lease-ttl`.
+    pub LEASE_TTL: Setting<Duration> = Setting::new("lease_ttl", parse::duration)
+        .flag("lease-ttl")
+        .var("ENVPARITY_LEASE_TTL")
+        .value_name("DURATION")
+        .default(|| defaults::LEASE_TTL)
+        .check(lease_ttl)
+        .help("On PostgreSQL, how long the writer lease lasts unless renewed (every third of \
+               it). Replicas of one database take turns: the lease's holder serves, the others \
+               wait as standbys, listening on nothing, and one takes over once the lease \
+               expired (docs/store.md). Between 1s and 10m. Unused on SQLite.");
     /// `--stale-after`.
     pub STALE_AFTER: Setting<Duration> = Setting::new("stale_after", parse::duration)
         .flag("stale-after")
@@ -186,6 +197,17 @@ pub fn read_policy(path: &Path) -> Result<Policy, PolicyError> {
         message: format!("cannot read the file: {e}"),
     })?;
     Policy::from_toml(&text, &origin)
+}
+
+fn lease_ttl(ttl: Duration) -> Result<Duration, String> {
+    if !(Duration::from_secs(1)..=Duration::from_secs(600)).contains(&ttl) {
+        return Err(format!(
+            "is {}: give between 1s (renewed every third of it, so a slow database \
+             would lose it) and 10m (a standby waits that long after a crash)",
+            humantime::format_duration(ttl)
+        ));
+    }
+    Ok(ttl)
 }
 
 fn max_plaintext_hosts(hosts: usize) -> Result<usize, String> {

@@ -9,10 +9,12 @@ pub mod page;
 mod query;
 pub mod rate;
 mod report;
+mod start;
 pub mod throttle;
 pub mod tls;
 pub mod validate;
 mod web_view;
+pub mod writer;
 
 #[cfg(test)]
 mod settings_tests;
@@ -35,7 +37,7 @@ use envparity_settings::{EnvSource, Report};
 use crate::alert::Alerting;
 use crate::config::{AlertsConfig, ConfigError, LogFormat, ServeArgs};
 use crate::fleet::{Fleet, LoadedPolicy};
-use crate::metrics::{self, Metrics};
+use crate::metrics;
 use crate::parity::PolicyError;
 
 /// What `serve` needs.
@@ -50,6 +52,8 @@ pub struct ServeConfig {
     pub postgres: Option<crate::store::PgTarget>,
     /// A host not heard from for this long is stale.
     pub stale_after: Duration,
+    /// On PostgreSQL, how long the writer lease lasts unless renewed.
+    pub lease_ttl: Duration,
     /// The policy file; `None` for the built-in defaults. Reloaded on SIGHUP;
     /// a bad file at reload is logged and the last good policy stays.
     pub policy: Option<PathBuf>,
@@ -88,6 +92,7 @@ impl ServeConfig {
             data_dir,
             postgres: None,
             stale_after: crate::config::defaults::STALE_AFTER,
+            lease_ttl: crate::config::defaults::LEASE_TTL,
             policy: None,
             metrics_listen: None,
             web_listen: None,
@@ -165,6 +170,7 @@ pub fn resolve(args: &ServeArgs, env: &dyn EnvSource) -> anyhow::Result<Serve> {
     let config = ServeConfig {
         postgres,
         stale_after: sources.value(&STALE_AFTER)?.value,
+        lease_ttl: sources.value(&LEASE_TTL)?.value,
         policy: path(&POLICY)?,
         metrics_listen: sources.get(&METRICS_LISTEN)?.map(|a| a.value),
         web_listen: sources.get(&WEB_LISTEN)?.map(|a| a.value),
@@ -319,10 +325,16 @@ pub async fn run(
     config: ServeConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
+    check_transport(&config, config.listen)?;
+    let mut shutdown = std::pin::pin!(shutdown);
+    // A standby listens on nothing: a load balancer sends it nothing.
+    let Some(loaded) = start::load(&config, &mut shutdown).await? else {
+        return Ok(());
+    };
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    serve(listener, config, shutdown).await
+    serve_loaded(listener, config, loaded, shutdown).await
 }
 
 /// What `/metrics` shows of the fleet and the alerts at `now`, counted
@@ -352,7 +364,7 @@ pub fn census(fleet: &Fleet, alerting: &Alerting, now: SystemTime) -> metrics::C
 }
 
 /// Tells systemd `state` when it started us with `$NOTIFY_SOCKET`.
-fn sd_notify(state: &str) {
+pub(super) fn sd_notify(state: &str) {
     if let Err(error) = envparity_proto::systemd::notify(state) {
         tracing::warn!(%error, state, "cannot notify systemd");
     }
@@ -392,7 +404,8 @@ pub(crate) fn check_address(
 }
 
 /// Opens the store and serves on `listener` until `shutdown` resolves.
-/// In-flight requests finish before this returns.
+/// In-flight requests finish before this returns. On PostgreSQL, waits as a
+/// standby (accepting nothing) until this replica holds the writer lease.
 pub async fn serve(
     listener: TcpListener,
     config: ServeConfig,
@@ -400,23 +413,30 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let local = listener.local_addr().context("listener address")?;
     check_transport(&config, local)?;
-    let policy = initial_policy(&config)?;
-    let policy_source = policy.source.clone();
-    let metrics = Arc::new(Metrics::new());
-    // Opening the store and loading from it block (and the PostgreSQL store
-    // must not be called on a runtime worker: store/postgres/mod.rs), so
-    // all of it runs on the blocking pool.
-    let (location, stale_after, alerts) =
-        (config.store(), config.stale_after, config.alerts.clone());
-    let alerts_metrics = Arc::clone(&metrics);
-    let (fleet, alerting, db_name) = tokio::task::spawn_blocking(move || {
-        let (store, name) = crate::store::open(&location)?;
-        let fleet = Fleet::load(store, stale_after, policy, SystemTime::now())?;
-        let alerting = Alerting::load(alerts, fleet.store(), alerts_metrics)?;
-        Ok::<_, crate::store::StoreError>((Arc::new(fleet), Arc::new(alerting), name))
-    })
-    .await
-    .context("store task")??;
+    let mut shutdown = std::pin::pin!(shutdown);
+    let Some(loaded) = start::load(&config, &mut shutdown).await? else {
+        return Ok(());
+    };
+    serve_loaded(listener, config, loaded, shutdown).await
+}
+
+/// Serves what was loaded on `listener` until `shutdown` resolves or, on
+/// PostgreSQL, another replica took the writer lease (an error then).
+async fn serve_loaded(
+    listener: TcpListener,
+    config: ServeConfig,
+    loaded: start::Loaded,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let local = listener.local_addr().context("listener address")?;
+    let start::Loaded {
+        fleet,
+        alerting,
+        metrics,
+        db_name,
+        policy_source,
+        writer,
+    } = loaded;
     let ticker = tokio::spawn(background(Arc::downgrade(&fleet), config.policy.clone()));
     let mut tasks = alerting.spawn(Arc::downgrade(&fleet));
     tasks.push(ticker);
@@ -517,8 +537,18 @@ pub async fn serve(
     }
     // systemd (Type=notify): serving from here on; stopping when asked.
     sd_notify(envparity_proto::systemd::READY);
+    let lost = std::sync::Mutex::new(None);
     let shutdown = async {
-        shutdown.await;
+        match &writer {
+            Some(writer) => tokio::select! {
+                () = shutdown => {}
+                gone = writer.keep() => {
+                    tracing::error!(error = %gone, "stopping: the writer lease went to another replica");
+                    *lost.lock().unwrap_or_else(|e| e.into_inner()) = Some(gone);
+                }
+            },
+            None => shutdown.await,
+        }
         sd_notify(envparity_proto::systemd::STOPPING);
     };
     let nofile = conn::raise_nofile_limit();
@@ -579,6 +609,12 @@ pub async fn serve(
         }
     }
     served?;
+    if let Some(gone) = lost.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        return Err(gone.into());
+    }
+    if let Some(writer) = writer {
+        writer.release().await;
+    }
     tracing::info!("envparity aggregator stopped");
     Ok(())
 }

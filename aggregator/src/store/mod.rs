@@ -48,16 +48,6 @@ impl Location {
     }
 }
 
-/// Opens the store at `at`, creating or migrating its schema, and its
-/// name. Blocks: call it on the blocking pool.
-pub fn open(at: &Location) -> Result<(Arc<dyn Store>, String), StoreError> {
-    let store: Arc<dyn Store> = match at {
-        Location::Sqlite(dir) => Arc::new(SqliteStore::open(dir)?),
-        Location::Postgres(target) => Arc::new(PgStore::open(target)?),
-    };
-    Ok((store, at.name()))
-}
-
 /// Checks, without changing anything, that the store at `at` can be used
 /// (`check-config`): an existing SQLite file is writable; a PostgreSQL
 /// database answers, takes the password, is not newer than this build and

@@ -5,15 +5,23 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::Fleet;
+use super::replicas::Replicas;
 use crate::bins::cargo_bin;
 use crate::cli::{CLI_BIN, project_command};
 use crate::error::{Error, Result};
 use crate::process::Process;
 use crate::scratch::ScratchDir;
-use crate::wait::free_port;
+use crate::wait::{free_port, wait_for};
 
 /// How long the aggregator may take to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What a replica on PostgreSQL logs once it holds the writer lease or
+/// waits for it as a standby.
+const LEASE_LINE: &str = "holds the writer lease";
+
+/// `--lease-ttl` of the aggregators on PostgreSQL, unless a test sets it.
+const TEST_LEASE_TTL: &str = "2s";
 
 /// How to start an aggregator; see [`Fleet::aggregator`].
 #[derive(Debug)]
@@ -89,6 +97,37 @@ impl<'f> AggregatorBuilder<'f> {
     /// Starts `envparity serve --listen 127.0.0.1:PORT --data-dir DIR …` and
     /// waits until it accepts connections; agents and `fleet.cli` then use it.
     pub fn start(self) -> Result<Aggregator> {
+        let fleet = self.fleet;
+        let mut aggregator = self.prepare(1)?.remove(0);
+        aggregator.spawn()?;
+        fleet.set_server(aggregator.url());
+        Ok(aggregator)
+    }
+
+    /// Starts `n` replicas of one PostgreSQL database (given with
+    /// [`AggregatorBuilder::store`]) behind a TCP load balancer; agents and
+    /// `fleet.cli` then use the balancer. Returns once one serves.
+    pub fn start_replicas(self, n: usize) -> Result<Replicas> {
+        if self.store.is_none() {
+            return Err(Error::unexpected(
+                "start replicas",
+                "replicas share a PostgreSQL database: call .store(url) first",
+            ));
+        }
+        let fleet = self.fleet;
+        let mut replicas = self.prepare(n)?;
+        for replica in &mut replicas {
+            replica.standby = true;
+            replica.spawn()?;
+        }
+        let replicas = Replicas::start(fleet, replicas)?;
+        fleet.set_server(replicas.url());
+        Ok(replicas)
+    }
+
+    /// `n` aggregators as this builder says, not started yet; with a store
+    /// given, all serve from it.
+    fn prepare(self, n: usize) -> Result<Vec<Aggregator>> {
         let binary = cargo_bin(CLI_BIN)?;
         let mut args = self.args;
         if self.tls {
@@ -115,29 +154,38 @@ impl<'f> AggregatorBuilder<'f> {
             self.fleet
                 .set_cli_credentials(vec!["--insecure-plaintext".to_owned()]);
         }
-        let dir = self.fleet.new_dir("aggregator")?;
-        let data_dir = dir.path().join("data");
-        std::fs::create_dir(&data_dir)
-            .map_err(Error::io(format!("create {}", data_dir.display())))?;
-        let store = match self.store {
-            Some(url) => Some(url),
-            None if self.sqlite => None,
-            None => super::store::fresh_database_for(dir.path())?,
-        };
-        let mut aggregator = Aggregator {
-            port: free_port()?,
-            binary,
-            args,
-            scheme: if self.tls { "https" } else { "http" },
-            envs: self.envs,
-            store,
-            data_dir,
-            process: None,
-            dir,
-        };
-        aggregator.spawn()?;
-        self.fleet.set_server(aggregator.url());
-        Ok(aggregator)
+        let mut aggregators = Vec::with_capacity(n);
+        for _ in 0..n {
+            let dir = self.fleet.new_dir("aggregator")?;
+            let data_dir = dir.path().join("data");
+            std::fs::create_dir(&data_dir)
+                .map_err(Error::io(format!("create {}", data_dir.display())))?;
+            let store = match &self.store {
+                Some(url) => Some(url.clone()),
+                None if self.sqlite => None,
+                None => super::store::fresh_database_for(dir.path())?,
+            };
+            let mut args = args.clone();
+            // On PostgreSQL a replica killed with SIGKILL keeps the writer
+            // lease until it expires; the one started after it waits that
+            // long. Short terms keep crash tests quick.
+            if store.is_some() && !args.iter().any(|a| a == "--lease-ttl") {
+                args.extend(["--lease-ttl".to_owned(), TEST_LEASE_TTL.to_owned()]);
+            }
+            aggregators.push(Aggregator {
+                port: free_port()?,
+                binary: binary.clone(),
+                args,
+                scheme: if self.tls { "https" } else { "http" },
+                envs: self.envs.clone(),
+                store,
+                data_dir,
+                standby: false,
+                process: None,
+                dir,
+            });
+        }
+        Ok(aggregators)
     }
 }
 
@@ -151,6 +199,9 @@ pub struct Aggregator {
     args: Vec<String>,
     store: Option<String>,
     data_dir: PathBuf,
+    /// A replica may start as a standby, listening on nothing: started
+    /// once its log says it holds the writer lease or waits for it.
+    standby: bool,
     process: Option<Process>,
     dir: ScratchDir,
 }
@@ -167,12 +218,25 @@ impl Aggregator {
         serve
             .args(&self.args)
             .envs(self.envs.iter().map(|(k, v)| (k, v)));
+        let logged = self.log().matches(LEASE_LINE).count();
         let mut process = Process::spawn(
             format!("aggregator {listen}"),
             serve,
             self.dir.path().join("aggregator.log"),
         )?;
-        process.wait_for_port(listen, START_TIMEOUT)?;
+        if self.standby {
+            // The log holds every run: wait for one more line of this one.
+            let what = format!("{} to hold or wait for the writer lease", process.name());
+            wait_for(START_TIMEOUT, &what, || {
+                if process.log().matches(LEASE_LINE).count() > logged {
+                    return Ok(Some(()));
+                }
+                process.ensure_running()?;
+                Ok(None)
+            })?;
+        } else {
+            process.wait_for_port(listen, START_TIMEOUT)?;
+        }
         self.process = Some(process);
         Ok(())
     }

@@ -11,6 +11,7 @@ use std::time::Duration;
 pub(crate) mod agent;
 pub(crate) mod aggregator;
 pub(crate) mod exposed;
+pub(crate) mod replicas;
 pub(crate) mod store;
 
 use crate::answer::Hosts;

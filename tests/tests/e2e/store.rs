@@ -145,10 +145,10 @@ fn check_config_and_migrate_name_what_is_wrong_with_a_postgres_store() -> Result
     assert!(out.stdout.contains("no schema yet"), "{}", out.stdout);
     let out = run(&["migrate", "--store", &url], &[])?;
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    assert!(out.stdout.contains("from version 0 to 1"), "{}", out.stdout);
+    assert!(out.stdout.contains("from version 0 to 2"), "{}", out.stdout);
     let out = check(&url, &[])?;
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    assert!(out.stdout.contains("schema version 1"), "{}", out.stdout);
+    assert!(out.stdout.contains("schema version 2"), "{}", out.stdout);
 
     postgres.sql(
         "envparity",
@@ -160,7 +160,7 @@ fn check_config_and_migrate_name_what_is_wrong_with_a_postgres_store() -> Result
         let out = run(&args, &[])?;
         assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
         assert!(
-            out.stderr.contains("schema version 9 is newer") && out.stderr.contains("(1)"),
+            out.stderr.contains("schema version 9 is newer") && out.stderr.contains("(2)"),
             "{args:?}: {}",
             out.stderr
         );

@@ -1,0 +1,84 @@
+//! What `serve` does before it listens: the policy, the store (on
+//! PostgreSQL only once this replica holds the writer lease, `writer.rs`),
+//! and the fleet and the alerts loaded from it.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use anyhow::Context;
+
+use super::writer::{self, Writer};
+use super::{ServeConfig, initial_policy};
+use crate::alert::Alerting;
+use crate::fleet::Fleet;
+use crate::metrics::Metrics;
+use crate::store::{Location, PgStore, SqliteStore, Store, StoreError};
+
+/// What the server serves from.
+pub(super) struct Loaded {
+    pub fleet: Arc<Fleet>,
+    pub alerting: Arc<Alerting>,
+    pub metrics: Arc<Metrics>,
+    /// The store, as logs name it.
+    pub db_name: String,
+    /// Where the policy came from.
+    pub policy_source: String,
+    /// On PostgreSQL, this replica's hold on the writer lease.
+    pub writer: Option<Arc<Writer>>,
+}
+
+/// Loads what `config` serves; on PostgreSQL, waits (as a standby) until
+/// this replica holds the writer lease first. Returns `None` when
+/// `shutdown` came first.
+pub(super) async fn load(
+    config: &ServeConfig,
+    shutdown: &mut (impl Future<Output = ()> + Unpin),
+) -> anyhow::Result<Option<Loaded>> {
+    let policy = initial_policy(config)?;
+    let policy_source = policy.source.clone();
+    let metrics = Arc::new(Metrics::new());
+    // Opening the store and loading from it block (and the PostgreSQL store
+    // must not be called on a runtime worker: store/postgres/mod.rs), so
+    // all of it runs on the blocking pool.
+    let location = config.store();
+    let db_name = location.name();
+    let opened = tokio::task::spawn_blocking(move || match location {
+        Location::Sqlite(dir) => {
+            SqliteStore::open(&dir).map(|s| (Arc::new(s) as Arc<dyn Store>, None))
+        }
+        Location::Postgres(target) => PgStore::open(&target).map(|s| {
+            let s = Arc::new(s);
+            (Arc::clone(&s) as Arc<dyn Store>, Some(s))
+        }),
+    })
+    .await
+    .context("store task")??;
+    let (store, postgres) = opened;
+    let writer = match postgres {
+        Some(pg) => {
+            let me = writer::replica_name();
+            tokio::select! {
+                writer = Writer::take(pg, me, config.lease_ttl) => Some(Arc::new(writer)),
+                () = shutdown => return Ok(None),
+            }
+        }
+        None => None,
+    };
+    let (stale_after, alerts) = (config.stale_after, config.alerts.clone());
+    let alerts_metrics = Arc::clone(&metrics);
+    let (fleet, alerting) = tokio::task::spawn_blocking(move || {
+        let fleet = Fleet::load(store, stale_after, policy, SystemTime::now())?;
+        let alerting = Alerting::load(alerts, fleet.store(), alerts_metrics)?;
+        Ok::<_, StoreError>((Arc::new(fleet), Arc::new(alerting)))
+    })
+    .await
+    .context("store task")??;
+    Ok(Some(Loaded {
+        fleet,
+        alerting,
+        metrics,
+        db_name,
+        policy_source,
+        writer,
+    }))
+}

@@ -1,0 +1,342 @@
+//! Several replicas of one PostgreSQL database behind an L4 load balancer
+//! (issue 18, docs/store.md "Several replicas"): one holds the writer lease
+//! and serves, the others wait; `kill -9` at random moments loses nothing
+//! acknowledged, the lease is owned again within 15 s, the findings equal a
+//! full evaluation and an alert is delivered once. Real PostgreSQL, HAProxy,
+//! dockerd, agent and webhook receiver; gRPC over mutual TLS.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use envparity_tests::answer::{History, Hosts};
+use envparity_tests::grpc::{ReportClient, container, snapshot};
+use envparity_tests::http::Receiver;
+use envparity_tests::{Fleet, ImageSpec, Postgres, Replicas, Result, Run, free_port, wait_for};
+
+use super::alerting::{HOOK_SECRET, write_secret};
+
+/// Kills, as issue 18 asks.
+const CYCLES: usize = 20;
+/// The longest a takeover may take (issue 18).
+const TAKEOVER: Duration = Duration::from_secs(15);
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A small generator, seeded from the clock and printed, so a failing run
+/// can be told apart from another (not replayed: the processes' timing is
+/// not).
+struct Dice(u64);
+
+impl Dice {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// The writer lease as the database has it: (owner, epoch).
+fn lease(postgres: &Postgres) -> Result<(String, i64)> {
+    let row = postgres.sql(
+        "envparity",
+        "SELECT owner || ' ' || epoch FROM leases WHERE name = 'writer'",
+    )?;
+    let (owner, epoch) = row.rsplit_once(' ').unwrap_or_else(|| panic!("{row:?}"));
+    Ok((owner.to_owned(), epoch.parse().expect("an epoch")))
+}
+
+fn open_findings(postgres: &Postgres) -> Result<(String, String)> {
+    Ok((
+        postgres.sql(
+            "envparity",
+            "SELECT COALESCE(string_agg(id, ',' ORDER BY id), '') FROM findings WHERE resolved_ms IS NULL",
+        )?,
+        postgres.sql("envparity", "SELECT COUNT(*) FROM findings")?,
+    ))
+}
+
+fn web(name: &str) -> Run {
+    Run::new("app:1")
+        .name(name)
+        .label("envparity.service", "web")
+}
+
+#[test]
+fn killing_replicas_at_random_loses_nothing_and_a_standby_takes_over_within_15_s() -> Result<()> {
+    let postgres = Postgres::start()?;
+    postgres.sql("postgres", "CREATE DATABASE envparity")?;
+    let fleet = Fleet::builder()
+        .host("one")
+        .identity("a")
+        .identity("b")
+        .identity("x")
+        .identity("y")
+        .start()?;
+    let one = fleet.host("one");
+    one.import_image("app:1", ImageSpec::new().file("/v", "1"))?;
+    one.run(web("web-0"))?;
+    let dir = fleet.dir();
+    write_secret(dir, "hook-secret", HOOK_SECRET)?;
+    let rx = Receiver::start_on(free_port()?)?;
+    let config = dir.join("aggregator.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[alerts.sinks]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\nsecret_file = \"hook-secret\"\nbackoff = \"200ms\"\n",
+            rx.url("/hook")
+        ),
+    )
+    .expect("write the config");
+    let policy = dir.join("policy.toml");
+    std::fs::write(&policy, "grace = \"0s\"\nalert_grace = \"0s\"\n").expect("write the policy");
+    let mut replicas = fleet
+        .aggregator()
+        .store(postgres.url("envparity"))
+        .arg("--config")
+        .arg(config.display().to_string())
+        .arg("--policy")
+        .arg(policy.display().to_string())
+        .stale_after("1h")
+        .arg("--report-rate")
+        .arg("100000")
+        .arg("--report-burst")
+        .arg("100000")
+        .start_replicas(3)?;
+    let _agent = fleet.start_agent(one)?;
+
+    // One finding that stays open throughout: pay differs between
+    // production (x) and staging (y). Its alert goes out before the kills.
+    let image = |c: char| format!("sha256:{}", c.to_string().repeat(64));
+    for (host, environment, content) in [("x", "production", 'e'), ("y", "staging", 'f')] {
+        let mut c = container("pay");
+        if let Some(i) = c.image.as_mut() {
+            i.image_id = image(content);
+        }
+        let client = ReportClient::connect_as(&fleet, host)?;
+        client
+            .push(snapshot(host, environment, 1, vec![c]))
+            .unwrap_or_else(|e| panic!("{host}: {e}"));
+    }
+    // Each alert's firing notifications, by alert id.
+    let firing = || {
+        let mut by_id = BTreeMap::<String, usize>::new();
+        for r in rx.requests("/hook") {
+            let body = r.json();
+            if body["type"] == "envparity.alert.firing" {
+                *by_id.entry(body["data"]["id"].to_string()).or_default() += 1;
+            }
+        }
+        by_id
+    };
+    wait_for(TIMEOUT, "the pay alert at the webhook", || {
+        Ok((!firing().is_empty()).then_some(()))
+    })?;
+
+    let seed = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_nanos() as u64
+        | 1;
+    eprintln!("dice seed {seed}");
+    let mut dice = Dice(seed);
+    let done = AtomicBool::new(false);
+    let mut takeovers = Vec::new();
+    let acked: BTreeMap<&str, Vec<String>> = std::thread::scope(|scope| -> Result<_> {
+        let pushers: Vec<_> = [("a", "production"), ("b", "staging")]
+            .into_iter()
+            .map(|(host, environment)| {
+                let client = ReportClient::connect_as(&fleet, host)?;
+                let done = &done;
+                Ok(scope.spawn(move || {
+                    let mut acked = Vec::new();
+                    for sequence in 1.. {
+                        let mut c = container(&format!("svc-{host}"));
+                        let image = format!("sha256:{sequence:064x}");
+                        if let Some(i) = c.image.as_mut() {
+                            i.image_id.clone_from(&image);
+                        }
+                        let s = snapshot(host, environment, sequence, vec![c]);
+                        loop {
+                            if done.load(Ordering::Relaxed) {
+                                return (host, acked);
+                            }
+                            if client.push_acked(s.clone()).is_ok() {
+                                acked.push(image.clone());
+                                break;
+                            }
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                    }
+                    (host, acked)
+                }))
+            })
+            .collect::<Result<_>>()?;
+        // What the first reports make fire is delivered before the kills
+        // start: a notification whose delivery a kill interrupts before
+        // it is marked done goes out again (docs/alerting.md), which is
+        // not what this test looks for.
+        settle(&firing)?;
+        let result = kill_at_random(
+            &mut replicas,
+            &postgres,
+            &mut dice,
+            &mut takeovers,
+            &mut |cycle| one.run(web(&format!("web-{cycle}"))).map(drop),
+        );
+        std::thread::sleep(Duration::from_millis(400));
+        done.store(true, Ordering::Relaxed);
+        let acked = pushers
+            .into_iter()
+            .map(|p| p.join().expect("a pusher thread"))
+            .collect();
+        result.map(|()| acked)
+    })?;
+    eprintln!(
+        "takeovers after killing the writer: {:?}",
+        takeovers.iter().map(|d| d.as_millis()).collect::<Vec<_>>()
+    );
+    assert!(
+        takeovers.len() >= 3,
+        "the writer was killed only {} times in {CYCLES}",
+        takeovers.len()
+    );
+
+    // Every report acknowledged before a kill is stored: each changed the
+    // image, so each is an event of its host's history.
+    for (host, images) in &acked {
+        assert!(
+            images.len() > CYCLES,
+            "{host}: ingest went on ({})",
+            images.len()
+        );
+        let out = fleet.cli(&["history", &format!("svc-{host}"), "--limit", "1000000"])?;
+        out.assert_code(0);
+        let stored: BTreeSet<String> = out
+            .answer::<History>()
+            .events
+            .into_iter()
+            .map(|e| e.new_image)
+            .collect();
+        let lost: Vec<&String> = images.iter().filter(|i| !stored.contains(*i)).collect();
+        assert!(
+            lost.is_empty(),
+            "{host}: {} of {} acknowledged reports lost, e.g. {:?}",
+            lost.len(),
+            images.len(),
+            &lost[..lost.len().min(3)]
+        );
+    }
+    // The agent's changes, made while replicas died, all arrived.
+    let running = CYCLES as u64 + 1;
+    fleet.cli_until(TIMEOUT, "every web container", &["hosts"], |out| {
+        out.try_answer::<Hosts>().is_some_and(|a| {
+            a.hosts
+                .iter()
+                .any(|h| h.host_id == "one" && u64::from(h.container_count) == running)
+        })
+    })?;
+    assert_eq!(
+        postgres.sql(
+            "envparity",
+            "SELECT COUNT(*) FROM containers WHERE host_id = 'one'"
+        )?,
+        running.to_string()
+    );
+    let serving = replicas.wait_for_serving(TAKEOVER)?;
+    assert_eq!(replicas.serving(), vec![serving], "one replica serves");
+
+    // The findings kept incrementally equal a full evaluation: a replica
+    // started afresh evaluates everything on load and records what
+    // differs, so nothing may change.
+    let before = open_findings(&postgres)?;
+    assert!(!before.0.is_empty(), "pay's finding is open: {before:?}");
+    for i in 0..replicas.len() {
+        replicas.replica(i).stop()?;
+    }
+    let (owner, _) = lease(&postgres)?;
+    let fresh = fleet
+        .aggregator()
+        .store(postgres.url("envparity"))
+        .arg("--policy")
+        .arg(policy.display().to_string())
+        .stale_after("1h")
+        .start()?;
+    assert_ne!(
+        lease(&postgres)?.0,
+        owner,
+        "the fresh replica holds the lease"
+    );
+    assert_eq!(open_findings(&postgres)?, before);
+    drop(fresh);
+
+    // Each alert went out once, through every takeover.
+    let fired = firing();
+    assert!(
+        fired.contains_key("\"image_digest|pay|production,staging||\""),
+        "{fired:#?}"
+    );
+    assert!(
+        fired.values().all(|n| *n == 1),
+        "alerts fired again after takeovers: {fired:#?}"
+    );
+    Ok(())
+}
+
+/// Waits until `firing` has not changed for three seconds.
+fn settle(firing: &dyn Fn() -> BTreeMap<String, usize>) -> Result<()> {
+    let mut last = (firing(), Instant::now());
+    wait_for(TIMEOUT, "the first alerts to be delivered", || {
+        let now = firing();
+        if now != last.0 {
+            last = (now, Instant::now());
+        }
+        Ok((last.1.elapsed() >= Duration::from_secs(3)).then_some(()))
+    })
+}
+
+/// Kills a replica `CYCLES` times, the writer two times in three: each
+/// time a new writer must serve within [`TAKEOVER`], with the next epoch;
+/// `change` makes a change on a host meanwhile; the dead one comes back as
+/// a standby.
+fn kill_at_random(
+    replicas: &mut Replicas,
+    postgres: &Postgres,
+    dice: &mut Dice,
+    takeovers: &mut Vec<Duration>,
+    change: &mut dyn FnMut(usize) -> Result<()>,
+) -> Result<()> {
+    for cycle in 1..=CYCLES {
+        std::thread::sleep(Duration::from_millis(200 + dice.below(1_000)));
+        let writer = replicas.wait_for_serving(TAKEOVER)?;
+        let victim = if dice.below(3) < 2 {
+            writer
+        } else {
+            (writer + 1 + dice.below(replicas.len() as u64 - 1) as usize) % replicas.len()
+        };
+        let (owner, epoch) = lease(postgres)?;
+        replicas.replica(victim).crash()?;
+        let killed = Instant::now();
+        change(cycle)?;
+        if victim == writer {
+            let next = replicas.wait_for_serving(TAKEOVER)?;
+            takeovers.push(killed.elapsed());
+            assert_ne!(next, victim);
+            let (now_owner, now_epoch) = lease(postgres)?;
+            assert_ne!(now_owner, owner, "cycle {cycle}");
+            assert_eq!(
+                now_epoch,
+                epoch + 1,
+                "cycle {cycle}: one takeover, one epoch"
+            );
+        } else {
+            assert_eq!(
+                lease(postgres)?,
+                (owner, epoch),
+                "cycle {cycle}: a standby died"
+            );
+        }
+        replicas.replica(victim).restart()?;
+    }
+    Ok(())
+}
