@@ -122,6 +122,8 @@ pub struct Metrics {
     connections_refused: Family<LimitLabels, Counter>,
     budget_exhausted: Counter,
     accept_failed: Counter,
+    serving: Gauge,
+    lease_epoch: Gauge,
 }
 
 impl Default for Metrics {
@@ -148,6 +150,8 @@ impl Metrics {
             connections_refused: Family::default(),
             budget_exhausted: Counter::default(),
             accept_failed: Counter::default(),
+            serving: Gauge::default(),
+            lease_epoch: Gauge::default(),
         };
         // A gauge at 1 (the classic `_info` convention) rather than an
         // OpenMetrics info metric, which Prometheus' text tooling rejects.
@@ -217,6 +221,16 @@ impl Metrics {
             "Failed accept(2) calls on the gRPC listener (e.g. out of file descriptors)",
             m.accept_failed.clone(),
         );
+        registry.register(
+            "envparity_serving",
+            "1 while this replica serves (on PostgreSQL: holds the writer lease), 0 while it loads or stands by",
+            m.serving.clone(),
+        );
+        registry.register(
+            "envparity_writer_lease_epoch",
+            "The epoch of the writer lease this replica holds on PostgreSQL; 0 on SQLite and while it stands by",
+            m.lease_epoch.clone(),
+        );
         *m.registry
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = registry;
@@ -239,6 +253,18 @@ impl Metrics {
             });
         }
         m
+    }
+
+    /// This replica serves from now on, holding the writer lease of
+    /// `epoch` (0: SQLite, no lease).
+    pub fn serving(&self, epoch: i64) {
+        self.lease_epoch.set(epoch);
+        self.serving.set(1);
+    }
+
+    /// Whether this replica serves (`/ready`).
+    pub fn is_serving(&self) -> bool {
+        self.serving.get() == 1
     }
 
     /// Counts a report received (`snapshot` or `heartbeat`).
@@ -427,7 +453,10 @@ fn slot<'m, V: Default>(map: &'m mut BTreeMap<String, V>, key: &str) -> &'m mut 
 }
 
 /// Serves `GET /metrics` on `listener` until `shutdown` resolves, with the
-/// fleet-wide gauges as `census` counts them at each scrape.
+/// fleet-wide gauges as `census` counts them at each scrape, and `GET
+/// /ready`: `200 serving` once [`Metrics::serving`] was called, else `503
+/// standby` (a replica that loads or waits for the writer lease), for
+/// readiness probes.
 pub async fn serve<L>(
     listener: L,
     metrics: Arc<Metrics>,
@@ -439,7 +468,21 @@ where
     L::Addr: std::fmt::Debug,
 {
     let census = Arc::new(census);
+    let ready = Arc::clone(&metrics);
     let app = axum::Router::new().route(
+        "/ready",
+        axum::routing::get(move || {
+            let serving = ready.is_serving();
+            async move {
+                if serving {
+                    (axum::http::StatusCode::OK, "serving\n")
+                } else {
+                    (axum::http::StatusCode::SERVICE_UNAVAILABLE, "standby\n")
+                }
+            }
+        }),
+    );
+    let app = app.route(
         "/metrics",
         axum::routing::get(move |headers: axum::http::HeaderMap| {
             let (metrics, census) = (Arc::clone(&metrics), Arc::clone(&census));
@@ -491,6 +534,35 @@ mod tests {
         server.abort();
         assert_eq!(scrape.unwrap().status, 200);
         assert!(!h2c.unwrap(), "the metrics listener took HTTP/2 (h2c)");
+    }
+
+    #[tokio::test]
+    async fn ready_says_standby_until_the_replica_serves() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let metrics = Arc::new(Metrics::new());
+        let server = tokio::spawn(serve(
+            listener,
+            Arc::clone(&metrics),
+            Census::default,
+            std::future::pending(),
+        ));
+        let get = move |path: &'static str| {
+            tokio::task::spawn_blocking(move || {
+                envparity_tests::http::get(&format!("http://{addr}{path}")).unwrap()
+            })
+        };
+        let before = get("/ready").await.unwrap();
+        let text = get("/metrics").await.unwrap().body;
+        assert_eq!((before.status, before.body.as_str()), (503, "standby\n"));
+        assert!(text.contains("envparity_serving 0\n"), "{text}");
+        metrics.serving(7);
+        let after = get("/ready").await.unwrap();
+        let text = get("/metrics").await.unwrap().body;
+        server.abort();
+        assert_eq!((after.status, after.body.as_str()), (200, "serving\n"));
+        assert!(text.contains("envparity_serving 1\n"), "{text}");
+        assert!(text.contains("envparity_writer_lease_epoch 7\n"), "{text}");
     }
 
     #[test]

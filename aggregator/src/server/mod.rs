@@ -9,6 +9,7 @@ pub mod page;
 mod query;
 pub mod rate;
 mod report;
+mod scrape;
 mod start;
 pub mod throttle;
 pub mod tls;
@@ -328,13 +329,13 @@ pub async fn run(
     check_transport(&config, config.listen)?;
     let mut shutdown = std::pin::pin!(shutdown);
     // A standby listens on nothing: a load balancer sends it nothing.
-    let Some(loaded) = start::load(&config, &mut shutdown).await? else {
+    let Some((loaded, scrape)) = start::load(&config, &mut shutdown).await? else {
         return Ok(());
     };
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    serve_loaded(listener, config, loaded, shutdown).await
+    serve_loaded(listener, config, loaded, scrape, shutdown).await
 }
 
 /// What `/metrics` shows of the fleet and the alerts at `now`, counted
@@ -414,10 +415,10 @@ pub async fn serve(
     let local = listener.local_addr().context("listener address")?;
     check_transport(&config, local)?;
     let mut shutdown = std::pin::pin!(shutdown);
-    let Some(loaded) = start::load(&config, &mut shutdown).await? else {
+    let Some((loaded, scrape)) = start::load(&config, &mut shutdown).await? else {
         return Ok(());
     };
-    serve_loaded(listener, config, loaded, shutdown).await
+    serve_loaded(listener, config, loaded, scrape, shutdown).await
 }
 
 /// Serves what was loaded on `listener` until `shutdown` resolves or, on
@@ -426,6 +427,7 @@ async fn serve_loaded(
     listener: TcpListener,
     config: ServeConfig,
     loaded: start::Loaded,
+    scrape: scrape::Scrape,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let local = listener.local_addr().context("listener address")?;
@@ -440,25 +442,7 @@ async fn serve_loaded(
     let ticker = tokio::spawn(background(Arc::downgrade(&fleet), config.policy.clone()));
     let mut tasks = alerting.spawn(Arc::downgrade(&fleet));
     tasks.push(ticker);
-    let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
-    let metrics_task = match config.metrics_listen {
-        Some(addr) => {
-            let listener = metrics::bind(addr).await?;
-            let bound = listener.local_addr().context("metrics listener address")?;
-            tracing::info!(metrics = %bound, "serving Prometheus metrics at /metrics");
-            let listener = conn::Http1Listener::new(listener, Arc::clone(&metrics));
-            let (fleet, alerting) = (Arc::clone(&fleet), Arc::clone(&alerting));
-            Some(tokio::spawn(metrics::serve(
-                listener,
-                Arc::clone(&metrics),
-                move || census(&fleet, &alerting, SystemTime::now()),
-                async {
-                    metrics_stopped.await.ok();
-                },
-            )))
-        }
-        None => None,
-    };
+    scrape.serving(&fleet, &alerting);
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<ReportServiceServer<ReportApi>>().await;
@@ -537,6 +521,7 @@ async fn serve_loaded(
     }
     // systemd (Type=notify): serving from here on; stopping when asked.
     sd_notify(envparity_proto::systemd::READY);
+    metrics.serving(writer.as_ref().map_or(0, |w| w.term().epoch));
     let lost = std::sync::Mutex::new(None);
     let shutdown = async {
         match &writer {
@@ -600,14 +585,7 @@ async fn serve_loaded(
     if let Some(web) = web {
         web.stop().await;
     }
-    let _ = metrics_stop.send(());
-    if let Some(t) = metrics_task {
-        match t.await {
-            Ok(Err(e)) => tracing::error!(error = %e, "metrics server failed"),
-            Err(e) => tracing::error!(error = %e, "metrics server task failed"),
-            Ok(Ok(())) => {}
-        }
-    }
+    scrape.stop().await;
     served?;
     if let Some(gone) = lost.into_inner().unwrap_or_else(|e| e.into_inner()) {
         return Err(gone.into());

@@ -7,6 +7,7 @@ use std::time::SystemTime;
 
 use anyhow::Context;
 
+use super::scrape::Scrape;
 use super::writer::{self, Writer};
 use super::{ServeConfig, initial_policy};
 use crate::alert::Alerting;
@@ -27,16 +28,34 @@ pub(super) struct Loaded {
     pub writer: Option<Arc<Writer>>,
 }
 
-/// Loads what `config` serves; on PostgreSQL, waits (as a standby) until
-/// this replica holds the writer lease first. Returns `None` when
-/// `shutdown` came first.
+/// Starts the metrics listener and loads what `config` serves; on
+/// PostgreSQL, waits (as a standby) until this replica holds the writer
+/// lease first. Returns `None` when `shutdown` came first; else what it
+/// loaded and the metrics listener.
 pub(super) async fn load(
     config: &ServeConfig,
     shutdown: &mut (impl Future<Output = ()> + Unpin),
-) -> anyhow::Result<Option<Loaded>> {
+) -> anyhow::Result<Option<(Loaded, Scrape)>> {
     let policy = initial_policy(config)?;
-    let policy_source = policy.source.clone();
     let metrics = Arc::new(Metrics::new());
+    let scrape = Scrape::start(config.metrics_listen, &metrics).await?;
+    match load_behind(config, policy, metrics, shutdown).await {
+        Ok(Some(loaded)) => Ok(Some((loaded, scrape))),
+        done => {
+            scrape.stop().await;
+            done.map(|_| None)
+        }
+    }
+}
+
+/// [`load`] once the metrics listener is up.
+async fn load_behind(
+    config: &ServeConfig,
+    policy: crate::fleet::LoadedPolicy,
+    metrics: Arc<Metrics>,
+    shutdown: &mut (impl Future<Output = ()> + Unpin),
+) -> anyhow::Result<Option<Loaded>> {
+    let policy_source = policy.source.clone();
     // Opening the store and loading from it block (and the PostgreSQL store
     // must not be called on a runtime worker: store/postgres/mod.rs), so
     // all of it runs on the blocking pool.
@@ -58,7 +77,9 @@ pub(super) async fn load(
         Some(pg) => {
             let me = writer::replica_name();
             tokio::select! {
-                writer = Writer::take(pg, me, config.lease_ttl) => Some(Arc::new(writer)),
+                writer = Writer::take(pg, me, config.lease_ttl, Arc::clone(&metrics)) => {
+                    Some(Arc::new(writer))
+                }
                 () = shutdown => return Ok(None),
             }
         }

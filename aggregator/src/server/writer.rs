@@ -17,6 +17,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use crate::metrics::Metrics;
 use crate::store::{Claim, PgStore, StoreError, Term};
 
 /// The lease's name.
@@ -58,6 +59,7 @@ pub struct Writer {
     store: Arc<PgStore>,
     term: Mutex<Term>,
     ttl: Duration,
+    metrics: Arc<Metrics>,
 }
 
 /// Runs `f` on the store from the blocking pool.
@@ -74,8 +76,14 @@ async fn blocking<T: Send + 'static>(
 impl Writer {
     /// Waits as a standby until this replica, `me`, holds the writer lease
     /// of `store` for terms of `ttl`; from then on the store's writes are
-    /// fenced by it. Never gives up: the caller stops waiting on shutdown.
-    pub async fn take(store: Arc<PgStore>, me: String, ttl: Duration) -> Self {
+    /// fenced by it (and `metrics` show a new epoch taken). Never gives up:
+    /// the caller stops waiting on shutdown.
+    pub async fn take(
+        store: Arc<PgStore>,
+        me: String,
+        ttl: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let poll = (ttl / 5).clamp(Duration::from_millis(200), Duration::from_secs(2));
         let mut shown: Option<(String, i64)> = None;
         loop {
@@ -94,6 +102,7 @@ impl Writer {
                         store,
                         term: Mutex::new(term),
                         ttl,
+                        metrics,
                     };
                 }
                 Ok(Claim::Held {
@@ -167,6 +176,7 @@ impl Writer {
                         "the writer lease lapsed (the database was out of reach for longer than its term) and no other replica took it: this replica holds it again"
                     );
                     self.store.hold(Some(next.clone()));
+                    self.metrics.serving(next.epoch);
                     *self.term.lock().unwrap_or_else(|e| e.into_inner()) = next;
                 }
                 Ok(Claim::Won {

@@ -33,6 +33,7 @@ pub struct AggregatorBuilder<'f> {
     envs: Vec<(String, String)>,
     store: Option<String>,
     sqlite: bool,
+    metrics: bool,
 }
 
 impl<'f> AggregatorBuilder<'f> {
@@ -43,6 +44,7 @@ impl<'f> AggregatorBuilder<'f> {
             tls: true,
             store: None,
             sqlite: false,
+            metrics: false,
             envs: Vec::new(),
         }
     }
@@ -65,6 +67,13 @@ impl<'f> AggregatorBuilder<'f> {
     /// certificate and [`Fleet::cli`] queries with the `cli` certificate.
     pub fn plaintext(mut self) -> Self {
         self.tls = false;
+        self
+    }
+
+    /// Serves `/metrics` and `/ready` on a port of its own (each replica's
+    /// own): see [`Aggregator::metrics_url`].
+    pub fn metrics(mut self) -> Self {
+        self.metrics = true;
         self
     }
 
@@ -172,6 +181,13 @@ impl<'f> AggregatorBuilder<'f> {
             if store.is_some() && !args.iter().any(|a| a == "--lease-ttl") {
                 args.extend(["--lease-ttl".to_owned(), TEST_LEASE_TTL.to_owned()]);
             }
+            let metrics_port = if self.metrics {
+                let port = free_port()?;
+                args.extend(["--metrics-listen".to_owned(), format!("127.0.0.1:{port}")]);
+                Some(port)
+            } else {
+                None
+            };
             aggregators.push(Aggregator {
                 port: free_port()?,
                 binary: binary.clone(),
@@ -181,6 +197,7 @@ impl<'f> AggregatorBuilder<'f> {
                 store,
                 data_dir,
                 standby: false,
+                metrics_port,
                 process: None,
                 dir,
             });
@@ -202,6 +219,7 @@ pub struct Aggregator {
     /// A replica may start as a standby, listening on nothing: started
     /// once its log says it holds the writer lease or waits for it.
     standby: bool,
+    metrics_port: Option<u16>,
     process: Option<Process>,
     dir: ScratchDir,
 }
@@ -244,6 +262,13 @@ impl Aggregator {
     /// `http(s)://127.0.0.1:PORT`, what agents and the CLI connect to.
     pub fn url(&self) -> String {
         format!("{}://127.0.0.1:{}", self.scheme, self.port)
+    }
+
+    /// `http://127.0.0.1:PORT/PATH` of its metrics listener, when the
+    /// builder asked for one ([`AggregatorBuilder::metrics`]).
+    pub fn metrics_url(&self, path: &str) -> Option<String> {
+        self.metrics_port
+            .map(|port| format!("http://127.0.0.1:{port}{path}"))
     }
 
     /// The port it listens on.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use envparity_tests::answer::{History, Hosts};
 use envparity_tests::grpc::{ReportClient, container, snapshot};
-use envparity_tests::http::Receiver;
+use envparity_tests::http::{self, Receiver};
 use envparity_tests::{Fleet, ImageSpec, Postgres, Replicas, Result, Run, free_port, wait_for};
 
 use super::alerting::{HOOK_SECRET, write_secret};
@@ -102,6 +102,7 @@ fn killing_replicas_at_random_loses_nothing_and_a_standby_takes_over_within_15_s
         .arg("100000")
         .arg("--report-burst")
         .arg("100000")
+        .metrics()
         .start_replicas(3)?;
     let _agent = fleet.start_agent(one)?;
 
@@ -132,6 +133,7 @@ fn killing_replicas_at_random_loses_nothing_and_a_standby_takes_over_within_15_s
     wait_for(TIMEOUT, "the pay alert at the webhook", || {
         Ok((!firing().is_empty()).then_some(()))
     })?;
+    probes_tell_the_writer_from_the_standbys(&mut replicas, &postgres)?;
 
     let seed = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -280,6 +282,38 @@ fn killing_replicas_at_random_loses_nothing_and_a_standby_takes_over_within_15_s
         fired.values().all(|n| *n == 1),
         "alerts fired again after takeovers: {fired:#?}"
     );
+    Ok(())
+}
+
+/// The writer's `/ready` says 200 and its `/metrics` show it serving with
+/// the lease's epoch and the fleet; a standby's say 503 and 0, without
+/// the fleet's gauges (they would count it twice).
+fn probes_tell_the_writer_from_the_standbys(
+    replicas: &mut Replicas,
+    postgres: &Postgres,
+) -> Result<()> {
+    let writer = replicas.wait_for_serving(TAKEOVER)?;
+    let (_, epoch) = lease(postgres)?;
+    for i in 0..replicas.len() {
+        let replica = replicas.replica(i);
+        let url = |path| replica.metrics_url(path).expect("a metrics listener");
+        let ready = http::get(&url("/ready"))?;
+        let metrics = http::get(&url("/metrics"))?.body;
+        if i == writer {
+            assert_eq!((ready.status, ready.body.as_str()), (200, "serving\n"));
+            assert!(metrics.contains("envparity_serving 1\n"), "{metrics}");
+            assert!(
+                metrics.contains(&format!("envparity_writer_lease_epoch {epoch}\n")),
+                "{metrics}"
+            );
+            assert!(metrics.contains("envparity_hosts{"), "{metrics}");
+        } else {
+            assert_eq!((ready.status, ready.body.as_str()), (503, "standby\n"));
+            assert!(metrics.contains("envparity_serving 0\n"), "{metrics}");
+            assert!(metrics.contains("envparity_build_info{"), "{metrics}");
+            assert!(!metrics.contains("envparity_hosts{"), "{metrics}");
+        }
+    }
     Ok(())
 }
 
