@@ -94,6 +94,8 @@ check "helm template (agent.runtime=containerd) matches tests/deploy/helm-render
   render containerd tests/deploy/helm-values-containerd.yaml envparity
 check "helm template (agent.runtime=podman) matches tests/deploy/helm-rendered/podman.yaml" \
   render podman tests/deploy/helm-values-podman.yaml envparity
+check "helm template (aggregator.postgres: replicas) matches tests/deploy/helm-rendered/postgres.yaml" \
+  render postgres tests/deploy/helm-values-postgres.yaml envparity
 check "helm template refuses an unknown agent.runtime" \
   fails_with 'agent.runtime "cri-o": choose docker, podman or containerd' \
   "$python" "$tools" helm-render deploy/helm/envparity <(echo 'agent: {runtime: cri-o}') envparity envparity
@@ -156,7 +158,7 @@ for version in "${k8s_versions[@]}"; do
     "$work/kustomized-containerd.yaml" "$work/kustomized-podman.yaml"
   check "kubernetes-validate --strict $version: Helm renders" \
     "$venv/bin/kubernetes-validate" --strict --quiet -k "$version" "$work/default.yaml" "$work"/full-split/*.yaml \
-    "$work/plaintext.yaml" "$work/containerd.yaml" "$work/podman.yaml"
+    "$work/plaintext.yaml" "$work/containerd.yaml" "$work/podman.yaml" "$work/postgres.yaml"
 done
 sed 's/readOnlyRootFilesystem: true/readOnlyRootFilesytem: true/' deploy/kubernetes/aggregator.yaml >"$work/typo.yaml"
 refused "kubernetes-validate on a misspelt field" \

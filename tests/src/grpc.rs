@@ -136,6 +136,39 @@ pub fn snapshot(
         .build()
 }
 
+/// Reports `host` in `environment` until `done`: one snapshot after another,
+/// each with one container of service `svc-HOST` on a new image id, each
+/// sent again until acknowledged (a push that a crash interrupted is
+/// retried as is). Returns the image ids acknowledged, in order: the
+/// acked log that crash tests check the store against.
+pub fn push_until(
+    client: &ReportClient,
+    host: &str,
+    environment: &str,
+    done: &std::sync::atomic::AtomicBool,
+) -> Vec<String> {
+    let mut acked = Vec::new();
+    for sequence in 1.. {
+        let mut c = container(&format!("svc-{host}"));
+        let image = format!("sha256:{sequence:064x}");
+        if let Some(i) = c.image.as_mut() {
+            i.image_id.clone_from(&image);
+        }
+        let s = snapshot(host, environment, sequence, vec![c]);
+        loop {
+            if done.load(std::sync::atomic::Ordering::Relaxed) {
+                return acked;
+            }
+            if client.push_acked(s.clone()).is_ok() {
+                acked.push(image.clone());
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    acked
+}
+
 /// Recomputes `content_hash` after a change.
 pub fn rehash(s: &mut HostSnapshot) {
     s.content_hash = envparity_proto::hash::content_hash(s);

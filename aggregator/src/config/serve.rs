@@ -85,6 +85,15 @@ envparity_settings::declare! {
                it). Replicas of one database take turns: the lease's holder serves, the others \
                wait as standbys, listening on nothing, and one takes over once the lease \
                expired (docs/store.md). Between 1s and 10m. Unused on SQLite.");
+    /// `--advertise`.
+    pub ADVERTISE: Setting<String> = Setting::new("advertise", advertise)
+        .flag("advertise")
+        .var("ENVPARITY_ADVERTISE")
+        .value_name("HOST:PORT")
+        .default_text("the listen address; HOSTNAME:PORT when it listens on every address")
+        .help("On PostgreSQL, where the other replicas reach this one's gRPC port: while it \
+               serves, standbys pass the connections they are sent to this address \
+               (docs/store.md). On Kubernetes, the pod's IP and port.");
     /// `--stale-after`.
     pub STALE_AFTER: Setting<Duration> = Setting::new("stale_after", parse::duration)
         .flag("stale-after")
@@ -197,6 +206,20 @@ pub fn read_policy(path: &Path) -> Result<Policy, PolicyError> {
         message: format!("cannot read the file: {e}"),
     })?;
     Policy::from_toml(&text, &origin)
+}
+
+fn advertise(text: &str) -> Result<String, String> {
+    let port = text
+        .rsplit_once(':')
+        .filter(|(host, _)| !host.is_empty())
+        .and_then(|(_, port)| port.parse::<u16>().ok())
+        .filter(|port| *port != 0);
+    match port {
+        Some(_) => Ok(text.to_owned()),
+        None => Err(format!(
+            "{text:?} is not HOST:PORT (a host name or IP address, a colon and a port from 1 to 65535; [IPv6]:PORT)"
+        )),
+    }
 }
 
 fn lease_ttl(ttl: Duration) -> Result<Duration, String> {

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod budget;
 pub mod conn;
 pub mod convert;
+mod forward;
 pub mod page;
 mod query;
 pub mod rate;
@@ -55,6 +56,9 @@ pub struct ServeConfig {
     pub stale_after: Duration,
     /// On PostgreSQL, how long the writer lease lasts unless renewed.
     pub lease_ttl: Duration,
+    /// On PostgreSQL, where the other replicas reach this one; `None`: the
+    /// listen address (the host name when it listens on every address).
+    pub advertise: Option<String>,
     /// The policy file; `None` for the built-in defaults. Reloaded on SIGHUP;
     /// a bad file at reload is logged and the last good policy stays.
     pub policy: Option<PathBuf>,
@@ -94,6 +98,7 @@ impl ServeConfig {
             postgres: None,
             stale_after: crate::config::defaults::STALE_AFTER,
             lease_ttl: crate::config::defaults::LEASE_TTL,
+            advertise: None,
             policy: None,
             metrics_listen: None,
             web_listen: None,
@@ -172,6 +177,7 @@ pub fn resolve(args: &ServeArgs, env: &dyn EnvSource) -> anyhow::Result<Serve> {
         postgres,
         stale_after: sources.value(&STALE_AFTER)?.value,
         lease_ttl: sources.value(&LEASE_TTL)?.value,
+        advertise: sources.get(&ADVERTISE)?.map(|a| a.value),
         policy: path(&POLICY)?,
         metrics_listen: sources.get(&METRICS_LISTEN)?.map(|a| a.value),
         web_listen: sources.get(&WEB_LISTEN)?.map(|a| a.value),
@@ -326,16 +332,10 @@ pub async fn run(
     config: ServeConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    check_transport(&config, config.listen)?;
-    let mut shutdown = std::pin::pin!(shutdown);
-    // A standby listens on nothing: a load balancer sends it nothing.
-    let Some((loaded, scrape)) = start::load(&config, &mut shutdown).await? else {
-        return Ok(());
-    };
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    serve_loaded(listener, config, loaded, scrape, shutdown).await
+    serve(listener, config, shutdown).await
 }
 
 /// What `/metrics` shows of the fleet and the alerts at `now`, counted
@@ -406,7 +406,8 @@ pub(crate) fn check_address(
 
 /// Opens the store and serves on `listener` until `shutdown` resolves.
 /// In-flight requests finish before this returns. On PostgreSQL, waits as a
-/// standby (accepting nothing) until this replica holds the writer lease.
+/// standby (passing its connections to the replica that serves) until this
+/// replica holds the writer lease.
 pub async fn serve(
     listener: TcpListener,
     config: ServeConfig,
@@ -415,7 +416,7 @@ pub async fn serve(
     let local = listener.local_addr().context("listener address")?;
     check_transport(&config, local)?;
     let mut shutdown = std::pin::pin!(shutdown);
-    let Some((loaded, scrape)) = start::load(&config, &mut shutdown).await? else {
+    let Some((loaded, scrape)) = start::load(&config, &listener, &mut shutdown).await? else {
         return Ok(());
     };
     serve_loaded(listener, config, loaded, scrape, shutdown).await

@@ -294,6 +294,29 @@ fn bad_values_name_their_flag_variable_or_file_line_and_key() {
         err.starts_with("TLS needs all of tls_cert, tls_key and tls_client_ca"),
         "{err}"
     );
+    for bad in ["10.0.0.7", "10.0.0.7:0", ":7600", "pod:port"] {
+        let err = serve_with(&["serve"], &[("ENVPARITY_ADVERTISE", bad)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&format!("ENVPARITY_ADVERTISE: {bad:?} is not HOST:PORT")),
+            "{err}"
+        );
+    }
+    for bad in ["500ms", "11m"] {
+        let err = serve_with(&["serve", "--lease-ttl", bad], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("--lease-ttl: is "), "{err}");
+        assert!(err.contains("between 1s"), "{err}");
+    }
+    let serve = serve_with(
+        &["serve", "--lease-ttl", "3s"],
+        &[("ENVPARITY_ADVERTISE", "[fd00::7]:7600")],
+    )
+    .unwrap();
+    assert_eq!(serve.config.lease_ttl, Duration::from_secs(3));
+    assert_eq!(serve.config.advertise.as_deref(), Some("[fd00::7]:7600"));
 }
 
 #[test]

@@ -6,10 +6,12 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use anyhow::Context;
+use tokio::net::TcpListener;
 
 use super::scrape::Scrape;
 use super::writer::{self, Writer};
 use super::{ServeConfig, initial_policy};
+use super::{conn, forward};
 use crate::alert::Alerting;
 use crate::fleet::Fleet;
 use crate::metrics::Metrics;
@@ -29,17 +31,19 @@ pub(super) struct Loaded {
 }
 
 /// Starts the metrics listener and loads what `config` serves; on
-/// PostgreSQL, waits (as a standby) until this replica holds the writer
+/// PostgreSQL, waits (as a standby, passing the connections `listener`
+/// takes to the replica that serves) until this replica holds the writer
 /// lease first. Returns `None` when `shutdown` came first; else what it
 /// loaded and the metrics listener.
 pub(super) async fn load(
     config: &ServeConfig,
+    listener: &TcpListener,
     shutdown: &mut (impl Future<Output = ()> + Unpin),
 ) -> anyhow::Result<Option<(Loaded, Scrape)>> {
     let policy = initial_policy(config)?;
     let metrics = Arc::new(Metrics::new());
     let scrape = Scrape::start(config.metrics_listen, &metrics).await?;
-    match load_behind(config, policy, metrics, shutdown).await {
+    match load_behind(config, listener, policy, metrics, shutdown).await {
         Ok(Some(loaded)) => Ok(Some((loaded, scrape))),
         done => {
             scrape.stop().await;
@@ -51,6 +55,7 @@ pub(super) async fn load(
 /// [`load`] once the metrics listener is up.
 async fn load_behind(
     config: &ServeConfig,
+    listener: &TcpListener,
     policy: crate::fleet::LoadedPolicy,
     metrics: Arc<Metrics>,
     shutdown: &mut (impl Future<Output = ()> + Unpin),
@@ -76,10 +81,21 @@ async fn load_behind(
     let writer = match postgres {
         Some(pg) => {
             let me = writer::replica_name();
+            let address = advertised(config, listener)?;
+            let (holder, forward_to) = tokio::sync::watch::channel(None);
+            // Each forwarded connection takes two descriptors.
+            let max = conn::ConnLimits::for_nofile(conn::raise_nofile_limit()).max_connections / 2;
+            let taking = Writer::take(
+                pg,
+                me,
+                address,
+                config.lease_ttl,
+                Arc::clone(&metrics),
+                &holder,
+            );
             tokio::select! {
-                writer = Writer::take(pg, me, config.lease_ttl, Arc::clone(&metrics)) => {
-                    Some(Arc::new(writer))
-                }
+                writer = taking => Some(Arc::new(writer)),
+                () = forward::forward(listener, forward_to, max) => unreachable!("forwarding never ends"),
                 () = shutdown => return Ok(None),
             }
         }
@@ -102,4 +118,23 @@ async fn load_behind(
         policy_source,
         writer,
     }))
+}
+
+/// Where the other replicas reach this one: `--advertise`, else the
+/// listen address, else (listening on every address) the host name and
+/// the port.
+fn advertised(config: &ServeConfig, listener: &TcpListener) -> anyhow::Result<String> {
+    if let Some(address) = &config.advertise {
+        return Ok(address.clone());
+    }
+    let local = listener.local_addr().context("listener address")?;
+    if !local.ip().is_unspecified() {
+        return Ok(local.to_string());
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .context("listening on every address, and the host name is unknown: set --advertise")?;
+    Ok(format!("{host}:{}", local.port()))
 }

@@ -58,6 +58,7 @@ pub struct Lost {
 pub struct Writer {
     store: Arc<PgStore>,
     term: Mutex<Term>,
+    address: String,
     ttl: Duration,
     metrics: Arc<Metrics>,
 }
@@ -74,21 +75,24 @@ async fn blocking<T: Send + 'static>(
 }
 
 impl Writer {
-    /// Waits as a standby until this replica, `me`, holds the writer lease
-    /// of `store` for terms of `ttl`; from then on the store's writes are
-    /// fenced by it (and `metrics` show a new epoch taken). Never gives up:
-    /// the caller stops waiting on shutdown.
+    /// Waits as a standby until this replica, `me`, serving at `address`,
+    /// holds the writer lease of `store` for terms of `ttl`; from then on
+    /// the store's writes are fenced by it (and `metrics` show a new epoch
+    /// taken). Meanwhile `holder` says where the replica holding it serves.
+    /// Never gives up: the caller stops waiting on shutdown.
     pub async fn take(
         store: Arc<PgStore>,
         me: String,
+        address: String,
         ttl: Duration,
         metrics: Arc<Metrics>,
+        holder: &tokio::sync::watch::Sender<Option<String>>,
     ) -> Self {
         let poll = (ttl / 5).clamp(Duration::from_millis(200), Duration::from_secs(2));
         let mut shown: Option<(String, i64)> = None;
         loop {
-            let name = me.clone();
-            match blocking(&store, move |s| s.claim(LEASE, &name, ttl)).await {
+            let (name, at) = (me.clone(), address.clone());
+            match blocking(&store, move |s| s.claim(LEASE, &name, &at, ttl)).await {
                 Ok(Claim::Won { term, previous }) => {
                     tracing::info!(
                         replica = %me,
@@ -98,18 +102,26 @@ impl Writer {
                         "this replica holds the writer lease: loading the store and serving"
                     );
                     store.hold(Some(term.clone()));
+                    holder.send_replace(None);
                     return Writer {
                         store,
                         term: Mutex::new(term),
+                        address,
                         ttl,
                         metrics,
                     };
                 }
                 Ok(Claim::Held {
                     owner,
+                    address: serving_at,
                     epoch,
                     expires_in,
                 }) => {
+                    holder.send_if_modified(|at| {
+                        let changed = at.as_deref() != Some(serving_at.as_str());
+                        *at = Some(serving_at.clone());
+                        changed
+                    });
                     let holder = (owner, epoch);
                     if shown.is_none() {
                         // Started, as a standby: systemd (Type=notify) must
@@ -124,9 +136,10 @@ impl Writer {
                         tracing::info!(
                             replica = %me,
                             holder = %holder.0,
+                            address = %serving_at,
                             epoch = holder.1,
                             expires_in_ms = expires_in.as_millis() as u64,
-                            "standby: another replica holds the writer lease; serving nothing until it is free"
+                            "standby: another replica holds the writer lease; forwarding connections to it until it is free"
                         );
                         shown = Some(holder);
                     }
@@ -164,8 +177,8 @@ impl Writer {
                     continue;
                 }
             }
-            let me = term.owner.clone();
-            match blocking(&self.store, move |s| s.claim(LEASE, &me, ttl)).await {
+            let (me, at) = (term.owner.clone(), self.address.clone());
+            match blocking(&self.store, move |s| s.claim(LEASE, &me, &at, ttl)).await {
                 Ok(Claim::Won {
                     term: next,
                     previous,

@@ -20,6 +20,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// waits for it as a standby.
 const LEASE_LINE: &str = "holds the writer lease";
 
+/// What an aggregator logs once it serves.
+const SERVING_LINE: &str = "envparity aggregator listening";
+
 /// `--lease-ttl` of the aggregators on PostgreSQL, unless a test sets it.
 const TEST_LEASE_TTL: &str = "2s";
 
@@ -114,8 +117,9 @@ impl<'f> AggregatorBuilder<'f> {
     }
 
     /// Starts `n` replicas of one PostgreSQL database (given with
-    /// [`AggregatorBuilder::store`]) behind a TCP load balancer; agents and
-    /// `fleet.cli` then use the balancer. Returns once one serves.
+    /// [`AggregatorBuilder::store`]), each with a metrics listener, behind
+    /// a TCP load balancer; agents and `fleet.cli` then use the balancer.
+    /// Returns once one serves.
     pub fn start_replicas(self, n: usize) -> Result<Replicas> {
         if self.store.is_none() {
             return Err(Error::unexpected(
@@ -124,7 +128,7 @@ impl<'f> AggregatorBuilder<'f> {
             ));
         }
         let fleet = self.fleet;
-        let mut replicas = self.prepare(n)?;
+        let mut replicas = self.metrics().prepare(n)?;
         for replica in &mut replicas {
             replica.standby = true;
             replica.spawn()?;
@@ -206,6 +210,18 @@ impl<'f> AggregatorBuilder<'f> {
     }
 }
 
+/// Waits until `process` logged `line` more than `before` times.
+fn logs_again(process: &mut Process, line: &str, before: usize) -> Result<()> {
+    let what = format!("{} to log {line:?}", process.name());
+    wait_for(START_TIMEOUT, &what, || {
+        if process.log().matches(line).count() > before {
+            return Ok(Some(()));
+        }
+        process.ensure_running()?;
+        Ok(None)
+    })
+}
+
 /// A running aggregator; dropping it stops it and deletes its data.
 #[derive(Debug)]
 pub struct Aggregator {
@@ -237,23 +253,20 @@ impl Aggregator {
             .args(&self.args)
             .envs(self.envs.iter().map(|(k, v)| (k, v)));
         let logged = self.log().matches(LEASE_LINE).count();
+        let served = self.log().matches(SERVING_LINE).count();
         let mut process = Process::spawn(
             format!("aggregator {listen}"),
             serve,
             self.dir.path().join("aggregator.log"),
         )?;
+        // The log holds every run: wait for one more line of this one.
         if self.standby {
-            // The log holds every run: wait for one more line of this one.
-            let what = format!("{} to hold or wait for the writer lease", process.name());
-            wait_for(START_TIMEOUT, &what, || {
-                if process.log().matches(LEASE_LINE).count() > logged {
-                    return Ok(Some(()));
-                }
-                process.ensure_running()?;
-                Ok(None)
-            })?;
+            logs_again(&mut process, LEASE_LINE, logged)?;
         } else {
+            // The port is bound before the store is loaded (and, on
+            // PostgreSQL, before the writer lease is taken).
             process.wait_for_port(listen, START_TIMEOUT)?;
+            logs_again(&mut process, SERVING_LINE, served)?;
         }
         self.process = Some(process);
         Ok(())

@@ -306,6 +306,12 @@ impl Fleet {
 
     /// [`Fleet::cli`] with `-o FORMAT` (`json`, `yaml`, `table`, `wide`).
     pub fn cli_as(&self, format: &str, args: &[&str]) -> Result<CliOutput> {
+        self.cli_at(&self.server()?, format, args)
+    }
+
+    /// [`Fleet::cli_as`] against the aggregator at `server` rather than
+    /// the fleet's (one replica of several, say).
+    pub fn cli_at(&self, server: &str, format: &str, args: &[&str]) -> Result<CliOutput> {
         let mut all: Vec<&str> = Vec::new();
         let credentials = self
             .cli_credentials
@@ -314,7 +320,7 @@ impl Fleet {
             .clone();
         all.extend(credentials.iter().map(String::as_str));
         all.extend(args);
-        CliOutput::run_as(&self.server()?, format, &all)
+        CliOutput::run_as(server, format, &all)
     }
 
     /// `envparity --server URL` with the fleet's query credentials and no

@@ -1,9 +1,9 @@
 //! [`Replicas`]: several `envparity serve` of one PostgreSQL database
 //! behind an ordinary L4 load balancer (HAProxy in TCP mode), as docs/store.md
-//! deploys them. The balancer checks each replica's port; only the one
-//! holding the writer lease listens, so it alone gets connections.
+//! deploys them. The balancer sends connections to every replica that
+//! listens; a standby passes them to the one holding the writer lease.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::process::Command;
 use std::time::Duration;
 
@@ -94,15 +94,17 @@ impl Replicas {
         &mut self.replicas[i]
     }
 
-    /// The replicas that accept connections now (running and holding the
-    /// writer lease).
+    /// The replicas that serve now (running, holding the writer lease:
+    /// their `/ready` says 200).
     pub fn serving(&mut self) -> Vec<usize> {
         (0..self.replicas.len())
             .filter(|&i| {
                 let replica = &mut self.replicas[i];
                 let up = replica.process().is_some_and(Process::is_running);
-                let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, replica.port()));
-                up && TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+                up && replica
+                    .metrics_url("/ready")
+                    .and_then(|url| crate::http::get(&url).ok())
+                    .is_some_and(|r| r.status == 200)
             })
             .collect()
     }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use envparity_tests::answer::{History, Hosts};
-use envparity_tests::grpc::{ReportClient, container, snapshot};
+use envparity_tests::grpc::{ReportClient, container, push_until, snapshot};
 use envparity_tests::{CliOutput, Fleet, ImageSpec, Postgres, Result, Run, free_port};
 
 use super::alerting::{metrics, sample};
@@ -338,30 +338,7 @@ fn killing_the_aggregator_repeatedly_loses_no_acknowledged_snapshot() -> Result<
             .map(|&host| {
                 let client = ReportClient::connect_as(&fleet, host)?;
                 let done = &done;
-                Ok(scope.spawn(move || {
-                    let mut acked = Vec::new();
-                    for sequence in 1.. {
-                        let mut c = container(&format!("svc-{host}"));
-                        let image = format!("sha256:{sequence:064x}");
-                        if let Some(i) = c.image.as_mut() {
-                            i.image_id.clone_from(&image);
-                        }
-                        let s = snapshot(host, "production", sequence, vec![c]);
-                        // Until acknowledged: a push the crash interrupted
-                        // is retried as is.
-                        loop {
-                            if done.load(Ordering::Relaxed) {
-                                return (host, acked);
-                            }
-                            if client.push_acked(s.clone()).is_ok() {
-                                acked.push(image.clone());
-                                break;
-                            }
-                            std::thread::sleep(Duration::from_millis(20));
-                        }
-                    }
-                    (host, acked)
-                }))
+                Ok(scope.spawn(move || (host, push_until(&client, host, "production", done))))
             })
             .collect::<Result<_>>()?;
         let mut result = Ok(());

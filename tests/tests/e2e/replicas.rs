@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use envparity_tests::answer::{History, Hosts};
-use envparity_tests::grpc::{ReportClient, container, snapshot};
+use envparity_tests::grpc::{ReportClient, container, push_until, snapshot};
 use envparity_tests::http::{self, Receiver};
 use envparity_tests::{Fleet, ImageSpec, Postgres, Replicas, Result, Run, free_port, wait_for};
 
@@ -133,7 +133,8 @@ fn killing_replicas_at_random_loses_nothing_and_a_standby_takes_over_within_15_s
     wait_for(TIMEOUT, "the pay alert at the webhook", || {
         Ok((!firing().is_empty()).then_some(()))
     })?;
-    probes_tell_the_writer_from_the_standbys(&mut replicas, &postgres)?;
+    fleet.wait_for_hosts(&["one", "x", "y"], TIMEOUT)?;
+    probes_tell_the_writer_from_the_standbys(&fleet, &mut replicas, &postgres)?;
 
     let seed = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -150,28 +151,7 @@ fn killing_replicas_at_random_loses_nothing_and_a_standby_takes_over_within_15_s
             .map(|(host, environment)| {
                 let client = ReportClient::connect_as(&fleet, host)?;
                 let done = &done;
-                Ok(scope.spawn(move || {
-                    let mut acked = Vec::new();
-                    for sequence in 1.. {
-                        let mut c = container(&format!("svc-{host}"));
-                        let image = format!("sha256:{sequence:064x}");
-                        if let Some(i) = c.image.as_mut() {
-                            i.image_id.clone_from(&image);
-                        }
-                        let s = snapshot(host, environment, sequence, vec![c]);
-                        loop {
-                            if done.load(Ordering::Relaxed) {
-                                return (host, acked);
-                            }
-                            if client.push_acked(s.clone()).is_ok() {
-                                acked.push(image.clone());
-                                break;
-                            }
-                            std::thread::sleep(Duration::from_millis(20));
-                        }
-                    }
-                    (host, acked)
-                }))
+                Ok(scope.spawn(move || (host, push_until(&client, host, environment, done))))
             })
             .collect::<Result<_>>()?;
         // What the first reports make fire is delivered before the kills
@@ -287,11 +267,23 @@ fn killing_replicas_at_random_loses_nothing_and_a_standby_takes_over_within_15_s
 
 /// The writer's `/ready` says 200 and its `/metrics` show it serving with
 /// the lease's epoch and the fleet; a standby's say 503 and 0, without
-/// the fleet's gauges (they would count it twice).
+/// the fleet's gauges (they would count it twice), and a query sent to a
+/// standby's own port gets the writer's answer, passed through.
 fn probes_tell_the_writer_from_the_standbys(
+    fleet: &Fleet,
     replicas: &mut Replicas,
     postgres: &Postgres,
 ) -> Result<()> {
+    let through = fleet.cli(&["hosts"])?;
+    through.assert_code(0);
+    let hosts = |out: &envparity_tests::CliOutput| -> Vec<String> {
+        out.answer::<Hosts>()
+            .hosts
+            .into_iter()
+            .map(|h| h.host_id)
+            .collect()
+    };
+    assert!(hosts(&through).len() >= 3, "{:?}", hosts(&through));
     let writer = replicas.wait_for_serving(TAKEOVER)?;
     let (_, epoch) = lease(postgres)?;
     for i in 0..replicas.len() {
@@ -312,6 +304,9 @@ fn probes_tell_the_writer_from_the_standbys(
             assert!(metrics.contains("envparity_serving 0\n"), "{metrics}");
             assert!(metrics.contains("envparity_build_info{"), "{metrics}");
             assert!(!metrics.contains("envparity_hosts{"), "{metrics}");
+            let direct = fleet.cli_at(&replica.url(), "json", &["hosts"])?;
+            direct.assert_code(0);
+            assert_eq!(hosts(&direct), hosts(&through), "through standby {i}");
         }
     }
     Ok(())

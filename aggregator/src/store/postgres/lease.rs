@@ -1,7 +1,8 @@
 //! Leases: which replica may write, on the database's clock, fenced by an
 //! epoch (docs/store.md, "Several replicas").
 //!
-//! A lease is a row of `leases`: its owner, an epoch that grows by one each
+//! A lease is a row of `leases`: its owner and the address it serves at, an
+//! epoch that grows by one each
 //! time the lease changes hands (or is taken again after it lapsed), and
 //! when it expires, by the database's clock (`now()`), so replicas whose
 //! clocks disagree still agree on who holds it. The owner renews it well
@@ -51,6 +52,8 @@ pub enum Claim {
     Held {
         /// Who.
         owner: String,
+        /// The address it serves at.
+        address: String,
         /// In which epoch.
         epoch: i64,
         /// How long until it expires unless renewed.
@@ -64,12 +67,18 @@ fn millis(d: Duration) -> i64 {
 }
 
 impl PgStore {
-    /// Takes `lease` for `owner` for `ttl` when nobody holds it or its
-    /// holder's term expired; else says who holds it. A term of this very
-    /// owner that has not expired is renewed and kept (same epoch).
-    /// Blocks: call it on the blocking pool.
-    pub fn claim(&self, lease: &str, owner: &str, ttl: Duration) -> Result<Claim, StoreError> {
-        self.block_on(self.claim_row(lease, owner, ttl))
+    /// Takes `lease` for `owner`, serving at `address`, for `ttl` when
+    /// nobody holds it or its holder's term expired; else says who holds
+    /// it. A term of this very owner that has not expired is renewed and
+    /// kept (same epoch). Blocks: call it on the blocking pool.
+    pub fn claim(
+        &self,
+        lease: &str,
+        owner: &str,
+        address: &str,
+        ttl: Duration,
+    ) -> Result<Claim, StoreError> {
+        self.block_on(self.claim_row(lease, owner, address, ttl))
     }
 
     /// Extends `term` by `ttl` from now, by the database's clock; `false`
@@ -90,6 +99,7 @@ impl PgStore {
         &self,
         lease: &str,
         owner: &str,
+        address: &str,
         ttl: Duration,
     ) -> Result<Claim, StoreError> {
         let mut client = self.client().await?;
@@ -100,8 +110,8 @@ impl PgStore {
         // A first claim creates the row; replicas racing here then queue on
         // its row lock below.
         tx.execute(
-            "INSERT INTO leases (name, owner, epoch, expires_at)
-             VALUES ($1, '', 0, 'epoch') ON CONFLICT (name) DO NOTHING",
+            "INSERT INTO leases (name, owner, address, epoch, expires_at)
+             VALUES ($1, '', '', 0, 'epoch') ON CONFLICT (name) DO NOTHING",
             &[&lease],
         )
         .await
@@ -109,7 +119,8 @@ impl PgStore {
         let row = tx
             .query_one(
                 "SELECT owner, epoch, expires_at > now(),
-                        GREATEST(0, (EXTRACT(EPOCH FROM expires_at - now()) * 1000)::BIGINT)
+                        GREATEST(0, (EXTRACT(EPOCH FROM expires_at - now()) * 1000)::BIGINT),
+                        address
                  FROM leases WHERE name = $1 FOR UPDATE",
                 &[&lease],
             )
@@ -120,6 +131,7 @@ impl PgStore {
         if live && holder != owner {
             return Ok(Claim::Held {
                 owner: holder,
+                address: row.get(4),
                 epoch,
                 expires_in: Duration::from_millis(u64::try_from(left).unwrap_or(0)),
             });
@@ -127,10 +139,10 @@ impl PgStore {
         let keep = live && holder == owner;
         let next = if keep { epoch } else { epoch + 1 };
         tx.execute(
-            "UPDATE leases SET owner = $2, epoch = $3,
+            "UPDATE leases SET owner = $2, epoch = $3, address = $5,
                     expires_at = now() + $4::BIGINT * interval '1 millisecond'
              WHERE name = $1",
-            &[&lease, &owner, &next, &millis(ttl)],
+            &[&lease, &owner, &next, &millis(ttl), &address],
         )
         .await
         .map_err(self.db("take a lease"))?;

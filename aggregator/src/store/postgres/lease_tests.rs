@@ -31,29 +31,41 @@ fn a_lease_is_won_once_held_against_others_and_changes_hands_with_a_new_epoch() 
         return;
     };
     let store = backend.open();
-    let (a, previous) = won(store.claim("writer", "a", LONG).unwrap());
+    let (a, previous) = won(store.claim("writer", "a", "a:7600", LONG).unwrap());
     assert_eq!((a.epoch, previous), (1, None));
-    match store.claim("writer", "b", LONG).unwrap() {
+    match store.claim("writer", "b", "b:7600", LONG).unwrap() {
         Claim::Held {
             owner,
+            address,
             epoch,
             expires_in,
         } => {
-            assert_eq!((owner.as_str(), epoch), ("a", 1));
+            assert_eq!(
+                (owner.as_str(), address.as_str(), epoch),
+                ("a", "a:7600", 1)
+            );
             assert!(expires_in > Duration::from_secs(50), "{expires_in:?}");
         }
         won => panic!("b won a lease a holds: {won:?}"),
     }
     // Claimed again by its owner while live: kept, same epoch.
-    assert_eq!(won(store.claim("writer", "a", LONG).unwrap()).0, a);
+    assert_eq!(
+        won(store.claim("writer", "a", "a:7600", LONG).unwrap()).0,
+        a
+    );
     assert!(store.renew(&a, LONG).unwrap());
     store.release(&a).unwrap();
     assert!(!store.renew(&a, LONG).unwrap(), "a released term renewed");
-    let (b, previous) = won(store.claim("writer", "b", LONG).unwrap());
+    let (b, previous) = won(store.claim("writer", "b", "b:7600", LONG).unwrap());
     assert_eq!(b.epoch, 2);
     assert_eq!(previous, Some(("a".to_owned(), 1)));
     // Another lease is another row.
-    assert_eq!(won(store.claim("other", "a", LONG).unwrap()).0.epoch, 1);
+    assert_eq!(
+        won(store.claim("other", "a", "a:7600", LONG).unwrap())
+            .0
+            .epoch,
+        1
+    );
 }
 
 #[test]
@@ -63,7 +75,7 @@ fn a_lease_expires_by_the_database_clock_and_its_stale_owner_cannot_write() {
     };
     let (old, new) = (backend.open(), backend.open());
     let (a, _) = won(old
-        .claim("writer", "a", Duration::from_millis(300))
+        .claim("writer", "a", "a:7600", Duration::from_millis(300))
         .unwrap());
     old.hold(Some(a.clone()));
     write(&old).unwrap();
@@ -76,7 +88,7 @@ fn a_lease_expires_by_the_database_clock_and_its_stale_owner_cannot_write() {
     );
     assert!(err.contains("it expired"), "{err}");
     assert!(!old.renew(&a, LONG).unwrap(), "an expired term renewed");
-    let (b, previous) = won(new.claim("writer", "b", LONG).unwrap());
+    let (b, previous) = won(new.claim("writer", "b", "b:7600", LONG).unwrap());
     assert_eq!((b.epoch, previous), (2, Some(("a".to_owned(), 1))));
     new.hold(Some(b));
     write(&new).unwrap();
@@ -136,7 +148,7 @@ fn a_takeover_waits_for_the_write_that_passed_the_fence_and_then_sees_it() {
     };
     let (old, new) = (backend.open(), backend.open());
     let (a, _) = won(old
-        .claim("writer", "a", Duration::from_millis(500))
+        .claim("writer", "a", "a:7600", Duration::from_millis(500))
         .unwrap());
     old.hold(Some(a));
     let host = crate::store::contract_tests::host("h1", 1);
@@ -156,7 +168,7 @@ fn a_takeover_waits_for_the_write_that_passed_the_fence_and_then_sees_it() {
         std::thread::sleep(Duration::from_millis(700));
         let claiming = s.spawn(|| {
             let started = Instant::now();
-            let claim = new.claim("writer", "b", LONG).unwrap();
+            let claim = new.claim("writer", "b", "b:7600", LONG).unwrap();
             (claim, started.elapsed())
         });
         std::thread::sleep(Duration::from_millis(500));

@@ -99,12 +99,13 @@ CREATE TABLE alert_outbox (
 CREATE INDEX alert_outbox_by_sink ON alert_outbox (sink, seq);
 "#;
 
-/// Leases: which replica may write (`lease.rs`). `expires_at` is on the
-/// database's clock.
+/// Leases: which replica may write (`lease.rs`), and where it serves.
+/// `expires_at` is on the database's clock.
 const V2: &str = r#"
 CREATE TABLE leases (
     name            TEXT COLLATE "C" PRIMARY KEY,
     owner           TEXT NOT NULL,
+    address         TEXT NOT NULL,
     epoch           BIGINT NOT NULL,
     expires_at      TIMESTAMPTZ NOT NULL
 );

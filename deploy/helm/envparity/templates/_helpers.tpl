@@ -57,6 +57,12 @@ helm.sh/chart: {{ printf "%s-%s" .ctx.Chart.Name .ctx.Chart.Version | replace "+
 {{- range .Values.alerts.sinks -}}{{- if .secret -}}yes{{- end -}}{{- end -}}
 {{- end -}}
 
+{{/* Non-empty when the aggregator reads secret files (sink secrets, the store's password), copied owner-only by its init container. */}}
+{{- define "envparity.secretFiles" -}}
+{{- include "envparity.sinkSecrets" . -}}
+{{- if and .Values.aggregator.postgres.url .Values.aggregator.postgres.passwordSecret.name -}}yes{{- end -}}
+{{- end -}}
+
 {{/* Fails unless exactly one transport is chosen: TLS (the default) or, explicitly, plain text. */}}
 {{- define "envparity.checkTransport" -}}
 {{- if and .Values.tls.enabled .Values.insecurePlaintext -}}
