@@ -302,3 +302,43 @@ fn the_store_is_reached_over_verified_tls_or_not_at_all() -> Result<()> {
     assert!(out.stderr.contains("--store-ca-file"), "{}", out.stderr);
     Ok(())
 }
+
+/// A PostgreSQL database that refuses writes (`default_transaction_read_only`,
+/// as a hot standby or a database put in maintenance leaves it): `serve` and
+/// `check-config` exit 2 naming the database and why, `serve` never listens,
+/// and nothing is written there.
+#[test]
+fn a_read_only_postgres_database_stops_serve_and_check_config_with_a_clear_error() -> Result<()> {
+    let postgres = Postgres::start()?;
+    postgres.sql("postgres", "CREATE DATABASE envparity")?;
+    let url = postgres.url("envparity");
+    let run = |args: &[&str]| -> Result<envparity_tests::Output> {
+        let mut cmd = project_command(&cargo_bin("envparity")?);
+        cmd.args(args).args(["--store", &url]);
+        output(cmd, Duration::from_secs(30))
+    };
+    let out = run(&["migrate"])?;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    postgres.sql(
+        "postgres",
+        "ALTER DATABASE envparity SET default_transaction_read_only = on",
+    )?;
+    for args in [
+        &["check-config", "--insecure-plaintext"][..],
+        &["serve", "--insecure-plaintext", "--listen", "127.0.0.1:0"][..],
+    ] {
+        let out = run(args)?;
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        assert!(
+            out.stderr.contains(&url) && out.stderr.contains("read-only transaction"),
+            "{args:?} names the database and why: {}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains("listening"), "{}", out.stderr);
+    }
+    assert_eq!(
+        postgres.sql("envparity", "SELECT COUNT(*) FROM leases")?,
+        "0"
+    );
+    Ok(())
+}
