@@ -33,8 +33,14 @@ impl ReportClient {
     /// Connects to the fleet's (TLS) aggregator as the agent of `host`
     /// (its certificate from [`Fleet::pki`]).
     pub fn connect_as(fleet: &Fleet, host: &str) -> Result<Self> {
+        Self::connect_to(fleet, host, &fleet.server()?)
+    }
+
+    /// [`ReportClient::connect_as`] to the aggregator at `server` rather
+    /// than the fleet's (one replica of several, say).
+    pub fn connect_to(fleet: &Fleet, host: &str, server: &str) -> Result<Self> {
         let pki = fleet.pki()?;
-        let server = fleet.server()?;
+        let server = server.to_owned();
         let tls = agent_tls(pki, host);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()

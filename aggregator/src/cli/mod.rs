@@ -416,15 +416,23 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(run(cli)) {
+    let code = match runtime.block_on(run(cli)) {
         Ok(Outcome::Parity) => ExitCode::SUCCESS,
         Ok(Outcome::Drift) => ExitCode::from(1),
         Err(e) => {
             eprintln!("error: {}", render::sanitize(&format!("{e:#}")));
             ExitCode::from(2)
         }
-    }
+    };
+    // Dropping the runtime would wait for every blocking task; one still
+    // waiting on the database (a replica that lost the writer lease, a
+    // dead server) must not keep the process from exiting.
+    runtime.shutdown_timeout(EXIT_GRACE);
+    code
 }
+
+/// How long blocking tasks may go on once a command is done.
+const EXIT_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Runs a parsed command.
 pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {

@@ -229,6 +229,9 @@ const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest header block a call may send.
 const MAX_HEADER_LIST_BYTES: u32 = 64 * 1024;
 
+/// How long in-flight calls may take to finish once the server stops.
+const STOP_GRACE: Duration = Duration::from_secs(8);
+
 /// How often time-dependent findings (stale hosts) are re-evaluated.
 const TICK: Duration = Duration::from_secs(1);
 
@@ -318,7 +321,7 @@ impl Background {
         format!("http://{}", self.addr)
     }
 
-    /// Shuts down gracefully (in-flight requests finish) and returns how the
+    /// Shuts down gracefully (in-flight requests get 8 s to finish) and returns how the
     /// server ended.
     pub async fn stop(self) -> anyhow::Result<()> {
         // The server may already have ended (then its result says why).
@@ -524,6 +527,7 @@ async fn serve_loaded(
     sd_notify(envparity_proto::systemd::READY);
     metrics.serving(writer.as_ref().map_or(0, |w| w.term().epoch));
     let lost = std::sync::Mutex::new(None);
+    let stopping = tokio::sync::Notify::new();
     let shutdown = async {
         match &writer {
             Some(writer) => tokio::select! {
@@ -536,6 +540,7 @@ async fn serve_loaded(
             None => shutdown.await,
         }
         sd_notify(envparity_proto::systemd::STOPPING);
+        stopping.notify_one();
     };
     let nofile = conn::raise_nofile_limit();
     let limits = conn::ConnLimits::for_nofile(nofile);
@@ -560,22 +565,39 @@ async fn serve_loaded(
         .add_service(reflection)
         .add_service(report)
         .add_service(query);
-    let served = match tls_config {
-        Some(tls_config) => {
-            router
-                .serve_with_incoming_shutdown(
-                    tls::incoming(listener, tls_config, conns, Arc::clone(&metrics)),
-                    shutdown,
-                )
-                .await
+    let served = async {
+        match tls_config {
+            Some(tls_config) => {
+                router
+                    .serve_with_incoming_shutdown(
+                        tls::incoming(listener, tls_config, conns, Arc::clone(&metrics)),
+                        shutdown,
+                    )
+                    .await
+            }
+            None => {
+                router
+                    .serve_with_incoming_shutdown(conn::incoming_plain(listener, conns), shutdown)
+                    .await
+            }
         }
-        None => {
-            router
-                .serve_with_incoming_shutdown(conn::incoming_plain(listener, conns), shutdown)
-                .await
+    };
+    // Once stopping, in-flight calls get STOP_GRACE to finish; a client
+    // that keeps its connection open without reading (and so never sees
+    // the server's GOAWAY) does not hold the stop up longer.
+    let served = tokio::select! {
+        served = served => served.context("gRPC server"),
+        () = async {
+            stopping.notified().await;
+            tokio::time::sleep(STOP_GRACE).await;
+        } => {
+            tracing::warn!(
+                grace_s = STOP_GRACE.as_secs(),
+                "connections still open after the stop grace; closing them"
+            );
+            Ok(())
         }
-    }
-    .context("gRPC server");
+    };
     for t in tasks {
         t.abort();
     }

@@ -214,11 +214,8 @@ impl Writer {
     }
 
     fn lost(&self, term: Term, holder: String, holder_epoch: i64) -> Lost {
-        // Nothing more is written under any term of this replica's.
-        self.store.hold(Some(Term {
-            epoch: -1,
-            ..term.clone()
-        }));
+        // Nothing more is written: the fence still holds `term`, which the
+        // lease row no longer names.
         Lost {
             me: term.owner,
             epoch: term.epoch,

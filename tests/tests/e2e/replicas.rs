@@ -369,3 +369,91 @@ fn kill_at_random(
     }
     Ok(())
 }
+
+/// Sends `signal` (`STOP`, `CONT`) to `pid`.
+fn signal(pid: u32, signal: &str) {
+    let ok = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill -{signal} {pid}");
+}
+
+/// The fencing case: the serving replica is paused (SIGSTOP: a long GC, a
+/// frozen VM, a partition) with a report in its hands, past its lease; a
+/// standby takes over. Woken, the old one must not store that report (the
+/// fence refuses its write, so it is never acknowledged), and it stops,
+/// saying it lost the lease, for its supervisor to restart it as a standby.
+#[test]
+fn a_paused_writer_stores_nothing_once_woken_and_stops() -> Result<()> {
+    let postgres = Postgres::start()?;
+    postgres.sql("postgres", "CREATE DATABASE envparity")?;
+    let fleet = Fleet::builder().identity("p").start()?;
+    let mut replicas = fleet
+        .aggregator()
+        .store(postgres.url("envparity"))
+        .start_replicas(2)?;
+    let old = replicas.wait_for_serving(TAKEOVER)?;
+    let new = 1 - old;
+    let at = |n: u8| {
+        let mut c = container("svc-p");
+        if let Some(i) = c.image.as_mut() {
+            i.image_id = format!("sha256:{}", n.to_string().repeat(64));
+        }
+        snapshot("p", "production", u64::from(n), vec![c])
+    };
+    // Straight to the serving replica, connected before it is paused.
+    let client = ReportClient::connect_to(&fleet, "p", &replicas.replica(old).url())?;
+    client.push(at(1)).expect("acknowledged while it serves");
+    let pid = replicas.replica(old).process().expect("running").pid();
+    signal(pid, "STOP");
+    let paused = std::thread::scope(|scope| -> Result<_> {
+        // Read by the paused process's kernel, handled once it wakes.
+        let late = scope.spawn(|| client.push(at(2)));
+        let ready = replicas
+            .replica(new)
+            .metrics_url("/ready")
+            .expect("a metrics listener");
+        wait_for(TAKEOVER, "the standby to take over", || {
+            Ok(http::get(&ready)
+                .is_ok_and(|r| r.status == 200)
+                .then_some(()))
+        })?;
+        let (_, epoch) = lease(&postgres)?;
+        assert_eq!(epoch, 2, "one takeover");
+        signal(pid, "CONT");
+        Ok(late.join().expect("the late push"))
+    })?;
+    assert!(
+        paused.is_err(),
+        "a report handled after the lease was lost was acknowledged"
+    );
+    let stored = postgres.sql(
+        "envparity",
+        "SELECT COUNT(*) FROM hosts WHERE host_id = 'p' AND sequence = 2",
+    )?;
+    assert_eq!(
+        stored, "0",
+        "the woken replica stored a report past its lease"
+    );
+    let replica = replicas.replica(old);
+    let status = replica
+        .process()
+        .expect("its process")
+        .wait_timeout(TAKEOVER)?
+        .expect("the woken replica went on serving");
+    assert_eq!(status.code(), Some(2), "{}", replica.log());
+    assert!(
+        replica
+            .log()
+            .contains("lost the writer lease of epoch 1 to replica"),
+        "{}",
+        replica.log()
+    );
+    // The new holder serves what was acknowledged.
+    let out = fleet.cli(&["hosts"])?;
+    out.assert_code(0);
+    assert!(out.stdout.contains("\"p\""), "{}", out.stdout);
+    Ok(())
+}
