@@ -16,7 +16,7 @@ pub mod throttle;
 pub mod tls;
 pub mod validate;
 mod web_view;
-pub mod writer;
+mod writer;
 
 #[cfg(test)]
 mod settings_tests;
@@ -408,7 +408,7 @@ pub(crate) fn check_address(
 }
 
 /// Opens the store and serves on `listener` until `shutdown` resolves.
-/// In-flight requests finish before this returns. On PostgreSQL, waits as a
+/// In-flight requests get 8 s to finish before this returns. On PostgreSQL, waits as a
 /// standby (passing its connections to the replica that serves) until this
 /// replica holds the writer lease.
 pub async fn serve(
