@@ -47,6 +47,17 @@ struct ReasonLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StoreErrorLabels {
+    op: &'static str,
+    error: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LeaseLabels {
+    op: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SinkLabels {
     sink: String,
 }
@@ -124,7 +135,13 @@ pub struct Metrics {
     accept_failed: Counter,
     serving: Gauge,
     lease_epoch: Gauge,
+    store_errors: Family<StoreErrorLabels, Counter>,
+    lease_errors: Family<LeaseLabels, Counter>,
 }
+
+/// The calls on the writer lease whose failures are counted (the `op`
+/// label of `envparity_writer_lease_errors_total`).
+pub const LEASE_OPS: [&str; 3] = ["claim", "renew", "release"];
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -152,6 +169,8 @@ impl Metrics {
             accept_failed: Counter::default(),
             serving: Gauge::default(),
             lease_epoch: Gauge::default(),
+            store_errors: Family::default(),
+            lease_errors: Family::default(),
         };
         // A gauge at 1 (the classic `_info` convention) rather than an
         // OpenMetrics info metric, which Prometheus' text tooling rejects.
@@ -231,6 +250,16 @@ impl Metrics {
             "The epoch of the writer lease this replica holds on PostgreSQL; 0 on SQLite and while it stands by",
             m.lease_epoch.clone(),
         );
+        registry.register(
+            "envparity_store_errors",
+            "Store calls that failed, by call (op) and error class (database, fenced, corrupt, read_only, schema, task, abandoned, import, data_dir)",
+            m.store_errors.clone(),
+        );
+        registry.register(
+            "envparity_writer_lease_errors",
+            "Calls on the PostgreSQL writer lease that failed because the database did not answer, by call (claim, renew, release); each is tried again",
+            m.lease_errors.clone(),
+        );
         *m.registry
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = registry;
@@ -252,7 +281,23 @@ impl Metrics {
                 reason: why.as_str(),
             });
         }
+        for op in LEASE_OPS {
+            let _ = m.lease_errors.get_or_create(&LeaseLabels { op });
+        }
         m
+    }
+
+    /// Counts a store call `op` that failed with an error of class `error`.
+    pub fn store_error(&self, op: &'static str, error: &'static str) {
+        self.store_errors
+            .get_or_create(&StoreErrorLabels { op, error })
+            .inc();
+    }
+
+    /// Counts a call `op` (one of [`LEASE_OPS`]) on the writer lease that
+    /// failed.
+    pub fn lease_error(&self, op: &'static str) {
+        self.lease_errors.get_or_create(&LeaseLabels { op }).inc();
     }
 
     /// This replica serves from now on, holding the writer lease of
@@ -574,6 +619,8 @@ mod tests {
         m.sent("hook");
         m.register_sink("quiet");
         m.ingested(Duration::from_millis(3));
+        m.store_error("save_reports", "database");
+        m.lease_error("renew");
         let registry = m.registry.lock().unwrap();
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
@@ -586,6 +633,9 @@ mod tests {
             "envparity_alert_notifications_sent_total{sink=\"hook\"} 1",
             "envparity_alert_notifications_failed_total{sink=\"quiet\"} 0",
             "envparity_ingest_duration_seconds_count 1",
+            "envparity_store_errors_total{op=\"save_reports\",error=\"database\"} 1",
+            "envparity_writer_lease_errors_total{op=\"renew\"} 1",
+            "envparity_writer_lease_errors_total{op=\"claim\"} 0",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

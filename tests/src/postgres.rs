@@ -279,6 +279,44 @@ impl Postgres {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+
+    /// A tablespace `name` on a file system of its own that holds `bytes`
+    /// (a tmpfs mounted in the server's dir, unmounted with it): a disk
+    /// that fills up, for the tables put there, while the write-ahead log
+    /// stays on the main disk. [`Postgres::resize_tablespace`] frees room.
+    pub fn small_tablespace(&self, name: &str, bytes: u64) -> Result<()> {
+        let at = self.tablespace_dir(name);
+        std::fs::create_dir(&at).map_err(Error::io(format!("create {}", at.display())))?;
+        let mut mount = Command::new("mount");
+        mount
+            .args(["-t", "tmpfs", "-o"])
+            .arg(format!(
+                "size={bytes},uid={},gid={},mode=0700",
+                self.server.uid, self.server.gid
+            ))
+            .arg("tmpfs")
+            .arg(&at);
+        crate::command::checked(mount)?;
+        self.sql(
+            "postgres",
+            &format!("CREATE TABLESPACE {name} LOCATION '{}'", at.display()),
+        )
+        .map(drop)
+    }
+
+    /// Gives the tablespace `name` of [`Postgres::small_tablespace`] room
+    /// for `bytes` (what it holds stays).
+    pub fn resize_tablespace(&self, name: &str, bytes: u64) -> Result<()> {
+        let mut mount = Command::new("mount");
+        mount
+            .args(["-o", &format!("remount,size={bytes}")])
+            .arg(self.tablespace_dir(name));
+        crate::command::checked(mount).map(drop)
+    }
+
+    fn tablespace_dir(&self, name: &str) -> PathBuf {
+        self.dir.path().join(format!("tablespace-{name}"))
+    }
 }
 
 impl Drop for Postgres {

@@ -15,7 +15,7 @@ use super::{conn, forward};
 use crate::alert::Alerting;
 use crate::fleet::Fleet;
 use crate::metrics::Metrics;
-use crate::store::{Location, PgStore, SqliteStore, Store, StoreError};
+use crate::store::{Counted, Location, PgStore, SqliteStore, Store, StoreError};
 
 /// What the server serves from.
 pub(super) struct Loaded {
@@ -101,6 +101,8 @@ async fn load_behind(
         }
         None => None,
     };
+    // Every store call's failure is counted, whichever the backend.
+    let store: Arc<dyn Store> = Arc::new(Counted::new(store, Arc::clone(&metrics)));
     let (stale_after, alerts) = (config.stale_after, config.alerts.clone());
     let alerts_metrics = Arc::clone(&metrics);
     let (fleet, alerting) = tokio::task::spawn_blocking(move || {

@@ -145,6 +145,7 @@ impl Writer {
                     }
                 }
                 Err(e) => {
+                    metrics.lease_error("claim");
                     tracing::warn!(replica = %me, error = %e, "cannot claim the writer lease; trying again");
                 }
             }
@@ -168,6 +169,7 @@ impl Writer {
                 Ok(true) => continue,
                 Ok(false) => {}
                 Err(e) => {
+                    self.metrics.lease_error("renew");
                     tracing::warn!(
                         replica = %term.owner,
                         epoch = term.epoch,
@@ -201,12 +203,14 @@ impl Writer {
                     let (holder, holder_epoch) = previous.unwrap_or_default();
                     let released = next.clone();
                     if let Err(e) = blocking(&self.store, move |s| s.release(&released)).await {
+                        self.metrics.lease_error("release");
                         tracing::warn!(error = %e, "cannot release the writer lease; it expires by itself");
                     }
                     return self.lost(term, holder, holder_epoch);
                 }
                 Ok(Claim::Held { owner, epoch, .. }) => return self.lost(term, owner, epoch),
                 Err(e) => {
+                    self.metrics.lease_error("claim");
                     tracing::warn!(replica = %term.owner, error = %e, "cannot claim the writer lease again; trying again");
                 }
             }
@@ -231,6 +235,7 @@ impl Writer {
         match blocking(&self.store, move |s| s.release(&term)).await {
             Ok(()) => tracing::info!("released the writer lease"),
             Err(e) => {
+                self.metrics.lease_error("release");
                 tracing::warn!(error = %e, "cannot release the writer lease; it expires by itself")
             }
         }

@@ -11,6 +11,7 @@
 
 #[cfg(test)]
 mod contract_tests;
+mod counted;
 mod import;
 mod later;
 mod postgres;
@@ -24,6 +25,7 @@ use std::time::SystemTime;
 
 use envparity_proto::v1::{Container, EngineState, HostSnapshot};
 
+pub use counted::Counted;
 pub use import::{Imported, sqlite_into_postgres};
 pub use later::{FindingsSender, FindingsToCome};
 pub use postgres::{Claim, PgStore, PgTarget, Term};
@@ -502,6 +504,23 @@ impl StoreError {
     /// A blocking store task that died (panicked or was cancelled).
     pub fn task(e: impl std::fmt::Display) -> Self {
         StoreError::Task(e.to_string())
+    }
+
+    /// The error's class, as the `error` label of the store's error
+    /// counter names it: a few fixed words, never the error's text.
+    pub fn class(&self) -> &'static str {
+        match self {
+            StoreError::DataDir { .. } => "data_dir",
+            StoreError::Database { .. } | StoreError::Postgres { .. } => "database",
+            StoreError::Corrupt { .. } | StoreError::Damaged { .. } => "corrupt",
+            StoreError::ReadOnly { .. } => "read_only",
+            StoreError::Task(_) => "task",
+            StoreError::Abandoned => "abandoned",
+            StoreError::Shared(inner) => inner.class(),
+            StoreError::Import { .. } => "import",
+            StoreError::Fenced { .. } => "fenced",
+            StoreError::SchemaTooNew { .. } => "schema",
+        }
     }
 }
 

@@ -96,6 +96,7 @@ fn a_database_outage_acknowledges_nothing_and_converges_afterwards_without_a_res
     let mut aggregator = fleet
         .aggregator()
         .store(postgres.url("envparity"))
+        .metrics()
         .start()?;
     let _agent = fleet.start_agent(one)?;
     wait_for_state(&fleet, "one with web", &[("one", "fresh", 1)])?;
@@ -146,6 +147,24 @@ fn a_database_outage_acknowledges_nothing_and_converges_afterwards_without_a_res
             .is_some_and(|p| p.ensure_running().is_ok()),
         "the aggregator exited during the database outage:\n{log}"
     );
+
+    // The outage is counted where a dashboard sees it: failed store calls
+    // (the report, by its call and the error's class) and failed renewals
+    // of the writer lease.
+    let url = aggregator
+        .metrics_url("/metrics")
+        .expect("a metrics listener");
+    let text = metrics(&url)?;
+    for series in [
+        "envparity_store_errors_total{op=\"save_reports\",error=\"database\"}",
+        "envparity_writer_lease_errors_total{op=\"renew\"}",
+    ] {
+        let count = sample(&text, series);
+        assert!(
+            count.is_some_and(|n| n >= 1.0),
+            "{series} is {count:?} after a minute without the database:\n{text}"
+        );
+    }
 
     let back = SystemTime::now();
     postgres.start_again()?;

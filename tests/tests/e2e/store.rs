@@ -5,10 +5,14 @@
 use std::process::Command;
 use std::time::Duration;
 
+use envparity_tests::answer::{History, Hosts};
+use envparity_tests::grpc::{ReportClient, container, snapshot};
 use envparity_tests::{
     CliOutput, Fleet, PASSWORD_ROLE, Postgres, Result, ServerTls, cargo_bin, output,
     project_command,
 };
+
+use super::alerting::{metrics, sample};
 
 const HOSTS: [&str; 3] = ["host-00000", "host-00001", "host-00002"];
 
@@ -340,5 +344,137 @@ fn a_read_only_postgres_database_stops_serve_and_check_config_with_a_clear_error
         postgres.sql("envparity", "SELECT COUNT(*) FROM leases")?,
         "0"
     );
+    Ok(())
+}
+
+/// Room for the tables of `a_full_disk_under_postgres_…`: the schema and a
+/// few dozen of its reports.
+const SMALL_DISK: u64 = 3 << 20;
+
+/// Snapshot `sequence` of host `edge`: 20 to 26 containers, each with a new
+/// id (so each report adds and removes rows and history) and 40 env
+/// fingerprints; container `…-000` is always of service `svc-000`.
+fn heavy_snapshot(sequence: u64) -> envparity_proto::v1::HostSnapshot {
+    let containers = (0..20 + sequence % 7).map(|i| {
+        let mut c = container(&format!("svc-{i:03}"));
+        c.id = format!("{sequence:05}-{i:03}");
+        c.name = format!("svc-{i:03}-{sequence}");
+        c.explicit_env = (0..40u64)
+            .map(|k| envparity_proto::v1::EnvVar {
+                name: format!("SETTING_{k:02}"),
+                fingerprint: format!(
+                    "{:032x}{:032x}",
+                    u128::from(sequence) * 0x9e37_79b9_7f4a_7c15 + u128::from(i),
+                    u128::from(k).wrapping_mul(0xbf58_476d_1ce4_e5b9) ^ u128::from(sequence)
+                ),
+                value: None,
+            })
+            .collect();
+        c
+    });
+    snapshot("edge", "production", sequence, containers.collect())
+}
+
+/// What the aggregator shows of `edge`: its container count and how many
+/// times `svc-000` was added (once per stored report).
+fn edge_shown(fleet: &Fleet) -> Result<(u64, usize)> {
+    let out = fleet.cli(&["hosts"])?;
+    out.assert_code(0);
+    let count = out
+        .answer::<Hosts>()
+        .hosts
+        .iter()
+        .find(|h| h.host_id == "edge")
+        .map_or(0, |h| u64::from(h.container_count));
+    let out = fleet.cli(&["history", "svc-000", "--limit", "1000000"])?;
+    out.assert_code(0);
+    let added = out
+        .answer::<History>()
+        .events
+        .iter()
+        .filter(|e| e.host_id == "edge" && e.change == "added")
+        .count();
+    Ok((count, added))
+}
+
+/// The disk under the PostgreSQL database fills up (its tables on a
+/// tablespace of 3 MiB) while reports arrive: the first report that does
+/// not fit is refused with UNAVAILABLE naming the database and "No space
+/// left on device", counted in the store's error metric and logged; the
+/// aggregator keeps running and keeps showing the last acknowledged
+/// report, of which nothing is half-written. Once there is room again, the
+/// refused report is taken as it is, and a restart loads exactly what was
+/// acknowledged.
+#[test]
+fn a_full_disk_under_postgres_refuses_reports_clearly_and_loses_nothing_acknowledged() -> Result<()>
+{
+    let postgres = Postgres::start()?;
+    postgres.small_tablespace("small", SMALL_DISK)?;
+    postgres.sql("postgres", "CREATE DATABASE envparity")?;
+    postgres.sql(
+        "postgres",
+        "ALTER DATABASE envparity SET default_tablespace = small",
+    )?;
+    let url = postgres.url("envparity");
+    let fleet = Fleet::builder().identity("edge").start()?;
+    let mut aggregator = fleet
+        .aggregator()
+        .store(&url)
+        .metrics()
+        .arg("--report-rate")
+        .arg("10000")
+        .arg("--report-burst")
+        .arg("10000")
+        .start()?;
+    let client = ReportClient::connect_as(&fleet, "edge")?;
+
+    let mut acked = 0;
+    let mut refused = None;
+    for sequence in 1..=2_000 {
+        match client.push(heavy_snapshot(sequence)) {
+            Ok(()) => acked = sequence,
+            Err(status) => {
+                refused = Some((sequence, status));
+                break;
+            }
+        }
+    }
+    let Some((sequence, status)) = refused else {
+        panic!("2,000 reports fitted on a {SMALL_DISK}-byte disk");
+    };
+    assert!(acked >= 2, "the disk was full after {acked} report(s)");
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    for needle in [url.as_str(), "No space left on device"] {
+        assert!(
+            status.message().contains(needle),
+            "the refusal does not say {needle:?}: {status:?}"
+        );
+    }
+    let log = aggregator.log();
+    assert!(
+        log.contains("report could not be stored host=edge") && log.contains("No space left"),
+        "{log}"
+    );
+    let text = metrics(&aggregator.metrics_url("/metrics").expect("metrics"))?;
+    let failed = sample(
+        &text,
+        "envparity_store_errors_total{op=\"save_reports\",error=\"database\"}",
+    );
+    assert!(failed.is_some_and(|n| n >= 1.0), "{failed:?}\n{text}");
+
+    // Still serving, and showing the last acknowledged report whole.
+    let last = heavy_snapshot(acked).containers.len() as u64;
+    assert_eq!(edge_shown(&fleet)?, (last, acked as usize));
+    // A retry while the disk is still full is refused as well.
+    assert!(client.push(heavy_snapshot(sequence)).is_err());
+
+    postgres.resize_tablespace("small", 64 << 20)?;
+    client
+        .push(heavy_snapshot(sequence))
+        .expect("the refused report, once there is room");
+    let now = heavy_snapshot(sequence).containers.len() as u64;
+    assert_eq!(edge_shown(&fleet)?, (now, sequence as usize));
+    aggregator.restart()?;
+    assert_eq!(edge_shown(&fleet)?, (now, sequence as usize));
     Ok(())
 }
