@@ -136,9 +136,10 @@ check "deploy/kubernetes/config/policy.toml is deploy/policy.example.toml" \
   diff -u deploy/policy.example.toml deploy/kubernetes/config/policy.toml
 check "deploy/kubernetes/containerd/haproxy.cfg is deploy/cri-proxy/haproxy.cfg" \
   diff -u deploy/cri-proxy/haproxy.cfg deploy/kubernetes/containerd/haproxy.cfg
-# The runtime components, as docs/deploy.md has a user include them: an
-# overlay whose resources: is deploy/kubernetes and components: the runtime's.
-kustomize_runtime() { # kustomize_runtime RUNTIME
+# The components (the runtimes', PostgreSQL's), as docs/deploy.md has a user
+# include them: an overlay whose resources: is deploy/kubernetes and
+# components: the one.
+kustomize_component() { # kustomize_component COMPONENT
   local overlay=$work/overlay-$1
   mkdir -p "$overlay"
   printf 'resources:\n  - %s\ncomponents:\n  - %s\n' \
@@ -146,16 +147,24 @@ kustomize_runtime() { # kustomize_runtime RUNTIME
     "$(realpath --relative-to="$overlay" "deploy/kubernetes/$1")" >"$overlay/kustomization.yaml"
   kubectl kustomize "$overlay" >"$work/kustomized-$1.yaml"
 }
-for runtime in containerd podman; do
-  check "kubectl kustomize: deploy/kubernetes with the $runtime component" kustomize_runtime "$runtime"
+for component in containerd podman postgres; do
+  check "kubectl kustomize: deploy/kubernetes with the $component component" kustomize_component "$component"
 done
+# PostgreSQL's: three replicas on the database, no volume claim, a budget.
+kustomized_postgres() {
+  local f=$work/kustomized-postgres.yaml
+  grep -q '^  replicas: 3$' "$f" && ! grep -q '^kind: PersistentVolumeClaim' "$f" &&
+    grep -q '^kind: PodDisruptionBudget' "$f" && grep -q 'store = "postgres://' "$f" &&
+    ! grep -q 'data_dir' "$f"
+}
+check "kustomized PostgreSQL component: 3 replicas, the store a database, a PodDisruptionBudget" kustomized_postgres
 # The ServiceMonitor is a prometheus-operator CRD: no schema ships with
 # kubernetes-validate, so it is checked by yamllint only.
 "$python" "$tools" split-kinds "$work/full.yaml" "$work/full-split" ServiceMonitor >/dev/null
 for version in "${k8s_versions[@]}"; do
   check "kubernetes-validate --strict $version: kustomized deploy/kubernetes" \
     "$venv/bin/kubernetes-validate" --strict --quiet -k "$version" "$work/kustomized.yaml" \
-    "$work/kustomized-containerd.yaml" "$work/kustomized-podman.yaml"
+    "$work/kustomized-containerd.yaml" "$work/kustomized-podman.yaml" "$work/kustomized-postgres.yaml"
   check "kubernetes-validate --strict $version: Helm renders" \
     "$venv/bin/kubernetes-validate" --strict --quiet -k "$version" "$work/default.yaml" "$work"/full-split/*.yaml \
     "$work/plaintext.yaml" "$work/containerd.yaml" "$work/podman.yaml" "$work/postgres.yaml"
@@ -188,6 +197,40 @@ compose_certs() { # compose_certs COMPOSE-FILE
 check "compose: the certs service makes every TLS file the services name" compose_certs deploy/compose/compose.yaml
 sed 's#/run/envparity/tls/agent-dev-1.pem#/run/envparity/tls/agent-dev-2.pem#' deploy/compose/compose.yaml >"$work/compose-cert.yaml"
 refused "compose certs check on a service naming a certificate no one makes" compose_certs "$work/compose-cert.yaml"
+
+# The PostgreSQL variant: merges with the demo, pins its database image, and
+# its password service (run for real) leaves one owner-only copy for
+# PostgreSQL's user and one for the aggregators', the same, kept on a rerun.
+check "docker-compose config: compose.yaml with compose.postgres.yaml" \
+  docker-compose -f deploy/compose/compose.yaml -f deploy/compose/compose.postgres.yaml config -q
+compose_postgres_pinned() {
+  grep -Eq '^    image: postgres:[^@ ]+@sha256:[0-9a-f]{64}$' "$1"
+}
+check "compose.postgres.yaml pins PostgreSQL by digest" compose_postgres_pinned deploy/compose/compose.postgres.yaml
+sed -E 's/^(    image: postgres:[^@ ]+)@sha256:[0-9a-f]+$/\1/' deploy/compose/compose.postgres.yaml >"$work/compose-pg-unpinned.yaml"
+refused "the PostgreSQL pin check on an unpinned image" compose_postgres_pinned "$work/compose-pg-unpinned.yaml"
+compose_store_password() { # compose_store_password COMPOSE-FILE
+  local script dir=$work/compose-store first
+  script=$("$python" "$tools" compose-script "$1" store-password) || return 1
+  rm -rf "$dir" && mkdir -p "$dir/postgres" "$dir/aggregator"
+  script=${script//\/postgres\/password/$dir\/postgres\/password}
+  script=${script//\/aggregator\/password/$dir\/aggregator\/password}
+  ((EUID == 0)) || script=${script//chown /true }
+  sh -c "$script" || return 1
+  first=$(cat "$dir/aggregator/password")
+  [[ "$first" =~ ^[0-9a-f]{64}$ ]] || { echo "the password is not 64 hex digits: $first"; return 1; }
+  cmp -s "$dir/postgres/password" "$dir/aggregator/password" || { echo "the two copies differ"; return 1; }
+  [[ "$(stat -c %a "$dir/postgres/password") $(stat -c %a "$dir/aggregator/password")" == "600 600" ]] ||
+    { echo "modes: $(stat -c %a "$dir"/*/password)"; return 1; }
+  if ((EUID == 0)); then
+    [[ "$(stat -c %u "$dir/postgres/password") $(stat -c %u "$dir/aggregator/password")" == "999 65532" ]] ||
+      { echo "owners: $(stat -c %u "$dir"/*/password)"; return 1; }
+  fi
+  sh -c "$script" && [[ "$(cat "$dir/aggregator/password")" == "$first" ]] ||
+    { echo "a second run changed the password"; return 1; }
+}
+check "compose: the store-password service makes both owner-only copies, once" \
+  compose_store_password deploy/compose/compose.postgres.yaml
 
 # ---- Dockerfile: pinned by digest, built --locked ----------------------------------
 check "deploy/docker/Dockerfile: every FROM pinned by digest, cargo build --locked" \
