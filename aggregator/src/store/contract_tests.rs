@@ -11,7 +11,7 @@
 //! memory.
 
 use std::io::Write as _;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use envparity_proto::fixtures;
 use envparity_proto::v1::{EngineState, HostSnapshot};
@@ -222,6 +222,7 @@ on_every_backend!(
     reports_written_together_are_stored_all_or_none,
     reports_whose_findings_never_come_are_not_stored,
     opening_twice_changes_nothing,
+    rows_written_together_keep_the_order_and_the_semantics_of_one_by_one,
 );
 
 /// A host `id` in staging with `containers` containers `c0`, `c1`, ….
@@ -726,4 +727,98 @@ fn opening_twice_changes_nothing(b: &impl Backend) {
             .len(),
         1
     );
+}
+
+/// What one call writes together (PostgreSQL passes its rows as arrays, one
+/// statement for many) means what writing them one by one means: changes
+/// keep the order given across the reports of a group commit; of a host
+/// heard twice the last heartbeat wins, and a host never stored is no
+/// error; an id opened twice is opened once, and of two resolutions of one
+/// finding the first holds.
+fn rows_written_together_keep_the_order_and_the_semantics_of_one_by_one(b: &impl Backend) {
+    let store = b.open();
+    let (a, c) = (host("h1", 3), host("h2", 2));
+    let (wa, wc) = (HostWrite::whole(&a), HostWrite::whole(&c));
+    let first: Vec<Change> = (0..40).map(|i| change("shop", 100 - i)).collect();
+    let second: Vec<Change> = (0..40).map(|i| change("shop", 50 - i)).collect();
+    store
+        .save_reports(
+            &[
+                Reported {
+                    host: &wa,
+                    changes: &first,
+                },
+                Reported {
+                    host: &wc,
+                    changes: &second,
+                },
+            ],
+            FindingsToCome::ready(FindingChanges {
+                opened: vec![
+                    record("f1", "shop", 1),
+                    record("f2", "shop", 2),
+                    record("f1", "shop", 3),
+                ],
+                resolved: Vec::new(),
+            }),
+        )
+        .unwrap();
+    let written: Vec<Change> = first.iter().chain(&second).cloned().collect();
+    assert_eq!(
+        store
+            .changes(None, PageAt::newest(usize::MAX))
+            .unwrap()
+            .rows,
+        written
+    );
+    let at = |ms| UNIX_EPOCH + Duration::from_millis(ms);
+    store
+        .touch_many(&[
+            ("h1".to_owned(), at(5_000), EngineState::Ok),
+            ("never".to_owned(), at(6_000), EngineState::Ok),
+            ("h2".to_owned(), at(7_000), EngineState::Ok),
+            ("h1".to_owned(), at(9_000), EngineState::Unreachable),
+        ])
+        .unwrap();
+    store
+        .save_findings(&FindingChanges {
+            opened: Vec::new(),
+            resolved: vec![
+                Resolved {
+                    id: "f1".into(),
+                    last_seen_ms: 15,
+                    resolved_ms: 20,
+                },
+                Resolved {
+                    id: "f1".into(),
+                    last_seen_ms: 25,
+                    resolved_ms: 30,
+                },
+            ],
+        })
+        .unwrap();
+    drop(store);
+    let store = b.open();
+    let hosts = store.load_hosts().unwrap();
+    let seen: Vec<(&str, SystemTime, EngineState)> = hosts
+        .iter()
+        .map(|h| (h.host_id(), h.last_seen, h.engine_state))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("h1", at(9_000), EngineState::Unreachable),
+            ("h2", at(7_000), EngineState::Ok)
+        ]
+    );
+    let records = store
+        .finding_records("shop", PageAt::newest(10))
+        .unwrap()
+        .rows;
+    let found: Vec<(&str, i64, Option<i64>)> = records
+        .iter()
+        .map(|r| (r.id.as_str(), r.first_seen_ms, r.resolved_ms))
+        .collect();
+    assert_eq!(found, vec![("f1", 1, Some(20)), ("f2", 2, None)]);
+    assert_eq!(records[0].last_seen_ms, 15);
 }

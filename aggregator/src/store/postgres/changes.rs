@@ -5,41 +5,47 @@ use super::{PgStore, sql_limit};
 use crate::store::{Change, ChangeKind, Page, PageAt, StoreError};
 
 impl PgStore {
-    /// Appends a report's changes inside its transaction `tx`.
+    /// Appends changes inside the transaction `tx`, in one statement: their
+    /// ids follow the order given (the rows are inserted in their ordinal
+    /// order), which readers page by.
     pub(super) async fn write_changes(
         &self,
         tx: &deadpool_postgres::Transaction<'_>,
-        changes: &[Change],
+        changes: &[&Change],
     ) -> Result<(), StoreError> {
         if changes.is_empty() {
             return Ok(());
         }
+        let column = |f: fn(&Change) -> &str| changes.iter().map(|c| f(c)).collect::<Vec<_>>();
+        let time = |f: fn(&Change) -> i64| changes.iter().map(|c| f(c)).collect::<Vec<_>>();
         let insert = tx
             .prepare_cached(
                 "INSERT INTO changes (host_id, environment, service, container, what,
                                       old_image, new_image, observed_at_ms, received_at_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                 SELECT h, e, s, c, w, o, n, ob, r
+                 FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[],
+                             $6::TEXT[], $7::TEXT[], $8::BIGINT[], $9::BIGINT[])
+                      WITH ORDINALITY AS u(h, e, s, c, w, o, n, ob, r, ord)
+                 ORDER BY ord",
             )
             .await
             .map_err(self.db("prepare change write"))?;
-        for c in changes {
-            tx.execute(
-                &insert,
-                &[
-                    &c.host_id,
-                    &c.environment,
-                    &c.service,
-                    &c.container,
-                    &c.what.as_str(),
-                    &c.old_image,
-                    &c.new_image,
-                    &c.observed_at_ms,
-                    &c.received_at_ms,
-                ],
-            )
-            .await
-            .map_err(self.db("write change"))?;
-        }
+        tx.execute(
+            &insert,
+            &[
+                &column(|c| &c.host_id),
+                &column(|c| &c.environment),
+                &column(|c| &c.service),
+                &column(|c| &c.container),
+                &column(|c| c.what.as_str()),
+                &column(|c| &c.old_image),
+                &column(|c| &c.new_image),
+                &time(|c| c.observed_at_ms),
+                &time(|c| c.received_at_ms),
+            ],
+        )
+        .await
+        .map_err(self.db("write change"))?;
         Ok(())
     }
 

@@ -38,49 +38,67 @@ impl PgStore {
         tx: &deadpool_postgres::Transaction<'_>,
         f: &FindingChanges,
     ) -> Result<(), StoreError> {
+        // One statement each, the rows passed as arrays; opened rows get
+        // their row ids in the order given.
         if !f.opened.is_empty() {
+            let o = &f.opened;
+            let text = |g: fn(&FindingRecord) -> &str| o.iter().map(g).collect::<Vec<_>>();
+            let time = |g: fn(&FindingRecord) -> i64| o.iter().map(g).collect::<Vec<_>>();
+            let environments: Vec<String> = o
+                .iter()
+                .map(|r| rows::environments_text(&r.environments))
+                .collect();
             let open = tx
                 .prepare_cached(
                     "INSERT INTO findings (id, kind, severity, service, environments, key,
                                            host, summary, first_seen_ms, last_seen_ms)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                     SELECT i, k, sv, s, e, ky, h, sm, f, l
+                     FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[],
+                                 $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::BIGINT[], $10::BIGINT[])
+                          WITH ORDINALITY AS u(i, k, sv, s, e, ky, h, sm, f, l, ord)
+                     ORDER BY ord
                      ON CONFLICT (id) WHERE resolved_ms IS NULL DO NOTHING",
                 )
                 .await
                 .map_err(self.db("prepare finding write"))?;
-            for r in &f.opened {
-                tx.execute(
-                    &open,
-                    &[
-                        &r.id,
-                        &r.kind,
-                        &r.severity,
-                        &r.service,
-                        &rows::environments_text(&r.environments),
-                        &r.key,
-                        &r.host,
-                        &r.summary,
-                        &r.first_seen_ms,
-                        &r.last_seen_ms,
-                    ],
-                )
-                .await
-                .map_err(self.db("write opened finding"))?;
-            }
+            tx.execute(
+                &open,
+                &[
+                    &text(|r| &r.id),
+                    &text(|r| &r.kind),
+                    &text(|r| &r.severity),
+                    &text(|r| &r.service),
+                    &environments,
+                    &text(|r| &r.key),
+                    &text(|r| &r.host),
+                    &text(|r| &r.summary),
+                    &time(|r| r.first_seen_ms),
+                    &time(|r| r.last_seen_ms),
+                ],
+            )
+            .await
+            .map_err(self.db("write opened finding"))?;
         }
         if !f.resolved.is_empty() {
+            // An id resolved twice: the first resolution holds, as when
+            // they were written one after the other.
+            let mut seen = std::collections::HashSet::new();
+            let first: Vec<_> = f.resolved.iter().filter(|r| seen.insert(&r.id)).collect();
+            let ids: Vec<&str> = first.iter().map(|r| r.id.as_str()).collect();
+            let resolved: Vec<i64> = first.iter().map(|r| r.resolved_ms).collect();
+            let last_seen: Vec<i64> = first.iter().map(|r| r.last_seen_ms).collect();
             let resolve = tx
                 .prepare_cached(
-                    "UPDATE findings SET resolved_ms = $2, last_seen_ms = GREATEST(last_seen_ms, $3)
-                     WHERE id = $1 AND resolved_ms IS NULL",
+                    "UPDATE findings f
+                     SET resolved_ms = u.resolved, last_seen_ms = GREATEST(f.last_seen_ms, u.seen)
+                     FROM UNNEST($1::TEXT[], $2::BIGINT[], $3::BIGINT[]) AS u(id, resolved, seen)
+                     WHERE f.id = u.id AND f.resolved_ms IS NULL",
                 )
                 .await
                 .map_err(self.db("prepare finding resolution"))?;
-            for r in &f.resolved {
-                tx.execute(&resolve, &[&r.id, &r.resolved_ms, &r.last_seen_ms])
-                    .await
-                    .map_err(self.db("write resolved finding"))?;
-            }
+            tx.execute(&resolve, &[&ids, &resolved, &last_seen])
+                .await
+                .map_err(self.db("write resolved finding"))?;
         }
         Ok(())
     }

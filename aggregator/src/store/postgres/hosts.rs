@@ -9,7 +9,9 @@ use prost::Message;
 
 use super::PgStore;
 use crate::store::rows::{self, ContainerRow, HostRow};
-use crate::store::{ContainerRows, FindingsToCome, HostWrite, Reported, StoreError, StoredHost};
+use crate::store::{
+    Change, ContainerRows, FindingsToCome, HostWrite, Reported, StoreError, StoredHost,
+};
 
 type Tx<'a> = deadpool_postgres::Transaction<'a>;
 
@@ -97,8 +99,10 @@ impl PgStore {
         self.fenced(&tx).await?;
         for report in reports {
             self.write_host(&tx, report.host).await?;
-            self.write_changes(&tx, report.changes).await?;
         }
+        // Every report's changes in one statement, in the reports' order.
+        let changes: Vec<&Change> = reports.iter().flat_map(|r| r.changes).collect();
+        self.write_changes(&tx, &changes).await?;
         // Blocks this (blocking-pool) thread until the findings come; the
         // connection is driven by the store's runtime meanwhile. Dropping
         // the transaction unwritten rolls it back.
@@ -150,6 +154,8 @@ impl PgStore {
 
     /// Writes a host's container rows: all of them afresh, or only those a
     /// report changed. A container id twice in one write fails (the key).
+    /// At most one statement of each kind per host, the rows passed as
+    /// arrays: a round trip per statement, not per container.
     async fn write_containers(
         &self,
         tx: &Tx<'_>,
@@ -161,39 +167,46 @@ impl PgStore {
                 tx.execute("DELETE FROM containers WHERE host_id = $1", &[&host_id])
                     .await
                     .map_err(self.db("replace container rows"))?;
+                if all.is_empty() {
+                    return Ok(());
+                }
+                let (ids, bodies) = id_body_arrays(all);
                 let insert = tx
                     .prepare_cached(
-                        "INSERT INTO containers (host_id, container_id, body) VALUES ($1, $2, $3)",
+                        "INSERT INTO containers (host_id, container_id, body)
+                         SELECT $1, id, body FROM UNNEST($2::TEXT[], $3::BYTEA[]) AS u(id, body)",
                     )
                     .await
                     .map_err(self.db("prepare container write"))?;
-                for c in all {
-                    tx.execute(&insert, &[&host_id, &c.id, &c.encode_to_vec()])
-                        .await
-                        .map_err(self.db("write container row"))?;
-                }
+                tx.execute(&insert, &[&host_id, &ids, &bodies])
+                    .await
+                    .map_err(self.db("write container row"))?;
                 return Ok(());
             }
             ContainerRows::Changed { upserted, removed } => (upserted, removed),
         };
-        let delete = tx
-            .prepare_cached("DELETE FROM containers WHERE host_id = $1 AND container_id = $2")
-            .await
-            .map_err(self.db("prepare container removal"))?;
-        for id in removed {
-            tx.execute(&delete, &[&host_id, id])
+        if !removed.is_empty() {
+            let delete = tx
+                .prepare_cached(
+                    "DELETE FROM containers WHERE host_id = $1 AND container_id = ANY($2::TEXT[])",
+                )
+                .await
+                .map_err(self.db("prepare container removal"))?;
+            tx.execute(&delete, &[&host_id, &removed])
                 .await
                 .map_err(self.db("remove container row"))?;
         }
-        let upsert = tx
-            .prepare_cached(
-                "INSERT INTO containers (host_id, container_id, body) VALUES ($1, $2, $3)
-                 ON CONFLICT (host_id, container_id) DO UPDATE SET body = excluded.body",
-            )
-            .await
-            .map_err(self.db("prepare container write"))?;
-        for c in upserted {
-            tx.execute(&upsert, &[&host_id, &c.id, &c.encode_to_vec()])
+        if !upserted.is_empty() {
+            let (ids, bodies) = id_body_arrays(upserted);
+            let upsert = tx
+                .prepare_cached(
+                    "INSERT INTO containers (host_id, container_id, body)
+                     SELECT $1, id, body FROM UNNEST($2::TEXT[], $3::BYTEA[]) AS u(id, body)
+                     ON CONFLICT (host_id, container_id) DO UPDATE SET body = excluded.body",
+                )
+                .await
+                .map_err(self.db("prepare container write"))?;
+            tx.execute(&upsert, &[&host_id, &ids, &bodies])
                 .await
                 .map_err(self.db("write container row"))?;
         }
@@ -226,4 +239,13 @@ impl PgStore {
             .map_err(self.db("commit forgetting a host"))?;
         Ok(removed > 0)
     }
+}
+
+/// The ids and encoded bodies of `containers`, as the arrays a statement
+/// takes.
+fn id_body_arrays(containers: &[Container]) -> (Vec<&str>, Vec<Vec<u8>>) {
+    containers
+        .iter()
+        .map(|c| (c.id.as_str(), c.encode_to_vec()))
+        .unzip()
 }

@@ -50,21 +50,36 @@ impl PgStore {
             .await
             .map_err(self.db("begin heartbeat write"))?;
         self.fenced(&tx).await?;
-        // A host without a snapshot has no liveness row: nothing to do.
+        // One statement for all; of a host heard twice, the last wins. A
+        // host without a snapshot has no liveness row: nothing to do.
+        let mut last = std::collections::HashMap::with_capacity(touches.len());
+        for (i, (host_id, _, _)) in touches.iter().enumerate() {
+            last.insert(host_id.as_str(), i);
+        }
+        let kept = touches
+            .iter()
+            .enumerate()
+            .filter(|(i, (host_id, _, _))| last.get(host_id.as_str()) == Some(i))
+            .map(|(_, t)| t);
+        let mut ids = Vec::with_capacity(last.len());
+        let mut seen = Vec::with_capacity(last.len());
+        let mut states = Vec::with_capacity(last.len());
+        for (host_id, last_seen, engine_state) in kept {
+            ids.push(host_id.as_str());
+            seen.push(unix_millis(*last_seen));
+            states.push(*engine_state as i32);
+        }
         let update = tx
             .prepare_cached(
-                "UPDATE liveness SET last_seen_ms = $2, engine_state = $3 WHERE host_id = $1",
+                "UPDATE liveness l SET last_seen_ms = u.seen, engine_state = u.state
+                 FROM UNNEST($1::TEXT[], $2::BIGINT[], $3::INT[]) AS u(host_id, seen, state)
+                 WHERE l.host_id = u.host_id",
             )
             .await
             .map_err(self.db("prepare heartbeat write"))?;
-        for (host_id, last_seen, engine_state) in touches {
-            tx.execute(
-                &update,
-                &[host_id, &unix_millis(*last_seen), &(*engine_state as i32)],
-            )
+        tx.execute(&update, &[&ids, &seen, &states])
             .await
             .map_err(self.db("record heartbeat"))?;
-        }
         tx.commit().await.map_err(self.db("commit heartbeat write"))
     }
 }
