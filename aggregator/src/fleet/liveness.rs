@@ -1,6 +1,7 @@
 //! Heartbeats: liveness acknowledged from memory within a bound, and the
 //! liveness commits that store it.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -17,6 +18,15 @@ use crate::store::StoreError;
 /// again) has another last-seen time, so its report's own re-evaluation
 /// cannot hide a change from the tick.
 pub(super) type NotFresh = std::collections::BTreeMap<String, (HostState, SystemTime)>;
+
+/// The hosts whose entry differs between `before` and `now`: turned not
+/// fresh, fresh again, or not fresh otherwise (another state, another last
+/// seen time).
+fn moved(before: &NotFresh, now: &NotFresh) -> BTreeSet<String> {
+    let gone = before.iter().filter(|(id, v)| now.get(*id) != Some(*v));
+    let came = now.iter().filter(|(id, _)| !before.contains_key(*id));
+    gone.chain(came).map(|(id, _)| id.clone()).collect()
+}
 
 /// How long heartbeats may be acknowledged from memory after the last
 /// liveness commit (at most; a tenth of `stale_after` when that is less).
@@ -109,15 +119,17 @@ impl Fleet {
     /// evaluated (a host turned stale or fresh, its engine unreachable or
     /// back, a host not fresh reported): the host-level
     /// findings depend on time through those states alone, and a report
-    /// re-evaluates what it changes itself. At 10,000 hosts that pass
-    /// compares every host's facts, once a second, under the fleet's lock.
+    /// re-evaluates what it changes itself. It evaluates the staleness of
+    /// the hosts that moved, not every host: at 100,000 hosts turning
+    /// stale one after another, a pass over every host took seconds, once
+    /// a second, under the ingest lock (docs/benchmarks.md, issue 18).
     /// Returns whether it evaluated.
     pub async fn tick(&self, now: SystemTime) -> Result<bool, IngestError> {
         let now = to_millis(now);
         let _one_at_a_time = self.ingest.lock().await;
         let stored = self.commit_liveness(now).await;
         let states = self.not_fresh(now);
-        {
+        let reach = {
             let mut ticked = self
                 .ticked
                 .lock()
@@ -125,10 +137,19 @@ impl Fleet {
             if ticked.as_ref() == Some(&states) {
                 return stored.map(|()| false);
             }
+            // Only the hosts whose state moved since the last pass: a
+            // host's staleness depends on that host alone, and a report
+            // re-evaluates its own host's. Every host after a failed pass
+            // (and at the first).
+            let reach = match ticked.as_ref() {
+                Some(before) => Reach::StaleOf(moved(before, &states)),
+                None => Reach::HostLevel,
+            };
             // Recorded only once evaluated: a failed pass is tried again.
             *ticked = None;
-        }
-        let evaluated = self.apply(Reach::HostLevel, now).await;
+            reach
+        };
+        let evaluated = self.apply(reach, now).await;
         if evaluated.is_ok() {
             *self
                 .ticked

@@ -27,6 +27,8 @@ pub(super) enum Reach {
     },
     /// Only the host-level kinds (time passing).
     HostLevel,
+    /// Only the staleness of these hosts (time passing moved their states).
+    StaleOf(BTreeSet<String>),
 }
 
 /// Which host-level kinds a batch of reports reaches. Another host's
@@ -148,6 +150,21 @@ impl Fleet {
                     host_level: HostLevel::All,
                 },
             ),
+            Reach::StaleOf(hosts) => {
+                let scope = host_level_only.clone().with_stale_of(Some(hosts.clone()));
+                let mut findings = evaluate(
+                    hosts.iter().filter_map(|id| fleet.get(id)).collect(),
+                    &scope,
+                );
+                // The host facts compared over these hosts alone would be
+                // partial: their staleness is all this answer covers.
+                findings.retain(|f| f.kind == Kind::StaleHost);
+                let covers = Cover::Only {
+                    services: &none,
+                    host_level: HostLevel::OnlyStaleOf(hosts),
+                };
+                (findings, covers)
+            }
             Reach::Services {
                 services,
                 host_level: HostReach::No,
