@@ -37,6 +37,13 @@
 #           idle unauthenticated TLS connections and 1,000 unfinished 16 MiB
 #           report streams from 64 loopback addresses: the agents' latencies,
 #           the aggregator's RSS, and every host still stored at the end
+#   store   the scale run's load (BENCH_SCALES hosts, steady fleet) on
+#           SQLite with one aggregator, then on PostgreSQL (fsync on) with
+#           BENCH_REPLICAS (3) replicas, the load on the one that serves:
+#           throughput, latencies, the serving replica's CPU, every
+#           replica's RSS, PostgreSQL's CPU and the database's size
+#           (store.jsonl: in the steady phase alone too). BENCH_STORES
+#           (sqlite,postgres) picks the backends. Not in the default parts.
 #   web     the web view at BENCH_WEB_HOSTS (10,000) simulated hosts with
 #           ingest running: `envparity serve --web-listen` (plain text,
 #           loopback) while the load generator registers the hosts, then
@@ -59,6 +66,7 @@ out=${1:-$root/bench-results/$(date -u +%Y%m%dT%H%M%SZ)}
 runs=${BENCH_RUNS:-3}
 parts=${BENCH_PARTS:-ingest,scale,engine,agent,agent-containerd,attack,web}
 scales=${BENCH_SCALES:-100,1000,10000}
+stores=${BENCH_STORES:-sqlite,postgres}
 duration=${BENCH_DURATION:-8s}
 steady=${BENCH_STEADY:-20s}
 tls_hosts=${BENCH_TLS_HOSTS:-100}
@@ -225,6 +233,98 @@ if has scale; then
       stop_server
     done
   done
+fi
+
+# The store part: the scale run's load on SQLite (one aggregator) and on
+# PostgreSQL (BENCH_REPLICAS replicas of one database: the one holding the
+# writer lease serves, and the load generator reaches it directly, as a
+# balancer that checks /ready would send it; the others stand by), in the
+# same run. PostgreSQL is the test harness's server with fsync on
+# (envparity-test-postgres --durable); its CPU is every postgres process's
+# time, children included, around the load generator's run.
+postgres_cpu_ticks() {
+  local pid total=0 fields
+  for pid in $(pgrep -u postgres); do
+    read -r -a fields <"/proc/$pid/stat" 2>/dev/null || continue
+    # utime, stime, cutime, cstime (fields 14-17; the name has no space here)
+    total=$((total + fields[13] + fields[14] + fields[15] + fields[16]))
+  done
+  echo "$total"
+}
+
+if has store; then
+  cargo build --release --locked -p envparity-tests --bin envparity-test-postgres >&2
+  chmod 711 "$tmp"
+  coproc PG { exec "$bin/envparity-test-postgres" "$tmp" --durable 2>&1; }
+  pg_pid=$PG_PID pg_out=${PG[0]} pg_in=${PG[1]} pg_url=
+  while read -t 60 -r line <&"$pg_out"; do
+    case "$line" in
+      "url "*) pg_url=${line#url } ;;
+      ready) break ;;
+    esac
+  done
+  [[ -n "$pg_url" ]] || { say "PostgreSQL did not start"; exit 1; }
+  psql=/usr/lib/postgresql/15/bin/psql
+  replicas=${BENCH_REPLICAS:-3}
+  IFS=, read -r -a scale_list <<<"$scales"
+  for r in $(seq 1 "$runs"); do
+    for n in "${scale_list[@]}"; do
+      limit=(--max-plaintext-hosts $((2 * n)))
+      steady_load=(--hosts "$n" --phases register,snapshot,steady --duration "$duration"
+        --steady-duration "$steady" --heartbeat-interval 15s --churn 10 --query-interval 1s --hash-by-container)
+      if [[ ",$stores," == *",sqlite,"* ]]; then
+        say "store run $r: $n hosts on SQLite"
+        server_extra=("${limit[@]}")
+        start_server "store-sqlite-$n-$r"
+        loadgen --server "$url" --server-pid "$server" "${steady_load[@]}" --label "store-sqlite-$n/run$r" ||
+          say "store run $r, $n hosts on SQLite: failed calls (in the results)"
+        echo "{\"label\": \"store-sqlite-$n/run$r\", \"rss_kib\": $(awk '/^VmRSS/ {print $2}' "/proc/$server/status")}" >>"$out/store.jsonl"
+        stop_server
+        server_extra=()
+      fi
+      [[ ",$stores," == *",postgres,"* ]] || continue
+
+      say "store run $r: $n hosts on PostgreSQL, $replicas replicas"
+      db="bench_${n}_$r"
+      "$psql" "$pg_url" -qAt -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >&2
+      db_url=${pg_url/\/postgres\?//$db?}
+      pids=() ports=() metrics=()
+      for i in $(seq 1 "$replicas"); do
+        ports+=("$(free_port)") metrics+=("$(free_port)")
+        "$bin/envparity" serve --insecure-plaintext --store "$db_url" --listen "127.0.0.1:${ports[-1]}" \
+          --metrics-listen "127.0.0.1:${metrics[-1]}" --report-rate 1000000 --report-burst 1000000 \
+          "${limit[@]}" >"$tmp/serve-pg-$n-$r-$i.log" 2>&1 &
+        pids+=($!)
+      done
+      holder=
+      for _ in $(seq 1 300); do
+        for i in "${!pids[@]}"; do
+          if curl -fs "http://127.0.0.1:${metrics[$i]}/ready" >/dev/null 2>&1; then holder=$i; break 2; fi
+        done
+        sleep 0.2
+      done
+      [[ -n "$holder" ]] || { say "no replica took the writer lease"; kill "${pids[@]}"; exit 1; }
+      before=$(postgres_cpu_ticks) t0=$EPOCHREALTIME
+      # PostgreSQL's CPU in the steady phase alone, from its mark on.
+      mark=$tmp/steady-$n-$r
+      rm -f "$mark" "$mark.ticks"
+      (while [[ ! -e "$mark" ]]; do sleep 0.05; done; echo "$(postgres_cpu_ticks) $EPOCHREALTIME" >"$mark.ticks") &
+      watcher=$!
+      loadgen --server "http://127.0.0.1:${ports[$holder]}" --server-pid "${pids[$holder]}" "${steady_load[@]}" \
+        --steady-mark "$mark" --label "store-postgres-$n/run$r" ||
+        say "store run $r, $n hosts on PostgreSQL: failed calls (in the results)"
+      after=$(postgres_cpu_ticks) t1=$EPOCHREALTIME
+      wait "$watcher" 2>/dev/null || true
+      read -r steady_ticks steady_t0 <"$mark.ticks"
+      rss=0
+      for pid in "${pids[@]}"; do rss=$((rss + $(awk '/^VmRSS/ {print $2}' "/proc/$pid/status"))); done
+      echo "{\"label\": \"store-postgres-$n/run$r\", \"replicas\": $replicas, \"rss_kib_all_replicas\": $rss, \"postgres_cpu_seconds\": $(awk -v t="$((after - before))" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", t / hz}'), \"postgres_wall_seconds\": $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}'), \"postgres_steady_cpu_seconds\": $(awk -v t="$((after - steady_ticks))" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", t / hz}'), \"postgres_steady_seconds\": $(awk -v a="$steady_t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}'), \"database_bytes\": $("$psql" "$db_url" -qAt -c "SELECT pg_database_size(current_database())")}" >>"$out/store.jsonl"
+      kill -TERM "${pids[@]}"
+      wait "${pids[@]}" 2>/dev/null || true
+    done
+  done
+  exec {pg_in}>&-
+  wait "$pg_pid" || true
 fi
 
 if has attack; then

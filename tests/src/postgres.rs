@@ -53,6 +53,9 @@ struct Server {
     uid: u32,
     gid: u32,
     log: PathBuf,
+    /// `fsync` on and more shared buffers: for benchmarks
+    /// ([`Postgres::start_durable_in`]); tests run without `fsync`.
+    durable: bool,
 }
 
 impl Server {
@@ -67,8 +70,12 @@ impl Server {
             .arg(&self.socket_dir)
             .args(["-p", &self.port.to_string()])
             .args(&self.listen)
-            .args(["-c", "fsync=off"])
-            .args(["-c", "max_connections=200", "-c", "shared_buffers=32MB"])
+            .args(if self.durable {
+                ["-c", "fsync=on", "-c", "shared_buffers=256MB"]
+            } else {
+                ["-c", "fsync=off", "-c", "shared_buffers=32MB"]
+            })
+            .args(["-c", "max_connections=200"])
             .current_dir(&self.data)
             .uid(self.uid)
             .gid(self.gid);
@@ -111,22 +118,28 @@ pub struct ServerTls<'a> {
 impl Postgres {
     /// Starts a server in a fresh temp dir of its own.
     pub fn start() -> Result<Self> {
-        Self::launch(ScratchDir::new()?, None)
+        Self::launch(ScratchDir::new()?, None, false)
     }
 
     /// Starts a server in `parent/postgres` (which must not exist yet).
     pub fn start_in(parent: &Path) -> Result<Self> {
-        Self::launch(ScratchDir::child(parent, "postgres")?, None)
+        Self::launch(ScratchDir::child(parent, "postgres")?, None, false)
+    }
+
+    /// [`Postgres::start_in`] as a benchmark wants it: `fsync` on (every
+    /// commit durable, as SQLite's are) and 256 MB of shared buffers.
+    pub fn start_durable_in(parent: &Path) -> Result<Self> {
+        Self::launch(ScratchDir::child(parent, "postgres")?, None, true)
     }
 
     /// Starts a server that also listens on 127.0.0.1 ([`Postgres::tcp_url`]),
     /// where it takes TLS connections with `tls`'s certificate only: a
     /// connection there without TLS is refused (`pg_hba.conf`).
     pub fn start_tls(tls: ServerTls<'_>) -> Result<Self> {
-        Self::launch(ScratchDir::new()?, Some(tls))
+        Self::launch(ScratchDir::new()?, Some(tls), false)
     }
 
-    fn launch(dir: ScratchDir, tls: Option<ServerTls<'_>>) -> Result<Self> {
+    fn launch(dir: ScratchDir, tls: Option<ServerTls<'_>>, durable: bool) -> Result<Self> {
         tools::require_root()?;
         for tool in [INITDB, POSTGRES, PSQL] {
             tool.require()?;
@@ -197,6 +210,7 @@ impl Postgres {
             uid,
             gid,
             log: dir.path().join("postgres.log"),
+            durable,
         };
         let process = server.spawn()?;
         Ok(Postgres {

@@ -1,7 +1,8 @@
-//! `envparity-test-postgres DIR`: one scratch PostgreSQL 15 server under
-//! `DIR/postgres` ([`Postgres`], the harness's), for `scripts/test.sh` to
-//! hand to the store tests as `ENVPARITY_TEST_POSTGRES` (docs/store.md).
-//! As root.
+//! `envparity-test-postgres DIR [--durable]`: one scratch PostgreSQL 15
+//! server under `DIR/postgres` ([`Postgres`], the harness's), for
+//! `scripts/test.sh` to hand to the store tests as `ENVPARITY_TEST_POSTGRES`
+//! (docs/store.md), and for `scripts/bench.sh`, which asks for `--durable`
+//! (`fsync` on, as the tests do not need). As root.
 //!
 //! It prints `url URL` (the superuser's database `postgres`, over the Unix
 //! socket) and `ready`, then waits for the end of its input, stops the
@@ -21,11 +22,20 @@ fn main() {
 }
 
 fn run() -> Result<()> {
-    let Some(dir) = std::env::args_os().nth(1).map(PathBuf::from) else {
-        eprintln!("usage: envparity-test-postgres DIR");
-        std::process::exit(2);
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    let (dir, durable) = match args.as_slice() {
+        [dir] => (PathBuf::from(dir), false),
+        [dir, flag] if flag == "--durable" => (PathBuf::from(dir), true),
+        _ => {
+            eprintln!("usage: envparity-test-postgres DIR [--durable]");
+            std::process::exit(2);
+        }
     };
-    let postgres = Postgres::start_in(&dir)?;
+    let postgres = if durable {
+        Postgres::start_durable_in(&dir)?
+    } else {
+        Postgres::start_in(&dir)?
+    };
     let mut out = std::io::stdout().lock();
     writeln!(out, "url {}", postgres.url("postgres"))
         .and_then(|()| writeln!(out, "ready"))
