@@ -42,7 +42,8 @@
 #           BENCH_REPLICAS (3) replicas, the load on the one that serves:
 #           throughput, latencies, the serving replica's CPU, every
 #           replica's RSS, PostgreSQL's CPU and the database's size
-#           (store.jsonl: in the steady phase alone too). BENCH_STORES
+#           (store.jsonl: in the steady phase alone too), then the time
+#           from a SIGKILL of the serving replica to another one's /ready. BENCH_STORES
 #           (sqlite,postgres) picks the backends. Not in the default parts.
 #   web     the web view at BENCH_WEB_HOSTS (10,000) simulated hosts with
 #           ingest running: `envparity serve --web-listen` (plain text,
@@ -269,7 +270,12 @@ if has store; then
   IFS=, read -r -a scale_list <<<"$scales"
   for r in $(seq 1 "$runs"); do
     for n in "${scale_list[@]}"; do
-      limit=(--max-plaintext-hosts $((2 * n)))
+      # The load generator registers every host before any heartbeats:
+      # hosts registered first would turn stale meanwhile (and the steady
+      # phase would begin with the fleet coming back), which agents that
+      # heartbeat while others register never see. So stale_after
+      # outlasts the registration (BENCH_STALE_AFTER).
+      limit=(--max-plaintext-hosts $((2 * n)) --stale-after "${BENCH_STALE_AFTER:-30m}")
       steady_load=(--hosts "$n" --phases register,snapshot,steady --duration "$duration"
         --steady-duration "$steady" --heartbeat-interval 15s --churn 10 --query-interval 1s --hash-by-container)
       if [[ ",$stores," == *",sqlite,"* ]]; then
@@ -318,7 +324,24 @@ if has store; then
       read -r steady_ticks steady_t0 <"$mark.ticks"
       rss=0
       for pid in "${pids[@]}"; do rss=$((rss + $(awk '/^VmRSS/ {print $2}' "/proc/$pid/status"))); done
-      echo "{\"label\": \"store-postgres-$n/run$r\", \"replicas\": $replicas, \"rss_kib_all_replicas\": $rss, \"postgres_cpu_seconds\": $(awk -v t="$((after - before))" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", t / hz}'), \"postgres_wall_seconds\": $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}'), \"postgres_steady_cpu_seconds\": $(awk -v t="$((after - steady_ticks))" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", t / hz}'), \"postgres_steady_seconds\": $(awk -v a="$steady_t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}'), \"database_bytes\": $("$psql" "$db_url" -qAt -c "SELECT pg_database_size(current_database())")}" >>"$out/store.jsonl"
+      # A takeover: the serving replica killed (SIGKILL), timed until
+      # another one answers /ready (its lease term, then loading the store).
+      takeover=null
+      if ((replicas > 1)); then
+        kill -KILL "${pids[$holder]}"
+        t_kill=$EPOCHREALTIME
+        for _ in $(seq 1 6000); do
+          for i in "${!pids[@]}"; do
+            [[ $i == "$holder" ]] && continue
+            if curl -fs "http://127.0.0.1:${metrics[$i]}/ready" >/dev/null 2>&1; then
+              takeover=$(awk -v a="$t_kill" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.1f", b - a}')
+              break 2
+            fi
+          done
+          sleep 0.1
+        done
+      fi
+      echo "{\"label\": \"store-postgres-$n/run$r\", \"replicas\": $replicas, \"takeover_seconds\": $takeover, \"lease_ttl\": \"10s\", \"rss_kib_all_replicas\": $rss, \"postgres_cpu_seconds\": $(awk -v t="$((after - before))" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", t / hz}'), \"postgres_wall_seconds\": $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}'), \"postgres_steady_cpu_seconds\": $(awk -v t="$((after - steady_ticks))" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", t / hz}'), \"postgres_steady_seconds\": $(awk -v a="$steady_t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}'), \"database_bytes\": $("$psql" "$db_url" -qAt -c "SELECT pg_database_size(current_database())")}" >>"$out/store.jsonl"
       kill -TERM "${pids[@]}"
       wait "${pids[@]}" 2>/dev/null || true
     done
