@@ -1,7 +1,7 @@
 //! The change history: containers added, removed or given new image
 //! content, appended with each report and read a page at a time.
 
-use super::{PgStore, sql_limit};
+use super::{PgStore, column, sql_limit};
 use crate::store::{Change, ChangeKind, Page, PageAt, StoreError};
 
 impl PgStore {
@@ -16,8 +16,7 @@ impl PgStore {
         if changes.is_empty() {
             return Ok(());
         }
-        let column = |f: fn(&Change) -> &str| changes.iter().map(|c| f(c)).collect::<Vec<_>>();
-        let time = |f: fn(&Change) -> i64| changes.iter().map(|c| f(c)).collect::<Vec<_>>();
+        let rows = || changes.iter().copied();
         let insert = tx
             .prepare_cached(
                 "INSERT INTO changes (host_id, environment, service, container, what,
@@ -33,15 +32,15 @@ impl PgStore {
         tx.execute(
             &insert,
             &[
-                &column(|c| &c.host_id),
-                &column(|c| &c.environment),
-                &column(|c| &c.service),
-                &column(|c| &c.container),
-                &column(|c| c.what.as_str()),
-                &column(|c| &c.old_image),
-                &column(|c| &c.new_image),
-                &time(|c| c.observed_at_ms),
-                &time(|c| c.received_at_ms),
+                &column(rows(), |c| c.host_id.as_str()),
+                &column(rows(), |c| c.environment.as_str()),
+                &column(rows(), |c| c.service.as_str()),
+                &column(rows(), |c| c.container.as_str()),
+                &column(rows(), |c| c.what.as_str()),
+                &column(rows(), |c| c.old_image.as_str()),
+                &column(rows(), |c| c.new_image.as_str()),
+                &column(rows(), |c| c.observed_at_ms),
+                &column(rows(), |c| c.received_at_ms),
             ],
         )
         .await

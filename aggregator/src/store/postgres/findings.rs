@@ -2,7 +2,7 @@
 //! report (or the tick) that caused it, read back at start-up and a page at
 //! a time per service.
 
-use super::{PgStore, sql_limit};
+use super::{PgStore, column, sql_limit};
 use crate::store::rows;
 use crate::store::{FindingChanges, FindingRecord, Page, PageAt, StoreError};
 
@@ -42,12 +42,6 @@ impl PgStore {
         // their row ids in the order given.
         if !f.opened.is_empty() {
             let o = &f.opened;
-            let text = |g: fn(&FindingRecord) -> &str| o.iter().map(g).collect::<Vec<_>>();
-            let time = |g: fn(&FindingRecord) -> i64| o.iter().map(g).collect::<Vec<_>>();
-            let environments: Vec<String> = o
-                .iter()
-                .map(|r| rows::environments_text(&r.environments))
-                .collect();
             let open = tx
                 .prepare_cached(
                     "INSERT INTO findings (id, kind, severity, service, environments, key,
@@ -64,16 +58,16 @@ impl PgStore {
             tx.execute(
                 &open,
                 &[
-                    &text(|r| &r.id),
-                    &text(|r| &r.kind),
-                    &text(|r| &r.severity),
-                    &text(|r| &r.service),
-                    &environments,
-                    &text(|r| &r.key),
-                    &text(|r| &r.host),
-                    &text(|r| &r.summary),
-                    &time(|r| r.first_seen_ms),
-                    &time(|r| r.last_seen_ms),
+                    &column(o, |r| r.id.as_str()),
+                    &column(o, |r| r.kind.as_str()),
+                    &column(o, |r| r.severity.as_str()),
+                    &column(o, |r| r.service.as_str()),
+                    &column(o, |r| rows::environments_text(&r.environments)),
+                    &column(o, |r| r.key.as_str()),
+                    &column(o, |r| r.host.as_str()),
+                    &column(o, |r| r.summary.as_str()),
+                    &column(o, |r| r.first_seen_ms),
+                    &column(o, |r| r.last_seen_ms),
                 ],
             )
             .await
@@ -84,9 +78,10 @@ impl PgStore {
             // they were written one after the other.
             let mut seen = std::collections::HashSet::new();
             let first: Vec<_> = f.resolved.iter().filter(|r| seen.insert(&r.id)).collect();
-            let ids: Vec<&str> = first.iter().map(|r| r.id.as_str()).collect();
-            let resolved: Vec<i64> = first.iter().map(|r| r.resolved_ms).collect();
-            let last_seen: Vec<i64> = first.iter().map(|r| r.last_seen_ms).collect();
+            let rows = || first.iter().copied();
+            let ids = column(rows(), |r| r.id.as_str());
+            let resolved = column(rows(), |r| r.resolved_ms);
+            let last_seen = column(rows(), |r| r.last_seen_ms);
             let resolve = tx
                 .prepare_cached(
                     "UPDATE findings f

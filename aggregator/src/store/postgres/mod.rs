@@ -113,6 +113,12 @@ impl PgStore {
     }
 }
 
+/// One column of `rows`, as the array a statement reads with `UNNEST`
+/// (rows written together, one statement for many).
+fn column<'r, R: 'r, T>(rows: impl IntoIterator<Item = &'r R>, f: impl Fn(&'r R) -> T) -> Vec<T> {
+    rows.into_iter().map(f).collect()
+}
+
 /// The SQL `LIMIT` that reads one row more than a page holds (see
 /// [`Page::from_newest_first`]).
 fn sql_limit(limit: usize) -> i64 {
