@@ -81,7 +81,7 @@ pub use image::ImageSpec;
 pub use key::{FINGERPRINT_KEY_LEN, write_fingerprint_key};
 pub use monitoring::{Alertmanager, Prometheus};
 pub use podman::PodmanHost;
-pub use postgres::{PASSWORD_ROLE, Postgres, ServerTls};
+pub use postgres::{PASSWORD_ROLE, Postgres, ServerTls, Session};
 pub use process::{DEFAULT_STOP_TIMEOUT, Process};
 pub use registry::Registry;
 pub use run::Run;

@@ -279,6 +279,23 @@ impl Postgres {
         crate::command::checked(psql)
     }
 
+    /// A psql session on database `db`, as the superuser, kept open: what
+    /// [`Session::send`] writes runs in it, in order (a transaction holding
+    /// a lock, say), until the session is dropped.
+    pub fn session(&self, db: &str) -> Result<Session> {
+        let mut psql = Command::new(PSQL.path);
+        psql.args(["-XqAt", "-v", "ON_ERROR_STOP=1", "-U", "postgres"])
+            .args(["-p", &self.server.port.to_string()])
+            .args(["-d", db, "-h"])
+            .arg(&self.server.socket_dir)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null());
+        let child = psql
+            .spawn()
+            .map_err(Error::io(format!("start {} (a session)", PSQL.path)))?;
+        Ok(Session { child })
+    }
+
     /// The server's pid (the postmaster's). Panics while stopped.
     pub fn pid(&self) -> u32 {
         self.running().pid()
@@ -380,4 +397,38 @@ fn reachable_by_others(dir: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A psql session kept open ([`Postgres::session`]); dropping it ends it
+/// (a transaction left open rolls back).
+#[derive(Debug)]
+pub struct Session {
+    child: std::process::Child,
+}
+
+impl Session {
+    /// Sends `sql` to the session, without waiting for it to run (check its
+    /// effect from another connection).
+    pub fn send(&mut self, sql: &str) -> Result<()> {
+        use std::io::Write as _;
+        let stdin = self.child.stdin.as_mut().expect("psql's stdin is piped");
+        writeln!(stdin, "{sql}")
+            .and_then(|()| stdin.flush())
+            .map_err(Error::io("write to a psql session"))
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // End of input ends psql; a session stuck on a lock is killed.
+        drop(self.child.stdin.take());
+        for _ in 0..50 {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -441,7 +441,7 @@ async fn serve_loaded(
         metrics,
         db_name,
         policy_source,
-        writer,
+        mut writer,
     } = loaded;
     let ticker = tokio::spawn(background(Arc::downgrade(&fleet), config.policy.clone()));
     let mut tasks = alerting.spawn(Arc::downgrade(&fleet));
@@ -529,10 +529,10 @@ async fn serve_loaded(
     let lost = std::sync::Mutex::new(None);
     let stopping = tokio::sync::Notify::new();
     let shutdown = async {
-        match &writer {
+        match &mut writer {
             Some(writer) => tokio::select! {
                 () = shutdown => {}
-                gone = writer.keep() => {
+                gone = writer.lost() => {
                     tracing::error!(error = %gone, "stopping: the writer lease went to another replica");
                     *lost.lock().unwrap_or_else(|e| e.into_inner()) = Some(gone);
                 }

@@ -9,7 +9,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use super::scrape::Scrape;
-use super::writer::{self, Writer};
+use super::writer::{self, Kept, Writer};
 use super::{ServeConfig, initial_policy};
 use super::{conn, forward};
 use crate::alert::Alerting;
@@ -26,8 +26,9 @@ pub(super) struct Loaded {
     pub db_name: String,
     /// Where the policy came from.
     pub policy_source: String,
-    /// On PostgreSQL, this replica's hold on the writer lease.
-    pub writer: Option<Arc<Writer>>,
+    /// On PostgreSQL, this replica's hold on the writer lease, kept since
+    /// it was taken.
+    pub writer: Option<Kept>,
 }
 
 /// Starts the metrics listener and loads what `config` serves; on
@@ -78,7 +79,7 @@ async fn load_behind(
     .await
     .context("store task")??;
     let (store, postgres) = opened;
-    let writer = match postgres {
+    let mut writer = match postgres {
         Some(pg) => {
             let me = writer::replica_name();
             let address = advertised(config, listener)?;
@@ -94,7 +95,8 @@ async fn load_behind(
                 &holder,
             );
             tokio::select! {
-                writer = taking => Some(Arc::new(writer)),
+                // Kept from now on: loading may take many terms.
+                writer = taking => Some(Kept::start(writer)),
                 () = forward::forward(listener, forward_to, max) => unreachable!("forwarding never ends"),
                 () = shutdown => return Ok(None),
             }
@@ -105,13 +107,21 @@ async fn load_behind(
     let store: Arc<dyn Store> = Arc::new(Counted::new(store, Arc::clone(&metrics)));
     let (stale_after, alerts) = (config.stale_after, config.alerts.clone());
     let alerts_metrics = Arc::clone(&metrics);
-    let (fleet, alerting) = tokio::task::spawn_blocking(move || {
+    let loading = tokio::task::spawn_blocking(move || {
         let fleet = Fleet::load(store, stale_after, policy, SystemTime::now())?;
         let alerting = Alerting::load(alerts, fleet.store(), alerts_metrics)?;
         Ok::<_, StoreError>((Arc::new(fleet), Arc::new(alerting)))
-    })
-    .await
-    .context("store task")??;
+    });
+    let loaded = match writer.as_mut() {
+        // Another replica took the lease meanwhile (this one could not
+        // renew it): what is loading is not what that one writes.
+        Some(kept) => tokio::select! {
+            loaded = loading => loaded,
+            lost = kept.lost() => return Err(lost.into()),
+        },
+        None => loading.await,
+    };
+    let (fleet, alerting) = loaded.context("store task")??;
     Ok(Some(Loaded {
         fleet,
         alerting,

@@ -160,7 +160,7 @@ impl Writer {
 
     /// Renews the lease every third of its term for as long as this
     /// replica holds it; returns when another replica took it.
-    pub async fn keep(&self) -> Lost {
+    async fn keep(&self) -> Lost {
         loop {
             tokio::time::sleep(self.ttl / 3).await;
             let (term, ttl) = (self.term(), self.ttl);
@@ -239,5 +239,55 @@ impl Writer {
                 tracing::warn!(error = %e, "cannot release the writer lease; it expires by itself")
             }
         }
+    }
+}
+
+/// The writer lease held and kept: renewed in the background from the
+/// moment it was taken, while the store loads (which can outlast a term
+/// many times over at 100,000 hosts) and then while serving, until it is
+/// released or lost.
+#[derive(Debug)]
+pub struct Kept {
+    writer: Arc<Writer>,
+    keeper: tokio::task::JoinHandle<Lost>,
+}
+
+impl Kept {
+    /// Starts keeping `writer`'s lease.
+    pub fn start(writer: Writer) -> Self {
+        let writer = Arc::new(writer);
+        let keeper = tokio::spawn({
+            let writer = Arc::clone(&writer);
+            async move { writer.keep().await }
+        });
+        Kept { writer, keeper }
+    }
+
+    /// The term held now.
+    pub fn term(&self) -> Term {
+        self.writer.term()
+    }
+
+    /// Resolves once another replica took the lease (at most once).
+    pub async fn lost(&mut self) -> Lost {
+        match (&mut self.keeper).await {
+            Ok(lost) => lost,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // Aborted: only by dropping or releasing, which end `self`.
+            Err(_) => std::future::pending().await,
+        }
+    }
+
+    /// Stops renewing and gives the lease up (a graceful stop), so that a
+    /// standby takes over without waiting for it to expire.
+    pub async fn release(self) {
+        self.keeper.abort();
+        self.writer.release().await;
+    }
+}
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        self.keeper.abort();
     }
 }

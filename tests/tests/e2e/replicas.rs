@@ -385,6 +385,78 @@ fn signal(pid: u32, signal: &str) {
 /// standby takes over. Woken, the old one must not store that report (the
 /// fence refuses its write, so it is never acknowledged), and it stops,
 /// saying it lost the lease, for its supervisor to restart it as a standby.
+/// A replica that took the lease keeps it while it loads the store, however
+/// many terms that takes (at 100,000 hosts, a minute of 10 s terms): the
+/// other standby does not take it in turn, which would make the first stop
+/// once loaded and the fleet wait for a second load. Here the load is held
+/// up by a lock on the containers table (a database that answers slowly)
+/// for four terms of one second.
+#[test]
+fn a_replica_keeps_the_lease_while_it_loads_for_many_terms() -> Result<()> {
+    let postgres = Postgres::start()?;
+    postgres.sql("postgres", "CREATE DATABASE envparity")?;
+    let fleet = Fleet::builder().identity("p").start()?;
+    let mut replicas = fleet
+        .aggregator()
+        .store(postgres.url("envparity"))
+        .arg("--lease-ttl")
+        .arg("1s")
+        .start_replicas(3)?;
+    let old = replicas.wait_for_serving(TAKEOVER)?;
+    let client = ReportClient::connect_to(&fleet, "p", &replicas.replica(old).url())?;
+    client
+        .push(snapshot("p", "production", 1, vec![container("svc-p")]))
+        .expect("acknowledged while it serves");
+    drop(client);
+
+    let mut lock = postgres.session("envparity")?;
+    lock.send("BEGIN; LOCK TABLE containers IN ACCESS EXCLUSIVE MODE;")?;
+    wait_for(TIMEOUT, "the lock on the containers table", || {
+        let held = postgres.sql(
+            "envparity",
+            "SELECT COUNT(*) FROM pg_locks WHERE relation = 'containers'::regclass \
+             AND mode = 'AccessExclusiveLock' AND granted",
+        )?;
+        Ok((held == "1").then_some(()))
+    })?;
+    replicas.replica(old).process().expect("running").kill()?;
+    // The next holder takes the lease once the term ran out, then waits
+    // on the lock while loading: for four terms, the lease must hold.
+    wait_for(TAKEOVER, "a standby to take the lease", || {
+        Ok((lease(&postgres)?.1 == 2).then_some(()))
+    })?;
+    let held_until = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < held_until {
+        let (owner, epoch) = lease(&postgres)?;
+        let live = postgres.sql(
+            "envparity",
+            "SELECT expires_at > now() FROM leases WHERE name = 'writer'",
+        )?;
+        assert_eq!(
+            (epoch, live.as_str()),
+            (2, "t"),
+            "the lease of {owner} while it loads"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    lock.send("COMMIT;")?;
+    drop(lock);
+    let new = replicas.wait_for_serving(TIMEOUT)?;
+    assert_ne!(new, old);
+    assert_eq!(lease(&postgres)?.1, 2, "one takeover");
+    let waiting = 3 - old - new;
+    let standby = replicas.replica(waiting);
+    assert!(
+        standby.process().is_some_and(|p| p.is_running()),
+        "the other standby stopped: {}",
+        standby.log()
+    );
+    let out = fleet.cli(&["hosts"])?;
+    out.assert_code(0);
+    assert!(out.stdout.contains("\"p\""), "{}", out.stdout);
+    Ok(())
+}
+
 #[test]
 fn a_paused_writer_stores_nothing_once_woken_and_stops() -> Result<()> {
     let postgres = Postgres::start()?;
