@@ -82,6 +82,12 @@ impl Connection {
         Ok(Connection { send, driver })
     }
 
+    /// Whether the server closed the connection within `within` (a GOAWAY
+    /// with no stream left open, or the socket closed).
+    pub async fn closed_within(&mut self, within: Duration) -> bool {
+        tokio::time::timeout(within, &mut self.driver).await.is_ok()
+    }
+
     /// Opens a stream to the gRPC method `path`, sends a message header
     /// declaring `declared` bytes, then `sent` bytes of it (as flow control
     /// allows, within `send_for`), and never ends the stream. Returns what

@@ -94,6 +94,18 @@ envparity_settings::declare! {
         .help("On PostgreSQL, where the other replicas reach this one's gRPC port: while it \
                serves, standbys pass the connections they are sent to this address \
                (docs/store.md). On Kubernetes, the pod's IP and port.");
+    /// `--max-connection-age`.
+    pub MAX_CONNECTION_AGE: Setting<Duration> = Setting::new("max_connection_age", parse::duration)
+        .flag("max-connection-age")
+        .var("ENVPARITY_MAX_CONNECTION_AGE")
+        .value_name("DURATION")
+        .default_text("none: a connection lasts as long as its client keeps it")
+        .check(max_connection_age)
+        .help("Closes each gRPC connection gracefully once it is this old (HTTP/2 GOAWAY; calls \
+               in flight get up to a minute to finish): its client connects again, through \
+               the load balancer, so that long-lived connections spread over replicas that \
+               came up later. Clients reconnect without failing a call. At least 1s; with \
+               many hosts keep it long (30m: a handshake per host every half hour).");
     /// `--stale-after`.
     pub STALE_AFTER: Setting<Duration> = Setting::new("stale_after", parse::duration)
         .flag("stale-after")
@@ -231,6 +243,17 @@ fn lease_ttl(ttl: Duration) -> Result<Duration, String> {
         ));
     }
     Ok(ttl)
+}
+
+fn max_connection_age(age: Duration) -> Result<Duration, String> {
+    if age < Duration::from_secs(1) {
+        return Err(format!(
+            "is {}: give at least 1s (every client would reconnect all the time), or leave \
+             it out to keep connections",
+            humantime::format_duration(age)
+        ));
+    }
+    Ok(age)
 }
 
 fn max_plaintext_hosts(hosts: usize) -> Result<usize, String> {

@@ -59,6 +59,9 @@ pub struct ServeConfig {
     /// On PostgreSQL, where the other replicas reach this one; `None`: the
     /// listen address (the host name when it listens on every address).
     pub advertise: Option<String>,
+    /// Connections older than this are closed gracefully (GOAWAY), so
+    /// that clients reconnect through the load balancer; `None`: never.
+    pub max_connection_age: Option<Duration>,
     /// The policy file; `None` for the built-in defaults. Reloaded on SIGHUP;
     /// a bad file at reload is logged and the last good policy stays.
     pub policy: Option<PathBuf>,
@@ -99,6 +102,7 @@ impl ServeConfig {
             stale_after: crate::config::defaults::STALE_AFTER,
             lease_ttl: crate::config::defaults::LEASE_TTL,
             advertise: None,
+            max_connection_age: None,
             policy: None,
             metrics_listen: None,
             web_listen: None,
@@ -178,6 +182,7 @@ pub fn resolve(args: &ServeArgs, env: &dyn EnvSource) -> anyhow::Result<Serve> {
         stale_after: sources.value(&STALE_AFTER)?.value,
         lease_ttl: sources.value(&LEASE_TTL)?.value,
         advertise: sources.get(&ADVERTISE)?.map(|a| a.value),
+        max_connection_age: sources.get(&MAX_CONNECTION_AGE)?.map(|a| a.value),
         policy: path(&POLICY)?,
         metrics_listen: sources.get(&METRICS_LISTEN)?.map(|a| a.value),
         web_listen: sources.get(&WEB_LISTEN)?.map(|a| a.value),
@@ -553,7 +558,15 @@ async fn serve_loaded(
         request_budget_bytes = budget::DEFAULT_BYTES,
         "connection limits"
     );
-    let router = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(age) = config.max_connection_age {
+        // A GOAWAY at that age; calls in flight then finish, each within
+        // REQUEST_TIMEOUT. (tonic's max_connection_age_grace is not set:
+        // with it, tonic 0.14 sends no GOAWAY and closes the connection at
+        // age + grace, calls and all.)
+        builder = builder.max_connection_age(age);
+    }
+    let router = builder
         .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
         .timeout(REQUEST_TIMEOUT)
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))

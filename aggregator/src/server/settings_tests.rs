@@ -320,6 +320,29 @@ fn bad_values_name_their_flag_variable_or_file_line_and_key() {
 }
 
 #[test]
+fn a_max_connection_age_is_off_unless_set_and_at_least_a_second() {
+    assert_eq!(
+        serve_with(&["serve"], &[])
+            .unwrap()
+            .config
+            .max_connection_age,
+        None
+    );
+    let err = serve_with(&["serve"], &[("ENVPARITY_MAX_CONNECTION_AGE", "500ms")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("ENVPARITY_MAX_CONNECTION_AGE: is 500ms: give at least 1s"),
+        "{err}"
+    );
+    let serve = serve_with(&["serve", "--max-connection-age", "30m"], &[]).unwrap();
+    assert_eq!(
+        serve.config.max_connection_age,
+        Some(Duration::from_secs(30 * 60))
+    );
+}
+
+#[test]
 fn plain_text_comes_from_the_global_flag_the_variable_or_the_file() {
     let plaintext =
         |args: &[&str], env: &[(&str, &str)]| serve_with(args, env).unwrap().config.plaintext;

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use envparity_tests::grpc::{ReportClient, container, snapshot};
 use envparity_tests::h2client::{
     Answer, Connection, anonymous_tls, closed_within, raise_open_files, rss_kib, tls_connect,
 };
@@ -223,6 +224,59 @@ fn idle_connections_without_a_certificate_are_closed_and_never_lock_out_agents()
     // And the agent kept reporting throughout.
     let hosts = fleet.cli(&["hosts", "-o", "json"])?;
     assert!(hosts.stdout.contains("\"fresh\""), "{hosts}");
+    Ok(())
+}
+
+/// With `--max-connection-age`, a connection is told to go (GOAWAY) once
+/// it is that old: an idle one without a certificate closes at its age,
+/// long before its 10 s idle bound; and a client carries on across its
+/// connections' ages without a failed call (it reconnects).
+#[test]
+fn connections_close_gracefully_at_their_max_age_and_clients_carry_on() -> Result<()> {
+    const AGE: Duration = Duration::from_secs(2);
+    let fleet = Fleet::builder().host("edge").start()?;
+    let aggregator = fleet
+        .aggregator()
+        .arg("--max-connection-age")
+        .arg("2s")
+        .start()?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], aggregator.port()));
+    let ca = fleet.pki()?.join("ca.pem");
+    let rt = runtime();
+    let closed_after = rt.block_on(async {
+        let config = anonymous_tls(&ca).expect("client TLS config");
+        let tls = tls_connect(addr, &config).await.expect("TLS");
+        let mut conn = Connection::handshake(tls).await.expect("HTTP/2");
+        let opened = std::time::Instant::now();
+        conn.closed_within(Duration::from_secs(8))
+            .await
+            .then(|| opened.elapsed())
+    });
+    let closed_after = closed_after.expect("the idle connection was not closed within 8 s");
+    assert!(
+        closed_after >= AGE - Duration::from_millis(100) && closed_after < Duration::from_secs(6),
+        "closed after {closed_after:?}, not at its age ({AGE:?})"
+    );
+
+    // Three ages of one client's channel: every call answered.
+    let client = ReportClient::connect_as(&fleet, "edge")?;
+    let started = std::time::Instant::now();
+    let mut sequence = 0;
+    while started.elapsed() < 3 * AGE + Duration::from_millis(500) {
+        sequence += 1;
+        client
+            .push(snapshot(
+                "edge",
+                "production",
+                sequence,
+                vec![container("shop")],
+            ))
+            .unwrap_or_else(|status| panic!("push {sequence} failed: {status}"));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(sequence >= 25, "{sequence} pushes");
+    let hosts = fleet.cli(&["hosts", "-o", "json"])?;
+    assert!(hosts.stdout.contains("\"edge\""), "{hosts}");
     Ok(())
 }
 
