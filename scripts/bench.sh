@@ -38,12 +38,16 @@
 #           report streams from 64 loopback addresses: the agents' latencies,
 #           the aggregator's RSS, and every host still stored at the end
 #   store   the scale run's load (BENCH_SCALES hosts, steady fleet) on
-#           SQLite with one aggregator, then on PostgreSQL (fsync on) with
+#           SQLite with one aggregator (then restarted on the same data: the
+#           time until it listens again and its peak RSS, loading the
+#           store), then on PostgreSQL (fsync on) with
 #           BENCH_REPLICAS (3) replicas, the load on the one that serves:
 #           throughput, latencies, the serving replica's CPU, every
 #           replica's RSS, PostgreSQL's CPU and the database's size
 #           (store.jsonl: in the steady phase alone too), then the time
-#           from a SIGKILL of the serving replica to another one's /ready. BENCH_STORES
+#           from a SIGKILL of the serving replica to another one's /ready
+#           and that replica's peak RSS (loading the store); the replicas'
+#           lease lines in store-pg-N-RUN-lease.log. BENCH_STORES
 #           (sqlite,postgres) picks the backends. Not in the default parts.
 #   web     the web view at BENCH_WEB_HOSTS (10,000) simulated hosts with
 #           ingest running: `envparity serve --web-listen` (plain text,
@@ -284,8 +288,24 @@ if has store; then
         start_server "store-sqlite-$n-$r"
         loadgen --server "$url" --server-pid "$server" "${steady_load[@]}" --label "store-sqlite-$n/run$r" ||
           say "store run $r, $n hosts on SQLite: failed calls (in the results)"
-        echo "{\"label\": \"store-sqlite-$n/run$r\", \"rss_kib\": $(awk '/^VmRSS/ {print $2}' "/proc/$server/status")}" >>"$out/store.jsonl"
+        rss=$(awk '/^VmRSS/ {print $2}' "/proc/$server/status")
         stop_server
+        # A restart on the same data: timed from the start until it
+        # listens (after loading the store), with its peak RSS.
+        t_start=$EPOCHREALTIME restart=null restart_hwm=null
+        "$bin/envparity" serve --insecure-plaintext --listen "127.0.0.1:$(free_port)" \
+          --data-dir "$tmp/data-store-sqlite-$n-$r" "${limit[@]}" >"$tmp/serve-restart-$n-$r.log" 2>&1 &
+        server=$!
+        for _ in $(seq 1 6000); do
+          if grep -q "envparity aggregator listening" "$tmp/serve-restart-$n-$r.log"; then
+            restart=$(awk -v a="$t_start" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.1f", b - a}')
+            restart_hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$server/status")
+            break
+          fi
+          sleep 0.1
+        done
+        stop_server
+        echo "{\"label\": \"store-sqlite-$n/run$r\", \"rss_kib\": $rss, \"restart_seconds\": $restart, \"restart_peak_rss_kib\": $restart_hwm}" >>"$out/store.jsonl"
         server_extra=()
       fi
       [[ ",$stores," == *",postgres,"* ]] || continue
@@ -326,7 +346,7 @@ if has store; then
       for pid in "${pids[@]}"; do rss=$((rss + $(awk '/^VmRSS/ {print $2}' "/proc/$pid/status"))); done
       # A takeover: the serving replica killed (SIGKILL), timed until
       # another one answers /ready (its lease term, then loading the store).
-      takeover=null
+      takeover=null takeover_hwm=null
       if ((replicas > 1)); then
         kill -KILL "${pids[$holder]}"
         t_kill=$EPOCHREALTIME
@@ -335,13 +355,17 @@ if has store; then
             [[ $i == "$holder" ]] && continue
             if curl -fs "http://127.0.0.1:${metrics[$i]}/ready" >/dev/null 2>&1; then
               takeover=$(awk -v a="$t_kill" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.1f", b - a}')
+              # The new serving replica's peak memory: loading the store.
+              takeover_hwm=$(awk '/^VmHWM/ {print $2}' "/proc/${pids[$i]}/status")
               break 2
             fi
           done
           sleep 0.1
         done
       fi
-      echo "{\"label\": \"store-postgres-$n/run$r\", \"replicas\": $replicas, \"takeover_seconds\": $takeover, \"lease_ttl\": \"10s\", \"rss_kib_all_replicas\": $rss, \"postgres_cpu_seconds\": $(awk -v t="$((after - before))" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", t / hz}'), \"postgres_wall_seconds\": $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}'), \"postgres_steady_cpu_seconds\": $(awk -v t="$((after - steady_ticks))" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", t / hz}'), \"postgres_steady_seconds\": $(awk -v a="$steady_t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}'), \"database_bytes\": $("$psql" "$db_url" -qAt -c "SELECT pg_database_size(current_database())")}" >>"$out/store.jsonl"
+      echo "{\"label\": \"store-postgres-$n/run$r\", \"replicas\": $replicas, \"takeover_seconds\": $takeover, \"takeover_peak_rss_kib\": $takeover_hwm, \"lease_ttl\": \"10s\", \"rss_kib_all_replicas\": $rss, \"postgres_cpu_seconds\": $(awk -v t="$((after - before))" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", t / hz}'), \"postgres_wall_seconds\": $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}'), \"postgres_steady_cpu_seconds\": $(awk -v t="$((after - steady_ticks))" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", t / hz}'), \"postgres_steady_seconds\": $(awk -v a="$steady_t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}'), \"database_bytes\": $("$psql" "$db_url" -qAt -c "SELECT pg_database_size(current_database())")}" >>"$out/store.jsonl"
+      # Who held the lease when, and who served (the takeover's story).
+      grep -h "writer lease\|listening" "$tmp"/serve-pg-"$n"-"$r"-*.log >"$out/store-pg-$n-$r-lease.log" || true
       kill -TERM "${pids[@]}"
       wait "${pids[@]}" 2>/dev/null || true
     done

@@ -154,11 +154,12 @@ impl Fleet {
     ) -> Result<Self, StoreError> {
         let now = to_millis(now);
         let mut interner = Interner::default();
-        let hosts: BTreeMap<String, HeldHost> = store
-            .load_hosts()?
-            .into_iter()
-            .map(|h| (h.snapshot.host_id.clone(), interner.hold(h)))
-            .collect();
+        // Host by host: each is held compactly before the next is read, so
+        // that loading never holds the fleet whole.
+        let mut hosts: BTreeMap<String, HeldHost> = BTreeMap::new();
+        store.each_host(&mut |h| {
+            hosts.insert(h.snapshot.host_id.clone(), interner.hold(h));
+        })?;
         let remembered = store.open_findings()?.into_iter().map(|r| {
             (
                 r.id,

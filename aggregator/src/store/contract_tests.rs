@@ -223,6 +223,7 @@ on_every_backend!(
     reports_whose_findings_never_come_are_not_stored,
     opening_twice_changes_nothing,
     rows_written_together_keep_the_order_and_the_semantics_of_one_by_one,
+    hosts_load_one_by_one_in_order_and_stop_at_a_damaged_one,
 );
 
 /// A host `id` in staging with `containers` containers `c0`, `c1`, ….
@@ -821,4 +822,52 @@ fn rows_written_together_keep_the_order_and_the_semantics_of_one_by_one(b: &impl
         .collect();
     assert_eq!(found, vec![("f1", 1, Some(20)), ("f2", 2, None)]);
     assert_eq!(records[0].last_seen_ms, 15);
+}
+
+/// Hosts are handed one by one, in order, each whole, across more rows
+/// than one read fetches (PostgreSQL reads 500 rows at a time); a damaged
+/// host stops the load with an error naming it, after the hosts before it.
+fn hosts_load_one_by_one_in_order_and_stop_at_a_damaged_one(b: &impl Backend) {
+    let store = b.open();
+    // 1,200 hosts of 0 to 3 containers: 1,800 container rows.
+    let hosts: Vec<StoredHost> = (0..1_200)
+        .map(|i| host(&format!("h{i:04}"), i % 4))
+        .collect();
+    let writes: Vec<HostWrite> = hosts.iter().map(HostWrite::whole).collect();
+    let reported: Vec<Reported<'_>> = writes
+        .iter()
+        .map(|w| Reported {
+            host: w,
+            changes: &[],
+        })
+        .collect();
+    store
+        .save_reports(&reported, FindingsToCome::ready(FindingChanges::default()))
+        .unwrap();
+    drop(store);
+    let mut handed = Vec::new();
+    b.open().each_host(&mut |h| handed.push(h)).unwrap();
+    assert!(
+        handed == hosts,
+        "{} hosts handed, not those written",
+        handed.len()
+    );
+
+    // The row of h0703's first container now holds another id's body.
+    b.sql(
+        "UPDATE containers SET container_id = 'zz' \
+           WHERE host_id = 'h0703' AND container_id = 'c0' RETURNING 0",
+    );
+    let mut handed = Vec::new();
+    let err = b
+        .open()
+        .each_host(&mut |h| handed.push(h.host_id().to_owned()))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("h0703") && err.contains("zz"), "{err}");
+    let before: Vec<String> = hosts[..703]
+        .iter()
+        .map(|h| h.host_id().to_owned())
+        .collect();
+    assert_eq!(handed, before);
 }

@@ -43,8 +43,8 @@ impl Counted {
 }
 
 impl Store for Counted {
-    fn load_hosts(&self) -> Result<Vec<StoredHost>, StoreError> {
-        self.count("load_hosts", self.inner.load_hosts())
+    fn each_host(&self, each: &mut dyn FnMut(StoredHost)) -> Result<(), StoreError> {
+        self.count("load_hosts", self.inner.each_host(each))
     }
 
     fn save_reports(

@@ -526,8 +526,20 @@ impl StoreError {
 
 /// The storage interface of the aggregator.
 pub trait Store: Send + Sync + 'static {
-    /// Every stored host, for start-up.
-    fn load_hosts(&self) -> Result<Vec<StoredHost>, StoreError>;
+    /// Every stored host, for start-up, handed to `each` one at a time
+    /// in ascending host id as it is read: the caller keeps each as it
+    /// likes (the fleet compactly), and no call holds every host whole.
+    /// A host that cannot be read back stops the read with an error naming
+    /// it; the hosts handed before it stay handed.
+    fn each_host(&self, each: &mut dyn FnMut(StoredHost)) -> Result<(), StoreError>;
+
+    /// Every stored host, whole, in ascending host id ([`Store::each_host`]
+    /// collected; for tests and tools, not for a fleet's start-up).
+    fn load_hosts(&self) -> Result<Vec<StoredHost>, StoreError> {
+        let mut hosts = Vec::new();
+        self.each_host(&mut |h| hosts.push(h))?;
+        Ok(hosts)
+    }
 
     /// Atomically writes what several reports changed (group commit): of
     /// each, its host's header, liveness and the container rows it changed,

@@ -15,43 +15,51 @@ use crate::store::{
 
 type Tx<'a> = deadpool_postgres::Transaction<'a>;
 
+/// Rows fetched per round trip when loading hosts: enough to keep the
+/// round trips few, few enough that a chunk of container rows stays small.
+const LOAD_CHUNK: i32 = 500;
+
 impl PgStore {
-    /// Every stored host, with its liveness ([`Store::load_hosts`]).
+    /// Every stored host, with its liveness, handed to `each` as it is
+    /// read ([`Store::each_host`]). Blocks the caller's thread.
     ///
-    /// [`Store::load_hosts`]: crate::store::Store::load_hosts
-    pub(super) async fn read_hosts(&self) -> Result<Vec<StoredHost>, StoreError> {
-        let mut client = self.client().await?;
-        // One snapshot of the database for both reads: a report committing
-        // between them must not pair a host with another version's
-        // containers.
-        let tx = client
-            .build_transaction()
-            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await
+    /// Both row streams are read through portals, [`LOAD_CHUNK`] rows at a
+    /// time, in one read-only transaction: memory holds a chunk of each and
+    /// the host being assembled, whatever the fleet's size, and a report
+    /// committing meanwhile cannot pair a host with another version's
+    /// containers.
+    ///
+    /// [`Store::each_host`]: crate::store::Store::each_host
+    pub(super) fn read_hosts(&self, each: &mut dyn FnMut(StoredHost)) -> Result<(), StoreError> {
+        let mut client = self.block_on(self.client())?;
+        let tx = self
+            .block_on(
+                client
+                    .build_transaction()
+                    .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                    .read_only(true)
+                    .start(),
+            )
             .map_err(self.db("begin host load"))?;
-        let hosts = tx
-            .query(
+        let hosts = self
+            .block_on(tx.bind(
                 "SELECT h.host_id, h.snapshot, h.container_order, h.received_at_ms,
                         COALESCE(l.last_seen_ms, h.last_seen_ms),
                         COALESCE(l.engine_state, h.engine_state)
                  FROM hosts h LEFT JOIN liveness l ON l.host_id = h.host_id
                  ORDER BY h.host_id",
                 &[],
-            )
-            .await
+            ))
             .map_err(self.db("load hosts"))?;
-        let containers = tx
-            .query(
+        let containers = self
+            .block_on(tx.bind(
                 "SELECT host_id, container_id, body FROM containers
                  ORDER BY host_id, container_id",
                 &[],
-            )
-            .await
+            ))
             .map_err(self.db("load containers"))?;
-        tx.commit().await.map_err(self.db("end host load"))?;
-        let hosts = hosts.iter().map(|r| {
+        let hosts = self.fetched(&tx, &hosts).map(|r| {
+            let r = r?;
             Ok::<_, tokio_postgres::Error>(HostRow {
                 host_id: r.try_get(0)?,
                 snapshot: r.try_get(1)?,
@@ -61,23 +69,55 @@ impl PgStore {
                 engine_state: r.try_get(5)?,
             })
         });
-        let containers = containers.iter().map(|r| {
+        let containers = self.fetched(&tx, &containers).map(|r| {
+            let r = r?;
             Ok(ContainerRow {
                 host_id: r.try_get(0)?,
                 container_id: r.try_get(1)?,
                 body: r.try_get(2)?,
             })
         });
-        rows::assemble(hosts, containers)
-            .map_err(self.db("load hosts"))?
-            .map_err(|d| StoreError::Postgres {
-                store: self.name().to_owned(),
-                context: "load hosts",
-                reason: format!(
-                    "stored snapshot of host {:?} is unreadable: {}",
-                    d.host_id, d.reason
-                ),
-            })
+        for host in rows::assemble(hosts, containers) {
+            each(
+                host.map_err(self.db("load hosts"))?
+                    .map_err(|d| StoreError::Postgres {
+                        store: self.name().to_owned(),
+                        context: "load hosts",
+                        reason: format!(
+                            "stored snapshot of host {:?} is unreadable: {}",
+                            d.host_id, d.reason
+                        ),
+                    })?,
+            );
+        }
+        self.block_on(tx.commit()).map_err(self.db("end host load"))
+    }
+
+    /// The rows of `portal`, fetched [`LOAD_CHUNK`] at a time as they are
+    /// asked for; after an error, nothing.
+    fn fetched<'a>(
+        &'a self,
+        tx: &'a Tx<'_>,
+        portal: &'a tokio_postgres::Portal,
+    ) -> impl Iterator<Item = Result<tokio_postgres::Row, tokio_postgres::Error>> + 'a {
+        let mut chunk = std::collections::VecDeque::new();
+        let mut done = false;
+        std::iter::from_fn(move || {
+            if chunk.is_empty() && !done {
+                match self.block_on(tx.query_portal(portal, LOAD_CHUNK)) {
+                    Ok(rows) => {
+                        // A short chunk is the last one.
+                        done = rows.len() < LOAD_CHUNK as usize;
+                        chunk.extend(rows);
+                    }
+                    Err(e) => {
+                        done = true;
+                        return Some(Err(e));
+                    }
+                }
+            }
+            chunk.pop_front().map(Ok)
+        })
     }
 
     /// Writes what each of `reports` changed of its host and appends its

@@ -17,10 +17,11 @@ use crate::store::rows::{self, ContainerRow, HostRow};
 use crate::store::{ContainerRows, FindingsToCome, HostWrite, Reported, StoreError, StoredHost};
 
 impl SqliteStore {
-    /// Every stored host, with its liveness ([`Store::load_hosts`]).
+    /// Every stored host, with its liveness, handed to `each` as it is
+    /// read ([`Store::each_host`]).
     ///
-    /// [`Store::load_hosts`]: crate::store::Store::load_hosts
-    pub(super) fn read_hosts(&self) -> Result<Vec<StoredHost>, StoreError> {
+    /// [`Store::each_host`]: crate::store::Store::each_host
+    pub(super) fn read_hosts(&self, each: &mut dyn FnMut(StoredHost)) -> Result<(), StoreError> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare(
@@ -38,7 +39,8 @@ impl SqliteStore {
             )
             .map_err(self.db("prepare container load"))?;
         // Both are read in host order: the containers of each host follow
-        // one another, and are streamed, not collected.
+        // one another, and are streamed, not collected: one host at a time
+        // is whole.
         let containers = rows_of_containers
             .query_map([], |r| {
                 Ok(ContainerRow {
@@ -60,13 +62,17 @@ impl SqliteStore {
                 })
             })
             .map_err(self.db("load hosts"))?;
-        rows::assemble(hosts, containers)
-            .map_err(self.db("load hosts"))?
-            .map_err(|d| StoreError::Corrupt {
-                path: self.path.clone(),
-                host_id: d.host_id,
-                reason: d.reason,
-            })
+        for host in rows::assemble(hosts, containers) {
+            each(
+                host.map_err(self.db("load hosts"))?
+                    .map_err(|d| StoreError::Corrupt {
+                        path: self.path.clone(),
+                        host_id: d.host_id,
+                        reason: d.reason,
+                    })?,
+            );
+        }
+        Ok(())
     }
 
     /// Writes what each of `reports` changed of its host (its header,

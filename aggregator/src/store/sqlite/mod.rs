@@ -79,8 +79,8 @@ fn sql_limit(limit: usize) -> i64 {
 }
 
 impl Store for SqliteStore {
-    fn load_hosts(&self) -> Result<Vec<StoredHost>, StoreError> {
-        self.read_hosts()
+    fn each_host(&self, each: &mut dyn FnMut(StoredHost)) -> Result<(), StoreError> {
+        self.read_hosts(each)
     }
 
     fn save_reports(
