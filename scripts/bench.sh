@@ -259,16 +259,10 @@ postgres_cpu_ticks() {
 
 if has store; then
   cargo build --release --locked -p envparity-tests --bin envparity-test-postgres >&2
-  chmod 711 "$tmp"
-  coproc PG { exec "$bin/envparity-test-postgres" "$tmp" --durable 2>&1; }
-  pg_pid=$PG_PID pg_out=${PG[0]} pg_in=${PG[1]} pg_url=
-  while read -t 60 -r line <&"$pg_out"; do
-    case "$line" in
-      "url "*) pg_url=${line#url } ;;
-      ready) break ;;
-    esac
-  done
-  [[ -n "$pg_url" ]] || { say "PostgreSQL did not start"; exit 1; }
+  # shellcheck source=SCRIPTDIR/lib/postgres.sh
+  . scripts/lib/postgres.sh
+  postgres_start "$bin/envparity-test-postgres" "$tmp" --durable || exit 1
+  pg_url=$postgres_url
   psql=/usr/lib/postgresql/15/bin/psql
   replicas=${BENCH_REPLICAS:-3}
   IFS=, read -r -a scale_list <<<"$scales"
@@ -370,8 +364,7 @@ if has store; then
       wait "${pids[@]}" 2>/dev/null || true
     done
   done
-  exec {pg_in}>&-
-  wait "$pg_pid" || true
+  postgres_stop
 fi
 
 if has attack; then

@@ -27,7 +27,7 @@ run_tmp=$(mktemp -d /tmp/ept.XXXXXX)
 # shellcheck disable=SC2317  # runs as the EXIT trap
 cleanup() {
   local status=$?
-  stop_postgres 2>/dev/null || true
+  postgres_stop 2>/dev/null || true
   if [[ -n "${ENVPARITY_E2E_KEEP:-}" ]]; then
     say "kept $run_tmp (ENVPARITY_E2E_KEEP is set)"
   else
@@ -41,33 +41,14 @@ cleanup() {
 trap cleanup EXIT
 
 # PostgreSQL 15 for the store tests' second backend (docs/store.md): one
-# server for the run under $run_tmp (tests/src/postgres.rs, the harness's
-# own), on a Unix socket only; each test makes a database of its own. The
-# server runs as the postgres user, who must be able to reach its dir.
-chmod 711 "$run_tmp"
-coproc POSTGRES { exec "${CARGO_TARGET_DIR:-target}/debug/envparity-test-postgres" "$run_tmp" 2>&1; }
-postgres_pid=$POSTGRES_PID
-postgres_out=${POSTGRES[0]}
-postgres_in=${POSTGRES[1]}
-url=
-while read -t 60 -r line <&"$postgres_out"; do
-  case "$line" in
-    "url "*) url=${line#url } ;;
-    ready) break ;;
-    *) printf '%s\n' "$line" >&2 ;;
-  esac
-done
-[[ -n "$url" ]] || { say "FAILED: PostgreSQL did not start (envparity-test-postgres, pid $postgres_pid)"; exit 1; }
-export ENVPARITY_TEST_POSTGRES=$url
-say "PostgreSQL for the store tests: $url (pid $postgres_pid)"
-# Closing its input makes envparity-test-postgres stop the server by pid and
-# remove its dir; then it exits, and is waited for by pid.
-stop_postgres() {
-  [[ -n "${postgres_in:-}" ]] || return 0
-  exec {postgres_in}>&-
-  postgres_in=
-  wait "$postgres_pid" || say "envparity-test-postgres (pid $postgres_pid) exited with $?"
-}
+# server for the run under $run_tmp, on a Unix socket only; each test makes
+# a database of its own.
+# shellcheck source=SCRIPTDIR/lib/postgres.sh
+. scripts/lib/postgres.sh
+postgres_start "${CARGO_TARGET_DIR:-target}/debug/envparity-test-postgres" "$run_tmp" ||
+  { say "FAILED: PostgreSQL did not start"; exit 1; }
+export ENVPARITY_TEST_POSTGRES=$postgres_url
+say "PostgreSQL for the store tests: $postgres_url (pid $postgres_pid)"
 
 (($# > 0)) || set -- --workspace
 threads=${ENVPARITY_TEST_THREADS:-2}
@@ -91,7 +72,7 @@ if [[ "$*" == "--workspace" ]]; then
   ENVPARITY_E2E_STORE=postgres TMPDIR=$run_tmp cargo test --locked -p envparity-tests --test e2e \
     -- --test-threads="$threads" || status=$?
 fi
-stop_postgres
+postgres_stop
 
 say "scripts/test-fleet.sh"
 TMPDIR=$run_tmp scripts/test-fleet.sh || status=$?
