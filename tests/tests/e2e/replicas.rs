@@ -385,6 +385,23 @@ fn signal(pid: u32, signal: &str) {
 /// standby takes over. Woken, the old one must not store that report (the
 /// fence refuses its write, so it is never acknowledged), and it stops,
 /// saying it lost the lease, for its supervisor to restart it as a standby.
+/// PostgreSQL with an empty database `envparity`, and a fleet whose one
+/// host is `p` (its certificate; no engine).
+fn database_and_host_p() -> Result<(Postgres, Fleet)> {
+    let postgres = Postgres::start()?;
+    postgres.sql("postgres", "CREATE DATABASE envparity")?;
+    Ok((postgres, Fleet::builder().identity("p").start()?))
+}
+
+/// `envparity hosts` lists `p`: the replica serving now holds what was
+/// acknowledged for it.
+fn assert_p_is_served(fleet: &Fleet) -> Result<()> {
+    let out = fleet.cli(&["hosts"])?;
+    out.assert_code(0);
+    assert!(out.stdout.contains("\"p\""), "{}", out.stdout);
+    Ok(())
+}
+
 /// A replica that took the lease keeps it while it loads the store, however
 /// many terms that takes (at 100,000 hosts, a minute of 10 s terms): the
 /// other standby does not take it in turn, which would make the first stop
@@ -393,9 +410,7 @@ fn signal(pid: u32, signal: &str) {
 /// for four terms of one second.
 #[test]
 fn a_replica_keeps_the_lease_while_it_loads_for_many_terms() -> Result<()> {
-    let postgres = Postgres::start()?;
-    postgres.sql("postgres", "CREATE DATABASE envparity")?;
-    let fleet = Fleet::builder().identity("p").start()?;
+    let (postgres, fleet) = database_and_host_p()?;
     let mut replicas = fleet
         .aggregator()
         .store(postgres.url("envparity"))
@@ -451,17 +466,12 @@ fn a_replica_keeps_the_lease_while_it_loads_for_many_terms() -> Result<()> {
         "the other standby stopped: {}",
         standby.log()
     );
-    let out = fleet.cli(&["hosts"])?;
-    out.assert_code(0);
-    assert!(out.stdout.contains("\"p\""), "{}", out.stdout);
-    Ok(())
+    assert_p_is_served(&fleet)
 }
 
 #[test]
 fn a_paused_writer_stores_nothing_once_woken_and_stops() -> Result<()> {
-    let postgres = Postgres::start()?;
-    postgres.sql("postgres", "CREATE DATABASE envparity")?;
-    let fleet = Fleet::builder().identity("p").start()?;
+    let (postgres, fleet) = database_and_host_p()?;
     let mut replicas = fleet
         .aggregator()
         .store(postgres.url("envparity"))
@@ -524,8 +534,5 @@ fn a_paused_writer_stores_nothing_once_woken_and_stops() -> Result<()> {
         replica.log()
     );
     // The new holder serves what was acknowledged.
-    let out = fleet.cli(&["hosts"])?;
-    out.assert_code(0);
-    assert!(out.stdout.contains("\"p\""), "{}", out.stdout);
-    Ok(())
+    assert_p_is_served(&fleet)
 }
