@@ -47,7 +47,9 @@
 #           (store.jsonl: in the steady phase alone too), then the time
 #           from a SIGKILL of the serving replica to another one's /ready
 #           and that replica's peak RSS (loading the store); the replicas'
-#           lease lines in store-pg-N-RUN-lease.log. BENCH_STORES
+#           lease lines in store-pg-N-RUN-lease.log. BENCH_VIA=standby
+#           sends the load through a standby (the forwarding hop; its CPU
+#           is entry_cpu_seconds). BENCH_STORES
 #           (sqlite,postgres) picks the backends. Not in the default parts.
 #   web     the web view at BENCH_WEB_HOSTS (10,000) simulated hosts with
 #           ingest running: `envparity serve --web-listen` (plain text,
@@ -330,9 +332,19 @@ if has store; then
       rm -f "$mark" "$mark.ticks"
       (while [[ ! -e "$mark" ]]; do sleep 0.05; done; echo "$(postgres_cpu_ticks) $EPOCHREALTIME" >"$mark.ticks") &
       watcher=$!
-      loadgen --server "http://127.0.0.1:${ports[$holder]}" --server-pid "${pids[$holder]}" "${steady_load[@]}" \
-        --steady-mark "$mark" --label "store-postgres-$n/run$r" ||
+      # BENCH_VIA=standby sends the load to a standby, which passes each
+      # connection on to the serving replica (the forwarding hop); its CPU
+      # is taken too. The server CPU loadgen reports stays the serving one's.
+      entry=$holder label=store-postgres-$n/run$r
+      if [[ "${BENCH_VIA:-serving}" == standby ]]; then
+        entry=$(((holder + 1) % replicas)) label=store-postgres-via-standby-$n/run$r
+      fi
+      entry_ticks=$(awk '{print $14 + $15}' "/proc/${pids[$entry]}/stat")
+      loadgen --server "http://127.0.0.1:${ports[$entry]}" --server-pid "${pids[$holder]}" "${steady_load[@]}" \
+        --steady-mark "$mark" --label "$label" ||
         say "store run $r, $n hosts on PostgreSQL: failed calls (in the results)"
+      entry_cpu=$(awk -v t="$(($(awk '{print $14 + $15}' "/proc/${pids[$entry]}/stat") - entry_ticks))" \
+        -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", t / hz}')
       after=$(postgres_cpu_ticks) t1=$EPOCHREALTIME
       wait "$watcher" 2>/dev/null || true
       read -r steady_ticks steady_t0 <"$mark.ticks"
@@ -357,7 +369,7 @@ if has store; then
           sleep 0.1
         done
       fi
-      echo "{\"label\": \"store-postgres-$n/run$r\", \"replicas\": $replicas, \"takeover_seconds\": $takeover, \"takeover_peak_rss_kib\": $takeover_hwm, \"lease_ttl\": \"10s\", \"rss_kib_all_replicas\": $rss, \"postgres_cpu_seconds\": $(awk -v t="$((after - before))" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", t / hz}'), \"postgres_wall_seconds\": $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}'), \"postgres_steady_cpu_seconds\": $(awk -v t="$((after - steady_ticks))" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", t / hz}'), \"postgres_steady_seconds\": $(awk -v a="$steady_t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}'), \"database_bytes\": $("$psql" "$db_url" -qAt -c "SELECT pg_database_size(current_database())")}" >>"$out/store.jsonl"
+      echo "{\"label\": \"$label\", \"replicas\": $replicas, \"entry_cpu_seconds\": $entry_cpu, \"takeover_seconds\": $takeover, \"takeover_peak_rss_kib\": $takeover_hwm, \"lease_ttl\": \"10s\", \"rss_kib_all_replicas\": $rss, \"postgres_cpu_seconds\": $(awk -v t="$((after - before))" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", t / hz}'), \"postgres_wall_seconds\": $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}'), \"postgres_steady_cpu_seconds\": $(awk -v t="$((after - steady_ticks))" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", t / hz}'), \"postgres_steady_seconds\": $(awk -v a="$steady_t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}'), \"database_bytes\": $("$psql" "$db_url" -qAt -c "SELECT pg_database_size(current_database())")}" >>"$out/store.jsonl"
       # Who held the lease when, and who served (the takeover's story).
       grep -h "writer lease\|listening" "$tmp"/serve-pg-"$n"-"$r"-*.log >"$out/store-pg-$n-$r-lease.log" || true
       kill -TERM "${pids[@]}"
