@@ -249,6 +249,21 @@ fi
 # same run. PostgreSQL is the test harness's server with fsync on
 # (envparity-test-postgres --durable); its CPU is every postgres process's
 # time, children included, around the load generator's run.
+# Seconds from T0 to T1 (default: now), one decimal.
+seconds() { awk -v a="$1" -v b="${2:-$EPOCHREALTIME}" 'BEGIN {printf "%.1f", b - a}'; }
+# CPU clock TICKS as seconds, two decimals.
+tick_seconds() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", t / hz}'; }
+# The index of a PostgreSQL replica (in pids and metrics) other than
+# SKIP that answers /ready 200, i.e. serves; fails when none does.
+ready_replica() {
+  local i
+  for i in "${!pids[@]}"; do
+    [[ $i == "${1:-}" ]] && continue
+    curl -fs "http://127.0.0.1:${metrics[$i]}/ready" >/dev/null 2>&1 && { echo "$i"; return 0; }
+  done
+  return 1
+}
+
 postgres_cpu_ticks() {
   local pid total=0 fields
   for pid in $(pgrep -u postgres); do
@@ -294,7 +309,7 @@ if has store; then
         server=$!
         for _ in $(seq 1 6000); do
           if grep -q "envparity aggregator listening" "$tmp/serve-restart-$n-$r.log"; then
-            restart=$(awk -v a="$t_start" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.1f", b - a}')
+            restart=$(seconds "$t_start")
             restart_hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$server/status")
             break
           fi
@@ -320,9 +335,7 @@ if has store; then
       done
       holder=
       for _ in $(seq 1 300); do
-        for i in "${!pids[@]}"; do
-          if curl -fs "http://127.0.0.1:${metrics[$i]}/ready" >/dev/null 2>&1; then holder=$i; break 2; fi
-        done
+        holder=$(ready_replica) && break
         sleep 0.2
       done
       [[ -n "$holder" ]] || { say "no replica took the writer lease"; kill "${pids[@]}"; exit 1; }
@@ -343,8 +356,7 @@ if has store; then
       loadgen --server "http://127.0.0.1:${ports[$entry]}" --server-pid "${pids[$holder]}" "${steady_load[@]}" \
         --steady-mark "$mark" --label "$label" ||
         say "store run $r, $n hosts on PostgreSQL: failed calls (in the results)"
-      entry_cpu=$(awk -v t="$(($(awk '{print $14 + $15}' "/proc/${pids[$entry]}/stat") - entry_ticks))" \
-        -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", t / hz}')
+      entry_cpu=$(tick_seconds $(($(awk '{print $14 + $15}' "/proc/${pids[$entry]}/stat") - entry_ticks)))
       after=$(postgres_cpu_ticks) t1=$EPOCHREALTIME
       wait "$watcher" 2>/dev/null || true
       read -r steady_ticks steady_t0 <"$mark.ticks"
@@ -357,19 +369,16 @@ if has store; then
         kill -KILL "${pids[$holder]}"
         t_kill=$EPOCHREALTIME
         for _ in $(seq 1 6000); do
-          for i in "${!pids[@]}"; do
-            [[ $i == "$holder" ]] && continue
-            if curl -fs "http://127.0.0.1:${metrics[$i]}/ready" >/dev/null 2>&1; then
-              takeover=$(awk -v a="$t_kill" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.1f", b - a}')
-              # The new serving replica's peak memory: loading the store.
-              takeover_hwm=$(awk '/^VmHWM/ {print $2}' "/proc/${pids[$i]}/status")
-              break 2
-            fi
-          done
+          if next=$(ready_replica "$holder"); then
+            takeover=$(seconds "$t_kill")
+            # The new serving replica's peak memory: loading the store.
+            takeover_hwm=$(awk '/^VmHWM/ {print $2}' "/proc/${pids[$next]}/status")
+            break
+          fi
           sleep 0.1
         done
       fi
-      echo "{\"label\": \"$label\", \"replicas\": $replicas, \"entry_cpu_seconds\": $entry_cpu, \"takeover_seconds\": $takeover, \"takeover_peak_rss_kib\": $takeover_hwm, \"lease_ttl\": \"10s\", \"rss_kib_all_replicas\": $rss, \"postgres_cpu_seconds\": $(awk -v t="$((after - before))" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", t / hz}'), \"postgres_wall_seconds\": $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}'), \"postgres_steady_cpu_seconds\": $(awk -v t="$((after - steady_ticks))" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", t / hz}'), \"postgres_steady_seconds\": $(awk -v a="$steady_t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}'), \"database_bytes\": $("$psql" "$db_url" -qAt -c "SELECT pg_database_size(current_database())")}" >>"$out/store.jsonl"
+      echo "{\"label\": \"$label\", \"replicas\": $replicas, \"entry_cpu_seconds\": $entry_cpu, \"takeover_seconds\": $takeover, \"takeover_peak_rss_kib\": $takeover_hwm, \"lease_ttl\": \"10s\", \"rss_kib_all_replicas\": $rss, \"postgres_cpu_seconds\": $(tick_seconds $((after - before))), \"postgres_wall_seconds\": $(seconds "$t0" "$t1"), \"postgres_steady_cpu_seconds\": $(tick_seconds $((after - steady_ticks))), \"postgres_steady_seconds\": $(seconds "$steady_t0" "$t1"), \"database_bytes\": $("$psql" "$db_url" -qAt -c "SELECT pg_database_size(current_database())")}" >>"$out/store.jsonl"
       # Who held the lease when, and who served (the takeover's story).
       grep -h "writer lease\|listening" "$tmp"/serve-pg-"$n"-"$r"-*.log >"$out/store-pg-$n-$r-lease.log" || true
       kill -TERM "${pids[@]}"

@@ -270,27 +270,30 @@ impl Postgres {
     /// Runs `sql` as the superuser on database `db` (psql): its output,
     /// unaligned, without headers.
     pub fn sql(&self, db: &str, sql: &str) -> Result<String> {
+        let mut psql = self.psql(db);
+        psql.args(["-c", sql]);
+        crate::command::checked(psql)
+    }
+
+    /// psql as the superuser on database `db` over the Unix socket,
+    /// unaligned, without headers, stopping at the first error.
+    fn psql(&self, db: &str) -> Command {
         let mut psql = Command::new(PSQL.path);
         psql.args(["-XqAt", "-v", "ON_ERROR_STOP=1", "-U", "postgres"])
             .args(["-p", &self.server.port.to_string()])
             .args(["-d", db, "-h"])
-            .arg(&self.server.socket_dir)
-            .args(["-c", sql]);
-        crate::command::checked(psql)
+            .arg(&self.server.socket_dir);
+        psql
     }
 
     /// A psql session on database `db`, as the superuser, kept open: what
     /// [`Session::send`] writes runs in it, in order (a transaction holding
     /// a lock, say), until the session is dropped.
     pub fn session(&self, db: &str) -> Result<Session> {
-        let mut psql = Command::new(PSQL.path);
-        psql.args(["-XqAt", "-v", "ON_ERROR_STOP=1", "-U", "postgres"])
-            .args(["-p", &self.server.port.to_string()])
-            .args(["-d", db, "-h"])
-            .arg(&self.server.socket_dir)
+        let child = self
+            .psql(db)
             .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null());
-        let child = psql
+            .stdout(std::process::Stdio::null())
             .spawn()
             .map_err(Error::io(format!("start {} (a session)", PSQL.path)))?;
         Ok(Session { child })
